@@ -1,0 +1,1 @@
+"""Configuration: sections and their schema, TOML/env/override/CLI layering, TOML output."""

@@ -1,0 +1,1 @@
+"""Data models: points, batches, group keys, durations and line protocol."""

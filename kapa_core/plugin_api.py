@@ -1,0 +1,84 @@
+"""Everything a plugin may import from kapa-core, built-in plugins included.
+
+A plugin that keeps to these names keeps working across kapa-core releases; anything
+else in ``kapa_core`` is internal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kapa_core.config.schema import Section, setting
+from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
+from kapa_core.hookspecs import hookimpl
+from kapa_core.models.duration import Duration
+from kapa_core.services import ServiceContext, StartupContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerKind:
+    """An alert handler kind.
+
+    ``name`` is the topic-handler ``kind`` and, by the naming rule, the alert-node property
+    (``name="slack"`` gives ``.slack()``; ``property`` overrides it). ``options`` is a
+    dataclass of the handler's options: each field is a chained TICKscript method
+    (``channel`` gives ``.channel('#ops')``) and a topic-handler option key (``channel``).
+    ``factory(options, service)`` returns an object with ``async handle(event)``.
+    ``section`` names the config section whose service the handler uses.
+    """
+
+    name: str
+    options: type
+    factory: Callable[..., Any]
+    section: str = ""
+    property: str = ""
+    doc: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputListener:
+    """An input listener bound to a config section (its service writes points)."""
+
+    name: str
+    section: str
+    doc: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscoveryKind:
+    """A discovery service: ``section`` holds its elements, named by their ``id``."""
+
+    name: str
+    section: str
+    doc: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UDFBridge:
+    """A way to reach a UDF agent, chosen when ``selects(udf_config)`` is true."""
+
+    name: str
+    selects: Callable[[Any], bool]
+    factory: Callable[..., Any]
+    doc: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = [
+    "ConfigError",
+    "DiscoveryKind",
+    "Duration",
+    "HandlerError",
+    "HandlerKind",
+    "InputListener",
+    "KapaError",
+    "PluginError",
+    "Section",
+    "ServiceContext",
+    "StartupContext",
+    "UDFBridge",
+    "hookimpl",
+    "setting",
+]

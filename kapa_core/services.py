@@ -1,0 +1,111 @@
+"""Service lifecycle: each config section's service runs in its own cancel scope.
+
+A service is any object with ``async serve(*, task_status=trio.TASK_STATUS_IGNORED)``: it
+acquires what it needs, calls ``task_status.started()`` once ready, waits to be cancelled
+and releases. The runner opens services in order, re-opens one when its section is
+overridden, and closes them all in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from kapa_core.logs import Logger
+
+
+class Service(Protocol):
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None: ...
+
+
+@dataclass
+class ServiceContext:
+    """What a section's service factory receives.
+
+    ``config`` is the section's typed value (one instance, or a tuple for an array
+    section); ``root`` holds the root keys (``hostname``, ``data_dir``...);
+    ``write_points(db, rp, points)`` feeds points into the stream as ``/write`` does;
+    ``app`` is the running daemon, for the core's own services.
+    """
+
+    section: str
+    config: Any
+    root: Any
+    logger: Logger
+    write_points: Callable[[str, str, list[Any]], None]
+    app: Any = None
+
+
+@dataclass
+class StartupContext:
+    """Passed to ``kapa_startup``/``kapa_shutdown``: the running daemon and its config."""
+
+    app: Any
+    config: Any
+
+
+@dataclass
+class _Running:
+    name: str
+    scope: trio.CancelScope
+    stopped: trio.Event = field(default_factory=trio.Event)
+    service: Any = None
+
+
+class ServiceRunner:
+    """Opens, re-opens and closes named services inside one nursery."""
+
+    def __init__(self, nursery: trio.Nursery, logger: Logger) -> None:
+        self._nursery = nursery
+        self._log = logger
+        self._running: dict[str, _Running] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._running)
+
+    def get(self, name: str) -> Any:
+        running = self._running.get(name)
+        return running.service if running else None
+
+    async def open(self, name: str, service: Any) -> Any:
+        """Start ``service`` under ``name`` and wait until it reports ready.
+
+        Returns whatever the service passed to ``task_status.started()``.
+        """
+        if name in self._running:
+            raise RuntimeError(f"service {name} is already open")
+        result = await self._nursery.start(self._supervise, name, service)
+        return result
+
+    async def _supervise(self, name: str, service: Any, *, task_status: Any) -> None:
+        with trio.CancelScope() as scope:
+            running = _Running(name, scope, service=service)
+            try:
+                async with trio.open_nursery() as inner:
+                    value = await inner.start(service.serve)
+                    self._running[name] = running
+                    task_status.started(value)
+            finally:
+                if self._running.get(name) is running:
+                    del self._running[name]
+                running.stopped.set()
+
+    async def close(self, name: str) -> None:
+        running = self._running.get(name)
+        if running is None:
+            return
+        running.scope.cancel()
+        await running.stopped.wait()
+        self._log.debug("closed service", name=name)
+
+    async def reopen(self, name: str, service: Any) -> Any:
+        await self.close(name)
+        return await self.open(name, service)
+
+    async def close_all(self) -> None:
+        for name in reversed(list(self._running)):
+            await self.close(name)
