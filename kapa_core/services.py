@@ -78,17 +78,28 @@ class ServiceRunner:
         """
         if name in self._running:
             raise RuntimeError(f"service {name} is already open")
-        result = await self._nursery.start(self._supervise, name, service)
-        return result
+        try:
+            return await self._nursery.start(self._supervise, name, service)
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
+
 
     async def _supervise(self, name: str, service: Any, *, task_status: Any) -> None:
+        """Run one service; a failure after it reported ready is logged, not fatal."""
         with trio.CancelScope() as scope:
             running = _Running(name, scope, service=service)
+            ready = False
             try:
                 async with trio.open_nursery() as inner:
                     value = await inner.start(service.serve)
                     self._running[name] = running
+                    ready = True
                     task_status.started(value)
+            except Exception as exc:  # a running service died: keep the daemon up
+                if not ready:
+                    raise
+                self._log.error("service stopped with an error", name=name,
+                                err=f"{type(exc).__name__}: {exc}")
             finally:
                 if self._running.get(name) is running:
                     del self._running[name]
@@ -109,3 +120,12 @@ class ServiceRunner:
     async def close_all(self) -> None:
         for name in reversed(list(self._running)):
             await self.close(name)
+
+
+def _single(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one exception inside nested single-member groups, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+

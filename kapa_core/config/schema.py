@@ -300,6 +300,9 @@ class Section:
     check: Callable[[Any], None] | None = None
     doc: str = ""
 
+    def default_raw_element(self) -> dict[str, Any]:
+        return defaults_raw(self.schema)
+
     def default_raw(self) -> Any:
         if self.multiple:
             return [defaults_raw(self.schema) for _ in range(self.default_elements)]

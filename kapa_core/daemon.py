@@ -1,0 +1,245 @@
+"""The running daemon: storage, configuration, services, the HTTP API, shutdown.
+
+Start order: the configuration is built and validated completely before anything
+starts (a bad value stops the daemon with nothing half-started); then the store opens,
+stored overrides are applied, plugin services open in section order, the HTTP server
+opens last so that a client never meets a half-ready daemon. SIGINT/SIGTERM stop it:
+the HTTP server stops accepting and lets in-flight requests finish, then services close
+in reverse order and the pid file is removed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
+from kapa_core.config.loader import Config, ConfigLayers
+from kapa_core.config.service import ConfigService
+from kapa_core.engine.router import StreamRouter
+from kapa_core.errors import APIError, ConfigError
+from kapa_core.http.config_api import ConfigAPI
+from kapa_core.http.router import Router
+from kapa_core.http.server import HTTPServer
+from kapa_core.http.server_api import ServerAPI
+from kapa_core.http.write_api import WriteAPI
+from kapa_core.logs import Logger
+from kapa_core.plugins import Plugins
+from kapa_core.services import ServiceContext, ServiceRunner, StartupContext
+from kapa_core.storage import Store
+
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
+                 "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """Command-line options that are not configuration keys."""
+
+    pidfile: str = ""
+    blacklist_cidrs: tuple[str, ...] = ()
+    disable_handlers: tuple[str, ...] = ()
+    config_path: str | None = None
+
+
+def parse_cidrs(values: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``-blacklist-cidrs`` values; ``private`` stands for all private ranges."""
+    out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            names = PRIVATE_CIDRS if part == "private" else (part,)
+            for name in names:
+                try:
+                    out.append(ipaddress.ip_network(name, strict=False))
+                except ValueError:
+                    raise ConfigError("-blacklist-cidrs", f"invalid CIDR {name!r} (expected "
+                                      "e.g. 10.0.0.0/8, or private)") from None
+    return out
+
+
+def split_bind(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Daemon:
+    plugins: Plugins
+    layers: ConfigLayers
+    options: DaemonOptions = field(default_factory=DaemonOptions)
+
+    def __post_init__(self) -> None:
+        self.version = __version__
+        self.log = Logger("server")
+        self.stream = StreamRouter()
+        self.blacklist = parse_cidrs(self.options.blacklist_cidrs)
+        self.disabled_handlers = frozenset(h.strip() for h in self.options.disable_handlers
+                                           if h.strip())
+        self.address: tuple[str, int] | None = None
+        self.cluster_id = ""
+        self.server_id = ""
+        self._stop = trio.Event()
+        self._runner: ServiceRunner | None = None
+        self._http: HTTPServer | None = None
+        self.store: Store | None = None
+        self.config_service: ConfigService | None = None
+        # The base configuration, validated before anything starts.
+        self.config: Config = self.layers.build(self.layers.effective_raw())
+
+    # -- task counts (the engine registers itself here) ------------------------------
+    def num_tasks(self) -> int:
+        return 0
+
+    def num_enabled_tasks(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        """Ask the daemon to shut down gracefully (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        base = self.config
+        logs.configure(base["logging"].file, base["logging"].level)
+        self.store = Store(base["storage"].boltdb)
+        try:
+            self.store.integrity_check()
+            self._ids()
+            self.config_service = ConfigService(
+                self.layers, self.store, skip_overrides=base.root.skip_config_overrides,
+                on_change=self._section_changed)
+            self.config = self.config_service.config
+            if self.config["logging"] != base["logging"]:
+                logs.configure(self.config["logging"].file, self.config["logging"].level)
+            self._write_pidfile()
+            try:
+                await self._serve(task_status)
+            finally:
+                self._remove_pidfile()
+        finally:
+            self.store.close()
+            self.log.info("stopped")
+
+    async def _serve(self, task_status: Any) -> None:
+        config = self.config
+        self.log.info("kapa-core starting", version=self.version,
+                      compatible=KAPACITOR_COMPAT_VERSION, pid=os.getpid(),
+                      config=self.options.config_path or "(embedded defaults)",
+                      data_dir=config.root.data_dir, storage=config["storage"].boltdb)
+        for name in config.unknown:
+            self.log.warn("unknown configuration key ignored", key=name)
+        if self.disabled_handlers:
+            unknown = sorted(self.disabled_handlers - set(self.plugins.handler_kinds))
+            self.log.info("alert handlers disabled", kinds=",".join(sorted(
+                self.disabled_handlers)), unknown=",".join(unknown) or None)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_signals)
+            runner = self._runner = ServiceRunner(nursery, Logger("server"))
+            for section in self.plugins.ordered_sections():
+                if section.service is not None:
+                    await runner.open(section.name, section.service(self._context(section.name)))
+                    self.log.debug("opened service", name=section.name)
+            self._http = self._http_server()
+            self.address = await runner.open("http", self._http)
+            self.plugins.hook.kapa_startup(context=StartupContext(self, config))
+            self.log.info("kapa-core ready", addr=f"{self.address[0]}:{self.address[1]}")
+            task_status.started(self.address)
+            await self._stop.wait()
+            self.log.info("signal received, shutting down gracefully")
+            await self._http.shutdown()
+            self.plugins.hook.kapa_shutdown(context=StartupContext(self, self.config))
+            await runner.close_all()
+            nursery.cancel_scope.cancel()
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
+            async for signum in sigs:
+                if signum == signal.SIGHUP:
+                    self.log.info("SIGHUP received: reloading the load directory")
+                    continue
+                self.log.info("signal received", signal=signal.Signals(signum).name)
+                self.stop()
+                return
+
+    def _context(self, name: str) -> ServiceContext:
+        return ServiceContext(section=name, config=self.config[name], root=self.config.root,
+                              logger=Logger(name), write_points=self.stream.write, app=self)
+
+    async def _section_changed(self, name: str, config: Config) -> None:
+        """A config override changed section ``name``: re-open only its service."""
+        self.config = config
+        section = self.plugins.sections[name]
+        if section.service is None or self._runner is None:
+            return
+        self.log.info("configuration override applied, restarting service", section=name)
+        try:
+            await self._runner.reopen(name, section.service(self._context(name)))
+        except Exception as exc:
+            self.log.error("service failed to restart after override", section=name,
+                           err=str(exc))
+            raise APIError(500, f"failed to update service {name}: {exc}") from None
+
+    # -- HTTP -----------------------------------------------------------------------
+    def _http_server(self) -> HTTPServer:
+        http = self.config["http"]
+        router = Router()
+        ServerAPI(self).register(router)
+        WriteAPI(self.stream, default_rp=lambda: self.config.root.default_retention_policy,
+                 logger=Logger("http"), tracing=http.write_tracing).register(router)
+        assert self.config_service is not None
+        ConfigAPI(self.config_service).register(router)
+        host, port = split_bind(http.bind_address)
+        return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
+                          logger=Logger("http"), max_body_size=http.max_body_size,
+                          shutdown_timeout=http.shutdown_timeout / 1e9,
+                          ssl_context=self._ssl_context(), access_log=http.log_enabled)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        http = self.config["http"]
+        if not http.https_enabled:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(http.https_certificate, http.https_private_key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("http.https-certificate", f"cannot load certificate "
+                              f"{http.https_certificate!r}: {exc}") from None
+        return context
+
+    # -- identity and pid file --------------------------------------------------------
+    def _ids(self) -> None:
+        assert self.store is not None
+        ids = {}
+        for name in ("cluster_id", "server_id"):
+            value = self.store.get("server", name)
+            if value is None:
+                value = str(uuid.uuid4()).encode()
+                self.store.put("server", name, value)
+            ids[name] = value.decode()
+        self.cluster_id, self.server_id = ids["cluster_id"], ids["server_id"]
+
+    def _write_pidfile(self) -> None:
+        path = self.options.pidfile
+        if not path:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    def _remove_pidfile(self) -> None:
+        if self.options.pidfile:
+            try:
+                os.remove(self.options.pidfile)
+            except FileNotFoundError:
+                pass
+
+
+def hostname() -> str:
+    return socket.gethostname()

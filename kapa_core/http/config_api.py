@@ -1,0 +1,66 @@
+"""``/kapacitor/v1/config``: read the configuration and override it at run time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kapa_core.config.service import BASE, ConfigService
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+
+
+def _split(rest: str) -> tuple[str, str | None]:
+    """``"smtp"`` -> ("smtp", None); ``"smtp/"`` -> ("smtp", ""); ``"a/b"`` -> ("a", "b")."""
+    section, slash, element = rest.partition("/")
+    return section, (element if slash else None)
+
+
+class ConfigAPI:
+    def __init__(self, service: ConfigService) -> None:
+        self.service = service
+
+    def register(self, router: Router) -> None:
+        router.add("GET", BASE, self.get_all)
+        router.add(["GET", "POST"], BASE + "/{rest:path}", self.section)
+
+    def _check_enabled(self) -> None:
+        if not self.service.enabled:
+            raise APIError(403, "config override service is not enabled")
+
+    async def get_all(self, request: Request) -> Response:
+        self._check_enabled()
+        sections: dict[str, Any] = {}
+        for section in self.service.overridable():
+            sections[section.name] = {
+                "link": {"rel": "self", "href": f"{BASE}/{section.name}"},
+                "elements": self.service.elements(section),
+            }
+        return Response.json({"link": {"rel": "self", "href": BASE}, "sections": sections})
+
+    async def section(self, request: Request) -> Response:
+        self._check_enabled()
+        name, element = _split(request.params.get("rest", ""))
+        if not name:
+            raise APIError(400, "must provide a section name")
+        if request.method == "POST":
+            body = _json_body(request)
+            await self.service.update(name, element, body)
+            return Response.empty(204)
+        section = self.service.section(name)
+        if element is None:
+            return Response.json({"link": {"rel": "self", "href": f"{BASE}/{name}"},
+                                  "elements": self.service.elements(section)})
+        return Response.json(self.service.find_element(section, element))
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"failed to decode JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "failed to decode JSON: expected an object with set, delete, "
+                       "add or remove")
+    return body
