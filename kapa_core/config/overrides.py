@@ -96,6 +96,11 @@ class OverrideError(ConfigError):
         super().__init__("", message)
 
 
+def _field(body: Mapping[str, Any], name: str, empty: Any) -> Any:
+    value = body.get(name)
+    return empty if value is None else value
+
+
 def updated(overrides: Mapping[str, Override], section: Section, element: str | None,
             body: Mapping[str, Any]) -> dict[str, Override]:
     """The override set after one POST to ``/config/<section>[/<element>]``.
@@ -108,10 +113,10 @@ def updated(overrides: Mapping[str, Override], section: Section, element: str | 
     if extra:
         raise OverrideError(f"unknown field(s) {', '.join(sorted(extra))} in request "
                             "(expected set, delete, add or remove)")
-    set_opts = body.get("set") or {}
-    delete_opts = body.get("delete") or []
-    add = body.get("add") or {}
-    remove = body.get("remove") or []
+    set_opts = _field(body, "set", {})
+    delete_opts = _field(body, "delete", [])
+    add = _field(body, "add", {})
+    remove = _field(body, "remove", [])
     if not isinstance(set_opts, Mapping) or not isinstance(add, Mapping):
         raise OverrideError("set and add must be JSON objects")
     if not isinstance(delete_opts, list) or not isinstance(remove, list):
