@@ -1,1 +1,16 @@
-"""storage."""
+"""Storage: everything the API creates, in one SQLite file (see :mod:`.store`)."""
+
+from kapa_core.storage.store import Store
+
+TASKS = "tasks"
+TEMPLATES = "templates"
+OVERRIDES = "overrides"
+TOPIC_STATES = "topic-states"
+HANDLER_SPECS = "handler-specs"
+RECORDINGS = "recordings"
+REPLAYS = "replays"
+LOAD = "load"
+USERS = "users"
+
+__all__ = ["HANDLER_SPECS", "LOAD", "OVERRIDES", "RECORDINGS", "REPLAYS", "Store", "TASKS",
+           "TEMPLATES", "TOPIC_STATES", "USERS"]

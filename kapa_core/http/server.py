@@ -1,0 +1,396 @@
+"""The HTTP server: trio streams in, h11 for HTTP/1.1, one trio task per connection.
+
+Written once for the whole API. It reads a complete request (body limit enforced before,
+during and after gzip decoding), runs the middleware chain and the router, and writes
+the response with the headers every Kapacitor response carries (``Request-Id``,
+``X-Kapacitor-Version``). Slow clients are cut off by a header timeout and idle
+keep-alive connections by an idle timeout, so one client cannot starve the others.
+
+``shutdown()`` is graceful: listeners close at once, idle connections are closed,
+requests in flight get ``shutdown_timeout`` to finish, then the rest are cancelled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import ssl
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+import trio
+
+from kapa_core.errors import APIError
+from kapa_core.http.messages import JSON_TYPE, Request, Response
+from kapa_core.http.router import Router
+from kapa_core.logs import Logger
+from kapa_core.models.duration import format_go
+
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
+CORS_METHODS = "DELETE, GET, OPTIONS, POST, PATCH"
+CORS_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Length, Content-Type, "
+                "X-CSRF-Token, X-HTTP-Method-Override")
+MAX_HEAD_BYTES = 64 * 1024
+GZIP_MIN_BYTES = 1024
+_HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip ``data`` without ever holding more than ``limit`` bytes (0 = none)."""
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    chunk = data
+    while chunk:
+        room = (limit - len(out) + 1) if limit else 0
+        out += decoder.decompress(chunk, room)
+        if limit and len(out) > limit:
+            raise BodyTooLarge
+        chunk = decoder.unconsumed_tail
+    out += decoder.flush()
+    if limit and len(out) > limit:
+        raise BodyTooLarge
+    if not decoder.eof:
+        raise zlib.error("truncated gzip body")
+    return bytes(out)
+
+
+class _Connection:
+    """State of one client connection as the server tracks it for shutdown."""
+
+    __slots__ = ("busy", "scope")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.busy = False
+
+
+class HTTPServer:
+    def __init__(self, router: Router, *, host: str, port: int, version: str, logger: Logger,
+                 max_body_size: int = 25_000_000, shutdown_timeout: float = 10.0,
+                 header_timeout: float = 30.0, idle_timeout: float = 120.0,
+                 ssl_context: ssl.SSLContext | None = None, access_log: bool = True,
+                 middleware: Sequence[Middleware] = ()) -> None:
+        self.router = router
+        self.host = host
+        self.port = port
+        self.version = version
+        self.log = logger
+        self.max_body_size = max_body_size
+        self.shutdown_timeout = shutdown_timeout
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.ssl_context = ssl_context
+        self.access_log = access_log
+        self.middleware = list(middleware)
+        self._connections: set[_Connection] = set()
+        self._accept_scope: trio.CancelScope | None = None
+        self._closing = False
+        self._drained = trio.Event()
+        self._done = trio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        bound = listeners[0].socket.getsockname()
+        address = (self.host or bound[0], bound[1])
+        protocol = "https" if self.ssl_context else "http"
+        self.log.info("listening on", addr=f"{address[0]}:{address[1]}", protocol=protocol)
+        try:
+            async with trio.open_nursery() as connections:
+                with trio.CancelScope() as accept_scope:
+                    self._accept_scope = accept_scope
+                    async with trio.open_nursery() as accepting:
+                        for listener in listeners:
+                            accepting.start_soon(self._accept, listener, connections)
+                        task_status.started(address)
+                # Accepting stopped: shutdown() is draining the connections.
+        finally:
+            for listener in listeners:
+                with trio.CancelScope(shield=True):
+                    await listener.aclose()
+            self._done.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), close everything."""
+        if self._closing:
+            await self._done.wait()
+            return
+        self._closing = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for conn in list(self._connections):
+            if not conn.busy:
+                conn.scope.cancel()
+        if not self._connections:
+            self._drained.set()
+        with trio.move_on_after(self.shutdown_timeout):
+            await self._drained.wait()
+        for conn in list(self._connections):
+            conn.scope.cancel()
+        if self._accept_scope is not None:
+            await self._done.wait()
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # e.g. too many open files: back off, keep serving
+                self.log.error("accept failed", err=str(exc))
+                await trio.sleep(0.1)
+                continue
+            nursery.start_soon(self._serve_connection, stream)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        try:
+            peer = stream.socket.getpeername()
+            client = (str(peer[0]), int(peer[1]))
+        except OSError:
+            client = ("", 0)
+        with trio.CancelScope() as scope:
+            conn = _Connection(scope)
+            self._connections.add(conn)
+            try:
+                io: trio.abc.Stream = stream
+                if self.ssl_context is not None:
+                    io = trio.SSLStream(stream, self.ssl_context, server_side=True,
+                                        https_compatible=True)
+                await self._session(io, client, conn)
+            except ssl.SSLError as exc:
+                self._tls_failed(exc, client)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, _ClientGone):
+                pass
+            except trio.TooSlowError:
+                pass
+            finally:
+                self._connections.discard(conn)
+                if self._closing and not self._connections:
+                    self._drained.set()
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    try:
+                        await stream.aclose()
+                    except (trio.BrokenResourceError, OSError):
+                        pass
+
+    def _tls_failed(self, exc: ssl.SSLError, client: tuple[str, int]) -> None:
+        reason = getattr(exc, "reason", "") or ""
+        if reason == "HTTP_REQUEST" or "http request" in str(exc).lower():
+            self.log.error("plain HTTP request received on the HTTPS port; use https:// in "
+                           "the client URL", client=client[0])
+        else:
+            self.log.info("TLS handshake error", client=client[0], err=str(exc))
+
+    # -- one connection ----------------------------------------------------------------
+    async def _receive(self, io: trio.abc.Stream, h: h11.Connection) -> None:
+        data = await io.receive_some(65536)
+        h.receive_data(data)
+
+    async def _next_event(self, io: trio.abc.Stream, h: h11.Connection) -> Any:
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            await self._receive(io, h)
+
+    async def _read_head(self, io: trio.abc.Stream, h: h11.Connection,
+                         first: bool) -> Any:
+        """Wait for a request head: idle timeout until bytes arrive, then header timeout."""
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + (self.header_timeout if first
+                                                    else self.idle_timeout)
+            started = False
+            while True:
+                event = h.next_event()
+                if event is not h11.NEED_DATA:
+                    return event
+                await self._receive(io, h)
+                if not started:
+                    started = True
+                    scope.deadline = min(scope.deadline,
+                                         trio.current_time() + self.header_timeout)
+        raise trio.TooSlowError  # the deadline passed
+
+    async def _session(self, io: trio.abc.Stream, client: tuple[str, int],
+                       conn: _Connection) -> None:
+        h = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        first = True
+        while True:
+            try:
+                event = await self._read_head(io, h, first)
+            except h11.RemoteProtocolError as exc:
+                await self._send_error(io, h, exc.error_status_hint, f"malformed request: {exc}")
+                return
+            first = False
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
+            if not isinstance(event, h11.Request):
+                return
+            conn.busy = True
+            try:
+                keep = await self._exchange(io, h, event, client)
+            finally:
+                conn.busy = False
+            if not keep or self._closing or h.our_state is h11.MUST_CLOSE:
+                return
+            try:
+                h.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _exchange(self, io: trio.abc.Stream, h: h11.Connection, head: h11.Request,
+                        client: tuple[str, int]) -> bool:
+        """Read one request's body, answer it; False when the connection must close."""
+        started = time.monotonic()
+        start_wall = dt.datetime.now(dt.UTC)
+        request_id = str(uuid.uuid1())
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                   for k, v in head.headers]
+        target = head.target.decode("latin-1")
+        parts = urlsplit(target)
+        request = Request(method=head.method.decode("ascii").upper(),
+                          path=unquote(parts.path), raw_target=target,
+                          query=parse_qs(parts.query, keep_blank_values=True),
+                          headers=headers, client=client, request_id=request_id,
+                          http_version=head.http_version.decode("ascii"))
+        keep = True
+        try:
+            request.body = await self._read_body(io, h, request)
+            response = await self._respond(request)
+        except BodyTooLarge:
+            response = Response.error(413, f"request body too large: limit is "
+                                           f"{self.max_body_size} bytes")
+            keep = False
+        except (zlib.error, EOFError, OSError) as exc:
+            response = Response.error(400, f"invalid gzip request body: {exc}")
+            keep = False
+        except h11.RemoteProtocolError as exc:
+            response = Response.error(400, f"malformed request: {exc}")
+            keep = False
+        await self._send(io, h, request, response, close=not keep)
+        if self.access_log:
+            self._log_access(request, response, start_wall, time.monotonic() - started)
+        return keep
+
+    async def _read_body(self, io: trio.abc.Stream, h: h11.Connection,
+                         request: Request) -> bytes:
+        limit = self.max_body_size
+        length = request.header("content-length")
+        if limit and length and length.isdigit() and int(length) > limit:
+            raise BodyTooLarge
+        if h.they_are_waiting_for_100_continue:
+            await io.send_all(h.send(h11.InformationalResponse(status_code=100, headers=[])))
+        body = bytearray()
+        while True:
+            with trio.fail_after(self.idle_timeout):
+                event = await self._next_event(io, h)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if limit and len(body) > limit:
+                    raise BodyTooLarge
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _ClientGone
+        data = bytes(body)
+        if data and (request.header("content-encoding") or "").lower() == "gzip":
+            data = gunzip(data, limit)
+        return data
+
+    async def _respond(self, request: Request) -> Response:
+        if request.method == "OPTIONS" and request.header("origin"):
+            return Response(200, [], b"")
+        chain = self.router.dispatch
+        for mw in reversed(self.middleware):
+            chain = _bind(mw, chain)
+        try:
+            return await chain(request)
+        except APIError as exc:
+            return Response.error(exc.status, exc.message)
+        except Exception as exc:  # one failing request never takes the server down
+            self.log.exception("request failed", method=request.method, path=request.path,
+                               request_id=request.request_id)
+            return Response.error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    # -- writing ----------------------------------------------------------------------
+    def _final_headers(self, request: Request | None, response: Response,
+                       close: bool) -> tuple[list[tuple[str, str]], bytes]:
+        headers = [(k.lower(), v) for k, v in response.headers]
+        names = {k for k, _ in headers}
+        body = response.body
+        if "content-type" not in names:
+            headers.append(("content-type", JSON_TYPE))
+        if request is not None:
+            origin = request.header("origin")
+            if origin:
+                headers += [("access-control-allow-origin", origin),
+                            ("access-control-allow-methods", CORS_METHODS),
+                            ("access-control-allow-headers", CORS_HEADERS)]
+            accept = (request.header("accept-encoding") or "").lower()
+            if ("gzip" in accept and len(body) >= GZIP_MIN_BYTES
+                    and "content-encoding" not in names):
+                body = gzip.compress(body, 5)
+                headers.append(("content-encoding", "gzip"))
+        headers += [("request-id", request.request_id if request else str(uuid.uuid1())),
+                    ("x-kapacitor-version", self.version),
+                    ("date", formatdate(usegmt=True))]
+        if response.status not in (204, 304) and response.status >= 200:
+            headers.append(("content-length", str(len(body))))
+        if close:
+            headers.append(("connection", "close"))
+        return headers, body
+
+    async def _send(self, io: trio.abc.Stream, h: h11.Connection, request: Request | None,
+                    response: Response, *, close: bool = False) -> None:
+        headers, body = self._final_headers(request, response, close)
+        head = h11.Response(status_code=response.status, headers=headers)
+        try:
+            data = h.send(head)
+            if body and (request is None or request.method != "HEAD") and \
+                    response.status not in (204, 304):
+                data += h.send(h11.Data(data=body))
+            data += h.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            self.log.error("cannot send response", err=str(exc))
+            raise _ClientGone from None
+        await io.send_all(data)
+
+    async def _send_error(self, io: trio.abc.Stream, h: h11.Connection, status: int,
+                          message: str) -> None:
+        if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        try:
+            await self._send(io, h, None, Response.error(status, message), close=True)
+        except (trio.BrokenResourceError, _ClientGone):
+            pass
+
+    def _log_access(self, request: Request, response: Response, start: dt.datetime,
+                    elapsed: float) -> None:
+        self.log.info("http request", host=request.client[0],
+                      username=request.context.get("username", "-"),
+                      start=start.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                      method=request.method, uri=request.raw_target,
+                      protocol=f"HTTP/{request.http_version}", status=response.status,
+                      referer=request.header("referer") or "-",
+                      **{"user-agent": request.header("user-agent") or "-",
+                         "request-id": request.request_id},
+                      duration=format_go(int(elapsed * 1e9)))
+
+
+def _bind(mw: Middleware, call_next: Callable[[Request], Awaitable[Response]]
+          ) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        return await mw(request, call_next)
+    return run

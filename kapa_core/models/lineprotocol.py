@@ -1,0 +1,351 @@
+"""InfluxDB line protocol, parsed the way InfluxDB 1.x parses it.
+
+    measurement[,tag=value...] field=value[,field=value...] [timestamp]
+
+Escapes: ``\\,`` and ``\\ `` in measurements; ``\\,``, ``\\=`` and ``\\ `` in tag keys,
+tag values and field keys; ``\\"`` and ``\\\\`` inside double-quoted string values. Field
+values are floats (``1``, ``-1.5``, ``1e3``), integers (``1i``), unsigned integers
+(``1u``, kept as int), booleans (``t``, ``true``, ``F``, ``FALSE``...) or strings.
+A missing timestamp means "now"; ``precision`` scales timestamps (n, u/µ, ms, s, m, h).
+
+Partial writes
+--------------
+Kapacitor's write handler (taken over from InfluxDB 1.x, ``services/httpd/handler.go``)
+parses the whole body; if no line parsed it answers 400 with the parse error and writes
+nothing; if some lines parsed it writes those points and still answers 400 with the error
+text. :func:`parse` therefore keeps going after a bad line and returns both the points
+and one :class:`LineError` per bad line, each with its 1-based line number.
+
+Speed: lines without backslashes or double quotes (nearly all real traffic) take a fast
+path built on ``str.split``; the rest go through a careful character scanner.
+"""
+
+from __future__ import annotations
+
+import gc
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kapa_core.models.point import FieldValue, Point
+
+_SCALE = {"": 1, "n": 1, "ns": 1, "u": 1_000, "µ": 1_000, "us": 1_000, "µs": 1_000,
+          "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+_BOOLS = {"t": True, "T": True, "true": True, "True": True, "TRUE": True,
+          "f": False, "F": False, "false": False, "False": False, "FALSE": False}
+MIN_TIME = -9223372036854775806
+MAX_TIME = 9223372036854775806
+_MAX_INT = 2**63 - 1
+_MAX_UINT = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One line that could not be parsed."""
+
+    line: int
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unable to parse '{self.text}': {self.reason} (line {self.line})"
+
+
+@dataclass
+class ParseResult:
+    points: list[Point] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+
+class _Bad(Exception):
+    """A reason why one line is malformed."""
+
+
+def precision_scale(precision: str) -> int:
+    scale = _SCALE.get(precision)
+    if scale is None:
+        raise ValueError(f"invalid precision {precision!r} (expected n, u, ms, s, m or h)")
+    return scale
+
+
+def parse(body: bytes | str, *, precision: str = "n", now_ns: int | None = None,
+          database: str = "", retention_policy: str = "") -> ParseResult:
+    """Parse a body of line protocol; bad lines are reported, never raised."""
+    scale = precision_scale(precision)
+    if now_ns is None:
+        now_ns = _time.time_ns()
+    result = ParseResult()
+    points = result.points
+    errors = result.errors
+    if isinstance(body, bytes | bytearray | memoryview):
+        text = bytes(body).decode("utf-8", "surrogateescape")
+    else:
+        text = body
+    append = points.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of small dicts: the cyclic collector would only slow us down
+    try:
+        _parse_lines(text, scale, now_ns, database, retention_policy, append, errors)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return result
+
+
+def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
+                 append: Any, errors: list[LineError]) -> None:
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line or line[0] == "#" or line.isspace():
+            continue
+        try:
+            if "\\" in line or '"' in line or line[0] in " \t":
+                point = _parse_slow(line, scale, now_ns)
+                if point is not None:
+                    point.database = database
+                    point.retention_policy = retention_policy
+            else:
+                point = _parse_fast(line, scale, now_ns, database, retention_policy)
+        except _Bad as exc:
+            errors.append(LineError(number, _shown(line), str(exc)))
+            continue
+        if point is not None:  # None: a line of blanks and a comment
+            append(point)
+
+
+def _shown(line: str) -> str:
+    text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def _number(v: str) -> FieldValue:
+    last = v[-1]
+    if "0" <= last <= "9" or last == ".":  # the common case: a float
+        try:
+            number = float(v)
+        except ValueError:
+            raise _Bad("invalid number") from None
+        if v[0] == "+" or "_" in v or not v.isascii():
+            raise _Bad("invalid number")
+        return number
+    if last == "i":
+        digits = v[:-1]
+        if not _is_int(digits):
+            raise _Bad("invalid integer")
+        value = int(digits)
+        if not -_MAX_INT - 1 <= value <= _MAX_INT:
+            raise _Bad("value out of range")
+        return value
+    if last == "u":
+        digits = v[:-1]
+        if not digits.isdigit() or not digits.isascii():
+            raise _Bad("invalid unsigned integer")
+        value = int(digits)
+        if value > _MAX_UINT:
+            raise _Bad("value out of range")
+        return value
+    boolean = _BOOLS.get(v)
+    if boolean is not None:
+        return boolean
+    if v[0] in "tTfF":
+        raise _Bad("invalid boolean")
+    try:
+        number = float(v)
+    except ValueError:
+        raise _Bad("invalid number") from None
+    body = v.lstrip("+-")
+    if "_" in v or not body or body[0] in "nNiI" or v[0] == "+" or not v.isascii():
+        raise _Bad("invalid number")
+    return number
+
+
+def _is_int(text: str) -> bool:
+    body = text[1:] if text[:1] == "-" else text
+    return body.isdigit() and body.isascii()
+
+
+def _timestamp(text: str, scale: int) -> int:
+    if not _is_int(text):
+        raise _Bad("bad timestamp")
+    ts = int(text) * scale
+    if not MIN_TIME <= ts <= MAX_TIME:
+        raise _Bad("timestamp out of range")
+    return ts
+
+
+# -- fast path: no escapes, no quoted strings ---------------------------------------------
+
+def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
+                retention_policy: str = "") -> Point | None:
+    parts = line.split(" ")
+    n = len(parts)
+    if n == 3:
+        key, fields_text, ts_text = parts
+        ts = _timestamp(ts_text, scale)
+    elif n == 2:
+        key, fields_text = parts
+        ts = now_ns
+    else:
+        point = _parse_slow(line, scale, now_ns)  # odd spacing: let the scanner explain
+        if point is not None:
+            point.database = database
+            point.retention_policy = retention_policy
+        return point
+    if "," in key:
+        name, *tag_parts = key.split(",")
+        tags: dict[str, str] = {}
+        for tag in tag_parts:
+            k, eq, v = tag.partition("=")
+            if not k:
+                raise _Bad("missing tag key")
+            if not eq or not v or "=" in v:
+                raise _Bad("missing tag value")
+            tags[k] = v
+        if len(tags) > 1:
+            tags = dict(sorted(tags.items()))
+    else:
+        name = key
+        tags = {}
+    if not name:
+        raise _Bad("missing measurement")
+    if not fields_text:
+        raise _Bad("missing fields")
+    fields: dict[str, FieldValue] = {}
+    for item in fields_text.split(","):
+        k, eq, v = item.partition("=")
+        if not k:
+            raise _Bad("missing field key")
+        if not eq:
+            raise _Bad("missing field value" if k else "invalid field format")
+        if not v:
+            raise _Bad("missing field value")
+        fields[k] = _number(v)
+    return Point(name, tags, fields, ts, database, retention_policy)
+
+
+# -- slow path: the character scanner -------------------------------------------------------
+
+def _unescape(text: str, specials: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in specials:
+            out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _scan(line: str, start: int, stops: str) -> int:
+    """Index of the first unescaped character of ``stops`` at or after ``start``."""
+    i = start
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in stops:
+            return i
+        i += 1
+    return n
+
+
+def _parse_slow(line: str, scale: int, now_ns: int) -> Point | None:
+    if "\udc80" <= max(line) and any("\udc80" <= c <= "\udcff" for c in line):
+        raise _Bad("invalid UTF-8")
+    stripped = line.lstrip(" \t")
+    if not stripped or stripped[0] == "#":
+        return None
+    line = stripped
+    n = len(line)
+    # measurement
+    end = _scan(line, 0, ", ")
+    name = _unescape(line[:end], ", ")
+    if not name:
+        raise _Bad("missing measurement")
+    pos = end
+    tags: dict[str, str] = {}
+    while pos < n and line[pos] == ",":
+        key_end = _scan(line, pos + 1, "=, ")
+        key = _unescape(line[pos + 1:key_end], ",= ")
+        if not key:
+            raise _Bad("missing tag key")
+        if key_end >= n or line[key_end] != "=":
+            raise _Bad("missing tag value")
+        value_end = _scan(line, key_end + 1, ", =")
+        if value_end < n and line[value_end] == "=":
+            raise _Bad("missing tag value")
+        value = _unescape(line[key_end + 1:value_end], ",= ")
+        if not value:
+            raise _Bad("missing tag value")
+        tags[key] = value
+        pos = value_end
+    if len(tags) > 1:
+        tags = dict(sorted(tags.items()))
+    if pos >= n:
+        raise _Bad("missing fields")
+    while pos < n and line[pos] == " ":
+        pos += 1
+    if pos >= n:
+        raise _Bad("missing fields")
+    fields: dict[str, FieldValue] = {}
+    while True:
+        key_end = _scan(line, pos, "=, ")
+        key = _unescape(line[pos:key_end], ",= ")
+        if not key:
+            raise _Bad("missing field key")
+        if key_end >= n or line[key_end] != "=":
+            raise _Bad("missing field value" if key else "invalid field format")
+        pos = key_end + 1
+        if pos < n and line[pos] == '"':
+            value, pos = _string(line, pos + 1)
+            fields[key] = value
+        else:
+            value_end = _scan(line, pos, ", ")
+            raw = line[pos:value_end]
+            if not raw:
+                raise _Bad("missing field value")
+            if '"' in raw or "\\" in raw:
+                raise _Bad("invalid field format")
+            fields[key] = _number(raw)
+            pos = value_end
+        if pos < n and line[pos] == ",":
+            pos += 1
+            continue
+        break
+    if pos < n and line[pos] != " ":
+        raise _Bad("invalid field format")
+    rest = line[pos:].strip(" \t")
+    if not rest:
+        return Point(name, tags, fields, now_ns)
+    if " " in rest or "\t" in rest:
+        raise _Bad("bad timestamp")
+    return Point(name, tags, fields, _timestamp(rest, scale))
+
+
+def _string(line: str, start: int) -> tuple[str, int]:
+    """A quoted string value starting after its opening quote: (value, index after)."""
+    out = []
+    i = start
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == "\\" and i + 1 < n and line[i + 1] in '"\\':
+            out.append(line[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise _Bad("unbalanced quotes")
