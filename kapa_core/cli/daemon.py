@@ -147,6 +147,18 @@ def _report_broken(plugins: Plugins) -> None:
               f"{broken.reason}", file=sys.stderr)
 
 
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The KapaError inside a (nested) exception group, else the group itself."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_error(exc)
+            if inner is not exc:
+                return inner
+        elif isinstance(exc, KapaError | KeyboardInterrupt):
+            return exc
+    return group
+
+
 HANDLERS = {"run": cmd_run, "config": cmd_config, "version": cmd_version,
             "plugins": cmd_plugins}
 
@@ -171,7 +183,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         argv = shlex.split(environ.get("KAPACITOR_OPTS", "")) + argv
     args = build_parser(command).parse_args(argv)
     try:
-        return HANDLERS[command](args, environ)
+        try:
+            return HANDLERS[command](args, environ)
+        except BaseExceptionGroup as group:  # an error from inside the daemon's nursery
+            raise _first_error(group) from None
     except ConfigError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
     except PluginError as exc:

@@ -20,13 +20,14 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 import trio
 
-from kapa_core.errors import APIError
+from kapa_core.errors import APIError, KapaError
 from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
 from kapa_core.logs import Logger
@@ -104,7 +105,11 @@ class HTTPServer:
 
     # -- lifecycle ------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        try:
+            listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        except OSError as exc:
+            raise KapaError(f"cannot listen on {self.host}:{self.port}: "
+                            f"{exc.strerror or exc}") from None
         bound = listeners[0].socket.getsockname()
         address = (self.host or bound[0], bound[1])
         protocol = "https" if self.ssl_context else "http"
@@ -355,7 +360,8 @@ class HTTPServer:
     async def _send(self, io: trio.abc.Stream, h: h11.Connection, request: Request | None,
                     response: Response, *, close: bool = False) -> None:
         headers, body = self._final_headers(request, response, close)
-        head = h11.Response(status_code=response.status, headers=headers)
+        head = h11.Response(status_code=response.status, reason=_reason(response.status),
+                            headers=[(_canonical(k), v) for k, v in headers])
         try:
             data = h.send(head)
             if body and (request is None or request.method != "HEAD") and \
@@ -387,6 +393,18 @@ class HTTPServer:
                       **{"user-agent": request.header("user-agent") or "-",
                          "request-id": request.request_id},
                       duration=format_go(int(elapsed * 1e9)))
+
+
+def _canonical(name: str) -> str:
+    """Header names as Go writes them: ``request-id`` -> ``Request-Id``."""
+    return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _bind(mw: Middleware, call_next: Callable[[Request], Awaitable[Response]]
