@@ -1,0 +1,114 @@
+"""The HTTP client of one InfluxDB cluster: credentials, TLS, URL failover, ping.
+
+Later work adds queries, writes and subscriptions on the same ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from kapa_core.errors import KapaError
+from kapa_core.influxdb.config import InfluxDBConfig
+
+
+class ConnectionFailed(KapaError):
+    """InfluxDB could not be reached or refused us; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class PingResult:
+    url: str
+    version: str
+    elapsed: float
+
+
+def tls_context(config: InfluxDBConfig) -> ssl.SSLContext | bool:
+    """What httpx's ``verify`` takes for this element's TLS keys."""
+    if config.insecure_skip_verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        try:
+            context = ssl.create_default_context(cafile=config.ssl_ca or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionFailed(f"cannot load ssl-ca {config.ssl_ca!r}: {exc}") from None
+    if config.ssl_cert:
+        try:
+            context.load_cert_chain(config.ssl_cert, config.ssl_key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionFailed(f"cannot load ssl-cert/ssl-key: {exc}") from None
+    return context
+
+
+def _explain(url: str, exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (f"TLS certificate verification failed for {url}: {cause.verify_message}"
+                    " (x509: certificate signed by unknown authority?) — set ssl-ca to the "
+                    "CA that signed InfluxDB's certificate, or insecure-skip-verify = true")
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error talking to {url}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return f"cannot resolve the host of {url}: {text}"
+    if "Connection refused" in text or "connect" in text.lower():
+        return f"cannot connect to {url}: {text} (is InfluxDB running and the URL right?)"
+    return f"request to {url} failed: {text}"
+
+
+class ClusterClient:
+    """Async context manager owning the HTTP client of one [[influxdb]] element."""
+
+    def __init__(self, config: InfluxDBConfig, *, blacklist: Any = None) -> None:
+        self.config = config
+        self.blacklist = blacklist
+        self._index = 0
+        self.http: httpx.AsyncClient | None = None
+
+    @property
+    def url(self) -> str:
+        return self.config.urls[self._index % len(self.config.urls)].rstrip("/")
+
+    async def __aenter__(self) -> ClusterClient:
+        headers = {}
+        auth = None
+        if self.config.token:
+            headers["Authorization"] = f"Token {self.config.token}"
+        elif self.config.username or self.config.password:
+            auth = httpx.BasicAuth(self.config.username, self.config.password)
+        timeout = self.config.timeout / 1e9 if self.config.timeout else None
+        self.http = httpx.AsyncClient(auth=auth, headers=headers, timeout=timeout,
+                                      verify=tls_context(self.config))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None
+
+    async def ping(self) -> PingResult:
+        """GET /ping on the current URL, moving to the next URL when it fails."""
+        assert self.http is not None, "use ClusterClient as an async context manager"
+        url = self.url
+        started = time.monotonic()
+        try:
+            response = await self.http.get(url + "/ping")
+        except httpx.HTTPError as exc:
+            self._index += 1
+            raise ConnectionFailed(_explain(url, exc)) from None
+        if response.status_code == 401:
+            raise ConnectionFailed(f"{url}: authorization failed: check username/password "
+                                   "(or token)")
+        if response.status_code not in (200, 204):
+            self._index += 1
+            raise ConnectionFailed(f"{url}/ping answered HTTP {response.status_code}")
+        version = response.headers.get("X-Influxdb-Version", "")
+        return PingResult(url, version, time.monotonic() - started)
