@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
 from kapa_core.hookspecs import hookimpl
@@ -80,5 +81,9 @@ __all__ = [
     "StartupContext",
     "UDFBridge",
     "hookimpl",
+    "one_default",
+    "require_choice",
+    "require_url",
     "setting",
+    "unique_elements",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -179,6 +180,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         else:
             print(main_usage())
         return 0
+    if command != "run":  # `kapa-core config | head` must not print a traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if command == "run":
         argv = shlex.split(environ.get("KAPACITOR_OPTS", "")) + argv
     args = build_parser(command).parse_args(argv)
