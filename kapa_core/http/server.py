@@ -176,7 +176,10 @@ class HTTPServer:
                 await self._session(io, client, conn)
             except ssl.SSLError as exc:
                 self._tls_failed(exc, client)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, _ClientGone):
+            except trio.BrokenResourceError as exc:
+                if isinstance(exc.__cause__, ssl.SSLError):
+                    self._tls_failed(exc.__cause__, client)
+            except (trio.ClosedResourceError, _ClientGone):
                 pass
             except trio.TooSlowError:
                 pass
