@@ -77,15 +77,22 @@ def parse(body: bytes | str, *, precision: str = "n", now_ns: int | None = None,
     result = ParseResult()
     points = result.points
     errors = result.errors
+    bad_utf8 = False
     if isinstance(body, bytes | bytearray | memoryview):
-        text = bytes(body).decode("utf-8", "surrogateescape")
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:  # only then is every line checked for stray bytes
+            text = bytes(body).decode("utf-8", "surrogateescape")
+            bad_utf8 = True
     else:
         text = body
+        bad_utf8 = not text.isascii()
     append = points.append
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of small dicts: the cyclic collector would only slow us down
     try:
-        _parse_lines(text, scale, now_ns, database, retention_policy, append, errors)
+        _parse_lines(text, scale, now_ns, database, retention_policy, append, errors,
+                     bad_utf8)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -93,13 +100,15 @@ def parse(body: bytes | str, *, precision: str = "n", now_ns: int | None = None,
 
 
 def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
-                 append: Any, errors: list[LineError]) -> None:
+                 append: Any, errors: list[LineError], bad_utf8: bool) -> None:
     for number, line in enumerate(text.split("\n"), 1):
         if line.endswith("\r"):
             line = line[:-1]
         if not line or line[0] == "#" or line.isspace():
             continue
         try:
+            if bad_utf8 and any("\udc80" <= c <= "\udcff" for c in line):
+                raise _Bad("invalid UTF-8")
             if "\\" in line or '"' in line or line[0] in " \t":
                 point = _parse_slow(line, scale, now_ns)
                 if point is not None:
@@ -150,7 +159,7 @@ def _number(v: str) -> FieldValue:
     boolean = _BOOLS.get(v)
     if boolean is not None:
         return boolean
-    if v[0] in "tTfF":
+    if v[0].isalpha() and v[0] not in "nNiI":
         raise _Bad("invalid boolean")
     try:
         number = float(v)
@@ -219,7 +228,7 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
         if not k:
             raise _Bad("missing field key")
         if not eq:
-            raise _Bad("missing field value" if k else "invalid field format")
+            raise _Bad("invalid field format")
         if not v:
             raise _Bad("missing field value")
         fields[k] = _number(v)
@@ -261,8 +270,6 @@ def _scan(line: str, start: int, stops: str) -> int:
 
 
 def _parse_slow(line: str, scale: int, now_ns: int) -> Point | None:
-    if "\udc80" <= max(line) and any("\udc80" <= c <= "\udcff" for c in line):
-        raise _Bad("invalid UTF-8")
     stripped = line.lstrip(" \t")
     if not stripped or stripped[0] == "#":
         return None
@@ -305,7 +312,7 @@ def _parse_slow(line: str, scale: int, now_ns: int) -> Point | None:
         if not key:
             raise _Bad("missing field key")
         if key_end >= n or line[key_end] != "=":
-            raise _Bad("missing field value" if key else "invalid field format")
+            raise _Bad("invalid field format")
         pos = key_end + 1
         if pos < n and line[pos] == '"':
             value, pos = _string(line, pos + 1)

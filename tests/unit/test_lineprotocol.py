@@ -1,0 +1,159 @@
+"""Line protocol parsing: every value type, escape, precision and error."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kapa_core.models.lineprotocol import parse
+from kapa_core.models.point import Point, to_line
+
+
+def one(line: str, **kwargs) -> Point:
+    result = parse(line, now_ns=42, **kwargs)
+    assert result.errors == [], result.errors
+    (point,) = result.points
+    return point
+
+
+def error(line: str) -> str:
+    result = parse(line, now_ns=42)
+    assert result.points == []
+    (err,) = result.errors
+    return err.reason
+
+
+def test_all_value_types() -> None:
+    p = one('m f=1.5,neg=-2,exp=1e3,half=.5,i=12i,ni=-3i,u=7u,b=t,bb=FALSE,s="hi" 100')
+    assert p.fields == {"f": 1.5, "neg": -2.0, "exp": 1000.0, "half": 0.5, "i": 12,
+                        "ni": -3, "u": 7, "b": True, "bb": False, "s": "hi"}
+    assert type(p.fields["f"]) is float and type(p.fields["i"]) is int
+    assert p.time == 100
+
+
+@pytest.mark.parametrize("text", ["t", "T", "true", "True", "TRUE"])
+def test_true_forms(text: str) -> None:
+    assert one(f"m b={text}").fields["b"] is True
+
+
+@pytest.mark.parametrize("text", ["f", "F", "false", "False", "FALSE"])
+def test_false_forms(text: str) -> None:
+    assert one(f"m b={text}").fields["b"] is False
+
+
+def test_escapes_in_names_tags_and_strings() -> None:
+    p = one(r'my\ meas\,x,tag\ k\=1=va\,l\ ue fi\=eld="a \"q\" \\ b, c d" 5')
+    assert p.name == "my meas,x"
+    assert p.tags == {"tag k=1": "va,l ue"}
+    assert p.fields == {"fi=eld": 'a "q" \\ b, c d'}
+    assert p.time == 5
+
+
+def test_tags_sorted_and_db_rp_set() -> None:
+    p = one("cpu,z=1,a=2,m=3 v=1 1", database="db", retention_policy="rp")
+    assert list(p.tags) == ["a", "m", "z"]
+    assert (p.database, p.retention_policy) == ("db", "rp")
+
+
+@pytest.mark.parametrize(("precision", "factor"), [
+    ("n", 1), ("ns", 1), ("", 1), ("u", 1_000), ("µ", 1_000), ("ms", 1_000_000),
+    ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)])
+def test_precisions(precision: str, factor: int) -> None:
+    assert one("m v=1 7", precision=precision).time == 7 * factor
+
+
+def test_bad_precision_raises() -> None:
+    with pytest.raises(ValueError, match="invalid precision 'x'"):
+        parse("m v=1", precision="x")
+
+
+def test_missing_timestamp_is_now() -> None:
+    assert one("m v=1").time == 42
+
+
+def test_comments_blank_lines_and_crlf() -> None:
+    result = parse("# comment\n\n   \nm v=1 1\r\nm v=2 2\r\n", now_ns=0)
+    assert [p.fields["v"] for p in result.points] == [1.0, 2.0]
+    assert result.errors == []
+
+
+def test_last_duplicate_field_wins() -> None:
+    assert one("m v=1,v=2").fields == {"v": 2.0}
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("m", "missing fields"),
+    ("m ", "missing fields"),
+    ("m v=", "missing field value"),
+    ("m =1", "missing field key"),
+    ("m v", "invalid field format"),
+    ("m,t v=1", "missing tag value"),
+    ("m,t= v=1", "missing tag value"),
+    ("m,=x v=1", "missing tag key"),
+    (",t=1 v=1", "missing measurement"),
+    ("m v=abc", "invalid boolean"),
+    ("m v=1x", "invalid number"),
+    ("m v=nan", "invalid number"),
+    ("m v=1_0", "invalid number"),
+    ("m v=1.5i", "invalid integer"),
+    ("m v=-1u", "invalid unsigned integer"),
+    ('m v="open', "unbalanced quotes"),
+    ("m v=1 12x", "bad timestamp"),
+    ("m v=1 1 2", "bad timestamp"),
+    ("m v=1 99999999999999999999", "timestamp out of range"),
+    ("m v=99999999999999999999i", "value out of range"),
+])
+def test_error_reasons(line: str, reason: str) -> None:
+    assert error(line) == reason
+
+
+def test_bad_lines_are_numbered_and_good_lines_kept() -> None:
+    result = parse("a v=1 1\nb v= 2\n\nc v=3 3\nd 4\n", now_ns=0)
+    assert [p.name for p in result.points] == ["a", "c"]
+    assert [(e.line, e.reason) for e in result.errors] == [(2, "missing field value"),
+                                                            (5, "invalid field format")]
+    assert str(result.errors[0]) == "unable to parse 'b v= 2': missing field value (line 2)"
+
+
+def test_invalid_utf8_is_an_error_for_that_line_only() -> None:
+    result = parse(b"a v=1 1\nb\xff v=1 2\nc v=1 3\n", now_ns=0)
+    assert [p.name for p in result.points] == ["a", "c"]
+    assert result.errors[0].line == 2 and result.errors[0].reason == "invalid UTF-8"
+
+
+def test_long_line_is_truncated_in_the_message() -> None:
+    result = parse("m v=" + "x" * 500, now_ns=0)
+    assert len(result.errors[0].text) == 200
+
+
+names = st.text(alphabet=string.ascii_letters + string.digits + " ,=_-.\"'éü", min_size=1,
+                max_size=12).filter(lambda s: not s.startswith((" ", "#")) and
+                                    not s.endswith("\\"))
+values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"),
+            max_size=20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=names, tags=st.dictionaries(names, names, max_size=3),
+       fields=st.dictionaries(names, values, min_size=1, max_size=4),
+       time=st.integers(min_value=-(2**62), max_value=2**62))
+def test_to_line_round_trips(name, tags, fields, time) -> None:
+    point = Point(name, dict(sorted(tags.items())), fields, time)
+    result = parse(to_line(point), now_ns=0)
+    assert result.errors == []
+    assert result.points == [point]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300)))
+def test_arbitrary_input_never_raises(body) -> None:
+    result = parse(body, now_ns=0)
+    assert len(result.points) + len(result.errors) <= max(1, len(body)) + 1
