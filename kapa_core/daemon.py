@@ -149,7 +149,11 @@ class Daemon:
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(self, config))
-            self.log.info("kapa-core ready", addr=f"{self.address[0]}:{self.address[1]}")
+            addr = f"{self.address[0]}:{self.address[1]}"
+            self.log.info("kapa-core ready", addr=addr)
+            scheme = "https" if self.config["http"].https_enabled else "http"
+            # One line on stdout whatever the log level, as kapacitord prints its banner.
+            print(f"kapa-core {self.version} ready: API on {scheme}://{addr}", flush=True)
             task_status.started(self.address)
             await self._stop.wait()
             self.log.info("signal received, shutting down gracefully")

@@ -27,7 +27,7 @@ from typing import Any
 
 from kapa_core.plugins import Plugins, load_plugins
 
-_READY = re.compile(r'msg="kapa-core ready".* addr=(\S+)')
+_READY = re.compile(r"^kapa-core \S+ ready: API on https?://(\S+)")
 
 
 def plugin_manager(*modules: ModuleType) -> Plugins:
@@ -105,10 +105,11 @@ class DaemonProcess:
         self.use_config_flag = use_config_flag
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
-        self.stdout = ""
+        self.stdout_lines: list[str] = []
         self.url = ""
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
+        self._out_reader: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> DaemonProcess:
@@ -120,12 +121,16 @@ class DaemonProcess:
             cmd += ["-config", self.config_path]
         cmd += self.args
         self.lines = []
+        self.stdout_lines = []
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True, env=env,
                                      cwd=str(self.dir))
         ready = threading.Event()
         self._reader = threading.Thread(target=self._read, args=(ready,), daemon=True)
         self._reader.start()
+        self._out_reader = threading.Thread(target=self._read_stdout, args=(ready,),
+                                            daemon=True)
+        self._out_reader.start()
         deadline = time.monotonic() + self.ready_timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -138,14 +143,21 @@ class DaemonProcess:
     def _read(self, ready: threading.Event) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def _read_stdout(self, ready: threading.Event) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
             line = line.rstrip("\n")
             with self._lock:
-                self.lines.append(line)
+                self.stdout_lines.append(line)
             match = _READY.search(line)
             if match and not ready.is_set():
                 host, _, port = match.group(1).rpartition(":")
                 host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-                self.url = f"http://{host}:{port}"
+                scheme = "https" if "https://" in line else "http"
+                self.url = f"{scheme}://{host}:{port}"
                 ready.set()
 
     def log(self) -> str:
@@ -186,12 +198,9 @@ class DaemonProcess:
         self._finish()
 
     def _finish(self) -> None:
-        if self.proc is not None and self.proc.stdout is not None:
-            if not self.proc.stdout.closed:
-                self.stdout = self.proc.stdout.read()
-                self.proc.stdout.close()
-        if self._reader is not None:
-            self._reader.join(5)
+        for reader in (self._reader, self._out_reader):
+            if reader is not None:
+                reader.join(5)
 
     def close(self) -> None:
         try:

@@ -117,16 +117,19 @@ def test_command_line_flag_beats_kapacitor_opts() -> None:
 
 
 def test_log_file_flag_writes_logfmt(tmp_path: Path) -> None:
-    logfile = tmp_path / "k.log"
-    daemon = DaemonProcess(args=["-log-file", str(logfile)], ready_timeout=0.1)
-    try:
-        with pytest.raises(RuntimeError):
-            daemon.start()  # no ready line on stderr: it went to the file
-        line = next(line for line in logfile.read_text().splitlines()
-                    if 'msg="kapa-core ready"' in line)
-        assert line.startswith("ts=") and " lvl=info " in line and "service=server" in line
-    finally:
-        daemon.close()
+    logfile = tmp_path / "logs" / "k.log"
+    with DaemonProcess(args=["-log-file", str(logfile)]) as daemon:
+        assert daemon.stop() == 0
+        assert "kapa-core starting" not in daemon.log()  # not on stderr
+    line = next(line for line in logfile.read_text().splitlines()
+                if 'msg="kapa-core ready"' in line)
+    assert line.startswith("ts=") and " lvl=info " in line and "service=server" in line
+
+
+def test_ready_line_is_printed_whatever_the_log_level() -> None:
+    with DaemonProcess({"logging": {"level": "ERROR"}}) as daemon:
+        assert daemon.url.startswith("http://127.0.0.1:")
+        assert "lvl=info" not in daemon.log()
 
 
 def test_sigint_and_sigterm_exit_zero() -> None:
