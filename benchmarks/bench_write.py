@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kapa_core.testing import DaemonProcess  # noqa: E402
+from kapa_core.testing import DaemonProcess
 
 TASK = "dbrp \"bench\".\"autogen\"\nstream|from().measurement('m1')\n"
 

@@ -10,6 +10,7 @@ in reverse order and the pid file is removed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -239,10 +240,8 @@ class Daemon:
 
     def _remove_pidfile(self) -> None:
         if self.options.pidfile:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self.options.pidfile)
-            except FileNotFoundError:
-                pass
 
 
 def hostname() -> str:

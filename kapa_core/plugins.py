@@ -103,7 +103,7 @@ def load_plugins(
             try:
                 obj = ep.load()
                 manager.register(obj, name=ep.name)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is listed, not fatal
+            except Exception as exc:
                 plugins.broken.append(BrokenPlugin(ep.name, ep.value, dist,
                                                    f"{type(exc).__name__}: {exc}"))
                 continue

@@ -141,13 +141,15 @@ class DaemonProcess:
         return self
 
     def _read(self, ready: threading.Event) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         for line in self.proc.stderr:
             with self._lock:
                 self.lines.append(line.rstrip("\n"))
 
     def _read_stdout(self, ready: threading.Event) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             with self._lock:

@@ -61,7 +61,7 @@ class HTTPConfig:
         "0 means no limit. kapa-core only.")
 
     def validate(self) -> None:
-        host, sep, port = self.bind_address.rpartition(":")
+        _host, sep, port = self.bind_address.rpartition(":")
         if not sep or not port.isdigit() or int(port) > 65535:
             raise ConfigError("bind-address", f"invalid address {self.bind_address!r} "
                               "(expected host:port, e.g. :9092 or 127.0.0.1:9092)")
@@ -124,7 +124,7 @@ class LoggingConfig:
     level: str = setting("INFO", doc="DEBUG, INFO, WARN or ERROR.")
 
     def validate(self) -> None:
-        if self.level.upper() not in LOG_LEVELS + ("WARNING",):
+        if self.level.upper() not in (*LOG_LEVELS, "WARNING"):
             raise ConfigError("level", f"invalid level {self.level!r} "
                               "(expected DEBUG, INFO, WARN or ERROR)")
 

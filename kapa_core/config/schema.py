@@ -265,11 +265,7 @@ def to_raw(instance: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in keys_of(type(instance)):
         value = getattr(instance, key.attr)
-        if dataclasses.is_dataclass(value):
-            value = to_raw(value)
-        else:
-            value = _copy(value)
-        out[key.name] = value
+        out[key.name] = to_raw(value) if dataclasses.is_dataclass(value) else _copy(value)
     return out
 
 

@@ -38,9 +38,9 @@ class Router:
     def add(self, methods: str | Iterable[str], pattern: str, handler: Handler) -> None:
         names = [methods] if isinstance(methods, str) else list(methods)
         if _PARAM.search(pattern):
-            for text, _regex, table in self._patterns:
-                if text == pattern:
-                    break
+            existing = [t for text, _regex, t in self._patterns if text == pattern]
+            if existing:
+                table = existing[0]
             else:
                 table = {}
                 self._patterns.append((pattern, _compile(pattern), table))

@@ -12,6 +12,7 @@ requests in flight get ``shutdown_timeout`` to finish, then the rest are cancell
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import ssl
@@ -187,11 +188,9 @@ class HTTPServer:
                 self._connections.discard(conn)
                 if self._closing and not self._connections:
                     self._drained.set()
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    try:
-                        await stream.aclose()
-                    except (trio.BrokenResourceError, OSError):
-                        pass
+                with trio.CancelScope(shield=True), trio.move_on_after(1), \
+                        contextlib.suppress(trio.BrokenResourceError, OSError):
+                    await stream.aclose()
 
     def _tls_failed(self, exc: ssl.SSLError, client: tuple[str, int]) -> None:
         reason = getattr(exc, "reason", "") or ""
@@ -380,10 +379,8 @@ class HTTPServer:
                           message: str) -> None:
         if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, _ClientGone):
             await self._send(io, h, None, Response.error(status, message), close=True)
-        except (trio.BrokenResourceError, _ClientGone):
-            pass
 
     def _log_access(self, request: Request, response: Response, start: dt.datetime,
                     elapsed: float) -> None:

@@ -12,5 +12,15 @@ REPLAYS = "replays"
 LOAD = "load"
 USERS = "users"
 
-__all__ = ["HANDLER_SPECS", "LOAD", "OVERRIDES", "RECORDINGS", "REPLAYS", "Store", "TASKS",
-           "TEMPLATES", "TOPIC_STATES", "USERS"]
+__all__ = [
+           "HANDLER_SPECS",
+           "LOAD",
+           "OVERRIDES",
+           "RECORDINGS",
+           "REPLAYS",
+           "TASKS",
+           "TEMPLATES",
+           "TOPIC_STATES",
+           "USERS",
+           "Store",
+]

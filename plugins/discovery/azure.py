@@ -31,5 +31,13 @@ class AzureConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="azure", schema=AzureConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Azure virtual machines.")]
+    return [
+        Section(
+            name="azure",
+            schema=AzureConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Azure virtual machines.",
+        )
+    ]

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import ConfigError, Section, hookimpl, require_choice, setting, unique_elements
+from kapa_core.plugin_api import (
+    ConfigError,
+    Section,
+    hookimpl,
+    require_choice,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,5 +48,13 @@ class ConsulConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="consul", schema=ConsulConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Consul catalog services.")]
+    return [
+        Section(
+            name="consul",
+            schema=ConsulConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Consul catalog services.",
+        )
+    ]

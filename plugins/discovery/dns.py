@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, require_choice, setting, unique_elements
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    Section,
+    hookimpl,
+    require_choice,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,5 +42,13 @@ class DNSConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="dns", schema=DNSConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover DNS SRV, A and AAAA records.")]
+    return [
+        Section(
+            name="dns",
+            schema=DNSConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover DNS SRV, A and AAAA records.",
+        )
+    ]

@@ -33,5 +33,13 @@ class EC2Config:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="ec2", schema=EC2Config, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover AWS EC2 instances (also used by ec2Autoscale).")]
+    return [
+        Section(
+            name="ec2",
+            schema=EC2Config,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover AWS EC2 instances (also used by ec2Autoscale).",
+        )
+    ]

@@ -1,4 +1,5 @@
-"""file-discovery: the [[file-discovery]] section, discovering target groups read from JSON/YAML files.
+"""file-discovery: the [[file-discovery]] section, discovering target groups read from
+JSON/YAML files.
 
 Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``.
 Configuration only for now: the discovery service arrives with the scraping work.
@@ -29,5 +30,13 @@ class FileDiscoveryConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="file-discovery", schema=FileDiscoveryConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover target groups read from JSON/YAML files.")]
+    return [
+        Section(
+            name="file-discovery",
+            schema=FileDiscoveryConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover target groups read from JSON/YAML files.",
+        )
+    ]

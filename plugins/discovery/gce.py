@@ -31,5 +31,13 @@ class GCEConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="gce", schema=GCEConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Google Compute Engine instances.")]
+    return [
+        Section(
+            name="gce",
+            schema=GCEConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Google Compute Engine instances.",
+        )
+    ]

@@ -1,4 +1,5 @@
-"""kubernetes: the [[kubernetes]] section, discovering Kubernetes API servers (k8sAutoscale and discovery).
+"""kubernetes: the [[kubernetes]] section,
+discovering Kubernetes API servers (k8sAutoscale and discovery).
 
 Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``.
 Configuration only for now: the discovery service arrives with the scraping work.
@@ -8,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import ConfigError, Section, hookimpl, require_choice, setting, unique_elements
+from kapa_core.plugin_api import (
+    ConfigError,
+    Section,
+    hookimpl,
+    require_choice,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,14 +37,22 @@ class KubernetesConfig:
             raise ConfigError("id", "must be set when enabled = true")
         require_choice(self.resource, "resource", ("", "node", "pod", "service", "endpoint"))
         if self.in_cluster and (self.api_servers or self.token or self.ca_path):
-            raise ConfigError("in-cluster", "cannot be combined with api-servers, token or "
-                              "ca-path")
+            raise ConfigError("in-cluster", "cannot be combined with api-servers, token or ca-path")
         if not self.in_cluster and not self.api_servers:
-            raise ConfigError("api-servers", "must list at least one API server unless "
-                              "in-cluster = true")
+            raise ConfigError(
+                "api-servers", "must list at least one API server unless in-cluster = true"
+            )
 
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="kubernetes", schema=KubernetesConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Kubernetes API servers (k8sAutoscale and discovery).")]
+    return [
+        Section(
+            name="kubernetes",
+            schema=KubernetesConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Kubernetes API servers (k8sAutoscale and discovery).",
+        )
+    ]

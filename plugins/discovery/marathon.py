@@ -36,5 +36,13 @@ class MarathonConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="marathon", schema=MarathonConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Marathon applications.")]
+    return [
+        Section(
+            name="marathon",
+            schema=MarathonConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Marathon applications.",
+        )
+    ]

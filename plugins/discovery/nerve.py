@@ -30,5 +30,13 @@ class NerveConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="nerve", schema=NerveConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Airbnb Nerve registrations in ZooKeeper.")]
+    return [
+        Section(
+            name="nerve",
+            schema=NerveConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Airbnb Nerve registrations in ZooKeeper.",
+        )
+    ]

@@ -7,10 +7,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, require_choice, setting, unique_elements
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    Section,
+    hookimpl,
+    require_choice,
+    setting,
+    unique_elements,
+)
 
-DISCOVERERS = ("azure", "consul", "dns", "ec2", "file-discovery", "gce", "kubernetes",
-               "marathon", "nerve", "serverset", "static-discovery", "triton")
+DISCOVERERS = (
+    "azure",
+    "consul",
+    "dns",
+    "ec2",
+    "file-discovery",
+    "gce",
+    "kubernetes",
+    "marathon",
+    "nerve",
+    "serverset",
+    "static-discovery",
+    "triton",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,5 +77,13 @@ class ScraperConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="scraper", schema=ScraperConfig, multiple=True, element_key="name",
-                    check=unique_elements("name"), doc="Scrape Prometheus metrics.")]
+    return [
+        Section(
+            name="scraper",
+            schema=ScraperConfig,
+            multiple=True,
+            element_key="name",
+            check=unique_elements("name"),
+            doc="Scrape Prometheus metrics.",
+        )
+    ]

@@ -30,5 +30,13 @@ class ServersetConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="serverset", schema=ServersetConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Twitter Serversets in ZooKeeper.")]
+    return [
+        Section(
+            name="serverset",
+            schema=ServersetConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Twitter Serversets in ZooKeeper.",
+        )
+    ]

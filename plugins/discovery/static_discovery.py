@@ -27,5 +27,13 @@ class StaticDiscoveryConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="static-discovery", schema=StaticDiscoveryConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover a fixed list of targets.")]
+    return [
+        Section(
+            name="static-discovery",
+            schema=StaticDiscoveryConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover a fixed list of targets.",
+        )
+    ]

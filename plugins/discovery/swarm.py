@@ -32,5 +32,13 @@ class SwarmConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="swarm", schema=SwarmConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Docker Swarm managers (swarmAutoscale).")]
+    return [
+        Section(
+            name="swarm",
+            schema=SwarmConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Docker Swarm managers (swarmAutoscale).",
+        )
+    ]

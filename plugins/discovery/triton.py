@@ -39,5 +39,13 @@ class TritonConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="triton", schema=TritonConfig, multiple=True, element_key="id",
-                    check=unique_elements("id"), doc="Discover Joyent Triton containers.")]
+    return [
+        Section(
+            name="triton",
+            schema=TritonConfig,
+            multiple=True,
+            element_key="id",
+            check=unique_elements("id"),
+            doc="Discover Joyent Triton containers.",
+        )
+    ]

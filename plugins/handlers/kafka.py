@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, require_choice, setting, unique_elements
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    Section,
+    hookimpl,
+    require_choice,
+    setting,
+    unique_elements,
+)
 
 SASL_MECHANISMS = ("", "PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI")
 

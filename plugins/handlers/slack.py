@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapa_core.plugin_api import Section, hookimpl, one_default, require_url, setting, unique_elements
+from kapa_core.plugin_api import (
+    Section,
+    hookimpl,
+    one_default,
+    require_url,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

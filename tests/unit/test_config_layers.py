@@ -65,16 +65,16 @@ SECTIONS = [
 
 
 def layers(file: dict | None = None, env: dict | None = None,
-           cli: CommandLine = CommandLine()) -> ConfigLayers:
+           cli: CommandLine | None = None) -> ConfigLayers:
     from kapa_core.config.core_sections import CORE_SECTIONS
 
     result = ConfigLayers([*CORE_SECTIONS, *SECTIONS])
-    result.load(file, env or {}, cli)
+    result.load(file, env or {}, cli or CommandLine())
     return result
 
 
 def build(file: dict | None = None, env: dict | None = None, overrides=(),
-          cli: CommandLine = CommandLine()):
+          cli: CommandLine | None = None):
     result = layers(file, env, cli)
     return result.build(result.effective_raw(overrides))
 

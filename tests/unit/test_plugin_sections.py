@@ -7,9 +7,9 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import kapa_plugins
 import pytest
 
-import kapa_plugins
 from kapa_core.errors import ConfigError
 from kapa_core.influxdb import plugin as influxdb_plugin
 from kapa_core.models.duration import Duration

@@ -45,10 +45,14 @@ def test_json_and_msgpack(store: Store) -> None:
 
 def test_transaction_rolls_back_on_error(store: Store) -> None:
     store.put(TASKS, "keep", b"1")
-    with pytest.raises(RuntimeError), store.transaction():
-        store.put(TASKS, "lost", b"2")
-        store.delete(TASKS, "keep")
-        raise RuntimeError("abort")
+    def abort() -> None:
+        with store.transaction():
+            store.put(TASKS, "lost", b"2")
+            store.delete(TASKS, "keep")
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        abort()
     assert store.get(TASKS, "lost") is None
     assert store.get(TASKS, "keep") == b"1"
 
@@ -74,7 +78,7 @@ async def test_async_twins_and_concurrent_writers(store: Store) -> None:
 def test_not_a_sqlite_file(tmp_path) -> None:
     path = tmp_path / "kapacitor.db"
     path.write_bytes(b"\x00" * 4096 + b"bolt db pages" * 100)
-    with pytest.raises(StorageError, match="not a SQLite database.*boltdb"):
+    with pytest.raises(StorageError, match=r"not a SQLite database.*boltdb"):
         Store(str(path))
 
 
