@@ -175,3 +175,27 @@ def test_config_found_in_home_kapacitor_dir() -> None:
     with daemon:
         vars_ = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()
         assert vars_["host"] == "found-in-home"
+
+
+def test_double_dash_flags_work_too(tmp_path: Path) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text('hostname = "double-dash"\n')
+    result = run_cli("config", "--config", str(conf))
+    assert tomllib.loads(result.stdout)["hostname"] == "double-dash"
+    result = run_cli("config", f"-config={conf}")
+    assert tomllib.loads(result.stdout)["hostname"] == "double-dash"
+
+
+def test_bad_blacklist_cidr_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text(to_toml({"data_dir": str(tmp_path / "d")}))
+    result = run_cli("run", "-config", str(conf), "-blacklist-cidrs", "10.0.0.0/8,banana")
+    assert result.returncode == 1
+    assert "invalid CIDR 'banana'" in result.stderr
+
+
+def test_blacklist_and_disabled_handlers_are_accepted() -> None:
+    with DaemonProcess(args=["-blacklist-cidrs", "private,192.0.2.0/24",
+                             "-disable-handlers", "exec,httppost"]) as daemon:
+        line = daemon.wait_for_log(r'msg="alert handlers disabled"')
+        assert "kinds=exec,httppost" in line
