@@ -1,9 +1,9 @@
 """``POST /write`` and ``POST /kapacitor/v1/write``: line protocol into the stream.
 
 What InfluxDB subscriptions and Telegraf send. Errors are plain text, as Kapacitor
-writes them. A body with some malformed lines is handled the way Kapacitor handles it
-(see "Partial writes" in :mod:`kapa_core.models.lineprotocol`): the valid points are
-written and the response is 400 listing each bad line with its line number and reason.
+writes them. A body with malformed lines is refused whole, as Kapacitor refuses it (see
+"Partial writes" in :mod:`kapa_core.models.lineprotocol`): 400 listing each bad line
+with its line number and reason, and none of the body's points are written.
 """
 
 from __future__ import annotations
@@ -37,20 +37,14 @@ class WriteAPI:
     def register(self, router: Router) -> None:
         for path in ("/write", "/kapacitor/v1/write"):
             router.add("POST", path, self.write)
-            router.add("OPTIONS", path, self.options)
-
-    async def options(self, request: Request) -> Response:
-        return Response.empty(204)
 
     async def write(self, request: Request) -> Response:
         db = request.arg("db")
-        if not db:
-            return Response.text(400, "database is required\n")
         rp = request.arg("rp") or self.default_rp()
         precision = request.arg("precision") or "n"
         body = request.body
-        if not body.strip():
-            return Response.empty(200) if not body else Response.empty(204)
+        if not body:
+            return Response.empty(200)  # Kapacitor answers an empty body with 200
         if self.tracing:
             self.log.info("write body received by handler", body=body[:4096].decode(
                 "utf-8", "replace"), db=db, rp=rp, precision=precision)
@@ -62,15 +56,17 @@ class WriteAPI:
                 result = _parse(body, precision, now, db, rp)
         except ValueError as exc:
             return Response.text(400, f"{exc}\n")
-        self.router.write(db, rp, result.points)
         if result.errors:
             shown = [str(e) for e in result.errors[:MAX_ERRORS_SHOWN]]
             more = len(result.errors) - len(shown)
             if more:
                 shown.append(f"... and {more} more malformed line(s)")
-            self.log.info("malformed lines in write", db=db, rp=rp,
-                          bad_lines=len(result.errors), points_written=len(result.points))
+            self.log.info("write refused: malformed lines", db=db, rp=rp,
+                          bad_lines=len(result.errors), good_lines=len(result.points))
             return Response.text(400, "\n".join(shown) + "\n")
+        if not db:
+            return Response.text(400, "database is required\n")
+        self.router.write(db, rp, result.points)
         return Response.empty(204)
 
 

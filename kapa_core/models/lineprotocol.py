@@ -10,11 +10,12 @@ A missing timestamp means "now"; ``precision`` scales timestamps (n, u/µ, ms, s
 
 Partial writes
 --------------
-Kapacitor's write handler (taken over from InfluxDB 1.x, ``services/httpd/handler.go``)
-parses the whole body; if no line parsed it answers 400 with the parse error and writes
-nothing; if some lines parsed it writes those points and still answers 400 with the error
-text. :func:`parse` therefore keeps going after a bad line and returns both the points
-and one :class:`LineError` per bad line, each with its 1-based line number.
+Kapacitor's write handler (``serveWriteLine`` in ``services/httpd/handler.go``) refuses
+the whole body when any line fails to parse: 400 with the parse error, no point written
+(unlike InfluxDB 1.x, which writes the lines that parsed). kapa-core's write endpoint
+does the same. :func:`parse` still reads every line and returns the points and one
+:class:`LineError` per bad line with its 1-based line number, so the answer can list
+every bad line at once.
 
 Speed: lines without backslashes or double quotes (nearly all real traffic) take a fast
 path built on ``str.split``; the rest go through a careful character scanner.

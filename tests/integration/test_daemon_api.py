@@ -94,13 +94,24 @@ def test_write_bad_precision(daemon) -> None:
     assert "precision" in response.text
 
 
-def test_malformed_lines_report_line_numbers_and_valid_lines_are_written(daemon) -> None:
+def test_malformed_lines_refuse_the_whole_body_like_kapacitor(daemon) -> None:
     body = b"ok value=1 1\nbad value= 2\nok value=3 3\nworse 4\n"
     response = httpx.post(daemon.url + "/write?db=partial&rp=rp", content=body)
     assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("text/plain")
     assert "(line 2)" in response.text and "(line 4)" in response.text
     assert "missing field value" in response.text
-    assert ingress(daemon)[("partial", "rp", "ok")] == 2
+    assert ("partial", "rp", "ok") not in ingress(daemon)
+
+
+def test_empty_body_answers_200(daemon) -> None:
+    assert httpx.post(daemon.url + "/write?db=x", content=b"").status_code == 200
+
+
+def test_missing_rp_uses_default_retention_policy() -> None:
+    with DaemonProcess({"default-retention-policy": "autogen"}) as d:
+        assert httpx.post(d.url + "/write?db=norp", content=b"m v=1").status_code == 204
+        assert ingress(d)[("norp", "autogen", "m")] == 1
 
 
 def test_oversized_body_is_refused_and_daemon_lives(daemon) -> None:
