@@ -1,1 +1,1 @@
-"""tick."""
+"""TICKscript: lexer, parser, AST, semantic checks and the lambda compiler."""

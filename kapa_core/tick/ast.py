@@ -1,0 +1,124 @@
+"""The TICKscript syntax tree. Every node knows where it starts (line, column)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Node:
+    line: int
+    col: int
+
+
+@dataclass
+class Number(Node):
+    value: int | float
+
+
+@dataclass
+class String(Node):
+    value: str
+
+
+@dataclass
+class DurationLit(Node):
+    value: int  # nanoseconds
+    text: str
+
+
+@dataclass
+class Regex(Node):
+    pattern: str
+
+
+@dataclass
+class Bool(Node):
+    value: bool
+
+
+@dataclass
+class Star(Node):
+    pass
+
+
+@dataclass
+class Reference(Node):
+    name: str
+
+
+@dataclass
+class Identifier(Node):
+    name: str
+
+
+@dataclass
+class ListLit(Node):
+    items: list[Node]
+
+
+@dataclass
+class Lambda(Node):
+    expr: Node
+    text: str = ""  # the source of the expression, for vars and formatting
+
+
+@dataclass
+class Unary(Node):
+    op: str
+    operand: Node
+
+
+@dataclass
+class Binary(Node):
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass
+class Call(Node):
+    """A function call: ``time(1m)`` at statement level, ``sigma("v")`` in a lambda."""
+
+    name: str
+    args: list[Node]
+
+
+@dataclass
+class Chain(Node):
+    """``left | name(args)``, ``left . name(args)`` or ``left @ name(args)``."""
+
+    left: Node
+    op: str  # "|", "." or "@"
+    name: str
+    args: list[Node]
+    called: bool = True  # False for a bare property read ``a.b``
+
+
+@dataclass
+class VarDecl(Node):
+    name: str
+    value: Node | None  # None for a typed template var
+    type: str = ""
+    comment: str = ""
+
+
+@dataclass
+class Dbrp(Node):
+    database: str
+    retention_policy: str
+
+
+@dataclass
+class Program:
+    statements: list[Node] = field(default_factory=list)
+    comments: dict[int, str] = field(default_factory=dict)  # statement index -> comment
+
+
+def describe(node: Any) -> str:
+    """A short human name of a node's kind, for error messages."""
+    return {Number: "number", String: "string", DurationLit: "duration", Regex: "regex",
+            Bool: "boolean", Star: "star", Reference: "reference", Identifier: "identifier",
+            ListLit: "list", Lambda: "lambda", Unary: "expression", Binary: "expression",
+            Call: "function call", Chain: "node"}.get(type(node), type(node).__name__)
