@@ -1,0 +1,374 @@
+"""The built-in functions of TICKscript lambdas (Kapacitor's ``tick/stateful``).
+
+Stateless functions are plain Python functions with a declared signature; stateful ones
+(``count``, ``sigma``, ``spread``) are classes instantiated once per lambda, so their
+state lives as long as the node that owns the lambda.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kapa_core.models.duration import Duration
+from kapa_core.tick.values import MISSING, Time, type_name
+
+
+class EvalError(Exception):
+    """A lambda could not be evaluated for one point (counted, the task goes on)."""
+
+
+def _num(name: str, value: Any) -> float:
+    if isinstance(value, float):
+        return value
+    raise EvalError(f"{name}: expected float argument, got {type_name(value)} "
+                    "(use float() to convert)")
+
+
+def _str(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise EvalError(f"{name}: expected string argument, got {type_name(value)}")
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool | Duration | Time):
+        return value
+    raise EvalError(f"{name}: expected int argument, got {type_name(value)}")
+
+
+def _time(name: str, value: Any) -> Time:
+    if isinstance(value, Time):
+        return value
+    raise EvalError(f"{name}: expected time argument, got {type_name(value)}")
+
+
+def _arity(name: str, args: tuple[Any, ...], n: int) -> None:
+    if len(args) != n:
+        raise EvalError(f"{name} expects exactly {n} argument(s), got {len(args)}")
+
+
+def fn_bool(*args: Any) -> bool:
+    _arity("bool", args, 1)
+    v = args[0]
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        if v in ("1", "t", "T", "TRUE", "true", "True"):
+            return True
+        if v in ("0", "f", "F", "FALSE", "false", "False"):
+            return False
+        raise EvalError(f"bool: cannot convert string {v!r} to a boolean")
+    if isinstance(v, int | float) and not isinstance(v, Duration | Time):
+        return v != 0
+    raise EvalError(f"bool: cannot convert {type_name(v)} to a boolean")
+
+
+def fn_int(*args: Any) -> int:
+    _arity("int", args, 1)
+    v = args[0]
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, Duration | Time):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise EvalError(f"int: cannot convert {v} to an int")
+        return int(v)
+    if isinstance(v, str):
+        try:
+            return int(v, 10)
+        except ValueError:
+            raise EvalError(f"int: cannot convert string {v!r} to an int") from None
+    raise EvalError(f"int: cannot convert {type_name(v)} to an int")
+
+
+def fn_float(*args: Any) -> float:
+    _arity("float", args, 1)
+    v = args[0]
+    if isinstance(v, bool | int | float) and not isinstance(v, Duration | Time):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            raise EvalError(f"float: cannot convert string {v!r} to a float") from None
+    raise EvalError(f"float: cannot convert {type_name(v)} to a float")
+
+
+def fn_string(*args: Any) -> str:
+    _arity("string", args, 1)
+    v = args[0]
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Duration):
+        return str(v)
+    if isinstance(v, float):
+        return _go_float(v)
+    if isinstance(v, int | str):
+        return str(v)
+    raise EvalError(f"string: cannot convert {type_name(v)} to a string")
+
+
+def _go_float(v: float) -> str:
+    """Go's strconv.FormatFloat(v, 'f', -1, 64)."""
+    if v.is_integer() and abs(v) < 1e21:
+        return str(int(v))
+    text = repr(v)
+    if "e" in text:
+        text = format(v, "f").rstrip("0").rstrip(".")
+    return text
+
+
+def fn_duration(*args: Any) -> Duration:
+    if len(args) == 1:
+        if isinstance(args[0], Duration):
+            return args[0]
+        raise EvalError(f"duration: expected a duration, got {type_name(args[0])}")
+    _arity("duration", args, 2)
+    value, unit = args
+    if not isinstance(unit, Duration):
+        raise EvalError(f"duration: the unit must be a duration, got {type_name(unit)}")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise EvalError(f"duration: cannot convert string {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EvalError(f"duration: cannot convert {type_name(value)}")
+    return Duration(int(value * unit))
+
+
+def _math1(name: str, fn: Callable[[float], float]) -> Callable[..., float]:
+    def call(*args: Any) -> float:
+        _arity(name, args, 1)
+        try:
+            return float(fn(_num(name, args[0])))
+        except (ValueError, OverflowError):
+            return math.nan
+    return call
+
+
+def _math2(name: str, fn: Callable[[float, float], float]) -> Callable[..., float]:
+    def call(*args: Any) -> float:
+        _arity(name, args, 2)
+        try:
+            return float(fn(_num(name, args[0]), _num(name, args[1])))
+        except (ValueError, OverflowError, ZeroDivisionError):
+            return math.nan
+    return call
+
+
+def _gamma(x: float) -> float:
+    return math.gamma(x)
+
+
+def _logb(x: float) -> float:
+    if x == 0:
+        return -math.inf
+    return float(math.frexp(x)[1] - 1)
+
+
+def _bessel(kind: str, n: int) -> Callable[[float], float]:
+    def unavailable(x: float) -> float:
+        raise EvalError(f"{kind}{n}: Bessel functions need scipy, which kapa-core does "
+                        "not depend on")
+    return unavailable
+
+
+def _str_fn(name: str, fn: Callable[..., Any], kinds: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        _arity(name, args, len(kinds))
+        checked = []
+        for kind, arg in zip(kinds, args, strict=True):
+            checked.append(_str(name, arg) if kind == "s" else _int(name, arg))
+        return fn(*checked)
+    return call
+
+
+def _substring(s: str, start: int, stop: int) -> str:
+    if start < 0 or stop < start or stop > len(s):
+        raise EvalError(f"strSubstring: invalid range [{start}:{stop}] for a string of "
+                        f"length {len(s)}")
+    return s[start:stop]
+
+
+def _replace(s: str, old: str, new: str, n: int) -> str:
+    return s.replace(old, new) if n < 0 else s.replace(old, new, n)
+
+
+def _index_any(s: str, chars: str) -> int:
+    positions = [s.find(c) for c in chars if c in s]
+    return min(positions) if positions else -1
+
+
+def _last_index_any(s: str, chars: str) -> int:
+    positions = [s.rfind(c) for c in chars if c in s]
+    return max(positions) if positions else -1
+
+
+def fn_regex_replace(*args: Any) -> str:
+    _arity("regexReplace", args, 3)
+    pattern, s, repl = args
+    if not isinstance(pattern, re.Pattern):
+        raise EvalError("regexReplace: the first argument must be a regex")
+    template = re.sub(r"\$(\d+)|\$\{(\w+)\}", lambda m: "\\g<" + (m.group(1) or
+                      m.group(2)) + ">", _str("regexReplace", repl))
+    return pattern.sub(template, _str("regexReplace", s))
+
+
+def fn_human_bytes(*args: Any) -> str:
+    _arity("humanBytes", args, 1)
+    v = args[0]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise EvalError(f"humanBytes: expected a number, got {type_name(v)}")
+    size = float(v)
+    if size < 10:
+        return f"{int(size)} B"
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+    exponent = int(math.floor(math.log(size, 1000)))
+    value = size / 1000**exponent
+    text = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return f"{text} {units[exponent]}"
+
+
+def _time_part(name: str, part: Callable[[Any], int]) -> Callable[..., int]:
+    def call(*args: Any) -> int:
+        _arity(name, args, 1)
+        return part(_time(name, args[0]).to_datetime())
+    return call
+
+
+def fn_unix_nano(*args: Any) -> int:
+    _arity("unixNano", args, 1)
+    return int(_time("unixNano", args[0]))
+
+
+def fn_now(*args: Any) -> Time:
+    _arity("now", args, 0)
+    return Time(time.time_ns())
+
+
+def fn_rand(*args: Any) -> int:
+    if not args:
+        return random.getrandbits(63)
+    _arity("rand", args, 1)
+    return random.randrange(_int("rand", args[0]))
+
+
+STATELESS: dict[str, Callable[..., Any]] = {
+    "bool": fn_bool, "int": fn_int, "float": fn_float, "string": fn_string,
+    "duration": fn_duration, "regexReplace": fn_regex_replace, "humanBytes": fn_human_bytes,
+    "unixNano": fn_unix_nano, "now": fn_now, "rand": fn_rand,
+    "minute": _time_part("minute", lambda d: d.minute),
+    "hour": _time_part("hour", lambda d: d.hour),
+    "weekday": _time_part("weekday", lambda d: (d.weekday() + 1) % 7),
+    "day": _time_part("day", lambda d: d.day),
+    "month": _time_part("month", lambda d: d.month),
+    "year": _time_part("year", lambda d: d.year),
+    "strContains": _str_fn("strContains", lambda s, t: t in s, "ss"),
+    "strContainsAny": _str_fn("strContainsAny", lambda s, t: any(c in s for c in t), "ss"),
+    "strHasPrefix": _str_fn("strHasPrefix", str.startswith, "ss"),
+    "strHasSuffix": _str_fn("strHasSuffix", str.endswith, "ss"),
+    "strCount": _str_fn("strCount", lambda s, t: s.count(t) if t else len(s) + 1, "ss"),
+    "strIndex": _str_fn("strIndex", str.find, "ss"),
+    "strIndexAny": _str_fn("strIndexAny", _index_any, "ss"),
+    "strLastIndex": _str_fn("strLastIndex", str.rfind, "ss"),
+    "strLastIndexAny": _str_fn("strLastIndexAny", _last_index_any, "ss"),
+    "strLength": _str_fn("strLength", len, "s"),
+    "strReplace": _str_fn("strReplace", _replace, "sssi"),
+    "strSubstring": _str_fn("strSubstring", _substring, "sii"),
+    "strToLower": _str_fn("strToLower", str.lower, "s"),
+    "strToUpper": _str_fn("strToUpper", str.upper, "s"),
+    "strTrimSpace": _str_fn("strTrimSpace", str.strip, "s"),
+    "strTrim": _str_fn("strTrim", lambda s, c: s.strip(c), "ss"),
+    "strTrimLeft": _str_fn("strTrimLeft", lambda s, c: s.lstrip(c), "ss"),
+    "strTrimRight": _str_fn("strTrimRight", lambda s, c: s.rstrip(c), "ss"),
+    "strTrimPrefix": _str_fn("strTrimPrefix", str.removeprefix, "ss"),
+    "strTrimSuffix": _str_fn("strTrimSuffix", str.removesuffix, "ss"),
+    "atan2": _math2("atan2", math.atan2), "hypot": _math2("hypot", math.hypot),
+    "max": _math2("max", max), "min": _math2("min", min), "mod": _math2("mod", math.fmod),
+    "pow": _math2("pow", math.pow),
+}
+for _name, _fn in {
+    "abs": abs, "acos": math.acos, "acosh": math.acosh, "asin": math.asin,
+    "asinh": math.asinh, "atan": math.atan, "atanh": math.atanh, "cbrt": lambda x: math.copysign(
+        abs(x) ** (1 / 3), x), "ceil": math.ceil, "cos": math.cos, "cosh": math.cosh,
+    "erf": math.erf, "erfc": math.erfc, "exp": math.exp, "exp2": lambda x: 2.0**x,
+    "expm1": math.expm1, "floor": math.floor, "gamma": _gamma, "log": math.log,
+    "log10": math.log10, "log1p": math.log1p, "log2": math.log2, "logb": _logb,
+    "sin": math.sin, "sinh": math.sinh, "sqrt": math.sqrt, "tan": math.tan, "tanh": math.tanh,
+    "trunc": math.trunc, "j0": _bessel("j", 0), "j1": _bessel("j", 1), "y0": _bessel("y", 0),
+    "y1": _bessel("y", 1),
+}.items():
+    STATELESS[_name] = _math1(_name, _fn)
+
+
+def fn_pow10(*args: Any) -> float:
+    _arity("pow10", args, 1)
+    return 10.0 ** _int("pow10", args[0])
+
+
+STATELESS["pow10"] = fn_pow10
+
+
+class Count:
+    """``count()``: how many times this lambda has been evaluated."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, *args: Any) -> int:
+        _arity("count", args, 0)
+        self.n += 1
+        return self.n
+
+
+class Sigma:
+    """``sigma(x)``: how many standard deviations x is from the running mean."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def __call__(self, *args: Any) -> float:
+        _arity("sigma", args, 1)
+        x = _num("sigma", args[0])
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+        if self.n < 2:
+            return 0.0
+        stddev = math.sqrt(self.m2 / (self.n - 1))
+        return 0.0 if stddev == 0 else abs(x - self.mean) / stddev
+
+
+class Spread:
+    """``spread(x)``: running maximum minus running minimum."""
+
+    def __init__(self) -> None:
+        self.low = math.inf
+        self.high = -math.inf
+
+    def __call__(self, *args: Any) -> float:
+        _arity("spread", args, 1)
+        x = _num("spread", args[0])
+        self.low = min(self.low, x)
+        self.high = max(self.high, x)
+        return self.high - self.low
+
+
+STATEFUL: dict[str, type] = {"count": Count, "sigma": Sigma, "spread": Spread}
+#: Functions that receive the missing value instead of failing on it.
+SPECIAL = {"isPresent", "if"}
+NAMES = frozenset(STATELESS) | frozenset(STATEFUL) | SPECIAL
+
+__all__ = ["MISSING", "NAMES", "STATEFUL", "STATELESS", "EvalError"]

@@ -1,0 +1,322 @@
+"""Lambda expressions compiled once into Python closures.
+
+``compile_lambda(lambda_ast, scope)`` resolves identifiers from the script's variables,
+checks function names and arities, and returns a :class:`CompiledLambda` whose
+``eval(time, fields, tags)`` runs the closures: no tree walking per point. Run-time type
+errors raise :class:`EvalError`, which nodes count and log, never crash on.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kapa_core.errors import TickError
+from kapa_core.models.duration import Duration
+from kapa_core.tick import ast
+from kapa_core.tick.functions import NAMES, STATEFUL, STATELESS, EvalError
+from kapa_core.tick.values import MISSING, Time, type_name
+
+Fn = Callable[[int, Mapping[str, Any], Mapping[str, str]], Any]
+
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+        ">": operator.gt, ">=": operator.ge}
+
+
+class CompiledLambda:
+    """A lambda ready to run: ``eval(time_ns, fields, tags)``."""
+
+    __slots__ = ("_fn", "references", "text")
+
+    def __init__(self, fn: Fn, text: str, references: frozenset[str]) -> None:
+        self._fn = fn
+        self.text = text
+        self.references = references
+
+    def eval(self, time: int, fields: Mapping[str, Any], tags: Mapping[str, str]) -> Any:
+        value = self._fn(time, fields, tags)
+        if value is MISSING:
+            raise EvalError("missing value: a field or tag used by the expression is absent")
+        return value
+
+    def eval_bool(self, time: int, fields: Mapping[str, Any], tags: Mapping[str, str]) -> bool:
+        value = self.eval(time, fields, tags)
+        if value is True or value is False:
+            return value
+        raise EvalError(f"expression {self.text!r} returned {type_name(value)}, expected "
+                        "boolean")
+
+
+def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None
+                   ) -> CompiledLambda:
+    compiler = _Compiler(scope or {})
+    fn = compiler.compile(node.expr)
+    return CompiledLambda(fn, node.text, frozenset(compiler.references))
+
+
+def _kind(value: Any) -> str:
+    """Dispatch class: b(ool) i(nt) f(loat) s(tring) d(uration) t(ime) r(egex) m(issing)."""
+    cls = type(value)
+    if cls is float:
+        return "f"
+    if cls is int:
+        return "i"
+    if cls is str:
+        return "s"
+    if cls is bool:
+        return "b"
+    if cls is Duration:
+        return "d"
+    if cls is Time:
+        return "t"
+    if value is MISSING:
+        return "m"
+    if isinstance(value, re.Pattern):
+        return "r"
+    return "?"
+
+
+def binary(op: str, a: Any, b: Any) -> Any:
+    """Apply a binary operator with Kapacitor's operand-type rules."""
+    ka, kb = _kind(a), _kind(b)
+    if ka == "m" or kb == "m":
+        raise EvalError("missing value: a field or tag used by the expression is absent")
+    pair = ka + kb
+    if op in _CMP:
+        if pair in ("ii", "ff", "if", "fi", "ss", "dd", "tt", "bb") and (
+                pair != "bb" or op in ("==", "!=")):
+            return _CMP[op](a, b)
+        raise EvalError(f"invalid comparison: {type_name(a)} {op} {type_name(b)}")
+    if op in ("=~", "!~"):
+        if ka == "s" and kb == "r":
+            found = b.search(a) is not None
+            return found if op == "=~" else not found
+        raise EvalError(f"invalid {op}: expected string {op} regex, got {type_name(a)} "
+                        f"{op} {type_name(b)}")
+    if op == "+":
+        if pair in ("ii", "ff", "ss"):
+            return a + b
+        if pair == "dd":
+            return Duration(a + b)
+    elif op == "-":
+        if pair in ("ii", "ff"):
+            return a - b
+        if pair == "dd":
+            return Duration(a - b)
+    elif op == "*":
+        if pair in ("ii", "ff"):
+            return a * b
+        if pair in ("di", "df"):
+            return Duration(int(a * b))
+        if pair in ("id", "fd"):
+            return Duration(int(a * b))
+    elif op == "/":
+        if pair == "ii":
+            if b == 0:
+                raise EvalError("integer divide by zero")
+            q = abs(a) // abs(b)
+            return q if (a >= 0) == (b >= 0) else -q  # Go truncates toward zero
+        if pair == "ff":
+            if b == 0:
+                return a / b if a != a else (float("inf") if a > 0 else float("-inf")
+                                            if a < 0 else float("nan"))
+            return a / b
+        if pair == "dd":
+            if b == 0:
+                raise EvalError("duration divide by zero")
+            return int(a) // int(b)
+        if pair in ("di", "df"):
+            if b == 0:
+                raise EvalError("duration divide by zero")
+            return Duration(int(a / b))
+    elif op == "%":
+        if pair == "ii":
+            if b == 0:
+                raise EvalError("integer divide by zero")
+            return a - b * (abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1))
+    if pair in ("if", "fi") and op in "+-*/%":
+        raise EvalError(f"mismatched type to binary operator. got {type_name(a)} {op} "
+                        f"{type_name(b)}. see bool(), int(), float(), string(), duration()")
+    raise EvalError(f"invalid binary operator {type_name(a)} {op} {type_name(b)}")
+
+
+class _Compiler:
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        self.scope = scope
+        self.references: set[str] = set()
+
+    def error(self, node: ast.Node, message: str) -> TickError:
+        return TickError(message, node.line, node.col)
+
+    def compile(self, node: ast.Node) -> Fn:
+        method = getattr(self, "c_" + type(node).__name__, None)
+        if method is None:
+            raise self.error(node, f"a {ast.describe(node)} cannot be used in a lambda")
+        return method(node)
+
+    # -- leaves -----------------------------------------------------------------------
+    def _const(self, value: Any) -> Fn:
+        return lambda t, f, g: value
+
+    def c_Number(self, node: ast.Number) -> Fn:
+        return self._const(node.value)
+
+    def c_String(self, node: ast.String) -> Fn:
+        return self._const(node.value)
+
+    def c_DurationLit(self, node: ast.DurationLit) -> Fn:
+        return self._const(Duration(node.value))
+
+    def c_Bool(self, node: ast.Bool) -> Fn:
+        return self._const(node.value)
+
+    def c_Regex(self, node: ast.Regex) -> Fn:
+        try:
+            return self._const(re.compile(node.pattern))
+        except re.error as exc:
+            raise self.error(node, f"invalid regex /{node.pattern}/: {exc}") from None
+
+    def c_Reference(self, node: ast.Reference) -> Fn:
+        name = node.name
+        self.references.add(name)
+        if name == "time":
+            return lambda t, f, g: Time(t)
+
+        def ref(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            value = f.get(name, MISSING)
+            if value is MISSING:
+                return g.get(name, MISSING)
+            if name in g:
+                raise EvalError(f"cannot have field and tags with same name {name!r}")
+            return value
+        return ref
+
+    def c_Identifier(self, node: ast.Identifier) -> Fn:
+        if node.name not in self.scope:
+            raise self.error(node, f"undefined identifier {node.name!r} (quote field and tag "
+                             'names with double quotes: "name")')
+        value = self.scope[node.name]
+        if isinstance(value, ast.Lambda):
+            return self.compile(value.expr)
+        if isinstance(value, bool | int | float | str | Duration) or isinstance(
+                value, re.Pattern):
+            return self._const(value)
+        raise self.error(node, f"variable {node.name!r} holds a {type_name(value)}, which "
+                         "cannot be used in a lambda")
+
+    # -- operators ----------------------------------------------------------------------
+    def c_Unary(self, node: ast.Unary) -> Fn:
+        inner = self.compile(node.operand)
+        if node.op == "-":
+            def neg(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                v = inner(t, f, g)
+                k = _kind(v)
+                if k in "if":
+                    return -v
+                if k == "d":
+                    return Duration(-v)
+                raise EvalError(f"invalid unary -: {type_name(v)}")
+            return neg
+
+        def not_(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            v = inner(t, f, g)
+            if v is True or v is False:
+                return not v
+            raise EvalError(f"invalid unary !: {type_name(v)}")
+        return not_
+
+    def c_Binary(self, node: ast.Binary) -> Fn:
+        left = self.compile(node.left)
+        right = self.compile(node.right)
+        op = node.op
+        if op in ("AND", "OR"):
+            is_and = op == "AND"
+
+            def logic(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                a = left(t, f, g)
+                if a is not True and a is not False:
+                    raise EvalError(f"invalid {op} operand: {type_name(a)}")
+                if a is not is_and:  # short-circuit
+                    return a
+                b = right(t, f, g)
+                if b is not True and b is not False:
+                    raise EvalError(f"invalid {op} operand: {type_name(b)}")
+                return b
+            return logic
+        if op in _CMP:
+            cmp = _CMP[op]
+
+            def compare(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                a = left(t, f, g)
+                b = right(t, f, g)
+                ta, tb = type(a), type(b)
+                if (ta is float or ta is int) and (tb is float or tb is int):
+                    return cmp(a, b)
+                return binary(op, a, b)
+            return compare
+        if op in "+-*/" and len(op) == 1:
+            arith = {"+": operator.add, "-": operator.sub, "*": operator.mul}.get(op)
+
+            def math_op(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                a = left(t, f, g)
+                b = right(t, f, g)
+                if arith is not None and type(a) is float and type(b) is float:
+                    return arith(a, b)
+                return binary(op, a, b)
+            return math_op
+        return lambda t, f, g: binary(op, left(t, f, g), right(t, f, g))
+
+    def c_Star(self, node: ast.Star) -> Fn:
+        raise self.error(node, "'*' cannot be used as a value in a lambda")
+
+    # -- functions ----------------------------------------------------------------------
+    def c_Call(self, node: ast.Call) -> Fn:
+        name = node.name
+        if name not in NAMES:
+            raise self.error(node, f"undefined function {name}()")
+        args = [self.compile(a) for a in node.args]
+        if name == "isPresent":
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.Reference):
+                raise self.error(node, "isPresent expects one field or tag reference")
+            arg = args[0]
+            return lambda t, f, g: arg(t, f, g) is not MISSING
+        if name == "if":
+            if len(args) != 3:
+                raise self.error(node, "if expects 3 arguments: condition, then, else")
+            cond, then, other = args
+
+            def if_(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                c = cond(t, f, g)
+                if c is not True and c is not False:
+                    raise EvalError(f"if: the condition must be boolean, got {type_name(c)}")
+                a = then(t, f, g)
+                b = other(t, f, g)
+                if _kind(a) != _kind(b):
+                    raise EvalError("if: the true and false values must have the same "
+                                    f"type, got {type_name(a)} and {type_name(b)}")
+                return a if c else b
+            return if_
+        fn = STATEFUL[name]() if name in STATEFUL else STATELESS[name]
+        if not args:
+            return lambda t, f, g: fn()
+        if len(args) == 1:
+            (a0,) = args
+
+            def call1(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                v = a0(t, f, g)
+                if v is MISSING:
+                    raise EvalError(f"{name}: missing value")
+                return fn(v)
+            return call1
+
+        def call(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            values = [a(t, f, g) for a in args]
+            if any(v is MISSING for v in values):
+                raise EvalError(f"{name}: missing value")
+            return fn(*values)
+        return call
+
+    def c_Lambda(self, node: ast.Lambda) -> Fn:
+        return self.compile(node.expr)
