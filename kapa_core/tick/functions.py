@@ -232,7 +232,7 @@ def fn_human_bytes(*args: Any) -> str:
     if size < 10:
         return f"{int(size)} B"
     units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    exponent = int(math.floor(math.log(size, 1000)))
+    exponent = math.floor(math.log(size, 1000))
     value = size / 1000**exponent
     text = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
     return f"{text} {units[exponent]}"

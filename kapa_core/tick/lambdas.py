@@ -131,11 +131,10 @@ def binary(op: str, a: Any, b: Any) -> Any:
             if b == 0:
                 raise EvalError("duration divide by zero")
             return Duration(int(a / b))
-    elif op == "%":
-        if pair == "ii":
-            if b == 0:
-                raise EvalError("integer divide by zero")
-            return a - b * (abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1))
+    elif op == "%" and pair == "ii":
+        if b == 0:
+            raise EvalError("integer divide by zero")
+        return a - b * (abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1))
     if pair in ("if", "fi") and op in "+-*/%":
         raise EvalError(f"mismatched type to binary operator. got {type_name(a)} {op} "
                         f"{type_name(b)}. see bool(), int(), float(), string(), duration()")
@@ -200,8 +199,7 @@ class _Compiler:
         value = self.scope[node.name]
         if isinstance(value, ast.Lambda):
             return self.compile(value.expr)
-        if isinstance(value, bool | int | float | str | Duration) or isinstance(
-                value, re.Pattern):
+        if isinstance(value, bool | int | float | str | Duration | re.Pattern):
             return self._const(value)
         raise self.error(node, f"variable {node.name!r} holds a {type_name(value)}, which "
                          "cannot be used in a lambda")

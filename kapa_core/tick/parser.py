@@ -11,7 +11,7 @@ from __future__ import annotations
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
 from kapa_core.tick import ast
-from kapa_core.tick.lexer import Token, T, tokenize
+from kapa_core.tick.lexer import T, Token, tokenize
 
 VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "list", "star")
 PRECEDENCE = [("OR",), ("AND",), ("==", "!=", "=~", "!~"), ("<", "<=", ">", ">="), ("+", "-"),
