@@ -26,11 +26,14 @@ from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.engine.router import StreamRouter
+from kapa_core.engine.task_master import TaskMaster
+from kapa_core.engine.tasks import TaskService
 from kapa_core.errors import APIError, ConfigError
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
+from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.write_api import WriteAPI
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
@@ -92,15 +95,17 @@ class Daemon:
         self._http: HTTPServer | None = None
         self.store: Store | None = None
         self.config_service: ConfigService | None = None
+        self.task_master = TaskMaster(self.stream, Logger("task_master"))
+        self.task_service: TaskService | None = None
         # The base configuration, validated before anything starts.
         self.config: Config = self.layers.build(self.layers.effective_raw())
 
     # -- task counts (the engine registers itself here) ------------------------------
     def num_tasks(self) -> int:
-        return 0
+        return len(self.task_service.tasks) if self.task_service else 0
 
     def num_enabled_tasks(self) -> int:
-        return 0
+        return len(self.task_master.tasks)
 
     def stop(self) -> None:
         """Ask the daemon to shut down gracefully (what SIGTERM does)."""
@@ -147,6 +152,10 @@ class Daemon:
                 if section.service is not None:
                     await runner.open(section.name, section.service(self._context(section.name)))
                     self.log.debug("opened service", name=section.name)
+            await runner.open("task_master", self.task_master)
+            assert self.store is not None
+            self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
+            await self.task_service.start_enabled()
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(self, config))
@@ -200,6 +209,8 @@ class Daemon:
                  logger=Logger("http"), tracing=http.write_tracing).register(router)
         assert self.config_service is not None
         ConfigAPI(self.config_service).register(router)
+        assert self.task_service is not None
+        TasksAPI(self.task_service).register(router)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

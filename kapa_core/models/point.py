@@ -13,16 +13,20 @@ FieldValue = float | int | str | bool
 
 
 class Point:
-    __slots__ = ("database", "fields", "name", "retention_policy", "tags", "time")
+    __slots__ = ("database", "dims", "fields", "group", "name", "retention_policy", "tags",
+                 "time")
 
     def __init__(self, name: str, tags: dict[str, str], fields: dict[str, FieldValue],
-                 time: int, database: str = "", retention_policy: str = "") -> None:
+                 time: int, database: str = "", retention_policy: str = "",
+                 group: str = "", dims: tuple[str, ...] = ()) -> None:
         self.name = name
         self.tags = tags
         self.fields = fields
         self.time = time
         self.database = database
         self.retention_policy = retention_policy
+        self.group = group  # the group ID inside a task ("" = no grouping)
+        self.dims = dims  # the tag names the group is made of
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Point):

@@ -1,0 +1,50 @@
+"""From a pipeline of specs to connected runtime nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kapa_core.engine.node import Node
+from kapa_core.engine.nodes import basic, influxql, output, window
+from kapa_core.errors import TaskError
+from kapa_core.logs import Logger
+from kapa_core.pipeline import nodes as specs
+from kapa_core.pipeline.influxql import InfluxQLSpec
+from kapa_core.pipeline.pipeline import Pipeline
+
+RUNTIMES: dict[type, type[Node]] = {
+    specs.StreamSpec: basic.SourceNode,
+    specs.BatchSpec: basic.SourceNode,
+    specs.FromSpec: basic.FromNode,
+    specs.WhereSpec: basic.WhereNode,
+    specs.EvalSpec: basic.EvalNode,
+    specs.GroupBySpec: basic.GroupByNode,
+    specs.WindowSpec: window.WindowNode,
+    specs.ShiftSpec: basic.ShiftNode,
+    specs.SampleSpec: basic.SampleNode,
+    specs.DefaultSpec: basic.DefaultNode,
+    specs.DeleteSpec: basic.DeleteNode,
+    specs.DerivativeSpec: basic.DerivativeNode,
+    specs.ChangeDetectSpec: basic.ChangeDetectNode,
+    specs.StateDurationSpec: basic.StateDurationNode,
+    specs.StateCountSpec: basic.StateCountNode,
+    specs.LogSpec: basic.LogNode,
+    specs.HTTPOutSpec: output.HTTPOutNode,
+    specs.NoOpSpec: output.NoOpNode,
+    specs.UnionSpec: basic.UnionNode,
+    InfluxQLSpec: influxql.InfluxQLNode,
+}
+
+
+def build_nodes(pipeline: Pipeline, log: Logger) -> list[Node]:
+    """Runtime nodes in pipeline order, wired parent -> children."""
+    built: dict[int, Node] = {}
+    for spec in pipeline.walk():
+        runtime = RUNTIMES.get(type(spec))
+        if runtime is None:
+            raise TaskError(f"{spec.name}: {spec.kind} nodes cannot run yet in kapa-core")
+        node: Any = runtime(spec, log)
+        built[spec.id] = node
+        for parent in spec.parents:
+            built[parent.id].children.append(node)
+    return list(built.values())

@@ -1,0 +1,102 @@
+"""The runtime node: plain synchronous objects that push data to their children.
+
+``receive_point``/``receive_batch`` count what a node collects and catch what it raises:
+an error on one point is counted and logged, the task goes on. Subclasses implement
+``point(p)`` and ``batch(b)`` and call ``emit_point``/``emit_batch``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kapa_core.logs import Logger
+from kapa_core.models.batch import Batch
+from kapa_core.models.point import Point
+from kapa_core.pipeline.base import NodeSpec
+
+#: Every Nth call of a node is timed for avg_exec_time_ns (Kapacitor samples too).
+TIMING_EVERY = 10
+#: Error logs per node are limited to this many, then one line per this many errors.
+ERROR_LOG_BURST = 20
+
+
+class Node:
+    def __init__(self, spec: NodeSpec, log: Logger) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.children: list[Node] = []
+        self.collected = 0
+        self.emitted = 0
+        self.errors = 0
+        self.log = log.with_(node=self.name)
+        self._timed = 0
+        self._time_total = 0
+
+    # -- receiving ----------------------------------------------------------------------
+    def receive_point(self, p: Point) -> None:
+        self.collected += 1
+        if self.collected % TIMING_EVERY:
+            try:
+                self.point(p)
+            except Exception as exc:  # one bad point never stops the task
+                self.fail(exc)
+            return
+        started = time.perf_counter_ns()
+        try:
+            self.point(p)
+        except Exception as exc:
+            self.fail(exc)
+        self._timed += 1
+        self._time_total += time.perf_counter_ns() - started
+
+    def receive_batch(self, b: Batch) -> None:
+        self.collected += 1
+        started = time.perf_counter_ns()
+        try:
+            self.batch(b)
+        except Exception as exc:
+            self.fail(exc)
+        self._timed += 1
+        self._time_total += time.perf_counter_ns() - started
+
+    def point(self, p: Point) -> None:
+        self.emit_point(p)
+
+    def batch(self, b: Batch) -> None:
+        self.emit_batch(b)
+
+    # -- sending ------------------------------------------------------------------------
+    def emit_point(self, p: Point) -> None:
+        self.emitted += 1
+        for child in self.children:
+            child.receive_point(p)
+
+    def emit_batch(self, b: Batch) -> None:
+        self.emitted += 1
+        for child in self.children:
+            child.receive_batch(b)
+
+    # -- errors and stats ---------------------------------------------------------------
+    def fail(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.spec.quiet:
+            return
+        if self.errors <= ERROR_LOG_BURST or self.errors % 1000 == 0:
+            self.log.error("error processing data", err=str(exc) or type(exc).__name__,
+                           errors=self.errors)
+
+    def stats(self) -> dict[str, Any]:
+        avg = self._time_total // self._timed if self._timed else 0
+        return {"avg_exec_time_ns": avg, "collected": self.collected,
+                "emitted": self.emitted, "errors": self.errors,
+                "working_cardinality": self.cardinality(), **self.extra_stats()}
+
+    def cardinality(self) -> int:
+        return 0
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {}
+
+    def stop(self) -> None:
+        """Called once when the task stops."""

@@ -1,0 +1,137 @@
+"""The task master: runs enabled tasks, each fed through one bounded ingest channel.
+
+The stream router hands every write to :meth:`RunningTask.deliver`, which only does a
+non-blocking send: a task that cannot keep up drops the write and counts the dropped
+points (``points_dropped`` in its stats) instead of stalling the writer or other tasks.
+Each task's trio task takes writes off its channel and pushes the points through its
+synchronous nodes, yielding to the event loop every ``CHUNK`` points.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from kapa_core.engine.build import build_nodes
+from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.output import HTTPOutNode
+from kapa_core.logs import Logger
+from kapa_core.pipeline.pipeline import Pipeline
+
+#: Writes (not points) a task's ingest channel holds before it drops.
+CHANNEL_CAPACITY = 1000
+#: Points processed between two checkpoints of the event loop.
+CHUNK = 2000
+
+
+class RunningTask:
+    def __init__(self, task_id: str, pipeline: Pipeline, dbrps: list[tuple[str, str]],
+                 log: Logger) -> None:
+        self.id = task_id
+        self.pipeline = pipeline
+        self.dbrps = set(dbrps)
+        self.log = log.with_(task=task_id)
+        self.nodes: list[Node] = build_nodes(pipeline, self.log)
+        self.source = self.nodes[0]
+        self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)
+        self.points_dropped = 0
+        self.points_received = 0
+        self.started = time.monotonic()
+        self.scope: trio.CancelScope | None = None
+        self.done = trio.Event()
+
+    # -- the router's consumer interface ----------------------------------------------------
+    def wants(self, database: str, retention_policy: str) -> bool:
+        return (database, retention_policy) in self.dbrps
+
+    def deliver(self, points: list[Any]) -> None:
+        try:
+            self.send.send_nowait(points)
+        except trio.WouldBlock:
+            self.points_dropped += len(points)
+            if self.points_dropped == len(points) or self.points_dropped % 100_000 < len(
+                    points):
+                self.log.error("task ingest channel full: dropping points",
+                               dropped=self.points_dropped)
+
+    # -- running ----------------------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        receive = self.source.receive_point
+        with trio.CancelScope() as scope:
+            self.scope = scope
+            task_status.started()
+            try:
+                async for points in self.receive:
+                    self.points_received += len(points)
+                    if len(points) <= CHUNK:
+                        for p in points:
+                            receive(p)
+                        continue
+                    for start in range(0, len(points), CHUNK):
+                        for p in points[start:start + CHUNK]:
+                            receive(p)
+                        await trio.lowlevel.checkpoint()
+            finally:
+                for node in self.nodes:
+                    node.stop()
+                self.done.set()
+
+    async def stop(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
+        await self.done.wait()
+
+    # -- views ------------------------------------------------------------------------------
+    def http_out(self, endpoint: str) -> HTTPOutNode | None:
+        for node in self.nodes:
+            if isinstance(node, HTTPOutNode) and node.endpoint == endpoint:
+                return node
+        return None
+
+    def node_stats(self) -> dict[str, dict[str, Any]]:
+        return {node.name: node.stats() for node in self.nodes}
+
+    def throughput(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.points_received / elapsed if elapsed > 0 else 0.0
+
+
+class TaskMaster:
+    """Starts and stops running tasks inside the daemon's nursery."""
+
+    def __init__(self, router: Any, log: Logger) -> None:
+        self.router = router
+        self.log = log
+        self.tasks: dict[str, RunningTask] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def start(self, task_id: str, pipeline: Pipeline,
+                    dbrps: list[tuple[str, str]]) -> RunningTask:
+        assert self._nursery is not None, "the task master is not running"
+        await self.stop(task_id)
+        running = RunningTask(task_id, pipeline, dbrps, self.log)
+        await self._nursery.start(running.run)
+        self.tasks[task_id] = running
+        self.router.subscribe(running)
+        self.log.info("started task", task=task_id)
+        return running
+
+    async def stop(self, task_id: str) -> None:
+        running = self.tasks.pop(task_id, None)
+        if running is None:
+            return
+        self.router.unsubscribe(running)
+        await running.stop()
+        self.log.info("stopped task", task=task_id)
+
+    def get(self, task_id: str) -> RunningTask | None:
+        return self.tasks.get(task_id)

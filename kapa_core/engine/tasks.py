@@ -1,0 +1,222 @@
+"""Task definitions: validation, storage, enabling — what /kapacitor/v1/tasks drives.
+
+A task is saved only once its TICKscript evaluates without error; an enabled task is
+started on save and again at every daemon start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kapa_core.engine.task_master import TaskMaster
+from kapa_core.errors import APIError, KapaError, TickError
+from kapa_core.logs import Logger
+from kapa_core.models.duration import Duration
+from kapa_core.storage import TASKS, Store
+from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
+from kapa_core.tick.parser import parse
+
+ID = re.compile(r"^[-._\w]+$")
+VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class TaskDef:
+    id: str
+    type: str
+    script: str
+    dbrps: list[tuple[str, str]]
+    vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = "disabled"
+    template_id: str = ""
+    created: str = ""
+    modified: str = ""
+    last_enabled: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dbrps"] = [list(d) for d in self.dbrps]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskDef:
+        data = dict(data)
+        data["dbrps"] = [tuple(d) for d in data.get("dbrps", [])]
+        return cls(**data)
+
+
+def parse_vars(raw: Any) -> dict[str, Var]:
+    """The API's ``vars`` object to typed values, with errors naming the var."""
+    if raw in (None, {}):
+        return {}
+    if not isinstance(raw, dict):
+        raise APIError(400, "vars must be an object of {name: {type, value}}")
+    out = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict) or spec.get("type") not in VAR_TYPES:
+            raise APIError(400, f"invalid var {name!r}: expected {{\"type\": one of "
+                           f"{', '.join(VAR_TYPES)}, \"value\": ...}}")
+        kind, value = spec["type"], spec.get("value")
+        try:
+            if kind == "duration":
+                value = Duration(value) if isinstance(value, int) else Duration.parse(
+                    str(value), tick=True)
+            elif kind == "float":
+                value = float(value)
+            elif kind == "int":
+                if isinstance(value, bool) or not isinstance(value, int | float) or (
+                        isinstance(value, float) and not value.is_integer()):
+                    raise ValueError("not an integer")
+                value = int(value)
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ValueError("not a boolean")
+            elif kind in ("string", "regex", "lambda") and not isinstance(value, str):
+                raise ValueError("not a string")
+            elif kind == "list":
+                value = [item.get("value") if isinstance(item, dict) else item
+                         for item in (value or [])]
+        except (TypeError, ValueError) as exc:
+            raise APIError(400, f"invalid value for var {name!r} of type {kind}: {exc}"
+                           ) from None
+        out[name] = Var(kind, value, str(spec.get("description", "")))
+    return out
+
+
+class TaskService:
+    def __init__(self, store: Store, master: TaskMaster, log: Logger) -> None:
+        self.store = store
+        self.master = master
+        self.log = log
+        self.tasks: dict[str, TaskDef] = {}
+        for key, data in store.items_json(TASKS):
+            try:
+                self.tasks[key] = TaskDef.from_json(data)
+            except (TypeError, KeyError):
+                log.error("stored task is unreadable; skipped", task=key)
+
+    async def start_enabled(self) -> None:
+        for task in self.tasks.values():
+            if task.status == "enabled":
+                try:
+                    await self._enable(task)
+                except KapaError as exc:
+                    task.error = str(exc)
+                    self.log.error("failed to start task", task=task.id, err=str(exc))
+
+    def evaluate(self, task: TaskDef) -> Evaluated:
+        return evaluate(task.script, task.type, parse_vars(task.vars))
+
+    async def _enable(self, task: TaskDef) -> None:
+        evaluated = self.evaluate(task)
+        await self.master.start(task.id, evaluated.pipeline, task.dbrps)
+        task.error = ""
+
+    async def save(self, task: TaskDef) -> None:
+        await self.store.aput_json(TASKS, task.id, task.to_json())
+
+    # -- API operations -------------------------------------------------------------------
+    def _resolve(self, body: dict[str, Any], existing: TaskDef | None) -> TaskDef:
+        script = body.get("script", existing.script if existing else "")
+        if not isinstance(script, str) or not script.strip():
+            raise APIError(400, "must provide TICKscript")
+        try:
+            program = parse(script)
+        except TickError as exc:
+            raise APIError(400, f"invalid TICKscript: {exc}") from None
+        inferred = task_type_of(program)
+        kind = body.get("type") or (existing.type if existing and "script" not in body
+                                    else "") or inferred
+        if kind not in ("stream", "batch"):
+            raise APIError(400, f"invalid task type {kind!r} (expected stream or batch)")
+        if inferred and kind != inferred:
+            raise APIError(400, f"invalid task type: the script is a {inferred} task")
+        implicit = [(s.database, s.retention_policy) for s in program.statements
+                    if type(s).__name__ == "Dbrp"]
+        explicit_raw = body.get("dbrps")
+        explicit: list[tuple[str, str]] = []
+        if explicit_raw:
+            if not isinstance(explicit_raw, list) or not all(
+                    isinstance(d, dict) and d.get("db") for d in explicit_raw):
+                raise APIError(400, 'dbrps must be a list of {"db": ..., "rp": ...}')
+            explicit = [(str(d["db"]), str(d.get("rp", ""))) for d in explicit_raw]
+        if implicit and explicit:
+            raise APIError(400, "cannot specify dbrp in both implicitly and explicitly")
+        dbrps = implicit or explicit or (existing.dbrps if existing and not implicit
+                                         else [])
+        if not dbrps:
+            raise APIError(400, "must specify dbrp")
+        status = body.get("status", existing.status if existing else "disabled")
+        if status not in ("enabled", "disabled"):
+            raise APIError(400, f"invalid status {status!r} (expected enabled or disabled)")
+        raw_vars = body.get("vars", existing.vars if existing else {}) or {}
+        parse_vars(raw_vars)
+        stamp = now()
+        task = TaskDef(
+            id=existing.id if existing else "", type=kind, script=script, dbrps=dbrps,
+            vars=raw_vars, status=status,
+            template_id=body.get("template-id", existing.template_id if existing else ""),
+            created=existing.created if existing else stamp, modified=stamp,
+            last_enabled=existing.last_enabled if existing else "")
+        try:
+            self.evaluate(task)
+        except TickError as exc:
+            raise APIError(400, f"invalid TICKscript: {exc}") from None
+        return task
+
+    async def create(self, body: dict[str, Any]) -> TaskDef:
+        task_id = body.get("id") or str(uuid.uuid4())
+        if not isinstance(task_id, str) or not ID.match(task_id):
+            raise APIError(400, f"task ID must contain only letters, numbers, '-', '.' and "
+                           f"'_'. {task_id!r}")
+        if task_id in self.tasks:
+            raise APIError(400, f"task {task_id} already exists")
+        task = self._resolve(body, None)
+        task.id = task_id
+        await self._apply_status(task)
+        self.tasks[task.id] = task
+        await self.save(task)
+        return task
+
+    async def update(self, task_id: str, body: dict[str, Any]) -> TaskDef:
+        existing = self.tasks.get(task_id)
+        if existing is None:
+            raise APIError(404, "task does not exist, cannot update")
+        task = self._resolve(body, existing)
+        new_id = body.get("id", task_id)
+        if new_id != task_id:
+            if not isinstance(new_id, str) or not ID.match(new_id):
+                raise APIError(400, f"invalid task ID {new_id!r}")
+            if new_id in self.tasks:
+                raise APIError(400, f"task {new_id} already exists")
+            await self.master.stop(task_id)
+            del self.tasks[task_id]
+            await self.store.adelete(TASKS, task_id)
+        task.id = new_id
+        await self._apply_status(task)
+        self.tasks[task.id] = task
+        await self.save(task)
+        return task
+
+    async def _apply_status(self, task: TaskDef) -> None:
+        if task.status == "enabled":
+            try:
+                await self._enable(task)
+            except KapaError as exc:
+                raise APIError(400, f"failed to enable task: {exc}") from None
+            task.last_enabled = now()
+        else:
+            await self.master.stop(task.id)
+
+    async def delete(self, task_id: str) -> None:
+        await self.master.stop(task_id)
+        if self.tasks.pop(task_id, None) is not None:
+            await self.store.adelete(TASKS, task_id)

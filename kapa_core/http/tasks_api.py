@@ -1,0 +1,125 @@
+"""``/kapacitor/v1/tasks``: define, list, read, update and delete tasks; httpOut results."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+from kapa_core.engine.tasks import TaskDef, TaskService
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+
+BASE = "/kapacitor/v1/tasks"
+FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
+          "status", "created", "modified", "last-enabled", "vars", "template-id")
+
+
+class TasksAPI:
+    def __init__(self, service: TaskService) -> None:
+        self.service = service
+
+    def register(self, router: Router) -> None:
+        router.add(["GET"], BASE, self.list)
+        router.add(["POST"], BASE, self.create)
+        router.add(["GET"], BASE + "/{id}", self.get)
+        router.add(["PATCH"], BASE + "/{id}", self.update)
+        router.add(["DELETE"], BASE + "/{id}", self.delete)
+        router.add(["GET"], BASE + "/{id}/{endpoint}", self.http_out)
+
+    def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS) -> dict[str, Any]:
+        running = self.service.master.get(task.id)
+        out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{task.id}"},
+                               "id": task.id}
+        if "template-id" in fields:
+            out["template-id"] = task.template_id
+        if "type" in fields:
+            out["type"] = task.type
+        if "dbrps" in fields:
+            out["dbrps"] = [{"db": db, "rp": rp} for db, rp in task.dbrps]
+        if "script" in fields:
+            out["script"] = task.script
+        if "vars" in fields:
+            out["vars"] = task.vars or {}
+        if "dot" in fields:
+            try:
+                pipeline = running.pipeline if running else self.service.evaluate(
+                    task).pipeline
+                stats = running.node_stats() if running else None
+                out["dot"] = pipeline.dot(task.id, stats, running.throughput()
+                                          if running else None)
+            except Exception as exc:  # a broken stored script still lists
+                out["dot"] = ""
+                task.error = task.error or str(exc)
+        if "status" in fields:
+            out["status"] = task.status
+        if "executing" in fields:
+            out["executing"] = running is not None
+        if "error" in fields:
+            out["error"] = task.error
+        if "stats" in fields:
+            out["stats"] = {"task-stats": {"throughput": running.throughput() if running
+                                           else 0, "points_dropped": running.points_dropped
+                                           if running else 0},
+                            "node-stats": running.node_stats() if running else {}}
+        for name, attr in (("created", "created"), ("modified", "modified"),
+                           ("last-enabled", "last_enabled")):
+            if name in fields:
+                out[name] = getattr(task, attr) or "0001-01-01T00:00:00Z"
+        return out
+
+    async def list(self, request: Request) -> Response:
+        pattern = request.arg("pattern")
+        fields = tuple(request.query.get("fields", [])) or FIELDS
+        for name in fields:
+            if name not in FIELDS:
+                raise APIError(400, f'unsupported field "{name}"')
+        try:
+            offset = int(request.arg("offset", "0"))
+            limit = int(request.arg("limit", "100"))
+        except ValueError:
+            raise APIError(400, "offset and limit must be integers") from None
+        if offset < 0 or limit < 0:
+            raise APIError(400, "offset and limit must not be negative")
+        ids = sorted(self.service.tasks)
+        if pattern:
+            ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
+        tasks = [self.view(self.service.tasks[i], fields) for i in ids[offset:offset + limit]]
+        return Response.json({"tasks": tasks})
+
+    async def get(self, request: Request) -> Response:
+        task = self.service.tasks.get(request.params["id"])
+        if task is None:
+            raise APIError(404, f"no task exists with ID {request.params['id']}")
+        return Response.json(self.view(task))
+
+    async def create(self, request: Request) -> Response:
+        task = await self.service.create(_body(request))
+        return Response.json(self.view(task))
+
+    async def update(self, request: Request) -> Response:
+        task = await self.service.update(request.params["id"], _body(request))
+        return Response.json(self.view(task))
+
+    async def delete(self, request: Request) -> Response:
+        await self.service.delete(request.params["id"])
+        return Response.empty(204)
+
+    async def http_out(self, request: Request) -> Response:
+        running = self.service.master.get(request.params["id"])
+        node = running.http_out(request.params["endpoint"]) if running else None
+        if node is None:
+            raise APIError(404, f"no httpOut endpoint {request.params['endpoint']!r} in an "
+                           f"executing task {request.params['id']!r}")
+        return Response.json(node.result(), pretty=False)
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid JSON: expected an object")
+    return body

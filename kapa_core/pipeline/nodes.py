@@ -1,0 +1,500 @@
+"""Node specs for sources, transforms and outputs: what each TICKscript node accepts.
+
+The runtime of each node lives in :mod:`kapa_core.engine.nodes`; InfluxQL functions are
+in :mod:`kapa_core.pipeline.influxql`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from kapa_core.models.duration import SECOND, Duration
+from kapa_core.pipeline.base import (
+    STAR,
+    Edge,
+    NodeSpec,
+    Prop,
+    SpecError,
+    chain,
+    check_args,
+)
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+class StreamSpec(NodeSpec):
+    """``stream``: every point written to the task's databases."""
+
+    kind = "stream"
+    wants = Edge.NONE
+    provides = Edge.STREAM
+    user_creatable = False
+
+
+class BatchSpec(NodeSpec):
+    """``batch``: the source of batch tasks (queries arrive with the InfluxDB work)."""
+
+    kind = "batch"
+    wants = Edge.NONE
+    provides = Edge.BATCH
+    user_creatable = False
+
+
+class FromSpec(NodeSpec):
+    """``stream|from()``: selects points by database, retention policy, measurement and
+    ``where`` lambdas, groups them by tags and can truncate or round their times."""
+
+    kind = "from"
+    wants = Edge.STREAM
+    provides = Edge.STREAM
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "database": Prop(("string",)),
+        "retentionPolicy": Prop(("string",), attr="retention_policy"),
+        "measurement": Prop(("string",)),
+        "where": Prop(("lambda",), attr="wheres", mode="append"),
+        "groupBy": Prop((), attr="group_by", mode="extend", variadic="string|star",
+                        minimum=0),
+        "groupByMeasurement": Prop(attr="group_by_measurement", mode="flag"),
+        "truncate": Prop(("duration",)),
+        "round": Prop(("duration",)),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.database = ""
+        self.retention_policy = ""
+        self.measurement = ""
+        self.wheres: list[Any] = []
+        self.group_by: list[Any] = []
+        self.group_by_measurement = False
+        self.truncate = Duration(0)
+        self.round = Duration(0)
+
+    def attributes(self) -> dict[str, Any]:
+        return {"database": self.database, "retentionPolicy": self.retention_policy,
+                "measurement": self.measurement}
+
+
+@chain("from")
+def _from(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    if not isinstance(parent, StreamSpec | FromSpec):
+        raise SpecError("from() can only be chained from stream")
+    check_args("from", (), args)
+    return FromSpec(pipeline, [parent])
+
+
+# -- simple transforms ----------------------------------------------------------------------
+
+
+class WhereSpec(NodeSpec):
+    """``|where(λ)``: keeps the points for which the lambda is true."""
+
+    kind = "where"
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], expr: Any) -> None:
+        super().__init__(pipeline, parents)
+        self.expr = expr
+
+
+@chain("where")
+def _where(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (expr,) = check_args("where", ("lambda",), args)
+    return WhereSpec(pipeline, [parent], expr)
+
+
+class EvalSpec(NodeSpec):
+    """``|eval(λ…)``: computes fields (or tags) from expressions, in order."""
+
+    kind = "eval"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "as": Prop((), attr="as_names", mode="extend", variadic="string", minimum=1),
+        "tags": Prop((), attr="tag_names", mode="extend", variadic="string", minimum=1),
+        "keep": Prop((), attr="keep_list", mode="extend", variadic="string", minimum=0),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], exprs: list[Any]) -> None:
+        super().__init__(pipeline, parents)
+        self.exprs = exprs
+        self.as_names: list[str] = []
+        self.tag_names: list[str] = []
+        self.keep_list: list[str] | None = None
+
+    def set_property(self, name: str, args: list[Any]) -> None:
+        super().set_property(name, args)
+        if name == "keep" and self.keep_list is None:
+            self.keep_list = []
+
+    def validate(self) -> None:
+        if len(self.as_names) != len(self.exprs):
+            raise SpecError(f"eval: must provide one name per expression via .as(): got "
+                            f"{len(self.exprs)} expression(s) and {len(self.as_names)} "
+                            "name(s)")
+        unknown = set(self.tag_names) - set(self.as_names)
+        if unknown:
+            raise SpecError(f"eval: .tags() names {sorted(unknown)} are not in .as()")
+
+
+@chain("eval")
+def _eval(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    exprs = check_args("eval", (), args, variadic="lambda", minimum=1)
+    return EvalSpec(pipeline, [parent], exprs)
+
+
+class GroupBySpec(NodeSpec):
+    """``|groupBy(dims…)``: regroups by tags; ``*`` means every tag."""
+
+    kind = "groupby"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "byMeasurement": Prop(attr="by_measurement", mode="flag"),
+        "exclude": Prop((), attr="excludes", mode="extend", variadic="string", minimum=1),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], dims: list[Any]) -> None:
+        super().__init__(pipeline, parents)
+        self.dims = dims
+        self.by_measurement = False
+        self.excludes: list[str] = []
+
+
+@chain("groupBy")
+def _group_by(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    dims = check_args("groupBy", (), args, variadic="string|star", minimum=0)
+    return GroupBySpec(pipeline, [parent], dims)
+
+
+class WindowSpec(NodeSpec):
+    """``|window()``: buffers each group's points and emits them as batches."""
+
+    kind = "window"
+    wants = Edge.STREAM
+    provides = Edge.BATCH
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "period": Prop(("duration",)),
+        "every": Prop(("duration",)),
+        "periodCount": Prop(("int",), attr="period_count"),
+        "everyCount": Prop(("int",), attr="every_count"),
+        "align": Prop(mode="flag"),
+        "fillPeriod": Prop(attr="fill_period", mode="flag"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.period = Duration(0)
+        self.every = Duration(0)
+        self.period_count = 0
+        self.every_count = 0
+        self.align = False
+        self.fill_period = False
+
+    def validate(self) -> None:
+        if self.period and self.period_count:
+            raise SpecError("window: cannot set both period and periodCount")
+        if self.every and self.every_count:
+            raise SpecError("window: cannot set both every and everyCount")
+        if self.period_count and not self.every_count:
+            raise SpecError("window: everyCount must be > 0 when periodCount is set")
+        if self.period_count and self.align:
+            raise SpecError("window: align cannot be used with periodCount")
+        if self.period < 0 or self.every < 0:
+            raise SpecError("window: period and every must not be negative")
+        if not self.period and not self.period_count:
+            raise SpecError("window: must set period or periodCount")
+
+    def attributes(self) -> dict[str, Any]:
+        return {"period": str(self.period), "every": str(self.every)}
+
+
+@chain("window")
+def _window(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("window", (), args)
+    return WindowSpec(pipeline, [parent])
+
+
+class ShiftSpec(NodeSpec):
+    """``|shift(d)``: moves point times by a duration (may be negative)."""
+
+    kind = "shift"
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], shift: Duration) -> None:
+        super().__init__(pipeline, parents)
+        self.shift = shift
+
+
+@chain("shift")
+def _shift(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (shift,) = check_args("shift", ("duration",), args)
+    return ShiftSpec(pipeline, [parent], shift)
+
+
+class SampleSpec(NodeSpec):
+    """``|sample(n or d)``: keeps every n-th point, or one per duration."""
+
+    kind = "sample"
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], rate: Any) -> None:
+        super().__init__(pipeline, parents)
+        self.count = rate if type(rate) is int else 0
+        self.duration = rate if isinstance(rate, Duration) else Duration(0)
+
+
+@chain("sample")
+def _sample(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (rate,) = check_args("sample", ("int|duration",), args)
+    if rate <= 0:
+        raise SpecError("sample: rate must be positive")
+    return SampleSpec(pipeline, [parent], rate)
+
+
+class DefaultSpec(NodeSpec):
+    """``|default()``: sets fields and tags that are missing."""
+
+    kind = "default"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "field": Prop(("string", "int|float|string|bool"), attr="fields", mode="pairs"),
+        "tag": Prop(("string", "string"), attr="tags", mode="pairs"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.fields: list[tuple[str, Any]] = []
+        self.tags: list[tuple[str, str]] = []
+
+
+@chain("default")
+def _default(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("default", (), args)
+    return DefaultSpec(pipeline, [parent])
+
+
+class DeleteSpec(NodeSpec):
+    """``|delete()``: removes fields and tags."""
+
+    kind = "delete"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "field": Prop(("string",), attr="fields", mode="append"),
+        "tag": Prop(("string",), attr="tags", mode="append"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.fields: list[str] = []
+        self.tags: list[str] = []
+
+
+@chain("delete")
+def _delete(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("delete", (), args)
+    return DeleteSpec(pipeline, [parent])
+
+
+class DerivativeSpec(NodeSpec):
+    """``|derivative('field')``: rate of change per ``unit``."""
+
+    kind = "derivative"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "unit": Prop(("duration",)),
+        "nonNegative": Prop(attr="non_negative", mode="flag"),
+        "as": Prop(("string",), attr="as_name"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], field: str) -> None:
+        super().__init__(pipeline, parents)
+        self.field = field
+        self.unit = Duration(SECOND)
+        self.non_negative = False
+        self.as_name = field
+
+
+@chain("derivative")
+def _derivative(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (field,) = check_args("derivative", ("string",), args)
+    return DerivativeSpec(pipeline, [parent], field)
+
+
+class ChangeDetectSpec(NodeSpec):
+    """``|changeDetect('f'…)``: passes a point only when a listed field changed."""
+
+    kind = "changeDetect"
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], fields: list[str]) -> None:
+        super().__init__(pipeline, parents)
+        self.fields = fields
+
+
+@chain("changeDetect")
+def _change_detect(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    fields = check_args("changeDetect", (), args, variadic="string", minimum=1)
+    return ChangeDetectSpec(pipeline, [parent], fields)
+
+
+class StateDurationSpec(NodeSpec):
+    """``|stateDuration(λ)``: how long the lambda has been true, in ``unit``s (-1 if not)."""
+
+    kind = "state_duration"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "as": Prop(("string",), attr="as_name"),
+        "unit": Prop(("duration",)),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], expr: Any) -> None:
+        super().__init__(pipeline, parents)
+        self.expr = expr
+        self.as_name = "state_duration"
+        self.unit = Duration(SECOND)
+
+
+@chain("stateDuration")
+def _state_duration(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (expr,) = check_args("stateDuration", ("lambda",), args)
+    return StateDurationSpec(pipeline, [parent], expr)
+
+
+class StateCountSpec(NodeSpec):
+    """``|stateCount(λ)``: consecutive points for which the lambda is true (-1 if not)."""
+
+    kind = "state_count"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {"as": Prop(("string",), attr="as_name")}
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], expr: Any) -> None:
+        super().__init__(pipeline, parents)
+        self.expr = expr
+        self.as_name = "state_count"
+
+
+@chain("stateCount")
+def _state_count(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (expr,) = check_args("stateCount", ("lambda",), args)
+    return StateCountSpec(pipeline, [parent], expr)
+
+
+class LogSpec(NodeSpec):
+    """``|log()``: logs everything passing through."""
+
+    kind = "log"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "level": Prop(("string",)),
+        "prefix": Prop(("string",)),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.level = "INFO"
+        self.prefix = ""
+
+    def validate(self) -> None:
+        if self.level.upper() not in ("DEBUG", "INFO", "WARN", "ERROR"):
+            raise SpecError(f"log: invalid level {self.level!r} (expected DEBUG, INFO, "
+                            "WARN or ERROR)")
+
+
+@chain("log")
+def _log(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("log", (), args)
+    return LogSpec(pipeline, [parent])
+
+
+class HTTPOutSpec(NodeSpec):
+    """``|httpOut('name')``: keeps the latest data, served at /kapacitor/v1/tasks/<id>/name."""
+
+    kind = "http_out"
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], endpoint: str) -> None:
+        super().__init__(pipeline, parents)
+        self.endpoint = endpoint
+
+
+@chain("httpOut")
+def _http_out(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (endpoint,) = check_args("httpOut", ("string",), args)
+    return HTTPOutSpec(pipeline, [parent], endpoint)
+
+
+class NoOpSpec(NodeSpec):
+    """Passes data on unchanged (what ``|stats()`` hangs below a node without children)."""
+
+    kind = "noop"
+    user_creatable = False
+
+
+class UnionSpec(NodeSpec):
+    """``a|union(b…)``: merges several parents into one stream."""
+
+    kind = "union"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {"rename": Prop(("string",))}
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.rename = ""
+
+
+@chain("union")
+def _union(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    others = check_args("union", (), args, variadic="node", minimum=1)
+    return UnionSpec(pipeline, [parent, *others])
+
+
+class JoinSpec(NodeSpec):
+    """``a|join(b…)``: joins parents on time (and ``on`` tags), prefixing fields."""
+
+    kind = "join"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=1),
+        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=1),
+        "delimiter": Prop(("string",)),
+        "streamName": Prop(("string",), attr="stream_name"),
+        "tolerance": Prop(("duration",)),
+        "fill": Prop(("string|int|float",), attr="fill_value"),
+        "deleteAll": Prop(attr="delete_all", mode="flag"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.names: list[str] = []
+        self.on_dims: list[str] = []
+        self.delimiter = "."
+        self.stream_name = ""
+        self.tolerance = Duration(0)
+        self.fill_value: Any = None
+        self.delete_all = False
+
+    def validate(self) -> None:
+        if len(self.names) != len(self.parents):
+            raise SpecError(f"join: must have one name per parent via .as(): got "
+                            f"{len(self.parents)} parents and {len(self.names)} names")
+        if len(set(self.names)) != len(self.names):
+            raise SpecError("join: .as() names must be unique")
+        if isinstance(self.fill_value, str) and self.fill_value not in ("null", "none"):
+            raise SpecError(f"join: unexpected fill {self.fill_value!r} (expected 'null', "
+                            "'none' or a number)")
+
+
+@chain("join")
+def _join(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    others = check_args("join", (), args, variadic="node", minimum=1)
+    return JoinSpec(pipeline, [parent, *others])
+
+
+class StatsSpec(NodeSpec):
+    """``|stats(interval)``: this node's statistics, every interval of wall-clock time."""
+
+    kind = "stats"
+    wants = Edge.NONE
+    provides = Edge.STREAM
+    PROPERTIES: ClassVar[dict[str, Prop]] = {"align": Prop(mode="flag")}
+
+    def __init__(self, pipeline: Any, source: NodeSpec, interval: Duration) -> None:
+        super().__init__(pipeline, [])
+        self.source = source
+        self.interval = interval
+        self.align = False
+
+
+@chain("stats")
+def _stats(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    (interval,) = check_args("stats", ("duration",), args)
+    if not parent.children:
+        NoOpSpec(pipeline, [parent])
+    return StatsSpec(pipeline, parent, interval)
+
+
+STAR_ = STAR  # re-exported for specs that accept "*"
