@@ -133,6 +133,8 @@ class TaskService:
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
         inferred = task_type_of(program)
+        if inferred == "mixed":
+            raise APIError(400, "invalid task type: the script uses both stream and batch")
         kind = body.get("type") or (existing.type if existing and "script" not in body
                                     else "") or inferred
         if kind not in ("stream", "batch"):

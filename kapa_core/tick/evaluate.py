@@ -67,7 +67,7 @@ def task_type_of(program: ast.Program) -> str:
              else statement)
     if len(roots) == 1:
         return roots.pop()
-    return ""
+    return "mixed" if roots else ""
 
 
 def _var_type(value: Any) -> str:
@@ -237,9 +237,16 @@ class Evaluator:
             return self.compile(value)
         return value
 
-    def compile(self, node: ast.Lambda) -> CompiledLambda:
+    def compile(self, node: ast.Lambda) -> CompiledLambda | _Unset:
         scope = {k: v for k, v in self.scope.items() if not isinstance(v, _Unset)}
-        return compile_lambda(node, scope)
+        unset = {k: v for k, v in self.scope.items() if isinstance(v, _Unset)}
+        try:
+            return compile_lambda(node, scope)
+        except TickError as exc:
+            for name, marker in unset.items():
+                if f"undefined identifier {name!r}" in exc.message:
+                    return marker  # a template var without a value yet
+            raise
 
     def chain(self, node: ast.Chain) -> Any:
         target = self.value(node.left)

@@ -1,0 +1,240 @@
+"""Tasks through the real daemon, in the form of Kapacitor's own tests: a script, points
+with fixed timestamps written through /write, and the exact httpOut JSON."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import httpx
+import pytest
+
+from kapa_core.testing import DaemonProcess
+
+pytestmark = pytest.mark.integration
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with DaemonProcess({"http": {"log-enabled": False}}) as d:
+        yield d
+
+
+def define(daemon: DaemonProcess, script: str, **extra) -> str:
+    task_id = f"t{next(_ids)}"
+    body = {"id": task_id, "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+            "script": script, "status": "enabled", **extra}
+    response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json=body)
+    assert response.status_code == 200, response.text
+    return task_id
+
+
+def write(daemon: DaemonProcess, lines: str, precision: str = "s") -> None:
+    response = httpx.post(f"{daemon.url}/write?db=db&rp=rp&precision={precision}",
+                          content=lines.strip().encode())
+    assert response.status_code == 204, response.text
+
+
+def output(daemon: DaemonProcess, task_id: str, expected, endpoint: str = "out"):
+    """Poll the httpOut endpoint until it equals ``expected`` (or give up after 5 s)."""
+    deadline = time.monotonic() + 5
+    body = None
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/{endpoint}")
+        if response.status_code == 200:
+            body = response.json()
+            if body == expected:
+                return body
+        time.sleep(0.05)
+    return body
+
+
+def run(daemon, script, lines, expected, **extra):
+    task_id = define(daemon, script, **extra)
+    write(daemon, lines)
+    assert output(daemon, task_id, expected) == expected
+    httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
+
+
+def test_stream_from_where_keeps_the_last_point_per_group(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('cpu').where(lambda: "usage" > 50.0).groupBy('host')|httpOut('out')
+""", """
+cpu,host=a usage=60 1
+cpu,host=b usage=10 2
+cpu,host=a usage=70 3
+mem,host=a usage=99 4
+""", {"series": [{"name": "cpu", "tags": {"host": "a"}, "columns": ["time", "usage"],
+                  "values": [["1970-01-01T00:00:03Z", 70.0]]}]})
+
+
+def test_window_mean_per_group_unaligned(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('cpu').groupBy('host')
+  |window().period(10s).every(10s)
+  |mean('v')
+  |httpOut('out')
+""", """
+cpu,host=a v=1 0
+cpu,host=a v=3 5
+cpu,host=b v=10 1
+cpu,host=a v=4 10
+cpu,host=b v=4 12
+""", {"series": [
+        {"name": "cpu", "tags": {"host": "a"}, "columns": ["time", "mean"],
+         "values": [["1970-01-01T00:00:10Z", 2.0]]},
+        {"name": "cpu", "tags": {"host": "b"}, "columns": ["time", "mean"],
+         "values": [["1970-01-01T00:00:11Z", 10.0]]}]})
+
+
+def test_aligned_window_count_and_sum_types(daemon) -> None:
+    script = """
+var w = stream|from().measurement('m')|window().period(10s).every(10s).align()
+w|count('v')|httpOut('out')
+w|sum('n')|httpOut('sum')
+"""
+    task_id = define(daemon, script)
+    write(daemon, "\n".join(f"m v={i}.5,n={i}i {i + 1}" for i in range(12)))
+    assert output(daemon, task_id, {"series": [{"name": "m", "columns": ["time", "count"],
+                                                "values": [["1970-01-01T00:00:10Z", 9]]}]})
+    expected_sum = {"series": [{"name": "m", "columns": ["time", "sum"],
+                                "values": [["1970-01-01T00:00:10Z", sum(range(9))]]}]}
+    assert output(daemon, task_id, expected_sum, "sum") == expected_sum
+
+
+def test_selector_with_point_times_and_as(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('m')|window().period(5s).every(5s)
+  |max('v').as('peak').usePointTimes()
+  |httpOut('out')
+""", "m v=1 0\nm v=9 2\nm v=3 4\nm v=0 5\n",
+        {"series": [{"name": "m", "columns": ["time", "peak"],
+                     "values": [["1970-01-01T00:00:02Z", 9.0]]}]})
+
+
+def test_eval_keep_and_tags(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('m')
+  |eval(lambda: "used" / "total" * 100.0, lambda: if("used" > 5.0, 'high', 'low'))
+    .as('pct', 'state').tags('state').keep('used')
+  |httpOut('out')
+""", "m used=6,total=8,other=1 1\n",
+        {"series": [{"name": "m", "tags": {"state": "high"}, "columns": [
+            "time", "pct", "used"], "values": [["1970-01-01T00:00:01Z", 75.0, 6.0]]}]})
+
+
+def test_derivative_and_state_count(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('m')
+  |derivative('v').unit(1s).as('rate')
+  |stateCount(lambda: "rate" > 0.0)
+  |httpOut('out')
+""", "m v=0 0\nm v=10 2\nm v=30 4\n",
+        {"series": [{"name": "m", "columns": ["time", "rate", "state_count", "v"],
+                     "values": [["1970-01-01T00:00:04Z", 10.0, 2, 30.0]]}]})
+
+
+def test_runtime_errors_are_counted_and_the_task_goes_on(daemon) -> None:
+    task_id = define(daemon, """
+stream|from().measurement('m')|eval(lambda: "v" + 1.0).as('w')|httpOut('out')
+""")
+    write(daemon, "m v=1i 1\nm v=2 2\n")  # an int + float is a type error in TICKscript
+    expected = {"series": [{"name": "m", "columns": ["time", "w"],
+                            "values": [["1970-01-01T00:00:02Z", 3.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    stats = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()["stats"]
+    assert stats["node-stats"]["eval2"]["errors"] == 1
+    assert "mismatched type to binary operator" in daemon.log()
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("stream|from().measurement('m')|window().perid(10s)",
+     "line 1 char 41: no method or property 'perid' on window2; did you mean period?"),
+    ("stream|from()\n  .measurement('m')\n  |eval(lambda: \"v\" * 2)",
+     "eval2: eval: must provide one name per expression"),
+    ("stream|from()|mean('v')|window().period(1s)\nbatch|query('x')",
+     "invalid task type"),
+    ('stream|from().measurement("m")', "did you use double quotes"),
+    ("stream|from()|httpOut('x'", "line 1 char 26"),
+])
+def test_invalid_scripts_are_refused_with_positions(daemon, script, message) -> None:
+    response = httpx.post(daemon.url + "/kapacitor/v1/tasks",
+                          json={"id": "bad", "type": "stream", "script": script,
+                                "dbrps": [{"db": "db", "rp": "rp"}]})
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert httpx.get(daemon.url + "/kapacitor/v1/tasks/bad").status_code == 404
+
+
+def test_dbrp_rules(daemon) -> None:
+    url = daemon.url + "/kapacitor/v1/tasks"
+    both = httpx.post(url, json={"id": "x1", "script": 'dbrp "a"."b"\nstream|from()',
+                                 "dbrps": [{"db": "a", "rp": "b"}]})
+    assert both.json()["error"] == "cannot specify dbrp in both implicitly and explicitly"
+    neither = httpx.post(url, json={"id": "x2", "script": "stream|from()"})
+    assert neither.json()["error"] == "must specify dbrp"
+    implicit = httpx.post(url, json={"id": "x3", "script": 'dbrp "a"."b"\nstream|from()'})
+    assert implicit.status_code == 200
+    assert implicit.json()["dbrps"] == [{"db": "a", "rp": "b"}]
+    assert implicit.json()["type"] == "stream"
+    assert implicit.json()["status"] == "disabled"
+    httpx.delete(url + "/x3")
+
+
+def test_list_get_patch_delete(daemon) -> None:
+    url = daemon.url + "/kapacitor/v1/tasks"
+    for name in ("list-a", "list-b", "other"):
+        assert httpx.post(url, json={"id": name, "script": "stream|from()",
+                                     "dbrps": [{"db": "d", "rp": "r"}]}).status_code == 200
+    listed = httpx.get(url, params={"pattern": "list-*", "fields": "status"}).json()
+    assert listed == {"tasks": [
+        {"link": {"rel": "self", "href": "/kapacitor/v1/tasks/list-a"}, "id": "list-a",
+         "status": "disabled"},
+        {"link": {"rel": "self", "href": "/kapacitor/v1/tasks/list-b"}, "id": "list-b",
+         "status": "disabled"}]}
+    page = httpx.get(url, params={"pattern": "list-*", "fields": "id", "offset": 1,
+                                  "limit": 1}).json()
+    assert [t["id"] for t in page["tasks"]] == ["list-b"]
+    assert httpx.get(url, params={"fields": "bogus"}).status_code == 400
+    patched = httpx.patch(url + "/list-a", json={"status": "enabled"}).json()
+    assert patched["status"] == "enabled" and patched["executing"] is True
+    renamed = httpx.patch(url + "/list-b", json={"id": "list-c"})
+    assert renamed.json()["id"] == "list-c"
+    assert httpx.get(url + "/list-b").status_code == 404
+    for name in ("list-a", "list-c", "other"):
+        assert httpx.delete(url + "/" + name).status_code == 204
+    assert httpx.delete(url + "/never-existed").status_code == 204
+    assert httpx.get(url + "/list-a").json() == {"error": "no task exists with ID list-a"}
+
+
+def test_template_style_vars(daemon) -> None:
+    script = """
+var threshold float
+var field = 'v'
+stream|from().measurement('m').where(lambda: "v" > threshold)|httpOut('out')
+"""
+    url = daemon.url + "/kapacitor/v1/tasks"
+    missing = httpx.post(url, json={"id": "vars", "script": script,
+                                    "dbrps": [{"db": "db", "rp": "rp"}]})
+    assert missing.status_code == 400
+    assert "missing value for var 'threshold'" in missing.json()["error"]
+    wrong = httpx.post(url, json={"id": "vars", "script": script,
+                                  "dbrps": [{"db": "db", "rp": "rp"}],
+                                  "vars": {"threshold": {"type": "string", "value": "x"}}})
+    assert "invalid type supplied for threshold" in wrong.json()["error"]
+    run(daemon, script, "m v=1 1\nm v=5 2\nm v=2 3\n",
+        {"series": [{"name": "m", "columns": ["time", "v"],
+                     "values": [["1970-01-01T00:00:02Z", 5.0]]}]},
+        vars={"threshold": {"type": "float", "value": 4}})
+
+
+def test_enabled_tasks_survive_a_restart(tmp_path) -> None:
+    with DaemonProcess() as first:
+        task_id = define(first, "stream|from().measurement('m')|httpOut('out')")
+        assert first.stop() == 0
+        with DaemonProcess(data_dir=first.data_dir) as second:
+            write(second, "m v=7 7")
+            expected = {"series": [{"name": "m", "columns": ["time", "v"],
+                                    "values": [["1970-01-01T00:00:07Z", 7.0]]}]}
+            assert output(second, task_id, expected) == expected
