@@ -2,10 +2,10 @@
 
     python benchmarks/bench_tasks.py [--shape bare count] [--layout 10x50000 100x5000]
 
-For each shape and layout (tasks × points) it starts the real daemon, defines the tasks,
+For each shape and layout (tasks x points) it starts the real daemon, defines the tasks,
 writes the points through /write in one body per measurement (``m1 value=<i> <i>``,
 precision s) and waits until every task's ``stream0`` node has collected every point.
-Prints deliveries/s (points × tasks / seconds) and the daemon's peak RSS.
+Prints deliveries/s (points x tasks / seconds) and the daemon's peak RSS.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kapa_core.testing import DaemonProcess  # noqa: E402
+from kapa_core.testing import DaemonProcess
 
 SHAPES = {
     "bare": "stream|from().measurement('m1')",
