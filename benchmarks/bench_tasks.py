@@ -24,7 +24,12 @@ SHAPES = {
     "bare": "stream|from().measurement('m1')",
     "count": "stream|from().measurement('m1')|window().period(100s).every(100s)"
              "|count('value')",
+    "join": "var m1 = stream|from().measurement('m1')\n"
+            "var m2 = stream|from().measurement('m2')\n"
+            "m1|join(m2).as('m1', 'm2').tolerance(1s)"
+            "|eval(lambda: \"m1.value\" * \"m2.value\").as('v')",
 }
+MEASUREMENTS = {"bare": ("m1",), "count": ("m1",), "join": ("m1", "m2")}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -44,10 +49,13 @@ def run(shape: str, tasks: int, points: int) -> None:
                 "id": f"{shape}{i}", "type": "stream", "status": "enabled",
                 "dbrps": [{"db": "bench", "rp": "autogen"}], "script": SHAPES[shape]})
             assert response.status_code == 200, response.text
-        body = "\n".join(f"m1 value={i} {i}" for i in range(points)).encode()
+        bodies = ["\n".join(f"{m} value={i} {i}" for i in range(points)).encode()
+                  for m in MEASUREMENTS[shape]]
+        points *= len(bodies)
         started = time.perf_counter()
-        response = client.post("/write?db=bench&rp=autogen&precision=s", content=body)
-        assert response.status_code == 204, response.text
+        for body in bodies:
+            response = client.post("/write?db=bench&rp=autogen&precision=s", content=body)
+            assert response.status_code == 204, response.text
         while True:
             listing = client.get("/kapacitor/v1/tasks", params={"fields": "stats"}).json()
             done = sum(t["stats"]["node-stats"].get("stream0", {}).get("collected", 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.engine.nodes import basic, influxql, output, window
+from kapa_core.engine.nodes import basic, influxql, join, output, window
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import nodes as specs
@@ -32,6 +32,7 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.HTTPOutSpec: output.HTTPOutNode,
     specs.NoOpSpec: output.NoOpNode,
     specs.UnionSpec: basic.UnionNode,
+    specs.JoinSpec: join.JoinNode,
     InfluxQLSpec: influxql.InfluxQLNode,
 }
 
@@ -45,6 +46,9 @@ def build_nodes(pipeline: Pipeline, log: Logger) -> list[Node]:
             raise TaskError(f"{spec.name}: {spec.kind} nodes cannot run yet in kapa-core")
         node: Any = runtime(spec, log)
         built[spec.id] = node
-        for parent in spec.parents:
-            built[parent.id].children.append(node)
+        for index, parent in enumerate(spec.parents):
+            if isinstance(node, join.JoinNode):
+                built[parent.id].children.append(join.JoinInput(node, index))
+            else:
+                built[parent.id].children.append(node)
     return list(built.values())

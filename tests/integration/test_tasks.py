@@ -238,3 +238,29 @@ def test_enabled_tasks_survive_a_restart(tmp_path) -> None:
             expected = {"series": [{"name": "m", "columns": ["time", "v"],
                                     "values": [["1970-01-01T00:00:07Z", 7.0]]}]}
             assert output(second, task_id, expected) == expected
+
+
+def test_join_with_tolerance_then_eval(daemon) -> None:
+    run(daemon, """
+var errors = stream|from().measurement('errors').groupBy('service')
+var requests = stream|from().measurement('requests').groupBy('service')
+errors|join(requests).as('errors', 'requests').tolerance(1s)
+  |eval(lambda: "errors.value" / "requests.value").as('rate')
+  |httpOut('out')
+""", """
+errors,service=api value=5 10
+requests,service=api value=50 10
+errors,service=api value=9 20
+requests,service=web value=10 20
+""", {"series": [{"name": "errors", "tags": {"service": "api"}, "columns": ["time", "rate"],
+                  "values": [["1970-01-01T00:00:10Z", 0.1]]}]})
+
+
+def test_join_fill_emits_incomplete_sets(daemon) -> None:
+    run(daemon, """
+var a = stream|from().measurement('a')
+var b = stream|from().measurement('b')
+a|join(b).as('a', 'b').fill(0.0).streamName('ab')|httpOut('out')
+""", "a v=1 1\nb v=2 1\na v=3 2\nb v=4 3\na v=5 3\n",
+        {"series": [{"name": "ab", "columns": ["time", "a.v", "b.v"],
+                     "values": [["1970-01-01T00:00:03Z", 5.0, 4.0]]}]})
