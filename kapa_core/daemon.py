@@ -28,12 +28,14 @@ from kapa_core.config.service import ConfigService
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
+from kapa_core.engine.templates import TemplateService
 from kapa_core.errors import APIError, ConfigError
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
 from kapa_core.http.tasks_api import TasksAPI
+from kapa_core.http.templates_api import TemplatesAPI
 from kapa_core.http.write_api import WriteAPI
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
@@ -155,6 +157,7 @@ class Daemon:
             await runner.open("task_master", self.task_master)
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
+            self.template_service = TemplateService(self.store, self.task_service)
             await self.task_service.start_enabled()
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
@@ -211,6 +214,7 @@ class Daemon:
         ConfigAPI(self.config_service).register(router)
         assert self.task_service is not None
         TasksAPI(self.task_service).register(router)
+        TemplatesAPI(self.template_service).register(router)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

@@ -97,6 +97,7 @@ class TaskService:
         self.master = master
         self.log = log
         self.tasks: dict[str, TaskDef] = {}
+        self.template_lookup: Any = lambda template_id: None
         for key, data in store.items_json(TASKS):
             try:
                 self.tasks[key] = TaskDef.from_json(data)
@@ -115,6 +116,9 @@ class TaskService:
     def evaluate(self, task: TaskDef) -> Evaluated:
         return evaluate(task.script, task.type, parse_vars(task.vars))
 
+    async def enable(self, task: TaskDef) -> None:
+        await self._enable(task)
+
     async def _enable(self, task: TaskDef) -> None:
         evaluated = self.evaluate(task)
         await self.master.start(task.id, evaluated.pipeline, task.dbrps)
@@ -125,6 +129,15 @@ class TaskService:
 
     # -- API operations -------------------------------------------------------------------
     def _resolve(self, body: dict[str, Any], existing: TaskDef | None) -> TaskDef:
+        template_id = body.get("template-id", existing.template_id if existing else "")
+        if template_id:
+            template = self.template_lookup(template_id)
+            if template is None:
+                raise APIError(400, f"unknown template {template_id!r}")
+            if "script" in body and body["script"] != template.script:
+                raise APIError(400, "cannot provide a script for a task made from a "
+                               "template; change the template instead")
+            body = {**body, "script": template.script, "type": template.type}
         script = body.get("script", existing.script if existing else "")
         if not isinstance(script, str) or not script.strip():
             raise APIError(400, "must provide TICKscript")

@@ -264,3 +264,46 @@ a|join(b).as('a', 'b').fill(0.0).streamName('ab')|httpOut('out')
 """, "a v=1 1\nb v=2 1\na v=3 2\nb v=4 3\na v=5 3\n",
         {"series": [{"name": "ab", "columns": ["time", "a.v", "b.v"],
                      "values": [["1970-01-01T00:00:03Z", 5.0, 4.0]]}]})
+
+
+def test_templates_define_tasks_and_updates_reload_them(daemon) -> None:
+    base = daemon.url + "/kapacitor/v1"
+    script = """
+// which measurement
+var measurement string
+var threshold = 10.0
+stream|from().measurement(measurement).where(lambda: "v" > threshold)|httpOut('out')
+"""
+    created = httpx.post(base + "/templates", json={"id": "tpl", "script": script})
+    assert created.status_code == 200, created.text
+    assert created.json()["type"] == "stream"
+    assert created.json()["vars"] == {
+        "measurement": {"type": "string", "value": None, "description": "which measurement"},
+        "threshold": {"type": "float", "value": 10.0, "description": ""}}
+    task = httpx.post(base + "/tasks", json={
+        "id": "from-tpl", "template-id": "tpl", "status": "enabled",
+        "dbrps": [{"db": "db", "rp": "rp"}],
+        "vars": {"measurement": {"type": "string", "value": "tm"},
+                 "threshold": {"type": "float", "value": 1.5}}})
+    assert task.status_code == 200, task.text
+    assert task.json()["template-id"] == "tpl"
+    write(daemon, "tm v=1 1\ntm v=2 2\n")
+    expected = {"series": [{"name": "tm", "columns": ["time", "v"],
+                            "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
+    assert output(daemon, "from-tpl", expected) == expected
+    # An update that would break the task is refused and changes nothing.
+    broken = httpx.patch(base + "/templates/tpl", json={
+        "script": "var measurement int\nstream|from()|httpOut('out')"})
+    assert broken.status_code == 400
+    assert "from-tpl" in broken.json()["error"]
+    # A good update reloads the task with the new script.
+    updated = httpx.patch(base + "/templates/tpl", json={"script": script.replace(
+        "httpOut('out')", "eval(lambda: \"v\" * 2.0).as('v2')|httpOut('out')")})
+    assert updated.status_code == 200, updated.text
+    write(daemon, "tm v=3 3\n")
+    expected = {"series": [{"name": "tm", "columns": ["time", "v2"],
+                            "values": [["1970-01-01T00:00:03Z", 6.0]]}]}
+    assert output(daemon, "from-tpl", expected) == expected
+    assert httpx.delete(base + "/tasks/from-tpl").status_code == 204
+    assert httpx.delete(base + "/templates/tpl").status_code == 204
+    assert httpx.get(base + "/templates/tpl").status_code == 404

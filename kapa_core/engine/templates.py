@@ -1,0 +1,123 @@
+"""Templates: TICKscripts with typed ``var`` declarations that tasks fill in.
+
+A template is validated without its unset vars; a task made from one (``template-id``)
+takes the template's script and type and supplies ``vars``. Updating a template re-checks
+every task made from it first and changes nothing if one of them would break; then the
+enabled ones are reloaded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kapa_core.engine.tasks import ID, TaskService, now
+from kapa_core.errors import APIError, TickError
+from kapa_core.models.duration import Duration
+from kapa_core.storage import TEMPLATES, Store
+from kapa_core.tick.evaluate import Evaluated, evaluate, task_type_of
+from kapa_core.tick.parser import parse
+
+
+@dataclass
+class TemplateDef:
+    id: str
+    type: str
+    script: str
+    created: str = ""
+    modified: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def var_json(evaluated: Evaluated) -> dict[str, dict[str, Any]]:
+    """The ``vars`` object of a template: every declared var, typed, with its value."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, var in evaluated.vars.items():
+        value = var.value
+        if isinstance(value, Duration):
+            value = str(value)
+        elif var.type == "lambda" and value is not None:
+            value = getattr(value, "text", str(value))
+        elif var.type == "regex" and value is not None:
+            value = value.pattern
+        elif var.type == "star":
+            value = "*"
+        out[name] = {"type": var.type, "value": value, "description": var.description}
+    return out
+
+
+class TemplateService:
+    def __init__(self, store: Store, tasks: TaskService) -> None:
+        self.store = store
+        self.tasks = tasks
+        self.templates: dict[str, TemplateDef] = {
+            key: TemplateDef(**data) for key, data in store.items_json(TEMPLATES)}
+        tasks.template_lookup = self.templates.get
+
+    def evaluate(self, template: TemplateDef) -> Evaluated:
+        return evaluate(template.script, template.type, require_vars=False)
+
+    def _resolve(self, body: dict[str, Any], existing: TemplateDef | None) -> TemplateDef:
+        script = body.get("script", existing.script if existing else "")
+        if not isinstance(script, str) or not script.strip():
+            raise APIError(400, "must provide TICKscript")
+        try:
+            inferred = task_type_of(parse(script))
+        except TickError as exc:
+            raise APIError(400, f"invalid TICKscript: {exc}") from None
+        kind = body.get("type") or inferred or (existing.type if existing else "")
+        if kind not in ("stream", "batch") or (inferred and inferred != kind):
+            raise APIError(400, f"invalid template type {kind!r}")
+        stamp = now()
+        template = TemplateDef(existing.id if existing else "", kind, script,
+                               existing.created if existing else stamp, stamp)
+        try:
+            self.evaluate(template)
+        except TickError as exc:
+            raise APIError(400, f"invalid TICKscript: {exc}") from None
+        return template
+
+    async def create(self, body: dict[str, Any]) -> TemplateDef:
+        template_id = body.get("id") or str(uuid.uuid4())
+        if not isinstance(template_id, str) or not ID.match(template_id):
+            raise APIError(400, f"template ID must contain only letters, numbers, '-', '.' "
+                           f"and '_'. {template_id!r}")
+        if template_id in self.templates:
+            raise APIError(400, f"template {template_id} already exists")
+        template = self._resolve(body, None)
+        template.id = template_id
+        self.templates[template_id] = template
+        await self.store.aput_json(TEMPLATES, template_id, template.to_json())
+        return template
+
+    async def update(self, template_id: str, body: dict[str, Any]) -> TemplateDef:
+        existing = self.templates.get(template_id)
+        if existing is None:
+            raise APIError(404, "template does not exist, cannot update")
+        template = self._resolve(body, existing)
+        template.id = template_id
+        users = [t for t in self.tasks.tasks.values() if t.template_id == template_id]
+        for task in users:  # check every task before changing anything
+            trial = type(task)(**{**task.__dict__, "script": template.script,
+                                  "type": template.type})
+            try:
+                self.tasks.evaluate(trial)
+            except TickError as exc:
+                raise APIError(400, f"failed to update template: task {task.id} would "
+                               f"break: {exc}") from None
+        self.templates[template_id] = template
+        await self.store.aput_json(TEMPLATES, template_id, template.to_json())
+        for task in users:
+            task.script, task.type, task.modified = template.script, template.type, now()
+            if task.status == "enabled":
+                await self.tasks.master.stop(task.id)
+                await self.tasks.enable(task)
+            await self.tasks.save(task)
+        return template
+
+    async def delete(self, template_id: str) -> None:
+        if self.templates.pop(template_id, None) is not None:
+            await self.store.adelete(TEMPLATES, template_id)

@@ -1,0 +1,76 @@
+"""``/kapacitor/v1/templates``: define, list, read, update and delete templates."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+from kapa_core.http.tasks_api import _body
+
+BASE = "/kapacitor/v1/templates"
+FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")
+
+
+class TemplatesAPI:
+    def __init__(self, service: TemplateService) -> None:
+        self.service = service
+
+    def register(self, router: Router) -> None:
+        router.add("GET", BASE, self.list)
+        router.add("POST", BASE, self.create)
+        router.add("GET", BASE + "/{id}", self.get)
+        router.add("PATCH", BASE + "/{id}", self.update)
+        router.add("DELETE", BASE + "/{id}", self.delete)
+
+    def view(self, template: TemplateDef, fields: tuple[str, ...] = FIELDS) -> dict[str, Any]:
+        out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{template.id}"},
+                               "id": template.id}
+        error = ""
+        try:
+            evaluated = self.service.evaluate(template)
+            variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
+        except Exception as exc:  # a stored template broken by a newer check still lists
+            variables, dot, error = {}, "", str(exc)
+        values = {"type": template.type, "script": template.script, "vars": variables,
+                  "dot": dot, "error": error, "created": template.created,
+                  "modified": template.modified}
+        out.update({k: v for k, v in values.items() if k in fields})
+        return out
+
+    async def list(self, request: Request) -> Response:
+        pattern = request.arg("pattern")
+        fields = tuple(request.query.get("fields", [])) or FIELDS
+        for name in fields:
+            if name not in FIELDS:
+                raise APIError(400, f'unsupported field "{name}"')
+        try:
+            offset = int(request.arg("offset", "0"))
+            limit = int(request.arg("limit", "100"))
+        except ValueError:
+            raise APIError(400, "offset and limit must be integers") from None
+        ids = sorted(self.service.templates)
+        if pattern:
+            ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
+        return Response.json({"templates": [self.view(self.service.templates[i], fields)
+                                            for i in ids[offset:offset + limit]]})
+
+    async def get(self, request: Request) -> Response:
+        template = self.service.templates.get(request.params["id"])
+        if template is None:
+            raise APIError(404, f"no template exists with ID {request.params['id']}")
+        return Response.json(self.view(template))
+
+    async def create(self, request: Request) -> Response:
+        return Response.json(self.view(await self.service.create(_body(request))))
+
+    async def update(self, request: Request) -> Response:
+        template = await self.service.update(request.params["id"], _body(request))
+        return Response.json(self.view(template))
+
+    async def delete(self, request: Request) -> Response:
+        await self.service.delete(request.params["id"])
+        return Response.empty(204)
