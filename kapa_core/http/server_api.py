@@ -56,6 +56,26 @@ class ServerAPI:
                          "cluster_id": app.cluster_id, "server_id": app.server_id},
                 "values": {"points_received": count},
             }
+        common = {"host": app.config.root.hostname, "cluster_id": app.cluster_id,
+                  "server_id": app.server_id}
+        for task_id, running in sorted(app.task_master.tasks.items()):
+            for node in running.nodes:
+                values = node.stats()
+                stats[f"nodes:{task_id}:{node.name}"] = {
+                    "name": "nodes",
+                    "tags": {"task": task_id, "node": node.name, "type": running.pipeline
+                             .task_type, "kind": node.spec.kind, **common},
+                    "values": {k: v for k, v in values.items()
+                               if k not in ("collected", "emitted")},
+                }
+                for child in node.spec.children:
+                    stats[f"edges:{task_id}:{node.name}:{child.name}"] = {
+                        "name": "edges",
+                        "tags": {"task": task_id, "parent": node.name, "child": child.name,
+                                 "type": node.spec.edge_out().value, **common},
+                        "values": {"collected": values["emitted"],
+                                   "emitted": values["emitted"]},
+                    }
         body = {
             "cluster_id": app.cluster_id,
             "server_id": app.server_id,

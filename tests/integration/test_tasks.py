@@ -307,3 +307,21 @@ stream|from().measurement(measurement).where(lambda: "v" > threshold)|httpOut('o
     assert httpx.delete(base + "/tasks/from-tpl").status_code == 204
     assert httpx.delete(base + "/templates/tpl").status_code == 204
     assert httpx.get(base + "/templates/tpl").status_code == 404
+
+
+def test_debug_vars_show_node_and_edge_statistics(daemon) -> None:
+    task_id = define(daemon, "stream|from().measurement('dv')|httpOut('out')")
+    write(daemon, "dv v=1 1\ndv v=2 2\n")
+    expected = {"series": [{"name": "dv", "columns": ["time", "v"],
+                            "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    stats = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()
+    assert stats["num_enabled_tasks"] >= 1
+    entries = stats["kapacitor"].values()
+    node = next(e for e in entries if e["name"] == "nodes" and e["tags"]["task"] == task_id
+                and e["tags"]["node"] == "from1")
+    assert node["tags"]["kind"] == "from" and node["values"]["errors"] == 0
+    edge = next(e for e in entries if e["name"] == "edges" and e["tags"]["task"] == task_id
+                and e["tags"]["parent"] == "from1")
+    assert edge["tags"]["child"] == "http_out2" and edge["values"]["emitted"] == 2
+    httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
