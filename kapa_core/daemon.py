@@ -25,6 +25,7 @@ import trio
 from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
+from kapa_core.engine.loader import load_directory
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
@@ -99,6 +100,7 @@ class Daemon:
         self.config_service: ConfigService | None = None
         self.task_master = TaskMaster(self.stream, Logger("task_master"))
         self.task_service: TaskService | None = None
+        self.load_errors = 0
         # The base configuration, validated before anything starts.
         self.config: Config = self.layers.build(self.layers.effective_raw())
 
@@ -159,6 +161,7 @@ class Daemon:
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
             self.template_service = TemplateService(self.store, self.task_service)
             await self.task_service.start_enabled()
+            await self.load_directory()
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(self, config))
@@ -180,10 +183,19 @@ class Daemon:
             async for signum in sigs:
                 if signum == signal.SIGHUP:
                     self.log.info("SIGHUP received: reloading the load directory")
+                    await self.load_directory()
                     continue
                 self.log.info("signal received", signal=signal.Signals(signum).name)
                 self.stop()
                 return
+
+    async def load_directory(self) -> None:
+        load = self.config["load"]
+        if not load.enabled or self.task_service is None or self.store is None:
+            return
+        failed = await load_directory(load.dir, self.task_service, self.template_service,
+                                      self.store, Logger("load"))
+        self.load_errors += failed
 
     def _context(self, name: str) -> ServiceContext:
         return ServiceContext(section=name, config=self.config[name], root=self.config.root,

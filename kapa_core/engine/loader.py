@@ -1,0 +1,102 @@
+"""The ``[load]`` directory: templates, tasks and task-from-template files at startup.
+
+    <dir>/templates/*.tick            templates (ID = file name)
+    <dir>/tasks/*.tick                tasks, with dbrp statements, loaded enabled
+    <dir>/tasks/*.{json,yaml,yml}     tasks from templates: template-id, dbrps, vars
+    <dir>/handlers/*.{json,yaml,yml}  topic handlers (loaded by the alerting service)
+
+Loaded items are remembered in the ``load`` store: an item whose file is gone is deleted
+at the next load (startup or SIGHUP). A bad file is logged with its path and skipped;
+the others still load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kapa_core.engine.tasks import TaskService
+from kapa_core.engine.templates import TemplateService
+from kapa_core.errors import APIError, KapaError
+from kapa_core.logs import Logger
+from kapa_core.storage import LOAD, Store
+
+
+def _read_structured(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError("expected an object")
+    return data
+
+
+def _vars_json(raw: Any) -> dict[str, Any]:
+    """Vars as the task API takes them; YAML files may give plain {name: {type, value}}."""
+    return dict(raw or {})
+
+
+async def load_directory(directory: str, tasks: TaskService, templates: TemplateService,
+                         store: Store, log: Logger) -> int:
+    """Load everything under ``directory``; returns the number of files that failed."""
+    root = Path(directory)
+    if not root.is_dir():
+        log.warn("load directory does not exist", dir=directory)
+        return 0
+    failed = 0
+    seen: set[str] = set()
+
+    async def upsert(kind: str, item_id: str, body: dict[str, Any], path: Path) -> None:
+        nonlocal failed
+        try:
+            if kind == "template":
+                if item_id in templates.templates:
+                    await templates.update(item_id, body)
+                else:
+                    await templates.create({**body, "id": item_id})
+            else:
+                if item_id in tasks.tasks:
+                    await tasks.update(item_id, {**body, "status": "disabled"})
+                    await tasks.update(item_id, {"status": "enabled"})
+                else:
+                    await tasks.create({**body, "id": item_id, "status": "enabled"})
+            seen.add(f"{kind}:{item_id}")
+            await store.aput(LOAD, f"{kind}:{item_id}", str(path).encode())
+            log.info("loaded from the load directory", kind=kind, id=item_id, file=str(path))
+        except (APIError, KapaError, OSError, ValueError) as exc:
+            failed += 1
+            log.error("failed to load file", file=str(path), err=str(exc))
+
+    for path in sorted((root / "templates").glob("*.tick")):
+        await upsert("template", path.stem, {"script": path.read_text(encoding="utf-8")}, path)
+    for path in sorted((root / "tasks").glob("*")):
+        if path.suffix == ".tick":
+            await upsert("task", path.stem, {"script": path.read_text(encoding="utf-8")}, path)
+        elif path.suffix in (".json", ".yaml", ".yml"):
+            try:
+                data = _read_structured(path)
+            except (OSError, ValueError, yaml.YAMLError) as exc:
+                failed += 1
+                log.error("failed to load file", file=str(path), err=str(exc))
+                continue
+            if data.get("id", path.stem) != path.stem:
+                failed += 1
+                log.error("failed to load file", file=str(path),
+                          err=f"id {data.get('id')!r} does not match the file name")
+                continue
+            body = {"template-id": data.get("template-id", data.get("template_id", "")),
+                    "dbrps": data.get("dbrps"), "vars": _vars_json(data.get("vars"))}
+            await upsert("task", path.stem, body, path)
+    for key, _ in await store.aitems(LOAD):
+        if key in seen:
+            continue
+        kind, _, item_id = key.partition(":")
+        if kind == "task":
+            await tasks.delete(item_id)
+        elif kind == "template":
+            await templates.delete(item_id)
+        await store.adelete(LOAD, key)
+        log.info("removed item whose file left the load directory", kind=kind, id=item_id)
+    return failed
