@@ -19,6 +19,7 @@ import ssl
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -26,11 +27,12 @@ from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.engine.loader import load_directory
+from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
-from kapa_core.errors import APIError, ConfigError
+from kapa_core.errors import APIError, ConfigError, KapaError
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
@@ -156,6 +158,7 @@ class Daemon:
                 if section.service is not None:
                     await runner.open(section.name, section.service(self._context(section.name)))
                     self.log.debug("opened service", name=section.name)
+            self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
@@ -189,6 +192,25 @@ class Daemon:
                 self.stop()
                 return
 
+    def _node_context(self) -> NodeContext:
+        endpoints = {e.endpoint: e for e in self.config.get("httppost", ())}
+        return NodeContext(write_points=self.stream.write, httppost=endpoints,
+                           allowed=self.check_outgoing)
+
+    def check_outgoing(self, url: str) -> None:
+        """Refuse a URL whose host is an address in a -blacklist-cidrs range."""
+        if not self.blacklist:
+            return
+        host = urlsplit(url).hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # names are checked once resolved, with the security work
+        for network in self.blacklist:
+            if address in network:
+                raise KapaError(f"connections to {address} are not allowed "
+                                f"(-blacklist-cidrs {network})")
+
     async def load_directory(self) -> None:
         load = self.config["load"]
         if not load.enabled or self.task_service is None or self.store is None:
@@ -204,6 +226,7 @@ class Daemon:
     async def _section_changed(self, name: str, config: Config) -> None:
         """A config override changed section ``name``: re-open only its service."""
         self.config = config
+        self.task_master.context = self._node_context()
         section = self.plugins.sections[name]
         if section.service is None or self._runner is None:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.engine.nodes import basic, influxql, join, output, window
+from kapa_core.engine.nodes import basic, influxql, io, join, output, window
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import nodes as specs
@@ -37,14 +37,28 @@ RUNTIMES: dict[type, type[Node]] = {
 }
 
 
-def build_nodes(pipeline: Pipeline, log: Logger) -> list[Node]:
+#: Runtimes that also take the daemon's NodeContext.
+WITH_CONTEXT: dict[type, type[Node]] = {
+    specs.KapacitorLoopbackSpec: io.LoopbackNode,
+    specs.HTTPPostSpec: io.HTTPPostNode,
+}
+
+
+def build_nodes(pipeline: Pipeline, log: Logger,
+                context: io.NodeContext | None = None) -> list[Node]:
     """Runtime nodes in pipeline order, wired parent -> children."""
     built: dict[int, Node] = {}
+    context = context or io.NodeContext()
     for spec in pipeline.walk():
         runtime = RUNTIMES.get(type(spec))
-        if runtime is None:
+        with_context = WITH_CONTEXT.get(type(spec))
+        if runtime is None and with_context is None:
             raise TaskError(f"{spec.name}: {spec.kind} nodes cannot run yet in kapa-core")
-        node: Any = runtime(spec, log)
+        try:
+            node: Any = (with_context(spec, log, context) if with_context  # type: ignore[call-arg]
+                         else runtime(spec, log))
+        except ValueError as exc:
+            raise TaskError(f"{spec.name}: {exc}") from None
         built[spec.id] = node
         for index, parent in enumerate(spec.parents):
             if isinstance(node, join.JoinNode):

@@ -17,6 +17,7 @@ import trio.lowlevel
 
 from kapa_core.engine.build import build_nodes
 from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
 from kapa_core.logs import Logger
 from kapa_core.pipeline.pipeline import Pipeline
@@ -29,12 +30,12 @@ CHUNK = 2000
 
 class RunningTask:
     def __init__(self, task_id: str, pipeline: Pipeline, dbrps: list[tuple[str, str]],
-                 log: Logger) -> None:
+                 log: Logger, context: NodeContext | None = None) -> None:
         self.id = task_id
         self.pipeline = pipeline
         self.dbrps = set(dbrps)
         self.log = log.with_(task=task_id)
-        self.nodes: list[Node] = build_nodes(pipeline, self.log)
+        self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
         self.source = self.nodes[0]
         self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)
         self.points_dropped = 0
@@ -62,22 +63,30 @@ class RunningTask:
         receive = self.source.receive_point
         with trio.CancelScope() as scope:
             self.scope = scope
-            task_status.started()
             try:
-                async for points in self.receive:
-                    self.points_received += len(points)
-                    if len(points) <= CHUNK:
-                        for p in points:
-                            receive(p)
-                        continue
-                    for start in range(0, len(points), CHUNK):
-                        for p in points[start:start + CHUNK]:
-                            receive(p)
-                        await trio.lowlevel.checkpoint()
+                async with trio.open_nursery() as io_tasks:
+                    for node in self.nodes:
+                        run_io = getattr(node, "run_io", None)
+                        if run_io is not None:
+                            io_tasks.start_soon(run_io)
+                    task_status.started()
+                    await self._consume(receive)
             finally:
                 for node in self.nodes:
                     node.stop()
                 self.done.set()
+
+    async def _consume(self, receive: Any) -> None:
+        async for points in self.receive:
+            self.points_received += len(points)
+            if len(points) <= CHUNK:
+                for p in points:
+                    receive(p)
+                continue
+            for start in range(0, len(points), CHUNK):
+                for p in points[start:start + CHUNK]:
+                    receive(p)
+                await trio.lowlevel.checkpoint()
 
     async def stop(self) -> None:
         if self.scope is not None:
@@ -102,9 +111,10 @@ class RunningTask:
 class TaskMaster:
     """Starts and stops running tasks inside the daemon's nursery."""
 
-    def __init__(self, router: Any, log: Logger) -> None:
+    def __init__(self, router: Any, log: Logger, context: NodeContext | None = None) -> None:
         self.router = router
         self.log = log
+        self.context = context or NodeContext(write_points=router.write)
         self.tasks: dict[str, RunningTask] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -118,7 +128,7 @@ class TaskMaster:
                     dbrps: list[tuple[str, str]]) -> RunningTask:
         assert self._nursery is not None, "the task master is not running"
         await self.stop(task_id)
-        running = RunningTask(task_id, pipeline, dbrps, self.log)
+        running = RunningTask(task_id, pipeline, dbrps, self.log, self.context)
         await self._nursery.start(running.run)
         self.tasks[task_id] = running
         self.router.subscribe(running)

@@ -114,7 +114,7 @@ class TaskService:
                     self.log.error("failed to start task", task=task.id, err=str(exc))
 
     def evaluate(self, task: TaskDef) -> Evaluated:
-        return evaluate(task.script, task.type, parse_vars(task.vars))
+        return evaluate(task.script, task.type, parse_vars(task.vars), dbrps=task.dbrps)
 
     async def enable(self, task: TaskDef) -> None:
         await self._enable(task)

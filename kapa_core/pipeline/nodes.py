@@ -498,3 +498,73 @@ def _stats(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
 
 
 STAR_ = STAR  # re-exported for specs that accept "*"
+
+
+class KapacitorLoopbackSpec(NodeSpec):
+    """``|kapacitorLoopback()``: writes points back into kapa-core's own stream."""
+
+    kind = "kapacitor_loopback"
+    provides = Edge.NONE
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "database": Prop(("string",)),
+        "retentionPolicy": Prop(("string",), attr="retention_policy"),
+        "measurement": Prop(("string",)),
+        "tag": Prop(("string", "string"), attr="tags", mode="pairs"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.database = ""
+        self.retention_policy = ""
+        self.measurement = ""
+        self.tags: list[tuple[str, str]] = []
+
+    def validate(self) -> None:
+        if not self.database or not self.retention_policy:
+            raise SpecError("kapacitorLoopback: must set database and retentionPolicy")
+        if (self.database, self.retention_policy) in self.pipeline.dbrps_declared():
+            raise SpecError("kapacitorLoopback: writing to the task's own database and "
+                            "retention policy would loop forever")
+
+
+@chain("kapacitorLoopback")
+def _loopback(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("kapacitorLoopback", (), args)
+    return KapacitorLoopbackSpec(pipeline, [parent])
+
+
+class HTTPPostSpec(NodeSpec):
+    """``|httpPost(url?)``: POSTs each point or batch as JSON to a URL or an endpoint."""
+
+    kind = "http_post"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "endpoint": Prop(("string",)),
+        "header": Prop(("string", "string"), attr="headers", mode="pairs"),
+        "captureResponse": Prop(attr="capture_response", mode="flag"),
+        "codeField": Prop(("string",), attr="code_field"),
+        "timeout": Prop(("duration",)),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], urls: list[str]) -> None:
+        super().__init__(pipeline, parents)
+        self.urls = urls
+        self.endpoint = ""
+        self.headers: list[tuple[str, str]] = []
+        self.capture_response = False
+        self.code_field = ""
+        self.timeout = Duration(0)
+
+    def validate(self) -> None:
+        if bool(self.urls) == bool(self.endpoint):
+            raise SpecError("httpPost: must provide exactly one of a URL or .endpoint()")
+        for name, _ in self.headers:
+            if name.lower() == "content-type":
+                raise SpecError("httpPost: cannot set the Content-Type header")
+
+
+@chain("httpPost")
+def _http_post(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    urls = check_args("httpPost", (), args, variadic="string", minimum=0)
+    if len(urls) > 1:
+        raise SpecError("httpPost: takes at most one URL")
+    return HTTPPostSpec(pipeline, [parent], urls)

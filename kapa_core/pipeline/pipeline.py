@@ -14,6 +14,9 @@ class Pipeline:
         self.nodes: list[NodeSpec] = []
         self.dbrps: list[tuple[str, str]] = []
 
+    def dbrps_declared(self) -> set[tuple[str, str]]:
+        return set(self.dbrps)
+
     def register(self, node: NodeSpec) -> int:
         self.nodes.append(node)
         return len(self.nodes) - 1

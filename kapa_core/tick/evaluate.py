@@ -93,15 +93,19 @@ def _var_type(value: Any) -> str:
 
 
 def evaluate(script: str, task_type: str, overrides: Mapping[str, Var] | None = None,
-             *, require_vars: bool = True) -> Evaluated:
-    """Build the pipeline of ``script``; TickError on any error."""
+             *, require_vars: bool = True, dbrps: list[tuple[str, str]] | None = None
+             ) -> Evaluated:
+    """Build the pipeline of ``script``; TickError on any error. ``dbrps`` are the
+    task's explicit database/retention policy pairs (for loop checks)."""
     program = parse(script)
-    return Evaluator(task_type, overrides or {}, require_vars).run(program)
+    return Evaluator(task_type, overrides or {}, require_vars, dbrps).run(program)
 
 
 class Evaluator:
     def __init__(self, task_type: str, overrides: Mapping[str, Var],
-                 require_vars: bool) -> None:
+                 require_vars: bool, extra_dbrps: list[tuple[str, str]] | None = None
+                 ) -> None:
+        self.extra_dbrps = extra_dbrps or []
         self.task_type = task_type
         self.pipeline = Pipeline(task_type)
         self.overrides = overrides
@@ -123,6 +127,7 @@ class Evaluator:
                 raise TickError(f"var {name!r} is not declared in the script")
         for statement in program.statements:
             self.statement(statement)
+        self.pipeline.dbrps = list(self.dbrps) + list(self.extra_dbrps)
         for node in self.pipeline.walk():
             try:
                 node.validate()
@@ -131,7 +136,6 @@ class Evaluator:
                 raise TickError(f"{node.name}: {exc}", line, col) from None
         if self.require_vars and self.missing:
             raise TickError(f"missing value for var {self.missing[0]!r}")
-        self.pipeline.dbrps = self.dbrps
         return Evaluated(self.pipeline, self.dbrps, self.vars, self.missing)
 
     def error(self, node: ast.Node, message: str) -> TickError:

@@ -325,3 +325,62 @@ def test_debug_vars_show_node_and_edge_statistics(daemon) -> None:
                 and e["tags"]["parent"] == "from1")
     assert edge["tags"]["child"] == "http_out2" and edge["values"]["emitted"] == 2
     httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
+
+
+def test_kapacitor_loopback_feeds_another_task(daemon) -> None:
+    producer = define(daemon, """
+stream|from().measurement('raw')|eval(lambda: "v" * 10.0).as('v10')
+  |kapacitorLoopback().database('derived').retentionPolicy('rp').measurement('cooked')
+    .tag('source', 'loop')
+""")
+    consumer = define(daemon, "stream|from().measurement('cooked')|httpOut('out')",
+                      dbrps=[{"db": "derived", "rp": "rp"}])
+    write(daemon, "raw v=2 5\n")
+    expected = {"series": [{"name": "cooked", "tags": {"source": "loop"},
+                            "columns": ["time", "v10"],
+                            "values": [["1970-01-01T00:00:05Z", 20.0]]}]}
+    assert output(daemon, consumer, expected) == expected
+    loop = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
+        "id": "loop", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from()|kapacitorLoopback().database('db').retentionPolicy('rp')"})
+    assert "loop forever" in loop.json()["error"]
+    for task_id in (producer, consumer):
+        httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
+
+
+async def test_http_post_sends_rows_and_records_the_status(daemon, nursery) -> None:
+    import json as _json
+
+    import trio
+
+    received: list[dict] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += await stream.receive_some(65536)
+        received.append(_json.loads(body))
+        await stream.send_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+        await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    task_id = await trio.to_thread.run_sync(lambda: define(daemon, f"""
+stream|from().measurement('hp')|httpPost('http://127.0.0.1:{port}/hook').codeField('code')
+  |httpOut('out')
+"""))
+    await trio.to_thread.run_sync(write, daemon, "hp,host=a v=1 3\n")
+    expected = {"series": [{"name": "hp", "tags": {"host": "a"},
+                            "columns": ["time", "code", "v"],
+                            "values": [["1970-01-01T00:00:03Z", 201, 1.0]]}]}
+    got = await trio.to_thread.run_sync(output, daemon, task_id, expected)
+    assert got == expected
+    assert received == [{"name": "hp", "tags": {"host": "a"}, "columns": ["time", "v"],
+                         "values": [["1970-01-01T00:00:03Z", 1.0]]}]
+    nursery.cancel_scope.cancel()

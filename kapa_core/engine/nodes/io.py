@@ -1,0 +1,128 @@
+"""Runtimes of nodes that reach outside the task: kapacitorLoopback and httpPost.
+
+They follow the engine's rule for I/O: the synchronous node call only hands the work to
+the node's own trio task through a bounded channel (full → dropped and counted), and
+that task does the slow part. A failing endpoint is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+
+from kapa_core.engine.node import Node
+from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.point import Point
+from kapa_core.pipeline.nodes import HTTPPostSpec, KapacitorLoopbackSpec
+
+QUEUE = 1000
+
+
+@dataclass
+class NodeContext:
+    """What I/O nodes get from the daemon."""
+
+    write_points: Callable[[str, str, list[Any]], None] = lambda db, rp, points: None
+    httppost: dict[str, Any] = field(default_factory=dict)  # [[httppost]] by endpoint
+    allowed: Callable[[str], None] = lambda url: None  # raises for blacklisted targets
+
+
+class LoopbackNode(Node):
+    def __init__(self, spec: KapacitorLoopbackSpec, log: Any, ctx: NodeContext) -> None:
+        super().__init__(spec, log)
+        self.db = spec.database
+        self.rp = spec.retention_policy
+        self.measurement = spec.measurement
+        self.tags = dict(spec.tags)
+        self.write = ctx.write_points
+
+    def _convert(self, name: str, tags: dict[str, str], fields: dict[str, Any], t: int
+                 ) -> Point:
+        return Point(self.measurement or name, {**tags, **self.tags} if self.tags else tags,
+                     fields, t, self.db, self.rp)
+
+    def point(self, p: Point) -> None:
+        self.write(self.db, self.rp, [self._convert(p.name, p.tags, p.fields, p.time)])
+
+    def batch(self, b: Batch) -> None:
+        self.write(self.db, self.rp, [self._convert(b.name, bp.tags, bp.fields, bp.time)
+                                      for bp in b.points])
+
+
+def row(name: str, tags: dict[str, str], points: list[BatchPoint]) -> dict[str, Any]:
+    from kapa_core.models.batch import Batch as _Batch
+
+    return _Batch(name, "", tags, (), False, 0, points).row()
+
+
+class HTTPPostNode(Node):
+    def __init__(self, spec: HTTPPostSpec, log: Any, ctx: NodeContext) -> None:
+        super().__init__(spec, log)
+        self.spec_ = spec
+        self.ctx = ctx
+        endpoint = ctx.httppost.get(spec.endpoint) if spec.endpoint else None
+        if spec.endpoint and endpoint is None:
+            raise ValueError(f"httpPost: no [[httppost]] endpoint named {spec.endpoint!r}")
+        self.url = spec.urls[0] if spec.urls else endpoint.url
+        self.headers = {**(endpoint.headers if endpoint else {}), **dict(spec.headers)}
+        self.auth = None
+        if endpoint is not None and endpoint.basic_auth.username:
+            self.auth = (endpoint.basic_auth.username, endpoint.basic_auth.password)
+        self.code_field = spec.code_field
+        self.send, self.receive = trio.open_memory_channel[tuple[dict[str, Any], Any]](QUEUE)
+        self.dropped = 0
+        self.failures = 0
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {"dropped": self.dropped, "post_errors": self.failures}
+
+    def _queue(self, body: dict[str, Any], item: Any) -> None:
+        try:
+            self.send.send_nowait((body, item))
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    def point(self, p: Point) -> None:
+        self._queue(row(p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
+        if not self.code_field:
+            self.emit_point(p)
+
+    def batch(self, b: Batch) -> None:
+        self._queue(row(b.name, b.tags, b.points), b)
+        if not self.code_field:
+            self.emit_batch(b)
+
+    async def run_io(self) -> None:
+        timeout = self.spec_.timeout / 1e9 or None
+        async with httpx.AsyncClient(timeout=timeout, auth=self.auth) as client:
+            async for body, item in self.receive:
+                code = 0
+                try:
+                    self.ctx.allowed(self.url)
+                    response = await client.post(self.url, json=body, headers=self.headers)
+                    code = response.status_code
+                    if response.is_error:
+                        self.failures += 1
+                        self.log.error("httpPost endpoint answered an error", url=self.url,
+                                       status=code, body=response.text[:512]
+                                       if self.spec_.capture_response else None)
+                except Exception as exc:
+                    self.failures += 1
+                    self.log.error("httpPost failed", url=self.url, err=str(exc))
+                if self.code_field:
+                    self._emit_with_code(item, code)
+
+    def _emit_with_code(self, item: Any, code: int) -> None:
+        if isinstance(item, Point):
+            self.emit_point(Point(item.name, item.tags, {**item.fields, self.code_field: code},
+                                  item.time, item.database, item.retention_policy, item.group,
+                                  item.dims))
+        else:
+            self.emit_batch(Batch(item.name, item.group, item.tags, item.dims, item.by_name,
+                                  item.tmax, [BatchPoint(bp.time, {**bp.fields,
+                                                                   self.code_field: code},
+                                                         bp.tags) for bp in item.points]))
