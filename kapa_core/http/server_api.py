@@ -23,7 +23,15 @@ class ServerAPI:
         router.add("GET", "/kapacitor/v1/:routes", self.routes)
         router.add("POST", "/kapacitor/v1/loglevel", self.loglevel)
         router.add("GET", "/kapacitor/v1/debug/vars", self.debug_vars)
+        router.add("POST", "/kapacitor/v1/sideload/reload", self.sideload_reload)
         self._router = router
+
+    async def sideload_reload(self, request: Request) -> Response:
+        from kapa_core.engine.nodes.enrich import SideloadNode
+
+        for node in list(SideloadNode.registry):
+            node.reload()
+        return Response.empty(204)
 
     async def ping(self, request: Request) -> Response:
         return Response.empty(204)

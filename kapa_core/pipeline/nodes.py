@@ -568,3 +568,63 @@ def _http_post(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     if len(urls) > 1:
         raise SpecError("httpPost: takes at most one URL")
     return HTTPPostSpec(pipeline, [parent], urls)
+
+
+class FlattenSpec(NodeSpec):
+    """``|flatten()``: merges a group's points of one time into one point, prefixing
+    field names with the values of the ``on`` tags."""
+
+    kind = "flatten"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=1),
+        "delimiter": Prop(("string",)),
+        "tolerance": Prop(("duration",)),
+        "dropOriginalFieldName": Prop(attr="drop_original", mode="flag"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.on_dims: list[str] = []
+        self.delimiter = "."
+        self.tolerance = Duration(0)
+        self.drop_original = False
+
+    def validate(self) -> None:
+        if not self.on_dims:
+            raise SpecError("flatten: must set .on() dimensions")
+
+
+@chain("flatten")
+def _flatten(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("flatten", (), args)
+    return FlattenSpec(pipeline, [parent])
+
+
+class SideloadSpec(NodeSpec):
+    """``|sideload()``: adds fields and tags read from files chosen by the point's tags."""
+
+    kind = "sideload"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "source": Prop(("string",)),
+        "order": Prop((), attr="order_paths", mode="extend", variadic="string", minimum=1),
+        "field": Prop(("string", "int|float|string|bool"), attr="fields", mode="pairs"),
+        "tag": Prop(("string", "string"), attr="tags", mode="pairs"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.source = ""
+        self.order_paths: list[str] = []
+        self.fields: list[tuple[str, Any]] = []
+        self.tags: list[tuple[str, str]] = []
+
+    def validate(self) -> None:
+        if not self.source.startswith("file://"):
+            raise SpecError(f"sideload: unsupported source {self.source!r} (expected "
+                            "file:///path/to/dir)")
+
+
+@chain("sideload")
+def _sideload(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("sideload", (), args)
+    return SideloadSpec(pipeline, [parent])

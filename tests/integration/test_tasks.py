@@ -384,3 +384,40 @@ stream|from().measurement('hp')|httpPost('http://127.0.0.1:{port}/hook').codeFie
     assert received == [{"name": "hp", "tags": {"host": "a"}, "columns": ["time", "v"],
                          "values": [["1970-01-01T00:00:03Z", 1.0]]}]
     nursery.cancel_scope.cancel()
+
+
+def test_flatten_on_a_tag(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('fl').groupBy('dc', 'host')|groupBy('dc')
+  |flatten().on('host')
+  |httpOut('out')
+""", "fl,dc=eu,host=a v=1 1\nfl,dc=eu,host=b v=2 1\nfl,dc=eu,host=a v=3 2\n",
+        {"series": [{"name": "fl", "tags": {"dc": "eu"}, "columns": ["time", "a.v", "b.v"],
+                     "values": [["1970-01-01T00:00:01Z", 1.0, 2.0]]}]})
+
+
+def test_sideload_from_files_and_reload(daemon, tmp_path) -> None:
+    (tmp_path / "hosts").mkdir()
+    (tmp_path / "hosts" / "a.yml").write_text("threshold: 80.0\nteam: web\n")
+    (tmp_path / "default.json").write_text('{"threshold": 90.0}')
+    task_id = define(daemon, f"""
+stream|from().measurement('sl')
+  |sideload().source('file://{tmp_path}').order('hosts/{{host}}.yml', 'default.json')
+    .field('threshold', 50.0).tag('team', 'none')
+  |httpOut('out')
+""")
+    write(daemon, "sl,host=a v=1 1\n")
+    expected = {"series": [{"name": "sl", "tags": {"host": "a", "team": "web"},
+                            "columns": ["time", "threshold", "v"],
+                            "values": [["1970-01-01T00:00:01Z", 80.0, 1.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    write(daemon, "sl,host=zz v=1 2\n")
+    expected = {"series": [{"name": "sl", "tags": {"host": "zz", "team": "none"},
+                            "columns": ["time", "threshold", "v"],
+                            "values": [["1970-01-01T00:00:02Z", 90.0, 1.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    (tmp_path / "default.json").write_text('{"threshold": 95.0}')
+    assert httpx.post(daemon.url + "/kapacitor/v1/sideload/reload").status_code == 204
+    write(daemon, "sl,host=zz v=1 3\n")
+    expected["series"][0]["values"] = [["1970-01-01T00:00:03Z", 95.0, 1.0]]
+    assert output(daemon, task_id, expected) == expected
