@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -63,7 +63,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 class SideloadNode(Node):
     """Values come from the first file in ``order`` (tags substituted) that has the key."""
 
-    registry: list[SideloadNode] = []  # for POST /kapacitor/v1/sideload/reload
+    registry: ClassVar[list[SideloadNode]] = []  # for POST /kapacitor/v1/sideload/reload
 
     def __init__(self, spec: SideloadSpec, log: Any) -> None:
         super().__init__(spec, log)
@@ -107,10 +107,8 @@ class SideloadNode(Node):
         for name, default in self.fields:
             value = self._lookup(p.tags, name)
             if value is None or type(value) is not type(default):
-                if type(default) is float and type(value) is int:
-                    value = float(value)
-                else:
-                    value = default
+                value = float(value) if type(default) is float and type(value) is int \
+                    else default
             fields[name] = value
         for name, default in self.tags:
             value = self._lookup(p.tags, name)
