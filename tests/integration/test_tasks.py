@@ -421,3 +421,19 @@ stream|from().measurement('sl')
     write(daemon, "sl,host=zz v=1 3\n")
     expected["series"][0]["values"] = [["1970-01-01T00:00:03Z", 95.0, 1.0]]
     assert output(daemon, task_id, expected) == expected
+
+
+def test_point_rows_carry_all_tags_and_batch_rows_the_group_tags(daemon) -> None:
+    task_id = define(daemon, """
+var data = stream|from().measurement('tg').groupBy('host')
+data|httpOut('points')
+data|window().period(2s).every(2s)|last('v')|httpOut('out')
+""")
+    write(daemon, "tg,host=a,region=eu v=1 0\ntg,host=a,region=eu v=2 2\n")
+    expected = {"series": [{"name": "tg", "tags": {"host": "a"}, "columns": ["time", "last"],
+                            "values": [["1970-01-01T00:00:02Z", 1.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    points = {"series": [{"name": "tg", "tags": {"host": "a", "region": "eu"},
+                          "columns": ["time", "v"],
+                          "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
+    assert output(daemon, task_id, points, "points") == points

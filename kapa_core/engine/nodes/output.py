@@ -19,8 +19,9 @@ class HTTPOutNode(Node):
         self.series: dict[str, dict[str, Any]] = {}  # group -> series, first-seen order
 
     def point(self, p: Point) -> None:
-        batch = Batch(p.name, p.group, {d: p.tags.get(d, "") for d in p.dims} if p.dims
-                      else dict(p.tags), p.dims, False, p.time,
+        # A point's row carries all its tags (Kapacitor's PointToRow), a batch's row only
+        # the group's tags.
+        batch = Batch(p.name, p.group, dict(p.tags), p.dims, False, p.time,
                       [BatchPoint(p.time, p.fields, p.tags)])
         self.series[p.group] = batch.row()
         self.emit_point(p)
