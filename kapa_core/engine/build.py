@@ -35,6 +35,7 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.JoinSpec: join.JoinNode,
     specs.FlattenSpec: enrich.FlattenNode,
     specs.SideloadSpec: enrich.SideloadNode,
+    specs.CombineSpec: enrich.CombineNode,
     InfluxQLSpec: influxql.InfluxQLNode,
 }
 

@@ -628,3 +628,41 @@ class SideloadSpec(NodeSpec):
 def _sideload(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     check_args("sideload", (), args)
     return SideloadSpec(pipeline, [parent])
+
+
+class CombineSpec(NodeSpec):
+    """``|combine(λ…)``: pairs points of one time within a group, one per expression."""
+
+    kind = "combine"
+    wants = Edge.STREAM
+    provides = Edge.STREAM
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=1),
+        "delimiter": Prop(("string",)),
+        "tolerance": Prop(("duration",)),
+        "max": Prop(("int",), attr="max_combinations"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec], exprs: list[Any]) -> None:
+        super().__init__(pipeline, parents)
+        self.exprs = exprs
+        self.names: list[str] = []
+        self.delimiter = "."
+        self.tolerance = Duration(0)
+        self.max_combinations = 1_000_000
+
+    def validate(self) -> None:
+        if len(self.names) != len(self.exprs):
+            raise SpecError(f"combine: must provide one name per expression via .as(): "
+                            f"got {len(self.exprs)} expression(s) and {len(self.names)} "
+                            "name(s)")
+        if len(set(self.names)) != len(self.names):
+            raise SpecError("combine: .as() names must be unique")
+        if any(self.delimiter in name for name in self.names):
+            raise SpecError("combine: names must not contain the delimiter")
+
+
+@chain("combine")
+def _combine(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    exprs = check_args("combine", (), args, variadic="lambda", minimum=1)
+    return CombineSpec(pipeline, [parent], exprs)

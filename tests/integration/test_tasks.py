@@ -437,3 +437,18 @@ data|window().period(2s).every(2s)|last('v')|httpOut('out')
                           "columns": ["time", "v"],
                           "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
     assert output(daemon, task_id, points, "points") == points
+
+
+def test_combine_pairs_points_of_one_time(daemon) -> None:
+    run(daemon, """
+stream|from().measurement('req').groupBy('dc')
+  |combine(lambda: "kind" == 'total', lambda: "kind" == 'error').as('t', 'e')
+  |eval(lambda: "e.n" / "t.n").as('ratio').keep()
+  |httpOut('out')
+""", """
+req,dc=eu,kind=total n=200 1
+req,dc=eu,kind=error n=10 1
+req,dc=eu,kind=total n=100 2
+""", {"series": [{"name": "req", "tags": {"dc": "eu", "e.kind": "error", "t.kind": "total"},
+                  "columns": ["time", "e.n", "ratio", "t.n"],
+                  "values": [["1970-01-01T00:00:01Z", 10.0, 0.05, 200.0]]}]})

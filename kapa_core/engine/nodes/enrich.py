@@ -1,8 +1,10 @@
-"""Runtimes of ``|flatten()`` and ``|sideload()``."""
+"""Runtimes of ``|flatten()``, ``|sideload()`` and ``|combine()``."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -115,3 +117,77 @@ class SideloadNode(Node):
             tags[name] = str(value) if value is not None else default
         self.emit_point(Point(p.name, tags, fields, p.time, p.database, p.retention_policy,
                               p.group, p.dims))
+
+
+class CombineNode(Node):
+    """Kapacitor's combine: each k-combination of a time's points (in index order) is
+    matched greedily against the expressions; a full match emits a merged point."""
+
+    def __init__(self, spec: Any, log: Any) -> None:
+        super().__init__(spec, log)
+        self.exprs = spec.exprs
+        self.names = spec.names
+        self.delimiter = spec.delimiter
+        self.tolerance = int(spec.tolerance)
+        self.max = spec.max_combinations
+        self.buffers: dict[str, tuple[int, list[Point]]] = {}
+
+    def cardinality(self) -> int:
+        return len(self.buffers)
+
+    def point(self, p: Point) -> None:
+        t = p.time
+        if self.tolerance:
+            t = (t + self.tolerance // 2) // self.tolerance * self.tolerance
+        buffer = self.buffers.get(p.group)
+        if buffer is not None and buffer[0] == t:
+            buffer[1].append(p)
+            return
+        self.buffers[p.group] = (t, [p])
+        if buffer is not None:
+            self._combine(buffer[0], buffer[1])
+
+    def _combine(self, t: int, points: list[Point]) -> None:
+        k = len(self.exprs)
+        n = len(points)
+        if n < k:
+            return
+        count = math.comb(n, k)
+        if count > self.max:
+            raise ValueError(f"refusing to perform combination as total combinations "
+                             f"{count} exceeds max combinations {self.max}")
+        matches = []
+        for expr in self.exprs:
+            row = []
+            for p in points:
+                try:
+                    row.append(bool(expr.eval_bool(p.time, p.fields, p.tags)))
+                except Exception as exc:
+                    self.fail(exc)
+                    row.append(False)
+            matches.append(row)
+        first = points[0]
+        dims = set(first.dims)
+        for indices in itertools.combinations(range(n), k):
+            remaining = list(indices)
+            chosen = []
+            for s in range(k):
+                hit = next((i for i in remaining if matches[s][i]), None)
+                if hit is None:
+                    break
+                remaining.remove(hit)
+                chosen.append(points[hit])
+            else:
+                self.emit_point(self._merge(chosen, dims, t, first))
+
+    def _merge(self, chosen: list[Point], dims: set[str], t: int, first: Point) -> Point:
+        fields: dict[str, Any] = {}
+        tags: dict[str, str] = {}
+        for name, p in zip(self.names, chosen, strict=True):
+            prefix = name + self.delimiter
+            for field, value in p.fields.items():
+                fields[prefix + field] = value
+            for tag, value in p.tags.items():
+                tags[tag if tag in dims else prefix + tag] = value
+        return Point(first.name, tags, fields, t, first.database, first.retention_policy,
+                     first.group, first.dims)
