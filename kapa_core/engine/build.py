@@ -53,6 +53,9 @@ def build_nodes(pipeline: Pipeline, log: Logger,
     built: dict[int, Node] = {}
     context = context or io.NodeContext()
     for spec in pipeline.walk():
+        if isinstance(spec, specs.StatsSpec):
+            built[spec.id] = output.StatsNode(spec, log, built[spec.source.id])
+            continue
         runtime = RUNTIMES.get(type(spec))
         with_context = WITH_CONTEXT.get(type(spec))
         if runtime is None and with_context is None:

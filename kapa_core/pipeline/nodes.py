@@ -485,6 +485,8 @@ class StatsSpec(NodeSpec):
     def __init__(self, pipeline: Any, source: NodeSpec, interval: Duration) -> None:
         super().__init__(pipeline, [])
         self.source = source
+        if interval <= 0:
+            raise SpecError("stats: interval must be positive")
         self.interval = interval
         self.align = False
 

@@ -452,3 +452,23 @@ req,dc=eu,kind=total n=100 2
 """, {"series": [{"name": "req", "tags": {"dc": "eu", "e.kind": "error", "t.kind": "total"},
                   "columns": ["time", "e.n", "ratio", "t.n"],
                   "values": [["1970-01-01T00:00:01Z", 10.0, 0.05, 200.0]]}]})
+
+
+def test_stats_node_reports_the_watched_node(daemon) -> None:
+    task_id = define(daemon, """
+var data = stream|from().measurement('st')
+data|stats(200ms)|httpOut('out')
+""")
+    write(daemon, "st v=1 1\nst v=2 2\nst v=3 3\n")
+    deadline = time.monotonic() + 5
+    fields = None
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out").json()
+        if body["series"]:
+            series = body["series"][0]
+            fields = dict(zip(series["columns"], series["values"][0], strict=True))
+            if fields["emitted"] == 3:
+                break
+        time.sleep(0.05)
+    assert fields is not None and fields["emitted"] == 3
+    assert body["series"][0]["name"] == "stats"
