@@ -42,6 +42,7 @@ class RunningTask:
         self.points_received = 0
         self.started = time.monotonic()
         self.scope: trio.CancelScope | None = None
+        self.error = ""
         self.done = trio.Event()
 
     # -- the router's consumer interface ----------------------------------------------------
@@ -71,6 +72,9 @@ class RunningTask:
                             io_tasks.start_soon(run_io)
                     task_status.started()
                     await self._consume(receive)
+            except Exception as exc:  # one broken task must not stop the others
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.log.error("task stopped with an error", err=self.error)
             finally:
                 for node in self.nodes:
                     node.stop()
