@@ -55,9 +55,9 @@ class TasksAPI:
         if "status" in fields:
             out["status"] = task.status
         if "executing" in fields:
-            out["executing"] = running is not None
+            out["executing"] = running is not None and not running.done.is_set()
         if "error" in fields:
-            out["error"] = task.error
+            out["error"] = task.error or (running.error if running else "")
         if "stats" in fields:
             out["stats"] = {"task-stats": {"throughput": running.throughput() if running
                                            else 0, "points_dropped": running.points_dropped
