@@ -10,6 +10,7 @@ from kapa_core.engine.tasks import TaskDef, TaskService
 from kapa_core.errors import APIError
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
+from kapa_core.tick.format import format_script
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
@@ -28,7 +29,8 @@ class TasksAPI:
         router.add(["DELETE"], BASE + "/{id}", self.delete)
         router.add(["GET"], BASE + "/{id}/{endpoint}", self.http_out)
 
-    def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS) -> dict[str, Any]:
+    def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS,
+             script_format: str = "formatted") -> dict[str, Any]:
         running = self.service.master.get(task.id)
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{task.id}"},
                                "id": task.id}
@@ -39,7 +41,7 @@ class TasksAPI:
         if "dbrps" in fields:
             out["dbrps"] = [{"db": db, "rp": rp} for db, rp in task.dbrps]
         if "script" in fields:
-            out["script"] = task.script
+            out["script"] = render_script(task.script, script_format)
         if "vars" in fields:
             out["vars"] = task.vars or {}
         if "dot" in fields:
@@ -85,14 +87,16 @@ class TasksAPI:
         ids = sorted(self.service.tasks)
         if pattern:
             ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-        tasks = [self.view(self.service.tasks[i], fields) for i in ids[offset:offset + limit]]
+        script_format = _script_format(request)
+        tasks = [self.view(self.service.tasks[i], fields, script_format)
+                 for i in ids[offset:offset + limit]]
         return Response.json({"tasks": tasks})
 
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])
         if task is None:
             raise APIError(404, f"no task exists with ID {request.params['id']}")
-        return Response.json(self.view(task))
+        return Response.json(self.view(task, FIELDS, _script_format(request)))
 
     async def create(self, request: Request) -> Response:
         task = await self.service.create(_body(request))
@@ -113,6 +117,23 @@ class TasksAPI:
             raise APIError(404, f"no httpOut endpoint {request.params['endpoint']!r} in an "
                            f"executing task {request.params['id']!r}")
         return Response.json(node.result(), pretty=False)
+
+
+def _script_format(request: Request) -> str:
+    value = request.arg("script-format", "formatted")
+    if value not in ("formatted", "raw"):
+        raise APIError(400, f"invalid script-format parameter {value!r} (expected "
+                       "formatted or raw)")
+    return value
+
+
+def render_script(script: str, script_format: str) -> str:
+    if script_format == "raw":
+        return script
+    try:
+        return format_script(script)
+    except Exception:  # a stored script the formatter cannot handle is shown as written
+        return script
 
 
 def _body(request: Request) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
-from kapa_core.http.tasks_api import _body
+from kapa_core.http.tasks_api import _body, _script_format, render_script
 
 BASE = "/kapacitor/v1/templates"
 FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")
@@ -26,7 +26,8 @@ class TemplatesAPI:
         router.add("PATCH", BASE + "/{id}", self.update)
         router.add("DELETE", BASE + "/{id}", self.delete)
 
-    def view(self, template: TemplateDef, fields: tuple[str, ...] = FIELDS) -> dict[str, Any]:
+    def view(self, template: TemplateDef, fields: tuple[str, ...] = FIELDS,
+             script_format: str = "formatted") -> dict[str, Any]:
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{template.id}"},
                                "id": template.id}
         error = ""
@@ -35,7 +36,8 @@ class TemplatesAPI:
             variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
         except Exception as exc:  # a stored template broken by a newer check still lists
             variables, dot, error = {}, "", str(exc)
-        values = {"type": template.type, "script": template.script, "vars": variables,
+        values = {"type": template.type,
+                  "script": render_script(template.script, script_format), "vars": variables,
                   "dot": dot, "error": error, "created": template.created,
                   "modified": template.modified}
         out.update({k: v for k, v in values.items() if k in fields})
@@ -55,14 +57,16 @@ class TemplatesAPI:
         ids = sorted(self.service.templates)
         if pattern:
             ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-        return Response.json({"templates": [self.view(self.service.templates[i], fields)
+        script_format = _script_format(request)
+        return Response.json({"templates": [self.view(self.service.templates[i], fields,
+                                                      script_format)
                                             for i in ids[offset:offset + limit]]})
 
     async def get(self, request: Request) -> Response:
         template = self.service.templates.get(request.params["id"])
         if template is None:
             raise APIError(404, f"no template exists with ID {request.params['id']}")
-        return Response.json(self.view(template))
+        return Response.json(self.view(template, FIELDS, _script_format(request)))
 
     async def create(self, request: Request) -> Response:
         return Response.json(self.view(await self.service.create(_body(request))))

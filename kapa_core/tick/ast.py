@@ -15,11 +15,13 @@ class Node:
 @dataclass
 class Number(Node):
     value: int | float
+    octal: bool = False
 
 
 @dataclass
 class String(Node):
     value: str
+    triple: bool = False
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Binary(Node):
     op: str
     left: Node
     right: Node
+    parens: bool = False  # written inside parentheses (the formatter keeps them)
+    multiline: bool = False  # a line break followed the operator
 
 
 @dataclass

@@ -205,8 +205,10 @@ class Parser:
         left = self.binary(level + 1)
         while self._is_op(ops):
             token = self.advance()
+            multiline = self.tok.line > token.line
             right = self.binary(level + 1)
-            left = ast.Binary(token.line, token.col, token.text, left, right)
+            left = ast.Binary(token.line, token.col, token.text, left, right,
+                              multiline=multiline)
         return left
 
     def _is_op(self, ops: tuple[str, ...]) -> bool:
@@ -234,6 +236,8 @@ class Parser:
             self.advance()
             expr = self.binary(0)
             self.expect(T.RPAREN, "')'")
+            if isinstance(expr, ast.Binary):
+                expr.parens = True
             return expr
         if token.type is T.REFERENCE:
             self.advance()
@@ -263,8 +267,9 @@ class Parser:
         if kind is T.INT:
             self.advance()
             text = token.text
-            value = int(text, 8) if len(text) > 1 and text.startswith("0") else int(text)
-            return ast.Number(token.line, token.col, value)
+            octal = len(text) > 1 and text.startswith("0")
+            return ast.Number(token.line, token.col, int(text, 8) if octal else int(text),
+                              octal)
         if kind is T.FLOAT:
             self.advance()
             return ast.Number(token.line, token.col, float(token.text))
@@ -274,7 +279,8 @@ class Parser:
                                    int(Duration.parse(token.text, tick=True)), token.text)
         if kind is T.STRING:
             self.advance()
-            return ast.String(token.line, token.col, token.text)
+            return ast.String(token.line, token.col, token.text,
+                              token.raw.startswith("'''"))
         if kind is T.REGEX:
             self.advance()
             return ast.Regex(token.line, token.col, token.text)

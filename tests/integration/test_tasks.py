@@ -472,3 +472,14 @@ data|stats(200ms)|httpOut('out')
         time.sleep(0.05)
     assert fields is not None and fields["emitted"] == 3
     assert body["series"][0]["name"] == "stats"
+
+
+def test_script_is_formatted_unless_raw_is_asked(daemon) -> None:
+    script = "stream|from().measurement('fmt')|httpOut('out')"
+    task_id = define(daemon, script)
+    url = f"{daemon.url}/kapacitor/v1/tasks/{task_id}"
+    assert httpx.get(url).json()["script"] == (
+        "stream\n    |from()\n        .measurement('fmt')\n    |httpOut('out')\n")
+    assert httpx.get(url, params={"script-format": "raw"}).json()["script"] == script
+    assert httpx.get(url, params={"script-format": "pretty"}).status_code == 400
+    httpx.delete(url)

@@ -1,0 +1,87 @@
+"""TICKscript formatting, as Kapacitor formats scripts (``script-format=formatted``).
+
+Chains put each ``|node()`` on its own line indented one step (four spaces) and each
+``.property()`` two steps; statements are separated by a blank line; lambdas, literals
+and operators are written in their canonical form. Comments before statements are kept.
+"""
+
+from __future__ import annotations
+
+from kapa_core.tick import ast
+from kapa_core.tick.functions import _go_float
+from kapa_core.tick.parser import parse
+
+STEP = "    "
+
+
+def format_script(script: str) -> str:
+    program = parse(script)
+    parts = []
+    for index, statement in enumerate(program.statements):
+        text = ""
+        comment = program.comments.get(index)
+        if comment:
+            text += "".join(f"// {line}\n" if line else "//\n"
+                            for line in comment.split("\n"))
+        text += _node(statement, "")
+        parts.append(text + "\n")
+    return "\n".join(parts)
+
+
+def _node(node: ast.Node, indent: str) -> str:
+    if isinstance(node, ast.Dbrp):
+        return f'dbrp {_reference(node.database)}.{_reference(node.retention_policy)}'
+    if isinstance(node, ast.VarDecl):
+        if node.value is None:
+            return f"var {node.name} {node.type}"
+        return f"var {node.name} = {_node(node.value, indent)}"
+    if isinstance(node, ast.Chain):
+        left = _node(node.left, indent)
+        step = indent + STEP + (STEP if node.op == "." else "")
+        call = node.name + (_args(node.args, step) if node.called else "")
+        return f"{left}\n{step}{node.op}{call}"
+    if isinstance(node, ast.Call):
+        return node.name + _args(node.args, indent)
+    if isinstance(node, ast.Identifier):
+        return node.name
+    if isinstance(node, ast.Number):
+        if isinstance(node.value, float):
+            text = _go_float(node.value)
+            return text if "." in text else text + ".0"
+        return ("0" + format(node.value, "o")) if node.octal else str(node.value)
+    if isinstance(node, ast.String):
+        if node.triple:
+            return f"'''{node.value}'''"
+        return "'" + node.value.replace("'", "\\'") + "'"
+    if isinstance(node, ast.DurationLit):
+        return node.text
+    if isinstance(node, ast.Regex):
+        return "/" + node.pattern.replace("/", "\\/") + "/"
+    if isinstance(node, ast.Bool):
+        return "TRUE" if node.value else "FALSE"
+    if isinstance(node, ast.Star):
+        return "*"
+    if isinstance(node, ast.Reference):
+        return _reference(node.name)
+    if isinstance(node, ast.ListLit):
+        return "[" + ", ".join(_node(item, indent) for item in node.items) + "]"
+    if isinstance(node, ast.Lambda):
+        return "lambda: " + _node(node.expr, indent)
+    if isinstance(node, ast.Unary):
+        return node.op + _node(node.operand, indent)
+    if isinstance(node, ast.Binary):
+        inner = indent + STEP if node.parens else indent
+        left = _node(node.left, inner)
+        right = _node(node.right, inner)
+        sep = "\n" + inner if node.multiline else " "
+        text = f"{left} {node.op}{sep}{right}"
+        return f"({text})" if node.parens else text
+    raise TypeError(f"cannot format {type(node).__name__}")
+
+
+def _args(args: list[ast.Node], indent: str) -> str:
+    return "(" + ", ".join(_node(a, indent + STEP) for a in args) + ")"
+
+
+def _reference(name: str) -> str:
+    return '"' + name.replace('"', '\\"') + '"'
