@@ -483,3 +483,12 @@ def test_script_is_formatted_unless_raw_is_asked(daemon) -> None:
     assert httpx.get(url, params={"script-format": "raw"}).json()["script"] == script
     assert httpx.get(url, params={"script-format": "pretty"}).status_code == 400
     httpx.delete(url)
+
+
+def test_unimplemented_functions_are_refused_at_enable(daemon) -> None:
+    response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
+        "id": "hw", "status": "enabled", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from()|window().period(1m)|holtWinters('v', 3, 0, 1m)"})
+    assert response.status_code == 400
+    assert "holtWinters is not implemented yet" in response.json()["error"]
+    assert httpx.get(daemon.url + "/kapacitor/v1/tasks/hw").status_code == 404

@@ -125,6 +125,8 @@ class InfluxQLNode(Node):
 
     def __init__(self, spec: InfluxQLSpec, log: Any) -> None:
         super().__init__(spec, log)
+        if spec.method.startswith("holtWinters"):
+            raise ValueError(f"{spec.method} is not implemented yet in kapa-core")
         self.method = spec.method
         self.field = spec.field
         self.as_name = spec.as_name
