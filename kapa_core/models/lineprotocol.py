@@ -110,7 +110,12 @@ def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_po
         try:
             if bad_utf8 and any("\udc80" <= c <= "\udcff" for c in line):
                 raise _Bad("invalid UTF-8")
-            if "\\" in line or '"' in line or line[0] in " \t":
+            if '"' in line and "\\" not in line and line[0] not in " \t":
+                point = _parse_quoted(line, scale, now_ns)
+                if point is not None:
+                    point.database = database
+                    point.retention_policy = retention_policy
+            elif "\\" in line or '"' in line or line[0] in " \t":
                 point = _parse_slow(line, scale, now_ns)
                 if point is not None:
                     point.database = database
@@ -234,6 +239,58 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
             raise _Bad("missing field value")
         fields[k] = _number(v)
     return Point(name, tags, fields, ts, database, retention_policy)
+
+
+# -- quoted strings without escapes (Telegraf's string fields) ------------------------------
+
+def _parse_quoted(line: str, scale: int, now_ns: int) -> Point | None:
+    """Lines with quoted string fields but no backslash; anything odd goes to the scanner."""
+    key, sep, rest = line.partition(" ")
+    if not sep or '"' in key:
+        return _parse_slow(line, scale, now_ns)
+    fields: dict[str, FieldValue] = {}
+    pos = 0
+    n = len(rest)
+    while True:
+        eq = rest.find("=", pos)
+        if eq <= pos:
+            return _parse_slow(line, scale, now_ns)
+        name = rest[pos:eq]
+        if "," in name or " " in name or '"' in name:
+            return _parse_slow(line, scale, now_ns)
+        if eq + 1 < n and rest[eq + 1] == '"':
+            close = rest.find('"', eq + 2)
+            if close < 0:
+                return _parse_slow(line, scale, now_ns)
+            fields[name] = rest[eq + 2:close]
+            pos = close + 1
+        else:
+            comma = rest.find(",", eq)
+            space = rest.find(" ", eq)
+            if comma < 0:
+                end = space if space >= 0 else n
+            else:
+                end = comma if space < 0 or comma < space else space
+            raw = rest[eq + 1:end]
+            if not raw or '"' in raw:
+                return _parse_slow(line, scale, now_ns)
+            fields[name] = _number(raw)
+            pos = end
+        if pos < n and rest[pos] == ",":
+            pos += 1
+            continue
+        break
+    if pos < n and rest[pos] != " ":
+        return _parse_slow(line, scale, now_ns)
+    ts_text = rest[pos:].strip(" ")
+    if " " in ts_text:
+        return _parse_slow(line, scale, now_ns)
+    head = _parse_fast(f"{key} _=0", scale, now_ns)
+    if head is None:
+        return _parse_slow(line, scale, now_ns)
+    head.fields = fields
+    head.time = _timestamp(ts_text, scale) if ts_text else now_ns
+    return head
 
 
 # -- slow path: the character scanner -------------------------------------------------------
