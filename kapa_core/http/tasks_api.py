@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from typing import Any
 
 from kapa_core.engine.tasks import TaskDef, TaskService
 from kapa_core.errors import APIError
+from kapa_core.http.listing import json_body, render_script, script_format, select
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
-from kapa_core.tick.format import format_script
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
@@ -30,7 +28,7 @@ class TasksAPI:
         router.add(["GET"], BASE + "/{id}/{endpoint}", self.http_out)
 
     def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS,
-             script_format: str = "formatted") -> dict[str, Any]:
+             form: str = "formatted") -> dict[str, Any]:
         running = self.service.master.get(task.id)
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{task.id}"},
                                "id": task.id}
@@ -41,7 +39,7 @@ class TasksAPI:
         if "dbrps" in fields:
             out["dbrps"] = [{"db": db, "rp": rp} for db, rp in task.dbrps]
         if "script" in fields:
-            out["script"] = render_script(task.script, script_format)
+            out["script"] = render_script(task.script, form)
         if "vars" in fields:
             out["vars"] = task.vars or {}
         if "dot" in fields:
@@ -72,38 +70,23 @@ class TasksAPI:
         return out
 
     async def list(self, request: Request) -> Response:
-        pattern = request.arg("pattern")
-        fields = tuple(request.query.get("fields", [])) or FIELDS
-        for name in fields:
-            if name not in FIELDS:
-                raise APIError(400, f'unsupported field "{name}"')
-        try:
-            offset = int(request.arg("offset", "0"))
-            limit = int(request.arg("limit", "100"))
-        except ValueError:
-            raise APIError(400, "offset and limit must be integers") from None
-        if offset < 0 or limit < 0:
-            raise APIError(400, "offset and limit must not be negative")
-        ids = sorted(self.service.tasks)
-        if pattern:
-            ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-        script_format = _script_format(request)
-        tasks = [self.view(self.service.tasks[i], fields, script_format)
-                 for i in ids[offset:offset + limit]]
-        return Response.json({"tasks": tasks})
+        ids, fields = select(request, self.service.tasks, FIELDS)
+        form = script_format(request)
+        return Response.json({"tasks": [self.view(self.service.tasks[i], fields, form)
+                                        for i in ids]})
 
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])
         if task is None:
             raise APIError(404, f"no task exists with ID {request.params['id']}")
-        return Response.json(self.view(task, FIELDS, _script_format(request)))
+        return Response.json(self.view(task, FIELDS, script_format(request)))
 
     async def create(self, request: Request) -> Response:
-        task = await self.service.create(_body(request))
+        task = await self.service.create(json_body(request))
         return Response.json(self.view(task))
 
     async def update(self, request: Request) -> Response:
-        task = await self.service.update(request.params["id"], _body(request))
+        task = await self.service.update(request.params["id"], json_body(request))
         return Response.json(self.view(task))
 
     async def delete(self, request: Request) -> Response:
@@ -117,30 +100,3 @@ class TasksAPI:
             raise APIError(404, f"no httpOut endpoint {request.params['endpoint']!r} in an "
                            f"executing task {request.params['id']!r}")
         return Response.json(node.result(), pretty=False)
-
-
-def _script_format(request: Request) -> str:
-    value = request.arg("script-format", "formatted")
-    if value not in ("formatted", "raw"):
-        raise APIError(400, f"invalid script-format parameter {value!r} (expected "
-                       "formatted or raw)")
-    return value
-
-
-def render_script(script: str, script_format: str) -> str:
-    if script_format == "raw":
-        return script
-    try:
-        return format_script(script)
-    except Exception:  # a stored script the formatter cannot handle is shown as written
-        return script
-
-
-def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"invalid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "invalid JSON: expected an object")
-    return body

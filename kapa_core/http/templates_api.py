@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
 from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
+from kapa_core.http.listing import json_body, render_script, script_format, select
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
-from kapa_core.http.tasks_api import _body, _script_format, render_script
 
 BASE = "/kapacitor/v1/templates"
 FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")
@@ -27,7 +26,7 @@ class TemplatesAPI:
         router.add("DELETE", BASE + "/{id}", self.delete)
 
     def view(self, template: TemplateDef, fields: tuple[str, ...] = FIELDS,
-             script_format: str = "formatted") -> dict[str, Any]:
+             form: str = "formatted") -> dict[str, Any]:
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{template.id}"},
                                "id": template.id}
         error = ""
@@ -37,42 +36,29 @@ class TemplatesAPI:
         except Exception as exc:  # a stored template broken by a newer check still lists
             variables, dot, error = {}, "", str(exc)
         values = {"type": template.type,
-                  "script": render_script(template.script, script_format), "vars": variables,
+                  "script": render_script(template.script, form), "vars": variables,
                   "dot": dot, "error": error, "created": template.created,
                   "modified": template.modified}
         out.update({k: v for k, v in values.items() if k in fields})
         return out
 
     async def list(self, request: Request) -> Response:
-        pattern = request.arg("pattern")
-        fields = tuple(request.query.get("fields", [])) or FIELDS
-        for name in fields:
-            if name not in FIELDS:
-                raise APIError(400, f'unsupported field "{name}"')
-        try:
-            offset = int(request.arg("offset", "0"))
-            limit = int(request.arg("limit", "100"))
-        except ValueError:
-            raise APIError(400, "offset and limit must be integers") from None
-        ids = sorted(self.service.templates)
-        if pattern:
-            ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-        script_format = _script_format(request)
+        ids, fields = select(request, self.service.templates, FIELDS)
+        form = script_format(request)
         return Response.json({"templates": [self.view(self.service.templates[i], fields,
-                                                      script_format)
-                                            for i in ids[offset:offset + limit]]})
+                                                      form) for i in ids]})
 
     async def get(self, request: Request) -> Response:
         template = self.service.templates.get(request.params["id"])
         if template is None:
             raise APIError(404, f"no template exists with ID {request.params['id']}")
-        return Response.json(self.view(template, FIELDS, _script_format(request)))
+        return Response.json(self.view(template, FIELDS, script_format(request)))
 
     async def create(self, request: Request) -> Response:
-        return Response.json(self.view(await self.service.create(_body(request))))
+        return Response.json(self.view(await self.service.create(json_body(request))))
 
     async def update(self, request: Request) -> Response:
-        template = await self.service.update(request.params["id"], _body(request))
+        template = await self.service.update(request.params["id"], json_body(request))
         return Response.json(self.view(template))
 
     async def delete(self, request: Request) -> Response:

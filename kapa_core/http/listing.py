@@ -1,0 +1,61 @@
+"""What every list endpoint shares: ``pattern``, ``fields``, ``offset``, ``limit``, and
+the JSON body and ``script-format`` parameter of the task and template endpoints."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request
+from kapa_core.tick.format import format_script
+
+
+def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...]
+           ) -> tuple[list[str], tuple[str, ...]]:
+    """The IDs to show (sorted, glob-filtered, paged) and the fields asked for."""
+    fields = tuple(request.query.get("fields", [])) or allowed
+    for name in fields:
+        if name not in allowed:
+            raise APIError(400, f'unsupported field "{name}"')
+    try:
+        offset = int(request.arg("offset", "0"))
+        limit = int(request.arg("limit", "100"))
+    except ValueError:
+        raise APIError(400, "offset and limit must be integers") from None
+    if offset < 0 or limit < 0:
+        raise APIError(400, "offset and limit must not be negative")
+    pattern = request.arg("pattern")
+    chosen = sorted(ids)
+    if pattern:
+        chosen = [i for i in chosen if fnmatch.fnmatchcase(i, pattern)]
+    return chosen[offset:offset + limit], fields
+
+
+def script_format(request: Request) -> str:
+    value = request.arg("script-format", "formatted")
+    if value not in ("formatted", "raw"):
+        raise APIError(400, f"invalid script-format parameter {value!r} (expected "
+                       "formatted or raw)")
+    return value
+
+
+def render_script(script: str, form: str) -> str:
+    if form == "raw":
+        return script
+    try:
+        return format_script(script)
+    except Exception:  # a stored script the formatter cannot handle is shown as written
+        return script
+
+
+def json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid JSON: expected an object")
+    return body
