@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.engine.nodes import basic, enrich, influxql, io, join, output, window
+from kapa_core.engine.nodes import barrier, basic, enrich, influxql, io, join, output, window
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import nodes as specs
@@ -36,6 +36,7 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.FlattenSpec: enrich.FlattenNode,
     specs.SideloadSpec: enrich.SideloadNode,
     specs.CombineSpec: enrich.CombineNode,
+    specs.BarrierSpec: barrier.BarrierNode,
     InfluxQLSpec: influxql.InfluxQLNode,
 }
 

@@ -60,6 +60,32 @@ class Node:
         self._timed += 1
         self._time_total += time.perf_counter_ns() - started
 
+    def receive_barrier(self, group: str, t: int) -> None:
+        """No data older than ``t`` will arrive for ``group`` (from a barrier node)."""
+        try:
+            self.barrier(group, t)
+        except Exception as exc:
+            self.fail(exc)
+        for child in self.children:
+            child.receive_barrier(group, t)
+
+    def receive_delete(self, group: str) -> None:
+        """Forget everything about ``group`` (a barrier with ``.delete(TRUE)``)."""
+        self.delete_group(group)
+        for child in self.children:
+            child.receive_delete(group)
+
+    def barrier(self, group: str, t: int) -> None:
+        """React to a barrier; nodes that hold data per group flush here."""
+
+    def delete_group(self, group: str) -> None:
+        """Drop per-group state; nodes with such state override this."""
+        for name in ("windows", "pending", "buffers", "previous", "last", "since",
+                     "counts", "seen"):
+            state = getattr(self, name, None)
+            if isinstance(state, dict):
+                state.pop(group, None)
+
     def point(self, p: Point) -> None:
         self.emit_point(p)
 

@@ -668,3 +668,33 @@ class CombineSpec(NodeSpec):
 def _combine(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     exprs = check_args("combine", (), args, variadic="lambda", minimum=1)
     return CombineSpec(pipeline, [parent], exprs)
+
+
+class BarrierSpec(NodeSpec):
+    """``|barrier()``: tells downstream nodes that no older data will come for a group,
+    after ``idle`` without data or every ``period``, so windows and joins can flush."""
+
+    kind = "barrier"
+    PROPERTIES: ClassVar[dict[str, Prop]] = {
+        "idle": Prop(("duration",)),
+        "period": Prop(("duration",)),
+        "delete": Prop(("bool",), attr="delete_group"),
+    }
+
+    def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
+        super().__init__(pipeline, parents)
+        self.idle = Duration(0)
+        self.period = Duration(0)
+        self.delete_group = False
+
+    def validate(self) -> None:
+        if self.idle < 0 or self.period < 0:
+            raise SpecError("barrier: idle and period must not be negative")
+        if bool(self.idle) == bool(self.period):
+            raise SpecError("barrier: must set exactly one of idle or period")
+
+
+@chain("barrier")
+def _barrier(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("barrier", (), args)
+    return BarrierSpec(pipeline, [parent])

@@ -492,3 +492,28 @@ def test_unimplemented_functions_are_refused_at_enable(daemon) -> None:
     assert response.status_code == 400
     assert "holtWinters is not implemented yet" in response.json()["error"]
     assert httpx.get(daemon.url + "/kapacitor/v1/tasks/hw").status_code == 404
+
+
+def test_idle_barrier_flushes_a_window(daemon) -> None:
+    task_id = define(daemon, """
+stream|from().measurement('bar')
+  |barrier().idle(100ms)
+  |window().period(500ms).every(500ms)
+  |count('v')
+  |httpOut('out')
+""")
+    write(daemon, "bar v=1 0\nbar v=2 100\n", precision="ms")
+    # No more data: the idle barrier moves data time on by 100ms per 100ms of quiet
+    # until the window's edge at 500ms is passed, and the window is emitted.
+    expected = {"series": [{"name": "bar", "columns": ["time", "count"],
+                            "values": [["1970-01-01T00:00:00.5Z", 2]]}]}
+    assert output(daemon, task_id, expected) == expected
+    stats = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()["stats"]
+    assert stats["node-stats"]["barrier2"]["barriers"] >= 4
+
+
+def test_barrier_needs_idle_or_period(daemon) -> None:
+    response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
+        "id": "nobar", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from()|barrier()"})
+    assert "must set exactly one of idle or period" in response.json()["error"]

@@ -155,6 +155,12 @@ class InfluxQLNode(Node):
         else:
             pending[1].append(p)
 
+    def barrier(self, group: str, t: int) -> None:
+        pending = self.pending.get(group)
+        if pending is not None and pending[0] < t:
+            del self.pending[group]
+            self._flush(pending[1], pending[0])
+
     def _flush(self, points: list[Point], t: int) -> None:
         first = points[0]
         batch = Batch(first.name, first.group, {d: first.tags.get(d, "") for d in first.dims},

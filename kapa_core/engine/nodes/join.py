@@ -35,6 +35,12 @@ class JoinInput(Node):
         self.join.collected += 1
         self.join.fail(NotImplementedError("join of batches is not supported yet"))
 
+    def receive_barrier(self, group: str, t: int) -> None:
+        self.join.barrier_from(self.index, group, t)
+
+    def receive_delete(self, group: str) -> None:
+        self.join.receive_delete(group)
+
 
 class _Group:
     __slots__ = ("latest", "pending", "sets")
@@ -83,6 +89,20 @@ class JoinNode(Node):
         if all(s is not None for s in slot):
             del group.sets[t]
             self._emit(slot, t)
+
+    def barrier_from(self, index: int, group_key: str, t: int) -> None:
+        """A parent promises no data older than ``t``: sets older than that can go."""
+        group = self.groups.get(group_key) if not self.on else None
+        if group is not None:
+            latest = group.latest[index]
+            if latest is None or t > latest:
+                group.latest[index] = t
+                self._expire(group)
+        for child in self.children:
+            child.receive_barrier(group_key, t)
+
+    def delete_group(self, group: str) -> None:
+        self.groups.pop(group, None)
 
     def _expire(self, group: _Group) -> None:
         if any(v is None for v in group.latest):

@@ -90,6 +90,20 @@ class WindowNode(Node):
         return Batch(p.name, p.group, {d: p.tags.get(d, "") for d in p.dims}, p.dims,
                      "\n" in p.group, tmax, points)
 
+    def barrier(self, group: str, t: int) -> None:
+        window = self.windows.get(group)
+        if not isinstance(window, _TimeWindow) or not window.every or t < window.next_emit:
+            return
+        sample = window.buffer[0] if window.buffer else None
+        tmax = window.next_emit
+        window.buffer = [q for q in window.buffer if q.time >= tmax - window.period]
+        nxt = t + window.every
+        if window.align:
+            nxt -= nxt % window.every
+        window.next_emit = nxt
+        if sample is not None:
+            self.emit_batch(self._batch(sample, tmax, window.points(tmax, False)))
+
     def point(self, p: Point) -> None:
         window = self.windows.get(p.group)
         if self.period_count:

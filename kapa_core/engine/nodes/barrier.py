@@ -1,0 +1,80 @@
+"""Runtime of ``|barrier()``, following Kapacitor's idle and periodic barriers.
+
+Idle: when a group has had no data for ``idle`` of wall-clock time, a barrier at the
+group's last data time plus ``idle`` goes downstream (and again after each further
+``idle``). Periodic: every ``period`` of wall-clock time, a barrier at the current time.
+Points older than a group's last barrier are dropped. With ``.delete(TRUE)`` the group
+is forgotten downstream after each barrier.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from kapa_core.engine.node import Node
+from kapa_core.models.point import Point
+
+
+class _GroupState:
+    __slots__ = ("last_barrier", "last_point", "reset_at")
+
+    def __init__(self, last_point: int) -> None:
+        self.last_point = last_point
+        self.last_barrier = -(2**63)
+        self.reset_at = time.monotonic()
+
+
+class BarrierNode(Node):
+    def __init__(self, spec: Any, log: Any) -> None:
+        super().__init__(spec, log)
+        self.idle = int(spec.idle)
+        self.period = int(spec.period)
+        self.delete = spec.delete_group
+        self.groups: dict[str, _GroupState] = {}
+        self.barriers = 0
+
+    def cardinality(self) -> int:
+        return len(self.groups)
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {"barriers": self.barriers}
+
+    def point(self, p: Point) -> None:
+        state = self.groups.get(p.group)
+        if state is None:
+            state = self.groups[p.group] = _GroupState(p.time)
+        if p.time < state.last_barrier:
+            return  # older than what downstream was promised
+        state.last_point = p.time
+        state.reset_at = time.monotonic()
+        self.emit_point(p)
+
+    async def run_io(self) -> None:
+        interval = (self.idle or self.period) / 1e9
+        tick = min(interval / 4, 0.05) if self.idle else interval
+        while True:
+            await trio.sleep(tick)
+            now = time.monotonic()
+            for group, state in list(self.groups.items()):
+                if self.idle:
+                    if now - state.reset_at < interval:
+                        continue
+                    t = state.last_point + self.idle
+                    state.last_point = t
+                    state.reset_at = now
+                else:
+                    t = time.time_ns()
+                state.last_barrier = t
+                self._send(group, t)
+
+    def _send(self, group: str, t: int) -> None:
+        self.barriers += 1
+        for child in self.children:
+            child.receive_barrier(group, t)
+        if self.delete:
+            self.groups.pop(group, None)
+            for child in self.children:
+                child.receive_delete(group)
