@@ -98,6 +98,7 @@ class Chain(Node):
     name: str
     args: list[Node]
     called: bool = True  # False for a bare property read ``a.b``
+    comment: str = ""  # a comment written just before the operator
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Chains put each ``|node()`` on its own line indented one step (four spaces) and each
 ``.property()`` two steps; statements are separated by a blank line; lambdas, literals
-and operators are written in their canonical form. Comments before statements are kept.
+and operators are written in their canonical form. Comments before statements and before
+chain calls are kept.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def _node(node: ast.Node, indent: str) -> str:
         left = _node(node.left, indent)
         step = indent + STEP + (STEP if node.op == "." else "")
         call = node.name + (_args(node.args, step) if node.called else "")
-        return f"{left}\n{step}{node.op}{call}"
+        comment = "".join(f"{step}// {line}\n" if line else f"{step}//\n"
+                          for line in node.comment.split("\n")) if node.comment else ""
+        return f"{left}\n{comment}{step}{node.op}{call}"
     if isinstance(node, ast.Call):
         return node.name + _args(node.args, indent)
     if isinstance(node, ast.Identifier):

@@ -105,11 +105,13 @@ class Parser:
     def chain_expr(self) -> ast.Node:
         node = self.chain_primary()
         while self.tok.type in (T.PIPE, T.DOT, T.AT):
+            comment = self.comment_before.get(self.pos, "")
             op_token = self.advance()
             name = self.expect(T.IDENT, f"a method name after {op_token.text!r}")
             if self.tok.type is T.LPAREN:
                 args = self.arguments()
-                node = ast.Chain(name.line, name.col, node, op_token.text, name.text, args)
+                node = ast.Chain(name.line, name.col, node, op_token.text, name.text, args,
+                                 comment=comment)
             elif op_token.type is T.DOT:
                 node = ast.Chain(name.line, name.col, node, ".", name.text, [], called=False)
             else:

@@ -50,3 +50,10 @@ def test_formatting_is_stable_and_keeps_meaning() -> None:
     once = format_script(script)
     assert format_script(once) == once
     assert len(parse(once).statements) == len(parse(script).statements)
+
+
+def test_comments_inside_chains_are_kept() -> None:
+    script = "stream\n// pick cpu\n|from()\n// only idle\n.measurement('cpu')"
+    assert format_script(script) == (
+        "stream\n    // pick cpu\n    |from()\n        // only idle\n"
+        "        .measurement('cpu')\n")
