@@ -517,3 +517,21 @@ def test_barrier_needs_idle_or_period(daemon) -> None:
         "id": "nobar", "dbrps": [{"db": "db", "rp": "rp"}],
         "script": "stream|from()|barrier()"})
     assert "must set exactly one of idle or period" in response.json()["error"]
+
+
+def test_join_of_windowed_batches(daemon) -> None:
+    run(daemon, """
+var a = stream|from().measurement('ja')|window().period(10s).every(10s)
+var b = stream|from().measurement('jb')|window().period(10s).every(10s)
+a|join(b).as('a', 'b')|httpOut('out')
+""", """
+ja v=1 0
+jb v=10 0
+ja v=2 5
+jb v=20 5
+jb v=30 7
+ja v=9 10
+jb v=9 10
+""", {"series": [{"name": "ja", "columns": ["time", "a.v", "b.v"],
+                  "values": [["1970-01-01T00:00:00Z", 1.0, 10.0],
+                             ["1970-01-01T00:00:05Z", 2.0, 20.0]]}]})
