@@ -21,6 +21,8 @@ from kapa_core.services import ServiceContext
 
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
+#: Seconds between two warnings about the same unreachable cluster.
+WARN_EVERY = 300.0
 
 
 @dataclass
@@ -84,6 +86,7 @@ class InfluxDBService:
         backoff = INITIAL_BACKOFF
         deadline = time.monotonic() + config.startup_timeout / 1e9
         warned_timeout = False
+        last_warning = (-WARN_EVERY, "")
         while True:
             status.last_attempt = time.time()
             try:
@@ -97,9 +100,16 @@ class InfluxDBService:
                         "startup-timeout passed without reaching InfluxDB; still retrying",
                         cluster=config.name, startup_timeout=str(config.startup_timeout),
                         retry_every=format_go(int(MAX_BACKOFF * 1e9)))
-                self.log.warn("cannot reach InfluxDB; stream tasks keep running, retrying "
-                              "in the background", cluster=config.name, url=client.url,
-                              err=str(exc), retry_in=format_go(int(backoff * 1e9)))
+                # Warn on the first failure, when the reason changes, and then at most
+                # every WARN_EVERY seconds; the attempts in between are logged at debug.
+                now = time.monotonic()
+                log = self.log.debug
+                if str(exc) != last_warning[1] or now - last_warning[0] >= WARN_EVERY:
+                    log = self.log.warn
+                    last_warning = (now, str(exc))
+                log("cannot reach InfluxDB; stream tasks keep running, retrying in the "
+                    "background", cluster=config.name, url=client.url, err=str(exc),
+                    retry_in=format_go(int(backoff * 1e9)))
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue

@@ -141,3 +141,12 @@ def test_daemon_connects_with_credentials_from_environment(influx_auth) -> None:
     with DaemonProcess({"influxdb": [{"enabled": True}]}, env=env) as daemon:
         daemon.wait_for_log(r'msg="connected to InfluxDB" .*cluster=default')
         assert "changeit" not in daemon.log()
+
+
+def test_repeated_failures_warn_once_then_log_at_debug() -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    with DaemonProcess({"influxdb": [{"enabled": True, "urls": [down]}]}) as daemon:
+        daemon.wait_for_log(r"lvl=debug msg=\"cannot reach InfluxDB", timeout=10)
+        warnings = [line for line in daemon.log().splitlines()
+                    if "cannot reach InfluxDB" in line and "lvl=warn" in line]
+        assert len(warnings) == 1
