@@ -24,6 +24,7 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.SampleSpec: basic.SampleNode,
     specs.DefaultSpec: basic.DefaultNode,
     specs.DeleteSpec: basic.DeleteNode,
+    specs.TrickleSpec: basic.TrickleNode,
     specs.DerivativeSpec: basic.DerivativeNode,
     specs.ChangeDetectSpec: basic.ChangeDetectNode,
     specs.StateDurationSpec: basic.StateDurationNode,

@@ -42,6 +42,14 @@ def script_format(request: Request) -> str:
     return value
 
 
+def dot_view(request: Request) -> str:
+    value = request.arg("dot-view", "attributes")
+    if value not in ("attributes", "labels"):
+        raise APIError(400, f"invalid dot-view parameter {value!r} (expected attributes "
+                       "or labels)")
+    return value
+
+
 def render_script(script: str, form: str) -> str:
     if form == "raw":
         return script

@@ -6,7 +6,13 @@ from typing import Any
 
 from kapa_core.engine.tasks import TaskDef, TaskService
 from kapa_core.errors import APIError
-from kapa_core.http.listing import json_body, render_script, script_format, select
+from kapa_core.http.listing import (
+    dot_view,
+    json_body,
+    render_script,
+    script_format,
+    select,
+)
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 
@@ -28,7 +34,7 @@ class TasksAPI:
         router.add(["GET"], BASE + "/{id}/{endpoint}", self.http_out)
 
     def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS,
-             form: str = "formatted") -> dict[str, Any]:
+             form: str = "formatted", view: str = "attributes") -> dict[str, Any]:
         running = self.service.master.get(task.id)
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{task.id}"},
                                "id": task.id}
@@ -47,8 +53,10 @@ class TasksAPI:
                 pipeline = running.pipeline if running else self.service.evaluate(
                     task).pipeline
                 stats = running.node_stats() if running else None
-                out["dot"] = pipeline.dot(task.id, stats, running.throughput()
-                                          if running else None)
+                out["dot"] = pipeline.dot(
+                    task.id, stats, running.throughput() if running else None,
+                    labels=view == "labels",
+                    unit="batches" if task.type == "batch" else "points")
             except Exception as exc:  # a broken stored script still lists
                 out["dot"] = ""
                 task.error = task.error or str(exc)
@@ -71,15 +79,16 @@ class TasksAPI:
 
     async def list(self, request: Request) -> Response:
         ids, fields = select(request, self.service.tasks, FIELDS)
-        form = script_format(request)
-        return Response.json({"tasks": [self.view(self.service.tasks[i], fields, form)
+        form, view = script_format(request), dot_view(request)
+        return Response.json({"tasks": [self.view(self.service.tasks[i], fields, form, view)
                                         for i in ids]})
 
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])
         if task is None:
             raise APIError(404, f"no task exists with ID {request.params['id']}")
-        return Response.json(self.view(task, FIELDS, script_format(request)))
+        return Response.json(self.view(task, FIELDS, script_format(request),
+                                       dot_view(request)))
 
     async def create(self, request: Request) -> Response:
         task = await self.service.create(json_body(request))

@@ -266,6 +266,20 @@ def _default(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     return DefaultSpec(pipeline, [parent])
 
 
+class TrickleSpec(NodeSpec):
+    """``|trickle()``: turns each batch back into a stream of its points."""
+
+    kind = "trickle"
+    wants = Edge.BATCH
+    provides = Edge.STREAM
+
+
+@chain("trickle")
+def _trickle(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    check_args("trickle", (), args)
+    return TrickleSpec(pipeline, [parent])
+
+
 class DeleteSpec(NodeSpec):
     """``|delete()``: removes fields and tags."""
 

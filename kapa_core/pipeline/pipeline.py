@@ -30,19 +30,34 @@ class Pipeline:
         return iter(self.nodes)
 
     def dot(self, name: str, stats: dict[str, dict[str, Any]] | None = None,
-            throughput: float | None = None) -> str:
-        """Graphviz text like Kapacitor's ``dot`` field (with stats when running)."""
+            throughput: float | None = None, *, labels: bool = False,
+            unit: str = "points") -> str:
+        """Graphviz text like Kapacitor's ``dot`` field (with stats when running).
+
+        ``labels`` is Kapacitor's ``dot-view=labels``: statistics as ``xlabel`` text lines
+        and edge counts as edge labels, ready for ``dot -Tsvg``; otherwise they are
+        attributes.
+        """
         lines = [f"digraph {name} {{"]
         if stats is not None:
-            lines.append(f'graph [throughput="{throughput or 0.0:.2f} points/s"];')
+            rate = f"{throughput or 0.0:.2f} {unit}/s"
+            lines.append(f'graph [label="Throughput: {rate}"];' if labels
+                         else f'graph [throughput="{rate}"];')
             lines.append("")
             for node in self.nodes:
-                attrs = " ".join(f'{k}="{v}"' for k, v in sorted(stats.get(
-                    node.name, {}).items()) if k != "collected")
-                lines.append(f"{node.name} [{attrs} ];")
+                node_stats = sorted((k, v) for k, v in stats.get(node.name, {}).items()
+                                    if k != "collected")
+                processed = stats.get(node.name, {}).get("emitted", 0)
+                if labels:
+                    text = "\\r".join(f"{k}={v}" for k, v in node_stats)
+                    lines.append(f'{node.name} [xlabel="{text}"];')
+                else:
+                    attrs = " ".join(f'{k}="{v}"' for k, v in node_stats)
+                    lines.append(f"{node.name} [{attrs} ];")
                 for child in node.children:
-                    processed = stats.get(node.name, {}).get("emitted", 0)
-                    lines.append(f'{node.name} -> {child.name} [processed="{processed}"];')
+                    lines.append(f'{node.name} -> {child.name} [label="processed={processed}"];'
+                                 if labels else
+                                 f'{node.name} -> {child.name} [processed="{processed}"];')
                 lines.append("")
         else:
             for node in self.nodes:

@@ -327,6 +327,35 @@ def test_debug_vars_show_node_and_edge_statistics(daemon) -> None:
     httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
 
 
+def test_dot_in_attribute_and_label_views(daemon) -> None:
+    task_id = define(daemon, "stream|from().measurement('dot')|httpOut('out')")
+    write(daemon, "dot v=1 1\ndot v=2 2\n")
+    expected = {"series": [{"name": "dot", "columns": ["time", "v"],
+                            "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    url = f"{daemon.url}/kapacitor/v1/tasks/{task_id}"
+    attributes = httpx.get(url).json()["dot"].splitlines()
+    assert attributes[0] == f"digraph {task_id} {{"
+    assert attributes[1].startswith('graph [throughput="') and attributes[1].endswith(
+        ' points/s"];')
+    assert 'from1 -> http_out2 [processed="2"];' in attributes
+    node = next(line for line in attributes if line.startswith("from1 ["))
+    assert 'emitted="2"' in node and 'errors="0"' in node
+    labels = httpx.get(url, params={"dot-view": "labels"}).json()["dot"].splitlines()
+    assert labels[1].startswith('graph [label="Throughput: ')
+    assert 'from1 -> http_out2 [label="processed=2"];' in labels
+    node = next(line for line in labels if line.startswith("from1 ["))
+    assert node.startswith('from1 [xlabel="') and "emitted=2\\r" in node
+    listed = httpx.get(daemon.url + "/kapacitor/v1/tasks",
+                       params={"dot-view": "labels", "pattern": task_id, "fields": "dot"})
+    assert 'processed=2' in listed.json()["tasks"][0]["dot"]
+    bad = httpx.get(url, params={"dot-view": "pretty"})
+    assert bad.status_code == 400 and "dot-view" in bad.json()["error"]
+    stopped = httpx.patch(url, json={"status": "disabled"}).json()["dot"]
+    assert stopped == f"digraph {task_id} {{\nstream0 -> from1;\nfrom1 -> http_out2;\n}}"
+    httpx.delete(url)
+
+
 def test_kapacitor_loopback_feeds_another_task(daemon) -> None:
     producer = define(daemon, """
 stream|from().measurement('raw')|eval(lambda: "v" * 10.0).as('v10')
@@ -485,15 +514,6 @@ def test_script_is_formatted_unless_raw_is_asked(daemon) -> None:
     httpx.delete(url)
 
 
-def test_unimplemented_functions_are_refused_at_enable(daemon) -> None:
-    response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
-        "id": "hw", "status": "enabled", "dbrps": [{"db": "db", "rp": "rp"}],
-        "script": "stream|from()|window().period(1m)|holtWinters('v', 3, 0, 1m)"})
-    assert response.status_code == 400
-    assert "holtWinters is not implemented yet" in response.json()["error"]
-    assert httpx.get(daemon.url + "/kapacitor/v1/tasks/hw").status_code == 404
-
-
 def test_idle_barrier_flushes_a_window(daemon) -> None:
     task_id = define(daemon, """
 stream|from().measurement('bar')
@@ -535,3 +555,22 @@ jb v=9 10
 """, {"series": [{"name": "ja", "columns": ["time", "a.v", "b.v"],
                   "values": [["1970-01-01T00:00:00Z", 1.0, 10.0],
                              ["1970-01-01T00:00:05Z", 2.0, 20.0]]}]})
+
+
+def test_trickle_turns_batches_back_into_points(daemon) -> None:
+    task_id = define(daemon, """
+stream|from().measurement('tr').groupBy('host')
+  |window().period(10s).every(10s).align()
+  |trickle()
+  |eval(lambda: "v" * 10.0).as('v10')
+  |httpOut('out')
+""")
+    write(daemon, "tr,host=a v=1 1\ntr,host=a v=2 2\ntr,host=a v=3 11\n")
+    expected = {"series": [{"name": "tr", "tags": {"host": "a"}, "columns": ["time", "v10"],
+                            "values": [["1970-01-01T00:00:02Z", 20.0]]}]}
+    assert output(daemon, task_id, expected) == expected
+    httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
+    bad = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
+        "id": "tr-bad", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from()|trickle()"})
+    assert bad.status_code == 400 and "trickle" in bad.json()["error"]

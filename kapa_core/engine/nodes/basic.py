@@ -228,6 +228,13 @@ class DefaultNode(Node):
                 "tags_defaulted": self.tags_defaulted}
 
 
+class TrickleNode(Node):
+    def batch(self, b: Batch) -> None:
+        for bp in b.points:
+            self.emit_point(Point(b.name, dict(bp.tags), dict(bp.fields), bp.time,
+                                  group=b.group, dims=b.dims))
+
+
 class DeleteNode(Node):
     def __init__(self, spec: specs.DeleteSpec, log: Any) -> None:
         super().__init__(spec, log)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.holtwinters import HoltWinters
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.base import Edge
@@ -125,8 +126,6 @@ class InfluxQLNode(Node):
 
     def __init__(self, spec: InfluxQLSpec, log: Any) -> None:
         super().__init__(spec, log)
-        if spec.method.startswith("holtWinters"):
-            raise ValueError(f"{spec.method} is not implemented yet in kapa-core")
         self.method = spec.method
         self.field = spec.field
         self.as_name = spec.as_name
@@ -196,7 +195,19 @@ class InfluxQLNode(Node):
         if self.spec.function_kind == "transformation":
             self._transform_batch(b, values)
             return
+        if self.method.startswith("holtWinters"):
+            self._holt_winters(b, values)
+            return
         raise NotImplementedError(f"{self.method} is not implemented yet")
+
+    def _holt_winters(self, b: Batch, values: Values) -> None:
+        _numeric(values, self.method)
+        h, m, interval = self.spec.args
+        model = HoltWinters(int(h), int(m), self.method == "holtWintersWithFit", int(interval))
+        ordered = sorted(((t, v) for t, v, _ in values), key=lambda x: x[0])
+        points = [BatchPoint(t, {self.as_name: v}, dict(b.tags))
+                  for t, v in model.forecast_points(ordered)]
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
     def _emit_one(self, b: Batch, t: int, value: Any, group_point: Point | None) -> None:
         tags = dict(b.tags)
