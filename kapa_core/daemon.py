@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import trio
 
 from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
+from kapa_core.alert import kinds
+from kapa_core.alert.service import AlertService
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.engine.loader import load_directory
@@ -33,6 +35,7 @@ from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
 from kapa_core.errors import APIError, ConfigError, KapaError
+from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
@@ -102,6 +105,7 @@ class Daemon:
         self.config_service: ConfigService | None = None
         self.task_master = TaskMaster(self.stream, Logger("task_master"))
         self.task_service: TaskService | None = None
+        self.alerts: AlertService | None = None
         self.load_errors = 0
         # The base configuration, validated before anything starts.
         self.config: Config = self.layers.build(self.layers.effective_raw())
@@ -158,6 +162,13 @@ class Daemon:
                 if section.service is not None:
                     await runner.open(section.name, section.service(self._context(section.name)))
                     self.log.debug("opened service", name=section.name)
+            kinds.register(self.plugins.handler_kinds, self.disabled_handlers)
+            kinds.configure_deadman(config["deadman"])
+            self.alerts = AlertService(
+                self.store, config["alert"], section_service=runner.get,
+                section_config=lambda name: self.config.get(name),
+                check_outgoing=self.check_outgoing, log=Logger("alert"))
+            await runner.open("alert", self.alerts)
             self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)
             assert self.store is not None
@@ -195,7 +206,9 @@ class Daemon:
     def _node_context(self) -> NodeContext:
         endpoints = {e.endpoint: e for e in self.config.get("httppost", ())}
         return NodeContext(write_points=self.stream.write, httppost=endpoints,
-                           allowed=self.check_outgoing)
+                           allowed=self.check_outgoing, alerts=self.alerts,
+                           hostname=self.config.root.hostname, cluster_id=self.cluster_id,
+                           server_id=self.server_id)
 
     def check_outgoing(self, url: str) -> None:
         """Refuse a URL whose host is an address in a -blacklist-cidrs range."""
@@ -216,7 +229,7 @@ class Daemon:
         if not load.enabled or self.task_service is None or self.store is None:
             return
         failed = await load_directory(load.dir, self.task_service, self.template_service,
-                                      self.store, Logger("load"))
+                                      self.store, Logger("load"), self.alerts)
         self.load_errors += failed
 
     def _context(self, name: str) -> ServiceContext:
@@ -250,6 +263,7 @@ class Daemon:
         assert self.task_service is not None
         TasksAPI(self.task_service).register(router)
         TemplatesAPI(self.template_service).register(router)
+        AlertsAPI(self.alerts).register(router)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

@@ -6,13 +6,19 @@ else in ``kapa_core`` is internal.
 
 from __future__ import annotations
 
+import builtins as _builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.levels import Level
+from kapa_core.alert.options import option
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
+from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
+from kapa_core.gotemplate import parse as parse_template
 from kapa_core.hookspecs import hookimpl
 from kapa_core.models.duration import Duration
 from kapa_core.services import ServiceContext, StartupContext
@@ -27,7 +33,10 @@ class HandlerKind:
     dataclass of the handler's options: each field is a chained TICKscript method
     (``channel`` gives ``.channel('#ops')``) and a topic-handler option key (``channel``).
     ``factory(options, service)`` returns an object with ``async handle(event)``.
-    ``section`` names the config section whose service the handler uses.
+    ``section`` names the config section whose service the handler uses. ``args`` names
+    the option fields the property's own arguments fill (``.email('a@x', 'b@x')`` fills
+    ``to``); a last tuple-typed field takes all remaining arguments. ``topic_only`` kinds
+    (aggregate, publish) have no TICKscript property.
     """
 
     name: str
@@ -35,7 +44,13 @@ class HandlerKind:
     factory: Callable[..., Any]
     section: str = ""
     property: str = ""
+    args: tuple[str, ...] = ()
+    topic_only: bool = False
     doc: str = ""
+
+    @_builtins.property
+    def tick_name(self) -> str:
+        return self.property or self.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,17 +86,26 @@ __all__ = [
     "ConfigError",
     "DiscoveryKind",
     "Duration",
+    "Event",
+    "EventState",
+    "GoTime",
     "HandlerError",
     "HandlerKind",
     "InputListener",
     "KapaError",
+    "Level",
     "PluginError",
     "Section",
     "ServiceContext",
     "StartupContext",
+    "StringMap",
+    "Template",
+    "TemplateError",
     "UDFBridge",
     "hookimpl",
     "one_default",
+    "option",
+    "parse_template",
     "require_choice",
     "require_url",
     "setting",

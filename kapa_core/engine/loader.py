@@ -39,7 +39,7 @@ def _vars_json(raw: Any) -> dict[str, Any]:
 
 
 async def load_directory(directory: str, tasks: TaskService, templates: TemplateService,
-                         store: Store, log: Logger) -> int:
+                         store: Store, log: Logger, alerts: Any = None) -> int:
     """Load everything under ``directory``; returns the number of files that failed."""
     root = Path(directory)
     if not root.is_dir():
@@ -89,6 +89,24 @@ async def load_directory(directory: str, tasks: TaskService, templates: Template
             body = {"template-id": data.get("template-id", data.get("template_id", "")),
                     "dbrps": data.get("dbrps"), "vars": _vars_json(data.get("vars"))}
             await upsert("task", path.stem, body, path)
+    for path in sorted((root / "handlers").glob("*")) if alerts is not None else ():
+        if path.suffix not in (".json", ".yaml", ".yml"):
+            continue
+        try:
+            data = _read_structured(path)
+            topic = data.get("topic", "")
+            if not isinstance(topic, str) or not topic:
+                raise ValueError("topic is required")
+            spec = alerts.parse_spec(topic, data)
+            alerts.save(spec)
+            key = f"handler:{topic}\x01{spec.id}"
+            seen.add(key)
+            await store.aput(LOAD, key, str(path).encode())
+            log.info("loaded from the load directory", kind="handler", id=spec.id,
+                     topic=topic, file=str(path))
+        except (APIError, KapaError, OSError, ValueError, yaml.YAMLError) as exc:
+            failed += 1
+            log.error("failed to load file", file=str(path), err=str(exc))
     for key, _ in await store.aitems(LOAD):
         if key in seen:
             continue
@@ -97,6 +115,9 @@ async def load_directory(directory: str, tasks: TaskService, templates: Template
             await tasks.delete(item_id)
         elif kind == "template":
             await templates.delete(item_id)
+        elif kind == "handler" and alerts is not None:
+            topic, _, handler_id = item_id.partition("\x01")
+            alerts.remove(topic, handler_id)
         await store.adelete(LOAD, key)
         log.info("removed item whose file left the load directory", kind=kind, id=item_id)
     return failed

@@ -9,6 +9,7 @@ synchronous nodes, yielding to the event loop every ``CHUNK`` points.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ class RunningTask:
         self.pipeline = pipeline
         self.dbrps = set(dbrps)
         self.log = log.with_(task=task_id)
+        context = dataclasses.replace(context or NodeContext(), task_id=task_id)
         self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
         self.source = self.nodes[0]
         self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)

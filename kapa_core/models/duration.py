@@ -76,6 +76,10 @@ class Duration(int):
     def __str__(self) -> str:
         return format_go(int(self))
 
+    def go_string(self) -> str:
+        """How Go's fmt prints a time.Duration (templates use it)."""
+        return format_go(int(self))
+
     def __repr__(self) -> str:
         return f"Duration({format_go(int(self))!r})"
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import kapa_core.pipeline.alert
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
 from kapa_core.errors import TickError

@@ -49,9 +49,11 @@ class CompiledLambda:
                         "boolean")
 
 
-def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None
+def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None, *,
+                   functions: Mapping[str, Callable[[], Any]] | None = None
                    ) -> CompiledLambda:
-    compiler = _Compiler(scope or {})
+    """``functions``: extra zero-argument functions (topic-handler match expressions)."""
+    compiler = _Compiler(scope or {}, functions or {})
     fn = compiler.compile(node.expr)
     return CompiledLambda(fn, node.text, frozenset(compiler.references))
 
@@ -142,8 +144,10 @@ def binary(op: str, a: Any, b: Any) -> Any:
 
 
 class _Compiler:
-    def __init__(self, scope: Mapping[str, Any]) -> None:
+    def __init__(self, scope: Mapping[str, Any],
+                 functions: Mapping[str, Callable[[], Any]] | None = None) -> None:
         self.scope = scope
+        self.functions = functions or {}
         self.references: set[str] = set()
 
     def error(self, node: ast.Node, message: str) -> TickError:
@@ -272,6 +276,11 @@ class _Compiler:
     # -- functions ----------------------------------------------------------------------
     def c_Call(self, node: ast.Call) -> Fn:
         name = node.name
+        if name in self.functions:
+            if node.args:
+                raise self.error(node, f"{name}() takes no arguments")
+            extra = self.functions[name]
+            return lambda t, f, g: extra()
         if name not in NAMES:
             raise self.error(node, f"undefined function {name}()")
         args = [self.compile(a) for a in node.args]

@@ -1,13 +1,25 @@
-"""HTTP POST: the [[httppost]] section, one element per named endpoint.
-
-Configuration only for now: the handler itself arrives with the alerting work.
-"""
+"""HTTP POST: the [[httppost]] section (named endpoints) and the ``post`` handler."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Section, hookimpl, setting, unique_elements
+import httpx
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    Event,
+    HandlerError,
+    HandlerKind,
+    Section,
+    hookimpl,
+    option,
+    parse_template,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,3 +58,72 @@ def kapa_config_sections() -> list[Section]:
                     element_key="endpoint", default_elements=1,
                     check=unique_elements("endpoint"),
                     doc="Named HTTP endpoints for the post handler and httpPost node.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostOptions:
+    """``.post('http://…').header('k', 'v').captureResponse().timeout(10s)``."""
+
+    url: str = ""
+    endpoint: str = ""
+    headers: dict[str, str] = option(default_factory=dict, tick="header")
+    capture_response: bool = False
+    timeout: Duration = Duration(0)
+    skip_ssl_verification: bool = option(False, tick="skipSSLVerification")
+
+    def validate(self) -> None:
+        if self.url and self.endpoint:
+            raise ConfigError("url", "post handler: set either url or endpoint, not both")
+
+
+class PostHandler:
+    """POSTs the alert JSON (or the endpoint's alert-template) to a URL."""
+
+    def __init__(self, options: PostOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+        endpoints = {e.endpoint: e for e in (context.config or ())}
+        self.endpoint = endpoints.get(options.endpoint or ("" if options.url else "example"))
+        if options.endpoint and self.endpoint is None:
+            raise HandlerError(f"post: no [[httppost]] endpoint named {options.endpoint!r}")
+        url = options.url or (self.endpoint.url if self.endpoint else "")
+        self.url_template = parse_template(url, "url")
+        self.body_template = None
+        if self.endpoint is not None:
+            text = self.endpoint.alert_template
+            if self.endpoint.alert_template_file:
+                with open(self.endpoint.alert_template_file, encoding="utf-8") as f:
+                    text = f.read()
+            if text:
+                self.body_template = parse_template(text, "alert-template")
+
+    async def handle(self, event: Event) -> None:
+        data = event.template_data()
+        url = self.url_template.execute(data)
+        self.context.check_outgoing(url)
+        headers = {"Content-Type": "application/json"}
+        auth = None
+        if self.endpoint is not None:
+            headers.update(self.endpoint.headers)
+            if self.endpoint.basic_auth.username:
+                auth = (self.endpoint.basic_auth.username, self.endpoint.basic_auth.password)
+        headers.update(self.options.headers)
+        body = self.body_template.execute(data) if self.body_template else event.json()
+        timeout = self.options.timeout / 1e9 or 30.0
+        async with httpx.AsyncClient(verify=not self.options.skip_ssl_verification,
+                                     timeout=timeout) as client:
+            try:
+                response = await client.post(url, content=body.encode(), headers=headers,
+                                             auth=auth)
+            except httpx.HTTPError as exc:
+                raise HandlerError(f"post: {url}: {exc}") from None
+        if response.is_error:
+            detail = f": {response.text[:500]}" if self.options.capture_response else ""
+            raise HandlerError(f"post: {url} answered {response.status_code}{detail}")
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="post", options=PostOptions, factory=PostHandler,
+                        section="httppost", args=("url",),
+                        doc="POST alert JSON to a URL or a [[httppost]] endpoint.")]

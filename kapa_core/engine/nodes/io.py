@@ -29,6 +29,11 @@ class NodeContext:
     write_points: Callable[[str, str, list[Any]], None] = lambda db, rp, points: None
     httppost: dict[str, Any] = field(default_factory=dict)  # [[httppost]] by endpoint
     allowed: Callable[[str], None] = lambda url: None  # raises for blacklisted targets
+    alerts: Any = None  # the AlertService
+    task_id: str = ""
+    hostname: str = "localhost"
+    cluster_id: str = ""
+    server_id: str = ""
 
 
 class LoopbackNode(Node):

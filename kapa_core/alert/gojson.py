@@ -1,0 +1,70 @@
+"""JSON encoded as Go's ``encoding/json`` encodes it (what ``{{ json . }}`` produces).
+
+Differences from Python's ``json.dumps`` that users can see: no spaces, map keys sorted,
+floats without a trailing ``.0`` (``5`` not ``5.0``) and with Go's exponent rules,
+``<``, ``>`` and ``&`` escaped as ``\\u003c`` ``\\u003e`` ``\\u0026``, times as RFC3339Nano
+strings and durations as integer nanoseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from kapa_core.models.batch import format_time
+from kapa_core.models.duration import Duration
+
+
+def go_float(f: float) -> str:
+    if math.isnan(f) or math.isinf(f):
+        raise ValueError(f"json: unsupported value: {f}")
+    if f == int(f) and abs(f) < 1e21:
+        return str(int(f))
+    text = repr(f)
+    if "e" in text:
+        mantissa, exp = text.split("e")
+        sign = exp[0] if exp[0] in "+-" else "+"
+        digits = exp.lstrip("+-").lstrip("0") or "0"
+        if len(digits) < 2:
+            digits = "0" + digits
+        return f"{mantissa}e{sign}{digits}"
+    return text
+
+
+def _string(s: str) -> str:
+    return (json.dumps(s, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def dumps(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Duration):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, str):
+        return _string(value)
+    if hasattr(value, "unix_nano"):
+        return _string(format_time(value.unix_nano()))
+    if hasattr(value, "UnixNano"):
+        return _string(format_time(value.UnixNano()))
+    if isinstance(value, dict):
+        keys = value.keys() if getattr(value, "ordered", False) else sorted(value)
+        return "{" + ",".join(f"{_string(str(k))}:{dumps(value[k])}" for k in keys) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    return _string(str(value))
+
+
+class Struct(dict):
+    """A dict that keeps its key order in JSON, like a Go struct (maps are sorted)."""
+
+    ordered = True

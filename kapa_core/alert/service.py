@@ -1,0 +1,215 @@
+"""The alert service: topics, stored topic-handler specs, and handler construction.
+
+Handlers are built from a :class:`HandlerKind` (a plugin) and its options. The handler
+object is made lazily and re-made when its config section's service is re-opened (a
+config override), so a long-lived topic handler always uses the current settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from kapa_core.alert import kinds as registry
+from kapa_core.alert import options as opts
+from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.match import compile_match
+from kapa_core.alert.topics import Topics
+from kapa_core.errors import APIError, ConfigError
+from kapa_core.logs import Logger
+from kapa_core.storage import HANDLER_SPECS
+
+HANDLER_ID = re.compile(r"^[-._\w]+$")
+TOPIC_ID = re.compile(r"^[-:._\w]+$")
+
+
+@dataclass
+class HandlerContext:
+    """What a handler of a section without a service gets: the section's current config
+    (a tuple of elements for ``[[multiple]]`` sections), the outgoing-URL check and the
+    topics (for the publish and aggregate kinds)."""
+
+    config: Any
+    alerts: Any
+    log: Logger
+
+    def check_outgoing(self, url: str) -> None:
+        self.alerts.check_outgoing(url)
+
+
+class HandlerProxy:
+    """A handler kind + options; builds the plugin's handler against the live service."""
+
+    def __init__(self, kind: Any, options: Any, service: AlertService) -> None:
+        self.kind = kind
+        self.options = options
+        self.alerts = service
+        self._for: Any = None
+        self._impl: Any = None
+
+    async def handle(self, event: Event) -> None:
+        section = self.kind.section
+        service = self.alerts.section_service(section) if section else None
+        if service is None:
+            config = self.alerts.section_config(section) if section else None
+            if self._for is None or getattr(self._for, "config", None) is not config:
+                service = HandlerContext(config, self.alerts, self.alerts.log.with_(
+                    handler=self.kind.name))
+            else:
+                service = self._for
+        if self._impl is None or self._for is not service:
+            self._impl = self.kind.factory(self.options, service)
+            self._for = service
+        await self._impl.handle(event)
+
+
+@dataclass
+class HandlerSpec:
+    topic: str
+    id: str
+    kind: str
+    options: dict[str, Any]
+    match: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"link": {"rel": "self", "href": f"/kapacitor/v1/alerts/topics/{self.topic}/"
+                         f"handlers/{self.id}"},
+                "id": self.id, "kind": self.kind, "options": self.options,
+                "match": self.match}
+
+
+class AlertService:
+    def __init__(self, store: Any, config: Any, *, section_service: Callable[[str], Any],
+                 check_outgoing: Callable[[str], None] = lambda url: None,
+                 section_config: Callable[[str], Any] = lambda name: None,
+                 log: Logger | None = None) -> None:
+        self.store = store
+        self.log = log or Logger("alert")
+        self.topics = Topics(store, persist=config.persist_topics,
+                             buffer=config.topic_buffer_length, log=self.log)
+        self.section_service = section_service
+        self.section_config = section_config
+        self.check_outgoing = check_outgoing
+        self.specs: dict[tuple[str, str], HandlerSpec] = {}
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        for _, raw in self.store.items_json(HANDLER_SPECS):
+            spec = HandlerSpec(raw["topic"], raw["id"], raw["kind"], raw.get("options") or {},
+                               raw.get("match", ""))
+            try:
+                self._attach(spec)
+            except (ConfigError, ValueError) as exc:
+                self.log.error("stored topic handler cannot be loaded", topic=spec.topic,
+                               handler=spec.id, err=str(exc))
+        await self.topics.serve(task_status=task_status)
+
+    # -- events -----------------------------------------------------------------------------
+    def publish(self, event: Event) -> None:
+        self.topics.publish(event)
+
+    def restored_state(self, anon_topic: str, topic: str, event_id: str
+                       ) -> EventState | None:
+        for name in (anon_topic, topic):
+            if name:
+                state = self.topics.state(name, event_id)
+                if state is not None:
+                    return state
+        return None
+
+    # -- handlers -----------------------------------------------------------------------------
+    def kind(self, name: str) -> Any:
+        kind = registry.KINDS.get(name)
+        if kind is None:
+            raise ConfigError("kind", f"unknown handler kind {name!r} (known: "
+                              f"{', '.join(sorted(registry.KINDS))})")
+        if name in registry.DISABLED:
+            raise ConfigError("kind", f"handler kind {name!r} is disabled on this server "
+                              "(-disable-handlers)")
+        return kind
+
+    def handler(self, kind_name: str, options: Any) -> HandlerProxy:
+        return HandlerProxy(self.kind(kind_name), options, self)
+
+    def task_handlers(self, spec: Any, task_id: str) -> tuple[list[tuple[str, Any]], bool]:
+        """Handlers written on an alert node, plus the kinds configured ``global``.
+
+        Returns them with whether a global handler forces ``stateChangesOnly``.
+        """
+        out = []
+        used = set()
+        for use in spec.handlers:
+            kind = self.kind(use.kind)
+            options = opts.build(kind.options, dict(use.values))
+            out.append((kind.name, HandlerProxy(kind, options, self)))
+            used.add(kind.name)
+        forced = False
+        for kind in registry.KINDS.values():
+            if not kind.section or kind.name in registry.DISABLED:
+                continue
+            config = self.section_config(kind.section)
+            if not getattr(config, "global_", False) or not getattr(config, "enabled", True):
+                continue
+            if kind.name not in used:
+                out.append((kind.name, HandlerProxy(kind, opts.build(kind.options, {}),
+                                                    self)))
+            if getattr(config, "state_changes_only", False):
+                forced = True
+        return out, forced
+
+    # -- topic handler specs ------------------------------------------------------------------
+    def parse_spec(self, topic: str, raw: Any, handler_id: str = "") -> HandlerSpec:
+        if not isinstance(raw, dict):
+            raise APIError(400, "invalid handler json: expected an object")
+        if not TOPIC_ID.match(topic):
+            raise APIError(400, f"invalid topic ID {topic!r}")
+        hid = raw.get("id", handler_id) or handler_id
+        if not isinstance(hid, str) or not HANDLER_ID.match(hid):
+            raise APIError(400, f"invalid handler spec: invalid ID {hid!r} (letters, digits,"
+                           " '-', '.' and '_')")
+        kind = raw.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise APIError(400, "invalid handler spec: kind is required")
+        match = raw.get("match", "") or ""
+        if not isinstance(match, str):
+            raise APIError(400, "invalid handler spec: match must be a string")
+        options = raw.get("options") or {}
+        spec = HandlerSpec(topic, hid, kind, options, match)
+        try:
+            self._build(spec)
+        except ConfigError as exc:
+            raise APIError(400, f"invalid handler spec: {exc}") from None
+        except ValueError as exc:
+            raise APIError(400, f"invalid handler spec: {exc}") from None
+        return spec
+
+    def _build(self, spec: HandlerSpec) -> tuple[HandlerProxy, Any]:
+        kind = self.kind(spec.kind)
+        options = opts.from_json(kind.name, kind.options, spec.options)
+        match = compile_match(spec.match) if spec.match else None
+        return HandlerProxy(kind, options, self), match
+
+    def _attach(self, spec: HandlerSpec) -> None:
+        handler, match = self._build(spec)
+        self.topics.attach(spec.topic, spec.id, spec.kind, handler, match)
+        self.specs[spec.topic, spec.id] = spec
+
+    def save(self, spec: HandlerSpec) -> None:
+        self.store.put_json(HANDLER_SPECS, f"{spec.topic}\x00{spec.id}",
+                            {"topic": spec.topic, "id": spec.id, "kind": spec.kind,
+                             "options": spec.options, "match": spec.match})
+        self._attach(spec)
+
+    def remove(self, topic: str, handler_id: str) -> bool:
+        found = self.specs.pop((topic, handler_id), None) is not None
+        self.store.delete(HANDLER_SPECS, f"{topic}\x00{handler_id}")
+        self.topics.detach(topic, handler_id)
+        return found
+
+    def delete_topic(self, topic: str) -> None:
+        for key in [k for k in self.specs if k[0] == topic]:
+            self.remove(*key)
+        self.topics.delete(topic)

@@ -1,0 +1,334 @@
+"""The alert node: levels per group, Kapacitor's firing rules, events to topics.
+
+Per group it keeps Kapacitor's state: a ring of the last ``history`` levels (changes and
+flapping are computed on it), when the alert was first and last triggered (duration),
+and whether a ``stateChangesOnly(d)`` interval has expired. Events go to the node's
+anonymous topic ``main:<task>:<node>`` (which carries the handlers written in the
+script) and to ``.topic()`` if set; the point or batch is forwarded only when an event
+fires, with the ``levelTag``/``idField``… annotations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kapa_core.alert import gojson
+from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.levels import Level
+from kapa_core.alert.topics import Inhibitor
+from kapa_core.engine.node import Node
+from kapa_core.gotemplate import GoTime, StringMap, TemplateError
+from kapa_core.gotemplate import parse as parse_template
+from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.duration import Duration
+from kapa_core.models.point import Point
+from kapa_core.pipeline.alert import AlertSpec
+
+MAX_WEIGHT = 1.2
+WEIGHT_DIFF = 1.5
+
+
+def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
+    """The id, message and details templates, or ValueError naming the bad one."""
+    out = []
+    for what, text, html in (("id", spec.id_template, False),
+                             ("message", spec.message_template, False),
+                             ("details", spec.details_template, True)):
+        try:
+            out.append(parse_template(text, what, html=html,
+                                      funcs={"json": gojson.dumps} if html else None))
+        except TemplateError as exc:
+            raise ValueError(f"alert: invalid {what} template: {exc}") from None
+    return out[0], out[1], out[2]
+
+
+@dataclass
+class GroupState:
+    history: list[Level]
+    idx: int = 0
+    flapping: bool = False
+    changed: bool = False
+    expired: bool = False
+    first_triggered: int = 0
+    last_triggered: int = 0
+
+    @property
+    def level(self) -> Level:
+        return self.history[self.idx]
+
+    def add(self, t: int, level: Level, flap: tuple[float, float] | None,
+            sco_interval: int) -> None:
+        self.changed = self.history[self.idx] != level
+        self.idx = (self.idx + 1) % len(self.history)
+        self.history[self.idx] = level
+        if flap is not None:
+            change = self.percent_change()
+            if self.flapping and change < flap[0]:
+                self.flapping = False
+            elif not self.flapping and change > flap[1]:
+                self.flapping = True
+        self.expired = (not self.changed and sco_interval != 0
+                        and t - self.last_triggered >= sco_interval)
+
+    def percent_change(self) -> float:
+        n = len(self.history)
+        changes = 0.0
+        weight = MAX_WEIGHT / WEIGHT_DIFF
+        step = (MAX_WEIGHT - weight) / (n - 1)
+        for i in range(n - 1):
+            c = (i + self.idx) % n
+            p = c - 1 if c else n - 1
+            if self.history[c] != self.history[p]:
+                changes += weight
+            weight += step
+        return changes / (n - 1)
+
+    def triggered(self, t: int) -> None:
+        self.last_triggered = t
+        if self.history[self.idx - 1] is Level.OK:
+            self.first_triggered = t
+
+    @property
+    def duration(self) -> int:
+        return self.last_triggered - self.first_triggered
+
+
+@dataclass
+class AlertStats:
+    alerts_triggered: int = 0
+    oks_triggered: int = 0
+    infos_triggered: int = 0
+    warns_triggered: int = 0
+    crits_triggered: int = 0
+    alerts_inhibited: int = 0
+    events_dropped: int = 0
+    by_level: dict[Level, str] = field(default_factory=lambda: {
+        Level.OK: "oks_triggered", Level.INFO: "infos_triggered",
+        Level.WARNING: "warns_triggered", Level.CRITICAL: "crits_triggered"})
+
+
+class AlertNode(Node):
+    spec: AlertSpec
+
+    def __init__(self, spec: AlertSpec, log: Any, ctx: Any) -> None:
+        super().__init__(spec, log)
+        self.alerts = ctx.alerts
+        if self.alerts is None:
+            raise ValueError("alert: the alert service is not running")
+        self.task_id = ctx.task_id
+        self.server_info = gojson.Struct(Hostname=ctx.hostname, ClusterID=ctx.cluster_id,
+                                         ServerID=ctx.server_id)
+        self.id_t, self.message_t, self.details_t = compile_templates(spec)
+        self.levels = [None, spec.info, spec.warn, spec.crit]
+        self.resets = [None, spec.info_reset, spec.warn_reset, spec.crit_reset]
+        self.history = max(spec.history, 2)
+        self.flap = spec.flapping
+        sco = spec.state_changes_only
+        self.handlers, forced_sco = self.alerts.task_handlers(spec, self.task_id)
+        self.sco = bool(sco) or forced_sco
+        self.sco_interval = int(sco) if isinstance(sco, Duration) else 0
+        self.no_recoveries = spec.no_recoveries
+        self.all = spec.all_points
+        self.topic = spec.topic
+        self.category = spec.category
+        self.anon_topic = f"main:{self.task_id}:{self.name}" if self.handlers else ""
+        self.states: dict[str, GroupState] = {}
+        self.counts = AlertStats()
+        self.inhibitors = [Inhibitor(i[0], tuple(i[1:])) for i in spec.inhibit]
+        self.annotate = any((spec.level_tag, spec.level_field, spec.id_tag, spec.id_field,
+                             spec.duration_field, spec.message_field))
+        if self.anon_topic:
+            for index, (kind, handler) in enumerate(self.handlers):
+                self.alerts.topics.attach(self.anon_topic, f"{self.name}:{kind}:{index}",
+                                          kind, handler)
+        for inhibitor in self.inhibitors:
+            self.alerts.topics.inhibitors.append(inhibitor)
+
+    def stop(self) -> None:
+        for index, (kind, _) in enumerate(self.handlers):
+            self.alerts.topics.detach(self.anon_topic, f"{self.name}:{kind}:{index}")
+        for inhibitor in self.inhibitors:
+            if inhibitor in self.alerts.topics.inhibitors:
+                self.alerts.topics.inhibitors.remove(inhibitor)
+
+    def extra_stats(self) -> dict[str, Any]:
+        c = self.counts
+        return {"alerts_triggered": c.alerts_triggered, "oks_triggered": c.oks_triggered,
+                "infos_triggered": c.infos_triggered, "warns_triggered": c.warns_triggered,
+                "crits_triggered": c.crits_triggered, "alerts_inhibited": c.alerts_inhibited,
+                "events_dropped": c.events_dropped}
+
+    def cardinality(self) -> int:
+        return len(self.states)
+
+    # -- levels ----------------------------------------------------------------------------
+    def _match(self, level: int, expr: Any, t: int, fields: Any, tags: Any) -> bool:
+        try:
+            return expr.eval_bool(t, fields, tags)
+        except Exception as exc:
+            self.errors += 1
+            self.log.error("error evaluating expression for level", level=str(Level(level)),
+                           err=str(exc))
+            return False
+
+    def determine(self, t: int, fields: Any, tags: Any, current: Level) -> Level:
+        levels = self.levels
+        for level in range(3, int(current), -1):
+            expr = levels[level]
+            if expr is not None and self._match(level, expr, t, fields, tags):
+                return Level(level)
+        reset = self.resets[current]
+        if reset is not None:
+            try:
+                if not reset.eval_bool(t, fields, tags):
+                    return current
+            except Exception as exc:
+                self.errors += 1
+                self.log.error("error evaluating reset expression for current level",
+                               level=str(current), err=str(exc))
+        for level in range(int(current), 0, -1):
+            expr = levels[level]
+            if expr is not None and self._match(level, expr, t, fields, tags):
+                return Level(level)
+        return Level.OK
+
+    def _state(self, group: str, event_id: str) -> GroupState:
+        state = self.states.get(group)
+        if state is None:
+            state = self.states[group] = GroupState([Level.OK] * self.history)
+            restored = self.alerts.restored_state(self.anon_topic, self.topic, event_id)
+            if restored is not None and restored.level is not Level.OK:
+                state.add(restored.time, restored.level, self.flap, self.sco_interval)
+                state.triggered(restored.time)
+        return state
+
+    # -- templates -------------------------------------------------------------------------
+    def render_id(self, name: str, group: str, tags: dict[str, str]) -> str:
+        return self.id_t.execute({"Name": name, "TaskName": self.task_id,
+                                  "Group": group, "Tags": StringMap(tags),
+                                  "ServerInfo": self.server_info})
+
+    def _event(self, event_id: str, name: str, group: str, tags: dict[str, str],
+               fields: dict[str, Any], level: Level, t: int, duration: int,
+               series: list[dict[str, Any]], previous: Level) -> Event:
+        data = gojson.Struct(
+            Name=name, TaskName=self.task_id, Group=group, Tags=StringMap(tags),
+            ServerInfo=self.server_info, ID=event_id, Fields=fields, Level=str(level),
+            Time=GoTime(t), Duration=Duration(duration))
+        message = self.message_t.execute(data)
+        data["Message"] = message
+        details = self.details_t.execute(data)
+        return Event("", EventState(event_id, message, details, t, duration, level),
+                     previous, name, self.task_id, self.category, group, dict(tags),
+                     dict(fields), series, not self.no_recoveries)
+
+    def _fire(self, event: Event) -> bool:
+        """Count and publish; False when an inhibitor dropped it."""
+        if self.alerts.topics.inhibited(self.category, event.tags):
+            self.counts.alerts_inhibited += 1
+            return False
+        c = self.counts
+        c.alerts_triggered += 1
+        setattr(c, c.by_level[event.level], getattr(c, c.by_level[event.level]) + 1)
+        self.log.debug("alert triggered", level=str(event.level), id=event.id,
+                       message=event.state.message)
+        if self.anon_topic:
+            self.alerts.publish(event.for_topic(self.anon_topic))
+        if self.topic:
+            self.alerts.publish(event.for_topic(self.topic))
+        return True
+
+    def _annotate(self, tags: dict[str, str], fields: dict[str, Any], state: EventState
+                  ) -> tuple[dict[str, str], dict[str, Any]]:
+        spec = self.spec
+        if spec.level_tag or spec.id_tag:
+            tags = dict(tags)
+            if spec.level_tag:
+                tags[spec.level_tag] = str(state.level)
+            if spec.id_tag:
+                tags[spec.id_tag] = state.id
+        if spec.level_field or spec.message_field or spec.id_field or spec.duration_field:
+            fields = dict(fields)
+            if spec.level_field:
+                fields[spec.level_field] = str(state.level)
+            if spec.message_field:
+                fields[spec.message_field] = state.message
+            if spec.id_field:
+                fields[spec.id_field] = state.id
+            if spec.duration_field:
+                fields[spec.duration_field] = state.duration
+        return tags, fields
+
+    def _set_inhibitors(self, group: str, tags: dict[str, str], level: Level) -> None:
+        for inhibitor in self.inhibitors:
+            inhibitor.set(group, tags, level)
+
+    # -- data ------------------------------------------------------------------------------
+    def point(self, p: Point) -> None:
+        group = p.group or "nil"
+        event_id = self.render_id(p.name, group, p.tags)
+        state = self._state(group, event_id)
+        previous = state.level
+        level = self.determine(p.time, p.fields, p.tags, previous)
+        state.add(p.time, level, self.flap, self.sco_interval)
+        self._set_inhibitors(group, p.tags, level)
+        if (self.flap is not None and state.flapping) or (
+                self.sco and not state.changed and not state.expired):
+            return
+        if level is Level.OK and not state.changed:
+            return
+        state.triggered(p.time)
+        if self.no_recoveries and level is Level.OK:
+            return
+        series = [Batch(p.name, p.group, p.tags, p.dims, False, p.time,
+                        [BatchPoint(p.time, p.fields, p.tags)]).row()]
+        event = self._event(event_id, p.name, group, p.tags, p.fields, level, p.time,
+                            state.duration, series, previous)
+        if not self._fire(event):
+            return
+        if self.annotate:
+            tags, fields = self._annotate(p.tags, p.fields, event.state)
+            p = Point(p.name, tags, fields, p.time, p.database, p.retention_policy, p.group,
+                      p.dims)
+        self.emit_point(p)
+
+    def batch(self, b: Batch) -> None:
+        if not b.points:
+            return
+        group = b.group or "nil"
+        event_id = self.render_id(b.name, group, b.tags)
+        state = self._state(group, event_id)
+        previous = state.level
+        lowest, highest, highest_point = Level.CRITICAL, Level.OK, None
+        for bp in b.points:
+            level = self.determine(bp.time, bp.fields, bp.tags, previous)
+            lowest = min(lowest, level)
+            if level > highest or highest_point is None:
+                highest, highest_point = level, bp
+        level = lowest if self.all else highest
+        assert highest_point is not None
+        t = b.tmax if (self.all or level is Level.OK) else highest_point.time
+        state.add(t, level, self.flap, self.sco_interval)
+        self._set_inhibitors(group, b.tags, level)
+        recovery = state.changed and level is Level.OK
+        fire_level = level is not Level.OK and not (
+            (self.flap is not None and state.flapping)
+            or (self.sco and not state.changed and not state.expired))
+        if not (recovery or fire_level):
+            return
+        state.triggered(t)
+        if self.no_recoveries and level is Level.OK:
+            return
+        event = self._event(event_id, b.name, group, b.tags, highest_point.fields, level, t,
+                            state.duration, [b.row()], previous)
+        if not self._fire(event):
+            return
+        if self.annotate:
+            points = []
+            for bp in b.points:
+                tags, fields = self._annotate(bp.tags, bp.fields, event.state)
+                points.append(BatchPoint(bp.time, fields, tags))
+            tags, _ = self._annotate(b.tags, {}, event.state)
+            b = Batch(b.name, b.group, tags, b.dims, b.by_name, b.tmax, points)
+        self.emit_batch(b)

@@ -1,0 +1,224 @@
+"""``/kapacitor/v1/alerts/topics``: topics, their events and their handlers."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+from typing import Any
+
+from kapa_core.alert.levels import Level
+from kapa_core.alert.service import AlertService, HandlerSpec
+from kapa_core.alert.topics import Topic
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+
+BASE = "/kapacitor/v1/alerts/topics"
+
+
+def _min_level(request: Request) -> Level:
+    try:
+        return Level.parse(request.arg("min-level", "OK"))
+    except ValueError as exc:
+        raise APIError(400, str(exc)) from None
+
+
+def _pattern(request: Request) -> str:
+    pattern = request.arg("pattern", "")
+    if pattern.count("[") != pattern.count("]"):
+        raise APIError(400, f"invalid pattern {pattern!r}")
+    return pattern
+
+
+class AlertsAPI:
+    def __init__(self, alerts: AlertService | None) -> None:
+        assert alerts is not None
+        self.alerts = alerts
+
+    def register(self, router: Router) -> None:
+        router.add("GET", BASE, self.list_topics)
+        router.add("GET", BASE + "/{topic}", self.get_topic)
+        router.add("DELETE", BASE + "/{topic}", self.delete_topic)
+        router.add("GET", BASE + "/{topic}/events", self.list_events)
+        router.add("GET", BASE + "/{topic}/events/{event}", self.get_event)
+        router.add("GET", BASE + "/{topic}/handlers", self.list_handlers)
+        router.add("POST", BASE + "/{topic}/handlers", self.create_handler)
+        router.add("GET", BASE + "/{topic}/handlers/{handler}", self.get_handler)
+        router.add("PUT", BASE + "/{topic}/handlers/{handler}", self.put_handler)
+        router.add("PATCH", BASE + "/{topic}/handlers/{handler}", self.patch_handler)
+        router.add("DELETE", BASE + "/{topic}/handlers/{handler}", self.delete_handler)
+
+    # -- topics -----------------------------------------------------------------------------
+    @staticmethod
+    def topic_json(topic: Topic) -> dict[str, Any]:
+        href = f"{BASE}/{topic.id}"
+        return {"link": {"rel": "self", "href": href}, "id": topic.id,
+                "level": str(topic.level), "collected": topic.collected,
+                "events-link": {"rel": "events", "href": href + "/events"},
+                "handlers-link": {"rel": "handlers", "href": href + "/handlers"}}
+
+    def _topic(self, request: Request) -> Topic:
+        topic_id = request.params["topic"]
+        topic = self.alerts.topics.topics.get(topic_id)
+        if topic is None:
+            raise APIError(404, f'unknown topic: "{topic_id}"')
+        return topic
+
+    async def list_topics(self, request: Request) -> Response:
+        topics = self.alerts.topics.matching(_pattern(request), _min_level(request))
+        return Response.json({"link": {"rel": "self", "href": BASE},
+                              "topics": [self.topic_json(t) for t in topics]})
+
+    async def get_topic(self, request: Request) -> Response:
+        return Response.json(self.topic_json(self._topic(request)))
+
+    async def delete_topic(self, request: Request) -> Response:
+        self.alerts.delete_topic(request.params["topic"])
+        return Response.empty()
+
+    # -- events -----------------------------------------------------------------------------
+    @staticmethod
+    def event_json(topic: str, state: Any) -> dict[str, Any]:
+        return {"link": {"rel": "self", "href": f"{BASE}/{topic}/events/{state.id}"},
+                "id": state.id, "state": state.to_json()}
+
+    async def list_events(self, request: Request) -> Response:
+        topic = self._topic(request)
+        minimum = _min_level(request)
+        events = [self.event_json(topic.id, s) for _, s in sorted(topic.events.items())
+                  if s.level >= minimum]
+        return Response.json({"link": {"rel": "self", "href": f"{BASE}/{topic.id}/events"},
+                              "topic": topic.id, "events": events})
+
+    async def get_event(self, request: Request) -> Response:
+        topic_id, event_id = request.params["topic"], request.params["event"]
+        state = self.alerts.topics.state(topic_id, event_id)
+        if state is None:
+            raise APIError(404, f'unknown event "{event_id}" in topic "{topic_id}"')
+        return Response.json(self.event_json(topic_id, state))
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _spec(self, request: Request) -> HandlerSpec:
+        key = (request.params["topic"], request.params["handler"])
+        spec = self.alerts.specs.get(key)
+        if spec is None:
+            raise APIError(404, f'unknown handler: "{key[1]}"')
+        return spec
+
+    @staticmethod
+    def _body(request: Request) -> Any:
+        try:
+            return json.loads(request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise APIError(400, f"invalid handler json: {exc}") from None
+
+    async def list_handlers(self, request: Request) -> Response:
+        topic = request.params["topic"]
+        pattern = _pattern(request)
+        specs = [s.to_json() for (t, hid), s in sorted(self.alerts.specs.items())
+                 if t == topic and (not pattern or fnmatch.fnmatchcase(hid, pattern))]
+        return Response.json({"link": {"rel": "self", "href": f"{BASE}/{topic}/handlers"},
+                              "topic": topic, "handlers": specs})
+
+    async def create_handler(self, request: Request) -> Response:
+        topic = request.params["topic"]
+        spec = self.alerts.parse_spec(topic, self._body(request))
+        if (topic, spec.id) in self.alerts.specs:
+            raise APIError(400, f'handler "{spec.id}" already exists in topic "{topic}"')
+        self.alerts.save(spec)
+        return Response.json(spec.to_json())
+
+    async def get_handler(self, request: Request) -> Response:
+        return Response.json(self._spec(request).to_json())
+
+    async def put_handler(self, request: Request) -> Response:
+        old = self._spec(request)
+        spec = self.alerts.parse_spec(old.topic, self._body(request), old.id)
+        if spec.id != old.id:
+            self.alerts.remove(old.topic, old.id)
+        self.alerts.save(spec)
+        return Response.json(spec.to_json())
+
+    async def patch_handler(self, request: Request) -> Response:
+        old = self._spec(request)
+        try:
+            ops = json.loads(request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise APIError(400, f"invalid patch json: {exc}") from None
+        document = {"id": old.id, "kind": old.kind, "options": copy.deepcopy(old.options),
+                    "match": old.match}
+        try:
+            patched = apply_patch(document, ops)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise APIError(400, f"failed to apply patch: {exc}") from None
+        spec = self.alerts.parse_spec(old.topic, patched, old.id)
+        if spec.id != old.id:
+            self.alerts.remove(old.topic, old.id)
+        self.alerts.save(spec)
+        return Response.json(spec.to_json())
+
+    async def delete_handler(self, request: Request) -> Response:
+        self.alerts.remove(request.params["topic"], request.params["handler"])
+        return Response.empty()
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ValueError(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _parent(doc: Any, parts: list[str]) -> tuple[Any, str]:
+    if not parts:
+        raise ValueError("cannot operate on the whole document")
+    target = doc
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    return target, parts[-1]
+
+
+def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
+    """RFC 6902 JSON Patch: add, remove, replace, move, copy, test."""
+    if not isinstance(ops, list):
+        raise ValueError("a JSON Patch is an array of operations")
+    for op in ops:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise ValueError("each operation needs 'op' and 'path'")
+        name = op["op"]
+        parent, key = _parent(doc, _pointer(op["path"]))
+        if name in ("add", "replace"):
+            if "value" not in op:
+                raise ValueError(f"{name} needs a value")
+            if isinstance(parent, list):
+                index = len(parent) if key == "-" else int(key)
+                if name == "add":
+                    parent.insert(index, op["value"])
+                else:
+                    parent[index] = op["value"]
+            else:
+                if name == "replace" and key not in parent:
+                    raise KeyError(key)
+                parent[key] = op["value"]
+        elif name == "remove":
+            del parent[int(key) if isinstance(parent, list) else key]
+        elif name in ("move", "copy"):
+            source, skey = _parent(doc, _pointer(op.get("from", "")))
+            value = source[int(skey) if isinstance(source, list) else skey]
+            if name == "move":
+                del source[int(skey) if isinstance(source, list) else skey]
+            else:
+                value = copy.deepcopy(value)
+            if isinstance(parent, list):
+                parent.insert(len(parent) if key == "-" else int(key), value)
+            else:
+                parent[key] = value
+        elif name == "test":
+            current = parent[int(key) if isinstance(parent, list) else key]
+            if current != op.get("value"):
+                raise ValueError(f"test failed at {op['path']}")
+        else:
+            raise ValueError(f"unknown operation {name!r}")
+    return doc

@@ -1,0 +1,48 @@
+"""The ``tcp`` handler: writes each alert event's JSON (and a newline) to host:port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from kapa_core.plugin_api import ConfigError, Event, HandlerError, HandlerKind, hookimpl
+
+TIMEOUT = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class TCPOptions:
+    address: str = ""
+
+    def validate(self) -> None:
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("address", f"tcp handler: address must be host:port, got "
+                              f"{self.address!r}")
+
+
+class TCPHandler:
+    def __init__(self, options: TCPOptions, context: Any) -> None:
+        host, _, port = options.address.rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+
+    async def handle(self, event: Event) -> None:
+        with trio.move_on_after(TIMEOUT) as scope:
+            try:
+                stream = await trio.open_tcp_stream(self.host, self.port)
+            except OSError as exc:
+                raise HandlerError(f"tcp: cannot connect to {self.host}:{self.port}: "
+                                   f"{exc}") from None
+            async with stream:
+                await stream.send_all((event.json() + "\n").encode())
+        if scope.cancelled_caught:
+            raise HandlerError(f"tcp: {self.host}:{self.port} timed out")
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="tcp", options=TCPOptions, factory=TCPHandler,
+                        args=("address",), doc="Send alert JSON over TCP.")]

@@ -1,0 +1,185 @@
+"""Alerting through the real daemon: alert node rules, events JSON, topics and handlers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kapa_core.testing import DaemonProcess
+from tests.integration.test_tasks import define, write
+
+pytestmark = pytest.mark.integration
+API = "/kapacitor/v1"
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with DaemonProcess({"http": {"log-enabled": False}}) as d:
+        yield d
+
+
+def wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def log_lines(path: Path, count: int) -> list[dict]:
+    def read():
+        if not path.exists():
+            return None
+        lines = path.read_text().splitlines()
+        return lines if len(lines) >= count else None
+    lines = wait_for(read) or []
+    return [json.loads(line) for line in lines]
+
+
+def test_levels_state_changes_and_event_json(daemon, tmp_path) -> None:
+    log = tmp_path / "alerts.log"
+    task_id = define(daemon, f"""
+stream|from().measurement('cpu').groupBy('host')
+  |alert()
+    .warn(lambda: "usage" > 70)
+    .crit(lambda: "usage" > 90)
+    .stateChangesOnly()
+    .message('{{{{ .ID }}}} is {{{{ .Level }}}} at {{{{ index .Fields "usage" }}}}')
+    .log('{log}')
+""")
+    write(daemon, """
+cpu,host=a usage=50 1
+cpu,host=a usage=75 2
+cpu,host=a usage=80 3
+cpu,host=a usage=95 4
+cpu,host=a usage=10 5
+""")
+    events = log_lines(log, 3)
+    assert [e["level"] for e in events] == ["WARNING", "CRITICAL", "OK"]
+    first = events[0]
+    assert list(first) == ["id", "message", "details", "time", "duration", "level", "data",
+                           "previousLevel", "recoverable"]
+    assert first["id"] == "cpu:host=a"
+    assert first["message"] == "cpu:host=a is WARNING at 75"
+    assert first["time"] == "1970-01-01T00:00:02Z" and first["duration"] == 0
+    assert first["previousLevel"] == "OK" and first["recoverable"] is True
+    assert first["data"] == {"series": [{"name": "cpu", "tags": {"host": "a"},
+                                         "columns": ["time", "usage"],
+                                         "values": [["1970-01-01T00:00:02Z", 75]]}]}
+    details = json.loads(first["details"].replace("&#34;", '"').replace("&#43;", "+"))
+    assert details["ID"] == "cpu:host=a" and details["TaskName"] == task_id
+    assert details["Level"] == "WARNING" and details["Fields"] == {"usage": 75}
+    assert events[1]["previousLevel"] == "WARNING" and events[1]["duration"] == 2 * 10**9
+    assert events[2]["level"] == "OK" and events[2]["duration"] == 3 * 10**9
+    raw = log.read_text().splitlines()[0]
+    assert '"duration":0,' in raw and '"values":[["1970-01-01T00:00:02Z",75]]' in raw
+    stats = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["stats"]["node-stats"]
+    alert = stats["alert2"]
+    assert alert["alerts_triggered"] == 3 and alert["warns_triggered"] == 1
+    assert alert["crits_triggered"] == 1 and alert["oks_triggered"] == 1
+    topic = f"main:{task_id}:alert2"
+    topics = httpx.get(f"{daemon.url}{API}/alerts/topics").json()["topics"]
+    assert any(t["id"] == topic for t in topics)
+    events_api = httpx.get(f"{daemon.url}{API}/alerts/topics/{topic}/events").json()
+    assert events_api["events"][0]["id"] == "cpu:host=a"
+    assert events_api["events"][0]["state"]["level"] == "OK"
+    assert events_api["events"][0]["state"]["duration"] == "3s"
+    httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+
+
+def test_topic_handler_specs_with_match_and_tcp(daemon, tmp_path) -> None:
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+                received.append(data)
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        base = f"{daemon.url}{API}/alerts/topics/ops/handlers"
+        bad = httpx.post(base, json={"id": "x", "kind": "nope"})
+        assert bad.status_code == 400 and "unknown handler kind" in bad.json()["error"]
+        bad = httpx.post(base, json={"id": "x", "kind": "tcp",
+                                     "options": {"address": "nohost"}})
+        assert bad.status_code == 400 and "host:port" in bad.json()["error"]
+        bad = httpx.post(base, json={"id": "x", "kind": "tcp", "match": "level() >",
+                                     "options": {"address": f"127.0.0.1:{port}"}})
+        assert bad.status_code == 400 and "match" in bad.json()["error"]
+        created = httpx.post(base, json={"id": "crit-only", "kind": "tcp",
+                                         "match": "level() == CRITICAL AND \"host\" == 'b'",
+                                         "options": {"address": f"127.0.0.1:{port}"}})
+        assert created.status_code == 200, created.text
+        assert created.json()["link"]["href"] == f"{API}/alerts/topics/ops/handlers/crit-only"
+        listed = httpx.get(base).json()
+        assert [h["id"] for h in listed["handlers"]] == ["crit-only"]
+        task_id = define(daemon, """
+stream|from().measurement('disk').groupBy('host')
+  |alert().warn(lambda: "used" > 80).crit(lambda: "used" > 90).topic('ops')
+""")
+        write(daemon, "disk,host=a used=95 1\ndisk,host=b used=85 2\ndisk,host=b used=99 3\n")
+        assert wait_for(lambda: len(received) >= 1)
+        time.sleep(0.3)
+        assert len(received) == 1
+        event = json.loads(received[0])
+        assert event["id"] == "disk:host=b" and event["level"] == "CRITICAL"
+        topic = httpx.get(f"{daemon.url}{API}/alerts/topics/ops").json()
+        assert topic["level"] == "CRITICAL" and topic["collected"] == 3
+        patched = httpx.patch(f"{base}/crit-only", json=[
+            {"op": "replace", "path": "/match", "value": "changed()"}])
+        assert patched.status_code == 200 and patched.json()["match"] == "changed()"
+        assert httpx.delete(f"{base}/crit-only").status_code == 204
+        assert httpx.get(f"{base}/crit-only").status_code == 404
+        assert httpx.get(f"{daemon.url}{API}/alerts/topics/none").status_code == 404
+        httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+    finally:
+        server.close()
+
+
+def test_exec_handler_and_annotations(daemon, tmp_path) -> None:
+    out = tmp_path / "exec.out"
+    script = tmp_path / "handler.sh"
+    script.write_text(f"#!/bin/sh\ncat >> {out}\necho >> {out}\n")
+    script.chmod(0o755)
+    task_id = define(daemon, f"""
+stream|from().measurement('mem')
+  |alert().crit(lambda: "v" > 1).levelTag('level').idField('alert_id')
+    .durationField('dur').exec('{script}')
+  |httpOut('out')
+""")
+    write(daemon, "mem v=5 1\n")
+    lines = wait_for(lambda: out.exists() and out.read_text().strip().splitlines())
+    assert json.loads(lines[0])["id"] == "mem:nil"
+    expected = {"series": [{"name": "mem", "tags": {"level": "CRITICAL"},
+                            "columns": ["time", "alert_id", "dur", "v"],
+                            "values": [["1970-01-01T00:00:01Z", "mem:nil", 0, 5.0]]}]}
+    got = wait_for(lambda: httpx.get(f"{daemon.url}{API}/tasks/{task_id}/out").json()
+                   == expected and expected)
+    assert got == expected
+    httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+
+
+def test_bad_templates_and_disabled_fields_are_refused(daemon) -> None:
+    response = httpx.post(f"{daemon.url}{API}/tasks", json={
+        "id": "badtpl", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from()|alert().message('{{ .ID ').crit(lambda: TRUE)"})
+    assert response.status_code == 400 and "message template" in response.json()["error"]
