@@ -151,7 +151,10 @@ class AlertService:
             if not kind.section or kind.name in registry.DISABLED:
                 continue
             config = self.section_config(kind.section)
-            if not getattr(config, "global_", False) or not getattr(config, "enabled", True):
+            elements = config if isinstance(config, tuple) else (config,)
+            config = next((e for e in elements if getattr(e, "global_", False)
+                           and getattr(e, "enabled", True)), None)
+            if config is None:
                 continue
             if kind.name not in used:
                 out.append((kind.name, HandlerProxy(kind, opts.build(kind.options, {}),

@@ -1,13 +1,23 @@
-"""Slack: the [[slack]] section, one element per workspace.
+"""Slack: the [[slack]] section (one element per workspace) and the ``slack`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+The request is Kapacitor's: a POST of ``{"as_user": false, "channel", "text": "",
+"attachments": [{"fallback", "color", "text", "mrkdwn_in": ["text"]}], "username",
+"icon_emoji"}`` to the incoming-webhook URL, the attachment coloured good/warning/danger
+by level; with a ``token`` it is sent as ``Authorization: Bearer`` (chat.postMessage).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from kapa_core.plugin_api import (
+    Event,
+    HandlerError,
+    HandlerKind,
+    Level,
     Section,
     hookimpl,
     one_default,
@@ -48,3 +58,60 @@ def _check(elements: tuple[SlackConfig, ...]) -> None:
 def kapa_config_sections() -> list[Section]:
     return [Section(name="slack", schema=SlackConfig, multiple=True, element_key="workspace",
                     default_elements=1, check=_check, doc="Send alerts to Slack.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackOptions:
+    workspace: str = ""
+    channel: str = ""
+    username: str = ""
+    icon_emoji: str = ""
+
+
+COLORS = {Level.WARNING: "warning", Level.CRITICAL: "danger"}
+
+
+class SlackHandler:
+    def __init__(self, options: SlackOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    def _workspace(self) -> SlackConfig:
+        elements = tuple(self.context.config or ())
+        wanted = self.options.workspace
+        for element in elements:
+            if (element.workspace == wanted) if wanted else element.default:
+                return element
+        if not wanted and len(elements) == 1:
+            return elements[0]
+        raise HandlerError(f"slack: no [[slack]] workspace {wanted!r} configured")
+
+    async def handle(self, event: Event) -> None:
+        config = self._workspace()
+        if not config.enabled:
+            raise HandlerError("slack: the [[slack]] section is not enabled")
+        message = event.state.message
+        body = {"as_user": False, "channel": self.options.channel or config.channel,
+                "text": "", "attachments": [{
+                    "fallback": message, "color": COLORS.get(event.level, "good"),
+                    "text": message, "mrkdwn_in": ["text"]}],
+                "username": self.options.username or config.username or "kapacitor"}
+        icon = self.options.icon_emoji or config.icon_emoji
+        if icon:
+            body["icon_emoji"] = icon
+        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+        self.context.check_outgoing(config.url)
+        async with httpx.AsyncClient(timeout=30, verify=not config.insecure_skip_verify
+                                     ) as client:
+            try:
+                response = await client.post(config.url, json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise HandlerError(f"slack: {exc}") from None
+        if response.is_error:
+            raise HandlerError(f"slack: HTTP {response.status_code}: {response.text[:300]}")
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="slack", options=SlackOptions, factory=SlackHandler,
+                        section="slack", doc="Post alerts to a Slack channel.")]

@@ -1,13 +1,30 @@
-"""Email: the [smtp] section.
+"""Email: the [smtp] section and the ``email`` handler (topic kind ``smtp``).
 
-Configuration only for now: the handler itself arrives with the alerting work.
+As Kapacitor sends it: subject = the alert message, an HTML body = the alert details,
+From = ``[smtp] from``, To = the handler's addresses or ``[smtp] to``; STARTTLS when the
+server offers it, login when a username is set.
 """
 
 from __future__ import annotations
 
+import smtplib
+import ssl
 from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, setting
+import trio
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    Event,
+    HandlerError,
+    HandlerKind,
+    Section,
+    hookimpl,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,3 +56,53 @@ class SMTPConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="smtp", schema=SMTPConfig, doc="Send alerts by email.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailOptions:
+    to: tuple[str, ...] = ()
+
+
+class EmailHandler:
+    def __init__(self, options: EmailOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    def _send(self, config: SMTPConfig, message: EmailMessage) -> None:
+        timeout = 30
+        with smtplib.SMTP(config.host, config.port, timeout=timeout) as client:
+            client.ehlo()
+            if client.has_extn("starttls"):
+                context = ssl.create_default_context()
+                if config.no_verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                client.starttls(context=context)
+                client.ehlo()
+            if config.username:
+                client.login(config.username, config.password)
+            client.send_message(message)
+
+    async def handle(self, event: Event) -> None:
+        config: SMTPConfig = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("email: the [smtp] section is not enabled")
+        to = list(self.options.to or config.to)
+        if not to:
+            raise HandlerError("email: no recipients (set .to() or [smtp] to)")
+        message = EmailMessage()
+        message["Subject"] = event.state.message
+        message["From"] = config.from_
+        message["To"] = ", ".join(to)
+        message.set_content(event.state.details, subtype="html")
+        try:
+            await trio.to_thread.run_sync(self._send, config, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise HandlerError(f"email: {config.host}:{config.port}: {exc}") from None
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="smtp", property="email", options=EmailOptions,
+                        factory=EmailHandler, section="smtp", args=("to",),
+                        doc="Send alerts by email.")]

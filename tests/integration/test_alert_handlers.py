@@ -1,0 +1,149 @@
+"""Handlers against real receivers: Slack's webhook format on a recording HTTP server,
+email through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from kapa_core.testing import DaemonProcess
+from tests.integration.influxd import free_port
+from tests.integration.test_alerts import wait_for
+from tests.integration.test_tasks import define, write
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """A local HTTP server that records every request it receives."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.requests: list[dict] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                recorder.requests.append({"path": self.path, "headers": dict(self.headers),
+                                          "body": self.rfile.read(length)})
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.close()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+def test_slack_webhook_request(recorder) -> None:
+    config = {"slack": [{"enabled": True, "workspace": "team", "default": True,
+                         "url": recorder.url + "/services/T/B/X", "channel": "#alerts"}],
+              "http": {"log-enabled": False}}
+    with DaemonProcess(config) as daemon:
+        define(daemon, """
+stream|from().measurement('cpu')
+  |alert().crit(lambda: "v" > 1).message('cpu is {{ .Level }}')
+    .slack().channel('#ops').iconEmoji(':fire:')
+""")
+        write(daemon, "cpu v=5 1\ncpu v=0 2\n")
+        assert wait_for(lambda: len(recorder.requests) >= 2)
+    first, second = (json.loads(r["body"]) for r in recorder.requests[:2])
+    assert recorder.requests[0]["path"] == "/services/T/B/X"
+    assert recorder.requests[0]["headers"]["Content-Type"] == "application/json"
+    assert first == {"as_user": False, "channel": "#ops", "text": "",
+                     "attachments": [{"fallback": "cpu is CRITICAL", "color": "danger",
+                                      "text": "cpu is CRITICAL", "mrkdwn_in": ["text"]}],
+                     "username": "kapacitor", "icon_emoji": ":fire:"}
+    assert second["attachments"][0]["color"] == "good"
+    assert second["attachments"][0]["text"] == "cpu is OK"
+
+
+def test_slack_global_handler_and_state_changes_only(recorder) -> None:
+    config = {"slack": [{"enabled": True, "url": recorder.url, "channel": "#all",
+                         "global": True, "state-changes-only": True}],
+              "http": {"log-enabled": False}}
+    with DaemonProcess(config) as daemon:
+        define(daemon, "stream|from().measurement('g')|alert().crit(lambda: \"v\" > 1)")
+        write(daemon, "g v=5 1\ng v=6 2\ng v=7 3\n")
+        assert wait_for(lambda: len(recorder.requests) >= 1)
+        httpx.get(daemon.url + "/kapacitor/v1/ping")
+    assert len(recorder.requests) == 1  # repeats suppressed by state-changes-only
+    assert json.loads(recorder.requests[0]["body"])["channel"] == "#all"
+
+
+def test_failing_endpoint_is_logged_and_the_task_goes_on() -> None:
+    failing = Recorder(status=500)
+    try:
+        config = {"slack": [{"enabled": True, "url": failing.url}],
+                  "http": {"log-enabled": False}}
+        with DaemonProcess(config) as daemon:
+            task_id = define(daemon, """
+stream|from().measurement('f')|alert().crit(lambda: "v" > 1).slack()|httpOut('out')
+""")
+            write(daemon, "f v=5 1\nf v=0 2\nf v=9 3\n")
+            assert wait_for(lambda: len(failing.requests) >= 3)
+            daemon.wait_for_log("alert handler failed")
+            assert "HTTP 500" in daemon.log()
+            out = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out").json()
+            assert out["series"][0]["values"][0][1] == 9.0
+    finally:
+        failing.close()
+
+
+def test_email_through_a_real_smtp_server() -> None:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
+                           "from": "kapa@example.com", "to": ["ops@example.com"]},
+                  "http": {"log-enabled": False}}
+        with DaemonProcess(config) as daemon:
+            define(daemon, """
+stream|from().measurement('mail')
+  |alert().crit(lambda: "v" > 1).id('mail-alert').message('{{ .ID }} is {{ .Level }}')
+    .details('<b>{{ .Level }}</b>').email('a@example.com', 'b@example.com')
+  |alert().warn(lambda: "v" > 1).email()
+""")
+            write(daemon, "mail v=5 1\n")
+            assert wait_for(lambda: len(mailbox.messages) >= 2)
+        by_rcpt = {tuple(m[1]): m for m in mailbox.messages}
+        sender, _rcpts, content = by_rcpt[("a@example.com", "b@example.com")]
+        assert sender == "kapa@example.com"
+        message = message_from_bytes(content)
+        assert message["Subject"] == "mail-alert is CRITICAL"
+        assert message.get_content_type() == "text/html"
+        assert "<b>CRITICAL</b>" in message.get_payload(decode=True).decode()
+        assert ("ops@example.com",) in by_rcpt
+    finally:
+        controller.stop()
