@@ -183,3 +183,19 @@ def test_bad_templates_and_disabled_fields_are_refused(daemon) -> None:
         "id": "badtpl", "dbrps": [{"db": "db", "rp": "rp"}],
         "script": "stream|from()|alert().message('{{ .ID ').crit(lambda: TRUE)"})
     assert response.status_code == 400 and "message template" in response.json()["error"]
+
+
+def test_deadman_fires_on_wall_clock_throughput(daemon, tmp_path) -> None:
+    log = tmp_path / "deadman.log"
+    task_id = define(daemon, f"""
+stream|from().measurement('dm')
+  |deadman(0.5, 1s)
+    .log('{log}')
+""")
+    events = log_lines(log, 1)
+    assert events, "no deadman event within the timeout"
+    event = events[0]
+    assert event["level"] == "CRITICAL"
+    assert event["id"] == f"nil:from1 for task '{task_id}'"
+    assert event["message"] == f"nil:from1 for task '{task_id}' is dead: 0.000 points/1s."
+    httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
