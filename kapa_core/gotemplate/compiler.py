@@ -1,63 +1,38 @@
-"""Parse a Go template into closures: text, actions, pipelines, control structures.
+"""Compile parse trees to closures once; execute them many times.
 
-Each node compiles to ``fn(state) -> None`` that appends to ``state.out``; each pipeline
-to ``fn(state) -> value``. Parsing happens once; execution is closure calls only.
+Every node becomes a closure: output nodes are ``run(dot, vs, out)`` appending strings to
+``out``, values are ``value(dot, vs)``, pipeline commands ``command(dot, vs, final)`` where
+``final`` is the previous command's result (``_MISSING`` for the first). Text is a constant,
+``{{ .Name }}`` one dict lookup and a format. Variables are resolved to slots of the frame
+``vs`` at compile time (``vs[0]`` is the template call depth, ``vs[1]`` is ``$``); a name that
+is shadowed resolves to every slot it may mean, innermost first, and the first one set wins,
+which is Go's run-time search of its variable stack. Slots declared inside ``if``, ``with``
+and ``range`` are cleared when Go would pop them.
+
+Execution errors are raised as ``ExecError`` carrying the node they happened at, which
+``Template.execute`` turns into Go's ``template: NAME:LINE:COL: executing "NAME" at <NODE>:
+MESSAGE``.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
-from kapa_core.gotemplate import funcs as builtins
-from kapa_core.gotemplate.gofmt import go_format
+from kapa_core.gotemplate import funcs as fn
+from kapa_core.gotemplate import gotime as gv
+from kapa_core.gotemplate import parser as ps
+from kapa_core.gotemplate.gofmt import go_format, sorted_items
+from kapa_core.gotemplate.gotime import NO_VALUE, PLAIN_MAPS, ExecError, attach, get_field
+from kapa_core.gotemplate.lexer import go_quote
 
-MAX_DEPTH = 1000
-
-
-class TemplateError(Exception):
-    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-
-
-class _NoValue:
-    """Go's invalid reflect.Value: a missing map key read as a field."""
-
-    def go_string(self) -> str:
-        return "<no value>"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-NO_VALUE = _NoValue()
-
-
-class _State:
-    __slots__ = ("depth", "dot", "out", "vars")
-
-    def __init__(self, dot: Any) -> None:
-        self.out: list[str] = []
-        self.vars: list[tuple[str, Any]] = [("$", dot)]
-        self.dot = dot
-        self.depth = 0
-
-    def lookup(self, name: str) -> Any:
-        for key, value in reversed(self.vars):
-            if key == name:
-                return value
-        raise TemplateError(f"undefined variable: {name}")
-
-    def assign(self, name: str, value: Any) -> None:
-        for i in range(len(self.vars) - 1, -1, -1):
-            if self.vars[i][0] == name:
-                self.vars[i] = (name, value)
-                return
-        raise TemplateError(f"undefined variable: {name}")
+MAX_DEPTH = 1000  # nested {{template}} calls (Go allows 100000)
+_UNSET: Any = object()
+_MISSING: Any = object()
+_FUNC_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+               functools.partial)
 
 
 class _Break(Exception):
@@ -68,610 +43,471 @@ class _Continue(Exception):
     pass
 
 
-# -- lexing ----------------------------------------------------------------------------------
-TOKEN = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<declare>:=)
-  | (?P<assign>=)
-  | (?P<pipe>\|)
-  | (?P<lparen>\()
-  | (?P<rparen>\))
-  | (?P<comma>,)
-  | (?P<string>"(?:[^"\\\n]|\\.)*")
-  | (?P<raw>`[^`]*`)
-  | (?P<char>'(?:[^'\\]|\\.)+')
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))
-  | (?P<variable>\$\w*)
-  | (?P<field>(?:\.\w+)+|\.)
-  | (?P<ident>[A-Za-z_]\w*)
-""", re.VERBOSE)
+# -- compilation --------------------------------------------------------------------------------
+class Tree:
+    """A compiled template: its body and how many variable slots a call needs."""
 
-ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0",
-           "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+    __slots__ = ("body", "pad")
+
+    def __init__(self, body: Callable, slots: int) -> None:
+        self.body = body
+        self.pad = (_UNSET,) * (slots - 2)
 
 
-def _unquote(text: str) -> str:
-    body = text[1:-1]
-    return re.sub(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)",
-                  lambda m: chr(int(m.group(1)[1:], 16)) if m.group(1)[0] in "xuU"
-                  and len(m.group(1)) > 1 else ESCAPES.get(m.group(1), m.group(1)), body)
+class Program:
+    """What every tree of one parse shares."""
 
-
-class _Parser:
-    def __init__(self, text: str, name: str, funcs: dict[str, Callable[..., Any]],
-                 html: bool) -> None:
-        self.text = text
-        self.name = name
+    def __init__(self, funcs: dict[str, Callable], html: bool) -> None:
         self.funcs = funcs
         self.html = html
-        self.defines: dict[str, Callable[[_State], None]] = {}
-        self.items = self._split()
-        self.pos = 0
+        self.trees: dict[str, Tree] = {}
 
-    def error(self, message: str, offset: int) -> TemplateError:
-        line = self.text.count("\n", 0, offset) + 1
-        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        return TemplateError(f"template: {self.name}:{line}: {message}", line, column)
 
-    # text and actions, with trim markers applied
-    def _split(self) -> list[tuple[str, str, int]]:
-        items: list[tuple[str, str, int]] = []
-        text = self.text
-        pos = 0
-        trim_next = False
-        while True:
-            start = text.find("{{", pos)
-            if start < 0:
-                chunk = text[pos:]
-                items.append(("text", chunk.lstrip() if trim_next else chunk, pos))
-                break
-            chunk = text[pos:start]
-            inner_start = start + 2
-            if text.startswith("- ", inner_start) or text.startswith("-\t", inner_start) or \
-                    text.startswith("-\n", inner_start):
-                chunk = chunk.rstrip()
-                inner_start += 1
-            if trim_next:
-                chunk = chunk.lstrip()
-            items.append(("text", chunk, pos))
-            end = self._action_end(inner_start, start)
-            inner_end = end
-            trim_next = False
-            if end - 2 >= inner_start and text[end - 1] == "-" and text[end - 2].isspace():
-                trim_next = True
-                inner_end = end - 1
-            items.append(("action", text[inner_start:inner_end], inner_start))
-            pos = end + 2
-        return [i for i in items if i[0] == "action" or i[1]]
+def _const(value: Any) -> Callable:
+    return lambda dot, vs: value
 
-    def _action_end(self, pos: int, start: int) -> int:
-        text = self.text
-        i = pos
-        if text.startswith("/*", i) or text.startswith(" /*", i):
-            close = text.find("*/", i)
-            if close < 0:
-                raise self.error("unclosed comment", start)
-            end = text.find("}}", close)
-            if end < 0:
-                raise self.error("unclosed action", start)
-            return end
-        while i < len(text):
-            ch = text[i]
-            if ch in "\"'`":
-                close = self._skip_quoted(i)
-                if close < 0:
-                    raise self.error("unterminated quoted string", i)
-                i = close + 1
+
+def _fail(message: str, node: ps.Node, tmpl: str) -> Callable:
+    def fail(*_: Any) -> Any:
+        raise ExecError(message, node, tmpl)
+    return fail
+
+
+def _seq(parts: list[Callable]) -> Callable:
+    if len(parts) == 1:
+        return parts[0]
+    steps = tuple(parts)
+
+    def run(dot: Any, vs: list, out: list) -> None:
+        for step in steps:
+            step(dot, vs, out)
+    return run
+
+
+class Compiler:
+    """Compiles one tree (the main template, a define or a block body)."""
+
+    def __init__(self, program: Program, name: str) -> None:
+        self.program = program
+        self.tmpl = name
+        self.slots = 2
+        self.scope: list[tuple[str, int]] = [("$", 1)]
+
+    def compile(self, root: ps.ListNode) -> Tree:
+        body = self.list(root)
+        return Tree(body, self.slots)
+
+    def list(self, node: ps.ListNode) -> Callable:
+        parts: list[Callable] = []
+        texts: list[str] = []
+        for child in node.nodes:
+            if isinstance(child, ps.TextNode):
+                texts.append(child.text)
                 continue
-            if text.startswith("}}", i):
-                return i
-            if False:
-                break
-            i += 1
-        raise self.error("unclosed action", start)
+            if texts:
+                parts.append(_text("".join(texts)))
+                texts = []
+            parts.append(self.node(child))
+        if texts:
+            parts.append(_text("".join(texts)))
+        return _seq(parts) if parts else (lambda dot, vs, out: None)
 
-    def _skip_quoted(self, i: int) -> int:
-        quote = self.text[i]
-        j = i + 1
-        while j < len(self.text):
-            if self.text[j] == "\\" and quote != "`":
-                j += 2
-                continue
-            if self.text[j] == quote:
-                return j
-            if self.text[j] == "\n" and quote != "`":
-                return -1
-            j += 1
-        return -1
+    def node(self, node: ps.Node) -> Callable:
+        if isinstance(node, ps.ActionNode):
+            return self.action(node)
+        if isinstance(node, ps.RangeNode):
+            return self.range(node)
+        if isinstance(node, ps.BranchNode):
+            return self.branch(node)
+        if isinstance(node, ps.TemplateNode):
+            return self.template(node)
+        kind = _Break if isinstance(node, ps.BreakNode) else _Continue
 
-    # -- structure -------------------------------------------------------------------------
-    def parse(self) -> Callable[[_State], None]:
-        body, end = self.block(())
-        if end is not None:
-            raise self.error(f"unexpected {{{{{end[0]}}}}}", end[1])
-        return body
+        def jump(dot: Any, vs: list, out: list) -> None:
+            raise kind
+        return jump
 
-    def block(self, stops: tuple[str, ...]) -> tuple[Callable[[_State], None],
-                                                   tuple[str, int, str] | None]:
-        nodes: list[Callable[[_State], None]] = []
-        while self.pos < len(self.items):
-            kind, text, offset = self.items[self.pos]
-            self.pos += 1
-            if kind == "text":
-                nodes.append(_text(text))
-                continue
-            stripped = text.strip()
-            if stripped.startswith("/*"):
-                if not stripped.endswith("*/"):
-                    raise self.error("comment ends before closing delimiter", offset)
-                continue
-            word = stripped.split(None, 1)[0] if stripped else ""
-            rest = stripped[len(word):].strip()
-            if word in stops or (word == "else" and "else" in stops):
-                return _seq(nodes), (word, offset, rest)
-            if word in ("end", "else"):
-                raise self.error(f"unexpected {{{{{word}}}}}", offset)
-            if word in ("if", "with"):
-                nodes.append(self.conditional(word, rest, offset))
-            elif word == "range":
-                nodes.append(self.range_(rest, offset))
-            elif word == "define":
-                self.define(rest, offset)
-            elif word in ("template", "block"):
-                nodes.append(self.template(word, rest, offset))
-            elif word == "break":
-                nodes.append(_raise(_Break))
-            elif word == "continue":
-                nodes.append(_raise(_Continue))
-            else:
-                if not stripped:
-                    raise self.error("missing value for command", offset)
-                pipe = self.pipeline(stripped, offset, allow_decl=True)
-                nodes.append(self._output(pipe))
-        if stops:
-            raise self.error("unexpected EOF", len(self.text))
-        return _seq(nodes), None
+    # -- output ------------------------------------------------------------------------------
+    def action(self, node: ps.ActionNode) -> Callable:
+        pipe = node.pipe
+        if pipe.decl:
+            value = self.pipe(pipe)[0]
 
-    def _output(self, pipe: Callable[[_State], Any] | tuple) -> Callable[[_State], None]:
-        if isinstance(pipe, tuple):  # a declaration prints nothing
-            decl = pipe[0]
-            return decl
-        html = self.html
+            def declare(dot: Any, vs: list, out: list) -> None:
+                value(dot, vs)
+            return declare
+        last = pipe.cmds[-1].args[0]
+        escape = self.program.html and not (isinstance(last, ps.IdentifierNode) and
+                                            last.ident == "html" and
+                                            "html" not in self.program.funcs)
+        show = _printer(node, self.tmpl, escape, self.program.html)
+        first = pipe.cmds[0].args
+        if len(pipe.cmds) == 1 and len(first) == 1 and isinstance(first[0], ps.FieldNode) \
+                and len(first[0].ident) == 1:
+            name, field, tmpl, plain = first[0].ident[0], first[0], self.tmpl, PLAIN_MAPS
 
-        def output(state: _State) -> None:
-            value = pipe(state)
-            text = value if type(value) is str else go_format(value)
-            state.out.append(builtins.html_escape(text) if html else text)
-        return output
-
-    def conditional(self, word: str, rest: str, offset: int) -> Callable[[_State], None]:
-        branches: list[tuple[Any, Callable[[_State], None]]] = []
-        cond = self.pipeline(rest, offset, allow_decl=True)
-        body, end = self.block(("end", "else"))
-        branches.append((cond, body))
-        otherwise: Callable[[_State], None] | None = None
-        while end is not None and end[0] == "else":
-            tail = end[2]
-            if tail.startswith(("if ", "with ")):
-                _sub_word, sub_rest = tail.split(None, 1)
-                cond = self.pipeline(sub_rest, end[1], allow_decl=True)
-                body, end = self.block(("end", "else"))
-                branches.append((cond, body))
-                continue
-            otherwise, end = self.block(("end",))
-            break
-        with_ = word == "with"
-
-        def run(state: _State) -> None:
-            mark = len(state.vars)
-            try:
-                for cond, body in branches:
-                    value = _pipe_value(cond, state)
-                    if builtins.truth(value):
-                        if with_:
-                            saved, state.dot = state.dot, value
-                            try:
-                                body(state)
-                            finally:
-                                state.dot = saved
-                        else:
-                            body(state)
-                        return
-                if otherwise is not None:
-                    otherwise(state)
-            finally:
-                del state.vars[mark:]
-        return run
-
-    def range_(self, rest: str, offset: int) -> Callable[[_State], None]:
-        names: list[str] = []
-        m = re.match(r"^(\$\w*)\s*(?:,\s*(\$\w*)\s*)?:=\s*(.*)$", rest, re.S)
-        if m:
-            names = [n for n in (m.group(1), m.group(2)) if n]
-            rest = m.group(3)
-        source = self.pipeline(rest, offset)
-        body, end = self.block(("end", "else"))
-        otherwise = None
-        if end is not None and end[0] == "else":
-            otherwise, end = self.block(("end",))
-
-        def run(state: _State) -> None:
-            value = source(state)
-            if value is None or value is NO_VALUE:
-                items: list[tuple[Any, Any]] = []
-            elif isinstance(value, dict):
-                items = sorted(value.items(), key=lambda kv: (str(type(kv[0])), kv[0]))
-            elif isinstance(value, list | tuple | str):
-                items = list(enumerate(value))
-            elif isinstance(value, int) and not isinstance(value, bool):
-                items = [(i, i) for i in range(value)]
-            else:
-                raise TemplateError(f"range can't iterate over {go_format(value)}")
-            if not items:
-                if otherwise is not None:
-                    otherwise(state)
-                return
-            saved = state.dot
-            mark = len(state.vars)
-            try:
-                for key, item in items:
-                    del state.vars[mark:]
-                    if len(names) == 1:
-                        state.vars.append((names[0], item))
-                    elif len(names) == 2:
-                        state.vars.append((names[0], key))
-                        state.vars.append((names[1], item))
-                    state.dot = item
+            def print_field(dot: Any, vs: list, out: list) -> None:
+                if type(dot) in plain:
+                    v = dot.get(name, NO_VALUE)
+                else:
                     try:
-                        body(state)
+                        v = get_field(dot, name)
+                    except ExecError as exc:
+                        attach(exc, field, tmpl)
+                        raise
+                out.append(v if type(v) is str and not escape else show(v))
+            return print_field
+        value = self.pipe(pipe)[0]
+
+        def print_value(dot: Any, vs: list, out: list) -> None:
+            v = value(dot, vs)
+            out.append(v if type(v) is str and not escape else show(v))
+        return print_value
+
+    def branch(self, node: ps.BranchNode) -> Callable:
+        mark, first = len(self.scope), self.slots
+        cond = self.pipe(node.pipe)[0]
+        body = self.list(node.list)
+        other = self.list(node.else_list) if node.else_list is not None else None
+        created = tuple(range(first, self.slots))
+        del self.scope[mark:]
+        is_with, is_true = isinstance(node, ps.WithNode), gv.truth
+
+        def run(dot: Any, vs: list, out: list) -> None:
+            v = cond(dot, vs)
+            if is_true(v):
+                body(v if is_with else dot, vs, out)
+            elif other is not None:
+                other(dot, vs, out)
+        return _popping(run, created) if created else run
+
+    def range(self, node: ps.RangeNode) -> Callable:
+        mark, first = len(self.scope), self.slots
+        value, targets = self.pipe(node.pipe)
+        body_first = self.slots
+        body = self.list(node.list)
+        body_created = tuple(range(body_first, self.slots))
+        other = self.list(node.else_list) if node.else_list is not None else None
+        created = tuple(range(first, self.slots))
+        del self.scope[mark:]
+        set_key = targets[0] if len(targets) == 2 else None
+        set_elem = targets[-1] if targets else None
+        pipe_node, tmpl = node.pipe, self.tmpl
+
+        def run(dot: Any, vs: list, out: list) -> None:
+            val = value(dot, vs)
+            if isinstance(val, dict):
+                items: Any = sorted_items(val) if val else None
+            elif isinstance(val, list | tuple):
+                items = enumerate(val) if val else None
+            elif val is NO_VALUE or val is None:
+                items = None
+            else:
+                raise ExecError(f"range can't iterate over {go_format(val)}", pipe_node, tmpl)
+            if items is None:
+                if other is not None:
+                    other(dot, vs, out)
+                return
+            try:
+                for key, elem in items:
+                    for slot in body_created:  # Go pops the body's variables each time round
+                        vs[slot] = _UNSET
+                    if set_key is not None:
+                        set_key(vs, key)
+                    if set_elem is not None:
+                        set_elem(vs, elem)
+                    try:
+                        body(elem, vs, out)
                     except _Continue:
                         continue
-                    except _Break:
-                        break
-            finally:
-                state.dot = saved
-                del state.vars[mark:]
-        return run
-
-    def define(self, rest: str, offset: int) -> None:
-        m = re.match(r'^"([^"]*)"$|^`([^`]*)`$', rest)
-        if not m:
-            raise self.error("define: expected a quoted name", offset)
-        name = m.group(1) if m.group(1) is not None else m.group(2)
-        body, _ = self.block(("end",))
-        self.defines[name] = body
-
-    def template(self, word: str, rest: str, offset: int) -> Callable[[_State], None]:
-        m = re.match(r'^("(?:[^"\\]|\\.)*"|`[^`]*`)\s*(.*)$', rest, re.S)
-        if not m:
-            raise self.error(f"{word}: expected a quoted template name", offset)
-        name = _unquote(m.group(1))
-        arg = self.pipeline(m.group(2), offset) if m.group(2).strip() else None
-        if word == "block":
-            body, _ = self.block(("end",))
-            self.defines.setdefault(name, body)
-        defines = self.defines
-
-        def run(state: _State) -> None:
-            body = defines.get(name)
-            if body is None:
-                raise TemplateError(f'no such template "{name}"')
-            if state.depth >= MAX_DEPTH:
-                raise TemplateError("exceeded maximum template depth")
-            value = arg(state) if arg is not None else None
-            inner = _State(value)
-            inner.out = state.out
-            inner.depth = state.depth + 1
-            body(inner)
-        return run
-
-    # -- pipelines ---------------------------------------------------------------------------
-    def tokens(self, text: str, offset: int) -> list[tuple[str, str]]:
-        out = []
-        pos = 0
-        while pos < len(text):
-            m = TOKEN.match(text, pos)
-            if m is None:
-                raise self.error(f"unexpected {text[pos]!r} in command", offset + pos)
-            kind = m.lastgroup or ""
-            if kind != "space":
-                out.append((kind, m.group()))
-            pos = m.end()
-        return out
-
-    def pipeline(self, text: str, offset: int, allow_decl: bool = False) -> Any:
-        toks = self.tokens(text, offset)
-        decl = None
-        if len(toks) >= 2 and toks[0][0] == "variable" and toks[1][0] in ("declare", "assign"):
-            if not allow_decl and toks[1][0] == "declare":
+            except _Break:
                 pass
-            decl = (toks[0][1], toks[1][0])
-            toks = toks[2:]
-        if not toks:
-            raise self.error("missing value for command", offset)
-        pipe = self._pipe(toks, offset)
-        if decl is None:
-            return pipe
-        name, how = decl
+        return _popping(run, created) if created else run
 
-        def declare(state: _State) -> Any:
-            value = pipe(state)
-            if how == "declare":
-                state.vars.append((name, value))
-            else:
-                state.assign(name, value)
-            return value
-        if allow_decl:
-            return (lambda state: declare(state) and None, declare)
-        return declare
+    def template(self, node: ps.TemplateNode) -> Callable:
+        arg = self.pipe(node.pipe)[0] if node.pipe is not None else None
+        trees, name, tmpl = self.program.trees, node.name, self.tmpl
 
-    def _pipe(self, toks: list[tuple[str, str]], offset: int) -> Callable[[_State], Any]:
-        commands: list[list[tuple[str, str]]] = [[]]
-        depth = 0
-        for tok in toks:
-            if tok[0] == "lparen":
-                depth += 1
-            elif tok[0] == "rparen":
-                depth -= 1
-                if depth < 0:
-                    raise self.error("unexpected right paren", offset)
-            if tok[0] == "pipe" and depth == 0:
-                commands.append([])
-            else:
-                commands[-1].append(tok)
-        if depth:
-            raise self.error("unclosed left paren", offset)
-        if any(not c for c in commands):
-            raise self.error("missing command in pipeline", offset)
-        compiled = [self._command(c, offset, i > 0) for i, c in enumerate(commands)]
-        if len(compiled) == 1:
-            first = compiled[0]
-            return lambda state: first(state, _NOTHING)
+        def call(dot: Any, vs: list, out: list) -> None:
+            tree = trees.get(name)
+            if tree is None:
+                raise ExecError(f"template {go_quote(name)} not defined", node, tmpl)
+            depth = vs[0]
+            if depth >= MAX_DEPTH:
+                raise ExecError(f"exceeded maximum template depth ({MAX_DEPTH})", node, tmpl)
+            new_dot = arg(dot, vs) if arg is not None else NO_VALUE
+            try:
+                tree.body(new_dot, [depth + 1, new_dot, *tree.pad], out)
+            except RecursionError:  # Python's stack ran out before MAX_DEPTH calls
+                raise ExecError(f"exceeded maximum template depth ({depth + 1})", node,
+                                tmpl) from None
+        return call
 
-        def run(state: _State) -> Any:
-            value: Any = _NOTHING
-            for command in compiled:
-                value = command(state, value)
-            return value
+    # -- variables -----------------------------------------------------------------------------
+    def new_slot(self, name: str) -> int:
+        self.slots += 1
+        self.scope.append((name, self.slots - 1))
+        return self.slots - 1
+
+    def candidates(self, name: str) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(slot for n, slot in reversed(self.scope) if n == name))
+
+    def variable(self, node: ps.VariableNode) -> Callable:
+        name, tmpl = node.ident[0], self.tmpl
+        slots = self.candidates(name) or (self.new_slot(name),)
+        if slots == (1,):
+            get: Callable = lambda dot, vs: vs[1]  # noqa: E731
+        elif len(slots) == 1:
+            slot = slots[0]
+
+            def get(dot: Any, vs: list) -> Any:
+                v = vs[slot]
+                if v is _UNSET:
+                    raise ExecError(f"undefined variable: {name}", node, tmpl)
+                return v
+        else:
+            def get(dot: Any, vs: list) -> Any:
+                for slot in slots:
+                    if vs[slot] is not _UNSET:
+                        return vs[slot]
+                raise ExecError(f"undefined variable: {name}", node, tmpl)
+        if len(node.ident) == 1:
+            return get
+        return self.fields(get, node.ident[1:], node)
+
+    def setter(self, var: ps.VariableNode, assign: bool) -> Callable:
+        name, tmpl = var.ident[0], self.tmpl
+        if not assign:
+            slot = self.new_slot(name)
+
+            def declare(vs: list, value: Any) -> None:
+                vs[slot] = value
+            return declare
+        slots = self.candidates(name) or (self.new_slot(name),)
+
+        def assign_(vs: list, value: Any) -> None:
+            for slot in slots:
+                if vs[slot] is not _UNSET:
+                    vs[slot] = value
+                    return
+            raise ExecError(f"undefined variable: {name}", var, tmpl)
+        return assign_
+
+    # -- pipelines and commands ------------------------------------------------------------
+    def pipe(self, pipe: ps.PipeNode) -> tuple[Callable, list[Callable]]:
+        """The pipeline's value closure and its variable setters (declared before commands)."""
+        targets = [self.setter(v, pipe.is_assign) for v in pipe.decl]
+        commands = [self.command(c, i > 0) for i, c in enumerate(pipe.cmds)]
+        if len(commands) == 1 and not targets:
+            only = commands[0]
+
+            def single(dot: Any, vs: list) -> Any:
+                v = only(dot, vs, _MISSING)
+                return NO_VALUE if v is None else v
+            return single, targets
+
+        def run(dot: Any, vs: list) -> Any:
+            v = _MISSING
+            for command in commands:
+                v = command(dot, vs, v)
+                if v is None:
+                    v = NO_VALUE
+            for target in targets:
+                target(vs, v)
+            return v
+        return run, targets
+
+    def command(self, cmd: ps.CommandNode, piped: bool) -> Callable:
+        first, rest = cmd.args[0], cmd.args[1:]
+        if isinstance(first, ps.FieldNode):
+            return self.field_command(None, first.ident, rest, piped, first)
+        if isinstance(first, ps.ChainNode) and not isinstance(first.node, ps.NilNode):
+            return self.field_command(self.arg(first.node), first.field, rest, piped, first)
+        if isinstance(first, ps.VariableNode) and len(first.ident) > 1:
+            base = ps.VariableNode(first.pos, first.ident[:1])
+            return self.field_command(self.variable(base), first.ident[1:], rest, piped, first)
+        if isinstance(first, ps.IdentifierNode):
+            return self.call(first, cmd, rest, piped)
+        if isinstance(first, ps.ChainNode):
+            return _fail(f"indirection through explicit nil in {first}", first, self.tmpl)
+        if rest or piped:
+            return _fail(f"can't give argument to non-function {first}", first, self.tmpl)
+        if isinstance(first, ps.NilNode):
+            return _fail("nil is not a command", first, self.tmpl)
+        value = self.arg(first)
+        return lambda dot, vs, final: value(dot, vs)
+
+    def field_command(self, recv: Callable | None, idents: list[str], rest: list[ps.Node],
+                      piped: bool, node: ps.Node) -> Callable:
+        args = [self.arg(a) for a in rest]
+        if not args and not piped:
+            value = self.fields(recv, idents, node)
+            return lambda dot, vs, final: value(dot, vs)
+        head, last, tmpl = idents[:-1], idents[-1], self.tmpl
+
+        def run(dot: Any, vs: list, final: Any) -> Any:
+            try:
+                v = dot if recv is None else recv(dot, vs)
+                for name in head:
+                    v = get_field(v, name)
+                values = [a(dot, vs) for a in args]
+                if piped:
+                    values.append(final)
+                return gv.call_field(v, last, values)
+            except ExecError as exc:
+                attach(exc, node, tmpl)
+                raise
         return run
 
-    def _operands(self, toks: list[tuple[str, str]], offset: int
-                  ) -> list[Callable[[_State], Any]]:
-        out = []
-        i = 0
-        while i < len(toks):
-            kind, text = toks[i]
-            if kind == "lparen":
-                depth, j = 1, i + 1
-                while j < len(toks) and depth:
-                    depth += {"lparen": 1, "rparen": -1}.get(toks[j][0], 0)
-                    j += 1
-                inner = self._pipe(toks[i + 1:j - 1], offset)
-                # a parenthesised pipeline may be followed by .Field
-                if j < len(toks) and toks[j][0] == "field" and toks[j][1] != ".":
-                    out.append(_chain(inner, toks[j][1]))
-                    j += 1
-                else:
-                    out.append(inner)
-                i = j
-                continue
-            out.append(self._operand(kind, text, offset))
-            i += 1
-        return out
+    def fields(self, recv: Callable | None, idents: list[str], node: ps.Node) -> Callable:
+        """``recv.A.B`` (``recv`` None means dot) with methods called without arguments."""
+        tmpl, plain = self.tmpl, PLAIN_MAPS
+        if recv is None and len(idents) == 1:
+            name = idents[0]
 
-    def _operand(self, kind: str, text: str, offset: int) -> Callable[[_State], Any]:
-        if kind == "string":
-            value: Any = _unquote(text)
-            return lambda state: value
-        if kind == "raw":
-            raw = text[1:-1]
-            return lambda state: raw
-        if kind == "char":
-            ch = _unquote(text)
-            if len(ch) != 1:
-                raise self.error(f"malformed character constant: {text}", offset)
-            code = ord(ch)
-            return lambda state: code
-        if kind == "number":
-            number = _number(text)
-            if number is None:
-                raise self.error(f"bad number syntax: {text!r}", offset)
-            return lambda state: number
-        if kind == "field":
-            if text == ".":
-                return lambda state: state.dot
-            path = text[1:].split(".")
-            return lambda state: _fields(state.dot, path)
-        if kind == "variable":
-            name, _, tail = text.partition(".")
-            if tail:
-                path = tail.split(".")
-                return lambda state: _fields(state.lookup(name), path)
-            return lambda state: state.lookup(name)
-        if kind == "ident":
-            if text == "true":
-                return lambda state: True
-            if text == "false":
-                return lambda state: False
-            if text == "nil":
-                return lambda state: None
-            raise self.error(f'function "{text}" not defined', offset)
-        raise self.error(f"unexpected {text!r} in operand", offset)
-
-    def _command(self, toks: list[tuple[str, str]], offset: int, piped: bool
-                 ) -> Callable[[_State, Any], Any]:
-        kind, text = toks[0]
-        if kind == "variable" and len(toks) > 1 and toks[1][0] == "field":
-            toks = [("variable", text + toks[1][1]), *toks[2:]]
-            kind, text = toks[0]
-        if kind == "ident" and text not in ("true", "false", "nil"):
-            fn = self.funcs.get(text) or builtins.FUNCS.get(text)
-            if fn is None:
-                raise self.error(f'function "{text}" not defined', offset)
-            args = self._operands(toks[1:], offset)
-            if text in ("and", "or"):
-                return _logic(text, args)
-            name = text
-
-            def call(state: _State, prev: Any) -> Any:
-                values = [a(state) for a in args]
-                if prev is not _NOTHING:
-                    values.append(prev)
+            def field(dot: Any, vs: list) -> Any:
+                if type(dot) in plain:
+                    return dot.get(name, NO_VALUE)
                 try:
-                    return fn(*values)
-                except TemplateError:
+                    return get_field(dot, name)
+                except ExecError as exc:
+                    attach(exc, node, tmpl)
                     raise
-                except Exception as exc:
-                    raise TemplateError(f"error calling {name}: {exc}") from None
-            return call
-        if kind == "field" and text != ".":
-            path = text[1:].split(".")
-            args = self._operands(toks[1:], offset)
+            return field
 
-            def method(state: _State, prev: Any) -> Any:
-                values = [a(state) for a in args]
-                if prev is not _NOTHING:
-                    values.append(prev)
-                return _fields(state.dot, path, values)
-            return method
-        operands = self._operands(toks, offset)
-        if len(operands) != 1:
-            raise self.error(f"can't give argument to non-function {text}", offset)
-        operand = operands[0]
-        if piped:
-            def bad(state: _State, prev: Any) -> Any:
-                raise TemplateError(f"can't give argument to non-function {text}")
-            return bad
-        return lambda state, prev: operand(state)
-
-
-_NOTHING = object()
-
-
-def _pipe_value(cond: Any, state: _State) -> Any:
-    if isinstance(cond, tuple):
-        return cond[1](state)
-    return cond(state)
-
-
-def _logic(name: str, args: list[Callable[[_State], Any]]) -> Callable[[_State, Any], Any]:
-    want = name == "or"
-
-    def run(state: _State, prev: Any) -> Any:
-        values = list(args)
-        if prev is not _NOTHING:
-            values.append(lambda s: prev)
-        if not values:
-            raise TemplateError(f"wrong number of args for {name}: want at least 1 got 0")
-        value = None
-        for arg in values:
-            value = arg(state)
-            if builtins.truth(value) == want:
-                return value
-        return value
-    return run
-
-
-def _chain(inner: Callable[[_State], Any], field: str) -> Callable[[_State], Any]:
-    path = field[1:].split(".")
-    return lambda state: _fields(inner(state), path)
-
-
-def _fields(value: Any, path: list[str], args: list[Any] | None = None) -> Any:
-    for i, name in enumerate(path):
-        last = i == len(path) - 1
-        if value is None or value is NO_VALUE:
-            raise TemplateError(f"nil pointer evaluating interface {{}}.{name}")
-        if isinstance(value, dict):
-            value = value.get(name, NO_VALUE)
-            continue
-        attr = getattr(value, name, _NOTHING)
-        if attr is _NOTHING or name.startswith("_"):
-            raise TemplateError(f"can't evaluate field {name} in type "
-                                f"{type(value).__name__}")
-        if callable(attr):
-            call_args = args if (last and args) else []
+        def chain(dot: Any, vs: list) -> Any:
             try:
-                value = attr(*call_args)
-            except TypeError as exc:
-                raise TemplateError(f"error calling {name}: {exc}") from None
-            if last:
-                return value
-            continue
-        value = attr
-    if args:
-        raise TemplateError(f"{path[-1]} is not a method but has arguments")
-    return value
-
-
-def _number(text: str) -> int | float | None:
-    t = text.replace("_", "")
-    try:
-        if re.fullmatch(r"[-+]?0[xX][0-9a-fA-F]+", t):
-            return int(t, 16)
-        if re.fullmatch(r"[-+]?\d+", t):
-            return int(t)
-        return float(t)
-    except ValueError:
-        return None
-
-
-def _text(text: str) -> Callable[[_State], None]:
-    return lambda state: state.out.append(text)
-
-
-def _raise(kind: type[Exception]) -> Callable[[_State], None]:
-    def run(state: _State) -> None:
-        raise kind()
-    return run
-
-
-def _seq(nodes: list[Callable[[_State], None]]) -> Callable[[_State], None]:
-    if len(nodes) == 1:
-        return nodes[0]
-
-    def run(state: _State) -> None:
-        for node in nodes:
-            node(state)
-    return run
-
-
-class Template:
-    """A parsed template: ``execute(data) -> str``."""
-
-    __slots__ = ("_body", "_fast", "name", "text")
-
-    def __init__(self, name: str, text: str, body: Callable[[_State], None]) -> None:
-        self.name = name
-        self.text = text
-        self._body = body
-
-    def execute(self, data: Any) -> str:
-        state = _State(data)
-        try:
-            self._body(state)
-        except TemplateError as exc:
-            if exc.message.startswith("template:"):
+                v = dot if recv is None else recv(dot, vs)
+                for name in idents:
+                    v = get_field(v, name)
+                return v
+            except ExecError as exc:
+                attach(exc, node, tmpl)
                 raise
-            raise TemplateError(f"template: {self.name}: executing: {exc.message}") from None
-        except (_Break, _Continue):
-            raise TemplateError(f"template: {self.name}: break or continue outside range"
-                                ) from None
-        except RecursionError:
-            raise TemplateError(f"template: {self.name}: too deeply nested") from None
-        except Exception as exc:
-            raise TemplateError(f"template: {self.name}: executing: {exc}") from None
-        return "".join(state.out)
+        return chain
+
+    def arg(self, node: ps.Node) -> Callable:
+        if isinstance(node, ps.DotNode):
+            return lambda dot, vs: dot
+        if isinstance(node, ps.NilNode):
+            return _const(None)
+        if isinstance(node, ps.BoolNode):
+            return _const(node.value)
+        if isinstance(node, ps.StringNode):
+            return _const(node.text)
+        if isinstance(node, ps.NumberNode):
+            return _fail(node.error, node, self.tmpl) if node.error else _const(node.value)
+        if isinstance(node, ps.FieldNode):
+            return self.fields(None, node.ident, node)
+        if isinstance(node, ps.VariableNode):
+            return self.variable(node)
+        if isinstance(node, ps.PipeNode):
+            return self.pipe(node)[0]
+        if isinstance(node, ps.ChainNode):
+            if isinstance(node.node, ps.NilNode):
+                return _fail(f"indirection through explicit nil in {node}", node, self.tmpl)
+            return self.fields(self.arg(node.node), node.field, node)
+        command = self.call(node, node, [], False)  # an identifier: call without arguments
+        return lambda dot, vs: command(dot, vs, _MISSING)
+
+    def call(self, ident: Any, cmd: ps.Node, rest: list[ps.Node], piped: bool) -> Callable:
+        name, tmpl = ident.ident, self.tmpl
+        user = self.program.funcs.get(name)
+        if user is not None:
+            spec, target = gv.arity(user), fn.user_call(user)
+        else:
+            target, fixed, variadic = fn.BUILTINS[name]
+            spec = (fixed, None if variadic else fixed)
+        args = [self.arg(a) for a in rest]
+        given = len(args) + piped
+        message = spec and gv.arity_error(name, spec, given, len(args))
+        if message:
+            return _fail(message, ident, tmpl)
+        if user is None and name in ("and", "or"):
+            return _logic(name == "or", args, piped)
+        if user is None and name == "call":
+            target = fn.dynamic_call(str(rest[0]))
+        elif user is None and name == "printf":
+            first = rest[0] if rest else cmd
+            static = (f"expected string; found {first}"
+                      if isinstance(first, ps.NumberNode | ps.BoolNode) else
+                      "cannot assign nil to string" if isinstance(first, ps.NilNode) else None)
+            target = fn.printf_check(static, first, tmpl)
+
+        def failed(exc: Exception) -> ExecError:
+            if isinstance(exc, ExecError | RecursionError):
+                return exc  # type: ignore[return-value]
+            return ExecError(f"error calling {name}: {gv.error_text(exc)}", cmd, tmpl)
+
+        if len(args) == 1:  # the common shapes, without building an argument list
+            a0 = args[0]
+
+            def run1(dot: Any, vs: list, final: Any) -> Any:
+                try:
+                    return target(a0(dot, vs), final) if piped else target(a0(dot, vs))
+                except Exception as exc:
+                    raise failed(exc) from None
+            return run1
+        if len(args) == 2 and not piped:
+            a0, a1 = args
+
+            def run2(dot: Any, vs: list, final: Any) -> Any:
+                try:
+                    return target(a0(dot, vs), a1(dot, vs))
+                except Exception as exc:
+                    raise failed(exc) from None
+            return run2
+
+        def run(dot: Any, vs: list, final: Any) -> Any:
+            values = [a(dot, vs) for a in args]
+            if piped:
+                values.append(final)
+            try:
+                return target(*values)
+            except Exception as exc:
+                raise failed(exc) from None
+        return run
 
 
-def parse(text: str, name: str = "template", *,
-          funcs: dict[str, Callable[..., Any]] | None = None, html: bool = False) -> Template:
-    """Parse ``text``; raises :class:`TemplateError` with line and column."""
-    try:
-        parser = _Parser(text, name, dict(funcs or {}), html)
-        body = parser.parse()
-    except TemplateError:
-        raise
-    except RecursionError:
-        raise TemplateError(f"template: {name}: too deeply nested", 1, 1) from None
-    return Template(name, text, body)
+# -- helpers the compiler builds closures from -----------------------------------------------
+def _text(text: str) -> Callable:
+    def run(dot: Any, vs: list, out: list) -> None:
+        out.append(text)
+    return run
+
+
+def _popping(run: Callable, slots: tuple[int, ...]) -> Callable:
+    """``run``, then forget the variables declared inside it (Go pops them at {{end}})."""
+    def popping(dot: Any, vs: list, out: list) -> None:
+        try:
+            run(dot, vs, out)
+        finally:
+            for slot in slots:
+                vs[slot] = _UNSET
+    return popping
+
+
+def _printer(node: ps.ActionNode, tmpl: str, escape: bool, html: bool) -> Callable:
+    nil = "" if html else "<no value>"
+
+    def show(v: Any) -> str:
+        if v is NO_VALUE or v is None:
+            return nil
+        if isinstance(v, _FUNC_TYPES):
+            raise ExecError(f"can't print {node} of type {gv.type_name(v)}", node, tmpl)
+        text = v if type(v) is str else go_format(v)
+        return fn.html_escape(text) if escape else text
+    return show
+
+
+def _logic(want: bool, args: list[Callable], piped: bool) -> Callable:
+    truth = gv.truth
+
+    def run(dot: Any, vs: list, final: Any) -> Any:
+        v = NO_VALUE
+        for arg in args:
+            v = arg(dot, vs)
+            if truth(v) is want:
+                return v
+        return final if piped else v
+    return run

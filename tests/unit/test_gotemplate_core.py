@@ -54,9 +54,9 @@ def test_html_mode_escapes_action_output_like_html_template() -> None:
 
 @pytest.mark.parametrize(("text", "message", "column"), [
     ("{{ .Name ", "unclosed action", 1),
-    ("ab\n{{ foo }}", 'function "foo" not defined', 3),
+    ("ab\n{{ foo }}", 'function "foo" not defined', 4),
     ("{{ if .A }}x", "unexpected EOF", None),
-    ("{{ end }}", "unexpected {{end}}", 3),
+    ("{{ end }}", "unexpected {{end}}", 4),
 ])
 def test_parse_errors_name_the_place(text: str, message: str, column: int | None) -> None:
     with pytest.raises(TemplateError) as info:
