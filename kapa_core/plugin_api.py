@@ -14,6 +14,7 @@ from typing import Any
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
+from kapa_core.alert.outbound import TLS, send
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
@@ -83,6 +84,7 @@ class UDFBridge:
 
 
 __all__ = [
+    "TLS",
     "ConfigError",
     "DiscoveryKind",
     "Duration",
@@ -108,6 +110,7 @@ __all__ = [
     "parse_template",
     "require_choice",
     "require_url",
+    "send",
     "setting",
     "unique_elements",
 ]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from kapa_core.plugin_api import (
+    TLS,
     Event,
     HandlerError,
     HandlerKind,
@@ -22,6 +21,7 @@ from kapa_core.plugin_api import (
     hookimpl,
     one_default,
     require_url,
+    send,
     setting,
     unique_elements,
 )
@@ -100,15 +100,8 @@ class SlackHandler:
         if icon:
             body["icon_emoji"] = icon
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        self.context.check_outgoing(config.url)
-        async with httpx.AsyncClient(timeout=30, verify=not config.insecure_skip_verify
-                                     ) as client:
-            try:
-                response = await client.post(config.url, json=body, headers=headers)
-            except httpx.HTTPError as exc:
-                raise HandlerError(f"slack: {exc}") from None
-        if response.is_error:
-            raise HandlerError(f"slack: HTTP {response.status_code}: {response.text[:300]}")
+        await send(self.context, "slack", config.url, json_body=body, headers=headers,
+                   tls=TLS.of(config))
 
 
 @hookimpl
