@@ -40,11 +40,13 @@ from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
+from kapa_core.http.service_tests_api import ServiceTestsAPI
 from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.templates_api import TemplatesAPI
 from kapa_core.http.write_api import WriteAPI
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
+from kapa_core.service_tests import ServiceTests
 from kapa_core.services import ServiceContext, ServiceRunner, StartupContext
 from kapa_core.storage import Store
 
@@ -264,6 +266,10 @@ class Daemon:
         TasksAPI(self.task_service).register(router)
         TemplatesAPI(self.template_service).register(router)
         AlertsAPI(self.alerts).register(router)
+        assert self._runner is not None
+        runner = self._runner
+        ServiceTestsAPI(ServiceTests(self.alerts, runner.get, lambda: runner.names)
+                        ).register(router)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -17,6 +17,7 @@ import trio
 from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
 from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.levels import Level
 from kapa_core.alert.match import compile_match
 from kapa_core.alert.topics import Topics
 from kapa_core.errors import APIError, ConfigError
@@ -39,6 +40,16 @@ class HandlerContext:
 
     def check_outgoing(self, url: str) -> None:
         self.alerts.check_outgoing(url)
+
+    def publish(self, event: Event) -> None:
+        """Collect ``event`` into ``event.topic`` (the publish and aggregate kinds); its
+        previous level is the one that topic last recorded for the id, as in Kapacitor."""
+        state = self.alerts.topics.state(event.topic, event.id)
+        self.alerts.publish(replace(event, previous_level=state.level if state else Level.OK))
+
+    def start_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` in the background while the alert service runs (handler timers)."""
+        self.alerts.topics.start_soon(fn)
 
 
 class HandlerProxy:
@@ -65,6 +76,11 @@ class HandlerProxy:
             self._impl = self.kind.factory(self.options, service)
             self._for = service
         await self._impl.handle(event)
+
+    def close(self) -> None:
+        close = getattr(self._impl, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass

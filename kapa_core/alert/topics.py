@@ -80,6 +80,9 @@ class HandlerRunner:
 
     def close(self) -> None:
         self.send.close()
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -174,6 +177,12 @@ class Topics:
                     tx.delete(TOPIC_STATES, key)
                 else:
                     tx.put_json(TOPIC_STATES, key, state.to_store())
+
+    def start_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` (async, no arguments) in the topics' nursery: a handler's timer."""
+        if self._nursery is None:
+            raise RuntimeError("the alert service is not running")
+        self._nursery.start_soon(fn)
 
     # -- topics ---------------------------------------------------------------------------
     def topic(self, topic_id: str) -> Topic:

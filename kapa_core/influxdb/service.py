@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from kapa_core.errors import KapaError
 from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig, default_cluster
 from kapa_core.models.duration import format_go
@@ -51,6 +52,19 @@ class InfluxDBService:
             name = element.name if element else ""
         return self._clients.get(name)
 
+    def test_options(self) -> dict[str, Any]:
+        """``/service-tests/influxdb``: which cluster to ping (empty: the default one)."""
+        element = default_cluster(self.elements)
+        return {"cluster": element.name if element else ""}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        name = str(options.get("cluster") or "")
+        client = self.client(name or None)
+        if client is None:
+            raise KapaError(f"InfluxDB cluster {name or '(default)'!r} is not enabled or "
+                            "not set up")
+        await client.ping()
+
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         enabled = [e for e in self.elements if e.enabled]
         if not enabled:
@@ -61,6 +75,7 @@ class InfluxDBService:
                 self._status[element.name] = ClusterStatus()
                 nursery.start_soon(self._connect, element)
             task_status.started()
+            await trio.sleep_forever()
 
     async def _connect(self, config: InfluxDBConfig) -> None:
         status = self._status[config.name]

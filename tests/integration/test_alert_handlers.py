@@ -147,3 +147,36 @@ stream|from().measurement('mail')
         assert ("ops@example.com",) in by_rcpt
     finally:
         controller.stop()
+
+
+def test_service_tests_send_through_the_configured_handler(recorder) -> None:
+    config = {"slack": [{"enabled": True, "url": recorder.url + "/hook", "channel": "#c"}],
+              "http": {"log-enabled": False}}
+    with DaemonProcess(config) as daemon:
+        base = daemon.url + "/kapacitor/v1/service-tests"
+        listing = httpx.get(base).json()
+        names = [s["name"] for s in listing["services"]]
+        assert "slack" in names and "smtp" in names and "influxdb" in names
+        assert names == sorted(names)
+        only = httpx.get(base, params={"pattern": "sl*"}).json()["services"]
+        assert [s["name"] for s in only] == ["slack"]
+        options = only[0]["options"]
+        assert options["message"] == "test slack message" and options["level"] == "CRITICAL"
+        assert options["channel"] == ""
+        result = httpx.post(f"{base}/slack", json={"message": "hello", "channel": "#t",
+                                                   "level": "WARNING"}).json()
+        assert result == {"success": True, "message": ""}
+        body = json.loads(recorder.requests[-1]["body"])
+        assert body["channel"] == "#t" and body["attachments"][0]["text"] == "hello"
+        assert body["attachments"][0]["color"] == "warning"
+        failed = httpx.post(f"{base}/smtp", json={}).json()
+        assert failed["success"] is False and "not enabled" in failed["message"]
+        influx = httpx.post(f"{base}/influxdb", json={}).json()
+        assert influx["success"] is False and "not enabled" in influx["message"]
+        assert httpx.get(f"{base}/nope").status_code == 404
+        bad = httpx.post(f"{base}/slack", json={"colour": "red"})
+        assert bad.status_code == 400 and "colour" in bad.json()["error"]
+        bad = httpx.post(f"{base}/slack", content=b"{")
+        assert bad.status_code == 400
+        bad = httpx.post(f"{base}/slack", json={"level": "LOUD"}).json()
+        assert bad["success"] is False and "LOUD" in bad["message"]

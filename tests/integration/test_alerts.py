@@ -199,3 +199,46 @@ stream|from().measurement('dm')
     assert event["id"] == f"nil:from1 for task '{task_id}'"
     assert event["message"] == f"nil:from1 for task '{task_id}' is dead: 0.000 points/1s."
     httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+
+
+def test_publish_and_aggregate_topic_actions(daemon, tmp_path) -> None:
+    topics = f"{daemon.url}{API}/alerts/topics"
+    fanned, summary = tmp_path / "fanned.log", tmp_path / "summary.log"
+    bad = httpx.post(f"{topics}/src/handlers", json={"id": "a", "kind": "aggregate",
+                                                      "options": {"topic": "x"}})
+    assert bad.status_code == 400 and "interval" in bad.json()["error"]
+    bad = httpx.post(f"{topics}/src/handlers", json={"id": "p", "kind": "publish",
+                                                      "options": {}})
+    assert bad.status_code == 400 and "topics" in bad.json()["error"]
+    for topic, body in [
+        ("src", {"id": "fan", "kind": "publish", "options": {"topics": ["copy"]}}),
+        ("copy", {"id": "log", "kind": "log", "options": {"path": str(fanned)}}),
+        ("copy", {"id": "agg", "kind": "aggregate", "options": {
+            "id": "summary", "interval": "500ms", "topic": "sums",
+            "message": "{{ .Count }} events in {{ .Interval }}"}}),
+        ("sums", {"id": "log", "kind": "log", "options": {"path": str(summary)}}),
+    ]:
+        created = httpx.post(f"{topics}/{topic}/handlers", json=body)
+        assert created.status_code == 200, created.text
+    task_id = define(daemon, """
+stream|from().measurement('pub').groupBy('host')
+  |alert().warn(lambda: "v" > 1).crit(lambda: "v" > 2).message('{{ .ID }} {{ .Level }}')
+    .topic('src')
+""")
+    write(daemon, "pub,host=a v=2 10\npub,host=b v=3 20\n")
+    copies = log_lines(fanned, 2)
+    assert sorted((e["id"], e["level"]) for e in copies) == [
+        ("pub:host=a", "WARNING"), ("pub:host=b", "CRITICAL")]
+    [agg] = log_lines(summary, 1)
+    assert agg["id"] == "summary" and agg["message"] == "2 events in 500ms"
+    assert agg["level"] == "CRITICAL"
+    assert agg["time"] == "1970-01-01T00:00:20Z"
+    assert sorted(agg["details"].split("\n")) == ["pub:host=a WARNING",
+                                                   "pub:host=b CRITICAL"]
+    assert sorted(s["tags"]["host"] for s in agg["data"]["series"]) == ["a", "b"]
+    copy = httpx.get(f"{topics}/copy/events").json()
+    assert sorted(e["id"] for e in copy["events"]) == ["pub:host=a", "pub:host=b"]
+    time.sleep(1.2)  # no new events: the aggregate stays quiet
+    assert len(summary.read_text().splitlines()) == 1
+    assert httpx.delete(f"{topics}/copy/handlers/agg").status_code == 204
+    httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")

@@ -104,7 +104,7 @@ def test_plugin_api_all_matches_its_namespace() -> None:
     public = {n for n in vars(api) if not n.startswith("_") and n not in
               ("annotations", "Any", "Callable", "dataclass", "field")}
     assert set(api.__all__) == public
-    assert api.__all__ == sorted(api.__all__)
+    assert len(api.__all__) == len(set(api.__all__))  # order: ruff (RUF022) keeps it
 
 
 def test_every_package_directory_is_listed_for_installation() -> None:

@@ -1,0 +1,49 @@
+"""``/kapacitor/v1/service-tests``: list the testable services and run a test."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+from kapa_core.service_tests import ServiceTest, ServiceTests
+
+BASE = "/kapacitor/v1/service-tests"
+
+
+def _json(test: ServiceTest) -> dict[str, Any]:
+    return {"link": {"rel": "self", "href": f"{BASE}/{test.name}"}, "name": test.name,
+            "options": test.defaults()}
+
+
+class ServiceTestsAPI:
+    def __init__(self, tests: ServiceTests) -> None:
+        self.tests = tests
+
+    def register(self, router: Router) -> None:
+        router.add("GET", BASE, self.list)
+        router.add("GET", BASE + "/{name}", self.get)
+        router.add("POST", BASE + "/{name}", self.run)
+
+    async def list(self, request: Request) -> Response:
+        pattern = request.arg("pattern", "*") or "*"
+        if pattern.count("[") != pattern.count("]"):
+            raise APIError(400, f"invalid pattern {pattern!r}")
+        return Response.json({"link": {"rel": "self", "href": BASE},
+                              "services": [_json(t) for t in self.tests.matching(pattern)]})
+
+    async def get(self, request: Request) -> Response:
+        return Response.json(_json(self.tests.get(request.params["name"])))
+
+    async def run(self, request: Request) -> Response:
+        name = request.params["name"]
+        self.tests.get(name)
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise APIError(400, f"invalid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise APIError(400, "invalid JSON: expected an object of test options")
+        return Response.json(await self.tests.run(name, body))

@@ -1,0 +1,111 @@
+"""Service tests: ``/kapacitor/v1/service-tests`` sends a test through a configured service.
+
+Two sources of tests:
+
+* every alert handler kind bound to a config section (``slack``, ``smtp``, ``pagerduty2``…)
+  is testable under its section's name: the test options are the kind's options plus
+  ``id``, ``message`` and ``level``, and the test builds the handler against the live
+  section config and sends it one event;
+* a running service may offer its own: an object with ``test_options() -> dict`` and
+  ``async test(options: dict) -> None`` (raising on failure), e.g. ``influxdb``.
+
+A test answers ``{"success": bool, "message": str}``: a failing service is a successful
+request with ``success: false`` and the reason, as Kapacitor reports it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from kapa_core.alert import kinds as registry
+from kapa_core.alert import options as opts
+from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.levels import Level
+from kapa_core.errors import APIError, ConfigError, KapaError
+
+TEST_TIMEOUT = 30.0
+EVENT_KEYS = ("id", "message", "level")
+
+
+@dataclass(frozen=True)
+class ServiceTest:
+    name: str
+    defaults: Callable[[], dict[str, Any]]
+    run: Callable[[dict[str, Any]], Any]  # async (options) -> None
+
+
+class ServiceTests:
+    def __init__(self, alerts: Any, service: Callable[[str], Any],
+                 service_names: Callable[[], list[str]]) -> None:
+        self.alerts = alerts
+        self.service = service
+        self.service_names = service_names
+
+    def all(self) -> dict[str, ServiceTest]:
+        tests: dict[str, ServiceTest] = {}
+        for name in self.service_names():
+            service = self.service(name)
+            if callable(getattr(service, "test", None)) and hasattr(service, "test_options"):
+                tests[name] = ServiceTest(name, service.test_options, service.test)
+        for kind in registry.KINDS.values():
+            if kind.section and kind.section not in tests and not kind.topic_only:
+                tests[kind.section] = self._handler_test(kind)
+        return dict(sorted(tests.items()))
+
+    def matching(self, pattern: str) -> list[ServiceTest]:
+        return [t for name, t in self.all().items() if fnmatch.fnmatchcase(name, pattern)]
+
+    def get(self, name: str) -> ServiceTest:
+        test = self.all().get(name)
+        if test is None:
+            raise APIError(404, f'service "{name}" not found')
+        return test
+
+    async def run(self, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        test = self.get(name)
+        options = test.defaults()
+        unknown = sorted(set(overrides) - set(options))
+        if unknown:
+            raise APIError(400, f"unknown test option(s) {', '.join(unknown)} for service "
+                                f"{name!r} (known: {', '.join(sorted(options))})")
+        options.update(overrides)
+        try:
+            with trio.fail_after(TEST_TIMEOUT):
+                await test.run(options)
+        except trio.TooSlowError:
+            return {"success": False, "message": f"test timed out after {TEST_TIMEOUT:g}s"}
+        except (KapaError, OSError, ValueError, TypeError) as exc:
+            return {"success": False, "message": str(exc) or type(exc).__name__}
+        return {"success": True, "message": ""}
+
+    # -- handler kinds ------------------------------------------------------------------
+    def _handler_test(self, kind: Any) -> ServiceTest:
+        def defaults() -> dict[str, Any]:
+            out = {"id": "testServiceAlert", "message": f"test {kind.section} message",
+                   "level": "CRITICAL"}
+            out.update(opts.to_json(kind.options()))
+            return out
+
+        async def run(options: dict[str, Any]) -> None:
+            values = dict(options)
+            event_id = str(values.pop("id"))
+            message = str(values.pop("message"))
+            try:
+                level = Level.parse(str(values.pop("level")))
+            except ValueError as exc:
+                raise ConfigError("level", str(exc)) from None
+            handler = self.alerts.handler(kind.name, opts.from_json(kind.name, kind.options,
+                                                                    values))
+            state = EventState(id=event_id, message=message, details="",
+                               time=time.time_ns(), duration=0, level=level)
+            await handler.handle(Event(topic="service-test", state=state,
+                                       name="testServiceAlert", task_name="service-test",
+                                       previous_level=Level.OK))
+
+        return ServiceTest(kind.section, defaults, run)
