@@ -123,7 +123,7 @@ def test_every_builtin_plugin_module_has_an_entry_point() -> None:
         "kapa_core.plugins"]
     modules = set(eps.values())
     for path in (ROOT / "plugins").rglob("*.py"):
-        if path.name == "__init__.py":
-            continue
+        if path.name == "__init__.py" or "@hookimpl" not in path.read_text():
+            continue  # support modules (wire formats) implement no hook
         rel = path.relative_to(ROOT / "plugins").with_suffix("")
         assert ".".join(["kapa_plugins", *rel.parts]) in modules, path
