@@ -1,25 +1,94 @@
-"""SNMP traps: the [snmptrap] section.
+"""SNMP traps: the [snmptrap] section and the ``snmptrap`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+Each alert event becomes one SNMPv2c Trap (PDU tag ``0xA7``) sent in a UDP datagram to
+``addr`` with the configured ``community`` and a random request-id, as Kapacitor sends
+it. The variable bindings are, in order:
+
+1. ``sysUpTime.0`` (1.3.6.1.2.1.1.3.0): TimeTicks, the daemon's uptime in hundredths of
+   a second (Kapacitor always sends 1000 here);
+2. ``snmpTrapOID.0`` (1.3.6.1.6.3.1.1.4.1.0): the handler's trap OID;
+3. one binding per ``.data(oid, type, value)``, in the order written. ``value`` is a Go
+   template rendered with the event's template data (``{{ .Message }}``,
+   ``{{ .Level }}``, ``{{ index .Fields "value" }}``…) and then read according to the
+   net-snmp type letter:
+
+   ====  ===========================  =============================================
+   c     Counter64 (``0x46``)         decimal, 0 to 2**64-1 (Kapacitor sends
+                                      Counter64 for ``c``, not net-snmp's Counter32)
+   i     INTEGER (``0x02``)           decimal, -2**31 to 2**31-1
+   n     NULL (``0x05``)              the value is ignored
+   s     OCTET STRING (``0x04``)      the text as UTF-8
+   t     TimeTicks (``0x43``)         decimal, 0 to 2**32-1
+   u     Gauge32/Unsigned32 (``0x42``)  decimal, 0 to 2**32-1
+   a     IpAddress (``0x40``)         dotted-quad IPv4 address
+   o     OBJECT IDENTIFIER (``0x06``)   dotted OID
+   x     OCTET STRING                 hex octets, spaces allowed (``0a ff``, ``0x0aff``)
+   d     OCTET STRING                 decimal octets separated by spaces (``10 255``)
+   ====  ===========================  =============================================
+
+   Kapacitor itself accepts only c, i, n, s and t; the other letters follow net-snmp's
+   ``snmptrap`` command. Numbers are read strictly (an optional sign and digits); a
+   value out of range fails the event instead of wrapping around as Kapacitor's does.
+
+TICKscript: ``.snmpTrap('1.3.6.1.4.1.1').data('1.3.6.1.4.1.1.5', 's', '{{ .Message }}')``
+(``.data`` repeats). Topic handler: kind ``snmptrap`` with options ``trap-oid`` and
+``data-list: [{"oid", "type", "value"}]``. OIDs, type letters and template syntax are
+checked when the task or handler is defined; rendering and value conversion happen per
+event and fail it with a :class:`HandlerError`, as does a disabled [snmptrap] section.
+
+``retries`` is Kapacitor's (its SNMP library's): traps are not acknowledged, so a trap
+that was sent is never repeated; a send that fails (address resolution, a socket error,
+the send timing out) is attempted up to ``retries`` more times before the event fails.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Section, hookimpl, setting
+import trio
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    HandlerError,
+    HandlerKind,
+    Section,
+    Template,
+    TemplateError,
+    hookimpl,
+    option,
+    parse_template,
+    setting,
+)
+
+from . import snmp_ber as ber
+
+#: Seconds one send attempt (resolve, connect, send) may take.
+TIMEOUT = 5.0
+
+_STARTED = time.monotonic()
+_DECIMAL = re.compile(r"[+-]?\d+")
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True, kw_only=True)
 class SNMPTrapConfig:
     enabled: bool = False
-    addr: str = "localhost:162"
+    addr: str = setting("localhost:162", doc="host:port of the trap receiver (UDP).")
     community: str = setting("kapacitor", redact=True)
-    retries: int = 1
+    retries: int = setting(1, doc="Further attempts when sending a trap fails.")
 
     def validate(self) -> None:
-        if self.enabled and ":" not in self.addr:
-            raise ConfigError("addr", f"invalid address {self.addr!r} (expected host:port)")
+        if self.enabled:
+            host, _, port = self.addr.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError("addr", f"invalid address {self.addr!r} (expected "
+                                  "host:port)")
         if self.retries < 0:
             raise ConfigError("retries", "must not be negative")
 
@@ -27,3 +96,153 @@ class SNMPTrapConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="snmptrap", schema=SNMPTrapConfig, doc="Send alerts as SNMP traps.")]
+
+
+def _number(text: str, low: int, high: int, what: str) -> int:
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"{what} needs a decimal number, got {text!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _hex_octets(text: str) -> bytes:
+    digits = re.sub(r"\s+", "", text)
+    if digits[:2].lower() == "0x":
+        digits = digits[2:]
+    if len(digits) % 2 or not re.fullmatch(r"[0-9a-fA-F]*", digits):
+        raise ValueError(f"hex string needs pairs of hex digits, got {text!r}")
+    return bytes.fromhex(digits)
+
+
+def _decimal_octets(text: str) -> bytes:
+    parts = text.split()
+    return bytes(_number(part, 0, 255, "decimal string octet") for part in parts)
+
+
+#: type letter -> (what it is, value text -> encoded TLV)
+TYPES: dict[str, tuple[str, Callable[[str], bytes]]] = {
+    "c": ("Counter64", lambda v: ber.counter64(_number(v, 0, 2**64 - 1, "Counter64"))),
+    "i": ("INTEGER", lambda v: ber.integer(_number(v, *_INT32, "INTEGER"))),
+    "n": ("NULL", lambda v: ber.null()),
+    "s": ("OCTET STRING", ber.octet_string),
+    "t": ("TimeTicks", lambda v: ber.timeticks(_number(v, 0, 2**32 - 1, "TimeTicks"))),
+    "u": ("Gauge32", lambda v: ber.gauge32(_number(v, 0, 2**32 - 1, "Unsigned32"))),
+    "a": ("IpAddress", ber.ip_address),
+    "o": ("OBJECT IDENTIFIER", ber.oid),
+    "x": ("hex OCTET STRING", lambda v: ber.octet_string(_hex_octets(v))),
+    "d": ("decimal OCTET STRING", lambda v: ber.octet_string(_decimal_octets(v))),
+}
+
+
+@dataclass(frozen=True)
+class SNMPData:
+    """One ``.data(oid, type, value)`` binding; ``value`` is a Go template."""
+
+    oid: str
+    type: str
+    value: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SNMPTrapOptions:
+    trap_oid: str = ""
+    data_list: tuple[SNMPData, ...] = option((), tick="data", key="data-list")
+
+    def validate(self) -> None:
+        if not self.trap_oid:
+            raise ConfigError("trap-oid", "snmptrap: a trap OID is required")
+        try:
+            ber.parse_oid(self.trap_oid)
+        except ValueError as exc:
+            raise ConfigError("trap-oid", f"snmptrap: {exc}") from None
+        for index, data in enumerate(self.data_list):
+            where = f"data-list[{index}]"
+            for name in ("oid", "type", "value"):
+                if not isinstance(getattr(data, name), str):
+                    raise ConfigError(f"{where}.{name}", f"snmptrap: data {name} must be "
+                                      f"a string, got {getattr(data, name)!r}")
+            try:
+                ber.parse_oid(data.oid)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.oid", f"snmptrap: data {exc}") from None
+            if data.type not in TYPES:
+                raise ConfigError(f"{where}.type", f"snmptrap: unknown data type "
+                                  f"{data.type!r} for OID {data.oid} (types: "
+                                  f"{', '.join(TYPES)})")
+            try:
+                parse_template(data.value, "data")
+            except TemplateError as exc:
+                raise ConfigError(f"{where}.value", f"snmptrap: invalid value template "
+                                  f"for OID {data.oid}: {exc}") from None
+
+
+def uptime_ticks() -> int:
+    """Hundredths of a second since this module was loaded, wrapped to 32 bits."""
+    return int((time.monotonic() - _STARTED) * 100) % 2**32
+
+
+class SNMPTrapHandler:
+    """Renders the data bindings for each event and sends one SNMPv2c trap."""
+
+    def __init__(self, options: SNMPTrapOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+        self.templates: list[tuple[SNMPData, Template]] = [
+            (data, parse_template(data.value, "data")) for data in options.data_list]
+
+    def message(self, event: Event, community: str) -> bytes:
+        """The trap datagram for ``event``; HandlerError when a value is unusable."""
+        varbinds = [ber.varbind(ber.SYS_UPTIME_0, ber.timeticks(uptime_ticks())),
+                    ber.varbind(ber.SNMP_TRAP_OID_0, ber.oid(self.options.trap_oid))]
+        template_data = event.template_data()
+        for data, template in self.templates:
+            try:
+                text = template.execute(template_data)
+            except TemplateError as exc:
+                raise HandlerError(f"snmptrap: data {data.oid}: {exc}") from None
+            try:
+                value = TYPES[data.type][1](text)
+            except ValueError as exc:
+                raise HandlerError(f"snmptrap: data {data.oid} (type {data.type!r}): "
+                                   f"{exc}") from None
+            varbinds.append(ber.varbind(data.oid, value))
+        return ber.trap_v2c(community, secrets.randbelow(2**31), varbinds)
+
+    async def handle(self, event: Event) -> None:
+        config: SNMPTrapConfig | None = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("snmptrap: the [snmptrap] section is not enabled")
+        datagram = self.message(event, config.community)
+        host, _, port = config.addr.rpartition(":")
+        host = host.strip("[]")
+        error = ""
+        for _attempt in range(config.retries + 1):
+            with trio.move_on_after(TIMEOUT) as scope:
+                try:
+                    await _send(host, int(port), datagram)
+                    return
+                except OSError as exc:
+                    error = str(exc) or type(exc).__name__
+            if scope.cancelled_caught:
+                error = f"timed out after {TIMEOUT:g}s"
+        raise HandlerError(f"snmptrap: cannot send the trap to {config.addr}: {error}")
+
+
+async def _send(host: str, port: int, datagram: bytes) -> None:
+    """Send one UDP datagram to host:port (the first address the name resolves to)."""
+    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, kind, proto, _, address = infos[0]
+    with trio.socket.socket(family, kind, proto) as sock:
+        await sock.connect(address)
+        await sock.send(datagram)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="snmptrap", property="snmpTrap", options=SNMPTrapOptions,
+                        factory=SNMPTrapHandler, section="snmptrap", args=("trap_oid",),
+                        doc="Send alerts as SNMPv2c traps.")]
