@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
+from kapa_core.errors import ConfigError
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.base import Edge, NodeSpec, Prop, SpecError, chain, check_args
 
@@ -187,6 +188,14 @@ class AlertSpec(NodeSpec):
                 parse_template(text, what, html=html, funcs={"json": str})
             except TemplateError as exc:
                 raise SpecError(f"alert: invalid {what} template: {exc}") from None
+        for use in self.handlers:  # refused when defined, enabled or not
+            kind = registry.KINDS.get(use.kind)
+            if kind is None:
+                continue
+            try:
+                opts.build(kind.options, dict(use.values))
+            except ConfigError as exc:
+                raise SpecError(f".{kind.tick_name}(): {exc}") from None
 
     def attributes(self) -> dict[str, Any]:
         return {"id": self.id_template, "topic": self.topic}

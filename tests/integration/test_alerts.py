@@ -183,6 +183,11 @@ def test_bad_templates_and_disabled_fields_are_refused(daemon) -> None:
         "id": "badtpl", "dbrps": [{"db": "db", "rp": "rp"}],
         "script": "stream|from()|alert().message('{{ .ID ').crit(lambda: TRUE)"})
     assert response.status_code == 400 and "message template" in response.json()["error"]
+    response = httpx.post(f"{daemon.url}{API}/tasks", json={
+        "id": "badopt", "dbrps": [{"db": "db", "rp": "rp"}], "status": "disabled",
+        "script": "stream|from()|alert().crit(lambda: TRUE).tcp('no-port')"})
+    assert response.status_code == 400 and "host:port" in response.json()["error"]
+    assert httpx.get(f"{daemon.url}{API}/tasks/badopt").status_code == 404
 
 
 def test_deadman_fires_on_wall_clock_throughput(daemon, tmp_path) -> None:
