@@ -235,3 +235,8 @@ class TaskService:
         await self.master.stop(task_id)
         if self.tasks.pop(task_id, None) is not None:
             await self.store.adelete(TASKS, task_id)
+            alerts = getattr(self.master.context, "alerts", None)
+            if alerts is not None:  # the task's anonymous topics go with it, as in Kapacitor
+                for topic in list(alerts.topics.topics):
+                    if topic.startswith(f"main:{task_id}:"):
+                        alerts.delete_topic(topic)

@@ -17,8 +17,10 @@ from typing import Any
 import kapa_core.pipeline.alert
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
+from kapa_core.alert.kinds import DEADMAN
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
+from kapa_core.pipeline.alert import add_deadman
 from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
@@ -128,6 +130,9 @@ class Evaluator:
                 raise TickError(f"var {name!r} is not declared in the script")
         for statement in program.statements:
             self.statement(statement)
+        if DEADMAN.global_ and self.source is not None:
+            # [deadman] global: every task's source node gets a deadman, as in Kapacitor.
+            add_deadman(self.pipeline, self.source, DEADMAN.threshold, DEADMAN.interval, [])
         self.pipeline.dbrps = list(self.dbrps) + list(self.extra_dbrps)
         for node in self.pipeline.walk():
             try:

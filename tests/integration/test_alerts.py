@@ -91,6 +91,7 @@ cpu,host=a usage=10 5
     assert events_api["events"][0]["state"]["level"] == "OK"
     assert events_api["events"][0]["state"]["duration"] == "3s"
     httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+    assert httpx.get(f"{daemon.url}{API}/alerts/topics/{topic}").status_code == 404
 
 
 def test_topic_handler_specs_with_match_and_tcp(daemon, tmp_path) -> None:
@@ -247,3 +248,20 @@ stream|from().measurement('pub').groupBy('host')
     assert len(summary.read_text().splitlines()) == 1
     assert httpx.delete(f"{topics}/copy/handlers/agg").status_code == 204
     httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
+
+
+def test_global_deadman_watches_every_task_source() -> None:
+    config = {"http": {"log-enabled": False}, "logging": {"level": "DEBUG"},
+              "deadman": {"global": True, "interval": "1s", "threshold": 0.5}}
+    with DaemonProcess(config) as daemon:
+        task_id = define(daemon, "stream|from().measurement('quiet')|httpOut('o')")
+        dot = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["dot"]
+        assert "stats3 -> derivative4" in dot and "derivative4 -> alert5" in dot
+        daemon.wait_for_log(f"id=\"nil:stream0 for task '{task_id}'\"")
+        assert "is dead: 0.000 points/1s." in daemon.log()
+
+        def crits() -> int:
+            dot = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["dot"]
+            line = next(x for x in dot.splitlines() if x.startswith("alert5 ["))
+            return int(line.split('crits_triggered="')[1].split('"')[0])
+        assert wait_for(lambda: crits() >= 1)
