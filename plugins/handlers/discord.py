@@ -1,13 +1,49 @@
-"""Discord: the [[discord]] section, one element per workspace.
+"""Discord: the [[discord]] section (one element per workspace) and the ``discord`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript: ``.discord().workspace('ops').username('bot').avatarUrl('https://…')
+.embedTitle('{{ .ID }}')``. Topic handler: kind ``discord`` with options ``workspace``,
+``username``, ``avatar-url``, ``embed-title``.
+
+Each event is one webhook POST of JSON to the workspace's ``url``, as Kapacitor sends it::
+
+    {"username": "…", "avatar_url": "…",
+     "embeds": [{"color": 16342867, "title": "…", "description": "<message>",
+                 "timestamp": "2006-01-02T15:04:05Z"}]}
+
+``username`` and ``avatar_url`` are the handler's, else the workspace's (both keys are
+always present, empty when neither sets them). The embed is coloured by level: CRITICAL
+``0xF95F53``, WARNING ``0xF48D38``, anything else ``0x7A65F2``. ``title`` is the
+``embedTitle`` Go template (rendered with the event's template data), else the
+workspace's ``embed-title``; ``timestamp`` is the event time in RFC 3339 (whole seconds,
+UTC) when the workspace sets ``timestamp = true``, else an empty string. ``workspace``
+picks a [[discord]] element; empty means the default one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from kapa_core.plugin_api import Section, hookimpl, one_default, require_url, unique_elements
+from kapa_core.plugin_api import (
+    TLS,
+    ConfigError,
+    Event,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    TemplateError,
+    hookimpl,
+    one_default,
+    option,
+    parse_template,
+    require_url,
+    send,
+    unique_elements,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,3 +78,71 @@ def kapa_config_sections() -> list[Section]:
     return [Section(name="discord", schema=DiscordConfig, multiple=True,
                     element_key="workspace", default_elements=1, check=_check,
                     doc="Send alerts to Discord webhooks.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscordOptions:
+    workspace: str = option("", doc="The [[discord]] element; empty for the default.")
+    username: str = ""
+    avatar_url: str = ""
+    embed_title: str = option("", doc="A Go template rendered per event.")
+
+    def validate(self) -> None:
+        try:
+            parse_template(self.embed_title, "embedTitle")
+        except TemplateError as exc:
+            raise ConfigError("embed-title", f"discord: {exc}") from None
+
+
+#: Embed colours by level; any other level gets :data:`OTHER_COLOR`.
+COLORS = {Level.CRITICAL: 0xF95F53, Level.WARNING: 0xF48D38}
+OTHER_COLOR = 0x7A65F2
+
+
+def rfc3339(ns: int) -> str:
+    """Go's ``time.RFC3339`` in UTC: whole seconds, fraction dropped."""
+    return (_EPOCH + timedelta(seconds=ns // 1_000_000_000)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DiscordHandler:
+    def __init__(self, options: DiscordOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+        self.title = parse_template(options.embed_title, "embedTitle")
+
+    def _workspace(self) -> DiscordConfig:
+        elements = tuple(self.context.config or ())
+        wanted = self.options.workspace
+        for element in elements:
+            if (element.workspace == wanted) if wanted else element.default:
+                return element
+        if not wanted and len(elements) == 1:
+            return elements[0]
+        raise HandlerError(f"discord: no [[discord]] workspace {wanted!r} configured")
+
+    def body(self, config: DiscordConfig, event: Event) -> dict[str, Any]:
+        """The webhook JSON for ``event`` under the workspace ``config``."""
+        try:
+            title = self.title.execute(event.template_data())
+        except TemplateError as exc:
+            raise HandlerError(f"discord: embedTitle: {exc}") from None
+        embed = {"color": COLORS.get(event.level, OTHER_COLOR),
+                 "title": title or config.embed_title,
+                 "description": event.state.message,
+                 "timestamp": rfc3339(event.state.time) if config.timestamp else ""}
+        return {"username": self.options.username or config.username,
+                "avatar_url": self.options.avatar_url or config.avatar_url,
+                "embeds": [embed]}
+
+    async def handle(self, event: Event) -> None:
+        config = self._workspace()
+        if not config.enabled:
+            raise HandlerError("discord: the [[discord]] section is not enabled")
+        await send(self.context, "discord", config.url, json_body=self.body(config, event),
+                   tls=TLS.of(config))
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="discord", options=DiscordOptions, factory=DiscordHandler,
+                        section="discord", doc="Post alerts to a Discord webhook.")]

@@ -1,13 +1,37 @@
-"""HipChat: the [hipchat] section.
+"""HipChat: the [hipchat] section and the ``hipchat`` handler (TICKscript ``.hipChat()``).
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript: ``.hipChat().room('ops').token('t')``. Topic handler: kind ``hipchat`` with
+options ``room`` and ``token``.
+
+Each event is one POST of JSON to ``<url>/<room>/notification?auth_token=<token>`` (the
+room appended to the path of the section's ``url``, any query replaced by the token), as
+Kapacitor sends it::
+
+    {"from": "kapacitor", "color": "red", "message": "<message>", "notify": true}
+
+``color`` is ``red`` for CRITICAL, ``yellow`` for WARNING and ``green`` otherwise. Room
+and token are the handler's, else the section's.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+from kapa_core.plugin_api import (
+    Event,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    hookimpl,
+    option,
+    require_url,
+    send,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,3 +51,59 @@ class HipChatConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="hipchat", schema=HipChatConfig, doc="Send alerts to HipChat.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HipChatOptions:
+    room: str = option("", doc="Room id or name; empty for [hipchat] room.")
+    token: str = option("", doc="Room token; empty for [hipchat] token.")
+
+
+COLORS = {Level.WARNING: "yellow", Level.CRITICAL: "red"}
+
+
+#: Characters Go's ``URL.String`` leaves unescaped in a path (besides letters, digits
+#: and ``-_.~``).
+GO_PATH_SAFE = "/$&+,:;=@"
+
+
+def go_path_join(*parts: str) -> str:
+    """Go's ``path.Join``: the non-empty parts joined by ``/``, then cleaned."""
+    joined = "/".join(p for p in parts if p)
+    if not joined:
+        return ""
+    cleaned = posixpath.normpath(joined)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def notification_url(base: str, room: str, token: str) -> str:
+    """``<base>/<room>/notification?auth_token=<token>``, built as Kapacitor builds it."""
+    parts = urlsplit(base)
+    path = go_path_join(unquote(parts.path), room, "notification")
+    if parts.netloc and not path.startswith("/"):
+        path = "/" + path
+    path = quote(path, safe=GO_PATH_SAFE)
+    return urlunsplit(parts._replace(path=path, query=urlencode({"auth_token": token})))
+
+
+class HipChatHandler:
+    def __init__(self, options: HipChatOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    async def handle(self, event: Event) -> None:
+        config: HipChatConfig | None = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("hipchat: the [hipchat] section is not enabled")
+        url = notification_url(config.url, self.options.room or config.room,
+                               self.options.token or config.token)
+        body = {"from": "kapacitor", "color": COLORS.get(event.level, "green"),
+                "message": event.state.message, "notify": True}
+        await send(self.context, "hipchat", url, json_body=body)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="hipchat", property="hipChat", options=HipChatOptions,
+                        factory=HipChatHandler, section="hipchat",
+                        doc="Post alerts to a HipChat room.")]

@@ -1,13 +1,35 @@
-"""Pushover: the [pushover] section.
+"""Pushover: the [pushover] section and the ``pushover`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript: ``.pushover().userKey('u').device('phone').title('t').uRL('https://…')
+.uRLTitle('dashboard').sound('siren')`` (the URL methods are spelt as Kapacitor spells
+them). Topic handler: kind ``pushover`` with options ``user-key``, ``device``, ``title``,
+``url``, ``url-title``, ``sound``.
+
+Each event is one form POST (``application/x-www-form-urlencoded``) to the section's
+``url``, as Kapacitor sends it: ``token`` (the section's), ``user`` (the handler's user
+key, else the section's ``user-key``), ``message`` (the alert message) and ``priority``
+by level — CRITICAL ``1``, WARNING ``0``, INFO ``-1``, OK ``-2`` — plus ``device``,
+``title``, ``url``, ``url_title`` and ``sound`` when the handler sets them. Fields are
+sent in name order, as Go encodes a form.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+from kapa_core.plugin_api import (
+    Event,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    hookimpl,
+    option,
+    require_url,
+    send,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,3 +47,47 @@ class PushoverConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="pushover", schema=PushoverConfig, doc="Send alerts to Pushover.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushoverOptions:
+    user_key: str = option("", doc="User or group key; empty for [pushover] user-key.")
+    device: str = option("", doc="Device name(s), comma-separated; empty for all.")
+    title: str = ""
+    url: str = option("", tick="uRL", doc="A supplementary URL shown with the message.")
+    url_title: str = option("", tick="uRLTitle")
+    sound: str = ""
+
+
+#: Pushover priorities by level (https://pushover.net/api): OK is sent silently (-2).
+PRIORITY = {Level.OK: -2, Level.INFO: -1, Level.WARNING: 0, Level.CRITICAL: 1}
+
+
+class PushoverHandler:
+    def __init__(self, options: PushoverOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    def form(self, config: PushoverConfig, event: Event) -> dict[str, str]:
+        """The form fields for ``event``, sorted by name."""
+        o = self.options
+        fields = {"token": config.token, "user": o.user_key or config.user_key,
+                  "message": event.state.message,
+                  "priority": str(PRIORITY.get(event.level, 0))}
+        for name, value in (("device", o.device), ("title", o.title), ("url", o.url),
+                            ("url_title", o.url_title), ("sound", o.sound)):
+            if value:
+                fields[name] = value
+        return dict(sorted(fields.items()))
+
+    async def handle(self, event: Event) -> None:
+        config: PushoverConfig | None = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("pushover: the [pushover] section is not enabled")
+        await send(self.context, "pushover", config.url, form=self.form(config, event))
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="pushover", options=PushoverOptions, factory=PushoverHandler,
+                        section="pushover", doc="Push alerts through Pushover.")]

@@ -1,13 +1,27 @@
-"""Talk: the [talk] section.
+"""Talk: the [talk] section and the ``talk`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript: ``.talk()`` (no options). Topic handler: kind ``talk``, no options.
+
+Each event is one POST of JSON to the section's ``url``, as Kapacitor sends it::
+
+    {"title": "<alert id>", "text": "<message>", "authorName": "<[talk] author_name>"}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+from kapa_core.plugin_api import (
+    Event,
+    HandlerError,
+    HandlerKind,
+    Section,
+    hookimpl,
+    require_url,
+    send,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,3 +38,27 @@ class TalkConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="talk", schema=TalkConfig, doc="Send alerts to Talk.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TalkOptions:
+    """Talk takes no options: everything comes from the [talk] section."""
+
+
+class TalkHandler:
+    def __init__(self, options: TalkOptions, context: Any) -> None:
+        self.context = context
+
+    async def handle(self, event: Event) -> None:
+        config: TalkConfig | None = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("talk: the [talk] section is not enabled")
+        body = {"title": event.id, "text": event.state.message,
+                "authorName": config.author_name}
+        await send(self.context, "talk", config.url, json_body=body)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="talk", options=TalkOptions, factory=TalkHandler,
+                        section="talk", doc="Post alerts to a Talk webhook.")]

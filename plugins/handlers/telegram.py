@@ -1,13 +1,42 @@
-"""Telegram: the [telegram] section.
+"""Telegram: the [telegram] section and the ``telegram`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript: ``.telegram().chatId('-1001').parseMode('Markdown').disableWebPagePreview()
+.disableNotification()``. Topic handler: kind ``telegram`` with options ``chat-id``,
+``parse-mode``, ``disable-web-page-preview``, ``disable-notification``.
+
+Each event is one POST of JSON to ``<url><token>/sendMessage`` (the section's ``url``
+with the bot token appended to its path), as Kapacitor sends it::
+
+    {"chat_id": "<chat id>", "text": "<message>", "parse_mode": "Markdown",
+     "disable_web_page_preview": true, "disable_notification": true}
+
+``chat_id`` and ``parse_mode`` are the handler's, else the section's; ``parse_mode`` is
+left out when neither sets it. The two ``disable_*`` keys are present (and true) only
+when the handler or the section turns them on. A parse mode other than Markdown or HTML
+(any case) is refused when the task or topic handler is defined; one in the section is
+refused per event, as Kapacitor refuses it.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from kapa_core.plugin_api import Section, hookimpl, require_choice, require_url, setting
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    HandlerError,
+    HandlerKind,
+    Section,
+    hookimpl,
+    option,
+    require_choice,
+    require_url,
+    send,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,3 +60,82 @@ class TelegramConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="telegram", schema=TelegramConfig, doc="Send alerts to Telegram.")]
+
+
+def check_parse_mode(mode: str) -> str:
+    """An error message for a parse mode Telegram does not take, else ``""``."""
+    if mode and mode.lower() not in ("markdown", "html"):
+        return f"parseMode {mode} is not valid, please use 'Markdown' or 'HTML'"
+    return ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelegramOptions:
+    chat_id: str = option("", doc="User or group id; empty for [telegram] chat-id.")
+    parse_mode: str = option("", doc="Markdown or HTML; empty for [telegram] parse-mode.")
+    disable_web_page_preview: bool = False
+    disable_notification: bool = False
+
+    def validate(self) -> None:
+        problem = check_parse_mode(self.parse_mode)
+        if problem:
+            raise ConfigError("parse-mode", f"telegram: {problem}")
+
+
+#: Characters Go's ``URL.String`` leaves unescaped in a path (besides letters, digits
+#: and ``-_.~``).
+GO_PATH_SAFE = "/$&+,:;=@"
+
+
+def go_path_join(*parts: str) -> str:
+    """Go's ``path.Join``: the non-empty parts joined by ``/``, then cleaned."""
+    joined = "/".join(p for p in parts if p)
+    if not joined:
+        return ""
+    cleaned = posixpath.normpath(joined)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def send_message_url(base: str, token: str) -> str:
+    """``base`` with ``token`` appended to its path and ``/sendMessage`` after it."""
+    parts = urlsplit(base)
+    path = go_path_join(unquote(parts.path) + token, "sendMessage")
+    if parts.netloc and not path.startswith("/"):
+        path = "/" + path
+    path = quote(path, safe=GO_PATH_SAFE)
+    return urlunsplit(parts._replace(path=path))
+
+
+class TelegramHandler:
+    def __init__(self, options: TelegramOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    def body(self, config: TelegramConfig, event: Event) -> dict[str, Any]:
+        """The sendMessage JSON for ``event``."""
+        mode = self.options.parse_mode or config.parse_mode
+        problem = check_parse_mode(mode)
+        if problem:
+            raise HandlerError(f"telegram: {problem}")
+        body: dict[str, Any] = {"chat_id": self.options.chat_id or config.chat_id,
+                                "text": event.state.message}
+        if mode:
+            body["parse_mode"] = mode
+        if self.options.disable_web_page_preview or config.disable_web_page_preview:
+            body["disable_web_page_preview"] = True
+        if self.options.disable_notification or config.disable_notification:
+            body["disable_notification"] = True
+        return body
+
+    async def handle(self, event: Event) -> None:
+        config: TelegramConfig | None = self.context.config
+        if config is None or not config.enabled:
+            raise HandlerError("telegram: the [telegram] section is not enabled")
+        await send(self.context, "telegram", send_message_url(config.url, config.token),
+                   json_body=self.body(config, event))
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="telegram", options=TelegramOptions, factory=TelegramHandler,
+                        section="telegram", doc="Send alerts through a Telegram bot.")]
