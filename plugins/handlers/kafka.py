@@ -1,23 +1,81 @@
-"""Kafka: the [[kafka]] section, one element per cluster.
+"""Kafka: the [[kafka]] section (one element per cluster) and the ``kafka`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+Each alert becomes one Kafka message on the handler's topic: the key is the alert ID and
+the value the alert JSON as Kapacitor writes it (Go's ``json.Encoder``, so with a
+trailing newline) or, with a ``template``, that Go template rendered with the alert data
+Kapacitor gives it (``.ID .Message .Details .Time .Duration .Level .Data
+.PreviousLevel .Recoverable``).
+
+TICKscript::
+
+    |alert()
+        .kafka()
+            .cluster('prod')               // the [[kafka]] element's id
+            .kafkaTopic('alerts')          // the Kafka topic (required)
+            .template('{{.ID}}: {{.Message}}')
+            .partitionHashAlgorithm('murmur2')
+            .disablePartitionById()
+
+Topic handler (``kind: kafka``) options: ``cluster``, ``topic``, ``template``,
+``disablePartitionById``, ``partitionAlgorithm``.
+
+Partitioning: by default the alert ID's hash chooses the partition, so one alert always
+lands in the same partition: ``crc32`` (the default; Kapacitor 1.6 also calls it
+``crc32c``) is ``crc32(id) % partitions``; ``murmur2`` is Kafka's Java partitioner;
+``murmur3`` and ``fnv-1a`` take the 32-bit hash as a signed number, as sarama does.
+``disablePartitionById`` spreads messages over the partitions in turn instead.
+
+Delivery: the ``kafka`` service keeps one writer per cluster and topic. A writer sends
+with ``acks=1`` (the partition leader has stored it) and waits at most ``timeout``
+(0 means 10s) for the broker; messages that arrive while a request is in flight go
+together in the next one, up to ``batch-size`` (0 means 100) messages, so a message is
+never held back for a batch to fill; ``batch-timeout`` (0 means 1s) is added to how long
+a handler waits for its turn. A failed delivery fails the handler, which is logged as
+"alert handler failed" with the broker's error, and the task goes on.
+
+Connections use TLS with ``use-ssl`` (``ssl-ca``, ``ssl-cert``, ``ssl-key``,
+``insecure-skip-verify``) and SASL when ``sasl-username`` or ``sasl-mechanism`` is set:
+PLAIN (the default), SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER with the static
+``sasl-access-token`` and ``sasl_extensions``; ``sasl-version`` 0 or 1 (the default)
+selects the handshake. GSSAPI and OAuth token fetching (``sasl-oauth-*``) are refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import random
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
 
 from kapa_core.plugin_api import (
     ConfigError,
     Duration,
+    Event,
+    HandlerError,
+    HandlerKind,
+    KapaError,
     Section,
+    ServiceContext,
+    StringMap,
+    TemplateError,
     hookimpl,
+    option,
+    parse_template,
     require_choice,
     setting,
     unique_elements,
 )
 
+from . import kafka_wire as wire
+
 SASL_MECHANISMS = ("", "PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI")
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,10 +122,313 @@ class KafkaConfig:
         require_choice(self.sasl_mechanism, "sasl-mechanism", SASL_MECHANISMS)
         if self.batch_size < 0:
             raise ConfigError("batch-size", "must not be negative")
+        require_choice(self.sasl_version, "sasl-version", ("", "0", "1"))
+
+
+def _seconds(value: Duration, default: float) -> float:
+    return value / 1e9 if value > 0 else default
+
+
+def _ssl_context(config: KafkaConfig) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=config.ssl_ca or None)
+        if config.ssl_cert:
+            context.load_cert_chain(config.ssl_cert, config.ssl_key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise HandlerError(f"kafka: cluster {config.id!r}: cannot load the TLS files: "
+                           f"{exc}") from None
+    if config.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _sasl(config: KafkaConfig) -> wire.SaslConfig | None:
+    if not (config.sasl_username or config.sasl_mechanism):
+        return None
+    mechanism = config.sasl_mechanism or "PLAIN"
+    if mechanism == "GSSAPI":
+        raise HandlerError(f"kafka: cluster {config.id!r}: SASL GSSAPI is not supported")
+    if mechanism == "OAUTHBEARER" and not config.sasl_access_token:
+        raise HandlerError(f"kafka: cluster {config.id!r}: OAUTHBEARER needs "
+                           "sasl-access-token (fetching tokens is not supported)")
+    return wire.SaslConfig(mechanism=mechanism, username=config.sasl_username,
+                           password=config.sasl_password,
+                           version=int(config.sasl_version or 1),
+                           token=config.sasl_access_token,
+                           extensions=tuple(sorted(config.sasl_extensions.items())))
+
+
+@dataclass
+class _Pending:
+    partition: int
+    message: wire.Message
+    done: trio.Event = field(default_factory=trio.Event)
+    error: wire.KafkaError | None = None
+
+
+class TopicWriter:
+    """Sends one cluster's messages for one topic, in batches, one request at a time.
+
+    ``send`` queues a message and waits until the broker has stored it (or refused it).
+    The run loop takes up to ``batch_size`` queued messages, groups them by partition
+    into record batches, and sends them; a retriable failure (a dropped connection, a
+    moved leader) is tried once more with fresh metadata.
+    """
+
+    def __init__(self, client: wire.KafkaClient, topic: str, *, batch_size: int,
+                 timeout: float) -> None:
+        self.client = client
+        self.topic = topic
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self._queue: list[_Pending] = []
+        self._wake = trio.Event()
+        self._turn = itertools.count()
+
+    async def partitions(self) -> list[int]:
+        return sorted((await self.client.metadata(self.topic)).partitions)
+
+    def next_partition(self, partitions: list[int]) -> int:
+        """Round-robin over ``partitions`` (when partitioning by ID is disabled)."""
+        return partitions[next(self._turn) % len(partitions)]
+
+    async def send(self, partition: int, message: wire.Message) -> None:
+        pending = _Pending(partition, message)
+        self._queue.append(pending)
+        self._wake.set()
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                while self._queue:
+                    batch = self._queue[:self.batch_size]
+                    del self._queue[:self.batch_size]
+                    await self._deliver(batch)
+        finally:
+            stopped = wire.KafkaError("the kafka service stopped")
+            for pending in self._queue:
+                pending.error = stopped
+                pending.done.set()
+            self._queue.clear()
+
+    async def _deliver(self, batch: list[_Pending]) -> None:
+        waiting: dict[int, list[_Pending]] = {}
+        for pending in batch:
+            waiting.setdefault(pending.partition, []).append(pending)
+        try:
+            for attempt in range(2):
+                failed = await self._produce(waiting)
+                for partition in set(waiting) - set(failed):
+                    for pending in waiting.pop(partition):
+                        pending.done.set()
+                if not failed:
+                    return
+                if attempt or not all(exc.retriable for exc in failed.values()):
+                    break
+            for partition, exc in failed.items():
+                for pending in waiting.pop(partition, ()):
+                    pending.error = exc
+        finally:
+            for items in waiting.values():
+                for pending in items:
+                    pending.error = pending.error or wire.KafkaError("not sent")
+                    pending.done.set()
+            for pending in batch:
+                pending.done.set()
+
+    async def _produce(self, waiting: dict[int, list[_Pending]]) -> dict[int, wire.KafkaError]:
+        batches = {p: wire.record_batch([x.message for x in items])
+                   for p, items in waiting.items()}
+        try:
+            with trio.fail_after(self.timeout):
+                return await self.client.produce(self.topic, batches, acks=1,
+                                                 timeout_ms=int(self.timeout * 1000))
+        except wire.KafkaError as exc:
+            return dict.fromkeys(batches, exc)
+        except trio.TooSlowError:
+            error = wire.KafkaError(f"no answer from the brokers within {self.timeout:g}s",
+                                    retriable=True)
+            return dict.fromkeys(batches, error)
+
+
+class KafkaService:
+    """The ``kafka`` service: one client per cluster and one writer per (cluster, topic),
+    made on first use; a config override re-opens the service with new ones."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.elements: tuple[KafkaConfig, ...] = tuple(ctx.config or ())
+        self.log = ctx.logger
+        self._check = getattr(ctx.app, "check_outgoing", None)
+        self._nursery: trio.Nursery | None = None
+        self._clients: dict[str, wire.KafkaClient] = {}
+        self._writers: dict[tuple[str, str], TopicWriter] = {}
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        for element in self.elements:
+            if element.enabled and element.use_ssl and element.insecure_skip_verify:
+                self.log.warn("insecure-skip-verify: TLS certificates of the Kafka brokers "
+                              "are not verified", cluster=element.id)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            for client in self._clients.values():
+                await client.aclose()
+
+    def cluster(self, wanted: str) -> KafkaConfig:
+        """The enabled ``[[kafka]]`` element ``wanted``; with no id, the only enabled one."""
+        if not wanted:
+            enabled = [e for e in self.elements if e.enabled]
+            if len(enabled) == 1:
+                return enabled[0]
+            raise HandlerError("kafka: no cluster given (use .cluster('id') or the cluster "
+                               "option)")
+        for element in self.elements:
+            if element.id == wanted:
+                if not element.enabled:
+                    raise HandlerError(f"kafka: [[kafka]] cluster {wanted!r} is not enabled")
+                return element
+        raise HandlerError(f"kafka: unknown cluster {wanted!r} (no [[kafka]] element with "
+                           "that id)")
+
+    def _client(self, config: KafkaConfig) -> wire.KafkaClient:
+        client = self._clients.get(config.id)
+        if client is None:
+            client = wire.KafkaClient(wire.ClientConfig(
+                brokers=tuple(config.brokers), client_id=config.id,
+                timeout=_seconds(config.timeout, DEFAULT_TIMEOUT),
+                ssl_context=_ssl_context(config) if config.use_ssl else None,
+                sasl=_sasl(config), check_address=self._check_address))
+            self._clients[config.id] = client
+        return client
+
+    def _check_address(self, url: str) -> None:
+        """Refuse a broker address in a ``-blacklist-cidrs`` range."""
+        if self._check is None:
+            return
+        try:
+            self._check(url)
+        except KapaError as exc:
+            raise wire.KafkaError(str(exc)) from None
+
+    def writer(self, config: KafkaConfig, topic: str) -> TopicWriter:
+        if self._nursery is None:
+            raise HandlerError("kafka: the kafka service is not running")
+        writer = self._writers.get((config.id, topic))
+        if writer is None:
+            writer = TopicWriter(self._client(config), topic,
+                                 batch_size=config.batch_size or DEFAULT_BATCH_SIZE,
+                                 timeout=_seconds(config.timeout, DEFAULT_TIMEOUT))
+            self._writers[(config.id, topic)] = writer
+            self._nursery.start_soon(writer.run)
+        return writer
 
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="kafka", schema=KafkaConfig, multiple=True, element_key="id",
-                    default_elements=1, check=unique_elements("id"),
+                    default_elements=1, check=unique_elements("id"), service=KafkaService,
                     doc="Send alerts to Apache Kafka.")]
+
+
+TEMPLATE_NAME = "kafka alert template"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaOptions:
+    cluster: str = option("", doc="The [[kafka]] element's id.")
+    topic: str = option("", tick="kafkaTopic", doc="The Kafka topic.")
+    template: str = option("", doc="Go template for the message value.")
+    disable_partition_by_id: bool = option(False, key="disablePartitionById")
+    partition_algorithm: str = option("", tick="partitionHashAlgorithm",
+                                      key="partitionAlgorithm",
+                                      doc="crc32 (default), murmur2, murmur3 or fnv-1a.")
+
+    def validate(self) -> None:
+        if self.partition_algorithm not in wire.ALGORITHMS:
+            raise ConfigError("partitionAlgorithm", f"kafka: invalid partition algorithm "
+                              f"{self.partition_algorithm!r} (crc32, murmur2, murmur3, "
+                              "fnv-1a)")
+        if self.template:
+            try:
+                parse_template(self.template, TEMPLATE_NAME)
+            except TemplateError as exc:
+                raise ConfigError("template", f"kafka: {exc}") from None
+
+
+def alert_data(event: Event) -> dict[str, Any]:
+    """Kapacitor's ``alert.Data``, the dot of a Kafka template."""
+    data = event.template_data()
+    series = [{"Name": row.get("name", ""), "Tags": StringMap(row.get("tags") or {}),
+               "Columns": list(row.get("columns") or []),
+               "Values": list(row.get("values") or []), "Partial": False}
+              for row in event.series]
+    return {"ID": data["ID"], "Message": data["Message"], "Details": data["Details"],
+            "Time": data["Time"], "Duration": data["Duration"], "Level": data["Level"],
+            "Data": {"Series": series, "Messages": None, "Err": None},
+            "PreviousLevel": data["PreviousLevel"], "Recoverable": data["Recoverable"]}
+
+
+class KafkaHandler:
+    """Writes each alert to the cluster's topic; returns once the leader has stored it."""
+
+    def __init__(self, options: KafkaOptions, context: Any) -> None:
+        self.options = options
+        self.service = context
+        self.template = (parse_template(options.template, TEMPLATE_NAME)
+                         if options.template else None)
+
+    def _value(self, event: Event) -> bytes:
+        if self.template is None:
+            return (event.json() + "\n").encode()
+        try:
+            return self.template.execute(alert_data(event)).encode()
+        except TemplateError as exc:
+            raise HandlerError(f"kafka: failed to execute alert template: {exc}") from None
+
+    async def handle(self, event: Event) -> None:
+        service = self.service
+        if not isinstance(service, KafkaService):
+            raise HandlerError("kafka: the kafka service is not running")
+        config = service.cluster(self.options.cluster)
+        topic = self.options.topic
+        if not topic:
+            raise HandlerError("kafka: no topic (set .kafkaTopic('name') or the topic option)")
+        value = self._value(event)
+        key = event.id.encode()
+        timeout = _seconds(config.timeout, DEFAULT_TIMEOUT)
+        wait = timeout * 2 + _seconds(config.batch_timeout, DEFAULT_BATCH_TIMEOUT)
+        where = f"kafka: cluster {config.id!r}, topic {topic!r}"
+        try:
+            writer = service.writer(config, topic)
+            with trio.fail_after(timeout):
+                partitions = await writer.partitions()
+            if self.options.disable_partition_by_id:
+                partition = writer.next_partition(partitions)
+            elif not key:
+                partition = random.choice(partitions)
+            else:
+                partition = wire.partition_for(self.options.partition_algorithm, key,
+                                               partitions)
+            message = wire.Message(key, value, time.time_ns() // 1_000_000)
+            with trio.fail_after(wait):
+                await writer.send(partition, message)
+        except wire.KafkaError as exc:
+            raise HandlerError(f"{where}: {exc}") from None
+        except trio.TooSlowError:
+            raise HandlerError(f"{where}: no answer from the brokers in time") from None
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="kafka", options=KafkaOptions, factory=KafkaHandler,
+                        section="kafka", doc="Write alerts to a Kafka topic.")]
