@@ -4,7 +4,8 @@
 
 For each shape and layout (tasks x points) it starts the real daemon, defines the tasks,
 writes the points through /write in one body per measurement (``m1 value=<i> <i>``,
-precision s) and waits until every task's ``stream0`` node has collected every point.
+precision s) and waits until every task's ``stream0`` node has collected every point (for
+the alert shape: until its alert node has, with topics persisted as by default).
 Prints deliveries/s (points x tasks / seconds) and the daemon's peak RSS.
 """
 
@@ -28,8 +29,21 @@ SHAPES = {
             "var m2 = stream|from().measurement('m2')\n"
             "m1|join(m2).as('m1', 'm2').tolerance(1s)"
             "|eval(lambda: \"m1.value\" * \"m2.value\").as('v')",
+    "alert": "stream|from().measurement('m1')"
+             "|alert().id('{{ .Name }}_{{ .TaskName }}')"
+             ".info(lambda: \"value\" > 10).warn(lambda: \"value\" > 20)"
+             ".crit(lambda: \"value\" > 30)",
+    # Not one of Kapacitor's shapes: the same alert publishing to a named topic, so every
+    # event's state (message and details rendered) is recorded and persisted.
+    "alert_topic": "stream|from().measurement('m1')"
+                   "|alert().id('{{ .Name }}_{{ .TaskName }}')"
+                   ".info(lambda: \"value\" > 10).warn(lambda: \"value\" > 20)"
+                   ".crit(lambda: \"value\" > 30).topic('bench')",
 }
-MEASUREMENTS = {"bare": ("m1",), "count": ("m1",), "join": ("m1", "m2")}
+MEASUREMENTS = {"bare": ("m1",), "count": ("m1",), "join": ("m1", "m2"), "alert": ("m1",),
+                "alert_topic": ("m1",)}
+#: the node that must have collected every point; the alert shape is timed to its end
+DONE_NODE = {"alert": "alert2", "alert_topic": "alert2"}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -58,7 +72,8 @@ def run(shape: str, tasks: int, points: int) -> None:
             assert response.status_code == 204, response.text
         while True:
             listing = client.get("/kapacitor/v1/tasks", params={"fields": "stats"}).json()
-            done = sum(t["stats"]["node-stats"].get("stream0", {}).get("collected", 0)
+            node = DONE_NODE.get(shape, "stream0")
+            done = sum(t["stats"]["node-stats"].get(node, {}).get("collected", 0)
                        for t in listing["tasks"])
             if done >= points * tasks:
                 break
@@ -74,7 +89,8 @@ def run(shape: str, tasks: int, points: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
+    parser.add_argument("--shape", nargs="+", choices=sorted(SHAPES),
+                        default=[s for s in SHAPES if s != "alert_topic"])
     parser.add_argument("--layout", nargs="+", default=["10x50000", "100x5000"],
                         help="tasks x points, e.g. 10x50000")
     args = parser.parse_args()

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.gojson import Struct as GoStruct
+from kapa_core.alert.gojson import dumps as go_json
+from kapa_core.alert.handler_kit import enabled_config, option_template
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
 from kapa_core.alert.outbound import TLS, send
@@ -90,6 +93,7 @@ __all__ = [
     "Duration",
     "Event",
     "EventState",
+    "GoStruct",
     "GoTime",
     "HandlerError",
     "HandlerKind",
@@ -104,9 +108,12 @@ __all__ = [
     "Template",
     "TemplateError",
     "UDFBridge",
+    "enabled_config",
+    "go_json",
     "hookimpl",
     "one_default",
     "option",
+    "option_template",
     "parse_template",
     "require_choice",
     "require_url",

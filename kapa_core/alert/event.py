@@ -8,7 +8,7 @@ templates (``[[httppost]] alert-template``, Kafka, MQTT topics, post URLs) see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any
 
 from kapa_core.alert.gojson import Struct, dumps
@@ -17,16 +17,52 @@ from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration, format_go
 
 
-@dataclass(slots=True)
 class EventState:
-    """The last known state of one alert ID in a topic."""
+    """The last known state of one alert ID in a topic.
 
-    id: str
-    message: str
-    details: str
-    time: int  # ns
-    duration: int  # ns
-    level: Level
+    ``message`` and ``details`` may be given as functions: each is rendered the first time
+    something reads it (a handler, the events API, persistence), so an alert without
+    handlers or topics — or whose handlers never look at them — does not pay for the
+    templates.
+    """
+
+    __slots__ = ("_details", "_message", "duration", "id", "level", "time")
+
+    def __init__(self, id: str, message: str | Callable[[], str],
+                 details: str | Callable[[], str], time: int, duration: int,
+                 level: Level) -> None:
+        self.id = id
+        self._message = message
+        self._details = details
+        self.time = time  # ns
+        self.duration = duration  # ns
+        self.level = level
+
+    @property
+    def message(self) -> str:
+        message = self._message
+        if not isinstance(message, str):
+            message = self._message = message()
+        return message
+
+    @property
+    def details(self) -> str:
+        details = self._details
+        if not isinstance(details, str):
+            details = self._details = details()
+        return details
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.id, self.message, self.details, self.time, self.duration, self.level)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EventState) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"EventState(id={self.id!r}, message={self.message!r}, level={self.level!s}, "
+                f"time={self.time}, duration={self.duration})")
 
     def to_json(self) -> dict[str, Any]:
         """The ``state`` object of ``/alerts/topics/<t>/events`` (duration as Go text)."""
@@ -44,21 +80,61 @@ class EventState:
                    int(raw["duration"]), Level(int(raw["level"])))
 
 
-@dataclass(slots=True)
 class Event:
-    topic: str
-    state: EventState
-    previous_level: Level = Level.OK
-    name: str = ""
-    task_name: str = ""
-    category: str = ""
-    group: str = "nil"
-    tags: dict[str, str] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)
-    series: list[dict[str, Any]] = field(default_factory=list)
-    recoverable: bool = True
-    #: set by topics: True when the level differs from this ID's previous level there
-    changed: bool = True
+    """One alert event on its way to a topic and its handlers.
+
+    ``series`` (the alert data's rows) may be given as a function, rendered when first
+    read: formatting rows is wasted work for an event that no handler looks at.
+    """
+
+    __slots__ = ("_series", "category", "changed", "fields", "group", "name",
+                 "previous_level", "recoverable", "state", "tags", "task_name", "topic")
+
+    def __init__(self, topic: str, state: EventState, previous_level: Level = Level.OK,
+                 name: str = "", task_name: str = "", category: str = "", group: str = "nil",
+                 tags: dict[str, str] | None = None, fields: dict[str, Any] | None = None,
+                 series: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
+                 | None = None, recoverable: bool = True, changed: bool = True) -> None:
+        self.topic = topic
+        self.state = state
+        self.previous_level = previous_level
+        self.name = name
+        self.task_name = task_name
+        self.category = category
+        self.group = group
+        self.tags = {} if tags is None else tags
+        self.fields = {} if fields is None else fields
+        self._series = [] if series is None else series
+        self.recoverable = recoverable
+        #: set by topics: True when the level differs from this ID's previous level there
+        self.changed = changed
+
+    @property
+    def series(self) -> list[dict[str, Any]]:
+        series = self._series
+        if callable(series):
+            series = self._series = series()
+        return series
+
+    def copy(self, **changes: Any) -> Event:
+        """A shallow copy with some attributes changed (``topic=``, ``previous_level=``)."""
+        other = Event.__new__(Event)
+        for name in Event.__slots__:
+            setattr(other, name, getattr(self, name))
+        for name, value in changes.items():
+            setattr(other, "_series" if name == "series" else name, value)
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and all(
+            getattr(self, n) == getattr(other, n) for n in (
+                "topic", "state", "previous_level", "name", "task_name", "category", "group",
+                "tags", "fields", "series", "recoverable"))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Event(topic={self.topic!r}, state={self.state!r})"
 
     @property
     def id(self) -> str:
@@ -69,7 +145,7 @@ class Event:
         return self.state.level
 
     def for_topic(self, topic: str) -> Event:
-        return replace(self, topic=topic)
+        return self.copy(topic=topic)
 
     def alert_data(self) -> Struct:
         """Kapacitor's ``AlertData``: keys in its order (a :class:`Struct` keeps it)."""
@@ -79,6 +155,11 @@ class Event:
                       data=Struct(series=[Struct(row) for row in self.series])
                       if self.series else Struct(),
                       previousLevel=str(self.previous_level), recoverable=self.recoverable)
+
+    def result(self) -> Struct:
+        """The alert's data as Kapacitor's ``models.Result`` (``{"series": null}`` when
+        empty), for handlers that embed it."""
+        return Struct(series=[Struct(row) for row in self.series] or None)
 
     def json(self) -> str:
         """The alert JSON exactly as Kapacitor's post/tcp/log/exec handlers send it."""

@@ -8,8 +8,8 @@ strings and durations as integer nanoseconds.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from typing import Any
 
 from kapa_core.models.batch import format_time
@@ -32,12 +32,28 @@ def go_float(f: float) -> str:
     return text
 
 
+#: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
+#: \u00XX for every other control character (backspace and form feed included); and the
+#: HTML-safe \u003c \u003e \u0026 \u2028 \u2029.
+_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
+_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
+                 ord("\t"): "\\t", ord("<"): "\\u003c", ord(">"): "\\u003e",
+                 ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+
+
 def _string(s: str) -> str:
-    return (json.dumps(s, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    if _SPECIAL.search(s) is None:
+        return f'"{s}"'
+    return f'"{s.translate(_ESCAPES)}"'
 
 
 def dumps(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is float:
+        return go_float(value)
     if value is None:
         return "null"
     if value is True:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from kapa_core.alert.gojson import dumps
 from kapa_core.errors import HandlerError
 
 DEFAULT_TIMEOUT = 30.0
@@ -56,6 +57,9 @@ async def send(context: Any, handler: str, url: str, *, json_body: Any = None,
                tls: TLS | None = None, timeout: float = 0.0,  # noqa: ASYNC109
                method: str = "POST") -> httpx.Response:
     """Send one request for ``handler``; return the 2xx response or raise HandlerError."""
+    if json_body is not None:  # encoded as Go's encoding/json does, as Kapacitor sends it
+        content = dumps(json_body)
+        headers = {"Content-Type": "application/json", **(headers or {})}
     check = getattr(context, "check_outgoing", None)
     if check is not None:
         check(url)
@@ -65,7 +69,7 @@ async def send(context: Any, handler: str, url: str, *, json_body: Any = None,
         raise HandlerError(f"{handler}: TLS settings: {exc}") from None
     async with httpx.AsyncClient(verify=verify, timeout=timeout or DEFAULT_TIMEOUT) as client:
         try:
-            response = await client.request(method, url, json=json_body, content=content,
+            response = await client.request(method, url, content=content,
                                             data=form, headers=headers, auth=auth)
         except httpx.HTTPError as exc:
             raise HandlerError(f"{handler}: {method} {_safe(url)}: "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -45,7 +45,7 @@ class HandlerContext:
         """Collect ``event`` into ``event.topic`` (the publish and aggregate kinds); its
         previous level is the one that topic last recorded for the id, as in Kapacitor."""
         state = self.alerts.topics.state(event.topic, event.id)
-        self.alerts.publish(replace(event, previous_level=state.level if state else Level.OK))
+        self.alerts.publish(event.copy(previous_level=state.level if state else Level.OK))
 
     def start_soon(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` in the background while the alert service runs (handler timers)."""

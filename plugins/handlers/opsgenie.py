@@ -1,13 +1,55 @@
-"""OpsGenie: the [opsgenie] (API v1) and [opsgenie2] (API v2) sections.
+"""OpsGenie: the [opsgenie] (API v1) and [opsgenie2] (API v2) sections and the ``opsgenie``
+and ``opsgenie2`` handlers.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+``opsgenie`` — TICKscript ``.opsGenie().teams('a', 'b').recipients('c')``; topic handler
+``{"kind": "opsgenie", "options": {"teams-list": [...], "recipients-list": [...]}}``. A POST
+of ``{"apiKey", "entity": <alert ID>, "alias": <alert ID>, "message", "note": "",
+"monitoring_tool": "kapacitor", "details": {"Level": <level>, "Monitoring Tool":
+"Kapacitor"}, "description": <alert data as JSON text>, "teams", "recipients"}`` to
+``<[opsgenie] url>/``; an OK event is a recovery: level ``RECOVERY``, ``note`` = the
+message, sent to ``<[opsgenie] recovery_url>/`` instead (``.../alert/note`` adds a note,
+``.../alert/close`` closes). Teams and recipients default to the section's.
+
+``opsgenie2`` — TICKscript ``.opsGenie2().teams('a', 'b').recipients('c')
+.recoveryAction('close')``; topic handler ``{"kind": "opsgenie2", "options":
+{"teams-list": [...], "recipients-list": [...], "recovery_action": "notes"|"close"}}``.
+Sent with ``Authorization: GenieKey <api-key>``. Non-OK events POST ``{"entity": <alert ID>,
+"alias": <URL-safe base64 of the alert ID>, "message", "note": "", "priority":
+"P5"|"P3"|"P1" (INFO, WARNING, CRITICAL), "description", "details": {"Monitoring Tool":
+"Kapacitor", "Level", <first series' tags>, "Kapacitor Task Name": <series name>},
+"responders": [{"name", "type": "team"}..., {"username", "type": "user"}...]}`` to
+``[opsgenie2] url``; the description is the alert data as JSON text, or the alert details
+when ``[opsgenie2] details = true``. OK events POST ``{"note": <message>}`` to
+``<url>/<alias>/<recovery action>?identifierType=alias``: ``notes`` adds a note, ``close``
+closes the alert; the action defaults to ``[opsgenie2] recovery_action``.
 """
 
 from __future__ import annotations
 
+import base64
+import posixpath
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from kapa_core.plugin_api import Section, hookimpl, require_choice, require_url, setting
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    HandlerKind,
+    Level,
+    Section,
+    enabled_config,
+    go_json,
+    hookimpl,
+    option,
+    require_choice,
+    require_url,
+    send,
+    setting,
+)
+
+RECOVERY_ACTIONS = ("notes", "close")
+PRIORITY = {Level.INFO: "P5", Level.WARNING: "P3", Level.CRITICAL: "P1"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +78,10 @@ class OpsGenie2Config:
     url: str = "https://api.opsgenie.com/v2/alerts"
     recovery_action: str = setting("notes", key="recovery_action", doc="notes or close.")
     global_: bool = False
-    details: bool = False
+    details: bool = setting(False, doc="Send the alert details as the description.")
 
     def validate(self) -> None:
-        require_choice(self.recovery_action, "recovery_action", ("notes", "close"))
+        require_choice(self.recovery_action, "recovery_action", RECOVERY_ACTIONS)
         if self.enabled:
             require_url(self.url, "url")
 
@@ -48,3 +90,129 @@ class OpsGenie2Config:
 def kapa_config_sections() -> list[Section]:
     return [Section(name="opsgenie", schema=OpsGenieConfig, doc="OpsGenie API v1."),
             Section(name="opsgenie2", schema=OpsGenie2Config, doc="OpsGenie API v2.")]
+
+
+
+
+
+
+def result_json(event: Event) -> str:
+    """The alert's data (an InfluxQL result) as the JSON text Kapacitor puts in
+    ``description``."""
+    return go_json(event.result())
+
+
+
+
+# -- opsgenie (v1) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpsGenieOptions:
+    teams: tuple[str, ...] = option((), key="teams-list", doc="Defaults to [opsgenie] teams.")
+    recipients: tuple[str, ...] = option((), key="recipients-list",
+                                         doc="Defaults to [opsgenie] recipients.")
+
+
+class OpsGenieHandler:
+    def __init__(self, options: OpsGenieOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    async def handle(self, event: Event) -> None:
+        config = enabled_config(self.context, "opsgenie")
+        recovery = event.level is Level.OK
+        message_type = "RECOVERY" if recovery else str(event.level)
+        message = event.state.message
+        body: dict[str, Any] = {
+            "apiKey": config.api_key, "entity": event.id, "alias": event.id,
+            "message": message, "note": message if recovery else "",
+            "monitoring_tool": "kapacitor",
+            "details": {"Level": message_type, "Monitoring Tool": "Kapacitor"},
+            "description": result_json(event)}
+        teams = list(self.options.teams or config.teams)
+        if teams:
+            body["teams"] = teams
+        recipients = list(self.options.recipients or config.recipients)
+        if recipients:
+            body["recipients"] = recipients
+        url = (config.recovery_url if recovery else config.url) + "/"
+        await send(self.context, "opsgenie", url, json_body=body)
+
+
+# -- opsgenie2 ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpsGenie2Options:
+    teams: tuple[str, ...] = option((), key="teams-list", doc="Defaults to [opsgenie2] teams.")
+    recipients: tuple[str, ...] = option((), key="recipients-list",
+                                         doc="Defaults to [opsgenie2] recipients.")
+    recovery_action: str = option("", key="recovery_action",
+                                  doc="notes or close; defaults to [opsgenie2] "
+                                      "recovery_action.")
+
+    def validate(self) -> None:
+        if self.recovery_action:
+            try:
+                require_choice(self.recovery_action, "recovery_action", RECOVERY_ACTIONS)
+            except ConfigError as exc:
+                raise ConfigError(exc.path, f"opsgenie2: {exc.message}") from None
+
+
+def alias(event_id: str) -> str:
+    """OpsGenie v2 alias of an alert ID: its URL-safe base64 (with padding)."""
+    return base64.urlsafe_b64encode(event_id.encode()).decode()
+
+
+def recovery_url(url: str, event_alias: str, action: str) -> str:
+    """``<url>/<alias>/<action>?identifierType=alias`` (path joined and cleaned)."""
+    parts = urlsplit(url)
+    path = posixpath.normpath(posixpath.join(parts.path or "/", event_alias, action))
+    return urlunsplit((parts.scheme, parts.netloc, path, "identifierType=alias", ""))
+
+
+class OpsGenie2Handler:
+    def __init__(self, options: OpsGenie2Options, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    def _alert(self, config: OpsGenie2Config, event: Event) -> dict[str, Any]:
+        details: dict[str, str] = {"Monitoring Tool": "Kapacitor", "Level": str(event.level)}
+        if event.series:
+            row = event.series[0]
+            details.update(row.get("tags") or {})
+            details["Kapacitor Task Name"] = row.get("name", "")
+        body: dict[str, Any] = {
+            "entity": event.id, "alias": alias(event.id), "message": event.state.message,
+            "note": "", "priority": PRIORITY.get(event.level, ""),
+            "description": event.state.details if config.details else result_json(event),
+            "details": details}
+        responders = [{"name": t, "type": "team"}
+                      for t in (self.options.teams or config.teams)]
+        responders += [{"username": u, "type": "user"}
+                       for u in (self.options.recipients or config.recipients)]
+        if responders:
+            body["responders"] = responders
+        return body
+
+    async def handle(self, event: Event) -> None:
+        config = enabled_config(self.context, "opsgenie2")
+        headers = {"Authorization": f"GenieKey {config.api_key}"}
+        if event.level is Level.OK:
+            action = self.options.recovery_action or config.recovery_action
+            url = recovery_url(config.url, alias(event.id), action)
+            body: dict[str, Any] = {"note": event.state.message}
+        else:
+            url, body = config.url, self._alert(config, event)
+        await send(self.context, "opsgenie2", url, json_body=body, headers=headers)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="opsgenie", property="opsGenie", options=OpsGenieOptions,
+                        factory=OpsGenieHandler, section="opsgenie",
+                        doc="Create OpsGenie alerts (API v1)."),
+            HandlerKind(name="opsgenie2", property="opsGenie2", options=OpsGenie2Options,
+                        factory=OpsGenie2Handler, section="opsgenie2",
+                        doc="Create, annotate and close OpsGenie alerts (API v2).")]

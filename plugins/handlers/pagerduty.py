@@ -1,13 +1,60 @@
-"""PagerDuty: the [pagerduty] (API v1) and [pagerduty2] (Events API v2) sections.
+"""PagerDuty: the [pagerduty] (API v1) and [pagerduty2] (Events API v2) sections and the
+``pagerduty`` and ``pagerduty2`` handlers.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+``pagerduty`` — TICKscript ``.pagerDuty().serviceKey('k')``; topic handler
+``{"kind": "pagerduty", "options": {"service-key": "k"}}``. One POST of
+``{"service_key", "event_type", "description", "incident_key", "client": "kapacitor",
+"client_url", "details"}`` (all strings) to ``[pagerduty] url``: ``event_type`` is
+``trigger`` for WARNING and CRITICAL and ``resolve`` for OK, ``incident_key`` is the alert
+ID, ``description`` the message, ``details`` the alert details; INFO events are refused,
+as Kapacitor refuses them. The service key defaults to ``[pagerduty] service-key``.
+
+``pagerduty2`` — TICKscript ``.pagerDuty2().routingKey('k').link('http://x/{{ .ID }}',
+'text')``; topic handler ``{"kind": "pagerduty2", "options": {"routing-key": "k", "links":
+[{"href": "...", "text": "..."}]}}``. A POST to ``[pagerduty2] url`` with
+``Accept: application/vnd.pagerduty+json;version=2``: INFO, WARNING and CRITICAL send
+``{"routing_key", "event_action": "trigger", "dedup_key": <alert ID>, "payload": {"summary":
+<message>, "source": <host tag or "unknown">, "severity": "info"|"warning"|"critical",
+"timestamp": "2006-01-02T15:04:05.000000000Z07:00", "class": <task>, "component": "",
+"group": "", "custom_details": {"result": <alert data>}}, "images": null, "links",
+"client": "kapacitor", "client_url"}``; OK sends ``{"routing_key", "dedup_key",
+"event_action": "resolve"}``. Link hrefs and texts are templates rendered with the event's
+template data; a link without text shows its href.
+
+``client_url`` is the daemon's HTTP API base URL (``http://<listen address>/kapacitor/v1``),
+which is why both sections have a small service: it gives the handlers the running daemon.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+import trio
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    GoTime,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    ServiceContext,
+    Template,
+    TemplateError,
+    enabled_config,
+    hookimpl,
+    option,
+    parse_template,
+    require_url,
+    send,
+    setting,
+)
+
+V2_ACCEPT = "application/vnd.pagerduty+json;version=2"
+V2_SEVERITY = {Level.INFO: "info", Level.WARNING: "warning", Level.CRITICAL: "critical"}
+TIMESTAMP_LAYOUT = "2006-01-02T15:04:05.000000000Z07:00"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,8 +81,166 @@ class PagerDuty2Config:
             require_url(self.url, "url")
 
 
+class PagerDutyService:
+    """A PagerDuty section's service: its config plus, from the running daemon, the
+    outgoing-URL check and the HTTP API URL Kapacitor sends as ``client_url``."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.config = context.config
+        self._app = context.app
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def check_outgoing(self, url: str) -> None:
+        check = getattr(self._app, "check_outgoing", None)
+        if check is not None:
+            check(url)
+
+    @property
+    def client_url(self) -> str:
+        return api_url(self._app)
+
+
+def api_url(app: Any) -> str:
+    """``<scheme>://<listen address>/kapacitor/v1`` as Kapacitor's HTTP service reports it
+    (a listener on every interface shows as ``[::]``); empty before the API listens."""
+    address = getattr(app, "address", None)
+    if not address:
+        return ""
+    try:
+        http = app.config["http"]
+        bound_host = http.bind_address.rpartition(":")[0].strip("[]")
+        scheme = "https" if http.https_enabled else "http"
+    except (KeyError, AttributeError, TypeError):
+        bound_host, scheme = address[0], "http"
+    host = str(address[0]) if bound_host else "::"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{address[1]}/kapacitor/v1"
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="pagerduty", schema=PagerDutyConfig, doc="PagerDuty API v1."),
-            Section(name="pagerduty2", schema=PagerDuty2Config,
+    return [Section(name="pagerduty", schema=PagerDutyConfig, service=PagerDutyService,
+                    doc="PagerDuty API v1."),
+            Section(name="pagerduty2", schema=PagerDuty2Config, service=PagerDutyService,
                     doc="PagerDuty Events API v2.")]
+
+
+
+
+# -- pagerduty (v1) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagerDutyOptions:
+    service_key: str = option("", doc="Defaults to [pagerduty] service-key.")
+
+
+class PagerDutyHandler:
+    def __init__(self, options: PagerDutyOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    async def handle(self, event: Event) -> None:
+        config = enabled_config(self.context, "pagerduty")
+        if event.level is Level.INFO:
+            raise HandlerError("pagerduty: level INFO is ignored by the PagerDuty service "
+                               "(only WARNING, CRITICAL and OK are sent)")
+        state = event.state
+        body = {"service_key": self.options.service_key or config.service_key,
+                "event_type": "resolve" if event.level is Level.OK else "trigger",
+                "description": state.message, "incident_key": event.id,
+                "client": "kapacitor",
+                "client_url": getattr(self.context, "client_url", ""),
+                "details": state.details}
+        await send(self.context, "pagerduty", config.url, json_body=body)
+
+
+# -- pagerduty2 --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PagerDutyLink:
+    """A link of a PagerDuty v2 event: ``href`` and ``text`` are templates."""
+
+    href: str
+    text: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagerDuty2Options:
+    routing_key: str = option("", doc="Defaults to [pagerduty2] routing-key.")
+    links: tuple[PagerDutyLink, ...] = option((), tick="link", key="links",
+                                               doc="Links (href, text) shown on the incident.")
+
+    def validate(self) -> None:
+        _link_templates(self.links)
+
+
+def _link_templates(links: tuple[PagerDutyLink, ...]
+                    ) -> list[tuple[Template, Template | None]]:
+    out = []
+    for index, link in enumerate(links):
+        try:
+            href = parse_template(link.href, "href")
+            text = parse_template(link.text, "text") if link.text else None
+        except TemplateError as exc:
+            raise ConfigError(f"links[{index}]", f"pagerduty2: invalid link template: "
+                              f"{exc}") from None
+        out.append((href, text))
+    return out
+
+
+class PagerDuty2Handler:
+    def __init__(self, options: PagerDuty2Options, context: Any) -> None:
+        self.options = options
+        self.context = context
+        self.links = _link_templates(options.links)
+
+    def _links(self, event: Event) -> list[dict[str, str]] | None:
+        if not self.links:
+            return None
+        data = event.template_data()
+        out = []
+        try:
+            for href_t, text_t in self.links:
+                href = href_t.execute(data)
+                out.append({"href": href, "text": text_t.execute(data) if text_t else href})
+        except TemplateError as exc:
+            raise HandlerError(f"pagerduty2: link template: {exc}") from None
+        return out
+
+    async def handle(self, event: Event) -> None:
+        config = enabled_config(self.context, "pagerduty2")
+        routing_key = self.options.routing_key or config.routing_key
+        severity = V2_SEVERITY.get(event.level)
+        if severity is None:  # OK resolves the incident
+            body: dict[str, Any] = {"routing_key": routing_key, "dedup_key": event.id,
+                                    "event_action": "resolve"}
+        else:
+            body = {"routing_key": routing_key, "event_action": "trigger",
+                    "dedup_key": event.id,
+                    "payload": {
+                        "summary": event.state.message,
+                        "source": event.tags.get("host", "unknown"),
+                        "severity": severity,
+                        "timestamp": GoTime(event.state.time).Format(TIMESTAMP_LAYOUT),
+                        "class": event.task_name, "component": "", "group": "",
+                        "custom_details": {"result": event.result()}},
+                    "images": None, "links": self._links(event), "client": "kapacitor",
+                    "client_url": getattr(self.context, "client_url", "")}
+        await send(self.context, "pagerduty2", config.url, json_body=body,
+                   headers={"Accept": V2_ACCEPT})
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="pagerduty", property="pagerDuty", options=PagerDutyOptions,
+                        factory=PagerDutyHandler, section="pagerduty",
+                        doc="Trigger and resolve PagerDuty incidents (API v1)."),
+            HandlerKind(name="pagerduty2", property="pagerDuty2", options=PagerDuty2Options,
+                        factory=PagerDuty2Handler, section="pagerduty2",
+                        doc="Trigger and resolve PagerDuty incidents (Events API v2).")]

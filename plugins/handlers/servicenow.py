@@ -1,13 +1,51 @@
-"""ServiceNow: the [servicenow] section.
+"""ServiceNow: the [servicenow] section and the ``servicenow`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript ``.serviceNow().source('kapacitor').node('{{ index .Tags "host" }}')
+.type('cpu').resource('{{ .Name }}').metricName('usage').messageKey('{{ .ID }}')
+.additionalInfo('team', 'db')`` (also ``.uRL()``, ``.username()``, ``.password()``); topic
+handler ``{"kind": "servicenow", "options": {"url", "username", "password", "source",
+"node", "type", "resource", "metricName", "messageKey", "additional_info": {...}}}`` (keys
+are matched case-insensitively, as Kapacitor decodes them).
+
+Each event is a POST to the handler's URL (default ``[servicenow] url``) of
+``{"records": [{"source", "node", "type", "resource", "metric_name", "message_key",
+"severity", "description", "additional_info"}]}`` with basic auth when a username and
+password are set (the handler's, else the section's). ``severity`` is ``"1"`` for
+CRITICAL, ``"4"`` for WARNING and ``"5"`` for INFO and OK; ``description`` is the message;
+``message_key`` defaults to the alert ID; empty fields are left out. Node, type,
+resource, metric name, message key and the string values of additional info are templates
+rendered with ``ID``, ``Name``, ``TaskName``, ``Fields`` and ``Tags``; additional info is
+sent as JSON text. Values are cut as ServiceNow allows: 100 bytes (source, node, type,
+resource, metric name), 1024 (message key), 4000 (description).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+from kapa_core.plugin_api import (
+    Event,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    StringMap,
+    Template,
+    TemplateError,
+    go_json,
+    hookimpl,
+    option,
+    option_template,
+    parse_template,
+    require_url,
+    send,
+    setting,
+)
+
+SEVERITY = {Level.OK: "5", Level.INFO: "5", Level.WARNING: "4", Level.CRITICAL: "1"}
+USUAL_CUTOFF = 100
+TEMPLATED = ("node", "type", "resource", "metric_name", "message_key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,3 +67,108 @@ class ServiceNowConfig:
 def kapa_config_sections() -> list[Section]:
     return [Section(name="servicenow", schema=ServiceNowConfig,
                     doc="Send alerts to ServiceNow event management.")]
+
+
+#: Go's ``%v`` of a value, for additional info that is not a string.
+GO_VALUE = parse_template("{{ . }}", "value")
+
+
+
+
+def cutoff(text: str, limit: int) -> str:
+    """At most ``limit`` bytes of ``text`` (never half a character)."""
+    raw = text.encode()
+    return text if len(raw) <= limit else raw[:limit].decode(errors="ignore")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceNowOptions:
+    url: str = option("", tick="uRL", doc="Defaults to [servicenow] url.")
+    username: str = option("", doc="Defaults to [servicenow] username.")
+    password: str = option("", doc="Defaults to [servicenow] password.")
+    source: str = option("", doc="Defaults to [servicenow] source.")
+    node: str = ""
+    type: str = ""
+    resource: str = ""
+    metric_name: str = option("", key="metricName")
+    message_key: str = option("", key="messageKey", doc="Defaults to the alert ID.")
+    additional_info: dict[str, Any] = option(default_factory=dict, tick="additionalInfo",
+                                             key="additional_info")
+
+    def validate(self) -> None:
+        _Templates(self)
+        if self.url:
+            require_url(self.url, "url")
+
+
+class _Templates:
+    """The handler's templates, parsed once."""
+
+    def __init__(self, options: ServiceNowOptions) -> None:
+        self.fields: dict[str, Template] = {}
+        for name in TEMPLATED:
+            text = getattr(options, name)
+            if text:
+                self.fields[name] = _template(name, text)
+        self.info: dict[str, Template | str] = {}
+        for key, value in options.additional_info.items():
+            self.info[key] = (_template(f"additional_info.{key}", value)
+                              if isinstance(value, str) else GO_VALUE.execute(value))
+
+
+
+@dataclass(frozen=True)
+class _DataInfo:
+    """What the templates see (Kapacitor gives them these fields only)."""
+
+    ID: str
+    Name: str
+    TaskName: str
+    Fields: dict[str, Any]
+    Tags: StringMap
+
+
+class ServiceNowHandler:
+    def __init__(self, options: ServiceNowOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+        self.templates = _Templates(options)
+
+    def _record(self, config: ServiceNowConfig, event: Event) -> dict[str, str]:
+        data = _DataInfo(event.id, event.name, event.task_name, dict(event.fields),
+                         StringMap(event.tags))
+        try:
+            values = {name: t.execute(data) for name, t in self.templates.fields.items()}
+            info = {key: v if isinstance(v, str) else v.execute(data)
+                    for key, v in self.templates.info.items()}
+        except TemplateError as exc:
+            raise HandlerError(f"servicenow: {exc}") from None
+        record = {"source": cutoff(self.options.source or config.source, USUAL_CUTOFF)}
+        for name in ("node", "type", "resource", "metric_name"):
+            record[name] = cutoff(values.get(name, ""), USUAL_CUTOFF)
+        record["message_key"] = cutoff(values.get("message_key") or event.id, 1024)
+        record["severity"] = SEVERITY[event.level]
+        record["description"] = cutoff(event.state.message, 4000)
+        record["additional_info"] = go_json(info) if info else ""
+        return {k: v for k, v in record.items() if v or k == "source"}
+
+    async def handle(self, event: Event) -> None:
+        config = getattr(self.context, "config", None)
+        if config is None or not config.enabled:
+            raise HandlerError("servicenow: the [servicenow] section is not enabled")
+        username = self.options.username or config.username
+        password = self.options.password or config.password
+        auth = (username, password) if username and password else None
+        await send(self.context, "servicenow", self.options.url or config.url,
+                   json_body={"records": [self._record(config, event)]}, auth=auth)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="servicenow", property="serviceNow", options=ServiceNowOptions,
+                        factory=ServiceNowHandler, section="servicenow",
+                        doc="Send alert events to ServiceNow event management.")]
+
+
+def _template(option: str, text: str) -> Template:
+    return option_template(text, option, "servicenow")

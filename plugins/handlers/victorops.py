@@ -1,13 +1,35 @@
-"""VictorOps: the [victorops] section.
+"""VictorOps: the [victorops] section and the ``victorops`` handler.
 
-Configuration only for now: the handler itself arrives with the alerting work.
+TICKscript ``.victorOps().routingKey('team-ops')``; topic handler ``{"kind": "victorops",
+"options": {"routing-key": "team-ops"}}``. Each event is a POST to
+``<[victorops] url>/<api-key>/<routing key>`` of ``{"message_type": "CRITICAL"|"WARNING"|
+"INFO"|"RECOVERY" (OK), "entity_id": <alert ID>, "state_message": <message>, "timestamp":
+<Unix seconds>, "monitoring_tool": "kapacitor", "data": <alert data>}``; the alert data is
+JSON text, or a JSON object when ``[victorops] json-data = true``. The routing key defaults
+to ``[victorops] routing-key``.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from kapa_core.plugin_api import Section, hookimpl, require_url, setting
+from kapa_core.plugin_api import (
+    Event,
+    GoTime,
+    HandlerError,
+    HandlerKind,
+    Level,
+    Section,
+    go_json,
+    hookimpl,
+    option,
+    require_url,
+    send,
+    setting,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,7 +39,7 @@ class VictorOpsConfig:
     routing_key: str = ""
     url: str = "https://alert.victorops.com/integrations/generic/20131114/alert"
     global_: bool = False
-    json_data: bool = False
+    json_data: bool = setting(False, doc="Send the alert data as a JSON object, not text.")
 
     def validate(self) -> None:
         if self.enabled:
@@ -27,3 +49,45 @@ class VictorOpsConfig:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="victorops", schema=VictorOpsConfig, doc="Send alerts to VictorOps.")]
+
+
+
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class VictorOpsOptions:
+    routing_key: str = option("", doc="Defaults to [victorops] routing-key.")
+
+
+def alert_url(base: str, api_key: str, routing_key: str) -> str:
+    """``base`` with ``/<api key>/<routing key>`` joined to its path (cleaned, escaped)."""
+    parts = urlsplit(base)
+    path = posixpath.normpath(posixpath.join(parts.path or "/", api_key, routing_key))
+    return urlunsplit((parts.scheme, parts.netloc, quote(path), parts.query, ""))
+
+
+class VictorOpsHandler:
+    def __init__(self, options: VictorOpsOptions, context: Any) -> None:
+        self.options = options
+        self.context = context
+
+    async def handle(self, event: Event) -> None:
+        config = getattr(self.context, "config", None)
+        if config is None or not config.enabled:
+            raise HandlerError("victorops: the [victorops] section is not enabled")
+        result = event.result()
+        body = {"message_type": "RECOVERY" if event.level is Level.OK else str(event.level),
+                "entity_id": event.id, "state_message": event.state.message,
+                "timestamp": GoTime(event.state.time).Unix(), "monitoring_tool": "kapacitor",
+                "data": result if config.json_data else go_json(result)}
+        url = alert_url(config.url, config.api_key,
+                        self.options.routing_key or config.routing_key)
+        await send(self.context, "victorops", url, json_body=body)
+
+
+@hookimpl
+def kapa_handler_kinds() -> list[HandlerKind]:
+    return [HandlerKind(name="victorops", property="victorOps", options=VictorOpsOptions,
+                        factory=VictorOpsHandler, section="victorops",
+                        doc="Send alerts to VictorOps.")]

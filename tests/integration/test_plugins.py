@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -80,6 +81,39 @@ def test_installed_package_section_api_and_service_lifecycle(site: Path) -> None
         assert bad.status_code == 400 and "example.url" in bad.json()["error"]
         assert daemon.stop() == 0
         assert daemon.log().count('msg="example service closed"') == 2
+
+
+def test_installed_handler_from_tickscript_and_topic_handler(site: Path) -> None:
+    from tests.integration.test_alert_handlers import Recorder
+    from tests.integration.test_alerts import wait_for
+    from tests.integration.test_tasks import define, write
+
+    recorder = Recorder()
+    try:
+        config = {"example": {"enabled": True, "url": recorder.url + "/events",
+                              "token": "tkn"}, "http": {"log-enabled": False}}
+        with DaemonProcess(config, env={"PYTHONPATH": str(site)}) as daemon:
+            bad = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/t/handlers",
+                             json={"id": "x", "kind": "example", "options": {"loud": 1}})
+            assert bad.status_code == 400 and "loud" in bad.json()["error"]
+            created = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/ex/handlers",
+                                 json={"id": "ex", "kind": "example"})
+            assert created.status_code == 200, created.text
+            define(daemon, """
+stream|from().measurement('plug')
+  |alert().crit(lambda: "v" > 1).id('plug-alert').example().severity('page')
+  |alert().warn(lambda: "v" > 1).id('plug-topic').topic('ex')
+""")
+            write(daemon, "plug v=5 1\n")
+            assert wait_for(lambda: len(recorder.requests) >= 2)
+        bodies = {b["id"]: b for b in (json.loads(r["body"]) for r in recorder.requests)}
+        assert bodies["plug-alert"]["severity"] == "page"
+        assert bodies["plug-alert"]["level"] == "CRITICAL"
+        assert bodies["plug-topic"]["severity"] == "warning"
+        assert {r["path"] for r in recorder.requests} == {"/events"}
+        assert recorder.requests[0]["headers"]["Authorization"] == "Bearer tkn"
+    finally:
+        recorder.close()
 
 
 def test_broken_plugin_is_reported_and_daemon_runs(broken_site: Path) -> None:

@@ -6,6 +6,7 @@ found through its ``kapa_core.plugins`` entry point once it is pip-installed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import trio
 from kapa_core.plugin_api import (
     ConfigError,
     Duration,
+    Event,
     HandlerError,
     HandlerKind,
     Section,
@@ -84,9 +86,10 @@ class ExampleHandler:
     options: ExampleOptions
     service: ExampleService
 
-    async def handle(self, event: Any) -> None:
-        body = dict(event) if isinstance(event, dict) else dict(vars(event))
-        body["severity"] = self.options.severity
+    async def handle(self, event: Event) -> None:
+        """POST Kapacitor's alert JSON with the handler's severity added."""
+        body = json.loads(event.json())
+        body["severity"] = self.options.severity or event.state.level.name.lower()
         await self.service.post(body)
 
 

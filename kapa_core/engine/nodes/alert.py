@@ -108,6 +108,54 @@ class AlertStats:
         Level.WARNING: "warns_triggered", Level.CRITICAL: "crits_triggered"})
 
 
+#: rendered alert ids kept per (measurement, group) when the id template ignores .Tags
+ID_CACHE_SIZE = 100_000
+
+
+class _EventText:
+    """The template data of one event, built once for both its message and its details."""
+
+    __slots__ = ("_data", "_message", "args", "node")
+
+    def __init__(self, node: AlertNode, *args: Any) -> None:
+        self.node = node
+        self.args = args
+        self._data: Any = None
+        self._message: str | None = None
+
+    def data(self) -> Any:
+        if self._data is None:
+            event_id, name, group, tags, fields, level, t, duration = self.args
+            node = self.node
+            self._data = gojson.Struct(
+                Name=name, TaskName=node.task_id, Group=group, Tags=StringMap(tags),
+                ServerInfo=node.server_info, ID=event_id, Fields=fields, Level=str(level),
+                Time=GoTime(t), Duration=Duration(duration))
+        return self._data
+
+    def message(self) -> str:
+        message = self._message
+        if message is None:
+            data = self.data()
+            message = self._render(self.node.message_t, "message")
+            data["Message"] = self._message = message
+        return message
+
+    def details(self) -> str:
+        self.message()  # the details template sees .Message
+        return self._render(self.node.details_t, "details")
+
+    def _render(self, template: Any, what: str) -> str:
+        # Rendering happens when a handler, the API or persistence first reads the text,
+        # so a failure is logged here (with the alert id) rather than raised into them.
+        try:
+            return template.execute(self.data())
+        except Exception as exc:
+            self.node.log.error(f"failed to render alert {what}", id=self.args[0],
+                                err=str(exc))
+            return ""
+
+
 class AlertNode(Node):
     spec: AlertSpec
 
@@ -120,6 +168,9 @@ class AlertNode(Node):
         self.server_info = gojson.Struct(Hostname=ctx.hostname, ClusterID=ctx.cluster_id,
                                          ServerID=ctx.server_id)
         self.id_t, self.message_t, self.details_t = compile_templates(spec)
+        # The id depends on name, group and tags; with no .Tags in it, on the first two only.
+        self._ids: dict[tuple[str, str], str] | None = (
+            {} if "Tags" not in spec.id_template else None)
         self.levels = [None, spec.info, spec.warn, spec.crit]
         self.resets = [None, spec.info_reset, spec.warn_reset, spec.crit_reset]
         self.history = max(spec.history, 2)
@@ -205,23 +256,29 @@ class AlertNode(Node):
 
     # -- templates -------------------------------------------------------------------------
     def render_id(self, name: str, group: str, tags: dict[str, str]) -> str:
-        return self.id_t.execute({"Name": name, "TaskName": self.task_id,
-                                  "Group": group, "Tags": StringMap(tags),
-                                  "ServerInfo": self.server_info})
+        cache = self._ids
+        if cache is not None:
+            event_id = cache.get((name, group))
+            if event_id is not None:
+                return event_id
+        event_id = self.id_t.execute({"Name": name, "TaskName": self.task_id,
+                                      "Group": group, "Tags": StringMap(tags),
+                                      "ServerInfo": self.server_info})
+        if cache is not None:
+            if len(cache) >= ID_CACHE_SIZE:
+                cache.clear()
+            cache[(name, group)] = event_id
+        return event_id
 
     def _event(self, event_id: str, name: str, group: str, tags: dict[str, str],
                fields: dict[str, Any], level: Level, t: int, duration: int,
-               series: list[dict[str, Any]], previous: Level) -> Event:
-        data = gojson.Struct(
-            Name=name, TaskName=self.task_id, Group=group, Tags=StringMap(tags),
-            ServerInfo=self.server_info, ID=event_id, Fields=fields, Level=str(level),
-            Time=GoTime(t), Duration=Duration(duration))
-        message = self.message_t.execute(data)
-        data["Message"] = message
-        details = self.details_t.execute(data)
-        return Event("", EventState(event_id, message, details, t, duration, level),
-                     previous, name, self.task_id, self.category, group, dict(tags),
-                     dict(fields), series, not self.no_recoveries)
+               series: Any, previous: Level) -> Event:
+        tags, fields = dict(tags), dict(fields)  # the event's own: later nodes may change
+        text = _EventText(self, event_id, name, group, tags, fields, level, t, duration)
+        return Event("", EventState(event_id, text.message, text.details, t, duration,
+                                    level),
+                     previous, name, self.task_id, self.category, group, tags,
+                     fields, series, not self.no_recoveries)
 
     def _fire(self, event: Event) -> bool:
         """Count and publish; False when an inhibitor dropped it."""
@@ -231,8 +288,9 @@ class AlertNode(Node):
         c = self.counts
         c.alerts_triggered += 1
         setattr(c, c.by_level[event.level], getattr(c, c.by_level[event.level]) + 1)
-        self.log.debug("alert triggered", level=str(event.level), id=event.id,
-                       message=event.state.message)
+        if self.log.enabled("debug"):
+            self.log.debug("alert triggered", level=str(event.level), id=event.id,
+                           message=event.state.message)
         if self.anon_topic:
             self.alerts.publish(event.for_topic(self.anon_topic))
         if self.topic:
@@ -281,8 +339,9 @@ class AlertNode(Node):
         state.triggered(p.time)
         if self.no_recoveries and level is Level.OK:
             return
-        series = [Batch(p.name, p.group, p.tags, p.dims, False, p.time,
-                        [BatchPoint(p.time, p.fields, p.tags)]).row()]
+        def series() -> list[dict[str, Any]]:  # rendered only if a handler reads it
+            return [Batch(p.name, p.group, p.tags, p.dims, False, p.time,
+                          [BatchPoint(p.time, p.fields, p.tags)]).row()]
         event = self._event(event_id, p.name, group, p.tags, p.fields, level, p.time,
                             state.duration, series, previous)
         if not self._fire(event):
@@ -321,7 +380,7 @@ class AlertNode(Node):
         if self.no_recoveries and level is Level.OK:
             return
         event = self._event(event_id, b.name, group, b.tags, highest_point.fields, level, t,
-                            state.duration, [b.row()], previous)
+                            state.duration, lambda: [b.row()], previous)
         if not self._fire(event):
             return
         if self.annotate:
