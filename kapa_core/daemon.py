@@ -210,7 +210,9 @@ class Daemon:
         return NodeContext(write_points=self.stream.write, httppost=endpoints,
                            allowed=self.check_outgoing, alerts=self.alerts,
                            hostname=self.config.root.hostname, cluster_id=self.cluster_id,
-                           server_id=self.server_id)
+                           server_id=self.server_id,
+                           influxdb=lambda: self._runner.get("influxdb") if self._runner
+                           else None)
 
     def check_outgoing(self, url: str) -> None:
         """Refuse a URL whose host is an address in a -blacklist-cidrs range."""

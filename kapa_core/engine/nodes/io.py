@@ -34,6 +34,9 @@ class NodeContext:
     hostname: str = "localhost"
     cluster_id: str = ""
     server_id: str = ""
+    #: the running InfluxDB service (``[[influxdb]]`` clients), or None; a function because
+    #: a config override re-opens the service
+    influxdb: Callable[[], Any] = lambda: None
 
 
 class LoopbackNode(Node):
