@@ -31,6 +31,7 @@ from kapa_core.config.service import ConfigService
 from kapa_core.engine.loader import load_directory
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.router import StreamRouter
+from kapa_core.engine.stats_service import StatsService
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
@@ -119,6 +120,10 @@ class Daemon:
     def num_enabled_tasks(self) -> int:
         return len(self.task_master.tasks)
 
+    def service(self, name: str) -> Any:
+        """The running service opened under ``name``, or None."""
+        return self._runner.get(name) if self._runner else None
+
     def stop(self) -> None:
         """Ask the daemon to shut down gracefully (what SIGTERM does)."""
         self._stop.set()
@@ -173,6 +178,7 @@ class Daemon:
             await runner.open("alert", self.alerts)
             self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)
+            await runner.open("stats", StatsService(self._context("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
             self.template_service = TemplateService(self.store, self.task_service)

@@ -204,6 +204,11 @@ class StatsConfig:
     timing_sample_rate: float = 0.1
     timing_movavg_size: int = 1000
 
+    def validate(self) -> None:
+        if self.enabled and self.stats_interval <= 0:
+            raise ConfigError("stats-interval", f"must be greater than 0s, got "
+                              f"{self.stats_interval} (or set enabled = false)")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReportingConfig:

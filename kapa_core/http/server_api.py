@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
 from typing import Any
 
 from kapa_core import logs
+from kapa_core.engine.statistics import debug_vars
 from kapa_core.errors import APIError
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
@@ -54,48 +52,6 @@ class ServerAPI:
         return Response.empty(204)
 
     async def debug_vars(self, request: Request) -> Response:
-        app = self.app
-        stats: dict[str, Any] = {}
-        for (db, rp, measurement), count in app.stream.ingress():
-            stats[f"ingress:{db}:{rp}:{measurement}"] = {
-                "name": "ingress",
-                "tags": {"task_master": "main", "database": db, "retention_policy": rp,
-                         "measurement": measurement, "host": app.config.root.hostname,
-                         "cluster_id": app.cluster_id, "server_id": app.server_id},
-                "values": {"points_received": count},
-            }
-        common = {"host": app.config.root.hostname, "cluster_id": app.cluster_id,
-                  "server_id": app.server_id}
-        for task_id, running in sorted(app.task_master.tasks.items()):
-            for node in running.nodes:
-                values = node.stats()
-                stats[f"nodes:{task_id}:{node.name}"] = {
-                    "name": "nodes",
-                    "tags": {"task": task_id, "node": node.name, "type": running.pipeline
-                             .task_type, "kind": node.spec.kind, **common},
-                    "values": {k: v for k, v in values.items()
-                               if k not in ("collected", "emitted")},
-                }
-                for child in node.spec.children:
-                    stats[f"edges:{task_id}:{node.name}:{child.name}"] = {
-                        "name": "edges",
-                        "tags": {"task": task_id, "parent": node.name, "child": child.name,
-                                 "type": node.spec.edge_out().value, **common},
-                        "values": {"collected": values["emitted"],
-                                   "emitted": values["emitted"]},
-                    }
-        body = {
-            "cluster_id": app.cluster_id,
-            "server_id": app.server_id,
-            "host": app.config.root.hostname,
-            "product": "kapacitor",
-            "version": app.version,
-            "platform": f"{platform.system()} {platform.machine()}",
-            "num_tasks": app.num_tasks(),
-            "num_enabled_tasks": app.num_enabled_tasks(),
-            "num_subscriptions": 0,
-            "cmdline": sys.argv,
-            "pid": os.getpid(),
-            "kapacitor": stats,
-        }
-        return Response.json(body, pretty=False)
+        """Kapacitor's expvar JSON, built with the stats stream's own numbers
+        (:mod:`kapa_core.engine.statistics`)."""
+        return Response.json(debug_vars(self.app), pretty=False)
