@@ -42,6 +42,7 @@ from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
 from kapa_core.http.service_tests_api import ServiceTestsAPI
+from kapa_core.http.subscriptions_api import SubscriptionsAPI
 from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.templates_api import TemplatesAPI
 from kapa_core.http.write_api import WriteAPI
@@ -278,6 +279,7 @@ class Daemon:
         runner = self._runner
         ServiceTestsAPI(ServiceTests(self.alerts, runner.get, lambda: runner.names)
                         ).register(router)
+        SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

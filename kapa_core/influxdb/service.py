@@ -17,6 +17,12 @@ import trio
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig, default_cluster
+from kapa_core.influxdb.subscriptions import (
+    SubscriptionManager,
+    remember_links,
+    run_subscriptions,
+    unlink_removed_clusters,
+)
 from kapa_core.models.duration import format_go
 from kapa_core.services import ServiceContext
 
@@ -42,6 +48,11 @@ class InfluxDBService:
         self.blacklist = getattr(ctx.app, "blacklist", None)
         self._clients: dict[str, ClusterClient] = {}
         self._status: dict[str, ClusterStatus] = {}
+        # InfluxDB subscriptions (kapa_core.influxdb.subscriptions): one manager per
+        # connected cluster, and what the previous instance of this service linked.
+        self.context = ctx
+        self.subscriptions: dict[str, SubscriptionManager] = {}
+        self.previous_links = remember_links(ctx, self.elements)
 
     def statuses(self) -> dict[str, ClusterStatus]:
         return dict(self._status)
@@ -75,6 +86,7 @@ class InfluxDBService:
                 self._status[element.name] = ClusterStatus()
                 nursery.start_soon(self._connect, element)
             task_status.started()
+            nursery.start_soon(unlink_removed_clusters, self)
             await trio.sleep_forever()
 
     async def _connect(self, config: InfluxDBConfig) -> None:
@@ -90,7 +102,7 @@ class InfluxDBService:
         self._clients[config.name] = client
         try:
             await self._ping_until_connected(config, client, status)
-            await trio.sleep_forever()
+            await run_subscriptions(self, config, client)
         finally:
             with trio.CancelScope(shield=True):
                 await client.__aexit__(None, None, None)
