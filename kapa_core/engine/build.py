@@ -7,12 +7,14 @@ from typing import Any
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes import barrier, basic, enrich, influxql, io, join, output, window
 from kapa_core.engine.nodes.alert import AlertNode
+from kapa_core.engine.nodes.query import QueryNode
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.alert import AlertSpec
 from kapa_core.pipeline.influxql import InfluxQLSpec
 from kapa_core.pipeline.pipeline import Pipeline
+from kapa_core.pipeline.query import QuerySpec
 
 RUNTIMES: dict[type, type[Node]] = {
     specs.StreamSpec: basic.SourceNode,
@@ -49,6 +51,7 @@ WITH_CONTEXT: dict[type, type[Node]] = {
     specs.KapacitorLoopbackSpec: io.LoopbackNode,
     specs.HTTPPostSpec: io.HTTPPostNode,
     AlertSpec: AlertNode,
+    QuerySpec: QueryNode,
 }
 
 

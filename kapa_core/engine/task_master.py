@@ -49,7 +49,9 @@ class RunningTask:
 
     # -- the router's consumer interface ----------------------------------------------------
     def wants(self, database: str, retention_policy: str) -> bool:
-        return (database, retention_policy) in self.dbrps
+        # Batch tasks are fed by their queries, never by writes (as in Kapacitor).
+        return (self.pipeline.task_type != "batch"
+                and (database, retention_policy) in self.dbrps)
 
     def deliver(self, points: list[Any]) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import kapa_core.pipeline.alert
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
+import kapa_core.pipeline.query
 from kapa_core.alert.kinds import DEADMAN
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
@@ -29,13 +30,15 @@ from kapa_core.tick.lambdas import CompiledLambda, compile_lambda
 from kapa_core.tick.parser import parse
 
 _ = kapa_core.pipeline.influxql
+_ = kapa_core.pipeline.query
 
 
 @dataclass(frozen=True)
 class TimeDimension:
-    """``time(1m)`` in a batch query's groupBy."""
+    """``time(1m)`` or ``time(1m, -5s)`` in a batch query's groupBy."""
 
     interval: Duration
+    offset: Duration = Duration(0)
 
 
 @dataclass
@@ -223,10 +226,10 @@ class Evaluator:
         if isinstance(node, ast.Identifier):
             return self.identifier(node)
         if isinstance(node, ast.Call):
-            if node.name == "time" and len(node.args) == 1:
-                interval = self.value(node.args[0])
-                if isinstance(interval, Duration):
-                    return TimeDimension(interval)
+            if node.name == "time" and len(node.args) in (1, 2):
+                durations = [self.value(a) for a in node.args]
+                if all(isinstance(d, Duration) for d in durations):
+                    return TimeDimension(*durations)
             raise self.error(node, f"undefined function {node.name}() outside a lambda")
         if isinstance(node, ast.Chain):
             return self.chain(node)

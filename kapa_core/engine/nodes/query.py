@@ -1,0 +1,231 @@
+"""Runtime of ``batch|query()``: a wall-clock schedule, an InfluxQL query, batches out.
+
+The node's own trio task (``run_io``, started by the running task like every I/O
+node's) waits for each tick of the schedule:
+
+* ``.every(d)``: every ``d`` after the task starts, the tick being the time it fires;
+* ``.every(d).align()``: on multiples of ``d`` (Go's ``time.Truncate``, counted from
+  Go's zero time, which equals counting from the Unix epoch for durations dividing a
+  day), the tick being the boundary itself;
+* ``.cron(s)``: at each matching local wall-clock second, the tick being that second.
+
+A tick ``t`` queries ``[stop - period, stop)`` with ``stop = t - offset``, through the
+``[[influxdb]]`` cluster named by ``.cluster()`` (or the default one). Each series of
+the answer becomes one batch, as Kapacitor's ``ResultToBufferedBatches`` builds it: the
+series' name and tags (the group is made of all the series' tag keys, plus the
+measurement with ``.groupByMeasurement()``), one point per row that has at least one
+non-null value, every number as a float. The batch's ``tmax`` is the time of its latest
+point, or ``stop`` when the query groups by time or the batch is empty.
+
+Batches are pushed through the task's synchronous nodes straight from this trio task:
+trio runs one task at a time and a batch goes down the whole DAG without a checkpoint,
+so node code never interleaves, exactly as if the task's single consumer had delivered
+it. Batch tasks receive no stream points (the task master only routes writes to stream
+tasks); should one arrive, it is ignored.
+
+Failures never stop the schedule. Each is logged with the task, node and query (the
+first of a run of identical failures at error level, the repeats at debug level, and a
+line when queries succeed again) and counted: ``query_errors`` counts every failed run,
+``connect_errors`` the subset where InfluxDB could not be reached (down, refused, no
+client for the cluster); ``batches_queried`` and ``points_queried`` count what arrived.
+A run that is still waiting for InfluxDB when the next tick comes makes that tick be
+skipped, as Go's ticker drops ticks for a slow receiver.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from kapa_core.engine.cron import CronExpression
+from kapa_core.engine.cron import parse as parse_cron
+from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.io import NodeContext
+from kapa_core.influxdb.client import ConnectionFailed
+from kapa_core.influxdb.query import QueryFailed, Series, run_query
+from kapa_core.influxdb.select_query import QueryTextError
+from kapa_core.models.batch import Batch, BatchPoint, group_id
+from kapa_core.models.point import Point
+from kapa_core.pipeline.query import QuerySpec
+
+#: Nanoseconds between Go's zero time (year 1) and the Unix epoch: Go's Truncate counts
+#: multiples of a duration from the former.
+GO_ZERO_OFFSET = 62_135_596_800 * 1_000_000_000
+
+
+def go_truncate(t: int, every: int) -> int:
+    """``t`` (Unix ns) rounded down to a multiple of ``every`` as Go's Time.Truncate."""
+    return t - (t + GO_ZERO_OFFSET) % every
+
+
+async def _sleep_until(target_ns: int) -> None:
+    """Sleep until the wall clock reads ``target_ns`` (re-checking after waking)."""
+    while True:
+        delay = target_ns - time.time_ns()
+        if delay <= 0:
+            return
+        await trio.sleep(delay / 1e9)
+
+
+class Schedule:
+    """When a query node runs: :meth:`wait` returns the next tick (Unix ns)."""
+
+    def __init__(self, every: int, align: bool, cron: CronExpression | None) -> None:
+        self.every = every
+        self.align = align
+        self.cron = cron
+        self.started = trio.current_time()
+        self.count = 0
+        self.last = time.time_ns()
+
+    async def wait(self) -> int | None:
+        """Sleep until the next tick and return it; None when the schedule has ended
+        (a cron expression without any future match)."""
+        if self.cron is not None:
+            found = self.cron.next_ns(max(time.time_ns(), self.last))
+            if found is None:
+                return None
+            await _sleep_until(found)
+            self.last = found
+            return found
+        if self.align:
+            boundary = go_truncate(max(time.time_ns(), self.last), self.every) + self.every
+            await _sleep_until(boundary)
+            self.last = boundary
+            return boundary
+        # Like Go's ticker: every `every` after the start, skipping ticks missed while a
+        # slow query ran; the tick is the time it fired.
+        period = self.every / 1e9
+        self.count = max(self.count + 1,
+                         int((trio.current_time() - self.started) // period) + 1)
+        await trio.sleep_until(self.started + self.count * period)
+        return time.time_ns()
+
+
+def series_to_batch(series: Series, by_name: bool, stop: int, grouped_by_time: bool
+                    ) -> Batch:
+    """One result series as a batch (see the module doc for the rules)."""
+    tags = dict(series.tags)
+    dims = tuple(sorted(tags))
+    columns = series.columns
+    time_index = columns.index("time") if "time" in columns else -1
+    named = [(i, name) for i, name in enumerate(columns) if i != time_index]
+    points: list[BatchPoint] = []
+    tmax = 0
+    for row in series.values:
+        fields: dict[str, Any] = {}
+        for i, name in named:
+            value = row[i]
+            if value is None:
+                continue
+            # Kapacitor decodes numbers as json.Number and turns them into float64.
+            fields[name] = float(value) if type(value) is int else value
+        if not fields:
+            continue
+        t = int(row[time_index]) if time_index >= 0 else 0
+        if t > tmax:
+            tmax = t
+        points.append(BatchPoint(t, fields, tags))
+    if grouped_by_time or not points:
+        tmax = stop
+    return Batch(series.name, group_id(series.name, tags, dims, by_name), tags, dims,
+                 by_name, tmax, points)
+
+
+class QueryNode(Node):
+    spec: QuerySpec
+
+    def __init__(self, spec: QuerySpec, log: Any, ctx: NodeContext) -> None:
+        super().__init__(spec, log)
+        self.ctx = ctx
+        try:
+            self.select = spec.select()
+        except QueryTextError as exc:
+            raise ValueError(f"invalid query: {exc}") from None
+        self.period = int(spec.period)
+        self.offset = int(spec.offset)
+        self.every = int(spec.every)
+        self.align = spec.align
+        self.cron = parse_cron(spec.cron) if spec.cron else None
+        self.cluster = spec.cluster
+        self.by_name = spec.group_by_measurement
+        self.query_errors = 0
+        self.connect_errors = 0
+        self.batches_queried = 0
+        self.points_queried = 0
+        self.last_query = ""
+        self._failing = ""  # the message of the current run of failures
+        self._failures = 0
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {"query_errors": self.query_errors, "connect_errors": self.connect_errors,
+                "batches_queried": self.batches_queried,
+                "points_queried": self.points_queried}
+
+    def point(self, p: Point) -> None:
+        """Batch tasks are fed by their queries only."""
+
+    async def run_io(self) -> None:
+        schedule = Schedule(self.every, self.align, self.cron)
+        while (tick := await schedule.wait()) is not None:
+            try:
+                await self.run_once(tick)
+            except Exception as exc:  # an unexpected failure must not end the schedule
+                self.query_errors += 1
+                self.log.error("batch query run failed", query=self.last_query,
+                               err=f"{type(exc).__name__}: {exc}")
+        self.log.info("the cron schedule has no future time left; no more queries",
+                      cron=self.spec.cron)
+
+    async def run_once(self, tick: int) -> None:
+        """Query the window that ends at ``tick - offset`` and emit its batches."""
+        stop = tick - self.offset
+        statement = self.select.render(stop - self.period, stop)
+        self.last_query = statement
+        self.log.debug("starting next batch query", query=statement)
+        service = self.ctx.influxdb()
+        client = service.client(self.cluster or None) if service is not None else None
+        if client is None:
+            which = repr(self.cluster) if self.cluster else "(default)"
+            self._failed(f"InfluxDB cluster {which} is not configured or not enabled, "
+                         "cannot query InfluxDB for batch query", statement, connect=True)
+            return
+        try:
+            results = await run_query(client, statement)
+        except ConnectionFailed as exc:
+            self._failed(str(exc), statement, connect=True)
+            return
+        except QueryFailed as exc:
+            self._failed(str(exc), statement, connect=False)
+            return
+        if self._failing:
+            self.log.info("batch query succeeds again", failures=self._failures)
+            self._failing, self._failures = "", 0
+        grouped = self.select.grouped_by_time
+        for series_list in results:
+            for series in series_list:
+                try:
+                    batch = series_to_batch(series, self.by_name, stop, grouped)
+                except (ValueError, TypeError, IndexError) as exc:
+                    self.query_errors += 1
+                    self.log.error("failed to understand query result", query=statement,
+                                   err=str(exc))
+                    continue
+                self.batches_queried += 1
+                self.points_queried += len(batch.points)
+                self.receive_batch(batch)
+
+    def _failed(self, message: str, statement: str, *, connect: bool) -> None:
+        self.query_errors += 1
+        if connect:
+            self.connect_errors += 1
+        self._failures += 1
+        if message != self._failing:
+            self._failing = message
+            self.log.error("error executing batch query", query=statement, err=message,
+                           cluster=self.cluster or None)
+        else:
+            self.log.debug("error executing batch query (repeated)", query=statement,
+                           err=message, failures=self._failures)

@@ -1,0 +1,231 @@
+"""A batch task's InfluxQL ``SELECT``, completed for each run the way Kapacitor does it.
+
+Kapacitor parses the query of ``batch|query('SELECT ...')`` with its InfluxQL parser and,
+for every run, ANDs ``time >= start AND time < stop`` onto the ``WHERE`` condition,
+replaces the ``GROUP BY`` dimensions with those of ``.groupBy()`` (always: a ``GROUP BY``
+written in the query text is dropped) and sets ``fill()`` when ``.fill()`` is used.
+
+kapa-core does the same on the query *text*, without a full InfluxQL parser: a small
+scanner splits the statement into its top-level clauses (it skips over strings, quoted
+identifiers, regexes, comments and anything in parentheses, so subqueries are left
+alone) and the statement is rebuilt as::
+
+    <SELECT ... FROM ...> WHERE (<condition>) AND time >= '<start>' AND time < '<stop>'
+        [GROUP BY <dims>] [fill(...)] [ORDER BY ...] [LIMIT ...] [OFFSET ...]
+        [SLIMIT ...] [SOFFSET ...] [tz(...)]
+
+Anything else in the query (field expressions, functions, measurement names) is sent to
+InfluxDB untouched, so a mistake there is reported by InfluxDB when the query runs
+rather than when the task is defined. Structural mistakes (not a SELECT, several
+statements, no FROM) are refused at definition time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kapa_core.models.batch import format_time
+
+#: Clauses after FROM, in InfluxQL grammar order.
+_CLAUSES = ("where", "group", "fill", "order", "limit", "offset", "slimit", "soffset", "tz")
+#: Words after which a ``/`` starts a regex rather than a division.
+_REGEX_AFTER = {"from", "select", "where", "and", "or", "by", "=~", "!~", ",", ".", "(",
+                "not"}
+
+_UNITS = (("w", 7 * 86_400_000_000_000), ("d", 86_400_000_000_000),
+          ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000),
+          ("ms", 1_000_000), ("u", 1_000), ("ns", 1))
+
+
+class QueryTextError(ValueError):
+    """The query cannot be used by a batch task; the message says why."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+    depth: int
+
+
+def _scan(text: str) -> list[_Token]:
+    """Significant tokens (words, quoted text, operators) with their paren depth."""
+    tokens: list[_Token] = []
+    i, depth, n = 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                raise QueryTextError("unterminated /* comment in query")
+            i = end + 2
+            continue
+        start = i
+        if c in "'\"" or (c == "/" and (not tokens or tokens[-1].text.lower() in
+                                         _REGEX_AFTER)):
+            i += 1
+            while i < n and text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+            if i >= n:
+                what = {"'": "string", '"': "quoted identifier", "/": "regex"}[c]
+                raise QueryTextError(f"unterminated {what} in query at character {start}")
+            i += 1
+        elif c.isalnum() or c == "_":
+            while i < n and (text[i].isalnum() or text[i] in "_."):
+                # a dot joins numbers (1.5) but separates identifiers (db.rp.m)
+                if text[i] == "." and not text[start].isdigit():
+                    break
+                i += 1
+        elif text.startswith(("=~", "!~", "!=", "<>", "<=", ">="), i):
+            i += 2
+        else:
+            i += 1
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth < 0:
+                    raise QueryTextError(f"unbalanced ')' in query at character {start}")
+        tokens.append(_Token(text[start:i], start, i, depth if c != "(" else depth - 1))
+    if depth:
+        raise QueryTextError("unbalanced '(' in query")
+    return tokens
+
+
+def _word(token: _Token) -> str:
+    return token.text.lower()
+
+
+def format_duration(ns: int) -> str:
+    """An InfluxQL duration literal: the largest unit that divides ``ns`` (``90s``)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    magnitude = abs(ns)
+    for unit, size in _UNITS:
+        if magnitude % size == 0:
+            return f"{sign}{magnitude // size}{unit}"
+    return f"{sign}{magnitude}ns"  # pragma: no cover - ns always divides
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_fill(fill: Any) -> str:
+    if isinstance(fill, str):
+        return f"fill({fill})"
+    if isinstance(fill, float) and fill.is_integer():
+        return f"fill({int(fill)})"
+    return f"fill({fill!r})"
+
+
+@dataclass(frozen=True)
+class TimeGroup:
+    """``GROUP BY time(interval, offset)``."""
+
+    interval: int
+    offset: int = 0
+
+
+class SelectQuery:
+    """A batch query's text split into clauses, ready to be rendered for each run.
+
+    ``dimensions`` holds tag names, ``"*"`` and at most one :class:`TimeGroup`;
+    ``fill`` is None (keep the query's own), a fill keyword or a number;
+    ``align_group`` sets the time group's offset to ``start`` modulo its interval.
+    """
+
+    def __init__(self, text: str, dimensions: list[str | TimeGroup] | None = None,
+                 fill: Any = None, *, align_group: bool = False) -> None:
+        self.text = text.strip().rstrip(";").strip()
+        tokens = _scan(self.text)
+        if not tokens or _word(tokens[0]) != "select":
+            raise QueryTextError("query is not a SELECT statement")
+        for token in tokens:
+            if token.text == ";" and token.depth == 0:
+                raise QueryTextError("query must be a single SELECT statement")
+        clauses: dict[str, tuple[int, int]] = {}  # name -> (keyword start, body start)
+        seen_from = False
+        for i, token in enumerate(tokens):
+            if token.depth:
+                continue
+            word = _word(token)
+            if word == "from" and not seen_from:
+                seen_from = True
+                continue
+            if not seen_from or word not in _CLAUSES or word in clauses:
+                continue
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            if word in ("group", "order"):
+                if following is None or _word(following) != "by":
+                    continue
+                clauses[word] = (token.start, following.end)
+            elif word in ("fill", "tz"):
+                if following is None or following.text != "(":
+                    continue
+                clauses[word] = (token.start, token.start)
+            else:
+                clauses[word] = (token.start, token.end)
+        if not seen_from:
+            raise QueryTextError("query has no FROM clause")
+        order = sorted(clauses.items(), key=lambda item: item[1][0])
+        bounds: dict[str, str] = {}
+        for index, (name, (_, body)) in enumerate(order):
+            end = order[index + 1][1][0] if index + 1 < len(order) else len(self.text)
+            bounds[name] = self.text[body:end].strip()
+        self.head = self.text[:order[0][1][0]].strip() if order else self.text
+        self.condition = bounds.get("where", "")
+        if "where" in clauses and not self.condition:
+            raise QueryTextError("WHERE clause without a condition")
+        self.own_fill = bounds.get("fill", "")
+        self.tail = " ".join(bounds[name] if name in ("fill", "tz") else
+                             f"{name.upper()}{' BY' if name == 'order' else ''} "
+                             f"{bounds[name]}"
+                             for name, _ in order if name in ("order", "limit", "offset",
+                                                             "slimit", "soffset", "tz"))
+        self.dimensions = list(dimensions or [])
+        times = [d for d in self.dimensions if isinstance(d, TimeGroup)]
+        if len(times) > 1:
+            raise QueryTextError("groupBy cannot have more than one time dimension")
+        self.time_group = times[0] if times else None
+        self.fill = fill
+        self.align_group = align_group
+
+    @property
+    def grouped_by_time(self) -> bool:
+        return self.time_group is not None
+
+    def render(self, start: int, stop: int) -> str:
+        """The statement for the run covering ``[start, stop)`` (Unix nanoseconds)."""
+        window = f"time >= '{format_time(start)}' AND time < '{format_time(stop)}'"
+        where = f"({self.condition}) AND {window}" if self.condition else window
+        parts = [self.head, "WHERE", where]
+        if self.dimensions:
+            dims = []
+            for d in self.dimensions:
+                if isinstance(d, TimeGroup):
+                    offset = start % d.interval if self.align_group else d.offset
+                    dims.append(f"time({format_duration(d.interval)}, "
+                                f"{format_duration(offset)})")
+                elif d == "*":
+                    dims.append("*")
+                else:
+                    dims.append(quote_ident(d))
+            parts.append("GROUP BY " + ", ".join(dims))
+        if self.fill is not None:
+            parts.append(format_fill(self.fill))
+        elif self.own_fill:
+            parts.append(self.own_fill)
+        if self.tail:
+            parts.append(self.tail)
+        return " ".join(parts)

@@ -1,0 +1,174 @@
+"""The pieces of ``batch|query()`` that need no server: cron expressions, the query text
+sent to InfluxDB, result parsing, result series to batches, and definition-time checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from kapa_core.engine.cron import CronError
+from kapa_core.engine.cron import parse as cron
+from kapa_core.engine.nodes.query import go_truncate, series_to_batch
+from kapa_core.errors import TickError
+from kapa_core.influxdb.query import QueryFailed, Series, parse_response
+from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
+from kapa_core.tick.evaluate import evaluate
+
+S = 1_000_000_000
+
+
+def wall(*fields: int) -> dt.datetime:
+    return dt.datetime(*fields, tzinfo=dt.UTC)
+
+
+# -- cron ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("expr", "after", "expected"), [
+    # 5 fields: minute hour dom month dow
+    ("0 0 29 2 *", wall(2013, 8, 29, 9, 28), wall(2016, 2, 29)),
+    ("*/15 * * * *", wall(2024, 1, 1, 10, 7, 30), wall(2024, 1, 1, 10, 15)),
+    # 6 fields: the sixth is the year (cronexpr), not a leading second
+    ("30 12 1 1 * 2030", wall(2024, 5, 1), wall(2030, 1, 1, 12, 30)),
+    # 7 fields: second first, year last
+    ("*/2 * * * * * *", wall(2024, 1, 1, 0, 0, 0, 500000),
+     wall(2024, 1, 1, 0, 0, 2)),
+    ("5 * * * * * *", wall(2024, 1, 1, 0, 0, 5), wall(2024, 1, 1, 0, 1, 5)),
+    ("0 12 * * 5L", wall(2024, 1, 1), wall(2024, 1, 26, 12)),
+    ("0 12 * * fri#2", wall(2024, 1, 1), wall(2024, 1, 12, 12)),
+    ("0 0 LW * *", wall(2024, 3, 1), wall(2024, 3, 29)),
+    ("0 0 1W * *", wall(2024, 5, 20), wall(2024, 6, 3)),
+    ("0 0 L 2 *", wall(2023, 1, 1), wall(2023, 2, 28)),
+    ("0 0 1 * MON", wall(2024, 1, 1, 1), wall(2024, 1, 8)),  # dom or dow
+    ("0 9 * JAN-MAR 7", wall(2024, 3, 31, 10), wall(2025, 1, 5, 9)),
+    ("@hourly", wall(2024, 5, 20, 1, 2, 3), wall(2024, 5, 20, 2)),
+    ("@weekly", wall(2024, 5, 20), wall(2024, 5, 26)),
+])
+def test_cron_next(expr: str, after: dt.datetime, expected: dt.datetime) -> None:
+    assert cron(expr).next_wall(after) == expected
+
+
+def test_cron_without_future_time() -> None:
+    assert cron("* * * * * 1980").next_wall(wall(2024, 1, 1)) is None
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("* * * *", "missing field"), ("61 * * * *", "syntax error in minute field: '61'"),
+    ("* 24 * * *", "hour field"), ("*/0 * * * *", "invalid interval"),
+    ("* * * * foo", "day-of-week field: 'foo'"), ("* * 32 * *", "day-of-month field"),
+    ("* * * 13 *", "month field"),
+])
+def test_cron_errors(expr: str, message: str) -> None:
+    with pytest.raises(CronError, match=message):
+        cron(expr)
+
+
+# -- the query text -------------------------------------------------------------------------
+def test_time_range_group_by_and_fill_are_added() -> None:
+    q = SelectQuery('SELECT mean("v") FROM "db"."autogen"."cpu"', [TimeGroup(10 * S),
+                                                                     "host"], 0)
+    assert q.render(1_700_000_000 * S, 1_700_000_060 * S) == (
+        'SELECT mean("v") FROM "db"."autogen"."cpu" WHERE '
+        "time >= '2023-11-14T22:13:20Z' AND time < '2023-11-14T22:14:20Z' "
+        'GROUP BY time(10s, 0s), "host" fill(0)')
+    assert q.grouped_by_time
+
+
+def test_own_condition_is_parenthesized_and_other_clauses_kept() -> None:
+    q = SelectQuery("select a/b, mean(x) from db.rp./cp.*/ where host = 'a' or host=~/b\\/c/"
+                    " group by host fill(none) order by time desc limit 10 "
+                    "tz('Europe/Paris');", ["*"])
+    assert q.render(0, 1500 * 1_000_000) == (
+        "select a/b, mean(x) from db.rp./cp.*/ WHERE (host = 'a' or host=~/b\\/c/) AND "
+        "time >= '1970-01-01T00:00:00Z' AND time < '1970-01-01T00:00:01.5Z' GROUP BY * "
+        "fill(none) ORDER BY time desc LIMIT 10 tz('Europe/Paris')")
+    assert not q.grouped_by_time
+
+
+def test_subqueries_are_left_alone_and_align_group_sets_the_offset() -> None:
+    q = SelectQuery("SELECT * FROM (SELECT max(v) FROM m WHERE x=1 GROUP BY time(1m)) "
+                    "WHERE y > 2 fill(1)", [TimeGroup(60 * S, 5 * S)], "previous",
+                    align_group=True)
+    assert q.render(61 * S, 121 * S) == (
+        "SELECT * FROM (SELECT max(v) FROM m WHERE x=1 GROUP BY time(1m)) WHERE (y > 2) "
+        "AND time >= '1970-01-01T00:01:01Z' AND time < '1970-01-01T00:02:01Z' "
+        "GROUP BY time(1m, 1s) fill(previous)")
+    plain = SelectQuery("SELECT v FROM m", [TimeGroup(90 * S, -5 * S)], 1.5)
+    assert plain.render(0, S).endswith("GROUP BY time(90s, -5s) fill(1.5)")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("DROP DATABASE x", "not a SELECT"), ("SELECT 1", "no FROM"),
+    ("SELECT v FROM m; DROP DATABASE x", "single SELECT"),
+    ('SELECT "v FROM m', "unterminated quoted identifier"),
+    ("SELECT v FROM m WHERE", "without a condition"), ("SELECT (v FROM m", "unbalanced"),
+])
+def test_query_text_errors(text: str, message: str) -> None:
+    with pytest.raises(QueryTextError, match=message):
+        SelectQuery(text)
+
+
+# -- results and batches ---------------------------------------------------------------------
+def test_response_errors() -> None:
+    with pytest.raises(QueryFailed, match="database not found"):
+        parse_response({"results": [{"statement_id": 0, "error": "database not found: x"}]})
+    with pytest.raises(QueryFailed, match="error parsing query"):
+        parse_response({"error": "error parsing query: found -"})
+    with pytest.raises(QueryFailed, match="no results"):
+        parse_response({"nothing": 1})
+    assert parse_response({"results": [{"statement_id": 0}]}) == [[]]
+
+
+def test_series_become_batches_like_kapacitor() -> None:
+    [[series]] = parse_response({"results": [{"series": [{
+        "name": "cpu", "tags": {"host": "a", "dc": "x"}, "columns": ["time", "mean", "s"],
+        "values": [[10, 1, "up"], [20, None, None], [30, 2.5, True]]}]}]})
+    batch = series_to_batch(series, by_name=False, stop=99, grouped_by_time=False)
+    assert (batch.name, batch.group, batch.dims, batch.tmax) == ("cpu", "dc=x,host=a",
+                                                                 ("dc", "host"), 30)
+    assert [(p.time, p.fields) for p in batch.points] == [(10, {"mean": 1.0, "s": "up"}),
+                                                          (30, {"mean": 2.5, "s": True})]
+    assert type(batch.points[0].fields["mean"]) is float
+    grouped = series_to_batch(series, by_name=True, stop=99, grouped_by_time=True)
+    assert grouped.tmax == 99 and grouped.group == "cpu\ndc=x,host=a"
+    empty = series_to_batch(Series("m", {}, ["time", "v"], [[5, None]]), False, 77, False)
+    assert empty.points == [] and empty.tmax == 77 and empty.group == ""
+
+
+def test_go_truncate_counts_from_go_zero_time() -> None:
+    assert go_truncate(1_700_000_001_500_000_000, S) == 1_700_000_001 * S
+    assert go_truncate(1_700_000_001 * S, 60 * S) == 1_699_999_980 * S
+    # 7s does not divide a day: Go's multiples of 7s are not multiples since 1970.
+    assert go_truncate(700 * S, 7 * S) == 696 * S  # 700 is a multiple of 7 since 1970
+
+
+# -- definition-time checks ---------------------------------------------------------------
+@pytest.mark.parametrize(("props", "message"), [
+    (".every(1s)", "must define a 'period'"),
+    (".period(1s)", "must define one of 'every' or 'cron'"),
+    (".period(1s).every(1s).cron('* * * * *')", "must not set both"),
+    (".period(1s).every(-1s)", "'every' duration must be non-negative"),
+    (".cron('61 * * * *')", "invalid cron expression"),
+    (".period(1s).every(1s).fill('zero')", "unexpected fill option"),
+    (".period(1s).every(1s).groupBy(time(1s), time(2s))", "more than one time dimension"),
+    (".period(1s).every(1s).groupBy(1)", "invalid dimension"),
+])
+def test_query_node_checks(props: str, message: str) -> None:
+    with pytest.raises(TickError, match=message):
+        evaluate(f"batch|query('SELECT v FROM m'){props}", "batch")
+
+
+def test_query_node_properties() -> None:
+    evaluated = evaluate("""
+batch|query('SELECT v FROM "d"."r"."m"')
+    .period(5m).every(30s).align().alignGroup().offset(1m)
+    .groupBy(time(1m, -5s), 'host', *).groupByMeasurement().fill('linear').cluster('c2')
+""", "batch")
+    node = evaluated.pipeline.nodes[1]
+    assert node.name == "query1"
+    assert (node.period, node.every, node.offset, node.cluster) == (300 * S, 30 * S,
+                                                                    60 * S, "c2")
+    assert node.align and node.align_group and node.group_by_measurement
+    assert node.group_dimensions() == [TimeGroup(60 * S, -5 * S), "host", "*"]
+    assert evaluate("batch|query('SELECT v FROM m').cron('@daily')", "batch")
+    with pytest.raises(TickError, match="only be chained from batch"):
+        evaluate("stream|query('SELECT v FROM m')", "stream")
