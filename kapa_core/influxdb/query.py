@@ -85,12 +85,17 @@ def parse_response(body: Any) -> list[list[Series]]:
 
 
 async def run_query(client: ClusterClient, statement: str, *, database: str = "",
-                    epoch: str = "ns") -> list[list[Series]]:
-    """Run ``statement`` on the client's current URL; see the module doc for errors."""
+                    retention_policy: str = "", epoch: str = "ns") -> list[list[Series]]:
+    """Run ``statement`` on the client's current URL; see the module doc for errors.
+
+    ``database``/``retention_policy`` only matter to measurements the query does not
+    qualify (``FROM cpu``); a ``"db"."rp"."m"`` name always wins."""
     if client.http is None:
         raise ConnectionFailed("the InfluxDB client is closed")
     url = client.url
     params = {"q": statement, "db": database}
+    if retention_policy:
+        params["rp"] = retention_policy
     if epoch:
         params["epoch"] = epoch
     try:

@@ -266,6 +266,26 @@ batch
         delete(daemon, task_id)
 
 
+def test_unqualified_measurement_uses_the_task_dbrp(daemon) -> None:
+    task_id = define(daemon, """
+batch
+  |query('SELECT count("v") AS n FROM cpu WHERE "host" = \\'b\\'')
+    .period(3s)
+    .every(1s)
+    .align()
+  |httpOut('out')
+""")
+    try:
+        body = windows(daemon, task_id, 1)[0]
+        start = first_time(body)
+        expected = float(len(in_window("b", start, start + 3 * S)))
+        assert body == {"series": [{"name": "cpu", "columns": ["time", "n"],
+                                    "values": [[rfc3339(start), expected]]}]}
+        assert query_stats(daemon, task_id)["query_errors"] == 0
+    finally:
+        delete(daemon, task_id)
+
+
 def test_stream_nodes_work_on_query_batches(daemon) -> None:
     task_id = define(daemon, """
 var data = batch

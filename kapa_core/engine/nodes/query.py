@@ -150,6 +150,10 @@ class QueryNode(Node):
         self.align = spec.align
         self.cron = parse_cron(spec.cron) if spec.cron else None
         self.cluster = spec.cluster
+        # Kapacitor sends no database, so `FROM cpu` fails there; here the task's first
+        # dbrp names it (what InfluxDB 2.x users write, as in its Kapacitor guide).
+        dbrps = list(getattr(spec.pipeline, "dbrps", None) or [])
+        self.database, self.retention_policy = dbrps[0] if dbrps else ("", "")
         self.by_name = spec.group_by_measurement
         self.query_errors = 0
         self.connect_errors = 0
@@ -193,7 +197,8 @@ class QueryNode(Node):
                          "cannot query InfluxDB for batch query", statement, connect=True)
             return
         try:
-            results = await run_query(client, statement)
+            results = await run_query(client, statement, database=self.database,
+                                      retention_policy=self.retention_policy)
         except ConnectionFailed as exc:
             self._failed(str(exc), statement, connect=True)
             return
