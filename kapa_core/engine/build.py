@@ -7,11 +7,13 @@ from typing import Any
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes import barrier, basic, enrich, influxql, io, join, output, window
 from kapa_core.engine.nodes.alert import AlertNode
+from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.query import QueryNode
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.alert import AlertSpec
+from kapa_core.pipeline.influxdb_out import InfluxDBOutSpec
 from kapa_core.pipeline.influxql import InfluxQLSpec
 from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.pipeline.query import QuerySpec
@@ -51,6 +53,7 @@ WITH_CONTEXT: dict[type, type[Node]] = {
     specs.KapacitorLoopbackSpec: io.LoopbackNode,
     specs.HTTPPostSpec: io.HTTPPostNode,
     AlertSpec: AlertNode,
+    InfluxDBOutSpec: InfluxDBOutNode,
     QuerySpec: QueryNode,
 }
 

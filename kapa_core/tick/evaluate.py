@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kapa_core.pipeline.alert
+import kapa_core.pipeline.influxdb_out
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
 import kapa_core.pipeline.query
@@ -30,6 +31,7 @@ from kapa_core.tick.lambdas import CompiledLambda, compile_lambda
 from kapa_core.tick.parser import parse
 
 _ = kapa_core.pipeline.influxql
+_ = kapa_core.pipeline.influxdb_out
 _ = kapa_core.pipeline.query
 
 
