@@ -19,15 +19,17 @@ import ssl
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
 
 from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
 from kapa_core.alert import kinds
 from kapa_core.alert.service import AlertService
+from kapa_core.auth.setup import check_config as check_auth
+from kapa_core.auth.setup import install as install_auth
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
+from kapa_core.denylist import DenyList
 from kapa_core.engine.loader import load_directory
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.router import StreamRouter
@@ -35,9 +37,11 @@ from kapa_core.engine.stats_service import StatsService
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
-from kapa_core.errors import APIError, ConfigError, KapaError
+from kapa_core.errors import APIError, ConfigError
+from kapa_core.http import tls as https
 from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.config_api import ConfigAPI
+from kapa_core.http.deny import DenyClients
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
@@ -53,7 +57,9 @@ from kapa_core.services import ServiceContext, ServiceRunner, StartupContext
 from kapa_core.storage import Store
 
 PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
-                 "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+                 "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
+                 # "this host": connecting to 0.0.0.0 or :: reaches the loopback
+                 "0.0.0.0/8", "::/128")
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ class Daemon:
         self.version = __version__
         self.log = Logger("server")
         self.stream = StreamRouter()
-        self.blacklist = parse_cidrs(self.options.blacklist_cidrs)
+        self.blacklist = DenyList(parse_cidrs(self.options.blacklist_cidrs),
+                                  Logger("denylist"))
         self.disabled_handlers = frozenset(h.strip() for h in self.options.disable_handlers
                                            if h.strip())
         self.address: tuple[str, int] | None = None
@@ -132,6 +139,8 @@ class Daemon:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         base = self.config
         logs.configure(base["logging"].file, base["logging"].level)
+        self._ssl_context()  # a bad HTTPS/[tls] setting stops startup before anything opens
+        check_auth(base)  # [http] auth-enabled without a user backend stops startup here
         self.store = Store(base["storage"].boltdb)
         try:
             self.store.integrity_check()
@@ -159,6 +168,9 @@ class Daemon:
                       data_dir=config.root.data_dir, storage=config["storage"].boltdb)
         for name in config.unknown:
             self.log.warn("unknown configuration key ignored", key=name)
+        if self.blacklist.install():
+            self.log.info("deny list active (-blacklist-cidrs)",
+                          cidrs=",".join(map(str, self.blacklist)))
         if self.disabled_handlers:
             unknown = sorted(self.disabled_handlers - set(self.plugins.handler_kinds))
             self.log.info("alert handlers disabled", kinds=",".join(sorted(
@@ -222,18 +234,9 @@ class Daemon:
                            else None)
 
     def check_outgoing(self, url: str) -> None:
-        """Refuse a URL whose host is an address in a -blacklist-cidrs range."""
-        if not self.blacklist:
-            return
-        host = urlsplit(url).hostname or ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return  # names are checked once resolved, with the security work
-        for network in self.blacklist:
-            if address in network:
-                raise KapaError(f"connections to {address} are not allowed "
-                                f"(-blacklist-cidrs {network})")
+        """Refuse a URL whose host is an address in a -blacklist-cidrs range; a host
+        name is resolved when connecting and refused if any address is listed."""
+        self.blacklist.check_url(url)
 
     async def load_directory(self) -> None:
         load = self.config["load"]
@@ -280,23 +283,23 @@ class Daemon:
         ServiceTestsAPI(ServiceTests(self.alerts, runner.get, lambda: runner.names)
                         ).register(router)
         SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
+        assert self.store is not None
+        auth_middleware = install_auth(router, self.config, self.store)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,
                           shutdown_timeout=http.shutdown_timeout / 1e9,
-                          ssl_context=self._ssl_context(), access_log=http.log_enabled)
+                          header_timeout=http.read_header_timeout / 1e9,
+                          idle_timeout=http.idle_timeout / 1e9,
+                          ssl_context=self._ssl_context(), access_log=http.log_enabled,
+                          middleware=[DenyClients(self.blacklist, Logger("http")),
+                                      *auth_middleware])
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         http = self.config["http"]
         if not http.https_enabled:
             return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(http.https_certificate, http.https_private_key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("http.https-certificate", f"cannot load certificate "
-                              f"{http.https_certificate!r}: {exc}") from None
-        return context
+        return https.server_context(http, self.config["tls"])
 
     # -- identity and pid file --------------------------------------------------------
     def _ids(self) -> None:

@@ -60,7 +60,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "log-level", "debug, info, warn or error (overrides [logging] level).",
               "LEVEL")
         _flag(parser, "blacklist-cidrs", "Comma-separated CIDRs kapa-core must not connect "
-              "to; 'private' stands for the private ranges.", "CIDRS")
+              "to and whose clients get 403 from the API; 'private' stands for the "
+              "private ranges.", "CIDRS")
         _flag(parser, "disable-handlers", "Comma-separated alert handler kinds that may not "
               "be used, e.g. exec,httppost.", "KINDS")
         parser.add_argument("-cpuprofile", "--cpuprofile", help=argparse.SUPPRESS)

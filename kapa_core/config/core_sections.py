@@ -59,8 +59,17 @@ class HTTPConfig:
     max_body_size: int = setting(
         25_000_000, doc="Largest request body accepted, in bytes (after gzip decoding); "
         "0 means no limit. kapa-core only.")
+    read_header_timeout: Duration = setting(
+        Duration(30 * SECOND), doc="How long a client may take to send a request's "
+        "headers; slower connections are closed. kapa-core only.")
+    idle_timeout: Duration = setting(
+        Duration(120 * SECOND), doc="How long an idle keep-alive connection, or a request "
+        "body that stops arriving, is waited for. kapa-core only.")
 
     def validate(self) -> None:
+        for name in ("read_header_timeout", "idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name.replace("_", "-"), "must be positive")
         _host, sep, port = self.bind_address.rpartition(":")
         if not sep or not port.isdigit() or int(port) > 65535:
             raise ConfigError("bind-address", f"invalid address {self.bind_address!r} "
@@ -79,11 +88,11 @@ class TLSConfig:
     max_version: str = ""
 
     def validate(self) -> None:
-        for name in ("min_version", "max_version"):
-            value = getattr(self, name)
-            if value.lower() not in TLS_VERSIONS:
-                raise ConfigError(name.replace("_", "-"), f"unknown TLS version {value!r} "
-                                  "(expected tls1.0, tls1.1, tls1.2 or tls1.3)")
+        # Names and versions as Kapacitor's tlsconfig accepts them (case-insensitive,
+        # "tls1.2" or "1.2"); what OpenSSL can honour is checked when HTTPS starts.
+        from kapa_core.http.tls import parse_policy
+
+        parse_policy(self.ciphers, self.min_version, self.max_version)
 
 
 @dataclass(frozen=True, kw_only=True)

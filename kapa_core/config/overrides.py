@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kapa_core.config.schema import Section, coerce, key_map
+from kapa_core.config.schema import Section, coerce_key, key_map
 from kapa_core.errors import ConfigError
 
 
@@ -50,7 +50,7 @@ def _set_options(target: dict[str, Any], section: Section, options: Mapping[str,
                 "_", "")]
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}.{name}", f"unknown option{hint}")
-        target[name] = coerce(value, key.type, f"{path}.{name}", from_text=True)
+        target[name] = coerce_key(key, value, f"{path}.{name}", from_text=True)
 
 
 def apply_overrides(raw: dict[str, Any], sections: Mapping[str, Section],

@@ -224,6 +224,17 @@ def coerce(value: Any, tp: Any, path: str, *, from_text: bool = False) -> Any:
     raise bad()
 
 
+def coerce_key(key: Key, value: Any, path: str, *, from_text: bool = False) -> Any:
+    """:func:`coerce` for one key; the error for a redacted key never shows its value."""
+    try:
+        return coerce(value, key.type, path, from_text=from_text)
+    except ConfigError as exc:
+        if not key.redact:
+            raise
+        raise ConfigError(exc.path, f"invalid value (redacted; expected "
+                          f"{type_label(key.type)})") from None
+
+
 def build(schema: type, raw: Mapping[str, Any], path: str) -> Any:
     """Build a schema instance from raw values (missing keys keep their defaults)."""
     keys = key_map(schema)
@@ -232,7 +243,7 @@ def build(schema: type, raw: Mapping[str, Any], path: str) -> Any:
         key = keys.get(name)
         if key is None:
             continue  # unknown keys are collected separately, see unknown_keys()
-        kwargs[key.attr] = coerce(value, key.type, f"{path}.{name}" if path else name)
+        kwargs[key.attr] = coerce_key(key, value, f"{path}.{name}" if path else name)
     try:
         instance = schema(**kwargs)
     except TypeError as exc:  # a schema whose fields lack defaults
@@ -242,8 +253,22 @@ def build(schema: type, raw: Mapping[str, Any], path: str) -> Any:
         try:
             validate()
         except ConfigError as exc:
-            raise exc.within(path) from None
+            raise hide_secrets(exc, instance).within(path) from None
     return instance
+
+
+def hide_secrets(exc: ConfigError, instance: Any) -> ConfigError:
+    """``exc`` with the values of ``instance``'s redacted string keys blanked out of its
+    message (a validator may quote the value it refuses, e.g. a webhook URL)."""
+    message = exc.message
+    for key in keys_of(type(instance)):
+        value = getattr(instance, key.attr, None)
+        if not key.redact or not isinstance(value, str) or not value:
+            continue
+        message = message.replace(repr(value), "(redacted)")
+        if len(value) >= 4:
+            message = message.replace(value, "(redacted)")
+    return exc if message == exc.message else ConfigError(exc.path, message)
 
 
 def unknown_keys(schema: type, raw: Mapping[str, Any], path: str) -> list[str]:

@@ -149,6 +149,9 @@ def collect(app: Any) -> list[Statistic]:
     for topic_id, topic in sorted(topics.items()):
         out.append(Statistic(f"topics:{topic_id}", "topics", {"id": topic_id, **common},
                              {"collected": topic.collected}))
+    denylist = getattr(app, "blacklist", None)  # kapa-core's addition, with -blacklist-cidrs
+    if denylist and callable(getattr(denylist, "statistics", None)):
+        out.append(Statistic("denylist", "denylist", dict(common), denylist.statistics()))
     return out
 
 

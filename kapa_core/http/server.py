@@ -29,6 +29,7 @@ import h11
 import trio
 
 from kapa_core.errors import APIError, KapaError
+from kapa_core.http import tls as https
 from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
 from kapa_core.logs import Logger
@@ -171,15 +172,15 @@ class HTTPServer:
             self._connections.add(conn)
             try:
                 io: trio.abc.Stream = stream
+                transport = https.TLSTransport(stream)
                 if self.ssl_context is not None:
-                    io = trio.SSLStream(stream, self.ssl_context, server_side=True,
-                                        https_compatible=True)
+                    io = transport.start_tls(self.ssl_context)
                 await self._session(io, client, conn)
             except ssl.SSLError as exc:
-                self._tls_failed(exc, client)
+                await self._tls_failed(exc, client, transport)
             except trio.BrokenResourceError as exc:
                 if isinstance(exc.__cause__, ssl.SSLError):
-                    self._tls_failed(exc.__cause__, client)
+                    await self._tls_failed(exc.__cause__, client, transport)
             except (trio.ClosedResourceError, _ClientGone):
                 pass
             except trio.TooSlowError:
@@ -192,13 +193,20 @@ class HTTPServer:
                         contextlib.suppress(trio.BrokenResourceError, OSError):
                     await stream.aclose()
 
-    def _tls_failed(self, exc: ssl.SSLError, client: tuple[str, int]) -> None:
-        reason = getattr(exc, "reason", "") or ""
-        if reason == "HTTP_REQUEST" or "http request" in str(exc).lower():
-            self.log.error("plain HTTP request received on the HTTPS port; use https:// in "
-                           "the client URL", client=client[0])
-        else:
-            self.log.info("TLS handshake error", client=client[0], err=str(exc))
+    async def _tls_failed(self, exc: ssl.SSLError, client: tuple[str, int],
+                          transport: https.TLSTransport) -> None:
+        """One log line per failed handshake; plain HTTP gets Go's 400 answer."""
+        peer = f"{client[0]}:{client[1]}"
+        plain = https.is_plain_http(exc, transport.first)
+        self.log.error("http: TLS handshake error", client=peer,
+                       err=https.PLAIN_HTTP_ERROR if plain else https.describe(exc),
+                       hint=https.PLAIN_HTTP_HINT if plain else None)
+        with trio.move_on_after(1), contextlib.suppress(trio.BrokenResourceError,
+                                                       trio.ClosedResourceError, OSError):
+            if plain:
+                await transport.send_all(https.PLAIN_HTTP_ANSWER)
+            else:
+                await transport.send_alert()
 
     # -- one connection ----------------------------------------------------------------
     async def _receive(self, io: trio.abc.Stream, h: h11.Connection) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from kapa_core.denylist import DenyList, OutgoingDenied
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.config import InfluxDBConfig
 
@@ -50,6 +51,8 @@ def _explain(url: str, exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, OutgoingDenied):
+            return f"{url}: {cause}"
         if isinstance(cause, ssl.SSLCertVerificationError):
             return (f"TLS certificate verification failed for {url}: {cause.verify_message}"
                     " (x509: certificate signed by unknown authority?) — set ssl-ca to the "
@@ -69,7 +72,9 @@ class ClusterClient:
 
     def __init__(self, config: InfluxDBConfig, *, blacklist: Any = None) -> None:
         self.config = config
-        self.blacklist = blacklist
+        if blacklist is not None and not isinstance(blacklist, DenyList):
+            blacklist = DenyList(blacklist)  # a plain sequence of networks
+        self.blacklist: DenyList | None = blacklist
         self._index = 0
         self.http: httpx.AsyncClient | None = None
 
@@ -85,9 +90,18 @@ class ClusterClient:
         elif self.config.username or self.config.password:
             auth = httpx.BasicAuth(self.config.username, self.config.password)
         timeout = self.config.timeout / 1e9 if self.config.timeout else None
+        hooks = {"request": [self._check_target]} if self.blacklist else {}
         self.http = httpx.AsyncClient(auth=auth, headers=headers, timeout=timeout,
-                                      verify=tls_context(self.config))
+                                      verify=tls_context(self.config), event_hooks=hooks)
         return self
+
+    async def _check_target(self, request: httpx.Request) -> None:
+        """Refuse every request (ping, query, write) to a -blacklist-cidrs address."""
+        assert self.blacklist is not None
+        try:
+            await self.blacklist.check_host(request.url.host, request.url.port or 0)
+        except OSError as exc:  # OutgoingDenied, or the name does not resolve
+            raise httpx.ConnectError(str(exc), request=request) from exc
 
     async def __aexit__(self, *exc: object) -> None:
         if self.http is not None:

@@ -150,6 +150,8 @@ def _number(v: str) -> FieldValue:
         digits = v[:-1]
         if not _is_int(digits):
             raise _Bad("invalid integer")
+        if _too_long(digits):
+            raise _Bad("value out of range")
         value = int(digits)
         if not -_MAX_INT - 1 <= value <= _MAX_INT:
             raise _Bad("value out of range")
@@ -158,6 +160,8 @@ def _number(v: str) -> FieldValue:
         digits = v[:-1]
         if not digits.isdigit() or not digits.isascii():
             raise _Bad("invalid unsigned integer")
+        if _too_long(digits):
+            raise _Bad("value out of range")
         value = int(digits)
         if value > _MAX_UINT:
             raise _Bad("value out of range")
@@ -182,9 +186,17 @@ def _is_int(text: str) -> bool:
     return body.isdigit() and body.isascii()
 
 
+def _too_long(digits: str) -> bool:
+    """More significant digits than any 64-bit integer has (and int() would refuse a
+    few thousand with ValueError)."""
+    return len(digits.lstrip("-").lstrip("0")) > 20
+
+
 def _timestamp(text: str, scale: int) -> int:
     if not _is_int(text):
         raise _Bad("bad timestamp")
+    if _too_long(text):
+        raise _Bad("timestamp out of range")
     ts = int(text) * scale
     if not MIN_TIME <= ts <= MAX_TIME:
         raise _Bad("timestamp out of range")

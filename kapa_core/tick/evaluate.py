@@ -106,7 +106,10 @@ def evaluate(script: str, task_type: str, overrides: Mapping[str, Var] | None = 
     """Build the pipeline of ``script``; TickError on any error. ``dbrps`` are the
     task's explicit database/retention policy pairs (for loop checks)."""
     program = parse(script)
-    return Evaluator(task_type, overrides or {}, require_vars, dbrps).run(program)
+    try:
+        return Evaluator(task_type, overrides or {}, require_vars, dbrps).run(program)
+    except RecursionError:  # e.g. a chain of thousands of nodes
+        raise TickError("script nested too deeply") from None
 
 
 class Evaluator:

@@ -57,8 +57,9 @@ KEYWORDS = {"var": T.VAR, "dbrp": T.DBRP, "TRUE": T.TRUE, "FALSE": T.FALSE, "AND
 #: Tokens after which an operand has ended, so ``/`` divides and ``*`` multiplies.
 OPERAND_END = {T.IDENT, T.STRING, T.REFERENCE, T.INT, T.FLOAT, T.DURATION, T.RPAREN,
                T.RBRACKET, T.TRUE, T.FALSE, T.REGEX, T.STAR}
-_DURATION = re.compile(r"(\d+)(ms|us|u|µs|µ|s|m|h|d|w)(?![\w.])")
-_NUMBER = re.compile(r"\d*\.?\d*")
+_DURATION = re.compile(r"([0-9]+)(ms|us|u|µs|µ|s|m|h|d|w)(?![\w.])")
+_NUMBER = re.compile(r"[0-9]*\.?[0-9]*")
+_DIGITS = frozenset("0123456789")  # str.isdigit() also accepts '¹', '٣'...
 _TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "=~", "!~")
 _PUNCT = {"(": T.LPAREN, ")": T.RPAREN, "[": T.LBRACKET, "]": T.RBRACKET, ",": T.COMMA,
           ".": T.DOT, "|": T.PIPE, "@": T.AT}
@@ -82,10 +83,19 @@ def tokenize(text: str) -> list[Token]:
     pos = 0
     n = len(text)
     last: T | None = None
+    counted, line_no, line_start = 0, 1, 0  # newlines are counted once, left to right
 
     def add(kind: T, value: str, start: int, end: int) -> None:
-        nonlocal last
-        line, col = _line_col(text, start)
+        nonlocal last, counted, line_no, line_start
+        if start >= counted:
+            newlines = text.count("\n", counted, start)
+            if newlines:
+                line_no += newlines
+                line_start = text.rfind("\n", counted, start) + 1
+            counted = start
+            line, col = line_no, start - line_start + 1
+        else:
+            line, col = _line_col(text, start)
         tokens.append(Token(kind, value, line, col, text[start:end]))
         if kind is not T.COMMENT:
             last = kind
@@ -126,7 +136,7 @@ def tokenize(text: str) -> list[Token]:
             add(KEYWORDS.get(word, T.IDENT), word, start, end)
             pos = end
             continue
-        if c.isdigit() or (c == "." and pos + 1 < n and text[pos + 1].isdigit()):
+        if c in _DIGITS or (c == "." and pos + 1 < n and text[pos + 1] in _DIGITS):
             m = _DURATION.match(text, pos)
             if m:
                 add(T.DURATION, m.group(0), start, m.end())

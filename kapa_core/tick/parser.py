@@ -19,7 +19,10 @@ PRECEDENCE = [("OR",), ("AND",), ("==", "!=", "=~", "!~"), ("<", "<=", ">", ">="
 
 
 def parse(text: str) -> ast.Program:
-    return Parser(text).program()
+    try:
+        return Parser(text).program()
+    except RecursionError:  # e.g. thousands of nested parentheses
+        raise TickError("script nested too deeply") from None
 
 
 class Parser:
@@ -270,15 +273,21 @@ class Parser:
             self.advance()
             text = token.text
             octal = len(text) > 1 and text.startswith("0")
-            return ast.Number(token.line, token.col, int(text, 8) if octal else int(text),
-                              octal)
+            try:
+                value = int(text, 8) if octal else int(text)
+            except ValueError:  # 08, 09..., or more digits than int() converts
+                raise self.error(f"invalid integer {text[:30]!r}", token) from None
+            return ast.Number(token.line, token.col, value, octal)
         if kind is T.FLOAT:
             self.advance()
             return ast.Number(token.line, token.col, float(token.text))
         if kind is T.DURATION:
             self.advance()
-            return ast.DurationLit(token.line, token.col,
-                                   int(Duration.parse(token.text, tick=True)), token.text)
+            try:
+                value = int(Duration.parse(token.text, tick=True))
+            except ValueError:  # more digits than int() converts
+                raise self.error(f"invalid duration {token.text[:30]!r}", token) from None
+            return ast.DurationLit(token.line, token.col, value, token.text)
         if kind is T.STRING:
             self.advance()
             return ast.String(token.line, token.col, token.text,

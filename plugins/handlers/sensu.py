@@ -125,6 +125,11 @@ class SensuHandler:
         if not port.isdigit():
             raise HandlerError(f"sensu: invalid addr {config.addr!r} (expected host:port)")
         answer = b""
+        check_outgoing = getattr(self.context, "check_outgoing", None)
+        if check_outgoing is not None:  # -blacklist-cidrs
+            target = host.strip("[]") or "localhost"
+            check_outgoing(f"tcp://[{target}]:{port}" if ":" in target
+                           else f"tcp://{target}:{port}")
         with trio.move_on_after(TIMEOUT) as scope:
             try:
                 stream = await trio.open_tcp_stream(host.strip("[]") or "localhost",

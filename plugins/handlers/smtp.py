@@ -95,7 +95,14 @@ class EmailHandler:
         message["From"] = config.from_
         message["To"] = ", ".join(to)
         message.set_content(event.state.details, subtype="html")
+        check_outgoing = getattr(self.context, "check_outgoing", None)
+        if check_outgoing is not None:  # -blacklist-cidrs, for a literal address
+            host = f"[{config.host}]" if ":" in config.host else config.host
+            check_outgoing(f"smtp://{host}:{config.port}")
         try:
+            # Resolving through trio applies the daemon's deny list to a host name too.
+            await trio.socket.getaddrinfo(config.host, config.port,
+                                          type=trio.socket.SOCK_STREAM)
             await trio.to_thread.run_sync(self._send, config, message)
         except (OSError, smtplib.SMTPException) as exc:
             raise HandlerError(f"email: {config.host}:{config.port}: {exc}") from None

@@ -28,8 +28,12 @@ class TCPHandler:
         host, _, port = options.address.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
+        self.check_outgoing = getattr(context, "check_outgoing", None)
 
     async def handle(self, event: Event) -> None:
+        if self.check_outgoing is not None:  # -blacklist-cidrs
+            shown = f"[{self.host}]" if ":" in self.host else self.host
+            self.check_outgoing(f"tcp://{shown}:{self.port}")
         with trio.move_on_after(TIMEOUT) as scope:
             try:
                 stream = await trio.open_tcp_stream(self.host, self.port)
