@@ -1,0 +1,196 @@
+"""Slow and oversized clients against the real daemon: they are cut off, others are served.
+
+The daemon runs with short ``[http] read-header-timeout`` / ``idle-timeout`` and a small
+``max-body-size`` so each limit shows within a second or two.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from kapa_core.testing import DaemonProcess
+
+pytestmark = pytest.mark.integration
+
+HEADER_TIMEOUT = 1.0
+IDLE_TIMEOUT = 2.0
+LIMIT = 100_000
+PING = "/kapacitor/v1/ping"
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[DaemonProcess]:
+    with DaemonProcess({"http": {"read-header-timeout": f"{HEADER_TIMEOUT:g}s",
+                                 "idle-timeout": f"{IDLE_TIMEOUT:g}s",
+                                 "max-body-size": LIMIT, "log-enabled": False}}) as d:
+        yield d
+
+
+def address(daemon: DaemonProcess) -> tuple[str, int]:
+    host, _, port = daemon.url.removeprefix("http://").rpartition(":")
+    return host, int(port)
+
+
+def peak_rss_kb(daemon: DaemonProcess) -> int:
+    assert daemon.proc is not None
+    for line in Path(f"/proc/{daemon.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+async def closed_by_server(stream: trio.SocketStream, limit: float) -> bool:
+    """Read until the server closes the connection (True) or ``limit`` seconds pass."""
+    with trio.move_on_after(limit):
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        return True
+    return False
+
+
+async def ping_latencies(url: str, until: trio.Event, out: list[float]) -> None:
+    """Ping every 50 ms until ``until`` is set, recording each answer's latency."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while not until.is_set():
+            started = trio.current_time()
+            response = await client.get(PING)
+            assert response.status_code == 204
+            out.append(trio.current_time() - started)
+            await trio.sleep(0.05)
+
+
+# -- slow-loris -------------------------------------------------------------------------
+
+async def test_slow_loris_headers_are_cut_off_while_others_are_served(daemon) -> None:
+    host, port = address(daemon)
+    head = b"GET /kapacitor/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    cut_after: list[float] = []
+
+    async def loris() -> None:
+        stream = await trio.open_tcp_stream(host, port)
+        started = trio.current_time()
+        try:
+            for byte in head:  # one byte every 20 ms: the headers never finish in time
+                await stream.send_all(bytes([byte]))
+                await trio.sleep(0.02)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        assert await closed_by_server(stream, 5)
+        cut_after.append(trio.current_time() - started)
+        await stream.aclose()
+
+    latencies: list[float] = []
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+        async with trio.open_nursery() as lorises:
+            for _ in range(30):
+                lorises.start_soon(loris)
+        done.set()
+    assert len(cut_after) == 30
+    assert all(HEADER_TIMEOUT * 0.9 <= t <= HEADER_TIMEOUT + 2 for t in cut_after), cut_after
+    assert len(latencies) >= 10 and max(latencies) < 0.5, latencies
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(daemon.url + "/kapacitor/v1/tasks")).status_code == 200
+
+
+async def test_idle_connection_and_stalled_body_are_closed(daemon) -> None:
+    host, port = address(daemon)
+    idle = await trio.open_tcp_stream(host, port)
+    await idle.send_all(b"GET /kapacitor/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await idle.receive_some(4096)
+    assert answer.startswith(b"HTTP/1.1 204")
+    stalled = await trio.open_tcp_stream(host, port)
+    await stalled.send_all(b"POST /write?db=d HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                           b"\r\ncpu v=1")
+    started = trio.current_time()
+    assert await closed_by_server(idle, IDLE_TIMEOUT + 2)
+    assert await closed_by_server(stalled, 1)
+    assert trio.current_time() - started >= IDLE_TIMEOUT * 0.9
+    await idle.aclose()
+    await stalled.aclose()
+
+
+# -- oversized bodies ----------------------------------------------------------------------
+
+async def test_content_length_over_the_limit_is_refused_before_the_body(daemon) -> None:
+    host, port = address(daemon)
+    stream = await trio.open_tcp_stream(host, port)
+    await stream.send_all(b"POST /kapacitor/v1/tasks HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    answer = b""
+    with trio.fail_after(3):  # no byte of the announced gigabyte was sent
+        while b"\r\n\r\n" not in answer:
+            answer += await stream.receive_some(4096)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert await closed_by_server(stream, 3)
+    await stream.aclose()
+
+
+@pytest.mark.parametrize("path", ["/write?db=d", "/kapacitor/v1/tasks",
+                                  "/kapacitor/v1/config/smtp",
+                                  "/kapacitor/v1/alerts/topics/t/handlers"])
+async def test_oversized_and_gzip_bomb_bodies_get_413(daemon, path: str) -> None:
+    before = peak_rss_kb(daemon)
+    bomb = gzip.compress(b"\0" * 50_000_000, 9)  # ~50 kB on the wire, 50 MB inflated
+    assert len(bomb) < LIMIT
+
+    async def chunks() -> object:
+        for _ in range(30):
+            yield b"x" * 10_000
+
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        for kwargs in ({"content": b"x" * (LIMIT + 1)}, {"content": chunks()},
+                       {"content": bomb, "headers": {"Content-Encoding": "gzip"}}):
+            response = await client.post(path, **kwargs)
+            assert response.status_code == 413, (path, response.text)
+            assert response.json() == {"error": f"request body too large: limit is {LIMIT} "
+                                                 "bytes"}
+        assert (await client.get(PING)).status_code == 204
+    assert peak_rss_kb(daemon) - before < 30_000  # the bomb was never inflated
+
+
+async def test_oversized_uploads_do_not_starve_other_clients(daemon) -> None:
+    host, port = address(daemon)
+    refused: list[bytes] = []
+
+    async def uploader() -> None:
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(b"POST /write?db=d HTTP/1.1\r\nHost: x\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (50_000, b"y" * 50_000)
+        try:
+            for _ in range(40):  # 2 MB, in pieces, as fast as the server takes them
+                await stream.send_all(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        with trio.move_on_after(3):
+            try:
+                refused.append(await stream.receive_some(4096))
+            except trio.BrokenResourceError:
+                refused.append(b"")
+        await stream.aclose()
+
+    latencies: list[float] = []
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+        await trio.sleep(0.1)
+        async with trio.open_nursery() as uploads:
+            for _ in range(8):
+                uploads.start_soon(uploader)
+        await trio.sleep(0.2)
+        done.set()
+    assert len(refused) == 8
+    assert all(a.startswith(b"HTTP/1.1 413") or a == b"" for a in refused), refused
+    assert sum(a.startswith(b"HTTP/1.1 413") for a in refused) >= 1
+    assert len(latencies) >= 3 and max(latencies) < 0.5, latencies
