@@ -13,7 +13,6 @@ Argument values arrive already evaluated: ``int``, ``float``, ``str``, ``bool``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +20,7 @@ from typing import Any, ClassVar
 
 from kapa_core.models.duration import Duration
 from kapa_core.tick.lambdas import CompiledLambda
+from kapa_core.tick.regex import is_regex
 
 
 class Edge(Enum):
@@ -49,7 +49,7 @@ KIND_CHECKS: dict[str, Callable[[Any], bool]] = {
     "bool": lambda v: type(v) is bool,
     "duration": lambda v: type(v) is Duration,
     "lambda": lambda v: isinstance(v, CompiledLambda),
-    "regex": lambda v: isinstance(v, re.Pattern),
+    "regex": is_regex,
     "star": lambda v: v is STAR,
     "node": lambda v: isinstance(v, NodeSpec),
     "any": lambda v: True,

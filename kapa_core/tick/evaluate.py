@@ -29,6 +29,7 @@ from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.tick import ast
 from kapa_core.tick.lambdas import CompiledLambda, compile_lambda
 from kapa_core.tick.parser import parse
+from kapa_core.tick.regex import compile_regex, is_regex
 
 _ = kapa_core.pipeline.influxql
 _ = kapa_core.pipeline.influxdb_out
@@ -89,7 +90,7 @@ def _var_type(value: Any) -> str:
         return "float"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, re.Pattern):
+    if is_regex(value):
         return "regex"
     if isinstance(value, ast.Lambda):
         return "lambda"
@@ -199,7 +200,7 @@ class Evaluator:
             program = parse("var _ = lambda: " + var.value)
             return program.statements[0].value
         if var.type == "regex" and isinstance(var.value, str):
-            return re.compile(var.value)
+            return compile_regex(var.value)
         if var.type == "star":
             return STAR
         return var.value
@@ -212,7 +213,7 @@ class Evaluator:
             return Duration(node.value)
         if isinstance(node, ast.Regex):
             try:
-                return re.compile(node.pattern)
+                return compile_regex(node.pattern)
             except re.error as exc:
                 raise self.error(node, f"invalid regex: {exc}") from None
         if isinstance(node, ast.Star):

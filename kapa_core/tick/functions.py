@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.models.duration import Duration
+from kapa_core.tick.regex import is_regex
 from kapa_core.tick.values import MISSING, Time, type_name
 
 
@@ -216,7 +217,7 @@ def _last_index_any(s: str, chars: str) -> int:
 def fn_regex_replace(*args: Any) -> str:
     _arity("regexReplace", args, 3)
     pattern, s, repl = args
-    if not isinstance(pattern, re.Pattern):
+    if not is_regex(pattern):
         raise EvalError("regexReplace: the first argument must be a regex")
     template = re.sub(r"\$(\d+)|\$\{(\w+)\}", lambda m: "\\g<" + (m.group(1) or
                       m.group(2)) + ">", _str("regexReplace", repl))

@@ -17,6 +17,7 @@ from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
 from kapa_core.tick import ast
 from kapa_core.tick.functions import NAMES, STATEFUL, STATELESS, EvalError
+from kapa_core.tick.regex import compile_regex, is_regex
 from kapa_core.tick.values import MISSING, Time, type_name
 
 Fn = Callable[[int, Mapping[str, Any], Mapping[str, str]], Any]
@@ -75,7 +76,7 @@ def _kind(value: Any) -> str:
         return "t"
     if value is MISSING:
         return "m"
-    if isinstance(value, re.Pattern):
+    if is_regex(value):
         return "r"
     return "?"
 
@@ -177,7 +178,7 @@ class _Compiler:
 
     def c_Regex(self, node: ast.Regex) -> Fn:
         try:
-            return self._const(re.compile(node.pattern))
+            return self._const(compile_regex(node.pattern))
         except re.error as exc:
             raise self.error(node, f"invalid regex /{node.pattern}/: {exc}") from None
 
@@ -203,7 +204,7 @@ class _Compiler:
         value = self.scope[node.name]
         if isinstance(value, ast.Lambda):
             return self.compile(value.expr)
-        if isinstance(value, bool | int | float | str | Duration | re.Pattern):
+        if (isinstance(value, bool | int | float | str | Duration) or is_regex(value)):
             return self._const(value)
         raise self.error(node, f"variable {node.name!r} holds a {type_name(value)}, which "
                          "cannot be used in a lambda")

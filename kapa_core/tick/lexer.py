@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 from kapa_core.errors import TickError
+from kapa_core.tick.regex import compile_regex
 
 
 class T(Enum):
@@ -189,7 +190,7 @@ def tokenize(text: str) -> list[Token]:
                 raise _error(text, start, "unterminated regex")
             pattern = "".join(chars)
             try:
-                re.compile(pattern)
+                compile_regex(pattern)
             except re.error as exc:
                 raise _error(text, start, f"invalid regex: {exc}") from None
             add(T.REGEX, pattern, start, end + 1)

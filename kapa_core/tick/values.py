@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from kapa_core.models.duration import Duration
+from kapa_core.tick.regex import PATTERN_TYPES
 
 
 class Time(int):
@@ -54,6 +55,6 @@ def type_name(value: Any) -> str:
         return "float"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, re.Pattern):
+    if isinstance(value, PATTERN_TYPES):
         return "regex"
     return type(value).__name__

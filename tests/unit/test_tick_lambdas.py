@@ -111,3 +111,24 @@ def test_eval_bool_requires_a_boolean() -> None:
     lam = compile_lambda(parse('var x = lambda: "v" + 1.0').statements[0].value)
     with pytest.raises(EvalError, match="expected boolean"):
         lam.eval_bool(0, FIELDS, TAGS)
+
+
+def test_regexes_match_in_linear_time_like_go() -> None:
+    """A backtracking engine needs ~2^n steps here; RE2 (Go's semantics) answers at once.
+    The work runs in a thread so that a regression fails the test instead of hanging it."""
+    import threading
+
+    result: list[object] = []
+    tags = {"host": "a" * 40 + "!", "dc": "eu"}
+    worker = threading.Thread(target=lambda: result.append(run('"host" =~ /(a+)+$/',
+                                                               tags=tags)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert result == [False]
+    assert run('"host" =~ /(a+)+!$/', tags=tags) is True
+
+
+def test_regex_syntax_is_go_s() -> None:
+    with pytest.raises(TickError, match="invalid regex"):
+        run('"host" =~ /(web)\\1/')  # backreferences: refused by Go's regexp too
+    assert run('"host" =~ /(?i)^WEB\\d+$/') is True
