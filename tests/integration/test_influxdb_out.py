@@ -329,6 +329,9 @@ stream|from().measurement('o')
         write(daemon, "o v=0 0")
         first = [{"name": "o", "columns": ["time", "v"], "values": [[0, 0.0]]}]
         assert rows_equal(flaky, "outage", "SELECT * FROM o", first) == first
+        # The node must have seen InfluxDB's answer too: a write cut off before its answer
+        # arrives is kept and sent again (InfluxDB stores a repeated point once).
+        assert wait_for(lambda: out_stats(daemon, task_id)["points_written"] == 1)
         flaky.stop()
         write(daemon, "\n".join(f"o v={i} {i}" for i in range(1, 6)))
         stats = wait_for(lambda: (s := out_stats(daemon, task_id))["write_errors"] >= 2 and s)
