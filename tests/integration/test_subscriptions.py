@@ -161,8 +161,9 @@ def test_http_subscription_is_named_as_kapacitor_and_feeds_a_stream_task(
     cluster_id, _ = ids(http_daemon)
     name = f"kapacitor-{cluster_id}"
     destination = f"http://127.0.0.1:{port(http_daemon)}"
-    ours = wait_for(lambda: ("db", "rp") in named(influx, name) and named(influx, name),
-                    what="the subscription on db.rp")
+    wanted = {("db", "rp"), ("udpdb", "rp"), ("udpdb", "other")}  # created one by one
+    ours = wait_for(lambda: wanted <= set(named(influx, name)) and named(influx, name),
+                    what="the subscriptions on every db/rp")
     assert ours[("db", "rp")] == ("ANY", (destination,))
     # _kapacitor.autogen is excluded by default; every other db/rp is subscribed.
     assert ("_kapacitor", "autogen") not in ours
