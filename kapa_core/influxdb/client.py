@@ -108,6 +108,10 @@ class ClusterClient:
             await self.http.aclose()
             self.http = None
 
+    def next_url(self) -> None:
+        """Move on to the next of the cluster's URLs (after a transport failure)."""
+        self._index += 1
+
     async def ping(self) -> PingResult:
         """GET /ping on the current URL, moving to the next URL when it fails."""
         assert self.http is not None, "use ClusterClient as an async context manager"
@@ -116,13 +120,38 @@ class ClusterClient:
         try:
             response = await self.http.get(url + "/ping")
         except httpx.HTTPError as exc:
-            self._index += 1
+            self.next_url()
             raise ConnectionFailed(_explain(url, exc)) from None
         if response.status_code == 401:
             raise ConnectionFailed(f"{url}: authorization failed: check username/password "
                                    "(or token)")
         if response.status_code not in (200, 204):
-            self._index += 1
+            self.next_url()
             raise ConnectionFailed(f"{url}/ping answered HTTP {response.status_code}")
         version = response.headers.get("X-Influxdb-Version", "")
         return PingResult(url, version, time.monotonic() - started)
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL double-quoted identifier."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def quote_string(text: str) -> str:
+    """An InfluxQL single-quoted string literal."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"'{escaped}'"
+
+
+def error_text(response: httpx.Response) -> str:
+    """The error InfluxDB put in a failed answer (1.x ``error``, 2.x ``message``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:512] or f"HTTP {response.status_code}"
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return response.text.strip()[:512]

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from kapa_core.errors import KapaError
-from kapa_core.influxdb.client import ClusterClient, ConnectionFailed, _explain
+from kapa_core.influxdb.client import ClusterClient, ConnectionFailed, _explain, error_text
 
 
 class QueryFailed(KapaError):
@@ -41,20 +41,8 @@ class Series:
     values: list[list[Any]] = field(default_factory=list)
 
 
-def _next_url(client: ClusterClient) -> None:
-    # On a transport failure the client moves on to its next URL, as ClusterClient.ping
-    # does.
-    client._index += 1
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:512] or f"HTTP {response.status_code}"
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    return response.text.strip()[:512]
 
 
 def parse_response(body: Any) -> list[list[Series]]:
@@ -101,14 +89,14 @@ async def run_query(client: ClusterClient, statement: str, *, database: str = ""
     try:
         response = await client.http.post(url + "/query", params=params)
     except httpx.HTTPError as exc:
-        _next_url(client)
+        client.next_url()
         raise ConnectionFailed(_explain(url, exc)) from None
     if response.status_code in (401, 403):
-        raise QueryFailed(f"{url}: authorization failed ({_error_text(response)}): check "
+        raise QueryFailed(f"{url}: authorization failed ({error_text(response)}): check "
                           "username/password (or token)")
     if response.status_code != 200:
         raise QueryFailed(f"{url} answered HTTP {response.status_code}: "
-                          f"{_error_text(response)}")
+                          f"{error_text(response)}")
     try:
         body = json.loads(response.content)
     except ValueError as exc:

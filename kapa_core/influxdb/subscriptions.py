@@ -58,7 +58,7 @@ import httpx
 import trio
 
 from kapa_core.errors import KapaError
-from kapa_core.influxdb.client import ClusterClient
+from kapa_core.influxdb.client import ClusterClient, quote_ident, quote_string
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.influxdb.udp_listener import UDPListener
 from kapa_core.logs import Logger
@@ -80,16 +80,8 @@ class SubscriptionError(KapaError):
     """A link or unlink step failed; the message names the cluster and statement."""
 
 
-def quote_ident(name: str) -> str:
-    """An InfluxQL double-quoted identifier."""
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
-def quote_string(text: str) -> str:
-    """An InfluxQL single-quoted string literal."""
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
-    return f"'{escaped}'"
 
 
 def subscription_name(config: InfluxDBConfig, cluster_id: str, server_id: str) -> str:

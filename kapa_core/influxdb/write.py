@@ -30,7 +30,7 @@ import httpx
 import trio
 
 from kapa_core.errors import KapaError
-from kapa_core.influxdb.client import ClusterClient
+from kapa_core.influxdb.client import ClusterClient, error_text, quote_ident
 
 #: Bodies at least this large are compressed in a worker thread (zlib releases the GIL),
 #: so that the event loop, and the tasks' nodes on it, keep running meanwhile.
@@ -51,33 +51,17 @@ class WriteFailed(KapaError):
         self.dropped = dropped
 
 
-def quote_ident(name: str) -> str:
-    """An InfluxQL identifier in double quotes, escaped."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _next_url(client: ClusterClient) -> None:
-    # The client rotates through its URLs on a transport failure (see ClusterClient.ping).
-    client._index += 1
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:512] or f"HTTP {response.status_code}"
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    if isinstance(body, dict) and body.get("message"):  # InfluxDB 2.x
-        return str(body["message"])
-    return response.text.strip()[:512]
 
 
 def _raise_for(url: str, response: httpx.Response, what: str) -> None:
     status = response.status_code
     if status < 300:
         return
-    text = _error_text(response)
+    text = error_text(response)
     # InfluxDB 1.x answers a missing retention policy with a 500; like a missing
     # database (404) it will not fix itself by retrying.
     retry = (status >= 500 or status == 429) and "retention policy not found" not in text
@@ -120,7 +104,7 @@ async def write(client: ClusterClient, body: bytes, *, database: str,
         response = await client.http.post(url + "/write", params=params, content=body,
                                           headers=headers)
     except httpx.HTTPError as exc:
-        _next_url(client)
+        client.next_url()
         raise WriteFailed(f"write to {url} failed: {_describe(exc)}", retry=True) from None
     _raise_for(url, response, "write")
 
@@ -136,7 +120,7 @@ async def query(client: ClusterClient, command: str, *, database: str = "") -> l
     try:
         response = await client.http.post(url + "/query", params=params)
     except httpx.HTTPError as exc:
-        _next_url(client)
+        client.next_url()
         raise WriteFailed(f"query to {url} failed: {_describe(exc)}", retry=True) from None
     _raise_for(url, response, "query")
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kapa_core.influxdb.subscriptions import quote_ident, quote_string
+from kapa_core.influxdb.client import quote_ident, quote_string
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import InfluxD
 
