@@ -14,7 +14,7 @@ from typing import Any
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.gojson import Struct as GoStruct
 from kapa_core.alert.gojson import dumps as go_json
-from kapa_core.alert.handler_kit import enabled_config, option_template
+from kapa_core.alert.handler_kit import enabled_config, option_template, pick_element
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
 from kapa_core.alert.outbound import TLS, send
@@ -115,6 +115,7 @@ __all__ = [
     "option",
     "option_template",
     "parse_template",
+    "pick_element",
     "require_choice",
     "require_url",
     "send",

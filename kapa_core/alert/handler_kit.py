@@ -23,3 +23,15 @@ def option_template(text: str, option: str, handler: str) -> Template:
         return parse_template(text, option)
     except TemplateError as exc:
         raise ConfigError(option, f"{handler}: invalid template: {exc}") from None
+
+
+def pick_element(context: Any, wanted: str, *, section: str, key: str = "workspace") -> Any:
+    """The element of a ``[[section]]`` a handler uses: the one whose ``key`` is
+    ``wanted``, else the ``default`` one, else the only one; HandlerError otherwise."""
+    elements = tuple(getattr(context, "config", None) or ())
+    for element in elements:
+        if (getattr(element, key) == wanted) if wanted else getattr(element, "default", False):
+            return element
+    if not wanted and len(elements) == 1:
+        return elements[0]
+    raise HandlerError(f"{section}: no [[{section}]] {key} {wanted!r} configured")

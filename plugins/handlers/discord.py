@@ -38,6 +38,7 @@ from kapa_core.plugin_api import (
     one_default,
     option,
     parse_template,
+    pick_element,
     require_url,
     send,
     unique_elements,
@@ -110,15 +111,8 @@ class DiscordHandler:
         self.context = context
         self.title = parse_template(options.embed_title, "embedTitle")
 
-    def _workspace(self) -> DiscordConfig:
-        elements = tuple(self.context.config or ())
-        wanted = self.options.workspace
-        for element in elements:
-            if (element.workspace == wanted) if wanted else element.default:
-                return element
-        if not wanted and len(elements) == 1:
-            return elements[0]
-        raise HandlerError(f"discord: no [[discord]] workspace {wanted!r} configured")
+    def _workspace(self) -> Any:
+        return pick_element(self.context, self.options.workspace, section="discord")
 
     def body(self, config: DiscordConfig, event: Event) -> dict[str, Any]:
         """The webhook JSON for ``event`` under the workspace ``config``."""

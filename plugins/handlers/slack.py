@@ -20,6 +20,7 @@ from kapa_core.plugin_api import (
     Section,
     hookimpl,
     one_default,
+    pick_element,
     require_url,
     send,
     setting,
@@ -76,15 +77,8 @@ class SlackHandler:
         self.options = options
         self.context = context
 
-    def _workspace(self) -> SlackConfig:
-        elements = tuple(self.context.config or ())
-        wanted = self.options.workspace
-        for element in elements:
-            if (element.workspace == wanted) if wanted else element.default:
-                return element
-        if not wanted and len(elements) == 1:
-            return elements[0]
-        raise HandlerError(f"slack: no [[slack]] workspace {wanted!r} configured")
+    def _workspace(self) -> Any:
+        return pick_element(self.context, self.options.workspace, section="slack")
 
     async def handle(self, event: Event) -> None:
         config = self._workspace()
