@@ -205,6 +205,7 @@ class HTTPServer:
                                                        trio.ClosedResourceError, OSError):
             if plain:
                 await transport.send_all(https.PLAIN_HTTP_ANSWER)
+                await transport.linger()
             else:
                 await transport.send_alert()
 

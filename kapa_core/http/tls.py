@@ -320,6 +320,22 @@ class TLSTransport(trio.abc.Stream):
         if isinstance(outgoing, ssl.MemoryBIO) and outgoing.pending:
             await self.inner.send_all(outgoing.read())
 
+    async def linger(self, limit: int = 1 << 20) -> None:
+        """Finish our side, then read and drop what the client still sends.
+
+        Closing a socket with unread bytes (say, the body of a plain-HTTP POST) makes the
+        kernel answer with a reset, and a client may then lose the 400 answer before it
+        reads it. The caller bounds this with a timeout; ``limit`` bounds the bytes.
+        """
+        send_eof = getattr(self.inner, "send_eof", None)
+        if send_eof is not None:
+            await send_eof()
+        while limit > 0:
+            data = await self.inner.receive_some(65536)
+            if not data:
+                return
+            limit -= len(data)
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         data = await self.inner.receive_some(max_bytes)
         if len(self.first) < self.keep:
