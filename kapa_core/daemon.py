@@ -27,6 +27,7 @@ from kapa_core.alert import kinds
 from kapa_core.alert.service import AlertService
 from kapa_core.auth.setup import check_config as check_auth
 from kapa_core.auth.setup import install as install_auth
+from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.denylist import DenyList
@@ -113,6 +114,7 @@ class Daemon:
         self._runner: ServiceRunner | None = None
         self._http: HTTPServer | None = None
         self.store: Store | None = None
+        self.subscription_tokens: SubscriptionTokens | None = None
         self.config_service: ConfigService | None = None
         self.task_master = TaskMaster(self.stream, Logger("task_master"))
         self.task_service: TaskService | None = None
@@ -145,6 +147,7 @@ class Daemon:
         try:
             self.store.integrity_check()
             self._ids()
+            self.subscription_tokens = SubscriptionTokens(self.store)
             self.config_service = ConfigService(
                 self.layers, self.store, skip_overrides=base.root.skip_config_overrides,
                 on_change=self._section_changed)
@@ -284,7 +287,8 @@ class Daemon:
                         ).register(router)
         SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
         assert self.store is not None
-        auth_middleware = install_auth(router, self.config, self.store)
+        auth_middleware = install_auth(router, self.config, self.store,
+                                       subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

@@ -15,7 +15,8 @@ while the shared secret is empty, since anyone could then sign one.
 
 Failures answer as Kapacitor does, with compact JSON and no ``WWW-Authenticate`` header:
 401 ``unable to parse authentication credentials``, ``username required``,
-``authorization failed``, ``invalid token: ...``; 403 ``user <u> does not have "<read|
+``authorization failed``, ``invalid token: ...``, ``invalid subscription token`` (user
+``~subscriber``, see :mod:`.subscription_tokens`); 403 ``user <u> does not have "<read|
 write|delete>" privilege for API endpoint "<path>"`` (see :mod:`.permissions`). The
 authenticated name goes into the access log (``username=``) and the principal into
 ``request.context["principal"]`` for handlers.
@@ -27,9 +28,16 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 
 from kapa_core.auth import jwt
-from kapa_core.auth.credentials import BEARER, SUBSCRIPTION, CredentialsError, parse_credentials
+from kapa_core.auth.credentials import (
+    BEARER,
+    SUBSCRIPTION,
+    SUBSCRIPTION_USER,
+    CredentialsError,
+    parse_credentials,
+)
 from kapa_core.auth.permissions import METHOD_PRIVILEGES, api_path, authorize, go_quote
 from kapa_core.auth.principal import Authenticator, Principal
+from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.logs import Logger
 
@@ -54,8 +62,10 @@ class AuthMiddleware:
     """``await AuthMiddleware(authenticators, ...)(request, call_next)``."""
 
     def __init__(self, authenticators: Sequence[Authenticator], *, shared_secret: str = "",
-                 pprof_enabled: bool = False, log: Logger | None = None) -> None:
+                 pprof_enabled: bool = False, log: Logger | None = None,
+                 subscription_tokens: SubscriptionTokens | None = None) -> None:
         self.authenticators = list(authenticators)
+        self.subscription_tokens = subscription_tokens
         self.shared_secret = shared_secret
         self.pprof_enabled = pprof_enabled
         self.log = log or Logger("auth")
@@ -100,9 +110,12 @@ class AuthMiddleware:
         if creds.method == BEARER:
             return await self._bearer(request, creds.token)
         if creds.method == SUBSCRIPTION:
-            # kapa-core grants no subscription tokens: none can be valid
-            self._failed(request, "~subscriber", "subscription tokens are not issued")
-            raise AuthFailed("invalid subscription token")
+            principal = (None if self.subscription_tokens is None
+                         else self.subscription_tokens.lookup(creds.token))
+            if principal is None:
+                self._failed(request, SUBSCRIPTION_USER, "unknown subscription token")
+                raise AuthFailed("invalid subscription token")
+            return principal
         if not creds.username:
             raise AuthFailed("username required")
         for authenticator in self.authenticators:

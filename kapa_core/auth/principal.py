@@ -14,11 +14,16 @@ PERMISSIONS = ("none", "api", "config_api", "write_points", "all")
 class Principal:
     """An authenticated user: ``admin`` users may do everything; others need the
     permission the endpoint maps to (``api``, ``config_api``, ``write_points``; ``all``
-    grants every one)."""
+    grants every one). ``databases``, when set, are the only databases the principal
+    may write points into (an InfluxDB subscription token is made for one)."""
 
     name: str
     admin: bool = False
     permissions: frozenset[str] = frozenset()
+    databases: frozenset[str] | None = None
+
+    def may_write(self, db: str) -> bool:
+        return self.databases is None or db in self.databases
 
     def allows(self, permission: str) -> bool:
         return self.admin or "all" in self.permissions or permission in self.permissions

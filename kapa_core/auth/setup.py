@@ -19,6 +19,7 @@ from kapa_core.auth.internal import InternalAuthenticator
 from kapa_core.auth.meta import MetaAuthenticator
 from kapa_core.auth.middleware import AuthMiddleware
 from kapa_core.auth.principal import Authenticator
+from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.auth.users import UserStore
 from kapa_core.config.loader import Config
 from kapa_core.errors import ConfigError
@@ -48,10 +49,11 @@ def check_config(config: Config) -> None:
                           "auth-enabled = false, see POST /kapacitor/v1/users)")
 
 
-def install(router: Router, config: Config, store: Store,
-            log: Logger | None = None) -> list[Middleware]:
+def install(router: Router, config: Config, store: Store, log: Logger | None = None,
+            subscription_tokens: SubscriptionTokens | None = None) -> list[Middleware]:
     """Register the users API (``[auth] enabled``) on ``router``; the middleware the
-    server must run (empty unless ``[http] auth-enabled``)."""
+    server must run (empty unless ``[http] auth-enabled``). ``subscription_tokens`` are
+    the tokens granted to InfluxDB subscriptions (user ``~subscriber``)."""
     log = log or Logger("auth")
     auth, http = config["auth"], config["http"]
     users: UserStore | None = None
@@ -74,4 +76,5 @@ def install(router: Router, config: Config, store: Store,
     log.info("authentication enabled", backends=",".join(type(b).__name__ for b in backends),
              bearer_tokens="enabled" if http.shared_secret else "disabled")
     return [AuthMiddleware(backends, shared_secret=http.shared_secret,
-                           pprof_enabled=http.pprof_enabled, log=log)]
+                           pprof_enabled=http.pprof_enabled, log=log,
+                           subscription_tokens=subscription_tokens)]

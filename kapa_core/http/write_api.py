@@ -4,6 +4,10 @@ What InfluxDB subscriptions and Telegraf send. Errors are plain text, as Kapacit
 writes them. A body with malformed lines is refused whole, as Kapacitor refuses it (see
 "Partial writes" in :mod:`kapa_core.models.lineprotocol`): 400 listing each bad line
 with its line number and reason, and none of the body's points are written.
+
+A principal limited to some databases (an InfluxDB subscription token, see
+:mod:`kapa_core.auth.subscription_tokens`) writing elsewhere gets Kapacitor's 401
+``"<user>" user is not authorized to write to database "<db>"``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from collections.abc import Callable
 
 import trio
 
+from kapa_core.auth.middleware import error_response
+from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.router import StreamRouter
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
@@ -66,6 +72,11 @@ class WriteAPI:
             return Response.text(400, "\n".join(shown) + "\n")
         if not db:
             return Response.text(400, "database is required\n")
+        principal = request.context.get("principal")
+        if principal is not None and not principal.may_write(db):
+            self.log.info("write refused: database not granted", user=principal.name, db=db)
+            return error_response(401, f"{go_quote(principal.name)} user is not authorized "
+                                  f"to write to database {go_quote(db)}")
         self.router.write(db, rp, result.points)
         return Response.empty(204)
 

@@ -41,8 +41,16 @@ when ``disable-subscriptions`` is switched on, or when the subscription name cha
 Failures (InfluxDB down, no admin privileges, a query refused) are logged with the
 cluster and statement and retried at the next sync; they never stop the service. Without
 a sync interval (0) a failed link is retried every ``RETRY_WITHOUT_INTERVAL`` seconds
-until it succeeds once. Subscription tokens for ``[http] auth-enabled`` are not
-implemented: destinations never carry credentials.
+until it succeeds once.
+
+With ``[http] auth-enabled`` InfluxDB must authenticate its writes: each http/https
+destination then carries a token of its own as ``<scheme>://~subscriber:<token>@host:port``
+(see :mod:`kapa_core.auth.subscription_tokens`), granted for writing into that
+subscription's database only. A subscription of this instance without such a token, or
+whose token was made for another cluster or is no longer granted, is stale (step 3); and
+every link revokes the cluster's tokens that no subscription carries any more. Without
+``auth-enabled`` a destination with credentials is stale, and every token is revoked.
+Log lines never show a token.
 """
 
 from __future__ import annotations
@@ -52,11 +60,17 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import trio
 
+from kapa_core.auth.subscription_tokens import (
+    SUBSCRIPTION_USER,
+    SubscriptionTokens,
+    make_token,
+    token_cluster,
+)
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.client import ClusterClient, quote_ident, quote_string
 from kapa_core.influxdb.config import InfluxDBConfig
@@ -105,6 +119,30 @@ def _split(destination: str) -> tuple[str, str, int] | None:
     return parts.scheme, parts.hostname, port
 
 
+def _token(destination: str) -> str | None:
+    """The subscription token in a destination URL, if it carries one."""
+    try:
+        parts = urlsplit(destination)
+    except ValueError:
+        return None
+    if parts.username != SUBSCRIPTION_USER or not parts.password:
+        return None
+    return unquote(parts.password)
+
+
+def shown(destination: str) -> str:
+    """A destination fit for a log line or an error: a password is masked."""
+    try:
+        parts = urlsplit(destination)
+    except ValueError:
+        return destination
+    if parts.password is None:
+        return destination
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
+
+
 def _path(config: InfluxDBConfig) -> str:
     path = config.subscription_path
     return path if not path or path.startswith("/") else "/" + path
@@ -130,8 +168,11 @@ class SubscriptionManager:
 
     def __init__(self, config: InfluxDBConfig, client: ClusterClient, *, cluster_id: str,
                  server_id: str, hostname: str, http_port: Callable[[], int | None],
-                 write_points: Callable[[str, str, list[Any]], None], log: Logger) -> None:
+                 write_points: Callable[[str, str, list[Any]], None], log: Logger,
+                 tokens: SubscriptionTokens | None = None, use_tokens: bool = False) -> None:
         self.config = config
+        self.tokens = tokens
+        self.use_tokens = use_tokens and tokens is not None
         self.client = client
         self.cluster_id = cluster_id
         self.name = subscription_name(config, cluster_id, server_id)
@@ -281,34 +322,62 @@ class SubscriptionManager:
             if key not in kept:
                 self._close(key)
         self.num_subscriptions = len(kept)
+        await self._revoke_unused(kept.values())
+
+    async def _revoke_unused(self, kept: Any) -> None:
+        if self.tokens is None:
+            return
+        in_use = []
+        if self.use_tokens:
+            in_use = [t for sub in kept if sub.destinations
+                      and (t := _token(sub.destinations[0])) is not None]
+        revoked = await self.tokens.revoke_unused(self.config.name, in_use)
+        if revoked:
+            self.log.info("revoked subscription tokens no longer used",
+                          cluster=self.config.name, count=revoked)
 
     def _stale(self, sub: Subscription, port: int | None) -> str:
         """Why ``sub`` (named as ours) no longer fits the configuration, or ""."""
         if not sub.destinations:
             return "it has no destination"
         destination = sub.destinations[0]
+        seen = shown(destination)
         try:
             parts = urlsplit(destination)
             dest_port = parts.port
         except ValueError:
-            return f"its destination {destination!r} is not a valid URL"
+            return f"its destination {seen!r} is not a valid URL"
         protocol = self.config.subscription_protocol
         if parts.scheme != protocol:
-            return f"its destination {destination} does not use subscription-protocol " \
+            return f"its destination {seen} does not use subscription-protocol " \
                    f"{protocol}"
         if not parts.hostname or dest_port is None:
-            return f"its destination {destination!r} has no host:port"
+            return f"its destination {seen!r} has no host:port"
         if parts.hostname.lower() != self.hostname.strip("[]").lower():
-            return f"its destination {destination} is not on host {self.hostname}"
+            return f"its destination {seen} is not on host {self.hostname}"
         if protocol in ("http", "https"):
             if dest_port != port:
-                return f"its destination {destination} is not on HTTP port {port}"
-            if parts.username is not None or parts.password is not None:
-                return f"its destination {parts.scheme}://{parts.hostname}:{dest_port} " \
-                       "carries credentials"
+                return f"its destination {seen} is not on HTTP port {port}"
             if parts.path.rstrip("/") != _path(self.config).rstrip("/"):
-                return f"its destination {destination} does not use subscription-path " \
+                return f"its destination {seen} does not use subscription-path " \
                        f"{_path(self.config) or '(none)'!r}"
+            return self._stale_credentials(parts, seen)
+        return ""
+
+    def _stale_credentials(self, parts: Any, seen: str) -> str:
+        if not self.use_tokens:
+            if parts.username is not None or parts.password is not None:
+                return f"its destination {seen} carries credentials"
+            return ""
+        assert self.tokens is not None
+        token = _token(parts.geturl())
+        if token is None:
+            return f"its destination {seen} carries no subscription token " \
+                   "([http] auth-enabled)"
+        if token_cluster(token) != self.config.name:
+            return f"its destination {seen} carries a token of another cluster"
+        if not self.tokens.granted(token):
+            return f"its destination {seen} carries a token that is no longer granted"
         return ""
 
     async def _destination(self, key: tuple[str, str], port: int | None) -> str | None:
@@ -323,7 +392,13 @@ class SubscriptionManager:
                 return None
             return f"udp://{_host_port(self.hostname, udp_port)}"
         assert port is not None
-        return f"{protocol}://{_host_port(self.hostname, port)}{_path(self.config)}"
+        credentials = ""
+        if self.use_tokens:
+            assert self.tokens is not None
+            token = make_token(self.config.name)
+            await self.tokens.grant(token, key[0], key[1])
+            credentials = f"{SUBSCRIPTION_USER}:{token}@"
+        return f"{protocol}://{credentials}{_host_port(self.hostname, port)}{_path(self.config)}"
 
     async def _listen(self, key: tuple[str, str], port: int) -> int:
         if self._nursery is None:
@@ -349,11 +424,16 @@ class SubscriptionManager:
         """Drop every subscription called ``name``; returns how many were dropped."""
         async with self._lock:
             dropped = 0
+            tokens = []
             for sub in await self.list():
                 if sub.name == name:
                     await self._drop(sub, "subscriptions of this name are no longer used")
                     self._close(sub.key)
                     dropped += 1
+                    tokens.extend(t for d in sub.destinations[:1]
+                                  if (t := _token(d)) is not None)
+            if self.tokens is not None and tokens:
+                await self.tokens.revoke(tokens)
             if name == self.name:
                 self.num_subscriptions = 0
             return dropped
@@ -407,14 +487,14 @@ class SubscriptionManager:
                            f"{mode} {destinations}")
         self.log.info("created subscription", cluster=self.config.name, db=sub.db,
                       rp=sub.rp, name=sub.name, mode=mode,
-                      destinations=",".join(sub.destinations))
+                      destinations=",".join(map(shown, sub.destinations)))
 
     async def _drop(self, sub: Subscription, reason: str) -> None:
         await self._series(f"DROP SUBSCRIPTION {quote_ident(sub.name)} ON "
                            f"{quote_ident(sub.db)}.{quote_ident(sub.rp)}")
         self.log.info("dropped subscription", cluster=self.config.name, db=sub.db,
-                      rp=sub.rp, name=sub.name, destinations=",".join(sub.destinations),
-                      reason=reason)
+                      rp=sub.rp, name=sub.name,
+                      destinations=",".join(map(shown, sub.destinations)), reason=reason)
 
     async def _series(self, statement: str) -> list[dict[str, Any]]:
         """Run one statement; its result's series, or SubscriptionError."""
@@ -493,6 +573,15 @@ def _http_port(config: InfluxDBConfig, app: Any) -> int | None:
     return int(address[1]) if address else None
 
 
+def _auth_enabled(app: Any) -> bool:
+    """Whether the daemon's API authenticates requests ([http] auth-enabled)."""
+    config = getattr(app, "config", None)
+    try:
+        return bool(config["http"].auth_enabled) if config is not None else False
+    except (KeyError, AttributeError, TypeError):
+        return False
+
+
 def _manager(service: Any, config: InfluxDBConfig, client: ClusterClient) -> \
         SubscriptionManager | None:
     ctx = service.context
@@ -504,7 +593,8 @@ def _manager(service: Any, config: InfluxDBConfig, client: ClusterClient) -> \
         config, client, cluster_id=app.cluster_id, server_id=app.server_id,
         hostname=getattr(root, "hostname", "") or "localhost",
         http_port=lambda: _http_port(config, app), write_points=ctx.write_points,
-        log=service.log)
+        log=service.log, tokens=getattr(app, "subscription_tokens", None),
+        use_tokens=_auth_enabled(app))
 
 
 async def run_subscriptions(service: Any, config: InfluxDBConfig,

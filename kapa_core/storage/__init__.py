@@ -11,6 +11,7 @@ RECORDINGS = "recordings"
 REPLAYS = "replays"
 LOAD = "load"
 USERS = "users"
+SUBSCRIPTION_TOKENS = "subscription-tokens"
 
 __all__ = [
            "HANDLER_SPECS",
@@ -18,6 +19,7 @@ __all__ = [
            "OVERRIDES",
            "RECORDINGS",
            "REPLAYS",
+           "SUBSCRIPTION_TOKENS",
            "TASKS",
            "TEMPLATES",
            "TOPIC_STATES",

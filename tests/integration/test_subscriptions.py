@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from kapa_core.influxdb.client import quote_ident, quote_string
 from kapa_core.testing import DaemonProcess
-from tests.integration.influxd import InfluxD
+from tests.integration.influxd import InfluxD, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -367,3 +368,100 @@ def test_https_subscription_to_kapa_core_serving_https(
             assert_task_gets_influx_writes(daemon, influx, "https_task", "db", "rp")
         finally:
             drop_named(influx, name)
+
+
+# -- [http] auth-enabled: subscription tokens ---------------------------------------------
+def tokens_of(subs: dict[tuple[str, str], Any]) -> dict[tuple[str, str], str | None]:
+    return {key: urlsplit(dest[0]).password for key, (_, dest) in subs.items()}
+
+
+def test_auth_enabled_gives_each_subscription_a_token_of_its_own(
+        influx: InfluxD, tmp_path: Path) -> None:
+    influx.query('CREATE DATABASE "tokdb" WITH NAME "rp"')
+    influx.query('CREATE DATABASE "tokdb2" WITH NAME "rp"')
+    data_dir = str(tmp_path / "data")
+    api_port = free_port()  # the same port across restarts: destinations stay valid
+    plain = config(influx, subscriptions={"tokdb": ["rp"], "tokdb2": ["rp"]})
+    plain["http"] = {"log-enabled": False, "bind-address": f"127.0.0.1:{api_port}"}
+    plain["auth"] = {"enabled": True, "bcrypt-cost": 4}
+    secured = {**plain, "http": {**plain["http"], "auth-enabled": True}}
+    admin = ("admin", "s3cret")
+    keys = {("tokdb", "rp"), ("tokdb2", "rp")}
+
+    def carry_tokens(name: str) -> Any:
+        subs = named(influx, name)
+        return set(subs) == keys and all(tokens_of(subs).values()) and subs
+
+    # 1. Authentication off: the first admin is created, destinations carry nothing.
+    with DaemonProcess(plain, data_dir=data_dir) as daemon:
+        name = "kapacitor-" + ids(daemon)[0]
+        assert httpx.post(daemon.url + "/kapacitor/v1/users", json={
+            "name": admin[0], "password": admin[1], "type": "admin"}).status_code == 200
+        subs = wait_for(lambda: set(named(influx, name)) == keys and named(influx, name))
+        assert set(tokens_of(subs).values()) == {None}
+    try:
+        # 2. Authentication on: each subscription is recreated with its own token.
+        with DaemonProcess(secured, data_dir=data_dir) as daemon:
+            subs = wait_for(lambda: carry_tokens(name), what="destinations with tokens")
+            tokens = tokens_of(subs)
+            assert len(set(tokens.values())) == 2
+            for (_, dest) in subs.values():
+                assert dest[0].startswith("http://~subscriber:")
+                assert dest[0].endswith(f"@127.0.0.1:{api_port}")
+            # InfluxDB's writes get through, into a task defined by the admin.
+            body = {"id": "tok_task", "type": "stream", "dbrps": [{"db": "tokdb", "rp": "rp"}],
+                    "script": SCRIPT, "status": "enabled"}
+            assert httpx.post(daemon.url + "/kapacitor/v1/tasks", json=body,
+                              auth=admin).status_code == 200
+            write_influx(influx, "tokdb", "rp", LINES)
+            out = f"{daemon.url}/kapacitor/v1/tasks/tok_task/out"
+            wait_for(lambda: httpx.get(out, auth=admin).json() == EXPECTED,
+                     what="points pushed by InfluxDB with its token")
+            # A token writes into its own database only, and reaches nothing else.
+            token = tokens[("tokdb", "rp")]
+            assert token is not None
+            sub_auth = ("~subscriber", token)
+            other = httpx.post(daemon.url + "/write", params={"db": "tokdb2", "rp": "rp"},
+                               content=b"cpu v=1", auth=sub_auth)
+            assert other.status_code == 401
+            assert other.json() == {"error": '"~subscriber" user is not authorized to '
+                                             'write to database "tokdb2"'}
+            own = httpx.post(daemon.url + "/write", params={"db": "tokdb", "rp": "rp"},
+                             content=b"cpu v=1", auth=sub_auth)
+            assert own.status_code == 204
+            assert httpx.get(daemon.url + "/kapacitor/v1/ping", auth=sub_auth
+                             ).status_code == 204
+            tasks = httpx.get(daemon.url + "/kapacitor/v1/tasks", auth=sub_auth)
+            assert tasks.status_code == 403
+            made_up = httpx.post(daemon.url + "/write", params={"db": "tokdb"},
+                                 content=b"cpu v=1", auth=("~subscriber", "x" * 40))
+            assert (made_up.status_code, made_up.json()) == (
+                401, {"error": "invalid subscription token"})
+            # Tokens never reach the log.
+            log = daemon.log()
+            assert 'msg="created subscription"' in log and "~subscriber:***@" in log
+            assert not any(t in log for t in tokens.values() if t)
+
+        # 3. A restart keeps the subscriptions and their tokens.
+        with DaemonProcess(secured, data_dir=data_dir) as daemon:
+            wait_for(lambda: httpx.post(daemon.url + "/kapacitor/v1/subscriptions",
+                                        auth=admin).status_code == 204,
+                     what="a link once connected to InfluxDB")
+            assert tokens_of(named(influx, name)) == tokens
+            assert httpx.post(daemon.url + "/write", params={"db": "tokdb", "rp": "rp"},
+                              content=b"cpu v=1", auth=sub_auth).status_code == 204
+
+        # 4. Authentication off: plain destinations again, every token revoked ...
+        with DaemonProcess(plain, data_dir=data_dir) as daemon:
+            wait_for(lambda: set(tokens_of(named(influx, name)).values()) == {None},
+                     what="destinations without tokens")
+            daemon.wait_for_log(r'msg="revoked subscription tokens no longer used" '
+                                r'.*count=2')
+        # ... so that they are refused once authentication is back on.
+        with DaemonProcess({**secured, "influxdb": [{"enabled": False}]},
+                           data_dir=data_dir) as daemon:
+            refused = httpx.post(daemon.url + "/write", params={"db": "tokdb", "rp": "rp"},
+                                 content=b"cpu v=1", auth=sub_auth)
+            assert refused.status_code == 401
+    finally:
+        drop_named(influx, name)
