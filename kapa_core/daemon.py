@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -165,6 +166,7 @@ class Daemon:
 
     async def _serve(self, task_status: Any) -> None:
         config = self.config
+        raise_open_files_limit(self.log)
         self.log.info("kapa-core starting", version=self.version,
                       compatible=KAPACITOR_COMPAT_VERSION, pid=os.getpid(),
                       config=self.options.config_path or "(embedded defaults)",
@@ -333,3 +335,22 @@ class Daemon:
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+def raise_open_files_limit(log: Logger) -> int:
+    """Raise the soft limit on open files to the hard limit, as Go programs (Kapacitor)
+    do at start: each client connection takes a descriptor, and a flood of slow clients
+    should meet the header timeout, not the limit. Returns the soft limit in force."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return -1
+    if soft == hard or (hard != resource.RLIM_INFINITY and 0 <= hard < soft):
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:
+        log.debug("cannot raise the open files limit", soft=soft, hard=hard, err=str(exc))
+        return soft
+    log.debug("raised the open files limit", old=soft, new=hard)
+    return hard

@@ -4,7 +4,10 @@ Written once for the whole API. It reads a complete request (body limit enforced
 during and after gzip decoding), runs the middleware chain and the router, and writes
 the response with the headers every Kapacitor response carries (``Request-Id``,
 ``X-Kapacitor-Version``). Slow clients are cut off by a header timeout and idle
-keep-alive connections by an idle timeout, so one client cannot starve the others.
+keep-alive connections by an idle timeout, so one client cannot starve the others. A
+request body must keep arriving (each read within the idle timeout) and must arrive at
+an average of at least ``MIN_BODY_RATE`` bytes per second after the first idle timeout,
+so a body trickled a byte at a time cannot hold a connection forever either.
 
 ``shutdown()`` is graceful: listeners close at once, idle connections are closed,
 requests in flight get ``shutdown_timeout`` to finish, then the rest are cancelled.
@@ -40,6 +43,8 @@ CORS_METHODS = "DELETE, GET, OPTIONS, POST, PATCH"
 CORS_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Length, Content-Type, "
                 "X-CSRF-Token, X-HTTP-Method-Override")
 MAX_HEAD_BYTES = 64 * 1024
+#: Bytes per second a request body must average (beyond the first idle timeout).
+MIN_BODY_RATE = 1000
 GZIP_MIN_BYTES = 1024
 _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ")
 
@@ -184,7 +189,8 @@ class HTTPServer:
             except (trio.ClosedResourceError, _ClientGone):
                 pass
             except trio.TooSlowError:
-                pass
+                self.log.debug("connection closed: the client was too slow",
+                               client=f"{client[0]}:{client[1]}")
             finally:
                 self._connections.discard(conn)
                 if self._closing and not self._connections:
@@ -309,11 +315,13 @@ class HTTPServer:
         if h.they_are_waiting_for_100_continue:
             await io.send_all(h.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
+        deadline = trio.current_time() + self.idle_timeout
         while True:
-            with trio.fail_after(self.idle_timeout):
+            with trio.fail_at(min(deadline, trio.current_time() + self.idle_timeout)):
                 event = await self._next_event(io, h)
             if isinstance(event, h11.Data):
                 body += event.data
+                deadline += len(event.data) / MIN_BODY_RATE
                 if limit and len(body) > limit:
                     raise BodyTooLarge
             elif isinstance(event, h11.EndOfMessage):

@@ -194,3 +194,30 @@ async def test_oversized_uploads_do_not_starve_other_clients(daemon) -> None:
     assert all(a.startswith(b"HTTP/1.1 413") or a == b"" for a in refused), refused
     assert sum(a.startswith(b"HTTP/1.1 413") for a in refused) >= 1
     assert len(latencies) >= 3 and max(latencies) < 0.5, latencies
+
+
+async def test_trickled_body_is_cut_off_while_others_are_served(daemon) -> None:
+    """A byte every 0.2 s never stalls a read, but is far below the minimum body rate."""
+    host, port = address(daemon)
+    stream = await trio.open_tcp_stream(host, port)
+    await stream.send_all(b"POST /write?db=d HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: 100000\r\n\r\n")
+    started = trio.current_time()
+    latencies: list[float] = []
+    done = trio.Event()
+    cut = False
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+        try:
+            while trio.current_time() - started < IDLE_TIMEOUT + 4:
+                await stream.send_all(b"c")
+                await trio.sleep(0.2)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            cut = True
+        done.set()
+    cut = cut or await closed_by_server(stream, 1)
+    elapsed = trio.current_time() - started
+    await stream.aclose()
+    assert cut, "the trickled body was not cut off"
+    assert IDLE_TIMEOUT * 0.9 <= elapsed <= IDLE_TIMEOUT + 2, elapsed
+    assert len(latencies) >= 10 and max(latencies) < 0.5, latencies

@@ -270,3 +270,20 @@ async def test_tls_and_plain_http_mistake_is_logged(nursery, certificate, caplog
                "client sent an HTTP request to an HTTPS server" in str(r.__dict__.get("kv"))
                for r in caplog.records)
     await server.shutdown()
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    """As a Go daemon does at start (checked in a child, whose limits we may lower)."""
+    import subprocess
+    import sys
+    code = (
+        "import resource\n"
+        "from kapa_core.daemon import raise_open_files_limit\n"
+        "from kapa_core.logs import Logger\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+        "got = raise_open_files_limit(Logger('test'))\n"
+        "print(got == hard, resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr
