@@ -119,6 +119,15 @@ class SubscriptionTokens:
                 revoked += 1
         return revoked
 
+    async def revoke_other_clusters(self, clusters: Iterable[str]) -> int:
+        """Revoke the tokens of every cluster not in ``clusters`` (removed or disabled)."""
+        keep = set(clusters)
+        gone = [d for d, g in self._grants.items() if g.cluster not in keep]
+        for digest in gone:
+            self._grants.pop(digest, None)
+            await self.store.adelete(SUBSCRIPTION_TOKENS, digest)
+        return len(gone)
+
     async def revoke_unused(self, cluster: str, in_use: Iterable[str]) -> int:
         """Revoke the tokens of ``cluster`` not in ``in_use``; how many were revoked."""
         keep = {_digest(t) for t in in_use}

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from kapa_core.auth import jwt
 from kapa_core.denylist import DenyList, OutgoingDenied
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.config import InfluxDBConfig
@@ -67,11 +68,46 @@ def _explain(url: str, exc: Exception) -> str:
     return f"request to {url} failed: {text}"
 
 
-class ClusterClient:
-    """Async context manager owning the HTTP client of one [[influxdb]] element."""
+class SharedSecretAuth(httpx.Auth):
+    """``Authorization: Bearer <JWT>`` for ``http-shared-secret = true``, as Kapacitor
+    sends it: HS512, claims ``username`` and ``exp``, signed with ``[http] shared-secret``
+    (InfluxDB checks it against its own ``[http] shared-secret``). A token lives
+    ``TOKEN_LIFETIME`` seconds and is replaced once half of that has passed."""
 
-    def __init__(self, config: InfluxDBConfig, *, blacklist: Any = None) -> None:
+    TOKEN_LIFETIME = 60.0
+
+    def __init__(self, username: str, secret: str) -> None:
+        self.username = username
+        self.secret = secret
+        self._token = ""
+        self._renew_at = 0.0
+
+    def token(self) -> str:
+        now = time.time()
+        if not self._token or now >= self._renew_at:
+            self._token = jwt.encode({"username": self.username,
+                                      "exp": int(now + self.TOKEN_LIFETIME)},
+                                     self.secret, "HS512")
+            self._renew_at = now + self.TOKEN_LIFETIME / 2
+        return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
+
+
+class ClusterClient:
+    """Async context manager owning the HTTP client of one [[influxdb]] element.
+
+    Credentials, as Kapacitor chooses them: ``http-shared-secret = true`` -> a JWT signed
+    with ``[http] shared-secret`` (``shared_secret``) naming ``username``; else
+    ``username``/``password`` -> basic auth; else ``token`` -> ``Authorization: Token``.
+    """
+
+    def __init__(self, config: InfluxDBConfig, *, blacklist: Any = None,
+                 shared_secret: str = "") -> None:
         self.config = config
+        self.shared_secret = shared_secret
         if blacklist is not None and not isinstance(blacklist, DenyList):
             blacklist = DenyList(blacklist)  # a plain sequence of networks
         self.blacklist: DenyList | None = blacklist
@@ -84,11 +120,16 @@ class ClusterClient:
 
     async def __aenter__(self) -> ClusterClient:
         headers = {}
-        auth = None
-        if self.config.token:
-            headers["Authorization"] = f"Token {self.config.token}"
+        auth: httpx.Auth | None = None
+        if self.config.http_shared_secret:
+            if not self.shared_secret:
+                raise ConnectionFailed("http-shared-secret = true needs [http] shared-secret "
+                                       "(the secret InfluxDB's [http] shared-secret is set to)")
+            auth = SharedSecretAuth(self.config.username, self.shared_secret)
         elif self.config.username or self.config.password:
             auth = httpx.BasicAuth(self.config.username, self.config.password)
+        elif self.config.token:
+            headers["Authorization"] = f"Token {self.config.token}"
         timeout = self.config.timeout / 1e9 if self.config.timeout else None
         hooks = {"request": [self._check_target]} if self.blacklist else {}
         self.http = httpx.AsyncClient(auth=auth, headers=headers, timeout=timeout,
@@ -123,8 +164,9 @@ class ClusterClient:
             self.next_url()
             raise ConnectionFailed(_explain(url, exc)) from None
         if response.status_code == 401:
-            raise ConnectionFailed(f"{url}: authorization failed: check username/password "
-                                   "(or token)")
+            what = ("the shared secret and username" if self.config.http_shared_secret
+                    else "username/password (or token)")
+            raise ConnectionFailed(f"{url}: authorization failed: check {what}")
         if response.status_code not in (200, 204):
             self.next_url()
             raise ConnectionFailed(f"{url}/ping answered HTTP {response.status_code}")

@@ -25,7 +25,8 @@ class InfluxDBConfig:
     username: str = ""
     password: str = setting("", redact=True, doc="For InfluxDB 2.x, an API token may go here.")
     token: str = setting("", redact=True, doc="InfluxDB 2.x API token.")
-    http_shared_secret: bool = False
+    http_shared_secret: bool = setting(False, doc="Authenticate with a JWT naming username, "
+                                       "signed with [http] shared-secret.")
     ssl_ca: str = setting("", doc="PEM CA file to verify InfluxDB's certificate.")
     ssl_cert: str = ""
     ssl_key: str = ""
@@ -52,6 +53,9 @@ class InfluxDBConfig:
         if not _NAME.match(self.name):
             raise ConfigError("name", f"invalid name {self.name!r} (expected letters, "
                               "digits, '-', '.' or '_')")
+        if self.http_shared_secret and not self.username:
+            raise ConfigError("username", "http-shared-secret = true needs the username the "
+                              "signed token names")
         if self.enabled and not self.urls:
             raise ConfigError("urls", "must specify at least one InfluxDB URL")
         for i, url in enumerate(self.urls):

@@ -46,6 +46,9 @@ class InfluxDBService:
         self.elements: tuple[InfluxDBConfig, ...] = ctx.config
         self.log = ctx.logger
         self.blacklist = getattr(ctx.app, "blacklist", None)
+        # [http] shared-secret signs the JWTs of clusters with http-shared-secret = true.
+        app_config = getattr(ctx.app, "config", None)
+        self.shared_secret = str(app_config["http"].shared_secret) if app_config else ""
         self._clients: dict[str, ClusterClient] = {}
         self._status: dict[str, ClusterStatus] = {}
         # InfluxDB subscriptions (kapa_core.influxdb.subscriptions): one manager per
@@ -87,12 +90,19 @@ class InfluxDBService:
                 nursery.start_soon(self._connect, element)
             task_status.started()
             nursery.start_soon(unlink_removed_clusters, self)
+            tokens = getattr(self.context.app, "subscription_tokens", None)
+            if tokens is not None:
+                revoked = await tokens.revoke_other_clusters(e.name for e in enabled)
+                if revoked:
+                    self.log.info("revoked the subscription tokens of clusters no longer "
+                                  "enabled", count=revoked)
             await trio.sleep_forever()
 
     async def _connect(self, config: InfluxDBConfig) -> None:
         status = self._status[config.name]
         try:
-            client = ClusterClient(config, blacklist=self.blacklist)
+            client = ClusterClient(config, blacklist=self.blacklist,
+                                   shared_secret=self.shared_secret)
             await client.__aenter__()
         except ConnectionFailed as exc:
             status.last_error = str(exc)

@@ -632,7 +632,8 @@ async def unlink_removed_clusters(service: Any) -> None:
         if name in current or not state.name:
             continue
         try:
-            async with ClusterClient(state.config, blacklist=service.blacklist) as client:
+            async with ClusterClient(state.config, blacklist=service.blacklist,
+                                     shared_secret=service.shared_secret) as client:
                 manager = _manager(service, state.config, client)
                 if manager is not None:
                     service.log.info("InfluxDB cluster removed or disabled: dropping its "

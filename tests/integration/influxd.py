@@ -28,7 +28,7 @@ def free_port() -> int:
 
 class InfluxD:
     def __init__(self, *, auth: bool = False, https_cert: str = "", https_key: str = "",
-                 ready_timeout: float = 30.0) -> None:
+                 shared_secret: str = "", ready_timeout: float = 30.0) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="influxd-test-")
         self.dir = Path(self._tmp.name)
         self.port = free_port()
@@ -54,6 +54,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   bind-address = "127.0.0.1:{self.port}"
   auth-enabled = {str(auth).lower()}
+  shared-secret = "{shared_secret}"
   log-enabled = false
   {https}
 [monitor]

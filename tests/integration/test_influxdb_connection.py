@@ -150,3 +150,37 @@ def test_repeated_failures_warn_once_then_log_at_debug() -> None:
         warnings = [line for line in daemon.log().splitlines()
                     if "cannot reach InfluxDB" in line and "lvl=warn" in line]
         assert len(warnings) == 1
+
+
+def test_http_shared_secret_signs_a_jwt_influxdb_accepts() -> None:
+    """http-shared-secret = true: no password, a token signed with [http] shared-secret."""
+    secret = "a-secret-both-sides-know"
+    with InfluxD(auth=True, shared_secret=secret) as influx:
+        influx.create_admin("admin", "changeit")
+        influx.query('CREATE DATABASE "jwtdb"', auth=("admin", "changeit"))
+        element = {"enabled": True, "urls": [influx.url], "username": "admin",
+                   "http-shared-secret": True, "kapacitor-hostname": "127.0.0.1",
+                   "subscriptions": {"jwtdb": ["autogen"]}}
+        with DaemonProcess({"http": {"shared-secret": secret},
+                            "influxdb": [element]}) as daemon:
+            # Creating a subscription needs an admin: only the signed token names one.
+            daemon.wait_for_log(r'msg="created subscription" .*db=jwtdb', timeout=20)
+            subs = influx.query("SHOW SUBSCRIPTIONS", auth=("admin", "changeit"))
+            assert "jwtdb" in str(subs)
+        with DaemonProcess({"http": {"shared-secret": "another secret"},
+                            "influxdb": [element]}) as daemon:
+            line = daemon.wait_for_log(r'msg="failed to link subscriptions', timeout=20)
+            assert "signature is invalid" in line or "authorization failed" in line, line
+            assert "another secret" not in daemon.log()
+        # Without [http] shared-secret there is nothing to sign with: said clearly.
+        with DaemonProcess({"influxdb": [element]}) as daemon:
+            line = daemon.wait_for_log(r"needs \[http\] shared-secret", timeout=20)
+            assert "cluster=default" in line
+        # And no username: refused at start.
+        refused = DaemonProcess({"http": {"shared-secret": secret},
+                                 "influxdb": [{**element, "username": ""}]})
+        try:
+            with pytest.raises(RuntimeError, match="http-shared-secret"):
+                refused.start()
+        finally:
+            refused.close()
