@@ -3,6 +3,11 @@
 As Kapacitor sends it: subject = the alert message, an HTML body = the alert details,
 From = ``[smtp] from``, To = the handler's addresses or ``[smtp] to``; STARTTLS when the
 server offers it, login when a username is set.
+
+``.toTemplates('{{ index .Tags "owner" }}@example.com')`` (topic-handler option
+``to-field``, Kapacitor 1.6.3+) adds addresses rendered from the alert: each template
+that renders to a non-empty text adds one recipient to ``.to()``'s. ``[smtp] toTemplates``
+are used, like ``[smtp] to``, when the handler names no recipients of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from kapa_core.plugin_api import (
     HandlerError,
     HandlerKind,
     Section,
+    Template,
+    TemplateError,
     hookimpl,
+    option,
+    option_template,
     setting,
 )
 
@@ -40,9 +49,12 @@ class SMTPConfig:
     from_: str = setting("", doc="From address of outgoing mail.")
     to: list[str] = setting([])
     idle_timeout: Duration = Duration(30_000_000_000)
-    to_templates: list[str] = setting([], key="toTemplates")
+    to_templates: list[str] = setting([], key="toTemplates", doc="Templated addresses, "
+                                      "used when a handler names no recipients.")
 
     def validate(self) -> None:
+        for i, text in enumerate(self.to_templates):
+            option_template(text, f"toTemplates[{i}]", "smtp")
         if not self.enabled:
             return
         if not self.host:
@@ -61,12 +73,42 @@ def kapa_config_sections() -> list[Section]:
 @dataclass(frozen=True, kw_only=True)
 class EmailOptions:
     to: tuple[str, ...] = ()
+    to_templates: tuple[str, ...] = option((), tick="toTemplates", key="to-field",
+                                           doc="Go templates rendering more addresses.")
+
+    def validate(self) -> None:
+        _parse(self.to_templates, "to-field")
+
+
+def _parse(texts: Any, name: str) -> list[Template]:
+    return [option_template(text, f"{name}[{i}]", "email") for i, text in enumerate(texts)]
 
 
 class EmailHandler:
     def __init__(self, options: EmailOptions, context: Any) -> None:
         self.options = options
         self.context = context
+        self.to_templates = _parse(options.to_templates, "to-field")
+
+    def recipients(self, config: SMTPConfig, event: Event) -> list[str]:
+        """``.to()`` plus the rendered ``.toTemplates()``; else ``[smtp]``'s."""
+        to, templates = list(self.options.to), self.to_templates
+        if not to and not templates:
+            to, templates = list(config.to), _parse(config.to_templates, "toTemplates")
+        if templates:
+            data = event.template_data()
+            for template in templates:
+                try:
+                    address = template.execute(data)
+                except TemplateError as exc:
+                    log = getattr(self.context, "log", None)
+                    if log is not None:
+                        log.error("email: error in an address template", alert=event.id,
+                                  err=str(exc))
+                    continue
+                if address:
+                    to.append(address)
+        return to
 
     def _send(self, config: SMTPConfig, message: EmailMessage) -> None:
         timeout = 30
@@ -87,9 +129,10 @@ class EmailHandler:
         config: SMTPConfig = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("email: the [smtp] section is not enabled")
-        to = list(self.options.to or config.to)
+        to = self.recipients(config, event)
         if not to:
-            raise HandlerError("email: no recipients (set .to() or [smtp] to)")
+            raise HandlerError("email: no recipients (set .to(), .toTemplates() or "
+                               "[smtp] to)")
         message = EmailMessage()
         message["Subject"] = event.state.message
         message["From"] = config.from_

@@ -149,6 +149,46 @@ stream|from().measurement('mail')
         controller.stop()
 
 
+def test_email_addresses_rendered_from_the_alert() -> None:
+    """.toTemplates() (TICKscript) and to-field (topic handler) add rendered recipients;
+    [smtp] toTemplates stand in when a handler names none."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
+                           "from": "kapa@example.com",
+                           "toTemplates": ['{{ index .Tags "team" }}-oncall@example.com']},
+                  "http": {"log-enabled": False}}
+        with DaemonProcess(config) as daemon:
+            define(daemon, """
+stream|from().measurement('own').groupBy('owner', 'team')
+  |alert().crit(lambda: "v" > 1).id('own-{{ index .Tags "owner" }}').topic('owners')
+    .email('ops@example.com')
+      .toTemplates('{{ index .Tags "owner" }}@example.com',
+                   '{{ if eq .Level "CRITICAL" }}pager@example.com{{ end }}')
+  |alert().warn(lambda: "v" > 1).id('team-{{ index .Tags "team" }}').email()
+""")
+            handler = {"id": "by-tag", "kind": "smtp",
+                       "options": {"to-field": ['{{ index .Tags "owner" }}@tag.example.com']}}
+            created = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
+                                 json=handler)
+            assert created.status_code == 200, created.text
+            bad = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
+                             json={"id": "bad", "kind": "smtp",
+                                   "options": {"to-field": ["{{ .Nope"]}})
+            assert bad.status_code == 400 and "to-field" in bad.json()["error"]
+            write(daemon, "own,owner=alice,team=db v=5 1\n")
+            assert wait_for(lambda: len(mailbox.messages) >= 3)
+        recipients = sorted(tuple(m[1]) for m in mailbox.messages)
+        assert recipients == [("alice@tag.example.com",),
+                              ("db-oncall@example.com",),
+                              ("ops@example.com", "alice@example.com", "pager@example.com")]
+    finally:
+        controller.stop()
+
+
 def test_service_tests_send_through_the_configured_handler(recorder) -> None:
     config = {"slack": [{"enabled": True, "url": recorder.url + "/hook", "channel": "#c"}],
               "http": {"log-enabled": False}}
