@@ -173,6 +173,8 @@ class PagerDutyLink:
 @dataclass(frozen=True, kw_only=True)
 class PagerDuty2Options:
     routing_key: str = option("", doc="Defaults to [pagerduty2] routing-key.")
+    service_key: str = option("", tick="serviceKey", key="service-key",
+                              doc="Older name of routingKey (routingKey wins).")
     links: tuple[PagerDutyLink, ...] = option((), tick="link", key="links",
                                                doc="Links (href, text) shown on the incident.")
 
@@ -215,7 +217,8 @@ class PagerDuty2Handler:
 
     async def handle(self, event: Event) -> None:
         config = enabled_config(self.context, "pagerduty2")
-        routing_key = self.options.routing_key or config.routing_key
+        routing_key = (self.options.routing_key or self.options.service_key
+                       or config.routing_key)
         severity = V2_SEVERITY.get(event.level)
         if severity is None:  # OK resolves the incident
             body: dict[str, Any] = {"routing_key": routing_key, "dedup_key": event.id,

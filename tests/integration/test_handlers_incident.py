@@ -34,6 +34,7 @@ SCRIPTS = {
     "pd2": f"""|alert(){ID}.crit(lambda: "v" > 1)
     .pagerDuty2().routingKey('rk-task').link('http://links/{{{{ .ID }}}}', 'see {{{{ .Level }}}}')
     .link('http://plain')""",
+    "pd2s": f"""|alert(){ID}.crit(lambda: "v" > 1).pagerDuty2().serviceKey('rk-alias')""",
     "og1": f"""|alert(){ID}.crit(lambda: "v" > 1).opsGenie().teams('t1').recipients('r1', 'r2')""",
     "og2": f"""|alert(){ID}.crit(lambda: "v" > 1)
     .opsGenie2().teams('a', 'b').recipients('c').recoveryAction('close')""",
@@ -174,6 +175,14 @@ def test_pagerduty_v2_trigger_and_resolve(setup: Setup) -> None:
                   {"href": "http://plain", "text": "http://plain"}],
         "client": "kapacitor", "client_url": setup.daemon.url + API}
     assert ok["json"] == {"routing_key": "rk-task", "dedup_key": "pd2-h1",
+                          "event_action": "resolve"}
+
+
+def test_pagerduty_v2_service_key_is_the_routing_key(setup: Setup) -> None:
+    crit, ok = setup.requests(lambda r: r["path"] == "/pd2"
+                              and r["json"]["routing_key"] == "rk-alias")
+    assert crit["json"]["dedup_key"] == "pd2s-h1"
+    assert ok["json"] == {"routing_key": "rk-alias", "dedup_key": "pd2s-h1",
                           "event_action": "resolve"}
 
 
