@@ -33,6 +33,7 @@ from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.denylist import DenyList
 from kapa_core.engine.loader import load_directory
+from kapa_core.engine.node import configure_timing
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.stats_service import StatsService
@@ -189,6 +190,8 @@ class Daemon:
                     self.log.debug("opened service", name=section.name)
             kinds.register(self.plugins.handler_kinds, self.disabled_handlers)
             kinds.configure_deadman(config["deadman"])
+            stats = config["stats"]
+            configure_timing(stats.timing_sample_rate, stats.timing_movavg_size)
             self.alerts = AlertService(
                 self.store, config["alert"], section_service=runner.get,
                 section_config=lambda name: self.config.get(name),

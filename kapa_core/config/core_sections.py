@@ -210,10 +210,18 @@ class StatsConfig:
     stats_interval: Duration = Duration(10 * SECOND)
     database: str = "_kapacitor"
     retention_policy: str = "autogen"
-    timing_sample_rate: float = 0.1
-    timing_movavg_size: int = 1000
+    timing_sample_rate: float = setting(0.1, doc="Share of node executions timed for "
+                                        "avg_exec_time_ns (0 to 1; 0 times none).")
+    timing_movavg_size: int = setting(1000, doc="avg_exec_time_ns is the mean of this "
+                                      "many latest timings.")
 
     def validate(self) -> None:
+        if not 0 <= self.timing_sample_rate <= 1:
+            raise ConfigError("timing-sample-rate", f"must be between 0 and 1, got "
+                              f"{self.timing_sample_rate:g}")
+        if self.timing_movavg_size < 1:
+            raise ConfigError("timing-movavg-size", f"must be at least 1, got "
+                              f"{self.timing_movavg_size}")
         if self.enabled and self.stats_interval <= 0:
             raise ConfigError("stats-interval", f"must be greater than 0s, got "
                               f"{self.stats_interval} (or set enabled = false)")

@@ -8,6 +8,7 @@ an error on one point is counted and logged, the task goes on. Subclasses implem
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from kapa_core.logs import Logger
@@ -15,8 +16,25 @@ from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
 from kapa_core.pipeline.base import NodeSpec
 
-#: Every Nth call of a node is timed for avg_exec_time_ns (Kapacitor samples too).
-TIMING_EVERY = 10
+
+class Timing:
+    """How nodes time themselves for ``avg_exec_time_ns`` ([stats] timing-sample-rate and
+    timing-movavg-size): every ``every``-th call is timed (Kapacitor times a random
+    ``rate`` fraction; every 1/rate-th call is the same share without a random draw per
+    point), and the figure is the mean of the last ``window`` timings."""
+
+    every = 10
+    window = 1000
+
+
+def configure_timing(sample_rate: float, movavg_size: int) -> None:
+    """Apply [stats] timing settings to the nodes built from now on."""
+    if sample_rate <= 0:
+        Timing.every = 1 << 62  # never: collected never reaches it
+    else:
+        Timing.every = max(1, round(1 / min(sample_rate, 1.0)))
+    Timing.window = max(1, movavg_size)
+
 #: Error logs per node are limited to this many, then one line per this many errors.
 ERROR_LOG_BURST = 20
 
@@ -30,13 +48,14 @@ class Node:
         self.emitted = 0
         self.errors = 0
         self.log = log.with_(node=self.name)
-        self._timed = 0
+        self._every = Timing.every
+        self._timings: deque[int] = deque(maxlen=Timing.window)
         self._time_total = 0
 
     # -- receiving ----------------------------------------------------------------------
     def receive_point(self, p: Point) -> None:
         self.collected += 1
-        if self.collected % TIMING_EVERY:
+        if self.collected % self._every:
             try:
                 self.point(p)
             except Exception as exc:  # one bad point never stops the task
@@ -47,18 +66,29 @@ class Node:
             self.point(p)
         except Exception as exc:
             self.fail(exc)
-        self._timed += 1
-        self._time_total += time.perf_counter_ns() - started
+        self._timing(time.perf_counter_ns() - started)
 
     def receive_batch(self, b: Batch) -> None:
         self.collected += 1
+        if self.collected % self._every:
+            try:
+                self.batch(b)
+            except Exception as exc:
+                self.fail(exc)
+            return
         started = time.perf_counter_ns()
         try:
             self.batch(b)
         except Exception as exc:
             self.fail(exc)
-        self._timed += 1
-        self._time_total += time.perf_counter_ns() - started
+        self._timing(time.perf_counter_ns() - started)
+
+    def _timing(self, elapsed: int) -> None:
+        timings = self._timings
+        if len(timings) == timings.maxlen:
+            self._time_total -= timings[0]
+        timings.append(elapsed)
+        self._time_total += elapsed
 
     def receive_barrier(self, group: str, t: int) -> None:
         """No data older than ``t`` will arrive for ``group`` (from a barrier node)."""
@@ -113,7 +143,8 @@ class Node:
                            errors=self.errors)
 
     def stats(self) -> dict[str, Any]:
-        avg = self._time_total // self._timed if self._timed else 0
+        timed = len(self._timings)
+        avg = self._time_total // timed if timed else 0
         return {"avg_exec_time_ns": avg, "collected": self.collected,
                 "emitted": self.emitted, "errors": self.errors,
                 "working_cardinality": self.cardinality(), **self.extra_stats()}

@@ -342,3 +342,23 @@ def test_non_positive_interval_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "stats-interval" in result.stderr and "greater than 0s" in result.stderr
     assert not (tmp_path / "data" / "kapacitor.db").exists()
+
+
+def test_timing_sample_rate(tmp_path: Path) -> None:
+    """Rate 1 times every execution, 0 none; a rate outside 0..1 is refused."""
+    script = "stream|from().measurement('t')|eval(lambda: \"v\" * 2).as('d')|httpOut('o')"
+    for rate in (1.0, 0.0):
+        with DaemonProcess({"stats": {"timing-sample-rate": rate, "timing-movavg-size": 5},
+                            "http": {"log-enabled": False}}) as daemon:
+            define(daemon, "timed", script, dbrps=[{"db": "tdb", "rp": "autogen"}])
+            write(daemon, "tdb", "\n".join(f"t v={i} {i}" for i in range(1, 40)))
+            stats = wait_for(lambda d=daemon: (s := task_stats(d, "timed"))["eval2"][
+                "collected"] == 39 and s)
+            timed = [stats[n]["avg_exec_time_ns"] > 0 for n in ("from1", "eval2")]
+            assert timed == [rate > 0] * 2, stats
+    conf = tmp_path / "bad.conf"
+    conf.write_text(to_toml({"data_dir": str(tmp_path / "data"),
+                             "stats": {"timing-sample-rate": 1.5}}))
+    result = run_cli("run", "-config", str(conf), timeout=30)
+    assert result.returncode == 1
+    assert "timing-sample-rate" in result.stderr and "between 0 and 1" in result.stderr
