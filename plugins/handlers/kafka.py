@@ -35,9 +35,12 @@ a handler waits for its turn. A failed delivery fails the handler, which is logg
 
 Connections use TLS with ``use-ssl`` (``ssl-ca``, ``ssl-cert``, ``ssl-key``,
 ``insecure-skip-verify``) and SASL when ``sasl-username`` or ``sasl-mechanism`` is set:
-PLAIN (the default), SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER with the static
-``sasl-access-token`` and ``sasl_extensions``; ``sasl-version`` 0 or 1 (the default)
-selects the handshake. GSSAPI and OAuth token fetching (``sasl-oauth-*``) are refused.
+PLAIN (the default), SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, with
+``sasl_extensions``; ``sasl-version`` 0 or 1 (the default) selects the handshake. The
+OAUTHBEARER token is the static ``sasl-access-token``, or one fetched with OAuth 2.0
+client credentials (``sasl-oauth-client-id``/``-secret`` at ``sasl-oauth-token-url``, or
+Auth0 / Azure AD through ``sasl-oauth-service``; see :mod:`.oauth2_token`) and renewed
+before it expires. GSSAPI (Kerberos) is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ from kapa_core.plugin_api import (
 )
 
 from . import kafka_wire as wire
+from .oauth2_token import SERVICES as OAUTH_SERVICES
+from .oauth2_token import ClientCredentials, TokenError
 
 SASL_MECHANISMS = ("", "PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI")
 DEFAULT_TIMEOUT = 10.0
@@ -123,6 +128,37 @@ class KafkaConfig:
         if self.batch_size < 0:
             raise ConfigError("batch-size", "must not be negative")
         require_choice(self.sasl_version, "sasl-version", ("", "0", "1"))
+        if self.sasl_mechanism == "OAUTHBEARER":
+            self._validate_oauth()
+
+    def _validate_oauth(self) -> None:
+        """Kapacitor's checks of the sasl-oauth-* keys."""
+        service = self.sasl_oauth_service.lower()
+        if self.sasl_access_token:
+            if service or self.sasl_oauth_token_url:
+                raise ConfigError("sasl-access-token", "cannot be set with "
+                                  "sasl-oauth-service and sasl-oauth-token-url")
+            return
+        if not self.sasl_oauth_client_id or not self.sasl_oauth_client_secret:
+            raise ConfigError("sasl-oauth-client-id", "sasl-oauth-client-id and "
+                              "sasl-oauth-client-secret are required for OAUTHBEARER "
+                              "(or a static sasl-access-token)")
+        if service not in OAUTH_SERVICES:
+            raise ConfigError("sasl-oauth-service", f"service {self.sasl_oauth_service!r} not "
+                              "supported (expected custom, auth0 or azuread)")
+        if service in ("", "custom", "auth0") and not self.sasl_oauth_token_url:
+            raise ConfigError("sasl-oauth-token-url", "required for the "
+                              f"{service or 'custom'} service")
+        if service == "auth0" and not self.sasl_oauth_parameters.get("audience"):
+            raise ConfigError("sasl-oauth-parameters", "the audience parameter is required "
+                              "for Auth0")
+        if service == "azuread":
+            if not self.sasl_oauth_tenant_id:
+                raise ConfigError("sasl-oauth-tenant-id", "required for AzureAD")
+            if self.sasl_oauth_token_url:
+                raise ConfigError("sasl-oauth-token-url", "cannot be set for AzureAD")
+        if self.sasl_oauth_token_expiry_margin < 0:
+            raise ConfigError("sasl-oauth-token-expiry-margin", "must not be negative")
 
 
 def _seconds(value: Duration, default: float) -> float:
@@ -143,19 +179,31 @@ def _ssl_context(config: KafkaConfig) -> ssl.SSLContext:
     return context
 
 
-def _sasl(config: KafkaConfig) -> wire.SaslConfig | None:
+def _sasl(config: KafkaConfig, check_url: Any = None) -> wire.SaslConfig | None:
     if not (config.sasl_username or config.sasl_mechanism):
         return None
     mechanism = config.sasl_mechanism or "PLAIN"
     if mechanism == "GSSAPI":
-        raise HandlerError(f"kafka: cluster {config.id!r}: SASL GSSAPI is not supported")
+        raise HandlerError(f"kafka: cluster {config.id!r}: SASL GSSAPI (Kerberos) is not "
+                           "supported")
+    token_source = None
     if mechanism == "OAUTHBEARER" and not config.sasl_access_token:
-        raise HandlerError(f"kafka: cluster {config.id!r}: OAUTHBEARER needs "
-                           "sasl-access-token (fetching tokens is not supported)")
+        credentials = ClientCredentials.for_service(
+            config.sasl_oauth_service, token_url=config.sasl_oauth_token_url,
+            tenant=config.sasl_oauth_tenant_id, client_id=config.sasl_oauth_client_id,
+            client_secret=config.sasl_oauth_client_secret,
+            scopes=config.sasl_oauth_scopes, params=config.sasl_oauth_parameters,
+            margin=config.sasl_oauth_token_expiry_margin / 1e9, check_url=check_url)
+
+        async def token_source() -> str:
+            try:
+                return await credentials.token()
+            except (TokenError, KapaError) as exc:
+                raise wire.KafkaError(f"cluster {config.id!r}: {exc}") from None
     return wire.SaslConfig(mechanism=mechanism, username=config.sasl_username,
                            password=config.sasl_password,
                            version=int(config.sasl_version or 1),
-                           token=config.sasl_access_token,
+                           token=config.sasl_access_token, token_source=token_source,
                            extensions=tuple(sorted(config.sasl_extensions.items())))
 
 
@@ -307,7 +355,7 @@ class KafkaService:
                 brokers=tuple(config.brokers), client_id=config.id,
                 timeout=_seconds(config.timeout, DEFAULT_TIMEOUT),
                 ssl_context=_ssl_context(config) if config.use_ssl else None,
-                sasl=_sasl(config), check_address=self._check_address))
+                sasl=_sasl(config, self._check), check_address=self._check_address))
             self._clients[config.id] = client
         return client
 

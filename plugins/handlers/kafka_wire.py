@@ -9,7 +9,7 @@ int16 api_version, int32 correlation_id, string client_id`` and the body; the re
 * Metadata v1-v8 (key 3) for one topic: its partitions and their leaders;
 * Produce v3-v8 (key 0) with ``acks=1`` carrying RecordBatch v2 ("magic 2", CRC-32C);
 * SaslHandshake v0/v1 (key 17) and SaslAuthenticate v0 (key 36) for SASL PLAIN,
-  SCRAM-SHA-256/512 and OAUTHBEARER (a static token).
+  SCRAM-SHA-256/512 and OAUTHBEARER (a static token, or one fetched for each connection).
 
 Partitioners choose a partition from the message key as Kapacitor's do: ``crc32``
 (IEEE CRC-32 modulo the partition count), ``murmur2`` (Kafka's Java murmur2, masked
@@ -26,8 +26,8 @@ import os
 import ssl
 import struct
 import zlib
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -313,6 +313,8 @@ class SaslConfig:
     version: int = 1
     token: str = ""
     extensions: tuple[tuple[str, str], ...] = ()
+    #: fetches the OAUTHBEARER token for each new connection (instead of ``token``)
+    token_source: Callable[[], Awaitable[str]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -458,6 +460,8 @@ class BrokerConnection:
 
     async def _authenticate(self, sasl: SaslConfig) -> None:
         mechanism = sasl.mechanism.upper() or "PLAIN"
+        if mechanism == "OAUTHBEARER" and sasl.token_source is not None:
+            sasl = replace(sasl, token=await sasl.token_source())
         exchange = _sasl_exchange(mechanism, sasl)
         token = next(exchange)  # raises for a mechanism not spoken here
         reader = await self.request(SASL_HANDSHAKE, 1 if sasl.version >= 1 else 0,

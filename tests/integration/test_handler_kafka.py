@@ -7,6 +7,7 @@ tests see exactly what a broker would.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import math
@@ -363,3 +364,122 @@ stream|from().measurement('m')
     assert [json.loads(r.value or b"")["level"] for r in first.topic_records("t")] == [
         "CRITICAL"]
     assert len(second.topic_records("t")) == 1
+
+
+class TokenEndpoint:
+    """A local OAuth 2.0 token endpoint (RFC 6749 4.4): checks the client's credentials as
+    the client-credentials grant sends them, and records every request."""
+
+    def __init__(self, *, accept_basic: bool = True, expires_in: int = 3600) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+        self.requests: list[dict] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                auth = self.headers.get("Authorization", "")
+                endpoint.requests.append({"path": self.path, "form": form, "auth": auth,
+                                          "type": self.headers.get("Content-Type", "")})
+                basic = "Basic " + base64.b64encode(b"kapa-client:s%2Fecret").decode()
+                ok = form.get("grant_type") == "client_credentials" and (
+                    (accept_basic and auth == basic) or
+                    (form.get("client_id"), form.get("client_secret")) ==
+                    ("kapa-client", "s/ecret"))
+                status, body = (200, {"access_token": f"tok-{len(endpoint.requests)}",
+                                      "token_type": "Bearer", "expires_in": expires_in}) \
+                    if ok else (401, {"error": "invalid_client"})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_oauthbearer_token_fetched_with_client_credentials() -> None:
+    """Custom endpoint (basic auth, tried first), Auth0 (credentials and audience in the
+    form); the fetched token is what the broker receives; a refused client is logged."""
+    custom, auth0, other = TokenEndpoint(), TokenEndpoint(accept_basic=False), TokenEndpoint()
+    try:
+        with KafkaReceiver(sasl=("unused", "tok-1")) as broker:
+            oauth = {"enabled": True, "brokers": [broker.address],
+                     "sasl-mechanism": "OAUTHBEARER", "sasl-oauth-client-id": "kapa-client",
+                     "sasl-oauth-client-secret": "s/ecret"}
+            config = kafka_config(
+                {**oauth, "id": "custom", "sasl-oauth-token-url": custom.url,
+                 "sasl-oauth-scopes": ["kafka", "write"],
+                 "sasl-oauth-parameters": {"resource": "r1"}},
+                {**oauth, "id": "auth0", "sasl-oauth-service": "auth0",
+                 "sasl-oauth-token-url": auth0.url,
+                 "sasl-oauth-parameters": {"audience": "https://kafka"}},
+                {**oauth, "id": "refused", "sasl-oauth-token-url": other.url,
+                 "sasl-oauth-client-secret": "wrong"})
+            with DaemonProcess(config) as daemon:
+                define(daemon, """
+stream|from().measurement('o')
+  |alert().id('oauth').crit(lambda: "v" > 1)
+    .kafka().cluster('custom').kafkaTopic('custom')
+    .kafka().cluster('auth0').kafkaTopic('auth0')
+    .kafka().cluster('refused').kafkaTopic('never')
+""")
+                write(daemon, "o v=5 1\n")
+                assert wait_for(lambda: broker.topic_records("custom")
+                                and broker.topic_records("auth0"), 15)
+                line = daemon.wait_for_log(r"alert handler failed.*cluster 'refused'")
+                assert "HTTP 401: invalid_client" in line
+                assert "wrong" not in daemon.log() and "s/ecret" not in daemon.log()
+        assert broker.topic_records("never") == []
+        # The custom endpoint got basic auth at once; Auth0 the credentials in the form.
+        first = custom.requests[0]
+        assert first["form"] == {"grant_type": "client_credentials", "scope": "kafka write",
+                                 "resource": "r1"}
+        assert first["type"] == "application/x-www-form-urlencoded"
+        assert len(custom.requests) == 1  # the token is reused for later connections
+        sent = auth0.requests
+        assert len(sent) == 1 and sent[0]["form"] == {"grant_type": "client_credentials",
+                                            "audience": "https://kafka",
+                                            "client_id": "kapa-client",
+                                            "client_secret": "s/ecret"}
+        assert sent[0]["auth"] == ""
+    finally:
+        for endpoint in (custom, auth0, other):
+            endpoint.close()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({}, "sasl-oauth-client-id and sasl-oauth-client-secret are required"),
+    ({"sasl-oauth-client-id": "i", "sasl-oauth-client-secret": "s"},
+     "required for the custom service"),
+    ({"sasl-oauth-client-id": "i", "sasl-oauth-client-secret": "s",
+      "sasl-oauth-service": "auth0", "sasl-oauth-token-url": "http://x/t"},
+     "audience parameter is required"),
+    ({"sasl-oauth-client-id": "i", "sasl-oauth-client-secret": "s",
+      "sasl-oauth-service": "azuread"}, "sasl-oauth-tenant-id"),
+    ({"sasl-oauth-client-id": "i", "sasl-oauth-client-secret": "s",
+      "sasl-oauth-service": "okta", "sasl-oauth-token-url": "http://x/t"}, "not supported"),
+    ({"sasl-access-token": "t", "sasl-oauth-token-url": "http://x/t"}, "cannot be set with"),
+], ids=["no-client", "no-url", "auth0-audience", "azure-tenant", "unknown", "both"])
+def test_oauthbearer_settings_are_checked_at_start(extra: dict, message: str) -> None:
+    config = kafka_config({"enabled": True, "brokers": ["127.0.0.1:1"],
+                           "sasl-mechanism": "OAUTHBEARER", **extra})
+    daemon = DaemonProcess(config)
+    try:
+        with pytest.raises(RuntimeError, match=message):
+            daemon.start()
+    finally:
+        daemon.close()
