@@ -39,7 +39,8 @@ when ``disable-subscriptions`` is switched on, or when the subscription name cha
 (``subscription-mode``).
 
 Failures (InfluxDB down, no admin privileges, a query refused) are logged with the
-cluster and statement and retried at the next sync; they never stop the service. Without
+cluster and statement and retried at the next sync (on the cluster's next URL when the
+current one could not be reached); they never stop the service. Without
 a sync interval (0) a failed link is retried every ``RETRY_WITHOUT_INTERVAL`` seconds
 until it succeeds once.
 
@@ -506,6 +507,7 @@ class SubscriptionManager:
             response = await http.post(url + "/query", params={"q": statement},
                                        timeout=self._timeout)
         except httpx.HTTPError as exc:
+            self.client.next_url()  # the next link tries the cluster's next URL
             raise SubscriptionError(f"{statement}: cannot reach {url}: "
                                     f"{str(exc) or type(exc).__name__}") from None
         try:

@@ -465,3 +465,21 @@ def test_auth_enabled_gives_each_subscription_a_token_of_its_own(
             assert refused.status_code == 401
     finally:
         drop_named(influx, name)
+
+
+def test_links_move_to_the_next_url_when_the_current_one_is_down() -> None:
+    """Two URLs for one cluster (two servers here): when the one in use stops, the next
+    link goes to the other and subscribes there."""
+    with InfluxD() as first, InfluxD() as second:
+        for server in (first, second):
+            server.query('CREATE DATABASE "fail" WITH NAME "rp"')
+        element = config(first, urls=[first.url, second.url],
+                         subscriptions={"fail": ["rp"]})
+        with DaemonProcess(element) as daemon:
+            name = "kapacitor-" + ids(daemon)[0]
+            wait_for(lambda: ("fail", "rp") in named(first, name), what="link on the first")
+            assert ("fail", "rp") not in named(second, name)
+            first.stop()
+            wait_for(lambda: ("fail", "rp") in named(second, name), timeout=10,
+                     what="link on the second URL")
+            assert "cannot reach " + first.url in daemon.log()
