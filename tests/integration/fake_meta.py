@@ -23,11 +23,13 @@ import json
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
+
+from tests.integration.local_http import LocalHTTPServer
 
 
 def hash_password(password: str) -> str:
@@ -66,7 +68,7 @@ class FakeMeta:
         self.forbidden: set[str] = set()  # paths answered 403 (admin lacks the right)
         self.requests: list[tuple[str, str, dict[str, list[str]], int]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = LocalHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         scheme = "http"
         if certfile:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.integration.local_http import LocalHTTPServer
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class HTTPRecorder:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = LocalHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://{host}:{self.port}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import free_port
+from tests.integration.local_http import LocalHTTPServer
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -39,7 +40,7 @@ class Recorder:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -14,7 +14,10 @@ import math
 import os
 import ssl
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -24,6 +27,7 @@ from kapa_plugins.handlers import kafka_wire as wire
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
+from tests.integration.local_http import LocalHTTPServer
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -371,9 +375,6 @@ class TokenEndpoint:
     the client-credentials grant sends them, and records every request."""
 
     def __init__(self, *, accept_basic: bool = True, expires_in: int = 3600) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs
         self.requests: list[dict] = []
         endpoint = self
 
@@ -402,7 +403,7 @@ class TokenEndpoint:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth/token"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

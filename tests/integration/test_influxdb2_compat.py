@@ -13,13 +13,14 @@ import base64
 import gzip
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
+from tests.integration.local_http import LocalHTTPServer
 from tests.integration.test_alerts import wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,7 @@ class Compat2x:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
