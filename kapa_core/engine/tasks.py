@@ -12,6 +12,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import trio
+
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.errors import APIError, KapaError, TickError
 from kapa_core.logs import Logger
@@ -21,6 +23,8 @@ from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 
 ID = re.compile(r"^[-._\w]+$")
+#: Scripts longer than this are parsed and checked in a worker thread.
+THREAD_SCRIPT_BYTES = 16 * 1024
 VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
 
 
@@ -119,8 +123,9 @@ class TaskService:
     async def enable(self, task: TaskDef) -> None:
         await self._enable(task)
 
-    async def _enable(self, task: TaskDef) -> None:
-        evaluated = self.evaluate(task)
+    async def _enable(self, task: TaskDef, evaluated: Evaluated | None = None) -> None:
+        if evaluated is None:
+            evaluated = self.evaluate(task)
         await self.master.start(task.id, evaluated.pipeline, task.dbrps)
         task.error = ""
 
@@ -128,7 +133,17 @@ class TaskService:
         await self.store.aput_json(TASKS, task.id, task.to_json())
 
     # -- API operations -------------------------------------------------------------------
-    def _resolve(self, body: dict[str, Any], existing: TaskDef | None) -> TaskDef:
+    async def _checked(self, body: dict[str, Any], existing: TaskDef | None
+                       ) -> tuple[TaskDef, Evaluated]:
+        """The task ``body`` describes, checked and evaluated. A large script is parsed
+        in a worker thread, so the API keeps answering other requests meanwhile."""
+        script = body.get("script")
+        if isinstance(script, str) and len(script) > THREAD_SCRIPT_BYTES:
+            return await trio.to_thread.run_sync(self._resolve, body, existing)
+        return self._resolve(body, existing)
+
+    def _resolve(self, body: dict[str, Any], existing: TaskDef | None
+                 ) -> tuple[TaskDef, Evaluated]:
         template_id = body.get("template-id", existing.template_id if existing else "")
         if template_id:
             template = self.template_lookup(template_id)
@@ -182,10 +197,10 @@ class TaskService:
             created=existing.created if existing else stamp, modified=stamp,
             last_enabled=existing.last_enabled if existing else "")
         try:
-            self.evaluate(task)
+            evaluated = self.evaluate(task)
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
-        return task
+        return task, evaluated
 
     async def create(self, body: dict[str, Any]) -> TaskDef:
         task_id = body.get("id") or str(uuid.uuid4())
@@ -194,9 +209,11 @@ class TaskService:
                            f"'_'. {task_id!r}")
         if task_id in self.tasks:
             raise APIError(400, f"task {task_id} already exists")
-        task = self._resolve(body, None)
+        task, evaluated = await self._checked(body, None)
+        if task_id in self.tasks:  # created meanwhile (a large script is checked in a thread)
+            raise APIError(400, f"task {task_id} already exists")
         task.id = task_id
-        await self._apply_status(task)
+        await self._apply_status(task, evaluated)
         self.tasks[task.id] = task
         await self.save(task)
         return task
@@ -205,7 +222,9 @@ class TaskService:
         existing = self.tasks.get(task_id)
         if existing is None:
             raise APIError(404, "task does not exist, cannot update")
-        task = self._resolve(body, existing)
+        task, evaluated = await self._checked(body, existing)
+        if self.tasks.get(task_id) is not existing:
+            raise APIError(409, f"task {task_id} was changed or deleted meanwhile; retry")
         new_id = body.get("id", task_id)
         if new_id != task_id:
             if not isinstance(new_id, str) or not ID.match(new_id):
@@ -216,15 +235,15 @@ class TaskService:
             del self.tasks[task_id]
             await self.store.adelete(TASKS, task_id)
         task.id = new_id
-        await self._apply_status(task)
+        await self._apply_status(task, evaluated)
         self.tasks[task.id] = task
         await self.save(task)
         return task
 
-    async def _apply_status(self, task: TaskDef) -> None:
+    async def _apply_status(self, task: TaskDef, evaluated: Evaluated | None = None) -> None:
         if task.status == "enabled":
             try:
-                await self._enable(task)
+                await self._enable(task, evaluated)
             except KapaError as exc:
                 raise APIError(400, f"failed to enable task: {exc}") from None
             task.last_enabled = now()

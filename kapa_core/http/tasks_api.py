@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kapa_core.engine.tasks import TaskDef, TaskService
+import trio
+
+from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES, TaskDef, TaskService
 from kapa_core.errors import APIError
 from kapa_core.http.listing import (
     dot_view,
@@ -77,26 +79,37 @@ class TasksAPI:
                 out[name] = getattr(task, attr) or "0001-01-01T00:00:00Z"
         return out
 
+    async def views(self, tasks: list[TaskDef], fields: tuple[str, ...] = FIELDS,
+                    form: str = "formatted", view: str = "attributes"
+                    ) -> list[dict[str, Any]]:
+        """``view`` of each task; when their scripts are large (formatting and the DOT
+        graph re-read the script) in a worker thread, so other requests go on."""
+        def run() -> list[dict[str, Any]]:
+            return [self.view(task, fields, form, view) for task in tasks]
+        heavy = ("script" in fields or "dot" in fields) and sum(
+            len(t.script) for t in tasks) > THREAD_SCRIPT_BYTES
+        return await trio.to_thread.run_sync(run) if heavy else run()
+
     async def list(self, request: Request) -> Response:
         ids, fields = select(request, self.service.tasks, FIELDS)
         form, view = script_format(request), dot_view(request)
-        return Response.json({"tasks": [self.view(self.service.tasks[i], fields, form, view)
-                                        for i in ids]})
+        tasks = [self.service.tasks[i] for i in ids]
+        return Response.json({"tasks": await self.views(tasks, fields, form, view)})
 
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])
         if task is None:
             raise APIError(404, f"no task exists with ID {request.params['id']}")
-        return Response.json(self.view(task, FIELDS, script_format(request),
-                                       dot_view(request)))
+        (out,) = await self.views([task], FIELDS, script_format(request), dot_view(request))
+        return Response.json(out)
 
     async def create(self, request: Request) -> Response:
         task = await self.service.create(json_body(request))
-        return Response.json(self.view(task))
+        return Response.json((await self.views([task]))[0])
 
     async def update(self, request: Request) -> Response:
         task = await self.service.update(request.params["id"], json_body(request))
-        return Response.json(self.view(task))
+        return Response.json((await self.views([task]))[0])
 
     async def delete(self, request: Request) -> Response:
         await self.service.delete(request.params["id"])

@@ -221,3 +221,26 @@ async def test_trickled_body_is_cut_off_while_others_are_served(daemon) -> None:
     assert cut, "the trickled body was not cut off"
     assert IDLE_TIMEOUT * 0.9 <= elapsed <= IDLE_TIMEOUT + 2, elapsed
     assert len(latencies) >= 10 and max(latencies) < 0.5, latencies
+
+
+async def test_a_huge_tickscript_does_not_stall_other_clients() -> None:
+    """Checking a 300 kB script takes seconds of CPU; it runs in a worker thread."""
+    with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
+        await _create_huge_task(daemon)
+
+
+async def _create_huge_task(daemon: DaemonProcess) -> None:
+    script = "var s = stream|from().measurement('m')\n" + "".join(
+        f"s|eval(lambda: \"v\" * {i} + sqrt(\"v\") - {i}.5 > 3 AND \"host\" =~ /a{i}/)"
+        f".as('v{i}')|httpOut('o{i}')\n" for i in range(3000))
+    latencies: list[float] = []
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+        async with httpx.AsyncClient(timeout=120) as client:
+            response = await client.post(daemon.url + "/kapacitor/v1/tasks", json={
+                "id": "huge", "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+                "script": script, "status": "enabled"})
+        done.set()
+    assert response.status_code == 200, response.text[:500]
+    assert len(latencies) >= 10 and max(latencies) < 1.5, max(latencies)
