@@ -138,6 +138,12 @@ class TaskService:
         """The task ``body`` describes, checked and evaluated. A large script is parsed
         in a worker thread, so the API keeps answering other requests meanwhile."""
         script = body.get("script")
+        template_id = body.get("template-id") or (existing.template_id if existing else "")
+        if not isinstance(script, str) and template_id:
+            template = self.template_lookup(template_id)
+            script = template.script if template is not None else ""
+        elif not isinstance(script, str) and existing is not None:
+            script = existing.script  # e.g. a status change re-checks the stored script
         if isinstance(script, str) and len(script) > THREAD_SCRIPT_BYTES:
             return await trio.to_thread.run_sync(self._resolve, body, existing)
         return self._resolve(body, existing)

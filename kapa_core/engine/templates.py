@@ -12,7 +12,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kapa_core.engine.tasks import ID, TaskService, now
+import trio
+
+from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskService, now
 from kapa_core.errors import APIError, TickError
 from kapa_core.models.duration import Duration
 from kapa_core.storage import TEMPLATES, Store
@@ -60,6 +62,14 @@ class TemplateService:
     def evaluate(self, template: TemplateDef) -> Evaluated:
         return evaluate(template.script, template.type, require_vars=False)
 
+    async def _checked(self, body: dict[str, Any], existing: TemplateDef | None
+                       ) -> TemplateDef:
+        """``_resolve``, in a worker thread for a large script."""
+        script = body.get("script")
+        if isinstance(script, str) and len(script) > THREAD_SCRIPT_BYTES:
+            return await trio.to_thread.run_sync(self._resolve, body, existing)
+        return self._resolve(body, existing)
+
     def _resolve(self, body: dict[str, Any], existing: TemplateDef | None) -> TemplateDef:
         script = body.get("script", existing.script if existing else "")
         if not isinstance(script, str) or not script.strip():
@@ -87,7 +97,9 @@ class TemplateService:
                            f"and '_'. {template_id!r}")
         if template_id in self.templates:
             raise APIError(400, f"template {template_id} already exists")
-        template = self._resolve(body, None)
+        template = await self._checked(body, None)
+        if template_id in self.templates:  # created while a large script was checked
+            raise APIError(400, f"template {template_id} already exists")
         template.id = template_id
         self.templates[template_id] = template
         await self.store.aput_json(TEMPLATES, template_id, template.to_json())
@@ -97,17 +109,26 @@ class TemplateService:
         existing = self.templates.get(template_id)
         if existing is None:
             raise APIError(404, "template does not exist, cannot update")
-        template = self._resolve(body, existing)
+        template = await self._checked(body, existing)
         template.id = template_id
         users = [t for t in self.tasks.tasks.values() if t.template_id == template_id]
-        for task in users:  # check every task before changing anything
-            trial = type(task)(**{**task.__dict__, "script": template.script,
-                                  "type": template.type})
-            try:
-                self.tasks.evaluate(trial)
-            except TickError as exc:
-                raise APIError(400, f"failed to update template: task {task.id} would "
-                               f"break: {exc}") from None
+
+        def check_users() -> None:  # check every task before changing anything
+            for task in users:
+                trial = type(task)(**{**task.__dict__, "script": template.script,
+                                      "type": template.type})
+                try:
+                    self.tasks.evaluate(trial)
+                except TickError as exc:
+                    raise APIError(400, f"failed to update template: task {task.id} would "
+                                   f"break: {exc}") from None
+        if users and len(template.script) * len(users) > THREAD_SCRIPT_BYTES:
+            await trio.to_thread.run_sync(check_users)
+        else:
+            check_users()
+        if self.templates.get(template_id) is not existing:
+            raise APIError(409, f"template {template_id} was changed or deleted meanwhile; "
+                           "retry")
         self.templates[template_id] = template
         await self.store.aput_json(TEMPLATES, template_id, template.to_json())
         for task in users:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
+from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES
 from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
 from kapa_core.http.listing import json_body, render_script, script_format, select
@@ -42,24 +45,35 @@ class TemplatesAPI:
         out.update({k: v for k, v in values.items() if k in fields})
         return out
 
+    async def views(self, templates: list[TemplateDef], fields: tuple[str, ...] = FIELDS,
+                    form: str = "formatted") -> list[dict[str, Any]]:
+        """``view`` of each template, in a worker thread when their scripts are large."""
+        def run() -> list[dict[str, Any]]:
+            return [self.view(template, fields, form) for template in templates]
+        if sum(len(t.script) for t in templates) > THREAD_SCRIPT_BYTES:
+            return await trio.to_thread.run_sync(run)
+        return run()
+
     async def list(self, request: Request) -> Response:
         ids, fields = select(request, self.service.templates, FIELDS)
-        form = script_format(request)
-        return Response.json({"templates": [self.view(self.service.templates[i], fields,
-                                                      form) for i in ids]})
+        templates = [self.service.templates[i] for i in ids]
+        return Response.json({"templates": await self.views(templates, fields,
+                                                            script_format(request))})
 
     async def get(self, request: Request) -> Response:
         template = self.service.templates.get(request.params["id"])
         if template is None:
             raise APIError(404, f"no template exists with ID {request.params['id']}")
-        return Response.json(self.view(template, FIELDS, script_format(request)))
+        (out,) = await self.views([template], FIELDS, script_format(request))
+        return Response.json(out)
 
     async def create(self, request: Request) -> Response:
-        return Response.json(self.view(await self.service.create(json_body(request))))
+        template = await self.service.create(json_body(request))
+        return Response.json((await self.views([template]))[0])
 
     async def update(self, request: Request) -> Response:
         template = await self.service.update(request.params["id"], json_body(request))
-        return Response.json(self.view(template))
+        return Response.json((await self.views([template]))[0])
 
     async def delete(self, request: Request) -> Response:
         await self.service.delete(request.params["id"])

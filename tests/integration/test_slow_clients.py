@@ -244,3 +244,27 @@ async def _create_huge_task(daemon: DaemonProcess) -> None:
         done.set()
     assert response.status_code == 200, response.text[:500]
     assert len(latencies) >= 10 and max(latencies) < 1.5, max(latencies)
+
+
+async def test_a_huge_template_and_its_tasks_do_not_stall_other_clients() -> None:
+    with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
+        script = "var limit float\nvar s = stream|from().measurement('m')\n" + "".join(
+            f"s|eval(lambda: \"v\" * {i} + sqrt(\"v\") - {i}.5 > limit)"
+            f".as('v{i}')|httpOut('o{i}')\n" for i in range(3000))
+        latencies: list[float] = []
+        done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+            async with httpx.AsyncClient(base_url=daemon.url, timeout=120) as client:
+                made = await client.post("/kapacitor/v1/templates", json={
+                    "id": "huge", "type": "stream", "script": script})
+                task = await client.post("/kapacitor/v1/tasks", json={
+                    "id": "from-huge", "template-id": "huge", "status": "enabled",
+                    "dbrps": [{"db": "db", "rp": "rp"}],
+                    "vars": {"limit": {"type": "float", "value": 3}}})
+                listed = await client.get("/kapacitor/v1/templates")
+            done.set()
+        assert made.status_code == 200, made.text[:500]
+        assert task.status_code == 200, task.text[:500]
+        assert listed.status_code == 200 and listed.json()["templates"][0]["id"] == "huge"
+        assert len(latencies) >= 10 and max(latencies) < 1.5, max(latencies)
