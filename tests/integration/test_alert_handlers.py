@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler
 
@@ -120,50 +121,53 @@ stream|from().measurement('f')|alert().crit(lambda: "v" > 1).slack()|httpOut('ou
         failing.close()
 
 
-def test_email_through_a_real_smtp_server() -> None:
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port: (its mailbox, the port)."""
     mailbox = Mailbox()
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
-                           "from": "kapa@example.com", "to": ["ops@example.com"]},
-                  "http": {"log-enabled": False}}
-        with DaemonProcess(config) as daemon:
-            define(daemon, """
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def test_email_through_a_real_smtp_server(smtp: tuple[Mailbox, int]) -> None:
+    mailbox, port = smtp
+    config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
+                       "from": "kapa@example.com", "to": ["ops@example.com"]},
+              "http": {"log-enabled": False}}
+    with DaemonProcess(config) as daemon:
+        define(daemon, """
 stream|from().measurement('mail')
   |alert().crit(lambda: "v" > 1).id('mail-alert').message('{{ .ID }} is {{ .Level }}')
     .details('<b>{{ .Level }}</b>').email('a@example.com', 'b@example.com')
   |alert().warn(lambda: "v" > 1).email()
 """)
-            write(daemon, "mail v=5 1\n")
-            assert wait_for(lambda: len(mailbox.messages) >= 2)
-        by_rcpt = {tuple(m[1]): m for m in mailbox.messages}
-        sender, _rcpts, content = by_rcpt[("a@example.com", "b@example.com")]
-        assert sender == "kapa@example.com"
-        message = message_from_bytes(content)
-        assert message["Subject"] == "mail-alert is CRITICAL"
-        assert message.get_content_type() == "text/html"
-        assert "<b>CRITICAL</b>" in message.get_payload(decode=True).decode()
-        assert ("ops@example.com",) in by_rcpt
-    finally:
-        controller.stop()
+        write(daemon, "mail v=5 1\n")
+        assert wait_for(lambda: len(mailbox.messages) >= 2)
+    by_rcpt = {tuple(m[1]): m for m in mailbox.messages}
+    sender, _rcpts, content = by_rcpt[("a@example.com", "b@example.com")]
+    assert sender == "kapa@example.com"
+    message = message_from_bytes(content)
+    assert message["Subject"] == "mail-alert is CRITICAL"
+    assert message.get_content_type() == "text/html"
+    assert "<b>CRITICAL</b>" in message.get_payload(decode=True).decode()
+    assert ("ops@example.com",) in by_rcpt
 
 
-def test_email_addresses_rendered_from_the_alert() -> None:
+def test_email_addresses_rendered_from_the_alert(smtp: tuple[Mailbox, int]) -> None:
     """.toTemplates() (TICKscript) and to-field (topic handler) add rendered recipients;
     [smtp] toTemplates stand in when a handler names none."""
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
-                           "from": "kapa@example.com",
-                           "toTemplates": ['{{ index .Tags "team" }}-oncall@example.com']},
-                  "http": {"log-enabled": False}}
-        with DaemonProcess(config) as daemon:
-            define(daemon, """
+    mailbox, port = smtp
+    config = {"smtp": {"enabled": True, "host": "127.0.0.1", "port": port,
+                       "from": "kapa@example.com",
+                       "toTemplates": ['{{ index .Tags "team" }}-oncall@example.com']},
+              "http": {"log-enabled": False}}
+    with DaemonProcess(config) as daemon:
+        define(daemon, """
 stream|from().measurement('own').groupBy('owner', 'team')
   |alert().crit(lambda: "v" > 1).id('own-{{ index .Tags "owner" }}').topic('owners')
     .email('ops@example.com')
@@ -171,23 +175,21 @@ stream|from().measurement('own').groupBy('owner', 'team')
                    '{{ if eq .Level "CRITICAL" }}pager@example.com{{ end }}')
   |alert().warn(lambda: "v" > 1).id('team-{{ index .Tags "team" }}').email()
 """)
-            handler = {"id": "by-tag", "kind": "smtp",
-                       "options": {"to-field": ['{{ index .Tags "owner" }}@tag.example.com']}}
-            created = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
-                                 json=handler)
-            assert created.status_code == 200, created.text
-            bad = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
-                             json={"id": "bad", "kind": "smtp",
-                                   "options": {"to-field": ["{{ .Nope"]}})
-            assert bad.status_code == 400 and "to-field" in bad.json()["error"]
-            write(daemon, "own,owner=alice,team=db v=5 1\n")
-            assert wait_for(lambda: len(mailbox.messages) >= 3)
-        recipients = sorted(tuple(m[1]) for m in mailbox.messages)
-        assert recipients == [("alice@tag.example.com",),
-                              ("db-oncall@example.com",),
-                              ("ops@example.com", "alice@example.com", "pager@example.com")]
-    finally:
-        controller.stop()
+        handler = {"id": "by-tag", "kind": "smtp",
+                   "options": {"to-field": ['{{ index .Tags "owner" }}@tag.example.com']}}
+        created = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
+                             json=handler)
+        assert created.status_code == 200, created.text
+        bad = httpx.post(daemon.url + "/kapacitor/v1/alerts/topics/owners/handlers",
+                         json={"id": "bad", "kind": "smtp",
+                               "options": {"to-field": ["{{ .Nope"]}})
+        assert bad.status_code == 400 and "to-field" in bad.json()["error"]
+        write(daemon, "own,owner=alice,team=db v=5 1\n")
+        assert wait_for(lambda: len(mailbox.messages) >= 3)
+    recipients = sorted(tuple(m[1]) for m in mailbox.messages)
+    assert recipients == [("alice@tag.example.com",),
+                          ("db-oncall@example.com",),
+                          ("ops@example.com", "alice@example.com", "pager@example.com")]
 
 
 def test_service_tests_send_through_the_configured_handler(recorder) -> None:
