@@ -31,10 +31,13 @@ publish once more on a new session, QoS 0 pings an idle session first), and it s
 DISCONNECT when it closes (shutdown, or a config override of [[mqtt]]). URLs:
 ``tcp://`` and ``mqtt://`` (port 1883 by default), ``ssl://``, ``tls://`` and
 ``mqtts://`` (port 8883) with ``ssl-ca``, ``ssl-cert``, ``ssl-key`` and
-``insecure-skip-verify``. WebSocket brokers (``ws://``, ``wss://``) are accepted by the
-configuration but not supported by the handler. A refused CONNECT, an unreachable or
-silent broker, a disabled or unknown broker fail the event with a HandlerError naming
-the broker, which the alert framework logs as "alert handler failed".
+``insecure-skip-verify``; MQTT over WebSocket with ``ws://host[:port][/path]`` (port 80)
+and ``wss://`` (port 443, TLS with the same settings): the session runs in binary frames
+of a WebSocket upgraded at the URL's path and query, ``/mqtt`` when it has none (as
+paho), with subprotocol ``mqtt`` (see ``mqtt_websocket``). A refused CONNECT or
+WebSocket upgrade (named by its HTTP status), an unreachable or silent broker, a
+disabled or unknown broker fail the event with a HandlerError naming the broker, which
+the alert framework logs as "alert handler failed".
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import trio
 
@@ -72,7 +75,7 @@ from .mqtt_wire import (
 
 #: Keep-alive announced in CONNECT (seconds); idle sessions are pinged at half of it.
 KEEPALIVE = 30
-#: Bound on TCP connect + TLS handshake + CONNACK.
+#: Bound on TCP connect + TLS handshake + WebSocket upgrade + CONNACK.
 CONNECT_TIMEOUT = 10.0
 #: Bound on one publish, waiting for the connection and the acknowledgements included.
 PUBLISH_TIMEOUT = 30.0
@@ -85,6 +88,11 @@ CLOSE_TIMEOUT = 2.0
 
 PLAIN_SCHEMES = {"tcp": 1883, "mqtt": 1883}
 TLS_SCHEMES = {"ssl": 8883, "tls": 8883, "mqtts": 8883}
+#: MQTT over WebSocket (wss with TLS), upgraded at the URL's path or else at /mqtt.
+WEBSOCKET_SCHEMES = {"ws": 80, "wss": 443}
+DEFAULT_WEBSOCKET_PATH = "/mqtt"
+#: Characters left as they are in a request target (RFC 3986 pchar, "/" and "%").
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,15 +122,24 @@ def _check(elements: tuple[MQTTConfig, ...]) -> None:
     one_default(elements)
 
 
-def broker_address(config: MQTTConfig) -> tuple[str, int, bool]:
-    """``(host, port, use TLS)`` of a broker URL; HandlerError for what cannot be used."""
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where a broker URL points: host, port, whether TLS is used, and for ws:// and
+    wss:// the HTTP path (with the query) of the WebSocket upgrade."""
+
+    host: str
+    port: int
+    tls: bool
+    websocket_path: str | None = None
+
+
+def broker_address(config: MQTTConfig) -> BrokerAddress:
+    """The address of a broker URL; HandlerError for what cannot be used."""
     parts = urlsplit(config.url)
     scheme = parts.scheme.lower()
-    if scheme in ("ws", "wss"):
-        raise HandlerError(f"mqtt: broker {config.name!r}: WebSocket URLs ({scheme}://) "
-                           "are not supported; use tcp://, mqtt://, ssl://, tls:// or "
-                           "mqtts://")
-    if scheme not in PLAIN_SCHEMES and scheme not in TLS_SCHEMES:
+    default_port = (PLAIN_SCHEMES.get(scheme) or TLS_SCHEMES.get(scheme)
+                    or WEBSOCKET_SCHEMES.get(scheme))
+    if default_port is None:
         raise HandlerError(f"mqtt: broker {config.name!r}: unsupported URL {config.url!r}")
     try:
         port = parts.port
@@ -131,8 +148,14 @@ def broker_address(config: MQTTConfig) -> tuple[str, int, bool]:
                            f"{config.url!r}") from None
     if not parts.hostname:
         raise HandlerError(f"mqtt: broker {config.name!r}: no host in {config.url!r}")
-    default_port = PLAIN_SCHEMES.get(scheme) or TLS_SCHEMES[scheme]
-    return parts.hostname, port or default_port, scheme in TLS_SCHEMES
+    path = None
+    if scheme in WEBSOCKET_SCHEMES:
+        # paho's default path; the request target must be ASCII, so escape the rest.
+        path = quote(parts.path or DEFAULT_WEBSOCKET_PATH, safe=_PATH_SAFE)
+        if parts.query:
+            path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
+    return BrokerAddress(parts.hostname, port or default_port,
+                         scheme in TLS_SCHEMES or scheme == "wss", path)
 
 
 def ssl_context(config: MQTTConfig) -> ssl.SSLContext:
@@ -229,14 +252,16 @@ class BrokerClient:
 
     async def _open(self) -> Connection:
         config = self.config
-        host, port, tls = broker_address(config)
-        context = ssl_context(config) if tls else None
+        address = broker_address(config)
+        context = ssl_context(config) if address.tls else None
         self.service.check_outgoing(config.url)
         try:
             with trio.fail_after(CONNECT_TIMEOUT):
                 conn = await Connection.open(
-                    host, port, client_id=self.client_id, username=config.username,
-                    password=config.password, keepalive=KEEPALIVE, ssl_context=context)
+                    address.host, address.port, client_id=self.client_id,
+                    username=config.username, password=config.password,
+                    keepalive=KEEPALIVE, ssl_context=context,
+                    websocket_path=address.websocket_path)
         except trio.TooSlowError:
             raise MQTTError(f"no CONNACK within {CONNECT_TIMEOUT:g}s") from None
         self.service.log.info("connected to MQTT broker", broker=config.name,
@@ -306,10 +331,6 @@ class MQTTService:
         return cls(context.config, context.logger, getattr(app, "check_outgoing", None))
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        for element in self.config:
-            if element.enabled and urlsplit(element.url).scheme.lower() in ("ws", "wss"):
-                self.log.warn("MQTT over WebSocket is not supported; alerts to this "
-                              "broker will fail", broker=element.name, url=element.url)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery

@@ -7,9 +7,10 @@ The encoders and parsers work on bytes only (no I/O), so any transport can use t
     reader.feed(received)
     packet = reader.next()          # a Packet, or None until a whole one arrived
 
-:class:`Connection` is a publisher's session over a trio stream (TCP, or TLS through
-``trio.SSLStream``): CONNECT and the CONNACK check, PUBLISH with the QoS 1 (PUBACK) and
-QoS 2 (PUBREC/PUBREL/PUBCOMP) handshakes, PINGREQ and DISCONNECT. It is not safe for
+:class:`Connection` is a publisher's session over a trio stream (TCP, TLS through
+``trio.SSLStream``, or either one carrying a WebSocket, see :mod:`.mqtt_websocket`):
+CONNECT and the CONNACK check, PUBLISH with the QoS 1 (PUBACK) and QoS 2
+(PUBREC/PUBREL/PUBCOMP) handshakes, PINGREQ and DISCONNECT. It is not safe for
 concurrent use; callers serialize. Every failure is an :class:`MQTTError`: a refused
 CONNECT is a :class:`ConnectRefused` naming the broker's reason, a broken or closed
 stream a :class:`ConnectionLost`. Callers bound each call with a trio timeout.
@@ -24,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
+
+from .mqtt_websocket import HandshakeFailed, WebSocketStream, authority
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = (
@@ -273,8 +276,10 @@ class Connection:
     @classmethod
     async def open(cls, host: str, port: int, *, client_id: str, username: str = "",
                    password: str = "", keepalive: int = 30, clean_session: bool = True,
-                   ssl_context: ssl.SSLContext | None = None) -> Connection:
-        """Connect (TLS when ``ssl_context`` is given), send CONNECT, check the CONNACK."""
+                   ssl_context: ssl.SSLContext | None = None,
+                   websocket_path: str | None = None) -> Connection:
+        """Connect (TLS when ``ssl_context`` is given; over a WebSocket upgraded at
+        ``websocket_path`` when given), send CONNECT, check the CONNACK."""
         try:
             tcp = await trio.open_tcp_stream(host, port)
         except OSError as exc:
@@ -289,6 +294,14 @@ class Connection:
                     await stream.do_handshake()
                 except trio.BrokenResourceError as exc:
                     raise ConnectionLost(f"TLS handshake with {host}:{port} failed: "
+                                         f"{_describe(exc)}") from None
+            if websocket_path is not None:
+                default_port = 443 if ssl_context is not None else 80
+                try:
+                    conn.stream = await WebSocketStream.open(
+                        stream, host=authority(host, port, default_port), path=websocket_path)
+                except (HandshakeFailed, trio.BrokenResourceError) as exc:
+                    raise ConnectionLost(f"WebSocket handshake with {host}:{port} failed: "
                                          f"{_describe(exc)}") from None
             await conn.send(connect(client_id, username=username, password=password,
                                     keepalive=keepalive, clean_session=clean_session))

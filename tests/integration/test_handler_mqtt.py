@@ -6,14 +6,21 @@ built on ``mqtt_wire`` and check topics rendered from templates, payloads, QoS 1
 retained messages, the topic-handler kind, refused options, refused logins and a broker
 that is down. The service-level tests drive ``MQTTService`` directly under trio:
 reconnecting after a broker restart, keep-alive pings and DISCONNECT, TLS.
+
+MQTT over WebSocket goes through :class:`WebSocketBridge`, a server written with the
+independent ``websockets`` library in front of a real mosquitto (Debian's is built
+without WebSocket listeners): ws:// and wss:// from TICKscript and the service, a
+refused upgrade, a dropped WebSocket, fragmented frames and pings.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -26,9 +33,17 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from kapa_plugins.handlers import mqtt
 from kapa_plugins.handlers import mqtt_wire as wire
+from kapa_plugins.handlers.mqtt_websocket import WebSocketStream
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.sync.server import Server, ServerConnection, serve
 
+from kapa_core.denylist import DenyList
 from kapa_core.plugin_api import HandlerError
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import free_port
@@ -554,3 +569,391 @@ def test_wire_encoding() -> None:
             wire.check_topic_name(bad)
     with pytest.raises(wire.MQTTError):
         wire.publish("t", b"", qos=1)  # QoS 1 needs a packet id
+
+
+# -- MQTT over WebSocket ------------------------------------------------------------------
+class WebSocketBridge:
+    """MQTT over WebSocket in front of mosquitto, written with the ``websockets`` library.
+
+    A server on 127.0.0.1 that accepts only the subprotocol ``mqtt`` on ``path`` (HTTP
+    404 for any other path) and, for each WebSocket, opens a TCP connection to the broker
+    and pumps bytes both ways (binary messages <-> TCP bytes) until either side closes.
+    With ``fragment`` the broker's bytes go out as fragmented messages of one byte per
+    frame; with ``ping`` each message is preceded by a ping whose pong is recorded. It
+    records every upgrade request (path and offered subprotocols), the subprotocol
+    negotiated on each connection, and counts connections.
+    """
+
+    def __init__(self, broker_port: int, *, path: str = "/mqtt", port: int = 0,
+                 tls: ssl.SSLContext | None = None, fragment: bool = False,
+                 ping: bool = False) -> None:
+        self.broker_port = broker_port
+        self.path = path
+        self.port = port
+        self.tls = tls
+        self.fragment = fragment
+        self.ping = ping
+        self.requests: list[tuple[str, str | None]] = []  # (path, Sec-WebSocket-Protocol)
+        self.subprotocols: list[str | None] = []
+        self.connections = 0
+        self.pongs: list[threading.Event] = []
+        self._lock = threading.Lock()
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WebSocketBridge:
+        self._server = serve(self._handle, "127.0.0.1", self.port, ssl=self.tls,
+                             subprotocols=["mqtt"], process_request=self._check,
+                             compression=None, ping_interval=None, close_timeout=1)
+        self.port = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listening socket and every connection; wait for the handlers."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def restart(self) -> None:
+        """Stop, then listen again on the same port."""
+        self.stop()
+        self.start()
+
+    def drop(self) -> None:
+        """Close every open WebSocket from the server side (close frame, then TCP)."""
+        assert self._server is not None
+        for connection in self._server.connections:
+            connection.close()
+
+    def __enter__(self) -> WebSocketBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        with self._lock:
+            self.requests.append((request.path,
+                                  request.headers.get("Sec-WebSocket-Protocol")))
+        if request.path.partition("?")[0] != self.path:
+            return connection.respond(404, "no MQTT here\n")
+        return None
+
+    def _handle(self, ws: ServerConnection) -> None:
+        with self._lock:
+            self.connections += 1
+            self.subprotocols.append(ws.subprotocol)
+        try:
+            tcp = socket.create_connection(("127.0.0.1", self.broker_port), timeout=5)
+        except OSError:
+            ws.close(1011, "broker unreachable")
+            return
+        tcp.settimeout(None)
+        pump = threading.Thread(target=self._to_client, args=(tcp, ws), daemon=True)
+        pump.start()
+        try:
+            for message in ws:
+                if isinstance(message, str):
+                    break  # MQTT section 6: text frames end the connection
+                tcp.sendall(message)
+        except (ConnectionClosed, OSError):
+            pass
+        finally:
+            with suppress(OSError):
+                tcp.shutdown(socket.SHUT_RDWR)
+            pump.join(5)
+            tcp.close()
+            ws.close()
+
+    def _to_client(self, tcp: socket.socket, ws: ServerConnection) -> None:
+        while True:
+            try:
+                data = tcp.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                if self.ping:
+                    pong = ws.ping()
+                    with self._lock:
+                        self.pongs.append(pong)
+                ws.send([data[i:i + 1] for i in range(len(data))] if self.fragment else data)
+            except ConnectionClosed:
+                break
+        ws.close()
+
+
+@pytest.fixture
+def bridge_factory() -> Iterator[Any]:
+    """Start WebSocketBridges; all of them are stopped at the end, failed or not."""
+    started: list[WebSocketBridge] = []
+
+    def make(broker_port: int, **kwargs: Any) -> WebSocketBridge:
+        bridge = WebSocketBridge(broker_port, **kwargs)
+        started.append(bridge)
+        return bridge.start()
+
+    yield make
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture(scope="module")
+def ws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """A daemon whose [[mqtt]] brokers are reached through WebSocket bridges."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mqtt-ws") / "broker")
+    bridges: list[WebSocketBridge] = []
+    daemon = None
+    try:
+        broker.start()
+        for path in ("/mqtt", "/custom", "/mqtt"):
+            bridges.append(WebSocketBridge(broker.port, path=path))
+            bridges[-1].start()
+        plain, custom, refusing = bridges
+        config = {"http": {"log-enabled": False}, "mqtt": [
+            {"enabled": True, "name": "ws", "client-id": "kapa-ws", "url": plain.url},
+            {"enabled": True, "name": "ws-custom", "client-id": "kapa-ws-custom",
+             "url": f"{custom.url}/custom?client=kapa"},
+            {"enabled": True, "name": "ws-missing", "client-id": "kapa-ws-missing",
+             "url": f"{refusing.url}/nope"},
+        ]}
+        daemon = DaemonProcess(config).start()
+        yield SimpleNamespace(daemon=daemon, broker=broker, plain=plain, custom=custom,
+                              refusing=refusing)
+    finally:
+        if daemon is not None:
+            daemon.close()
+        for bridge in bridges:
+            bridge.stop()
+        broker.stop()
+
+
+def test_websocket_tickscript_publishes_through_the_bridge(ws_env: SimpleNamespace) -> None:
+    daemon = ws_env.daemon
+    with Subscriber(ws_env.broker.port, "ws/#") as sub:
+        task = define(daemon, """
+stream|from().measurement('ws1')
+  |alert().crit(lambda: "v" > 1).message('ws1 is {{ .Level }} v={{ index .Fields "v" }}')
+    .mqtt('ws/{{ .TaskName }}/q1/{{ .Level }}').brokerName('ws').qos(1)
+    .mqtt('ws/{{ .TaskName }}/q0/{{ .Level }}').brokerName('ws')
+""")
+        write(daemon, "ws1 v=5 1\nws1 v=0 2\n")
+        got = sub.wait(4)
+        time.sleep(0.3)
+        assert len(sub.received()) == 4
+    assert sorted((m.topic, m.payload, m.qos) for m in got) == sorted([
+        (f"ws/{task}/q1/CRITICAL", b"ws1 is CRITICAL v=5", 1),
+        (f"ws/{task}/q1/OK", b"ws1 is OK v=0", 1),
+        (f"ws/{task}/q0/CRITICAL", b"ws1 is CRITICAL v=5", 0),
+        (f"ws/{task}/q0/OK", b"ws1 is OK v=0", 0),
+    ])
+    bridge = ws_env.plain
+    # paho's default path, the MQTT subprotocol, and one session for every alert.
+    assert bridge.requests == [("/mqtt", "mqtt")]
+    assert bridge.subprotocols == ["mqtt"]
+    assert bridge.connections == 1
+    assert re.findall(r"New client connected from \S+ as (kapa-ws\S*)",
+                      ws_env.broker.log()).count("kapa-ws") == 1
+    assert "alert handler failed" not in "\n".join(
+        line for line in daemon.log().splitlines() if "ws1" in line or task in line)
+
+
+def test_websocket_url_path_and_query_are_used_as_given(ws_env: SimpleNamespace) -> None:
+    daemon = ws_env.daemon
+    with Subscriber(ws_env.broker.port, "wsc/#") as sub:
+        define(daemon, """
+stream|from().measurement('ws2')
+  |alert().crit(lambda: "v" > 1).message('custom {{ .Level }}')
+    .mqtt('wsc/{{ .Level }}').brokerName('ws-custom').qos(2)
+""")
+        write(daemon, "ws2 v=5 1\n")
+        [message] = sub.wait(1)
+    assert (message.topic, message.payload, message.qos) == ("wsc/CRITICAL",
+                                                             b"custom CRITICAL", 2)
+    assert ws_env.custom.requests == [("/custom?client=kapa", "mqtt")]
+    assert ws_env.custom.subprotocols == ["mqtt"]
+    assert ws_env.broker.connections("kapa-ws-custom") == 1
+
+
+def test_websocket_upgrade_refused_is_logged_and_the_task_goes_on(
+        ws_env: SimpleNamespace) -> None:
+    daemon = ws_env.daemon
+    with Subscriber(ws_env.broker.port, "wsm/#") as sub:
+        task = define(daemon, """
+stream|from().measurement('ws3')
+  |alert().crit(lambda: "v" > 1).mqtt('wsm/{{ .Level }}').brokerName('ws-missing').qos(1)
+  |httpOut('out')
+""")
+        write(daemon, "ws3 v=5 1\nws3 v=7 2\n")
+        line = daemon.wait_for_log(r"alert handler failed.*broker 'ws-missing'")
+        time.sleep(0.3)
+        assert sub.received() == []
+    assert "HTTP 404" in line
+    assert f"127.0.0.1:{ws_env.refusing.port}" in line
+    assert ("/nope", "mqtt") in ws_env.refusing.requests
+    assert ws_env.refusing.connections == 0
+    assert ws_env.broker.connections("kapa-ws-missing") == 0
+
+    def latest() -> float | None:
+        body = httpx.get(f"{daemon.url}{API}/tasks/{task}/out").json()
+        series = body.get("series") or []
+        return series[0]["values"][-1][-1] if series else None
+
+    assert wait_for(lambda: latest() == 7.0)
+
+
+async def test_websocket_reconnects_after_the_bridge_drops(
+        broker_factory: Any, bridge_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mqtt, "PROBE_AFTER", 0.0)
+    broker = broker_factory()
+    bridge = bridge_factory(broker.port)
+    async with running(element("w", bridge.url, client_id="kapa-ws-re")) as service:
+        await service.publish("w", "wr/1", b"one", 1, False)
+        # The server closes the WebSocket (close frame, then TCP) while the session idles.
+        await trio.to_thread.run_sync(bridge.drop)
+        with Subscriber(broker.port, "wr/#") as sub:
+            # QoS 1 finds the session gone when the PUBACK does not come: retried.
+            await service.publish("w", "wr/2", b"two", 1, False)
+            # A new bridge on the same port; QoS 0 notices by the ping before it.
+            await trio.to_thread.run_sync(bridge.restart)
+            await service.publish("w", "wr/3", b"three", 0, False)
+            got = await sub.await_messages(2)
+    assert [(m.topic, m.payload, m.qos) for m in got] == [("wr/2", b"two", 1),
+                                                          ("wr/3", b"three", 0)]
+    assert bridge.connections == 3
+    assert broker.connections("kapa-ws-re") == 3
+
+
+async def test_websocket_fragmented_frames_and_pings(broker_factory: Any,
+                                                     bridge_factory: Any) -> None:
+    broker = broker_factory()
+    bridge = bridge_factory(broker.port, fragment=True, ping=True)
+    with Subscriber(broker.port, "wf/#") as sub:
+        async with running(element("f", f"{bridge.url}/mqtt")) as service:
+            await service.publish("f", "wf/1", b"one", 1, False)
+            await service.publish("f", "wf/2", b"two", 2, True)
+            got = await sub.await_messages(2)
+    assert [(m.topic, m.payload, m.qos) for m in got] == [("wf/1", b"one", 1),
+                                                          ("wf/2", b"two", 2)]
+    # CONNACK, PUBACK, PUBREC, PUBCOMP: each came after a ping the client answered.
+    assert len(bridge.pongs) >= 4
+    assert all(pong.wait(5) for pong in bridge.pongs)
+    assert bridge.connections == 1
+
+
+async def test_wss_brokers(broker_factory: Any, bridge_factory: Any, tmp_path: Path) -> None:
+    tls = make_certificates(tmp_path)
+    broker = broker_factory()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls["cert"], tls["key"])
+    bridge = bridge_factory(broker.port, tls=context)
+    plain = bridge_factory(broker.port)
+    elements = (element("verified", bridge.url, ssl_ca=tls["ca"]),
+                element("skip", f"{bridge.url}/mqtt", insecure_skip_verify=True),
+                element("untrusted", bridge.url),
+                element("no-tls", f"wss://127.0.0.1:{plain.port}", ssl_ca=tls["ca"]))
+    with Subscriber(broker.port, "wss/#") as sub:
+        async with running(*elements) as service:
+            await service.publish("verified", "wss/verified", b"one", 1, False)
+            await service.publish("skip", "wss/skip", b"two", 2, False)
+            with pytest.raises(HandlerError, match=r"broker 'untrusted'.*certificate verify"):
+                await service.publish("untrusted", "wss/untrusted", b"three", 1, False)
+            with trio.fail_after(15), pytest.raises(HandlerError, match="broker 'no-tls'"):
+                await service.publish("no-tls", "wss/no-tls", b"four", 1, False)
+            got = await sub.await_messages(2)
+    assert sorted((m.topic, m.payload) for m in got) == [("wss/skip", b"two"),
+                                                         ("wss/verified", b"one")]
+    assert bridge.requests == [("/mqtt", "mqtt"), ("/mqtt", "mqtt")]
+    assert bridge.subprotocols == ["mqtt", "mqtt"]
+    assert plain.connections == 0
+
+
+async def test_websocket_url_is_checked_against_the_deny_list(bridge_factory: Any) -> None:
+    bridge = bridge_factory(free_port())
+    denied = DenyList([ipaddress.ip_network("127.0.0.0/8")])
+    service = mqtt.MQTTService((element("w", bridge.url),), RecordingLog(), denied.check_url)
+    with pytest.raises(HandlerError, match=r"127\.0\.0\.1.*not allowed"):
+        await service.publish("w", "d/1", b"one", 0, False)
+    await service.close()
+    assert bridge.requests == []
+    assert denied.outgoing_refused == 1
+
+
+def test_websocket_broker_addresses() -> None:
+    def address(url: str) -> mqtt.BrokerAddress:
+        return mqtt.broker_address(element("a", url))
+
+    assert address("ws://h") == mqtt.BrokerAddress("h", 80, False, "/mqtt")
+    assert address("wss://h") == mqtt.BrokerAddress("h", 443, True, "/mqtt")
+    assert address("WS://h:9001/") == mqtt.BrokerAddress("h", 9001, False, "/")
+    assert address("wss://h:8443/a b?x=1&y") == mqtt.BrokerAddress(
+        "h", 8443, True, "/a%20b?x=1&y")
+    assert address("tcp://h").websocket_path is None
+    with pytest.raises(HandlerError, match="no host"):
+        address("ws:///mqtt")
+
+
+async def test_websocket_stream_framing() -> None:
+    """Against the ``websockets`` sans-I/O server: the handshake headers, binary frames
+    that split and join MQTT packets, a fragmented message, a ping and the close."""
+    client_side, server_side = trio.testing.memory_stream_pair()
+    server = ServerProtocol(subprotocols=["mqtt"])
+    requests: list[Request] = []
+    frames: list[Frame] = []
+
+    async def flush() -> None:
+        for data in server.data_to_send():
+            await server_side.send_all(data)
+
+    async def serve_one() -> None:
+        while not requests:
+            server.receive_data(await server_side.receive_some())
+            requests.extend(e for e in server.events_received() if isinstance(e, Request))
+        server.send_response(server.accept(requests[0]))
+        connack = wire.encode_packet(wire.CONNACK, 0, b"\0\0")
+        puback = wire.ack(wire.PUBACK, 1)
+        server.send_binary(connack + puback[:2])  # a packet and a half in one frame
+        server.send_ping(b"hi")
+        server.send_binary(puback[2:], fin=False)  # a message in two fragments
+        server.send_continuation(wire.encode_packet(wire.PINGRESP, 0), fin=True)
+        await flush()
+        while len(frames) < 2:
+            server.receive_data(await server_side.receive_some())
+            frames.extend(e for e in server.events_received() if isinstance(e, Frame))
+        server.send_close(1000)
+        await flush()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_one)
+            stream = await WebSocketStream.open(client_side, host="broker:9001",
+                                                path="/mqtt")
+            reader = wire.PacketReader()
+            packets: list[wire.Packet] = []
+            while len(packets) < 3:
+                reader.feed(await stream.receive_some(65536))
+                while (packet := reader.next()) is not None:
+                    packets.append(packet)
+            await stream.send_all(wire.DISCONNECT_PACKET)
+            assert await stream.receive_some(65536) == b""  # the close frame: the end
+            await stream.aclose()
+    assert stream.subprotocol == "mqtt"
+    [request] = requests
+    assert request.path == "/mqtt"
+    headers = request.headers
+    assert (headers["Host"], headers["Upgrade"].lower(), headers["Connection"].lower(),
+            headers["Sec-WebSocket-Version"], headers["Sec-WebSocket-Protocol"]) == (
+        "broker:9001", "websocket", "upgrade", "13", "mqtt")
+    assert [p.type for p in packets] == [wire.CONNACK, wire.PUBACK, wire.PINGRESP]
+    assert [(f.opcode, bytes(f.data)) for f in frames] == [
+        (Opcode.PONG, b"hi"), (Opcode.BINARY, wire.DISCONNECT_PACKET)]
