@@ -14,10 +14,16 @@ from typing import Any
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.gojson import Struct as GoStruct
 from kapa_core.alert.gojson import dumps as go_json
-from kapa_core.alert.handler_kit import enabled_config, option_template, pick_element
+from kapa_core.alert.handler_kit import (
+    enabled_config,
+    go_join_url,
+    go_path_join,
+    option_template,
+    pick_element,
+)
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
-from kapa_core.alert.outbound import TLS, send
+from kapa_core.alert.outbound import send
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
@@ -26,6 +32,7 @@ from kapa_core.gotemplate import parse as parse_template
 from kapa_core.hookspecs import hookimpl
 from kapa_core.models.duration import Duration
 from kapa_core.services import ServiceContext, StartupContext
+from kapa_core.tlsconfig import TLS, TLSFileError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +112,14 @@ __all__ = [
     "ServiceContext",
     "StartupContext",
     "StringMap",
+    "TLSFileError",
     "Template",
     "TemplateError",
     "UDFBridge",
     "enabled_config",
+    "go_join_url",
     "go_json",
+    "go_path_join",
     "hookimpl",
     "one_default",
     "option",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from kapa_core.errors import ConfigError, HandlerError
 from kapa_core.gotemplate import Template, TemplateError
@@ -35,3 +37,30 @@ def pick_element(context: Any, wanted: str, *, section: str, key: str = "workspa
     if not wanted and len(elements) == 1:
         return elements[0]
     raise HandlerError(f"{section}: no [[{section}]] {key} {wanted!r} configured")
+
+
+#: Characters Go's ``URL.String`` leaves unescaped in a path (besides letters, digits
+#: and ``-_.~``).
+GO_PATH_SAFE = "/$&+,:;=@"
+
+
+def go_path_join(*parts: str) -> str:
+    """Go's ``path.Join``: the non-empty parts joined by ``/``, then cleaned."""
+    joined = "/".join(p for p in parts if p)
+    if not joined:
+        return ""
+    cleaned = posixpath.normpath(joined)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def go_join_url(base: str, *segments: str, append: str = "", query: str | None = None
+                ) -> str:
+    """``base`` with ``append`` added to its path as is, then ``segments`` joined on with
+    Go's ``path.Join``, escaped as Go's ``URL.String`` escapes a path; ``query``, when
+    given, replaces the query. How Kapacitor builds e.g. Telegram's and HipChat's URLs."""
+    parts = urlsplit(base)
+    path = go_path_join(unquote(parts.path) + append, *segments)
+    if parts.netloc and not path.startswith("/"):
+        path = "/" + path
+    replaced = parts._replace(path=quote(path, safe=GO_PATH_SAFE))
+    return urlunsplit(replaced if query is None else replaced._replace(query=query))

@@ -13,42 +13,16 @@ not retry either, they log and move to the next event.
 
 from __future__ import annotations
 
-import ssl
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from kapa_core.alert.gojson import dumps
 from kapa_core.errors import HandlerError
+from kapa_core.tlsconfig import TLS, TLSFileError
 
 DEFAULT_TIMEOUT = 30.0
 
-
-@dataclass(frozen=True)
-class TLS:
-    """The ``ssl-ca``/``ssl-cert``/``ssl-key``/``insecure-skip-verify`` keys of a section."""
-
-    ca: str = ""
-    cert: str = ""
-    key: str = ""
-    insecure_skip_verify: bool = False
-
-    @classmethod
-    def of(cls, config: Any) -> TLS:
-        return cls(getattr(config, "ssl_ca", ""), getattr(config, "ssl_cert", ""),
-                   getattr(config, "ssl_key", ""),
-                   getattr(config, "insecure_skip_verify", False))
-
-    def verify(self) -> ssl.SSLContext | bool:
-        if self.insecure_skip_verify:
-            return False
-        if not (self.ca or self.cert):
-            return True
-        context = ssl.create_default_context(cafile=self.ca or None)
-        if self.cert:
-            context.load_cert_chain(self.cert, self.key or None)
-        return context
 
 
 async def send(context: Any, handler: str, url: str, *, json_body: Any = None,
@@ -65,8 +39,8 @@ async def send(context: Any, handler: str, url: str, *, json_body: Any = None,
         check(url)
     try:
         verify = (tls or TLS()).verify()
-    except (OSError, ssl.SSLError) as exc:
-        raise HandlerError(f"{handler}: TLS settings: {exc}") from None
+    except TLSFileError as exc:
+        raise HandlerError(f"{handler}: ssl-{exc.which}: {exc}") from None
     async with httpx.AsyncClient(verify=verify, timeout=timeout or DEFAULT_TIMEOUT) as client:
         try:
             response = await client.request(method, url, content=content,

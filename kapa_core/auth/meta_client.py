@@ -35,6 +35,7 @@ import trio
 from kapa_core.auth import jwt
 from kapa_core.config.core_sections import AuthConfig
 from kapa_core.errors import ConfigError, KapaError
+from kapa_core.tlsconfig import TLS, TLSFileError
 
 USER_AGENT = "InfluxDB Cluster Client"
 DEFAULT_TIMEOUT = 10.0
@@ -94,22 +95,12 @@ def _tls_context(config: AuthConfig) -> ssl.SSLContext:
     set; ``meta-insecure-skip-verify`` turns verification off."""
     if config.meta_key and not config.meta_cert:
         raise ConfigError("auth.meta-key", "set meta-cert too (the certificate of this key)")
-    if config.meta_insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        try:
-            context = ssl.create_default_context(cafile=config.meta_ca or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("auth.meta-ca", f"cannot load {config.meta_ca!r}: {exc}") from None
-    if config.meta_cert:
-        try:
-            context.load_cert_chain(config.meta_cert, config.meta_key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("auth.meta-cert", f"cannot load {config.meta_cert!r} / "
-                              f"{config.meta_key!r}: {exc}") from None
-    return context
+    tls = TLS(config.meta_ca, config.meta_cert, config.meta_key,
+              config.meta_insecure_skip_verify)
+    try:
+        return tls.context()
+    except TLSFileError as exc:
+        raise ConfigError(f"auth.meta-{exc.which}", str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from kapa_core.auth import jwt
 from kapa_core.denylist import DenyList, OutgoingDenied
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.config import InfluxDBConfig
+from kapa_core.tlsconfig import TLS, TLSFileError
 
 
 class ConnectionFailed(KapaError):
@@ -29,23 +30,12 @@ class PingResult:
     elapsed: float
 
 
-def tls_context(config: InfluxDBConfig) -> ssl.SSLContext | bool:
+def tls_context(config: InfluxDBConfig) -> ssl.SSLContext:
     """What httpx's ``verify`` takes for this element's TLS keys."""
-    if config.insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        try:
-            context = ssl.create_default_context(cafile=config.ssl_ca or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionFailed(f"cannot load ssl-ca {config.ssl_ca!r}: {exc}") from None
-    if config.ssl_cert:
-        try:
-            context.load_cert_chain(config.ssl_cert, config.ssl_key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionFailed(f"cannot load ssl-cert/ssl-key: {exc}") from None
-    return context
+    try:
+        return TLS.of(config).context()
+    except TLSFileError as exc:
+        raise ConnectionFailed(f"ssl-{exc.which}: {exc}") from None
 
 
 def _explain(url: str, exc: Exception) -> str:

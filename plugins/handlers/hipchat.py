@@ -15,10 +15,9 @@ and token are the handler's, else the section's.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from kapa_core.plugin_api import (
     Event,
@@ -26,6 +25,7 @@ from kapa_core.plugin_api import (
     HandlerKind,
     Level,
     Section,
+    go_join_url,
     hookimpl,
     option,
     require_url,
@@ -62,28 +62,9 @@ class HipChatOptions:
 COLORS = {Level.WARNING: "yellow", Level.CRITICAL: "red"}
 
 
-#: Characters Go's ``URL.String`` leaves unescaped in a path (besides letters, digits
-#: and ``-_.~``).
-GO_PATH_SAFE = "/$&+,:;=@"
-
-
-def go_path_join(*parts: str) -> str:
-    """Go's ``path.Join``: the non-empty parts joined by ``/``, then cleaned."""
-    joined = "/".join(p for p in parts if p)
-    if not joined:
-        return ""
-    cleaned = posixpath.normpath(joined)
-    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
-
-
 def notification_url(base: str, room: str, token: str) -> str:
     """``<base>/<room>/notification?auth_token=<token>``, built as Kapacitor builds it."""
-    parts = urlsplit(base)
-    path = go_path_join(unquote(parts.path), room, "notification")
-    if parts.netloc and not path.startswith("/"):
-        path = "/" + path
-    path = quote(path, safe=GO_PATH_SAFE)
-    return urlunsplit(parts._replace(path=path, query=urlencode({"auth_token": token})))
+    return go_join_url(base, room, "notification", query=urlencode({"auth_token": token}))
 
 
 class HipChatHandler:

@@ -55,6 +55,7 @@ from typing import Any
 import trio
 
 from kapa_core.plugin_api import (
+    TLS,
     ConfigError,
     Duration,
     Event,
@@ -65,6 +66,7 @@ from kapa_core.plugin_api import (
     ServiceContext,
     StringMap,
     TemplateError,
+    TLSFileError,
     hookimpl,
     option,
     parse_template,
@@ -167,16 +169,10 @@ def _seconds(value: Duration, default: float) -> float:
 
 def _ssl_context(config: KafkaConfig) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=config.ssl_ca or None)
-        if config.ssl_cert:
-            context.load_cert_chain(config.ssl_cert, config.ssl_key or None)
-    except (OSError, ssl.SSLError) as exc:
+        return TLS.of(config).context()
+    except TLSFileError as exc:
         raise HandlerError(f"kafka: cluster {config.id!r}: cannot load the TLS files: "
-                           f"{exc}") from None
-    if config.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+                           f"ssl-{exc.which}: {exc}") from None
 
 
 def _sasl(config: KafkaConfig, check_url: Any = None) -> wire.SaslConfig | None:

@@ -50,6 +50,7 @@ from urllib.parse import quote, urlsplit
 import trio
 
 from kapa_core.plugin_api import (
+    TLS,
     ConfigError,
     Event,
     HandlerError,
@@ -58,6 +59,7 @@ from kapa_core.plugin_api import (
     Section,
     ServiceContext,
     TemplateError,
+    TLSFileError,
     hookimpl,
     one_default,
     parse_template,
@@ -161,15 +163,10 @@ def broker_address(config: MQTTConfig) -> BrokerAddress:
 def ssl_context(config: MQTTConfig) -> ssl.SSLContext:
     """The TLS settings of a broker: CA file, client certificate, verification."""
     try:
-        context = ssl.create_default_context(cafile=config.ssl_ca or None)
-        if config.ssl_cert:
-            context.load_cert_chain(config.ssl_cert, config.ssl_key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise HandlerError(f"mqtt: broker {config.name!r}: TLS settings: {exc}") from None
-    if config.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+        return TLS.of(config).context()
+    except TLSFileError as exc:
+        raise HandlerError(f"mqtt: broker {config.name!r}: TLS settings: ssl-{exc.which}: "
+                           f"{exc}") from None
 
 
 class BrokerClient:

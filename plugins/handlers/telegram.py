@@ -19,10 +19,8 @@ refused per event, as Kapacitor refuses it.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from kapa_core.plugin_api import (
     ConfigError,
@@ -30,6 +28,7 @@ from kapa_core.plugin_api import (
     HandlerError,
     HandlerKind,
     Section,
+    go_join_url,
     hookimpl,
     option,
     require_choice,
@@ -82,28 +81,9 @@ class TelegramOptions:
             raise ConfigError("parse-mode", f"telegram: {problem}")
 
 
-#: Characters Go's ``URL.String`` leaves unescaped in a path (besides letters, digits
-#: and ``-_.~``).
-GO_PATH_SAFE = "/$&+,:;=@"
-
-
-def go_path_join(*parts: str) -> str:
-    """Go's ``path.Join``: the non-empty parts joined by ``/``, then cleaned."""
-    joined = "/".join(p for p in parts if p)
-    if not joined:
-        return ""
-    cleaned = posixpath.normpath(joined)
-    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
-
-
 def send_message_url(base: str, token: str) -> str:
     """``base`` with ``token`` appended to its path and ``/sendMessage`` after it."""
-    parts = urlsplit(base)
-    path = go_path_join(unquote(parts.path) + token, "sendMessage")
-    if parts.netloc and not path.startswith("/"):
-        path = "/" + path
-    path = quote(path, safe=GO_PATH_SAFE)
-    return urlunsplit(parts._replace(path=path))
+    return go_join_url(base, "sendMessage", append=token)
 
 
 class TelegramHandler:
