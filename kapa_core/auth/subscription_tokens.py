@@ -112,27 +112,21 @@ class SubscriptionTokens:
 
     async def revoke(self, tokens: Iterable[str]) -> int:
         """Revoke the given tokens (unknown ones are ignored); how many were revoked."""
-        revoked = 0
-        for digest in {_digest(t) for t in tokens}:
-            if self._grants.pop(digest, None) is not None:
-                await self.store.adelete(SUBSCRIPTION_TOKENS, digest)
-                revoked += 1
-        return revoked
+        return await self._drop({_digest(t) for t in tokens} & self._grants.keys())
 
     async def revoke_other_clusters(self, clusters: Iterable[str]) -> int:
         """Revoke the tokens of every cluster not in ``clusters`` (removed or disabled)."""
         keep = set(clusters)
-        gone = [d for d, g in self._grants.items() if g.cluster not in keep]
-        for digest in gone:
-            self._grants.pop(digest, None)
-            await self.store.adelete(SUBSCRIPTION_TOKENS, digest)
-        return len(gone)
+        return await self._drop({d for d, g in self._grants.items() if g.cluster not in keep})
 
     async def revoke_unused(self, cluster: str, in_use: Iterable[str]) -> int:
         """Revoke the tokens of ``cluster`` not in ``in_use``; how many were revoked."""
         keep = {_digest(t) for t in in_use}
-        stale = [d for d, g in self._grants.items() if g.cluster == cluster and d not in keep]
-        for digest in stale:
-            self._grants.pop(digest, None)
+        return await self._drop({d for d, g in self._grants.items()
+                                 if g.cluster == cluster and d not in keep})
+
+    async def _drop(self, digests: set[str]) -> int:
+        for digest in digests:
+            del self._grants[digest]
             await self.store.adelete(SUBSCRIPTION_TOKENS, digest)
-        return len(stale)
+        return len(digests)
