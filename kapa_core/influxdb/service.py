@@ -46,9 +46,12 @@ class InfluxDBService:
         self.elements: tuple[InfluxDBConfig, ...] = ctx.config
         self.log = ctx.logger
         self.blacklist = getattr(ctx.app, "blacklist", None)
-        # [http] shared-secret signs the JWTs of clusters with http-shared-secret = true.
+        # The daemon's [http]: shared-secret signs the JWTs of clusters with
+        # http-shared-secret = true; auth-enabled makes subscriptions carry tokens.
         app_config = getattr(ctx.app, "config", None)
-        self.shared_secret = str(app_config["http"].shared_secret) if app_config else ""
+        http = app_config["http"] if app_config is not None else None
+        self.shared_secret: str = http.shared_secret if http is not None else ""
+        self.auth_enabled: bool = bool(http is not None and http.auth_enabled)
         self._clients: dict[str, ClusterClient] = {}
         self._status: dict[str, ClusterStatus] = {}
         # InfluxDB subscriptions (kapa_core.influxdb.subscriptions): one manager per

@@ -575,15 +575,6 @@ def _http_port(config: InfluxDBConfig, app: Any) -> int | None:
     return int(address[1]) if address else None
 
 
-def _auth_enabled(app: Any) -> bool:
-    """Whether the daemon's API authenticates requests ([http] auth-enabled)."""
-    config = getattr(app, "config", None)
-    try:
-        return bool(config["http"].auth_enabled) if config is not None else False
-    except (KeyError, AttributeError, TypeError):
-        return False
-
-
 def _manager(service: Any, config: InfluxDBConfig, client: ClusterClient) -> \
         SubscriptionManager | None:
     ctx = service.context
@@ -596,7 +587,7 @@ def _manager(service: Any, config: InfluxDBConfig, client: ClusterClient) -> \
         hostname=getattr(root, "hostname", "") or "localhost",
         http_port=lambda: _http_port(config, app), write_points=ctx.write_points,
         log=service.log, tokens=getattr(app, "subscription_tokens", None),
-        use_tokens=_auth_enabled(app))
+        use_tokens=service.auth_enabled)
 
 
 async def run_subscriptions(service: Any, config: InfluxDBConfig,
