@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -92,6 +92,21 @@ def delete(daemon: DaemonProcess, task_id: str) -> None:
     httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
 
 
+@pytest.fixture
+def batch_task(daemon: DaemonProcess) -> Iterator[Callable[[str], str]]:
+    """Defines an enabled batch task on db.autogen from a script and returns its id; the
+    tasks a test defined are deleted when it ends, failed or not."""
+    defined: list[str] = []
+
+    def define_task(script: str) -> str:
+        defined.append(define(daemon, script))
+        return defined[-1]
+
+    yield define_task
+    for task_id in defined:
+        delete(daemon, task_id)
+
+
 def http_out(daemon: DaemonProcess, task_id: str, endpoint: str = "out") -> Any:
     response = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/{endpoint}")
     assert response.status_code == 200, response.text
@@ -137,8 +152,8 @@ def first_time(body: dict[str, Any]) -> int:
     return parse_rfc3339(body["series"][0]["values"][0][0])
 
 
-def test_group_by_time_and_host_with_fill_gives_exact_buckets(daemon) -> None:
-    task_id = define(daemon, """
+def test_group_by_time_and_host_with_fill_gives_exact_buckets(daemon, batch_task) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT mean("v") FROM "db"."autogen"."cpu"')
     .period(2s)
@@ -148,66 +163,60 @@ batch
     .fill(0)
   |httpOut('out')
 """)
-    try:
-        info = task(daemon, task_id)
-        assert info["type"] == "batch"
-        assert info["dbrps"] == [{"db": "db", "rp": "autogen"}]
-        outputs = windows(daemon, task_id, 2)
-        for body in outputs:
-            start = first_time(body)
-            assert start % S == 0, "aligned windows start on whole seconds"
-            assert time.time_ns() - 6 * S < start + 2 * S <= time.time_ns()
-            expected = []
-            for host in ("a", "b"):
-                if not in_window(host, start, start + 2 * S):
-                    continue
-                values = []
-                for bucket in (start, start + S):
-                    points = [v for _, v in in_window(host, bucket, bucket + S)]
-                    values.append([rfc3339(bucket),
-                                   sum(points) / len(points) if points else 0.0])
-                expected.append({"name": "cpu", "tags": {"host": host},
-                                 "columns": ["time", "mean"], "values": values})
-            assert body == {"series": expected}
-            assert all(isinstance(v[1], float) for s in body["series"] for v in s["values"])
-        assert first_time(outputs[1]) > first_time(outputs[0])
-        stats = query_stats(daemon, task_id)
-        assert stats["query_errors"] == 0 and stats["connect_errors"] == 0
-        assert stats["batches_queried"] >= 4 and stats["points_queried"] >= 8
-        # Writes to the task's database do not reach a batch task.
-        response = httpx.post(daemon.url + "/write?db=db&rp=autogen",
-                              content=b"cpu,host=a v=99")
-        assert response.status_code == 204
-        time.sleep(0.2)
-        assert task(daemon, task_id)["stats"]["task-stats"]["throughput"] == 0
-    finally:
-        delete(daemon, task_id)
+    info = task(daemon, task_id)
+    assert info["type"] == "batch"
+    assert info["dbrps"] == [{"db": "db", "rp": "autogen"}]
+    outputs = windows(daemon, task_id, 2)
+    for body in outputs:
+        start = first_time(body)
+        assert start % S == 0, "aligned windows start on whole seconds"
+        assert time.time_ns() - 6 * S < start + 2 * S <= time.time_ns()
+        expected = []
+        for host in ("a", "b"):
+            if not in_window(host, start, start + 2 * S):
+                continue
+            values = []
+            for bucket in (start, start + S):
+                points = [v for _, v in in_window(host, bucket, bucket + S)]
+                values.append([rfc3339(bucket),
+                               sum(points) / len(points) if points else 0.0])
+            expected.append({"name": "cpu", "tags": {"host": host},
+                             "columns": ["time", "mean"], "values": values})
+        assert body == {"series": expected}
+        assert all(isinstance(v[1], float) for s in body["series"] for v in s["values"])
+    assert first_time(outputs[1]) > first_time(outputs[0])
+    stats = query_stats(daemon, task_id)
+    assert stats["query_errors"] == 0 and stats["connect_errors"] == 0
+    assert stats["batches_queried"] >= 4 and stats["points_queried"] >= 8
+    # Writes to the task's database do not reach a batch task.
+    response = httpx.post(daemon.url + "/write?db=db&rp=autogen",
+                          content=b"cpu,host=a v=99")
+    assert response.status_code == 204
+    time.sleep(0.2)
+    assert task(daemon, task_id)["stats"]["task-stats"]["throughput"] == 0
 
 
-def test_cron_schedule_runs_on_whole_seconds(daemon) -> None:
-    task_id = define(daemon, """
+def test_cron_schedule_runs_on_whole_seconds(daemon, batch_task) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT count("v"), max("v") FROM "db"."autogen"."cpu" WHERE "host" = \\'a\\'')
     .period(1s)
     .cron('* * * * * * *')
   |httpOut('out')
 """)
-    try:
-        for body in windows(daemon, task_id, 2):
-            start = first_time(body)
-            assert start % S == 0
-            assert start + S <= time.time_ns() < start + 7 * S
-            # With an aggregate next to it, a selector's time is the window's start.
-            values = [v for _, v in in_window("a", start, start + S)]
-            assert body == {"series": [{"name": "cpu", "columns": ["time", "count", "max"],
-                                        "values": [[rfc3339(start), float(len(values)),
-                                                    max(values)]]}]}
-    finally:
-        delete(daemon, task_id)
+    for body in windows(daemon, task_id, 2):
+        start = first_time(body)
+        assert start % S == 0
+        assert start + S <= time.time_ns() < start + 7 * S
+        # With an aggregate next to it, a selector's time is the window's start.
+        values = [v for _, v in in_window("a", start, start + S)]
+        assert body == {"series": [{"name": "cpu", "columns": ["time", "count", "max"],
+                                    "values": [[rfc3339(start), float(len(values)),
+                                                max(values)]]}]}
 
 
-def test_unaligned_every_and_aligned_offset_windows(daemon) -> None:
-    unaligned = define(daemon, """
+def test_unaligned_every_and_aligned_offset_windows(daemon, batch_task) -> None:
+    unaligned = batch_task("""
 batch
   |query('SELECT count("v") FROM "db"."autogen"."cpu"')
     .period(1s)
@@ -215,7 +224,7 @@ batch
     .groupBy('host')
   |httpOut('out')
 """)
-    shifted = define(daemon, """
+    shifted = batch_task("""
 batch
   |query('SELECT count("v") FROM "db"."autogen"."cpu"')
     .period(1s)
@@ -225,28 +234,24 @@ batch
     .groupBy('host')
   |httpOut('out')
 """)
-    try:
-        for task_id, aligned, back in ((unaligned, False, 0), (shifted, True, 10 * S)):
-            body = windows(daemon, task_id, 1)[0]
-            start = first_time(body)
-            assert (start % S == 0) is aligned
-            now = time.time_ns()
-            assert now - back - 7 * S < start <= now - back - S
-            expected = []
-            for host in ("a", "b"):
-                count = len(in_window(host, start, start + S))
-                if count:
-                    expected.append({"name": "cpu", "tags": {"host": host},
-                                     "columns": ["time", "count"],
-                                     "values": [[rfc3339(start), float(count)]]})
-            assert body == {"series": expected}
-    finally:
-        delete(daemon, unaligned)
-        delete(daemon, shifted)
+    for task_id, aligned, back in ((unaligned, False, 0), (shifted, True, 10 * S)):
+        body = windows(daemon, task_id, 1)[0]
+        start = first_time(body)
+        assert (start % S == 0) is aligned
+        now = time.time_ns()
+        assert now - back - 7 * S < start <= now - back - S
+        expected = []
+        for host in ("a", "b"):
+            count = len(in_window(host, start, start + S))
+            if count:
+                expected.append({"name": "cpu", "tags": {"host": host},
+                                 "columns": ["time", "count"],
+                                 "values": [[rfc3339(start), float(count)]]})
+        assert body == {"series": expected}
 
 
-def test_where_clause_is_kept_and_anded_with_the_time_range(daemon) -> None:
-    task_id = define(daemon, """
+def test_where_clause_is_kept_and_anded_with_the_time_range(daemon, batch_task) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT count("v") FROM "db"."autogen"."cpu" WHERE "host" = \\'b\\' OR "host" = \\'z\\'')
     .period(3s)
@@ -254,20 +259,17 @@ batch
     .align()
   |httpOut('out')
 """)
-    try:
-        body = windows(daemon, task_id, 1)[0]
-        start = first_time(body)
-        # b has exactly two points in any three seconds (a has six: a dropped condition
-        # would count eight, a dropped time range all of b's points).
-        assert len(in_window("b", start, start + 3 * S)) == 2
-        assert body == {"series": [{"name": "cpu", "columns": ["time", "count"],
-                                    "values": [[rfc3339(start), 2.0]]}]}
-    finally:
-        delete(daemon, task_id)
+    body = windows(daemon, task_id, 1)[0]
+    start = first_time(body)
+    # b has exactly two points in any three seconds (a has six: a dropped condition
+    # would count eight, a dropped time range all of b's points).
+    assert len(in_window("b", start, start + 3 * S)) == 2
+    assert body == {"series": [{"name": "cpu", "columns": ["time", "count"],
+                                "values": [[rfc3339(start), 2.0]]}]}
 
 
-def test_unqualified_measurement_uses_the_task_dbrp(daemon) -> None:
-    task_id = define(daemon, """
+def test_unqualified_measurement_uses_the_task_dbrp(daemon, batch_task) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT count("v") AS n FROM cpu WHERE "host" = \\'b\\'')
     .period(3s)
@@ -275,19 +277,16 @@ batch
     .align()
   |httpOut('out')
 """)
-    try:
-        body = windows(daemon, task_id, 1)[0]
-        start = first_time(body)
-        expected = float(len(in_window("b", start, start + 3 * S)))
-        assert body == {"series": [{"name": "cpu", "columns": ["time", "n"],
-                                    "values": [[rfc3339(start), expected]]}]}
-        assert query_stats(daemon, task_id)["query_errors"] == 0
-    finally:
-        delete(daemon, task_id)
+    body = windows(daemon, task_id, 1)[0]
+    start = first_time(body)
+    expected = float(len(in_window("b", start, start + 3 * S)))
+    assert body == {"series": [{"name": "cpu", "columns": ["time", "n"],
+                                "values": [[rfc3339(start), expected]]}]}
+    assert query_stats(daemon, task_id)["query_errors"] == 0
 
 
-def test_stream_nodes_work_on_query_batches(daemon) -> None:
-    task_id = define(daemon, """
+def test_stream_nodes_work_on_query_batches(daemon, batch_task) -> None:
+    task_id = batch_task("""
 var data = batch
   |query('SELECT "v" FROM "db"."autogen"."cpu" WHERE "host" = \\'a\\'')
     .period(2s)
@@ -307,37 +306,35 @@ data
     .all()
   |httpOut('alert')
 """)
-    try:
-        # Each query returns host a's four raw points of [w, w + 2s), w a whole second;
-        # the batch time (tmax) of a query not grouped by time is its latest point's time.
-        def window_from_tmax(tmax: int) -> list[tuple[int, float]]:
-            raw = in_window("a", tmax - 7 * S // 4, tmax + 1)
-            assert (tmax - 7 * S // 4) % S == 0 and len(raw) == 4 and raw[-1][0] == tmax
-            return raw
+    # Each query returns host a's four raw points of [w, w + 2s), w a whole second;
+    # the batch time (tmax) of a query not grouped by time is its latest point's time.
+    def window_from_tmax(tmax: int) -> list[tuple[int, float]]:
+        raw = in_window("a", tmax - 7 * S // 4, tmax + 1)
+        assert (tmax - 7 * S // 4) % S == 0 and len(raw) == 4 and raw[-1][0] == tmax
+        return raw
 
-        body = windows(daemon, task_id, 1, "alert")[0]
-        raw = window_from_tmax(first_time(body) + 6 * S // 4)
-        assert body == {"series": [{"name": "cpu", "columns": ["time", "v"],
-                                    "values": [[rfc3339(t), v] for t, v in raw]}]}
+    body = windows(daemon, task_id, 1, "alert")[0]
+    raw = window_from_tmax(first_time(body) + 6 * S // 4)
+    assert body == {"series": [{"name": "cpu", "columns": ["time", "v"],
+                                "values": [[rfc3339(t), v] for t, v in raw]}]}
 
-        body = windows(daemon, task_id, 1, "mean")[0]
-        raw = window_from_tmax(first_time(body))
-        mean = sum(v for _, v in raw) / 4
-        assert body == {"series": [{"name": "cpu", "columns": ["time", "mean"],
-                                    "values": [[rfc3339(raw[-1][0]), mean]]}]}
+    body = windows(daemon, task_id, 1, "mean")[0]
+    raw = window_from_tmax(first_time(body))
+    mean = sum(v for _, v in raw) / 4
+    assert body == {"series": [{"name": "cpu", "columns": ["time", "mean"],
+                                "values": [[rfc3339(raw[-1][0]), mean]]}]}
 
-        body = windows(daemon, task_id, 1, "max", timeout=10)[0]
-        raw = window_from_tmax(first_time(body))
-        doubled = [v * 2 for _, v in raw if v > 2.0]
-        assert doubled, "max emits nothing for a batch the where node emptied"
-        assert body == {"series": [{"name": "cpu", "columns": ["time", "max"],
-                                    "values": [[rfc3339(raw[-1][0]), max(doubled)]]}]}
-    finally:
-        delete(daemon, task_id)
+    body = windows(daemon, task_id, 1, "max", timeout=10)[0]
+    raw = window_from_tmax(first_time(body))
+    doubled = [v * 2 for _, v in raw if v > 2.0]
+    assert doubled, "max emits nothing for a batch the where node emptied"
+    assert body == {"series": [{"name": "cpu", "columns": ["time", "max"],
+                                "values": [[rfc3339(raw[-1][0]), max(doubled)]]}]}
 
 
-def test_failing_query_is_counted_and_logged_and_the_task_keeps_running(daemon) -> None:
-    task_id = define(daemon, """
+def test_failing_query_is_counted_and_logged_and_the_task_keeps_running(
+        daemon, batch_task) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT mean("v") FROM "db"."autogen".cpu-bad')
     .period(1s)
@@ -345,21 +342,19 @@ batch
     .align()
   |httpOut('out')
 """)
-    try:
-        wait_for(lambda: query_stats(daemon, task_id)["query_errors"] >= 2, 6,
-                 "two failed runs")
-        stats = query_stats(daemon, task_id)
-        assert stats["connect_errors"] == 0 and stats["batches_queried"] == 0
-        line = daemon.wait_for_log(rf"error executing batch query.*task={task_id}")
-        assert "cpu-bad" in line and "time >= " in line and "error parsing query" in line
-        info = task(daemon, task_id)
-        assert info["executing"] is True and info["error"] == ""
-    finally:
-        delete(daemon, task_id)
+    wait_for(lambda: query_stats(daemon, task_id)["query_errors"] >= 2, 6,
+             "two failed runs")
+    stats = query_stats(daemon, task_id)
+    assert stats["connect_errors"] == 0 and stats["batches_queried"] == 0
+    line = daemon.wait_for_log(rf"error executing batch query.*task={task_id}")
+    assert "cpu-bad" in line and "time >= " in line and "error parsing query" in line
+    info = task(daemon, task_id)
+    assert info["executing"] is True and info["error"] == ""
 
 
-def test_influxdb_outage_is_counted_then_results_resume(daemon, influx: InfluxD) -> None:
-    task_id = define(daemon, """
+def test_influxdb_outage_is_counted_then_results_resume(
+        daemon, batch_task, influx: InfluxD) -> None:
+    task_id = batch_task("""
 batch
   |query('SELECT count("v") FROM "db"."autogen"."cpu"')
     .period(1s)
@@ -368,27 +363,24 @@ batch
     .groupBy('host')
   |httpOut('out')
 """)
+    windows(daemon, task_id, 1)
+    influx.stop()
     try:
-        windows(daemon, task_id, 1)
-        influx.stop()
-        try:
-            wait_for(lambda: query_stats(daemon, task_id)["connect_errors"] >= 2, 6,
-                     "connection errors while influxd is down")
-            daemon.wait_for_log(rf"error executing batch query.*task={task_id}.*cannot "
-                                "connect")
-            assert task(daemon, task_id)["executing"] is True
-            stopped_at = time.time_ns()
-        finally:
-            influx.start()
-        down = query_stats(daemon, task_id)
-        assert down["query_errors"] >= down["connect_errors"] >= 2
-
-        def resumed() -> bool:
-            body = http_out(daemon, task_id)
-            return bool(body.get("series")) and first_time(body) > stopped_at
-
-        wait_for(resumed, 8, "results after influxd restarted")
-        assert query_stats(daemon, task_id)["batches_queried"] > down["batches_queried"]
-        daemon.wait_for_log(rf"batch query succeeds again.*task={task_id}")
+        wait_for(lambda: query_stats(daemon, task_id)["connect_errors"] >= 2, 6,
+                 "connection errors while influxd is down")
+        daemon.wait_for_log(rf"error executing batch query.*task={task_id}.*cannot "
+                            "connect")
+        assert task(daemon, task_id)["executing"] is True
+        stopped_at = time.time_ns()
     finally:
-        delete(daemon, task_id)
+        influx.start()
+    down = query_stats(daemon, task_id)
+    assert down["query_errors"] >= down["connect_errors"] >= 2
+
+    def resumed() -> bool:
+        body = http_out(daemon, task_id)
+        return bool(body.get("series")) and first_time(body) > stopped_at
+
+    wait_for(resumed, 8, "results after influxd restarted")
+    assert query_stats(daemon, task_id)["batches_queried"] > down["batches_queried"]
+    daemon.wait_for_log(rf"batch query succeeds again.*task={task_id}")

@@ -10,9 +10,7 @@ InfluxDB answers to queries, what the proxy saw, and the node's statistics.
 from __future__ import annotations
 
 import gzip
-import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,9 +23,10 @@ from kapa_core.errors import TickError
 from kapa_core.testing import DaemonProcess
 from kapa_core.tick.evaluate import evaluate
 from tests.integration.influxd import InfluxD
+from tests.integration.test_alerts import wait_for
+from tests.integration.test_tasks import define, write
 
 pytestmark = pytest.mark.integration
-_ids = itertools.count()
 
 
 class RecordingProxy:
@@ -112,21 +111,6 @@ def daemon(servers) -> Iterator[DaemonProcess]:
         yield d
 
 
-def define(daemon: DaemonProcess, script: str) -> str:
-    task_id = f"out{next(_ids)}"
-    response = httpx.post(daemon.url + "/kapacitor/v1/tasks",
-                          json={"id": task_id, "type": "stream", "script": script,
-                                "dbrps": [{"db": "db", "rp": "rp"}], "status": "enabled"})
-    assert response.status_code == 200, response.text
-    return task_id
-
-
-def write(daemon: DaemonProcess, lines: str, precision: str = "s") -> None:
-    response = httpx.post(f"{daemon.url}/write?db=db&rp=rp&precision={precision}",
-                          content=lines.strip().encode())
-    assert response.status_code == 204, response.text
-
-
 def out_stats(daemon: DaemonProcess, task_id: str) -> dict[str, Any]:
     body = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()
     nodes = body["stats"]["node-stats"]
@@ -134,14 +118,18 @@ def out_stats(daemon: DaemonProcess, task_id: str) -> dict[str, Any]:
     return dict(nodes[name])
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy; its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = check()
-    return value
+def wait_for_stats(daemon: DaemonProcess, task_id: str,
+                   ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Poll the task's influxDBOut statistics until ``ready`` accepts them; return them."""
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal last
+        last = out_stats(daemon, task_id)
+        return ready(last)
+
+    assert wait_for(check, timeout=10), f"influxDBOut statistics never got there: {last}"
+    return last
 
 
 def series(influx: InfluxD, database: str, q: str, *, epoch: str = "s",
@@ -163,7 +151,7 @@ def rows_equal(influx: InfluxD, database: str, q: str, expected: list[dict[str, 
         last = series(influx, database, q, **kw)
         return last == expected
 
-    wait_for(check)
+    wait_for(check, timeout=10)
     return last
 
 
@@ -197,7 +185,7 @@ cpu,host=b v=2 20
     got = rows_equal(servers["main"], "out", 'SELECT * FROM "out"."autogen"."cpu_mean"',
                      expected)
     assert got == expected
-    stats = wait_for(lambda: (s := out_stats(daemon, task_id))["points_written"] == 2 and s)
+    stats = wait_for_stats(daemon, task_id, lambda s: s["points_written"] == 2)
     assert stats["write_errors"] == 0 and stats["points_dropped"] == 0
     assert stats["collected"] == 2
     # .create() made the database with the retention policy as its default.
@@ -303,14 +291,14 @@ stream|from().measurement('s')
     assert rows_equal(secured, "secure", "SELECT * FROM s", expected,
                       auth=("admin", "changeit")) == expected
     # 401 cannot get better by retrying: counted, logged, the points dropped.
-    stats = wait_for(lambda: (s := out_stats(daemon, bad))["write_errors"] >= 1 and s)
+    stats = wait_for_stats(daemon, bad, lambda s: s["write_errors"] >= 1)
     assert stats["points_written"] == 0 and stats["points_dropped"] == 2
     assert stats["points_buffered"] == 0
     line = daemon.wait_for_log(r"InfluxDB refused the points.*cluster=badauth")
     assert "authorization failed" in line and "db=secure" in line
     assert out_stats(daemon, good)["points_written"] == 2
     # InfluxDB answers a missing retention policy with a 500, which retrying cannot fix.
-    stats = wait_for(lambda: (s := out_stats(daemon, missing_rp))["write_errors"] >= 1 and s)
+    stats = wait_for_stats(daemon, missing_rp, lambda s: s["write_errors"] >= 1)
     assert (stats["write_errors"], stats["points_dropped"], stats["points_buffered"]) == (
         1, 2, 0)
     daemon.wait_for_log(r"InfluxDB refused the points.*retention policy not found")
@@ -331,10 +319,10 @@ stream|from().measurement('o')
         assert rows_equal(flaky, "outage", "SELECT * FROM o", first) == first
         # The node must have seen InfluxDB's answer too: a write cut off before its answer
         # arrives is kept and sent again (InfluxDB stores a repeated point once).
-        assert wait_for(lambda: out_stats(daemon, task_id)["points_written"] == 1)
+        assert wait_for(lambda: out_stats(daemon, task_id)["points_written"] == 1, timeout=10)
         flaky.stop()
         write(daemon, "\n".join(f"o v={i} {i}" for i in range(1, 6)))
-        stats = wait_for(lambda: (s := out_stats(daemon, task_id))["write_errors"] >= 2 and s)
+        stats = wait_for_stats(daemon, task_id, lambda s: s["write_errors"] >= 2)
         assert stats["points_buffered"] == 5 and stats["points_dropped"] == 0
         line = daemon.wait_for_log(r"influxDBOut: cannot write.*cluster=flaky")
         assert "db=outage" in line and "cannot connect" in line
@@ -363,11 +351,10 @@ stream|from().measurement('f')
     try:
         flaky.stop()
         write(daemon, "\n".join(f"f v={i} {i}" for i in range(25)))
-        stats = wait_for(lambda: (s := out_stats(daemon, task_id))["write_errors"] >= 1 and s)
+        stats = wait_for_stats(daemon, task_id, lambda s: s["write_errors"] >= 1)
         assert (stats["points_buffered"], stats["points_dropped"]) == (10, 15)
         write(daemon, "f v=99 99")  # still down: no room
-        stats = wait_for(lambda: (s := out_stats(daemon, task_id))["points_dropped"] == 16
-                         and s)
+        stats = wait_for_stats(daemon, task_id, lambda s: s["points_dropped"] == 16)
         assert stats["points_buffered"] == 10
         daemon.wait_for_log(r"influxDBOut dropped points.*cluster=flaky")
         flaky.start()
@@ -389,7 +376,7 @@ stream|from().measurement('late')
     .flushInterval(1h)
 """)
     write(daemon, "late v=1 1\nlate v=2 2")
-    wait_for(lambda: out_stats(daemon, task_id)["points_buffered"] == 2)
+    wait_for_stats(daemon, task_id, lambda s: s["points_buffered"] == 2)
     assert series(servers["main"], "flushed", "SELECT * FROM late") == []
     response = httpx.patch(f"{daemon.url}/kapacitor/v1/tasks/{task_id}",
                            json={"status": "disabled"})
