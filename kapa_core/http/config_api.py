@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kapa_core.config.service import BASE, ConfigService
 from kapa_core.errors import APIError
+from kapa_core.http.listing import json_body
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 
@@ -56,11 +56,5 @@ class ConfigAPI:
 
 
 def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"failed to decode JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "failed to decode JSON: expected an object with set, delete, "
-                       "add or remove")
-    return body
+    return json_body(request, prefix="failed to decode JSON",
+                     what="an object with set, delete, add or remove")

@@ -59,11 +59,15 @@ def render_script(script: str, form: str) -> str:
         return script
 
 
-def json_body(request: Request) -> dict[str, Any]:
+def json_body(request: Request, *, prefix: str = "invalid JSON", what: str = "an object",
+              details: bool = True, empty: bytes = b"{}") -> dict[str, Any]:
+    """The request's JSON object (``empty`` stands for an empty body); 400 ``<prefix>:
+    <reason>`` otherwise, or just ``<prefix>`` without ``details`` (each endpoint answers
+    with the wording Kapacitor uses there)."""
     try:
-        body = json.loads(request.body or b"{}")
+        body = json.loads(request.body or empty)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"invalid JSON: {exc}") from None
+        raise APIError(400, f"{prefix}: {exc}" if details else prefix) from None
     if not isinstance(body, dict):
-        raise APIError(400, "invalid JSON: expected an object")
+        raise APIError(400, f"{prefix}: expected {what}" if details else prefix)
     return body

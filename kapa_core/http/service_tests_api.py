@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kapa_core.errors import APIError
+from kapa_core.http.listing import json_body
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 from kapa_core.service_tests import ServiceTest, ServiceTests
@@ -40,10 +40,4 @@ class ServiceTestsAPI:
     async def run(self, request: Request) -> Response:
         name = request.params["name"]
         self.tests.get(name)
-        try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise APIError(400, f"invalid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise APIError(400, "invalid JSON: expected an object of test options")
-        return Response.json(await self.tests.run(name, body))
+        return Response.json(await self.tests.run(name, json_body(request)))

@@ -26,6 +26,7 @@ from kapa_core.auth.users import (
     valid_username,
 )
 from kapa_core.errors import APIError
+from kapa_core.http.listing import json_body
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 
@@ -34,13 +35,7 @@ USER_TYPES = {"normal": False, "admin": True}
 
 
 def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "invalid JSON") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "invalid JSON")
-    return body
+    return json_body(request, details=False, empty=b"")
 
 
 def _string(body: dict[str, Any], key: str) -> str:
