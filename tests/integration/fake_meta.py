@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 
-from tests.integration.local_http import LocalHTTPServer
+from tests.integration.local_http import ServedHTTP
 
 
 def hash_password(password: str) -> str:
@@ -55,7 +55,7 @@ def valid_jwt(token: str, secret: str) -> bool:
         return False
 
 
-class FakeMeta:
+class FakeMeta(ServedHTTP):
     def __init__(self, *, admin: tuple[str, str] = ("admin", "changeit"), secret: str = "",
                  certfile: str = "", keyfile: str = "", client_ca: str = "",
                  redirect_to: str = "") -> None:
@@ -68,9 +68,8 @@ class FakeMeta:
         self.forbidden: set[str] = set()  # paths answered 403 (admin lacks the right)
         self.requests: list[tuple[str, str, dict[str, list[str]], int]] = []
         self.lock = threading.Lock()
-        self.server = LocalHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        scheme = "http"
+        super().__init__(_handler(self), poll_interval=0.05)
+        self.addr = f"127.0.0.1:{self.port}"
         if certfile:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(certfile, keyfile)
@@ -78,21 +77,7 @@ class FakeMeta:
                 context.verify_mode = ssl.CERT_REQUIRED
                 context.load_verify_locations(client_ca)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            scheme = "https"
-        self.port = self.server.server_address[1]
-        self.addr = f"127.0.0.1:{self.port}"
-        self.url = f"{scheme}://{self.addr}"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                        daemon=True)
-
-    def __enter__(self) -> FakeMeta:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+            self.url = f"https://{self.addr}"
 
     # what Kapacitor asked ---------------------------------------------------------------
 

@@ -3,6 +3,9 @@
     with HTTPRecorder() as rec:          # http://127.0.0.1:<free port>, answers 204
         ...
         assert rec.requests == []        # nothing was sent
+        rec.requests[0].headers["content-type"]  # a Recorded; header names in lower case
+
+    HTTPRecorder(status=500)             # answers every request 500 (empty body)
 
     with TCPRecorder() as tcp:           # counts accepted connections and their bytes
         ...
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.integration.local_http import LocalHTTPServer
+from tests.integration.local_http import ServedHTTP
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Recorded:
     body: bytes
 
 
-class HTTPRecorder:
+class HTTPRecorder(ServedHTTP):
     def __init__(self, host: str = "127.0.0.1", status: int = 204,
                  headers: dict[str, str] | None = None) -> None:
         self.requests: list[Recorded] = []
@@ -51,22 +54,10 @@ class HTTPRecorder:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = LocalHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler, host)
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
-
-    def __enter__(self) -> HTTPRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class TCPRecorder:

@@ -1,60 +1,29 @@
-"""Handlers against real receivers: Slack's webhook format on a recording HTTP server,
-email through a real SMTP server (aiosmtpd)."""
+"""Handlers against real receivers: Slack's webhook format on a recording HTTP server
+(http_recorder.HTTPRecorder), email through a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
 from kapa_core.testing import DaemonProcess
+from tests.integration.http_recorder import HTTPRecorder
 from tests.integration.influxd import free_port
-from tests.integration.local_http import LocalHTTPServer
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
 pytestmark = pytest.mark.integration
 
 
-class Recorder:
-    """A local HTTP server that records every request it receives."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.requests: list[dict] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                recorder.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "body": self.rfile.read(length)})
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def recorder():
-    r = Recorder()
-    yield r
-    r.close()
+def recorder() -> Iterator[HTTPRecorder]:
+    with HTTPRecorder(status=200) as r:
+        yield r
 
 
 class Mailbox:
@@ -78,9 +47,9 @@ stream|from().measurement('cpu')
 """)
         write(daemon, "cpu v=5 1\ncpu v=0 2\n")
         assert wait_for(lambda: len(recorder.requests) >= 2)
-    first, second = (json.loads(r["body"]) for r in recorder.requests[:2])
-    assert recorder.requests[0]["path"] == "/services/T/B/X"
-    assert recorder.requests[0]["headers"]["Content-Type"] == "application/json"
+    first, second = (json.loads(r.body) for r in recorder.requests[:2])
+    assert recorder.requests[0].path == "/services/T/B/X"
+    assert recorder.requests[0].headers["content-type"] == "application/json"
     assert first == {"as_user": False, "channel": "#ops", "text": "",
                      "attachments": [{"fallback": "cpu is CRITICAL", "color": "danger",
                                       "text": "cpu is CRITICAL", "mrkdwn_in": ["text"]}],
@@ -99,12 +68,11 @@ def test_slack_global_handler_and_state_changes_only(recorder) -> None:
         assert wait_for(lambda: len(recorder.requests) >= 1)
         httpx.get(daemon.url + "/kapacitor/v1/ping")
     assert len(recorder.requests) == 1  # repeats suppressed by state-changes-only
-    assert json.loads(recorder.requests[0]["body"])["channel"] == "#all"
+    assert json.loads(recorder.requests[0].body)["channel"] == "#all"
 
 
 def test_failing_endpoint_is_logged_and_the_task_goes_on() -> None:
-    failing = Recorder(status=500)
-    try:
+    with HTTPRecorder(status=500) as failing:
         config = {"slack": [{"enabled": True, "url": failing.url}],
                   "http": {"log-enabled": False}}
         with DaemonProcess(config) as daemon:
@@ -117,8 +85,6 @@ stream|from().measurement('f')|alert().crit(lambda: "v" > 1).slack()|httpOut('ou
             assert "HTTP 500" in daemon.log()
             out = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out").json()
             assert out["series"][0]["values"][0][1] == 9.0
-    finally:
-        failing.close()
 
 
 @pytest.fixture
@@ -209,7 +175,7 @@ def test_service_tests_send_through_the_configured_handler(recorder) -> None:
         result = httpx.post(f"{base}/slack", json={"message": "hello", "channel": "#t",
                                                    "level": "WARNING"}).json()
         assert result == {"success": True, "message": ""}
-        body = json.loads(recorder.requests[-1]["body"])
+        body = json.loads(recorder.requests[-1].body)
         assert body["channel"] == "#t" and body["attachments"][0]["text"] == "hello"
         assert body["attachments"][0]["color"] == "warning"
         failed = httpx.post(f"{base}/smtp", json={}).json()

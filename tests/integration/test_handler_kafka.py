@@ -13,8 +13,6 @@ import json
 import math
 import os
 import ssl
-import subprocess
-import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -27,7 +25,8 @@ from kapa_plugins.handlers import kafka_wire as wire
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
-from tests.integration.local_http import LocalHTTPServer
+from tests.integration.local_http import ServedHTTP
+from tests.integration.pki import ca_and_server
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -138,6 +137,18 @@ def test_a_broker_without_a_common_version_is_refused_clearly() -> None:
 
 def kafka_config(*clusters: dict) -> dict:
     return {"kafka": list(clusters), "http": {"log-enabled": False}}
+
+
+def alert_to_kafka(daemon: DaemonProcess, measurement: str, alert_id: str,
+                   topics: dict[str, str]) -> str:
+    """Define a task: an alert with id ``alert_id``, CRITICAL when ``measurement``'s v > 1,
+    with a kafka handler for each cluster: topic of ``topics``."""
+    handlers = "".join(f"\n    .kafka().cluster('{cluster}').kafkaTopic('{topic}')"
+                       for cluster, topic in topics.items())
+    return define(daemon, f"""
+stream|from().measurement('{measurement}')
+  |alert().id('{alert_id}').crit(lambda: "v" > 1){handlers}
+""")
 
 
 def crit_then_ok(daemon: DaemonProcess, measurement: str) -> None:
@@ -273,19 +284,7 @@ stream|from().measurement('f')
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A CA and a certificate for 127.0.0.1 signed by it."""
-    d = tmp_path_factory.mktemp("kafka-pki")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
-    return d / "ca.pem", d / "server.pem", d / "server.key"
+    return ca_and_server(tmp_path_factory.mktemp("kafka-pki"))
 
 
 def test_tls_and_sasl(tls_files) -> None:
@@ -314,18 +313,10 @@ def test_tls_and_sasl(tls_files) -> None:
             {"enabled": True, "id": "untrusted", "use-ssl": True,
              "brokers": [broker.address], "sasl-username": "kapa", "sasl-password": "s3cret"})
         with DaemonProcess(config) as daemon:
-            define(daemon, """
-stream|from().measurement('s')
-  |alert().id('secure').crit(lambda: "v" > 1)
-    .kafka().cluster('v1').kafkaTopic('one')
-    .kafka().cluster('v0').kafkaTopic('zero')
-    .kafka().cluster('sha256').kafkaTopic('sha256')
-    .kafka().cluster('sha512').kafkaTopic('sha512')
-    .kafka().cluster('oauth').kafkaTopic('oauth')
-    .kafka().cluster('wrong').kafkaTopic('never')
-    .kafka().cluster('wrong-scram').kafkaTopic('never')
-    .kafka().cluster('untrusted').kafkaTopic('never')
-""")
+            alert_to_kafka(daemon, "s", "secure", {
+                "v1": "one", "v0": "zero", "sha256": "sha256", "sha512": "sha512",
+                "oauth": "oauth", "wrong": "never", "wrong-scram": "never",
+                "untrusted": "never"})
             write(daemon, "s v=5 1\n")
             good = ("one", "zero", "sha256", "sha512", "oauth")
             assert wait_for(lambda: all(broker.topic_records(t) for t in good), 15)
@@ -349,10 +340,7 @@ stream|from().measurement('s')
 def test_a_config_override_moves_the_cluster_to_new_brokers() -> None:
     with KafkaReceiver() as first, KafkaReceiver() as second, DaemonProcess(kafka_config(
             {"enabled": True, "id": "c", "brokers": [first.address]})) as daemon:
-        define(daemon, """
-stream|from().measurement('m')
-  |alert().id('moving').crit(lambda: "v" > 1).kafka().cluster('c').kafkaTopic('t')
-""")
+        alert_to_kafka(daemon, "m", "moving", {"c": "t"})
         write(daemon, "m v=5 1\n")
         assert wait_for(lambda: first.topic_records("t"), 10)
         response = httpx.post(f"{daemon.url}{API}/config/kafka/c",
@@ -370,9 +358,9 @@ stream|from().measurement('m')
     assert len(second.topic_records("t")) == 1
 
 
-class TokenEndpoint:
-    """A local OAuth 2.0 token endpoint (RFC 6749 4.4): checks the client's credentials as
-    the client-credentials grant sends them, and records every request."""
+class TokenEndpoint(ServedHTTP):
+    """A local OAuth 2.0 token endpoint (RFC 6749 4.4) at ``url``: checks the client's
+    credentials as the client-credentials grant sends them, and records every request."""
 
     def __init__(self, *, accept_basic: bool = True, expires_in: int = 3600) -> None:
         self.requests: list[dict] = []
@@ -403,20 +391,15 @@ class TokenEndpoint:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url += "/oauth/token"
 
 
 def test_oauthbearer_token_fetched_with_client_credentials() -> None:
     """Custom endpoint (basic auth, tried first), Auth0 (credentials and audience in the
     form); the fetched token is what the broker receives; a refused client is logged."""
-    custom, auth0, other = TokenEndpoint(), TokenEndpoint(accept_basic=False), TokenEndpoint()
-    try:
+    with TokenEndpoint() as custom, TokenEndpoint(accept_basic=False) as auth0, \
+            TokenEndpoint() as other:
         with KafkaReceiver(sasl=("unused", "tok-1")) as broker:
             oauth = {"enabled": True, "brokers": [broker.address],
                      "sasl-mechanism": "OAUTHBEARER", "sasl-oauth-client-id": "kapa-client",
@@ -431,13 +414,8 @@ def test_oauthbearer_token_fetched_with_client_credentials() -> None:
                 {**oauth, "id": "refused", "sasl-oauth-token-url": other.url,
                  "sasl-oauth-client-secret": "wrong"})
             with DaemonProcess(config) as daemon:
-                define(daemon, """
-stream|from().measurement('o')
-  |alert().id('oauth').crit(lambda: "v" > 1)
-    .kafka().cluster('custom').kafkaTopic('custom')
-    .kafka().cluster('auth0').kafkaTopic('auth0')
-    .kafka().cluster('refused').kafkaTopic('never')
-""")
+                alert_to_kafka(daemon, "o", "oauth",
+                               {"custom": "custom", "auth0": "auth0", "refused": "never"})
                 write(daemon, "o v=5 1\n")
                 assert wait_for(lambda: broker.topic_records("custom")
                                 and broker.topic_records("auth0"), 15)
@@ -457,9 +435,6 @@ stream|from().measurement('o')
                                             "client_id": "kapa-client",
                                             "client_secret": "s/ecret"}
         assert sent[0]["auth"] == ""
-    finally:
-        for endpoint in (custom, auth0, other):
-            endpoint.close()
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -47,6 +47,7 @@ from kapa_core.denylist import DenyList
 from kapa_core.plugin_api import HandlerError
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import free_port
+from tests.integration.pki import ca_and_server
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -266,6 +267,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         auth.stop()
 
 
+def latest_output(daemon: DaemonProcess, task: str) -> float | None:
+    """The last value of the task's httpOut('out'), None before it has any."""
+    body = httpx.get(f"{daemon.url}{API}/tasks/{task}/out").json()
+    series = body.get("series") or []
+    return series[0]["values"][-1][-1] if series else None
+
+
 def test_tickscript_template_topic_payload_qos_and_retained(env: SimpleNamespace) -> None:
     daemon = env.daemon
     with Subscriber(env.anon.port, "alerts/#") as sub:
@@ -392,13 +400,7 @@ stream|from().measurement('mq4')
     write(daemon, "mq4 v=5 1\nmq4 v=7 2\n")
     line = daemon.wait_for_log(r"alert handler failed.*broker 'down'")
     assert f"127.0.0.1:{env.down}" in line
-
-    def latest() -> float | None:
-        body = httpx.get(f"{daemon.url}{API}/tasks/{task}/out").json()
-        series = body.get("series") or []
-        return series[0]["values"][-1][-1] if series else None
-
-    assert wait_for(lambda: latest() == 7.0)
+    assert wait_for(lambda: latest_output(daemon, task) == 7.0)
 
 
 def test_config_override_then_shutdown_disconnects(broker_factory: Any) -> None:
@@ -498,25 +500,29 @@ async def test_keepalive_pings_then_disconnect_on_close(broker_factory: Any,
 
 
 def make_certificates(directory: Path) -> dict[str, str]:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    """A throw-away CA and a P-256 server certificate for 127.0.0.1, as
+    ``Mosquitto(tls=...)`` takes them."""
+    if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    ca, ca_key = directory / "ca.pem", directory / "ca.key"
-    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
-    extensions = directory / "san.cnf"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n", encoding="utf-8")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    for args in (
-        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2",
-         "-subj", "/CN=kapa-test-ca"],
-        ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", cert, "-days", "2", "-extfile", extensions],
-    ):
-        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True,
-                       timeout=30)
+    ca, cert, key = ca_and_server(directory, key="ec")
     return {"ca": str(ca), "cert": str(cert), "key": str(key)}
+
+
+async def publish_past_tls_checks(broker_port: int, prefix: str,
+                                  elements: tuple[mqtt.MQTTConfig, ...],
+                                  no_tls: str) -> list[wire.Message]:
+    """Publish to ``prefix``/<broker name> through each of ``elements``: 'verified' and
+    'skip' deliver, 'untrusted' fails certificate verification, ``no_tls`` (whose far end
+    does not speak TLS) fails. Returns the two messages the broker got."""
+    with Subscriber(broker_port, f"{prefix}/#") as sub:
+        async with running(*elements) as service:
+            await service.publish("verified", f"{prefix}/verified", b"one", 1, False)
+            await service.publish("skip", f"{prefix}/skip", b"two", 2, False)
+            with pytest.raises(HandlerError, match=r"broker 'untrusted'.*certificate verify"):
+                await service.publish("untrusted", f"{prefix}/untrusted", b"three", 1, False)
+            with trio.fail_after(15), pytest.raises(HandlerError, match=f"broker '{no_tls}'"):
+                await service.publish(no_tls, f"{prefix}/{no_tls}", b"four", 1, False)
+            return await sub.await_messages(2)
 
 
 async def test_tls_brokers(broker_factory: Any, tmp_path: Path) -> None:
@@ -527,15 +533,7 @@ async def test_tls_brokers(broker_factory: Any, tmp_path: Path) -> None:
                 element("skip", f"tls://{address}", insecure_skip_verify=True),
                 element("untrusted", f"mqtts://{address}"),
                 element("plain", f"tcp://{address}"))
-    with Subscriber(broker.port, "tls/#") as sub:
-        async with running(*elements) as service:
-            await service.publish("verified", "tls/verified", b"one", 1, False)
-            await service.publish("skip", "tls/skip", b"two", 2, False)
-            with pytest.raises(HandlerError, match=r"broker 'untrusted'.*certificate verify"):
-                await service.publish("untrusted", "tls/untrusted", b"three", 1, False)
-            with trio.fail_after(15), pytest.raises(HandlerError, match="broker 'plain'"):
-                await service.publish("plain", "tls/plain", b"four", 1, False)
-            got = await sub.await_messages(2)
+    got = await publish_past_tls_checks(broker.port, "tls", elements, no_tls="plain")
     assert sorted((m.topic, m.payload) for m in got) == [("tls/skip", b"two"),
                                                          ("tls/verified", b"one")]
 
@@ -803,13 +801,7 @@ stream|from().measurement('ws3')
     assert ("/nope", "mqtt") in ws_env.refusing.requests
     assert ws_env.refusing.connections == 0
     assert ws_env.broker.connections("kapa-ws-missing") == 0
-
-    def latest() -> float | None:
-        body = httpx.get(f"{daemon.url}{API}/tasks/{task}/out").json()
-        series = body.get("series") or []
-        return series[0]["values"][-1][-1] if series else None
-
-    assert wait_for(lambda: latest() == 7.0)
+    assert wait_for(lambda: latest_output(daemon, task) == 7.0)
 
 
 async def test_websocket_reconnects_after_the_bridge_drops(
@@ -862,15 +854,7 @@ async def test_wss_brokers(broker_factory: Any, bridge_factory: Any, tmp_path: P
                 element("skip", f"{bridge.url}/mqtt", insecure_skip_verify=True),
                 element("untrusted", bridge.url),
                 element("no-tls", f"wss://127.0.0.1:{plain.port}", ssl_ca=tls["ca"]))
-    with Subscriber(broker.port, "wss/#") as sub:
-        async with running(*elements) as service:
-            await service.publish("verified", "wss/verified", b"one", 1, False)
-            await service.publish("skip", "wss/skip", b"two", 2, False)
-            with pytest.raises(HandlerError, match=r"broker 'untrusted'.*certificate verify"):
-                await service.publish("untrusted", "wss/untrusted", b"three", 1, False)
-            with trio.fail_after(15), pytest.raises(HandlerError, match="broker 'no-tls'"):
-                await service.publish("no-tls", "wss/no-tls", b"four", 1, False)
-            got = await sub.await_messages(2)
+    got = await publish_past_tls_checks(broker.port, "wss", elements, no_tls="no-tls")
     assert sorted((m.topic, m.payload) for m in got) == [("wss/skip", b"two"),
                                                          ("wss/verified", b"one")]
     assert bridge.requests == [("/mqtt", "mqtt"), ("/mqtt", "mqtt")]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, run_cli, to_toml
+from tests.integration.pki import self_signed
 
 GO_PLAIN_HTTP_ANSWER = (b"HTTP/1.0 400 Bad Request\r\n\r\n"
                         b"Client sent an HTTP request to an HTTPS server.\n")
@@ -41,11 +41,7 @@ class Certs:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     folder = tmp_path_factory.mktemp("https")
-    cert, key = folder / "kapacitor.crt", folder / "kapacitor.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed(folder, cn="localhost", san="IP:127.0.0.1,DNS:localhost")
     combined = folder / "kapacitor.pem"
     combined.write_text(cert.read_text() + key.read_text())
     return Certs(str(cert), str(key), str(combined))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
-from tests.integration.local_http import LocalHTTPServer
+from tests.integration.local_http import ServedHTTP
 from tests.integration.test_alerts import wait_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "v2-api-token=="
 
 
-class Compat2x:
+class Compat2x(ServedHTTP):
     """/ping, /query and /write of InfluxDB 2.x's 1.x compatibility API."""
 
     def __init__(self) -> None:
@@ -88,20 +88,13 @@ class Compat2x:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = LocalHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
-def influx2():
-    server = Compat2x()
-    yield server
-    server.close()
+def influx2() -> Iterator[Compat2x]:
+    with Compat2x() as server:
+        yield server
 
 
 @pytest.mark.parametrize("credentials", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from kapa_core.logs import Logger
 from kapa_core.services import ServiceContext
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import InfluxD, free_port
+from tests.integration.pki import ca_and_server
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +37,7 @@ def influx_auth():
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it."""
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
-    return d / "ca.pem", d / "server.pem", d / "server.key"
+    return ca_and_server(tmp_path_factory.mktemp("pki"))
 
 
 async def ping(config: InfluxDBConfig) -> str:

@@ -4,7 +4,6 @@ every write to it (http, https or udp) and stream tasks see the points."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from kapa_core.influxdb.client import quote_ident, quote_string
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import InfluxD, free_port
+from tests.integration.pki import self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -148,12 +148,7 @@ def http_daemon(influx: InfluxD) -> Iterator[DaemonProcess]:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("pki")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", "key.pem", "-out", "cert.pem"],
-                   check=True, capture_output=True, cwd=d)
-    return d / "cert.pem", d / "key.pem"
+    return self_signed(tmp_path_factory.mktemp("pki"))
 
 
 # -- http ---------------------------------------------------------------------------------
