@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import httpx
+
 from tests.integration.local_http import ServedHTTP
 
 
@@ -28,6 +30,12 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request as a dict (``headers`` case-insensitive), for tests that add
+        fields of their own (e.g. the parsed JSON body)."""
+        return {"method": self.method, "path": self.path,
+                "headers": httpx.Headers(self.headers), "body": self.body}
 
 
 class HTTPRecorder(ServedHTTP):

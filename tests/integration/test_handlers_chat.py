@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
-from tests.integration.test_alert_handlers import Recorder
+from tests.integration.http_recorder import HTTPRecorder
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -47,7 +47,7 @@ class SensuClient:
 
 @pytest.fixture(scope="module")
 def servers():
-    recorder = Recorder()
+    recorder = HTTPRecorder(status=200).start()
     sensu = SensuClient()
     try:
         yield recorder, sensu
@@ -86,11 +86,11 @@ def header(request: dict, name: str) -> str:
     return next((v for k, v in request["headers"].items() if k.lower() == name.lower()), "")
 
 
-def sent(recorder: Recorder, path: str, text: str, count: int = 2) -> list[dict]:
+def sent(recorder: HTTPRecorder, path: str, text: str, count: int = 2) -> list[dict]:
     """The first ``count`` requests to ``path`` whose body mentions ``text``."""
     def matching():
-        found = [r for r in list(recorder.requests)
-                 if r["path"] == path and text.encode() in r["body"]]
+        found = [r.as_dict() for r in list(recorder.requests)
+                 if r.path == path and text.encode() in r.body]
         return found if len(found) >= count else None
     found = wait_for(matching, timeout=10) or []
     assert len(found) >= count, f"{path}: {recorder.requests}"

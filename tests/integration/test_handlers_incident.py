@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
-from tests.integration.test_alert_handlers import Recorder
+from tests.integration.http_recorder import HTTPRecorder
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 
@@ -78,7 +78,7 @@ def basic(user: str, password: str) -> str:
 
 
 class Setup:
-    def __init__(self, daemon: DaemonProcess, recorder: Recorder, tasks: dict[str, str]):
+    def __init__(self, daemon: DaemonProcess, recorder: HTTPRecorder, tasks: dict[str, str]):
         self.daemon = daemon
         self.recorder = recorder
         self.tasks = tasks
@@ -89,7 +89,7 @@ class Setup:
         def found() -> list[dict[str, Any]] | None:
             hits = []
             for request in list(self.recorder.requests):
-                parsed = {**request, "json": json.loads(request["body"])}
+                parsed = {**request.as_dict(), "json": json.loads(request.body)}
                 if match(parsed):
                     hits.append(parsed)
             return hits if len(hits) >= count else None
@@ -106,7 +106,7 @@ def path(prefix: str) -> Callable[[dict[str, Any]], bool]:
 
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
-    recorder = Recorder()
+    recorder = HTTPRecorder(status=200).start()
     url = recorder.url
     config = {
         "http": {"log-enabled": False},

@@ -84,11 +84,11 @@ def test_installed_package_section_api_and_service_lifecycle(site: Path) -> None
 
 
 def test_installed_handler_from_tickscript_and_topic_handler(site: Path) -> None:
-    from tests.integration.test_alert_handlers import Recorder
+    from tests.integration.http_recorder import HTTPRecorder
     from tests.integration.test_alerts import wait_for
     from tests.integration.test_tasks import define, write
 
-    recorder = Recorder()
+    recorder = HTTPRecorder(status=200).start()
     try:
         config = {"example": {"enabled": True, "url": recorder.url + "/events",
                               "token": "tkn"}, "http": {"log-enabled": False}}
@@ -106,12 +106,12 @@ stream|from().measurement('plug')
 """)
             write(daemon, "plug v=5 1\n")
             assert wait_for(lambda: len(recorder.requests) >= 2)
-        bodies = {b["id"]: b for b in (json.loads(r["body"]) for r in recorder.requests)}
+        bodies = {b["id"]: b for b in (json.loads(r.body) for r in recorder.requests)}
         assert bodies["plug-alert"]["severity"] == "page"
         assert bodies["plug-alert"]["level"] == "CRITICAL"
         assert bodies["plug-topic"]["severity"] == "warning"
-        assert {r["path"] for r in recorder.requests} == {"/events"}
-        assert recorder.requests[0]["headers"]["Authorization"] == "Bearer tkn"
+        assert {r.path for r in recorder.requests} == {"/events"}
+        assert recorder.requests[0].headers["authorization"] == "Bearer tkn"
     finally:
         recorder.close()
 
