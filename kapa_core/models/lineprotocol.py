@@ -24,6 +24,7 @@ path built on ``str.split``; the rest go through a careful character scanner.
 from __future__ import annotations
 
 import gc
+import sys
 import time as _time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,10 @@ MIN_TIME = -9223372036854775806
 MAX_TIME = 9223372036854775806
 _MAX_INT = 2**63 - 1
 _MAX_UINT = 2**64 - 1
+_MAX_FLOAT = sys.float_info.max
+#: Characters InfluxDB's scanner takes as the start of a number (anything else is read
+#: as a boolean).
+_NUMBER_START = frozenset("0123456789.-nN")
 
 
 @dataclass(frozen=True)
@@ -137,14 +142,23 @@ def _shown(line: str) -> str:
 # -- values ---------------------------------------------------------------------------------
 
 def _number(v: str) -> FieldValue:
+    """A field value that is not a quoted string.
+
+    The reasons are InfluxDB's: a value whose first character cannot start a number is
+    read as a boolean ("invalid boolean"); ``nan``, ``-inf``, ``1x``... are "invalid
+    number"; a float that overflows to ±Inf (``1e309``) is "invalid float", so no
+    infinity or NaN ever enters the stream from a write (JSON has no word for them).
+    """
     last = v[-1]
-    if "0" <= last <= "9" or last == ".":  # the common case: a float
-        try:
+    if ("0" <= last <= "9" or last == ".") and v[0] in _NUMBER_START:
+        try:  # the common case: a float
             number = float(v)
         except ValueError:
             raise _Bad("invalid number") from None
-        if v[0] == "+" or "_" in v or not v.isascii():
+        if "_" in v or not v.isascii():
             raise _Bad("invalid number")
+        if not -_MAX_FLOAT <= number <= _MAX_FLOAT:
+            raise _Bad("invalid float")
         return number
     if last == "i":
         digits = v[:-1]
@@ -169,16 +183,9 @@ def _number(v: str) -> FieldValue:
     boolean = _BOOLS.get(v)
     if boolean is not None:
         return boolean
-    if v[0].isalpha() and v[0] not in "nNiI":
+    if v[0] not in _NUMBER_START:  # inf, Infinity, +1, abc
         raise _Bad("invalid boolean")
-    try:
-        number = float(v)
-    except ValueError:
-        raise _Bad("invalid number") from None
-    body = v.lstrip("+-")
-    if "_" in v or not body or body[0] in "nNiI" or v[0] == "+" or not v.isascii():
-        raise _Bad("invalid number")
-    return number
+    raise _Bad("invalid number")  # nan, NaN, -inf, 1x, 1e, -
 
 
 def _is_int(text: str) -> bool:
@@ -209,14 +216,14 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
                 retention_policy: str = "") -> Point | None:
     parts = line.split(" ")
     n = len(parts)
-    if n == 3:
+    if n == 3 and (parts[2].isdigit() or _is_int(parts[2])):
         key, fields_text, ts_text = parts
         ts = _timestamp(ts_text, scale)
     elif n == 2:
         key, fields_text = parts
         ts = now_ns
-    else:
-        point = _parse_slow(line, scale, now_ns)  # odd spacing: let the scanner explain
+    else:  # odd spacing (`m v=1 `, `m v=1 \t1`) or a bad timestamp: the scanner decides
+        point = _parse_slow(line, scale, now_ns)
         if point is not None:
             point.database = database
             point.retention_policy = retention_policy
@@ -295,7 +302,7 @@ def _parse_quoted(line: str, scale: int, now_ns: int) -> Point | None:
     if pos < n and rest[pos] != " ":
         return _parse_slow(line, scale, now_ns)
     ts_text = rest[pos:].strip(" ")
-    if " " in ts_text:
+    if ts_text and not _is_int(ts_text):
         return _parse_slow(line, scale, now_ns)
     head = _parse_fast(f"{key} _=0", scale, now_ns)
     if head is None:
@@ -402,12 +409,27 @@ def _parse_slow(line: str, scale: int, now_ns: int) -> Point | None:
         break
     if pos < n and line[pos] != " ":
         raise _Bad("invalid field format")
-    rest = line[pos:].strip(" \t")
-    if not rest:
-        return Point(name, tags, fields, now_ns)
-    if " " in rest or "\t" in rest:
-        raise _Bad("bad timestamp")
-    return Point(name, tags, fields, _timestamp(rest, scale))
+    return Point(name, tags, fields, _trailing_timestamp(line, pos, scale, now_ns))
+
+
+def _trailing_timestamp(line: str, pos: int, scale: int, now_ns: int) -> int:
+    """The optional timestamp after the fields, read as InfluxDB's ``scanTime`` reads it.
+
+    Blanks (spaces, tabs, NULs) before it are skipped, so ``m v=1 `` and ``m v=1 \t``
+    have no timestamp (``now_ns``); after it only spaces may follow ("point is invalid").
+    """
+    n = len(line)
+    while pos < n and line[pos] in " \t\0":
+        pos += 1
+    end = line.find(" ", pos)
+    if end < 0:
+        end = n
+    if end == pos:
+        return now_ns
+    ts = _timestamp(line[pos:end], scale)
+    if line[end:].strip(" "):
+        raise _Bad("point is invalid")
+    return ts
 
 
 def _string(line: str, start: int) -> tuple[str, int]:

@@ -102,12 +102,48 @@ def test_last_duplicate_field_wins() -> None:
     ("m v=-1u", "invalid unsigned integer"),
     ('m v="open', "unbalanced quotes"),
     ("m v=1 12x", "bad timestamp"),
-    ("m v=1 1 2", "bad timestamp"),
+    ("m v=1 1 2", "point is invalid"),
+    ("m v=1 1\t", "bad timestamp"),
+    ("m v=1e309", "invalid float"),
+    ("m v=-1e309", "invalid float"),
+    ("m v=" + "9" * 400, "invalid float"),
+    ("m v=1E+400", "invalid float"),
+    ("m v=NaN", "invalid number"),
+    ("m v=-inf", "invalid number"),
+    ("m v=-Infinity", "invalid number"),
+    ("m v=inf", "invalid boolean"),
+    ("m v=Infinity", "invalid boolean"),
+    ("m v=+inf", "invalid boolean"),
+    ("m v=+1", "invalid boolean"),
     ("m v=1 99999999999999999999", "timestamp out of range"),
     ("m v=99999999999999999999i", "value out of range"),
 ])
 def test_error_reasons(line: str, reason: str) -> None:
     assert error(line) == reason
+
+
+@pytest.mark.parametrize("line", ["m v=1 ", "m v=1  ", "m v=1 \t", "m v=1\t ",
+                                  "m,t=a v=1 ", 'm s="x" ', 'm s="a\\"b" ', "m v=1 \r"])
+def test_blanks_after_the_fields_mean_no_timestamp(line: str) -> None:
+    # InfluxDB's scanTime skips blanks, then finds no timestamp: the point gets "now".
+    if line == "m v=1\t ":  # a tab inside the value is part of the number
+        assert error(line) == "invalid number"
+        return
+    assert one(line).time == 42
+
+
+@pytest.mark.parametrize(("line", "ts"), [("m v=1 \t7", 7), ("m v=1  7", 7),
+                                          ("m v=1 7 ", 7), ("m v=1 \t 7  ", 7),
+                                          ('m s="x" \t7', 7), ("m v=1 \x007", 7)])
+def test_blanks_around_a_timestamp(line: str, ts: int) -> None:
+    assert one(line).time == ts
+
+
+def test_no_infinity_or_nan_from_a_write() -> None:
+    result = parse("m a=1e308,b=-1e308,c=1e-400 1\nm v=1e309 2\nm v=nan 3\n", now_ns=0)
+    assert [p.fields for p in result.points] == [{"a": 1e308, "b": -1e308, "c": 0.0}]
+    assert [(e.line, e.reason) for e in result.errors] == [(2, "invalid float"),
+                                                            (3, "invalid number")]
 
 
 def test_bad_lines_are_numbered_and_good_lines_kept() -> None:
