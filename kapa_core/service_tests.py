@@ -15,12 +15,12 @@ request with ``success: false`` and the reason, as Kapacitor reports it.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.alert import kinds as registry
@@ -28,6 +28,8 @@ from kapa_core.alert import options as opts
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.levels import Level
 from kapa_core.errors import APIError, ConfigError, KapaError
+from kapa_core.glob import compile_glob
+from kapa_core.logs import Logger
 
 TEST_TIMEOUT = 30.0
 EVENT_KEYS = ("id", "message", "level")
@@ -46,6 +48,7 @@ class ServiceTests:
         self.alerts = alerts
         self.service = service
         self.service_names = service_names
+        self.log = Logger("service-tests")
 
     def all(self) -> dict[str, ServiceTest]:
         tests: dict[str, ServiceTest] = {}
@@ -59,7 +62,9 @@ class ServiceTests:
         return dict(sorted(tests.items()))
 
     def matching(self, pattern: str) -> list[ServiceTest]:
-        return [t for name, t in self.all().items() if fnmatch.fnmatchcase(name, pattern)]
+        """Tests whose name matches the glob ``pattern``; :class:`GlobError` if malformed."""
+        matches = compile_glob(pattern)
+        return [t for name, t in self.all().items() if matches(name)]
 
     def get(self, name: str) -> ServiceTest:
         test = self.all().get(name)
@@ -80,8 +85,13 @@ class ServiceTests:
                 await test.run(options)
         except trio.TooSlowError:
             return {"success": False, "message": f"test timed out after {TEST_TIMEOUT:g}s"}
+        except httpx.InvalidURL as exc:  # e.g. longer than a URL may be: the option is bad
+            raise APIError(400, f"invalid url option for service {name!r}: {exc}") from None
         except (KapaError, OSError, ValueError, TypeError) as exc:
             return {"success": False, "message": str(exc) or type(exc).__name__}
+        except Exception as exc:  # a plugin's own failure: reported, never a 500
+            self.log.error("service test failed", service=name, err=repr(exc))
+            return {"success": False, "message": f"{type(exc).__name__}: {exc}"}
         return {"success": True, "message": ""}
 
     # -- handler kinds ------------------------------------------------------------------

@@ -11,7 +11,6 @@ flusher (a task must not wait on a disk sync per event) and restored at start.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import trio
 
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.levels import Level
+from kapa_core.glob import filter_names
 from kapa_core.logs import Logger
 from kapa_core.storage import TOPIC_STATES
 
@@ -192,9 +192,8 @@ class Topics:
         return topic
 
     def matching(self, pattern: str = "", min_level: Level = Level.OK) -> list[Topic]:
-        return [t for _, t in sorted(self.topics.items())
-                if (not pattern or fnmatch.fnmatchcase(t.id, pattern))
-                and t.level >= min_level]
+        ids = filter_names(sorted(self.topics), pattern)
+        return [t for t in (self.topics[i] for i in ids) if t.level >= min_level]
 
     def delete(self, topic_id: str) -> None:
         topic = self.topics.pop(topic_id, None)

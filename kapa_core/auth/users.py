@@ -13,7 +13,6 @@ Names follow Kapacitor's rule: letters, digits, ``-``, ``.``, ``_`` and ``@``. T
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import trio
 
 from kapa_core.auth.principal import Principal
 from kapa_core.errors import APIError
+from kapa_core.glob import compile_glob
 from kapa_core.storage import USERS, Store
 
 BASE = "/kapacitor/v1/users"
@@ -102,42 +102,6 @@ class User:
                    frozenset(p for p in raw.get("permissions", ()) if p in GRANTS))
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Go's ``path.Match`` syntax (``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\`` escapes)."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i + 1 >= len(pattern):
-                raise ValueError("syntax error in pattern")
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif ch == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1:i + 2] == "^" else i + 1)
-            if end < 0:
-                raise ValueError("syntax error in pattern")
-            body = pattern[i + 1:end]
-            negate = body.startswith("^")
-            if negate:
-                body = body[1:]
-            if not body:
-                raise ValueError("syntax error in pattern")
-            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    try:
-        return re.compile("^" + "".join(out) + "$")
-    except re.error:
-        raise ValueError("syntax error in pattern") from None
-
-
 class UserStore:
     """Users in the SQLite store; ``listeners`` are told the name of every user changed."""
 
@@ -197,9 +161,9 @@ class UserStore:
 
     async def list(self, pattern: str = "", offset: int = 0, limit: int = 100) -> list[User]:
         """Users whose name matches the glob ``pattern`` (all when empty), by name."""
-        regex = _glob_regex(pattern) if pattern else None
+        matches = compile_glob(pattern) if pattern else None
         rows = await self.store.aitems_json(USERS)
-        users = [User.decode(raw) for name, raw in rows if regex is None or regex.match(name)]
+        users = [User.decode(raw) for name, raw in rows if matches is None or matches(name)]
         return users[offset:offset + limit]
 
     async def create(self, name: str, password: str, admin: bool,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-import fnmatch
-import json
 from typing import Any
 
 from kapa_core.alert.levels import Level
 from kapa_core.alert.service import AlertService, HandlerSpec
 from kapa_core.alert.topics import Topic
 from kapa_core.errors import APIError
-from kapa_core.http.messages import Request, Response
+from kapa_core.glob import filter_names
+from kapa_core.http.messages import Request, Response, decode_json
 from kapa_core.http.router import Router
 
 BASE = "/kapacitor/v1/alerts/topics"
@@ -109,15 +108,15 @@ class AlertsAPI:
     @staticmethod
     def _body(request: Request) -> Any:
         try:
-            return json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+            return decode_json(request.body or b"null")
+        except ValueError as exc:
             raise APIError(400, f"invalid handler json: {exc}") from None
 
     async def list_handlers(self, request: Request) -> Response:
         topic = request.params["topic"]
         pattern = _pattern(request)
-        specs = [s.to_json() for (t, hid), s in sorted(self.alerts.specs.items())
-                 if t == topic and (not pattern or fnmatch.fnmatchcase(hid, pattern))]
+        ids = filter_names(sorted(hid for t, hid in self.alerts.specs if t == topic), pattern)
+        specs = [self.alerts.specs[topic, hid].to_json() for hid in ids]
         return Response.json({"link": {"rel": "self", "href": f"{BASE}/{topic}/handlers"},
                               "topic": topic, "handlers": specs})
 
@@ -143,8 +142,8 @@ class AlertsAPI:
     async def patch_handler(self, request: Request) -> Response:
         old = self._spec(request)
         try:
-            ops = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+            ops = decode_json(request.body or b"null")
+        except ValueError as exc:
             raise APIError(400, f"invalid patch json: {exc}") from None
         document = {"id": old.id, "kind": old.kind, "options": copy.deepcopy(old.options),
                     "match": old.match}

@@ -3,13 +3,12 @@ the JSON body and ``script-format`` parameter of the task and template endpoints
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from kapa_core.errors import APIError
-from kapa_core.http.messages import Request
+from kapa_core.glob import filter_names
+from kapa_core.http.messages import JSONBodyError, Request, decode_json
 from kapa_core.tick.format import format_script
 
 
@@ -28,9 +27,7 @@ def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...]
     if offset < 0 or limit < 0:
         raise APIError(400, "offset and limit must not be negative")
     pattern = request.arg("pattern")
-    chosen = sorted(ids)
-    if pattern:
-        chosen = [i for i in chosen if fnmatch.fnmatchcase(i, pattern)]
+    chosen = filter_names(sorted(ids), pattern)
     return chosen[offset:offset + limit], fields
 
 
@@ -65,8 +62,8 @@ def json_body(request: Request, *, prefix: str = "invalid JSON", what: str = "an
     <reason>`` otherwise, or just ``<prefix>`` without ``details`` (each endpoint answers
     with the wording Kapacitor uses there)."""
     try:
-        body = json.loads(request.body or empty)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = decode_json(request.body or empty)
+    except JSONBodyError as exc:
         raise APIError(400, f"{prefix}: {exc}" if details else prefix) from None
     if not isinstance(body, dict):
         raise APIError(400, f"{prefix}: expected {what}" if details else prefix)

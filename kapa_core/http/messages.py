@@ -3,10 +3,65 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 JSON_TYPE = "application/json; charset=utf-8"
+#: a ``\\uD800``-``\\uDFFF`` escape: the only way a JSON text can carry a lone surrogate
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class JSONBodyError(ValueError):
+    """A request body that is not acceptable JSON (the message says why)."""
+
+
+def decode_json(body: bytes | str) -> Any:
+    """Decode a request body as Go's ``encoding/json`` would.
+
+    Go replaces a lone UTF-16 surrogate escape (``"\\ud800"``) with U+FFFD instead of
+    failing, so kapa-core does too: such a string can then be stored, logged and
+    encoded like any other. Nesting deeper than Python's recursion allows is refused
+    with :class:`JSONBodyError` rather than escaping as a ``RecursionError``.
+    """
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise JSONBodyError("nesting too deep") from None
+    except UnicodeDecodeError as exc:
+        raise JSONBodyError(f"invalid UTF-8: {exc.reason} at byte {exc.start}") from None
+    except ValueError as exc:
+        raise JSONBodyError(str(exc)) from None
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if _SURROGATE_ESCAPE.search(raw):
+        value = _replace_surrogates(value)
+    return value
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (pairs are never lone in a
+    Python str: ``json`` joins escaped pairs into one character)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """``value`` with :func:`without_surrogates` applied to every string, keys included;
+    iterative, so a deep but decodable document cannot exhaust the stack."""
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = without_surrogates(item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            fixed = {without_surrogates(k): v for k, v in item.items()}
+            item.clear()
+            item.update(fixed)
+            stack.extend((item, k) for k in item)
+    return root[0]
 
 
 @dataclass
@@ -48,8 +103,12 @@ class Response:
     def json(cls, obj: Any, status: int = 200, *, pretty: bool = True) -> Response:
         """JSON, pretty-printed with four spaces as Kapacitor's API does."""
         text = json.dumps(obj, indent=4 if pretty else None, ensure_ascii=False,
-                          separators=None if pretty else (",", ":"))
-        return cls(status, [("content-type", JSON_TYPE)], (text + "\n").encode())
+                          separators=None if pretty else (",", ":")) + "\n"
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate from somewhere: U+FFFD, as Go writes
+            data = without_surrogates(text).encode()
+        return cls(status, [("content-type", JSON_TYPE)], data)
 
     @classmethod
     def error(cls, status: int, message: str) -> Response:
@@ -61,7 +120,8 @@ class Response:
 
     @classmethod
     def text(cls, status: int, text: str) -> Response:
-        return cls(status, [("content-type", "text/plain; charset=utf-8")], text.encode())
+        return cls(status, [("content-type", "text/plain; charset=utf-8")],
+                   without_surrogates(text).encode())
 
     @classmethod
     def raw(cls, status: int, body: bytes, content_type: str) -> Response:

@@ -46,6 +46,9 @@ MAX_HEAD_BYTES = 64 * 1024
 #: Bytes per second a request body must average (beyond the first idle timeout).
 MIN_BODY_RATE = 1000
 GZIP_MIN_BYTES = 1024
+#: the answer when even the error response cannot be built
+INTERNAL_ERROR = Response(500, [("content-type", JSON_TYPE)],
+                          b'{\n    "error": "internal error"\n}\n')
 _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ")
 
 
@@ -191,6 +194,8 @@ class HTTPServer:
             except trio.TooSlowError:
                 self.log.debug("connection closed: the client was too slow",
                                client=f"{client[0]}:{client[1]}")
+            except Exception:  # the last guard: one connection never stops the server
+                self.log.exception("connection failed", client=f"{client[0]}:{client[1]}")
             finally:
                 self._connections.discard(conn)
                 if self._closing and not self._connections:
@@ -346,7 +351,10 @@ class HTTPServer:
         except Exception as exc:  # one failing request never takes the server down
             self.log.exception("request failed", method=request.method, path=request.path,
                                request_id=request.request_id)
-            return Response.error(500, f"internal error: {type(exc).__name__}: {exc}")
+            try:
+                return Response.error(500, f"internal error: {type(exc).__name__}: {exc}")
+            except Exception:
+                return INTERNAL_ERROR
 
     # -- writing ----------------------------------------------------------------------
     def _final_headers(self, request: Request | None, response: Response,
@@ -376,15 +384,32 @@ class HTTPServer:
             headers.append(("connection", "close"))
         return headers, body
 
+    def _head(self, request: Request | None, response: Response,
+              close: bool) -> tuple[h11.Response, bytes]:
+        """The response head (h11 checks every header as it is built) and body; a
+        response that cannot be encoded becomes a 500, so the client always gets one."""
+        try:
+            if not isinstance(response.body, bytes):
+                raise TypeError(f"response body is {type(response.body).__name__}, "
+                                "not bytes")
+            headers, body = self._final_headers(request, response, close)
+            return h11.Response(status_code=response.status,
+                                reason=_reason(response.status),
+                                headers=[(_canonical(k), v) for k, v in headers]), body
+        except Exception:
+            self.log.exception("cannot encode response", status=response.status,
+                               request_id=request.request_id if request else None)
+            headers, body = self._final_headers(request, INTERNAL_ERROR, close)
+            return h11.Response(status_code=500, reason=_reason(500),
+                                headers=[(_canonical(k), v) for k, v in headers]), body
+
     async def _send(self, io: trio.abc.Stream, h: h11.Connection, request: Request | None,
                     response: Response, *, close: bool = False) -> None:
-        headers, body = self._final_headers(request, response, close)
-        head = h11.Response(status_code=response.status, reason=_reason(response.status),
-                            headers=[(_canonical(k), v) for k, v in headers])
+        head, body = self._head(request, response, close)
         try:
             data = h.send(head)
             if body and (request is None or request.method != "HEAD") and \
-                    response.status not in (204, 304):
+                    head.status_code not in (204, 304):
                 data += h.send(h11.Data(data=body))
             data += h.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kapa_core import logs
 from kapa_core.engine.statistics import debug_vars
 from kapa_core.errors import APIError
-from kapa_core.http.messages import Request, Response
+from kapa_core.http.messages import Request, Response, decode_json
 from kapa_core.http.router import Router
 
 
@@ -39,7 +38,7 @@ class ServerAPI:
 
     async def loglevel(self, request: Request) -> Response:
         try:
-            body = json.loads(request.body or b"null")
+            body = decode_json(request.body or b"null")
             level = body["level"]
             if not isinstance(level, str):
                 raise TypeError("level must be a string")

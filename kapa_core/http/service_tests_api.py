@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.errors import APIError
+from kapa_core.glob import GlobError
 from kapa_core.http.listing import json_body
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
@@ -29,10 +30,12 @@ class ServiceTestsAPI:
 
     async def list(self, request: Request) -> Response:
         pattern = request.arg("pattern", "*") or "*"
-        if pattern.count("[") != pattern.count("]"):
-            raise APIError(400, f"invalid pattern {pattern!r}")
+        try:
+            tests = self.tests.matching(pattern)
+        except GlobError as exc:
+            raise APIError(400, f"invalid pattern {pattern!r}: {exc}") from None
         return Response.json({"link": {"rel": "self", "href": BASE},
-                              "services": [_json(t) for t in self.tests.matching(pattern)]})
+                              "services": [_json(t) for t in tests]})
 
     async def get(self, request: Request) -> Response:
         return Response.json(_json(self.tests.get(request.params["name"])))
