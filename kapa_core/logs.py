@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Any, TextIO
@@ -21,6 +22,24 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR}
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
           logging.ERROR: "error", logging.CRITICAL: "error"}
+
+
+#: Secrets that could reach a log line inside a URL or a header: the ``p``, ``password``
+#: and ``token`` query parameters (``?u=admin&p=secret``), the password of
+#: ``scheme://user:password@host`` and an ``Authorization`` value.
+_SECRETS = (
+    (re.compile(r"([?&](?:p|password|token)=)[^&\s\"#]+", re.IGNORECASE), r"\1[REDACTED]"),
+    (re.compile(r"(://[^/\s:@\"]{0,256}:)(?!\*\*\*@)[^@/\s\"]{1,256}@"), r"\1***@"),
+    (re.compile(r"(authorization['\"\\]*\s*[=:]\s*['\"\\]*(?:[A-Za-z]+ )?)[^\s'\"\\]+",
+                re.IGNORECASE), r"\1[REDACTED]"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of :data:`_SECRETS` replaced."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _quote(value: Any) -> str:
@@ -47,6 +66,11 @@ class LogfmtFormatter(logging.Formatter):
         line = format_logfmt(fields)
         if record.exc_info:
             line += " err=" + _quote(self.formatException(record.exc_info).splitlines()[-1])
+        if "p=" in line or "://" in line or "uthorization" in line \
+                or "password=" in line or "token=" in line:
+            line = redact(line)
+        if not line.isascii():  # a lone surrogate cannot be written: shown escaped instead
+            line = line.encode("utf-8", "backslashreplace").decode("utf-8")
         return line
 
 
