@@ -14,6 +14,9 @@ One :class:`DenyList` serves both directions:
 
 IPv4-mapped IPv6 addresses (``::ffff:10.0.0.1``) are matched as the IPv4 address they
 carry, and IPv6 zone ids (``fe80::1%eth0``) are ignored, so neither form slips through.
+An unspecified address (``0.0.0.0/8``, ``::``) is where Linux connects to the local host,
+so it is refused whenever the loopback address is (``http://0:9092/`` reaches a listener
+on 127.0.0.1); and after every connect the peer actually reached is checked again.
 Every refusal is logged with its reason and counted (:meth:`DenyList.statistics`).
 """
 
@@ -34,6 +37,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+#: addresses a connect() sends to the local host: "this network" and IPv6 unspecified
+_THIS_HOST = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("::/128"))
+_LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 
 
 class OutgoingDenied(KapaError, OSError):
@@ -98,9 +104,13 @@ class DenyList:
                 return None
         elif isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        for network in self.networks:
-            if address.version == network.version and address in network:
-                return network
+        candidates: tuple[Address, ...] = (address,)
+        if any(address.version == local.version and address in local for local in _THIS_HOST):
+            candidates += _LOOPBACK
+        for candidate in candidates:
+            for network in self.networks:
+                if candidate.version == network.version and candidate in network:
+                    return network
         return None
 
     def statistics(self) -> dict[str, int]:
@@ -241,6 +251,16 @@ def guarded_socket_factory(denylist: DenyList) -> trio.abc.SocketFactory | None:
         async def connect(self, address: Any) -> None:
             self._guard(address)
             await super().connect(address)
+            if self.family in _INET:  # the peer really reached, whatever the address said
+                try:
+                    peer = self.getpeername()
+                except OSError:
+                    return
+                try:
+                    denylist.check_address(str(peer[0]), via="connect")
+                except OutgoingDenied:
+                    self.close()
+                    raise
 
         async def sendto(self, *args: Any) -> int:
             self._guard(args[-1])
