@@ -21,6 +21,7 @@ from kapa_core.models.duration import Duration
 from kapa_core.storage import TASKS, Store
 from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
+from kapa_core.tick.regex import compile_regex
 
 ID = re.compile(r"^[-._\w]+$")
 #: Scripts longer than this are parsed and checked in a worker thread.
@@ -85,6 +86,11 @@ def parse_vars(raw: Any) -> dict[str, Var]:
                 raise ValueError("not a boolean")
             elif kind in ("string", "regex", "lambda") and not isinstance(value, str):
                 raise ValueError("not a string")
+            elif kind == "regex":
+                try:
+                    compile_regex(value)
+                except re.error as exc:
+                    raise ValueError(f"invalid regex /{value}/: {exc}") from None
             elif kind == "list":
                 value = [item.get("value") if isinstance(item, dict) else item
                          for item in (value or [])]
@@ -93,6 +99,15 @@ def parse_vars(raw: Any) -> dict[str, Var]:
                            ) from None
         out[name] = Var(kind, value, str(spec.get("description", "")))
     return out
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of ``value``'s type, for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
 
 
 class TaskService:
@@ -138,6 +153,10 @@ class TaskService:
         """The task ``body`` describes, checked and evaluated. A large script is parsed
         in a worker thread, so the API keeps answering other requests meanwhile."""
         script = body.get("script")
+        for key in ("template-id", "type", "status"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise APIError(400, f"invalid {key}: expected a string, got "
+                               f"{_json_kind(body[key])}")
         template_id = body.get("template-id") or (existing.template_id if existing else "")
         if not isinstance(script, str) and template_id:
             template = self.template_lookup(template_id)
@@ -221,7 +240,13 @@ class TaskService:
         task.id = task_id
         await self._apply_status(task, evaluated)
         self.tasks[task.id] = task
-        await self.save(task)
+        try:
+            await self.save(task)
+        except BaseException:  # not stored: not half-created either
+            self.tasks.pop(task.id, None)
+            with trio.CancelScope(shield=True):
+                await self.master.stop(task.id)
+            raise
         return task
 
     async def update(self, task_id: str, body: dict[str, Any]) -> TaskDef:
