@@ -38,7 +38,7 @@ from kapa_core.auth.credentials import (
 from kapa_core.auth.permissions import METHOD_PRIVILEGES, api_path, authorize, go_quote
 from kapa_core.auth.principal import Authenticator, Principal
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
-from kapa_core.http.messages import JSON_TYPE, Request, Response
+from kapa_core.http.messages import JSON_TYPE, Request, Response, without_surrogates
 from kapa_core.logs import Logger
 
 PPROF_PREFIX = "/kapacitor/v1/debug/pprof"
@@ -55,7 +55,8 @@ def error_response(status: int, message: str) -> Response:
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
-    return Response(status, [("content-type", JSON_TYPE)], text.encode("utf-8"))
+    return Response(status, [("content-type", JSON_TYPE)],
+                    without_surrogates(text).encode("utf-8"))
 
 
 class AuthMiddleware:

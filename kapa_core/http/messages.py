@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,17 @@ def without_surrogates(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (pairs are never lone in a
     Python str: ``json`` joins escaped pairs into one character)."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _replace_surrogates(value: Any) -> Any:
@@ -101,9 +113,18 @@ class Response:
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, *, pretty: bool = True) -> Response:
-        """JSON, pretty-printed with four spaces as Kapacitor's API does."""
-        text = json.dumps(obj, indent=4 if pretty else None, ensure_ascii=False,
-                          separators=None if pretty else (",", ":")) + "\n"
+        """JSON, pretty-printed with four spaces as Kapacitor's API does.
+
+        Always valid JSON: a NaN or infinite float (computed by a lambda, say; written
+        values are refused at /write) is written as ``null`` rather than as the
+        ``NaN``/``Infinity`` no JSON parser accepts."""
+        indent, separators = (4, None) if pretty else (None, (",", ":"))
+        try:
+            text = json.dumps(obj, indent=indent, ensure_ascii=False, separators=separators,
+                              allow_nan=False) + "\n"
+        except ValueError:
+            text = json.dumps(_finite(obj), indent=indent, ensure_ascii=False,
+                              separators=separators) + "\n"
         try:
             data = text.encode()
         except UnicodeEncodeError:  # a lone surrogate from somewhere: U+FFFD, as Go writes

@@ -111,3 +111,15 @@ def test_decode_json_refuses_deep_nesting_and_bad_bytes_with_a_message() -> None
             raise AssertionError(f"{body[:10]!r} was accepted")
 
 
+
+
+def test_json_responses_are_always_valid_json() -> None:
+    import json
+    body = Response.json({"values": [[1, float("inf")], [2, float("nan")],
+                                     [3, -float("inf")], [4, 1.5]]}).body
+    assert json.loads(body, parse_constant=lambda c: pytest_fail(c)) == {
+        "values": [[1, None], [2, None], [3, None], [4, 1.5]]}
+
+
+def pytest_fail(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
