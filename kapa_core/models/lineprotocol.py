@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import sys
 import time as _time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,10 @@ class LineError:
 @dataclass
 class ParseResult:
     points: list[Point] = field(default_factory=list)
+    #: The first ``max_errors`` bad lines (all of them without a cap).
     errors: list[LineError] = field(default_factory=list)
+    #: How many lines were bad, listed or not.
+    bad_lines: int = 0
 
 
 class _Bad(Exception):
@@ -74,21 +78,26 @@ def precision_scale(precision: str) -> int:
     return scale
 
 
-def parse(body: bytes | str, *, precision: str = "n", now_ns: int | None = None,
-          database: str = "", retention_policy: str = "") -> ParseResult:
-    """Parse a body of line protocol; bad lines are reported, never raised."""
+def parse(body: bytes | bytearray | memoryview | str, *, precision: str = "n",
+          now_ns: int | None = None, database: str = "", retention_policy: str = "",
+          first_line: int = 1, max_errors: int | None = None) -> ParseResult:
+    """Parse a body of line protocol; bad lines are reported, never raised.
+
+    ``first_line`` is the number of the body's first line (a piece of a larger body,
+    see :func:`pieces`); at most ``max_errors`` bad lines are kept as :class:`LineError`
+    (``bad_lines`` counts them all), so a body of a million bad lines costs no memory.
+    """
     scale = precision_scale(precision)
     if now_ns is None:
         now_ns = _time.time_ns()
     result = ParseResult()
     points = result.points
-    errors = result.errors
     bad_utf8 = False
     if isinstance(body, bytes | bytearray | memoryview):
         try:
-            text = bytes(body).decode("utf-8")
+            text = str(body, "utf-8")  # a memoryview too, without copying it first
         except UnicodeDecodeError:  # only then is every line checked for stray bytes
-            text = bytes(body).decode("utf-8", "surrogateescape")
+            text = str(body, "utf-8", "surrogateescape")
             bad_utf8 = True
     else:
         text = body
@@ -97,17 +106,37 @@ def parse(body: bytes | str, *, precision: str = "n", now_ns: int | None = None,
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of small dicts: the cyclic collector would only slow us down
     try:
-        _parse_lines(text, scale, now_ns, database, retention_policy, append, errors,
-                     bad_utf8)
+        result.bad_lines = _parse_lines(text, scale, now_ns, database, retention_policy,
+                                        append, result.errors, bad_utf8, first_line,
+                                        max_errors)
     finally:
         if gc_was_enabled:
             gc.enable()
     return result
 
 
+def pieces(body: bytes, size: int) -> Iterator[tuple[int, int, int]]:
+    """Cut ``body`` into pieces of about ``size`` bytes, each ending after a newline:
+    ``(start, end, number of its first line)``. A piece is parsed on its own (a newline
+    byte never occurs inside a UTF-8 sequence), so a large body can be parsed a piece at
+    a time while line numbers stay those of the whole body."""
+    n = len(body)
+    start = 0
+    line = 1
+    while start < n:
+        end = body.find(b"\n", min(start + size, n) - 1)
+        end = n if end < 0 else end + 1
+        yield start, end, line
+        line += body.count(b"\n", start, end)
+        start = end
+
+
 def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
-                 append: Any, errors: list[LineError], bad_utf8: bool) -> None:
-    for number, line in enumerate(text.split("\n"), 1):
+                 append: Any, errors: list[LineError], bad_utf8: bool, first_line: int,
+                 max_errors: int | None) -> int:
+    """Parse every line of ``text``; returns how many were bad."""
+    bad = 0
+    for number, line in enumerate(text.split("\n"), first_line):
         if line.endswith("\r"):
             line = line[:-1]
         if not line or line[0] == "#" or line.isspace():
@@ -128,10 +157,13 @@ def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_po
             else:
                 point = _parse_fast(line, scale, now_ns, database, retention_policy)
         except _Bad as exc:
-            errors.append(LineError(number, _shown(line), str(exc)))
+            bad += 1
+            if max_errors is None or len(errors) < max_errors:
+                errors.append(LineError(number, _shown(line), str(exc)))
             continue
         if point is not None:  # None: a line of blanks and a comment
             append(point)
+    return bad
 
 
 def _shown(line: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kapa_core.models.lineprotocol import parse
+from kapa_core.models.lineprotocol import parse, pieces
 from kapa_core.models.point import Point, to_line
 
 
@@ -193,3 +193,33 @@ def test_to_line_round_trips(name, tags, fields, time) -> None:
 def test_arbitrary_input_never_raises(body) -> None:
     result = parse(body, now_ns=0)
     assert len(result.points) + len(result.errors) <= max(1, len(body)) + 1
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 10_000])
+def test_pieces_cut_after_newlines_and_keep_line_numbers(size: int) -> None:
+    body = b"".join(b"m v=%d %d\n" % (i, i) if i % 7 else b"bad %d\n" % i
+                    for i in range(200)) + b"m v=1 1"  # no final newline
+    whole = parse(body, now_ns=0)
+    points, errors, bad = [], [], 0
+    ends = []
+    for start, end, first in pieces(body, size):
+        assert start == (ends[-1] if ends else 0)
+        assert end == len(body) or body[end - 1:end] == b"\n"
+        ends.append(end)
+        result = parse(body[start:end], now_ns=0, first_line=first, max_errors=3)
+        points += result.points
+        errors += result.errors
+        bad += result.bad_lines
+        assert len(result.errors) <= 3
+    assert ends[-1] == len(body)
+    assert points == whole.points
+    assert bad == whole.bad_lines == len(whole.errors) == 29
+    assert {(e.line, e.reason) for e in errors} <= {(e.line, e.reason) for e in whole.errors}
+    assert whole.errors[1].line == 8
+
+
+def test_max_errors_keeps_the_first_bad_lines_and_counts_all() -> None:
+    result = parse(b"x\n" * 1000 + b"m v=1 1\n", now_ns=0, max_errors=2)
+    assert [e.line for e in result.errors] == [1, 2]
+    assert result.bad_lines == 1000
+    assert len(result.points) == 1
