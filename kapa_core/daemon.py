@@ -297,7 +297,8 @@ class Daemon:
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,
-                          shutdown_timeout=http.shutdown_timeout / 1e9,
+                          # Kapacitor accepts a negative shutdown-timeout (no grace).
+                          shutdown_timeout=max(0, http.shutdown_timeout) / 1e9,
                           header_timeout=http.read_header_timeout / 1e9,
                           idle_timeout=http.idle_timeout / 1e9,
                           ssl_context=self._ssl_context(), access_log=http.log_enabled,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError
-from kapa_core.models.duration import SECOND, Duration
+from kapa_core.models.duration import MILLISECOND, SECOND, Duration
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 TLS_VERSIONS = ("", "tls1.0", "tls1.1", "tls1.2", "tls1.3")
@@ -201,6 +201,13 @@ class DeadmanConfig:
                     '{{ index .Fields "emitted" | printf "%0.3f" }} points/INTERVAL.')
     global_: bool = setting(False, doc="Add a deadman to the source node of every task.")
 
+    def validate(self) -> None:
+        # Kapacitor takes any interval here and panics when a global deadman ticks with
+        # one that is not positive; kapa-core refuses it up front.
+        if self.global_ and self.interval <= 0:
+            raise ConfigError("interval", f"must be greater than 0s when global = true, "
+                              f"got {self.interval}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class StatsConfig:
@@ -250,7 +257,7 @@ class UDFFunctionConfig:
             raise ConfigError("", "cannot set both prog and socket")
         if not self.prog and not self.socket:
             raise ConfigError("", "must set prog or socket")
-        if self.timeout <= 0:
+        if self.timeout <= MILLISECOND:  # Kapacitor's limit and words
             raise ConfigError("timeout", f"timeout is too small: {self.timeout}")
 
 

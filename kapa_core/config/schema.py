@@ -21,9 +21,12 @@ from functools import cache
 from typing import Any
 
 from kapa_core.errors import ConfigError
-from kapa_core.models.duration import Duration
+from kapa_core.models.duration import MAX_NS, MIN_NS, Duration, format_go
 
 _MISSING = dataclasses.MISSING
+MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
+OUT_OF_RANGE_DURATION = f": out of range (at most {format_go(MAX_NS)} either way)"
 
 
 def setting(
@@ -150,19 +153,22 @@ def coerce(value: Any, tp: Any, path: str, *, from_text: bool = False) -> Any:
         return ConfigError(path, f"invalid value {shown} (expected {type_label(tp)}){extra}")
 
     if tp is Duration:
+        # A number is nanoseconds. Like Go's time.Duration, the value must fit in an int64
+        # of nanoseconds (1e308, "3000000h" are refused, not kept as huge Python ints).
         if isinstance(value, bool):
             raise bad()
-        if isinstance(value, int):
-            return Duration(value)
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            if not MIN_NS <= value <= MAX_NS:
+                raise bad(OUT_OF_RANGE_DURATION)
             return Duration(int(value))
         if isinstance(value, str):
             if value == "":
                 return Duration(0)
             try:
                 return Duration.parse(value)
-            except ValueError:
-                raise bad() from None
+            except ValueError as exc:
+                raise bad(OUT_OF_RANGE_DURATION if "out of range" in str(exc) else ""
+                          ) from None
         raise bad()
     if tp is bool:
         if isinstance(value, bool):
@@ -173,18 +179,21 @@ def coerce(value: Any, tp: Any, path: str, *, from_text: bool = False) -> Any:
             if value in _FALSE:
                 return False
         raise bad()
-    if tp is int:
+    if tp is int:  # Go's int: 64 bits
         if isinstance(value, bool):
             raise bad()
-        if isinstance(value, int):
-            return value
+        number = value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and from_text:
+            number = int(value)
+        elif isinstance(value, str) and from_text:
             try:
-                return int(value, 0)
+                number = int(value, 0)
             except ValueError:
                 raise bad() from None
+        if isinstance(number, int):
+            if not MIN_INT <= number <= MAX_INT:
+                raise bad(f": out of range (at most {MAX_INT} either way)")
+            return number
         raise bad()
     if tp is float:
         if isinstance(value, bool):

@@ -30,6 +30,10 @@ _UNITS = {
 }
 _TICK_UNITS = {**_UNITS, "u": MICROSECOND, "µ": MICROSECOND, "d": DAY, "w": WEEK}
 
+#: Go's time.Duration is an int64 of nanoseconds: about 292 years either way.
+MIN_NS = -(2**63)
+MAX_NS = 2**63 - 1
+
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w|u|µ)")
 
 
@@ -42,7 +46,9 @@ class Duration(int):
     def parse(cls, text: str, *, tick: bool = False) -> Duration:
         """Parse Go duration text (``tick=True`` also accepts ``d``, ``w`` and ``u``).
 
-        Raises ValueError with a message saying what was expected.
+        Raises ValueError with a message saying what was expected, also for a value
+        outside Go's int64 nanoseconds (``1e308ns`` is not even syntax; ``3000000h`` is out
+        of range), which Go's ``time.ParseDuration`` refuses as "invalid duration".
         """
         units = _TICK_UNITS if tick else _UNITS
         s = text.strip()
@@ -60,17 +66,24 @@ class Duration(int):
             if match.start() != pos or match.group(2) not in units:
                 raise ValueError(f"invalid duration {text!r} (expected e.g. 10s, 1m0s, 500ms)")
             number, unit = match.groups()
+            if len(number.partition(".")[0]) > 20:  # past int64 in any unit (and int()
+                raise _out_of_range(text)              # refuses 4300 digits)
             scale = units[unit]
             if "." in number:
                 whole, _, frac = number.partition(".")
                 total += int(whole or "0") * scale
+                frac = frac[:30]  # digits past a nanosecond's precision, as Go drops them
                 if frac:
                     total += int(frac) * scale // 10 ** len(frac)
             else:
                 total += int(number) * scale
             pos = match.end()
+            if total > MAX_NS + 1:
+                raise _out_of_range(text)
         if pos != len(s):
             raise ValueError(f"invalid duration {text!r} (expected e.g. 10s, 1m0s, 500ms)")
+        if not MIN_NS <= sign * total <= MAX_NS:
+            raise _out_of_range(text)
         return cls(sign * total)
 
     def __str__(self) -> str:
@@ -82,6 +95,12 @@ class Duration(int):
 
     def __repr__(self) -> str:
         return f"Duration({format_go(int(self))!r})"
+
+
+def _out_of_range(text: str) -> ValueError:
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return ValueError(f"invalid duration {shown!r}: out of range (at most "
+                      f"{format_go(MAX_NS)} either way)")
 
 
 def _fraction(value: int, digits: int) -> str:

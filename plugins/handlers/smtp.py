@@ -55,14 +55,15 @@ class SMTPConfig:
     def validate(self) -> None:
         for i, text in enumerate(self.to_templates):
             option_template(text, f"toTemplates[{i}]", "smtp")
+        if self.idle_timeout < 0:  # Kapacitor refuses it even when disabled
+            raise ConfigError("idle-timeout", "must not be negative (idle timeout must be "
+                              "positive)")
         if not self.enabled:
             return
         if not self.host:
             raise ConfigError("host", "must be set when enabled = true")
         if not 0 < self.port <= 65535:
             raise ConfigError("port", f"invalid port {self.port} (expected 1-65535)")
-        if self.idle_timeout < 0:
-            raise ConfigError("idle-timeout", "must not be negative")
 
 
 @hookimpl

@@ -253,3 +253,62 @@ def test_config_path_lookup(tmp_path, monkeypatch) -> None:
     assert find_config_path(None, {"KAPACITOR_CONFIG_PATH": "/y.conf"}) == "/y.conf"
     monkeypatch.setattr("kapa_core.config.loader.DEFAULT_PATHS", (str(tmp_path / "none"),))
     assert find_config_path(None, {}) is None
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 2**63, "3000000h", "9223372036854775808ns",
+                                   "-2562047h47m16.854775809s"])
+def test_durations_outside_int64_nanoseconds_are_refused(value) -> None:
+    with pytest.raises(ConfigError, match=r"^cluster\[0\]\.timeout: invalid value .*"
+                       r"\(expected a duration such as 10s or 1m0s\): out of range"):
+        build({"cluster": [{"timeout": value}]})
+    with pytest.raises(ConfigError, match=r"cluster\[0\]\.timeout: .*out of range"):
+        build(None, None, [Override("cluster", "default", {"timeout": value})])
+
+
+def test_a_huge_duration_from_the_environment_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\[0\]\.timeout: .*out of range"):
+        build(None, {"KAPACITOR_CLUSTER_0_TIMEOUT": "99999999999h"})
+
+
+@pytest.mark.parametrize("value", [1e308, 2**64, -(2**63) - 1])
+def test_integers_outside_int64_are_refused(value) -> None:
+    with pytest.raises(ConfigError, match=r"^mail\.port: invalid value .* \(expected an "
+                       r"integer\): out of range"):
+        build({"mail": {"port": value}})
+    with pytest.raises(ConfigError, match=r"mail\.port: .*out of range"):
+        build(None, {"KAPACITOR_MAIL_PORT": str(int(value))})
+
+
+@pytest.mark.parametrize(("file", "message"), [
+    # Kapacitor's FunctionConfig.Validate: timeout <= 1ms is "too small".
+    ({"udf": {"functions": {"f": {"prog": "x", "timeout": "1ms"}}}},
+     r"^udf\.functions\.f\.timeout: timeout is too small: 1ms"),
+    ({"udf": {"functions": {"f": {"prog": "x", "timeout": "-1s"}}}},
+     r"^udf\.functions\.f\.timeout: timeout is too small: -1s"),
+    # Kapacitor panics when a global deadman ticks with a non-positive interval.
+    ({"deadman": {"global": True, "interval": "0s"}},
+     r"^deadman\.interval: must be greater than 0s when global = true, got 0s"),
+    ({"deadman": {"global": True, "interval": "-10s"}}, r"^deadman\.interval: must be"),
+])
+def test_durations_kapacitor_refuses(file, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(file)
+
+
+def test_durations_kapacitor_accepts_negative_stay_accepted() -> None:
+    config = build({"http": {"shutdown-timeout": "-1s"},
+                    "task": {"snapshot-interval": "-1m"},
+                    "deadman": {"interval": "-1s"}})  # unused unless global = true
+    assert config["http"].shutdown_timeout == -SECOND
+    assert config["task"].snapshot_interval == -MINUTE
+    assert build({"udf": {"functions": {"f": {"prog": "x", "timeout": "2ms"}}}})
+
+
+def test_smtp_idle_timeout_is_refused_negative_even_when_disabled() -> None:
+    from kapa_plugins.handlers.smtp import SMTPConfig
+
+    from kapa_core.config.schema import build as build_section
+
+    with pytest.raises(ConfigError, match=r"^smtp\.idle-timeout: must not be negative"):
+        build_section(SMTPConfig, {"enabled": False, "idle-timeout": "-1s"}, "smtp")
+    assert build_section(SMTPConfig, {"idle-timeout": "0s"}, "smtp").idle_timeout == 0
