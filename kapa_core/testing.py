@@ -6,6 +6,11 @@ port with its own data directory, and always stops it, even when the test fails:
     with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
         httpx.post(daemon.url + "/write?db=db", content=b"m v=1")
 
+The daemon writes its log and statistics asynchronously, so a check on them must wait for
+what it expects, with a deadline, rather than look once: ``wait_for_log(regex)``,
+``wait_for_text(substring)`` and ``wait_until(check)`` poll and fail with the last thing
+they saw.
+
 ``plugin_manager(module)`` loads only the given plugin modules (no entry points).
 """
 
@@ -14,20 +19,56 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from kapa_core.plugins import Plugins, load_plugins
 
 _READY = re.compile(r"^kapa-core \S+ ready: API on https?://(\S+)")
+_T = TypeVar("_T")
+
+
+def _tail(text: str, lines: int = 60) -> str:
+    kept = text.splitlines()[-lines:]
+    return "\n".join(kept) if kept else "(nothing)"
+
+
+def wait_until(probe: Callable[[], _T], timeout: float = 10.0, what: str = "", *,
+               until: Callable[[_T], Any] | None = None, interval: float = 0.05) -> _T:
+    """Poll ``probe`` until its value is truthy (or satisfies ``until``); return the value.
+
+    After ``timeout`` seconds it raises ``AssertionError`` naming ``what`` and showing
+    the last value ``probe`` returned (or the exception it last raised), so that e.g.
+    ``wait_until(lambda: stats(), until=lambda s: s["points"] >= 3)`` shows the figures.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            last: Any = probe()
+        except Exception as exc:  # e.g. a server not answering yet: try again
+            last, done = exc, False
+        else:
+            try:
+                done = until(last) if until is not None else last
+            except Exception:  # e.g. a statistic not there yet: not done
+                done = False
+        if done:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {what or probe}; last seen: "
+                f"{last!r}") from (last if isinstance(last, BaseException) else None)
+        time.sleep(interval)
 
 
 def plugin_manager(*modules: ModuleType) -> Plugins:
@@ -103,80 +144,120 @@ class DaemonProcess:
         self.env = dict(env or {})
         self.ready_timeout = ready_timeout
         self.use_config_flag = use_config_flag
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
         self.stdout_lines: list[str] = []
         self.url = ""
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
-        self._out_reader: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------
+    def command(self) -> list[str]:
+        """The daemon's command line."""
+        cmd = [sys.executable, "-m", "kapa_core.cli.daemon", "run"]
+        if self.use_config_flag:
+            cmd += ["-config", self.config_path]
+        return cmd + self.args
+
     def start(self) -> DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAPACITOR_")}
         env["HOME"] = str(self.dir)  # keep ~/.kapacitor out of the user's home
         env.update(self.env)
-        cmd = [sys.executable, "-m", "kapa_core.cli.daemon", "run"]
-        if self.use_config_flag:
-            cmd += ["-config", self.config_path]
-        cmd += self.args
         self.lines = []
         self.stdout_lines = []
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True, env=env,
-                                     cwd=str(self.dir))
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=str(self.dir))
         ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, args=(ready,), daemon=True)
+        self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)
         self._reader.start()
-        self._out_reader = threading.Thread(target=self._read_stdout, args=(ready,),
-                                            daemon=True)
-        self._out_reader.start()
         deadline = time.monotonic() + self.ready_timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self._reader.join(2)
+                self._reader.join(5)  # the rest of its output
                 self.kill()
                 raise RuntimeError("kapa-core did not become ready; its log:\n" +
                                    "\n".join(self.lines))
         return self
 
-    def _read(self, ready: threading.Event) -> None:
-        assert self.proc is not None
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
+    def _pump(self, ready: threading.Event) -> None:
+        """Collect stdout and stderr lines in one thread.
 
-    def _read_stdout(self, ready: threading.Event) -> None:
+        When the "ready" line arrives on stdout, whatever the daemon logged to stderr
+        before printing it is already in the stderr pipe: it is read before ``start()``
+        returns, so ``log()`` holds every line logged up to "kapa-core ready".
+        """
         assert self.proc is not None
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
+        assert self.proc.stderr is not None
+        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        sinks = {out: self.stdout_lines, err: self.lines}
+        partial = {out: b"", err: b""}
+
+        def take(fd: int) -> bool:
+            """Read what ``fd`` has; store whole lines. False at end of file."""
+            chunk = os.read(fd, 65536)
+            if chunk:
+                *whole, partial[fd] = (partial[fd] + chunk).split(b"\n")
+            else:  # end of file: a last line without a newline still counts
+                whole, partial[fd] = [partial[fd]] if partial[fd] else [], b""
+            fresh = [line.decode("utf-8", "replace").rstrip("\r") for line in whole]
             with self._lock:
-                self.stdout_lines.append(line)
-            match = _READY.search(line)
-            if match and not ready.is_set():
-                host, _, port = match.group(1).rpartition(":")
-                host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-                scheme = "https" if "https://" in line else "http"
-                self.url = f"{scheme}://{host}:{port}"
-                ready.set()
+                sinks[fd].extend(fresh)
+            if fd == out and not ready.is_set():
+                for line in fresh:
+                    if match := _READY.search(line):
+                        drain_stderr()
+                        host, _, port = match.group(1).rpartition(":")
+                        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+                        scheme = "https" if "https://" in line else "http"
+                        self.url = f"{scheme}://{host}:{port}"
+                        ready.set()
+                        break
+            return bool(chunk)
+
+        def drain_stderr() -> None:
+            while err in selector.get_map() and select.select([err], [], [], 0)[0]:
+                if not take(err):
+                    selector.unregister(err)
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(out, selectors.EVENT_READ)
+            selector.register(err, selectors.EVENT_READ)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    if key.fd in selector.get_map() and not take(key.fd):
+                        selector.unregister(key.fd)
 
     def log(self) -> str:
         with self._lock:
             return "\n".join(self.lines)
 
-    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
-        """The first log line matching the regex ``pattern``, waiting up to ``timeout``."""
+    def wait_for_log(self, pattern: str, timeout: float = 10.0, *, count: int = 1) -> str:
+        """The first log line matching the regex ``pattern``, waiting up to ``timeout``.
+
+        With ``count``, waits for that many matching lines and returns the last of them.
+        Fails with the end of the log once the deadline passes, or as soon as the daemon
+        has exited and its whole log has been read without a match.
+        """
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            finished = self._reader is not None and not self._reader.is_alive()
             with self._lock:
-                for line in self.lines:
-                    if regex.search(line):
-                        return line
+                found = [line for line in self.lines if regex.search(line)]
+            if len(found) >= count:
+                return found[count - 1]
+            if finished or time.monotonic() >= deadline:
+                break
             time.sleep(0.05)
-        raise AssertionError(f"no log line matching {pattern!r}; log:\n{self.log()}")
+        wanted = "a log line" if count == 1 else f"{count} log lines (saw {len(found)})"
+        why = "the daemon exited" if finished else f"after {timeout:g}s"
+        raise AssertionError(f"{why}: no {wanted} matching {pattern!r}; end of the log:\n"
+                             f"{_tail(self.log())}")
+
+    def wait_for_text(self, text: str, timeout: float = 10.0, *, count: int = 1) -> str:
+        """Like ``wait_for_log`` for a plain substring ``text`` rather than a regex."""
+        return self.wait_for_log(re.escape(text), timeout, count=count)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Signal the daemon and wait for it to exit; returns its exit code."""
@@ -200,9 +281,8 @@ class DaemonProcess:
         self._finish()
 
     def _finish(self) -> None:
-        for reader in (self._reader, self._out_reader):
-            if reader is not None:
-                reader.join(5)
+        if self._reader is not None:
+            self._reader.join(5)
 
     def close(self) -> None:
         try:
@@ -227,4 +307,4 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: str | None = 
                           timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
-__all__ = ["DaemonProcess", "plugin_manager", "run_cli", "signal", "to_toml"]
+__all__ = ["DaemonProcess", "plugin_manager", "run_cli", "signal", "to_toml", "wait_until"]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.http_recorder import HTTPRecorder
 from tests.integration.influxd import free_port
 from tests.integration.test_alerts import wait_for
@@ -64,11 +64,14 @@ def test_slack_global_handler_and_state_changes_only(recorder) -> None:
               "http": {"log-enabled": False}}
     with DaemonProcess(config) as daemon:
         define(daemon, "stream|from().measurement('g')|alert().crit(lambda: \"v\" > 1)")
-        write(daemon, "g v=5 1\ng v=6 2\ng v=7 3\n")
-        assert wait_for(lambda: len(recorder.requests) >= 1)
-        httpx.get(daemon.url + "/kapacitor/v1/ping")
-    assert len(recorder.requests) == 1  # repeats suppressed by state-changes-only
-    assert json.loads(recorder.requests[0].body)["channel"] == "#all"
+        # The recovery comes after the repeats: once it has been sent, any repeat would
+        # have been sent before it.
+        write(daemon, "g v=5 1\ng v=6 2\ng v=7 3\ng v=0 4\n")
+        wait_until(lambda: len(recorder.requests) >= 2, what="two Slack requests")
+    bodies = [json.loads(r.body) for r in recorder.requests]
+    # repeats suppressed by state-changes-only
+    assert [b["attachments"][0]["color"] for b in bodies] == ["danger", "good"]
+    assert bodies[0]["channel"] == "#all"
 
 
 def test_failing_endpoint_is_logged_and_the_task_goes_on() -> None:
@@ -80,11 +83,11 @@ def test_failing_endpoint_is_logged_and_the_task_goes_on() -> None:
 stream|from().measurement('f')|alert().crit(lambda: "v" > 1).slack()|httpOut('out')
 """)
             write(daemon, "f v=5 1\nf v=0 2\nf v=9 3\n")
-            assert wait_for(lambda: len(failing.requests) >= 3)
-            daemon.wait_for_log("alert handler failed")
-            assert "HTTP 500" in daemon.log()
-            out = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out").json()
-            assert out["series"][0]["values"][0][1] == 9.0
+            wait_until(lambda: len(failing.requests) >= 3, what="three Slack requests")
+            daemon.wait_for_log("alert handler failed.*HTTP 500")
+            wait_until(lambda: httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out")
+                       .json(), what="the last point on httpOut",
+                       until=lambda out: out["series"][0]["values"][0][1] == 9.0)
 
 
 @pytest.fixture

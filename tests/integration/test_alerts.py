@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.test_tasks import define, write
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,9 @@ def daemon():
         yield d
 
 
-def wait_for(predicate, timeout: float = 5.0):
+def wait_for(predicate, timeout: float = 10.0):
+    """Poll ``predicate`` until it is truthy; its last value once ``timeout`` has passed
+    (callers assert on it with their own message; ``wait_until`` raises instead)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -33,13 +36,21 @@ def wait_for(predicate, timeout: float = 5.0):
 
 
 def log_lines(path: Path, count: int) -> list[dict]:
+    """The JSON events of the alert log ``path`` once it holds ``count`` lines."""
     def read():
-        if not path.exists():
-            return None
-        lines = path.read_text().splitlines()
-        return lines if len(lines) >= count else None
-    lines = wait_for(read) or []
+        return path.read_text().splitlines() if path.exists() else []
+    lines = wait_until(read, what=f"{count} lines in {path}",
+                       until=lambda lines: len(lines) >= count)
     return [json.loads(line) for line in lines]
+
+
+def node_stats(daemon: DaemonProcess, task_id: str, node: str,
+               expected: dict[str, Any]) -> dict[str, Any]:
+    """The node's statistics once they include ``expected``; fails with the last ones."""
+    return wait_until(
+        lambda: httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["stats"][
+            "node-stats"][node], what=f"{node} statistics {expected}",
+        until=lambda stats: all(stats.get(k) == v for k, v in expected.items()))
 
 
 def test_levels_state_changes_and_event_json(daemon, tmp_path) -> None:
@@ -79,14 +90,15 @@ cpu,host=a usage=10 5
     assert events[2]["level"] == "OK" and events[2]["duration"] == 3 * 10**9
     raw = log.read_text().splitlines()[0]
     assert '"duration":0,' in raw and '"values":[["1970-01-01T00:00:02Z",75]]' in raw
-    stats = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["stats"]["node-stats"]
-    alert = stats["alert2"]
-    assert alert["alerts_triggered"] == 3 and alert["warns_triggered"] == 1
-    assert alert["crits_triggered"] == 1 and alert["oks_triggered"] == 1
+    node_stats(daemon, task_id, "alert2", {"alerts_triggered": 3, "warns_triggered": 1,
+                                           "crits_triggered": 1, "oks_triggered": 1})
     topic = f"main:{task_id}:alert2"
     topics = httpx.get(f"{daemon.url}{API}/alerts/topics").json()["topics"]
     assert any(t["id"] == topic for t in topics)
-    events_api = httpx.get(f"{daemon.url}{API}/alerts/topics/{topic}/events").json()
+    events_api = wait_until(
+        lambda: httpx.get(f"{daemon.url}{API}/alerts/topics/{topic}/events").json(),
+        what=f"the OK event on {topic}",
+        until=lambda body: body["events"][0]["state"]["level"] == "OK")
     assert events_api["events"][0]["id"] == "cpu:host=a"
     assert events_api["events"][0]["state"]["level"] == "OK"
     assert events_api["events"][0]["state"]["duration"] == "3s"
@@ -138,13 +150,15 @@ stream|from().measurement('disk').groupBy('host')
   |alert().warn(lambda: "used" > 80).crit(lambda: "used" > 90).topic('ops')
 """)
         write(daemon, "disk,host=a used=95 1\ndisk,host=b used=85 2\ndisk,host=b used=99 3\n")
-        assert wait_for(lambda: len(received) >= 1)
-        time.sleep(0.3)
+        wait_until(lambda: len(received) >= 1, what="an event on the TCP receiver")
+        time.sleep(0.3)  # after the last event arrived: nothing else follows
         assert len(received) == 1
         event = json.loads(received[0])
         assert event["id"] == "disk:host=b" and event["level"] == "CRITICAL"
-        topic = httpx.get(f"{daemon.url}{API}/alerts/topics/ops").json()
-        assert topic["level"] == "CRITICAL" and topic["collected"] == 3
+        topic = wait_until(lambda: httpx.get(f"{daemon.url}{API}/alerts/topics/ops").json(),
+                           what="3 events collected on topic ops",
+                           until=lambda body: body["collected"] == 3)
+        assert topic["level"] == "CRITICAL"
         patched = httpx.patch(f"{base}/crit-only", json=[
             {"op": "replace", "path": "/match", "value": "changed()"}])
         assert patched.status_code == 200 and patched.json()["match"] == "changed()"
@@ -242,8 +256,9 @@ stream|from().measurement('pub').groupBy('host')
     assert sorted(agg["details"].split("\n")) == ["pub:host=a WARNING",
                                                    "pub:host=b CRITICAL"]
     assert sorted(s["tags"]["host"] for s in agg["data"]["series"]) == ["a", "b"]
-    copy = httpx.get(f"{topics}/copy/events").json()
-    assert sorted(e["id"] for e in copy["events"]) == ["pub:host=a", "pub:host=b"]
+    wait_until(lambda: sorted(e["id"] for e in httpx.get(f"{topics}/copy/events").json()[
+        "events"]), what="both events on topic copy",
+        until=lambda ids: ids == ["pub:host=a", "pub:host=b"])
     time.sleep(1.2)  # no new events: the aggregate stays quiet
     assert len(summary.read_text().splitlines()) == 1
     assert httpx.delete(f"{topics}/copy/handlers/agg").status_code == 204
@@ -257,11 +272,11 @@ def test_global_deadman_watches_every_task_source() -> None:
         task_id = define(daemon, "stream|from().measurement('quiet')|httpOut('o')")
         dot = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["dot"]
         assert "stats3 -> derivative4" in dot and "derivative4 -> alert5" in dot
-        daemon.wait_for_log(f"id=\"nil:stream0 for task '{task_id}'\"")
-        assert "is dead: 0.000 points/1s." in daemon.log()
+        daemon.wait_for_text(f"id=\"nil:stream0 for task '{task_id}'\"")
+        daemon.wait_for_text("is dead: 0.000 points/1s.")
 
         def crits() -> int:
             dot = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["dot"]
             line = next(x for x in dot.splitlines() if x.startswith("alert5 ["))
             return int(line.split('crits_triggered="')[1].split('"')[0])
-        assert wait_for(lambda: crits() >= 1)
+        wait_until(crits, what="alert5 crits_triggered >= 1", until=lambda n: n >= 1)

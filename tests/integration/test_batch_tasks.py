@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.influxd import InfluxD
 
 pytestmark = pytest.mark.integration
@@ -133,6 +133,12 @@ def wait_for(check: Callable[[], Any], timeout: float = 8.0, what: str = "") -> 
     raise AssertionError(f"timed out waiting for {what or check}; last: {last!r}")
 
 
+def wait_for_stats(daemon: DaemonProcess, task_id: str,
+                   ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The query node's statistics once ``ready`` accepts them; fails with the last ones."""
+    return wait_until(lambda: query_stats(daemon, task_id), 10, what, until=ready)
+
+
 def windows(daemon: DaemonProcess, task_id: str, count: int, endpoint: str = "out",
             timeout: float = 8.0) -> list[Any]:
     """The first ``count`` different outputs of the endpoint."""
@@ -185,9 +191,9 @@ batch
         assert body == {"series": expected}
         assert all(isinstance(v[1], float) for s in body["series"] for v in s["values"])
     assert first_time(outputs[1]) > first_time(outputs[0])
-    stats = query_stats(daemon, task_id)
+    stats = wait_for_stats(daemon, task_id, lambda stats: stats["batches_queried"] >= 4
+                           and stats["points_queried"] >= 8, "4 batches and 8 points queried")
     assert stats["query_errors"] == 0 and stats["connect_errors"] == 0
-    assert stats["batches_queried"] >= 4 and stats["points_queried"] >= 8
     # Writes to the task's database do not reach a batch task.
     response = httpx.post(daemon.url + "/write?db=db&rp=autogen",
                           content=b"cpu,host=a v=99")
@@ -342,9 +348,8 @@ batch
     .align()
   |httpOut('out')
 """)
-    wait_for(lambda: query_stats(daemon, task_id)["query_errors"] >= 2, 6,
-             "two failed runs")
-    stats = query_stats(daemon, task_id)
+    stats = wait_for_stats(daemon, task_id, lambda stats: stats["query_errors"] >= 2,
+                           "two failed runs")
     assert stats["connect_errors"] == 0 and stats["batches_queried"] == 0
     line = daemon.wait_for_log(rf"error executing batch query.*task={task_id}")
     assert "cpu-bad" in line and "time >= " in line and "error parsing query" in line
@@ -366,8 +371,8 @@ batch
     windows(daemon, task_id, 1)
     influx.stop()
     try:
-        wait_for(lambda: query_stats(daemon, task_id)["connect_errors"] >= 2, 6,
-                 "connection errors while influxd is down")
+        wait_for_stats(daemon, task_id, lambda stats: stats["connect_errors"] >= 2,
+                       "connection errors while influxd is down")
         daemon.wait_for_log(rf"error executing batch query.*task={task_id}.*cannot "
                             "connect")
         assert task(daemon, task_id)["executing"] is True
@@ -381,6 +386,8 @@ batch
         body = http_out(daemon, task_id)
         return bool(body.get("series")) and first_time(body) > stopped_at
 
-    wait_for(resumed, 8, "results after influxd restarted")
-    assert query_stats(daemon, task_id)["batches_queried"] > down["batches_queried"]
+    wait_for(resumed, 10, "results after influxd restarted")
+    wait_for_stats(daemon, task_id,
+                   lambda stats: stats["batches_queried"] > down["batches_queried"],
+                   f"more than {down['batches_queried']} batches queried")
     daemon.wait_for_log(rf"batch query succeeds again.*task={task_id}")

@@ -106,6 +106,7 @@ def test_pidfile_and_log_level_from_kapacitor_opts(tmp_path: Path) -> None:
     with daemon:
         assert int(pidfile.read_text()) == daemon.proc.pid
         assert daemon.stop(signal.SIGTERM) == 0
+        daemon.wait_for_text('lvl=info msg="kapa-core ready"')  # the whole log was read
         assert "lvl=debug" not in daemon.log()  # -log-level from KAPACITOR_OPTS applied
     assert not pidfile.exists()
 
@@ -113,22 +114,26 @@ def test_pidfile_and_log_level_from_kapacitor_opts(tmp_path: Path) -> None:
 def test_command_line_flag_beats_kapacitor_opts() -> None:
     with DaemonProcess(args=["-log-level", "debug"],
                        env={"KAPACITOR_OPTS": "-log-level=error"}) as daemon:
-        assert "lvl=info" in daemon.log()
+        daemon.wait_for_text("lvl=info")
+        daemon.wait_for_text("lvl=debug")
 
 
 def test_log_file_flag_writes_logfmt(tmp_path: Path) -> None:
     logfile = tmp_path / "logs" / "k.log"
     with DaemonProcess(args=["-log-file", str(logfile)]) as daemon:
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0  # the daemon has exited: its stderr and file are complete
         assert "kapa-core starting" not in daemon.log()  # not on stderr
-    line = next(line for line in logfile.read_text().splitlines()
-                if 'msg="kapa-core ready"' in line)
+    written = logfile.read_text()
+    line = next((line for line in written.splitlines() if 'msg="kapa-core ready"' in line),
+                None)
+    assert line is not None, written
     assert line.startswith("ts=") and " lvl=info " in line and "service=server" in line
 
 
 def test_ready_line_is_printed_whatever_the_log_level() -> None:
     with DaemonProcess({"logging": {"level": "ERROR"}}) as daemon:
         assert daemon.url.startswith("http://127.0.0.1:")
+        assert daemon.stop() == 0  # the daemon has exited: its stderr is complete
         assert "lvl=info" not in daemon.log()
 
 

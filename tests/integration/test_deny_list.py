@@ -11,7 +11,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -23,7 +23,7 @@ from kapa_core.denylist import DenyList, OutgoingDenied
 from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.influxdb.write import WriteFailed, write
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.http_recorder import HTTPRecorder, TCPRecorder
 
 pytestmark = pytest.mark.integration
@@ -77,14 +77,6 @@ def denylist_stats(daemon: DaemonProcess, client: httpx.Client) -> dict[str, int
     return stats["denylist"]["values"]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 # -- incoming: API clients in a listed range ----------------------------------------------
 
 def test_client_in_denied_range_gets_403_json_and_is_logged() -> None:
@@ -101,6 +93,9 @@ def test_client_in_denied_range_gets_403_json_and_is_logged() -> None:
         assert client.head(daemon.url + V1 + "/ping").status_code == 204
         line = daemon.wait_for_log(r'msg="request denied.*client=127\.0\.0\.1')
         assert "127.0.0.0/8" in line and "lvl=warn" in line
+        daemon.wait_for_text('msg="request denied', count=len(OPERATIONS))
+        # The pings came after every denied request and were not denied.
+        daemon.wait_for_log(r'msg="http request" .*method=HEAD .*uri=/kapacitor/v1/ping')
         denied = [ln for ln in daemon.log().splitlines() if "request denied" in ln]
         assert len(denied) == len(OPERATIONS)
         assert daemon.proc is not None and daemon.proc.poll() is None
@@ -116,6 +111,8 @@ def test_client_outside_the_ranges_is_served() -> None:
         assert client.get(daemon.url + V1 + "/config").status_code == 200
         assert denylist_stats(daemon, client) == {"outgoing_refused": 0,
                                                   "incoming_refused": 0}
+        # The access log line of the last request: anything logged before it has been read.
+        daemon.wait_for_log(r'msg="http request" .*uri=/kapacitor/v1/debug/vars')
         assert "request denied" not in daemon.log()
 
 
@@ -127,7 +124,8 @@ def test_only_the_listed_address_is_denied() -> None:
         assert response.json()["error"].endswith(OTHER_LOOPBACK)
         # The denied request never reached the handler: no task exists.
         assert allowed.get(daemon.url + V1 + "/tasks").json()["tasks"] == []
-        assert denylist_stats(daemon, allowed)["incoming_refused"] == 1
+        wait_until(lambda: denylist_stats(daemon, allowed), what="incoming_refused == 1",
+                   until=lambda stats: stats["incoming_refused"] == 1)
         daemon.wait_for_log(rf"request denied.*client={OTHER_LOOPBACK}")
 
 
@@ -198,13 +196,16 @@ def http_post_errors(daemon: DaemonProcess, client: httpx.Client) -> int:
 def test_handlers_and_http_post_to_a_listed_address_are_refused(host: str) -> None:
     with outgoing_setup("127.0.0.1/32,::1/128") as (daemon, client, recorder, tcp):
         run_alerting_task(daemon, client, recorder, tcp, host=host)
-        wait_until(lambda: http_post_errors(daemon, client) == 1)
+        wait_until(lambda: http_post_errors(daemon, client), what="httpPost errors == 1",
+                   until=lambda errors: errors == 1)
         line = daemon.wait_for_log(r'msg="httpPost failed"')
         assert "not allowed (-blacklist-cidrs 127.0.0.1/32)" in line
         for kind in ("post", "tcp"):
             daemon.wait_for_log(rf'msg="alert handler failed".*kind={kind}.*not allowed')
         daemon.wait_for_log(r'msg="alert handler failed".*handler=to-recorder.*not allowed')
-        wait_until(lambda: denylist_stats(daemon, client)["outgoing_refused"] >= 4)
+        wait_until(lambda: denylist_stats(daemon, client), what="outgoing_refused >= 4",
+                   until=lambda stats: stats["outgoing_refused"] >= 4)
+        daemon.wait_for_text('msg="outgoing connection refused"', count=4)
         refusals = [ln for ln in daemon.log().splitlines()
                     if 'msg="outgoing connection refused"' in ln]
         assert all("addr=127.0.0.1" in ln and "range=127.0.0.1/32" in ln for ln in refusals)
@@ -215,9 +216,9 @@ def test_handlers_and_http_post_to_a_listed_address_are_refused(host: str) -> No
 def test_the_same_task_reaches_an_address_that_is_not_listed() -> None:
     with outgoing_setup("10.0.0.0/8") as (daemon, client, recorder, tcp):
         run_alerting_task(daemon, client, recorder, tcp, host="127.0.0.1")
-        wait_until(lambda: sorted(recorder.paths()) == ["/alert-node", "/node",
-                                                         "/topic-handler"])
-        wait_until(lambda: len(tcp.received) == 1)
+        wait_until(lambda: sorted(recorder.paths()), what="the three HTTP requests",
+                   until=lambda paths: paths == ["/alert-node", "/node", "/topic-handler"])
+        wait_until(lambda: len(tcp.received) == 1, what="one TCP alert")
         assert json.loads(tcp.received[0])["id"]
         assert http_post_errors(daemon, client) == 0
         assert "outgoing connection refused" not in daemon.log()

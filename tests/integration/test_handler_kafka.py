@@ -22,7 +22,7 @@ import pytest
 import trio
 from kapa_plugins.handlers import kafka_wire as wire
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
 from tests.integration.local_http import ServedHTTP
@@ -273,10 +273,12 @@ stream|from().measurement('f')
         daemon.wait_for_log(r"alert handler failed.*cannot connect to broker " + dead)
         daemon.wait_for_log(r"alert handler failed.*cluster 'off' is not enabled")
         daemon.wait_for_log(r"alert handler failed.*unknown cluster 'missing'")
-        assert wait_for(lambda: len(broker.produce_requests) >= 3, 10)
-        out = httpx.get(f"{daemon.url}{API}/tasks/{task_id}/out").json()
-        assert out["series"][0]["values"][0][1] == 9.0
-        assert daemon.log().count("INVALID_RECORD") >= 3  # every alert, not only the first
+        wait_until(lambda: len(broker.produce_requests) >= 3, what="3 Produce requests")
+        wait_until(lambda: httpx.get(f"{daemon.url}{API}/tasks/{task_id}/out").json(),
+                   what="the last point on httpOut",
+                   until=lambda out: out["series"][0]["values"][0][1] == 9.0)
+        # every alert, not only the first
+        daemon.wait_for_log(r"alert handler failed.*INVALID_RECORD", count=3)
     assert broker.records == []
     assert broker.failures == []
 

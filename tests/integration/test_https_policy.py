@@ -128,13 +128,8 @@ def plain(daemon: DaemonProcess, request: bytes) -> bytes:
 
 def handshake_errors(daemon: DaemonProcess, count: int, settle: float = 0.3) -> list[str]:
     """The handshake-error log lines, once there are ``count`` (and no more arrive)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        lines = [line for line in daemon.log().splitlines() if HANDSHAKE_ERROR in line]
-        if len(lines) >= count:
-            break
-        time.sleep(0.05)
-    time.sleep(settle)
+    daemon.wait_for_text(HANDSHAKE_ERROR, count=count)
+    time.sleep(settle)  # a surplus line would have arrived by now
     return [line for line in daemon.log().splitlines() if HANDSHAKE_ERROR in line]
 
 

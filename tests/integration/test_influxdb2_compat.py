@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.local_http import ServedHTTP
 from tests.integration.test_alerts import wait_for
 
@@ -149,5 +149,6 @@ def test_a_wrong_token_is_reported(influx2) -> None:
             "dbrps": [{"db": "my-db", "rp": "my-rp"}],
             "script": "batch|query('SELECT v FROM m').period(1m).every(300ms)|httpOut('o')"})
         daemon.wait_for_log(r"(?i)unauthori[sz]ed|authori[sz]ation failed")
-        task = httpx.get(daemon.url + "/kapacitor/v1/tasks/q").json()
-        assert task["stats"]["node-stats"]["query1"]["query_errors"] >= 1
+        wait_until(lambda: httpx.get(daemon.url + "/kapacitor/v1/tasks/q").json()["stats"][
+            "node-stats"]["query1"], what="query_errors >= 1",
+            until=lambda stats: stats["query_errors"] >= 1)

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    return check()
 
 
 def test_load_directory(tmp_path: Path) -> None:
@@ -51,10 +40,12 @@ def test_load_directory(tmp_path: Path) -> None:
         daemon.wait_for_log(r'msg="failed to load file" .*broken\.tick')
         httpx.post(base.replace("/kapacitor/v1", "") + "/write?db=telegraf&rp=autogen"
                    "&precision=s", content=b"mem v=2 1\ncpu v=3 2\n")
-        out = wait_until(lambda: httpx.get(base + "/tasks/mem_above/out").json()["series"])
+        out = wait_until(lambda: httpx.get(base + "/tasks/mem_above/out").json()["series"],
+                         what="output of mem_above")
         assert out[0]["values"] == [["1970-01-01T00:00:01Z", 2.0]]
         # A file that goes away takes its task with it at the next load (SIGHUP).
         (load / "tasks" / "cpu.tick").unlink()
         daemon.proc.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: httpx.get(base + "/tasks/cpu").status_code == 404)
+        wait_until(lambda: httpx.get(base + "/tasks/cpu").status_code, what="cpu deleted",
+                   until=lambda status: status == 404)
         assert httpx.get(base + "/tasks/mem_above").status_code == 200

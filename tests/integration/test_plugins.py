@@ -123,4 +123,4 @@ def test_broken_plugin_is_reported_and_daemon_runs(broken_site: Path) -> None:
     assert "broken" in out and "RuntimeError: missing licence" in out
     with DaemonProcess(env=env) as daemon:
         assert httpx.get(daemon.url + "/kapacitor/v1/ping").status_code == 204
-        assert "plugin broken (kapa_broken_plugin) failed to load" in daemon.log()
+        daemon.wait_for_text("plugin broken (kapa_broken_plugin) failed to load")

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count()
@@ -37,8 +37,8 @@ def write(daemon: DaemonProcess, lines: str, precision: str = "s") -> None:
 
 
 def output(daemon: DaemonProcess, task_id: str, expected, endpoint: str = "out"):
-    """Poll the httpOut endpoint until it equals ``expected`` (or give up after 5 s)."""
-    deadline = time.monotonic() + 5
+    """Poll the httpOut endpoint until it equals ``expected``; after 10 s, the last body."""
+    deadline = time.monotonic() + 10
     body = None
     while time.monotonic() < deadline:
         response = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/{endpoint}")
@@ -48,6 +48,11 @@ def output(daemon: DaemonProcess, task_id: str, expected, endpoint: str = "out")
                 return body
         time.sleep(0.05)
     return body
+
+
+def node_stats(daemon: DaemonProcess, task_id: str, node: str) -> dict:
+    task = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()
+    return task["stats"]["node-stats"][node]
 
 
 def run(daemon, script, lines, expected, **extra):
@@ -143,9 +148,9 @@ stream|from().measurement('m')|eval(lambda: "v" + 1.0).as('w')|httpOut('out')
     expected = {"series": [{"name": "m", "columns": ["time", "w"],
                             "values": [["1970-01-01T00:00:02Z", 3.0]]}]}
     assert output(daemon, task_id, expected) == expected
-    stats = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()["stats"]
-    assert stats["node-stats"]["eval2"]["errors"] == 1
-    assert "mismatched type to binary operator" in daemon.log()
+    wait_until(lambda: node_stats(daemon, task_id, "eval2"), what="eval2 errors == 1",
+               until=lambda stats: stats["errors"] == 1)
+    daemon.wait_for_text("mismatched type to binary operator")
 
 
 @pytest.mark.parametrize(("script", "message"), [
@@ -315,7 +320,13 @@ def test_debug_vars_show_node_and_edge_statistics(daemon) -> None:
     expected = {"series": [{"name": "dv", "columns": ["time", "v"],
                             "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
     assert output(daemon, task_id, expected) == expected
-    stats = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()
+
+    def from1_edge(stats: dict) -> dict:
+        return next(e for e in stats["kapacitor"].values() if e["name"] == "edges"
+                    and e["tags"]["task"] == task_id and e["tags"]["parent"] == "from1")
+    stats = wait_until(lambda: httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json(),
+                       what="the from1 edge's emitted == 2 in debug/vars",
+                       until=lambda stats: from1_edge(stats)["values"]["emitted"] == 2)
     assert stats["num_enabled_tasks"] >= 1
     entries = stats["kapacitor"].values()
     node = next(e for e in entries if e["name"] == "nodes" and e["tags"]["task"] == task_id
@@ -334,7 +345,9 @@ def test_dot_in_attribute_and_label_views(daemon) -> None:
                             "values": [["1970-01-01T00:00:02Z", 2.0]]}]}
     assert output(daemon, task_id, expected) == expected
     url = f"{daemon.url}/kapacitor/v1/tasks/{task_id}"
-    attributes = httpx.get(url).json()["dot"].splitlines()
+    attributes = wait_until(lambda: httpx.get(url).json()["dot"].splitlines(),
+                            what="processed=2 on from1 -> http_out2",
+                            until=lambda dot: 'from1 -> http_out2 [processed="2"];' in dot)
     assert attributes[0] == f"digraph {task_id} {{"
     assert attributes[1].startswith('graph [throughput="') and attributes[1].endswith(
         ' points/s"];')
@@ -489,17 +502,13 @@ var data = stream|from().measurement('st')
 data|stats(200ms)|httpOut('out')
 """)
     write(daemon, "st v=1 1\nst v=2 2\nst v=3 3\n")
-    deadline = time.monotonic() + 5
-    fields = None
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out").json()
-        if body["series"]:
-            series = body["series"][0]
-            fields = dict(zip(series["columns"], series["values"][0], strict=True))
-            if fields["emitted"] == 3:
-                break
-        time.sleep(0.05)
-    assert fields is not None and fields["emitted"] == 3
+
+    def emitted(body: dict) -> int:
+        series = body["series"][0]
+        return dict(zip(series["columns"], series["values"][0], strict=True))["emitted"]
+    body = wait_until(lambda: httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/out")
+                      .json(), what="a stats row with emitted == 3",
+                      until=lambda body: emitted(body) == 3)
     assert body["series"][0]["name"] == "stats"
 
 
@@ -528,8 +537,8 @@ stream|from().measurement('bar')
     expected = {"series": [{"name": "bar", "columns": ["time", "count"],
                             "values": [["1970-01-01T00:00:00.5Z", 2]]}]}
     assert output(daemon, task_id, expected) == expected
-    stats = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()["stats"]
-    assert stats["node-stats"]["barrier2"]["barriers"] >= 4
+    wait_until(lambda: node_stats(daemon, task_id, "barrier2"), what="barrier2 barriers >= 4",
+               until=lambda stats: stats["barriers"] >= 4)
 
 
 def test_barrier_needs_idle_or_period(daemon) -> None:

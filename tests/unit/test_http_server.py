@@ -19,7 +19,8 @@ from kapa_core.http.server import BodyTooLarge, HTTPServer, gunzip
 from kapa_core.logs import Logger
 
 
-def make_router() -> Router:
+def make_router(slow_started: trio.Event | None = None) -> Router:
+    """The test routes; ``slow_started`` is set when a request reaches ``/slow``."""
     router = Router()
 
     async def echo(request: Request) -> Response:
@@ -33,6 +34,8 @@ def make_router() -> Router:
         raise APIError(418, "short and stout")
 
     async def slow(request: Request) -> Response:
+        if slow_started is not None:
+            slow_started.set()
         await trio.sleep(0.5)
         return Response.json({"slow": True})
 
@@ -49,10 +52,11 @@ def make_router() -> Router:
     return router
 
 
-async def start(nursery: trio.Nursery, **kwargs) -> tuple[HTTPServer, str]:
+async def start(nursery: trio.Nursery, router: Router | None = None,
+                **kwargs) -> tuple[HTTPServer, str]:
     options = {"max_body_size": 10_000, "header_timeout": 1.0, "idle_timeout": 2.0,
                "access_log": False, **kwargs}
-    server = HTTPServer(make_router(), host="127.0.0.1", port=0, version="1.5.7",
+    server = HTTPServer(router or make_router(), host="127.0.0.1", port=0, version="1.5.7",
                         logger=Logger("http"), **options)
     host, port = await nursery.start(server.serve)
     scheme = "https" if kwargs.get("ssl_context") else "http"
@@ -209,7 +213,8 @@ async def test_slow_loris_is_cut_off_while_others_are_served(nursery) -> None:
 
 
 async def test_graceful_shutdown_finishes_in_flight_requests(nursery) -> None:
-    server, url = await start(nursery)
+    slow_started = trio.Event()
+    server, url = await start(nursery, make_router(slow_started))
     results = {}
 
     async def slow_client() -> None:
@@ -218,7 +223,8 @@ async def test_graceful_shutdown_finishes_in_flight_requests(nursery) -> None:
 
     async with trio.open_nursery() as inner:
         inner.start_soon(slow_client)
-        await trio.sleep(0.1)
+        with trio.fail_after(10):
+            await slow_started.wait()  # the request is in flight
         await server.shutdown()
     assert results["slow"] == {"slow": True}
     with pytest.raises(httpx.ConnectError):
@@ -265,10 +271,15 @@ async def test_tls_and_plain_http_mistake_is_logged(nursery, certificate, caplog
         plain = await client.get(url.replace("https://", "http://") + "/echo")
     assert plain.status_code == 400
     assert plain.text == "Client sent an HTTP request to an HTTPS server.\n"
-    await trio.sleep(0.1)
-    assert any(r.getMessage() == "http: TLS handshake error" and
-               "client sent an HTTP request to an HTTPS server" in str(r.__dict__.get("kv"))
-               for r in caplog.records)
+
+    def logged() -> bool:
+        return any(r.getMessage() == "http: TLS handshake error" and "client sent an HTTP "
+                   "request to an HTTPS server" in str(r.__dict__.get("kv"))
+                   for r in caplog.records)
+    with trio.move_on_after(10):  # the server logs it on its own task
+        while not logged():  # noqa: ASYNC110 - polling the captured records is the point
+            await trio.sleep(0.02)
+    assert logged(), [(r.getMessage(), r.__dict__.get("kv")) for r in caplog.records]
     await server.shutdown()
 
 
