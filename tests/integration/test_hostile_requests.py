@@ -204,7 +204,7 @@ def test_star_heavy_patterns_answer_while_pings_keep_flowing(
         pinger.join(30)
         client.delete(V1 + "/users/" + long_name)
     # a hang detector, not a benchmark: backtracking took from 5 s to minutes here
-    assert slowest[0] < 1.0, f"a ping waited {slowest[0]:.2f}s"
+    assert slowest[0] < 2.5, f"a ping waited {slowest[0]:.2f}s"
 
 
 # -- secrets stay out of the log --------------------------------------------------------------
