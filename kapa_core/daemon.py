@@ -58,6 +58,7 @@ from kapa_core.plugins import Plugins
 from kapa_core.service_tests import ServiceTests
 from kapa_core.services import ServiceContext, ServiceRunner, StartupContext
 from kapa_core.storage import Store
+from kapa_core.tick import limits
 
 PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
                  "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
@@ -167,6 +168,10 @@ class Daemon:
 
     async def _serve(self, task_status: Any) -> None:
         config = self.config
+        # [task] max-script-size / max-nodes for every script this daemon parses: its
+        # trio tasks and their worker threads inherit the context variable.
+        limits.install(limits.ScriptLimits(config["task"].max_script_size,
+                                           config["task"].max_nodes))
         raise_open_files_limit(self.log)
         self.log.info("kapa-core starting", version=self.version,
                       compatible=KAPACITOR_COMPAT_VERSION, pid=os.getpid(),

@@ -162,10 +162,28 @@ class StorageConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """[task]: deprecated task directory; snapshot interval of node state."""
+    """[task]: deprecated task directory; snapshot interval of node state; the size limits
+    of TICKscripts (kapa-core's own keys, see :mod:`kapa_core.tick.limits` for why)."""
 
     dir: str = setting("", doc="Empty means <data_dir>/tasks.")
     snapshot_interval: Duration = Duration(60 * SECOND)
+    # 1 MiB: ten times the largest real scripts we know of, three times the 300 kB
+    # stress scripts of our tests; a script at the limit costs a few seconds of a
+    # worker thread and up to ~200 MB while it is parsed.
+    max_script_size: int = setting(
+        1_048_576, doc="Largest TICKscript of a task or template (API or [load] "
+        "directory), in bytes; 0 means no limit. kapa-core only.")
+    # 10,000: real tasks have tens of nodes; each node costs memory and a little time
+    # for every point.
+    max_nodes: int = setting(
+        10_000, doc="Most pipeline nodes one task may have; 0 means no limit. "
+        "kapa-core only.")
+
+    def validate(self) -> None:
+        for name in ("max_script_size", "max_nodes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name.replace("_", "-"), "must not be negative (0 means "
+                                  "no limit)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,10 +23,21 @@ from kapa_core.engine.templates import TemplateService
 from kapa_core.errors import APIError, KapaError
 from kapa_core.logs import Logger
 from kapa_core.storage import LOAD, Store
+from kapa_core.tick import limits
+
+
+def _read(path: Path) -> str:
+    """A file's text; one larger than ``[task] max-script-size`` is refused unread."""
+    limit = limits.current().max_script_size
+    if limit:
+        size = path.stat().st_size
+        if size > limit:
+            raise limits.too_large(size, limit)
+    return path.read_text(encoding="utf-8")
 
 
 def _read_structured(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    text = _read(path)
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError("expected an object")
@@ -69,11 +80,21 @@ async def load_directory(directory: str, tasks: TaskService, templates: Template
             failed += 1
             log.error("failed to load file", file=str(path), err=str(exc))
 
+    async def upsert_script(kind: str, path: Path) -> None:
+        nonlocal failed
+        try:
+            script = _read(path)
+        except (KapaError, OSError, ValueError) as exc:  # too large, unreadable, not UTF-8
+            failed += 1
+            log.error("failed to load file", file=str(path), err=str(exc))
+            return
+        await upsert(kind, path.stem, {"script": script}, path)
+
     for path in sorted((root / "templates").glob("*.tick")):
-        await upsert("template", path.stem, {"script": path.read_text(encoding="utf-8")}, path)
+        await upsert_script("template", path)
     for path in sorted((root / "tasks").glob("*")):
         if path.suffix == ".tick":
-            await upsert("task", path.stem, {"script": path.read_text(encoding="utf-8")}, path)
+            await upsert_script("task", path)
         elif path.suffix in (".json", ".yaml", ".yml"):
             try:
                 data = _read_structured(path)

@@ -116,6 +116,9 @@ class NodeSpec:
     def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
         self.pipeline = pipeline
         self.parents = parents
+        # What the first parent provides, found once: a chain of thousands of nodes
+        # needs no recursion (nor quadratic time) to check its edges.
+        self._edge_in = parents[0].edge_out() if parents else Edge.NONE
         self.children: list[NodeSpec] = []
         self.id = pipeline.register(self) if pipeline is not None else 0
         self.quiet = False
@@ -128,7 +131,7 @@ class NodeSpec:
         return f"{self.kind}{self.id}"
 
     def edge_in(self) -> Edge:
-        return self.parents[0].edge_out() if self.parents else Edge.NONE
+        return self._edge_in
 
     def edge_out(self) -> Edge:
         return self.edge_in() if self.provides is Edge.SAME else self.provides

@@ -1,4 +1,7 @@
-"""The TICKscript syntax tree. Every node knows where it starts (line, column)."""
+"""The TICKscript syntax tree. Every node knows where it starts (line, column).
+
+Dataclasses with ``__slots__``: a script of a megabyte makes hundreds of thousands of nodes.
+"""
 
 from __future__ import annotations
 
@@ -6,73 +9,73 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     line: int
     col: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Number(Node):
     value: int | float
     octal: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class String(Node):
     value: str
     triple: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class DurationLit(Node):
     value: int  # nanoseconds
     text: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Regex(Node):
     pattern: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Bool(Node):
     value: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class Star(Node):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Reference(Node):
     name: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Identifier(Node):
     name: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ListLit(Node):
     items: list[Node]
 
 
-@dataclass
+@dataclass(slots=True)
 class Lambda(Node):
     expr: Node
     text: str = ""  # the source of the expression, for vars and formatting
 
 
-@dataclass
+@dataclass(slots=True)
 class Unary(Node):
     op: str
     operand: Node
 
 
-@dataclass
+@dataclass(slots=True)
 class Binary(Node):
     op: str
     left: Node
@@ -81,7 +84,7 @@ class Binary(Node):
     multiline: bool = False  # a line break followed the operator
 
 
-@dataclass
+@dataclass(slots=True)
 class Call(Node):
     """A function call: ``time(1m)`` at statement level, ``sigma("v")`` in a lambda."""
 
@@ -89,7 +92,7 @@ class Call(Node):
     args: list[Node]
 
 
-@dataclass
+@dataclass(slots=True)
 class Chain(Node):
     """``left | name(args)``, ``left . name(args)`` or ``left @ name(args)``."""
 
@@ -101,7 +104,7 @@ class Chain(Node):
     comment: str = ""  # a comment written just before the operator
 
 
-@dataclass
+@dataclass(slots=True)
 class VarDecl(Node):
     name: str
     value: Node | None  # None for a typed template var
@@ -109,13 +112,13 @@ class VarDecl(Node):
     comment: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Dbrp(Node):
     database: str
     retention_policy: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Program:
     statements: list[Node] = field(default_factory=list)
     comments: dict[int, str] = field(default_factory=dict)  # statement index -> comment

@@ -26,7 +26,7 @@ from kapa_core.pipeline.alert import add_deadman
 from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
-from kapa_core.tick import ast
+from kapa_core.tick import ast, limits
 from kapa_core.tick.lambdas import CompiledLambda, compile_lambda
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex, is_regex
@@ -142,6 +142,7 @@ class Evaluator:
         if DEADMAN.global_ and self.source is not None:
             # [deadman] global: every task's source node gets a deadman, as in Kapacitor.
             add_deadman(self.pipeline, self.source, DEADMAN.threshold, DEADMAN.interval, [])
+            self._count_nodes(None)
         self.pipeline.dbrps = list(self.dbrps) + list(self.extra_dbrps)
         for node in self.pipeline.walk():
             try:
@@ -268,7 +269,26 @@ class Evaluator:
             raise
 
     def chain(self, node: ast.Chain) -> Any:
-        target = self.value(node.left)
+        """A chain ``a|b().c()|d()``, left to right without recursion: the syntax tree
+        nests one level per call, and a task may have thousands of nodes in one chain."""
+        links = []
+        root: ast.Node = node
+        while isinstance(root, ast.Chain):
+            links.append(root)
+            root = root.left
+        target = self.value(root)
+        for link in reversed(links):
+            target = self.link(link, target)
+        return target
+
+    def _count_nodes(self, node: ast.Node | None) -> None:
+        limit = limits.current().max_nodes
+        if limit and len(self.pipeline.nodes) > limit:
+            raise limits.too_many_nodes(limit, node.line if node else 0,
+                                        node.col if node else 0)
+
+    def link(self, node: ast.Chain, target: Any) -> Any:
+        """Apply one call of a chain to ``target``, the value of what it is called on."""
         if isinstance(target, _Unset):
             return target  # a template: checked once its vars are given
         if not isinstance(target, NodeSpec):
@@ -290,6 +310,7 @@ class Evaluator:
                                                          list(CHAINS)))
                 child = factory(self.pipeline, target, args)
                 child.position = (node.line, node.col)
+                self._count_nodes(node)
                 self._check_edges(node, child)
                 return child
             if node.op == ".":
@@ -301,6 +322,7 @@ class Evaluator:
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(properties)))
                 target.set_property(node.name, args)
+                self._count_nodes(node)  # .deadman() adds nodes
                 return target
             raise self.error(node, f"no UDF named {node.name!r} is configured "
                              "([udf.functions." + node.name + "])")

@@ -36,13 +36,20 @@ def _node(node: ast.Node, indent: str) -> str:
         if node.value is None:
             return f"var {node.name} {node.type}"
         return f"var {node.name} = {_node(node.value, indent)}"
-    if isinstance(node, ast.Chain):
-        left = _node(node.left, indent)
-        step = indent + STEP + (STEP if node.op == "." else "")
-        call = node.name + (_args(node.args, step) if node.called else "")
-        comment = "".join(f"{step}// {line}\n" if line else f"{step}//\n"
-                          for line in node.comment.split("\n")) if node.comment else ""
-        return f"{left}\n{comment}{step}{node.op}{call}"
+    if isinstance(node, ast.Chain):  # one call per line, root first, without recursion
+        links = []
+        root: ast.Node = node
+        while isinstance(root, ast.Chain):
+            links.append(root)
+            root = root.left
+        out = [_node(root, indent)]
+        for link in reversed(links):
+            step = indent + STEP + (STEP if link.op == "." else "")
+            call = link.name + (_args(link.args, step) if link.called else "")
+            comment = "".join(f"{step}// {line}\n" if line else f"{step}//\n"
+                              for line in link.comment.split("\n")) if link.comment else ""
+            out.append(f"\n{comment}{step}{link.op}{call}")
+        return "".join(out)
     if isinstance(node, ast.Call):
         return node.name + _args(node.args, indent)
     if isinstance(node, ast.Identifier):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 from kapa_core.errors import TickError
+from kapa_core.tick.limits import too_many_nodes
 from kapa_core.tick.regex import compile_regex
 
 
@@ -44,7 +45,7 @@ class T(Enum):
     EOF = auto()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a token costs 72 bytes, not 250
 class Token:
     type: T
     text: str  # the value: unquoted for strings/references, pattern for regexes
@@ -78,9 +79,16 @@ def _error(text: str, pos: int, message: str) -> TickError:
     return TickError(message, line, col, snippet)
 
 
-def tokenize(text: str) -> list[Token]:
-    """All tokens of ``text`` (comments included), ending with EOF."""
+def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
+    """All tokens of ``text`` (comments included), ending with EOF.
+
+    With ``max_nodes``, a script whose ``|`` and ``@`` (each one makes a pipeline node,
+    and there is a source node besides) would make more nodes is refused as soon as the
+    lexer meets the one too many, so a script of millions of nodes costs no more than
+    the limit's worth of tokens.
+    """
     tokens: list[Token] = []
+    chained = 1  # the source node
     pos = 0
     n = len(text)
     last: T | None = None
@@ -215,6 +223,11 @@ def tokenize(text: str) -> list[Token]:
             continue
         kind = _PUNCT.get(c)
         if kind is not None:
+            if kind is T.PIPE or kind is T.AT:
+                chained += 1
+                if chained > max_nodes > 0:
+                    line, col = _line_col(text, start)
+                    raise too_many_nodes(max_nodes, line, col)
             add(kind, c, start, pos + 1)
             pos += 1
             continue

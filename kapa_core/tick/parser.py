@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
-from kapa_core.tick import ast
+from kapa_core.tick import ast, limits
 from kapa_core.tick.lexer import T, Token, tokenize
 
 VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "list", "star")
@@ -19,16 +19,19 @@ PRECEDENCE = [("OR",), ("AND",), ("==", "!=", "=~", "!~"), ("<", "<=", ">", ">="
 
 
 def parse(text: str) -> ast.Program:
+    """Parse a script within the limits in force (see :mod:`kapa_core.tick.limits`):
+    TickError naming ``[task] max-script-size`` or ``max-nodes`` beyond them."""
+    limits.check_size(text)
     try:
-        return Parser(text).program()
+        return Parser(text, max_nodes=limits.current().max_nodes).program()
     except RecursionError:  # e.g. thousands of nested parentheses
         raise TickError("script nested too deeply") from None
 
 
 class Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, max_nodes: int = 0) -> None:
         self.text = text
-        all_tokens = tokenize(text)
+        all_tokens = tokenize(text, max_nodes=max_nodes)
         self.tokens = [t for t in all_tokens if t.type is not T.COMMENT]
         # A comment belongs to the token that follows it.
         self.comment_before: dict[int, str] = {}
