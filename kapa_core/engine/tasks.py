@@ -24,6 +24,8 @@ from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
 
 ID = re.compile(r"^[-._\w]+$")
+#: Worker threads that may parse large scripts at the same time.
+SCRIPT_WORKERS = 2
 #: Scripts longer than this are parsed and checked in a worker thread.
 THREAD_SCRIPT_BYTES = 16 * 1024
 VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
@@ -101,8 +103,10 @@ def parse_vars(raw: Any) -> dict[str, Var]:
     return out
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """The JSON name of ``value``'s type, for error messages."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -117,6 +121,10 @@ class TaskService:
         self.log = log
         self.tasks: dict[str, TaskDef] = {}
         self.template_lookup: Any = lambda template_id: None
+        #: Large scripts are parsed, checked and drawn in worker threads, at most this
+        #: many at once: each can take a few hundred MB while it is parsed, so concurrent
+        #: requests queue here instead of adding up.
+        self.script_limiter = trio.CapacityLimiter(SCRIPT_WORKERS)
         for key, data in store.items_json(TASKS):
             try:
                 self.tasks[key] = TaskDef.from_json(data)
@@ -156,7 +164,7 @@ class TaskService:
         for key in ("template-id", "type", "status"):
             if body.get(key) is not None and not isinstance(body[key], str):
                 raise APIError(400, f"invalid {key}: expected a string, got "
-                               f"{_json_kind(body[key])}")
+                               f"{json_kind(body[key])}")
         template_id = body.get("template-id") or (existing.template_id if existing else "")
         if not isinstance(script, str) and template_id:
             template = self.template_lookup(template_id)
@@ -164,7 +172,8 @@ class TaskService:
         elif not isinstance(script, str) and existing is not None:
             script = existing.script  # e.g. a status change re-checks the stored script
         if isinstance(script, str) and len(script) > THREAD_SCRIPT_BYTES:
-            return await trio.to_thread.run_sync(self._resolve, body, existing)
+            return await trio.to_thread.run_sync(self._resolve, body, existing,
+                                                 limiter=self.script_limiter)
         return self._resolve(body, existing)
 
     def _resolve(self, body: dict[str, Any], existing: TaskDef | None

@@ -67,7 +67,8 @@ class TemplateService:
         """``_resolve``, in a worker thread for a large script."""
         script = body.get("script")
         if isinstance(script, str) and len(script) > THREAD_SCRIPT_BYTES:
-            return await trio.to_thread.run_sync(self._resolve, body, existing)
+            return await trio.to_thread.run_sync(self._resolve, body, existing,
+                                                 limiter=self.tasks.script_limiter)
         return self._resolve(body, existing)
 
     def _resolve(self, body: dict[str, Any], existing: TemplateDef | None) -> TemplateDef:
@@ -123,7 +124,7 @@ class TemplateService:
                     raise APIError(400, f"failed to update template: task {task.id} would "
                                    f"break: {exc}") from None
         if users and len(template.script) * len(users) > THREAD_SCRIPT_BYTES:
-            await trio.to_thread.run_sync(check_users)
+            await trio.to_thread.run_sync(check_users, limiter=self.tasks.script_limiter)
         else:
             check_users()
         if self.templates.get(template_id) is not existing:

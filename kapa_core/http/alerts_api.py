@@ -8,6 +8,7 @@ from typing import Any
 from kapa_core.alert.levels import Level
 from kapa_core.alert.service import AlertService, HandlerSpec
 from kapa_core.alert.topics import Topic
+from kapa_core.engine.tasks import json_kind
 from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import Request, Response, decode_json
@@ -162,7 +163,9 @@ class AlertsAPI:
         return Response.empty()
 
 
-def _pointer(path: str) -> list[str]:
+def _pointer(path: Any) -> list[str]:
+    if not isinstance(path, str):
+        raise ValueError(f"a JSON pointer is a string, not {json_kind(path)}")
     if path == "":
         return []
     if not path.startswith("/"):

@@ -88,7 +88,9 @@ class TasksAPI:
             return [self.view(task, fields, form, view) for task in tasks]
         heavy = ("script" in fields or "dot" in fields) and sum(
             len(t.script) for t in tasks) > THREAD_SCRIPT_BYTES
-        return await trio.to_thread.run_sync(run) if heavy else run()
+        if not heavy:
+            return run()
+        return await trio.to_thread.run_sync(run, limiter=self.service.script_limiter)
 
     async def list(self, request: Request) -> Response:
         ids, fields = select(request, self.service.tasks, FIELDS)

@@ -51,7 +51,8 @@ class TemplatesAPI:
         def run() -> list[dict[str, Any]]:
             return [self.view(template, fields, form) for template in templates]
         if sum(len(t.script) for t in templates) > THREAD_SCRIPT_BYTES:
-            return await trio.to_thread.run_sync(run)
+            return await trio.to_thread.run_sync(run,
+                                                 limiter=self.service.tasks.script_limiter)
         return run()
 
     async def list(self, request: Request) -> Response:

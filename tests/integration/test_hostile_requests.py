@@ -268,3 +268,18 @@ async def test_the_guard_checks_the_peer_actually_reached() -> None:
 def test_ping_needs_credentials_once_authentication_is_on(daemon: DaemonProcess) -> None:
     assert httpx.get(daemon.url + V1 + "/ping").status_code == 401
     assert httpx.get(daemon.url + V1 + "/ping", auth=("admin", "pw")).status_code == 204
+
+
+@pytest.mark.parametrize("path", [None, 5, ["a"], {}])
+def test_a_json_patch_path_that_is_not_a_string_is_a_400(client: httpx.Client,
+                                                         path: object) -> None:
+    created = client.post(V1 + "/alerts/topics/p/handlers", json={
+        "id": "h", "kind": "log", "options": {"path": "/dev/null"}})
+    assert created.status_code == 200, created.text
+    try:
+        response = client.patch(V1 + "/alerts/topics/p/handlers/h",
+                                json=[{"op": "replace", "path": path, "value": 1}])
+        assert response.status_code == 400
+        assert "JSON pointer" in response.json()["error"]
+    finally:
+        client.delete(V1 + "/alerts/topics/p/handlers/h")
