@@ -43,7 +43,7 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(kept) if kept else "(nothing)"
 
 
-def wait_until(probe: Callable[[], _T], timeout: float = 10.0, what: str = "", *,
+def wait_until(probe: Callable[[], _T], timeout: float = 20.0, what: str = "", *,
                until: Callable[[_T], Any] | None = None, interval: float = 0.05) -> _T:
     """Poll ``probe`` until its value is truthy (or satisfies ``until``); return the value.
 
@@ -232,7 +232,7 @@ class DaemonProcess:
         with self._lock:
             return "\n".join(self.lines)
 
-    def wait_for_log(self, pattern: str, timeout: float = 10.0, *, count: int = 1) -> str:
+    def wait_for_log(self, pattern: str, timeout: float = 20.0, *, count: int = 1) -> str:
         """The first log line matching the regex ``pattern``, waiting up to ``timeout``.
 
         With ``count``, waits for that many matching lines and returns the last of them.
@@ -255,7 +255,7 @@ class DaemonProcess:
         raise AssertionError(f"{why}: no {wanted} matching {pattern!r}; end of the log:\n"
                              f"{_tail(self.log())}")
 
-    def wait_for_text(self, text: str, timeout: float = 10.0, *, count: int = 1) -> str:
+    def wait_for_text(self, text: str, timeout: float = 20.0, *, count: int = 1) -> str:
         """Like ``wait_for_log`` for a plain substring ``text`` rather than a regex."""
         return self.wait_for_log(re.escape(text), timeout, count=count)
 

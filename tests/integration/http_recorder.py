@@ -91,7 +91,7 @@ class TCPRecorder:
             except OSError:
                 return
             with conn:
-                conn.settimeout(2)
+                conn.settimeout(10)  # the handler closes once it has sent
                 data = b""
                 try:
                     while chunk := conn.recv(65536):

@@ -23,7 +23,7 @@ def daemon():
         yield d
 
 
-def wait_for(predicate, timeout: float = 10.0):
+def wait_for(predicate, timeout: float = 20.0):
     """Poll ``predicate`` until it is truthy; its last value once ``timeout`` has passed
     (callers assert on it with their own message; ``wait_until`` raises instead)."""
     deadline = time.monotonic() + timeout

@@ -2,7 +2,8 @@
 builds (time range, GROUP BY, fill, WHERE), the batches it makes of the answer, and
 failures that are counted while the schedule goes on.
 
-The data is written once, at known timestamps around the time the module starts: for
+The data is written once, at known timestamps around the time the module's influxd
+starts (from 30 s before to 10 minutes after, however slowly the tests run): for
 every second ``s`` host ``a`` has ``v = s % 7`` at s+0.25 and ``s % 7 + 1`` at s+0.75,
 and host ``b`` has ``v = 10 + s % 5`` at s+0.5 except on seconds divisible by 3. A run's
 expected output is computed from that model and the run's time window, which the tests
@@ -27,18 +28,19 @@ from tests.integration.influxd import InfluxD
 pytestmark = pytest.mark.integration
 S = 1_000_000_000
 _ids = itertools.count()
-START = int(time.time()) - 30
-SECONDS = range(START, START + 150)
 
 
-def model() -> dict[str, list[tuple[int, float]]]:
-    a = [p for s in SECONDS for p in ((s * S + S // 4, float(s % 7)),
+def model(start: int) -> dict[str, list[tuple[int, float]]]:
+    seconds = range(start - 30, start + 600)
+    a = [p for s in seconds for p in ((s * S + S // 4, float(s % 7)),
                                        (s * S + 3 * S // 4, float(s % 7 + 1)))]
-    b = [(s * S + S // 2, float(10 + s % 5)) for s in SECONDS if s % 3]
+    b = [(s * S + S // 2, float(10 + s % 5)) for s in seconds if s % 3]
     return {"a": a, "b": b}
 
 
-DATA = model()
+#: The points written, by host: set by the ``influx`` fixture (not at import: collecting
+#: the whole suite and the modules before this one may take minutes on a loaded machine).
+DATA: dict[str, list[tuple[int, float]]] = {}
 
 
 def in_window(host: str, start: int, stop: int) -> list[tuple[int, float]]:
@@ -62,10 +64,11 @@ def parse_rfc3339(text: str) -> int:
 def influx():
     with InfluxD() as server:
         server.query('CREATE DATABASE "db"')
+        DATA.update(model(int(time.time())))
         lines = [f"cpu,host={host} v={v} {t}" for host, points in DATA.items()
                  for t, v in points]
         response = httpx.post(server.url + "/write", params={"db": "db", "precision": "ns"},
-                              content="\n".join(lines).encode(), timeout=10)
+                              content="\n".join(lines).encode(), timeout=60)
         assert response.status_code == 204, response.text
         yield server
 
@@ -121,7 +124,7 @@ def query_stats(daemon: DaemonProcess, task_id: str) -> dict[str, Any]:
     return task(daemon, task_id)["stats"]["node-stats"]["query1"]
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 8.0, what: str = "") -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
     last = None
@@ -136,11 +139,11 @@ def wait_for(check: Callable[[], Any], timeout: float = 8.0, what: str = "") -> 
 def wait_for_stats(daemon: DaemonProcess, task_id: str,
                    ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
     """The query node's statistics once ``ready`` accepts them; fails with the last ones."""
-    return wait_until(lambda: query_stats(daemon, task_id), 10, what, until=ready)
+    return wait_until(lambda: query_stats(daemon, task_id), 20, what, until=ready)
 
 
 def windows(daemon: DaemonProcess, task_id: str, count: int, endpoint: str = "out",
-            timeout: float = 8.0) -> list[Any]:
+            timeout: float = 20.0) -> list[Any]:
     """The first ``count`` different outputs of the endpoint."""
     seen: list[Any] = []
 
@@ -176,7 +179,8 @@ batch
     for body in outputs:
         start = first_time(body)
         assert start % S == 0, "aligned windows start on whole seconds"
-        assert time.time_ns() - 6 * S < start + 2 * S <= time.time_ns()
+        # A recent window (how recent depends on how busy the machine is).
+        assert time.time_ns() - 15 * S < start + 2 * S <= time.time_ns()
         expected = []
         for host in ("a", "b"):
             if not in_window(host, start, start + 2 * S):
@@ -213,7 +217,7 @@ batch
     for body in windows(daemon, task_id, 2):
         start = first_time(body)
         assert start % S == 0
-        assert start + S <= time.time_ns() < start + 7 * S
+        assert start + S <= time.time_ns() < start + 16 * S
         # With an aggregate next to it, a selector's time is the window's start.
         values = [v for _, v in in_window("a", start, start + S)]
         assert body == {"series": [{"name": "cpu", "columns": ["time", "count", "max"],
@@ -245,7 +249,7 @@ batch
         start = first_time(body)
         assert (start % S == 0) is aligned
         now = time.time_ns()
-        assert now - back - 7 * S < start <= now - back - S
+        assert now - back - 16 * S < start <= now - back - S
         expected = []
         for host in ("a", "b"):
             count = len(in_window(host, start, start + S))
@@ -330,7 +334,7 @@ data
     assert body == {"series": [{"name": "cpu", "columns": ["time", "mean"],
                                 "values": [[rfc3339(raw[-1][0]), mean]]}]}
 
-    body = windows(daemon, task_id, 1, "max", timeout=10)[0]
+    body = windows(daemon, task_id, 1, "max")[0]
     raw = window_from_tmax(first_time(body))
     doubled = [v * 2 for _, v in raw if v > 2.0]
     assert doubled, "max emits nothing for a batch the where node emptied"
@@ -386,7 +390,7 @@ batch
         body = http_out(daemon, task_id)
         return bool(body.get("series")) and first_time(body) > stopped_at
 
-    wait_for(resumed, 10, "results after influxd restarted")
+    wait_for(resumed, 20, "results after influxd restarted")
     wait_for_stats(daemon, task_id,
                    lambda stats: stats["batches_queried"] > down["batches_queried"],
                    f"more than {down['batches_queried']} batches queried")

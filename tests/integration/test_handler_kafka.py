@@ -175,7 +175,7 @@ stream|from().measurement('cpu').groupBy('host')
         crit_then_ok(daemon, "cpu")
         total = 3 * len(HOSTS)
         assert wait_for(lambda: all(len(broker.topic_records(t)) >= total
-                                    for t in ("alerts", "templated", "spread")), 15)
+                                    for t in ("alerts", "templated", "spread")), 20)
     assert broker.failures == []
 
     records = broker.topic_records("alerts")
@@ -240,7 +240,7 @@ stream|from().measurement('mem').groupBy('host')
 """)
         crit_then_ok(daemon, "mem")
         total = 3 * 3 * len(HOSTS)
-        assert wait_for(lambda: len(broker.topic_records("from-topic")) >= total, 15)
+        assert wait_for(lambda: len(broker.topic_records("from-topic")) >= total, 20)
     assert broker.failures == []
     records = broker.topic_records("from-topic")
     assert len(records) == total
@@ -321,7 +321,7 @@ def test_tls_and_sasl(tls_files) -> None:
                 "untrusted": "never"})
             write(daemon, "s v=5 1\n")
             good = ("one", "zero", "sha256", "sha512", "oauth")
-            assert wait_for(lambda: all(broker.topic_records(t) for t in good), 15)
+            assert wait_for(lambda: all(broker.topic_records(t) for t in good), 20)
             daemon.wait_for_log(r"cluster 'wrong',.*SASL_AUTHENTICATION_FAILED \(58\)")
             daemon.wait_for_log(r"cluster 'wrong-scram',.*SASL_AUTHENTICATION_FAILED \(58\)")
             daemon.wait_for_log(r"alert handler failed.*TLS handshake with broker .* failed")
@@ -344,12 +344,12 @@ def test_a_config_override_moves_the_cluster_to_new_brokers() -> None:
             {"enabled": True, "id": "c", "brokers": [first.address]})) as daemon:
         alert_to_kafka(daemon, "m", "moving", {"c": "t"})
         write(daemon, "m v=5 1\n")
-        assert wait_for(lambda: first.topic_records("t"), 10)
+        assert wait_for(lambda: first.topic_records("t"), 20)
         response = httpx.post(f"{daemon.url}{API}/config/kafka/c",
                               json={"set": {"brokers": [second.address]}})
         assert response.status_code == 204, response.text
         write(daemon, "m v=6 2\n")
-        assert wait_for(lambda: second.topic_records("t"), 10)
+        assert wait_for(lambda: second.topic_records("t"), 20)
         response = httpx.post(f"{daemon.url}{API}/config/kafka/c",
                               json={"set": {"enabled": False}})
         assert response.status_code == 204, response.text
@@ -420,7 +420,7 @@ def test_oauthbearer_token_fetched_with_client_credentials() -> None:
                                {"custom": "custom", "auth0": "auth0", "refused": "never"})
                 write(daemon, "o v=5 1\n")
                 assert wait_for(lambda: broker.topic_records("custom")
-                                and broker.topic_records("auth0"), 15)
+                                and broker.topic_records("auth0"), 20)
                 line = daemon.wait_for_log(r"alert handler failed.*cluster 'refused'")
                 assert "HTTP 401: invalid_client" in line
                 assert "wrong" not in daemon.log() and "s/ecret" not in daemon.log()

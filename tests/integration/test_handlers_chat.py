@@ -92,7 +92,7 @@ def sent(recorder: HTTPRecorder, path: str, text: str, count: int = 2) -> list[d
         found = [r.as_dict() for r in list(recorder.requests)
                  if r.path == path and text.encode() in r.body]
         return found if len(found) >= count else None
-    found = wait_for(matching, timeout=10) or []
+    found = wait_for(matching, timeout=20) or []
     assert len(found) >= count, f"{path}: {recorder.requests}"
     return found[:count]
 
@@ -102,7 +102,7 @@ def sensu_checks(sensu: SensuClient, name: str, count: int = 2) -> list[dict]:
     def matching():
         found = [c for c in list(sensu.checks) if c["name"] == name]
         return found if len(found) >= count else None
-    return (wait_for(matching, timeout=10) or [])[:count]
+    return (wait_for(matching, timeout=20) or [])[:count]
 
 
 def json_bodies(requests: list[dict]) -> list[dict]:

@@ -94,7 +94,7 @@ class Setup:
                     hits.append(parsed)
             return hits if len(hits) >= count else None
 
-        hits = wait_for(found, timeout=15) or []
+        hits = wait_for(found, timeout=20) or []
         assert len(hits) == count, (f"expected {count} requests, got {len(hits)}: "
                                     f"{self.daemon.log()[-3000:]}")
         return hits

@@ -125,7 +125,7 @@ batch
     .flushInterval(100ms)
 """})
         assert response.status_code == 200, response.text
-        assert wait_for(lambda: influx2.written, timeout=10), daemon.log()[-2000:]
+        assert wait_for(lambda: influx2.written, timeout=20), daemon.log()[-2000:]
     assert influx2.written[0] == ("errors,kapacitor=true,version=0.2 error_percent=0.25 "
                                   "1700000000000000000")
     query = next(r for r in influx2.requests if r["path"] == "/query")

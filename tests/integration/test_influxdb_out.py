@@ -128,7 +128,7 @@ def wait_for_stats(daemon: DaemonProcess, task_id: str,
         last = out_stats(daemon, task_id)
         return ready(last)
 
-    assert wait_for(check, timeout=10), f"influxDBOut statistics never got there: {last}"
+    assert wait_for(check, timeout=20), f"influxDBOut statistics never got there: {last}"
     return last
 
 
@@ -151,7 +151,7 @@ def rows_equal(influx: InfluxD, database: str, q: str, expected: list[dict[str, 
         last = series(influx, database, q, **kw)
         return last == expected
 
-    wait_for(check, timeout=10)
+    wait_for(check, timeout=20)
     return last
 
 

@@ -325,7 +325,8 @@ async def test_wrong_meta_credentials_are_logged(meta: FakeMeta, logs) -> None:
     started = time.monotonic()
     wrong = MetaAuthenticator(config(meta.addr, meta_password="nope"))
     assert await wrong.authenticate("johndoe", "pa5sw0Rd") is None
-    assert time.monotonic() - started < 2  # a refusal is not retried
+    # A refusal is not retried (transient failures are, for the 10 s timeout).
+    assert time.monotonic() - started < 5
     assert meta.count("GET", "/user", status=401) == 1
     text = logs()
     assert "lvl=error" in text and "refused Kapacitor's credentials" in text
@@ -361,7 +362,7 @@ async def test_unreachable_meta_node_fails_after_timeout(logs) -> None:
     authenticator = MetaAuthenticator(config(f"127.0.0.1:{free_port()}"), timeout=0.5)
     started = time.monotonic()
     assert await authenticator.authenticate("johndoe", "pa5sw0Rd") is None
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # its 0.5 s, not the default 10 s
     assert "cannot connect to http://127.0.0.1:" in logs()
 
 
@@ -399,7 +400,7 @@ async def test_https_untrusted_certificate_is_a_clear_error(pki: dict[str, str],
         authenticator = MetaAuthenticator(config(meta.addr, meta_use_tls=True))
         started = time.monotonic()
         assert await authenticator.authenticate("johndoe", "pa5sw0Rd") is None
-        assert time.monotonic() - started < 3  # not retried
+        assert time.monotonic() - started < 5  # not retried for the 10 s timeout
         assert meta.count("GET", "/user") == 0
     text = logs()
     assert f"TLS certificate verification failed for https://{meta.addr}/user" in text

@@ -2,6 +2,9 @@
 
 The daemon runs with short ``[http] read-header-timeout`` / ``idle-timeout`` and a small
 ``max-body-size`` so each limit shows within a second or two.
+
+The ping latency bounds are hang detectors, not benchmarks: they must hold on a loaded
+2-core machine (scheduler noise), and still fail when a client stalls the event loop.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ HEADER_TIMEOUT = 1.0
 IDLE_TIMEOUT = 2.0
 LIMIT = 100_000
 PING = "/kapacitor/v1/ping"
+#: The slowest ping answer allowed while bad clients are being handled. Pings take a few
+#: ms, up to ~0.6 s on an overloaded 2-core machine; a client that blocked the event loop
+#: would hold it until that client is done (the lorises and the trickle: 8-10 s here),
+#: since no timeout can fire meanwhile.
+STALL = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +81,16 @@ async def ping_latencies(url: str, until: trio.Event, out: list[float]) -> None:
 
 async def test_slow_loris_headers_are_cut_off_while_others_are_served(daemon) -> None:
     host, port = address(daemon)
-    head = b"GET /kapacitor/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    # 400 bytes, one every 20 ms: 8 s of headers, so a cut 1 s in is far from a cut at the
+    # end (a timer restarted by every byte cuts 9 s in).
+    head = b"GET /kapacitor/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 400
     cut_after: list[float] = []
 
     async def loris() -> None:
         stream = await trio.open_tcp_stream(host, port)
         started = trio.current_time()
         try:
-            for byte in head:  # one byte every 20 ms: the headers never finish in time
+            for byte in head:  # the headers never finish in time
                 await stream.send_all(bytes([byte]))
                 await trio.sleep(0.02)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -98,8 +108,10 @@ async def test_slow_loris_headers_are_cut_off_while_others_are_served(daemon) ->
                 lorises.start_soon(loris)
         done.set()
     assert len(cut_after) == 30
-    assert all(HEADER_TIMEOUT * 0.9 <= t <= HEADER_TIMEOUT + 2 for t in cut_after), cut_after
-    assert len(latencies) >= 10 and max(latencies) < 0.5, latencies
+    # Either side of the header timeout, with room for a busy scheduler (the client's clock
+    # starts after connect, the server's on accept).
+    assert all(HEADER_TIMEOUT * 0.75 <= t <= HEADER_TIMEOUT + 4 for t in cut_after), cut_after
+    assert len(latencies) >= 10 and max(latencies) < STALL, latencies
     async with httpx.AsyncClient() as client:
         assert (await client.get(daemon.url + "/kapacitor/v1/tasks")).status_code == 200
 
@@ -109,14 +121,15 @@ async def test_idle_connection_and_stalled_body_are_closed(daemon) -> None:
     idle = await trio.open_tcp_stream(host, port)
     await idle.send_all(b"GET /kapacitor/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = await idle.receive_some(4096)
+    started = trio.current_time()  # the server's idle timer started a little earlier
     assert answer.startswith(b"HTTP/1.1 204")
     stalled = await trio.open_tcp_stream(host, port)
     await stalled.send_all(b"POST /write?db=d HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
                            b"\r\ncpu v=1")
-    started = trio.current_time()
-    assert await closed_by_server(idle, IDLE_TIMEOUT + 2)
-    assert await closed_by_server(stalled, 1)
-    assert trio.current_time() - started >= IDLE_TIMEOUT * 0.9
+    assert await closed_by_server(idle, IDLE_TIMEOUT + 8)
+    assert trio.current_time() - started >= IDLE_TIMEOUT * 0.75
+    # Its idle timer started once its head was read, after the idle one's.
+    assert await closed_by_server(stalled, IDLE_TIMEOUT + 3)
     await idle.aclose()
     await stalled.aclose()
 
@@ -129,11 +142,11 @@ async def test_content_length_over_the_limit_is_refused_before_the_body(daemon) 
     await stream.send_all(b"POST /kapacitor/v1/tasks HTTP/1.1\r\nHost: x\r\n"
                           b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
     answer = b""
-    with trio.fail_after(3):  # no byte of the announced gigabyte was sent
+    with trio.fail_after(10):  # no byte of the announced gigabyte was sent
         while b"\r\n\r\n" not in answer:
             answer += await stream.receive_some(4096)
     assert answer.startswith(b"HTTP/1.1 413")
-    assert await closed_by_server(stream, 3)
+    assert await closed_by_server(stream, 10)
     await stream.aclose()
 
 
@@ -174,7 +187,7 @@ async def test_oversized_uploads_do_not_starve_other_clients(daemon) -> None:
                 await stream.send_all(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        with trio.move_on_after(3):
+        with trio.move_on_after(10):
             try:
                 refused.append(await stream.receive_some(4096))
             except trio.BrokenResourceError:
@@ -194,7 +207,7 @@ async def test_oversized_uploads_do_not_starve_other_clients(daemon) -> None:
     assert len(refused) == 8
     assert all(a.startswith(b"HTTP/1.1 413") or a == b"" for a in refused), refused
     assert sum(a.startswith(b"HTTP/1.1 413") for a in refused) >= 1
-    assert len(latencies) >= 3 and max(latencies) < 0.5, latencies
+    assert len(latencies) >= 3 and max(latencies) < STALL, latencies
 
 
 async def test_trickled_body_is_cut_off_while_others_are_served(daemon) -> None:
@@ -209,8 +222,8 @@ async def test_trickled_body_is_cut_off_while_others_are_served(daemon) -> None:
     cut = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ping_latencies, daemon.url, done, latencies)
-        try:
-            while trio.current_time() - started < IDLE_TIMEOUT + 4:
+        try:  # cut ~2 s in; without a minimum rate, never
+            while trio.current_time() - started < IDLE_TIMEOUT + 8:
                 await stream.send_all(b"c")
                 await trio.sleep(0.2)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -220,8 +233,9 @@ async def test_trickled_body_is_cut_off_while_others_are_served(daemon) -> None:
     elapsed = trio.current_time() - started
     await stream.aclose()
     assert cut, "the trickled body was not cut off"
-    assert IDLE_TIMEOUT * 0.9 <= elapsed <= IDLE_TIMEOUT + 2, elapsed
-    assert len(latencies) >= 10 and max(latencies) < 0.5, latencies
+    # After the first idle timeout (plus 1 ms per byte sent); noticed within a send or two.
+    assert IDLE_TIMEOUT * 0.9 <= elapsed <= IDLE_TIMEOUT + 3, elapsed
+    assert len(latencies) >= 10 and max(latencies) < STALL, latencies
 
 
 def huge_script(condition: str, header: str = "") -> str:
@@ -234,17 +248,33 @@ def huge_script(condition: str, header: str = "") -> str:
 async def while_pinging(daemon: DaemonProcess,
                         requests: list[tuple[str, str, dict[str, Any]]]) -> list[Any]:
     """Send ``requests`` (method, path, JSON) in turn while pinging; their responses.
-    Pings must keep being answered promptly all along."""
-    latencies: list[float] = []
-    done = trio.Event()
+
+    Pings must keep being answered all along. Checking such a script on the event loop
+    stalls pings for most of the request, in one or a few long waits (6 s unloaded, twice
+    that with both cores busy): a handful of pings in 12-25 s. Done in a worker thread,
+    pings still wait for the GIL now and then: 0.25-0.5 s unloaded, up to ~3 s on an
+    overloaded 2-core machine, where the request then takes 10-18 s but ~6 pings a second
+    are answered. Both measures scale with the load, so each request must see at least a
+    ping a second on average, and no ping wait half as long as the request (or 2 s).
+    """
     responses = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ping_latencies, daemon.url, done, latencies)
-        async with httpx.AsyncClient(base_url=daemon.url, timeout=120) as client:
-            for method, path, body in requests:
+    pings: list[tuple[str, float, list[float]]] = []
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=120) as client:
+        for method, path, body in requests:
+            latencies: list[float] = []
+            done = trio.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ping_latencies, daemon.url, done, latencies)
+                started = trio.current_time()
                 responses.append(await client.request(method, path, json=body or None))
-        done.set()
-    assert len(latencies) >= 10 and max(latencies) < 1.5, max(latencies)
+                pings.append((f"{method} {path}", trio.current_time() - started, latencies))
+                done.set()
+    assert sum(len(latencies) for _, _, latencies in pings) >= 10, pings
+    for request, took, latencies in pings:
+        assert len(latencies) >= int(took), (
+            f"{request} took {took:.2f}s; only {len(latencies)} pings: {latencies}")
+        assert max(latencies, default=0) < max(STALL, took / 2), (
+            f"{request} took {took:.2f}s; a ping waited {max(latencies):.2f}s")
     return responses
 
 

@@ -68,7 +68,7 @@ def series(daemon: DaemonProcess, task_id: str) -> list[dict[str, Any]]:
     return response.json()["series"] or []
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 8.0) -> Any:
+def wait_for(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
     """Poll ``probe`` until it returns something truthy; the last value otherwise."""
     deadline = time.monotonic() + timeout
     value = probe()
@@ -324,11 +324,14 @@ def test_statistics_are_written_once_per_interval(daemon) -> None:
                      and e["tags"]["measurement"] == "kapacitor"), 0)
 
     before = reports()
+    wait_until(reports, 20, "a report", until=lambda count: count > before)
+    first = reports()
     started = time.monotonic()
     # Reports keep coming ...
-    wait_until(reports, 15, "three more reports", until=lambda count: count >= before + 3)
-    # ... but no more often than once per interval (1 s): three take two intervals.
-    assert time.monotonic() - started > 1.5
+    wait_until(reports, 20, "three more reports", until=lambda count: count >= first + 3)
+    # ... but no more often than once per interval (1 s): three more take three intervals,
+    # minus how late the first was (a loaded machine delays some ticks, never all).
+    assert time.monotonic() - started > 2
 
 
 def test_disabled_stats_write_nothing() -> None:

@@ -37,8 +37,8 @@ def write(daemon: DaemonProcess, lines: str, precision: str = "s") -> None:
 
 
 def output(daemon: DaemonProcess, task_id: str, expected, endpoint: str = "out"):
-    """Poll the httpOut endpoint until it equals ``expected``; after 10 s, the last body."""
-    deadline = time.monotonic() + 10
+    """Poll the httpOut endpoint until it equals ``expected``; after 20 s, the last body."""
+    deadline = time.monotonic() + 20
     body = None
     while time.monotonic() < deadline:
         response = httpx.get(f"{daemon.url}/kapacitor/v1/tasks/{task_id}/{endpoint}")

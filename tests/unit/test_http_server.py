@@ -105,7 +105,7 @@ async def raw_exchange(url: str, data: bytes) -> bytes:
     stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all(data)
     out = b""
-    with trio.move_on_after(3):
+    with trio.move_on_after(10):  # only a server that does not answer takes this long
         while chunk := await stream.receive_some(65536):
             out += chunk
             if out.count(b"HTTP/1.1") >= data.count(b"HTTP/1.1") and out.endswith(b"\n"):
@@ -189,16 +189,18 @@ async def test_malformed_request_gets_400(nursery) -> None:
 
 
 async def test_slow_loris_is_cut_off_while_others_are_served(nursery) -> None:
-    server, url = await start(nursery, header_timeout=0.5)
+    server, url = await start(nursery, header_timeout=1.5)
     host, port = url.removeprefix("http://").split(":")
     slow = await trio.open_tcp_stream(host, int(port))
     await slow.send_all(b"GET /echo HTTP/1.1\r\n")
     async with httpx.AsyncClient(base_url=url) as client:
         started = trio.current_time()
         assert (await client.get("/echo")).status_code == 200
-        assert trio.current_time() - started < 0.4
+        # Answered in milliseconds; a client kept waiting behind the loris would wait for
+        # its header timeout (1.5 s); the room between is for a busy machine.
+        assert trio.current_time() - started < 1.0
     closed = False
-    with trio.move_on_after(3):
+    with trio.move_on_after(10):
         for _ in range(20):
             try:
                 await slow.send_all(b"X-Slow: 1\r\n")
