@@ -426,7 +426,7 @@ class Compiler:
         if user is None and name in ("and", "or"):
             return _logic(name == "or", args, piped)
         if user is None and name == "call":
-            target = fn.dynamic_call(str(rest[0]))
+            target = fn.dynamic_call(str(rest[0]) if rest else "")  # "x | call": piped
         elif user is None and name == "printf":
             first = rest[0] if rest else cmd
             static = (f"expected string; found {first}"

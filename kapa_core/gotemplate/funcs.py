@@ -40,7 +40,8 @@ def dynamic_call(callee: str) -> Callable:
         if func is None or func is NO_VALUE:
             raise GoError("call of nil")
         if not callable(func) or isinstance(func, type):
-            raise GoError(f"non-function {callee} of type {type_name(func)}")
+            shown = f"{callee} " if callee else ""
+            raise GoError(f"non-function {shown}of type {type_name(func)}")
         values = [None if a is NO_VALUE else a for a in args]
         spec = gv.arity(func)
         message = spec and gv.arity_error(callee, spec, len(values), len(values))

@@ -37,7 +37,14 @@ class CompiledLambda:
         self.references = references
 
     def eval(self, time: int, fields: Mapping[str, Any], tags: Mapping[str, str]) -> Any:
-        value = self._fn(time, fields, tags)
+        try:
+            value = self._fn(time, fields, tags)
+        except EvalError:
+            raise
+        except (ArithmeticError, ValueError, IndexError) as exc:
+            # e.g. a duration from an infinite float, int(NaN): an error for this point,
+            # as Go reports it, not a failure of the node
+            raise EvalError(f"{self.text!r}: {exc}") from None
         if value is MISSING:
             raise EvalError("missing value: a field or tag used by the expression is absent")
         return value

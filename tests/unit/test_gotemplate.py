@@ -560,3 +560,8 @@ def test_random_fragments_parse_or_fail_cleanly(parts: list[str]) -> None:
             template.execute(DATA)
         with contextlib.suppress(TemplateError):
             template.execute(None)
+
+
+def test_call_on_a_piped_value_is_an_execution_error() -> None:
+    with pytest.raises(TemplateError, match="non-function of type int"):
+        parse("{{ 1 | call }}", "t").execute({})

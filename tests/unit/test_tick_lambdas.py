@@ -132,3 +132,17 @@ def test_regex_syntax_is_go_s() -> None:
     with pytest.raises(TickError, match="invalid regex"):
         run('"host" =~ /(web)\\1/')  # backreferences: refused by Go's regexp too
     assert run('"host" =~ /(?i)^WEB\\d+$/') is True
+
+
+@pytest.mark.parametrize(("expr", "fields"), [
+    ('"n" * 1m', {"n": 1e308}),                 # a duration from an infinite product
+    ('"n" * 1m', {"n": float("nan")}),
+    ('1m / "n"', {"n": 1e-320}),
+    ('int("n")', {"n": float("inf")}),
+    ('int("n")', {"n": float("nan")}),
+    ('!!(("n" * 1m) % (-3 * 1))', {"n": -1e308}),
+])
+def test_values_go_cannot_convert_are_errors_of_the_point(expr: str, fields: dict) -> None:
+    compiled = compile_lambda(parse("var x = lambda: " + expr).statements[0].value, {})
+    with pytest.raises(EvalError):
+        compiled.eval(0, fields, {})
