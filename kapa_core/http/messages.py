@@ -13,6 +13,10 @@ JSON_TYPE = "application/json; charset=utf-8"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+#: Deepest nesting accepted in a request body.
+MAX_JSON_DEPTH = 100
+
+
 class JSONBodyError(ValueError):
     """A request body that is not acceptable JSON (the message says why)."""
 
@@ -20,23 +24,36 @@ class JSONBodyError(ValueError):
 def decode_json(body: bytes | str) -> Any:
     """Decode a request body as Go's ``encoding/json`` would.
 
-    Go replaces a lone UTF-16 surrogate escape (``"\\ud800"``) with U+FFFD instead of
-    failing, so kapa-core does too: such a string can then be stored, logged and
-    encoded like any other. Nesting deeper than Python's recursion allows is refused
-    with :class:`JSONBodyError` rather than escaping as a ``RecursionError``.
+    The body is UTF-8; invalid bytes, including an encoded lone surrogate, become U+FFFD
+    as Go replaces them, and so does a lone UTF-16 surrogate escape (``"\\ud800"``):
+    every string can then be stored, logged and encoded like any other. Documents
+    nested deeper than :data:`MAX_JSON_DEPTH` are refused with :class:`JSONBodyError`
+    (no API body comes near it, and deeper values would only meet recursion later).
     """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     try:
-        value = json.loads(body)
+        value = json.loads(raw.decode("utf-8", "replace"))
     except RecursionError:
         raise JSONBodyError("nesting too deep") from None
-    except UnicodeDecodeError as exc:
-        raise JSONBodyError(f"invalid UTF-8: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:
         raise JSONBodyError(str(exc)) from None
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _too_deep(value):
+        raise JSONBodyError(f"nesting too deep (more than {MAX_JSON_DEPTH} levels)")
     if _SURROGATE_ESCAPE.search(raw):
         value = _replace_surrogates(value)
     return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether arrays and objects in ``value`` nest deeper than :data:`MAX_JSON_DEPTH`."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def without_surrogates(text: str) -> str:

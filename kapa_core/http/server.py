@@ -395,11 +395,12 @@ class HTTPServer:
             headers, body = self._final_headers(request, response, close)
             return h11.Response(status_code=response.status,
                                 reason=_reason(response.status),
-                                headers=[(_canonical(k), v) for k, v in headers]), body
+                                headers=[(_canonical(k), _header_value(v))
+                                         for k, v in headers]), body
         except Exception:
             self.log.exception("cannot encode response", status=response.status,
                                request_id=request.request_id if request else None)
-            headers, body = self._final_headers(request, INTERNAL_ERROR, close)
+            headers, body = self._final_headers(None, INTERNAL_ERROR, close)
             return h11.Response(status_code=500, reason=_reason(500),
                                 headers=[(_canonical(k), v) for k, v in headers]), body
 
@@ -435,6 +436,15 @@ class HTTPServer:
                       **{"user-agent": request.header("user-agent") or "-",
                          "request-id": request.request_id},
                       duration=format_go(int(elapsed * 1e9)))
+
+
+def _header_value(value: str) -> bytes:
+    """A header value as bytes: request headers are read as Latin-1, so a value copied
+    from one (``Origin`` into CORS headers) goes back out as the bytes that came in."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
 
 
 def _canonical(name: str) -> str:

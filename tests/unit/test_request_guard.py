@@ -98,11 +98,17 @@ def test_decode_json_replaces_lone_surrogates_as_go_does() -> None:
     body = b'{"\\ud800k": ["a\\udfff", {"x": "\\ud83d\\ude00", "y": "\\uD800"}]}'
     assert decode_json(body) == {"\ufffdk": ["a\ufffd", {"x": "\U0001F600", "y": "\ufffd"}]}
     assert decode_json(b'"plain \\\\ud800"') == "plain \\ud800"
+    # invalid UTF-8, an encoded surrogate included, becomes U+FFFD as in Go
+    assert decode_json(b'{"p": "\xed\xa0\x80", "q": "\xff"}') == {"p": "\ufffd" * 3,
+                                                                   "q": "\ufffd"}
+    assert decode_json(b"[" * 100 + b"]" * 100)  # the deepest nesting accepted
 
 
 def test_decode_json_refuses_deep_nesting_and_bad_bytes_with_a_message() -> None:
     for body, reason in ((b"[" * 100_000, "nesting too deep"),
-                         (b'{"a": 1', "Expecting"), (b'"\xff"', "invalid UTF-8")):
+                         (b"[" * 101 + b"]" * 101, "more than 100 levels"),
+                         (b'{"a":' * 200 + b"1" + b"}" * 200, "more than 100 levels"),
+                         (b'{"a": 1', "Expecting")):
         try:
             decode_json(body)
         except JSONBodyError as exc:
@@ -123,3 +129,15 @@ def test_json_responses_are_always_valid_json() -> None:
 
 def pytest_fail(constant: str) -> None:
     raise AssertionError(f"{constant} is not JSON")
+
+
+async def test_a_non_ascii_origin_is_echoed_as_sent(nursery) -> None:
+    server = HTTPServer(hostile_router(), host="127.0.0.1", port=0, version="1.5.7",
+                        logger=Logger("http"), access_log=False)
+    host, port = await nursery.start(server.serve)
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+        response = await client.get("/ping", headers={"Origin": b"http://\xc3\xa9.x"})
+        assert response.status_code == 204
+        raw = {k.lower(): v for k, v in response.headers.raw}[b"access-control-allow-origin"]
+        assert raw == b"http://\xc3\xa9.x"
+    await server.shutdown()
