@@ -7,7 +7,6 @@ config override), so a long-lived topic handler always uses the current settings
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +22,11 @@ from kapa_core.alert.topics import Topics
 from kapa_core.errors import APIError, ConfigError
 from kapa_core.logs import Logger
 from kapa_core.storage import HANDLER_SPECS
+from kapa_core.tick.regex import compile_regex
 
-HANDLER_ID = re.compile(r"^[-._\w]+$")
-TOPIC_ID = re.compile(r"^[-:._\w]+$")
+#: Kapacitor's ID syntax, on RE2 as in Go (``$`` does not match before a final newline)
+HANDLER_ID = compile_regex(r"^[-._\p{L}0-9]+$")
+TOPIC_ID = compile_regex(r"^[-:._\p{L}0-9]+$")
 
 
 @dataclass
@@ -183,10 +184,10 @@ class AlertService:
     def parse_spec(self, topic: str, raw: Any, handler_id: str = "") -> HandlerSpec:
         if not isinstance(raw, dict):
             raise APIError(400, "invalid handler json: expected an object")
-        if not TOPIC_ID.match(topic):
+        if not TOPIC_ID.fullmatch(topic):
             raise APIError(400, f"invalid topic ID {topic!r}")
         hid = raw.get("id", handler_id) or handler_id
-        if not isinstance(hid, str) or not HANDLER_ID.match(hid):
+        if not isinstance(hid, str) or not HANDLER_ID.fullmatch(hid):
             raise APIError(400, f"invalid handler spec: invalid ID {hid!r} (letters, digits,"
                            " '-', '.' and '_')")
         kind = raw.get("kind")

@@ -23,7 +23,9 @@ from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
 
-ID = re.compile(r"^[-._\w]+$")
+#: Kapacitor's ID syntax (Go's RE2, where ``$`` does not match before a final newline):
+#: letters of any script, ASCII digits, ``-``, ``.`` and ``_``.
+ID = compile_regex(r"^[-._\p{L}0-9]+$")
 #: Worker threads that may parse large scripts at the same time.
 SCRIPT_WORKERS = 2
 #: Scripts longer than this are parsed and checked in a worker thread.
@@ -238,7 +240,7 @@ class TaskService:
 
     async def create(self, body: dict[str, Any]) -> TaskDef:
         task_id = body.get("id") or str(uuid.uuid4())
-        if not isinstance(task_id, str) or not ID.match(task_id):
+        if not isinstance(task_id, str) or not ID.fullmatch(task_id):
             raise APIError(400, f"task ID must contain only letters, numbers, '-', '.' and "
                            f"'_'. {task_id!r}")
         if task_id in self.tasks:
@@ -267,7 +269,7 @@ class TaskService:
             raise APIError(409, f"task {task_id} was changed or deleted meanwhile; retry")
         new_id = body.get("id", task_id)
         if new_id != task_id:
-            if not isinstance(new_id, str) or not ID.match(new_id):
+            if not isinstance(new_id, str) or not ID.fullmatch(new_id):
                 raise APIError(400, f"invalid task ID {new_id!r}")
             if new_id in self.tasks:
                 raise APIError(400, f"task {new_id} already exists")

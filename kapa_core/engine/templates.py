@@ -93,7 +93,7 @@ class TemplateService:
 
     async def create(self, body: dict[str, Any]) -> TemplateDef:
         template_id = body.get("id") or str(uuid.uuid4())
-        if not isinstance(template_id, str) or not ID.match(template_id):
+        if not isinstance(template_id, str) or not ID.fullmatch(template_id):
             raise APIError(400, f"template ID must contain only letters, numbers, '-', '.' "
                            f"and '_'. {template_id!r}")
         if template_id in self.templates:

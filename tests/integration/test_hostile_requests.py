@@ -283,3 +283,15 @@ def test_a_json_patch_path_that_is_not_a_string_is_a_400(client: httpx.Client,
         assert "JSON pointer" in response.json()["error"]
     finally:
         client.delete(V1 + "/alerts/topics/p/handlers/h")
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    (V1 + "/tasks", {**TASK, "id": "abc\n"}),
+    (V1 + "/templates", {"id": "abc\n", "type": "stream", "script": SCRIPT}),
+    (V1 + "/alerts/topics/t/handlers", {"id": "abc\n", "kind": "log",
+                                        "options": {"path": "/dev/null"}}),
+])
+def test_ids_follow_go_syntax_so_a_final_newline_is_refused(client: httpx.Client, path: str,
+                                                            body: dict) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 400, response.text
