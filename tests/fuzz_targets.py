@@ -863,7 +863,10 @@ class Answer:
     seconds: float
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        body = self.body
+        if self.headers.get("content-encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)  # asked for with Accept-Encoding: gzip
+        return json.loads(body)
 
 
 @dataclass
