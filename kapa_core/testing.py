@@ -228,6 +228,14 @@ class DaemonProcess:
                     if key.fd in selector.get_map() and not take(key.fd):
                         selector.unregister(key.fd)
 
+    def peak_rss_kb(self) -> int:
+        """The daemon's peak resident memory so far (``VmHWM``), in kB."""
+        assert self.proc is not None, "the daemon is not running"
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM in /proc/<pid>/status")
+
     def log(self) -> str:
         with self._lock:
             return "\n".join(self.lines)

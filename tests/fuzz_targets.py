@@ -654,7 +654,6 @@ class ParserTarget:
 
 
 def _lp(args: tuple[Any, str]) -> None:
-    from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME
     from kapa_core.models.lineprotocol import parse as parse_lines
     data, precision = args
     if isinstance(data, str):
@@ -666,7 +665,12 @@ def _lp(args: tuple[Any, str]) -> None:
         if precision in PRECISIONS or "precision" not in error:
             raise
         return
-    lines = data.count(b"\n") + 1
+    check_parse_result(result, data.count(b"\n") + 1)
+
+
+def check_parse_result(result: Any, lines: int) -> None:
+    """What any line-protocol parse of ``lines`` lines must give."""
+    from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME
     assert len(result.points) + len(result.errors) <= lines
     for point in result.points:
         assert point.name and point.fields

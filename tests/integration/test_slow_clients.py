@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,14 +43,6 @@ def daemon() -> Iterator[DaemonProcess]:
 def address(daemon: DaemonProcess) -> tuple[str, int]:
     host, _, port = daemon.url.removeprefix("http://").rpartition(":")
     return host, int(port)
-
-
-def peak_rss_kb(daemon: DaemonProcess) -> int:
-    assert daemon.proc is not None
-    for line in Path(f"/proc/{daemon.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 async def closed_by_server(stream: trio.SocketStream, limit: float) -> bool:
@@ -154,7 +145,7 @@ async def test_content_length_over_the_limit_is_refused_before_the_body(daemon) 
                                   "/kapacitor/v1/config/smtp",
                                   "/kapacitor/v1/alerts/topics/t/handlers"])
 async def test_oversized_and_gzip_bomb_bodies_get_413(daemon, path: str) -> None:
-    before = peak_rss_kb(daemon)
+    before = daemon.peak_rss_kb()
     bomb = gzip.compress(b"\0" * 50_000_000, 9)  # ~50 kB on the wire, 50 MB inflated
     assert len(bomb) < LIMIT
 
@@ -170,7 +161,7 @@ async def test_oversized_and_gzip_bomb_bodies_get_413(daemon, path: str) -> None
             assert response.json() == {"error": f"request body too large: limit is {LIMIT} "
                                                  "bytes"}
         assert (await client.get(PING)).status_code == 204
-    assert peak_rss_kb(daemon) - before < 30_000  # the bomb was never inflated
+    assert daemon.peak_rss_kb() - before < 30_000  # the bomb was never inflated
 
 
 async def test_oversized_uploads_do_not_starve_other_clients(daemon) -> None:

@@ -10,7 +10,6 @@ daemon's peak resident memory (``VmHWM``) from ``/proc``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,14 +31,6 @@ def daemon() -> Iterator[DaemonProcess]:
         yield d
 
 
-def peak_rss_kb(daemon: DaemonProcess) -> int:
-    assert daemon.proc is not None
-    for line in Path(f"/proc/{daemon.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def ingress(daemon: DaemonProcess) -> dict[tuple[str, str, str], int]:
     stats = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()["kapacitor"]
     return {(s["tags"]["database"], s["tags"]["retention_policy"], s["tags"]["measurement"]):
@@ -54,10 +45,10 @@ def test_a_20_mb_body_of_short_lines_costs_a_small_multiple_of_its_size(daemon) 
                                                          "script": TASK,
                                                          "status": "enabled"})
         assert task.status_code == 200, task.text
-        before = peak_rss_kb(daemon)
+        before = daemon.peak_rss_kb()
         response = client.post("/write?db=big&rp=autogen", content=body)
         assert response.status_code == 204, response.text[:500]
-        growth_mib = (peak_rss_kb(daemon) - before) / 1024
+        growth_mib = (daemon.peak_rss_kb() - before) / 1024
         assert growth_mib < MAX_GROWTH_MIB, f"peak RSS grew by {growth_mib:.0f} MiB"
         assert ingress(daemon)[("big", "autogen", "m")] == len(body) // len(line)
         assert client.get("/kapacitor/v1/ping").status_code == 204
@@ -84,11 +75,11 @@ def test_a_bad_line_deep_in_a_large_body_refuses_all_of_it(daemon) -> None:
 
 def test_a_large_body_of_bad_lines_costs_no_memory_per_line(daemon) -> None:
     body = b"x\n" * 10_000_000  # 20 MB, ten million malformed lines
-    before = peak_rss_kb(daemon)
+    before = daemon.peak_rss_kb()
     response = httpx.post(daemon.url + "/write?db=bad&rp=autogen", content=body, timeout=300)
     assert response.status_code == 400
     assert response.text.splitlines()[-1] == "... and 9999990 more malformed line(s)"
-    growth_mib = (peak_rss_kb(daemon) - before) / 1024
+    growth_mib = (daemon.peak_rss_kb() - before) / 1024
     assert growth_mib < MAX_GROWTH_MIB, f"peak RSS grew by {growth_mib:.0f} MiB"
 
 

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from kapa_core.errors import TickError
 from kapa_core.gotemplate import TemplateError
 from kapa_core.gotemplate import parse as parse_template
-from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME, ParseResult
+from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME
 from kapa_core.models.lineprotocol import parse as parse_lines
 from kapa_core.tick.evaluate import evaluate
 from kapa_core.tick.functions import EvalError
@@ -55,6 +55,7 @@ from tests.fuzz_targets import (
     TICK_PIECES,
     Map,
     Text,
+    check_parse_result,
     deliverable,
 )
 
@@ -121,21 +122,12 @@ def soup(pieces: list[str], max_size: int = 60) -> st.SearchStrategy[str]:
 # -- line protocol -------------------------------------------------------------------------
 
 
-def check_result(result: ParseResult, lines: int) -> None:
-    assert len(result.points) + len(result.errors) <= lines
-    for point in result.points:
-        assert point.name and point.fields
-        assert MIN_TIME <= point.time <= MAX_TIME
-    for error in result.errors:
-        assert 1 <= error.line <= lines and error.reason
-
-
 @fuzz_settings(700)
 @given(body=st.binary(max_size=600), precision=st.sampled_from(PRECISIONS))
 def test_line_protocol_bytes(body: bytes, precision: str) -> None:
     with guarded("lineprotocol.bytes"):
         result = parse_lines(body, precision=precision, now_ns=0)
-    check_result(result, body.count(b"\n") + 1)
+    check_parse_result(result, body.count(b"\n") + 1)
 
 
 @fuzz_settings(800)
@@ -151,7 +143,7 @@ def test_line_protocol_grammar(text: str, precision: str) -> None:
     if error:
         assert precision not in PRECISIONS and "precision" in error
         return
-    check_result(result, text.count("\n") + 1)
+    check_parse_result(result, text.count("\n") + 1)
 
 
 # -- TICKscript ------------------------------------------------------------------------------
@@ -268,7 +260,7 @@ def monsters(pieces: list[str], monster: list[str]) -> st.SearchStrategy[str]:
 def test_line_protocol_monsters(text: str) -> None:
     with guarded("lineprotocol.monsters"):
         result = parse_lines(text.encode("utf-8", "surrogatepass"))
-    check_result(result, text.count("\n") + 1)
+    check_parse_result(result, text.count("\n") + 1)
 
 
 @fuzz_settings(25)

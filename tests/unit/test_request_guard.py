@@ -4,7 +4,6 @@ answer, ends in a response and the listener keeps accepting."""
 from __future__ import annotations
 
 import httpx
-import trio
 
 from kapa_core.http.messages import JSONBodyError, Request, Response, decode_json
 from kapa_core.http.router import Router
