@@ -499,6 +499,10 @@ def choose(patterns: str) -> list[str]:
     return chosen
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -541,6 +545,7 @@ def main() -> int:
             print(f"{name:24} {(fn.__doc__ or 'HTTP').strip().splitlines()[0]}")
         return 0
     targets = choose(args.targets)
+    signal.signal(signal.SIGTERM, _stop)  # like Ctrl-C: report, stop our daemon, exit
     minutes = args.minutes if args.minutes is not None else (None if args.inputs else 5.0)
     began = time.time()
     end = began + minutes * 60 if minutes else float("inf")
