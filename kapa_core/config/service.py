@@ -12,6 +12,8 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import trio
+
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.overrides import Override, updated
 from kapa_core.config.schema import Section, key_map, to_raw
@@ -28,6 +30,10 @@ class ConfigService:
         self.layers = layers
         self.store = store
         self.on_change = on_change
+        #: one update at a time: each reads the overrides, stores the change and re-opens
+        #: the section's service, and two interleaved would lose an update or open a
+        #: service twice
+        self._updating = trio.Lock()
         self.overrides: dict[str, Override] = {}
         if not skip_overrides:
             for key, data in store.items_json(OVERRIDES):
@@ -88,6 +94,11 @@ class ConfigService:
                            "variables")
         if not section.multiple and element:
             raise APIError(404, f"unknown section/element: {name}/{element}")
+        async with self._updating:
+            await self._update(name, section, element, body)
+
+    async def _update(self, name: str, section: Section, element: str | None,
+                      body: Mapping[str, Any]) -> None:
         try:
             new = updated(self.overrides, section, element, body)
             config = self.layers.build(self.layers.effective_raw(new.values()))

@@ -295,3 +295,24 @@ def test_ids_follow_go_syntax_so_a_final_newline_is_refused(client: httpx.Client
                                                             body: dict) -> None:
     response = client.post(path, json=body)
     assert response.status_code == 400, response.text
+
+
+def test_concurrent_overrides_of_one_section_all_apply(daemon: DaemonProcess) -> None:
+    def override(n: int) -> int:
+        with httpx.Client(base_url=daemon.url, auth=("admin", "pw"), timeout=30) as c:
+            codes = [c.post(V1 + "/config/kafka/default",
+                            json={"set": {"timeout": f"{n}s{i}ms"}}).status_code
+                     for i in range(5)]
+        return max(codes)
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(override(n)))
+               for n in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [204] * 8
+    options = httpx.get(daemon.url + V1 + "/config/kafka/default", auth=("admin", "pw"),
+                        timeout=10).json()["options"]
+    assert options["timeout"] in {f"{n}.004s" for n in range(1, 9)}  # a last write won
