@@ -229,16 +229,24 @@ SPELLINGS = ["http://127.0.0.1:{port}/", "http://localhost:{port}/", "http://[::
              "http://0x7f000001:{port}/", "http://127.1:{port}/"]
 
 
+def assert_service_tests_refused(daemon: DaemonProcess, client: httpx.Client,
+                                 recorder: HTTPRecorder, urls: list[str],
+                                 refusal: str = "not allowed (-blacklist-cidrs") -> None:
+    """httppost service tests to each of ``urls`` (``{port}``: the recorder's) are refused,
+    each counted once, and nothing reaches the recorder."""
+    for count, url in enumerate(urls, 1):
+        target = url.format(port=recorder.port)
+        result = client.post(daemon.url + V1 + "/service-tests/httppost",
+                             json={"url": target}).json()
+        assert result["success"] is False, target
+        assert refusal in result["message"], result
+        assert denylist_stats(daemon, client)["outgoing_refused"] == count
+    assert recorder.requests == []
+
+
 def test_service_test_refuses_every_spelling_of_a_listed_address() -> None:
     with outgoing_setup("127.0.0.1/32,::1/128") as (daemon, client, recorder, _tcp):
-        for count, url in enumerate(SPELLINGS, 1):
-            target = url.format(port=recorder.port)
-            result = client.post(daemon.url + V1 + "/service-tests/httppost",
-                                 json={"url": target}).json()
-            assert result["success"] is False, target
-            assert "not allowed (-blacklist-cidrs" in result["message"], result
-            assert denylist_stats(daemon, client)["outgoing_refused"] == count
-        assert recorder.requests == []
+        assert_service_tests_refused(daemon, client, recorder, SPELLINGS)
 
 
 def test_influxdb_connection_to_a_listed_address_is_refused() -> None:

@@ -17,7 +17,7 @@ import trio
 from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.test_deny_list import (
     V1,
-    denylist_stats,
+    assert_service_tests_refused,
     http_post_errors,
     listed,
     outgoing_setup,
@@ -234,13 +234,8 @@ UNSPECIFIED = ["http://0.0.0.0:{port}/", "http://0:{port}/", "http://[::]:{port}
 
 def test_unspecified_addresses_count_as_the_loopback_they_reach() -> None:
     with outgoing_setup("127.0.0.1/32") as (daemon, client, recorder, _tcp):
-        for count, url in enumerate(UNSPECIFIED, 1):
-            target = url.format(port=recorder.port)
-            result = client.post(daemon.url + V1 + "/service-tests/httppost",
-                                 json={"url": target}).json()
-            assert result["success"] is False, target
-            assert "not allowed (-blacklist-cidrs 127.0.0.1/32)" in result["message"], result
-            assert denylist_stats(daemon, client)["outgoing_refused"] == count
+        assert_service_tests_refused(daemon, client, recorder, UNSPECIFIED,
+                                     "not allowed (-blacklist-cidrs 127.0.0.1/32)")
         script = (f"stream|from().measurement('cpu')"
                   f"|httpPost('http://0.0.0.0:{recorder.port}/node')")
         task = client.post(daemon.url + V1 + "/tasks", json={
