@@ -15,8 +15,9 @@ from kapa_core.http.listing import (
     script_format,
     select,
 )
-from kapa_core.http.messages import Request, Response
+from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
+from kapa_core.models import gojson
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
@@ -123,4 +124,5 @@ class TasksAPI:
         if node is None:
             raise APIError(404, f"no httpOut endpoint {request.params['endpoint']!r} in an "
                            f"executing task {request.params['id']!r}")
-        return Response.json(node.result(), pretty=False)
+        # Kapacitor writes this body with Go's json.Marshal: no newline, Go's floats.
+        return Response.raw(200, gojson.dumps(node.result()).encode(), JSON_TYPE)

@@ -1,0 +1,63 @@
+"""The compatibility suite: every case under cases/ run on the real daemon, its outputs
+compared byte for byte with what Kapacitor 1.5.7 answered (see README.md)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kapa_core.testing import DaemonProcess
+from tests.compat.casefile import Case, all_cases
+from tests.compat.oracle import show_diff
+from tests.compat.runner import Recorder, matches, run_until_equal
+
+pytestmark = pytest.mark.integration
+
+CASES = [c for c in all_cases() if c.get("type", "stream") == "stream"]
+
+#: Cases kapa-core does not answer as Kapacitor yet: each is expected to fail (strictly: a
+#: case that starts to pass must be taken off the list). The list only shrinks.
+PENDING = {line.split("#")[0].strip()
+           for line in (Path(__file__).parent / "pending.txt").read_text().splitlines()
+           if line.split("#")[0].strip()}
+
+
+def _param(case: Case):
+    marks = [pytest.mark.xfail(strict=True, reason="kapa-core differs: tests/compat/pending.txt")
+             ] if case.name in PENDING else []
+    return pytest.param(case, id=case.name, marks=marks)
+
+
+@pytest.fixture(scope="module")
+def env():
+    recorder = Recorder()
+    workdir = Path(tempfile.mkdtemp(prefix="compat-"))
+    try:
+        with DaemonProcess({"http": {"log-enabled": False},
+                            "logging": {"level": "ERROR"}}) as daemon:
+            yield daemon, recorder, workdir
+    finally:
+        recorder.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_every_case_has_an_expected_output() -> None:
+    assert CASES, "no compatibility case found"
+    assert [c.name for c in all_cases() if not c.expected] == []
+
+
+def test_pending_names_are_cases() -> None:
+    assert sorted(PENDING - {c.name for c in all_cases()}) == []
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_case(env, case: Case) -> None:
+    daemon, recorder, workdir = env
+    # A pending case is expected to differ: do not wait the full deadline for it.
+    timeout = 1.5 if case.name in PENDING else 10.0
+    got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
+                          timeout=timeout)
+    assert matches(got, case.expected), show_diff(case.name, got, case.expected)
