@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.engine.nodes import barrier, basic, enrich, influxql, io, join, output, window
+from kapa_core.engine.nodes import (
+    barrier,
+    basic,
+    enrich,
+    influxql,
+    io,
+    join,
+    output,
+    transform,
+    window,
+)
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.query import QueryNode
@@ -23,7 +33,7 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.BatchSpec: basic.SourceNode,
     specs.FromSpec: basic.FromNode,
     specs.WhereSpec: basic.WhereNode,
-    specs.EvalSpec: basic.EvalNode,
+    specs.EvalSpec: transform.EvalNode,
     specs.GroupBySpec: basic.GroupByNode,
     specs.WindowSpec: window.WindowNode,
     specs.ShiftSpec: basic.ShiftNode,
@@ -31,10 +41,10 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.DefaultSpec: basic.DefaultNode,
     specs.DeleteSpec: basic.DeleteNode,
     specs.TrickleSpec: basic.TrickleNode,
-    specs.DerivativeSpec: basic.DerivativeNode,
-    specs.ChangeDetectSpec: basic.ChangeDetectNode,
-    specs.StateDurationSpec: basic.StateDurationNode,
-    specs.StateCountSpec: basic.StateCountNode,
+    specs.DerivativeSpec: transform.DerivativeNode,
+    specs.ChangeDetectSpec: transform.ChangeDetectNode,
+    specs.StateDurationSpec: transform.StateDurationNode,
+    specs.StateCountSpec: transform.StateCountNode,
     specs.LogSpec: basic.LogNode,
     specs.HTTPOutSpec: output.HTTPOutNode,
     specs.NoOpSpec: output.NoOpNode,

@@ -17,7 +17,7 @@ CASES = Path(__file__).parent / "cases"
 
 #: Keys a case may set, in the order they are written.
 INPUT_KEYS = ("description", "type", "db", "rp", "precision", "vars", "script", "points",
-              "start", "stop", "inspect", "kapa_core_differs")
+              "start", "stop", "inspect", "pending", "kapa_core_differs")
 
 
 @dataclass

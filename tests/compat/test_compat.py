@@ -18,16 +18,11 @@ pytestmark = pytest.mark.integration
 
 CASES = [c for c in all_cases() if c.get("type", "stream") == "stream"]
 
-#: Cases kapa-core does not answer as Kapacitor yet: each is expected to fail (strictly: a
-#: case that starts to pass must be taken off the list). The list only shrinks.
-PENDING = {line.split("#")[0].strip()
-           for line in (Path(__file__).parent / "pending.txt").read_text().splitlines()
-           if line.split("#")[0].strip()}
-
-
 def _param(case: Case):
-    marks = [pytest.mark.xfail(strict=True, reason="kapa-core differs: tests/compat/pending.txt")
-             ] if case.name in PENDING else []
+    # A case kapa-core does not answer as Kapacitor yet says why in its "pending" key; it
+    # is expected to fail, strictly: once it passes, the key must go.
+    marks = [pytest.mark.xfail(strict=True, reason="pending: " + case.get("pending"))
+             ] if case.get("pending") else []
     return pytest.param(case, id=case.name, marks=marks)
 
 
@@ -49,15 +44,11 @@ def test_every_case_has_an_expected_output() -> None:
     assert [c.name for c in all_cases() if not c.expected] == []
 
 
-def test_pending_names_are_cases() -> None:
-    assert sorted(PENDING - {c.name for c in all_cases()}) == []
-
-
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_case(env, case: Case) -> None:
     daemon, recorder, workdir = env
     # A pending case is expected to differ: do not wait the full deadline for it.
-    timeout = 1.5 if case.name in PENDING else 10.0
+    timeout = 1.5 if case.get("pending") else 10.0
     got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
                           timeout=timeout)
     assert matches(got, case.expected), show_diff(case.name, got, case.expected)
