@@ -10,7 +10,12 @@ What is collected, as raw text so that the comparison is byte for byte:
 - ``log``: the lines alert ``.log('{{LOG}}')`` wrote;
 - ``error``: the error of a task that was refused (then nothing else is run);
 - ``task <field>``: fields of the task named by the case's ``inspect`` list (``dot``,
-  ``vars``, ``error``...), with timings masked.
+  ``vars``, ``error``...), with timings masked; ``dot:labels`` is the DOT asked for with
+  ``dot-view=labels``, ``script:raw`` the script with ``script-format=raw``;
+- ``template <field>``: for ``inspect`` entries ``template:<field>`` of a case that sets
+  ``template = true`` (its script is defined as a template, the task made from it).
+
+A case may also set ``status = "disabled"`` to define the task without starting it.
 """
 
 from __future__ import annotations
@@ -120,9 +125,18 @@ class CaseRun:
         body: dict[str, Any] = {
             "id": case.task_id, "type": case.get("type", "stream"),
             "dbrps": [{"db": case.get("db", "mydb"), "rp": case.get("rp", "myrp")}],
-            "script": self.script(), "status": "enabled"}
+            "script": self.script(), "status": case.get("status", "enabled")}
         if "vars" in case.data:
             body["vars"] = json.loads(case.get("vars"))
+        if case.get("template"):
+            # The script is a template; the task is made from it with the case's vars.
+            templates = f"{self.url}/kapacitor/v1/templates"
+            self.client.delete(f"{templates}/{case.task_id}")
+            response = self.client.post(templates, json={
+                "id": case.task_id, "type": body["type"], "script": body.pop("script")})
+            if response.status_code != 200:
+                return response
+            body["template-id"] = case.task_id
         return self.client.post(f"{self.url}/kapacitor/v1/tasks", json=body)
 
     def write(self) -> None:
@@ -153,17 +167,25 @@ class CaseRun:
         if self.log_path.exists():
             out["log"] = self.log_path.read_text(encoding="utf-8").splitlines()
         if case.get("inspect"):
-            task = self.client.get(f"{self.url}/kapacitor/v1/tasks/{case.task_id}").json()
             for name in case.get("inspect"):
-                value = task.get(name)
-                if name == "dot" and isinstance(value, str):
+                what = "template" if name.startswith("template:") else "task"
+                field, _, form = name.removeprefix("template:").partition(":")
+                params = {"dot-view": form} if field == "dot" and form else \
+                    {"script-format": form} if form else {}
+                kind = "templates" if what == "template" else "tasks"
+                r = self.client.get(f"{self.url}/kapacitor/v1/{kind}/{case.task_id}",
+                                    params=params)
+                value = r.json().get(field)
+                if field == "dot" and isinstance(value, str):
                     value = _mask_timings(value)
-                out[f"task {name}"] = value if isinstance(value, str) else \
-                    json.dumps(value, sort_keys=True)
+                out[f"{what} {name.removeprefix('template:')}"] = value \
+                    if isinstance(value, str) else json.dumps(value, sort_keys=True)
         return out
 
     def cleanup(self) -> None:
         self.client.delete(f"{self.url}/kapacitor/v1/tasks/{self.case.task_id}")
+        if self.case.get("template"):
+            self.client.delete(f"{self.url}/kapacitor/v1/templates/{self.case.task_id}")
         self.log_path.unlink(missing_ok=True)
         self.recorder.reset()
         self.client.close()
