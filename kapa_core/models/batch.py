@@ -50,19 +50,33 @@ class Batch:
     points: list[BatchPoint] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
-        """The batch as one InfluxQL result series (what httpOut serves)."""
-        columns = ["time"]
-        seen: set[str] = set()
+        """The batch as one InfluxQL result series (what httpOut and httpPost write).
+
+        As Kapacitor: the columns are ``time`` then, sorted, the fields of the *first*
+        point and those of its tags that are not the batch's tags (later points fill the
+        same columns, a field first, then a tag, else null); a batch without points is
+        written with its name and tags only.
+        """
+        series: dict[str, Any] = {"name": self.name} if self.name else {}
+        tags = self.tags
+        if tags:
+            series["tags"] = dict(sorted(tags.items())) if len(tags) > 1 else dict(tags)
+        if not self.points:
+            return series
+        first = self.points[0]
+        names = list(first.fields)
+        names += [t for t in first.tags if t not in tags]
+        names.sort()
+        values = []
         for p in self.points:
-            for k in p.fields:
-                if k not in seen:
-                    seen.add(k)
-        columns += sorted(seen)
-        values = [[format_time(p.time), *[p.fields.get(c) for c in columns[1:]]]
-                  for p in self.points]
-        series: dict[str, Any] = {"name": self.name}
-        if self.tags:
-            series["tags"] = dict(self.tags)
-        series["columns"] = columns
+            fields, ptags = p.fields, p.tags
+            row: list[Any] = [format_time(p.time)]
+            for c in names:
+                v = fields.get(c)
+                if v is None:
+                    v = ptags.get(c)
+                row.append(v)
+            values.append(row)
+        series["columns"] = ["time", *names]
         series["values"] = values
         return series
