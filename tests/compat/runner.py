@@ -99,6 +99,14 @@ def _mask_timings(dot: str) -> str:
     return re.sub(r'avg_exec_time_ns="[^"]*"', 'avg_exec_time_ns="X"', dot)
 
 
+#: The cluster and server IDs (random UUIDs of each server) that alert details show.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _mask_ids(text: str) -> str:
+    return _UUID.sub("<uuid>", text)
+
+
 class CaseRun:
     """One case against one server: define the task, write the points, collect outputs."""
 
@@ -161,11 +169,11 @@ class CaseRun:
         with self.recorder.lock:
             for path, bodies in self.recorder.posts.items():
                 key = "post" if path == "/post" else "post:" + path.lstrip("/")
-                out[key] = list(bodies)
+                out[key] = [_mask_ids(b) for b in bodies]
             if self.recorder.tcp:
-                out["tcp"] = list(self.recorder.tcp)
+                out["tcp"] = [_mask_ids(b) for b in self.recorder.tcp]
         if self.log_path.exists():
-            out["log"] = self.log_path.read_text(encoding="utf-8").splitlines()
+            out["log"] = _mask_ids(self.log_path.read_text(encoding="utf-8")).splitlines()
         if case.get("inspect"):
             for name in case.get("inspect"):
                 what = "template" if name.startswith("template:") else "task"
