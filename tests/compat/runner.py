@@ -125,6 +125,8 @@ class CaseRun:
 
         text = POST.sub(post, text)
         text = text.replace("{{TCP}}", self.recorder.tcp_address)
+        # {{DIR}}: the absolute path of the case's folder (files a sideload() reads).
+        text = text.replace("{{DIR}}", str(self.case.path.parent.resolve()))
         return text.replace("{{LOG}}", str(self.log_path))
 
     def define(self) -> httpx.Response:
