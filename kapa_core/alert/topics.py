@@ -242,8 +242,9 @@ class Topics:
         topic.collected += 1
         previous = topic.events.get(event.id)
         event.changed = previous is None or previous.level != event.level
-        if event.level is Level.OK and not event.recoverable:
-            pass
+        # previousLevel is this ID's last level in this topic (a recovery that
+        # noRecoveries kept from the topic leaves it at the alert's level).
+        event.previous_level = Level.OK if previous is None else previous.level
         topic.events[event.id] = event.state
         if self.persist:
             self._dirty.add((topic.id, event.id))

@@ -108,7 +108,10 @@ class PostHandler:
             if self.endpoint.basic_auth.username:
                 auth = (self.endpoint.basic_auth.username, self.endpoint.basic_auth.password)
         headers.update(self.options.headers)
-        body = self.body_template.execute(data) if self.body_template else event.json()
+        # The alert JSON ends with a newline, as Go's json.Encoder writes it; a template's
+        # output is sent as it is.
+        body = self.body_template.execute(data) if self.body_template else \
+            event.json() + "\n"
         timeout = self.options.timeout / 1e9 or 30.0
         async with httpx.AsyncClient(verify=not self.options.skip_ssl_verification,
                                      timeout=timeout) as client:

@@ -41,7 +41,8 @@ class TCPHandler:
                 raise HandlerError(f"tcp: cannot connect to {self.host}:{self.port}: "
                                    f"{exc}") from None
             async with stream:
-                await stream.send_all((event.json() + "\n").encode())
+                # Kapacitor encodes the JSON with its newline, then adds one more.
+                await stream.send_all((event.json() + "\n\n").encode())
         if scope.cancelled_caught:
             raise HandlerError(f"tcp: {self.host}:{self.port} timed out")
 

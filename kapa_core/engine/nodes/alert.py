@@ -29,6 +29,11 @@ MAX_WEIGHT = 1.2
 WEIGHT_DIFF = 1.5
 
 
+def _json_line(value: Any) -> str:
+    """The details template's ``json``: Go's json.Encoder output, final newline included."""
+    return gojson.dumps(value) + "\n"
+
+
 def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
     """The id, message and details templates, or ValueError naming the bad one."""
     out = []
@@ -37,7 +42,7 @@ def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
                              ("details", spec.details_template, True)):
         try:
             out.append(parse_template(text, what, html=html,
-                                      funcs={"json": gojson.dumps} if html else None))
+                                      funcs={"json": _json_line} if html else None))
         except TemplateError as exc:
             raise ValueError(f"alert: invalid {what} template: {exc}") from None
     return out[0], out[1], out[2]
