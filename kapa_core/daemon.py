@@ -35,6 +35,7 @@ from kapa_core.denylist import DenyList
 from kapa_core.engine.loader import load_directory
 from kapa_core.engine.node import configure_timing
 from kapa_core.engine.nodes.io import NodeContext
+from kapa_core.engine.replay import ReplayService
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.stats_service import StatsService
 from kapa_core.engine.task_master import TaskMaster
@@ -45,6 +46,7 @@ from kapa_core.http import tls as https
 from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
+from kapa_core.http.replays_api import ReplaysAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
@@ -208,6 +210,10 @@ class Daemon:
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
             self.template_service = TemplateService(self.store, self.task_service)
+            self.replay_service = ReplayService(self.store, self.task_service,
+                                                lambda: self.task_master.context,
+                                                Logger("replay"))
+            await runner.open("replays", self.replay_service)
             await self.task_service.start_enabled()
             await self.load_directory()
             self._http = self._http_server()
@@ -290,6 +296,7 @@ class Daemon:
         assert self.task_service is not None
         TasksAPI(self.task_service).register(router)
         TemplatesAPI(self.template_service).register(router)
+        ReplaysAPI(self.replay_service).register(router)
         AlertsAPI(self.alerts).register(router)
         assert self._runner is not None
         runner = self._runner

@@ -1,0 +1,575 @@
+"""Replays: a batch task run over a past time range (``POST /kapacitor/v1/replays/batch``).
+
+What a batch replay does, as Kapacitor 1.5.7 does it:
+
+* The task's pipeline is built again, as a separate instance: its nodes, their state
+  and their outputs belong to the replay only, so the live task (enabled or not) is
+  untouched. Alert nodes publish their events to the anonymous topic
+  ``<replay id>:<task>:<node>`` instead of ``main:<task>:<node>`` (Kapacitor names
+  that topic after the task master, one per replay), which is deleted when the replay
+  ends; a ``.topic()`` named in the script is shared with the live task.
+* For each ``query`` node, the times its schedule would have fired between ``start``
+  and ``stop`` are computed: from ``start``, the next tick each time, which is
+  ``tick + every`` (rounded to a multiple of ``every``, half up, with ``.align()``) or
+  the next match of ``.cron()`` (local wall-clock time); a tick after ``stop`` ends the
+  list (a tick equal to ``stop`` is still run), and so does a query window that would
+  end in the future. Each tick ``t`` queries ``[t - offset - period, t - offset)``.
+  As in Kapacitor, ``.alignGroup()`` does not change the queries of a replay.
+* The queries run one after the other against the ``[[influxdb]]`` cluster of the node;
+  the ticks of several query nodes are run in time order. Each series of an answer is a
+  batch (see :func:`~kapa_core.engine.nodes.query.series_to_batch`) pushed through the
+  replay's pipeline at once (the ``fast`` clock) or at the pace of the original data
+  (the ``real`` clock). With ``recording-time`` the points keep their times; without
+  it, they are moved so that the first point of each query node lands on the time the
+  replay started. A batch's time is raised to its last point's time when that is
+  later; an empty batch keeps the time of its query window.
+* When every query has run, the replay waits for its outputs (httpPost bodies, alert
+  handlers, influxDBOut writes) to be sent, stops the pipeline, and records the
+  execution statistics of its nodes. A failing query, an unknown cluster or an
+  InfluxDB error fails the replay with ``running replay: <error>``.
+
+Replays are kept in the store (``replays``) and survive a restart; one still running
+when the daemon stopped is marked failed at the next start, with Kapacitor's words.
+Deleting a running replay stops it (Kapacitor leaves it running).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import heapq
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from kapa_core.engine.build import build_nodes
+from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.alert import AlertNode
+from kapa_core.engine.nodes.io import NodeContext
+from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, series_to_batch
+from kapa_core.errors import APIError, KapaError
+from kapa_core.glob import filter_names
+from kapa_core.influxdb.client import ConnectionFailed
+from kapa_core.influxdb.query import QueryFailed, run_query
+from kapa_core.influxdb.select_query import SelectQuery
+from kapa_core.logs import Logger
+from kapa_core.models.batch import Batch, BatchPoint, format_time
+from kapa_core.storage import REPLAYS, Store
+from kapa_core.tick.regex import compile_regex
+
+S = 1_000_000_000
+#: Go's zero ``time.Time`` (0001-01-01T00:00:00Z) in Unix nanoseconds: an absent start.
+GO_ZERO_TIME = -GO_ZERO_OFFSET
+#: Kapacitor's replay ID expression, and how its error message spells it.
+REPLAY_ID = compile_regex(r"^[-\._\p{L}0-9]+$")
+REPLAY_ID_TEXT = r"^[-\._\p{L}0-9]+$"
+#: Fields of a replay, in the order Kapacitor writes them.
+FIELDS = ("link", "id", "recording", "task", "recording-time", "clock", "date", "error",
+          "status", "progress")
+#: Seconds a finished replay waits for its outputs to be sent.
+DRAIN_TIMEOUT = 30.0
+#: Queries run between two checkpoints of the event loop (an empty range answers fast).
+QUERIES_PER_CHECKPOINT = 50
+
+
+def go_time_text(ns: int) -> str:
+    """A time as Go's time.Time is written in JSON (RFC3339 with trimmed nanoseconds)."""
+    if ns == GO_ZERO_TIME:
+        return "0001-01-01T00:00:00Z"
+    return format_time(ns)
+
+
+def now_text() -> str:
+    return go_time_text(time.time_ns())
+
+
+def go_round(t: int, d: int) -> int:
+    """``t`` rounded to a multiple of ``d`` as Go's Time.Round (halves up), counted from
+    Go's zero time."""
+    r = (t + GO_ZERO_OFFSET) % d
+    return t - r if r + r < d else t + (d - r)
+
+
+# -- the request body, decoded as Go's encoding/json decodes ReplayBatchOptions ---------
+_GO_TYPES = {"id": "string", "task": "string", "start": "time.Time", "stop": "time.Time",
+             "recording-time": "bool", "clock": "client.Clock"}
+_JSON_KINDS = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
+               dict: "object"}
+_FIELD_NAMES = {"id": "id", "task": "task", "start": "start", "stop": "stop",
+                "recording-time": "recording-time", "clock": "clock"}
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?"
+                      r"(Z|[+-]\d{2}:\d{2})")
+
+
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_go_time(raw: Any) -> int:
+    """A JSON value as Go's time.Time.UnmarshalJSON reads it (RFC3339, in quotes);
+    APIError with Go's message otherwise."""
+    text = raw if isinstance(raw, str) else None
+    layout = '"2006-01-02T15:04:05Z07:00"'
+    source = _go_json(raw)
+    if text is None:
+        raise APIError(400, f"parsing time {_go_quote(source)} as {_go_quote(layout)}: "
+                       f"cannot parse {_go_quote(source)} as {_go_quote(chr(34))}")
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        rest, elem = _go_time_mismatch(text)
+        raise APIError(400, f"parsing time {_go_quote(source)} as {_go_quote(layout)}: "
+                       f"cannot parse {_go_quote(rest)} as {_go_quote(elem)}")
+    year, month, day, hour, minute, second = (int(m[i]) for i in range(1, 7))
+    for name, value, low, high in (("month", month, 1, 12), ("hour", hour, 0, 23),
+                                   ("minute", minute, 0, 59), ("second", second, 0, 59)):
+        if not low <= value <= high:
+            raise APIError(400, f"parsing time {_go_quote(source)}: {name} out of range")
+    try:
+        moment = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+    except ValueError:
+        raise APIError(400, f"parsing time {_go_quote(source)}: day out of range") from None
+    offset = 0
+    if m[8] != "Z":
+        sign = -1 if m[8][0] == "-" else 1
+        offset = sign * (int(m[8][1:3]) * 3600 + int(m[8][4:6]) * 60)
+    seconds = (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(seconds=1)
+    frac = int((m[7] or ".0")[1:10].ljust(9, "0"))
+    return (seconds - offset) * S + frac
+
+
+def _go_time_mismatch(text: str) -> tuple[str, str]:
+    """Where Go's RFC3339 parser gives up on ``text``: (rest of the value, layout part)."""
+    value = text + '"'
+    steps = (("2006", r"\d{4}"), ("-", "-"), ("01", r"\d{2}"), ("-", "-"), ("02", r"\d{2}"),
+             ("T", "T"), ("15", r"\d{1,2}"), (":", ":"), ("04", r"\d{2}"), (":", ":"),
+             ("05", r"\d{2}(?:\.\d+)?"), ("Z07:00", r"Z|[+-]\d{2}:\d{2}"), ('"', '"'))
+    for elem, pattern in steps:
+        m = re.match(pattern, value)
+        if m is None:
+            return value, elem
+        value = value[m.end():]
+    return value, '"'
+
+
+def _go_json(value: Any) -> str:
+    import json
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_options(body: bytes) -> dict[str, Any]:
+    """The ``POST /replays/batch`` body as Kapacitor decodes it, with its error words."""
+    import json
+
+    from kapa_core.http.messages import JSONBodyError, decode_json
+
+    text = body.strip()
+    if not text:
+        raise APIError(400, "EOF")
+    try:
+        raw = decode_json(body)
+    except JSONBodyError as exc:
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as inner:
+            if inner.pos >= len(body.rstrip()):
+                raise APIError(400, "unexpected EOF") from None
+        raise APIError(400, str(exc)) from None
+    if not isinstance(raw, dict):
+        kind = "null" if raw is None else _JSON_KINDS.get(type(raw), "value")
+        if raw is None:
+            raw = {}
+        else:
+            raise APIError(400, f"json: cannot unmarshal {kind} into Go value of type "
+                           "client.ReplayBatchOptions")
+    options: dict[str, Any] = {"id": "", "task": "", "start": GO_ZERO_TIME,
+                               "stop": GO_ZERO_TIME, "recording-time": False,
+                               "clock": "fast"}
+    # Go matches JSON keys to struct fields case-insensitively.
+    for key, value in raw.items():
+        name = next((f for f in _FIELD_NAMES if f.lower() == key.lower()), None)
+        if name is None or value is None:
+            continue
+        if name in ("start", "stop"):
+            options[name] = parse_go_time(value)
+            continue
+        kind = _JSON_KINDS.get(type(value), "value")
+        expected = "bool" if name == "recording-time" else "string"
+        if kind != expected:
+            raise APIError(400, f"json: cannot unmarshal {kind} into Go struct field "
+                           f"ReplayBatchOptions.{name} of type {_GO_TYPES[name]}")
+        if name == "clock" and value not in ("fast", "real"):
+            raise APIError(400, f"unknown Clock {value}")
+        options[name] = value
+    return options
+
+
+# -- replays ---------------------------------------------------------------------------
+@dataclass
+class Replay:
+    id: str
+    task: str
+    recording: str = ""
+    recording_time: bool = False
+    clock: str = "fast"
+    date: str = ""
+    error: str = ""
+    status: str = "running"
+    progress: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Replay:
+        return cls(**data)
+
+    def values(self) -> dict[str, Any]:
+        return {"link": {"rel": "self", "href": f"/kapacitor/v1/replays/{self.id}"},
+                "id": self.id, "recording": self.recording, "task": self.task,
+                "recording-time": self.recording_time, "clock": self.clock,
+                "date": self.date, "error": self.error, "status": self.status,
+                # Go writes a float64 1 as 1
+                "progress": int(self.progress) if float(self.progress).is_integer()
+                else self.progress}
+
+    def view(self) -> dict[str, Any]:
+        """``GET /replays/<id>``: every field, then the statistics of a finished run."""
+        values = self.values()
+        out = {name: values[name] for name in ("link", "id", "task", "recording",
+                                               "recording-time", "clock", "date",
+                                               "error", "status", "progress")}
+        out["stats"] = self.stats if self.status == "finished" else {}
+        return out
+
+
+def _date_key(replay: Replay) -> str:
+    """Kapacitor's index of replays: the date to the second (RFC3339), then the ID."""
+    return replay.date[:19]
+
+
+class _ReplayTopics:
+    """The alert topics as a replay's alert nodes see them: the anonymous topics are
+    the replay's own (``main:`` becomes ``<replay id>:``)."""
+
+    def __init__(self, topics: Any, prefix: str) -> None:
+        self._topics = topics
+        self._prefix = prefix
+
+    def rename(self, topic_id: str) -> str:
+        return self._prefix + topic_id[5:] if topic_id.startswith("main:") else topic_id
+
+    def attach(self, topic_id: str, *args: Any, **kwargs: Any) -> Any:
+        return self._topics.attach(self.rename(topic_id), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._topics, name)
+
+
+class _ReplayAlerts:
+    def __init__(self, alerts: Any, replay_id: str) -> None:
+        self._alerts = alerts
+        self.topics = _ReplayTopics(alerts.topics, replay_id + ":")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._alerts, name)
+
+
+class ReplayFailed(KapaError):
+    """A replay that could not run to its end; the message is the replay's error."""
+
+
+@dataclass(order=True)
+class _Tick:
+    stop: int
+    index: int
+    start: int = field(compare=False)
+
+
+def query_windows(node: QueryNode, start: int, stop: int, now: int
+                  ) -> Iterator[tuple[int, int]]:
+    """The ``[start, stop)`` windows ``node`` queries for a replay of ``[start, stop]``
+    (see the module doc)."""
+    current = start
+    while True:
+        if node.cron is not None:
+            found = node.cron.next_ns(current)
+            if found is None:
+                return
+            current = found
+        else:
+            current += node.every
+            if node.align:
+                current = go_round(current, node.every)
+        if current > stop:
+            return
+        qstop = current - node.offset
+        if qstop > now:
+            return
+        yield qstop - node.period, qstop
+
+
+class ReplayRun:
+    """One replay of a batch task: its own pipeline, its queries, its outputs."""
+
+    def __init__(self, replay: Replay, task: Any, pipeline: Any, context: NodeContext,
+                 start: int, stop: int, log: Logger) -> None:
+        self.replay = replay
+        self.task = task
+        self.start = start
+        self.stop = stop
+        self.log = log.with_(task=task.id, replay=replay.id)
+        self.alerts = _ReplayAlerts(context.alerts, replay.id) if context.alerts else None
+        context = dataclasses.replace(context, task_id=task.id,
+                                      alerts=self.alerts or context.alerts)
+        self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
+        self.context = context
+        self.topics: list[str] = []
+        for node in self.nodes:
+            if isinstance(node, AlertNode) and node.anon_topic and self.alerts:
+                node.anon_topic = self.alerts.topics.rename(node.anon_topic)
+                self.topics.append(node.anon_topic)
+        self.queries = [n for n in self.nodes if isinstance(n, QueryNode)]
+        self.started = time.time_ns()
+
+    async def run(self) -> None:
+        io_nodes = [n for n in self.nodes if getattr(n, "run_io", None) is not None
+                    and not isinstance(n, QueryNode)]
+        try:
+            async with trio.open_nursery() as nursery:
+                drained = []
+                for node in io_nodes:
+                    done = trio.Event()
+                    drained.append((node, done))
+                    nursery.start_soon(self._run_io, node, done)
+                await self._feed()
+                await self._drain(drained)
+                nursery.cancel_scope.cancel()
+        finally:
+            for node in self.nodes:
+                node.stop()
+            if self.alerts is not None:
+                for topic in self.topics:
+                    self.alerts._alerts.delete_topic(topic)
+
+    @staticmethod
+    async def _run_io(node: Node, done: trio.Event) -> None:
+        try:
+            await node.run_io()  # type: ignore[attr-defined]
+        finally:
+            done.set()
+
+    async def _drain(self, drained: list[tuple[Node, trio.Event]]) -> None:
+        """Let queued outputs go out: close the queues of the nodes that send, wait for
+        their tasks, then for the replay's alert handlers to empty their queues."""
+        with trio.move_on_after(DRAIN_TIMEOUT):
+            for node, done in drained:
+                send = getattr(node, "send", None)
+                if isinstance(send, trio.MemorySendChannel):
+                    send.close()
+                    await done.wait()
+            if self.alerts is not None:
+                topics = self.alerts._alerts.topics
+                while any(runner.receive.statistics().current_buffer_used
+                          for topic in self.topics
+                          if (t := topics.topics.get(topic)) is not None
+                          for runner in t.handlers.values()):
+                    await trio.sleep(0.01)
+        # One more turn so that a handler that took the last event finishes with it.
+        await trio.sleep(0)
+
+    def _schedule(self) -> Iterator[tuple[QueryNode, int, int]]:
+        now = time.time_ns()
+        windows = [query_windows(node, self.start, self.stop, now) for node in self.queries]
+        heap: list[_Tick] = []
+        for index, it in enumerate(windows):
+            first = next(it, None)
+            if first is not None:
+                heapq.heappush(heap, _Tick(first[1], index, first[0]))
+        while heap:
+            tick = heapq.heappop(heap)
+            yield self.queries[tick.index], tick.start, tick.stop
+            following = next(windows[tick.index], None)
+            if following is not None:
+                heapq.heappush(heap, _Tick(following[1], tick.index, following[0]))
+
+    async def _feed(self) -> None:
+        selects = {id(n): SelectQuery(n.spec.query, n.spec.group_dimensions(), n.spec.fill)
+                   for n in self.queries}
+        state: dict[int, dict[str, int]] = {id(n): {"diff": 0, "first": 0, "tmax": 0}
+                                            for n in self.queries}
+        real = self.replay.clock == "real"
+        zero = self.started
+        for count, (node, start, stop) in enumerate(self._schedule()):
+            if count % QUERIES_PER_CHECKPOINT == 0:
+                await trio.lowlevel.checkpoint()
+            select = selects[id(node)]
+            statement = select.render(start, stop)
+            node.last_query = statement
+            self.log.debug("running batch query for replay", query=statement)
+            service = self.context.influxdb()
+            client = service.client(node.cluster or None) if service is not None else None
+            if client is None:
+                raise ReplayFailed("InfluxDB not configured, cannot record batch query"
+                                   if service is None else
+                                   f'unknown InfluxDB cluster "{node.cluster}"'
+                                   if node.cluster else "no default InfluxDB cluster")
+            try:
+                results = await run_query(client, statement, database=node.database,
+                                          retention_policy=node.retention_policy)
+            except (ConnectionFailed, QueryFailed) as exc:
+                raise ReplayFailed(str(exc)) from None
+            for series_list in results:
+                for series in series_list:
+                    batch = series_to_batch(series, node.by_name, stop,
+                                            select.grouped_by_time)
+                    await self._deliver(node, batch, state[id(node)], real, zero)
+
+    async def _deliver(self, node: QueryNode, batch: Batch, state: dict[str, int],
+                       real: bool, zero: int) -> None:
+        points = batch.points
+        if not points:
+            state["tmax"] = batch.tmax
+            node.receive_batch(batch)
+            return
+        if not state["first"]:
+            state["first"] = 1
+            state["diff"] = zero - points[0].time
+        diff = state["diff"]
+        if self.replay.recording_time:
+            last = points[-1].time + diff
+        else:
+            batch.points = points = [BatchPoint(p.time + diff, p.fields, p.tags)
+                                     for p in points]
+            last = points[-1].time
+        if real:
+            delay = (last - time.time_ns()) / S
+            if delay > 0:
+                await trio.sleep(delay)
+        if batch.tmax < points[-1].time:
+            batch.tmax = points[-1].time
+        state["tmax"] = batch.tmax
+        node.receive_batch(batch)
+
+
+class ReplayService:
+    """Creates, runs, lists and deletes replays; runs them in its own nursery."""
+
+    def __init__(self, store: Store, tasks: Any, context: Callable[[], NodeContext],
+                 log: Logger) -> None:
+        self.store = store
+        self.tasks = tasks
+        self.context = context
+        self.log = log
+        self.replays: dict[str, Replay] = {}
+        self.running: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        for key, data in store.items_json(REPLAYS):
+            try:
+                replay = Replay.from_json(data)
+            except (TypeError, KeyError):
+                log.error("stored replay is unreadable; skipped", replay=key)
+                continue
+            if replay.status == "running":
+                replay.status = "failed"
+                replay.error = "unexpected Kapacitor shutdown"
+                store.put_json(REPLAYS, replay.id, replay.to_json())
+            self.replays[key] = replay
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    # -- API operations -------------------------------------------------------------------
+    async def create_batch(self, body: bytes) -> Replay:
+        options = decode_options(body)
+        replay_id = options["id"] or str(uuid.uuid4())
+        if not REPLAY_ID.fullmatch(replay_id):
+            raise APIError(400, f"replay ID must match {REPLAY_ID_TEXT} {_go_quote(replay_id)}")
+        task = self.tasks.tasks.get(options["task"])
+        if task is None:
+            raise APIError(404, "task load: no task exists")
+        try:
+            evaluated = self.tasks.evaluate(task)
+        except KapaError as exc:
+            raise APIError(404, f"task load: {exc}") from None
+        if task.type == "stream":
+            raise APIError(400, f"cannot replay batch against stream task: {options['task']}")
+        if replay_id in self.replays:
+            raise APIError(500, "replay already exists")
+        replay = Replay(replay_id, task.id, recording_time=options["recording-time"],
+                        clock=options["clock"], date=now_text())
+        stop = options["stop"]
+        if stop == GO_ZERO_TIME:
+            stop = time.time_ns()
+        try:
+            run = ReplayRun(replay, task, evaluated.pipeline, self.context(),
+                            options["start"], stop, self.log)
+        except (KapaError, ValueError) as exc:
+            # Kapacitor reports a task that cannot start in the replay itself.
+            run = None
+            replay.status, replay.progress = "failed", 1.0
+            replay.error = f"task start: {exc}"
+        self.replays[replay.id] = replay
+        await self._save(replay)
+        if run is not None:
+            assert self._nursery is not None, "the replay service is not running"
+            scope = trio.CancelScope()
+            self.running[replay.id] = scope
+            self._nursery.start_soon(self._run, run, scope)
+        return dataclasses.replace(replay)
+
+    async def _run(self, run: ReplayRun, scope: trio.CancelScope) -> None:
+        replay = run.replay
+        error = ""
+        with scope:
+            try:
+                await run.run()
+            except ReplayFailed as exc:
+                error = f"running replay: {exc}"
+            except Exception as exc:  # a broken replay must not stop the service
+                error = f"running replay: {type(exc).__name__}: {exc}"
+                self.log.error("replay failed", replay=replay.id, err=error)
+        self.running.pop(replay.id, None)
+        if scope.cancelled_caught or self.replays.get(replay.id) is not replay:
+            return  # deleted meanwhile
+        replay.stats = {"task-stats": {"throughput": 0},
+                        "node-stats": {n.name: n.stats() for n in run.nodes}}
+        replay.status = "failed" if error else "finished"
+        replay.error = error
+        replay.progress = 1.0
+        replay.date = now_text()
+        with trio.CancelScope(shield=True):
+            await self._save(replay)
+
+    async def _save(self, replay: Replay) -> None:
+        await self.store.aput_json(REPLAYS, replay.id, replay.to_json())
+
+    def get(self, replay_id: str) -> Replay:
+        replay = self.replays.get(replay_id)
+        if replay is None:
+            raise APIError(404, "could not find replay: no replay exists")
+        return replay
+
+    def list(self, pattern: str = "", offset: int = 0, limit: int = 100) -> list[Replay]:
+        """Newest first (by the date to the second, then by ID, both descending), as
+        Kapacitor lists them."""
+        ids = set(filter_names(list(self.replays), pattern)) if pattern else None
+        ordered = sorted(self.replays.values(), key=lambda r: (_date_key(r), r.id),
+                         reverse=True)
+        chosen = [r for r in ordered if ids is None or r.id in ids]
+        return chosen[offset:offset + limit] if limit >= 0 else chosen[offset:]
+
+    async def delete(self, replay_id: str) -> None:
+        scope = self.running.pop(replay_id, None)
+        if scope is not None:
+            scope.cancel()
+        if self.replays.pop(replay_id, None) is not None:
+            await self.store.adelete(REPLAYS, replay_id)

@@ -1,0 +1,76 @@
+"""``/kapacitor/v1/replays``: replay a batch task over a past range, read, list and delete
+replays (see kapa_core/engine/replay.py for what a replay does).
+
+    POST   /kapacitor/v1/replays/batch   201 and the replay (status "running")
+    GET    /kapacitor/v1/replays/<id>    202 while running, 200 once finished or failed
+    GET    /kapacitor/v1/replays         {"replays": [...]}, newest first; pattern, fields,
+                                         offset, limit as Kapacitor reads them
+    DELETE /kapacitor/v1/replays/<id>    204, whether it existed or not
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kapa_core.engine.replay import FIELDS, ReplayService
+from kapa_core.errors import APIError
+from kapa_core.http.messages import Request, Response
+from kapa_core.http.router import Router
+
+BASE = "/kapacitor/v1/replays"
+
+
+class ReplaysAPI:
+    def __init__(self, service: ReplayService) -> None:
+        self.service = service
+
+    def register(self, router: Router) -> None:
+        router.add("POST", BASE + "/batch", self.create_batch)
+        router.add("GET", BASE, self.list)
+        router.add("GET", BASE + "/", self.no_id)
+        router.add("DELETE", BASE + "/", self.no_id)
+        router.add("GET", BASE + "/{id}", self.get)
+        router.add("DELETE", BASE + "/{id}", self.delete)
+
+    async def create_batch(self, request: Request) -> Response:
+        replay = await self.service.create_batch(request.body or b"")
+        return Response.json(replay.view(), status=201)
+
+    async def no_id(self, request: Request) -> Response:
+        raise APIError(400, "must specify replay id on path")
+
+    async def get(self, request: Request) -> Response:
+        replay = self.service.get(request.params["id"])
+        return Response.json(replay.view(), status=202 if replay.status == "running"
+                             else 200)
+
+    async def list(self, request: Request) -> Response:
+        fields = list(request.query.get("fields", []))
+        fields = [*fields, "id", "link"] if fields else list(FIELDS)
+        for name in fields:
+            if name not in FIELDS:
+                raise APIError(400, f'unsupported field "{name}"')
+        offset = _integer(request, "offset", 0)
+        limit = _integer(request, "limit", 100)
+        replays = self.service.list(request.arg("pattern"), offset, limit)
+        out: list[dict[str, Any]] = []
+        for replay in replays:
+            values = replay.values()
+            # Kapacitor writes each replay as a Go map: keys in sorted order.
+            out.append({name: values[name] for name in sorted(set(fields))})
+        return Response.json({"replays": out})
+
+    async def delete(self, request: Request) -> Response:
+        await self.service.delete(request.params["id"])
+        return Response.empty()
+
+
+def _integer(request: Request, name: str, default: int) -> int:
+    text = request.arg(name)
+    if not text:
+        return default
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise APIError(400, f'invalid {name} parameter "{text}" must be an integer: '
+                       f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
