@@ -8,6 +8,8 @@ so a case never sees the points of the case before it.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.compat.casefile import Case
@@ -55,3 +57,28 @@ class InfluxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def replay(client: httpx.Client, url: str, case: Case, timeout: float = 60.0) -> str:
+    """Replay the batch task of ``case`` (defined, disabled) over the case's ``start`` ..
+    ``stop`` with the points' own times and the fast clock, and wait for it to end.
+    Returns the replay's error ("" when it finished)."""
+    base = f"{url}/kapacitor/v1/replays"
+    replay_id = case.task_id
+    client.delete(f"{base}/{replay_id}")
+    response = client.post(f"{base}/batch", json={
+        "id": replay_id, "task": case.task_id, "start": case.get("start"),
+        "stop": case.get("stop"), "recording-time": True, "clock": "fast"})
+    if response.status_code != 201:
+        return f"replay refused: {response.status_code} {response.json().get('error')}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            body = client.get(f"{base}/{replay_id}").json()
+            if body.get("status") != "running":
+                return body.get("error", "")
+            if time.monotonic() > deadline:
+                return f"replay still running after {timeout} s"
+            time.sleep(0.05)
+    finally:
+        client.delete(f"{base}/{replay_id}")
