@@ -39,6 +39,10 @@ class RunningTask:
         context = dataclasses.replace(context or NodeContext(), task_id=task_id)
         self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
         self.source = self.nodes[0]
+        # Like Kapacitor, a task is only handed the measurements its from() nodes name;
+        # one from() without a measurement takes them all (None: no filter).
+        names = [getattr(n, "measurement", "") for n in pipeline.nodes if n.kind == "from"]
+        self.measurements = None if not names or "" in names else frozenset(names)
         self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)
         self.points_dropped = 0
         self.points_received = 0
@@ -54,6 +58,11 @@ class RunningTask:
                 and (database, retention_policy) in self.dbrps)
 
     def deliver(self, points: list[Any]) -> None:
+        names = self.measurements
+        if names is not None:
+            points = [p for p in points if p.name in names]
+            if not points:
+                return
         try:
             self.send.send_nowait(points)
         except trio.WouldBlock:

@@ -120,7 +120,7 @@ class NodeSpec:
         # needs no recursion (nor quadratic time) to check its edges.
         self._edge_in = parents[0].edge_out() if parents else Edge.NONE
         self.children: list[NodeSpec] = []
-        self.id = pipeline.register(self) if pipeline is not None else 0
+        self.id = pipeline.register(self, len(parents)) if pipeline is not None else 0
         self.quiet = False
         self.position = (0, 0)  # line and column of the call that created the node
         for parent in parents:
