@@ -34,21 +34,51 @@ class TemplateDef:
         return asdict(self)
 
 
+def json_number(value: float) -> int | float:
+    """A float as Go's encoding/json writes it: integral values without ``.0``."""
+    if value == value and abs(value) < 1e21 and float(value).is_integer():
+        return int(value)
+    return value
+
+
+def _var_value(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Duration) or kind == "duration":
+        return int(value)  # Go's time.Duration: nanoseconds
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return json_number(float(value))
+    if kind == "lambda":
+        return getattr(value, "text", str(value))
+    if kind == "regex":
+        return getattr(value, "pattern", value)
+    if kind == "star":
+        return {"typeOf": "star"}  # Kapacitor marshals its star node
+    if kind == "list":
+        return [{"description": "", "type": _item_kind(item), "value": _var_value(
+            _item_kind(item), item)} for item in value]
+    return value
+
+
+def _item_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Duration):
+        return "duration"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "string"
+
+
 def var_json(evaluated: Evaluated) -> dict[str, dict[str, Any]]:
-    """The ``vars`` object of a template: every declared var, typed, with its value."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, var in evaluated.vars.items():
-        value = var.value
-        if isinstance(value, Duration):
-            value = str(value)
-        elif var.type == "lambda" and value is not None:
-            value = getattr(value, "text", str(value))
-        elif var.type == "regex" and value is not None:
-            value = value.pattern
-        elif var.type == "star":
-            value = "*"
-        out[name] = {"type": var.type, "value": value, "description": var.description}
-    return out
+    """The ``vars`` object of a template as Kapacitor shows it: every declared var with
+    its type, default (``null`` when it has none; durations in nanoseconds, lists as
+    typed items, a star as Kapacitor's star node) and description."""
+    return {name: {"type": var.type, "value": _var_value(var.type, var.value),
+                   "description": var.description}
+            for name, var in evaluated.vars.items()}
 
 
 class TemplateService:

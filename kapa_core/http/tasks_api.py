@@ -7,6 +7,7 @@ from typing import Any
 import trio
 
 from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES, TaskDef, TaskService
+from kapa_core.engine.templates import json_number
 from kapa_core.errors import APIError
 from kapa_core.http.listing import (
     dot_view,
@@ -18,10 +19,44 @@ from kapa_core.http.listing import (
 from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
 from kapa_core.models import gojson
+from kapa_core.models.duration import Duration
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
           "status", "created", "modified", "last-enabled", "vars", "template-id")
+
+
+def client_vars(raw: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """A task's vars as Kapacitor writes them back: each with its description (empty if
+    none was given), durations in nanoseconds, floats as Go writes them, list items as
+    typed vars, a star without value."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in (raw or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        out[name] = {"type": spec.get("type"),
+                     "value": _client_value(spec.get("type"), spec.get("value")),
+                     "description": str(spec.get("description") or "")}
+    return out
+
+
+def _client_value(kind: Any, value: Any) -> Any:
+    try:
+        if value is None or kind == "star":
+            return None
+        if kind == "duration":
+            return int(value) if isinstance(value, int | float) and not isinstance(
+                value, bool) else int(Duration.parse(str(value), tick=True))
+        if kind == "float" and isinstance(value, int | float):
+            return json_number(float(value))
+        if kind == "list" and isinstance(value, list):
+            items = [item if isinstance(item, dict) else {"type": "string", "value": item}
+                     for item in value]
+            return [{"type": item.get("type"), "value": _client_value(
+                item.get("type"), item.get("value")), "description": ""} for item in items]
+    except (TypeError, ValueError):
+        pass
+    return value
 
 
 class TasksAPI:
@@ -50,7 +85,7 @@ class TasksAPI:
         if "script" in fields:
             out["script"] = render_script(task.script, form)
         if "vars" in fields:
-            out["vars"] = task.vars or {}
+            out["vars"] = client_vars(task.vars)
         if "dot" in fields:
             try:
                 pipeline = running.pipeline if running else self.service.evaluate(
