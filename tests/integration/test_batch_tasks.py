@@ -193,7 +193,6 @@ batch
             expected.append({"name": "cpu", "tags": {"host": host},
                              "columns": ["time", "mean"], "values": values})
         assert body == {"series": expected}
-        assert all(isinstance(v[1], float) for s in body["series"] for v in s["values"])
     assert first_time(outputs[1]) > first_time(outputs[0])
     stats = wait_for_stats(daemon, task_id, lambda stats: stats["batches_queried"] >= 4
                            and stats["points_queried"] >= 8, "4 batches and 8 points queried")
@@ -316,30 +315,31 @@ data
     .all()
   |httpOut('alert')
 """)
-    # Each query returns host a's four raw points of [w, w + 2s), w a whole second;
-    # the batch time (tmax) of a query not grouped by time is its latest point's time.
-    def window_from_tmax(tmax: int) -> list[tuple[int, float]]:
-        raw = in_window("a", tmax - 7 * S // 4, tmax + 1)
-        assert (tmax - 7 * S // 4) % S == 0 and len(raw) == 4 and raw[-1][0] == tmax
+    # Each query returns host a's four raw points of [w, w + 2s), w a whole second; the
+    # batch time (tmax) of a query not grouped by time is the end of its window, w + 2s
+    # (as in Kapacitor, whose batch time is the query's stop time then).
+    def window_from_stop(stop: int) -> list[tuple[int, float]]:
+        raw = in_window("a", stop - 2 * S, stop)
+        assert stop % S == 0 and len(raw) == 4
         return raw
 
     body = windows(daemon, task_id, 1, "alert")[0]
-    raw = window_from_tmax(first_time(body) + 6 * S // 4)
+    raw = window_from_stop(first_time(body) + 7 * S // 4)
     assert body == {"series": [{"name": "cpu", "columns": ["time", "v"],
                                 "values": [[rfc3339(t), v] for t, v in raw]}]}
 
     body = windows(daemon, task_id, 1, "mean")[0]
-    raw = window_from_tmax(first_time(body))
+    raw = window_from_stop(first_time(body))
     mean = sum(v for _, v in raw) / 4
     assert body == {"series": [{"name": "cpu", "columns": ["time", "mean"],
-                                "values": [[rfc3339(raw[-1][0]), mean]]}]}
+                                "values": [[rfc3339(first_time(body)), mean]]}]}
 
     body = windows(daemon, task_id, 1, "max")[0]
-    raw = window_from_tmax(first_time(body))
+    raw = window_from_stop(first_time(body))
     doubled = [v * 2 for _, v in raw if v > 2.0]
     assert doubled, "max emits nothing for a batch the where node emptied"
     assert body == {"series": [{"name": "cpu", "columns": ["time", "max"],
-                                "values": [[rfc3339(raw[-1][0]), max(doubled)]]}]}
+                                "values": [[rfc3339(first_time(body)), max(doubled)]]}]}
 
 
 def test_failing_query_is_counted_and_logged_and_the_task_keeps_running(

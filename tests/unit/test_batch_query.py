@@ -123,13 +123,14 @@ def test_series_become_batches_like_kapacitor() -> None:
         "name": "cpu", "tags": {"host": "a", "dc": "x"}, "columns": ["time", "mean", "s"],
         "values": [[10, 1, "up"], [20, None, None], [30, 2.5, True]]}]}]})
     batch = series_to_batch(series, by_name=False, stop=99, grouped_by_time=False)
+    # Not grouped by time: the batch time is the end of the query window, as Kapacitor.
     assert (batch.name, batch.group, batch.dims, batch.tmax) == ("cpu", "dc=x,host=a",
-                                                                 ("dc", "host"), 30)
+                                                                 ("dc", "host"), 99)
     assert [(p.time, p.fields) for p in batch.points] == [(10, {"mean": 1.0, "s": "up"}),
                                                           (30, {"mean": 2.5, "s": True})]
     assert type(batch.points[0].fields["mean"]) is float
     grouped = series_to_batch(series, by_name=True, stop=99, grouped_by_time=True)
-    assert grouped.tmax == 99 and grouped.group == "cpu\ndc=x,host=a"
+    assert grouped.tmax == 30 and grouped.group == "cpu\ndc=x,host=a"
     empty = series_to_batch(Series("m", {}, ["time", "v"], [[5, None]]), False, 77, False)
     assert empty.points == [] and empty.tmax == 77 and empty.group == ""
 

@@ -14,8 +14,9 @@ A tick ``t`` queries ``[stop - period, stop)`` with ``stop = t - offset``, throu
 the answer becomes one batch, as Kapacitor's ``ResultToBufferedBatches`` builds it: the
 series' name and tags (the group is made of all the series' tag keys, plus the
 measurement with ``.groupByMeasurement()``), one point per row that has at least one
-non-null value, every number as a float. The batch's ``tmax`` is the time of its latest
-point, or ``stop`` when the query groups by time or the batch is empty.
+non-null value, every number as a float. The batch's ``tmax`` is ``stop`` (the end of
+the query window), except for a non-empty batch of a query grouped by time: the time of
+its latest point.
 
 Batches are pushed through the task's synchronous nodes straight from this trio task:
 trio runs one task at a time and a batch goes down the whole DAG without a checkpoint,
@@ -128,7 +129,7 @@ def series_to_batch(series: Series, by_name: bool, stop: int, grouped_by_time: b
         if t > tmax:
             tmax = t
         points.append(BatchPoint(t, fields, tags))
-    if grouped_by_time or not points:
+    if not grouped_by_time or not points:
         tmax = stop
     return Batch(series.name, group_id(series.name, tags, dims, by_name), tags, dims,
                  by_name, tmax, points)
