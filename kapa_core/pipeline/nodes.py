@@ -187,18 +187,16 @@ class WindowSpec(NodeSpec):
         self.fill_period = False
 
     def validate(self) -> None:
-        if self.period and self.period_count:
-            raise SpecError("window: cannot set both period and periodCount")
-        if self.every and self.every_count:
-            raise SpecError("window: cannot set both every and everyCount")
-        if self.period_count and not self.every_count:
-            raise SpecError("window: everyCount must be > 0 when periodCount is set")
+        # Kapacitor's checks and words, in its order.
+        if self.period_count and self.period:
+            raise SpecError("cannot specify both period and periodCount")
         if self.period_count and self.align:
-            raise SpecError("window: align cannot be used with periodCount")
-        if self.period < 0 or self.every < 0:
-            raise SpecError("window: period and every must not be negative")
+            raise SpecError("can only align windows based off time, not count")
+        if self.period_count and self.every_count <= 0:
+            raise SpecError("everyCount must be greater than zero")
         if not self.period and not self.period_count:
-            raise SpecError("window: must set period or periodCount")
+            raise SpecError("window node must have either a non zero period or non zero "
+                            "period count")
 
     def attributes(self) -> dict[str, Any]:
         return {"period": str(self.period), "every": str(self.every)}

@@ -1,7 +1,23 @@
-"""Runtime of ``|window()``: Kapacitor's time and count windows, per group."""
+"""Runtime of ``|window()``: Kapacitor's time and count windows, per group.
+
+Each group gets its own window when its first point arrives, anchored on that point:
+
+- by time, the first window ends ``every`` after the first point (``period`` after it
+  with ``.fillPeriod()``), rounded down to a multiple of ``every`` with ``.align()``
+  (multiples counted from Go's zero time, as ``time.Truncate`` counts them). A point at
+  or after the end emits the buffered points (those not older than ``end - period``) as
+  a batch ending there, *before* it joins the buffer, and the next end is ``every``
+  after that point. Without ``every``, each point joins the buffer and emits the points
+  of the last ``period`` (start excluded) once the first end is reached.
+- by count, the last ``periodCount`` points are emitted every ``everyCount`` points
+  (the first time after ``periodCount`` points with ``.fillPeriod()``).
+
+The buffer drops its oldest points in arrival order: a late point stays where it came.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from kapa_core.engine.node import Node
@@ -9,67 +25,75 @@ from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import WindowSpec
 
+#: Nanoseconds from Go's zero time (0001-01-01T00:00:00Z) to the Unix epoch:
+#: ``time.Truncate`` rounds down to multiples counted from the zero time.
+_GO_ZERO = 62135596800 * 1_000_000_000
+
+
+def go_truncate(t: int, d: int) -> int:
+    """Go's ``time.Time.Truncate(d)`` for a Unix time in nanoseconds."""
+    if d <= 0:
+        return t
+    return t - (t + _GO_ZERO) % d
+
 
 class _TimeWindow:
-    """Points of one group; emits [next - period, next) when data reaches ``next``."""
+    """One group's points and the time its current window ends."""
 
-    __slots__ = ("align", "buffer", "every", "next_emit", "period")
+    __slots__ = ("buf", "by_name", "dims", "name", "next_emit", "start", "tags")
 
-    def __init__(self, first: int, period: int, every: int, align: bool,
-                 fill_period: bool) -> None:
-        self.period = period
-        self.every = every
-        self.align = align
-        self.buffer: list[Point] = []
-        if fill_period:
-            nxt = first + period
-            if align:
-                limit = nxt
-                nxt -= nxt % every
-                if nxt <= limit:
+    def __init__(self, p: Point, node: WindowNode) -> None:
+        self.name = p.name
+        self.dims = p.dims
+        self.tags = {d: p.tags.get(d, "") for d in p.dims}
+        self.by_name = bool(p.group) and (not p.dims or "\n" in p.group)
+        self.buf: list[Point] = []
+        self.start = 0  # buf[start:] is the window's content
+        period, every = node.period, node.every
+        if node.fill_period:
+            nxt = p.time + period
+            if node.align:
+                first = nxt
+                nxt = go_truncate(nxt, every)
+                if nxt <= first:
                     nxt += every
         else:
-            nxt = first + every
-            if align:
-                nxt -= nxt % every
+            nxt = p.time + every
+            if node.align:
+                nxt = go_truncate(nxt, every)
         self.next_emit = nxt
 
-    def insert(self, p: Point) -> int | None:
-        """Add ``p``; returns the tmax of a window to emit first, or None."""
-        if self.every == 0:
-            self.buffer.append(p)
-            if p.time >= self.next_emit:
-                oldest = p.time - self.period
-                self.buffer = [q for q in self.buffer if q.time > oldest]
-                self.next_emit = p.time
-                return p.time
-            return None
-        emit = None
-        if p.time >= self.next_emit:
-            oldest = self.next_emit - self.period
-            self.buffer = [q for q in self.buffer if q.time >= oldest]
-            emit = self.next_emit
-            nxt = p.time + self.every
-            if self.align:
-                nxt -= nxt % self.every
-            self.next_emit = nxt
-        return emit
+    def purge(self, oldest: int, inclusive: bool) -> None:
+        """Drop points from the front while they are older than ``oldest``."""
+        buf = self.buf
+        i, n = self.start, len(buf)
+        if inclusive:
+            while i < n and buf[i].time < oldest:
+                i += 1
+        else:
+            while i < n and buf[i].time <= oldest:
+                i += 1
+        if i > 32 and i * 2 > n:
+            del buf[:i]
+            i = 0
+        self.start = i
 
-    def points(self, tmax: int, every_zero: bool) -> list[BatchPoint]:
-        if every_zero:
-            return [BatchPoint(q.time, q.fields, q.tags) for q in self.buffer]
-        return [BatchPoint(q.time, q.fields, q.tags) for q in self.buffer if q.time < tmax]
+    def batch(self, group: str, tmax: int) -> Batch:
+        points = [BatchPoint(q.time, q.fields, q.tags) for q in self.buf[self.start:]]
+        return Batch(self.name, group, self.tags, self.dims, self.by_name, tmax, points)
 
 
 class _CountWindow:
-    __slots__ = ("buffer", "count", "every", "next_emit", "period")
+    __slots__ = ("buf", "by_name", "count", "dims", "name", "next_emit", "tags")
 
-    def __init__(self, period: int, every: int, fill_period: bool) -> None:
-        self.period = period
-        self.every = every
-        self.buffer: list[Point] = []
+    def __init__(self, p: Point, node: WindowNode) -> None:
+        self.name = p.name
+        self.dims = p.dims
+        self.tags = {d: p.tags.get(d, "") for d in p.dims}
+        self.by_name = bool(p.group) and (not p.dims or "\n" in p.group)
+        self.buf: deque[BatchPoint] = deque(maxlen=node.period_count)
         self.count = 0
-        self.next_emit = period if fill_period else every
+        self.next_emit = node.period_count if node.fill_period else node.every_count
 
 
 class WindowNode(Node):
@@ -86,44 +110,44 @@ class WindowNode(Node):
     def cardinality(self) -> int:
         return len(self.windows)
 
-    def _batch(self, p: Point, tmax: int, points: list[BatchPoint]) -> Batch:
-        return Batch(p.name, p.group, {d: p.tags.get(d, "") for d in p.dims}, p.dims,
-                     "\n" in p.group, tmax, points)
+    def _advance(self, window: _TimeWindow, group: str, t: int) -> None:
+        """Data (a point or a barrier) has reached ``t``: emit the window if it ended."""
+        if self.every == 0:
+            window.purge(t - self.period, False)
+            tmax = t
+            window.next_emit = t
+        else:
+            tmax = window.next_emit
+            window.purge(tmax - self.period, True)
+            nxt = t + self.every
+            window.next_emit = go_truncate(nxt, self.every) if self.align else nxt
+        self.emit_batch(window.batch(group, tmax))
 
     def barrier(self, group: str, t: int) -> None:
         window = self.windows.get(group)
-        if not isinstance(window, _TimeWindow) or not window.every or t < window.next_emit:
-            return
-        sample = window.buffer[0] if window.buffer else None
-        tmax = window.next_emit
-        window.buffer = [q for q in window.buffer if q.time >= tmax - window.period]
-        nxt = t + window.every
-        if window.align:
-            nxt -= nxt % window.every
-        window.next_emit = nxt
-        if sample is not None:
-            self.emit_batch(self._batch(sample, tmax, window.points(tmax, False)))
+        if isinstance(window, _TimeWindow) and t >= window.next_emit:
+            self._advance(window, group, t)
 
     def point(self, p: Point) -> None:
         window = self.windows.get(p.group)
         if self.period_count:
             if window is None:
-                window = self.windows[p.group] = _CountWindow(
-                    self.period_count, self.every_count, self.fill_period)
-            window.buffer.append(p)
-            if len(window.buffer) > window.period:
-                window.buffer.pop(0)
+                window = self.windows[p.group] = _CountWindow(p, self)
+            buf = window.buf
+            buf.append(BatchPoint(p.time, p.fields, p.tags))
             window.count += 1
             if window.count == window.next_emit:
-                window.next_emit += window.every
-                points = [BatchPoint(q.time, q.fields, q.tags) for q in window.buffer]
-                self.emit_batch(self._batch(p, points[-1].time, points))
+                window.next_emit += self.every_count
+                self.emit_batch(Batch(window.name, p.group, window.tags, window.dims,
+                                      window.by_name, buf[-1].time, list(buf)))
             return
         if window is None:
-            window = self.windows[p.group] = _TimeWindow(p.time, self.period, self.every,
-                                                         self.align, self.fill_period)
-        tmax = window.insert(p)
-        if tmax is not None:
-            self.emit_batch(self._batch(p, tmax, window.points(tmax, self.every == 0)))
-        if self.every:
-            window.buffer.append(p)
+            window = self.windows[p.group] = _TimeWindow(p, self)
+        if self.every == 0:
+            window.buf.append(p)
+            if p.time >= window.next_emit:
+                self._advance(window, p.group, p.time)
+            return
+        if p.time >= window.next_emit:
+            self._advance(window, p.group, p.time)
+        window.buf.append(p)
