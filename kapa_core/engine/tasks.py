@@ -33,6 +33,11 @@ THREAD_SCRIPT_BYTES = 16 * 1024
 VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
 
 
+class StartRefused(KapaError):
+    """A task Kapacitor would refuse to start (e.g. a lambda comparing a string with a
+    number): the message is Kapacitor's, without a prefix."""
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -151,6 +156,8 @@ class TaskService:
     async def _enable(self, task: TaskDef, evaluated: Evaluated | None = None) -> None:
         if evaluated is None:
             evaluated = self.evaluate(task)
+        if evaluated.start_error:  # Kapacitor finds it as it builds the nodes
+            raise StartRefused(evaluated.start_error)
         await self.master.start(task.id, evaluated.pipeline, task.dbrps)
         task.error = ""
 
@@ -286,6 +293,8 @@ class TaskService:
         if task.status == "enabled":
             try:
                 await self._enable(task, evaluated)
+            except StartRefused as exc:  # Kapacitor's words alone, and its status
+                raise APIError(500, str(exc)) from None
             except KapaError as exc:
                 raise APIError(400, f"failed to enable task: {exc}") from None
             task.last_enabled = now()

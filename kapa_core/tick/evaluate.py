@@ -9,6 +9,7 @@ undefined or redefined variables, edge mismatches such as a window fed by batche
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,9 +28,13 @@ from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.tick import ast, limits
-from kapa_core.tick.lambdas import CompiledLambda, compile_lambda
+from kapa_core.tick.functions import EvalError, _go_float
+from kapa_core.tick.lambdas import CompiledLambda, binary, compile_lambda, static_error
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex, is_regex
+from kapa_core.tick.values import type_name
+
+VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "list", "star")
 
 _ = kapa_core.pipeline.influxql
 _ = kapa_core.pipeline.influxdb_out
@@ -59,6 +64,9 @@ class Evaluated:
     dbrps: list[tuple[str, str]]
     vars: dict[str, Var] = field(default_factory=dict)
     missing_vars: list[str] = field(default_factory=list)
+    #: Why Kapacitor would refuse to start the task (a lambda whose constants no operator
+    #: takes, found when its nodes are built), or "".
+    start_error: str = ""
 
 
 def task_type_of(program: ast.Program) -> str:
@@ -133,10 +141,7 @@ class Evaluator:
             self.source = StreamSpec(self.pipeline, [])
         elif self.task_type == "batch":
             self.source = BatchSpec(self.pipeline, [])
-        for name in self.overrides:
-            if not any(isinstance(s, ast.VarDecl) and s.name == name
-                       for s in program.statements):
-                raise TickError(f"var {name!r} is not declared in the script")
+        # Vars given for names the script does not declare are ignored, as in Kapacitor.
         for statement in program.statements:
             self.statement(statement)
         if DEADMAN.global_ and self.source is not None:
@@ -150,12 +155,17 @@ class Evaluator:
             except SpecError as exc:
                 line, col = node.position
                 raise TickError(f"{node.name}: {exc}", line, col) from None
-        if self.require_vars and self.missing:
-            raise TickError(f"missing value for var {self.missing[0]!r}")
-        return Evaluated(self.pipeline, self.dbrps, self.vars, self.missing)
+        return Evaluated(self.pipeline, self.dbrps, self.vars, self.missing,
+                         _start_error(self.pipeline))
 
     def error(self, node: ast.Node, message: str) -> TickError:
         return TickError(message, node.line, node.col)
+
+    def plain(self, node: ast.Node, message: str) -> TickError:
+        """An error Kapacitor words without a position (the position is kept apart)."""
+        exc = TickError(message)
+        exc.line, exc.column = node.line, node.col
+        return exc
 
     # -- statements ---------------------------------------------------------------------
     def statement(self, node: ast.Node) -> None:
@@ -168,31 +178,33 @@ class Evaluator:
         self.value(node)
 
     def declare(self, node: ast.VarDecl) -> None:
-        if node.name in self.scope or node.name in ("stream", "batch"):
-            raise self.error(node, f"attempted to redefine {node.name}, vars are immutable")
         override = self.overrides.get(node.name)
         if node.value is None:
+            if node.type not in VAR_TYPES:
+                raise self.plain(node, f"invalid var type {_go_quote(node.type)}")
             self.vars[node.name] = Var(node.type, None, node.comment)
             if override is None:
+                if self.require_vars:
+                    raise self.plain(node, f"missing value for var {_go_quote(node.name)}.")
                 self.missing.append(node.name)
                 self.scope[node.name] = _Unset(node.name)
                 return
             if override.type != node.type:
-                raise self.error(node, f"invalid type supplied for {node.name}: declared "
-                                 f"{node.type}, got {override.type}")
+                raise self.plain(node, _wrong_type(node.name, override.type, node.type))
             self.scope[node.name] = self._var_value(override)
             return
         if isinstance(node.value, ast.Lambda):
             raw: Any = node.value
         else:
             raw = self.value(node.value)
+        if node.name in self.scope or node.name in ("stream", "batch"):
+            raise self.plain(node, f"attempted to redefine {node.name}, vars are immutable")
         declared = _var_type(raw)
         if declared:
             self.vars[node.name] = Var(declared, raw, node.comment)
         if override is not None:
-            if declared and override.type != declared:
-                raise self.error(node, f"invalid type supplied for {node.name}: declared "
-                                 f"{declared}, got {override.type}")
+            if override.type != declared:
+                raise self.plain(node, _wrong_type(node.name, override.type, declared))
             raw = self._var_value(override)
         self.scope[node.name] = raw
 
@@ -226,21 +238,46 @@ class Evaluator:
         if isinstance(node, ast.Unary):
             inner = self.value(node.operand)
             if node.op == "-" and type(inner) in (int, float):
-                return -inner
+                return _wrap_int(-inner) if type(inner) is int else -inner
             if node.op == "-" and isinstance(inner, Duration):
-                return Duration(-inner)
-            raise self.error(node, f"invalid unary {node.op}")
+                return Duration(_wrap_int(-inner))
+            if node.op == "!" and type(inner) is bool:
+                return not inner
+            raise self.error(node, f"invalid arugument to '{node.op}' {_go_value(inner)}")
+        if isinstance(node, ast.Binary):
+            return self.operation(node)
         if isinstance(node, ast.Identifier):
             return self.identifier(node)
+        if isinstance(node, ast.Reference):
+            raise self.error(node, "cannot assign *ast.ReferenceNode to type string, did you "
+                             "use double quotes instead of single quotes?")
         if isinstance(node, ast.Call):
             if node.name == "time" and len(node.args) in (1, 2):
                 durations = [self.value(a) for a in node.args]
                 if all(isinstance(d, Duration) for d in durations):
                     return TimeDimension(*durations)
-            raise self.error(node, f"undefined function {node.name}() outside a lambda")
+            raise self.error(node, f"no global function {_go_quote(node.name)} defined")
         if isinstance(node, ast.Chain):
             return self.chain(node)
         raise self.error(node, f"unexpected {ast.describe(node)}")
+
+    def operation(self, node: ast.Binary) -> Any:
+        """An operator expression outside a lambda, worked out once as Kapacitor does:
+        variables are replaced by their values, the types are checked, then it is
+        computed (``10 * gb``, ``name + ':{{.Group}}'``, ``2 * 10s``, ``1 < 2``)."""
+        scope = {}
+        for name in _identifiers(node):
+            value = self.identifier(name)
+            if isinstance(value, _Unset):
+                return value
+            scope[name.name] = value
+        message = static_error(node, scope)
+        if message:
+            raise self.plain(node, message)
+        try:
+            return _fold(node, scope)
+        except EvalError as exc:
+            raise self.plain(node, str(exc)) from None
 
     def identifier(self, node: ast.Identifier) -> Any:
         if node.name == "stream" or node.name == "batch":
@@ -295,17 +332,24 @@ class Evaluator:
             raise self.error(node, f"cannot call {node.op}{node.name}() on a "
                              f"{type(target).__name__}: it is not a node")
         args = [self.value(a) for a in node.args]
+        if len(args) == 1 and isinstance(args[0], list):
+            args = list(args[0])  # a list is the arguments, as in Kapacitor
         if any(isinstance(a, _Unset) for a in args):
             return target if node.op == "." else _Unset(node.name)
         properties = target.all_properties()
         try:
             if node.op == "|":
+                if isinstance(target, StreamSpec | BatchSpec) and node.name not in (
+                        "from" if isinstance(target, StreamSpec) else "query",
+                        "stats", "deadman"):
+                    if node.name in properties:
+                        raise self.error(node, _not_chaining(node.name, target))
+                    raise self.error(node, f"no method or property {_go_quote(node.name)} "
+                                     f"on {go_type(target)}")
                 factory = CHAINS.get(node.name)
                 if factory is None:
                     if node.name in properties:
-                        raise self.error(node, f"no chaining method {node.name!r} on "
-                                         f"{target.name}, but property does exist. Use '.' "
-                                         "operator instead")
+                        raise self.error(node, _not_chaining(node.name, target))
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(CHAINS)))
                 child = factory(self.pipeline, target, args)
@@ -316,9 +360,10 @@ class Evaluator:
             if node.op == ".":
                 if node.name not in properties:
                     if node.name in CHAINS:
-                        raise self.error(node, f"no property method {node.name!r} on "
-                                         f"{target.name}, but chaining method does exist. "
-                                         "Use '|' operator instead")
+                        raise self.error(node, f"no property method {_go_quote(node.name)} "
+                                         f"on {go_type(target)}, but chaining method does "
+                                         f"exist. Use '|' operator instead: "
+                                         f"'node|{node.name}(..)'.")
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(properties)))
                 target.set_property(node.name, args)
@@ -331,8 +376,8 @@ class Evaluator:
 
     def _unknown(self, name: str, target: NodeSpec, candidates: list[str]) -> str:
         close = difflib.get_close_matches(name, candidates, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        return f"no method or property {name!r} on {target.name}{hint}"
+        hint = f" ({target.name}; did you mean {close[0]}?)" if close else ""
+        return f"no method or property {_go_quote(name)} on {go_type(target)}{hint}"
 
     def _check_edges(self, node: ast.Chain, child: NodeSpec) -> None:
         for parent in child.parents:
@@ -342,6 +387,146 @@ class Evaluator:
                                  f" data, {parent.name} provides {got.value}")
             if got is Edge.NONE:
                 raise self.error(node, f"{parent.name} provides no data to chain from")
+
+
+#: Kapacitor's Go type of each kind of node, as its errors name them.
+_GO_TYPES = {"changeDetect": "ChangeDetectNode", "groupby": "GroupByNode",
+             "http_out": "HTTPOutNode", "http_post": "HTTPPostNode",
+             "influxdb_out": "InfluxDBOutNode", "influxql": "InfluxQLNode",
+             "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode"}
+
+
+def go_type(spec: NodeSpec) -> str:
+    """``*pipeline.WindowNode`` for a window spec."""
+    kind = spec.kind
+    name = _GO_TYPES.get(kind) or "".join(
+        part[:1].upper() + part[1:] for part in kind.split("_")) + "Node"
+    return "*pipeline." + name
+
+
+def _not_chaining(name: str, target: NodeSpec) -> str:
+    return (f"no chaining method {_go_quote(name)} on {go_type(target)}, but property does "
+            f"exist. Use '.' operator instead: 'node.{name}(..)'.")
+
+
+def _go_quote(text: str) -> str:
+    """Go's %q of a string (the names here are plain text)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _go_value(value: Any) -> str:
+    """Go's %v of a value, for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Duration):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    return str(value)
+
+
+_TYPE_NAMES = {"bool": "boolean"}
+
+
+def _wrong_type(name: str, given: str, declared: str) -> str:
+    return (f"invalid type supplied for {name}, got {_TYPE_NAMES.get(given, given)} exp "
+            f"{_TYPE_NAMES.get(declared, declared) or 'invalid type'}")
+
+
+def _wrap_int(value: int) -> int:
+    """Go's int64 arithmetic wraps around."""
+    return ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+
+
+def _identifiers(node: ast.Node) -> list[ast.Identifier]:
+    if isinstance(node, ast.Identifier):
+        return [node]
+    if isinstance(node, ast.Binary):
+        return _identifiers(node.left) + _identifiers(node.right)
+    if isinstance(node, ast.Unary):
+        return _identifiers(node.operand)
+    if isinstance(node, ast.Call):
+        return [i for a in node.args for i in _identifiers(a)]
+    return []
+
+
+def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
+    """The value of a constant operator expression (its types already checked)."""
+    if isinstance(node, ast.Number | ast.String | ast.Bool):
+        return node.value
+    if isinstance(node, ast.DurationLit):
+        return Duration(node.value)
+    if isinstance(node, ast.Regex):
+        return compile_regex(node.pattern)
+    if isinstance(node, ast.Identifier):
+        value = scope[node.name]
+        if isinstance(value, ast.Lambda):
+            return _fold(value.expr, scope)
+        return value
+    if isinstance(node, ast.Unary):
+        value = _fold(node.operand, scope)
+        if node.op == "!":
+            if type(value) is not bool:
+                raise EvalError(f"invalid unary !: {type_name(value)}")
+            return not value
+        if type(value) is int:
+            return _wrap_int(-value)
+        if type(value) is float:
+            return -value
+        if type(value) is Duration:
+            return Duration(_wrap_int(-value))
+        raise EvalError(f"invalid unary -: {type_name(value)}")
+    if isinstance(node, ast.Binary):
+        left = _fold(node.left, scope)
+        if node.op in ("AND", "OR"):
+            if type(left) is not bool:
+                raise EvalError(f"invalid {node.op} operand: {type_name(left)}")
+            if left is (node.op == "OR"):
+                return left
+            right = _fold(node.right, scope)
+            if type(right) is not bool:
+                raise EvalError(f"invalid {node.op} operand: {type_name(right)}")
+            return right
+        value = binary(node.op, left, _fold(node.right, scope))
+        if type(value) is int:
+            return _wrap_int(value)
+        if type(value) is Duration:
+            return Duration(_wrap_int(value))
+        return value
+    if isinstance(node, ast.Reference):
+        raise EvalError(f"name {_go_quote(node.name)} is undefined. Names in scope: ")
+    raise EvalError(f"cannot evaluate a {ast.describe(node)} outside a lambda")
+
+
+_ALERT_LEVELS = (("info", "info"), ("info_reset", "infoReset"), ("warn", "warn"),
+                 ("warn_reset", "warnReset"), ("crit", "crit"), ("crit_reset", "critReset"))
+
+
+def _start_error(pipeline: Pipeline) -> str:
+    """What Kapacitor says when it builds the task's nodes and one of their lambdas
+    applies an operator to constants of types it does not take; "" if none does."""
+    for spec in pipeline.sorted_nodes():
+        kind = spec.kind
+        found: list[tuple[str, Any]] = []
+        if kind == "where":
+            found = [("Failed to compile expression in where clause: ",
+                      getattr(spec, "expr", None))]
+        elif kind in ("eval", "combine"):
+            found = [(f"Failed to compile {i} expression: ", e)
+                     for i, e in enumerate(getattr(spec, "exprs", ()))]
+        elif kind == "from":
+            found = [("Failed to compile from expression: ", e)
+                     for e in getattr(spec, "wheres", ())]
+        elif kind == "alert":
+            found = [(f"Failed to compile stateful expression for {name}: ",
+                      getattr(spec, attr, None)) for attr, name in _ALERT_LEVELS]
+        elif kind in ("state_count", "state_duration"):
+            found = [("", getattr(spec, "expr", None))]
+        for prefix, expr in found:
+            message = getattr(expr, "static_error", "")
+            if message:
+                return prefix + message
+    return ""
 
 
 class _Unset:

@@ -27,14 +27,20 @@ _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
 
 
 class CompiledLambda:
-    """A lambda ready to run: ``eval(time_ns, fields, tags)``."""
+    """A lambda ready to run: ``eval(time_ns, fields, tags)``.
 
-    __slots__ = ("_fn", "references", "text")
+    ``static_error`` is what Kapacitor says when it compiles the expression as the task
+    starts (``'count' > 10`` compares constants of types no operator takes), or "".
+    """
 
-    def __init__(self, fn: Fn, text: str, references: frozenset[str]) -> None:
+    __slots__ = ("_fn", "references", "static_error", "text")
+
+    def __init__(self, fn: Fn, text: str, references: frozenset[str],
+                 static_error: str = "") -> None:
         self._fn = fn
         self.text = text
         self.references = references
+        self.static_error = static_error
 
     def eval(self, time: int, fields: Mapping[str, Any], tags: Mapping[str, str]) -> Any:
         try:
@@ -63,7 +69,157 @@ def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None, *,
     """``functions``: extra zero-argument functions (topic-handler match expressions)."""
     compiler = _Compiler(scope or {}, functions or {})
     fn = compiler.compile(node.expr)
-    return CompiledLambda(fn, node.text, frozenset(compiler.references))
+    return CompiledLambda(fn, node.text, frozenset(compiler.references),
+                          static_error(node.expr, scope or {}))
+
+
+# -- the types of constant expressions, as Kapacitor checks them when a task starts ------
+#: (operator, left type, right type) -> result type, for every operation Kapacitor has.
+OPERATIONS: dict[tuple[str, str, str], str] = {}
+for _op in ("AND", "OR"):
+    OPERATIONS[_op, "boolean", "boolean"] = "boolean"
+for _op in ("==", "!=", "<", "<=", ">", ">="):
+    for _pair in (("int", "int"), ("float", "float"), ("int", "float"), ("float", "int"),
+                  ("string", "string"), ("duration", "duration")):
+        OPERATIONS[(_op, *_pair)] = "boolean"
+for _op in ("==", "!="):
+    OPERATIONS[_op, "boolean", "boolean"] = "boolean"
+for _op in ("=~", "!~"):
+    OPERATIONS[_op, "string", "regex"] = "boolean"
+for _op in ("+", "-", "*", "/"):
+    OPERATIONS[_op, "float", "float"] = "float"
+for _op in ("+", "-", "*", "/", "%"):
+    OPERATIONS[_op, "int", "int"] = "int"
+for _op in ("+", "-"):
+    OPERATIONS[_op, "duration", "duration"] = "duration"
+OPERATIONS.update({
+    ("*", "duration", "int"): "duration", ("*", "int", "duration"): "duration",
+    ("*", "duration", "float"): "duration", ("*", "float", "duration"): "duration",
+    ("/", "duration", "int"): "duration", ("/", "duration", "float"): "duration",
+    ("/", "duration", "duration"): "int", ("+", "string", "string"): "string"})
+#: The operators each type takes, on either side.
+_OPERATORS_OF: dict[str, set[str]] = {}
+for (_op, _left, _right) in OPERATIONS:
+    _OPERATORS_OF.setdefault(_left, set()).add(_op)
+    _OPERATORS_OF.setdefault(_right, set()).add(_op)
+_LOGICAL = ("AND", "OR")
+_COMPARISON = ("==", "!=", "<", "<=", ">", ">=", "=~", "!~")
+_GO_NODE_TYPES = {"Star": "*ast.StarNode", "ListLit": "*ast.ListNode",
+                  "Identifier": "*ast.IdentifierNode", "Chain": "*ast.ChainNode"}
+
+
+class _StaticError(Exception):
+    pass
+
+
+def _constant_type(value: Any) -> str | None:
+    cls = type(value)
+    if cls is bool:
+        return "boolean"
+    if cls is int:
+        return "int"
+    if cls is float:
+        return "float"
+    if cls is str:
+        return "string"
+    if cls is Duration:
+        return "duration"
+    if is_regex(value):
+        return "regex"
+    return None
+
+
+def operation_error(op: str, left: str | None, right: str | None) -> str:
+    """Kapacitor's words for an operator its types do not take."""
+    kind = "logical" if op in _LOGICAL else "comparison" if op in _COMPARISON else "math"
+    if left is not None and op not in _OPERATORS_OF.get(left, ()):
+        return f"invalid {kind} operator {op} for type {left}"
+    if right is not None and op not in _OPERATORS_OF.get(left or "", ()):
+        return f"invalid {kind} operator {op} for type {right}"
+    return (f"mismatched type to binary operator. got {left or 'invalid type'} {op} "
+            f"{right or 'invalid type'}. see bool(), int(), float(), string(), duration()")
+
+
+def static_error(expr: ast.Node, scope: Mapping[str, Any]) -> str:
+    """The error Kapacitor reports when it compiles ``expr`` (a lambda's expression) at
+    task start: an operator applied to constants of types it does not take, wrapped in
+    where it was found ("Failed to handle left node: ..."); "" when there is none."""
+    try:
+        _static(expr, scope)
+    except _StaticError as exc:
+        return str(exc)
+    except RecursionError:
+        return ""
+    return ""
+
+
+def _const_type_of(node: ast.Node, scope: Mapping[str, Any]) -> str | None:
+    if isinstance(node, ast.Number):
+        return "float" if isinstance(node.value, float) else "int"
+    if isinstance(node, ast.String):
+        return "string"
+    if isinstance(node, ast.Bool):
+        return "boolean"
+    if isinstance(node, ast.DurationLit):
+        return "duration"
+    if isinstance(node, ast.Regex):
+        return "regex"
+    if isinstance(node, ast.Identifier):
+        value = scope.get(node.name)
+        if isinstance(value, ast.Lambda):
+            return _const_type_of(value.expr, scope)
+        return _constant_type(value)
+    if isinstance(node, ast.Unary):
+        return "boolean" if node.op == "!" else _const_type_of(node.operand, scope)
+    if isinstance(node, ast.Binary):
+        if node.op in _COMPARISON or node.op in _LOGICAL:
+            return "boolean"
+        return OPERATIONS.get((node.op, _const_type_of(node.left, scope) or "",
+                               _const_type_of(node.right, scope) or ""))
+    if isinstance(node, ast.Lambda):
+        return _const_type_of(node.expr, scope)
+    return None
+
+
+def _wrapped(prefix: str, node: ast.Node, scope: Mapping[str, Any]) -> bool:
+    try:
+        return _static(node, scope)
+    except _StaticError as exc:
+        raise _StaticError(prefix + str(exc)) from None
+
+
+def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
+    """Check ``node`` as Kapacitor builds its evaluator; True when its value is only
+    known per point (it reads a field or calls a function)."""
+    if isinstance(node, ast.Number | ast.String | ast.Bool | ast.DurationLit | ast.Regex):
+        return False
+    if isinstance(node, ast.Reference | ast.Call):
+        if isinstance(node, ast.Call):
+            for i, arg in enumerate(node.args):
+                _wrapped(f"Failed to handle {i + 1} argument: ", arg, scope)
+        return True
+    if isinstance(node, ast.Identifier):
+        value = scope.get(node.name)
+        if isinstance(value, ast.Lambda):
+            return _wrapped("Failed to handle node: ", value.expr, scope)
+        return _constant_type(value) is None
+    if isinstance(node, ast.Unary):
+        dynamic = _wrapped("Failed to handle node: ", node.operand, scope)
+        return dynamic and _const_type_of(node, scope) is None
+    if isinstance(node, ast.Lambda):
+        return _wrapped("Failed to handle node: ", node.expr, scope)
+    if isinstance(node, ast.Binary):
+        left = _wrapped("Failed to handle left node: ", node.left, scope)
+        right = _wrapped("Failed to handle right node: ", node.right, scope)
+        if not left and not right:
+            lt = _const_type_of(node.left, scope)
+            rt = _const_type_of(node.right, scope)
+            if (node.op, lt, rt) not in OPERATIONS:
+                raise _StaticError(operation_error(node.op, lt, rt))
+            return False
+        return _const_type_of(node, scope) is None
+    name = _GO_NODE_TYPES.get(type(node).__name__, type(node).__name__)
+    raise _StaticError(f"Given node type is not valid evaluation node: {name}")
 
 
 def _kind(value: Any) -> str:

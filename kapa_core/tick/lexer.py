@@ -1,18 +1,27 @@
 """The TICKscript lexer: text to tokens, each with its line and column (1-based).
 
-Context decides two things, as in Kapacitor: ``/`` starts a regex where an operand is
-expected and divides after one; ``lambda`` is a keyword only right before ``:``.
+It follows Kapacitor's lexer state by state, so that the same text gives the same tokens
+and the same errors at the same place. There are two states:
+
+- *operand*: a token may start here. ``-`` and ``!`` are unary operators, ``*`` is a star,
+  ``/`` starts a regex (or a comment), ``.`` is a dot unless a digit follows;
+- *after an operand* (after an identifier, a number, a duration, a string, a reference or
+  ``)``): spaces and newlines are skipped and a binary operator may follow (``+ - * / %``,
+  comparisons, ``=~``, ``!~``) or ``=`` (a regex may follow ``=``, ``=~`` and ``!~``);
+  anything else is read in the operand state.
+
+A character that starts no token ends the tokens with an ``ERROR`` token, as Kapacitor's
+lexer does: the parser reports it only when it reaches it, with what it expected there.
+``lambda`` is a keyword only right before ``:``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from kapa_core.errors import TickError
+from kapa_core.gotemplate.lexer import quote_rune
 from kapa_core.tick.limits import too_many_nodes
-from kapa_core.tick.regex import compile_regex
 
 
 class T(Enum):
@@ -40,8 +49,9 @@ class T(Enum):
     PIPE = auto()
     AT = auto()
     ASSIGN = auto()
-    OP = auto()  # + - / % == != < <= > >= =~ !~ !
+    OP = auto()  # + - * / % == != < <= > >= =~ !~ and unary ! (text says which)
     COMMENT = auto()
+    ERROR = auto()  # text is the message; nothing follows it but EOF
     EOF = auto()
 
 
@@ -52,35 +62,45 @@ class Token:
     line: int
     col: int
     raw: str = ""  # the source text of the token
+    pos: int = 0  # offset of its first character in the script
 
 
 KEYWORDS = {"var": T.VAR, "dbrp": T.DBRP, "TRUE": T.TRUE, "FALSE": T.FALSE, "AND": T.AND,
             "OR": T.OR}
-#: Tokens after which an operand has ended, so ``/`` divides and ``*`` multiplies.
-OPERAND_END = {T.IDENT, T.STRING, T.REFERENCE, T.INT, T.FLOAT, T.DURATION, T.RPAREN,
-               T.RBRACKET, T.TRUE, T.FALSE, T.REGEX, T.STAR}
-_DURATION = re.compile(r"([0-9]+)(ms|us|u|µs|µ|s|m|h|d|w)(?![\w.])")
-_NUMBER = re.compile(r"[0-9]*\.?[0-9]*")
-_DIGITS = frozenset("0123456789")  # str.isdigit() also accepts '¹', '٣'...
-_TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "=~", "!~")
+_DURATION_UNITS = "uµsmhdw"
 _PUNCT = {"(": T.LPAREN, ")": T.RPAREN, "[": T.LBRACKET, "]": T.RBRACKET, ",": T.COMMA,
-          ".": T.DOT, "|": T.PIPE, "@": T.AT}
+          "|": T.PIPE, "@": T.AT, "*": T.STAR}
 
 
-def _line_col(text: str, pos: int) -> tuple[int, int]:
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return line, col
+def _is_digit(c: str) -> bool:
+    return c.isdecimal()  # Go's unicode.IsDigit: category Nd
 
 
-def _error(text: str, pos: int, message: str) -> TickError:
-    line, col = _line_col(text, pos)
-    snippet = text[pos:pos + 20].split("\n")[0]
-    return TickError(message, line, col, snippet)
+def _is_ident(c: str) -> bool:
+    return c.isalpha() or c.isdecimal() or c == "_"
+
+
+def _unescape(literal: str, quote: str) -> str:
+    """Drop the backslash of each backslash-quote pair, left to right, as Kapacitor."""
+    if "\\" not in literal:
+        return literal
+    out = []
+    last = 0
+    i = 0
+    n = len(literal)
+    while i < n - 1:
+        if literal[i] == "\\" and literal[i + 1] == quote:
+            out.append(literal[last:i])
+            i += 1
+            last = i
+        i += 1
+    out.append(literal[last:])
+    return "".join(out)
 
 
 def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
-    """All tokens of ``text`` (comments included), ending with EOF.
+    """All tokens of ``text`` (comments included), ending with EOF, or with an ERROR
+    token followed by EOF where Kapacitor's lexer stops.
 
     With ``max_nodes``, a script whose ``|`` and ``@`` (each one makes a pipeline node,
     and there is a source node besides) would make more nodes is refused as soon as the
@@ -89,168 +109,254 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
     """
     tokens: list[Token] = []
     chained = 1  # the source node
-    pos = 0
     n = len(text)
-    last: T | None = None
     counted, line_no, line_start = 0, 1, 0  # newlines are counted once, left to right
 
-    def add(kind: T, value: str, start: int, end: int) -> None:
-        nonlocal last, counted, line_no, line_start
+    def where(start: int) -> tuple[int, int]:
+        nonlocal counted, line_no, line_start
         if start >= counted:
             newlines = text.count("\n", counted, start)
             if newlines:
                 line_no += newlines
                 line_start = text.rfind("\n", counted, start) + 1
             counted = start
-            line, col = line_no, start - line_start + 1
-        else:
-            line, col = _line_col(text, start)
-        tokens.append(Token(kind, value, line, col, text[start:end]))
-        if kind is not T.COMMENT:
-            last = kind
+            return line_no, start - line_start + 1
+        line = text.count("\n", 0, start) + 1
+        return line, start - (text.rfind("\n", 0, start) + 1) + 1
 
-    while pos < n:
+    def add(kind: T, value: str, start: int, end: int) -> None:
+        line, col = where(start)
+        tokens.append(Token(kind, value, line, col, text[start:end], start))
+
+    def fail(message: str, start: int) -> list[Token]:
+        line, col = where(start)
+        tokens.append(Token(T.ERROR, message, line, col, text[start:start + 1], start))
+        tokens.append(Token(T.EOF, "", line, col, "", start))
+        return tokens
+
+    pos = 0
+    after = False  # after an operand: a binary operator may come
+    regex_next = False  # after = =~ !~: a '/' starts a regex, even '//'
+    while True:
+        if regex_next:
+            regex_next = False
+            while pos < n and text[pos].isspace():
+                pos += 1
+            if pos < n and text[pos] == "/":
+                end = _regex_end(text, pos)
+                if end < 0:
+                    return fail("unterminated regex", pos)
+                add(T.REGEX, _unescape(text[pos + 1:end - 1], "/"), pos, end)
+                pos = end
+                continue
+        if after:
+            after = False
+            while pos < n and text[pos].isspace():
+                pos += 1
+            if pos >= n:
+                continue
+            c = text[pos]
+            start = pos
+            if c in "+-*%" or (c == "/" and text[pos + 1:pos + 2] != "/"):
+                add(T.OP, c, start, pos + 1)
+                pos += 1
+                continue
+            if c == "!":
+                pos += 1
+                if pos < n and text[pos] in "=~":
+                    pos += 1
+                add(T.OP, text[start:pos], start, pos)
+                regex_next = text[start:pos] == "!~"
+                continue
+            if c in "<>":
+                pos += 1
+                if pos < n and text[pos] == "=":
+                    pos += 1
+                add(T.OP, text[start:pos], start, pos)
+                continue
+            if c == "=":
+                pos += 1
+                if pos < n and text[pos] in "~=":
+                    pos += 1
+                    add(T.OP, text[start:pos], start, pos)
+                    regex_next = text[start:pos] == "=~"
+                else:
+                    add(T.ASSIGN, "=", start, pos)
+                    regex_next = True
+                continue
+            # anything else (a comment included) is read as in the operand state
+        if pos >= n:
+            line, col = where(n)
+            tokens.append(Token(T.EOF, "", line, col, "", n))
+            return tokens
         c = text[pos]
+        start = pos
         if c.isspace():
             pos += 1
             continue
-        start = pos
-        if text.startswith("//", pos):
-            end = text.find("\n", pos)
-            end = n if end < 0 else end
-            body = [text[pos + 2:end].strip()]
-            # Consecutive comment lines form one comment.
-            nxt = end
-            while True:
-                m = re.match(r"[ \t]*\n[ \t]*//", text[nxt:])
-                if not m:
-                    break
-                cstart = nxt + m.end()
-                cend = text.find("\n", cstart)
-                cend = n if cend < 0 else cend
-                body.append(text[cstart:cend].strip())
-                nxt = cend
-            add(T.COMMENT, "\n".join(body), start, nxt)
-            pos = nxt
+        if c == "-" or c == "!":
+            add(T.OP, c, start, pos + 1)
+            pos += 1
             continue
-        if c.isalpha() or c == "_":
+        if _is_digit(c) or c == ".":
+            if c == "." and not (pos + 1 < n and _is_digit(text[pos + 1])):
+                add(T.DOT, ".", start, pos + 1)
+                pos += 1
+                continue
+            decimal = False
+            end = pos
+            kind = T.INT
+            while True:
+                ch = text[end] if end < n else ""
+                if ch == ".":
+                    if decimal:
+                        return fail("multiple decimals in number", start)
+                    decimal = True
+                    end += 1
+                elif ch and _is_digit(ch):
+                    end += 1
+                elif ch and not decimal and ch in _DURATION_UNITS:
+                    end += 1
+                    if ch == "m" and end < n and text[end] == "s":
+                        end += 1
+                    kind = T.DURATION
+                    break
+                else:
+                    kind = T.FLOAT if decimal else T.INT
+                    break
+            add(kind, text[start:end], start, end)
+            pos = end
+            after = True
+            continue
+        if c.isalpha():
             end = pos + 1
-            while end < n and (text[end].isalnum() or text[end] == "_"):
+            while end < n and _is_ident(text[end]):
                 end += 1
             word = text[pos:end]
             if word == "lambda" and end < n and text[end] == ":":
                 add(T.LAMBDA, word, start, end + 1)
                 pos = end + 1
+                after = True
                 continue
             add(KEYWORDS.get(word, T.IDENT), word, start, end)
             pos = end
-            continue
-        if c in _DIGITS or (c == "." and pos + 1 < n and text[pos + 1] in _DIGITS):
-            m = _DURATION.match(text, pos)
-            if m:
-                add(T.DURATION, m.group(0), start, m.end())
-                pos = m.end()
-                continue
-            m = _NUMBER.match(text, pos)
-            assert m is not None
-            end = m.end()
-            number = m.group(0)
-            if end < n and text[end] == ".":
-                raise _error(text, start, "multiple decimals in number")
-            if end < n and (text[end].isalpha() or text[end] == "µ"):
-                unit_end = end
-                while unit_end < n and (text[unit_end].isalnum() or text[unit_end] == "µ"):
-                    unit_end += 1
-                raise _error(text, start, f"invalid number or duration "
-                             f"{text[start:unit_end]!r} (durations take a whole number and "
-                             "a unit: u, ms, s, m, h, d, w)")
-            add(T.FLOAT if "." in number else T.INT, number, start, end)
-            pos = end
-            continue
-        if c == "'":
-            if text.startswith("'''", pos):
-                end = text.find("'''", pos + 3)
-                if end < 0:
-                    raise _error(text, start, "unterminated triple-quoted string")
-                add(T.STRING, text[pos + 3:end], start, end + 3)
-                pos = end + 3
-                continue
-            value, pos = _quoted(text, pos, "'")
-            add(T.STRING, value, start, pos)
+            after = True
             continue
         if c == '"':
-            value, pos = _quoted(text, pos, '"')
-            add(T.REFERENCE, value, start, pos)
-            continue
-        if c == "/" and last not in OPERAND_END:
             end = pos + 1
-            chars = []
-            while end < n and text[end] != "/":
-                if text[end] == "\n":
-                    raise _error(text, start, "unterminated regex")
-                if text[end] == "\\" and end + 1 < n and text[end + 1] == "/":
-                    chars.append("/")
-                    end += 2
-                    continue
-                chars.append(text[end])
+            while True:
+                if end >= n:
+                    return fail("unterminated field reference", start)
+                ch = text[end]
                 end += 1
-            if end >= n:
-                raise _error(text, start, "unterminated regex")
-            pattern = "".join(chars)
-            try:
-                compile_regex(pattern)
-            except re.error as exc:
-                raise _error(text, start, f"invalid regex: {exc}") from None
-            add(T.REGEX, pattern, start, end + 1)
-            pos = end + 1
+                if ch == "\\" and end < n and text[end] == '"':
+                    end += 1
+                elif ch == '"':
+                    break
+            add(T.REFERENCE, _unescape(text[start + 1:end - 1], '"'), start, end)
+            pos = end
+            after = True
             continue
-        if c == "*":
-            add(T.STAR, "*", start, pos + 1)
-            pos += 1
+        if c == "'":
+            end = _string_end(text, pos)
+            if end < 0:
+                return fail("unterminated string", start)
+            raw = text[start:end]
+            if len(raw) >= 6 and raw.startswith("'''"):
+                value = raw[3:-3]
+            else:
+                value = _unescape(raw[1:-1], "'")
+            add(T.STRING, value, start, end)
+            pos = end
+            after = True
             continue
-        two = text[pos:pos + 2]
-        if two in _TWO_CHAR_OPS:
-            add(T.OP, two, start, pos + 2)
-            pos += 2
-            continue
-        if c in "+-/%<>!":
-            add(T.OP, c, start, pos + 1)
-            pos += 1
-            continue
-        if c == "=":
-            add(T.ASSIGN, "=", start, pos + 1)
-            pos += 1
+        if c == "/":
+            if text[pos + 1:pos + 2] == "/":
+                end = _comment_end(text, pos)
+                body = [line.strip() for line in text[pos:end].split("\n")]
+                body = [line[2:].strip() if line.startswith("//") else line[1:].strip()
+                        for line in body if line]
+                add(T.COMMENT, "\n".join(body), start, end)
+                pos = end
+                continue
+            end = _regex_end(text, pos)
+            if end < 0:
+                return fail("unterminated regex", start)
+            add(T.REGEX, _unescape(text[start + 1:end - 1], "/"), start, end)
+            pos = end
             continue
         kind = _PUNCT.get(c)
         if kind is not None:
             if kind is T.PIPE or kind is T.AT:
                 chained += 1
                 if chained > max_nodes > 0:
-                    line, col = _line_col(text, start)
+                    line, col = where(start)
                     raise too_many_nodes(max_nodes, line, col)
             add(kind, c, start, pos + 1)
             pos += 1
+            after = kind is T.RPAREN
             continue
-        raise _error(text, start, f"unexpected character {c!r}")
-    line, col = _line_col(text, n)
-    tokens.append(Token(T.EOF, "", line, col))
-    return tokens
+        return fail(f"unknown state, last char: {quote_rune(ord(c))}", start)
 
 
-def _quoted(text: str, pos: int, quote: str) -> tuple[str, int]:
-    """A quoted string starting at ``pos``; only an escaped quote is unescaped."""
-    out = []
-    i = pos + 1
+def _string_end(text: str, pos: int) -> int:
+    """The end of the string starting at ``pos`` (a quote), -1 if it is unterminated:
+    ``''`` is empty, ``'''...'''`` is a triple-quoted string, ``'it\\'s'`` escapes."""
     n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] == quote:
-            out.append(quote)
-            i += 2
-            continue
-        if c == quote:
-            return "".join(out), i + 1
-        out.append(c)
+    i = pos + 1
+    count = 1
+    if i < n and text[i] == "'":
+        count = 2
         i += 1
-    what = "string" if quote == "'" else "reference"
-    raise _error(text, pos, f"unterminated {what}")
+        if i < n and text[i] == "'":
+            count = 3
+            i += 1
+        else:
+            return i  # ''
+    total = count
+    while True:
+        if i >= n:
+            return -1
+        ch = text[i]
+        i += 1
+        if ch == "\\" and count == 1:
+            if i < n and text[i] == "'":
+                i += 1
+        elif ch == "'":
+            count -= 1
+            if count == 0:
+                return i
+        else:
+            count = total
+
+
+def _regex_end(text: str, pos: int) -> int:
+    """The end of the regex whose opening ``/`` is at ``pos``, -1 if unterminated."""
+    n = len(text)
+    end = pos + 1
+    while end < n:
+        ch = text[end]
+        end += 1
+        if ch == "\\" and end < n and text[end] == "/":
+            end += 1
+        elif ch == "/":
+            return end
+    return -1
+
+
+def _comment_end(text: str, pos: int) -> int:
+    """The end of the comment at ``pos``: following lines whose first non-blank
+    character is ``/`` belong to it."""
+    n = len(text)
+    i = pos
+    while True:
+        nl = text.find("\n", i)
+        if nl < 0:
+            return n
+        j = nl + 1
+        while j < n and text[j] != "\n" and text[j].isspace():
+            j += 1
+        if j < n and text[j] == "/":
+            i = j
+            continue
+        return j

@@ -1,21 +1,44 @@
 """The TICKscript parser: tokens to a :class:`~kapa_core.tick.ast.Program`.
 
-Statements are ``var`` declarations, ``dbrp "db"."rp"`` and chain expressions. Inside a
-lambda the full expression grammar applies, with Kapacitor's precedence (loosest first):
-``OR``; ``AND``; ``== != =~ !~``; ``< <= > >=``; ``+ -``; ``* / %``; unary ``-`` and ``!``.
-Errors carry the line and column of the offending token and show its text.
+The grammar is Kapacitor's, rule for rule, so that a script Kapacitor accepts parses and
+one it refuses is refused with Kapacitor's words at Kapacitor's place::
+
+    parser: unexpected | line 6 char 5 in "    |httpOut('". expected: ")"
+
+Statements are ``var`` declarations, ``dbrp "db"."rp"`` and expressions. An expression
+is a chain (``stream|from().measurement('m')``), a lambda, a list or an operator
+expression, with Kapacitor's precedence (loosest first): ``OR``; ``AND``;
+``== != =~ !~``; ``< <= > >=``; ``+ -``; ``* / %``; unary ``-`` and ``!``. What the
+values mean is for the evaluator: the parser takes ``var x int8`` or ``'a' > 1``.
 """
 
 from __future__ import annotations
+
+import json
+import math
+import re
 
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
 from kapa_core.tick import ast, limits
 from kapa_core.tick.lexer import T, Token, tokenize
+from kapa_core.tick.regex import compile_regex, go_regex_error
 
 VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "list", "star")
-PRECEDENCE = [("OR",), ("AND",), ("==", "!=", "=~", "!~"), ("<", "<=", ">", ">="), ("+", "-"),
-              ("*", "/", "%")]
+#: Binding strength of the binary operators.
+PRECEDENCE = {"OR": 0, "AND": 1, "==": 2, "!=": 2, "=~": 2, "!~": 2, "<": 3, "<=": 3,
+              ">": 3, ">=": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}
+#: Kapacitor's names of the token kinds, as its errors show them.
+_NAMES = {T.EOF: "EOF", T.VAR: "var", T.DBRP: "dbrp", T.IDENT: "identifier",
+          T.REFERENCE: "reference", T.DURATION: "duration", T.LAMBDA: "lambda",
+          T.INT: "number", T.FLOAT: "number", T.STRING: "string", T.REGEX: "regex",
+          T.COMMENT: "//", T.STAR: "*", T.DOT: ".", T.PIPE: "|", T.AT: "@", T.ASSIGN: "=",
+          T.LPAREN: "(", T.RPAREN: ")", T.LBRACKET: "[", T.RBRACKET: "]", T.COMMA: ",",
+          T.TRUE: "TRUE", T.FALSE: "FALSE", T.AND: "AND", T.OR: "OR"}
+#: What may start an operand, as Kapacitor lists it when none does.
+_OPERAND = ("number", "string", "duration", "identifier", "TRUE", "FALSE", "==", "(", "-",
+            "!")
+_ONE_LINE = re.compile(r"[^\n]*")
 
 
 def parse(text: str) -> ast.Program:
@@ -28,6 +51,14 @@ def parse(text: str) -> ast.Program:
         raise TickError("script nested too deeply") from None
 
 
+def _name(token: Token) -> str:
+    if token.type is T.ERROR:
+        return token.text
+    if token.type is T.OP:
+        return token.text
+    return _NAMES[token.type]
+
+
 class Parser:
     def __init__(self, text: str, *, max_nodes: int = 0) -> None:
         self.text = text
@@ -36,271 +67,301 @@ class Parser:
         # A comment belongs to the token that follows it.
         self.comment_before: dict[int, str] = {}
         index = 0
-        pending = ""
+        pending: list[str] = []
         for token in all_tokens:
             if token.type is T.COMMENT:
-                pending = token.text
+                pending.append(token.text)
                 continue
             if pending:
-                self.comment_before[index] = pending
-                pending = ""
+                self.comment_before[index] = "\n".join(pending)
+                pending = []
             index += 1
         self.pos = 0
+        self.last = len(self.tokens) - 1
 
     # -- helpers ------------------------------------------------------------------------
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.pos]
+    def peek(self) -> Token:
+        return self.tokens[min(self.pos, self.last)]
 
-    def peek(self, ahead: int = 1) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.pos]
-        if token.type is not T.EOF:
-            self.pos += 1
+    def next(self) -> Token:
+        token = self.tokens[min(self.pos, self.last)]
+        self.pos += 1
         return token
 
-    def error(self, message: str, token: Token | None = None) -> TickError:
-        token = token or self.tok
-        shown = token.raw or ("end of script" if token.type is T.EOF else token.text)
-        return TickError(message, token.line, token.col, shown)
+    def backup(self) -> None:
+        self.pos -= 1
 
-    def expect(self, kind: T, what: str) -> Token:
-        if self.tok.type is not kind:
-            found = "end of script" if self.tok.type is T.EOF else repr(self.tok.raw)
-            raise self.error(f"expected {what}, found {found}")
-        return self.advance()
+    def expect(self, kind: T) -> Token:
+        token = self.next()
+        if token.type is not kind:
+            self.unexpected(token, _NAMES[kind])
+        return token
+
+    def error(self, message: str, token: Token) -> TickError:
+        """``parser: <message>``, remembering where (for callers, not in the text)."""
+        exc = TickError("parser: " + message)
+        exc.line, exc.column = token.line, token.col
+        return exc
+
+    def unexpected(self, token: Token, *expected: str) -> None:
+        """Kapacitor's complaint: the token, its line and byte column, the ten bytes
+        either side of it on its line, and what was expected there."""
+        data = self.text.encode("utf-8", "surrogatepass")
+        pos = len(self.text[:token.pos].encode("utf-8", "surrogatepass"))
+        start = max(pos - 10, 0)
+        newline = data.rfind(b"\n", start, pos)
+        if newline >= 0:
+            start = newline + 1
+        stop = min(pos + 10, len(data))
+        newline = data.find(b"\n", pos, stop)
+        if newline >= 0:
+            stop = newline
+        line = data.count(b"\n", 0, pos) + 1
+        char = pos - data.rfind(b"\n", 0, pos)
+        shown = data[start:stop].decode("utf-8", "replace")
+        wanted = ",".join(json.dumps(e, ensure_ascii=False) for e in expected)
+        exc = TickError(f'parser: unexpected {_name(token)} line {line} char {char} in '
+                        f'"{shown}". expected: {wanted}')
+        exc.line, exc.column = token.line, token.col
+        raise exc
+
+    def comment(self, index: int) -> str:
+        return self.comment_before.get(min(index, self.last), "")
 
     # -- statements ---------------------------------------------------------------------
     def program(self) -> ast.Program:
         program = ast.Program()
-        while self.tok.type is not T.EOF:
-            comment = self.comment_before.get(self.pos, "")
-            statement = self.statement(comment)
+        while self.peek().type is not T.EOF:
+            comment = self.comment(self.pos)
+            statement = self.statement()
             if comment:
                 program.comments[len(program.statements)] = comment
             program.statements.append(statement)
         return program
 
-    def statement(self, comment: str) -> ast.Node:
-        token = self.tok
-        if token.type is T.VAR:
-            self.advance()
-            name = self.expect(T.IDENT, "a variable name")
-            if self.tok.type is T.ASSIGN:
-                self.advance()
-                value = self.chain_expr()
-                return ast.VarDecl(token.line, token.col, name.text, value, comment=comment)
-            if self.tok.type is T.IDENT and self.tok.text in VAR_TYPES:
-                kind = self.advance().text
-                return ast.VarDecl(token.line, token.col, name.text, None, kind, comment)
-            if self.tok.type is T.IDENT:
-                raise self.error(f"invalid var type {self.tok.text!r} (expected one of "
-                                 f"{', '.join(VAR_TYPES)})")
-            raise self.error("expected '=' or a type after the variable name")
-        if token.type is T.DBRP:
-            self.advance()
-            db = self.expect(T.REFERENCE, 'a database as a double-quoted name: "db"')
-            self.expect(T.DOT, "'.' between database and retention policy")
-            rp = self.expect(T.REFERENCE, 'a retention policy as a double-quoted name: "rp"')
-            return ast.Dbrp(token.line, token.col, db.text, rp.text)
-        return self.chain_expr()
+    def statement(self) -> ast.Node:
+        kind = self.peek().type
+        if kind is T.VAR:
+            return self.declaration()
+        if kind is T.DBRP:
+            return self.dbrp()
+        return self.expression()
 
-    # -- chains -------------------------------------------------------------------------
-    def chain_expr(self) -> ast.Node:
-        node = self.chain_primary()
-        while self.tok.type in (T.PIPE, T.DOT, T.AT):
-            comment = self.comment_before.get(self.pos, "")
-            op_token = self.advance()
-            name = self.expect(T.IDENT, f"a method name after {op_token.text!r}")
-            if self.tok.type is T.LPAREN:
-                args = self.arguments()
-                node = ast.Chain(name.line, name.col, node, op_token.text, name.text, args,
-                                 comment=comment)
-            elif op_token.type is T.DOT:
-                node = ast.Chain(name.line, name.col, node, ".", name.text, [], called=False)
-            else:
-                raise self.error(f"expected '(' after {name.text!r}")
-        return node
+    def dbrp(self) -> ast.Dbrp:
+        token = self.expect(T.DBRP)
+        db = self.expect(T.REFERENCE)
+        self.expect(T.DOT)
+        rp = self.expect(T.REFERENCE)
+        return ast.Dbrp(token.line, token.col, db.text, rp.text)
 
-    def chain_primary(self) -> ast.Node:
-        token = self.tok
+    def declaration(self) -> ast.VarDecl:
+        comment = self.comment(self.pos)
+        token = self.expect(T.VAR)
+        name = self.expect(T.IDENT)
+        if self.peek().type is T.ASSIGN:
+            self.next()
+            value = self.expression()
+            return ast.VarDecl(token.line, token.col, name.text, value, comment=comment)
+        kind = self.expect(T.IDENT)
+        return ast.VarDecl(token.line, token.col, name.text, None, kind.text, comment)
+
+    def expression(self) -> ast.Node:
+        token = self.peek()
         if token.type is T.IDENT:
-            self.advance()
-            if self.tok.type is T.LPAREN:
-                return ast.Call(token.line, token.col, token.text, self.arguments())
-            return ast.Identifier(token.line, token.col, token.text)
+            self.next()
+            following = self.peek().type
+            self.backup()
+            if following is T.LPAREN:
+                term = self.function("global")
+                if self.peek().type in (T.DOT, T.PIPE, T.AT, T.VAR, T.IDENT):
+                    return self.chain(term)
+                return self.precedence(term, 0)
+            if following in (T.DOT, T.AT, T.PIPE, T.VAR, T.IDENT):
+                ident = self.expect(T.IDENT)
+                return self.chain(ast.Identifier(ident.line, ident.col, ident.text))
+            return self.primary_expr()
         if token.type is T.LAMBDA:
             return self.lambda_expr()
         if token.type is T.LBRACKET:
-            return self.list_literal()
-        if token.type is T.STAR:
-            self.advance()
-            return ast.Star(token.line, token.col)
-        if token.type is T.REFERENCE:
-            raise self.error(f'unexpected reference "{token.text}": did you use double '
-                             "quotes instead of single quotes?")
-        return self.literal()
+            return self.string_list()
+        return self.primary_expr()
 
-    def arguments(self) -> list[ast.Node]:
-        self.expect(T.LPAREN, "'('")
+    def chain(self, node: ast.Node) -> ast.Node:
+        """``a|b().c()@d()``, left-associative, built without recursion."""
+        while self.peek().type in (T.DOT, T.PIPE, T.AT):
+            comment = self.comment(self.pos)
+            op = self.next()
+            self.next()
+            is_call = op.type is T.PIPE or self.peek().type is T.LPAREN
+            self.backup()
+            if is_call:
+                name = self.expect(T.IDENT)
+                args = self.arguments(name)
+                node = ast.Chain(name.line, name.col, node, op.text, name.text, args,
+                                 comment=comment)
+            else:
+                name = self.expect(T.IDENT)
+                node = ast.Chain(name.line, name.col, node, op.text, name.text, [],
+                                 called=False, comment=comment)
+        return node
+
+    def function(self, kind: str) -> ast.Call:
+        name = self.expect(T.IDENT)
+        return ast.Call(name.line, name.col, name.text, self.arguments(name))
+
+    def arguments(self, name: Token) -> list[ast.Node]:
+        self.expect(T.LPAREN)
         args: list[ast.Node] = []
-        while self.tok.type is not T.RPAREN:
-            args.append(self.argument())
-            if self.tok.type is T.COMMA:
-                self.advance()
-                continue
-            if self.tok.type is not T.RPAREN:
-                found = "end of script" if self.tok.type is T.EOF else repr(self.tok.raw)
-                raise self.error(f"expected ',' or ')' in the argument list, found {found}")
-        self.advance()
+        while self.peek().type is not T.RPAREN:
+            args.append(self.expression())
+            if self.next().type is not T.COMMA:
+                self.backup()
+                break
+        self.expect(T.RPAREN)
         return args
 
-    def argument(self) -> ast.Node:
-        token = self.tok
-        if token.type is T.OP and token.text == "-" and self.peek().type in (
-                T.INT, T.FLOAT, T.DURATION):
-            self.advance()
-            value = self.literal()
-            return ast.Unary(token.line, token.col, "-", value)
-        return self.chain_expr()
-
-    def list_literal(self) -> ast.ListLit:
-        start = self.expect(T.LBRACKET, "'['")
+    def string_list(self) -> ast.ListLit:
+        start = self.expect(T.LBRACKET)
         items: list[ast.Node] = []
-        while self.tok.type is not T.RBRACKET:
-            if self.tok.type is T.STAR:
-                t = self.advance()
-                items.append(ast.Star(t.line, t.col))
-            elif self.tok.type is T.IDENT:
-                t = self.advance()
-                items.append(ast.Identifier(t.line, t.col, t.text))
-            elif self.tok.type is T.STRING:
-                t = self.advance()
-                items.append(ast.String(t.line, t.col, t.text))
+        while self.peek().type is not T.RBRACKET:
+            token = self.peek()
+            if token.type is T.IDENT:
+                self.next()
+                items.append(ast.Identifier(token.line, token.col, token.text))
+            elif token.type is T.STRING:
+                self.next()
+                items.append(ast.String(token.line, token.col, token.text,
+                                        token.raw.startswith("'''")))
+            elif token.type is T.STAR:
+                self.next()
+                items.append(ast.Star(token.line, token.col))
             else:
-                raise self.error("list items must be strings, identifiers or *")
-            if self.tok.type is T.COMMA:
-                self.advance()
-            elif self.tok.type is not T.RBRACKET:
-                raise self.error("expected ',' or ']' in the list")
-        self.advance()
+                self.unexpected(token, "identifier", "string", "*")
+            if self.next().type is not T.COMMA:
+                self.backup()
+                break
+        self.expect(T.RBRACKET)
         return ast.ListLit(start.line, start.col, items)
 
-    # -- lambdas ------------------------------------------------------------------------
+    # -- lambdas and operators ------------------------------------------------------------
     def lambda_expr(self) -> ast.Lambda:
-        token = self.expect(T.LAMBDA, "'lambda:'")
-        first = self.tok
-        expr = self.binary(0)
-        end = self.tokens[self.pos - 1]
-        text = self._source(first, end)
+        token = self.next()
+        first = self.peek()
+        expr = self.primary_expr()
+        end = self.tokens[min(self.pos, self.last + 1) - 1]
+        text = self._source(first, end) if end.pos >= first.pos else ""
         return ast.Lambda(token.line, token.col, expr, text)
 
     def _source(self, first: Token, last: Token) -> str:
-        lines = self.text.split("\n")
-        if first.line == last.line:
-            return lines[first.line - 1][first.col - 1:last.col - 1 + len(last.raw)]
-        out = [lines[first.line - 1][first.col - 1:]]
-        out += lines[first.line:last.line - 1]
-        out.append(lines[last.line - 1][:last.col - 1 + len(last.raw)])
-        return "\n".join(out)
+        return self.text[first.pos:last.pos + len(last.raw)]
 
-    def binary(self, level: int) -> ast.Node:
-        if level == len(PRECEDENCE):
-            return self.unary()
-        ops = PRECEDENCE[level]
-        left = self.binary(level + 1)
-        while self._is_op(ops):
-            token = self.advance()
-            multiline = self.tok.line > token.line
-            right = self.binary(level + 1)
-            left = ast.Binary(token.line, token.col, token.text, left, right,
-                              multiline=multiline)
-        return left
+    def primary_expr(self) -> ast.Node:
+        return self.precedence(self.primary(), 0)
 
-    def _is_op(self, ops: tuple[str, ...]) -> bool:
-        token = self.tok
-        if token.type is T.OP:
-            return token.text in ops
-        if token.type is T.AND:
-            return "AND" in ops
-        if token.type is T.OR:
-            return "OR" in ops
-        if token.type is T.STAR:
-            return "*" in ops
-        return False
+    def _operator(self, token: Token) -> str | None:
+        kind = token.type
+        if kind is T.OP:
+            return None if token.text == "!" else token.text
+        if kind is T.AND:
+            return "AND"
+        if kind is T.OR:
+            return "OR"
+        return None
 
-    def unary(self) -> ast.Node:
-        token = self.tok
-        if token.type is T.OP and token.text in ("-", "!"):
-            self.advance()
-            return ast.Unary(token.line, token.col, token.text, self.unary())
-        return self.operand()
+    def precedence(self, lhs: ast.Node, minimum: int) -> ast.Node:
+        op_text = self._operator(self.peek())
+        while op_text is not None and PRECEDENCE[op_text] >= minimum:
+            op = self.next()
+            rhs = self.primary()
+            look = self._operator(self.peek())
+            while look is not None and PRECEDENCE[look] > PRECEDENCE[op_text]:
+                rhs = self.precedence(rhs, PRECEDENCE[look])
+                look = self._operator(self.peek())
+            lhs = ast.Binary(op.line, op.col, op_text, lhs, rhs,
+                             multiline=rhs.line > lhs.line)
+            op_text = look
+        return lhs
 
-    def operand(self) -> ast.Node:
-        token = self.tok
-        if token.type is T.LPAREN:
-            self.advance()
-            expr = self.binary(0)
-            self.expect(T.RPAREN, "')'")
+    def primary(self) -> ast.Node:
+        token = self.peek()
+        kind = token.type
+        if kind is T.LPAREN:
+            self.next()
+            expr = self.primary_expr()
             if isinstance(expr, ast.Binary):
                 expr.parens = True
+            self.expect(T.RPAREN)
             return expr
-        if token.type is T.REFERENCE:
-            self.advance()
-            return ast.Reference(token.line, token.col, token.text)
-        if token.type is T.IDENT:
-            self.advance()
-            if self.tok.type is T.LPAREN:
-                self.advance()
-                args: list[ast.Node] = []
-                while self.tok.type is not T.RPAREN:
-                    args.append(self.binary(0))
-                    if self.tok.type is T.COMMA:
-                        self.advance()
-                    elif self.tok.type is not T.RPAREN:
-                        raise self.error("expected ',' or ')' in the function arguments")
-                self.advance()
-                return ast.Call(token.line, token.col, token.text, args)
-            return ast.Identifier(token.line, token.col, token.text)
-        if token.type is T.STAR:
-            self.advance()
-            return ast.Star(token.line, token.col)
-        return self.literal()
-
-    def literal(self) -> ast.Node:
-        token = self.tok
-        kind = token.type
-        if kind is T.INT:
-            self.advance()
-            text = token.text
-            octal = len(text) > 1 and text.startswith("0")
-            try:
-                value = int(text, 8) if octal else int(text)
-            except ValueError:  # 08, 09..., or more digits than int() converts
-                raise self.error(f"invalid integer {text[:30]!r}", token) from None
-            return ast.Number(token.line, token.col, value, octal)
-        if kind is T.FLOAT:
-            self.advance()
-            return ast.Number(token.line, token.col, float(token.text))
+        if kind is T.INT or kind is T.FLOAT:
+            self.next()
+            return self.number(token)
+        if kind is T.STRING:
+            self.next()
+            return ast.String(token.line, token.col, token.text, token.raw.startswith("'''"))
+        if kind is T.TRUE or kind is T.FALSE:
+            self.next()
+            return ast.Bool(token.line, token.col, kind is T.TRUE)
         if kind is T.DURATION:
-            self.advance()
+            self.next()
             try:
                 value = int(Duration.parse(token.text, tick=True))
-            except ValueError:  # more digits than int() converts
-                raise self.error(f"invalid duration {token.text[:30]!r}", token) from None
+            except ValueError:
+                raise self.error("invalid duration", token) from None
             return ast.DurationLit(token.line, token.col, value, token.text)
-        if kind is T.STRING:
-            self.advance()
-            return ast.String(token.line, token.col, token.text,
-                              token.raw.startswith("'''"))
         if kind is T.REGEX:
-            self.advance()
+            self.next()
+            try:
+                compile_regex(token.text)
+            except re.error as exc:
+                raise self.error(go_regex_error(str(exc)), token) from None
             return ast.Regex(token.line, token.col, token.text)
-        if kind in (T.TRUE, T.FALSE):
-            self.advance()
-            return ast.Bool(token.line, token.col, kind is T.TRUE)
-        if kind is T.EOF:
-            raise self.error("unexpected end of script")
-        raise self.error(f"unexpected {token.raw!r}")
+        if kind is T.STAR:
+            self.next()
+            return ast.Star(token.line, token.col)
+        if kind is T.REFERENCE:
+            self.next()
+            return ast.Reference(token.line, token.col, token.text)
+        if kind is T.IDENT:
+            self.next()
+            if self.peek().type is T.LPAREN:
+                self.backup()
+                return self.lambda_function()
+            return ast.Identifier(token.line, token.col, token.text)
+        if kind is T.OP and token.text in ("-", "!"):
+            self.next()
+            return ast.Unary(token.line, token.col, token.text, self.primary())
+        self.unexpected(token, *_OPERAND)
+        raise AssertionError("unreachable")
+
+    def lambda_function(self) -> ast.Call:
+        name = self.expect(T.IDENT)
+        self.expect(T.LPAREN)
+        args: list[ast.Node] = []
+        while self.peek().type is not T.RPAREN:
+            arg = self.primary()
+            if self._operator(self.peek()) is not None:
+                arg = self.precedence(arg, 0)
+            args.append(arg)
+            if self.next().type is not T.COMMA:
+                self.backup()
+                break
+        self.expect(T.RPAREN)
+        return ast.Call(name.line, name.col, name.text, args)
+
+    def number(self, token: Token) -> ast.Number:
+        text = token.text
+        if token.type is T.FLOAT:
+            value = float(text) if text.isascii() else math.inf
+            if not math.isinf(value):
+                return ast.Number(token.line, token.col, value)
+        else:
+            octal = len(text) > 1 and text.startswith("0")
+            try:
+                if text.isascii():
+                    value = int(text, 8 if octal else 10)
+                    if value < 1 << 63:
+                        return ast.Number(token.line, token.col, value, octal)
+            except ValueError:  # 08, 09...
+                pass
+        raise self.error(f"illegal number syntax: {json.dumps(text, ensure_ascii=False)}",
+                         token)

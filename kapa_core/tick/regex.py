@@ -20,8 +20,15 @@ _OPTIONS.log_errors = False  # errors are reported to the user, not printed by R
 PATTERN_TYPES: tuple[type, ...] = (re.Pattern, type(re2.compile("", _OPTIONS)))
 
 
+#: ``(?<name>...)``: Go's regexp before 1.22, which Kapacitor 1.5.7 is built with, only
+#: knows ``(?P<name>...)``.
+_ANGLE_NAME = re.compile(r"(?<!\\)\(\?<(?![=!])")
+
+
 def compile_regex(pattern: str) -> Any:
     """Compile ``pattern`` with RE2; a syntax error raises :class:`re.error`."""
+    if "(?<" in pattern and _ANGLE_NAME.search(pattern):
+        raise re.error("invalid perl operator: (?<")
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
@@ -29,6 +36,27 @@ def compile_regex(pattern: str) -> Any:
         if isinstance(message, bytes):
             message = message.decode(errors="replace")
         raise re.error(str(message)) from None
+
+
+#: RE2's words for a syntax error, and Go's (regexp/syntax) for the same error.
+_GO_CODES = {
+    "missing ]": "missing closing ]", "missing )": "missing closing )",
+    "unexpected )": "unexpected )", "trailing \\": "trailing backslash at end of expression",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "invalid named capture group": "invalid named capture",
+}
+
+
+def go_regex_error(message: str) -> str:
+    """``error parsing regexp: missing closing ]: `[```, Go's wording of an RE2 error
+    such as ``missing ]: [``."""
+    code, sep, expr = message.partition(": ")
+    code = _GO_CODES.get(code, code)
+    return f"error parsing regexp: {code}: `{expr}`" if sep else \
+        f"error parsing regexp: {_GO_CODES.get(message, message)}"
 
 
 def is_regex(value: Any) -> bool:

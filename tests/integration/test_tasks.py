@@ -155,13 +155,14 @@ stream|from().measurement('m')|eval(lambda: "v" + 1.0).as('w')|httpOut('out')
 
 @pytest.mark.parametrize(("script", "message"), [
     ("stream|from().measurement('m')|window().perid(10s)",
-     "line 1 char 41: no method or property 'perid' on window2; did you mean period?"),
+     'line 1 char 41: no method or property "perid" on *pipeline.WindowNode (window2; did '
+     "you mean period?)"),
     ("stream|from()\n  .measurement('m')\n  |eval(lambda: \"v\" * 2)",
      "eval2: eval: must provide one name per expression"),
     ("stream|from()|mean('v')|window().period(1s)\nbatch|query('x')",
      "invalid task type"),
     ('stream|from().measurement("m")', "did you use double quotes"),
-    ("stream|from()|httpOut('x'", "line 1 char 26"),
+    ("stream|from()|httpOut('x'", "parser: unexpected EOF line 1 char 26"),
 ])
 def test_invalid_scripts_are_refused_with_positions(daemon, script, message) -> None:
     response = httpx.post(daemon.url + "/kapacitor/v1/tasks",
@@ -223,7 +224,7 @@ stream|from().measurement('m').where(lambda: "v" > threshold)|httpOut('out')
     missing = httpx.post(url, json={"id": "vars", "script": script,
                                     "dbrps": [{"db": "db", "rp": "rp"}]})
     assert missing.status_code == 400
-    assert "missing value for var 'threshold'" in missing.json()["error"]
+    assert 'missing value for var "threshold".' in missing.json()["error"]
     wrong = httpx.post(url, json={"id": "vars", "script": script,
                                   "dbrps": [{"db": "db", "rp": "rp"}],
                                   "vars": {"threshold": {"type": "string", "value": "x"}}})

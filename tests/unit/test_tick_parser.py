@@ -17,12 +17,18 @@ def kinds(text: str) -> list[T]:
 
 def test_literals() -> None:
     source = ("/a\\/b/ 'it\\'s' " + "'" * 3 + "multi\n'line" + "'" * 3
-              + ' "ref\\"q" 12 0755 1.5 .5 10s 1w 5ms *')
+              + ' "ref\\"q" 12 0755 1.5 .5 10s 1w 5ms [*')
     values = [(t.type, t.text) for t in tokenize(source)[:-1]]
     assert values == [(T.REGEX, "a/b"), (T.STRING, "it's"), (T.STRING, "multi\n'line"),
                       (T.REFERENCE, 'ref"q'), (T.INT, "12"), (T.INT, "0755"),
                       (T.FLOAT, "1.5"), (T.FLOAT, ".5"), (T.DURATION, "10s"),
-                      (T.DURATION, "1w"), (T.DURATION, "5ms"), (T.STAR, "*")]
+                      (T.DURATION, "1w"), (T.DURATION, "5ms"), (T.LBRACKET, "["),
+                      (T.STAR, "*")]
+
+
+def test_star_multiplies_after_an_operand_and_is_a_star_elsewhere() -> None:
+    assert kinds('"a" * 2') == [T.REFERENCE, T.OP, T.INT]
+    assert kinds("groupBy(*)") == [T.IDENT, T.LPAREN, T.STAR, T.RPAREN]
 
 
 def test_octal_and_durations_parse_to_values() -> None:
@@ -79,21 +85,52 @@ def test_lambda_keeps_its_source_text() -> None:
     assert lam.text == '"v" >  10'
 
 
+OPERAND = ('expected: "number","string","duration","identifier","TRUE","FALSE","==","(",'
+           '"-","!"')
+
+
 @pytest.mark.parametrize(("script", "line", "col", "message"), [
-    ("var x = 1.2.3", 1, 9, "multiple decimals in number"),
-    ("var x = 1.5s", 1, 9, "invalid number or duration"),
-    ("stream\n  |from(\n", 3, 1, "unexpected end of script"),
-    ("var x = 'open", 1, 9, "unterminated string"),
-    ('stream|from().measurement("cpu")', 1, 27, "did you use double quotes"),
-    ("var x int8", 1, 7, "invalid var type 'int8'"),
-    ("stream|from().where(lambda: \"v\" > )", 1, 35, "unexpected"),
-    ("var x = 5\n$", 2, 1, "unexpected character '$'"),
-    ('dbrp telegraf.autogen', 1, 6, "expected a database"),
-    ("var x = /[/", 1, 9, "invalid regex"),
+    ("var x = 1.2.3", 1, 9, 'parser: unexpected multiple decimals in number line 1 char 9 in '
+     f'"var x = 1.2.3". {OPERAND}'),
+    ("stream\n  |from(\n", 3, 1, f'parser: unexpected EOF line 3 char 1 in "". {OPERAND}'),
+    ("stream\n  |from(\n  'a'", 3, 6,
+     'parser: unexpected EOF line 3 char 6 in "  \'a\'". expected: ")"'),
+    ("var x = 'open", 1, 9, "parser: unexpected unterminated string line 1 char 9 in "
+     f'"var x = \'open". {OPERAND}'),
+    ("stream|from().where(lambda: \"v\" > )", 1, 35,
+     f'parser: unexpected ) line 1 char 35 in "da: "v" > )". {OPERAND}'),
+    ("var x = 5\n$", 2, 1, "parser: unexpected unknown state, last char: '$' line 2 char 1 "
+     f'in "$". {OPERAND}'),
+    ('dbrp telegraf.autogen', 1, 6, 'parser: unexpected identifier line 1 char 6 in '
+     '"dbrp telegraf.a". expected: "reference"'),
+    ("var x = /[/", 1, 9, "parser: error parsing regexp: missing closing ]: `[`"),
+    ("var x = 09", 1, 9, 'parser: illegal number syntax: "09"'),
+    ("stream\n   ..measurement('m')", 2, 5,
+     'parser: unexpected . line 2 char 5 in "   ..measureme". expected: "identifier"'),
+    ("var x = ['a' 'b']", 1, 14,
+     'parser: unexpected string line 1 char 14 in " x = [\'a\' \'b\']". expected: "]"'),
+    ("var x = [1]", 1, 10, 'parser: unexpected number line 1 char 10 in "var x = [1]". '
+     'expected: "identifier","string","*"'),
 ])
-def test_errors_name_line_and_column(script: str, line: int, col: int, message: str) -> None:
+def test_errors_are_kapacitors(script: str, line: int, col: int, message: str) -> None:
     with pytest.raises(TickError) as err:
         parse(script)
     assert (err.value.line, err.value.column) == (line, col)
-    assert message in str(err.value)
-    assert str(err.value).startswith(f"line {line} char {col}: ")
+    assert str(err.value) == message
+
+
+def test_what_kapacitor_parses_and_checks_later() -> None:
+    # a number followed by a unit that makes no duration: the unit is the next statement
+    assert len(parse("var x = 1.5s").statements) == 2
+    # the type of a var and double-quoted arguments are checked when evaluated
+    assert parse("var x int8").statements[0].type == "int8"
+    assert isinstance(parse('stream|from().measurement("cpu")').statements[0].args[0],
+                      ast.Reference)
+    # operators outside lambdas
+    value = parse("var b = (1 + 1) * 2").statements[0].value
+    assert isinstance(value, ast.Binary) and value.op == "*" and value.left.parens
+
+
+def test_regex_after_assignment_and_match_operators() -> None:
+    assert kinds("var x = //") == [T.VAR, T.IDENT, T.ASSIGN, T.REGEX]
+    assert kinds('"a" !~ /b/') == [T.REFERENCE, T.OP, T.REGEX]
