@@ -17,6 +17,44 @@ from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration, format_go
 
 
+class GoDuration(Duration):
+    """A ``time.Duration`` in alert templates, with the methods Go templates may call."""
+
+    __slots__ = ()
+
+    def _split(self, unit: int) -> float:
+        # Go truncates towards zero: whole units plus the rest as a fraction.
+        whole = abs(int(self)) // unit
+        rest = abs(int(self)) - whole * unit
+        value = float(whole) + rest / unit
+        return -value if self < 0 else value
+
+    def Hours(self) -> float:  # noqa: N802
+        return self._split(3_600_000_000_000)
+
+    def Minutes(self) -> float:  # noqa: N802
+        return self._split(60_000_000_000)
+
+    def Seconds(self) -> float:  # noqa: N802
+        return self._split(1_000_000_000)
+
+    def _whole(self, unit: int) -> int:
+        whole = abs(int(self)) // unit
+        return -whole if self < 0 else whole
+
+    def Milliseconds(self) -> int:  # noqa: N802
+        return self._whole(1_000_000)
+
+    def Microseconds(self) -> int:  # noqa: N802
+        return self._whole(1_000)
+
+    def Nanoseconds(self) -> int:  # noqa: N802
+        return int(self)
+
+    def String(self) -> str:  # noqa: N802
+        return str(self)
+
+
 class EventState:
     """The last known state of one alert ID in a topic.
 
@@ -171,7 +209,8 @@ class Event:
 
         s = self.state
         return {"ID": s.id, "Message": s.message, "Details": s.details,
-                "Level": str(s.level), "Time": GoTime(s.time), "Duration": Duration(s.duration),
+                "Level": str(s.level), "Time": GoTime(s.time),
+                "Duration": GoDuration(s.duration),
                 "Name": self.name, "TaskName": self.task_name, "Group": self.group,
                 "Tags": StringMap(self.tags), "Fields": dict(self.fields),
                 "PreviousLevel": str(self.previous_level), "Recoverable": self.recoverable,

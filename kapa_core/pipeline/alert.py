@@ -15,7 +15,7 @@ from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
 from kapa_core.errors import ConfigError
 from kapa_core.models.duration import Duration
-from kapa_core.pipeline.base import Edge, NodeSpec, Prop, SpecError, chain, check_args
+from kapa_core.pipeline.base import NodeSpec, Prop, SpecError, chain, check_args
 
 DEFAULT_ID = "{{ .Name }}:{{ .Group }}"
 DEFAULT_MESSAGE = "{{ .ID }} is {{ .Level }}"
@@ -135,16 +135,10 @@ class AlertSpec(NodeSpec):
             values = check_args(name, ("duration",), args, minimum=0)
             self.state_changes_only = values[0] if values else True
             return
-        if name == "history":
-            (n,) = check_args(name, ("int",), args)
-            if n < 2:
-                raise SpecError(f"alert: history size must be >= 2, got {n}")
         if name == "flapping":
+            # Thresholds above 1 are refused when the task starts (as in Kapacitor); a
+            # history below 2 is used as 2 there too.
             low, high = check_args(name, ("float", "float"), args)
-            if not 0 <= low <= 1 or not 0 <= high <= 1:
-                raise SpecError("alert: flapping thresholds must be between 0 and 1")
-            if low > high:
-                raise SpecError("alert: flapping low threshold must be <= the high one")
             self.flapping = (low, high)
             return
         super().set_property(name, args)
@@ -176,18 +170,9 @@ class AlertSpec(NodeSpec):
         self._current = use
 
     def validate(self) -> None:
-        from kapa_core.gotemplate import TemplateError
-        from kapa_core.gotemplate import parse as parse_template
-
-        if self.all_points and self.edge_in() is not Edge.BATCH:
-            raise SpecError("alert: .all() applies to batch data only")
-        for what, text, html in (("id", self.id_template, False),
-                                 ("message", self.message_template, False),
-                                 ("details", self.details_template, True)):
-            try:
-                parse_template(text, what, html=html, funcs={"json": str})
-            except TemplateError as exc:
-                raise SpecError(f"alert: invalid {what} template: {exc}") from None
+        # .all() on stream data is accepted and has no effect; the id, message and details
+        # templates are parsed when the task starts, so a disabled task may hold bad ones
+        # (both as in Kapacitor).
         for use in self.handlers:  # refused when defined, enabled or not
             kind = registry.KINDS.get(use.kind)
             if kind is None:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kapa_core.alert import gojson
-from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.event import Event, EventState, GoDuration
 from kapa_core.alert.levels import Level
 from kapa_core.alert.topics import Inhibitor
 from kapa_core.engine.node import Node
+from kapa_core.errors import TaskError
 from kapa_core.gotemplate import GoTime, StringMap, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.models.batch import Batch, BatchPoint
@@ -44,8 +45,16 @@ def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
             out.append(parse_template(text, what, html=html,
                                       funcs={"json": _json_line} if html else None))
         except TemplateError as exc:
-            raise ValueError(f"alert: invalid {what} template: {exc}") from None
+            # Kapacitor refuses to start the task with the parser's own message.
+            raise TaskError(str(exc)) from None
     return out[0], out[1], out[2]
+
+
+#: Go's zero time.Time (January 1 of year 1) in Unix nanoseconds: when an alert has not
+#: been triggered yet. Durations from it saturate, as Go's Time.Sub does.
+ZERO_TIME = -62135596800 * 1_000_000_000
+MAX_DURATION = (1 << 63) - 1
+MIN_DURATION = -(1 << 63)
 
 
 @dataclass
@@ -55,8 +64,8 @@ class GroupState:
     flapping: bool = False
     changed: bool = False
     expired: bool = False
-    first_triggered: int = 0
-    last_triggered: int = 0
+    first_triggered: int = ZERO_TIME
+    last_triggered: int = ZERO_TIME
 
     @property
     def level(self) -> Level:
@@ -96,7 +105,8 @@ class GroupState:
 
     @property
     def duration(self) -> int:
-        return self.last_triggered - self.first_triggered
+        d = self.last_triggered - self.first_triggered
+        return MAX_DURATION if d > MAX_DURATION else MIN_DURATION if d < MIN_DURATION else d
 
 
 @dataclass
@@ -135,7 +145,7 @@ class _EventText:
             self._data = gojson.Struct(
                 Name=name, TaskName=node.task_id, Group=group, Tags=StringMap(tags),
                 ServerInfo=node.server_info, ID=event_id, Fields=fields, Level=str(level),
-                Time=GoTime(t), Duration=Duration(duration))
+                Time=GoTime(t), Duration=GoDuration(duration))
         return self._data
 
     def message(self) -> str:
@@ -176,6 +186,9 @@ class AlertNode(Node):
         # The id depends on name, group and tags; with no .Tags in it, on the first two only.
         self._ids: dict[tuple[str, str], str] | None = (
             {} if "Tags" not in spec.id_template else None)
+        if spec.flapping is not None and max(spec.flapping) > 1:
+            raise TaskError("alert flap thresholds are percentages and should be between 0 "
+                            "and 1")
         self.levels = [None, spec.info, spec.warn, spec.crit]
         self.resets = [None, spec.info_reset, spec.warn_reset, spec.crit_reset]
         self.history = max(spec.history, 2)
@@ -324,6 +337,8 @@ class AlertNode(Node):
         return tags, fields
 
     def _set_inhibitors(self, group: str, tags: dict[str, str], level: Level) -> None:
+        # Set when an event is triggered, from the group's tags: the equal tags that are
+        # not group-by dimensions have an empty value (as in Kapacitor).
         for inhibitor in self.inhibitors:
             inhibitor.set(group, tags, level)
 
@@ -335,13 +350,15 @@ class AlertNode(Node):
         previous = state.level
         level = self.determine(p.time, p.fields, p.tags, previous)
         state.add(p.time, level, self.flap, self.sco_interval)
-        self._set_inhibitors(group, p.tags, level)
         if (self.flap is not None and state.flapping) or (
                 self.sco and not state.changed and not state.expired):
             return
         if level is Level.OK and not state.changed:
             return
         state.triggered(p.time)
+        if self.inhibitors:
+            tags = p.tags
+            self._set_inhibitors(group, {d: tags.get(d, "") for d in p.dims}, level)
         if self.no_recoveries and level is Level.OK:
             return
         def series() -> list[dict[str, Any]]:  # rendered only if a handler reads it
@@ -374,7 +391,6 @@ class AlertNode(Node):
         assert highest_point is not None
         t = b.tmax if (self.all or level is Level.OK) else highest_point.time
         state.add(t, level, self.flap, self.sco_interval)
-        self._set_inhibitors(group, b.tags, level)
         recovery = state.changed and level is Level.OK
         fire_level = level is not Level.OK and not (
             (self.flap is not None and state.flapping)
@@ -382,6 +398,8 @@ class AlertNode(Node):
         if not (recovery or fire_level):
             return
         state.triggered(t)
+        if self.inhibitors:
+            self._set_inhibitors(group, b.tags, level)
         if self.no_recoveries and level is Level.OK:
             return
         event = self._event(event_id, b.name, group, b.tags, highest_point.fields, level, t,
