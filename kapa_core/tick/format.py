@@ -3,7 +3,8 @@
 Chains put each ``|node()`` on its own line indented one step (four spaces) and each
 ``.property()`` two steps; statements are separated by a blank line; lambdas, literals
 and operators are written in their canonical form. Comments before statements and before
-chain calls are kept.
+chain calls are kept, with their own spacing, and so are comments after the last
+statement.
 """
 
 from __future__ import annotations
@@ -19,14 +20,37 @@ def format_script(script: str) -> str:
     program = parse(script)
     parts = []
     for index, statement in enumerate(program.statements):
-        text = ""
-        comment = program.comments.get(index)
-        if comment:
-            text += "".join(f"// {line}\n" if line else "//\n"
-                            for line in comment.split("\n"))
+        text = _comment(program.comments.get(index, ""), "")
         text += _node(statement, "")
         parts.append(text + "\n")
+    trailing = program.comments.get(len(program.statements))
+    if trailing:  # comments after the last statement are a statement of their own
+        parts.append(_comment(trailing, "") + "\n")
     return "\n".join(parts)
+
+
+def _comment(comment: str, indent: str) -> str:
+    """A comment's lines as Kapacitor writes them: ``//``, a space and the line as
+    written (an empty line as ``//`` alone); a blank line between separate comment
+    blocks. The parser keeps blocks apart as a ``\n\n\n`` separator (Kapacitor's
+    blank entry joined by newlines), so each pair of empty lines in a row is one blank
+    line and an odd one left over is an empty ``//`` line."""
+    if not comment:
+        return ""
+    out = []
+    lines = comment.split("\n")
+    i = 0
+    while i < len(lines):
+        if lines[i]:
+            out.append(f"{indent}// {lines[i]}\n")
+            i += 1
+            continue
+        run = 0
+        while i < len(lines) and not lines[i]:
+            run += 1
+            i += 1
+        out.append(f"{indent}//\n" * (run % 2) + "\n" * (run // 2))
+    return "".join(out)
 
 
 def _node(node: ast.Node, indent: str) -> str:
@@ -46,8 +70,7 @@ def _node(node: ast.Node, indent: str) -> str:
         for link in reversed(links):
             step = indent + STEP + (STEP if link.op == "." else "")
             call = link.name + (_args(link.args, step) if link.called else "")
-            comment = "".join(f"{step}// {line}\n" if line else f"{step}//\n"
-                              for line in link.comment.split("\n")) if link.comment else ""
+            comment = _comment(link.comment, step)
             out.append(f"\n{comment}{step}{link.op}{call}")
         return "".join(out)
     if isinstance(node, ast.Call):

@@ -273,9 +273,11 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
         if c == "/":
             if text[pos + 1:pos + 2] == "/":
                 end = _comment_end(text, pos)
+                # Each line as Kapacitor keeps it: trimmed, without its "//" and one
+                # space after it (further spacing is the comment's own).
                 body = [line.strip() for line in text[pos:end].split("\n")]
-                body = [line[2:].strip() if line.startswith("//") else line[1:].strip()
-                        for line in body if line]
+                body = [line[2:] if line.startswith("//") else line for line in body if line]
+                body = [line[1:] if line.startswith(" ") else line for line in body]
                 add(T.COMMENT, "\n".join(body), start, end)
                 pos = end
                 continue

@@ -73,7 +73,9 @@ class Parser:
                 pending.append(token.text)
                 continue
             if pending:
-                self.comment_before[index] = "\n".join(pending)
+                # Separate comment blocks are kept apart by a blank entry, as Kapacitor's
+                # comment nodes are (so a var's description reads as Kapacitor's).
+                self.comment_before[index] = "\n\n\n".join(pending)
                 pending = []
             index += 1
         self.pos = 0
@@ -137,6 +139,9 @@ class Parser:
             if comment:
                 program.comments[len(program.statements)] = comment
             program.statements.append(statement)
+        comment = self.comment(self.pos)
+        if comment:  # after the last statement: formatted as a statement of its own
+            program.comments[len(program.statements)] = comment
         return program
 
     def statement(self) -> ast.Node:

@@ -57,3 +57,32 @@ def test_comments_inside_chains_are_kept() -> None:
     assert format_script(script) == (
         "stream\n    // pick cpu\n    |from()\n        // only idle\n"
         "        .measurement('cpu')\n")
+
+
+def test_comment_spacing_blocks_and_trailing_comments() -> None:
+    script = ("// first block\n//   indented\n//\n\n// second block\nvar x = 1 //no space\n"
+              "stream|from()\n  .measurement('m') // after a property\n  |log()\n// the end\n")
+    assert format_script(script) == (
+        "// first block\n"
+        "//   indented\n"
+        "//\n"
+        "\n"
+        "// second block\n"
+        "var x = 1\n"
+        "\n"
+        "// no space\n"
+        "stream\n"
+        "    |from()\n"
+        "        .measurement('m')\n"
+        "    // after a property\n"
+        "    |log()\n"
+        "\n"
+        "// the end\n"
+        "\n")
+
+
+def test_formatting_is_linear_in_the_script_size() -> None:
+    # A long chain and many statements format without recursion.
+    chain = "stream|from().measurement('m')" + "|eval(lambda: \"v\" + 1).as('v')" * 3000
+    text = format_script(chain + "\n" + "var a = 1\n" * 3000)
+    assert text.count("|eval(") == 3000 and text.count("var a = 1") == 3000
