@@ -52,3 +52,38 @@ def test_case(env, case: Case) -> None:
     got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
                           timeout=timeout)
     assert matches(got, case.expected), show_diff(case.name, got, case.expected)
+
+
+BATCH_CASES = [c for c in all_cases() if c.get("type") == "batch"]
+
+
+@pytest.fixture(scope="module")
+def batch_env():
+    """One influxd for all batch cases and a daemon that queries it; both are stopped
+    whatever happens."""
+    from tests.compat.influx import InfluxServer
+
+    recorder = Recorder()
+    workdir = Path(tempfile.mkdtemp(prefix="compat-batch-"))
+    influx = InfluxServer()
+    try:
+        influx.start()
+        with DaemonProcess({"http": {"log-enabled": False}, "logging": {"level": "ERROR"},
+                            "influxdb": [{"enabled": True, "name": "default",
+                                          "default": True, "urls": [influx.url],
+                                          "disable-subscriptions": True}]}) as daemon:
+            yield daemon, influx, recorder, workdir
+    finally:
+        influx.close()
+        recorder.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in BATCH_CASES])
+def test_batch_case(batch_env, case: Case) -> None:
+    daemon, influx, recorder, workdir = batch_env
+    influx.load(case)
+    timeout = 1.5 if case.get("pending") else 10.0
+    got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
+                          timeout=timeout)
+    assert matches(got, case.expected), show_diff(case.name, got, case.expected)
