@@ -6,6 +6,7 @@ in :mod:`kapa_core.pipeline.influxql`.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from kapa_core.models.duration import SECOND, Duration
@@ -470,14 +471,28 @@ class JoinSpec(NodeSpec):
         self.delete_all = False
 
     def validate(self) -> None:
+        # Kapacitor's wording; a fill other than 'null', 'none' or a number is refused
+        # when the task starts.
+        if not self.names:
+            raise SpecError("a call to join.as() is required to specify the output stream "
+                            "prefixes.")
         if len(self.names) != len(self.parents):
-            raise SpecError(f"join: must have one name per parent via .as(): got "
-                            f"{len(self.parents)} parents and {len(self.names)} names")
+            raise SpecError("number of prefixes specified by join.as() must match the "
+                            "number of joined streams")
+        for name in self.names:
+            if not name:
+                raise SpecError("must provide a prefix name for the join node, see .as() "
+                                "property method")
+            if self.delimiter and self.delimiter in name:
+                raise SpecError(f"cannot use name {name} as field prefix, it contains the "
+                                f"delimiter {_go_quote(self.delimiter)}\t")
         if len(set(self.names)) != len(self.names):
-            raise SpecError("join: .as() names must be unique")
-        if isinstance(self.fill_value, str) and self.fill_value not in ("null", "none"):
-            raise SpecError(f"join: unexpected fill {self.fill_value!r} (expected 'null', "
-                            "'none' or a number)")
+            raise SpecError("cannot use the same prefix name see .as() property method")
+
+
+def _go_quote(text: str) -> str:
+    """Go's %q of a string (enough for delimiters)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 @chain("join")
@@ -569,18 +584,21 @@ class HTTPPostSpec(NodeSpec):
         self.timeout = Duration(0)
 
     def validate(self) -> None:
-        if bool(self.urls) == bool(self.endpoint):
-            raise SpecError("httpPost: must provide exactly one of a URL or .endpoint()")
+        # Kapacitor's checks and words; a header may override Content-Type.
+        if len(self.urls) >= 2:
+            raise SpecError(f"httpPost expects 0 or 1 arguments, got {len(self.urls)}")
+        if not self.urls and not self.endpoint:
+            raise SpecError("must provide url or endpoint")
+        if self.urls and self.endpoint:
+            raise SpecError("only one endpoint and url may be specified")
         for name, _ in self.headers:
-            if name.lower() == "content-type":
-                raise SpecError("httpPost: cannot set the Content-Type header")
+            if name.upper() == "AUTHENTICATE":
+                raise SpecError("cannot set 'authenticate' header")
 
 
 @chain("httpPost")
 def _http_post(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     urls = check_args("httpPost", (), args, variadic="string", minimum=0)
-    if len(urls) > 1:
-        raise SpecError("httpPost: takes at most one URL")
     return HTTPPostSpec(pipeline, [parent], urls)
 
 
@@ -603,9 +621,6 @@ class FlattenSpec(NodeSpec):
         self.tolerance = Duration(0)
         self.drop_original = False
 
-    def validate(self) -> None:
-        if not self.on_dims:
-            raise SpecError("flatten: must set .on() dimensions")
 
 
 @chain("flatten")
@@ -632,10 +647,6 @@ class SideloadSpec(NodeSpec):
         self.fields: list[tuple[str, Any]] = []
         self.tags: list[tuple[str, str]] = []
 
-    def validate(self) -> None:
-        if not self.source.startswith("file://"):
-            raise SpecError(f"sideload: unsupported source {self.source!r} (expected "
-                            "file:///path/to/dir)")
 
 
 @chain("sideload")
@@ -648,7 +659,7 @@ class CombineSpec(NodeSpec):
     """``|combine(λ…)``: pairs points of one time within a group, one per expression."""
 
     kind = "combine"
-    wants = Edge.STREAM
+    wants = Edge.SAME  # points or batches; the points of each time are combined
     provides = Edge.STREAM
     PROPERTIES: ClassVar[dict[str, Prop]] = {
         "as": Prop((), attr="names", mode="extend", variadic="string", minimum=1),
@@ -666,14 +677,22 @@ class CombineSpec(NodeSpec):
         self.max_combinations = 1_000_000
 
     def validate(self) -> None:
+        # Kapacitor's wording.
+        if not self.names:
+            raise SpecError("a call to combine.as() is required to specify the output "
+                            "stream prefixes.")
         if len(self.names) != len(self.exprs):
-            raise SpecError(f"combine: must provide one name per expression via .as(): "
-                            f"got {len(self.exprs)} expression(s) and {len(self.names)} "
-                            "name(s)")
+            raise SpecError("number of prefixes specified by combine.as() must match the "
+                            "number of combine expressions")
+        for name in self.names:
+            if not name:
+                raise SpecError("must provide a prefix name for the combine node, see .as() "
+                                "property method")
+            if self.delimiter in name:
+                raise SpecError(f"cannot use name {name} as field prefix, it contains the "
+                                f"delimiter character {self.delimiter}")
         if len(set(self.names)) != len(self.names):
-            raise SpecError("combine: .as() names must be unique")
-        if any(self.delimiter in name for name in self.names):
-            raise SpecError("combine: names must not contain the delimiter")
+            raise SpecError("cannot use the same prefix name see .as() property method")
 
 
 @chain("combine")
@@ -700,10 +719,13 @@ class BarrierSpec(NodeSpec):
         self.delete_group = False
 
     def validate(self) -> None:
-        if self.idle < 0 or self.period < 0:
-            raise SpecError("barrier: idle and period must not be negative")
-        if bool(self.idle) == bool(self.period):
-            raise SpecError("barrier: must set exactly one of idle or period")
+        # Kapacitor's checks, in its order and wording.
+        if self.idle and self.period:
+            raise SpecError("cannot specify both idle and period")
+        if not self.period and self.idle <= 0:
+            raise SpecError("idle must be greater than zero")
+        if self.period <= 0 and not self.idle:
+            raise SpecError("period must be greater than zero")
 
 
 @chain("barrier")

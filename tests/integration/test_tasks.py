@@ -425,8 +425,10 @@ stream|from().measurement('hp')|httpPost('http://127.0.0.1:{port}/hook').codeFie
                             "values": [["1970-01-01T00:00:03Z", 201, 1.0]]}]}
     got = await trio.to_thread.run_sync(output, daemon, task_id, expected)
     assert got == expected
-    assert received == [{"name": "hp", "tags": {"host": "a"}, "columns": ["time", "v"],
-                         "values": [["1970-01-01T00:00:03Z", 1.0]]}]
+    # The body is a result with one series, as Kapacitor posts it.
+    assert received == [{"series": [{"name": "hp", "tags": {"host": "a"},
+                                     "columns": ["time", "v"],
+                                     "values": [["1970-01-01T00:00:03Z", 1]]}]}]
     nursery.cancel_scope.cancel()
 
 

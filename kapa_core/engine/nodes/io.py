@@ -15,6 +15,7 @@ import httpx
 import trio
 
 from kapa_core.engine.node import Node
+from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import HTTPPostSpec, KapacitorLoopbackSpec
@@ -61,10 +62,11 @@ class LoopbackNode(Node):
                                       for bp in b.points])
 
 
-def row(name: str, tags: dict[str, str], points: list[BatchPoint]) -> dict[str, Any]:
-    from kapa_core.models.batch import Batch as _Batch
-
-    return _Batch(name, "", tags, (), False, 0, points).row()
+def body(name: str, tags: dict[str, str], points: list[BatchPoint]) -> bytes:
+    """What httpPost sends: ``{"series":[row]}`` as Go's json.Encoder writes it (HTML
+    escaped, Go's floats, a final newline)."""
+    row = Batch(name, "", tags, (), False, 0, points).row()
+    return (gojson.dumps({"series": [row]}) + "\n").encode()
 
 
 class HTTPPostNode(Node):
@@ -76,42 +78,47 @@ class HTTPPostNode(Node):
         if spec.endpoint and endpoint is None:
             raise ValueError(f"httpPost: no [[httppost]] endpoint named {spec.endpoint!r}")
         self.url = spec.urls[0] if spec.urls else endpoint.url
-        self.headers = {**(endpoint.headers if endpoint else {}), **dict(spec.headers)}
+        # Kapacitor sets Content-Type first; the node's headers may override it.
+        self.headers = httpx.Headers(endpoint.headers if endpoint else {})
+        self.headers["Content-Type"] = "application/json"
+        for key, value in spec.headers:
+            self.headers[key] = value
         self.auth = None
         if endpoint is not None and endpoint.basic_auth.username:
             self.auth = (endpoint.basic_auth.username, endpoint.basic_auth.password)
         self.code_field = spec.code_field
-        self.send, self.receive = trio.open_memory_channel[tuple[dict[str, Any], Any]](QUEUE)
+        self.send, self.receive = trio.open_memory_channel[tuple[bytes, Any]](QUEUE)
         self.dropped = 0
         self.failures = 0
 
     def extra_stats(self) -> dict[str, Any]:
         return {"dropped": self.dropped, "post_errors": self.failures}
 
-    def _queue(self, body: dict[str, Any], item: Any) -> None:
+    def _queue(self, content: bytes, item: Any) -> None:
         try:
-            self.send.send_nowait((body, item))
+            self.send.send_nowait((content, item))
         except trio.WouldBlock:
             self.dropped += 1
 
     def point(self, p: Point) -> None:
-        self._queue(row(p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
+        self._queue(body(p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
         if not self.code_field:
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
-        self._queue(row(b.name, b.tags, b.points), b)
+        self._queue(body(b.name, b.tags, b.points), b)
         if not self.code_field:
             self.emit_batch(b)
 
     async def run_io(self) -> None:
         timeout = self.spec_.timeout / 1e9 or None
         async with httpx.AsyncClient(timeout=timeout, auth=self.auth) as client:
-            async for body, item in self.receive:
+            async for content, item in self.receive:
                 code = 0
                 try:
                     self.ctx.allowed(self.url)
-                    response = await client.post(self.url, json=body, headers=self.headers)
+                    response = await client.post(self.url, content=content,
+                                                 headers=self.headers)
                     code = response.status_code
                     if response.is_error:
                         self.failures += 1
