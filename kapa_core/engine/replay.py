@@ -52,6 +52,7 @@ from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, series_to_batch
+from kapa_core.engine.nodes.query import check as check_query
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
 from kapa_core.influxdb.client import ConnectionFailed
@@ -59,6 +60,7 @@ from kapa_core.influxdb.query import QueryFailed, run_query
 from kapa_core.influxdb.select_query import SelectQuery
 from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, format_time
+from kapa_core.pipeline.query import QuerySpec
 from kapa_core.storage import REPLAYS, Store
 from kapa_core.tick.regex import compile_regex
 
@@ -327,6 +329,9 @@ class ReplayRun:
         self.alerts = _ReplayAlerts(context.alerts, replay.id) if context.alerts else None
         context = dataclasses.replace(context, task_id=task.id,
                                       alerts=self.alerts or context.alerts)
+        for spec in pipeline.walk():  # Kapacitor's words for a query that cannot start
+            if isinstance(spec, QuerySpec):
+                check_query(spec)
         self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
         self.context = context
         self.topics: list[str] = []
@@ -509,6 +514,7 @@ class ReplayService:
         stop = options["stop"]
         if stop == GO_ZERO_TIME:
             stop = time.time_ns()
+        answer = dataclasses.replace(replay)  # Kapacitor answers before the task starts
         try:
             run = ReplayRun(replay, task, evaluated.pipeline, self.context(),
                             options["start"], stop, self.log)
@@ -524,7 +530,7 @@ class ReplayService:
             scope = trio.CancelScope()
             self.running[replay.id] = scope
             self._nursery.start_soon(self._run, run, scope)
-        return dataclasses.replace(replay)
+        return answer
 
     async def _run(self, run: ReplayRun, scope: trio.CancelScope) -> None:
         replay = run.replay

@@ -5,22 +5,19 @@ Properties are Kapacitor's QueryNode ones: ``.period(d)``, ``.every(d)``, ``.cro
 and one ``time(d[, offset])``), ``.groupByMeasurement()``, ``.fill(v)`` and
 ``.cluster(name)``.
 
-Checked when the task is defined (Kapacitor checks most of these only when the task
-starts): exactly one of ``every`` and ``cron``; with ``every``, a positive ``period``;
-no negative ``every`` or ``period``; a cron expression cronexpr accepts; a fill of
-``'null'``, ``'none'``, ``'previous'``, ``'linear'`` or a number; at most one time
-dimension; and a query that is a single ``SELECT ... FROM ...`` statement. With
-``cron`` a ``period`` is not required (as in Kapacitor, a zero period queries an empty
-time range).
+Nothing of the query is checked when the task is defined, as in Kapacitor: the
+schedule (exactly one of ``every`` and ``cron``, no negative ``every``, a valid cron
+expression), the fill, the dimensions and the query text are checked when the task
+starts (see ``kapa_core/engine/nodes/query.py``), so a task with a broken query can be
+saved disabled, and fails when it is enabled or replayed. A ``period`` is never
+required: without one, each query covers an empty time range.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from kapa_core.engine.cron import CronError
-from kapa_core.engine.cron import parse as parse_cron
-from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
+from kapa_core.influxdb.select_query import SelectQuery, TimeGroup
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.base import STAR, Edge, NodeSpec, Prop, SpecError, chain, check_args
 from kapa_core.pipeline.nodes import BatchSpec
@@ -72,16 +69,6 @@ class QuerySpec(NodeSpec):
         self.fill: Any = None
         self.cluster = ""
 
-    def set_property(self, name: str, args: list[Any]) -> None:
-        super().set_property(name, args)
-        if name == "groupBy":
-            for value in self.dimensions:
-                if not (isinstance(value, str) or value is STAR or time_group(value)):
-                    raise SpecError(f"groupBy: invalid dimension {value!r} (expected tag "
-                                    "names, * or time(d))")
-            if sum(1 for d in self.dimensions if time_group(d)) > 1:
-                raise SpecError("groupBy cannot have more than one time dimension")
-
     def group_dimensions(self) -> list[str | TimeGroup]:
         out: list[str | TimeGroup] = []
         for value in self.dimensions:
@@ -93,30 +80,6 @@ class QuerySpec(NodeSpec):
         """The query text with this node's dimensions and fill (QueryTextError)."""
         return SelectQuery(self.query, self.group_dimensions(), self.fill,
                            align_group=self.align_group)
-
-    def validate(self) -> None:
-        if self.every and self.cron:
-            raise SpecError("must not set both 'every' and 'cron' properties")
-        if self.every < 0:
-            raise SpecError("'every' duration must be non-negative")
-        if self.period < 0:
-            raise SpecError("'period' duration must be non-negative")
-        if not self.every and not self.cron:
-            raise SpecError("must define one of 'every' or 'cron'")
-        if self.every and not self.period:
-            raise SpecError("must define a 'period' (the time range each query covers)")
-        if self.cron:
-            try:
-                parse_cron(self.cron)
-            except CronError as exc:
-                raise SpecError(f"invalid cron expression {self.cron!r}: {exc}") from None
-        if isinstance(self.fill, str) and self.fill not in FILLS:
-            raise SpecError(f"unexpected fill option {self.fill!r} (expected 'null', "
-                            "'none', 'previous', 'linear' or a number)")
-        try:
-            self.select()
-        except QueryTextError as exc:
-            raise SpecError(f"invalid query: {exc}") from None
 
     def attributes(self) -> dict[str, Any]:
         return {"query": self.query, "period": str(self.period), "every": str(self.every),

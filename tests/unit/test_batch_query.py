@@ -9,7 +9,7 @@ import pytest
 
 from kapa_core.engine.cron import CronError
 from kapa_core.engine.cron import parse as cron
-from kapa_core.engine.nodes.query import go_truncate, series_to_batch
+from kapa_core.engine.nodes.query import check, go_truncate, series_to_batch
 from kapa_core.errors import TickError
 from kapa_core.influxdb.query import QueryFailed, Series, parse_response
 from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
@@ -142,20 +142,26 @@ def test_go_truncate_counts_from_go_zero_time() -> None:
     assert go_truncate(700 * S, 7 * S) == 696 * S  # 700 is a multiple of 7 since 1970
 
 
-# -- definition-time checks ---------------------------------------------------------------
+# -- checks when the node starts (Kapacitor defines such tasks, refuses to start them) ----
 @pytest.mark.parametrize(("props", "message"), [
-    (".every(1s)", "must define a 'period'"),
+    ("", "must define one of 'every' or 'cron'"),
     (".period(1s)", "must define one of 'every' or 'cron'"),
     (".period(1s).every(1s).cron('* * * * *')", "must not set both"),
-    (".period(1s).every(-1s)", "'every' duration must be non-negative"),
-    (".cron('61 * * * *')", "invalid cron expression"),
-    (".period(1s).every(1s).fill('zero')", "unexpected fill option"),
+    (".period(1s).every(-1s)", "'every' duration must must non-negative"),
+    (".cron('61 * * * *')", "61"),
+    (".period(1s).every(1s).fill('zero')", "unexpected fill option zero"),
     (".period(1s).every(1s).groupBy(time(1s), time(2s))", "more than one time dimension"),
-    (".period(1s).every(1s).groupBy(1)", "invalid dimension"),
+    (".period(1s).every(1s).groupBy(1)", "invalid dimension type:int64"),
 ])
 def test_query_node_checks(props: str, message: str) -> None:
-    with pytest.raises(TickError, match=message):
-        evaluate(f"batch|query('SELECT v FROM m'){props}", "batch")
+    evaluated = evaluate(f"batch|query('SELECT v FROM m'){props}", "batch")
+    with pytest.raises(ValueError, match=message):
+        check(evaluated.pipeline.nodes[1])
+
+
+def test_a_query_without_period_is_fine() -> None:
+    evaluated = evaluate("batch|query('SELECT v FROM m').every(10s)", "batch")
+    assert check(evaluated.pipeline.nodes[1]).render(0, 0).startswith("SELECT v FROM m")
 
 
 def test_query_node_properties() -> None:

@@ -40,13 +40,13 @@ from typing import Any
 
 import trio
 
-from kapa_core.engine.cron import CronExpression
+from kapa_core.engine.cron import CronError, CronExpression
 from kapa_core.engine.cron import parse as parse_cron
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.query import QueryFailed, Series, run_query
-from kapa_core.influxdb.select_query import QueryTextError
+from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.query import QuerySpec
@@ -135,16 +135,55 @@ def series_to_batch(series: Series, by_name: bool, stop: int, grouped_by_time: b
                  by_name, tmax, points)
 
 
+FILLS = ("null", "none", "previous", "linear")
+
+
+def _go_type(value: Any) -> str:
+    return {bool: "bool", int: "int64", float: "float64"}.get(type(value),
+                                                             type(value).__name__)
+
+
+def check(spec: QuerySpec) -> SelectQuery:
+    """What Kapacitor checks when a query node starts, in its order and words (a task
+    with any of these mistakes can be defined, not enabled or replayed); ValueError
+    otherwise. Returns the query, ready to be rendered."""
+    try:
+        select = spec.select()
+    except QueryTextError as exc:
+        raise ValueError(f"failed to parse InfluxQL query: {exc}") from None
+    times = 0
+    for value in spec.group_dimensions():
+        if isinstance(value, TimeGroup):
+            times += 1
+            if times > 1:
+                raise ValueError("groupBy cannot have more than one time dimension")
+        elif not isinstance(value, str):
+            raise ValueError(f"invalid dimension type:{_go_type(value)}, must be string "
+                             "or time.Duration")
+    if isinstance(spec.fill, str) and spec.fill not in FILLS:
+        raise ValueError(f"unexpected fill option {spec.fill}")
+    if spec.every and spec.cron:
+        raise ValueError("must not set both 'every' and 'cron' properties")
+    if spec.every > 0:
+        return select
+    if spec.cron:
+        try:
+            parse_cron(spec.cron)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        return select
+    if spec.every < 0:
+        raise ValueError("'every' duration must must non-negative")  # sic, as Kapacitor
+    raise ValueError("must define one of 'every' or 'cron'")
+
+
 class QueryNode(Node):
     spec: QuerySpec
 
     def __init__(self, spec: QuerySpec, log: Any, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.ctx = ctx
-        try:
-            self.select = spec.select()
-        except QueryTextError as exc:
-            raise ValueError(f"invalid query: {exc}") from None
+        self.select = check(spec)
         self.period = int(spec.period)
         self.offset = int(spec.offset)
         self.every = int(spec.every)
