@@ -59,6 +59,46 @@ def _client_value(kind: Any, value: Any) -> Any:
     return value
 
 
+VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
+
+
+def check_vars_json(raw: Any) -> None:
+    """What Kapacitor's JSON decoding of ``vars`` refuses, refused with its words
+    (``invalid JSON``): an unknown type, a duration that is neither nanoseconds nor
+    duration text, an int or float that is not a number, a list that is not a list of
+    typed values."""
+    if not isinstance(raw, dict):
+        return
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            continue
+        kind, value = spec.get("type"), spec.get("value")
+        reason = ""
+        if kind not in VAR_TYPES:
+            reason = f"unknown VarType {kind}"
+        elif value is None:
+            continue
+        elif kind == "duration":
+            if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+                    isinstance(value, float) and not value.is_integer()):
+                reason = "expected int or string value"
+            elif isinstance(value, str):
+                try:
+                    Duration.parse(value, tick=True)
+                except ValueError:
+                    reason = f"invalid duration string {value!r}"
+        elif kind in ("int", "float") and (isinstance(value, bool) or not isinstance(
+                value, int | float) or (kind == "int" and isinstance(value, float)
+                                        and not value.is_integer())):
+            reason = f"expected {kind} value"
+        elif kind == "list" and (not isinstance(value, list) or not all(
+                isinstance(item, dict) and item.get("type") in VAR_TYPES and "value" in item
+                for item in value)):
+            reason = "expected list of vars"
+        if reason:
+            raise APIError(400, f"invalid JSON: invalid var {name}: {reason}")
+
+
 class TasksAPI:
     def __init__(self, service: TaskService) -> None:
         self.service = service
@@ -142,11 +182,15 @@ class TasksAPI:
         return Response.json(out)
 
     async def create(self, request: Request) -> Response:
-        task = await self.service.create(json_body(request))
+        body = json_body(request)
+        check_vars_json(body.get("vars"))
+        task = await self.service.create(body)
         return Response.json((await self.views([task]))[0])
 
     async def update(self, request: Request) -> Response:
-        task = await self.service.update(request.params["id"], json_body(request))
+        body = json_body(request)
+        check_vars_json(body.get("vars"))
+        task = await self.service.update(request.params["id"], body)
         return Response.json((await self.views([task]))[0])
 
     async def delete(self, request: Request) -> Response:
