@@ -448,7 +448,7 @@ def test_sideload_from_files_and_reload(daemon, tmp_path) -> None:
     (tmp_path / "default.json").write_text('{"threshold": 90.0}')
     task_id = define(daemon, f"""
 stream|from().measurement('sl')
-  |sideload().source('file://{tmp_path}').order('hosts/{{host}}.yml', 'default.json')
+  |sideload().source('file://{tmp_path}').order('hosts/{{{{.host}}}}.yml', 'default.json')
     .field('threshold', 50.0).tag('team', 'none')
   |httpOut('out')
 """)
@@ -549,7 +549,7 @@ def test_barrier_needs_idle_or_period(daemon) -> None:
     response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
         "id": "nobar", "dbrps": [{"db": "db", "rp": "rp"}],
         "script": "stream|from()|barrier()"})
-    assert "must set exactly one of idle or period" in response.json()["error"]
+    assert "idle must be greater than zero" in response.json()["error"]  # as Kapacitor
 
 
 def test_join_of_windowed_batches(daemon) -> None:

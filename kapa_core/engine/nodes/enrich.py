@@ -1,127 +1,433 @@
-"""Runtimes of ``|flatten()``, ``|sideload()`` and ``|combine()``."""
+"""Runtimes of ``|flatten()``, ``|sideload()`` and ``|combine()``, as Kapacitor 1.5.7 runs
+them."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import yaml
 
+from kapa_core import gotemplate
 from kapa_core.engine.node import Node
-from kapa_core.models.batch import group_id
+from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import FlattenSpec, SideloadSpec
 
+#: Go's zero time: before any time a point can have.
+ZERO = -(2**63)
+
+
+def _round(t: int, tolerance: int) -> int:
+    """Go's ``Time.Round``: to the nearest multiple, halves up; unchanged for d <= 0."""
+    if tolerance <= 0:
+        return t
+    return (t + tolerance // 2) // tolerance * tolerance
+
+
+def _by_name(p: Point) -> bool:
+    return bool(p.group) and (p.group == p.name or p.group.startswith(p.name + "\n"))
+
+
+# -- flatten ---------------------------------------------------------------------------------
+
+
+class _FlattenBuffer:
+    __slots__ = ("by_name", "dims", "name", "points", "tags", "time")
+
+    def __init__(self, time: int, name: str, tags: dict[str, str], dims: tuple[str, ...],
+                 by_name: bool) -> None:
+        self.time = time
+        self.name = name
+        self.tags = tags  # the group's tags
+        self.dims = dims
+        self.by_name = by_name
+        self.points: list[Any] = []
+
 
 class FlattenNode(Node):
+    """Merges a group's points of one (rounded) time into one point; a field is named by
+    the values of the ``on`` tags, the delimiter and its own name. The merged point is
+    emitted when the group's next time arrives (for batches: also at the batch's end),
+    with the group's first name and the group's tags.
+
+    As Kapacitor, a point missing an ``on`` tag is left out, and the tag values written
+    before the missing one stay at the start of the next point's names.
+    """
+
     def __init__(self, spec: FlattenSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.on = spec.on_dims
+        self.on = tuple(spec.on_dims)
         self.delimiter = spec.delimiter
         self.tolerance = int(spec.tolerance)
         self.drop = spec.drop_original
-        self.pending: dict[str, tuple[int, list[Point]]] = {}
+        self.buffers: dict[str, _FlattenBuffer] = {}
+        self._leftover = ""  # Kapacitor's reused prefix buffer, not reset after a skip
 
     def cardinality(self) -> int:
-        return len(self.pending)
+        return len(self.buffers)
 
     def point(self, p: Point) -> None:
-        t = p.time
-        if self.tolerance:
-            t = (t + self.tolerance // 2) // self.tolerance * self.tolerance
-        dims = tuple(d for d in p.dims if d not in self.on)
-        key = group_id(p.name, p.tags, dims, False)
-        pending = self.pending.get(key)
-        if pending is not None and pending[0] != t:
-            del self.pending[key]
-            self._flush(pending[0], pending[1], dims)
-            pending = None
-        if pending is None:
-            self.pending[key] = (t, [p])
-        else:
-            pending[1].append(p)
+        t = _round(p.time, self.tolerance)
+        buf = self.buffers.get(p.group)
+        if buf is None:
+            tags = p.tags
+            buf = self.buffers[p.group] = _FlattenBuffer(
+                t, p.name, {d: tags.get(d, "") for d in p.dims}, p.dims, _by_name(p))
+        fields = self._add(buf, t, p)
+        if fields:
+            tags = dict(buf.tags)
+            self.emit_point(Point(buf.name, tags, fields, self._emitted_time, "", "",
+                                  p.group, buf.dims))
 
-    def _flush(self, t: int, points: list[Point], dims: tuple[str, ...]) -> None:
+    def batch(self, b: Batch) -> None:
+        buf = self.buffers.get(b.group)
+        if buf is None:
+            buf = self.buffers[b.group] = _FlattenBuffer(ZERO, b.name, b.tags, b.dims,
+                                                         b.by_name)
+        buf.name = b.name
+        buf.time = ZERO
+        points: list[BatchPoint] = []
+        for bp in b.points:
+            t = _round(bp.time, self.tolerance)
+            fields = self._add(buf, t, bp)
+            if fields:
+                points.append(BatchPoint(self._emitted_time, fields, dict(buf.tags)))
+        if buf.points:
+            fields = self._flatten(buf.points)
+            points.append(BatchPoint(buf.time, fields, dict(buf.tags)))
+            buf.points = []
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+    def _add(self, buf: _FlattenBuffer, t: int, p: Any) -> dict[str, Any] | None:
+        """Buffer ``p``; the fields flattened from the previous time if it has ended."""
+        fields = None
+        if t != buf.time:
+            if buf.points:
+                fields = self._flatten(buf.points)
+                self._emitted_time = buf.time
+                buf.points = []
+            buf.time = t
+        buf.points.append(p)
+        return fields
+
+    _emitted_time = 0
+
+    def _flatten(self, points: list[Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        on = self.on
+        delimiter = self.delimiter
+        prefix = self._leftover
         for p in points:
-            prefix = self.delimiter.join(p.tags.get(d, "") for d in self.on)
-            for name, value in p.fields.items():
-                key = prefix if self.drop else f"{prefix}{self.delimiter}{name}"
-                fields[key] = value
-        first = points[0]
-        tags = {d: first.tags.get(d, "") for d in dims}
-        self.emit_point(Point(first.name, tags, fields, t, first.database,
-                              first.retention_policy, group_id(first.name, tags, dims, False),
-                              dims))
+            tags = p.tags
+            skipped = False
+            for i, tag in enumerate(on):
+                value = tags.get(tag)
+                if value is None:
+                    self.log.error("point missing tag for flatten operation",
+                                   err=f"tag {tag} is missing from point")
+                    skipped = True
+                    break
+                if i > 0:
+                    prefix += delimiter
+                prefix += value
+            if skipped:
+                continue  # what was written of the prefix stays
+            if self.drop:
+                for value in p.fields.values():
+                    fields[prefix] = value
+            else:
+                sep = prefix + delimiter if prefix else ""
+                for name, value in p.fields.items():
+                    fields[sep + name] = value
+            prefix = ""
+        self._leftover = prefix
+        return fields
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# -- sideload --------------------------------------------------------------------------------
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _from_file(value: Any) -> Any:
+    """A value as Go reads it from JSON (or YAML through JSON): numbers are floats."""
+    if type(value) is int:
+        return float(value)
+    return value
+
+
+def _go_float_f(x: float) -> str:
+    """Go's ``strconv.FormatFloat(x, 'f', -1, 64)``."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    text = repr(x)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" and x == 0 and math.copysign(1, x) > 0 else text
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+             "False": False}
+_NO_CONVERSION = object()
+
+
+def _convert(src: Any, default: Any) -> Any:
+    """Kapacitor's conversion of a loaded value to the type of the default, or
+    ``_NO_CONVERSION``."""
+    kind = type(default)
+    st = type(src)
+    if kind is int:
+        if st is int:
+            return src
+        if st is float:
+            if math.isfinite(src) and float(int(src)) == src:
+                return int(src)
+        elif st is str and _GO_INT.fullmatch(src):
+            value = int(src)
+            if -(2**63) <= value < 2**63:
+                return value
+    elif kind is float:
+        if st is int:
+            return float(src)
+        if st is float:
+            return src
+        if st is str and "_" not in src and src.strip() == src:
+            try:
+                return float(src)
+            except ValueError:
+                pass
+    elif kind is bool:
+        if st is bool:
+            return src
+        if st is str and src in _GO_BOOLS:
+            return _GO_BOOLS[src]
+    elif kind is str:
+        if st is bool:
+            return "true" if src else "false"
+        if st is int:
+            return str(src)
+        if st is float:
+            return _go_float_f(src)
+        if st is str:
+            return src
+    return _NO_CONVERSION
+
+
+class SideloadSource:
+    """The files of one directory, read once (and again on reload), keyed by their path
+    relative to the directory."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file":
+            raise ValueError(f"unsupported source scheme {_go_quote(parts.scheme)}, must be "
+                             "'file'")
+        if not parts.path.startswith("/"):
+            raise ValueError(f"sideload source path must be absolute {_go_quote(parts.path)}")
+        self.dir = os.path.normpath(parts.path)
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.update()
+
+    def update(self) -> None:
+        try:
+            self.cache = self._read()
+        except ValueError as exc:
+            raise ValueError(f"failed to update sideload cache for source "
+                             f"{_go_quote(self.dir)}: {exc}") from None
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        root = self.dir
+        try:
+            os.lstat(root)
+        except OSError as exc:
+            raise ValueError(f"lstat {root}: {_os_error(exc)}") from None
+        cache: dict[str, dict[str, Any]] = {}
+        if not os.path.isdir(root):
+            raise ValueError("invalid relative path")
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                cache[os.path.relpath(path, root)] = _read_values(path)
+        return cache
+
+    def lookup(self, order: list[str], key: str) -> Any:
+        key = os.path.normpath(key) if key else "."
+        for path in order:
+            values = self.cache.get(path)
+            if values is not None and key in values:
+                return values[key]
+        return None
+
+
+def _os_error(exc: OSError) -> str:
+    return {2: "no such file or directory", 13: "permission denied",
+            20: "not a directory"}.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def _read_values(path: str) -> dict[str, Any]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"failed to open values file {_go_quote(path)}: "
+                         f"{_os_error(exc)}") from None
+    ext = os.path.splitext(path)[1]
+    if ext in (".yaml", ".yml"):
+        try:
+            loaded = yaml.safe_load(data.decode("utf-8", "replace"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"failed to unmarshal yaml values {_go_quote(path)}: "
+                             f"{exc}") from None
+    elif ext == ".json":
+        try:
+            loaded = json.loads(data)
+        except ValueError as exc:
+            raise ValueError(f"failed to unmarshal json values {_go_quote(path)}: "
+                             f"{exc}") from None
+    else:
+        return {}
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"failed to unmarshal values {_go_quote(path)}: not an object")
+    return {str(k): _from_file(v) for k, v in loaded.items()}
 
 
 class SideloadNode(Node):
-    """Values come from the first file in ``order`` (tags substituted) that has the key."""
+    """Adds fields and tags looked up in the files the ``order`` templates name (Go
+    templates over the point's tags), the first file having the key winning; a missing
+    key, or a value that does not convert to the default's type, gives the default."""
 
     registry: ClassVar[list[SideloadNode]] = []  # for POST /kapacitor/v1/sideload/reload
 
     def __init__(self, spec: SideloadSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.root = Path(spec.source.removeprefix("file://"))
-        self.order = spec.order_paths
-        self.fields = spec.fields
-        self.tags = spec.tags
-        self.cache: dict[str, dict[str, Any] | None] = {}
+        self.source = SideloadSource(spec.source)
+        try:
+            self.order = [gotemplate.parse(o, "order") for o in spec.order_paths]
+        except gotemplate.TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        self.order_raw = list(spec.order_paths)
+        # Later .field()/.tag() calls for the same name replace earlier ones (a Go map).
+        self.fields = dict(spec.fields)
+        self.tags = dict(spec.tags)
         SideloadNode.registry.append(self)
 
     def reload(self) -> None:
-        self.cache.clear()
+        self.source.update()
 
     def stop(self) -> None:
         if self in SideloadNode.registry:
             SideloadNode.registry.remove(self)
 
-    def _file(self, relative: str) -> dict[str, Any] | None:
-        if relative in self.cache:
-            return self.cache[relative]
-        path = (self.root / relative).resolve()
-        data: dict[str, Any] | None = None
-        if path.is_file() and self.root.resolve() in path.parents:
-            text = path.read_text(encoding="utf-8")
-            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            data = loaded if isinstance(loaded, dict) else None
-        self.cache[relative] = data
-        return data
+    def _paths(self, tags: dict[str, str]) -> list[str] | None:
+        paths = []
+        for template, raw in zip(self.order, self.order_raw, strict=True):
+            try:
+                paths.append(template.execute(gotemplate.StringMap(tags)))
+            except gotemplate.TemplateError as exc:
+                self.log.error("failed to evaluate order template", err=str(exc), order=raw)
+                return None
+        return paths
 
-    def _lookup(self, tags: dict[str, str], key: str) -> Any:
-        for template in self.order:
-            relative = _PLACEHOLDER.sub(lambda m: tags.get(m.group(1), ""), template)
-            data = self._file(relative)
-            if data is not None and key in data:
-                return data[key]
-        return None
+    def _values(self, tags: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The fields and tags to set for a point with ``tags``, or None to leave it."""
+        order = self._paths(tags)
+        if order is None:
+            return None
+        fields: dict[str, Any] = {}
+        for key, default in self.fields.items():
+            value = self.source.lookup(order, key)
+            if value is None:
+                fields[key] = default
+                continue
+            converted = _convert(value, default)
+            if converted is _NO_CONVERSION:
+                self.log.error("failed to load key", key=key)
+                converted = default
+            fields[key] = converted
+        new_tags: dict[str, str] = {}
+        for key, default in self.tags.items():
+            value = self.source.lookup(order, key)
+            if value is None:
+                new_tags[key] = default
+                continue
+            converted = _convert(value, default)
+            if converted is _NO_CONVERSION:
+                self.log.error("failed to load key", key=key)
+                converted = default
+            new_tags[key] = converted
+        return fields, new_tags
 
     def point(self, p: Point) -> None:
-        fields = dict(p.fields)
-        tags = dict(p.tags)
-        for name, default in self.fields:
-            value = self._lookup(p.tags, name)
-            if value is None or type(value) is not type(default):
-                value = float(value) if type(default) is float and type(value) is int \
-                    else default
-            fields[name] = value
-        for name, default in self.tags:
-            value = self._lookup(p.tags, name)
-            tags[name] = str(value) if value is not None else default
-        self.emit_point(Point(p.name, tags, fields, p.time, p.database, p.retention_policy,
-                              p.group, p.dims))
+        values = self._values(p.tags)
+        if values is None:
+            self.emit_point(p)
+            return
+        fields, tags = values
+        new_fields = {**p.fields, **fields} if fields else p.fields
+        group = p.group
+        if tags:
+            new_tags = {**p.tags, **tags}
+            if any(d in tags for d in p.dims):
+                group = group_id(p.name, new_tags, p.dims, _by_name(p))
+        else:
+            new_tags = p.tags
+        self.emit_point(Point(p.name, new_tags, new_fields, p.time, p.database,
+                              p.retention_policy, group, p.dims))
+
+    def batch(self, b: Batch) -> None:
+        points = []
+        for bp in b.points:
+            values = self._values(bp.tags)
+            if values is None:
+                points.append(bp)
+                continue
+            fields, tags = values
+            points.append(BatchPoint(bp.time, {**bp.fields, **fields} if fields
+                                     else bp.fields,
+                                     {**bp.tags, **tags} if tags else bp.tags))
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+
+# -- combine ---------------------------------------------------------------------------------
+
+
+class _CombineBuffer:
+    __slots__ = ("by_name", "dims", "name", "points", "time")
+
+    def __init__(self, time: int, name: str, dims: tuple[str, ...], by_name: bool) -> None:
+        self.time = time
+        self.name = name
+        self.dims = dims
+        self.by_name = by_name
+        self.points: list[Any] = []
 
 
 class CombineNode(Node):
-    """Kapacitor's combine: each k-combination of a time's points (in index order) is
-    matched greedily against the expressions; a full match emits a merged point."""
+    """Kapacitor's combine: each k-combination (in index order) of a group's points of
+    one (rounded) time is matched greedily against the expressions; a full match emits a
+    merged point. A time is combined when the group's next time arrives, or at the end
+    of a batch. Tags that are not group dimensions are prefixed like fields.
+
+    Kapacitor 1.5.7 crashes when a stream group's first point has a time the tolerance
+    moves; kapa-core buffers that point as any other.
+    """
 
     def __init__(self, spec: Any, log: Any) -> None:
         super().__init__(spec, log)
@@ -130,24 +436,51 @@ class CombineNode(Node):
         self.delimiter = spec.delimiter
         self.tolerance = int(spec.tolerance)
         self.max = spec.max_combinations
-        self.buffers: dict[str, tuple[int, list[Point]]] = {}
+        self.buffers: dict[str, _CombineBuffer] = {}
+        self._prefixes = [name + spec.delimiter for name in spec.names]
 
     def cardinality(self) -> int:
         return len(self.buffers)
 
     def point(self, p: Point) -> None:
-        t = p.time
-        if self.tolerance:
-            t = (t + self.tolerance // 2) // self.tolerance * self.tolerance
-        buffer = self.buffers.get(p.group)
-        if buffer is not None and buffer[0] == t:
-            buffer[1].append(p)
+        buf = self.buffers.get(p.group)
+        if buf is None:
+            buf = self.buffers[p.group] = _CombineBuffer(p.time, p.name, p.dims, _by_name(p))
+        t = _round(p.time, self.tolerance)
+        if t != p.time:
+            p = Point(p.name, p.tags, p.fields, t, p.database, p.retention_policy, p.group,
+                      p.dims)
+        if t == buf.time or not buf.points:
+            buf.time = t
+            buf.points.append(p)
             return
-        self.buffers[p.group] = (t, [p])
-        if buffer is not None:
-            self._combine(buffer[0], buffer[1])
+        points = buf.points
+        buf.points = [p]
+        combine_time = buf.time
+        buf.time = t
+        self._combine(buf, points, combine_time)
 
-    def _combine(self, t: int, points: list[Point]) -> None:
+    def batch(self, b: Batch) -> None:
+        buf = self.buffers.get(b.group)
+        if buf is None:
+            buf = self.buffers[b.group] = _CombineBuffer(ZERO, b.name, b.dims, b.by_name)
+        buf.name = b.name
+        buf.time = ZERO
+        points: list[BatchPoint] = []
+        for bp in b.points:
+            t = _round(bp.time, self.tolerance)
+            if t != bp.time:
+                bp = BatchPoint(t, bp.fields, bp.tags)
+            if t != buf.time:
+                if points:
+                    self._combine(buf, points, buf.time)
+                points = []
+                buf.time = t
+            points.append(bp)
+        if points:
+            self._combine(buf, points, buf.time)
+
+    def _combine(self, buf: _CombineBuffer, points: list[Any], t: int) -> None:
         k = len(self.exprs)
         n = len(points)
         if n < k:
@@ -163,31 +496,38 @@ class CombineNode(Node):
                 try:
                     row.append(bool(expr.eval_bool(p.time, p.fields, p.tags)))
                 except Exception as exc:
-                    self.fail(exc)
+                    self.log.error("error evaluating lambda expression", err=str(exc))
                     row.append(False)
             matches.append(row)
-        first = points[0]
-        dims = set(first.dims)
-        for indices in itertools.combinations(range(n), k):
+        dims = set(buf.dims)
+        for indices in _combinations(n, k):
             remaining = list(indices)
             chosen = []
             for s in range(k):
-                hit = next((i for i in remaining if matches[s][i]), None)
+                row = matches[s]
+                hit = next((i for i in remaining if row[i]), None)
                 if hit is None:
                     break
                 remaining.remove(hit)
                 chosen.append(points[hit])
             else:
-                self.emit_point(self._merge(chosen, dims, t, first))
+                self.emit_point(self._merge(buf, chosen, dims))
 
-    def _merge(self, chosen: list[Point], dims: set[str], t: int, first: Point) -> Point:
+    def _merge(self, buf: _CombineBuffer, chosen: list[Any], dims: set[str]) -> Point:
         fields: dict[str, Any] = {}
         tags: dict[str, str] = {}
-        for name, p in zip(self.names, chosen, strict=True):
-            prefix = name + self.delimiter
+        for prefix, p in zip(self._prefixes, chosen, strict=True):
             for field, value in p.fields.items():
                 fields[prefix + field] = value
             for tag, value in p.tags.items():
                 tags[tag if tag in dims else prefix + tag] = value
-        return Point(first.name, tags, fields, t, first.database, first.retention_policy,
-                     first.group, first.dims)
+        t = _round(chosen[0].time, self.tolerance)
+        return Point(buf.name, tags, fields, t, "", "",
+                     group_id(buf.name, tags, buf.dims, buf.by_name), buf.dims)
+
+
+def _combinations(n: int, k: int) -> Any:
+    """The k-combinations of range(n) in lexicographic order."""
+    import itertools
+
+    return itertools.combinations(range(n), k)
