@@ -1,0 +1,102 @@
+"""Run Kapacitor's own stream scenarios on the real Kapacitor and on kapa-core, and
+report where their outputs differ.
+
+    python -m tests.compat.scenarios --kapacitord BIN --source DIR [NAME_GLOB...]
+
+DIR is a checkout of Kapacitor at v1.5.7. The scenarios are read from its
+integrations/streamer_test.go (those checked through an httpOut of their own name) and
+their points from integrations/testdata/<name>.srpl, moved to start at 1971-01-01 as
+Kapacitor's test replay does. Nothing of them is stored here: this is a check to run
+against a checkout, next to the compatibility cases that are our own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.compat.casefile import Case
+from tests.compat.oracle import Kapacitor, show_diff
+from tests.compat.runner import Recorder, matches, run_until_equal, run_until_stable
+
+FUNC = re.compile(r"^func (TestStream_\w+)\(t \*testing\.T\) \{$(.*?)^\}$", re.M | re.S)
+SCRIPT = re.compile(r"var script = `(.*?)`", re.S)
+CALL = re.compile(r'testStreamerWithOutput\(\s*t,\s*"(\w+)",\s*script,')
+EPOCH_1971 = 31536000
+
+
+def scenarios(source: Path) -> list[Case]:
+    text = (source / "integrations" / "streamer_test.go").read_text()
+    found = []
+    for name, body in FUNC.findall(text):
+        script, call = SCRIPT.search(body), CALL.search(body)
+        if not script or not call or "Sprintf" in body:
+            continue
+        data = source / "integrations" / "testdata" / f"{call.group(1)}.srpl"
+        if not data.exists():
+            continue
+        lines = data.read_text().splitlines()
+        triples = [lines[i:i + 3] for i in range(0, len(lines) - 2, 3)]
+        dbrps = {(db, rp) for db, rp, _ in triples}
+        if len(dbrps) != 1:
+            continue
+        points, shift = [], None
+        for _, _, line in triples:
+            head, _, stamp = line.rpartition(" ")
+            t = int(stamp)
+            if shift is None:
+                shift = EPOCH_1971 - t
+            points.append(f"{head} {t + shift}")
+        (db, rp), = dbrps
+        case = Case(name, data, {"script": script.group(1).replace("\t", "    "),
+                                 "points": "\n".join(points), "db": db, "rp": rp})
+        found.append(case)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.compat.scenarios",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("patterns", nargs="*")
+    parser.add_argument("--kapacitord", required=True)
+    parser.add_argument("--source", required=True, type=Path)
+    parser.add_argument("--quiet", "-q", action="store_true")
+    args = parser.parse_args(argv)
+    cases = [c for c in scenarios(args.source)
+             if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
+    workdir = Path(tempfile.mkdtemp(prefix="scenarios-"))
+    recorder = Recorder()
+    try:
+        server = Kapacitor(args.kapacitord)
+        try:
+            for case in cases:
+                case.expected = run_until_stable(server.url, case, recorder, workdir)
+        finally:
+            server.close()
+        from kapa_core.testing import DaemonProcess
+        differ = []
+        with DaemonProcess({"http": {"log-enabled": False},
+                            "logging": {"level": "ERROR"}}) as daemon:
+            for case in cases:
+                got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
+                                      timeout=3)
+                if not matches(got, case.expected):
+                    differ.append(case.name)
+                    if not args.quiet:
+                        print(show_diff(case.name, got, case.expected))
+        for name in differ:
+            print("DIFFERS", name)
+        print(f"{len(cases) - len(differ)} of {len(cases)} scenarios equal", file=sys.stderr)
+        return 1 if differ else 0
+    finally:
+        recorder.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
