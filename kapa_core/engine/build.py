@@ -40,7 +40,6 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.SampleSpec: basic.SampleNode,
     specs.DefaultSpec: basic.DefaultNode,
     specs.DeleteSpec: basic.DeleteNode,
-    specs.TrickleSpec: basic.TrickleNode,
     specs.DerivativeSpec: transform.DerivativeNode,
     specs.ChangeDetectSpec: transform.ChangeDetectNode,
     specs.StateDurationSpec: transform.StateDurationNode,
@@ -90,6 +89,8 @@ def build_nodes(pipeline: Pipeline, log: Logger,
         for index, parent in enumerate(spec.parents):
             if isinstance(node, join.JoinNode):
                 built[parent.id].children.append(join.JoinInput(node, index))
+            elif isinstance(node, basic.UnionNode):
+                built[parent.id].children.append(node.input(index))
             else:
                 built[parent.id].children.append(node)
     return list(built.values())

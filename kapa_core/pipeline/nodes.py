@@ -195,9 +195,6 @@ class WindowSpec(NodeSpec):
             raise SpecError("can only align windows based off time, not count")
         if self.period_count and self.every_count <= 0:
             raise SpecError("everyCount must be greater than zero")
-        if not self.period and not self.period_count:
-            raise SpecError("window node must have either a non zero period or non zero "
-                            "period count")
 
     def attributes(self) -> dict[str, Any]:
         return {"period": str(self.period), "every": str(self.every)}
@@ -238,9 +235,8 @@ class SampleSpec(NodeSpec):
 
 @chain("sample")
 def _sample(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    # A zero rate is refused when the task starts (by the node), as in Kapacitor.
     (rate,) = check_args("sample", ("int|duration",), args)
-    if rate <= 0:
-        raise SpecError("sample: rate must be positive")
     return SampleSpec(pipeline, [parent], rate)
 
 
@@ -263,20 +259,6 @@ class DefaultSpec(NodeSpec):
 def _default(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     check_args("default", (), args)
     return DefaultSpec(pipeline, [parent])
-
-
-class TrickleSpec(NodeSpec):
-    """``|trickle()``: turns each batch back into a stream of its points."""
-
-    kind = "trickle"
-    wants = Edge.BATCH
-    provides = Edge.STREAM
-
-
-@chain("trickle")
-def _trickle(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    check_args("trickle", (), args)
-    return TrickleSpec(pipeline, [parent])
 
 
 class DeleteSpec(NodeSpec):

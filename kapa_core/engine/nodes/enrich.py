@@ -317,11 +317,13 @@ class SideloadNode(Node):
 
     def __init__(self, spec: SideloadSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.source = SideloadSource(spec.source)
+        from kapa_core.engine.tasks import StartRefused
+
         try:
+            self.source = SideloadSource(spec.source)
             self.order = [gotemplate.parse(o, "order") for o in spec.order_paths]
-        except gotemplate.TemplateError as exc:
-            raise ValueError(str(exc)) from None
+        except (ValueError, gotemplate.TemplateError) as exc:
+            raise StartRefused(str(exc)) from None  # Kapacitor's words alone
         self.order_raw = list(spec.order_paths)
         # Later .field()/.tag() calls for the same name replace earlier ones (a Go map).
         self.fields = dict(spec.fields)

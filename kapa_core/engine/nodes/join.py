@@ -162,7 +162,9 @@ class JoinNode(Node):
             if fill == "none":
                 fill = None
             elif fill != "null":
-                raise ValueError(f"unexpected fill option {fill}")
+                from kapa_core.engine.tasks import StartRefused
+
+                raise StartRefused(f"unexpected fill option {fill}")
         self.fill = fill
         self.batches = spec.edge_in() is Edge.BATCH
         self.groups: dict[str, _Group] = {}
