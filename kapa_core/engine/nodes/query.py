@@ -147,10 +147,6 @@ def check(spec: QuerySpec) -> SelectQuery:
     """What Kapacitor checks when a query node starts, in its order and words (a task
     with any of these mistakes can be defined, not enabled or replayed); ValueError
     otherwise. Returns the query, ready to be rendered."""
-    try:
-        select = spec.select()
-    except QueryTextError as exc:
-        raise ValueError(f"failed to parse InfluxQL query: {exc}") from None
     times = 0
     for value in spec.group_dimensions():
         if isinstance(value, TimeGroup):
@@ -160,6 +156,10 @@ def check(spec: QuerySpec) -> SelectQuery:
         elif not isinstance(value, str):
             raise ValueError(f"invalid dimension type:{_go_type(value)}, must be string "
                              "or time.Duration")
+    try:
+        select = spec.select()
+    except QueryTextError as exc:
+        raise ValueError(f"failed to parse InfluxQL query: {exc}") from None
     if isinstance(spec.fill, str) and spec.fill not in FILLS:
         raise ValueError(f"unexpected fill option {spec.fill}")
     if spec.every and spec.cron:
