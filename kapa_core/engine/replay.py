@@ -352,9 +352,16 @@ class ReplayRun:
                     done = trio.Event()
                     drained.append((node, done))
                     nursery.start_soon(self._run_io, node, done)
-                await self._feed()
-                await self._drain(drained)
+                try:
+                    await self._feed()
+                except ReplayFailed as exc:
+                    failed = exc
+                else:
+                    failed = None
+                    await self._drain(drained)
                 nursery.cancel_scope.cancel()
+            if failed is not None:
+                raise failed
         finally:
             for node in self.nodes:
                 node.stop()
@@ -541,6 +548,8 @@ class ReplayService:
             except ReplayFailed as exc:
                 error = f"running replay: {exc}"
             except Exception as exc:  # a broken replay must not stop the service
+                while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+                    exc = exc.exceptions[0]
                 error = f"running replay: {type(exc).__name__}: {exc}"
                 self.log.error("replay failed", replay=replay.id, err=error)
         self.running.pop(replay.id, None)
