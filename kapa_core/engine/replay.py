@@ -23,6 +23,9 @@ What a batch replay does, as Kapacitor 1.5.7 does it:
   it, they are moved so that the first point of each query node lands on the time the
   replay started. A batch's time is raised to its last point's time when that is
   later; an empty batch keeps the time of its query window.
+* A query on a ``"db"."rp".measurement`` that is not one of the task's dbrps fails
+  the replay before any query runs (a measurement named without its database is
+  looked up in the task's first dbrp, as kapa-core's live batch tasks do).
 * When every query has run, the replay waits for its outputs (httpPost bodies, alert
   handlers, influxDBOut writes) to be sent, stops the pipeline, and records the
   execution statistics of its nodes. A failing query, an unknown cluster or an
@@ -415,6 +418,12 @@ class ReplayRun:
                    for n in self.queries}
         state: dict[int, dict[str, int]] = {id(n): {"diff": 0, "first": 0, "tmax": 0}
                                             for n in self.queries}
+        allowed = {tuple(d) for d in self.task.dbrps}
+        for select in selects.values():
+            for source in select.sources():
+                if source is not None and source not in allowed:
+                    raise ReplayFailed("batch query is not allowed to request data from "
+                                       f"{_go_quote(source[0])}.{_go_quote(source[1])}")
         real = self.replay.clock == "real"
         zero = self.started
         for count, (node, start, stop) in enumerate(self._schedule()):

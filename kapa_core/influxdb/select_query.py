@@ -117,6 +117,12 @@ def format_duration(ns: int) -> str:
     return f"{sign}{magnitude}ns"  # pragma: no cover - ns always divides
 
 
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -200,6 +206,33 @@ class SelectQuery:
         self.time_group = times[0] if times else None
         self.fill = fill
         self.align_group = align_group
+
+    def sources(self) -> list[tuple[str, str] | None]:
+        """The database and retention policy each ``FROM`` source names: ``(db, rp)``
+        for a ``db.rp.m`` name (``rp`` "" in ``db..m``), None for a source that names no
+        database (``m``, ``rp.m``, a subquery)."""
+        tokens = _scan(self.head)
+        start = next((i for i, t in enumerate(tokens) if t.depth == 0
+                      and _word(t) == "from"), len(tokens))
+        sources: list[list[_Token]] = [[]]
+        for token in tokens[start + 1:]:
+            if token.text == "," and token.depth == 0:
+                sources.append([])
+            else:
+                sources[-1].append(token)
+        out: list[tuple[str, str] | None] = []
+        for source in sources:
+            if any(t.text in "()" for t in source):
+                out.append(None)
+                continue
+            parts = [""]
+            for token in source:
+                if token.text == ".":
+                    parts.append("")
+                else:
+                    parts[-1] += _unquote(token.text)
+            out.append((parts[0], parts[1]) if len(parts) == 3 else None)
+        return out
 
     @property
     def grouped_by_time(self) -> bool:

@@ -179,3 +179,29 @@ batch|query('SELECT v FROM "d"."r"."m"')
     assert evaluate("batch|query('SELECT v FROM m').cron('@daily')", "batch")
     with pytest.raises(TickError, match=r"no method or property \"query\" on \*pipeline.StreamNode"):
         evaluate("stream|query('SELECT v FROM m')", "stream")
+
+
+def test_sources_name_their_database_and_retention_policy() -> None:
+    assert SelectQuery('SELECT v FROM "db"."rp"."m", d2..m2 WHERE x = 1').sources() == [
+        ("db", "rp"), ("d2", "")]
+    assert SelectQuery('SELECT v FROM m, rp.m, /c.*/').sources() == [None, None, None]
+    assert SelectQuery('SELECT * FROM (SELECT v FROM a.b.c)').sources() == [None]
+
+
+def test_replay_windows_follow_kapacitors_ticker() -> None:
+    from types import SimpleNamespace
+
+    from kapa_core.engine.replay import go_round, query_windows
+
+    node = SimpleNamespace(cron=None, every=10 * S, align=False, offset=0, period=10 * S)
+    # From start, each tick is the previous one plus every; a tick equal to stop runs.
+    assert list(query_windows(node, 3 * S, 33 * S, 100 * S)) == [
+        (3 * S, 13 * S), (13 * S, 23 * S), (23 * S, 33 * S)]
+    node.align, node.offset = True, 2 * S
+    # Aligned ticks are rounded (halves up) to multiples of every; offset moves windows.
+    assert list(query_windows(node, 5 * S, 33 * S, 100 * S)) == [
+        (8 * S, 18 * S), (18 * S, 28 * S)]
+    assert go_round(15 * S, 10 * S) == 20 * S and go_round(14 * S, 10 * S) == 10 * S
+    # A window ending after now is not queried.
+    assert list(query_windows(node, 5 * S, 60 * S, 30 * S)) == [
+        (8 * S, 18 * S), (18 * S, 28 * S)]
