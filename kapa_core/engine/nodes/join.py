@@ -166,7 +166,14 @@ class JoinNode(Node):
 
                 raise StartRefused(f"unexpected fill option {fill}")
         self.fill = fill
-        self.batches = spec.edge_in() is Edge.BATCH
+        wants = spec.edge_in()  # the first parent's edge, as in Kapacitor
+        for parent in spec.parents:
+            if parent.edge_out() is not wants:
+                from kapa_core.engine.tasks import StartRefused
+
+                raise StartRefused(f"cannot add child mismatched edges: {parent.name}:"
+                                   f"{parent.edge_out().value} -> {spec.name}:{wants.value}")
+        self.batches = wants is Edge.BATCH
         self.groups: dict[str, _Group] = {}
         self.prefixes = [name + spec.delimiter for name in spec.names]
         # .on() matching state
