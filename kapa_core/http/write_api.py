@@ -47,6 +47,10 @@ MAX_ERRORS_SHOWN = 10
 #: line (``m v=1`` becomes ~370 bytes of Point, dicts and float), so keeping every point
 #: of a 20 MB body of short lines until it is known to be valid took over 1 GB.
 KEEP_POINTS = 50_000
+#: The precisions ``/write`` knows. Kapacitor reads the timestamps of a write with any
+#: other precision (``ns``, ``us``, ``rfc3339``, a typo...) as nanoseconds, so kapa-core
+#: does too rather than refusing the write.
+WRITE_PRECISIONS = ("n", "u", "ms", "s", "m", "h")
 
 
 @dataclass
@@ -80,7 +84,9 @@ class WriteAPI:
     async def write(self, request: Request) -> Response:
         db = request.arg("db")
         rp = request.arg("rp") or self.default_rp()
-        precision = request.arg("precision") or "n"
+        precision = request.arg("precision")
+        if precision not in WRITE_PRECISIONS:
+            precision = "n"  # as Kapacitor: any other precision means nanoseconds
         body = request.body
         if not body:
             return Response.empty(200)  # Kapacitor answers an empty body with 200

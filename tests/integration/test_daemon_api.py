@@ -88,10 +88,10 @@ def test_write_without_database(daemon) -> None:
     assert response.text.strip() == "database is required"
 
 
-def test_write_bad_precision(daemon) -> None:
+def test_write_unknown_precision_is_nanoseconds(daemon) -> None:
+    # As Kapacitor: an unknown precision is not refused (see test_api_strictness.py).
     response = httpx.post(daemon.url + "/write?db=x&precision=fortnight", content=b"m v=1")
-    assert response.status_code == 400
-    assert "precision" in response.text
+    assert response.status_code == 204
 
 
 def test_malformed_lines_refuse_the_whole_body_like_kapacitor(daemon) -> None:

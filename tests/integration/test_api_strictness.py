@@ -1,0 +1,113 @@
+"""What the API accepts and refuses where Kapacitor 1.5.7 is lenient or strict: each
+expected answer was taken from the real kapacitord 1.5.7 with the same requests."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from kapa_core.testing import DaemonProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+V1 = "/kapacitor/v1"
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with DaemonProcess({"http": {"log-enabled": False},
+                        "config-override": {"enabled": True}}) as d:
+        yield d
+
+
+@pytest.mark.parametrize(("precision", "expected"), [
+    ("xyz", "1970-01-01T00:00:00.031536Z"),      # unknown: nanoseconds
+    ("ns", "1970-01-01T00:00:00.031536Z"),       # not a /write precision: nanoseconds
+    ("us", "1970-01-01T00:00:00.031536Z"),       # idem, not microseconds
+    ("rfc3339", "1970-01-01T00:00:00.031536Z"),
+    ("", "1970-01-01T00:00:00.031536Z"),
+    ("n", "1970-01-01T00:00:00.031536Z"),
+    ("u", "1970-01-01T00:00:31.536Z"),
+    ("ms", "1970-01-01T08:45:36Z"),
+    ("s", "1971-01-01T00:00:00Z"),
+    ("m", "2029-12-17T00:00:00Z"),
+])
+def test_write_with_any_precision_is_accepted(daemon, precision: str, expected: str) -> None:
+    task_id = "prec_" + (precision or "none")
+    body = {"id": task_id, "type": "stream", "dbrps": [{"db": "pdb", "rp": "rp"}],
+            "script": f"stream|from().measurement('{task_id}')|httpOut('o')",
+            "status": "enabled"}
+    assert httpx.post(daemon.url + V1 + "/tasks", json=body).status_code == 200
+    response = httpx.post(daemon.url + "/write", params={
+        "db": "pdb", "rp": "rp", "precision": precision}, content=f"{task_id} v=1 31536000")
+    assert response.status_code == 204, response.text
+    values = wait_until(
+        lambda: httpx.get(f"{daemon.url}{V1}/tasks/{task_id}/o").json().get("series"),
+        what="the point at the httpOut", until=bool)
+    assert values[0]["values"] == [[expected, 1.0]]
+
+
+def smtp_options(daemon) -> dict:
+    return httpx.get(daemon.url + V1 + "/config/smtp/").json()["options"]
+
+
+def test_smtp_override_needs_a_from_address(daemon) -> None:
+    url = daemon.url + V1 + "/config/smtp/"
+    refused = httpx.post(url, json={"set": {"enabled": True}})
+    assert refused.status_code == 400
+    assert "must provide a 'from' address" in refused.json()["error"]
+    assert smtp_options(daemon)["enabled"] is False  # nothing applied
+    refused = httpx.post(url, json={"set": {"enabled": True, "from": ""}})
+    assert refused.status_code == 400
+    assert httpx.post(url, json={"set": {"from": "kapacitor"}}).json()["error"].endswith(
+        'invalid from email address: "kapacitor"')
+    assert httpx.post(url, json={"set": {"to": ["ops"]}}).json()["error"].endswith(
+        'invalid to email address: "ops"')
+    accepted = httpx.post(url, json={"set": {"enabled": True, "from": "k@example.com"}})
+    assert accepted.status_code == 204, accepted.text
+    # Enabled: removing the address again is refused, the section keeps it.
+    refused = httpx.post(url, json={"set": {"from": ""}})
+    assert refused.status_code == 400
+    assert "must provide a 'from' address" in refused.json()["error"]
+    assert smtp_options(daemon)["from"] == "k@example.com"
+    assert httpx.post(url, json={"set": {"enabled": False}}).status_code == 204
+    assert httpx.post(url, json={"set": {"from": ""}}).status_code == 204
+
+
+def _decode_error(verb: str, kind: str) -> str:
+    return (f"failed to {verb} handler: failed to decode options into "
+            "*alert.AggregateHandlerConfig: 1 error(s) decoding:\n\n* 'interval' expected "
+            f"type 'time.Duration', got unconvertible type '{kind}'")
+
+
+def test_aggregate_handler_interval_is_nanoseconds(daemon) -> None:
+    handlers = daemon.url + V1 + "/alerts/topics/strict/handlers"
+
+    def create(interval):
+        return httpx.post(handlers, json={"id": "agg", "kind": "aggregate", "options": {
+            "interval": interval, "topic": "summary"}})
+
+    for interval, kind in (("10s", "string"), ("bogus", "string"), (True, "bool")):
+        refused = create(interval)
+        assert refused.status_code == 500
+        assert refused.json()["error"] == _decode_error("create", kind)
+    assert httpx.get(handlers + "/agg").status_code == 404
+    created = create(1e10)  # a float with an integral value is those nanoseconds
+    assert created.status_code == 200, created.text
+    assert created.json()["options"] == {"interval": 10000000000, "topic": "summary"}
+    replaced = httpx.put(handlers + "/agg", json={"id": "agg", "kind": "aggregate",
+                                                  "options": {"interval": "1m",
+                                                              "topic": "summary"}})
+    assert replaced.status_code == 500
+    assert replaced.json()["error"] == _decode_error("update", "string")
+    patched = httpx.patch(handlers + "/agg", json=[
+        {"op": "replace", "path": "/options/interval", "value": "1m"}])
+    assert patched.status_code == 500
+    assert patched.json()["error"] == _decode_error("update", "string")
+    assert httpx.get(handlers + "/agg").json()["options"]["interval"] == 10000000000
+    assert httpx.delete(handlers + "/agg").status_code == 204
+    # Without an interval Kapacitor 1.5.7 crashes (a ticker of 0); kapa-core refuses it.
+    missing = httpx.post(handlers, json={"id": "agg", "kind": "aggregate",
+                                         "options": {"topic": "summary"}})
+    assert missing.status_code == 400 and "interval" in missing.json()["error"]
+    assert httpx.get(daemon.url + V1 + "/ping").status_code == 204
