@@ -12,6 +12,7 @@ are used, like ``[smtp] to``, when the handler names no recipients of its own.
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ class SMTPConfig:
         if self.idle_timeout < 0:  # Kapacitor refuses it even when disabled
             raise ConfigError("idle-timeout", "must not be negative (idle timeout must be "
                               "positive)")
+        # Kapacitor's checks of the addresses, made on every change (a config override
+        # that enables the section without a from address is refused).
+        if self.enabled and not self.from_:
+            raise ConfigError("from", "must provide a 'from' address")
+        if self.from_ and "@" not in self.from_:
+            raise ConfigError("from", f"invalid from email address: {json.dumps(self.from_)}")
+        for address in self.to:
+            if "@" not in address:
+                raise ConfigError("to", f"invalid to email address: {json.dumps(address)}")
         if not self.enabled:
             return
         if not self.host:
