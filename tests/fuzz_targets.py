@@ -1509,7 +1509,7 @@ def setup_calls() -> Steps:
             yield delete(f"{V1}/alerts/topics/{topic}/handlers", handler)
             yield Call("POST", f"{V1}/alerts/topics/{topic}/handlers", json.dumps(
                 {"id": handler, "kind": "aggregate",
-                 "options": {"interval": "1h", "topic": "fz-aggregated"}}).encode(),
+                 "options": {"interval": 3_600_000_000_000, "topic": "fz-aggregated"}}).encode(),
                 expect=(200,))
     for user in FIXTURE_USERS:
         yield delete(f"{V1}/users", user)

@@ -123,7 +123,7 @@ class AlertsAPI:
 
     async def create_handler(self, request: Request) -> Response:
         topic = request.params["topic"]
-        spec = self.alerts.parse_spec(topic, self._body(request))
+        spec = self.alerts.parse_spec(topic, _aggregate_interval(self._body(request), "create"))
         if (topic, spec.id) in self.alerts.specs:
             raise APIError(400, f'handler "{spec.id}" already exists in topic "{topic}"')
         self.alerts.save(spec)
@@ -134,7 +134,8 @@ class AlertsAPI:
 
     async def put_handler(self, request: Request) -> Response:
         old = self._spec(request)
-        spec = self.alerts.parse_spec(old.topic, self._body(request), old.id)
+        spec = self.alerts.parse_spec(old.topic, _aggregate_interval(self._body(request),
+                                                                     "update"), old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
         self.alerts.save(spec)
@@ -152,7 +153,8 @@ class AlertsAPI:
             patched = apply_patch(document, ops)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise APIError(400, f"failed to apply patch: {exc}") from None
-        spec = self.alerts.parse_spec(old.topic, patched, old.id)
+        spec = self.alerts.parse_spec(old.topic, _aggregate_interval(patched, "update"),
+                                      old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
         self.alerts.save(spec)
@@ -224,3 +226,23 @@ def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
         else:
             raise ValueError(f"unknown operation {name!r}")
     return doc
+
+
+def _aggregate_interval(body: Any, verb: str) -> Any:
+    """An aggregate handler's ``interval`` as Kapacitor 1.5.7 decodes it: a number of
+    nanoseconds. Text (even ``"10s"``) or a boolean is refused with its words and status;
+    an integral float (``1e10``) is taken as the integer it is."""
+    options = body.get("options") if isinstance(body, dict) and body.get(
+        "kind") == "aggregate" else None
+    if not isinstance(options, dict) or options.get("interval") is None:
+        return body
+    value = options["interval"]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return {**body, "options": {**options, "interval": int(value)}}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = {bool: "bool", str: "string", list: "slice", dict: "map"}.get(
+            type(value), type(value).__name__)
+        raise APIError(500, f"failed to {verb} handler: failed to decode options into "
+                       "*alert.AggregateHandlerConfig: 1 error(s) decoding:\n\n* 'interval' "
+                       f"expected type 'time.Duration', got unconvertible type '{kind}'")
+    return body

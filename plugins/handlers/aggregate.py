@@ -4,10 +4,11 @@ A topic handler (there is no TICKscript property) with options ``id``, ``interva
 ``topic`` and ``message``::
 
     {"id": "agg", "kind": "aggregate",
-     "options": {"id": "cpu-summary", "interval": "1m", "topic": "summaries",
+     "options": {"id": "cpu-summary", "interval": 60000000000, "topic": "summaries",
                  "message": "{{ .Count }} cpu alerts in the last {{ .Interval }}"}}
 
-Every ``interval`` the events received since the last tick become one event published
+Over the API ``interval`` is a number of nanoseconds (Kapacitor 1.5.7 refuses text
+there). Every ``interval`` the events received since the last tick become one event published
 to ``topic``, as Kapacitor builds it: id ``id``; message from the ``message`` template
 (data ``.Count``, ``.Interval``); the highest level, latest time and longest duration of
 the events; details the events' messages, one per line; data the events' series joined.

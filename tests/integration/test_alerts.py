@@ -240,7 +240,7 @@ def test_publish_and_aggregate_topic_actions(daemon, tmp_path) -> None:
         ("src", {"id": "fan", "kind": "publish", "options": {"topics": ["copy"]}}),
         ("copy", {"id": "log", "kind": "log", "options": {"path": str(fanned)}}),
         ("copy", {"id": "agg", "kind": "aggregate", "options": {
-            "id": "summary", "interval": "500ms", "topic": "sums",
+            "id": "summary", "interval": 500_000_000, "topic": "sums",
             "message": "{{ .Count }} events in {{ .Interval }}"}}),
         ("sums", {"id": "log", "kind": "log", "options": {"path": str(summary)}}),
     ]:
