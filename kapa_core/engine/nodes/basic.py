@@ -3,10 +3,11 @@ shift, sample, default, delete, log, union (the computing ones are in transform.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.models.batch import Batch, BatchPoint, group_id
+from kapa_core.models.batch import Batch, BatchPoint, go_round, go_truncate, group_id
 from kapa_core.models.point import Point, to_line
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.base import STAR
@@ -16,11 +17,9 @@ class SourceNode(Node):
     """``stream``: what the task master feeds."""
 
 
-def _dims(group_by: list[Any], tags: dict[str, str], excludes: list[str] = ()) -> tuple[
-        str, ...]:
-    if any(d is STAR for d in group_by):
-        return tuple(sorted(t for t in tags if t not in excludes))
-    return tuple(sorted(set(group_by)))
+def _by_name(group: str, dims: tuple[str, ...]) -> bool:
+    """Whether a group ID was made with the measurement name (``groupByMeasurement``)."""
+    return bool(group) and (not dims or "\n" in group)
 
 
 class FromNode(Node):
@@ -51,9 +50,9 @@ class FromNode(Node):
         dims = tuple(sorted(p.tags)) if self.star else self.static_dims
         t = p.time
         if self.truncate:
-            t -= t % self.truncate
+            t = go_truncate(t, self.truncate)
         if self.round:
-            t = (t + self.round // 2) // self.round * self.round
+            t = go_round(t, self.round)
         if dims or self.by_name or t != p.time or p.group:
             p = Point(p.name, p.tags, p.fields, t, p.database, p.retention_policy,
                       group_id(p.name, p.tags, dims, self.by_name), dims)
@@ -81,36 +80,77 @@ class WhereNode(Node):
 
 
 class GroupByNode(Node):
+    """Regroups points one by one. Batches are regrouped point by point into one batch
+    per new group; as in Kapacitor, those are held until a batch of another time (or a
+    barrier of another time) arrives, then sent, their points sorted by time."""
+
     def __init__(self, spec: specs.GroupBySpec, log: Any) -> None:
         super().__init__(spec, log)
         self.group_by = spec.dims
         self.excludes = spec.excludes
         self.by_name = spec.by_measurement
+        self.star = any(d is STAR for d in spec.dims)
+        self.static_dims = tuple(d for d in sorted(set(spec.dims) - {STAR})
+                                 if d not in spec.excludes) if not self.star else ()
+        self.groups: dict[str, Batch] = {}
+        self.last_time: int | None = None
+
+    def _dims_of(self, tags: dict[str, str]) -> tuple[str, ...]:
+        if self.star:
+            return tuple(sorted(t for t in tags if t not in self.excludes))
+        return self.static_dims
+
+    def cardinality(self) -> int:
+        return len(self.groups)
 
     def point(self, p: Point) -> None:
-        dims = _dims(self.group_by, p.tags, self.excludes)
+        dims = self._dims_of(p.tags)
+        by_name = self.by_name or _by_name(p.group, p.dims)
         self.emit_point(Point(p.name, p.tags, p.fields, p.time, p.database,
-                              p.retention_policy, group_id(p.name, p.tags, dims,
-                                                           self.by_name), dims))
+                              p.retention_policy, group_id(p.name, p.tags, dims, by_name),
+                              dims))
+
+    def _flush(self, t: int) -> None:
+        if t == self.last_time:
+            return
+        self.last_time = t
+        groups, self.groups = self.groups, {}
+        for out in groups.values():
+            out.points.sort(key=_time_of)
+            self.emit_batch(out)
+
+    def barrier(self, group: str, t: int) -> None:
+        self._flush(t)
 
     def batch(self, b: Batch) -> None:
-        groups: dict[str, Batch] = {}
+        self._flush(b.tmax)
+        by_name = b.by_name or self.by_name
+        groups = self.groups
         for bp in b.points:
-            dims = _dims(self.group_by, bp.tags, self.excludes)
-            gid = group_id(b.name, bp.tags, dims, self.by_name)
+            dims = self._dims_of(bp.tags)
+            gid = group_id(b.name, bp.tags, dims, by_name)
             out = groups.get(gid)
             if out is None:
                 out = groups[gid] = Batch(b.name, gid, {d: bp.tags.get(d, "") for d in dims},
-                                          dims, self.by_name, b.tmax, [])
+                                          dims, by_name, b.tmax, [])
             out.points.append(bp)
-        for out in groups.values():
-            self.emit_batch(out)
+
+    def delete_group(self, group: str) -> None:
+        """Kapacitor's groupBy forwards a group deletion and keeps what it holds."""
+
+
+def _time_of(bp: BatchPoint) -> int:
+    return bp.time
 
 
 class ShiftNode(Node):
     def __init__(self, spec: specs.ShiftSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.shift = int(spec.shift)
+        if not self.shift:
+            from kapa_core.engine.tasks import StartRefused
+
+            raise StartRefused("invalid shift value: must be non zero duration")
 
     def point(self, p: Point) -> None:
         self.emit_point(Point(p.name, p.tags, p.fields, p.time + self.shift, p.database,
@@ -123,90 +163,142 @@ class ShiftNode(Node):
 
 
 class SampleNode(Node):
+    """Keeps every n-th point of each group, or the points whose time is a multiple of
+    the duration (counted from Go's zero time). A batch is sampled point by point, its
+    count starting over at each batch; the batch goes on, empty or not."""
+
     def __init__(self, spec: specs.SampleSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.count = spec.count
         self.duration = int(spec.duration)
+        if not self.count and not self.duration:
+            from kapa_core.engine.tasks import StartRefused
+
+            raise StartRefused("invalid sample rate: must be positive integer or duration")
         self.seen: dict[str, int] = {}
 
-    def _keep(self, group: str, t: int) -> bool:
-        if self.count:
-            n = self.seen.get(group, 0)
-            self.seen[group] = n + 1
-            return n % self.count == 0
-        return t % self.duration == 0
+    def _keep(self, n: int, t: int) -> bool:
+        if self.duration:
+            return t == go_truncate(t, self.duration)
+        return n % self.count == 0
 
     def point(self, p: Point) -> None:
-        if self._keep(p.group, p.time):
+        n = self.seen.get(p.group, 0)
+        self.seen[p.group] = n + 1
+        if self._keep(n, p.time):
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
-        if self._keep(b.group, b.tmax):
-            self.emit_batch(b)
+        kept = [bp for n, bp in enumerate(b.points) if self._keep(n, bp.time)]
+        self.seen[b.group] = len(b.points)
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, kept))
+
+
+def _regroup_batch(b: Batch, tags: dict[str, str], points: list[BatchPoint]) -> Batch:
+    """A batch whose tags changed: as Kapacitor's SetTags, its dimensions become the
+    tags it has, and its group ID follows."""
+    dims = tuple(sorted(tags))
+    return Batch(b.name, group_id(b.name, tags, dims, b.by_name), tags, dims, b.by_name,
+                 b.tmax, points)
 
 
 class DefaultNode(Node):
+    """Sets missing fields, and tags that are missing or empty. On a batch, the tags
+    are set on the batch too, so the batch's group gains them (as in Kapacitor)."""
+
     def __init__(self, spec: specs.DefaultSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.fields = spec.fields
-        self.tags = spec.tags
+        self.fields = dict(spec.fields)
+        self.tags = dict(spec.tags)
         self.fields_defaulted = 0
         self.tags_defaulted = 0
 
-    def _fill(self, fields: dict[str, Any], tags: dict[str, str]) -> tuple[dict[str, Any],
-                                                                         dict[str, str]]:
-        missing_fields = [(k, v) for k, v in self.fields if k not in fields]
-        missing_tags = [(k, v) for k, v in self.tags if k not in tags]
-        if missing_fields:
-            fields = {**fields, **dict(missing_fields)}
-            self.fields_defaulted += len(missing_fields)
-        if missing_tags:
-            tags = {**tags, **dict(missing_tags)}
-            self.tags_defaulted += len(missing_tags)
-        return fields, tags
+    def _fill_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        missing = [(k, v) for k, v in self.tags.items() if not tags.get(k)]
+        if missing:
+            tags = {**tags, **dict(missing)}
+            self.tags_defaulted += len(missing)
+        return tags
+
+    def _fill_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        missing = [(k, v) for k, v in self.fields.items() if k not in fields]
+        if missing:
+            fields = {**fields, **dict(missing)}
+            self.fields_defaulted += len(missing)
+        return fields
 
     def point(self, p: Point) -> None:
-        fields, tags = self._fill(p.fields, p.tags)
+        fields = self._fill_fields(p.fields) if self.fields else p.fields
+        tags = self._fill_tags(p.tags) if self.tags else p.tags
+        group = p.group
+        if tags is not p.tags and any(d in self.tags for d in p.dims):
+            group = group_id(p.name, tags, p.dims, _by_name(p.group, p.dims))
         self.emit_point(Point(p.name, tags, fields, p.time, p.database, p.retention_policy,
-                              p.group, p.dims))
+                              group, p.dims))
 
     def batch(self, b: Batch) -> None:
-        points = [BatchPoint(bp.time, *self._fill(bp.fields, bp.tags)) for bp in b.points]
-        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+        # Kapacitor also applies the defaults to the batch's own (empty) field set.
+        self.fields_defaulted += len(self.fields)
+        tags = self._fill_tags(b.tags)
+        points = [BatchPoint(bp.time, self._fill_fields(bp.fields), self._fill_tags(bp.tags))
+                  for bp in b.points]
+        if tags is b.tags:
+            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+        else:
+            self.emit_batch(_regroup_batch(b, tags, points))
 
     def extra_stats(self) -> dict[str, Any]:
         return {"fields_defaulted": self.fields_defaulted,
                 "tags_defaulted": self.tags_defaulted}
 
 
-class TrickleNode(Node):
-    def batch(self, b: Batch) -> None:
-        for bp in b.points:
-            self.emit_point(Point(b.name, dict(bp.tags), dict(bp.fields), bp.time,
-                                  group=b.group, dims=b.dims))
-
-
 class DeleteNode(Node):
+    """Deletes fields and tags. A point grouped by a deleted tag is regrouped without it;
+    a batch loses the tag from its own tags, and so from its group."""
+
     def __init__(self, spec: specs.DeleteSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.fields = set(spec.fields)
         self.tags = set(spec.tags)
+        self.fields_deleted = 0
+        self.tags_deleted = 0
 
-    def _strip(self, fields: dict[str, Any], tags: dict[str, str]) -> tuple[dict[str, Any],
-                                                                          dict[str, str]]:
-        return ({k: v for k, v in fields.items() if k not in self.fields},
-                {k: v for k, v in tags.items() if k not in self.tags})
+    def _strip_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.fields.isdisjoint(fields):
+            return fields
+        out = {k: v for k, v in fields.items() if k not in self.fields}
+        self.fields_deleted += len(fields) - len(out)
+        return out
+
+    def _strip_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        if self.tags.isdisjoint(tags):
+            return tags
+        out = {k: v for k, v in tags.items() if k not in self.tags}
+        self.tags_deleted += len(tags) - len(out)
+        return out
 
     def point(self, p: Point) -> None:
-        fields, tags = self._strip(p.fields, p.tags)
-        dims = tuple(d for d in p.dims if d not in self.tags)
+        fields = self._strip_fields(p.fields)
+        tags = self._strip_tags(p.tags)
+        dims, group = p.dims, p.group
+        if tags is not p.tags:
+            if not self.tags.isdisjoint(dims):
+                dims = tuple(d for d in dims if d not in self.tags)
+            group = group_id(p.name, tags, dims, _by_name(p.group, p.dims))
         self.emit_point(Point(p.name, tags, fields, p.time, p.database, p.retention_policy,
-                              group_id(p.name, tags, dims, False) if dims != p.dims
-                              else p.group, dims))
+                              group, dims))
 
     def batch(self, b: Batch) -> None:
-        points = [BatchPoint(bp.time, *self._strip(bp.fields, bp.tags)) for bp in b.points]
-        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+        tags = self._strip_tags(b.tags)
+        points = [BatchPoint(bp.time, self._strip_fields(bp.fields), self._strip_tags(bp.tags))
+                  for bp in b.points]
+        if tags is b.tags:
+            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+        else:
+            self.emit_batch(_regroup_batch(b, tags, points))
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {"fields_deleted": self.fields_deleted, "tags_deleted": self.tags_deleted}
 
 
 class LogNode(Node):
@@ -229,18 +321,80 @@ class LogNode(Node):
         self.emit_batch(b)
 
 
+class _UnionInput(Node):
+    """What one parent of a union sees as its child: queues what it sends by parent."""
+
+    def __init__(self, union: UnionNode, index: int) -> None:
+        self.union = union
+        self.index = index
+        self.children = []
+
+    def receive_point(self, p: Point) -> None:
+        union = self.union
+        union.collected += 1
+        if union.rename:
+            p = Point(union.rename, p.tags, p.fields, p.time, p.database, p.retention_policy,
+                      p.group, p.dims)
+        union.queue(self.index, p.time, p)
+
+    def receive_batch(self, b: Batch) -> None:
+        union = self.union
+        union.collected += 1
+        if union.rename:
+            b = Batch(union.rename, b.group, b.tags, b.dims, b.by_name, b.tmax, b.points)
+        union.queue(self.index, b.tmax, b)
+
+    def receive_barrier(self, group: str, t: int) -> None:
+        self.union.queue(self.index, t, (group, t))
+
+    def receive_delete(self, group: str) -> None:
+        self.union.receive_delete(group)
+
+
 class UnionNode(Node):
+    """Merges its parents in time order, as Kapacitor does: each parent's messages are
+    queued, and a message goes on once no parent can still send an older one (every
+    parent has sent something, and it is not later than the oldest each one is at)."""
+
     def __init__(self, spec: specs.UnionSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.rename = spec.rename
+        self.sources: list[deque[tuple[int, Any]]] = [deque() for _ in spec.parents]
+        self.marks: list[int | None] = [None] * len(spec.parents)
 
-    def point(self, p: Point) -> None:
-        if self.rename:
-            p = Point(self.rename, p.tags, p.fields, p.time, p.database, p.retention_policy,
-                      p.group, p.dims)
-        self.emit_point(p)
+    def input(self, index: int) -> _UnionInput:
+        """The child the build gives parent ``index``."""
+        return _UnionInput(self, index)
 
-    def batch(self, b: Batch) -> None:
-        if self.rename:
-            b = Batch(self.rename, b.group, b.tags, b.dims, b.by_name, b.tmax, b.points)
-        self.emit_batch(b)
+    def queue(self, index: int, t: int, message: Any) -> None:
+        self.sources[index].append((t, message))
+        try:
+            self._emit_ready()
+        except Exception as exc:
+            self.fail(exc)
+
+    def _emit_ready(self) -> None:
+        sources, marks = self.sources, self.marks
+        emitted = True
+        while emitted:
+            emitted = False
+            mark = None
+            for i, queued in enumerate(sources):
+                if queued:
+                    marks[i] = queued[0][0]
+                source_mark = marks[i]
+                if source_mark is None:
+                    return  # a parent has sent nothing yet
+                if mark is None or source_mark < mark:
+                    mark = source_mark
+            for queued in sources:
+                while queued and queued[0][0] <= mark:
+                    _, message = queued.popleft()
+                    emitted = True
+                    if isinstance(message, Point):
+                        self.emit_point(message)
+                    elif isinstance(message, Batch):
+                        self.emit_batch(message)
+                    else:
+                        for child in self.children:
+                            child.receive_barrier(*message)

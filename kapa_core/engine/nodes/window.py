@@ -21,20 +21,9 @@ from collections import deque
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.batch import Batch, BatchPoint, go_truncate
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import WindowSpec
-
-#: Nanoseconds from Go's zero time (0001-01-01T00:00:00Z) to the Unix epoch:
-#: ``time.Truncate`` rounds down to multiples counted from the zero time.
-_GO_ZERO = 62135596800 * 1_000_000_000
-
-
-def go_truncate(t: int, d: int) -> int:
-    """Go's ``time.Time.Truncate(d)`` for a Unix time in nanoseconds."""
-    if d <= 0:
-        return t
-    return t - (t + _GO_ZERO) % d
 
 
 class _TimeWindow:
@@ -105,6 +94,11 @@ class WindowNode(Node):
         self.every_count = spec.every_count
         self.align = spec.align
         self.fill_period = spec.fill_period
+        if not self.period and not self.period_count:
+            from kapa_core.engine.tasks import StartRefused
+
+            raise StartRefused("window node must have either a non zero period or non zero "
+                               "period count")
         self.windows: dict[str, Any] = {}
 
     def cardinality(self) -> int:
