@@ -83,8 +83,8 @@ def build_nodes(pipeline: Pipeline, log: Logger,
         try:
             node: Any = (with_context(spec, log, context) if with_context  # type: ignore[call-arg]
                          else runtime(spec, log))
-        except ValueError as exc:
-            raise TaskError(f"{spec.name}: {exc}") from None
+        except ValueError as exc:  # Kapacitor's words first, then which node
+            raise TaskError(f"{exc} ({spec.name})") from None
         built[spec.id] = node
         for index, parent in enumerate(spec.parents):
             if isinstance(node, join.JoinNode):

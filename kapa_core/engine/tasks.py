@@ -7,6 +7,7 @@ started on save and again at every daemon start.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -158,8 +159,29 @@ class TaskService:
             evaluated = self.evaluate(task)
         if evaluated.start_error:  # Kapacitor finds it as it builds the nodes
             raise StartRefused(evaluated.start_error)
+        self._check_kafka_clusters(evaluated)
         await self.master.start(task.id, evaluated.pipeline, task.dbrps)
         task.error = ""
+
+    def _check_kafka_clusters(self, evaluated: Evaluated) -> None:
+        """A ``.kafka().cluster(id)`` naming no ``[[kafka]]`` element refuses the start,
+        as Kapacitor's alert node fails to create the handler."""
+        alerts = getattr(self.master.context, "alerts", None)
+        if alerts is None:
+            return
+        for spec in evaluated.pipeline.walk():
+            for use in getattr(spec, "handlers", ()):
+                if getattr(use, "kind", "") != "kafka":
+                    continue
+                try:
+                    config = alerts.section_config("kafka")
+                except KapaError:
+                    return
+                elements = config if isinstance(config, tuple) else (config,)
+                cluster = use.values.get("cluster", "")
+                if not any(getattr(e, "id", None) == cluster for e in elements):
+                    raise StartRefused(f"failed to create kafka handler: unknown cluster "
+                                       f"{json.dumps(cluster)}")
 
     async def save(self, task: TaskDef) -> None:
         await self.store.aput_json(TASKS, task.id, task.to_json())
@@ -203,15 +225,10 @@ class TaskService:
             program = parse(script)
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
-        inferred = task_type_of(program)
-        if inferred == "mixed":
-            raise APIError(400, "invalid task type: the script uses both stream and batch")
-        kind = body.get("type") or (existing.type if existing and "script" not in body
-                                    else "") or inferred
+        # The script decides the type, as in Kapacitor: a "type" given with it is ignored.
+        kind = task_type_of(program)
         if kind not in ("stream", "batch"):
-            raise APIError(400, f"invalid task type {kind!r} (expected stream or batch)")
-        if inferred and kind != inferred:
-            raise APIError(400, f"invalid task type: the script is a {inferred} task")
+            raise APIError(400, "invalid task type: invalid")
         implicit = [(s.database, s.retention_policy) for s in program.statements
                     if type(s).__name__ == "Dbrp"]
         explicit_raw = body.get("dbrps")
@@ -293,10 +310,8 @@ class TaskService:
         if task.status == "enabled":
             try:
                 await self._enable(task, evaluated)
-            except StartRefused as exc:  # Kapacitor's words alone, and its status
-                raise APIError(500, str(exc)) from None
-            except KapaError as exc:
-                raise APIError(400, f"failed to enable task: {exc}") from None
+            except KapaError as exc:  # Kapacitor's words alone (it answers 500)
+                raise APIError(400, str(exc)) from None
             task.last_enabled = now()
         else:
             await self.master.stop(task.id)

@@ -70,18 +70,20 @@ class Evaluated:
 
 
 def task_type_of(program: ast.Program) -> str:
-    """``stream`` or ``batch`` from the script's chains; "" when it cannot tell."""
+    """``stream`` or ``batch`` from the script's chains, as Kapacitor finds it: the root
+    of each chain statement and of each var's value; "" when none has one, "mixed"."""
     roots: set[str] = set()
-
-    def root(node: ast.Node) -> None:
+    for statement in program.statements:
+        if isinstance(statement, ast.VarDecl):
+            node = statement.value
+        elif isinstance(statement, ast.Chain):
+            node = statement
+        else:
+            continue
         while isinstance(node, ast.Chain):
             node = node.left
         if isinstance(node, ast.Identifier) and node.name in ("stream", "batch"):
             roots.add(node.name)
-
-    for statement in program.statements:
-        root(statement.value if isinstance(statement, ast.VarDecl) and statement.value
-             else statement)
     if len(roots) == 1:
         return roots.pop()
     return "mixed" if roots else ""
@@ -249,8 +251,7 @@ class Evaluator:
         if isinstance(node, ast.Identifier):
             return self.identifier(node)
         if isinstance(node, ast.Reference):
-            raise self.error(node, "cannot assign *ast.ReferenceNode to type string, did you "
-                             "use double quotes instead of single quotes?")
+            raise self.error(node, _DOUBLE_QUOTES)
         if isinstance(node, ast.Call):
             if node.name == "time" and len(node.args) in (1, 2):
                 durations = [self.value(a) for a in node.args]
@@ -286,7 +287,9 @@ class Evaluator:
                                  f"{self.task_type or 'untyped'} task")
             return self.source
         if node.name not in self.scope:
-            raise self.error(node, f"undefined variable {node.name!r}")
+            names = ",".join(["time", self.task_type or "stream", *self.scope])
+            raise self.plain(node, f"name {_go_quote(node.name)} is undefined. Names in "
+                             f"scope: {names}")
         value = self.scope[node.name]
         if isinstance(value, _Unset):
             return value
@@ -331,6 +334,9 @@ class Evaluator:
         if not isinstance(target, NodeSpec):
             raise self.error(node, f"cannot call {node.op}{node.name}() on a "
                              f"{type(target).__name__}: it is not a node")
+        for arg in node.args:
+            if isinstance(arg, ast.Reference):  # reported at the call, as in Kapacitor
+                raise self.error(node, _DOUBLE_QUOTES)
         args = [self.value(a) for a in node.args]
         if len(args) == 1 and isinstance(args[0], list):
             args = list(args[0])  # a list is the arguments, as in Kapacitor
@@ -339,27 +345,24 @@ class Evaluator:
         properties = target.all_properties()
         try:
             if node.op == "|":
-                if isinstance(target, StreamSpec | BatchSpec) and node.name not in (
-                        "from" if isinstance(target, StreamSpec) else "query",
-                        "stats", "deadman"):
-                    if node.name in properties:
-                        raise self.error(node, _not_chaining(node.name, target))
-                    raise self.error(node, f"no method or property {_go_quote(node.name)} "
-                                     f"on {go_type(target)}")
                 factory = CHAINS.get(node.name)
-                if factory is None:
+                if factory is None or not _has_chain(target, node.name):
                     if node.name in properties:
                         raise self.error(node, _not_chaining(node.name, target))
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(CHAINS)))
-                child = factory(self.pipeline, target, args)
+                try:
+                    child = factory(self.pipeline, target, args)
+                except SpecError as exc:
+                    raise self.error(node, _call_error(node.name, target, str(exc))
+                                     ) from None
                 child.position = (node.line, node.col)
                 self._count_nodes(node)
                 self._check_edges(node, child)
                 return child
             if node.op == ".":
                 if node.name not in properties:
-                    if node.name in CHAINS:
+                    if node.name in CHAINS and _has_chain(target, node.name):
                         raise self.error(node, f"no property method {_go_quote(node.name)} "
                                          f"on {go_type(target)}, but chaining method does "
                                          f"exist. Use '|' operator instead: "
@@ -369,8 +372,17 @@ class Evaluator:
                 target.set_property(node.name, args)
                 self._count_nodes(node)  # .deadman() adds nodes
                 return target
-            raise self.error(node, f"no UDF named {node.name!r} is configured "
-                             "([udf.functions." + node.name + "])")
+            # '@': a UDF (none is known to the evaluator)
+            what = ("property" if node.name in properties else "chaining method"
+                    if node.name in CHAINS and _has_chain(target, node.name) else "")
+            if what:
+                op = "." if what == "property" else "|"
+                raise self.error(node, f"no dynamic method {_go_quote(node.name)} on "
+                                 f"{go_type(target)}, but {what} does exist. Use '{op}' "
+                                 f"operator instead: 'node{op}{node.name}(..)'.")
+            raise self.error(node, f"no method or property {_go_quote(node.name)} on "
+                             f"{go_type(target)} (no UDF named {node.name!r} is configured: "
+                             f"[udf.functions.{node.name}])")
         except SpecError as exc:
             raise self.error(node, str(exc)) from None
 
@@ -396,12 +408,66 @@ _GO_TYPES = {"changeDetect": "ChangeDetectNode", "groupby": "GroupByNode",
              "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode"}
 
 
+_DOUBLE_QUOTES = ("cannot assign *ast.ReferenceNode to type string, did you use double "
+                  "quotes instead of single quotes?")
+#: Go's handler types, by the alert property that starts the handler.
+_GO_HANDLERS = {"post": "AlertHTTPPostHandler", "tcp": "TcpHandler", "mqtt": "MQTTHandler",
+                "snmpTrap": "SNMPTrapHandler"}
+
+
 def go_type(spec: NodeSpec) -> str:
-    """``*pipeline.WindowNode`` for a window spec."""
+    """``*pipeline.WindowNode`` for a window spec; ``*pipeline.SlackHandler`` for an
+    alert spec whose ``.slack()`` handler takes the properties that follow."""
+    current = getattr(spec, "_current", None)
+    if current is not None:
+        from kapa_core.alert import kinds as registry
+
+        handler = registry.KINDS.get(current.kind)
+        tick = getattr(handler, "tick_name", "") or current.kind
+        return "*pipeline." + (_GO_HANDLERS.get(tick) or tick[:1].upper() + tick[1:]
+                               + "Handler")
     kind = spec.kind
     name = _GO_TYPES.get(kind) or "".join(
         part[:1].upper() + part[1:] for part in kind.split("_")) + "Node"
     return "*pipeline." + name
+
+
+#: Chaining methods only some nodes have; every other one is on every node but the sources.
+_SOURCE_CHAINS = {"from": StreamSpec, "query": BatchSpec}
+
+
+def _has_chain(target: NodeSpec, name: str) -> bool:
+    """Whether Kapacitor's node type of ``target`` has the chaining method ``name``."""
+    only = _SOURCE_CHAINS.get(name)
+    if only is not None:
+        return isinstance(target, only)
+    if isinstance(target, StreamSpec | BatchSpec):
+        return name in ("stats", "deadman")
+    return True
+
+
+#: Go's names of the argument types, as reflection words a wrong argument.
+_GO_ARG_TYPES = {"int": "int64", "float": "float64", "string": "string", "bool": "bool",
+                 "duration": "time.Duration", "lambda": "*ast.LambdaNode",
+                 "regex": "*regexp.Regexp", "star": "*ast.StarNode", "list": "[]interface {}"}
+_COUNT = re.compile(r"^\w+: expected (at least )?(\d+) argument\(s\), got (\d+)$")
+_KIND = re.compile(r"^\w+: argument \d+ must be (\w+), got (\w+)$")
+
+
+def _call_error(name: str, target: NodeSpec, message: str) -> str:
+    """Kapacitor's words for a chaining method called with arguments it does not take
+    (Go's reflection refuses the call), then kapa-core's; other errors as they are."""
+    count = _COUNT.match(message)
+    kind = _KIND.match(message)
+    if count:
+        few = int(count.group(3)) < int(count.group(2))
+        why = f"reflect: Call with too {'few' if few else 'many'} input arguments"
+    elif kind and kind.group(1) in _GO_ARG_TYPES and kind.group(2) in _GO_ARG_TYPES:
+        why = (f"reflect: Call using {_GO_ARG_TYPES[kind.group(2)]} as type "
+               f"{_GO_ARG_TYPES[kind.group(1)]}")
+    else:
+        return message
+    return f"error calling func {_go_quote(name)} on obj {go_type(target)}: {why} ({message})"
 
 
 def _not_chaining(name: str, target: NodeSpec) -> str:
