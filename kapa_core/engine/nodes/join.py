@@ -24,6 +24,7 @@ As Kapacitor 1.5.7 does it:
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from kapa_core.engine.node import Node
@@ -93,11 +94,12 @@ class _Set:
 
 
 class _Group:
-    __slots__ = ("head", "node", "oldest", "sets")
+    __slots__ = ("head", "node", "oldest", "sets", "times")
 
     def __init__(self, node: JoinNode) -> None:
         self.node = node
         self.sets: dict[int, list[_Set]] = {}
+        self.times: list[int] = []  # heap of the times in ``sets`` (stale ones skipped)
         self.head = [ZERO] * node.parents
         self.oldest = ZERO
 
@@ -107,6 +109,7 @@ class _Group:
         sets = self.sets.get(t)
         if sets is None:
             sets = self.sets[t] = [_Set(self.node.parents)]
+            heapq.heappush(self.times, t)
         target = next((s for s in sets if s.values[src] is None), None)
         if target is None:
             target = _Set(self.node.parents)
@@ -123,6 +126,13 @@ class _Group:
             self.oldest = t
         self.head[src] = t
         self.emit(self.only_ready())
+
+    def _first_time(self) -> int:
+        times = self.times
+        sets = self.sets
+        while times and times[0] not in sets:
+            heapq.heappop(times)
+        return times[0] if times else ZERO
 
     def only_ready(self) -> bool:
         """True while some parent has not moved past the oldest time."""
@@ -144,7 +154,7 @@ class _Group:
                 self.sets.pop(oldest, None)
             else:
                 self.sets[oldest] = sets[i:]
-            self.oldest = min(self.sets) if self.sets else ZERO
+            self.oldest = self._first_time()
             if only_ready:
                 return
             only_ready = self.only_ready()
