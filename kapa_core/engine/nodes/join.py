@@ -246,7 +246,8 @@ class JoinNode(Node):
                     i += 1
                 else:
                     break
-            self.specific_buffer[key] = buffered[i:]
+            if i:
+                self.specific_buffer[key] = buffered[i:]
         item = (src, msg)
         if len(msg.dims) > len(self.on):
             matches = self.match_buffer.get(key, [])
@@ -260,7 +261,7 @@ class JoinNode(Node):
                 if pt >= low:
                     break
                 i += 1
-            if self.all_reported:
+            if self.all_reported and i:
                 self.match_buffer[key] = matches[i:]
             if not matched:
                 if self.all_reported and t < low:
@@ -277,7 +278,8 @@ class JoinNode(Node):
                     i += 1
                 else:
                     break
-            self.specific_buffer[key] = buffered[i:]
+            if i:
+                self.specific_buffer[key] = buffered[i:]
 
     def _send_matched(self, specific: tuple[int, Any], matched: tuple[int, Any]) -> None:
         smsg = specific[1]
