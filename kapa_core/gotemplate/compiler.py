@@ -26,6 +26,7 @@ from kapa_core.gotemplate import gotime as gv
 from kapa_core.gotemplate import parser as ps
 from kapa_core.gotemplate.gofmt import go_format, sorted_items
 from kapa_core.gotemplate.gotime import NO_VALUE, PLAIN_MAPS, ExecError, attach, get_field
+from kapa_core.gotemplate.htmlctx import HTMLContext
 from kapa_core.gotemplate.lexer import go_quote
 
 MAX_DEPTH = 1000  # nested {{template}} calls (Go allows 100000)
@@ -92,6 +93,9 @@ class Compiler:
         self.tmpl = name
         self.slots = 2
         self.scope: list[tuple[str, int]] = [("$", 1)]
+        # html/template: the HTML context the text has reached, which picks each
+        # action's escaper (and drops comments from the text).
+        self.html = HTMLContext() if program.html else None
 
     def compile(self, root: ps.ListNode) -> Tree:
         body = self.list(root)
@@ -105,12 +109,17 @@ class Compiler:
                 texts.append(child.text)
                 continue
             if texts:
-                parts.append(_text("".join(texts)))
+                parts.append(self._text("".join(texts)))
                 texts = []
             parts.append(self.node(child))
         if texts:
-            parts.append(_text("".join(texts)))
+            parts.append(self._text("".join(texts)))
         return _seq(parts) if parts else (lambda dot, vs, out: None)
+
+    def _text(self, text: str) -> Callable:
+        if self.html is not None:
+            text = self.html.text(text)
+        return _text(text)
 
     def node(self, node: ps.Node) -> Callable:
         if isinstance(node, ps.ActionNode):
@@ -140,7 +149,13 @@ class Compiler:
         escape = self.program.html and not (isinstance(last, ps.IdentifierNode) and
                                             last.ident == "html" and
                                             "html" not in self.program.funcs)
-        show = _printer(node, self.tmpl, escape, self.program.html)
+        escaper = None
+        if self.html is not None:
+            if escape or self.html.state != 0:  # html as the last command, in text
+                escape = True
+                escaper = self.html.escaper()
+            self.html.after_action()
+        show = _printer(node, self.tmpl, escape, self.program.html, escaper)
         first = pipe.cmds[0].args
         if len(pipe.cmds) == 1 and len(first) == 1 and isinstance(first[0], ps.FieldNode) \
                 and len(first[0].ident) == 1:
@@ -487,14 +502,17 @@ def _popping(run: Callable, slots: tuple[int, ...]) -> Callable:
     return popping
 
 
-def _printer(node: ps.ActionNode, tmpl: str, escape: bool, html: bool) -> Callable:
+def _printer(node: ps.ActionNode, tmpl: str, escape: bool, html: bool,
+             escaper: Callable[[Any], str] | None = None) -> Callable:
     nil = "" if html else "<no value>"
 
     def show(v: Any) -> str:
-        if v is NO_VALUE or v is None:
-            return nil
         if isinstance(v, _FUNC_TYPES):
             raise ExecError(f"can't print {node} of type {gv.type_name(v)}", node, tmpl)
+        if escaper is not None:
+            return escaper(v)
+        if v is NO_VALUE or v is None:
+            return nil
         text = v if type(v) is str else go_format(v)
         return fn.html_escape(text) if escape else text
     return show

@@ -71,6 +71,9 @@ class FromSpec(NodeSpec):
         self.truncate = Duration(0)
         self.round = Duration(0)
 
+    def validate(self) -> None:
+        _check_dimensions(self.group_by, [])
+
     def attributes(self) -> dict[str, Any]:
         return {"database": self.database, "retentionPolicy": self.retention_policy,
                 "measurement": self.measurement}
@@ -155,6 +158,23 @@ class GroupBySpec(NodeSpec):
         self.dims = dims
         self.by_measurement = False
         self.excludes: list[str] = []
+
+    def validate(self) -> None:
+        _check_dimensions(self.dims, self.excludes)
+
+
+def _check_dimensions(dims: list[Any], excludes: list[str]) -> None:
+    """Kapacitor's checks of groupBy dimensions, in its order and words."""
+    star = False
+    for d in dims:
+        if d is STAR:
+            star = True
+        elif d == "":
+            raise SpecError("dimensions cannot not be the empty string")
+    if star and len(dims) > 1:
+        raise SpecError("cannot group by both '*' and named dimensions.")
+    if not star and excludes:
+        raise SpecError("exclude requires '*'")
 
 
 @chain("groupBy")

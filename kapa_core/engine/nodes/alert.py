@@ -18,9 +18,9 @@ from kapa_core.alert.event import Event, EventState, GoDuration
 from kapa_core.alert.levels import Level
 from kapa_core.alert.topics import Inhibitor
 from kapa_core.engine.node import Node
-from kapa_core.errors import TaskError
 from kapa_core.gotemplate import GoTime, StringMap, TemplateError
 from kapa_core.gotemplate import parse as parse_template
+from kapa_core.gotemplate.htmlctx import JS
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
@@ -30,9 +30,16 @@ MAX_WEIGHT = 1.2
 WEIGHT_DIFF = 1.5
 
 
+def _refused(message: str) -> Exception:
+    """The error that refuses the task's start with Kapacitor's words alone."""
+    from kapa_core.engine.tasks import StartRefused  # the task service imports the nodes
+
+    return StartRefused(message)
+
+
 def _json_line(value: Any) -> str:
     """The details template's ``json``: Go's json.Encoder output, final newline included."""
-    return gojson.dumps(value) + "\n"
+    return JS(gojson.dumps(value) + "\n")  # typed JavaScript, as Go's html.JS
 
 
 def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
@@ -46,7 +53,7 @@ def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
                                       funcs={"json": _json_line} if html else None))
         except TemplateError as exc:
             # Kapacitor refuses to start the task with the parser's own message.
-            raise TaskError(str(exc)) from None
+            raise _refused(str(exc)) from None
     return out[0], out[1], out[2]
 
 
@@ -187,8 +194,8 @@ class AlertNode(Node):
         self._ids: dict[tuple[str, str], str] | None = (
             {} if "Tags" not in spec.id_template else None)
         if spec.flapping is not None and max(spec.flapping) > 1:
-            raise TaskError("alert flap thresholds are percentages and should be between 0 "
-                            "and 1")
+            raise _refused("alert flap thresholds are percentages and should be between 0 "
+                           "and 1")
         self.levels = [None, spec.info, spec.warn, spec.crit]
         self.resets = [None, spec.info_reset, spec.warn_reset, spec.crit_reset]
         self.history = max(spec.history, 2)
