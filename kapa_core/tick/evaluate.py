@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,33 @@ def evaluate(script: str, task_type: str, overrides: Mapping[str, Var] | None = 
         return Evaluator(task_type, overrides or {}, require_vars, dbrps).run(program)
     except RecursionError:  # e.g. a chain of thousands of nodes
         raise TickError("script nested too deeply") from None
+
+
+class _Defined(Mapping[str, Any]):
+    """A view of the evaluator's scope without the template vars that have no value yet.
+    A view, not a copy: copying every var for each lambda made scripts with many vars
+    and lambdas quadratic to evaluate (vars are immutable, so the view cannot change
+    what a compiled lambda saw)."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._scope[name]
+        if isinstance(value, _Unset):
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, v in self._scope.items() if not isinstance(v, _Unset))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:  # without counting (``scope or {}``)
+        return True
 
 
 class Evaluator:
@@ -298,13 +325,12 @@ class Evaluator:
         return value
 
     def compile(self, node: ast.Lambda) -> CompiledLambda | _Unset:
-        scope = {k: v for k, v in self.scope.items() if not isinstance(v, _Unset)}
-        unset = {k: v for k, v in self.scope.items() if isinstance(v, _Unset)}
         try:
-            return compile_lambda(node, scope)
+            return compile_lambda(node, _Defined(self.scope))
         except TickError as exc:
-            for name, marker in unset.items():
-                if f"undefined identifier {name!r}" in exc.message:
+            for name, marker in self.scope.items():
+                if isinstance(marker, _Unset) and f"undefined identifier {name!r}" in \
+                        exc.message:
                     return marker  # a template var without a value yet
             raise
 
