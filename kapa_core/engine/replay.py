@@ -59,6 +59,7 @@ from kapa_core.engine.nodes.query import check as check_query
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
 from kapa_core.influxdb.client import ConnectionFailed
+from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, run_query
 from kapa_core.influxdb.select_query import SelectQuery
 from kapa_core.logs import Logger
@@ -436,10 +437,11 @@ class ReplayRun:
             service = self.context.influxdb()
             client = service.client(node.cluster or None) if service is not None else None
             if client is None:
-                raise ReplayFailed("InfluxDB not configured, cannot record batch query"
-                                   if service is None else
-                                   f'unknown InfluxDB cluster "{node.cluster}"'
-                                   if node.cluster else "no default InfluxDB cluster")
+                name = node.cluster
+                if not name and service is not None:
+                    default = default_cluster(service.elements)
+                    name = default.name if default is not None else ""
+                raise ReplayFailed(f"no such InfluxDB config {name}")
             try:
                 results = await run_query(client, statement, database=node.database,
                                           retention_policy=node.retention_policy)
