@@ -152,15 +152,23 @@ def test_the_live_task_and_its_alert_topic_are_untouched(daemon, recorder) -> No
 
 def test_a_failing_query_fails_the_replay(daemon) -> None:
     task_id = define(daemon, """batch
-    |query('SELECT v FROM "nodb"."rp"."cpu"')
+    |query('SELECT nosuch(v) FROM "db"."rp"."cpu"')
         .period(10s)
         .every(10s)
     |httpPost('http://127.0.0.1:9/')
 """)
     done = replay(daemon, task=task_id)
     assert done["status"] == "failed"
-    assert done["error"] == "running replay: database not found: nodb"
+    assert done["error"] == "running replay: undefined function nosuch()"
     assert done["progress"] == 1 and done["stats"] == {}
+
+
+def test_a_query_on_a_database_the_task_does_not_list_fails_the_replay(daemon) -> None:
+    task_id = define(daemon, QUERY.replace('"db"."rp"', '"db"."autogen"') + "|httpOut('o')")
+    done = replay(daemon, task=task_id)
+    assert (done["status"], done["error"]) == (
+        "failed", 'running replay: batch query is not allowed to request data from '
+        '"db"."autogen"')
 
 
 def test_a_task_that_cannot_start_fails_the_replay(daemon) -> None:
@@ -246,3 +254,23 @@ def test_a_running_replay_answers_202_and_deleting_it_stops_it(daemon, recorder)
     posted = len(recorder.requests)
     time.sleep(1.5)
     assert len(recorder.requests) == posted < 5
+
+
+def test_replays_are_kept_and_a_running_one_fails_at_the_next_start(influx, tmp_path) -> None:
+    config = {"influxdb": [{"enabled": True, "urls": [influx.url],
+                            "disable-subscriptions": True}], "http": {"log-enabled": False}}
+    data_dir = str(tmp_path / "data")
+    with DaemonProcess(config, data_dir=data_dir) as first:
+        task_id = define(first, QUERY + "    |httpOut('o')\n")
+        replay(first, task=task_id, id="done")
+        response = httpx.post(api(first) + "/replays/batch", json={
+            "task": task_id, "id": "cut", "start": START, "stop": "1971-01-01T00:10:00Z",
+            "recording-time": True, "clock": "real"})
+        assert response.status_code == 201
+    with DaemonProcess(config, data_dir=data_dir) as second:
+        done = httpx.get(api(second) + "/replays/done").json()
+        assert done["status"] == "finished" and done["stats"]["node-stats"]
+        cut = httpx.get(api(second) + "/replays/cut")
+        assert cut.status_code == 200
+        assert (cut.json()["status"], cut.json()["error"]) == (
+            "failed", "unexpected Kapacitor shutdown")
