@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from kapa_core.engine.node import Node
+from kapa_core.engine.node import ERROR_LOG_BURST, Node
 from kapa_core.models.batch import Batch, BatchPoint, go_round, go_truncate, group_id
 from kapa_core.models.point import Point, to_line
 from kapa_core.pipeline import nodes as specs
@@ -31,6 +31,7 @@ class FromNode(Node):
         self.rp = spec.retention_policy
         self.measurement = spec.measurement
         self.wheres = spec.wheres
+        self.eval_errors = 0
         self.star = any(d is STAR for d in spec.group_by)
         self.static_dims = tuple(sorted(set(spec.group_by))) if not self.star else ()
         self.by_name = spec.group_by_measurement
@@ -45,7 +46,13 @@ class FromNode(Node):
         if self.rp and p.retention_policy != self.rp:
             return
         for where in self.wheres:
-            if not where.eval_bool(p.time, p.fields, p.tags):
+            try:
+                if not where.eval_bool(p.time, p.fields, p.tags):
+                    return
+            except Exception as exc:  # dropped and logged, not an error of the node
+                self.eval_errors += 1
+                if self.eval_errors <= ERROR_LOG_BURST or self.eval_errors % 1000 == 0:
+                    self.log.error("failed to evaluate WHERE expression", err=str(exc))
                 return
         dims = tuple(sorted(p.tags)) if self.star else self.static_dims
         t = p.time
@@ -60,23 +67,43 @@ class FromNode(Node):
 
 
 class WhereNode(Node):
+    """Keeps the points its lambda passes. As in Kapacitor, each group has its own copy
+    of the lambda (count(), sigma()... count per group), and a point the lambda cannot
+    be evaluated on is dropped and logged, not counted as an error of the node."""
+
     def __init__(self, spec: specs.WhereSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.expr = spec.expr
+        self.group_exprs: dict[str, Any] = {}
+        self.eval_errors = 0
+
+    def _expr(self, group: str) -> Any:
+        expr = self.group_exprs.get(group)
+        if expr is None:
+            expr = self.group_exprs[group] = self.expr.copy_reset()
+        return expr
+
+    def _passes(self, expr: Any, t: int, fields: dict[str, Any], tags: dict[str, str]
+                ) -> bool:
+        try:
+            return bool(expr.eval_bool(t, fields, tags))
+        except Exception as exc:
+            self.eval_errors += 1
+            if self.eval_errors <= ERROR_LOG_BURST or self.eval_errors % 1000 == 0:
+                self.log.error("error while evaluating expression", err=str(exc))
+            return False
 
     def point(self, p: Point) -> None:
-        if self.expr.eval_bool(p.time, p.fields, p.tags):
+        if self._passes(self._expr(p.group), p.time, p.fields, p.tags):
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
-        kept = []
-        for bp in b.points:
-            try:
-                if self.expr.eval_bool(bp.time, bp.fields, bp.tags):
-                    kept.append(bp)
-            except Exception as exc:
-                self.fail(exc)
+        expr = self._expr(b.group)
+        kept = [bp for bp in b.points if self._passes(expr, bp.time, bp.fields, bp.tags)]
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, kept))
+
+    def delete_group(self, group: str) -> None:
+        self.group_exprs.pop(group, None)
 
 
 class GroupByNode(Node):
