@@ -204,6 +204,8 @@ class Evaluator:
         if isinstance(node, ast.VarDecl):
             self.declare(node)
             return
+        if isinstance(node, ast.Identifier):
+            return  # a bare name is not even looked up, as in Kapacitor
         self.value(node)
 
     def declare(self, node: ast.VarDecl) -> None:
@@ -305,7 +307,10 @@ class Evaluator:
         try:
             return _fold(node, scope)
         except EvalError as exc:
-            raise self.plain(node, str(exc)) from None
+            message = str(exc)
+            if message == "integer divide by zero":  # a Go run-time panic
+                message = "runtime error: " + message
+            raise self.plain(node, message) from None
 
     def identifier(self, node: ast.Identifier) -> Any:
         if node.name == "stream" or node.name == "batch":
@@ -369,6 +374,10 @@ class Evaluator:
         if any(isinstance(a, _Unset) for a in args):
             return target if node.op == "." else _Unset(node.name)
         properties = target.all_properties()
+        if not node.called:  # reading a property: its value is not used by kapa-core
+            if node.name in properties:
+                return target
+            raise self.error(node, f"object {go_type(target)} has no property {node.name}")
         try:
             if node.op == "|":
                 factory = CHAINS.get(node.name)
@@ -380,6 +389,8 @@ class Evaluator:
                 try:
                     child = factory(self.pipeline, target, args)
                 except SpecError as exc:
+                    if _DIMENSION.match(str(exc)):
+                        raise
                     raise self.error(node, _call_error(node.name, target, str(exc))
                                      ) from None
                 child.position = (node.line, node.col)
@@ -410,6 +421,10 @@ class Evaluator:
                              f"{go_type(target)} (no UDF named {node.name!r} is configured: "
                              f"[udf.functions.{node.name}])")
         except SpecError as exc:
+            dimension = _DIMENSION.match(str(exc))
+            if dimension and dimension.group(1) in _GO_ARG_TYPES:
+                raise self.plain(node, "invalid dimension object of type "
+                                 f"{_GO_ARG_TYPES[dimension.group(1)]}") from None
             raise self.error(node, str(exc)) from None
 
     def _unknown(self, name: str, target: NodeSpec, candidates: list[str]) -> str:
@@ -477,6 +492,7 @@ _GO_ARG_TYPES = {"int": "int64", "float": "float64", "string": "string", "bool":
                  "duration": "time.Duration", "lambda": "*ast.LambdaNode",
                  "regex": "*regexp.Regexp", "star": "*ast.StarNode", "list": "[]interface {}"}
 _COUNT = re.compile(r"^\w+: expected (at least )?(\d+) argument\(s\), got (\d+)$")
+_DIMENSION = re.compile(r"^groupBy: argument \d+ must be string or star, got (\w+)$")
 _KIND = re.compile(r"^\w+: argument \d+ must be (\w+), got (\w+)$")
 
 

@@ -205,8 +205,8 @@ class Parser:
                 node = ast.Chain(name.line, name.col, node, op.text, name.text, args,
                                  comment=comment)
             else:
-                name = self.expect(T.IDENT)
-                node = ast.Chain(name.line, name.col, node, op.text, name.text, [],
+                name = self.expect(T.IDENT)  # a property read: placed at its operator
+                node = ast.Chain(op.line, op.col, node, op.text, name.text, [],
                                  called=False, comment=comment)
         return node
 
