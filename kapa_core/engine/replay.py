@@ -7,7 +7,8 @@ What a batch replay does, as Kapacitor 1.5.7 does it:
   untouched. Alert nodes publish their events to the anonymous topic
   ``<replay id>:<task>:<node>`` instead of ``main:<task>:<node>`` (Kapacitor names
   that topic after the task master, one per replay), which is deleted when the replay
-  ends; a ``.topic()`` named in the script is shared with the live task.
+  ends; a ``.topic()`` named in the script is shared with the live task. What
+  ``kapacitorLoopback`` writes goes to the replay's own stream, which no task reads.
 * For each ``query`` node, the times its schedule would have fired between ``start``
   and ``stop`` are computed: from ``start``, the next tick each time, which is
   ``tick + every`` (rounded to a multiple of ``every``, half up, with ``.align()``) or
@@ -286,6 +287,10 @@ class _ReplayAlerts:
         return getattr(self._alerts, name)
 
 
+def _discard(database: str, retention_policy: str, points: list[Any]) -> None:
+    """Where the points a replay's kapacitorLoopback nodes write go."""
+
+
 class ReplayFailed(KapaError):
     """A replay that could not run to its end; the message is the replay's error."""
 
@@ -331,8 +336,11 @@ class ReplayRun:
         self.stop = stop
         self.log = log.with_(task=task.id, replay=replay.id)
         self.alerts = _ReplayAlerts(context.alerts, replay.id) if context.alerts else None
+        # kapacitorLoopback writes to the replay's own (empty) stream, as Kapacitor's
+        # replay task master does: nothing of a replay reaches the live tasks.
         context = dataclasses.replace(context, task_id=task.id,
-                                      alerts=self.alerts or context.alerts)
+                                      alerts=self.alerts or context.alerts,
+                                      write_points=_discard)
         for spec in pipeline.walk():  # Kapacitor's words for a query that cannot start
             if isinstance(spec, QuerySpec):
                 check_query(spec)

@@ -62,10 +62,10 @@ _ids = iter(range(1_000_000))
 
 
 def define(daemon: DaemonProcess, script: str, *, status: str = "disabled",
-           kind: str = "batch") -> str:
+           kind: str = "batch", rp: str = "rp") -> str:
     task_id = f"replayed{next(_ids)}"
     response = httpx.post(api(daemon) + "/tasks", json={
-        "id": task_id, "type": kind, "dbrps": [{"db": "db", "rp": "rp"}],
+        "id": task_id, "type": kind, "dbrps": [{"db": "db", "rp": rp}],
         "script": script, "status": status})
     assert response.status_code == 200, response.text
     return task_id
@@ -274,3 +274,20 @@ def test_replays_are_kept_and_a_running_one_fails_at_the_next_start(influx, tmp_
         assert cut.status_code == 200
         assert (cut.json()["status"], cut.json()["error"]) == (
             "failed", "unexpected Kapacitor shutdown")
+
+
+def test_loopback_writes_of_a_replay_stay_in_the_replay(daemon) -> None:
+    listener = define(daemon, "stream|from().measurement('looped')|httpOut('o')",
+                      status="enabled", kind="stream", rp="other")
+    looping = define(daemon, QUERY + """
+    |kapacitorLoopback()
+        .database('db')
+        .retentionPolicy('other')
+        .measurement('looped')
+""")
+    done = replay(daemon, task=looping)
+    assert done["status"] == "finished"
+    assert done["stats"]["node-stats"]["kapacitor_loopback2"]["collected"] == 5
+    time.sleep(0.5)
+    out = httpx.get(f"{api(daemon)}/tasks/{listener}/o").json()
+    assert out == {"series": None}
