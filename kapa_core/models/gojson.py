@@ -90,7 +90,7 @@ def _encode(obj: Any, out: Any) -> None:
     elif isinstance(obj, str):
         out(string(obj))
     elif isinstance(obj, int):
-        out(str(obj))
+        out(int.__repr__(obj))  # a Duration too: Go writes time.Duration as nanoseconds
     elif isinstance(obj, float):
         out(number(obj))
     elif isinstance(obj, dict):

@@ -7,6 +7,7 @@ state lives as long as the node that owns the lambda.
 
 from __future__ import annotations
 
+import decimal
 import math
 import random
 import re
@@ -81,7 +82,9 @@ def fn_int(*args: Any) -> int:
     if isinstance(v, float):
         if math.isnan(v) or math.isinf(v):
             raise EvalError(f"int: cannot convert {v} to an int")
-        return int(v)
+        n = int(v)
+        # Go's int64(float64) outside int64's range gives the smallest int64 (amd64)
+        return n if -(1 << 63) <= n < (1 << 63) else -(1 << 63)
     if isinstance(v, str):
         try:
             return int(v, 10)
@@ -109,7 +112,7 @@ def fn_string(*args: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, Duration):
-        return str(v)
+        return _influxql_duration(int(v))
     if isinstance(v, float):
         return _go_float(v)
     if isinstance(v, int | str):
@@ -118,13 +121,31 @@ def fn_string(*args: Any) -> str:
 
 
 def _go_float(v: float) -> str:
-    """Go's strconv.FormatFloat(v, 'f', -1, 64)."""
-    if v.is_integer() and abs(v) < 1e21:
-        return str(int(v))
-    text = repr(v)
-    if "e" in text:
-        text = format(v, "f").rstrip("0").rstrip(".")
+    """Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that read back as
+    v, written without an exponent (``-0`` keeps its sign)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    text = format(decimal.Decimal(repr(v)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
+
+
+_DURATION_UNITS = ((7 * 24 * 3600 * 10**9, "w"), (24 * 3600 * 10**9, "d"),
+                   (3600 * 10**9, "h"), (60 * 10**9, "m"), (10**9, "s"), (10**6, "ms"))
+
+
+def _influxql_duration(ns: int) -> str:
+    """How string() writes a duration: InfluxQL's largest whole unit (``90s``, ``5m``)."""
+    if ns == 0:
+        return "0s"
+    for size, unit in _DURATION_UNITS:
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    q = abs(ns) // 1000
+    return f"{q if ns > 0 else -q}u"
 
 
 def fn_duration(*args: Any) -> Duration:

@@ -33,7 +33,7 @@ class CompiledLambda:
     starts (``'count' > 10`` compares constants of types no operator takes), or "".
     """
 
-    __slots__ = ("_fn", "references", "static_error", "text")
+    __slots__ = ("_fn", "_source", "references", "static_error", "text")
 
     def __init__(self, fn: Fn, text: str, references: frozenset[str],
                  static_error: str = "") -> None:
@@ -41,6 +41,14 @@ class CompiledLambda:
         self.text = text
         self.references = references
         self.static_error = static_error
+        self._source: tuple[Any, ...] | None = None  # set when it has stateful functions
+
+    def copy_reset(self) -> CompiledLambda:
+        """The lambda with fresh state for its stateful functions (count(), sigma()...),
+        as Kapacitor gives each group of a node its own copy; itself if it has none."""
+        if self._source is None:
+            return self
+        return compile_lambda(*self._source[:2], functions=self._source[2])
 
     def eval(self, time: int, fields: Mapping[str, Any], tags: Mapping[str, str]) -> Any:
         try:
@@ -69,8 +77,11 @@ def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None, *,
     """``functions``: extra zero-argument functions (topic-handler match expressions)."""
     compiler = _Compiler(scope or {}, functions or {})
     fn = compiler.compile(node.expr)
-    return CompiledLambda(fn, node.text, frozenset(compiler.references),
-                          static_error(node.expr, scope or {}))
+    compiled = CompiledLambda(fn, node.text, frozenset(compiler.references),
+                              static_error(node.expr, scope or {}))
+    if compiler.stateful:
+        compiled._source = (node, scope, functions)
+    return compiled
 
 
 # -- the types of constant expressions, as Kapacitor checks them when a task starts ------
@@ -313,6 +324,7 @@ class _Compiler:
         self.scope = scope
         self.functions = functions or {}
         self.references: set[str] = set()
+        self.stateful = False
 
     def error(self, node: ast.Node, message: str) -> TickError:
         return TickError(message, node.line, node.col)
@@ -469,6 +481,8 @@ class _Compiler:
                                     f"type, got {type_name(a)} and {type_name(b)}")
                 return a if c else b
             return if_
+        if name in STATEFUL:
+            self.stateful = True
         fn = STATEFUL[name]() if name in STATEFUL else STATELESS[name]
         if not args:
             return lambda t, f, g: fn()

@@ -125,8 +125,9 @@ stream|from().measurement('m')
     .as('pct', 'state').tags('state').keep('used')
   |httpOut('out')
 """, "m used=6,total=8,other=1 1\n",
+        # .keep('used') keeps only what it lists: pct is dropped (as Kapacitor does)
         {"series": [{"name": "m", "tags": {"state": "high"}, "columns": [
-            "time", "pct", "used"], "values": [["1970-01-01T00:00:01Z", 75.0, 6.0]]}]})
+            "time", "used"], "values": [["1970-01-01T00:00:01Z", 6.0]]}]})
 
 
 def test_derivative_and_state_count(daemon) -> None:
@@ -476,7 +477,9 @@ data|httpOut('points')
 data|window().period(2s).every(2s)|last('v')|httpOut('out')
 """)
     write(daemon, "tg,host=a,region=eu v=1 0\ntg,host=a,region=eu v=2 2\n")
-    expected = {"series": [{"name": "tg", "tags": {"host": "a"}, "columns": ["time", "last"],
+    # a selector's point carries the selected point's tags (as Kapacitor's does)
+    expected = {"series": [{"name": "tg", "tags": {"host": "a", "region": "eu"},
+                            "columns": ["time", "last"],
                             "values": [["1970-01-01T00:00:02Z", 1.0]]}]}
     assert output(daemon, task_id, expected) == expected
     points = {"series": [{"name": "tg", "tags": {"host": "a", "region": "eu"},

@@ -1,15 +1,27 @@
 """Runtimes of the InfluxQL functions: aggregates, selectors and transformations.
 
-On batches a function sees the batch's points; on a stream, points of one group that
-share a timestamp are gathered and aggregated when a later time arrives (Kapacitor's
-behaviour). Aggregates and selectors emit one point at the batch time, or at the
-selected point's time with ``.usePointTimes()``.
+As Kapacitor runs them (its ``influxql.go`` on InfluxDB 1.x's reducers):
+
+- the type of the field in the first point a group's reducer sees (per batch, or per
+  timestamp on a stream) picks the reducer; points whose field has another type, or
+  lacks the field, are errors and are skipped; a type the function does not take (the
+  sum of strings) is an error for every point;
+- on a stream, points of one group that share a timestamp are reduced together and
+  emitted when a point with another timestamp arrives for that group;
+- aggregates emit ``{as: value}`` with the group's tags; the simple selectors (first,
+  last, min, max, percentile) emit the selected point itself, all its tags and fields,
+  with the field renamed to ``as``; top and bottom emit a batch whose points carry
+  their own tags; count and sum of an empty batch are 0, other functions emit nothing;
+- transformations (difference, elapsed, movingAverage, cumulativeSum) emit one point
+  per input point with the group's tags only, at the point's time; on batches their
+  state starts afresh with each batch;
+- floating-point operations happen in the reducers' order (a running sum, a moving
+  sum updated by subtraction...), so the last digits are the same.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -20,105 +32,335 @@ from kapa_core.models.point import Point
 from kapa_core.pipeline.base import Edge
 from kapa_core.pipeline.influxql import InfluxQLSpec
 
-Values = list[tuple[int, Any, dict[str, str]]]  # (time, value, tags)
+# One aggregated point: (time, value, tags, fields).
+Entry = tuple[int, Any, dict[str, str], dict[str, Any]]
+# One result of a reducer: (time or None for "the batch's time", value, tags or None,
+# fields or None). Simple selectors return the selected point's tags and fields.
+Result = tuple[int | None, Any, dict[str, str] | None, dict[str, Any] | None]
+
+_GO_TYPE = {"float": "float64", "int": "int64", "string": "string", "bool": "bool"}
 
 
-def _numeric(values: Values, name: str) -> None:
-    for _, v, _ in values:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"{name}: unsupported field type {type(v).__name__}")
+def _kind(value: Any) -> str | None:
+    t = type(value)
+    if t is float:
+        return "float"
+    if t is int:
+        return "int"
+    if t is str:
+        return "string"
+    if t is bool:
+        return "bool"
+    return None
 
 
-def _count(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    return None, len(values)
-
-
-def _sum(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "sum")
-    if all(type(v) is int for _, v, _ in values):
-        return None, sum(v for _, v, _ in values)
-    return None, float(math.fsum(float(v) for _, v, _ in values))
-
-
-def _mean(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "mean")
-    return None, math.fsum(float(v) for _, v, _ in values) / len(values)
-
-
-def _median(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "median")
-    ordered = sorted(v for _, v, _ in values)
-    n = len(ordered)
-    if n % 2:
-        return None, float(ordered[n // 2]) if type(ordered[n // 2]) is float else \
-            ordered[n // 2]
-    return None, (float(ordered[n // 2 - 1]) + float(ordered[n // 2])) / 2
-
-
-def _mode(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    counts: dict[Any, int] = {}
-    for _, v, _ in values:
-        counts[v] = counts.get(v, 0) + 1
-    best = max(counts.values())
-    return None, min(v for v, c in counts.items() if c == best)
-
-
-def _spread(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "spread")
-    nums = [v for _, v, _ in values]
-    return None, max(nums) - min(nums)
-
-
-def _stddev(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "stddev")
-    if len(values) < 2:
-        return None, None
-    return None, statistics.stdev(float(v) for _, v, _ in values)
-
-
-def _first(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    t, v, _ = min(values, key=lambda x: x[0])
-    return t, v
-
-
-def _last(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    best = values[0]
-    for item in values:
-        if item[0] >= best[0]:
-            best = item
-    return best[0], best[1]
-
-
-def _min(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "min")
-    t, v, _ = min(values, key=lambda x: (x[1], x[0]))
-    return t, v
-
-
-def _max(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "max")
-    best = values[0]
-    for item in values[1:]:
-        if item[1] > best[1] or (item[1] == best[1] and item[0] < best[0]):
-            best = item
-    return best[0], best[1]
-
-
-def _percentile(values: Values, spec: InfluxQLSpec) -> tuple[int | None, Any]:
-    _numeric(values, "percentile")
-    ordered = sorted(values, key=lambda x: x[1])
-    i = math.floor(len(ordered) * spec.args[0] / 100.0 + 0.5) - 1
-    if i < 0 or i >= len(ordered):
-        return None, None
-    return ordered[i][0], ordered[i][1]
-
-
-AGGREGATES: dict[str, Callable[[Values, InfluxQLSpec], tuple[int | None, Any]]] = {
-    "count": _count, "sum": _sum, "mean": _mean, "median": _median, "mode": _mode,
-    "spread": _spread, "stddev": _stddev, "first": _first, "last": _last, "min": _min,
-    "max": _max, "percentile": _percentile,
+NUMERIC = frozenset(("float", "int"))
+ALL = frozenset(("float", "int", "string", "bool"))
+#: The field types each function takes (Kapacitor's reducers).
+KINDS: dict[str, frozenset[str]] = {
+    "count": ALL, "distinct": ALL, "mean": NUMERIC, "median": NUMERIC, "mode": NUMERIC,
+    "spread": NUMERIC, "sum": NUMERIC, "stddev": NUMERIC, "first": ALL, "last": ALL,
+    "min": NUMERIC, "max": NUMERIC, "percentile": NUMERIC, "top": NUMERIC,
+    "bottom": NUMERIC, "elapsed": ALL, "difference": NUMERIC, "movingAverage": NUMERIC,
+    "cumulativeSum": NUMERIC, "holtWinters": NUMERIC, "holtWintersWithFit": NUMERIC,
 }
-EMPTY_RESULT = {"count": 0, "sum": 0}
+#: Functions that emit for an empty batch (0 of the function's type).
+EMPTY_OK = frozenset(("count", "sum"))
+SIMPLE_SELECTORS = frozenset(("first", "last", "min", "max", "percentile"))
+TRANSFORMATIONS = frozenset(("elapsed", "difference", "movingAverage", "cumulativeSum"))
+
+
+# -- aggregates and selectors -------------------------------------------------------------
+def _count(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    return [(None, len(entries), None, None)]
+
+
+def _sum(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    total: Any = 0.0 if kind == "float" else 0
+    for e in entries:
+        total = total + e[1]
+    return [(None, total, None, None)]
+
+
+def _mean(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    total: Any = 0.0 if kind == "float" else 0
+    for e in entries:
+        total += e[1]
+    return [(None, float(total) / float(len(entries)), None, None)]
+
+
+def _median(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    values = sorted(e[1] for e in entries)
+    n = len(values)
+    if n % 2 == 0:
+        lo, hi = values[n // 2 - 1], values[n // 2]
+        if kind == "int":
+            return [(None, float(lo) + float(hi - lo) / 2, None, None)]
+        return [(None, lo + (hi - lo) / 2, None, None)]
+    return [(None, float(values[n // 2]), None, None)]
+
+
+def _mode(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    if len(entries) == 1:
+        return [(None, entries[0][1], None, None)]
+    ordered = sorted(entries, key=lambda e: e[1])
+    most_freq = curr_freq = 0
+    curr_mode = most_mode = ordered[0][1]
+    most_time = curr_time = ordered[0][0]
+    for t, v, _, _ in ordered:
+        if v != curr_mode:
+            curr_freq = 1
+            curr_mode = v
+            curr_time = t
+            continue
+        curr_freq += 1
+        if most_freq > curr_freq or (most_freq == curr_freq and curr_time > most_time):
+            continue
+        most_freq = curr_freq
+        most_mode = v
+        most_time = t
+    return [(None, most_mode, None, None)]
+
+
+def _spread(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    low = high = entries[0][1]
+    for e in entries[1:]:
+        v = e[1]
+        if kind == "float":
+            low = _go_min(low, v)
+            high = _go_max(high, v)
+        else:
+            low = min(low, v)
+            high = max(high, v)
+    return [(None, high - low, None, None)]
+
+
+def _go_min(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return min(a, b)
+
+
+def _go_max(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return max(a, b)
+
+
+def _stddev(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    if len(entries) < 2:
+        return [(None, 0.0, None, None)]  # a nil point: its value reads as 0
+    mean = 0.0
+    count = 0
+    for e in entries:
+        v = float(e[1])
+        if math.isnan(v):
+            continue
+        count += 1
+        mean += (v - mean) / count
+    variance = 0.0
+    for e in entries:
+        v = float(e[1])
+        if math.isnan(v):
+            continue
+        variance += (v - mean) * (v - mean)
+    return [(None, math.sqrt(variance / (count - 1)) if count > 1 else math.nan,
+             None, None)]
+
+
+def _selector(better: Callable[[Entry, Entry], bool]) -> Callable[..., list[Result]]:
+    def select(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+        best = entries[0]
+        for e in entries[1:]:
+            if better(e, best):
+                best = e
+        return [(best[0], best[1], best[2], best[3])]
+    return select
+
+
+def _first_better(c: Entry, p: Entry) -> bool:
+    if c[0] != p[0]:
+        return c[0] < p[0]
+    if type(c[1]) is bool:
+        return not c[1] and p[1]
+    return c[1] > p[1]
+
+
+def _last_better(c: Entry, p: Entry) -> bool:
+    if c[0] != p[0]:
+        return c[0] > p[0]
+    if type(c[1]) is bool:
+        return c[1] and not p[1]
+    return c[1] > p[1]
+
+
+def _min_better(c: Entry, p: Entry) -> bool:
+    return c[1] < p[1] or (c[1] == p[1] and c[0] < p[0])
+
+
+def _max_better(c: Entry, p: Entry) -> bool:
+    return c[1] > p[1] or (c[1] == p[1] and c[0] < p[0])
+
+
+def _percentile(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    n = len(entries)
+    i = int(math.floor(n * float(spec.args[0]) / 100.0 + 0.5)) - 1
+    if i < 0 or i >= n:
+        return []
+    e = sorted(entries, key=lambda x: x[1])[i]
+    return [(e[0], e[1], e[2], e[3])]
+
+
+def _top_bottom(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    top = spec.method == "top"
+    names = spec.extra_fields
+    if names:
+        # keep the best point of each combination of the named fields/tags
+        best: dict[tuple[str, ...], Entry] = {}
+        for e in entries:
+            key = tuple(_aux_key(e, name) for name in names)
+            cur = best.get(key)
+            if cur is None or (e[1] > cur[1] if top else e[1] < cur[1]) or (
+                    e[1] == cur[1] and e[0] < cur[0]):
+                best[key] = e
+        entries = list(best.values())
+    ordered = sorted(entries, key=(lambda e: (-e[1], e[0])) if top else
+                     (lambda e: (e[1], e[0])))
+    chosen = sorted(ordered[:spec.top_n], key=lambda e: e[0])
+    return [(e[0], e[1], e[2], None) for e in chosen]
+
+
+def _aux_key(e: Entry, name: str) -> str:
+    if name in e[3]:
+        return "f" + repr(e[3][name])
+    return "t" + e[2].get(name, "")
+
+
+def _distinct(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    first_seen: dict[Any, int] = {}  # one kind per reducer: 1 and True never meet
+    for e in entries:
+        first_seen.setdefault(e[1], e[0])
+    ordered = sorted(first_seen.items(), key=lambda kv: (kv[1], kv[0]))
+    return [(None, v, None, None) for v, _ in ordered]
+
+
+def _holt_winters(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    h, m, interval = spec.args[:3]
+    model = HoltWinters(int(h), int(m), spec.method == "holtWintersWithFit", int(interval))
+    ordered = sorted(((e[0], float(e[1])) for e in entries), key=lambda x: x[0])
+    return [(t, v, None, None) for t, v in model.forecast_points(ordered)]
+
+
+REDUCERS: dict[str, Callable[[list[Entry], str, InfluxQLSpec], list[Result]]] = {
+    "count": _count, "sum": _sum, "mean": _mean, "median": _median, "mode": _mode,
+    "spread": _spread, "stddev": _stddev, "first": _selector(_first_better),
+    "last": _selector(_last_better), "min": _selector(_min_better),
+    "max": _selector(_max_better), "percentile": _percentile, "top": _top_bottom,
+    "bottom": _top_bottom, "distinct": _distinct, "holtWinters": _holt_winters,
+    "holtWintersWithFit": _holt_winters,
+}
+
+
+# -- transformations ----------------------------------------------------------------------
+class _Difference:
+    __slots__ = ("curr", "emitted")
+
+    def __init__(self, spec: InfluxQLSpec) -> None:
+        self.curr: tuple[int, Any] | None = None
+        self.emitted = True
+
+    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+        curr = self.curr
+        if curr is not None and curr[0] == t:
+            return None  # a point that does not advance the series is skipped
+        self.curr = (t, v)
+        if curr is None:
+            return None
+        return t, v - curr[1]
+
+
+class _Elapsed:
+    __slots__ = ("prev", "unit")
+
+    def __init__(self, spec: InfluxQLSpec) -> None:
+        self.prev: int | None = None
+        self.unit = int(spec.args[0])
+
+    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+        prev = self.prev
+        self.prev = t
+        if prev is None:
+            return None
+        delta = t - prev
+        q = abs(delta) // self.unit
+        return t, q if delta >= 0 else -q
+
+
+class _MovingAverage:
+    __slots__ = ("buf", "n", "pos", "total")
+
+    def __init__(self, spec: InfluxQLSpec) -> None:
+        self.n = int(spec.args[0])
+        self.buf: list[Any] = []
+        self.pos = 0
+        self.total: Any = None
+
+    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+        buf = self.buf
+        if self.total is None:
+            self.total = 0.0 if type(v) is float else 0
+        if len(buf) != self.n:
+            buf.append(v)
+        else:
+            self.total -= buf[self.pos]
+            buf[self.pos] = v
+        self.total += v
+        self.pos += 1
+        if self.pos >= self.n:
+            self.pos = 0
+        if len(buf) != self.n:
+            return None
+        return t, float(self.total) / float(len(buf))
+
+
+class _CumulativeSum:
+    __slots__ = ("total",)
+
+    def __init__(self, spec: InfluxQLSpec) -> None:
+        self.total: Any = None
+
+    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+        if self.total is None:
+            self.total = 0.0 if type(v) is float else 0
+        self.total += v
+        return t, self.total
+
+
+STEPPERS: dict[str, type] = {"difference": _Difference, "elapsed": _Elapsed,
+                             "movingAverage": _MovingAverage,
+                             "cumulativeSum": _CumulativeSum}
+
+
+class _Transform:
+    """One group's transformation state: the reducer of the first point's type."""
+
+    __slots__ = ("kind", "stepper")
+
+    def __init__(self, kind: str, stepper: Any) -> None:
+        self.kind = kind
+        self.stepper = stepper
+
+
+class _Pending:
+    """A stream group's points of one timestamp, waiting for a later one."""
+
+    __slots__ = ("entries", "kind", "name", "time")
+
+    def __init__(self, name: str, t: int) -> None:
+        self.name = name
+        self.time = t
+        self.kind: str | None = None
+        self.entries: list[Entry] = []
 
 
 class InfluxQLNode(Node):
@@ -129,156 +371,156 @@ class InfluxQLNode(Node):
         self.method = spec.method
         self.field = spec.field
         self.as_name = spec.as_name
-        self.use_point_times = spec.use_point_times
-        self.aggregate = AGGREGATES.get(self.method)
-        self.stream_in = spec.edge_in() is Edge.STREAM
-        # stream input: per group (time, points) gathered until the time moves on
-        self.pending: dict[str, tuple[int, list[Point]]] = {}
-        self.state: dict[str, Any] = {}
+        self.transformation = spec.method in TRANSFORMATIONS
+        self.use_point_times = (spec.use_point_times or self.transformation
+                                or spec.method.startswith("holtWinters"))
+        self.kinds = KINDS[spec.method]
+        self.reducer = REDUCERS.get(spec.method)
+        self.stream_out = spec.edge_out() is Edge.STREAM
+        self.simple_selector = spec.method in SIMPLE_SELECTORS
+        self.pending: dict[str, _Pending] = {}
+        self.state: dict[str, _Transform | None] = {}
 
     def cardinality(self) -> int:
         return len(self.pending) + len(self.state)
 
+    def delete_group(self, group: str) -> None:
+        self.pending.pop(group, None)
+        self.state.pop(group, None)
+
+    # -- checks shared by every mode ------------------------------------------------------
+    def _realize(self, fields: dict[str, Any]) -> str | None:
+        """The kind of reducer a first point asks for, or None (an error, logged)."""
+        if self.field not in fields:
+            self.fail(KeyError(f'failed to realize reduce context from fields: field '
+                               f'"{self.field}" missing from point'))
+            return None
+        kind = _kind(fields[self.field])
+        if kind not in self.kinds:
+            self.fail(TypeError(f"invalid influxql func {self.method} with field "
+                                f"{self.field}: cannot apply {self.method} to "
+                                f"{_GO_TYPE.get(kind or '', 'unknown')} field"))
+            return None
+        return kind
+
+    def _entry_value(self, kind: str, fields: dict[str, Any]) -> Any:
+        """The point's value if it has the reducer's type, else None (logged)."""
+        value = fields.get(self.field, _MISSING)
+        if value is _MISSING:
+            self.fail(KeyError(f"field {self.field} missing from point cannot aggregate"))
+            return None
+        if _kind(value) != kind:
+            self.fail(TypeError(f"field {self.field} has wrong type: got "
+                                f"{_GO_TYPE.get(_kind(value) or '', 'unknown')} exp "
+                                f"{_GO_TYPE[kind]}"))
+            return None
+        return value
+
     # -- stream input ---------------------------------------------------------------------
     def point(self, p: Point) -> None:
-        if self.spec.function_kind == "transformation":
+        if self.transformation:
             self._transform_point(p)
             return
         pending = self.pending.get(p.group)
-        if pending is not None and pending[0] != p.time:
-            del self.pending[p.group]
-            self._flush(pending[1], pending[0])
-            pending = None
-        if pending is None:
-            self.pending[p.group] = (p.time, [p])
-        else:
-            pending[1].append(p)
-
-    def barrier(self, group: str, t: int) -> None:
-        pending = self.pending.get(group)
-        if pending is not None and pending[0] < t:
-            del self.pending[group]
-            self._flush(pending[1], pending[0])
-
-    def _flush(self, points: list[Point], t: int) -> None:
-        first = points[0]
-        batch = Batch(first.name, first.group, {d: first.tags.get(d, "") for d in first.dims},
-                      first.dims, False, t,
-                      [BatchPoint(p.time, p.fields, p.tags) for p in points])
-        self.batch(batch, group_point=first)
-
-    # -- batch input ----------------------------------------------------------------------
-    def batch(self, b: Batch, group_point: Point | None = None) -> None:
-        values: Values = [(bp.time, bp.fields[self.field], bp.tags) for bp in b.points
-                          if self.field in bp.fields]
-        if self.aggregate is not None:
-            if values:
-                t, value = self.aggregate(values, self.spec)
-            else:
-                t, value = None, EMPTY_RESULT.get(self.method)
-            if value is None:
+        if pending is None or pending.time != p.time:
+            if pending is not None and pending.kind is not None:
+                self._emit(pending.entries, pending.kind, pending.name, p.group, p.dims,
+                           {d: p.tags.get(d, "") for d in p.dims}, False, pending.time)
+            pending = self.pending[p.group] = _Pending(p.name, p.time)
+        if pending.kind is None:
+            pending.kind = self._realize(p.fields)
+            if pending.kind is None:
                 return
-            out_time = t if (self.use_point_times and t is not None) else b.tmax
-            self._emit_one(b, out_time, value, group_point)
-            return
-        if self.method in ("top", "bottom"):
-            self._top_bottom(b, values)
-            return
-        if self.method == "distinct":
-            seen: dict[Any, None] = {}
-            for _, v, _ in values:
-                seen.setdefault(v, None)
-            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax,
-                                  [BatchPoint(b.tmax, {self.as_name: v}, dict(b.tags))
-                                   for v in seen]))
-            return
-        if self.spec.function_kind == "transformation":
-            self._transform_batch(b, values)
-            return
-        if self.method.startswith("holtWinters"):
-            self._holt_winters(b, values)
-            return
-        raise NotImplementedError(f"{self.method} is not implemented yet")
-
-    def _holt_winters(self, b: Batch, values: Values) -> None:
-        _numeric(values, self.method)
-        h, m, interval = self.spec.args
-        model = HoltWinters(int(h), int(m), self.method == "holtWintersWithFit", int(interval))
-        ordered = sorted(((t, v) for t, v, _ in values), key=lambda x: x[0])
-        points = [BatchPoint(t, {self.as_name: v}, dict(b.tags))
-                  for t, v in model.forecast_points(ordered)]
-        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
-
-    def _emit_one(self, b: Batch, t: int, value: Any, group_point: Point | None) -> None:
-        tags = dict(b.tags)
-        if self.spec.edge_out() is Edge.STREAM:
-            self.emit_point(Point(b.name, tags, {self.as_name: value}, t,
-                                  group=b.group, dims=b.dims))
-        else:
-            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax,
-                                  [BatchPoint(t, {self.as_name: value}, tags)]))
-
-    def _top_bottom(self, b: Batch, values: Values) -> None:
-        _numeric(values, self.method)
-        reverse = self.method == "top"
-        ordered = sorted(values, key=lambda x: (-x[1] if reverse else x[1], x[0]))
-        chosen = sorted(ordered[:self.spec.top_n], key=lambda x: x[0])
-        points = []
-        extra = self.spec.extra_fields
-        for t, v, tags in chosen:
-            fields: dict[str, Any] = {self.as_name: v}
-            for name in extra:
-                if name in tags:
-                    fields[name] = tags[name]
-            points.append(BatchPoint(t if self.use_point_times else b.tmax, fields,
-                                     dict(b.tags)))
-        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
-
-    # -- transformations ------------------------------------------------------------------
-    def _step(self, key: str, t: int, value: Any) -> Any:
-        method = self.method
-        state = self.state.get(key)
-        if method == "cumulativeSum":
-            total = value if state is None else state + value
-            self.state[key] = total
-            return total
-        if method == "difference":
-            self.state[key] = value
-            return None if state is None else value - state
-        if method == "elapsed":
-            self.state[key] = t
-            return None if state is None else (t - state) // int(self.spec.args[0])
-        if method == "movingAverage":
-            window: list[Any] = state if state is not None else []
-            window.append(value)
-            if len(window) > self.spec.args[0]:
-                window.pop(0)
-            self.state[key] = window
-            if len(window) < self.spec.args[0]:
-                return None
-            return math.fsum(float(v) for v in window) / len(window)
-        raise NotImplementedError(f"{method} is not implemented yet")
+        value = self._entry_value(pending.kind, p.fields)
+        if value is not None:
+            pending.entries.append((p.time, value, p.tags, p.fields))
 
     def _transform_point(self, p: Point) -> None:
-        if self.field not in p.fields:
-            raise KeyError(f"{self.method}: field {self.field!r} missing")
-        value = p.fields[self.field]
-        if self.method != "elapsed":
-            _numeric([(p.time, value, p.tags)], self.method)
-        result = self._step(p.group, p.time, value)
-        if result is not None:
-            self.emit_point(Point(p.name, dict(p.tags), {self.as_name: result}, p.time,
-                                  group=p.group, dims=p.dims))
+        state = self.state.get(p.group)
+        if state is None:
+            kind = self._realize(p.fields)
+            if kind is None:
+                return
+            state = self.state[p.group] = _Transform(kind, STEPPERS[self.method](self.spec))
+        value = self._entry_value(state.kind, p.fields)
+        if value is None:
+            return
+        out = state.stepper.step(p.time, value)
+        if out is not None:
+            self.emit_point(Point(p.name, {d: p.tags.get(d, "") for d in p.dims},
+                                  {self.as_name: out[1]}, out[0], group=p.group,
+                                  dims=p.dims))
 
-    def _transform_batch(self, b: Batch, values: Values) -> None:
-        if self.method != "elapsed":
-            _numeric(values, self.method)
-        key = f"batch:{b.group}"
-        self.state.pop(key, None)
+    # -- batch input ----------------------------------------------------------------------
+    def batch(self, b: Batch) -> None:
+        kind: str | None = None
+        if self.transformation:
+            stepper = None
+            points = []
+            for bp in b.points:
+                if kind is None:
+                    kind = self._realize(bp.fields)
+                    if kind is None:
+                        continue
+                    stepper = STEPPERS[self.method](self.spec)
+                value = self._entry_value(kind, bp.fields)
+                if value is None:
+                    continue
+                out = stepper.step(bp.time, value)  # type: ignore[union-attr]
+                if out is not None:
+                    points.append(BatchPoint(out[0], {self.as_name: out[1]}, b.tags))
+            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax,
+                                  points))
+            return
+        entries: list[Entry] = []
+        for bp in b.points:
+            if kind is None:
+                kind = self._realize(bp.fields)
+                if kind is None:
+                    continue
+            value = self._entry_value(kind, bp.fields)
+            if value is not None:
+                entries.append((bp.time, value, bp.tags, bp.fields))
+        if kind is None:
+            if self.method not in EMPTY_OK:
+                return
+            kind = "float"
+        self._emit(entries, kind, b.name, b.group, b.dims, b.tags, b.by_name, b.tmax)
+
+    # -- emitting -------------------------------------------------------------------------
+    def _emit(self, entries: list[Entry], kind: str, name: str, group: str,
+              dims: tuple[str, ...], tags: dict[str, str], by_name: bool, t: int) -> None:
+        if entries:
+            results = self.reducer(entries, kind, self.spec)  # type: ignore[misc]
+        elif self.method in EMPTY_OK:
+            results = [(None, 0.0 if self.method == "sum" and kind == "float" else 0,
+                        None, None)]
+        else:
+            return
+        if self.stream_out:
+            if len(results) != 1:
+                return
+            rt, value, rtags, rfields = results[0]
+            out_time = rt if (self.use_point_times and rt is not None) else t
+            if self.simple_selector and rfields is not None:
+                fields = dict(rfields)
+                if self.as_name != self.field:
+                    fields[self.as_name] = fields.pop(self.field)
+                self.emit_point(Point(name, rtags or {}, fields, out_time, group=group,
+                                      dims=dims))
+            else:
+                self.emit_point(Point(name, tags, {self.as_name: value}, out_time,
+                                      group=group, dims=dims))
+            return
+        tmax = t
         points = []
-        for t, v, tags in values:
-            result = self._step(key, t, v)
-            if result is not None:
-                points.append(BatchPoint(t, {self.as_name: result}, dict(tags)))
-        self.state.pop(key, None)
-        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+        for rt, value, rtags, _ in results:
+            out_time = rt if (self.use_point_times and rt is not None) else t
+            if out_time > tmax:
+                tmax = out_time
+            ptags = {**tags, **rtags} if rtags else tags
+            points.append(BatchPoint(out_time, {self.as_name: value}, ptags))
+        self.emit_batch(Batch(name, group, tags, dims, by_name, tmax, points))
+
+
+_MISSING = object()

@@ -12,52 +12,112 @@ from kapa_core.pipeline import nodes as specs
 
 
 class EvalNode(Node):
+    """``|eval()`` as Kapacitor runs it: each group has its own copy of the expressions
+    (stateful functions count per group); an expression sees the point's fields and
+    tags first, then the results of the expressions before it; ``.tags()`` results must
+    be strings; ``.keep()`` keeps every field and every result (tag results too), and
+    ``.keep('a', ...)`` the listed results or fields; any error drops the point."""
+
     def __init__(self, spec: specs.EvalSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.pairs = list(zip(spec.as_names, spec.exprs, strict=True))
-        self.tag_names = set(spec.tag_names)
+        self.names = list(spec.as_names)
+        self.exprs = list(spec.exprs)
+        self.tag_names = list(dict.fromkeys(spec.tag_names))
+        self.tag_set = frozenset(self.tag_names)
         self.keep = spec.keep_list
+        self.refs = [tuple(r for r in sorted(e.references) if r != "time")
+                     for e in self.exprs]
+        self.group_exprs: dict[str, list[Any]] = {}
 
-    def _apply(self, t: int, fields: dict[str, Any], tags: dict[str, str]) -> tuple[
-            dict[str, Any], dict[str, str]]:
-        new_fields = dict(fields)
+    def _exprs(self, group: str) -> list[Any]:
+        exprs = self.group_exprs.get(group)
+        if exprs is None:
+            exprs = self.group_exprs[group] = [e.copy_reset() for e in self.exprs]
+        return exprs
+
+    def _apply(self, exprs: list[Any], t: int, fields: dict[str, Any],
+               tags: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+        # One scope for all the expressions, filled as Kapacitor fills it: before each
+        # expression, the fields and tags it references are (re)read from the point, so
+        # they win over an earlier result of the same name, even in the output.
+        scope: dict[str, Any] = {}
+        for name, expr, refs in zip(self.names, exprs, self.refs, strict=True):
+            for ref in refs:
+                if ref in fields:
+                    if ref in tags:
+                        raise KeyError(f'cannot have field and tags with same name "{ref}"')
+                    scope[ref] = fields[ref]
+                elif ref in tags:
+                    scope[ref] = tags[ref]
+            scope[name] = expr.eval(t, scope, _NO_TAGS)
+        results = {name: scope[name] for name in self.names}
         new_tags = tags
-        results: dict[str, Any] = {}
-        for name, expr in self.pairs:
-            value = expr.eval(t, new_fields, new_tags)
-            if name in self.tag_names:
-                if not isinstance(value, str):
-                    raise TypeError(f"eval: result {name!r} must be a string to be a tag")
-                if new_tags is tags:
-                    new_tags = dict(tags)
+        if self.tag_names:
+            new_tags = dict(tags)
+            for name in self.tag_names:
+                value = results[name]
+                if type(value) is not str:
+                    raise TypeError("result of a tag expression must be of type string, "
+                                    f"got {_go_type(value)}")
                 new_tags[name] = value
+        keep = self.keep
+        if keep is None:
+            if self.tag_set:
+                out = {k: v for k, v in results.items() if k not in self.tag_set}
             else:
-                new_fields[name] = value
-                results[name] = value
-        if self.keep is None:
-            out = results
-        elif self.keep:
-            out = {k: fields[k] for k in self.keep if k in fields}
-            out.update(results)
+                out = results
+        elif keep:
+            out = {}
+            for name in keep:
+                if name in scope:
+                    out[name] = scope[name]
+                elif name in fields:
+                    out[name] = fields[name]
+                else:
+                    raise KeyError(f'cannot keep field "{name}", field does not exist')
         else:
-            out = new_fields
+            out = dict(fields)
+            out.update(results)
         return out, new_tags
 
     def point(self, p: Point) -> None:
-        fields, tags = self._apply(p.time, p.fields, p.tags)
+        fields, tags = self._apply(self._exprs(p.group), p.time, p.fields, p.tags)
         self.emit_point(Point(p.name, tags, fields, p.time, p.database,
                               p.retention_policy, p.group, p.dims))
 
     def batch(self, b: Batch) -> None:
         points = []
+        exprs = self._exprs(b.group)
         for bp in b.points:
             try:
-                fields, tags = self._apply(bp.time, bp.fields, bp.tags)
+                fields, tags = self._apply(exprs, bp.time, bp.fields, bp.tags)
             except Exception as exc:
                 self.fail(exc)
                 continue
             points.append(BatchPoint(bp.time, fields, tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+    def delete_group(self, group: str) -> None:
+        self.group_exprs.pop(group, None)
+
+    def cardinality(self) -> int:
+        return len(self.group_exprs)
+
+
+_NO_TAGS: dict[str, str] = {}
+
+
+def _go_type(value: Any) -> str:
+    t = type(value)
+    if t is float:
+        return "float64"
+    if t is bool:
+        return "bool"
+    if t is int:
+        return "int64"
+    if t is str:
+        return "string"
+    return "time.Duration" if t.__name__ == "Duration" else "time.Time"
 
 
 class DerivativeNode(Node):
@@ -124,46 +184,78 @@ class ChangeDetectNode(Node):
         return len(self.last)
 
 
-class StateDurationNode(Node):
+class _StateNode(Node):
+    """stateDuration and stateCount: each group has its own copy of the lambda and its
+    own tracker; on batches the tracker starts afresh with each batch. A point whose
+    lambda fails is dropped."""
+
+    def __init__(self, spec: Any, log: Any) -> None:
+        super().__init__(spec, log)
+        self.expr = spec.expr
+        self.as_name = spec.as_name
+        self.group_exprs: dict[str, Any] = {}
+        self.trackers: dict[str, Any] = {}
+
+    def _expr(self, group: str) -> Any:
+        expr = self.group_exprs.get(group)
+        if expr is None:
+            expr = self.group_exprs[group] = self.expr.copy_reset()
+        return expr
+
+    def track(self, group: str, t: int, in_state: bool) -> Any:
+        raise NotImplementedError
+
+    def reset(self, group: str) -> None:
+        self.trackers.pop(group, None)
+
+    def point(self, p: Point) -> None:
+        in_state = self._expr(p.group).eval_bool(p.time, p.fields, p.tags)
+        value = self.track(p.group, p.time, in_state)
+        self.emit_point(Point(p.name, p.tags, {**p.fields, self.as_name: value}, p.time,
+                              p.database, p.retention_policy, p.group, p.dims))
+
+    def batch(self, b: Batch) -> None:
+        self.reset(b.group)
+        expr = self._expr(b.group)
+        points = []
+        for bp in b.points:
+            try:
+                in_state = expr.eval_bool(bp.time, bp.fields, bp.tags)
+            except Exception as exc:
+                self.fail(exc)
+                continue
+            value = self.track(b.group, bp.time, in_state)
+            points.append(BatchPoint(bp.time, {**bp.fields, self.as_name: value}, bp.tags))
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+    def delete_group(self, group: str) -> None:
+        self.group_exprs.pop(group, None)
+        self.trackers.pop(group, None)
+
+    def cardinality(self) -> int:
+        return len(self.group_exprs)
+
+
+class StateDurationNode(_StateNode):
     def __init__(self, spec: specs.StateDurationSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.expr = spec.expr
-        self.as_name = spec.as_name
-        self.unit = int(spec.unit)
-        self.since: dict[str, int | None] = {}
+        self.unit = float(int(spec.unit))
 
-    def point(self, p: Point) -> None:
-        if self.expr.eval_bool(p.time, p.fields, p.tags):
-            start = self.since.get(p.group)
-            if start is None:
-                start = self.since[p.group] = p.time
-            value = (p.time - start) / self.unit
-        else:
-            self.since[p.group] = None
-            value = -1.0
-        self.emit_point(Point(p.name, p.tags, {**p.fields, self.as_name: value}, p.time,
-                              p.database, p.retention_policy, p.group, p.dims))
-
-    def cardinality(self) -> int:
-        return len(self.since)
+    def track(self, group: str, t: int, in_state: bool) -> Any:
+        if not in_state:
+            self.trackers.pop(group, None)
+            return -1.0
+        start = self.trackers.get(group)
+        if start is None:
+            start = self.trackers[group] = t
+        return float(t - start) / self.unit
 
 
-class StateCountNode(Node):
-    def __init__(self, spec: specs.StateCountSpec, log: Any) -> None:
-        super().__init__(spec, log)
-        self.expr = spec.expr
-        self.as_name = spec.as_name
-        self.counts: dict[str, int] = {}
-
-    def point(self, p: Point) -> None:
-        if self.expr.eval_bool(p.time, p.fields, p.tags):
-            value = self.counts.get(p.group, 0) + 1
-            self.counts[p.group] = value
-        else:
-            self.counts[p.group] = 0
-            value = -1
-        self.emit_point(Point(p.name, p.tags, {**p.fields, self.as_name: value}, p.time,
-                              p.database, p.retention_policy, p.group, p.dims))
-
-    def cardinality(self) -> int:
-        return len(self.counts)
+class StateCountNode(_StateNode):
+    def track(self, group: str, t: int, in_state: bool) -> Any:
+        if not in_state:
+            self.trackers.pop(group, None)
+            return -1
+        count = self.trackers.get(group, 0) + 1
+        self.trackers[group] = count
+        return count
