@@ -8,6 +8,7 @@ errors raise :class:`EvalError`, which nodes count and log, never crash on.
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -213,6 +214,8 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
         value = scope.get(node.name)
         if isinstance(value, ast.Lambda):
             return _wrapped("Failed to handle node: ", value.expr, scope)
+        if isinstance(value, list):
+            raise _StaticError("Given node type is not valid evaluation node: *ast.ListNode")
         return _constant_type(value) is None
     if isinstance(node, ast.Unary):
         dynamic = _wrapped("Failed to handle node: ", node.operand, scope)
@@ -318,6 +321,13 @@ def binary(op: str, a: Any, b: Any) -> Any:
     raise EvalError(f"invalid binary operator {type_name(a)} {op} {type_name(b)}")
 
 
+def _failing(message: str) -> Fn:
+    """A function that fails every point with ``message``."""
+    def fail(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+        raise EvalError(message)
+    return fail
+
+
 class _Compiler:
     def __init__(self, scope: Mapping[str, Any],
                  functions: Mapping[str, Callable[[], Any]] | None = None) -> None:
@@ -374,15 +384,29 @@ class _Compiler:
 
     def c_Identifier(self, node: ast.Identifier) -> Fn:
         if node.name not in self.scope:
-            raise self.error(node, f"undefined identifier {node.name!r} (quote field and tag "
-                             'names with double quotes: "name")')
+            # Kapacitor's words (without a position), then a hint
+            names = ",".join(["time", "stream", *self.scope])
+            exc = TickError(f"name {json.dumps(node.name)} is undefined. Names in scope: "
+                            f"{names} (quote field and tag names with double quotes: "
+                            f'"{node.name}")')
+            exc.line, exc.column = node.line, node.col
+            raise exc
         value = self.scope[node.name]
         if isinstance(value, ast.Lambda):
             return self.compile(value.expr)
         if (isinstance(value, bool | int | float | str | Duration) or is_regex(value)):
             return self._const(value)
-        raise self.error(node, f"variable {node.name!r} holds a {type_name(value)}, which "
-                         "cannot be used in a lambda")
+        if isinstance(value, list) or type(value).__name__ == "_Star":
+            # refused when the task starts (see static_error), as in Kapacitor
+            def unusable(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                raise EvalError(f"variable {node.name!r} cannot be evaluated")
+            return unusable
+        from kapa_core.tick.evaluate import go_type
+
+        kind = go_type(value) if hasattr(value, "kind") else type(value).__name__
+        exc = TickError(f"unsupported literal type {kind}")
+        exc.line, exc.column = node.line, node.col
+        raise exc
 
     # -- operators ----------------------------------------------------------------------
     def c_Unary(self, node: ast.Unary) -> Fn:
@@ -457,17 +481,17 @@ class _Compiler:
                 raise self.error(node, f"{name}() takes no arguments")
             extra = self.functions[name]
             return lambda t, f, g: extra()
-        if name not in NAMES:
-            raise self.error(node, f"undefined function {name}()")
+        if name not in NAMES:  # an error of each point, as in Kapacitor
+            return _failing(f"undefined function: {json.dumps(name)}")
         args = [self.compile(a) for a in node.args]
         if name == "isPresent":
             if len(node.args) != 1 or not isinstance(node.args[0], ast.Reference):
-                raise self.error(node, "isPresent expects one field or tag reference")
+                return _failing("isPresent expects one field or tag reference")
             arg = args[0]
             return lambda t, f, g: arg(t, f, g) is not MISSING
         if name == "if":
             if len(args) != 3:
-                raise self.error(node, "if expects 3 arguments: condition, then, else")
+                return _failing(f"if: expected 3 arguments, got {len(args)}")
             cond, then, other = args
 
             def if_(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
