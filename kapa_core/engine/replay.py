@@ -113,8 +113,25 @@ _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?"
                       r"(Z|[+-]\d{2}:\d{2})")
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
 def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as Go's strconv.Quote (``%q``) writes it."""
+    out = []
+    for c in text:
+        if c in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[c])
+        elif c.isprintable() and (c == " " or not c.isspace()):
+            out.append(c)
+        elif ord(c) < 0x80:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) < 0x10000:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def parse_go_time(raw: Any) -> int:
@@ -168,6 +185,69 @@ def _go_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _go_char(c: str) -> str:
+    if c == "'":
+        return "'\\''"
+    if c == '"':
+        return "'\"'"
+    if c.isprintable():
+        return f"'{c}'"
+    return "'" + repr(c)[1:-1] + "'"
+
+
+def _go_syntax_error(exc: Any) -> str:
+    """The words of Go's encoding/json for the syntax error Python's decoder found."""
+    doc, pos = exc.doc, exc.pos
+    if pos >= len(doc.rstrip()):
+        return "unexpected EOF"
+    message = exc.msg
+    if message == "Expecting value":
+        for literal in ("null", "true", "false"):
+            if doc[pos] == literal[0]:
+                for i, want in enumerate(literal):
+                    if pos + i >= len(doc):
+                        return "unexpected EOF"
+                    if doc[pos + i] != want:
+                        return (f"invalid character {_go_char(doc[pos + i])} in literal "
+                                f"{literal} (expecting '{want}')")
+    if message.startswith("Invalid \\escape") and pos + 1 < len(doc):
+        pos += 1  # Go names the character after the backslash
+    c = _go_char(doc[pos])
+    if message.startswith("Expecting property name"):
+        return f"invalid character {c} looking for beginning of object key string"
+    if message == "Expecting ':' delimiter":
+        return f"invalid character {c} after object key"
+    if message == "Expecting ',' delimiter":
+        inside = "object key:value pair" if _innermost(doc, pos) == "{" else "array element"
+        return f"invalid character {c} after {inside}"
+    if message.startswith("Invalid control character"):
+        return f"invalid character {c} in string literal"
+    if message.startswith("Invalid \\escape"):
+        return f"invalid character {c} in string escape code"
+    return f"invalid character {c} looking for beginning of value"
+
+
+def _innermost(doc: str, pos: int) -> str:
+    """The bracket (``{`` or ``[``) open at ``pos`` of a JSON text."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for c in doc[:pos]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            stack.append(c)
+        elif c in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
 def decode_options(body: bytes) -> dict[str, Any]:
     """The ``POST /replays/batch`` body as Kapacitor decodes it, with its error words."""
     import json
@@ -177,14 +257,17 @@ def decode_options(body: bytes) -> dict[str, Any]:
     text = body.strip()
     if not text:
         raise APIError(400, "EOF")
+    # Go's json.Decoder reads one value and leaves whatever follows it.
     try:
-        raw = decode_json(body)
+        _, end = json.JSONDecoder().raw_decode(text.decode("utf-8", "replace"))
+        text = text.decode("utf-8", "replace")[:end].encode("utf-8")
+    except json.JSONDecodeError as exc:
+        raise APIError(400, _go_syntax_error(exc)) from None
+    except RecursionError:
+        pass
+    try:
+        raw = decode_json(text)
     except JSONBodyError as exc:
-        try:
-            json.loads(body)
-        except json.JSONDecodeError as inner:
-            if inner.pos >= len(body.rstrip()):
-                raise APIError(400, "unexpected EOF") from None
         raise APIError(400, str(exc)) from None
     if not isinstance(raw, dict):
         kind = "null" if raw is None else _JSON_KINDS.get(type(raw), "value")
@@ -197,6 +280,9 @@ def decode_options(body: bytes) -> dict[str, Any]:
                                "stop": GO_ZERO_TIME, "recording-time": False,
                                "clock": "fast"}
     # Go matches JSON keys to struct fields case-insensitively.
+    # A value of the wrong type is remembered and the first one reported at the end; a
+    # time or clock its own decoder refuses stops the decoding at once (Go's decoder).
+    type_error = ""
     for key, value in raw.items():
         name = next((f for f in _FIELD_NAMES if f.lower() == key.lower()), None)
         if name is None or value is None:
@@ -207,11 +293,15 @@ def decode_options(body: bytes) -> dict[str, Any]:
         kind = _JSON_KINDS.get(type(value), "value")
         expected = "bool" if name == "recording-time" else "string"
         if kind != expected:
-            raise APIError(400, f"json: cannot unmarshal {kind} into Go struct field "
-                           f"ReplayBatchOptions.{name} of type {_GO_TYPES[name]}")
+            type_error = type_error or (
+                f"json: cannot unmarshal {kind} into Go struct field "
+                f"ReplayBatchOptions.{name} of type {_GO_TYPES[name]}")
+            continue
         if name == "clock" and value not in ("fast", "real"):
             raise APIError(400, f"unknown Clock {value}")
         options[name] = value
+    if type_error:
+        raise APIError(400, type_error)
     return options
 
 
