@@ -291,3 +291,30 @@ def test_loopback_writes_of_a_replay_stay_in_the_replay(daemon) -> None:
     time.sleep(0.5)
     out = httpx.get(f"{api(daemon)}/tasks/{listener}/o").json()
     assert out == {"series": None}
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b'{"task": }', 400, "invalid character '}' looking for beginning of value"),
+    (b'{task: 1}', 400, "invalid character 't' looking for beginning of object key string"),
+    (b'{"task" 1}', 400, "invalid character '1' after object key"),
+    (b'[1 2]', 400, "invalid character '2' after array element"),
+    (b'nul', 400, "unexpected EOF"),
+    (b'{"task":"\\q"}', 400, "invalid character 'q' in string escape code"),
+    (b'{"task":"zz"} trailing', 404, "task load: no task exists"),
+    (b'null', 404, "task load: no task exists"),
+    (b'{"Task": "zz"}', 404, "task load: no task exists"),
+    (b'{"start": "1971-01-01"}', 400, 'parsing time "\\"1971-01-01\\"" as '
+     '"\\"2006-01-02T15:04:05Z07:00\\"": cannot parse "\\"" as "T"'),
+    (b'{"start": "1971-02-30T00:00:00Z"}', 400,
+     'parsing time "\\"1971-02-30T00:00:00Z\\"": day out of range'),
+    (b'{"recording-time": "yes"}', 400, "json: cannot unmarshal string into Go struct "
+     "field ReplayBatchOptions.recording-time of type bool"),
+    (b'{"task": 5, "start": "x"}', 400, 'parsing time "\\"x\\"" as '
+     '"\\"2006-01-02T15:04:05Z07:00\\"": cannot parse "x\\"" as "2006"'),
+    (b'{"task": "t", "id": "x\\ny"}', 400, 'replay ID must match ^[-\\._\\p{L}0-9]+$ '
+     '"x\\ny"'),
+])
+def test_bodies_are_decoded_as_go_decodes_them(daemon, body: bytes, status: int,
+                                               message: str) -> None:
+    response = httpx.post(api(daemon) + "/replays/batch", content=body)
+    assert error(response) == (status, message)
