@@ -42,12 +42,20 @@ def go_round(ns: int, d: int) -> int:
     return ns - r if r + r < d else ns + d - r
 
 
+_STAMPS: dict[int, str] = {}  # whole seconds -> their RFC3339 text, recent ones
+
+
 def format_time(ns: int) -> str:
     """RFC3339Nano in UTC: ``1970-01-01T00:00:10Z``, ``...T00:00:10.5Z``."""
     seconds, frac = divmod(ns, 1_000_000_000)
-    stamp = (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = _STAMPS.get(seconds)
+    if stamp is None:
+        if len(_STAMPS) >= 4096:
+            _STAMPS.clear()
+        stamp = _STAMPS[seconds] = (_EPOCH + dt.timedelta(seconds=seconds)).strftime(
+            "%Y-%m-%dT%H:%M:%S")
     if frac:
-        stamp += "." + f"{frac:09d}".rstrip("0")
+        return f"{stamp}.{frac:09d}".rstrip("0") + "Z"
     return stamp + "Z"
 
 

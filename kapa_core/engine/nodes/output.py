@@ -11,30 +11,53 @@ from kapa_core.pipeline.nodes import HTTPOutSpec
 
 
 class HTTPOutNode(Node):
-    """Keeps the latest data of each group as an InfluxQL result series."""
+    """Keeps the latest data of each group, served as an InfluxQL result series.
+
+    The row is written when the endpoint is read, not for every point or batch (data
+    flowing on is not changed by later nodes: they make new points and batches)."""
 
     def __init__(self, spec: HTTPOutSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.endpoint = spec.endpoint
-        self.series: dict[str, dict[str, Any]] = {}  # group -> series, first-seen order
+        # group -> latest point or batch, in first-seen order; rows written on demand
+        self.latest: dict[str, Point | Batch] = {}
+        self.rows: dict[str, dict[str, Any]] = {}
 
     def point(self, p: Point) -> None:
-        # A point's row carries all its tags (Kapacitor's PointToRow), a batch's row only
-        # the group's tags.
-        batch = Batch(p.name, p.group, dict(p.tags), p.dims, False, p.time,
-                      [BatchPoint(p.time, p.fields, p.tags)])
-        self.series[p.group] = batch.row()
+        self.latest[p.group] = p
+        if self.rows:
+            self.rows.pop(p.group, None)
         self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
-        self.series[b.group] = b.row()
+        self.latest[b.group] = b
+        if self.rows:
+            self.rows.pop(b.group, None)
         self.emit_batch(b)
 
+    def _row(self, data: Point | Batch) -> dict[str, Any]:
+        if isinstance(data, Batch):
+            return data.row()
+        # A point's row carries all its tags (Kapacitor's PointToRow).
+        return Batch(data.name, data.group, data.tags, data.dims, False, data.time,
+                     [BatchPoint(data.time, data.fields, data.tags)]).row()
+
     def result(self) -> dict[str, Any]:
-        return {"series": list(self.series.values()) or None}
+        rows = self.rows
+        series = []
+        for group, data in list(self.latest.items()):
+            row = rows.get(group)
+            if row is None:
+                row = rows[group] = self._row(data)
+            series.append(row)
+        return {"series": series or None}
+
+    def delete_group(self, group: str) -> None:
+        self.latest.pop(group, None)
+        self.rows.pop(group, None)
 
     def cardinality(self) -> int:
-        return len(self.series)
+        return len(self.latest)
 
 
 class NoOpNode(Node):
