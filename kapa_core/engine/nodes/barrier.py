@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from kapa_core.engine.node import Node
+from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
 
 
@@ -48,9 +49,39 @@ class BarrierNode(Node):
             state = self.groups[p.group] = _GroupState(p.time)
         if p.time < state.last_barrier:
             return  # older than what downstream was promised
-        state.last_point = p.time
-        state.reset_at = time.monotonic()
+        if self.idle:
+            state.last_point = p.time
+            state.reset_at = time.monotonic()
         self.emit_point(p)
+
+    def batch(self, b: Batch) -> None:
+        """A batch's points older than the group's last barrier are left out; the others
+        reset the idle timer."""
+        state = self.groups.get(b.group)
+        if state is None:
+            state = self.groups[b.group] = _GroupState(b.tmax)
+        kept = [bp for bp in b.points if bp.time >= state.last_barrier]
+        if self.idle and kept:
+            state.last_point = kept[-1].time
+            state.reset_at = time.monotonic()
+        if len(kept) != len(b.points):
+            b = Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, kept)
+        self.emit_batch(b)
+
+    def receive_barrier(self, group: str, t: int) -> None:
+        """A barrier from upstream passes unless it is older than this group's last one;
+        for an idle barrier it counts as data at its time."""
+        state = self.groups.get(group)
+        if state is None:
+            state = self.groups[group] = _GroupState(t)
+        if t < state.last_barrier:
+            return
+        if self.idle:
+            state.last_point = t
+            state.last_barrier = t
+            state.reset_at = time.monotonic()
+        for child in self.children:
+            child.receive_barrier(group, t)
 
     async def run_io(self) -> None:
         interval = (self.idle or self.period) / 1e9
