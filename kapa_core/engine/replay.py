@@ -55,8 +55,9 @@ from kapa_core.engine.build import build_nodes
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.io import NodeContext
-from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, series_to_batch
+from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, check_dbrps, series_to_batch
 from kapa_core.engine.nodes.query import check as check_query
+from kapa_core.engine.nodes.query import go_quote as _go_quote
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
 from kapa_core.influxdb.client import ConnectionFailed
@@ -113,25 +114,6 @@ _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?"
                       r"(Z|[+-]\d{2}:\d{2})")
 
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
-def _go_quote(text: str) -> str:
-    """``text`` as Go's strconv.Quote (``%q``) writes it."""
-    out = []
-    for c in text:
-        if c in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[c])
-        elif c.isprintable() and (c == " " or not c.isspace()):
-            out.append(c)
-        elif ord(c) < 0x80:
-            out.append(f"\\x{ord(c):02x}")
-        elif ord(c) < 0x10000:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(f"\\U{ord(c):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def parse_go_time(raw: Any) -> int:
@@ -377,6 +359,13 @@ class _ReplayAlerts:
         return getattr(self._alerts, name)
 
 
+@dataclass
+class ReplayContext(NodeContext):
+    """What the nodes of a replay get: the daemon's context, marked as a replay."""
+
+    replay: bool = True
+
+
 def _discard(database: str, retention_policy: str, points: list[Any]) -> None:
     """Where the points a replay's kapacitorLoopback nodes write go."""
 
@@ -428,6 +417,8 @@ class ReplayRun:
         self.alerts = _ReplayAlerts(context.alerts, replay.id) if context.alerts else None
         # kapacitorLoopback writes to the replay's own (empty) stream, as Kapacitor's
         # replay task master does: nothing of a replay reaches the live tasks.
+        context = ReplayContext(**{f.name: getattr(context, f.name)
+                                   for f in dataclasses.fields(NodeContext)})
         context = dataclasses.replace(context, task_id=task.id,
                                       alerts=self.alerts or context.alerts,
                                       write_points=_discard)
@@ -517,12 +508,11 @@ class ReplayRun:
                    for n in self.queries}
         state: dict[int, dict[str, int]] = {id(n): {"diff": 0, "first": 0, "tmax": 0}
                                             for n in self.queries}
-        allowed = {tuple(d) for d in self.task.dbrps}
         for select in selects.values():
-            for source in select.sources():
-                if source is not None and source not in allowed:
-                    raise ReplayFailed("batch query is not allowed to request data from "
-                                       f"{_go_quote(source[0])}.{_go_quote(source[1])}")
+            try:
+                check_dbrps(select, self.task.dbrps)
+            except ValueError as exc:
+                raise ReplayFailed(str(exc)) from None
         real = self.replay.clock == "real"
         zero = self.started
         for count, (node, start, stop) in enumerate(self._schedule()):

@@ -318,3 +318,13 @@ def test_bodies_are_decoded_as_go_decodes_them(daemon, body: bytes, status: int,
                                                message: str) -> None:
     response = httpx.post(api(daemon) + "/replays/batch", content=body)
     assert error(response) == (status, message)
+
+
+def test_a_live_task_cannot_query_a_database_it_does_not_list(daemon) -> None:
+    response = httpx.post(api(daemon) + "/tasks", json={
+        "id": "elsewhere", "type": "batch", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": QUERY.replace('"db"."rp"', '"other"."rp"') + "|httpOut('o')",
+        "status": "enabled"})
+    assert response.status_code >= 400
+    assert 'batch query is not allowed to request data from "other"."rp"' in \
+        response.json()["error"]

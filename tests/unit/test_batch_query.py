@@ -205,3 +205,11 @@ def test_replay_windows_follow_kapacitors_ticker() -> None:
     # A window ending after now is not queried.
     assert list(query_windows(node, 5 * S, 60 * S, 30 * S)) == [
         (8 * S, 18 * S), (18 * S, 28 * S)]
+
+
+def test_a_query_reads_only_the_dbrps_of_its_task() -> None:
+    from kapa_core.engine.nodes.query import check_dbrps
+
+    check_dbrps(SelectQuery('SELECT v FROM "d"."r"."m", m2'), [("d", "r")])
+    with pytest.raises(ValueError, match=r'not allowed to request data from "d"\.""$'):
+        check_dbrps(SelectQuery('SELECT v FROM d..m'), [("d", "r")])

@@ -177,6 +177,39 @@ def check(spec: QuerySpec) -> SelectQuery:
     raise ValueError("must define one of 'every' or 'cron'")
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """``text`` as Go's strconv.Quote (``%q``) writes it."""
+    out = []
+    for c in text:
+        if c in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[c])
+        elif c.isprintable() and (c == " " or not c.isspace()):
+            out.append(c)
+        elif ord(c) < 0x80:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) < 0x10000:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def check_dbrps(select: SelectQuery, dbrps: Any) -> None:
+    """A query may only read the databases and retention policies of its task: a
+    ``"db"."rp".measurement`` source outside them is refused with Kapacitor's words. A
+    measurement named without its database is read from the task's first dbrp (a
+    kapa-core extension: Kapacitor refuses it too)."""
+    allowed = {tuple(d) for d in dbrps or ()}
+    for source in select.sources():
+        if source is not None and source not in allowed:
+            raise ValueError("batch query is not allowed to request data from "
+                             f"{go_quote(source[0])}.{go_quote(source[1])}")
+
+
 class QueryNode(Node):
     spec: QuerySpec
 
@@ -184,6 +217,8 @@ class QueryNode(Node):
         super().__init__(spec, log)
         self.ctx = ctx
         self.select = check(spec)
+        if not getattr(ctx, "replay", False):  # a replay reports this when it runs
+            check_dbrps(self.select, getattr(spec.pipeline, "dbrps", None))
         self.period = int(spec.period)
         self.offset = int(spec.offset)
         self.every = int(spec.every)
