@@ -3,6 +3,8 @@ the JSON body and ``script-format`` parameter of the task and template endpoints
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,13 +49,56 @@ def dot_view(request: Request) -> str:
     return value
 
 
+#: Formatted large scripts are kept (most recently used first) up to this many bytes
+#: of text, so reading or listing large tasks again does not parse them again.
+FORMAT_CACHE_BYTES = 64 * 1024 * 1024
+#: Scripts shorter than this are formatted each time (it is quick).
+FORMAT_CACHE_MIN = 16 * 1024
+
+
+class _FormatCache:
+    def __init__(self) -> None:
+        self.entries: OrderedDict[str, str] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()  # views of large scripts run in worker threads
+
+    def get(self, script: str) -> str | None:
+        with self.lock:
+            text = self.entries.get(script)
+            if text is not None:
+                self.entries.move_to_end(script)
+            return text
+
+    def put(self, script: str, text: str) -> None:
+        cost = len(script) + len(text)
+        if cost > FORMAT_CACHE_BYTES:
+            return
+        with self.lock:
+            if script in self.entries:
+                return
+            self.entries[script] = text
+            self.size += cost
+            while self.size > FORMAT_CACHE_BYTES:
+                old, old_text = self.entries.popitem(last=False)
+                self.size -= len(old) + len(old_text)
+
+
+_FORMATTED = _FormatCache()
+
+
 def render_script(script: str, form: str) -> str:
     if form == "raw":
         return script
+    cache = len(script) >= FORMAT_CACHE_MIN
+    if cache and (text := _FORMATTED.get(script)) is not None:
+        return text
     try:
-        return format_script(script)
+        text = format_script(script)
     except Exception:  # a stored script the formatter cannot handle is shown as written
         return script
+    if cache:
+        _FORMATTED.put(script, text)
+    return text
 
 
 def json_body(request: Request, *, prefix: str = "invalid JSON", what: str = "an object",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import trio
 
+from kapa_core.alert.kinds import DEADMAN
 from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES, TaskDef, TaskService
 from kapa_core.engine.templates import json_number
 from kapa_core.errors import APIError
@@ -20,6 +23,8 @@ from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
 from kapa_core.models import gojson
 from kapa_core.models.duration import Duration
+from kapa_core.pipeline.pipeline import Pipeline
+from kapa_core.tick.evaluate import Evaluated
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
@@ -99,9 +104,48 @@ def check_vars_json(raw: Any) -> None:
             raise APIError(400, f"invalid JSON: invalid var {name}: {reason}")
 
 
+def _dot_key(task: TaskDef) -> tuple[Any, ...]:
+    """What a stopped task's DOT depends on (a global deadman adds nodes to every task)."""
+    return (task.script, repr(task.vars), task.type, tuple(task.dbrps), DEADMAN.global_)
+
+
 class TasksAPI:
     def __init__(self, service: TaskService) -> None:
         self.service = service
+        self._dots: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self._recent: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
+        self._lock = threading.Lock()  # large tasks are checked in worker threads
+        self._evaluate = service.evaluate
+        service.evaluate = self._keep_evaluation  # type: ignore[method-assign]
+
+    def stopped_dot(self, task: TaskDef) -> str:
+        """The plain DOT of a task that is not running. It is kept per task until the
+        task's script, vars, type or dbrps change: drawing it evaluates the script, which
+        takes seconds for a script of megabytes, and listing tasks draws every one. The
+        pipeline the service built when it checked the task is used when it is still at
+        hand (so defining a large task evaluates it once, not twice)."""
+        key = _dot_key(task)
+        cached = self._dots.get(task.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._lock:  # used once: the DOT text is kept from now on
+            recent = self._recent.pop(key, None)
+        pipeline = recent if recent is not None else self._evaluate(task).pipeline
+        dot = pipeline.dot(task.id)
+        if len(self._dots) >= 10_000:
+            self._dots.clear()
+        self._dots[task.id] = (key, dot)
+        return dot
+
+    def _keep_evaluation(self, task: TaskDef) -> Evaluated:
+        """The service's evaluation of ``task``, its pipeline also kept (the last two,
+        until drawn) for ``stopped_dot``."""
+        evaluated = self._evaluate(task)
+        with self._lock:
+            self._recent[_dot_key(task)] = evaluated.pipeline
+            while len(self._recent) > 2:
+                self._recent.popitem(last=False)
+        return evaluated
 
     def register(self, router: Router) -> None:
         router.add(["GET"], BASE, self.list)
@@ -128,13 +172,13 @@ class TasksAPI:
             out["vars"] = client_vars(task.vars)
         if "dot" in fields:
             try:
-                pipeline = running.pipeline if running else self.service.evaluate(
-                    task).pipeline
-                stats = running.node_stats() if running else None
-                out["dot"] = pipeline.dot(
-                    task.id, stats, running.throughput() if running else None,
-                    labels=view == "labels",
-                    unit="batches" if task.type == "batch" else "points")
+                if running:
+                    out["dot"] = running.pipeline.dot(
+                        task.id, running.node_stats(), running.throughput(),
+                        labels=view == "labels",
+                        unit="batches" if task.type == "batch" else "points")
+                else:
+                    out["dot"] = self.stopped_dot(task)
             except Exception as exc:  # a broken stored script still lists
                 out["dot"] = ""
                 task.error = task.error or str(exc)
@@ -194,6 +238,7 @@ class TasksAPI:
         return Response.json((await self.views([task]))[0])
 
     async def delete(self, request: Request) -> Response:
+        self._dots.pop(request.params["id"], None)
         await self.service.delete(request.params["id"])
         return Response.empty(204)
 
