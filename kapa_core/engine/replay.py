@@ -425,7 +425,15 @@ class ReplayRun:
         for spec in pipeline.walk():  # Kapacitor's words for a query that cannot start
             if isinstance(spec, QuerySpec):
                 check_query(spec)
-        self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
+        try:
+            self.nodes: list[Node] = build_nodes(pipeline, self.log, context)
+        except BaseException:
+            # Alert nodes built before the failing one attached their handlers.
+            if self.alerts is not None:
+                prefix = f"{replay.id}:{task.id}:"
+                for topic in [t for t in self.alerts.topics.topics if t.startswith(prefix)]:
+                    self.alerts._alerts.delete_topic(topic)
+            raise
         self.context = context
         self.topics: list[str] = []
         for node in self.nodes:

@@ -328,3 +328,17 @@ def test_a_live_task_cannot_query_a_database_it_does_not_list(daemon) -> None:
     assert response.status_code >= 400
     assert 'batch query is not allowed to request data from "other"."rp"' in \
         response.json()["error"]
+
+
+def test_a_replay_whose_pipeline_cannot_be_built_leaves_no_alert_topic(daemon) -> None:
+    task_id = define(daemon, QUERY + """
+    |alert()
+        .crit(lambda: TRUE)
+        .log('/dev/null')
+    |httpPost()
+        .endpoint('not-configured')
+""")
+    done = replay(daemon, task=task_id, id="unbuilt")
+    assert done["status"] == "failed" and done["error"].startswith("task start: ")
+    topics = httpx.get(api(daemon) + "/alerts/topics").json()["topics"]
+    assert not [t["id"] for t in topics if t["id"].startswith("unbuilt:")]
