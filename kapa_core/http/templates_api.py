@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import trio
 
+from kapa_core.alert.kinds import DEADMAN
 from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES
 from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
@@ -20,6 +22,25 @@ FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "mo
 class TemplatesAPI:
     def __init__(self, service: TemplateService) -> None:
         self.service = service
+        self._drawn: dict[str, tuple[tuple[Any, ...], tuple[dict[str, Any], str, str]]] = {}
+
+    def drawn(self, template: TemplateDef) -> tuple[dict[str, Any], str, str]:
+        """The template's vars, DOT and error, kept until its script changes: they
+        evaluate the script, which takes seconds for one of megabytes."""
+        key = (template.script, template.type, DEADMAN.global_)
+        cached = self._drawn.get(template.id)
+        if cached is not None and cached[0] == key:
+            return copy.deepcopy(cached[1][0]), cached[1][1], cached[1][2]
+        error = ""
+        try:
+            evaluated = self.service.evaluate(template)
+            variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
+        except Exception as exc:  # a stored template broken by a newer check still lists
+            variables, dot, error = {}, "", str(exc)
+        if len(self._drawn) >= 10_000:
+            self._drawn.clear()
+        self._drawn[template.id] = (key, (copy.deepcopy(variables), dot, error))
+        return variables, dot, error
 
     def register(self, router: Router) -> None:
         router.add("GET", BASE, self.list)
@@ -32,12 +53,7 @@ class TemplatesAPI:
              form: str = "formatted") -> dict[str, Any]:
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{template.id}"},
                                "id": template.id}
-        error = ""
-        try:
-            evaluated = self.service.evaluate(template)
-            variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
-        except Exception as exc:  # a stored template broken by a newer check still lists
-            variables, dot, error = {}, "", str(exc)
+        variables, dot, error = self.drawn(template)
         values = {"type": template.type,
                   "script": render_script(template.script, form), "vars": variables,
                   "dot": dot, "error": error, "created": template.created,
