@@ -45,6 +45,7 @@ class Recorder:
     def __init__(self) -> None:
         self.posts: dict[str, list[str]] = defaultdict(list)
         self.tcp: list[str] = []
+        self.generation = 0  # bumped by reset(): a late connection of a previous case
         self.lock = threading.Lock()
         recorder = self
 
@@ -63,11 +64,17 @@ class Recorder:
 
         class TCPHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                # Entries in the order the connections were accepted (each event opens
+                # one after the previous closed), not the order their threads finish.
+                with recorder.lock:
+                    generation, index = recorder.generation, len(recorder.tcp)
+                    recorder.tcp.append("")
                 chunks = []
                 while data := self.request.recv(65536):
                     chunks.append(data)
                 with recorder.lock:
-                    recorder.tcp.append(b"".join(chunks).decode("utf-8", "replace"))
+                    if recorder.generation == generation:
+                        recorder.tcp[index] = b"".join(chunks).decode("utf-8", "replace")
 
         self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.tcp_server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), TCPHandler)
@@ -88,6 +95,7 @@ class Recorder:
         with self.lock:
             self.posts.clear()
             self.tcp.clear()
+            self.generation += 1
 
     def close(self) -> None:
         self.http.shutdown()
