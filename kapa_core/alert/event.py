@@ -17,6 +17,20 @@ from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration, format_go
 
 
+class Int64(int):
+    """An integer field value in templates: Go sees it as an ``int64`` (``printf "%T"``)."""
+
+    __slots__ = ()
+    go_type = "int64"
+
+
+def template_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Point fields as alert templates see them (integers are int64)."""
+    if not any(type(v) is int for v in fields.values()):
+        return fields
+    return {k: Int64(v) if type(v) is int else v for k, v in fields.items()}
+
+
 class GoDuration(Duration):
     """A ``time.Duration`` in alert templates, with the methods Go templates may call."""
 
@@ -212,6 +226,6 @@ class Event:
                 "Level": str(s.level), "Time": GoTime(s.time),
                 "Duration": GoDuration(s.duration),
                 "Name": self.name, "TaskName": self.task_name, "Group": self.group,
-                "Tags": StringMap(self.tags), "Fields": dict(self.fields),
+                "Tags": StringMap(self.tags), "Fields": template_fields(dict(self.fields)),
                 "PreviousLevel": str(self.previous_level), "Recoverable": self.recoverable,
                 "Category": self.category}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kapa_core.alert import gojson
-from kapa_core.alert.event import Event, EventState, GoDuration
+from kapa_core.alert.event import Event, EventState, GoDuration, template_fields
 from kapa_core.alert.levels import Level
 from kapa_core.alert.topics import Inhibitor
 from kapa_core.engine.node import Node
@@ -151,8 +151,8 @@ class _EventText:
             node = self.node
             self._data = gojson.Struct(
                 Name=name, TaskName=node.task_id, Group=group, Tags=StringMap(tags),
-                ServerInfo=node.server_info, ID=event_id, Fields=fields, Level=str(level),
-                Time=GoTime(t), Duration=GoDuration(duration))
+                ServerInfo=node.server_info, ID=event_id, Fields=template_fields(fields),
+                Level=str(level), Time=GoTime(t), Duration=GoDuration(duration))
         return self._data
 
     def message(self) -> str:
