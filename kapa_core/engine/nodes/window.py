@@ -117,10 +117,19 @@ class WindowNode(Node):
             window.next_emit = go_truncate(nxt, self.every) if self.align else nxt
         self.emit_batch(window.batch(group, tmax))
 
-    def barrier(self, group: str, t: int) -> None:
+    def receive_barrier(self, group: str, t: int) -> None:
+        """A barrier can end a time window; as in Kapacitor, a time window does not pass
+        the barrier on (the batch it emits, if any, takes its place); a count window
+        does."""
+        if self.period_count:
+            super().receive_barrier(group, t)
+            return
         window = self.windows.get(group)
-        if isinstance(window, _TimeWindow) and t >= window.next_emit:
-            self._advance(window, group, t)
+        if window is not None and t >= window.next_emit:
+            try:
+                self._advance(window, group, t)
+            except Exception as exc:
+                self.fail(exc)
 
     def point(self, p: Point) -> None:
         window = self.windows.get(p.group)
