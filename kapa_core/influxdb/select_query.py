@@ -39,7 +39,16 @@ _UNITS = (("w", 7 * 86_400_000_000_000), ("d", 86_400_000_000_000),
 
 
 class QueryTextError(ValueError):
-    """The query cannot be used by a batch task; the message says why."""
+    """The query cannot be used by a batch task; the message says why. ``parsed``: the
+    text is a query, just not one a batch task can run (Kapacitor's own words then)."""
+
+    def __init__(self, message: str, *, parsed: bool = False) -> None:
+        super().__init__(message)
+        self.parsed = parsed
+
+
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -155,11 +164,15 @@ class SelectQuery:
                  fill: Any = None, *, align_group: bool = False) -> None:
         self.text = text.strip().rstrip(";").strip()
         tokens = _scan(self.text)
+        statements = 1 + sum(1 for i, t in enumerate(tokens) if t.text == ";"
+                             and t.depth == 0 and i + 1 < len(tokens)
+                             and tokens[i + 1].text != ";")
+        if statements != 1:
+            raise QueryTextError("query must be a single select statement, got "
+                                 f"{statements} statements", parsed=True)
         if not tokens or _word(tokens[0]) != "select":
-            raise QueryTextError("query is not a SELECT statement")
-        for token in tokens:
-            if token.text == ";" and token.depth == 0:
-                raise QueryTextError("query must be a single SELECT statement")
+            raise QueryTextError("query is not a select statement "
+                                 f"{_go_quote(self.text)}", parsed=True)
         clauses: dict[str, tuple[int, int]] = {}  # name -> (keyword start, body start)
         seen_from = False
         for i, token in enumerate(tokens):

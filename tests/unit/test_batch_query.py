@@ -97,8 +97,8 @@ def test_subqueries_are_left_alone_and_align_group_sets_the_offset() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("DROP DATABASE x", "not a SELECT"), ("SELECT 1", "no FROM"),
-    ("SELECT v FROM m; DROP DATABASE x", "single SELECT"),
+    ("DROP DATABASE x", 'not a select statement "DROP DATABASE x"'), ("SELECT 1", "no FROM"),
+    ("SELECT v FROM m; DROP DATABASE x", "single select statement, got 2"),
     ('SELECT "v FROM m', "unterminated quoted identifier"),
     ("SELECT v FROM m WHERE", "without a condition"), ("SELECT (v FROM m", "unbalanced"),
 ])

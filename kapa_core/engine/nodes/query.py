@@ -159,6 +159,8 @@ def check(spec: QuerySpec) -> SelectQuery:
     try:
         select = spec.select()
     except QueryTextError as exc:
+        if exc.parsed:
+            raise ValueError(str(exc)) from None
         raise ValueError(f"failed to parse InfluxQL query: {exc}") from None
     if isinstance(spec.fill, str) and spec.fill not in FILLS:
         raise ValueError(f"unexpected fill option {spec.fill}")
