@@ -681,13 +681,21 @@ class ReplayService:
         return replay
 
     def list(self, pattern: str = "", offset: int = 0, limit: int = 100) -> list[Replay]:
-        """Newest first (by the date to the second, then by ID, both descending), as
-        Kapacitor lists them."""
-        ids = set(filter_names(list(self.replays), pattern)) if pattern else None
+        """Newest first (by the date to the second, then by ID, both descending), paged
+        as Kapacitor's store pages: ``offset`` matching replays skipped, at most
+        ``limit`` returned, and never more than the replays left after ``offset``
+        counted over all replays; a negative ``limit`` lists every replay, pattern or
+        not."""
         ordered = sorted(self.replays.values(), key=lambda r: (_date_key(r), r.id),
                          reverse=True)
-        chosen = [r for r in ordered if ids is None or r.id in ids]
-        return chosen[offset:offset + limit] if limit >= 0 else chosen[offset:]
+        if limit < 0:
+            return ordered
+        size = min(offset + limit, len(ordered)) - offset
+        if size <= 0:
+            return []
+        matching = set(filter_names([r.id for r in ordered], pattern))
+        chosen = [r for r in ordered if r.id in matching]
+        return chosen[max(offset, 0):][:size]
 
     async def delete(self, replay_id: str) -> None:
         scope = self.running.pop(replay_id, None)
