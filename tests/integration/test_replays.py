@@ -342,3 +342,29 @@ def test_a_replay_whose_pipeline_cannot_be_built_leaves_no_alert_topic(daemon) -
     assert done["status"] == "failed" and done["error"].startswith("task start: ")
     topics = httpx.get(api(daemon) + "/alerts/topics").json()["topics"]
     assert not [t["id"] for t in topics if t["id"].startswith("unbuilt:")]
+
+
+def test_the_kapacitor_client_drives_replays(daemon) -> None:
+    """Kapacitor's own client: ``KAPA_TEST_KAPACITOR_CLIENT`` or ``kapacitor`` on the PATH."""
+    import os
+    import shutil
+    import subprocess
+
+    cli = os.environ.get("KAPA_TEST_KAPACITOR_CLIENT") or shutil.which("kapacitor")
+    if not cli:
+        pytest.skip("no kapacitor client (set KAPA_TEST_KAPACITOR_CLIENT)")
+    task_id = define(daemon, QUERY + "    |httpOut('o')\n")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([cli, "-url", daemon.url, *args], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run("replay-live", "batch", "-task", task_id, "-start", START, "-stop",
+               "1971-01-01T00:00:30Z", "-rec-time", "-replay-id", "from-cli").strip() \
+        == "from-cli"
+    listed = run("list", "replays", "from-cli")
+    assert "from-cli" in listed and "finished" in listed and task_id in listed
+    run("delete", "replays", "from-cli")
+    assert "from-cli" not in run("list", "replays", "from-cli")
