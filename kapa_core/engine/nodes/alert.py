@@ -368,7 +368,8 @@ class AlertNode(Node):
             self._set_inhibitors(group, {d: tags.get(d, "") for d in p.dims}, level)
         if self.no_recoveries and level is Level.OK:
             return
-        def series() -> list[dict[str, Any]]:  # rendered only if a handler reads it
+        def series(p: Point = p) -> list[dict[str, Any]]:  # rendered if a handler reads it
+            # (bound to the point as it came: the annotated copy below must not show)
             return [Batch(p.name, p.group, p.tags, p.dims, False, p.time,
                           [BatchPoint(p.time, p.fields, p.tags)]).row()]
         event = self._event(event_id, p.name, group, p.tags, p.fields, level, p.time,
@@ -410,7 +411,7 @@ class AlertNode(Node):
         if self.no_recoveries and level is Level.OK:
             return
         event = self._event(event_id, b.name, group, b.tags, highest_point.fields, level, t,
-                            state.duration, lambda: [b.row()], previous)
+                            state.duration, lambda b=b: [b.row()], previous)
         if not self._fire(event):
             return
         if self.annotate:
