@@ -105,6 +105,9 @@ class WhereNode(Node):
     def delete_group(self, group: str) -> None:
         self.group_exprs.pop(group, None)
 
+    def cardinality(self) -> int:
+        return len(self.group_exprs)
+
 
 class GroupByNode(Node):
     """Regroups points one by one. Batches are regrouped point by point into one batch
@@ -219,6 +222,9 @@ class SampleNode(Node):
         kept = [bp for n, bp in enumerate(b.points) if self._keep(n, bp.time)]
         self.seen[b.group] = len(b.points)
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, kept))
+
+    def cardinality(self) -> int:
+        return len(self.seen)
 
 
 def _regroup_batch(b: Batch, tags: dict[str, str], points: list[BatchPoint]) -> Batch:
@@ -390,8 +396,10 @@ class UnionNode(Node):
         self.marks: list[int | None] = [None] * len(spec.parents)
 
     def input(self, index: int) -> _UnionInput:
-        """The child the build gives parent ``index``."""
-        return _UnionInput(self, index)
+        """The child the build gives parent ``index``. Kapacitor links the union's
+        arguments first and the node it is called on last: ``a|union(b, c)`` reads b,
+        c, a in that order, which decides what goes first among messages of one time."""
+        return _UnionInput(self, (index - 1) % len(self.sources))
 
     def queue(self, index: int, t: int, message: Any) -> None:
         self.sources[index].append((t, message))

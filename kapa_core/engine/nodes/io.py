@@ -90,6 +90,7 @@ class HTTPPostNode(Node):
         self.send, self.receive = trio.open_memory_channel[tuple[bytes, Any]](QUEUE)
         self.dropped = 0
         self.failures = 0
+        self.groups: set[str] = set()  # the groups seen (working_cardinality)
 
     def extra_stats(self) -> dict[str, Any]:
         return {"dropped": self.dropped, "post_errors": self.failures}
@@ -100,12 +101,20 @@ class HTTPPostNode(Node):
         except trio.WouldBlock:
             self.dropped += 1
 
+    def cardinality(self) -> int:
+        return len(self.groups)
+
+    def delete_group(self, group: str) -> None:
+        self.groups.discard(group)
+
     def point(self, p: Point) -> None:
+        self.groups.add(p.group)
         self._queue(body(p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
         if not self.code_field:
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
+        self.groups.add(b.group)
         self._queue(body(b.name, b.tags, b.points), b)
         if not self.code_field:
             self.emit_batch(b)
