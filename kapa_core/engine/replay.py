@@ -66,6 +66,7 @@ from kapa_core.influxdb.query import QueryFailed, run_query
 from kapa_core.influxdb.select_query import SelectQuery
 from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, format_time
+from kapa_core.pipeline.nodes import BatchSpec
 from kapa_core.pipeline.query import QuerySpec
 from kapa_core.storage import REPLAYS, Store
 from kapa_core.tick.regex import compile_regex
@@ -443,6 +444,21 @@ class ReplayRun:
         self.queries = [n for n in self.nodes if isinstance(n, QueryNode)]
         self.started = time.time_ns()
 
+    def node_stats(self) -> dict[str, dict[str, Any]]:
+        """The statistics of each node as Kapacitor reports them after a replay: the
+        batch source counts what its queries collected and emits nothing, and query
+        nodes have no query counters (their schedule never ran)."""
+        out = {}
+        for node in self.nodes:
+            stats = node.stats()
+            if isinstance(node, QueryNode):
+                stats = {k: v for k, v in stats.items() if k not in node.extra_stats()}
+            elif isinstance(node.spec, BatchSpec):
+                stats["collected"] = sum(c.collected for c in node.children)
+                stats["emitted"] = 0
+            out[node.name] = stats
+        return out
+
     async def run(self) -> None:
         io_nodes = [n for n in self.nodes if getattr(n, "run_io", None) is not None
                     and not isinstance(n, QueryNode)]
@@ -662,8 +678,7 @@ class ReplayService:
         self.running.pop(replay.id, None)
         if scope.cancelled_caught or self.replays.get(replay.id) is not replay:
             return  # deleted meanwhile
-        replay.stats = {"task-stats": {"throughput": 0},
-                        "node-stats": {n.name: n.stats() for n in run.nodes}}
+        replay.stats = {"task-stats": {"throughput": 0}, "node-stats": run.node_stats()}
         replay.status = "failed" if error else "finished"
         replay.error = error
         replay.progress = 1.0
