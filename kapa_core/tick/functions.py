@@ -149,22 +149,86 @@ def _influxql_duration(ns: int) -> str:
 
 
 def fn_duration(*args: Any) -> Duration:
-    if len(args) == 1:
-        if isinstance(args[0], Duration):
-            return args[0]
-        raise EvalError(f"duration: expected a duration, got {type_name(args[0])}")
-    _arity("duration", args, 2)
-    value, unit = args
-    if not isinstance(unit, Duration):
-        raise EvalError(f"duration: the unit must be a duration, got {type_name(unit)}")
+    """duration(d), duration(int or float, unit), duration('1m30s') (unit ignored)."""
+    if len(args) not in (1, 2):
+        raise EvalError("duration expects one or two arguments duration(value, unit) where "
+                        "unit is optional depending on the type of value.")
+    value = args[0]
+    if isinstance(value, Duration):
+        return value
+    if len(args) != 2:  # Kapacitor's signatures: (duration) or (int|float|string, duration)
+        raise EvalError(f"duration: no signature takes a single {go_type(value)}")
     if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise EvalError(f"duration: cannot convert string {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EvalError(f"duration: cannot convert {type_name(value)}")
-    return Duration(int(value * unit))
+        ns = _parse_influxql_duration(value)
+        if ns is None:
+            raise EvalError(f"invalid duration string {go_quote(value)}")
+        return Duration(ns)
+    if isinstance(value, bool | Time) or not isinstance(value, int | float):
+        raise EvalError(f"cannot convert {go_type(value)} to duration")
+    if len(args) != 2:
+        raise EvalError("duration expects unit argument for int and float values")
+    unit = args[1]
+    if not isinstance(unit, Duration):
+        raise EvalError(f"invalid duration unit type: {go_type(unit)}")
+    if isinstance(value, float):
+        ns = value * float(unit)
+        if math.isnan(ns) or math.isinf(ns):
+            raise EvalError(f"duration: cannot convert {value} to a duration")
+        n = int(ns)
+    else:
+        n = value * int(unit)
+    return Duration(n if -(1 << 63) <= n < (1 << 63) else -(1 << 63))
+
+
+_INFLUXQL_UNITS = {"u": 1000, "µ": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+                   "h": 3600 * 10**9, "d": 24 * 3600 * 10**9, "w": 7 * 24 * 3600 * 10**9}
+
+
+def _parse_influxql_duration(text: str) -> int | None:
+    """InfluxQL's ParseDuration: ``-``? then (digits unit)+, units u µ ms s m h d w."""
+    if len(text) < 2:
+        return None
+    i = 0
+    negative = text[0] == "-"
+    if negative:
+        i = 1
+    total = 0
+    while i < len(text):
+        start = i
+        while i < len(text) and "0" <= text[i] <= "9":
+            i += 1
+        if i >= len(text) or i == start:
+            return None
+        n = int(text[start:i])
+        if text.startswith("ms", i):
+            unit, i = "ms", i + 2
+        else:
+            unit, i = text[i], i + 1
+        if unit not in _INFLUXQL_UNITS:
+            return None
+        total += n * _INFLUXQL_UNITS[unit]
+    return -total if negative else total
+
+
+def go_type(value: Any) -> str:
+    """The Go type name Kapacitor's messages use for a value."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Duration):
+        return "time.Duration"
+    if isinstance(value, Time):
+        return "time.Time"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    return type_name(value)
+
+
+def go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _math1(name: str, fn: Callable[[float], float]) -> Callable[..., float]:

@@ -59,7 +59,7 @@ def test_field_and_tag_with_the_same_name_is_an_error() -> None:
 @pytest.mark.parametrize(("src", "expected"), [
     ('int("v")', 5), ('float("n")', 3.0), ("string(1.5)", "1.5"), ("string(10s)", "10s"),
     ("string(TRUE)", "true"), ("bool('true')", True), ("bool(0)", False),
-    ("duration(2, 1m)", Duration(120 * SECOND)), ("duration('1.5', 1s)", Duration(1500000000)),
+    ("duration(2, 1m)", Duration(120 * SECOND)), ("duration('1m30s', 1s)", Duration(90 * SECOND)),
     ("sqrt(16.0)", 4.0), ("pow(2.0, 10.0)", 1024.0), ("pow10(3)", 1000.0), ("abs(-2.5)", 2.5),
     ("floor(2.7)", 2.0), ("max(1.0, 2.0)", 2.0), ("strLength('héllo')", 5),
     ("strContains('hello', 'ell')", True), ("strReplace('aaa', 'a', 'b', 2)", "bba"),

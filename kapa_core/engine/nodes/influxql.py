@@ -54,6 +54,13 @@ def _kind(value: Any) -> str | None:
     return None
 
 
+def _wrap(n: int) -> int:
+    """An int64 result as Go computes it: overflow wraps around."""
+    if -(1 << 63) <= n < (1 << 63):
+        return n
+    return ((n + (1 << 63)) % (1 << 64)) - (1 << 63)
+
+
 NUMERIC = frozenset(("float", "int"))
 ALL = frozenset(("float", "int", "string", "bool"))
 #: The field types each function takes (Kapacitor's reducers).
@@ -76,16 +83,23 @@ def _count(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
 
 
 def _sum(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
-    total: Any = 0.0 if kind == "float" else 0
+    if kind == "float":
+        total = 0.0
+        for e in entries:
+            total = total + e[1]
+        return [(None, total, None, None)]
+    n = 0
     for e in entries:
-        total = total + e[1]
-    return [(None, total, None, None)]
+        n = _wrap(n + e[1])
+    return [(None, n, None, None)]
 
 
 def _mean(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
     total: Any = 0.0 if kind == "float" else 0
     for e in entries:
         total += e[1]
+    if kind == "int":
+        total = _wrap(total)
     return [(None, float(total) / float(len(entries)), None, None)]
 
 
@@ -132,7 +146,7 @@ def _spread(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]
         else:
             low = min(low, v)
             high = max(high, v)
-    return [(None, high - low, None, None)]
+    return [(None, high - low if kind == "float" else _wrap(high - low), None, None)]
 
 
 def _go_min(a: float, b: float) -> float:
@@ -262,50 +276,64 @@ REDUCERS: dict[str, Callable[[list[Entry], str, InfluxQLSpec], list[Result]]] = 
 
 
 # -- transformations ----------------------------------------------------------------------
+# Each has aggregate() and emit() as InfluxQL's reducers: Kapacitor calls emit() after
+# every point, even one that failed to aggregate (a field of another type), so such a
+# point can repeat the previous output.
 class _Difference:
-    __slots__ = ("curr", "emitted")
+    __slots__ = ("curr", "prev")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
         self.curr: tuple[int, Any] | None = None
-        self.emitted = True
+        self.prev: tuple[int, Any] | None = None
 
-    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+    def aggregate(self, t: int, v: Any) -> None:
         curr = self.curr
         if curr is not None and curr[0] == t:
-            return None  # a point that does not advance the series is skipped
+            return  # a point that does not advance the series is skipped
+        self.prev = curr
         self.curr = (t, v)
-        if curr is None:
+
+    def emit(self) -> tuple[int, Any] | None:
+        prev = self.prev
+        if prev is None:
             return None
-        return t, v - curr[1]
+        self.prev = None  # read once
+        t, v = self.curr  # type: ignore[misc]
+        diff = v - prev[1]
+        return t, diff if type(diff) is float else _wrap(diff)
 
 
 class _Elapsed:
-    __slots__ = ("prev", "unit")
+    __slots__ = ("curr", "prev", "unit")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
         self.prev: int | None = None
+        self.curr: int | None = None
         self.unit = int(spec.args[0])
 
-    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
-        prev = self.prev
-        self.prev = t
-        if prev is None:
+    def aggregate(self, t: int, v: Any) -> None:
+        self.prev = self.curr
+        self.curr = t
+
+    def emit(self) -> tuple[int, Any] | None:
+        if self.prev is None:
             return None
-        delta = t - prev
+        delta = self.curr - self.prev  # type: ignore[operator]
         q = abs(delta) // self.unit
-        return t, q if delta >= 0 else -q
+        return self.curr, q if delta >= 0 else -q  # type: ignore[return-value]
 
 
 class _MovingAverage:
-    __slots__ = ("buf", "n", "pos", "total")
+    __slots__ = ("buf", "n", "pos", "time", "total")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
         self.n = int(spec.args[0])
         self.buf: list[Any] = []
         self.pos = 0
+        self.time = 0
         self.total: Any = None
 
-    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+    def aggregate(self, t: int, v: Any) -> None:
         buf = self.buf
         if self.total is None:
             self.total = 0.0 if type(v) is float else 0
@@ -315,25 +343,35 @@ class _MovingAverage:
             self.total -= buf[self.pos]
             buf[self.pos] = v
         self.total += v
+        self.time = t
         self.pos += 1
         if self.pos >= self.n:
             self.pos = 0
-        if len(buf) != self.n:
+
+    def emit(self) -> tuple[int, Any] | None:
+        if len(self.buf) != self.n:
             return None
-        return t, float(self.total) / float(len(buf))
+        return self.time, float(self.total) / float(len(self.buf))
 
 
 class _CumulativeSum:
-    __slots__ = ("total",)
+    __slots__ = ("time", "total")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
         self.total: Any = None
+        self.time = 0
 
-    def step(self, t: int, v: Any) -> tuple[int, Any] | None:
+    def aggregate(self, t: int, v: Any) -> None:
         if self.total is None:
             self.total = 0.0 if type(v) is float else 0
-        self.total += v
-        return t, self.total
+        total = self.total + v
+        self.total = total if type(total) is float else _wrap(total)
+        self.time = t
+
+    def emit(self) -> tuple[int, Any] | None:
+        if self.total is None:
+            return None
+        return self.time, self.total
 
 
 STEPPERS: dict[str, type] = {"difference": _Difference, "elapsed": _Elapsed,
@@ -443,9 +481,9 @@ class InfluxQLNode(Node):
                 return
             state = self.state[p.group] = _Transform(kind, STEPPERS[self.method](self.spec))
         value = self._entry_value(state.kind, p.fields)
-        if value is None:
-            return
-        out = state.stepper.step(p.time, value)
+        if value is not None:
+            state.stepper.aggregate(p.time, value)
+        out = state.stepper.emit()
         if out is not None:
             self.emit_point(Point(p.name, {d: p.tags.get(d, "") for d in p.dims},
                                   {self.as_name: out[1]}, out[0], group=p.group,
@@ -464,9 +502,9 @@ class InfluxQLNode(Node):
                         continue
                     stepper = STEPPERS[self.method](self.spec)
                 value = self._entry_value(kind, bp.fields)
-                if value is None:
-                    continue
-                out = stepper.step(bp.time, value)  # type: ignore[union-attr]
+                if value is not None:
+                    stepper.aggregate(bp.time, value)  # type: ignore[union-attr]
+                out = stepper.emit()  # type: ignore[union-attr]
                 if out is not None:
                     points.append(BatchPoint(out[0], {self.as_name: out[1]}, b.tags))
             self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax,

@@ -9,6 +9,7 @@ from kapa_core.engine.node import Node
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline import nodes as specs
+from kapa_core.tick.values import Time
 
 
 class EvalNode(Node):
@@ -49,7 +50,10 @@ class EvalNode(Node):
                     scope[ref] = fields[ref]
                 elif ref in tags:
                     scope[ref] = tags[ref]
-            scope[name] = expr.eval(t, scope, _NO_TAGS)
+            value = expr.eval(t, scope, _NO_TAGS)
+            if type(value) is Time:
+                raise TypeError("expression returned unexpected type time")
+            scope[name] = value
         results = {name: scope[name] for name in self.names}
         new_tags = tags
         if self.tag_names:
@@ -169,16 +173,42 @@ class DerivativeNode(Node):
 
 
 class ChangeDetectNode(Node):
+    """Passes a point when one of the fields differs from the last passed point of its
+    group (values of different types differ: 1 and 1.0); a missing field is logged and
+    ignored. On batches the comparison starts afresh with each batch."""
+
     def __init__(self, spec: specs.ChangeDetectSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.fields = spec.fields
-        self.last: dict[str, tuple[Any, ...]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def _changed(self, previous: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+        for name in self.fields:
+            if name not in fields:
+                self.fail(KeyError(f"Invalid field in change detect: expected field {name} "
+                                   "not found"))
+                continue
+            value = fields[name]
+            if previous is None or name not in previous:
+                return True
+            old = previous[name]
+            if type(old) is not type(value) or old != value:
+                return True
+        return False
 
     def point(self, p: Point) -> None:
-        values = tuple(p.fields.get(f) for f in self.fields)
-        if self.last.get(p.group) != values:
-            self.last[p.group] = values
+        if self._changed(self.last.get(p.group), p.fields):
+            self.last[p.group] = p.fields
             self.emit_point(p)
+
+    def batch(self, b: Batch) -> None:
+        previous: dict[str, Any] | None = None
+        points = []
+        for bp in b.points:
+            if self._changed(previous, bp.fields):
+                previous = bp.fields
+                points.append(bp)
+        self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
     def cardinality(self) -> int:
         return len(self.last)
