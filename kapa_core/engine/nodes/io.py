@@ -93,7 +93,14 @@ class HTTPPostNode(Node):
         self.groups: set[str] = set()  # the groups seen (working_cardinality)
 
     def extra_stats(self) -> dict[str, Any]:
-        return {"dropped": self.dropped, "post_errors": self.failures}
+        # Kapacitor's httpPost has no statistics of its own; kapa-core shows its queue
+        # drops and failed posts only once there are some.
+        stats = {}
+        if self.dropped:
+            stats["dropped"] = self.dropped
+        if self.failures:
+            stats["post_errors"] = self.failures
+        return stats
 
     def _queue(self, content: bytes, item: Any) -> None:
         try:
