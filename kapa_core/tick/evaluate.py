@@ -27,7 +27,7 @@ from kapa_core.pipeline.alert import add_deadman
 from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
-from kapa_core.tick import ast, limits
+from kapa_core.tick import ast, gosignatures, limits
 from kapa_core.tick.functions import EvalError, _go_float
 from kapa_core.tick.lambdas import CompiledLambda, binary, compile_lambda, static_error
 from kapa_core.tick.parser import parse
@@ -181,9 +181,11 @@ class Evaluator:
         for node in self.pipeline.walk():
             try:
                 node.validate()
-            except SpecError as exc:
+            except SpecError as exc:  # Kapacitor words these without a position
                 line, col = node.position
-                raise TickError(f"{node.name}: {exc}", line, col) from None
+                error = TickError(f"{exc} ({node.name}, line {line} char {col})")
+                error.line, error.column = line, col
+                raise error from None
         return Evaluated(self.pipeline, self.dbrps, self.vars, self.missing,
                          _start_error(self.pipeline))
 
@@ -334,8 +336,8 @@ class Evaluator:
             return compile_lambda(node, _Defined(self.scope))
         except TickError as exc:
             for name, marker in self.scope.items():
-                if isinstance(marker, _Unset) and f"undefined identifier {name!r}" in \
-                        exc.message:
+                if isinstance(marker, _Unset) and \
+                        f"name {_go_quote(name)} is undefined" in exc.message:
                     return marker  # a template var without a value yet
             raise
 
@@ -378,6 +380,9 @@ class Evaluator:
             if node.name in properties:
                 return target
             raise self.error(node, f"object {go_type(target)} has no property {node.name}")
+        refused = _go_call_error(node.op, node.name, target, args)
+        if refused:
+            raise self.error(node, refused)
         try:
             if node.op == "|":
                 factory = CHAINS.get(node.name)
@@ -510,6 +515,100 @@ def _call_error(name: str, target: NodeSpec, message: str) -> str:
     else:
         return message
     return f"error calling func {_go_quote(name)} on obj {go_type(target)}: {why} ({message})"
+
+
+def _go_value_type(value: Any) -> str | None:
+    """The Go type Kapacitor's value would have, as reflection names it."""
+    cls = type(value)
+    if cls is bool:
+        return "bool"
+    if cls is int:
+        return "int64"
+    if cls is float:
+        return "float64"
+    if cls is str:
+        return "string"
+    if cls is Duration:
+        return "time.Duration"
+    if isinstance(value, CompiledLambda):
+        return "*ast.LambdaNode"
+    if is_regex(value):
+        return "*regexp.Regexp"
+    if value is STAR:
+        return "*ast.StarNode"
+    if isinstance(value, list):
+        return "[]interface {}"
+    if isinstance(value, NodeSpec):
+        return go_type(value)
+    return None
+
+
+def _assignable(value: Any, go: str) -> str | None:
+    """None when Go would take ``value`` for a parameter or field of type ``go``, else
+    the Go type of the value."""
+    if go.startswith("interface{}"):
+        return None
+    actual = _go_value_type(value)
+    if actual is None:
+        return None
+    if go == "Node":
+        return None if isinstance(value, NodeSpec) else actual
+    if go in ("string", "int64", "float64", "bool", "time.Duration", "*ast.LambdaNode",
+              "int"):
+        return None if actual == go else actual
+    return None  # a type kapa-core does not judge
+
+
+def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str:
+    """What Kapacitor's reflection says when a method is called or a property set with
+    arguments it does not take (counts and Go types), or ""."""
+    obj = go_type(target)
+    entry = gosignatures.TYPES.get(obj.removeprefix("*pipeline."))
+    if entry is None:
+        return ""
+    method = name[:1].upper() + name[1:]
+    if op == "|":
+        signature = entry["chain"].get(method) or gosignatures.CHAINNODE.get(method)
+    elif op == ".":
+        signature = entry["props"].get(method)
+        if signature is None:
+            field_type = entry["fields"].get(method)
+            if field_type is None:
+                return ""
+            if len(args) != 1:
+                return f"too many arguments to set property {method} on {obj}"
+            actual = _assignable(args[0], field_type)
+            if actual:
+                return (f"error calling func {_go_quote(name)} on obj {obj}: reflect.Set: "
+                        f"value of type {actual} is not assignable to type {field_type}")
+            return ""
+    else:
+        return ""
+    if signature is None:
+        return ""
+    types, variadic = signature
+    fixed = len(types) - 1 if variadic else len(types)
+    why = ""
+    if len(args) < fixed:
+        why = "reflect: Call with too few input arguments"
+    elif not variadic and len(args) > fixed:
+        why = "reflect: Call with too many input arguments"
+    else:
+        for index, arg in enumerate(args):
+            if index < fixed:
+                actual = _assignable(arg, types[index])
+                if actual:
+                    why = f"reflect: Call using {actual} as type {types[index]}"
+                    break
+            else:
+                element = types[-1].removeprefix("...")
+                actual = _assignable(arg, element)
+                if actual:
+                    why = f"reflect: cannot use {actual} as type {element} in Call"
+                    break
+    if not why:
+        return ""
+    return f"error calling func {_go_quote(name)} on obj {obj}: {why}"
 
 
 def _not_chaining(name: str, target: NodeSpec) -> str:

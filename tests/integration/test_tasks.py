@@ -159,7 +159,7 @@ stream|from().measurement('m')|eval(lambda: "v" + 1.0).as('w')|httpOut('out')
      'line 1 char 41: no method or property "perid" on *pipeline.WindowNode (window2; did '
      "you mean period?)"),
     ("stream|from()\n  .measurement('m')\n  |eval(lambda: \"v\" * 2)",
-     "eval2: eval: must provide one name per expression"),
+     "eval: must provide one name per expression"),
     ("stream|from()|mean('v')|window().period(1s)\nbatch|query('x')",
      "invalid task type"),
     ('stream|from().measurement("m")', "did you use double quotes"),
@@ -580,3 +580,14 @@ def test_trickle_is_not_a_node_of_kapacitor_1_5(daemon) -> None:
         "script": "stream|from()|window().period(10s)|trickle()"})
     assert bad.status_code == 400
     assert 'no method or property "trickle"' in bad.json()["error"]
+
+
+def test_the_script_decides_the_task_type(daemon) -> None:
+    url = daemon.url + "/kapacitor/v1/tasks"
+    dbrps = [{"db": "db", "rp": "rp"}]
+    created = httpx.post(url, json={"id": "typed", "type": "batch", "dbrps": dbrps,
+                                    "script": "stream|from().measurement('m')"})
+    assert created.status_code == 200 and created.json()["type"] == "stream"
+    httpx.delete(url + "/typed")
+    untyped = httpx.post(url, json={"id": "untyped", "dbrps": dbrps, "script": "var x = 5"})
+    assert untyped.json() == {"error": "invalid task type: invalid"}

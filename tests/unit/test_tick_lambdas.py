@@ -100,10 +100,15 @@ def test_variables_are_resolved_at_compile_time() -> None:
     assert run("cond AND TRUE", cond=inner) is True
 
 
-def test_compile_errors_have_positions() -> None:
-    with pytest.raises(TickError, match=r"line 1 char 17: undefined identifier 'v'"):
+def test_compile_errors_keep_their_position_apart() -> None:
+    with pytest.raises(TickError, match=r'^name "v" is undefined\. Names in scope: ') as err:
         run("v > 1")
-    with pytest.raises(TickError, match=r"undefined function nope\(\)"):
+    assert (err.value.line, err.value.column) == (1, 17)
+
+
+def test_unknown_functions_fail_each_point() -> None:
+    # as in Kapacitor: the task starts, every point is an error
+    with pytest.raises(EvalError, match='undefined function: "nope"'):
         run("nope(1)")
 
 
