@@ -243,7 +243,7 @@ class Evaluator:
 
     def _var_value(self, var: Var) -> Any:
         if var.type == "lambda" and isinstance(var.value, str):
-            program = parse("var _ = lambda: " + var.value)
+            program = parse("var v = lambda: " + var.value)
             return program.statements[0].value
         if var.type == "regex" and isinstance(var.value, str):
             return compile_regex(var.value)
