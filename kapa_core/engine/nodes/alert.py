@@ -21,7 +21,7 @@ from kapa_core.engine.node import Node
 from kapa_core.gotemplate import GoTime, StringMap, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.gotemplate.htmlctx import JS
-from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
 from kapa_core.pipeline.alert import AlertSpec
@@ -232,8 +232,8 @@ class AlertNode(Node):
         c = self.counts
         return {"alerts_triggered": c.alerts_triggered, "oks_triggered": c.oks_triggered,
                 "infos_triggered": c.infos_triggered, "warns_triggered": c.warns_triggered,
-                "crits_triggered": c.crits_triggered, "alerts_inhibited": c.alerts_inhibited,
-                "events_dropped": c.events_dropped}
+                "crits_triggered": c.crits_triggered, "alerts_inhibited": c.alerts_inhibited}
+        # (Kapacitor counts dropped events but never publishes the figure: not shown)
 
     def cardinality(self) -> int:
         return len(self.states)
@@ -378,7 +378,11 @@ class AlertNode(Node):
             return
         if self.annotate:
             tags, fields = self._annotate(p.tags, p.fields, event.state)
-            p = Point(p.name, tags, fields, p.time, p.database, p.retention_policy, p.group,
+            group, spec = p.group, self.spec
+            if spec.level_tag in p.dims or spec.id_tag in p.dims:
+                # a group-by tag was replaced: the point is in another group
+                group = group_id(p.name, tags, p.dims, p.group.startswith(p.name + "\n"))
+            p = Point(p.name, tags, fields, p.time, p.database, p.retention_policy, group,
                       p.dims)
         self.emit_point(p)
 
@@ -420,5 +424,10 @@ class AlertNode(Node):
                 tags, fields = self._annotate(bp.tags, bp.fields, event.state)
                 points.append(BatchPoint(bp.time, fields, tags))
             tags, _ = self._annotate(b.tags, {}, event.state)
-            b = Batch(b.name, b.group, tags, b.dims, b.by_name, b.tmax, points)
+            if tags is b.tags:
+                b = Batch(b.name, b.group, tags, b.dims, b.by_name, b.tmax, points)
+            else:  # as Kapacitor: the batch is now grouped by all its tags
+                dims = tuple(sorted(tags))
+                b = Batch(b.name, group_id(b.name, tags, dims, b.by_name), tags, dims,
+                          b.by_name, b.tmax, points)
         self.emit_batch(b)
