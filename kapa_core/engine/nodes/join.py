@@ -192,6 +192,7 @@ class JoinNode(Node):
         self.specific_buffer: dict[str, list[tuple[int, Any]]] = {}
         self.reported: set[int] = set()
         self.all_reported = False
+        self._on_keys: dict[str, str] = {}  # group ID -> group ID over the on tags
 
     def cardinality(self) -> int:
         return len(self.groups)
@@ -230,7 +231,10 @@ class JoinNode(Node):
             self.all_reported = len(self.reported) == self.parents
         rnd = self._round
         t = rnd(self._time(msg))
-        key = group_id(msg.name, _group_tags(msg), self.on, _by_name(msg))
+        key = self._on_keys.get(msg.group)
+        if key is None:  # the same for every message of a group
+            key = self._on_keys[msg.group] = group_id(msg.name, _group_tags(msg), self.on,
+                                                      _by_name(msg))
         self.low_marks[(src, key)] = t
         low = ZERO
         if self.all_reported:
@@ -289,9 +293,10 @@ class JoinNode(Node):
             copy: Any = Batch(mmsg.name, mmsg.group, tags, mmsg.dims, mmsg.by_name,
                               mmsg.tmax, mmsg.points)
         else:
+            by_name = _by_name(smsg)
+            group = group_id(mmsg.name, tags, smsg.dims, True) if by_name else smsg.group
             copy = Point(mmsg.name, dict(tags), mmsg.fields, mmsg.time, mmsg.database,
-                         mmsg.retention_policy,
-                         group_id(mmsg.name, tags, smsg.dims, _by_name(smsg)), smsg.dims)
+                         mmsg.retention_policy, group, smsg.dims)
         group = self._group(smsg.group)
         group.collect(specific[0], smsg, self._round(self._time(smsg)))
         group.collect(matched[0], copy, self._round(self._time(copy)))
