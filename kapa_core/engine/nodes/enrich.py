@@ -280,6 +280,16 @@ def _os_error(exc: OSError) -> str:
             20: "not a directory"}.get(exc.errno or 0, exc.strerror or str(exc))
 
 
+class _YAMLLoader(yaml.SafeLoader):
+    """YAML as Kapacitor reads it (through JSON): timestamps stay strings."""
+
+
+_YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def _read_values(path: str) -> dict[str, Any]:
     try:
         data = Path(path).read_bytes()
@@ -289,7 +299,7 @@ def _read_values(path: str) -> dict[str, Any]:
     ext = os.path.splitext(path)[1]
     if ext in (".yaml", ".yml"):
         try:
-            loaded = yaml.safe_load(data.decode("utf-8", "replace"))
+            loaded = yaml.load(data.decode("utf-8", "replace"), Loader=_YAMLLoader)  # noqa: S506
         except yaml.YAMLError as exc:
             raise ValueError(f"failed to unmarshal yaml values {_go_quote(path)}: "
                              f"{exc}") from None
