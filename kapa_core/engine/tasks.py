@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,7 +41,13 @@ class StartRefused(KapaError):
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The time as Kapacitor writes ``created``, ``modified`` and ``last-enabled``: Go's
+    RFC 3339 with nanoseconds, trailing zeros of the fraction dropped."""
+    ns = time.time_ns()
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{text}.{digits}Z" if digits else text + "Z"
 
 
 @dataclass
@@ -301,18 +308,20 @@ class TaskService:
             del self.tasks[task_id]
             await self.store.adelete(TASKS, task_id)
         task.id = new_id
-        await self._apply_status(task, evaluated)
+        await self._apply_status(task, evaluated, was_enabled=existing.status == "enabled")
         self.tasks[task.id] = task
         await self.save(task)
         return task
 
-    async def _apply_status(self, task: TaskDef, evaluated: Evaluated | None = None) -> None:
+    async def _apply_status(self, task: TaskDef, evaluated: Evaluated | None = None, *,
+                            was_enabled: bool = False) -> None:
         if task.status == "enabled":
             try:
                 await self._enable(task, evaluated)
             except KapaError as exc:  # Kapacitor's words alone (it answers 500)
                 raise APIError(400, str(exc)) from None
-            task.last_enabled = now()
+            if not was_enabled:  # as Kapacitor: when it becomes enabled, at its modified time
+                task.last_enabled = task.modified or now()
         else:
             await self.master.stop(task.id)
 

@@ -3,6 +3,8 @@ expected answer was taken from the real kapacitord 1.5.7 with the same requests.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -111,3 +113,21 @@ def test_aggregate_handler_interval_is_nanoseconds(daemon) -> None:
                                          "options": {"topic": "summary"}})
     assert missing.status_code == 400 and "interval" in missing.json()["error"]
     assert httpx.get(daemon.url + V1 + "/ping").status_code == 204
+
+
+def test_task_times_as_kapacitor_writes_them(daemon) -> None:
+    url = daemon.url + V1 + "/tasks"
+    body = {"id": "times", "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+            "script": "stream|from().measurement('times')|httpOut('o')", "status": "enabled"}
+    task = httpx.post(url, json=body).json()
+    # Go's RFC 3339 with nanoseconds: no trailing zeros in the fraction.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", task["created"])
+    assert task["created"] == task["modified"] == task["last-enabled"]
+    # An update that leaves it enabled changes modified only.
+    updated = httpx.patch(url + "/times", json={"script": body["script"] + "|log()"}).json()
+    assert updated["modified"] != task["modified"]
+    assert updated["last-enabled"] == task["last-enabled"]
+    httpx.patch(url + "/times", json={"status": "disabled"})
+    enabled = httpx.patch(url + "/times", json={"status": "enabled"}).json()
+    assert enabled["last-enabled"] == enabled["modified"] != task["last-enabled"]
+    assert enabled["created"] == task["created"]
