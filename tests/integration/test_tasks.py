@@ -385,10 +385,11 @@ stream|from().measurement('raw')|eval(lambda: "v" * 10.0).as('v10')
                             "columns": ["time", "v10"],
                             "values": [["1970-01-01T00:00:05Z", 20.0]]}]}
     assert output(daemon, consumer, expected) == expected
+    # As in Kapacitor, a loop is found when the task starts: a disabled task is kept.
     loop = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
-        "id": "loop", "dbrps": [{"db": "db", "rp": "rp"}],
+        "id": "loop", "dbrps": [{"db": "db", "rp": "rp"}], "status": "enabled",
         "script": "stream|from()|kapacitorLoopback().database('db').retentionPolicy('rp')"})
-    assert "loop forever" in loop.json()["error"]
+    assert loop.json()["error"] == 'loop detected on dbrp: "db"."rp"'
     for task_id in (producer, consumer):
         httpx.delete(f"{daemon.url}/kapacitor/v1/tasks/{task_id}")
 
