@@ -41,25 +41,40 @@ class NodeContext:
 
 
 class LoopbackNode(Node):
+    """Writes what it receives back into the daemon's stream under its database and
+    retention policy, as Kapacitor does: a point takes ``.measurement()`` and the
+    ``.tag()`` values; a batch's points keep the batch's name (Kapacitor ignores
+    ``.measurement()`` for batches) and take the tags."""
+
     def __init__(self, spec: KapacitorLoopbackSpec, log: Any, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.db = spec.database
         self.rp = spec.retention_policy
+        for db, rp in getattr(spec.pipeline, "dbrps", ()):
+            if (db, rp) == (self.db, self.rp):
+                from kapa_core.engine.tasks import StartRefused
+
+                raise StartRefused(f'loop detected on dbrp: "{db}"."{rp}"')
         self.measurement = spec.measurement
         self.tags = dict(spec.tags)
         self.write = ctx.write_points
+        self.points_written = 0
 
-    def _convert(self, name: str, tags: dict[str, str], fields: dict[str, Any], t: int
-                 ) -> Point:
-        return Point(self.measurement or name, {**tags, **self.tags} if self.tags else tags,
-                     fields, t, self.db, self.rp)
+    def extra_stats(self) -> dict[str, Any]:
+        return {"points_written": self.points_written}
+
+    def _tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return {**tags, **self.tags} if self.tags else tags
 
     def point(self, p: Point) -> None:
-        self.write(self.db, self.rp, [self._convert(p.name, p.tags, p.fields, p.time)])
+        self.write(self.db, self.rp, [Point(self.measurement or p.name, self._tags(p.tags),
+                                            p.fields, p.time, self.db, self.rp)])
+        self.points_written += 1
 
     def batch(self, b: Batch) -> None:
-        self.write(self.db, self.rp, [self._convert(b.name, bp.tags, bp.fields, bp.time)
-                                      for bp in b.points])
+        self.write(self.db, self.rp, [Point(b.name, self._tags(bp.tags), bp.fields, bp.time,
+                                            self.db, self.rp) for bp in b.points])
+        self.points_written += len(b.points)
 
 
 def body(name: str, tags: dict[str, str], points: list[BatchPoint]) -> bytes:
