@@ -7,21 +7,25 @@ written in the query text is dropped) and sets ``fill()`` when ``.fill()`` is us
 
 kapa-core does the same on the query *text*, without a full InfluxQL parser: a small
 scanner splits the statement into its top-level clauses (it skips over strings, quoted
-identifiers, regexes, comments and anything in parentheses, so subqueries are left
-alone) and the statement is rebuilt as::
+identifiers, regexes, comments and anything in parentheses, such as function calls)
+and the statement is rebuilt as::
 
     <SELECT ... FROM ...> WHERE (<condition>) AND time >= '<start>' AND time < '<stop>'
         [GROUP BY <dims>] [fill(...)] [ORDER BY ...] [LIMIT ...] [OFFSET ...]
         [SLIMIT ...] [SOFFSET ...] [tz(...)]
 
 Anything else in the query (field expressions, functions, measurement names) is sent to
-InfluxDB untouched, so a mistake there is reported by InfluxDB when the query runs
-rather than when the task is defined. Structural mistakes (not a SELECT, several
-statements, no FROM) are refused at definition time.
+InfluxDB untouched, so a mistake there is reported by InfluxDB when the query runs.
+What Kapacitor's parser refuses is refused when the task starts (see
+``kapa_core/engine/nodes/query.py``): not one SELECT, no FROM, a subquery (the InfluxQL
+of Kapacitor 1.5.7 has none), and a transformation (``derivative`` of ``mean``...)
+without a ``GROUP BY time()`` in the query's own text, which InfluxQL checks before the
+task's dimensions replace that GROUP BY.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +148,41 @@ def format_fill(fill: Any) -> str:
     return f"fill({fill!r})"
 
 
+#: InfluxQL functions applied to the series of another function's buckets.
+_TRANSFORMATIONS = ("derivative", "non_negative_derivative", "difference", "moving_average",
+                    "cumulative_sum", "elapsed", "holt_winters", "holt_winters_with_fit")
+_GROUP_BY_TIME = re.compile(r"(?:^|,)\s*time\s*\(", re.IGNORECASE)
+
+
+def _check_aggregates(fields: list[_Token], group_by: str, condition: str) -> None:
+    """InfluxQL's checks, done when the query is parsed (so on the query's own text, whose
+    GROUP BY a batch task then replaces): a transformation of an aggregate needs a
+    ``GROUP BY time()``, and with one, a transformation needs an aggregate inside; a
+    ``GROUP BY time()`` needs an aggregate, and then a condition on time."""
+    by_time = bool(_GROUP_BY_TIME.search(group_by))
+    for i, token in enumerate(fields[:-1]):
+        name = _word(token)
+        if name not in _TRANSFORMATIONS or fields[i + 1].text != "(":
+            continue
+        nested = i + 3 < len(fields) and fields[i + 3].text == "(" and \
+            fields[i + 2].text[:1].isalpha()
+        if nested and not by_time:
+            raise QueryTextError(f"{name} aggregate requires a GROUP BY interval")
+        if not nested and name.startswith("holt_winters"):
+            raise QueryTextError(f"must use aggregate function with {name}")
+        if not nested and by_time:
+            raise QueryTextError(f"aggregate function required inside the call to {name}")
+    if not by_time:
+        return
+    calls = any(fields[i + 1].text == "(" and fields[i].text[:1].isalpha()
+                for i in range(len(fields) - 1))
+    if not calls:
+        raise QueryTextError("GROUP BY requires at least one aggregate function")
+    if not any(_word(t) in ("time", '"time"') for t in _scan(condition)):
+        raise QueryTextError("aggregate functions with GROUP BY time require a WHERE time "
+                             "clause")
+
+
 @dataclass(frozen=True)
 class TimeGroup:
     """``GROUP BY time(interval, offset)``."""
@@ -175,12 +214,21 @@ class SelectQuery:
                                  f"{_go_quote(self.text)}", parsed=True)
         clauses: dict[str, tuple[int, int]] = {}  # name -> (keyword start, body start)
         seen_from = False
+        from_index = len(tokens)
         for i, token in enumerate(tokens):
             if token.depth:
                 continue
             word = _word(token)
             if word == "from" and not seen_from:
                 seen_from = True
+                from_index = i
+                following = tokens[i + 1] if i + 1 < len(tokens) else None
+                if following is not None and following.text == "(":
+                    # InfluxQL as Kapacitor 1.5.7 parses it has no subqueries.
+                    line = self.text.count("\n", 0, following.start) + 1
+                    column = following.start - self.text.rfind("\n", 0, following.start)
+                    raise QueryTextError(f"found (, expected identifier at line {line}, "
+                                         f"char {column}")
                 continue
             if not seen_from or word not in _CLAUSES or word in clauses:
                 continue
@@ -203,6 +251,8 @@ class SelectQuery:
             end = order[index + 1][1][0] if index + 1 < len(order) else len(self.text)
             bounds[name] = self.text[body:end].strip()
         self.head = self.text[:order[0][1][0]].strip() if order else self.text
+        _check_aggregates(tokens[1:from_index], bounds.get("group", ""),
+                          bounds.get("where", ""))
         self.condition = bounds.get("where", "")
         if "where" in clauses and not self.condition:
             raise QueryTextError("WHERE clause without a condition")

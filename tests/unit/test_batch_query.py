@@ -84,16 +84,41 @@ def test_own_condition_is_parenthesized_and_other_clauses_kept() -> None:
     assert not q.grouped_by_time
 
 
-def test_subqueries_are_left_alone_and_align_group_sets_the_offset() -> None:
-    q = SelectQuery("SELECT * FROM (SELECT max(v) FROM m WHERE x=1 GROUP BY time(1m)) "
-                    "WHERE y > 2 fill(1)", [TimeGroup(60 * S, 5 * S)], "previous",
+def test_parentheses_are_skipped_and_align_group_sets_the_offset() -> None:
+    q = SelectQuery("SELECT max(v) AS \"from (x)\" FROM m WHERE (x = 1 OR (y > 2)) "
+                    "AND time > 0 GROUP BY time(1m) fill(1)", [TimeGroup(60 * S, 5 * S)], "previous",
                     align_group=True)
     assert q.render(61 * S, 121 * S) == (
-        "SELECT * FROM (SELECT max(v) FROM m WHERE x=1 GROUP BY time(1m)) WHERE (y > 2) "
+        "SELECT max(v) AS \"from (x)\" FROM m WHERE ((x = 1 OR (y > 2)) AND time > 0) "
         "AND time >= '1970-01-01T00:01:01Z' AND time < '1970-01-01T00:02:01Z' "
         "GROUP BY time(1m, 1s) fill(previous)")
     plain = SelectQuery("SELECT v FROM m", [TimeGroup(90 * S, -5 * S)], 1.5)
     assert plain.render(0, S).endswith("GROUP BY time(90s, -5s) fill(1.5)")
+
+
+def test_kapacitors_influxql_has_no_subqueries() -> None:
+    with pytest.raises(QueryTextError, match=r"^found \(, expected identifier at line 2, "
+                       r"char 6$"):
+        SelectQuery("SELECT max(m)\nFROM (SELECT mean(v) AS m FROM a.b.c GROUP BY time(1m))")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("SELECT derivative(mean(v), 1s) FROM m", "derivative aggregate requires a GROUP BY "
+     "interval"),
+    ("SELECT moving_average(v, 2) FROM m GROUP BY time(1m)", "aggregate function "
+     "required inside the call to moving_average"),
+    ("SELECT holt_winters(v, 2, 0) FROM m", "must use aggregate function with holt_winters"),
+    ("SELECT v FROM m WHERE time > 0 GROUP BY time(1m)", "GROUP BY requires at least one "
+     "aggregate function"),
+    ("SELECT mean(v) FROM m WHERE x = 1 GROUP BY time(1m)", "aggregate functions with "
+     "GROUP BY time require a WHERE time clause"),
+])
+def test_transformations_are_checked_on_the_query_text(text: str, message: str) -> None:
+    with pytest.raises(QueryTextError, match=message):
+        SelectQuery(text)
+    SelectQuery("SELECT derivative(mean(v), 1s) FROM m WHERE time > 0 GROUP BY time(10s), "
+                "host")
+    SelectQuery("SELECT derivative(v, 1s), cumulative_sum(v) FROM m")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -185,7 +210,6 @@ def test_sources_name_their_database_and_retention_policy() -> None:
     assert SelectQuery('SELECT v FROM "db"."rp"."m", d2..m2 WHERE x = 1').sources() == [
         ("db", "rp"), ("d2", "")]
     assert SelectQuery('SELECT v FROM m, rp.m, /c.*/').sources() == [None, None, None]
-    assert SelectQuery('SELECT * FROM (SELECT v FROM a.b.c)').sources() == [None]
 
 
 def test_replay_windows_follow_kapacitors_ticker() -> None:
