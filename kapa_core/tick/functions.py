@@ -278,11 +278,38 @@ def _str_fn(name: str, fn: Callable[..., Any], kinds: str) -> Callable[..., Any]
     return call
 
 
+# Go strings are bytes: lengths, indexes and substrings count UTF-8 bytes.
+def _utf8(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
 def _substring(s: str, start: int, stop: int) -> str:
-    if start < 0 or stop < start or stop > len(s):
-        raise EvalError(f"strSubstring: invalid range [{start}:{stop}] for a string of "
-                        f"length {len(s)}")
-    return s[start:stop]
+    raw = _utf8(s)
+    if start < 0:
+        raise EvalError(f"found negative index for strSubstring: {start}")
+    if stop < 0:
+        raise EvalError(f"found negative index for strSubstring: {stop}")
+    if stop >= len(raw):  # sic: Kapacitor refuses a stop at the end of the string
+        raise EvalError(f"stop index too large for string in strSubstring: {stop}")
+    if start > stop:
+        raise EvalError(f"runtime error: slice bounds out of range [{start}:{stop}]")
+    return raw[start:stop].decode("utf-8", "surrogateescape")
+
+
+def _byte_index(s: str, i: int) -> int:
+    return i if i < 0 or s.isascii() else len(_utf8(s[:i]))
+
+
+def _index(s: str, sub: str) -> int:
+    return _byte_index(s, s.find(sub))
+
+
+def _last_index(s: str, sub: str) -> int:
+    return _byte_index(s, s.rfind(sub))
+
+
+def _length(s: str) -> int:
+    return len(s) if s.isascii() else len(_utf8(s))
 
 
 def _replace(s: str, old: str, new: str, n: int) -> str:
@@ -291,12 +318,12 @@ def _replace(s: str, old: str, new: str, n: int) -> str:
 
 def _index_any(s: str, chars: str) -> int:
     positions = [s.find(c) for c in chars if c in s]
-    return min(positions) if positions else -1
+    return _byte_index(s, min(positions)) if positions else -1
 
 
 def _last_index_any(s: str, chars: str) -> int:
     positions = [s.rfind(c) for c in chars if c in s]
-    return max(positions) if positions else -1
+    return _byte_index(s, max(positions)) if positions else -1
 
 
 def fn_regex_replace(*args: Any) -> str:
@@ -363,11 +390,11 @@ STATELESS: dict[str, Callable[..., Any]] = {
     "strHasPrefix": _str_fn("strHasPrefix", str.startswith, "ss"),
     "strHasSuffix": _str_fn("strHasSuffix", str.endswith, "ss"),
     "strCount": _str_fn("strCount", lambda s, t: s.count(t) if t else len(s) + 1, "ss"),
-    "strIndex": _str_fn("strIndex", str.find, "ss"),
+    "strIndex": _str_fn("strIndex", _index, "ss"),
     "strIndexAny": _str_fn("strIndexAny", _index_any, "ss"),
-    "strLastIndex": _str_fn("strLastIndex", str.rfind, "ss"),
+    "strLastIndex": _str_fn("strLastIndex", _last_index, "ss"),
     "strLastIndexAny": _str_fn("strLastIndexAny", _last_index_any, "ss"),
-    "strLength": _str_fn("strLength", len, "s"),
+    "strLength": _str_fn("strLength", _length, "s"),
     "strReplace": _str_fn("strReplace", _replace, "sssi"),
     "strSubstring": _str_fn("strSubstring", _substring, "sii"),
     "strToLower": _str_fn("strToLower", str.lower, "s"),

@@ -418,13 +418,15 @@ class InfluxQLNode(Node):
         self.simple_selector = spec.method in SIMPLE_SELECTORS
         self.pending: dict[str, _Pending] = {}
         self.state: dict[str, _Transform | None] = {}
+        self.groups: set[str] = set()  # every group seen: Kapacitor's cardinality
 
     def cardinality(self) -> int:
-        return len(self.pending) + len(self.state)
+        return len(self.groups)
 
     def delete_group(self, group: str) -> None:
         self.pending.pop(group, None)
         self.state.pop(group, None)
+        self.groups.discard(group)
 
     # -- checks shared by every mode ------------------------------------------------------
     def _realize(self, fields: dict[str, Any]) -> str | None:
@@ -456,6 +458,7 @@ class InfluxQLNode(Node):
 
     # -- stream input ---------------------------------------------------------------------
     def point(self, p: Point) -> None:
+        self.groups.add(p.group)
         if self.transformation:
             self._transform_point(p)
             return
@@ -491,6 +494,7 @@ class InfluxQLNode(Node):
 
     # -- batch input ----------------------------------------------------------------------
     def batch(self, b: Batch) -> None:
+        self.groups.add(b.group)
         kind: str | None = None
         if self.transformation:
             stepper = None

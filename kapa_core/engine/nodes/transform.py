@@ -125,47 +125,62 @@ def _go_type(value: Any) -> str:
 
 
 class DerivativeNode(Node):
+    """The rate of change of a field per ``unit`` between a group's successive points
+    (on batches, within each batch). A field that is not a number is an error and the
+    point is not kept; an elapsed time of 0 is an error; ``.nonNegative()`` drops a
+    negative difference."""
+
     def __init__(self, spec: specs.DerivativeSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.field = spec.field
-        self.unit = int(spec.unit)
+        self.unit = float(int(spec.unit))
         self.non_negative = spec.non_negative
         self.as_name = spec.as_name
-        self.previous: dict[str, tuple[int, float]] = {}
+        self.previous: dict[str, tuple[int, dict[str, Any]] | None] = {}
 
-    def _rate(self, key: str, t: int, value: Any) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"derivative: field {self.field!r} is not a number")
-        prev = self.previous.get(key)
-        self.previous[key] = (t, float(value))
-        if prev is None or t == prev[0]:
-            return None
-        rate = (float(value) - prev[1]) / ((t - prev[0]) / self.unit)
-        if self.non_negative and rate < 0:
-            return None
-        return rate
+    def _derivative(self, prev: tuple[int, dict[str, Any]] | None, t: int,
+                    fields: dict[str, Any]) -> tuple[float | None, bool]:
+        """(rate or None, whether the point becomes the previous one)."""
+        value = fields.get(self.field)
+        if type(value) is not float and type(value) is not int:
+            self.fail(TypeError(f"cannot perform derivative: field is the wrong type "
+                                f"(field={self.field})"))
+            return None, False
+        if prev is None:
+            return None, True
+        old = prev[1].get(self.field)
+        if type(old) is not float and type(old) is not int:
+            return None, True
+        elapsed = float(t - prev[0])
+        if elapsed == 0:
+            self.fail(ValueError("cannot perform derivative: elaspsed time was 0"))
+            return None, True
+        diff = float(value) - float(old)
+        if self.non_negative and diff < 0:
+            return None, True
+        return diff / (elapsed / self.unit), True
 
     def point(self, p: Point) -> None:
-        if self.field not in p.fields:
-            raise KeyError(f"derivative: field {self.field!r} missing")
-        rate = self._rate(p.group, p.time, p.fields[self.field])
+        rate, store = self._derivative(self.previous.get(p.group), p.time, p.fields)
+        if store:
+            self.previous[p.group] = (p.time, p.fields)
+        elif p.group not in self.previous:
+            self.previous[p.group] = None
         if rate is not None:
             self.emit_point(Point(p.name, p.tags, {**p.fields, self.as_name: rate}, p.time,
                                   p.database, p.retention_policy, p.group, p.dims))
 
     def batch(self, b: Batch) -> None:
+        self.previous.setdefault(b.group, None)
         points = []
-        prev: tuple[int, float] | None = None
+        prev: tuple[int, dict[str, Any]] | None = None
         for bp in b.points:
-            value = bp.fields.get(self.field)
-            if value is None:
-                continue
-            if prev is not None and bp.time != prev[0]:
-                rate = (float(value) - prev[1]) / ((bp.time - prev[0]) / self.unit)
-                if not (self.non_negative and rate < 0):
-                    points.append(BatchPoint(bp.time, {**bp.fields, self.as_name: rate},
-                                             bp.tags))
-            prev = (bp.time, float(value))
+            rate, store = self._derivative(prev, bp.time, bp.fields)
+            if store:
+                prev = (bp.time, bp.fields)
+            if rate is not None:
+                points.append(BatchPoint(bp.time, {**bp.fields, self.as_name: rate},
+                                         bp.tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
     def cardinality(self) -> int:
@@ -180,7 +195,7 @@ class ChangeDetectNode(Node):
     def __init__(self, spec: specs.ChangeDetectSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.fields = spec.fields
-        self.last: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, dict[str, Any] | None] = {}  # a key per group seen
 
     def _changed(self, previous: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
         for name in self.fields:
@@ -197,11 +212,16 @@ class ChangeDetectNode(Node):
         return False
 
     def point(self, p: Point) -> None:
-        if self._changed(self.last.get(p.group), p.fields):
-            self.last[p.group] = p.fields
+        last = self.last
+        previous = last.get(p.group)
+        if previous is None and p.group not in last:
+            last[p.group] = None
+        if self._changed(previous, p.fields):
+            last[p.group] = p.fields
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
+        self.last.setdefault(b.group, None)
         previous: dict[str, Any] | None = None
         points = []
         for bp in b.points:
