@@ -223,6 +223,11 @@ class WindowSpec(NodeSpec):
 @chain("window")
 def _window(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     check_args("window", (), args)
+    if parent.edge_out() is Edge.BATCH:  # Kapacitor's Window() panics, the call fails
+        from kapa_core.tick.evaluate import go_type
+
+        raise SpecError(f'error calling func "window" on obj {go_type(parent)}: '
+                        "cannot Window batch edge")
     return WindowSpec(pipeline, [parent])
 
 
