@@ -464,7 +464,6 @@ class JoinSpec(NodeSpec):
         "streamName": Prop(("string",), attr="stream_name"),
         "tolerance": Prop(("duration",)),
         "fill": Prop(("string|int|float",), attr="fill_value"),
-        "deleteAll": Prop(attr="delete_all", mode="flag"),
     }
 
     def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:
@@ -475,7 +474,6 @@ class JoinSpec(NodeSpec):
         self.stream_name = ""
         self.tolerance = Duration(0)
         self.fill_value: Any = None
-        self.delete_all = False
 
     def validate(self) -> None:
         # Kapacitor's wording; a fill other than 'null', 'none' or a number is refused
