@@ -392,6 +392,13 @@ class UnionNode(Node):
     def __init__(self, spec: specs.UnionSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.rename = spec.rename
+        wants = spec.parents[0].edge_out()  # the node union() is called on, as Kapacitor
+        for parent in spec.parents[1:]:
+            if parent.edge_out() is not wants:
+                from kapa_core.engine.tasks import StartRefused
+
+                raise StartRefused(f"cannot add child mismatched edges: {parent.name}:"
+                                   f"{parent.edge_out().value} -> {spec.name}:{wants.value}")
         self.sources: list[deque[tuple[int, Any]]] = [deque() for _ in spec.parents]
         self.marks: list[int | None] = [None] * len(spec.parents)
 
