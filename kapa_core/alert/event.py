@@ -217,6 +217,20 @@ class Event:
         """The alert JSON exactly as Kapacitor's post/tcp/log/exec handlers send it."""
         return dumps(self.alert_data())
 
+    def alert_template_data(self) -> Struct:
+        """Kapacitor's ``alert.Data`` as templates see it: what a post handler's URL and
+        an ``[[httppost]]`` alert-template are executed with."""
+        from kapa_core.gotemplate import GoTime, StringMap
+
+        s = self.state
+        rows = [Struct(Name=r.get("name", ""), Tags=StringMap(r.get("tags", {})),
+                       Columns=list(r.get("columns", ())), Values=list(r.get("values", ())))
+                for r in self.series]
+        return Struct(ID=s.id, Message=s.message, Details=s.details, Time=GoTime(s.time),
+                      Duration=GoDuration(s.duration), Level=str(s.level),
+                      Data=Struct(Series=rows or None, Err=None),
+                      PreviousLevel=str(self.previous_level), Recoverable=self.recoverable)
+
     def template_data(self) -> dict[str, Any]:
         """Fields of Kapacitor's ``alert.TemplateData`` for handler-side templates."""
         from kapa_core.gotemplate import GoTime, StringMap

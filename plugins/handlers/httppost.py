@@ -98,7 +98,7 @@ class PostHandler:
                 self.body_template = parse_template(text, "alert-template")
 
     async def handle(self, event: Event) -> None:
-        data = event.template_data()
+        data = event.alert_template_data()  # Kapacitor's alert.Data, for URL and body
         url = self.url_template.execute(data)
         self.context.check_outgoing(url)
         headers = {"Content-Type": "application/json"}
