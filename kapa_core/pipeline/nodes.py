@@ -463,7 +463,9 @@ class JoinSpec(NodeSpec):
         "delimiter": Prop(("string",)),
         "streamName": Prop(("string",), attr="stream_name"),
         "tolerance": Prop(("duration",)),
-        "fill": Prop(("string|int|float",), attr="fill_value"),
+        # Any value: a string is checked at start, a number fills, anything else is no
+        # fill (as Kapacitor's interface{} fill).
+        "fill": Prop(("any",), attr="fill_value"),
     }
 
     def __init__(self, pipeline: Any, parents: list[NodeSpec]) -> None:

@@ -175,6 +175,8 @@ class JoinNode(Node):
                 from kapa_core.engine.tasks import StartRefused
 
                 raise StartRefused(f"unexpected fill option {fill}")
+        elif type(fill) not in (int, float):
+            fill = None  # Kapacitor takes any other value as no fill
         self.fill = fill
         wants = spec.edge_in()  # the first parent's edge, as in Kapacitor
         for parent in spec.parents:
