@@ -3,49 +3,74 @@ the JSON body and ``script-format`` parameter of the task and template endpoints
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from kapa_core.auth.permissions import go_quote
 from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import JSONBodyError, Request, decode_json
 from kapa_core.tick.format import format_script
 
+#: Go's strconv.ParseInt syntax (base 10): an optional sign and ASCII digits.
+_INT = re.compile(r"[+-]?[0-9]+")
 
-def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...]
+
+def _go_int(name: str, text: str) -> int:
+    """``text`` as Kapacitor's list endpoints parse ``offset``/``limit``, refused in its
+    words: ``invalid offset parameter "x" must be an integer: strconv.ParseInt: parsing
+    "x": invalid syntax`` (or ``value out of range``)."""
+    reason = ""
+    if not _INT.fullmatch(text):
+        reason = "invalid syntax"
+    elif not -2**63 <= int(text) < 2**63:
+        reason = "value out of range"
+    if reason:
+        raise APIError(400, f"invalid {name} parameter {go_quote(text)} must be an integer: "
+                       f"strconv.ParseInt: parsing {go_quote(text)}: {reason}")
+    return int(text)
+
+
+def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...],
+           defaults: tuple[str, ...] | None = None, *, negative_limit_all: bool = False
            ) -> tuple[list[str], tuple[str, ...]]:
-    """The IDs to show (sorted, glob-filtered, paged) and the fields asked for."""
-    fields = tuple(request.query.get("fields", [])) or allowed
-    for name in fields:
-        if name not in allowed:
-            raise APIError(400, f'unsupported field "{name}"')
-    try:
-        offset = int(request.arg("offset", "0"))
-        limit = int(request.arg("limit", "100"))
-    except ValueError:
-        raise APIError(400, "offset and limit must be integers") from None
-    if offset < 0 or limit < 0:
-        raise APIError(400, "offset and limit must not be negative")
+    """The IDs to show (sorted, glob-filtered, paged) and the fields asked for, as
+    Kapacitor's list endpoints take them: ``fields`` (``defaults`` when none; a field it
+    does not know is refused only when something is listed), ``offset`` (a negative one
+    is 0) and ``limit`` (default 100; a negative one means no limit where
+    ``negative_limit_all``, nothing otherwise, as Kapacitor's task and template lists
+    differ there)."""
+    fields = tuple(request.query.get("fields", [])) or (defaults or allowed)
+    offset = _go_int("offset", request.arg("offset") or "0")
+    limit = _go_int("limit", request.arg("limit") or "100")
+    offset = max(offset, 0)
     pattern = request.arg("pattern")
     chosen = filter_names(sorted(ids), pattern)
-    return chosen[offset:offset + limit], fields
+    if limit < 0:
+        chosen = chosen[offset:] if negative_limit_all else []
+    else:
+        chosen = chosen[offset:offset + limit]
+    if chosen:
+        for name in fields:
+            if name not in allowed:
+                raise APIError(400, f"unsupported field {go_quote(name)}")
+    return chosen, fields
 
 
 def script_format(request: Request) -> str:
-    value = request.arg("script-format", "formatted")
+    value = request.arg("script-format") or "formatted"
     if value not in ("formatted", "raw"):
-        raise APIError(400, f"invalid script-format parameter {value!r} (expected "
-                       "formatted or raw)")
+        raise APIError(400, f"invalid script-format parameter {go_quote(value)}")
     return value
 
 
 def dot_view(request: Request) -> str:
-    value = request.arg("dot-view", "attributes")
+    value = request.arg("dot-view") or "attributes"
     if value not in ("attributes", "labels"):
-        raise APIError(400, f"invalid dot-view parameter {value!r} (expected attributes "
-                       "or labels)")
+        raise APIError(400, f"invalid dot-view parameter {go_quote(value)}")
     return value
 
 

@@ -29,6 +29,9 @@ from kapa_core.tick.evaluate import Evaluated
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
           "status", "created", "modified", "last-enabled", "vars", "template-id")
+#: What a task list can show: everything but template-id, which Kapacitor lists only
+#: with a single task.
+LIST_FIELDS = tuple(f for f in FIELDS if f != "template-id")
 
 
 def client_vars(raw: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -156,7 +159,11 @@ class TasksAPI:
         router.add(["GET"], BASE + "/{id}/{endpoint}", self.http_out)
 
     def view(self, task: TaskDef, fields: tuple[str, ...] = FIELDS,
-             form: str = "formatted", view: str = "attributes") -> dict[str, Any]:
+             form: str = "formatted", view: str = "attributes", *, listing: bool = False
+             ) -> dict[str, Any]:
+        """The task as Kapacitor shows it. In a list (``listing``) a task that is not
+        running has null ``stats``, and a DOT that cannot be drawn is null; alone it has
+        empty ``stats`` and an empty DOT."""
         running = self.service.master.get(task.id)
         out: dict[str, Any] = {"link": {"rel": "self", "href": f"{BASE}/{task.id}"},
                                "id": task.id}
@@ -180,7 +187,7 @@ class TasksAPI:
                 else:
                     out["dot"] = self.stopped_dot(task)
             except Exception as exc:  # a broken stored script still lists
-                out["dot"] = ""
+                out["dot"] = None if listing else ""
                 task.error = task.error or str(exc)
         if "status" in fields:
             out["status"] = task.status
@@ -189,10 +196,10 @@ class TasksAPI:
         if "error" in fields:
             out["error"] = task.error or (running.error if running else "")
         if "stats" in fields:
-            out["stats"] = {"task-stats": {"throughput": running.throughput() if running
-                                           else 0, "points_dropped": running.points_dropped
-                                           if running else 0},
-                            "node-stats": running.node_stats() if running else {}}
+            out["stats"] = {"task-stats": {"throughput": json_number(running.throughput()),
+                                           "points_dropped": running.points_dropped},
+                            "node-stats": running.node_stats()} if running else (
+                None if listing else {})
         for name, attr in (("created", "created"), ("modified", "modified"),
                            ("last-enabled", "last_enabled")):
             if name in fields:
@@ -200,12 +207,12 @@ class TasksAPI:
         return out
 
     async def views(self, tasks: list[TaskDef], fields: tuple[str, ...] = FIELDS,
-                    form: str = "formatted", view: str = "attributes"
-                    ) -> list[dict[str, Any]]:
+                    form: str = "formatted", view: str = "attributes", *,
+                    listing: bool = False) -> list[dict[str, Any]]:
         """``view`` of each task; when their scripts are large (formatting and the DOT
         graph re-read the script) in a worker thread, so other requests go on."""
         def run() -> list[dict[str, Any]]:
-            return [self.view(task, fields, form, view) for task in tasks]
+            return [self.view(task, fields, form, view, listing=listing) for task in tasks]
         heavy = ("script" in fields or "dot" in fields) and sum(
             len(t.script) for t in tasks) > THREAD_SCRIPT_BYTES
         if not heavy:
@@ -213,10 +220,12 @@ class TasksAPI:
         return await trio.to_thread.run_sync(run, limiter=self.service.script_limiter)
 
     async def list(self, request: Request) -> Response:
-        ids, fields = select(request, self.service.tasks, FIELDS)
         form, view = script_format(request), dot_view(request)
+        ids, fields = select(request, self.service.tasks, LIST_FIELDS,
+                             negative_limit_all=True)
         tasks = [self.service.tasks[i] for i in ids]
-        return Response.json({"tasks": await self.views(tasks, fields, form, view)})
+        return Response.json({"tasks": await self.views(tasks, fields, form, view,
+                                                        listing=True)})
 
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])

@@ -17,6 +17,8 @@ from kapa_core.http.router import Router
 
 BASE = "/kapacitor/v1/templates"
 FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")
+#: What a template list shows unless ``fields`` asks (vars only when asked for).
+LIST_DEFAULTS = tuple(f for f in FIELDS if f != "vars")
 
 
 class TemplatesAPI:
@@ -72,10 +74,10 @@ class TemplatesAPI:
         return run()
 
     async def list(self, request: Request) -> Response:
-        ids, fields = select(request, self.service.templates, FIELDS)
+        form = script_format(request)
+        ids, fields = select(request, self.service.templates, FIELDS, LIST_DEFAULTS)
         templates = [self.service.templates[i] for i in ids]
-        return Response.json({"templates": await self.views(templates, fields,
-                                                            script_format(request))})
+        return Response.json({"templates": await self.views(templates, fields, form)})
 
     async def get(self, request: Request) -> Response:
         template = self.service.templates.get(request.params["id"])

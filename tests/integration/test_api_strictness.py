@@ -131,3 +131,58 @@ def test_task_times_as_kapacitor_writes_them(daemon) -> None:
     enabled = httpx.patch(url + "/times", json={"status": "enabled"}).json()
     assert enabled["last-enabled"] == enabled["modified"] != task["last-enabled"]
     assert enabled["created"] == task["created"]
+
+
+def test_task_and_template_lists_take_parameters_as_kapacitor(daemon) -> None:
+    base = daemon.url + V1
+    for name, status in (("list_a", "disabled"), ("list_b", "enabled")):
+        assert httpx.post(base + "/tasks", json={
+            "id": name, "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+            "script": "stream|from().measurement('l')|httpOut('o')",
+            "status": status}).status_code == 200
+    assert httpx.post(base + "/templates", json={
+        "id": "list_t", "type": "stream",
+        "script": "var m string\nstream|from().measurement(m)|httpOut('o')"}
+    ).status_code == 200
+
+    def tasks(**params):
+        response = httpx.get(base + "/tasks", params={"pattern": "list_*", **params})
+        body = response.json()
+        return response.status_code, [t["id"] for t in body["tasks"]] if "tasks" in body \
+            else body["error"]
+
+    assert tasks(limit="-1") == (200, ["list_a", "list_b"])  # no limit
+    assert tasks(offset="-5", limit="1") == (200, ["list_a"])  # negative offset: 0
+    assert tasks(limit="+1") == (200, ["list_a"])
+    assert tasks(offset="1.5") == (400, 'invalid offset parameter "1.5" must be an integer: '
+                                   'strconv.ParseInt: parsing "1.5": invalid syntax')
+    assert tasks(offset="99999999999999999999") == (
+        400, 'invalid offset parameter "99999999999999999999" must be an integer: '
+        'strconv.ParseInt: parsing "99999999999999999999": value out of range')
+    assert tasks(limit="x")[1].startswith('invalid limit parameter "x" must be an integer')
+    assert tasks(**{"script-format": "x"}) == (400, 'invalid script-format parameter "x"')
+    assert tasks(**{"dot-view": "x"}) == (400, 'invalid dot-view parameter "x"')
+    assert tasks(fields="template-id") == (400, 'unsupported field "template-id"')
+    # An unknown field is only refused when something is listed.
+    assert httpx.get(base + "/tasks", params={"pattern": "none*", "fields": "nope"}
+                     ).json() == {"tasks": []}
+    listed = httpx.get(base + "/tasks", params={"pattern": "list_*"}).json()["tasks"]
+    assert sorted(listed[0]) == ["created", "dbrps", "dot", "error", "executing", "id",
+                                 "last-enabled", "link", "modified", "script", "stats",
+                                 "status", "type", "vars"]
+    assert listed[0]["stats"] is None  # not running
+    assert listed[1]["stats"]["task-stats"]["throughput"] == 0
+    assert httpx.get(base + "/tasks/list_a").json()["stats"] == {}
+    assert httpx.get(base + "/tasks", params={"pattern": "list_b", "fields": "id"}
+                     ).json()["tasks"] == [{"id": "list_b", "link": {
+                         "rel": "self", "href": "/kapacitor/v1/tasks/list_b"}}]
+
+    templates = httpx.get(base + "/templates", params={"pattern": "list_*"}).json()
+    assert sorted(templates["templates"][0]) == ["created", "dot", "error", "id", "link",
+                                                  "modified", "script", "type"]
+    with_vars = httpx.get(base + "/templates", params={"pattern": "list_*",
+                                                        "fields": "vars"}).json()
+    assert with_vars["templates"][0]["vars"]["m"]["type"] == "string"
+    # A negative limit lists no template (Kapacitor's template list takes it literally).
+    assert httpx.get(base + "/templates", params={"limit": "-1"}).json() == {
+        "templates": []}
