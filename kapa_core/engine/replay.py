@@ -375,6 +375,52 @@ class ReplayFailed(KapaError):
     """A replay that could not run to its end; the message is the replay's error."""
 
 
+class TaskStartFailed(ReplayFailed):
+    """The replay's task could not have started in Kapacitor (its query text)."""
+
+
+#: What InfluxDB says of a query whose text Kapacitor's own InfluxQL parser checks (and
+#: refuses when the task starts) in the same words.
+_PARSER_CHECKS = re.compile(
+    r"(mixing aggregate and non-aggregate queries is not supported"
+    r"|invalid number of arguments for \w+, .*"
+    r"|expected (field|integer|float|number) argument in \w+\(\)"
+    r"|expected integer argument as (second|third) arg in \w+"
+    r"|second arg to \w+ must be greater than 0, got -?\d+"
+    r"|second argument (to|for) \w+ must be (a duration|an integer), got \S+"
+    r"|moving_average window (must be greater than 1|too large), got -?\d+"
+    r"|count\(distinct <field>\) can only have one argument"
+    r"|only ORDER BY time supported at this time"
+    r"|at least 1 non-time field must be queried"
+    r"|GROUP BY requires at least one aggregate function)$")
+_PARSING = re.compile(r"^(?:\S+ answered HTTP 400: )?error parsing query: (.*)$")
+
+
+_POSITION = re.compile(r" at line (\d+), char (\d+)$")
+
+
+def parser_error(message: str, statement: str, same: int) -> str | None:
+    """The error Kapacitor gives when the task starts, for an InfluxDB error that its
+    parser would have found in the query text first; None for any other error. A
+    syntax error is Kapacitor's only where it lies in the first ``same`` characters of
+    the ``statement`` InfluxDB saw (those are the task's own text; the rest has the
+    time range and dimensions added)."""
+    parsing = _PARSING.match(message)
+    text = parsing.group(1) if parsing else message
+    if _PARSER_CHECKS.match(text):
+        return f"failed to parse InfluxQL query: {text}"
+    if not parsing:
+        return None
+    position = _POSITION.search(text)
+    if position is not None:
+        lines = statement.split("\n")
+        line, char = int(position.group(1)), int(position.group(2))
+        offset = sum(len(x) + 1 for x in lines[:line - 1]) + char - 1
+        if offset >= same:
+            return None
+    return f"failed to parse InfluxQL query: {text}"
+
+
 @dataclass(order=True)
 class _Tick:
     stop: int
@@ -557,7 +603,12 @@ class ReplayRun:
             try:
                 results = await run_query(client, statement, database=node.database,
                                           retention_policy=node.retention_policy)
-            except (ConnectionFailed, QueryFailed) as exc:
+            except QueryFailed as exc:
+                checked = parser_error(str(exc), statement, len(select.head))
+                if checked is not None:  # Kapacitor's parser refuses it at the start
+                    raise TaskStartFailed(checked) from None
+                raise ReplayFailed(str(exc)) from None
+            except ConnectionFailed as exc:
                 raise ReplayFailed(str(exc)) from None
             for series_list in results:
                 for series in series_list:
@@ -668,6 +719,8 @@ class ReplayService:
         with scope:
             try:
                 await run.run()
+            except TaskStartFailed as exc:
+                error = f"task start: {exc}"
             except ReplayFailed as exc:
                 error = f"running replay: {exc}"
             except Exception as exc:  # a broken replay must not stop the service
