@@ -237,3 +237,21 @@ def test_a_query_reads_only_the_dbrps_of_its_task() -> None:
     check_dbrps(SelectQuery('SELECT v FROM "d"."r"."m", m2'), [("d", "r")])
     with pytest.raises(ValueError, match=r'not allowed to request data from "d"\.""$'):
         check_dbrps(SelectQuery('SELECT v FROM d..m'), [("d", "r")])
+
+
+def test_influxdb_errors_kapacitors_parser_finds_first() -> None:
+    from kapa_core.engine.replay import parser_error
+
+    statement = "SELECT FROM m WHERE time >= '1971-01-01T00:00:00Z'"
+    assert parser_error("mixing aggregate and non-aggregate queries is not supported",
+                        statement, 13) == ("failed to parse InfluxQL query: mixing "
+                                           "aggregate and non-aggregate queries is not "
+                                           "supported")
+    found = ("http://i:8086 answered HTTP 400: error parsing query: found FROM, expected "
+             "identifier, string, number, bool at line 1, char 8")
+    assert parser_error(found, statement, 13) == (
+        "failed to parse InfluxQL query: found FROM, expected identifier, string, number, "
+        "bool at line 1, char 8")
+    # A position in what kapa-core added to the text is not the task's error.
+    assert parser_error(found.replace("char 8", "char 20"), statement, 13) is None
+    assert parser_error("database not found: x", statement, 13) is None
