@@ -504,7 +504,9 @@ def _go_quote(text: str) -> str:
 
 @chain("join")
 def _join(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    others = check_args("join", (), args, variadic="node", minimum=1)
+    # Kapacitor accepts a join of one parent, and a combine of no expression (refused
+    # later for its .as() names).
+    others = check_args("join", (), args, variadic="node", minimum=0)
     return JoinSpec(pipeline, [parent, *others])
 
 
@@ -705,7 +707,7 @@ class CombineSpec(NodeSpec):
 
 @chain("combine")
 def _combine(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    exprs = check_args("combine", (), args, variadic="lambda", minimum=1)
+    exprs = check_args("combine", (), args, variadic="lambda", minimum=0)
     return CombineSpec(pipeline, [parent], exprs)
 
 
