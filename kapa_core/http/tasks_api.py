@@ -230,7 +230,7 @@ class TasksAPI:
     async def get(self, request: Request) -> Response:
         task = self.service.tasks.get(request.params["id"])
         if task is None:
-            raise APIError(404, f"no task exists with ID {request.params['id']}")
+            raise APIError(404, "no task exists")  # Kapacitor's words, without the ID
         (out,) = await self.views([task], FIELDS, script_format(request), dot_view(request))
         return Response.json(out)
 
@@ -254,8 +254,7 @@ class TasksAPI:
     async def http_out(self, request: Request) -> Response:
         running = self.service.master.get(request.params["id"])
         node = running.http_out(request.params["endpoint"]) if running else None
-        if node is None:
-            raise APIError(404, f"no httpOut endpoint {request.params['endpoint']!r} in an "
-                           f"executing task {request.params['id']!r}")
+        if node is None:  # Kapacitor reads <id>/<endpoint> as a task ID it does not have
+            raise APIError(404, "no task exists")
         # Kapacitor writes this body with Go's json.Marshal: no newline, Go's floats.
         return Response.raw(200, gojson.dumps(node.result()).encode(), JSON_TYPE)

@@ -82,7 +82,7 @@ class TemplatesAPI:
     async def get(self, request: Request) -> Response:
         template = self.service.templates.get(request.params["id"])
         if template is None:
-            raise APIError(404, f"no template exists with ID {request.params['id']}")
+            raise APIError(404, "no template exists")  # Kapacitor's words, without the ID
         (out,) = await self.views([template], FIELDS, script_format(request))
         return Response.json(out)
 

@@ -186,3 +186,20 @@ def test_task_and_template_lists_take_parameters_as_kapacitor(daemon) -> None:
     # A negative limit lists no template (Kapacitor's template list takes it literally).
     assert httpx.get(base + "/templates", params={"limit": "-1"}).json() == {
         "templates": []}
+
+
+def test_missing_tasks_and_templates_in_kapacitor_words(daemon) -> None:
+    base = daemon.url + V1
+    assert httpx.post(base + "/tasks", json={
+        "id": "words", "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": "stream|from().measurement('w')|httpOut('o')",
+        "status": "enabled"}).status_code == 200
+    for path, message in (("/tasks/nope", "no task exists"),
+                          ("/templates/nope", "no template exists"),
+                          ("/tasks/words/nope", "no task exists"),  # unknown endpoint
+                          ("/tasks/nope/o", "no task exists")):
+        response = httpx.get(base + path)
+        assert (response.status_code, response.json()) == (404, {"error": message})
+    assert httpx.delete(base + "/tasks/nope").status_code == 204
+    assert httpx.delete(base + "/templates/nope").status_code == 204
+    assert httpx.get(base + "/tasks", params={"pattern": "["}).json() == {"tasks": []}

@@ -212,7 +212,7 @@ def test_list_get_patch_delete(daemon) -> None:
     for name in ("list-a", "list-c", "other"):
         assert httpx.delete(url + "/" + name).status_code == 204
     assert httpx.delete(url + "/never-existed").status_code == 204
-    assert httpx.get(url + "/list-a").json() == {"error": "no task exists with ID list-a"}
+    assert httpx.get(url + "/list-a").json() == {"error": "no task exists"}
 
 
 def test_template_style_vars(daemon) -> None:
