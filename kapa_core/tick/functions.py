@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.models.duration import Duration
+from kapa_core.tick import gomath
 from kapa_core.tick.regex import is_regex
 from kapa_core.tick.values import MISSING, Time, type_name
 
@@ -251,10 +252,6 @@ def _math2(name: str, fn: Callable[[float, float], float]) -> Callable[..., floa
     return call
 
 
-def _gamma(x: float) -> float:
-    return math.gamma(x)
-
-
 def _logb(x: float) -> float:
     if x == 0:
         return -math.inf
@@ -405,18 +402,18 @@ STATELESS: dict[str, Callable[..., Any]] = {
     "strTrimRight": _str_fn("strTrimRight", lambda s, c: s.rstrip(c), "ss"),
     "strTrimPrefix": _str_fn("strTrimPrefix", str.removeprefix, "ss"),
     "strTrimSuffix": _str_fn("strTrimSuffix", str.removesuffix, "ss"),
-    "atan2": _math2("atan2", math.atan2), "hypot": _math2("hypot", math.hypot),
+    "atan2": _math2("atan2", gomath.atan2), "hypot": _math2("hypot", math.hypot),
     "max": _math2("max", max), "min": _math2("min", min), "mod": _math2("mod", math.fmod),
-    "pow": _math2("pow", math.pow),
+    "pow": _math2("pow", gomath.pow),
 }
 for _name, _fn in {
-    "abs": abs, "acos": math.acos, "acosh": math.acosh, "asin": math.asin,
-    "asinh": math.asinh, "atan": math.atan, "atanh": math.atanh, "cbrt": lambda x: math.copysign(
-        abs(x) ** (1 / 3), x), "ceil": math.ceil, "cos": math.cos, "cosh": math.cosh,
-    "erf": math.erf, "erfc": math.erfc, "exp": math.exp, "exp2": lambda x: 2.0**x,
-    "expm1": math.expm1, "floor": math.floor, "gamma": _gamma, "log": math.log,
-    "log10": math.log10, "log1p": math.log1p, "log2": math.log2, "logb": _logb,
-    "sin": math.sin, "sinh": math.sinh, "sqrt": math.sqrt, "tan": math.tan, "tanh": math.tanh,
+    "abs": abs, "acos": gomath.acos, "acosh": math.acosh, "asin": gomath.asin,
+    "asinh": math.asinh, "atan": gomath.atan, "atanh": math.atanh, "cbrt": lambda x: math.copysign(
+        abs(x) ** (1 / 3), x), "ceil": math.ceil, "cos": gomath.cos, "cosh": gomath.cosh,
+    "erf": math.erf, "erfc": math.erfc, "exp": gomath.exp, "exp2": lambda x: 2.0**x,
+    "expm1": math.expm1, "floor": math.floor, "gamma": gomath.gamma, "log": gomath.log,
+    "log10": gomath.log10, "log1p": math.log1p, "log2": gomath.log2, "logb": _logb,
+    "sin": gomath.sin, "sinh": gomath.sinh, "sqrt": math.sqrt, "tan": gomath.tan, "tanh": gomath.tanh,
     "trunc": math.trunc, "j0": _bessel("j", 0), "j1": _bessel("j", 1), "y0": _bessel("y", 0),
     "y1": _bessel("y", 1),
 }.items():
