@@ -458,8 +458,8 @@ class JoinSpec(NodeSpec):
 
     kind = "join"
     PROPERTIES: ClassVar[dict[str, Prop]] = {
-        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=1),
-        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=1),
+        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=0),
+        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=0),
         "delimiter": Prop(("string",)),
         "streamName": Prop(("string",), attr="stream_name"),
         "tolerance": Prop(("duration",)),
@@ -618,7 +618,7 @@ class FlattenSpec(NodeSpec):
 
     kind = "flatten"
     PROPERTIES: ClassVar[dict[str, Prop]] = {
-        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=1),
+        "on": Prop((), attr="on_dims", mode="extend", variadic="string", minimum=0),
         "delimiter": Prop(("string",)),
         "tolerance": Prop(("duration",)),
         "dropOriginalFieldName": Prop(attr="drop_original", mode="flag"),
@@ -672,7 +672,7 @@ class CombineSpec(NodeSpec):
     wants = Edge.SAME  # points or batches; the points of each time are combined
     provides = Edge.STREAM
     PROPERTIES: ClassVar[dict[str, Prop]] = {
-        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=1),
+        "as": Prop((), attr="names", mode="extend", variadic="string", minimum=0),
         "delimiter": Prop(("string",)),
         "tolerance": Prop(("duration",)),
         "max": Prop(("int",), attr="max_combinations"),
