@@ -17,6 +17,39 @@ from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration, format_go
 
 
+class GoStruct(Struct):
+    """A Go struct in templates: a field it does not have is an execution error (a map
+    would give no value)."""
+
+    go_type = "struct"
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            from kapa_core.gotemplate import ExecError
+
+            raise ExecError(f"can't evaluate field {key} in type {self.go_type}") from None
+
+
+class AlertDataStruct(GoStruct):
+    go_type = "alert.Data"
+
+
+class ResultStruct(GoStruct):
+    go_type = "models.Result"
+
+
+class RowStruct(GoStruct):
+    go_type = "*models.Row"
+
+
+class MessageInfo(GoStruct):
+    """What an alert node's message (and, with ``Message``, details) template sees."""
+
+    go_type = "kapacitor.messageInfo"
+
+
 class Int64(int):
     """An integer field value in templates: Go sees it as an ``int64`` (``printf "%T"``)."""
 
@@ -223,13 +256,14 @@ class Event:
         from kapa_core.gotemplate import GoTime, StringMap
 
         s = self.state
-        rows = [Struct(Name=r.get("name", ""), Tags=StringMap(r.get("tags", {})),
-                       Columns=list(r.get("columns", ())), Values=list(r.get("values", ())))
-                for r in self.series]
-        return Struct(ID=s.id, Message=s.message, Details=s.details, Time=GoTime(s.time),
-                      Duration=GoDuration(s.duration), Level=str(s.level),
-                      Data=Struct(Series=rows or None, Err=None),
-                      PreviousLevel=str(self.previous_level), Recoverable=self.recoverable)
+        rows = [RowStruct(Name=r.get("name", ""), Tags=StringMap(r.get("tags", {})),
+                          Columns=list(r.get("columns", ())),
+                          Values=list(r.get("values", ()))) for r in self.series]
+        return AlertDataStruct(
+            ID=s.id, Message=s.message, Details=s.details, Time=GoTime(s.time),
+            Duration=GoDuration(s.duration), Level=str(s.level),
+            Data=ResultStruct(Series=rows or None, Err=None),
+            PreviousLevel=str(self.previous_level), Recoverable=self.recoverable)
 
     def template_data(self) -> dict[str, Any]:
         """Fields of Kapacitor's ``alert.TemplateData`` for handler-side templates."""

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kapa_core.alert import gojson
-from kapa_core.alert.event import Event, EventState, GoDuration, template_fields
+from kapa_core.alert.event import (
+    Event,
+    EventState,
+    GoDuration,
+    MessageInfo,
+    template_fields,
+)
 from kapa_core.alert.levels import Level
 from kapa_core.alert.topics import Inhibitor
 from kapa_core.engine.node import Node
@@ -149,7 +155,7 @@ class _EventText:
         if self._data is None:
             event_id, name, group, tags, fields, level, t, duration = self.args
             node = self.node
-            self._data = gojson.Struct(
+            self._data = MessageInfo(
                 Name=name, TaskName=node.task_id, Group=group, Tags=StringMap(tags),
                 ServerInfo=node.server_info, ID=event_id, Fields=template_fields(fields),
                 Level=str(level), Time=GoTime(t), Duration=GoDuration(duration))
