@@ -166,29 +166,42 @@ class TaskService:
             evaluated = self.evaluate(task)
         if evaluated.start_error:  # Kapacitor finds it as it builds the nodes
             raise StartRefused(evaluated.start_error)
-        self._check_kafka_clusters(evaluated)
+        self._check_handlers(evaluated)
         await self.master.start(task.id, evaluated.pipeline, task.dbrps)
         task.error = ""
 
-    def _check_kafka_clusters(self, evaluated: Evaluated) -> None:
-        """A ``.kafka().cluster(id)`` naming no ``[[kafka]]`` element refuses the start,
-        as Kapacitor's alert node fails to create the handler."""
+    def _check_handlers(self, evaluated: Evaluated) -> None:
+        """Handlers Kapacitor fails to create when the task starts: a ``.kafka()`` whose
+        cluster is no ``[[kafka]]`` element, a ``.post()`` with neither a URL nor a
+        configured endpoint."""
         alerts = getattr(self.master.context, "alerts", None)
         if alerts is None:
             return
         for spec in evaluated.pipeline.walk():
             for use in getattr(spec, "handlers", ()):
-                if getattr(use, "kind", "") != "kafka":
+                kind = getattr(use, "kind", "")
+                if kind not in ("kafka", "post"):
                     continue
+                section = "kafka" if kind == "kafka" else "httppost"
                 try:
-                    config = alerts.section_config("kafka")
+                    config = alerts.section_config(section)
                 except KapaError:
-                    return
+                    continue
                 elements = config if isinstance(config, tuple) else (config,)
-                cluster = use.values.get("cluster", "")
-                if not any(getattr(e, "id", None) == cluster for e in elements):
-                    raise StartRefused(f"failed to create kafka handler: unknown cluster "
-                                       f"{json.dumps(cluster)}")
+                if kind == "kafka":
+                    cluster = use.values.get("cluster", "")
+                    if not any(getattr(e, "id", None) == cluster for e in elements):
+                        raise StartRefused(f"failed to create kafka handler: unknown "
+                                           f"cluster {json.dumps(cluster)}")
+                    continue
+                endpoint = use.values.get("endpoint", "")
+                if not use.values.get("url") and not endpoint:
+                    raise StartRefused("Either URL or endpoint must be non-empty")
+                if not use.values.get("url") and not any(
+                        getattr(e, "endpoint", None) == endpoint for e in elements):
+                    raise StartRefused("failed to create HTTPPostService.Handler: An "
+                                       "appropriately formatted url must be specified if "
+                                       "an endpoint is not specified")
 
     async def save(self, task: TaskDef) -> None:
         await self.store.aput_json(TASKS, task.id, task.to_json())
@@ -245,12 +258,8 @@ class TaskService:
                     isinstance(d, dict) and d.get("db") for d in explicit_raw):
                 raise APIError(400, 'dbrps must be a list of {"db": ..., "rp": ...}')
             explicit = [(str(d["db"]), str(d.get("rp", ""))) for d in explicit_raw]
-        if implicit and explicit:
-            raise APIError(400, "cannot specify dbrp in both implicitly and explicitly")
         dbrps = implicit or explicit or (existing.dbrps if existing and not implicit
                                          else [])
-        if not dbrps:
-            raise APIError(400, "must specify dbrp")
         status = body.get("status", existing.status if existing else "disabled")
         if status not in ("enabled", "disabled"):
             raise APIError(400, f"invalid status {status!r} (expected enabled or disabled)")
@@ -267,6 +276,11 @@ class TaskService:
             evaluated = self.evaluate(task)
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
+        # Checked once the script is evaluated, as Kapacitor does.
+        if not dbrps:
+            raise APIError(400, "must specify dbrp")
+        if implicit and explicit:
+            raise APIError(400, "cannot specify dbrp in both implicitly and explicitly")
         return task, evaluated
 
     async def create(self, body: dict[str, Any]) -> TaskDef:

@@ -376,8 +376,11 @@ class Evaluator:
         if any(isinstance(a, _Unset) for a in args):
             return target if node.op == "." else _Unset(node.name)
         properties = target.all_properties()
+        # Kapacitor looks names up with their first letter upper-cased: .Period() is
+        # .period(), .uRL() is .URL().
+        name = _canonical(node.name, properties)
         if not node.called:  # reading a property: its value is not used by kapa-core
-            if node.name in properties:
+            if name in properties:
                 return target
             raise self.error(node, f"object {go_type(target)} has no property {node.name}")
         refused = _go_call_error(node.op, node.name, target, args)
@@ -385,9 +388,9 @@ class Evaluator:
             raise self.error(node, refused)
         try:
             if node.op == "|":
-                factory = CHAINS.get(node.name)
-                if factory is None or not _has_chain(target, node.name):
-                    if node.name in properties:
+                factory = CHAINS.get(name)
+                if factory is None or not _has_chain(target, name):
+                    if name in properties:
                         raise self.error(node, _not_chaining(node.name, target))
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(CHAINS)))
@@ -396,27 +399,26 @@ class Evaluator:
                 except SpecError as exc:
                     if _DIMENSION.match(str(exc)):
                         raise
-                    raise self.error(node, _call_error(node.name, target, str(exc))
-                                     ) from None
+                    raise self.error(node, str(exc)) from None
                 child.position = (node.line, node.col)
                 self._count_nodes(node)
                 self._check_edges(node, child)
                 return child
             if node.op == ".":
-                if node.name not in properties:
-                    if node.name in CHAINS and _has_chain(target, node.name):
+                if name not in properties:
+                    if name in CHAINS and _has_chain(target, name):
                         raise self.error(node, f"no property method {_go_quote(node.name)} "
                                          f"on {go_type(target)}, but chaining method does "
                                          f"exist. Use '|' operator instead: "
                                          f"'node|{node.name}(..)'.")
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(properties)))
-                target.set_property(node.name, args)
+                target.set_property(name, args)
                 self._count_nodes(node)  # .deadman() adds nodes
                 return target
             # '@': a UDF (none is known to the evaluator)
-            what = ("property" if node.name in properties else "chaining method"
-                    if node.name in CHAINS and _has_chain(target, node.name) else "")
+            what = ("property" if name in properties else "chaining method"
+                    if name in CHAINS and _has_chain(target, name) else "")
             if what:
                 op = "." if what == "property" else "|"
                 raise self.error(node, f"no dynamic method {_go_quote(node.name)} on "
@@ -482,6 +484,25 @@ def go_type(spec: NodeSpec) -> str:
 _SOURCE_CHAINS = {"from": StreamSpec, "query": BatchSpec}
 
 
+def _upper_first(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _canonical(name: str, properties: Mapping[str, Any]) -> str:
+    """The property or chaining method Kapacitor finds for ``name``: it upper-cases the
+    first letter of the name and of its methods before comparing them."""
+    if name in properties or name in CHAINS:
+        return name
+    wanted = _upper_first(name)
+    for key in properties:
+        if _upper_first(key) == wanted:
+            return key
+    for key in CHAINS:
+        if _upper_first(key) == wanted:
+            return key
+    return name
+
+
 def _has_chain(target: NodeSpec, name: str) -> bool:
     """Whether Kapacitor's node type of ``target`` has the chaining method ``name``."""
     only = _SOURCE_CHAINS.get(name)
@@ -496,25 +517,7 @@ def _has_chain(target: NodeSpec, name: str) -> bool:
 _GO_ARG_TYPES = {"int": "int64", "float": "float64", "string": "string", "bool": "bool",
                  "duration": "time.Duration", "lambda": "*ast.LambdaNode",
                  "regex": "*regexp.Regexp", "star": "*ast.StarNode", "list": "[]interface {}"}
-_COUNT = re.compile(r"^\w+: expected (at least )?(\d+) argument\(s\), got (\d+)$")
 _DIMENSION = re.compile(r"^groupBy: argument \d+ must be string or star, got (\w+)$")
-_KIND = re.compile(r"^\w+: argument \d+ must be (\w+), got (\w+)$")
-
-
-def _call_error(name: str, target: NodeSpec, message: str) -> str:
-    """Kapacitor's words for a chaining method called with arguments it does not take
-    (Go's reflection refuses the call), then kapa-core's; other errors as they are."""
-    count = _COUNT.match(message)
-    kind = _KIND.match(message)
-    if count:
-        few = int(count.group(3)) < int(count.group(2))
-        why = f"reflect: Call with too {'few' if few else 'many'} input arguments"
-    elif kind and kind.group(1) in _GO_ARG_TYPES and kind.group(2) in _GO_ARG_TYPES:
-        why = (f"reflect: Call using {_GO_ARG_TYPES[kind.group(2)]} as type "
-               f"{_GO_ARG_TYPES[kind.group(1)]}")
-    else:
-        return message
-    return f"error calling func {_go_quote(name)} on obj {go_type(target)}: {why} ({message})"
 
 
 def _go_value_type(value: Any) -> str | None:

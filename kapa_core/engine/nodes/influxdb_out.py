@@ -143,18 +143,19 @@ class InfluxDBOutNode(Node):
         self.spec_ = spec
         self.ctx = ctx
         service = ctx.influxdb()
+        # Kapacitor's words ("failed to get InfluxDB client: ..."), then kapa-core's hint
+        missing = f"failed to get InfluxDB client: no such InfluxDB config {spec.cluster}"
         if service is None:
-            raise ValueError("no InfluxDB cluster is configured: influxDBOut cannot be used")
+            raise ValueError(f"{missing} (no InfluxDB cluster is configured)")
         elements = [e for e in getattr(service, "elements", ()) if e.enabled]
         if spec.cluster:
             if not any(e.name == spec.cluster for e in elements):
-                raise ValueError(f"no enabled [[influxdb]] cluster named {spec.cluster!r}")
+                raise ValueError(f"{missing} (no enabled [[influxdb]] cluster of that name)")
             self.cluster = spec.cluster
         else:
             element = default_cluster(tuple(elements))
             if element is None:
-                raise ValueError("no InfluxDB cluster is enabled: influxDBOut cannot be "
-                                 "used")
+                raise ValueError(f"{missing} (no InfluxDB cluster is enabled)")
             self.cluster = element.name
         self.database = spec.database
         self.retention_policy = spec.retention_policy
