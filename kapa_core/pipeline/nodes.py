@@ -645,7 +645,7 @@ class SideloadSpec(NodeSpec):
     kind = "sideload"
     PROPERTIES: ClassVar[dict[str, Prop]] = {
         "source": Prop(("string",)),
-        "order": Prop((), attr="order_paths", mode="extend", variadic="string", minimum=1),
+        "order": Prop((), attr="order_paths", mode="extend", variadic="string", minimum=0),
         "field": Prop(("string", "int|float|string|bool"), attr="fields", mode="pairs"),
         "tag": Prop(("string", "string"), attr="tags", mode="pairs"),
     }

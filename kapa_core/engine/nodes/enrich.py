@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -234,12 +234,15 @@ class SideloadSource:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme.lower() != "file":
-            raise ValueError(f"unsupported source scheme {_go_quote(parts.scheme)}, must be "
+        scheme = parts.scheme.lower()
+        if scheme != "file":
+            raise ValueError(f"unsupported source scheme {_go_quote(scheme)}, must be "
                              "'file'")
-        if not parts.path.startswith("/"):
-            raise ValueError(f"sideload source path must be absolute {_go_quote(parts.path)}")
-        self.dir = os.path.normpath(parts.path)
+        # As Go's url.Parse: after "file:", text not starting with "/" is opaque (no path).
+        path = unquote(parts.path) if url[len(scheme) + 1:].startswith("/") else ""
+        if not path.startswith("/"):
+            raise ValueError(f"sideload source path must be absolute {_go_quote(path)}")
+        self.dir = os.path.normpath(path)
         self.cache: dict[str, dict[str, Any]] = {}
         self.update()
 
