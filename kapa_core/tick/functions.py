@@ -252,12 +252,6 @@ def _math2(name: str, fn: Callable[[float, float], float]) -> Callable[..., floa
     return call
 
 
-def _logb(x: float) -> float:
-    if x == 0:
-        return -math.inf
-    return float(math.frexp(x)[1] - 1)
-
-
 def _bessel(kind: str, n: int) -> Callable[[float], float]:
     def unavailable(x: float) -> float:
         raise EvalError(f"{kind}{n}: Bessel functions need scipy, which kapa-core does "
@@ -402,18 +396,18 @@ STATELESS: dict[str, Callable[..., Any]] = {
     "strTrimRight": _str_fn("strTrimRight", lambda s, c: s.rstrip(c), "ss"),
     "strTrimPrefix": _str_fn("strTrimPrefix", str.removeprefix, "ss"),
     "strTrimSuffix": _str_fn("strTrimSuffix", str.removesuffix, "ss"),
-    "atan2": _math2("atan2", gomath.atan2), "hypot": _math2("hypot", math.hypot),
-    "max": _math2("max", max), "min": _math2("min", min), "mod": _math2("mod", math.fmod),
+    "atan2": _math2("atan2", gomath.atan2), "hypot": _math2("hypot", gomath.hypot),
+    "max": _math2("max", gomath.fmax), "min": _math2("min", gomath.fmin), "mod": _math2("mod", math.fmod),
     "pow": _math2("pow", gomath.pow),
 }
 for _name, _fn in {
-    "abs": abs, "acos": gomath.acos, "acosh": math.acosh, "asin": gomath.asin,
-    "asinh": math.asinh, "atan": gomath.atan, "atanh": math.atanh, "cbrt": lambda x: math.copysign(
-        abs(x) ** (1 / 3), x), "ceil": math.ceil, "cos": gomath.cos, "cosh": gomath.cosh,
-    "erf": math.erf, "erfc": math.erfc, "exp": gomath.exp, "exp2": lambda x: 2.0**x,
-    "expm1": math.expm1, "floor": math.floor, "gamma": gomath.gamma, "log": gomath.log,
-    "log10": gomath.log10, "log1p": math.log1p, "log2": gomath.log2, "logb": _logb,
-    "sin": gomath.sin, "sinh": gomath.sinh, "sqrt": math.sqrt, "tan": gomath.tan, "tanh": gomath.tanh,
+    "abs": abs, "acos": gomath.acos, "acosh": gomath.acosh, "asin": gomath.asin,
+    "asinh": gomath.asinh, "atan": gomath.atan, "atanh": gomath.atanh, "cbrt": gomath.cbrt,
+    "ceil": math.ceil, "cos": gomath.cos, "cosh": gomath.cosh, "erf": gomath.erf,
+    "erfc": gomath.erfc, "exp": gomath.exp, "exp2": gomath.exp2, "expm1": gomath.expm1,
+    "floor": math.floor, "gamma": gomath.gamma, "log": gomath.log, "log10": gomath.log10,
+    "log1p": gomath.log1p, "log2": gomath.log2, "logb": gomath.logb, "sin": gomath.sin,
+    "sinh": gomath.sinh, "sqrt": math.sqrt, "tan": gomath.tan, "tanh": gomath.tanh,
     "trunc": math.trunc, "j0": _bessel("j", 0), "j1": _bessel("j", 1), "y0": _bessel("y", 0),
     "y1": _bessel("y", 1),
 }.items():
@@ -422,7 +416,7 @@ for _name, _fn in {
 
 def fn_pow10(*args: Any) -> float:
     _arity("pow10", args, 1)
-    return 10.0 ** _int("pow10", args[0])
+    return gomath.pow10(_int("pow10", args[0]))
 
 
 STATELESS["pow10"] = fn_pow10

@@ -499,3 +499,408 @@ def pow(x: float, y: float) -> float:  # noqa: A001 - Go's name
         return math.ldexp(a1, ae)
     except OverflowError:
         return math.copysign(math.inf, a1)
+
+
+# -- the rest of Go's pure-Go functions that lambdas offer ------------------------------------
+def _bits(x: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+def _from_bits(b: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", b & 0xFFFFFFFFFFFFFFFF))[0]
+
+
+def _ldexp(x: float, e: int) -> float:
+    try:
+        return math.ldexp(x, e)
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def hypot(p: float, q: float) -> float:
+    """Go's math.Hypot on amd64 (its assembly)."""
+    p, q = abs(p), abs(q)
+    if math.isinf(p) or math.isinf(q):
+        return math.inf
+    if math.isnan(p) or math.isnan(q):
+        return math.nan
+    if p == 0 and q == 0:
+        return 0.0
+    big, small = (p, q) if p >= q else (q, p)
+    small = small / big
+    return big * math.sqrt(small * small + 1.0)
+
+
+def cbrt(x: float) -> float:
+    if x == 0 or math.isnan(x) or math.isinf(x):
+        return x
+    sign = x < 0
+    x = abs(x)
+    t = _from_bits(_bits(x) // 3 + (715094163 << 32))
+    if x < 2.22507385850720138309e-308:
+        t = float(1 << 54) * x
+        t = _from_bits(_bits(t) // 3 + (696219795 << 32))
+    r = t * t / x
+    s = 5.42857142857142815906e-01 + r * t
+    t *= 3.57142857142857150787e-01 + 1.60714285714285720630e+00 / (
+        s + 1.41428571428571436819e+00 + -7.05306122448979611050e-01 / s)
+    t = _from_bits((_bits(t) & (0xFFFFFFFFC << 28)) + (1 << 30))
+    s = t * t
+    r = x / s
+    w = t + t
+    r = (r - t) / (w + r)
+    t = t + t * r
+    return -t if sign else t
+
+
+def exp2(x: float) -> float:
+    if math.isnan(x) or x == math.inf:
+        return x
+    if x == -math.inf or x < -1.0740e+03:
+        return 0.0
+    if x > 1.0239999999999999e+03:
+        return math.inf
+    k = int(x + 0.5) if x > 0 else int(x - 0.5) if x < 0 else 0
+    t = x - float(k)
+    hi = t * _LN2HI
+    lo = -t * _LN2LO
+    r = hi - lo
+    tt = r * r
+    c = r - tt * (1.66666666666666657415e-01 + tt * (-2.77777777770155933842e-03 + tt * (
+        6.61375632143793436117e-05 + tt * (-1.65339022054652515390e-06
+                                           + tt * 4.13813679705723846039e-08))))
+    y = 1 - ((lo - (r * c) / (2 - c)) - hi)
+    return _ldexp(y, k)
+
+
+def expm1(x: float) -> float:
+    if x == math.inf or math.isnan(x):
+        return x
+    if x == -math.inf:
+        return -1.0
+    absx = abs(x)
+    sign = x < 0
+    if absx >= 3.88162421113569373274e+01:
+        if sign:
+            return -1.0
+        if absx >= 7.09782712893383973096e+02:
+            return math.inf
+    c = 0.0
+    k = 0
+    if absx > 3.46573590279972654709e-01:
+        if absx < 1.03972077083991796413e+00:
+            if not sign:
+                hi, lo, k = x - _LN2HI, _LN2LO, 1
+            else:
+                hi, lo, k = x + _LN2HI, -_LN2LO, -1
+        else:
+            k = int(1.44269504088896338700e+00 * x + (0.5 if not sign else -0.5))
+            t = float(k)
+            hi = x - t * _LN2HI
+            lo = t * _LN2LO
+        x = hi - lo
+        c = (hi - x) - lo
+    elif absx < 1.0 / (1 << 54):
+        return x
+    hfx = 0.5 * x
+    hxs = x * hfx
+    r1 = 1 + hxs * (-3.33333333333331316428e-02 + hxs * (1.58730158725481460165e-03 + hxs * (
+        -7.93650757867487942473e-05 + hxs * (4.00821782732936239552e-06
+                                             + hxs * -2.01099218183624371326e-07))))
+    t = 3 - r1 * hfx
+    e = hxs * ((r1 - t) / (6.0 - x * t))
+    if k == 0:
+        return x - (x * e - hxs)
+    e = x * (e - c) - c
+    e -= hxs
+    if k == -1:
+        return 0.5 * (x - e) - 0.5
+    if k == 1:
+        if x < -0.25:
+            return -2 * (e - (x + 0.5))
+        return 1 + 2 * (x - e)
+    if k <= -2 or k > 56:
+        y = 1 - (e - x)
+        y = _from_bits(_bits(y) + (k << 52))
+        return y - 1
+    if k < 20:
+        t = _from_bits(0x3FF0000000000000 - (0x20000000000000 >> k))
+        y = t - (e - x)
+        return _from_bits(_bits(y) + (k << 52))
+    t = _from_bits((0x3FF - k) << 52)
+    y = x - (e + t)
+    y += 1
+    return _from_bits(_bits(y) + (k << 52))
+
+
+_LP = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
+       2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
+       1.479819860511658591e-01)
+
+
+def log1p(x: float) -> float:
+    if x < -1 or math.isnan(x):
+        return math.nan
+    if x == -1:
+        return -math.inf
+    if x == math.inf:
+        return math.inf
+    absx = abs(x)
+    f = 0.0
+    iu = 0
+    k = 1
+    if absx < 4.142135623730950488017e-01:
+        if absx < 1.0 / (1 << 29):
+            if absx < 1.0 / (1 << 54):
+                return x
+            return x - x * x * 0.5
+        if x > -2.928932188134524755992e-01:
+            k = 0
+            f = x
+            iu = 1
+    c = 0.0
+    if k != 0:
+        if absx < float(1 << 53):
+            u = 1.0 + x
+            iu = _bits(u)
+            k = (iu >> 52) - 1023
+            c = 1.0 - (u - x) if k > 0 else x - (u - 1.0)
+            c /= u
+        else:
+            u = x
+            iu = _bits(u)
+            k = (iu >> 52) - 1023
+            c = 0.0
+        iu &= 0x000FFFFFFFFFFFFF
+        if iu < 0x0006A09E667F3BCD:
+            u = _from_bits(iu | 0x3FF0000000000000)
+        else:
+            k += 1
+            u = _from_bits(iu | 0x3FE0000000000000)
+            iu = (0x0010000000000000 - iu) >> 2
+        f = u - 1.0
+    hfsq = 0.5 * f * f
+    if iu == 0:
+        if f == 0:
+            if k == 0:
+                return 0.0
+            c += float(k) * _LN2LO
+            return float(k) * _LN2HI + c
+        big_r = hfsq * (1.0 - 0.66666666666666666 * f)
+        if k == 0:
+            return f - big_r
+        return float(k) * _LN2HI - ((big_r - (float(k) * _LN2LO + c)) - f)
+    s = f / (2.0 + f)
+    z = s * s
+    lp = _LP
+    big_r = z * (lp[0] + z * (lp[1] + z * (lp[2] + z * (lp[3] + z * (lp[4] + z * (
+        lp[5] + z * lp[6]))))))
+    if k == 0:
+        return f - (hfsq - s * (hfsq + big_r))
+    return float(k) * _LN2HI - ((hfsq - (s * (hfsq + big_r) + (float(k) * _LN2LO + c))) - f)
+
+
+_LN2 = 6.93147180559945286227e-01
+
+
+def acosh(x: float) -> float:
+    if x < 1 or math.isnan(x):
+        return math.nan
+    if x == 1:
+        return 0.0
+    if x >= float(1 << 28):
+        return log(x) + _LN2
+    if x > 2:
+        return log(2 * x - 1 / (x + math.sqrt(x * x - 1)))
+    t = x - 1
+    return log1p(t + math.sqrt(2 * t + t * t))
+
+
+def asinh(x: float) -> float:
+    if math.isnan(x) or math.isinf(x):
+        return x
+    sign = x < 0
+    x = abs(x)
+    if x > float(1 << 28):
+        temp = log(x) + _LN2
+    elif x > 2:
+        temp = log(2 * x + 1 / (math.sqrt(x * x + 1) + x))
+    elif x < 1.0 / (1 << 28):
+        temp = x
+    else:
+        temp = log1p(x + x * x / (1 + math.sqrt(1 + x * x)))
+    return -temp if sign else temp
+
+
+def atanh(x: float) -> float:
+    if x < -1 or x > 1 or math.isnan(x):
+        return math.nan
+    if x == 1:
+        return math.inf
+    if x == -1:
+        return -math.inf
+    sign = x < 0
+    x = abs(x)
+    if x < 1.0 / (1 << 28):
+        temp = x
+    elif x < 0.5:
+        temp = x + x
+        temp = 0.5 * log1p(temp + temp * x / (1 - x))
+    else:
+        temp = 0.5 * log1p((x + x) / (1 - x))
+    return -temp if sign else temp
+
+
+_ERX = 8.45062911510467529297e-01
+_EFX = 1.28379167095512586316e-01
+_EFX8 = 1.02703333676410069053e+00
+_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+       -5.77027029648944159157e-03, -2.37630166566501626084e-05)
+_QQ = (0.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02,
+       5.08130628187576562776e-03, 1.32494738004321644526e-04, -3.96022827877536812320e-06)
+_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+       -2.16637559486879084300e-03)
+_QA = (0.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01,
+       7.18286544141962662868e-02, 1.26171219808761642112e-01, 1.36370839120290507362e-02,
+       1.19844998467991074170e-02)
+_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
+       -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
+       -8.12874355063065934246e+01, -9.81432934416914548592e+00)
+_SA = (0.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02,
+       4.34565877475229228821e+02, 6.45387271733267880336e+02, 4.29008140027567833386e+02,
+       1.08635005541779435134e+02, 6.57024977031928170135e+00, -6.04244152148580987438e-02)
+_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
+       -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
+       -4.83519191608651397019e+02)
+_SB = (0.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02,
+       1.53672958608443695994e+03, 3.19985821950859553908e+03, 2.55305040643316442583e+03,
+       4.74528541206955367215e+02, -2.24409524465858183362e+01)
+_ONE_OVER_035 = float(Decimal(1) / Decimal("0.35"))
+
+
+def _horner(coefficients: tuple[float, ...], s: float) -> float:
+    """c0 + s*(c1 + s*(c2 + ...)), innermost first, as Go's nested expressions."""
+    acc = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        acc = c + s * acc
+    return acc
+
+
+def _one_plus(coefficients: tuple[float, ...], s: float) -> float:
+    """1 + s*(c1 + s*(c2 + ...)) (coefficients[0] unused)."""
+    return 1 + s * _horner(coefficients[1:], s)
+
+
+def _erf_tail(x: float) -> tuple[float, float]:
+    s = 1 / (x * x)
+    if x < _ONE_OVER_035:
+        return _horner(_RA, s), _one_plus(_SA, s)
+    return _horner(_RB, s), _one_plus(_SB, s)
+
+
+def _erf_exp(x: float, big_r: float, big_s: float) -> float:
+    z = _from_bits(_bits(x) & 0xFFFFFFFF00000000)
+    return exp(-z * z - 0.5625) * exp((z - x) * (z + x) + big_r / big_s)
+
+
+def erf(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    if math.isinf(x):
+        return 1.0 if x > 0 else -1.0
+    sign = x < 0
+    x = abs(x)
+    if x < 0.84375:
+        if x < 1.0 / (1 << 28):
+            if x < 2.848094538889218e-306:
+                temp = 0.125 * (8.0 * x + _EFX8 * x)
+            else:
+                temp = x + _EFX * x
+        else:
+            z = x * x
+            temp = x + x * (_horner(_PP, z) / _one_plus(_QQ, z))
+        return -temp if sign else temp
+    if x < 1.25:
+        s = x - 1
+        p, q = _horner(_PA, s), _one_plus(_QA, s)
+        return -_ERX - p / q if sign else _ERX + p / q
+    if x >= 6:
+        return -1.0 if sign else 1.0
+    big_r, big_s = _erf_tail(x)
+    r = _erf_exp(x, big_r, big_s)
+    return r / x - 1 if sign else 1 - r / x
+
+
+def erfc(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    if math.isinf(x):
+        return 0.0 if x > 0 else 2.0
+    sign = x < 0
+    x = abs(x)
+    if x < 0.84375:
+        if x < 1.0 / (1 << 56):
+            temp = x
+        else:
+            z = x * x
+            y = _horner(_PP, z) / _one_plus(_QQ, z)
+            temp = x + x * y if x < 0.25 else 0.5 + (x * y + (x - 0.5))
+        return 1 + temp if sign else 1 - temp
+    if x < 1.25:
+        s = x - 1
+        p, q = _horner(_PA, s), _one_plus(_QA, s)
+        return 1 + _ERX + p / q if sign else 1 - _ERX - p / q
+    if x < 28:
+        if sign and x > 6 and x >= _ONE_OVER_035:
+            return 2.0
+        big_r, big_s = _erf_tail(x)
+        r = _erf_exp(x, big_r, big_s)
+        return 2 - r / x if sign else r / x
+    return 2.0 if sign else 0.0
+
+
+def fmax(x: float, y: float) -> float:
+    """Go's math.Max: +Inf wins over NaN, NaN over numbers, +0 over -0."""
+    if x == math.inf or y == math.inf:
+        return math.inf
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0 and y == 0:
+        return y if math.copysign(1, x) < 0 else x
+    return x if x > y else y
+
+
+def fmin(x: float, y: float) -> float:
+    """Go's math.Min: -Inf wins over NaN, NaN over numbers, -0 over +0."""
+    if x == -math.inf or y == -math.inf:
+        return -math.inf
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0 and y == 0:
+        return x if math.copysign(1, x) < 0 else y
+    return x if x < y else y
+
+
+_POW10 = tuple(float(f"1e{i}") for i in range(32))
+_POW10_POS32 = tuple(float(f"1e{32 * i}") for i in range(10))
+_POW10_NEG32 = tuple(float(f"1e-{32 * i}") for i in range(11))
+
+
+def pow10(n: int) -> float:
+    """Go's math.Pow10: a product (or quotient) of two table entries."""
+    if 0 <= n <= 308:
+        return _POW10_POS32[n // 32] * _POW10[n % 32]
+    if -323 <= n <= 0:
+        return _POW10_NEG32[-n // 32] / _POW10[-n % 32]
+    return math.inf if n > 0 else 0.0
+
+
+def logb(x: float) -> float:
+    if x == 0:
+        return -math.inf
+    if math.isinf(x):
+        return math.inf
+    if math.isnan(x):
+        return x
+    return float(math.frexp(x)[1] - 1)
