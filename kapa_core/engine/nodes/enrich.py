@@ -80,11 +80,11 @@ class FlattenNode(Node):
             tags = p.tags
             buf = self.buffers[p.group] = _FlattenBuffer(
                 t, p.name, {d: tags.get(d, "") for d in p.dims}, p.dims, _by_name(p))
+        ended = buf.time
         fields = self._add(buf, t, p)
         if fields:
-            tags = dict(buf.tags)
-            self.emit_point(Point(buf.name, tags, fields, self._emitted_time, "", "",
-                                  p.group, buf.dims))
+            self.emit_point(Point(buf.name, dict(buf.tags), fields, ended, "", "", p.group,
+                                  buf.dims))
 
     def batch(self, b: Batch) -> None:
         buf = self.buffers.get(b.group)
@@ -96,9 +96,10 @@ class FlattenNode(Node):
         points: list[BatchPoint] = []
         for bp in b.points:
             t = _round(bp.time, self.tolerance)
+            ended = buf.time
             fields = self._add(buf, t, bp)
             if fields:
-                points.append(BatchPoint(self._emitted_time, fields, dict(buf.tags)))
+                points.append(BatchPoint(ended, fields, dict(buf.tags)))
         if buf.points:
             fields = self._flatten(buf.points)
             points.append(BatchPoint(buf.time, fields, dict(buf.tags)))
@@ -106,18 +107,16 @@ class FlattenNode(Node):
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
     def _add(self, buf: _FlattenBuffer, t: int, p: Any) -> dict[str, Any] | None:
-        """Buffer ``p``; the fields flattened from the previous time if it has ended."""
+        """Buffer ``p``; the fields flattened from the buffer's previous time if ``t``
+        ends it."""
         fields = None
         if t != buf.time:
             if buf.points:
                 fields = self._flatten(buf.points)
-                self._emitted_time = buf.time
                 buf.points = []
             buf.time = t
         buf.points.append(p)
         return fields
-
-    _emitted_time = 0
 
     def _flatten(self, points: list[Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
