@@ -3,6 +3,7 @@ them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -514,7 +515,7 @@ class CombineNode(Node):
                     row.append(False)
             matches.append(row)
         dims = set(buf.dims)
-        for indices in _combinations(n, k):
+        for indices in itertools.combinations(range(n), k):  # Kapacitor's order
             remaining = list(indices)
             chosen = []
             for s in range(k):
@@ -538,10 +539,3 @@ class CombineNode(Node):
         t = _round(chosen[0].time, self.tolerance)
         return Point(buf.name, tags, fields, t, "", "",
                      group_id(buf.name, tags, buf.dims, buf.by_name), buf.dims)
-
-
-def _combinations(n: int, k: int) -> Any:
-    """The k-combinations of range(n) in lexicographic order."""
-    import itertools
-
-    return itertools.combinations(range(n), k)
