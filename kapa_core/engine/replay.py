@@ -40,7 +40,6 @@ Deleting a running replay stops it (Kapacitor leaves it running).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import heapq
 import re
 import time
@@ -111,10 +110,23 @@ _JSON_KINDS = {str: "string", bool: "bool", int: "number", float: "number", list
                dict: "object"}
 _FIELD_NAMES = {"id": "id", "task": "task", "start": "start", "stop": "stop",
                 "recording-time": "recording-time", "clock": "clock"}
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-                      r"(Z|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                      r"(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
 
 
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar (year 0 too)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def parse_go_time(raw: Any) -> int:
@@ -136,15 +148,14 @@ def parse_go_time(raw: Any) -> int:
                                    ("minute", minute, 0, 59), ("second", second, 0, 59)):
         if not low <= value <= high:
             raise APIError(400, f"parsing time {_go_quote(source)}: {name} out of range")
-    try:
-        moment = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
-    except ValueError:
-        raise APIError(400, f"parsing time {_go_quote(source)}: day out of range") from None
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= (29 if month == 2 and leap else _MONTH_DAYS[month - 1]):
+        raise APIError(400, f"parsing time {_go_quote(source)}: day out of range")
     offset = 0
     if m[8] != "Z":
         sign = -1 if m[8][0] == "-" else 1
         offset = sign * (int(m[8][1:3]) * 3600 + int(m[8][4:6]) * 60)
-    seconds = (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(seconds=1)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
     frac = int((m[7] or ".0")[1:10].ljust(9, "0"))
     return (seconds - offset) * S + frac
 
@@ -152,9 +163,10 @@ def parse_go_time(raw: Any) -> int:
 def _go_time_mismatch(text: str) -> tuple[str, str]:
     """Where Go's RFC3339 parser gives up on ``text``: (rest of the value, layout part)."""
     value = text + '"'
-    steps = (("2006", r"\d{4}"), ("-", "-"), ("01", r"\d{2}"), ("-", "-"), ("02", r"\d{2}"),
-             ("T", "T"), ("15", r"\d{1,2}"), (":", ":"), ("04", r"\d{2}"), (":", ":"),
-             ("05", r"\d{2}(?:\.\d+)?"), ("Z07:00", r"Z|[+-]\d{2}:\d{2}"), ('"', '"'))
+    steps = (("2006", r"[0-9]{4}"), ("-", "-"), ("01", r"[0-9]{2}"), ("-", "-"),
+             ("02", r"[0-9]{2}"), ("T", "T"), ("15", r"[0-9]{1,2}"), (":", ":"),
+             ("04", r"[0-9]{2}"), (":", ":"), ("05", r"[0-9]{2}(?:\.[0-9]+)?"),
+             ("Z07:00", r"Z|[+-][0-9]{2}:[0-9]{2}"), ('"', '"'))
     for elem, pattern in steps:
         m = re.match(pattern, value)
         if m is None:

@@ -86,8 +86,8 @@ def test_own_condition_is_parenthesized_and_other_clauses_kept() -> None:
 
 def test_parentheses_are_skipped_and_align_group_sets_the_offset() -> None:
     q = SelectQuery("SELECT max(v) AS \"from (x)\" FROM m WHERE (x = 1 OR (y > 2)) "
-                    "AND time > 0 GROUP BY time(1m) fill(1)", [TimeGroup(60 * S, 5 * S)], "previous",
-                    align_group=True)
+                    "AND time > 0 GROUP BY time(1m) fill(1)", [TimeGroup(60 * S, 5 * S)],
+                    "previous", align_group=True)
     assert q.render(61 * S, 121 * S) == (
         "SELECT max(v) AS \"from (x)\" FROM m WHERE ((x = 1 OR (y > 2)) AND time > 0) "
         "AND time >= '1970-01-01T00:01:01Z' AND time < '1970-01-01T00:02:01Z' "
