@@ -140,7 +140,7 @@ class EvalSpec(NodeSpec):
 
 @chain("eval")
 def _eval(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    exprs = check_args("eval", (), args, variadic="lambda", minimum=1)
+    exprs = check_args("eval", (), args, variadic="lambda", minimum=0)  # eval().keep(...)
     return EvalSpec(pipeline, [parent], exprs)
 
 
