@@ -13,6 +13,7 @@ Each group gets its own window when its first point arrives, anchored on that po
   (the first time after ``periodCount`` points with ``.fillPeriod()``).
 
 The buffer drops its oldest points in arrival order: a late point stays where it came.
+It is Kapacitor's ring buffer, quirks included.
 """
 
 from __future__ import annotations
@@ -27,17 +28,24 @@ from kapa_core.pipeline.nodes import WindowSpec
 
 
 class _TimeWindow:
-    """One group's points and the time its current window ends."""
+    """One group's points and the time its current window ends.
 
-    __slots__ = ("buf", "by_name", "dims", "name", "next_emit", "start", "tags")
+    The points are kept as Kapacitor's ring buffer keeps them, step for step (how it
+    grows, wraps and drops from the front): its quirks decide what some windows hold,
+    e.g. a buffer emptied right at its end keeps what comes next from being dropped.
+    """
+
+    __slots__ = ("by_name", "cap", "dims", "name", "next_emit", "size", "start", "stop",
+                 "tags", "window")
 
     def __init__(self, p: Point, node: WindowNode) -> None:
         self.name = p.name
         self.dims = p.dims
         self.tags = {d: p.tags.get(d, "") for d in p.dims}
         self.by_name = bool(p.group) and (not p.dims or "\n" in p.group)
-        self.buf: list[Point] = []
-        self.start = 0  # buf[start:] is the window's content
+        self.window: list[Any] = []
+        self.cap = 0  # the capacity of Go's slice; len(self.window) is its length
+        self.start = self.stop = self.size = 0
         period, every = node.period, node.every
         if node.fill_period:
             nxt = p.time + period
@@ -52,23 +60,77 @@ class _TimeWindow:
                 nxt = go_truncate(nxt, every)
         self.next_emit = nxt
 
-    def purge(self, oldest: int, inclusive: bool) -> None:
-        """Drop points from the front while they are older than ``oldest``."""
-        buf = self.buf
-        i, n = self.start, len(buf)
-        if inclusive:
-            while i < n and buf[i].time < oldest:
-                i += 1
+    def insert(self, p: Point) -> None:
+        w = self.window
+        if self.size == self.cap:  # full: a new slice of twice the size, in order
+            size = self.size
+            if size == 0:
+                w = []
+            elif self.stop > self.start:
+                w = w[self.start:self.stop]
+            else:
+                w = w[self.start:] + w[:self.stop]
+            w.append(None)
+            self.window = w
+            self.cap = 2 * (size + 1)
+            self.start = 0
+            self.stop = size
+        if self.stop == len(w):
+            if len(w) == self.cap:
+                self.stop = 0
+                w[0] = p
+            else:
+                w.append(p)
         else:
-            while i < n and buf[i].time <= oldest:
-                i += 1
-        if i > 32 and i * 2 > n:
-            del buf[:i]
-            i = 0
-        self.start = i
+            w[self.stop] = p
+        self.size += 1
+        self.stop += 1
+
+    def purge(self, oldest: int, inclusive: bool) -> None:
+        """Drop points from the front while they are older than ``oldest`` (not newer
+        than it unless ``inclusive``), as Kapacitor's buffer does."""
+        w = self.window
+        n = len(w)
+        if n == 0:
+            return
+        start, stop = self.start, self.stop
+        if inclusive:
+            if start < stop:
+                while start < stop and w[start].time < oldest:
+                    start += 1
+                self.size = stop - start
+            elif w[n - 1].time >= oldest:
+                while start < n and w[start].time < oldest:
+                    start += 1
+                self.size = n - start + stop
+            else:
+                start = 0
+                while start < stop and w[start].time < oldest:
+                    start += 1
+                self.size = stop - start
+        elif start < stop:
+            while start < stop and w[start].time <= oldest:
+                start += 1
+            self.size = stop - start
+        elif w[n - 1].time > oldest:
+            while start < n and w[start].time <= oldest:
+                start += 1
+            self.size = n - start + stop
+        else:
+            start = 0
+            while start < stop and w[start].time <= oldest:
+                start += 1
+            self.size = stop - start
+        self.start = start
 
     def batch(self, group: str, tmax: int) -> Batch:
-        points = [BatchPoint(q.time, q.fields, q.tags) for q in self.buf[self.start:]]
+        if self.size == 0:
+            kept: list[Point] = []
+        elif self.stop > self.start:
+            kept = self.window[self.start:self.stop]
+        else:
+            kept = self.window[self.start:] + self.window[:self.stop]
+        points = [BatchPoint(q.time, q.fields, q.tags) for q in kept]
         return Batch(self.name, group, self.tags, self.dims, self.by_name, tmax, points)
 
 
@@ -147,10 +209,10 @@ class WindowNode(Node):
         if window is None:
             window = self.windows[p.group] = _TimeWindow(p, self)
         if self.every == 0:
-            window.buf.append(p)
+            window.insert(p)
             if p.time >= window.next_emit:
                 self._advance(window, p.group, p.time)
             return
         if p.time >= window.next_emit:
             self._advance(window, p.group, p.time)
-        window.buf.append(p)
+        window.insert(p)
