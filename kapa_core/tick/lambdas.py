@@ -258,6 +258,13 @@ def _kind(value: Any) -> str:
     return "?"
 
 
+def _int64(n: int) -> int:
+    """An int result as Go's int64 arithmetic gives it: wrapped around on overflow."""
+    if -(1 << 63) <= n < (1 << 63):
+        return n
+    return ((n + (1 << 63)) % (1 << 64)) - (1 << 63)
+
+
 def binary(op: str, a: Any, b: Any) -> Any:
     """Apply a binary operator with Kapacitor's operand-type rules."""
     ka, kb = _kind(a), _kind(b)
@@ -276,17 +283,23 @@ def binary(op: str, a: Any, b: Any) -> Any:
         raise EvalError(f"invalid {op}: expected string {op} regex, got {type_name(a)} "
                         f"{op} {type_name(b)}")
     if op == "+":
-        if pair in ("ii", "ff", "ss"):
+        if pair == "ii":
+            return _int64(a + b)
+        if pair in ("ff", "ss"):
             return a + b
         if pair == "dd":
             return Duration(a + b)
     elif op == "-":
-        if pair in ("ii", "ff"):
+        if pair == "ii":
+            return _int64(a - b)
+        if pair == "ff":
             return a - b
         if pair == "dd":
             return Duration(a - b)
     elif op == "*":
-        if pair in ("ii", "ff"):
+        if pair == "ii":
+            return _int64(a * b)
+        if pair == "ff":
             return a * b
         if pair in ("di", "df"):
             return Duration(int(a * b))
