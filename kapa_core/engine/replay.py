@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import re
 import time
 import uuid
@@ -59,6 +60,7 @@ from kapa_core.engine.nodes.query import check as check_query
 from kapa_core.engine.nodes.query import go_quote as _go_quote
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
+from kapa_core.http.messages import JSONBodyError, decode_json
 from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, run_query
@@ -108,14 +110,9 @@ _GO_TYPES = {"id": "string", "task": "string", "start": "time.Time", "stop": "ti
              "recording-time": "bool", "clock": "client.Clock"}
 _JSON_KINDS = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
                dict: "object"}
-_FIELD_NAMES = {"id": "id", "task": "task", "start": "start", "stop": "stop",
-                "recording-time": "recording-time", "clock": "clock"}
-_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
-                      r"(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
-
-
-
-
+_FIELD_NAMES = ("id", "task", "start", "stop", "recording-time", "clock")
+_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{1,2}):([0-9]{2}):([0-9]{2})"
+                      r"([.,][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -165,7 +162,7 @@ def _go_time_mismatch(text: str) -> tuple[str, str]:
     value = text + '"'
     steps = (("2006", r"[0-9]{4}"), ("-", "-"), ("01", r"[0-9]{2}"), ("-", "-"),
              ("02", r"[0-9]{2}"), ("T", "T"), ("15", r"[0-9]{1,2}"), (":", ":"),
-             ("04", r"[0-9]{2}"), (":", ":"), ("05", r"[0-9]{2}(?:\.[0-9]+)?"),
+             ("04", r"[0-9]{2}"), (":", ":"), ("05", r"[0-9]{2}(?:[.,][0-9]+)?"),
              ("Z07:00", r"Z|[+-][0-9]{2}:[0-9]{2}"), ('"', '"'))
     for elem, pattern in steps:
         m = re.match(pattern, value)
@@ -176,7 +173,6 @@ def _go_time_mismatch(text: str) -> tuple[str, str]:
 
 
 def _go_json(value: Any) -> str:
-    import json
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -245,10 +241,6 @@ def _innermost(doc: str, pos: int) -> str:
 
 def decode_options(body: bytes) -> dict[str, Any]:
     """The ``POST /replays/batch`` body as Kapacitor decodes it, with its error words."""
-    import json
-
-    from kapa_core.http.messages import JSONBodyError, decode_json
-
     text = body.strip()
     if not text:
         raise APIError(400, "EOF")
