@@ -71,9 +71,6 @@ class PostOptions:
     timeout: Duration = Duration(0)
     skip_ssl_verification: bool = option(False, tick="skipSSLVerification")
 
-    def validate(self) -> None:
-        if self.url and self.endpoint:
-            raise ConfigError("url", "post handler: set either url or endpoint, not both")
 
 
 class PostHandler:
@@ -82,11 +79,14 @@ class PostHandler:
     def __init__(self, options: PostOptions, context: Any) -> None:
         self.options = options
         self.context = context
+        # As Kapacitor: a configured endpoint wins (its URL, headers, auth and template),
+        # else the URL given, else no handler.
         endpoints = {e.endpoint: e for e in (context.config or ())}
-        self.endpoint = endpoints.get(options.endpoint or ("" if options.url else "example"))
-        if options.endpoint and self.endpoint is None:
-            raise HandlerError(f"post: no [[httppost]] endpoint named {options.endpoint!r}")
-        url = options.url or (self.endpoint.url if self.endpoint else "")
+        self.endpoint = endpoints.get(options.endpoint)
+        if self.endpoint is None and not options.url:
+            raise HandlerError("An appropriately formatted url must be specified if an "
+                               "endpoint is not specified")
+        url = self.endpoint.url if self.endpoint is not None else options.url
         self.url_template = parse_template(url, "url")
         self.body_template = None
         if self.endpoint is not None:
