@@ -301,7 +301,12 @@ class Evaluator:
         for name in _identifiers(node):
             value = self.identifier(name)
             if isinstance(value, _Unset):
-                return value
+                # a template var without a value: Kapacitor computes with its type's zero
+                declared = self.vars.get(name.name)
+                zero = _ZERO.get(declared.type if declared else "")
+                if zero is None:
+                    return value
+                value = zero
             scope[name.name] = value
         message = static_error(node, scope)
         if message:
@@ -317,8 +322,12 @@ class Evaluator:
     def identifier(self, node: ast.Identifier) -> Any:
         if node.name == "stream" or node.name == "batch":
             if self.source is None or node.name != self.task_type:
+                if self.task_type:  # e.g. a template changed to the other type
+                    names = ",".join(["time", self.task_type, *self.scope])
+                    raise self.plain(node, f"name {_go_quote(node.name)} is undefined. "
+                                     f"Names in scope: {names}")
                 raise self.error(node, f"{node.name} is not available in a "
-                                 f"{self.task_type or 'untyped'} task")
+                                 "untyped task")
             return self.source
         if node.name not in self.scope:
             names = ",".join(["time", self.task_type or "stream", *self.scope])
@@ -456,6 +465,9 @@ _GO_TYPES = {"changeDetect": "ChangeDetectNode", "groupby": "GroupByNode",
              "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode"}
 
 
+#: The zero value of each var type Kapacitor computes with when a template's var has none.
+_ZERO: dict[str, Any] = {"int": 0, "float": 0.0, "string": "", "bool": False,
+                         "duration": Duration(0)}
 _DOUBLE_QUOTES = ("cannot assign *ast.ReferenceNode to type string, did you use double "
                   "quotes instead of single quotes?")
 #: Go's handler types, by the alert property that starts the handler.
