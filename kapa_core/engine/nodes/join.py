@@ -20,6 +20,9 @@ As Kapacitor 1.5.7 does it:
   specific message that can no longer get a match (every parent has passed its time) is
   sent alone.
 - Delete-group messages are not passed on (Kapacitor's join drops them).
+- The join wants the first parent's edge: a parent providing the other one refuses the
+  start. ``fill('null')`` fills nulls, a number fills that number, ``'none'`` or any
+  other value is no fill; another string refuses the start.
 """
 
 from __future__ import annotations
