@@ -80,6 +80,17 @@ def html_nospace(v: Any) -> str:
     return _text(v).translate(_NOSPACE)
 
 
+def html_name(v: Any) -> str:
+    """A value where an attribute name goes: only a plain alphanumeric name passes."""
+    text = _text(v)
+    if not text:
+        return "ZgotmplZ"
+    text = text.lower()
+    if _attr_kind(text) != ATTR or not all(c.isascii() and c.isalnum() for c in text):
+        return "ZgotmplZ"
+    return text
+
+
 _JS_LOW = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JS_LOW.update({9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"})
 _JS_STR = dict(_JS_LOW)
@@ -177,6 +188,8 @@ class HTMLContext:
             inner = js_value
         elif state in (JS_DQ, JS_SQ, JS_BQ):
             inner = js_string
+        elif state == ATTR_NAME:
+            return html_name
         else:
             return html_nospace if delim == " " else html_text
         if delim == " ":
@@ -329,11 +342,16 @@ class HTMLContext:
         while i < n:
             state = self.state
             c = s[i]
+            if not whole and c == "<" and s[i:i + 8].lower() == "</script":
+                # the element ends here, whatever the JavaScript state
+                if state not in (JS_LINE, JS_BLOCK):
+                    out.append(s[start:i])
+                elif state == JS_BLOCK and i > 0:  # an empty stretch of comment
+                    out.append(" ")
+                out.append(s[i:i + 8])
+                self.state, self.element = TAG, ""
+                return i + 8
             if state == JS_EXPR:
-                if not whole and c == "<" and s[i:i + 8].lower() == "</script":
-                    out.append(s[start:i + 8])
-                    self.state, self.element = TAG, ""
-                    return i + 8
                 if c == '"':
                     self.state = JS_DQ
                 elif c == "'":
@@ -342,8 +360,6 @@ class HTMLContext:
                     self.state = JS_BQ
                 elif c == "/" and s[i + 1:i + 2] in ("/", "*"):
                     out.append(s[start:i])
-                    if s[i + 1] == "*":  # a block comment leaves a space
-                        out.append(" ")
                     self.state = JS_LINE if s[i + 1] == "/" else JS_BLOCK
                     i += 2
                     start = i
@@ -361,12 +377,25 @@ class HTMLContext:
                     continue
                 start = i + 1
             elif state == JS_BLOCK:
-                if c == "*" and s[i + 1:i + 2] == "/":
+                # The comment's text up to its end, the end of the script or of this text
+                # becomes one space (a newline if it holds one), as Go writes it: only
+                # when that stretch ends past the start of this text.
+                close = s.find("*/", i)
+                tag = -1 if whole else s.lower().find("</script", i)
+                end = min((x for x in (close, tag) if x >= 0), default=n)
+                run_end = end + 2 if end == close else end
+                if run_end > 0:
+                    out.append("\n" if any(ch in s[i:end] for ch in "\n\r\u2028\u2029")
+                               else " ")
+                if end == close:
                     self.state = JS_EXPR
-                    i += 2
-                    start = i
+                    i = start = close + 2
                     continue
-                start = i + 1
+                if end == n:
+                    return n
+                out.append(s[end:end + 8])  # the script ends
+                self.state, self.element = TAG, ""
+                return end + 8
             i += 1
         if self.state not in (JS_LINE, JS_BLOCK):
             out.append(s[start:])
