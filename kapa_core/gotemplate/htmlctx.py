@@ -40,6 +40,7 @@ _URL_ATTRS = frozenset((
 _RAW_ELEMENTS = {"script": JS_EXPR, "textarea": RCDATA, "title": RCDATA, "style": RCDATA}
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9:-]*")
 _ATTR_NAME_END = re.compile(r"[\s=>/]")
+_UNQUOTED_END = re.compile(r"[\s>]")
 _SPACE = " \t\n\f\r"
 
 
@@ -219,7 +220,7 @@ class HTMLContext:
                     return "".join(out)
                 self.state, i = TEXT, end + 3
             elif state == RCDATA:
-                i = self._raw_until_end(s, i, out, RCDATA)
+                i = self._raw_until_end(s, i, out)
             elif state in (JS_EXPR, JS_DQ, JS_SQ, JS_BQ, JS_LINE, JS_BLOCK):
                 i = self._script(s, i, out)
             else:
@@ -298,7 +299,7 @@ class HTMLContext:
     def _value(self, s: str, i: int, out: list[str]) -> int:
         delim = self.delim
         if delim == " ":
-            m = re.compile(r"[\s>]").search(s, i)
+            m = _UNQUOTED_END.search(s, i)
             end = m.start() if m else len(s)
         else:
             end = s.find(delim, i)
@@ -324,7 +325,8 @@ class HTMLContext:
         out.append(delim)
         return end + 1
 
-    def _raw_until_end(self, s: str, i: int, out: list[str], state: int) -> int:
+    def _raw_until_end(self, s: str, i: int, out: list[str]) -> int:
+        """Text of a textarea, title or style element up to its end tag."""
         m = re.compile("</" + self.element, re.IGNORECASE).search(s, i)
         end = len(s) if m is None else m.start()
         out.append(s[i:end].replace("<", "&lt;"))
