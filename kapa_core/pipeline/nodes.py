@@ -241,8 +241,19 @@ class ShiftSpec(NodeSpec):
         self.shift = shift
 
 
+def _shadowed(name: str, parent: NodeSpec) -> SpecError:
+    """Kapacitor cannot call a chaining method that a field of the node's Go struct
+    shadows (ShiftNode.Shift): reflection refuses the call."""
+    from kapa_core.tick.evaluate import go_type
+
+    return SpecError(f'error calling func "{name}" on obj {go_type(parent)}: reflect: '
+                     "reflect.Value.Call using value obtained using unexported field")
+
+
 @chain("shift")
 def _shift(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
+    if parent.kind == "shift":
+        raise _shadowed("shift", parent)
     (shift,) = check_args("shift", ("duration",), args)
     return ShiftSpec(pipeline, [parent], shift)
 
