@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.engine.node import Node
+from kapa_core.engine.nodes.gosort import go_sort, heap_pop_n
 from kapa_core.engine.nodes.holtwinters import HoltWinters
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
@@ -117,7 +118,8 @@ def _median(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]
 def _mode(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
     if len(entries) == 1:
         return [(None, entries[0][1], None, None)]
-    ordered = sorted(entries, key=lambda e: e[1])
+    ordered = list(entries)
+    go_sort(ordered, _by_value)  # not stable: which tied point comes first matters
     most_freq = curr_freq = 0
     curr_mode = most_mode = ordered[0][1]
     most_time = curr_time = ordered[0][0]
@@ -221,8 +223,23 @@ def _percentile(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Res
     i = int(math.floor(n * float(spec.args[0]) / 100.0 + 0.5)) - 1
     if i < 0 or i >= n:
         return []
-    e = sorted(entries, key=lambda x: x[1])[i]
-    return [(e[0], e[1], e[2], e[3])]
+    ordered = list(entries)
+    go_sort(ordered, _by_value)  # not stable: which tied point is selected matters
+    e = ordered[i]
+    # InfluxQL's integer percentile drops the point's time (the batch's time is used)
+    return [(e[0] if kind == "float" else None, e[1], e[2], e[3])]
+
+
+def _by_value(a: Entry, b: Entry) -> bool:
+    return a[1] < b[1]
+
+
+def _top_less(a: Entry, b: Entry) -> bool:
+    return a[1] > b[1] if a[1] != b[1] else a[0] < b[0]
+
+
+def _bottom_less(a: Entry, b: Entry) -> bool:
+    return a[1] < b[1] if a[1] != b[1] else a[0] < b[0]
 
 
 def _top_bottom(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
@@ -230,24 +247,29 @@ def _top_bottom(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Res
     names = spec.extra_fields
     if names:
         # keep the best point of each combination of the named fields/tags
-        best: dict[tuple[str, ...], Entry] = {}
+        best: dict[str, Entry] = {}
         for e in entries:
-            key = tuple(_aux_key(e, name) for name in names)
+            key = ",".join(_aux_key(e, name) for name in names)
             cur = best.get(key)
             if cur is None or (e[1] > cur[1] if top else e[1] < cur[1]) or (
                     e[1] == cur[1] and e[0] < cur[0]):
                 best[key] = e
         entries = list(best.values())
-    ordered = sorted(entries, key=(lambda e: (-e[1], e[0])) if top else
-                     (lambda e: (e[1], e[0])))
-    chosen = sorted(ordered[:spec.top_n], key=lambda e: e[0])
+    heap = list(entries)
+    chosen = heap_pop_n(heap, _top_less if top else _bottom_less, min(spec.top_n, len(heap)))
+    chosen.sort(key=lambda e: e[0])  # stable, as Go's sort.Stable by time
     return [(e[0], e[1], e[2], None) for e in chosen]
 
 
 def _aux_key(e: Entry, name: str) -> str:
-    if name in e[3]:
-        return "f" + repr(e[3][name])
-    return "t" + e[2].get(name, "")
+    """The value a tag/field argument is told apart by: Go's fmt %s of the field, or the
+    tag ("" when absent)."""
+    if name not in e[3]:
+        return e[2].get(name, "")
+    value = e[3][name]
+    if type(value) is str:
+        return value
+    return f"%!s({_GO_TYPE.get(_kind(value) or '', 'unknown')}={value!r})"
 
 
 def _distinct(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
