@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskService, now
 from kapa_core.errors import APIError, TickError
 from kapa_core.models.duration import Duration
@@ -81,6 +82,17 @@ def var_json(evaluated: Evaluated) -> dict[str, dict[str, Any]]:
             for name, var in evaluated.vars.items()}
 
 
+def check_template_json(body: dict[str, Any]) -> None:
+    """What Kapacitor's JSON decoding of a template refuses (``invalid JSON``): an ID or
+    script that is not text, a type other than stream, batch or invalid."""
+    for key in ("id", "script"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise APIError(400, f"invalid JSON: {key} must be a string")
+    kind = body.get("type")
+    if kind is not None and kind not in ("stream", "batch", "invalid"):
+        raise APIError(400, f"invalid JSON: unknown TaskType {kind}")
+
+
 class TemplateService:
     def __init__(self, store: Store, tasks: TaskService) -> None:
         self.store = store
@@ -102,16 +114,22 @@ class TemplateService:
         return self._resolve(body, existing)
 
     def _resolve(self, body: dict[str, Any], existing: TemplateDef | None) -> TemplateDef:
-        script = body.get("script", existing.script if existing else "")
-        if not isinstance(script, str) or not script.strip():
-            raise APIError(400, "must provide TICKscript")
+        """The template ``body`` describes, as Kapacitor takes it: a new template's type
+        is its script's (``invalid task type: invalid`` when the script has no stream or
+        batch chain, or both); an update keeps the script when none is given and the type
+        unless one is, and the result must evaluate."""
+        check_template_json(body)
+        script = body.get("script") or (existing.script if existing else "")
         try:
             inferred = task_type_of(parse(script))
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
-        kind = body.get("type") or inferred or (existing.type if existing else "")
-        if kind not in ("stream", "batch") or (inferred and inferred != kind):
-            raise APIError(400, f"invalid template type {kind!r}")
+        if existing is None:
+            if inferred not in ("stream", "batch"):
+                raise APIError(400, "invalid task type: invalid")
+            kind = inferred
+        else:
+            kind = body["type"] if body.get("type") in ("stream", "batch") else existing.type
         stamp = now()
         template = TemplateDef(existing.id if existing else "", kind, script,
                                existing.created if existing else stamp, stamp)
@@ -122,10 +140,11 @@ class TemplateService:
         return template
 
     async def create(self, body: dict[str, Any]) -> TemplateDef:
+        check_template_json(body)
         template_id = body.get("id") or str(uuid.uuid4())
-        if not isinstance(template_id, str) or not ID.fullmatch(template_id):
+        if not ID.fullmatch(template_id):
             raise APIError(400, f"template ID must contain only letters, numbers, '-', '.' "
-                           f"and '_'. {template_id!r}")
+                           f"and '_'. {go_quote(template_id)}")
         if template_id in self.templates:
             raise APIError(400, f"template {template_id} already exists")
         template = await self._checked(body, None)
@@ -137,6 +156,7 @@ class TemplateService:
         return template
 
     async def update(self, template_id: str, body: dict[str, Any]) -> TemplateDef:
+        check_template_json(body)
         existing = self.templates.get(template_id)
         if existing is None:
             raise APIError(404, "template does not exist, cannot update")

@@ -26,8 +26,8 @@ def _go_int(name: str, text: str) -> int:
     reason = ""
     if not _INT.fullmatch(text):
         reason = "invalid syntax"
-    elif not -2**63 <= int(text) < 2**63:
-        reason = "value out of range"
+    elif len(text.lstrip("+-").lstrip("0")) > 19 or not -2**63 <= int(text) < 2**63:
+        reason = "value out of range"  # (length first: int() refuses 4300+ digits)
     if reason:
         raise APIError(400, f"invalid {name} parameter {go_quote(text)} must be an integer: "
                        f"strconv.ParseInt: parsing {go_quote(text)}: {reason}")

@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from kapa_core.alert.kinds import DEADMAN
-from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES, TaskDef, TaskService
+from kapa_core.auth.permissions import go_quote
+from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskDef, TaskService
 from kapa_core.engine.templates import json_number
 from kapa_core.errors import APIError
 from kapa_core.http.listing import (
@@ -65,6 +66,31 @@ def _client_value(kind: Any, value: Any) -> Any:
     except (TypeError, ValueError):
         pass
     return value
+
+
+def check_task_json(body: dict[str, Any]) -> dict[str, Any]:
+    """What Kapacitor's JSON decoding of a task refuses, refused with its words
+    (``invalid JSON``): an ID, template ID or script that is not text, a type other than
+    stream, batch or invalid, a status other than enabled or disabled, dbrps that are
+    not a list of objects, vars it cannot decode. Returns the body without a type of
+    ``invalid`` (the script's chains say the type)."""
+    for key in ("id", "template-id", "script"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise APIError(400, f"invalid JSON: {key} must be a string")
+    kind = body.get("type")
+    if kind is not None and kind not in ("stream", "batch", "invalid"):
+        raise APIError(400, f"invalid JSON: unknown TaskType {kind}")
+    status = body.get("status")
+    if status is not None and status not in ("enabled", "disabled"):
+        raise APIError(400, f"invalid JSON: unknown TaskStatus {status}")
+    dbrps = body.get("dbrps")
+    if dbrps is not None and (not isinstance(dbrps, list) or not all(
+            isinstance(d, dict) for d in dbrps)):
+        raise APIError(400, "invalid JSON: dbrps must be a list of {\"db\", \"rp\"}")
+    check_vars_json(body.get("vars"))
+    if kind == "invalid":
+        body = {k: v for k, v in body.items() if k != "type"}
+    return body
 
 
 VAR_TYPES = ("bool", "int", "float", "string", "regex", "duration", "lambda", "list", "star")
@@ -234,15 +260,28 @@ class TasksAPI:
         (out,) = await self.views([task], FIELDS, script_format(request), dot_view(request))
         return Response.json(out)
 
+    def _check_template(self, body: dict[str, Any]) -> None:
+        template_id = body.get("template-id")
+        if template_id and self.service.template_lookup(template_id) is None:
+            raise APIError(400, f"unknown template {template_id}: err: no template exists")
+
     async def create(self, request: Request) -> Response:
-        body = json_body(request)
-        check_vars_json(body.get("vars"))
+        body = check_task_json(json_body(request))
+        task_id = body.get("id")
+        if task_id and not ID.fullmatch(task_id):
+            raise APIError(400, "task ID must contain only letters, numbers, '-', '.' and "
+                           f"'_'. {go_quote(task_id)}")
+        if task_id in self.service.tasks:
+            raise APIError(400, f"task {task_id} already exists")
+        self._check_template(body)
         task = await self.service.create(body)
         return Response.json((await self.views([task]))[0])
 
     async def update(self, request: Request) -> Response:
-        body = json_body(request)
-        check_vars_json(body.get("vars"))
+        body = check_task_json(json_body(request))
+        if request.params["id"] not in self.service.tasks:
+            raise APIError(404, "task does not exist, cannot update")
+        self._check_template(body)
         task = await self.service.update(request.params["id"], body)
         return Response.json((await self.views([task]))[0])
 

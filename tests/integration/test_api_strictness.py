@@ -203,3 +203,53 @@ def test_missing_tasks_and_templates_in_kapacitor_words(daemon) -> None:
     assert httpx.delete(base + "/tasks/nope").status_code == 204
     assert httpx.delete(base + "/templates/nope").status_code == 204
     assert httpx.get(base + "/tasks", params={"pattern": "["}).json() == {"tasks": []}
+
+
+@pytest.mark.parametrize(("path", "body", "expected"), [
+    # What Kapacitor's JSON decoding refuses: kapa-core adds what it could not read.
+    ("/tasks", {"id": "j1", "type": "streamy"}, "invalid JSON"),
+    ("/tasks", {"id": "j1", "type": ""}, "invalid JSON"),
+    ("/tasks", {"id": "j1", "status": "on"}, "invalid JSON"),
+    ("/tasks", {"id": 5}, "invalid JSON"),
+    ("/tasks", {"id": "j1", "dbrps": "db.rp"}, "invalid JSON"),
+    ("/templates", {"id": "j1", "type": "nope"}, "invalid JSON"),
+    ("/templates", {"id": 5}, "invalid JSON"),
+    # Messages in Kapacitor's words.
+    ("/tasks", {"id": "bad id"},
+     'task ID must contain only letters, numbers, \'-\', \'.\' and \'_\'. "bad id"'),
+    ("/templates", {"id": "bad id", "script": "stream|from()"},
+     'template ID must contain only letters, numbers, \'-\', \'.\' and \'_\'. "bad id"'),
+    ("/tasks", {"id": "j2", "template-id": "nope", "dbrps": [{"db": "d", "rp": "r"}]},
+     "unknown template nope: err: no template exists"),
+    ("/tasks", {"id": "j3", "dbrps": [{"db": "d", "rp": "r"}], "script": "var x = 1"},
+     "invalid task type: invalid"),
+    # A template's type is its script's.
+    ("/templates", {"id": "j4", "script": "   "}, "invalid task type: invalid"),
+    ("/templates", {"id": "j4", "script": "var x = 1"}, "invalid task type: invalid"),
+    ("/templates", {"id": "j4", "script": "stream|from()\nbatch|query('SELECT v FROM d.r.m')"},
+     "invalid task type: invalid"),
+])
+def test_task_and_template_refusals(daemon, path: str, body: dict, expected: str) -> None:
+    response = httpx.post(daemon.url + V1 + path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(expected)
+
+
+def test_template_updates_as_kapacitor(daemon) -> None:
+    url = daemon.url + V1 + "/templates"
+    script = "stream|from().measurement('m')|httpOut('o')"
+    # The type of a new template comes from its script, whatever the body says.
+    created = httpx.post(url, json={"id": "upd", "type": "batch", "script": script})
+    assert created.status_code == 200 and created.json()["type"] == "stream"
+    # Changing the type alone makes the script fail to evaluate.
+    refused = httpx.patch(url + "/upd", json={"type": "batch"})
+    assert refused.json() == {"error": 'invalid TICKscript: name "stream" is undefined. '
+                                       "Names in scope: time,batch"}
+    # An empty script keeps the template's; a script without chains keeps its type.
+    kept = httpx.patch(url + "/upd", json={"script": ""}).json()
+    assert kept["script"] == "stream\n    |from()\n        .measurement('m')\n    |httpOut('o')\n"
+    changed = httpx.patch(url + "/upd", json={"script": "var x = 1"}).json()
+    assert (changed["type"], changed["script"]) == ("stream", "var x = 1\n")
+    refused = httpx.patch(url + "/upd", json={"type": "bogus"})
+    assert refused.status_code == 400 and refused.json()["error"].startswith("invalid JSON")
+    assert httpx.patch(url + "/none", json={"type": "bogus"}).status_code == 400
