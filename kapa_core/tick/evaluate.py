@@ -347,8 +347,19 @@ class Evaluator:
             for name, marker in self.scope.items():
                 if isinstance(marker, _Unset) and \
                         f"name {_go_quote(name)} is undefined" in exc.message:
-                    return marker  # a template var without a value yet
-            raise
+                    break
+            else:
+                raise
+        # A template var without a value yet: compiled with the zero value of each such
+        # var, as Kapacitor does; the marker when that cannot be done.
+        zeros = {k: (self._zero(v) if isinstance(v, _Unset) else v)
+                 for k, v in self.scope.items()}
+        if not any(isinstance(v, _Unset) for v in zeros.values()):
+            try:
+                return compile_lambda(node, zeros)
+            except TickError:
+                pass
+        return marker
 
     def chain(self, node: ast.Chain) -> Any:
         """A chain ``a|b().c()|d()``, left to right without recursion: the syntax tree
@@ -383,7 +394,33 @@ class Evaluator:
         if len(args) == 1 and isinstance(args[0], list):
             args = list(args[0])  # a list is the arguments, as in Kapacitor
         if any(isinstance(a, _Unset) for a in args):
+            # A template var without a value: Kapacitor builds the node with the var's
+            # zero value, so the template's DOT has its whole pipeline.
+            zeros = [self._zero(a) if isinstance(a, _Unset) else a for a in args]
+            if node.op == "|" and not any(isinstance(z, _Unset) for z in zeros):
+                try:
+                    return self._call(node, target, zeros)
+                except TickError:
+                    pass
             return target if node.op == "." else _Unset(node.name)
+        return self._call(node, target, args)
+
+    def _zero(self, marker: _Unset) -> Any:
+        """The zero value of a template var without a value (the marker when none)."""
+        declared = self.vars.get(marker.name)
+        kind = declared.type if declared else ""
+        if kind in _ZERO:
+            return _ZERO[kind]
+        if kind == "list":
+            return []
+        if kind == "star":
+            return STAR
+        if kind == "lambda":
+            return compile_lambda(parse("var v = lambda: FALSE").statements[0].value)
+        return marker
+
+    def _call(self, node: ast.Chain, target: NodeSpec, args: list[Any]) -> Any:
+        """The call of ``link`` once its arguments are known."""
         properties = target.all_properties()
         # Kapacitor looks names up with their first letter upper-cased: .Period() is
         # .period(), .uRL() is .URL().
@@ -422,7 +459,11 @@ class Evaluator:
                                          f"'node|{node.name}(..)'.")
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(properties)))
+                handler = getattr(target, "_current", None)
+                before = go_type(target)
                 target.set_property(name, args)
+                if hasattr(target, "_current"):
+                    self._follow_alert_object(target, handler, before, name)
                 self._count_nodes(node)  # .deadman() adds nodes
                 return target
             # '@': a UDF (none is known to the evaluator)
@@ -442,6 +483,23 @@ class Evaluator:
                 raise self.plain(node, "invalid dimension object of type "
                                  f"{_GO_ARG_TYPES[dimension.group(1)]}") from None
             raise self.error(node, str(exc)) from None
+
+    @staticmethod
+    def _follow_alert_object(target: Any, handler: Any, before: str, name: str) -> None:
+        """Which Go object of an alert the next property goes to, as in Kapacitor: a field
+        (.id(), .message()...) returns the object it was set on, a property method of the
+        alert (.stateChangesOnly()...) returns the alert's data, a handler method the new
+        handler."""
+        if target._current is not None and target._current is not handler:
+            target._go_data = False  # a new handler
+            return
+        entry = gosignatures.TYPES.get(before.removeprefix("*pipeline."))
+        is_field = entry is not None and _upper_first(name) in entry["fields"]
+        if handler is not None and target._current is None and is_field:
+            target._current = handler  # still the handler's
+            return
+        if target._current is None and not is_field:
+            target._go_data = True
 
     def _unknown(self, name: str, target: NodeSpec, candidates: list[str]) -> str:
         close = difflib.get_close_matches(name, candidates, n=1)
@@ -479,6 +537,8 @@ def go_type(spec: NodeSpec) -> str:
     """``*pipeline.WindowNode`` for a window spec; ``*pipeline.SlackHandler`` for an
     alert spec whose ``.slack()`` handler takes the properties that follow."""
     current = getattr(spec, "_current", None)
+    if current is None and getattr(spec, "_go_data", False):
+        return "*pipeline.AlertNodeData"
     if current is not None:
         from kapa_core.alert import kinds as registry
 
