@@ -3,12 +3,21 @@ shift, sample, default, delete, log, union (the computing ones are in transform.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 from kapa_core.engine.node import ERROR_LOG_BURST, Node
-from kapa_core.models.batch import Batch, BatchPoint, go_round, go_truncate, group_id
-from kapa_core.models.point import Point, to_line
+from kapa_core.models.batch import (
+    Batch,
+    BatchPoint,
+    format_time,
+    go_round,
+    go_truncate,
+    group_id,
+)
+from kapa_core.models.point import Point
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.base import STAR
 
@@ -334,23 +343,62 @@ class DeleteNode(Node):
         return {"fields_deleted": self.fields_deleted, "tags_deleted": self.tags_deleted}
 
 
+def _log_value(value: Any) -> Any:
+    """A field value as Kapacitor's log writes it (floats in plain notation)."""
+    if type(value) is float:
+        if not math.isfinite(value):
+            return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return value
+
+
 class LogNode(Node):
+    """Logs what passes, with Kapacitor's messages and keys: ``point`` (prefix, name,
+    db, rp, group, dimension_<i>, tag_<k>, field_<k>, time) for a point; ``begin
+    batch``, one ``batch point`` each and ``end batch`` for a batch. ``DEBUG`` and
+    ``ERROR`` log at those levels, any other level at info, as in Kapacitor."""
+
     def __init__(self, spec: specs.LogSpec, log: Any) -> None:
         super().__init__(spec, log)
-        self.level = spec.level.lower()
+        level = spec.level.upper()
+        self.write = (self.log.debug if level == "DEBUG" else
+                      self.log.error if level == "ERROR" else self.log.info)
         self.prefix = spec.prefix
 
-    def _log(self, text: str) -> None:
-        getattr(self.log, "warn" if self.level == "warn" else self.level)(
-            "data", prefix=self.prefix or None, line=text)
+    @staticmethod
+    def _pairs(kv: dict[str, Any], key: str, values: dict[str, Any]) -> None:
+        for k in sorted(values):
+            kv[f"{key}_{k}"] = _log_value(values[k])
 
     def point(self, p: Point) -> None:
-        self._log(to_line(p))
+        kv: dict[str, Any] = {"prefix": self.prefix, "name": p.name, "db": p.database,
+                              "rp": p.retention_policy, "group": p.group}
+        for i, d in enumerate(p.dims):
+            kv[f"dimension_{i}"] = d
+        self._pairs(kv, "tag", p.tags)
+        self._pairs(kv, "field", p.fields)
+        kv["time"] = format_time(p.time)
+        self.write("point", **kv)
         self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
+        head: dict[str, Any] = {"prefix": self.prefix, "name": b.name, "group": b.group}
+        edge = dict(head)
+        self._pairs(edge, "tag", b.tags)
+        edge["time"] = format_time(b.tmax)
+        self.write("begin batch", **edge)
         for bp in b.points:
-            self._log(to_line(Point(b.name, bp.tags, bp.fields, bp.time)))
+            kv = dict(head)
+            self._pairs(kv, "tag", bp.tags)
+            self._pairs(kv, "field", bp.fields)
+            kv["time"] = format_time(bp.time)
+            self.write("batch point", **kv)
+        self.write("end batch", **edge)
         self.emit_batch(b)
 
 
