@@ -63,8 +63,9 @@ class _Token:
     depth: int
 
 
-def _scan(text: str) -> list[_Token]:
-    """Significant tokens (words, quoted text, operators) with their paren depth."""
+def _scan(text: str, *, unclosed: bool = False) -> list[_Token]:
+    """Significant tokens (words, quoted text, operators) with their paren depth; with
+    ``unclosed``, a ``(`` left open is not an error."""
     tokens: list[_Token] = []
     i, depth, n = 0, 0, len(text)
     while i < n:
@@ -109,7 +110,7 @@ def _scan(text: str) -> list[_Token]:
                 if depth < 0:
                     raise QueryTextError(f"unbalanced ')' in query at character {start}")
         tokens.append(_Token(text[start:i], start, i, depth if c != "(" else depth - 1))
-    if depth:
+    if depth and not unclosed:
         raise QueryTextError("unbalanced '(' in query")
     return tokens
 
@@ -146,6 +147,101 @@ def format_fill(fill: Any) -> str:
     if isinstance(fill, float) and fill.is_integer():
         return f"fill({int(fill)})"
     return f"fill({fill!r})"
+
+
+#: InfluxQL keywords, which cannot stand where an identifier is expected.
+_KEYWORDS = frozenset("""all alter any as asc begin by create continuous database databases
+default delete desc destinations diagnostics distinct drop duration end every explain
+field for from grant grants group groups in inf insert into key keys kill limit
+measurement measurements name offset on order password policy policies privileges
+queries query read replication resample retention revoke select series set show shard
+shards slimit soffset stats subscription subscriptions tag to user users values where
+with write and or""".split())
+_OPERATORS = frozenset(["+", "-", "*", "/", "%", "&", "|", "^", "=", "!=", "<>", "<",
+                        "<=", ">", ">=", "=~", "!~", "and", "or"])
+
+
+def _field_list_end(original: str, tokens: list[_Token]) -> _Token | None:
+    """The first token after the field list of a SELECT, read as InfluxQL's parser
+    reads fields: expressions (operands, calls, parentheses, binary operators) with an
+    optional ``AS alias``, separated by commas. What the parser would refuse in them is
+    refused with its words (QueryTextError)."""
+    n = len(tokens)
+
+    def at(i: int) -> _Token | None:
+        return tokens[i] if i < n else None
+
+    def expected(i: int, what: str) -> QueryTextError:
+        return QueryTextError(_found(original, at(i), what))
+
+    def expr(i: int) -> int:
+        i = operand(i)
+        while i < n and _word(tokens[i]) in _OPERATORS:
+            i = operand(i + 1)
+        return i
+
+    def operand(i: int) -> int:
+        while i < n and tokens[i].text in ("-", "+"):
+            i += 1
+        if i < n and _word(tokens[i]) == "distinct":
+            i += 1
+        if i >= n or _word(tokens[i]) in _KEYWORDS or tokens[i].text in (",", ")", ";"):
+            raise expected(i, "identifier, string, number, bool")
+        token = tokens[i]
+        i += 1
+        if token.text == "(":
+            i = expr(i)
+            if i >= n or tokens[i].text != ")":
+                raise expected(i, ")")
+            return i + 1
+        if i < n and tokens[i].text == "(" and token.text[:1].isalnum():
+            i += 1
+            if i < n and tokens[i].text == ")":
+                return i + 1
+            while True:
+                i = expr(i)
+                if i < n and tokens[i].text == ",":
+                    i += 1
+                    continue
+                if i < n and tokens[i].text == ")":
+                    return i + 1
+                raise expected(i, ")")
+        return i
+
+    i = 1
+    while True:
+        i = expr(i)
+        if i < n and _word(tokens[i]) == "as":
+            if i + 1 >= n or _word(tokens[i + 1]) in _KEYWORDS:
+                raise expected(i + 1, "identifier")
+            i += 2
+        if i < n and tokens[i].text == ",":
+            i += 1
+            continue
+        return at(i)
+
+
+def _found(original: str, token: _Token | None, expected: str) -> str:
+    """InfluxQL's parse error: ``found X, expected Y at line L, char C`` (1-based, in
+    the query as the task gave it)."""
+    lead = len(original) - len(original.lstrip())
+    if token is None:  # InfluxQL's scanner places EOF one past the end of the text
+        where, shown = len(original) + 1, "EOF"
+    else:
+        where = lead + token.start
+        shown = token.text
+        if shown[:1] == '"' and shown[-1:] == '"' and len(shown) > 1:
+            shown = _unquote(shown)
+        elif shown[:1] == "'" and shown[-1:] == "'" and len(shown) > 1:
+            shown = shown[1:-1].replace("\\'", "'")
+            where -= 1  # InfluxQL places a string one character before its quote
+        elif shown.lower() in _KEYWORDS:
+            shown = shown.upper()
+        elif shown == ":" and original[where + 1:where + 2] == ":":
+            shown = "::"
+    line = original.count("\n", 0, where) + 1
+    char = where - (original.rfind("\n", 0, where) + 1) + 1
+    return f"found {shown}, expected {expected} at line {line}, char {char}"
 
 
 #: InfluxQL functions applied to the series of another function's buckets.
@@ -202,6 +298,9 @@ class SelectQuery:
     def __init__(self, text: str, dimensions: list[str | TimeGroup] | None = None,
                  fill: Any = None, *, align_group: bool = False) -> None:
         self.text = text.strip().rstrip(";").strip()
+        tokens = _scan(self.text, unclosed=True)
+        if tokens and _word(tokens[0]) == "select":
+            _field_list_end(text, tokens)  # InfluxQL's words for broken fields
         tokens = _scan(self.text)
         statements = 1 + sum(1 for i, t in enumerate(tokens) if t.text == ";"
                              and t.depth == 0 and i + 1 < len(tokens)
@@ -243,8 +342,12 @@ class SelectQuery:
                 clauses[word] = (token.start, token.start)
             else:
                 clauses[word] = (token.start, token.end)
-        if not seen_from:
-            raise QueryTextError("query has no FROM clause")
+        found = _field_list_end(text, tokens)
+        if found is None or _word(found) != "from":
+            raise QueryTextError(_found(text, found, "FROM"))
+        if from_index + 1 >= len(tokens) or _word(tokens[from_index + 1]) in _KEYWORDS:
+            found = tokens[from_index + 1] if from_index + 1 < len(tokens) else None
+            raise QueryTextError(_found(text, found, "identifier"))
         order = sorted(clauses.items(), key=lambda item: item[1][0])
         bounds: dict[str, str] = {}
         for index, (name, (_, body)) in enumerate(order):
@@ -255,7 +358,9 @@ class SelectQuery:
                           bounds.get("where", ""))
         self.condition = bounds.get("where", "")
         if "where" in clauses and not self.condition:
-            raise QueryTextError("WHERE clause without a condition")
+            after = [t for t in tokens if t.start >= clauses["where"][1]]
+            raise QueryTextError(_found(text, after[0] if after else None,
+                                        "identifier, string, number, bool"))
         self.own_fill = bounds.get("fill", "")
         self.tail = " ".join(bounds[name] if name in ("fill", "tz") else
                              f"{name.upper()}{' BY' if name == 'order' else ''} "

@@ -4,6 +4,7 @@ sent to InfluxDB, result parsing, result series to batches, and definition-time 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -96,6 +97,19 @@ def test_parentheses_are_skipped_and_align_group_sets_the_offset() -> None:
     assert plain.render(0, S).endswith("GROUP BY time(90s, -5s) fill(1.5)")
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("SELECT a, b c FROM m", "found c, expected FROM at line 1, char 13"),
+    ('SELECT mean(v) + 1 AS x, max(v) "y" FROM m', "found y, expected FROM at line 1, char 33"),
+    ("SELECT * 'str' FROM m", "found str, expected FROM at line 1, char 9"),
+    ("SELECT v limit 1", "found LIMIT, expected FROM at line 1, char 10"),
+    ("SELECT v FROM WHERE x = 1", "found WHERE, expected identifier at line 1, char 15"),
+    ("SELECT v FROM ", "found EOF, expected identifier at line 1, char 16"),
+])
+def test_parse_errors_name_what_influxql_found_and_where(text: str, message: str) -> None:
+    with pytest.raises(QueryTextError, match=f"^{re.escape(message)}$"):
+        SelectQuery(text)
+
+
 def test_kapacitors_influxql_has_no_subqueries() -> None:
     with pytest.raises(QueryTextError, match=r"^found \(, expected identifier at line 2, "
                        r"char 6$"):
@@ -122,10 +136,15 @@ def test_transformations_are_checked_on_the_query_text(text: str, message: str) 
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("DROP DATABASE x", 'not a select statement "DROP DATABASE x"'), ("SELECT 1", "no FROM"),
+    ("DROP DATABASE x", 'not a select statement "DROP DATABASE x"'),
+    ("SELECT 1", "^found EOF, expected FROM at line 1, char 10$"),
     ("SELECT v FROM m; DROP DATABASE x", "single select statement, got 2"),
     ('SELECT "v FROM m', "unterminated quoted identifier"),
-    ("SELECT v FROM m WHERE", "without a condition"), ("SELECT (v FROM m", "unbalanced"),
+    ("SELECT v FROM m WHERE", "found EOF, expected identifier, string"),
+    ("SELECT (v FROM m", r"found FROM, expected \) at line 1, char 11"),
+    ("SELECT v FROM m WHERE (x = 1", "unbalanced"),
+    ("SELECT mean(v FROM m", r"found FROM, expected \) at line 1, char 15"),
+    ("SELECT count(distinct v), f(a, b) FROM m WHERE )", "unbalanced"),
 ])
 def test_query_text_errors(text: str, message: str) -> None:
     with pytest.raises(QueryTextError, match=message):
