@@ -32,12 +32,17 @@ class JS(str):
 
 # -- states --------------------------------------------------------------------------------
 TEXT, TAG, ATTR_NAME, AFTER_NAME, BEFORE_VALUE, ATTR, URL, JS_EXPR, JS_DQ, JS_SQ, JS_BQ, \
-    JS_LINE, JS_BLOCK, COMMENT, RCDATA = range(15)
+    JS_LINE, JS_BLOCK, COMMENT, RCDATA, CSS, CSS_DQ, CSS_SQ, CSS_URL, CSS_DQ_URL, \
+    CSS_SQ_URL, CSS_LINE, CSS_BLOCK = range(23)
+_JS_STATES = (JS_EXPR, JS_DQ, JS_SQ, JS_BQ, JS_LINE, JS_BLOCK)
+_CSS_STATES = (CSS, CSS_DQ, CSS_SQ, CSS_URL, CSS_DQ_URL, CSS_SQ_URL, CSS_LINE, CSS_BLOCK)
+#: CSS states whose values are URL parts (strings may hold one) and how each ends
+_CSS_URLISH = {CSS_DQ: '"', CSS_SQ: "'", CSS_URL: ")", CSS_DQ_URL: '"', CSS_SQ_URL: "'"}
 
 _URL_ATTRS = frozenset((
     "action", "archive", "background", "cite", "classid", "codebase", "data", "formaction",
     "href", "icon", "longdesc", "manifest", "poster", "profile", "src", "usemap", "xmlns"))
-_RAW_ELEMENTS = {"script": JS_EXPR, "textarea": RCDATA, "title": RCDATA, "style": RCDATA}
+_RAW_ELEMENTS = {"script": JS_EXPR, "textarea": RCDATA, "title": RCDATA, "style": CSS}
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9:-]*")
 _ATTR_NAME_END = re.compile(r"[\s=>/]")
 _UNQUOTED_END = re.compile(r"[\s>]")
@@ -54,6 +59,8 @@ def _attr_kind(name: str) -> int:
             return URL
     if name in _URL_ATTRS:
         return URL
+    if name == "style":
+        return CSS
     if name.startswith("on"):
         return JS_EXPR
     if "src" in name or "uri" in name or "url" in name:
@@ -131,6 +138,37 @@ def js_value(v: Any) -> str:
     return text
 
 
+_CSS_BAD = frozenset('\x00"\'()/;@[\\]`{}')
+_CSS_ESC = {0: "\\0", 9: "\\9", 10: "\\a", 12: "\\c", 13: "\\d", 34: "\\22", 38: "\\26",
+            39: "\\27", 40: "\\28", 41: "\\29", 43: "\\2b", 47: "\\2f", 58: "\\3a",
+            59: "\\3b", 60: "\\3c", 62: "\\3e", 92: "\\\\", 123: "\\7b", 125: "\\7d"}
+
+
+def css_value(v: Any) -> str:
+    """A value in CSS outside strings: refused (ZgotmplZ) unless plainly a value."""
+    text = _text(v)
+    if any(c in _CSS_BAD for c in text) or "--" in text:
+        return "ZgotmplZ"
+    ident = "".join(c for c in text if c.isascii() and (c.isalnum() or c in "-_")).lower()
+    if "expression" in ident or "mozbinding" in ident:
+        return "ZgotmplZ"
+    return text
+
+
+def css_escape(text: str) -> str:
+    out = []
+    n = len(text)
+    for i, c in enumerate(text):
+        repl = _CSS_ESC.get(ord(c))
+        if repl is None:
+            out.append(c)
+            continue
+        out.append(repl)
+        if repl != "\\\\" and (i + 1 == n or text[i + 1] in "0123456789abcdefABCDEF \t\n\f\r"):
+            out.append(" ")
+    return "".join(out)
+
+
 def url_filter(text: str) -> str:
     scheme, colon, _ = text.partition(":")
     if colon and "/" not in scheme and scheme.lower() not in ("http", "https", "mailto"):
@@ -175,9 +213,21 @@ class HTMLContext:
         elif self.state in (TAG, AFTER_NAME):
             self.state = ATTR_NAME
         state, delim = self.state, self.delim
-        if state == COMMENT or state in (JS_LINE, JS_BLOCK):
+        if state == COMMENT or state in (JS_LINE, JS_BLOCK, CSS_LINE, CSS_BLOCK):
             return lambda v: ""
-        if state == URL:
+        if state in _CSS_URLISH:
+            part, in_string = self.url_part, state in (CSS_DQ, CSS_SQ)
+            if part == 2:
+                inner = lambda v: url_encode(_text(v), False)
+            elif in_string:
+                inner = (lambda v: css_escape(_text(v))) if part == 1 else (
+                    lambda v: css_escape(url_filter(_text(v))))
+            else:
+                inner = (lambda v: url_encode(_text(v), True)) if part == 1 else (
+                    lambda v: url_encode(url_filter(_text(v)), True))
+        elif state == CSS:
+            inner = css_value
+        elif state == URL:
             part = self.url_part
             if part == 2:
                 inner: Callable[[Any], str] = lambda v: url_encode(_text(v), False)
@@ -200,8 +250,8 @@ class HTMLContext:
         return inner
 
     def after_action(self) -> None:
-        if self.state == URL and self.url_part == 0:
-            self.url_part = 1
+        """An action does not move the context (a URL part stays where the text left it,
+        as in Go)."""
 
     # -- text --------------------------------------------------------------------------------
     def text(self, s: str) -> str:
@@ -221,8 +271,10 @@ class HTMLContext:
                 self.state, i = TEXT, end + 3
             elif state == RCDATA:
                 i = self._raw_until_end(s, i, out)
-            elif state in (JS_EXPR, JS_DQ, JS_SQ, JS_BQ, JS_LINE, JS_BLOCK):
+            elif state in _JS_STATES:
                 i = self._script(s, i, out)
+            elif state in _CSS_STATES:
+                i = self._style(s, i, out)
             else:
                 i = self._in_tag(s, i, out)
         return "".join(out)
@@ -312,8 +364,10 @@ class HTMLContext:
             elif inner.strip(_SPACE) and self.url_part == 0:
                 self.url_part = 1
             out.append(inner)
-        elif self.state in (JS_EXPR, JS_DQ, JS_SQ, JS_BQ, JS_LINE, JS_BLOCK):
+        elif self.state in _JS_STATES:
             self._script(inner, 0, out, whole=True)
+        elif self.state in _CSS_STATES:
+            self._style(inner, 0, out, whole=True)
         else:
             out.append(inner)
         if end == len(s):
@@ -324,6 +378,75 @@ class HTMLContext:
             return end
         out.append(delim)
         return end + 1
+
+    def _style(self, s: str, i: int, out: list[str], whole: bool = False) -> int:
+        """CSS text up to its end (``</style`` unless ``whole``): strings and url() tracked
+        for their URL part, comments dropped (a block comment leaves a space)."""
+        n = len(s)
+        start = i
+        while i < n:
+            state = self.state
+            c = s[i]
+            if not whole and c == "<" and s[i:i + 7].lower() == "</style":
+                if state not in (CSS_LINE, CSS_BLOCK):
+                    out.append(s[start:i])
+                elif state == CSS_BLOCK and i > 0:
+                    out.append(" ")
+                out.append(s[i:i + 7])
+                self.state, self.element = TAG, ""
+                return i + 7
+            if state == CSS:
+                if c == '"' or c == "'":
+                    self.state, self.url_part = (CSS_DQ if c == '"' else CSS_SQ), 0
+                elif c == "(" and s[start:i].rstrip(_SPACE)[-3:].lower() == "url":
+                    j = i + 1
+                    while j < n and s[j] in _SPACE:
+                        j += 1
+                    q = s[j:j + 1]
+                    self.state = CSS_DQ_URL if q == '"' else CSS_SQ_URL if q == "'" \
+                        else CSS_URL
+                    self.url_part = 0
+                    i = j + (1 if q in ('"', "'") else 0)
+                    continue
+                elif c == "/" and s[i + 1:i + 2] in ("/", "*"):
+                    out.append(s[start:i])
+                    self.state = CSS_LINE if s[i + 1] == "/" else CSS_BLOCK
+                    i = start = i + 2
+                    continue
+            elif state in _CSS_URLISH:
+                if c == "\\":
+                    i += 2
+                    continue
+                if c == _CSS_URLISH[state]:
+                    self.state = CSS
+                elif c in "#?":
+                    self.url_part = 2
+                elif c not in _SPACE and self.url_part == 0:
+                    self.url_part = 1
+            elif state == CSS_LINE:
+                if c in "\n\f\r":
+                    self.state = CSS
+                    start = i
+                    continue
+                start = i + 1
+            elif state == CSS_BLOCK:
+                close = s.find("*/", i)
+                tag = -1 if whole else s.lower().find("</style", i)
+                end = min((x for x in (close, tag) if x >= 0), default=n)
+                if (end + 2 if end == close else end) > 0:
+                    out.append(" ")
+                if end == close:
+                    self.state = CSS
+                    i = start = close + 2
+                    continue
+                i = start = end
+                if end == n:
+                    return n
+                continue
+            i += 1
+        if self.state not in (CSS_LINE, CSS_BLOCK):
+            out.append(s[start:])
+        return n
 
     def _raw_until_end(self, s: str, i: int, out: list[str]) -> int:
         """Text of a textarea, title or style element up to its end tag."""

@@ -39,6 +39,14 @@ DATA = {"S": 'a "b" <c> & d', "N": 2.5, "U": "javascript:alert(1)", "Q": "x y&z:
      'x <!DOCTYPE html> y &lt;3'),
     ('<script>var t = {{ .Time }}, d = {{ .D }}</script>',
      '<script>var t = "1971-01-01T00:00:00Z", d = "1m30s"</script>'),
+    ("<style>p { color: {{ .N }}; } /* c */ a { x: '{{ .S }}' }</style>{{ .S }}",
+     "<style>p { color: 2.5; }   a { x: 'a \\22 b\\22  \\3c c\\3e  \\26  d' }</style>a &#34;b&#34; &lt;c&gt; &amp; d"),
+    ('<p style="color: {{ .S }}; background: url({{ .U }})">x</p>',
+     '<p style="color: ZgotmplZ; background: url(#ZgotmplZ)">x</p>'),
+    ("<style>b { background: url('{{ .Q }}?{{ .Q }}') }</style>",
+     "<style>b { background: url('#ZgotmplZ?x%20y%26z%3a1') }</style>"),
+    ('<a href="{{ .Q }}{{ .U }}">',
+     '<a href="#ZgotmplZ#ZgotmplZ">'),
 ])
 def test_contexts(template: str, expected: str) -> None:
     assert parse(template, "details", html=True).execute(DATA) == expected
