@@ -17,8 +17,10 @@ lexer does: the parser reports it only when it reaches it, with what it expected
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from bisect import bisect_right
 from enum import Enum, auto
+from typing import NamedTuple
 
 from kapa_core.gotemplate.lexer import quote_rune
 from kapa_core.tick.limits import too_many_nodes
@@ -55,8 +57,7 @@ class T(Enum):
     EOF = auto()
 
 
-@dataclass(frozen=True, slots=True)  # slots: a token costs 72 bytes, not 250
-class Token:
+class Token(NamedTuple):  # a tuple: no instance dict, quick to make
     type: T
     text: str  # the value: unquoted for strings/references, pattern for regexes
     line: int
@@ -68,6 +69,9 @@ class Token:
 KEYWORDS = {"var": T.VAR, "dbrp": T.DBRP, "TRUE": T.TRUE, "FALSE": T.FALSE, "AND": T.AND,
             "OR": T.OR}
 _DURATION_UNITS = "uµsmhdw"
+_NEWLINE = re.compile("\n")
+_SPACE = re.compile(r"\s+")
+_ASCII_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _PUNCT = {"(": T.LPAREN, ")": T.RPAREN, "[": T.LBRACKET, "]": T.RBRACKET, ",": T.COMMA,
           "|": T.PIPE, "@": T.AT, "*": T.STAR}
 
@@ -110,23 +114,17 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
     tokens: list[Token] = []
     chained = 1  # the source node
     n = len(text)
-    counted, line_no, line_start = 0, 1, 0  # newlines are counted once, left to right
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
 
     def where(start: int) -> tuple[int, int]:
-        nonlocal counted, line_no, line_start
-        if start >= counted:
-            newlines = text.count("\n", counted, start)
-            if newlines:
-                line_no += newlines
-                line_start = text.rfind("\n", counted, start) + 1
-            counted = start
-            return line_no, start - line_start + 1
-        line = text.count("\n", 0, start) + 1
-        return line, start - (text.rfind("\n", 0, start) + 1) + 1
+        index = bisect_right(newlines, start - 1)
+        return index + 1, start - (newlines[index - 1] + 1 if index else 0) + 1
 
     def add(kind: T, value: str, start: int, end: int) -> None:
-        line, col = where(start)
-        tokens.append(Token(kind, value, line, col, text[start:end], start))
+        index = bisect_right(newlines, start - 1)
+        tokens.append(Token(kind, value, index + 1,
+                            start - (newlines[index - 1] + 1 if index else 0) + 1,
+                            text[start:end], start))
 
     def fail(message: str, start: int) -> list[Token]:
         line, col = where(start)
@@ -151,8 +149,9 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 continue
         if after:
             after = False
-            while pos < n and text[pos].isspace():
-                pos += 1
+            m = _SPACE.match(text, pos)
+            if m:
+                pos = m.end()
             if pos >= n:
                 continue
             c = text[pos]
@@ -192,7 +191,8 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
         c = text[pos]
         start = pos
         if c.isspace():
-            pos += 1
+            m = _SPACE.match(text, pos)
+            pos = m.end() if m else pos + 1
             continue
         if c == "-" or c == "!":
             add(T.OP, c, start, pos + 1)
@@ -229,8 +229,9 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
             after = True
             continue
         if c.isalpha():
-            end = pos + 1
-            while end < n and _is_ident(text[end]):
+            m = _ASCII_IDENT.match(text, pos)
+            end = m.end() if m else pos + 1
+            while end < n and _is_ident(text[end]):  # beyond ASCII
                 end += 1
             word = text[pos:end]
             if word == "lambda" and end < n and text[end] == ":":
