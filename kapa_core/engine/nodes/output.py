@@ -22,6 +22,7 @@ class HTTPOutNode(Node):
         # group -> latest point or batch, in first-seen order; rows written on demand
         self.latest: dict[str, Point | Batch] = {}
         self.rows: dict[str, dict[str, Any]] = {}
+        self.deleted = False  # a group was deleted (by a barrier's .delete(TRUE))
 
     def point(self, p: Point) -> None:
         self.latest[p.group] = p
@@ -50,10 +51,13 @@ class HTTPOutNode(Node):
             if row is None:
                 row = rows[group] = self._row(data)
             series.append(row)
-        return {"series": series or None}
+        # Kapacitor's list of series is null until a first group, then a list, even
+        # once every group has been deleted.
+        return {"series": series if series or self.deleted else None}
 
     def delete_group(self, group: str) -> None:
-        self.latest.pop(group, None)
+        if self.latest.pop(group, None) is not None:
+            self.deleted = True
         self.rows.pop(group, None)
 
     def cardinality(self) -> int:
