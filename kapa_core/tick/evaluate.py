@@ -282,7 +282,7 @@ class Evaluator:
         if isinstance(node, ast.Identifier):
             return self.identifier(node)
         if isinstance(node, ast.Reference):
-            raise self.error(node, _DOUBLE_QUOTES)
+            return node  # a var may hold it; a method or a lambda refuses it
         if isinstance(node, ast.Call):
             if node.name == "time" and len(node.args) in (1, 2):
                 durations = [self.value(a) for a in node.args]
@@ -300,6 +300,8 @@ class Evaluator:
         scope = {}
         for name in _identifiers(node):
             value = self.identifier(name)
+            if isinstance(value, ast.Reference):
+                raise self.plain(name, "unsupported literal type *ast.ReferenceNode")
             if isinstance(value, _Unset):
                 # a template var without a value: Kapacitor computes with its type's zero
                 declared = self.vars.get(name.name)
@@ -341,6 +343,9 @@ class Evaluator:
         return value
 
     def compile(self, node: ast.Lambda) -> CompiledLambda | _Unset:
+        for name in _lambda_identifiers(node.expr):
+            if isinstance(self.scope.get(name.name), ast.Reference):
+                raise self.plain(name, "unsupported literal type *ast.ReferenceNode")
         try:
             return compile_lambda(node, _Defined(self.scope))
         except TickError as exc:
@@ -385,12 +390,12 @@ class Evaluator:
         if isinstance(target, _Unset):
             return target  # a template: checked once its vars are given
         if not isinstance(target, NodeSpec):
-            raise self.error(node, f"cannot call {node.op}{node.name}() on a "
-                             f"{type(target).__name__}: it is not a node")
-        for arg in node.args:
-            if isinstance(arg, ast.Reference):  # reported at the call, as in Kapacitor
-                raise self.error(node, _DOUBLE_QUOTES)
+            raise self.error(node, "cannot get properties of non pointer value (cannot call "
+                             f"{node.op}{node.name}() on a {type(target).__name__}: it is "
+                             "not a node)")
         args = [self.value(a) for a in node.args]
+        if any(isinstance(a, ast.Reference) for a in args):  # reported at the call
+            raise self.error(node, _DOUBLE_QUOTES)
         if len(args) == 1 and isinstance(args[0], list):
             args = list(args[0])  # a list is the arguments, as in Kapacitor
         if any(isinstance(a, _Unset) for a in args):
@@ -730,6 +735,25 @@ def _identifiers(node: ast.Node) -> list[ast.Identifier]:
     if isinstance(node, ast.Call):
         return [i for a in node.args for i in _identifiers(a)]
     return []
+
+
+def _lambda_identifiers(node: ast.Node) -> list[ast.Identifier]:
+    """The identifiers of a lambda expression, without recursion."""
+    found = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Identifier):
+            found.append(item)
+        elif isinstance(item, ast.Binary):
+            stack += (item.left, item.right)
+        elif isinstance(item, ast.Unary):
+            stack.append(item.operand)
+        elif isinstance(item, ast.Call):
+            stack += item.args
+        elif isinstance(item, ast.Lambda):
+            stack.append(item.expr)
+    return found
 
 
 def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
