@@ -245,8 +245,9 @@ def _regroup_batch(b: Batch, tags: dict[str, str], points: list[BatchPoint]) -> 
 
 
 class DefaultNode(Node):
-    """Sets missing fields, and tags that are missing or empty. On a batch, the tags
-    are set on the batch too, so the batch's group gains them (as in Kapacitor)."""
+    """Sets fields that are missing or null, and tags that are missing or empty. On a
+    batch, the tags are set on the batch too, so the batch's group gains them (as in
+    Kapacitor)."""
 
     def __init__(self, spec: specs.DefaultSpec, log: Any) -> None:
         super().__init__(spec, log)
@@ -263,7 +264,8 @@ class DefaultNode(Node):
         return tags
 
     def _fill_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        missing = [(k, v) for k, v in self.fields.items() if k not in fields]
+        # Absent or null (a join's fill('null')), as Kapacitor's nil check
+        missing = [(k, v) for k, v in self.fields.items() if fields.get(k) is None]
         if missing:
             fields = {**fields, **dict(missing)}
             self.fields_defaulted += len(missing)
