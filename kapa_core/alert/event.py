@@ -44,6 +44,10 @@ class RowStruct(GoStruct):
     go_type = "*models.Row"
 
 
+class ServerInfo(GoStruct):
+    go_type = "kapacitor.serverInfo"
+
+
 class MessageInfo(GoStruct):
     """What an alert node's message (and, with ``Message``, details) template sees."""
 

@@ -19,6 +19,7 @@ from kapa_core.alert.event import (
     EventState,
     GoDuration,
     MessageInfo,
+    ServerInfo,
     template_fields,
 )
 from kapa_core.alert.levels import Level
@@ -193,8 +194,8 @@ class AlertNode(Node):
         if self.alerts is None:
             raise ValueError("alert: the alert service is not running")
         self.task_id = ctx.task_id
-        self.server_info = gojson.Struct(Hostname=ctx.hostname, ClusterID=ctx.cluster_id,
-                                         ServerID=ctx.server_id)
+        self.server_info = ServerInfo(Hostname=ctx.hostname, ClusterID=ctx.cluster_id,
+                                      ServerID=ctx.server_id)
         self.id_t, self.message_t, self.details_t = compile_templates(spec)
         # The id depends on name, group and tags; with no .Tags in it, on the first two only.
         self._ids: dict[tuple[str, str], str] | None = (
