@@ -50,7 +50,8 @@ def _json_line(value: Any) -> str:
 
 
 def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
-    """The id, message and details templates, or ValueError naming the bad one."""
+    """The id, message and details templates; a template that does not parse refuses
+    the task's start with Go's message."""
     out = []
     for what, text, html in (("id", spec.id_template, False),
                              ("message", spec.message_template, False),
@@ -236,11 +237,11 @@ class AlertNode(Node):
                 self.alerts.topics.inhibitors.remove(inhibitor)
 
     def extra_stats(self) -> dict[str, Any]:
+        # events_dropped is counted but, as in Kapacitor, not published
         c = self.counts
         return {"alerts_triggered": c.alerts_triggered, "oks_triggered": c.oks_triggered,
                 "infos_triggered": c.infos_triggered, "warns_triggered": c.warns_triggered,
                 "crits_triggered": c.crits_triggered, "alerts_inhibited": c.alerts_inhibited}
-        # (Kapacitor counts dropped events but never publishes the figure: not shown)
 
     def cardinality(self) -> int:
         return len(self.states)
