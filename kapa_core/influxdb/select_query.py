@@ -161,64 +161,79 @@ _OPERATORS = frozenset(["+", "-", "*", "/", "%", "&", "|", "^", "=", "!=", "<>",
                         "<=", ">", ">=", "=~", "!~", "and", "or"])
 
 
-def _field_list_end(original: str, tokens: list[_Token]) -> _Token | None:
-    """The first token after the field list of a SELECT, read as InfluxQL's parser
-    reads fields: expressions (operands, calls, parentheses, binary operators) with an
-    optional ``AS alias``, separated by commas. What the parser would refuse in them is
-    refused with its words (QueryTextError)."""
-    n = len(tokens)
+class _Reader:
+    """Reads InfluxQL expressions over the scanned tokens as InfluxQL's parser does:
+    operands (names, literals, calls, parenthesized expressions, unary signs) joined by
+    binary operators. What the parser would refuse is refused with its words."""
 
-    def at(i: int) -> _Token | None:
-        return tokens[i] if i < n else None
+    def __init__(self, original: str, tokens: list[_Token]) -> None:
+        self.original = original
+        self.tokens = tokens
+        self.n = len(tokens)
 
-    def expected(i: int, what: str) -> QueryTextError:
-        return QueryTextError(_found(original, at(i), what))
+    def at(self, i: int) -> _Token | None:
+        return self.tokens[i] if i < self.n else None
 
-    def expr(i: int) -> int:
-        i = operand(i)
-        while i < n and _word(tokens[i]) in _OPERATORS:
-            i = operand(i + 1)
+    def expected(self, i: int, what: str) -> QueryTextError:
+        return QueryTextError(_found(self.original, self.at(i), what))
+
+    def expr(self, i: int) -> int:
+        """The index after the expression starting at ``i``."""
+        i = self.operand(i)
+        while i < self.n and _word(self.tokens[i]) in _OPERATORS:
+            i = self.operand(i + 1)
         return i
 
-    def operand(i: int) -> int:
+    def operand(self, i: int) -> int:
+        tokens, n = self.tokens, self.n
         while i < n and tokens[i].text in ("-", "+"):
             i += 1
         if i < n and _word(tokens[i]) == "distinct":
             i += 1
         if i >= n or _word(tokens[i]) in _KEYWORDS or tokens[i].text in (",", ")", ";"):
-            raise expected(i, "identifier, string, number, bool")
+            raise self.expected(i, "identifier, string, number, bool")
         token = tokens[i]
         i += 1
         if token.text == "(":
-            i = expr(i)
+            i = self.expr(i)
             if i >= n or tokens[i].text != ")":
-                raise expected(i, ")")
+                raise self.expected(i, ")")
             return i + 1
         if i < n and tokens[i].text == "(" and token.text[:1].isalnum():
             i += 1
             if i < n and tokens[i].text == ")":
                 return i + 1
             while True:
-                i = expr(i)
+                i = self.expr(i)
                 if i < n and tokens[i].text == ",":
                     i += 1
                     continue
                 if i < n and tokens[i].text == ")":
                     return i + 1
-                raise expected(i, ")")
+                raise self.expected(i, ")")
+        if i + 2 < n and tokens[i].text == tokens[i + 1].text == ":" and \
+                tokens[i + 1].start == tokens[i].end:
+            i += 3  # a name::type cast (not allowed after a call)
         return i
 
-    i = 1
-    while True:
-        i = expr(i)
-        if i < n and _word(tokens[i]) == "as":
-            if i + 1 >= n or _word(tokens[i + 1]) in _KEYWORDS:
-                raise expected(i + 1, "identifier")
-            i += 2
-        if i < n and tokens[i].text == ",":
-            i += 1
-            continue
-        return at(i)
+    def fields(self) -> _Token | None:
+        """The first token after the field list of a SELECT: expressions with an
+        optional ``AS alias``, separated by commas."""
+        i = 1
+        while True:
+            i = self.expr(i)
+            if i < self.n and _word(self.tokens[i]) == "as":
+                if i + 1 >= self.n or _word(self.tokens[i + 1]) in _KEYWORDS:
+                    raise self.expected(i + 1, "identifier")
+                i += 2
+            if i < self.n and self.tokens[i].text == ",":
+                i += 1
+                continue
+            return self.at(i)
+
+
+def _field_list_end(original: str, tokens: list[_Token]) -> _Token | None:
+    return _Reader(original, tokens).fields()
 
 
 def _found(original: str, token: _Token | None, expected: str) -> str:
@@ -357,10 +372,17 @@ class SelectQuery:
         _check_aggregates(tokens[1:from_index], bounds.get("group", ""),
                           bounds.get("where", ""))
         self.condition = bounds.get("where", "")
-        if "where" in clauses and not self.condition:
-            after = [t for t in tokens if t.start >= clauses["where"][1]]
-            raise QueryTextError(_found(text, after[0] if after else None,
-                                        "identifier, string, number, bool"))
+        if "where" in clauses:
+            after = next((k for k, t in enumerate(tokens) if t.start >= clauses["where"][1]),
+                         len(tokens))
+            end = _Reader(text, tokens).expr(after)
+            if end < len(tokens) and _word(tokens[end]) not in _CLAUSES:
+                raise QueryTextError(_found(text, tokens[end], ";"))
+        for name in ("limit", "offset", "slimit", "soffset"):
+            if name in clauses:
+                after = next((t for t in tokens if t.start >= clauses[name][1]), None)
+                if after is None or not after.text.isdigit():
+                    raise QueryTextError(_found(text, after, "integer"))
         self.own_fill = bounds.get("fill", "")
         self.tail = " ".join(bounds[name] if name in ("fill", "tz") else
                              f"{name.upper()}{' BY' if name == 'order' else ''} "

@@ -104,9 +104,22 @@ def test_parentheses_are_skipped_and_align_group_sets_the_offset() -> None:
     ("SELECT v limit 1", "found LIMIT, expected FROM at line 1, char 10"),
     ("SELECT v FROM WHERE x = 1", "found WHERE, expected identifier at line 1, char 15"),
     ("SELECT v FROM ", "found EOF, expected identifier at line 1, char 16"),
+    ("SELECT v FROM m WHERE host = ", "found EOF, expected identifier, string, number, bool "
+     "at line 1, char 31"),
+    ("SELECT v FROM m WHERE a = 1 b", "found b, expected ; at line 1, char 29"),
+    ("SELECT v FROM m LIMIT x", "found x, expected integer at line 1, char 23"),
+    ("SELECT max(v)::float FROM m", "found ::, expected FROM at line 1, char 14"),
 ])
 def test_parse_errors_name_what_influxql_found_and_where(text: str, message: str) -> None:
     with pytest.raises(QueryTextError, match=f"^{re.escape(message)}$"):
+        SelectQuery(text)
+
+
+def test_valid_expressions_are_read_to_their_end() -> None:
+    for text in ["SELECT v::float, count(distinct(v)) FROM m WHERE time > now() - 1h",
+                 "SELECT v FROM m WHERE \"host\" =~ /^a$/ AND (b = 1 OR c::tag = 'it\\'s')",
+                 "SELECT v FROM m WHERE a % 2 = -1 GROUP BY host LIMIT 10 SOFFSET 1",
+                 "SELECT v FROM m WHERE x = true ORDER BY time DESC tz('Europe/Paris')"]:
         SelectQuery(text)
 
 
