@@ -21,6 +21,7 @@ def group_id(name: str, tags: dict[str, str], dims: tuple[str, ...], by_name: bo
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ABSENT = object()
 
 #: Nanoseconds from Go's zero time (0001-01-01T00:00:00Z) to the Unix epoch: Go's
 #: ``Time.Truncate`` and ``Time.Round`` count multiples from the zero time.
@@ -99,8 +100,8 @@ class Batch:
             fields, ptags = p.fields, p.tags
             row: list[Any] = [format_time(p.time)]
             for c in names:
-                v = fields.get(c)
-                if v is None:
+                v = fields.get(c, _ABSENT)
+                if v is _ABSENT:
                     v = ptags.get(c)
                 row.append(v)
             values.append(row)
