@@ -135,8 +135,9 @@ WATCHED = "stream|from().measurement('cpu')|where(lambda: \"v\" > 1)|httpOut('w'
 ALERTING = "stream|from().measurement('cpu')|alert().crit(lambda: \"v\" > 3).topic('hot')"
 WATCH_DB = [{"db": "watchdb", "rp": "autogen"}]
 WATCH_POINTS = "cpu v=0 1\ncpu v=1 2\ncpu v=2 3\ncpu v=3 4\ncpu v=4 5\nmem v=9 6"
-#: (parent, child) -> points on that edge of task "watched" after WATCH_POINTS.
-WATCHED_EDGES = {("stream", "stream0"): 6, ("stream0", "from1"): 6, ("from1", "where2"): 5,
+#: (parent, child) -> points on that edge of task "watched" after WATCH_POINTS. As in
+#: Kapacitor, the task is only handed the measurement its from() names (not mem).
+WATCHED_EDGES = {("stream", "stream0"): 5, ("stream0", "from1"): 5, ("from1", "where2"): 5,
                  ("where2", "http_out3"): 3}
 
 
