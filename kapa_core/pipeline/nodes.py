@@ -130,12 +130,13 @@ class EvalSpec(NodeSpec):
 
     def validate(self) -> None:
         if len(self.as_names) != len(self.exprs):
-            raise SpecError(f"eval: must provide one name per expression via .as(): got "
-                            f"{len(self.exprs)} expression(s) and {len(self.as_names)} "
-                            "name(s)")
-        unknown = set(self.tag_names) - set(self.as_names)
-        if unknown:
-            raise SpecError(f"eval: .tags() names {sorted(unknown)} are not in .as()")
+            raise SpecError("must specify same number of expressions and .as() names: got "
+                            f"{len(self.as_names)} as names, and {len(self.exprs)} "
+                            "expressions.")
+        for tag in self.tag_names:
+            if tag not in self.as_names:
+                raise SpecError(f'invalid tag name "{tag}", name is not present is .as() '
+                                "names")
 
 
 @chain("eval")
@@ -354,7 +355,7 @@ class ChangeDetectSpec(NodeSpec):
 
 @chain("changeDetect")
 def _change_detect(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    fields = check_args("changeDetect", (), args, variadic="string", minimum=1)
+    fields = check_args("changeDetect", (), args, variadic="string", minimum=0)
     return ChangeDetectSpec(pipeline, [parent], fields)
 
 

@@ -159,7 +159,7 @@ stream|from().measurement('m')|eval(lambda: "v" + 1.0).as('w')|httpOut('out')
      'line 1 char 41: no method or property "perid" on *pipeline.WindowNode (window2; did '
      "you mean period?)"),
     ("stream|from()\n  .measurement('m')\n  |eval(lambda: \"v\" * 2)",
-     "eval: must provide one name per expression"),
+     "must specify same number of expressions and .as() names: got 0 as names, and 1"),
     ("stream|from()|mean('v')|window().period(1s)\nbatch|query('x')",
      "invalid task type"),
     ('stream|from().measurement("m")', "did you use double quotes"),

@@ -3,6 +3,7 @@ stateDuration and stateCount."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kapa_core.engine.node import Node
@@ -158,6 +159,9 @@ class DerivativeNode(Node):
         diff = float(value) - float(old)
         if self.non_negative and diff < 0:
             return None, True
+        if self.unit == 0:  # Go: elapsed / 0 is an infinity and the rate a (signed) zero
+            per_unit = math.copysign(math.inf, elapsed)
+            return diff / per_unit, True
         return diff / (elapsed / self.unit), True
 
     def point(self, p: Point) -> None:
