@@ -506,8 +506,8 @@ class ReplayRun:
             elif isinstance(node.spec, BatchSpec):
                 stats["collected"] = sum(c.collected for c in node.children)
                 stats["emitted"] = 0
-            out[node.name] = stats
-        return out
+            out[node.name] = dict(sorted(stats.items()))
+        return dict(sorted(out.items()))  # Go maps: written with sorted keys
 
     async def run(self) -> None:
         io_nodes = [n for n in self.nodes if getattr(n, "run_io", None) is not None

@@ -98,6 +98,8 @@ def test_replay_queries_each_window_and_posts_the_batches(daemon, recorder) -> N
     assert done["link"] == {"rel": "self", "href": "/kapacitor/v1/replays/windows"}
     stats = done["stats"]["node-stats"]
     assert stats["query1"]["emitted"] == 5 and stats["http_post2"]["collected"] == 5
+    assert stats["batch0"]["collected"] == 5 and "batches_queried" not in stats["query1"]
+    assert list(stats) == sorted(stats)  # a Go map
     wait_until(lambda: len(recorder.requests) == 5, what="five posts")
     got = [(b["series"][0]["tags"]["host"], [v for _, v in b["series"][0]["values"]])
            for b in bodies(recorder)]
