@@ -136,6 +136,7 @@ def test_the_live_task_and_its_alert_topic_are_untouched(daemon, recorder) -> No
     |alert()
         .crit(lambda: TRUE)
         .post('{recorder.url}')
+    |httpOut('live')
 """
     task_id = define(daemon, script, status="enabled")
     topics = api(daemon) + "/alerts/topics"
@@ -150,6 +151,13 @@ def test_the_live_task_and_its_alert_topic_are_untouched(daemon, recorder) -> No
     assert httpx.get(f"{topics}/{topic}/handlers").json() == handlers
     listed = [t["id"] for t in httpx.get(topics).json()["topics"]]
     assert not any(t.startswith(f"{done['id']}:") for t in listed), listed
+    # The replay's batches never reached the live task's own nodes.
+    live = httpx.get(f"{api(daemon)}/tasks/{task_id}/live").json()
+    assert "1971" not in json.dumps(live)
+    stats = task["stats"]["node-stats"]
+    assert stats["alert2"]["collected"] == stats["query1"]["collected"]
+    assert not any("1971" in json.dumps(e) for e in
+                   httpx.get(f"{topics}/{topic}/events").json()["events"])
 
 
 def test_a_failing_query_fails_the_replay(daemon) -> None:
