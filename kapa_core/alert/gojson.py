@@ -14,22 +14,15 @@ from typing import Any
 
 from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration
+from kapa_core.models.gojson import number
 
 
 def go_float(f: float) -> str:
+    """A float as encoding/json writes it: plain from 1e-6 up to 1e21, else an exponent
+    without a leading zero (``1.5e-7``, ``1e+21``); NaN and infinities are refused."""
     if math.isnan(f) or math.isinf(f):
         raise ValueError(f"json: unsupported value: {f}")
-    if f == int(f) and abs(f) < 1e21:
-        return str(int(f))
-    text = repr(f)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = exp[0] if exp[0] in "+-" else "+"
-        digits = exp.lstrip("+-").lstrip("0") or "0"
-        if len(digits) < 2:
-            digits = "0" + digits
-        return f"{mantissa}e{sign}{digits}"
-    return text
+    return number(f)
 
 
 #: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
