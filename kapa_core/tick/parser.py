@@ -19,7 +19,6 @@ import math
 import re
 
 from kapa_core.errors import TickError
-from kapa_core.models.duration import Duration
 from kapa_core.tick import ast, limits
 from kapa_core.tick.lexer import T, Token, tokenize
 from kapa_core.tick.regex import compile_regex, go_regex_error
@@ -38,7 +37,10 @@ _NAMES = {T.EOF: "EOF", T.VAR: "var", T.DBRP: "dbrp", T.IDENT: "identifier",
 #: What may start an operand, as Kapacitor lists it when none does.
 _OPERAND = ("number", "string", "duration", "identifier", "TRUE", "FALSE", "==", "(", "-",
             "!")
-_ONE_LINE = re.compile(r"[^\n]*")
+#: Nanoseconds of each unit of a duration literal.
+_UNITS = {"u": 1000, "µ": 1000, "ms": 1_000_000, "s": 1_000_000_000,
+          "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000,
+          "w": 604_800_000_000_000}
 
 
 def parse(text: str) -> ast.Program:
@@ -308,11 +310,7 @@ class Parser:
             return ast.Bool(token.line, token.col, kind is T.TRUE)
         if kind is T.DURATION:
             self.next()
-            try:
-                value = int(Duration.parse(token.text, tick=True))
-            except ValueError:
-                raise self.error("invalid duration", token) from None
-            return ast.DurationLit(token.line, token.col, value, token.text)
+            return ast.DurationLit(token.line, token.col, self.duration(token), token.text)
         if kind is T.REGEX:
             self.next()
             try:
@@ -352,6 +350,21 @@ class Parser:
                 break
         self.expect(T.RPAREN)
         return ast.Call(name.line, name.col, name.text, args)
+
+    def duration(self, token: Token) -> int:
+        """Nanoseconds of a duration literal, as InfluxQL's parser (which Kapacitor uses)
+        computes them: in int64, wrapping around; a negative result is an overflow."""
+        text = token.text
+        digits = text.rstrip("uµsmhdw")
+        unit = text[len(digits):]
+        if not digits.isascii() or int(digits) >= 1 << 63:
+            raise self.error("invalid duration", token)
+        value = int(digits) * _UNITS[unit]
+        value = ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+        if value < 0:
+            raise self.error(f"overflowed duration {int(digits)}{unit}: choose a smaller "
+                             "duration or INF", token)
+        return value
 
     def number(self, token: Token) -> ast.Number:
         text = token.text
