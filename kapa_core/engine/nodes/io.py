@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import trio
 
+from kapa_core.alert.event import GoStruct
+from kapa_core.alert.gojson import dumps
 from kapa_core.engine.node import Node
+from kapa_core.gotemplate import GoTime, StringMap, TemplateError, parse
 from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
@@ -77,32 +80,85 @@ class LoopbackNode(Node):
         self.points_written += len(b.points)
 
 
-def body(name: str, tags: dict[str, str], points: list[BatchPoint]) -> bytes:
-    """What httpPost sends: ``{"series":[row]}`` as Go's json.Encoder writes it (HTML
-    escaped, Go's floats, a final newline)."""
-    row = Batch(name, "", tags, (), False, 0, points).row()
-    return (gojson.dumps({"series": [row]}) + "\n").encode()
+def _template(text: str, path: str = "") -> Any:
+    """Kapacitor's httppost.GetTemplate: a Go template named ``body`` (with a ``json``
+    function when given as text), or None."""
+    if text:
+        try:
+            return parse(text, "body", funcs={"json": lambda v: dumps(v) + "\n"})
+        except TemplateError as exc:
+            raise ValueError(f"failed to parse template: {exc}") from None
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ValueError(f'failed to read template file "{path}": {exc}') from None
+        try:
+            return parse(data, "body")
+        except TemplateError as exc:
+            raise ValueError(f'failed to parse template from file "{path}": {exc}') from None
+    return None
+
+
+class _MappedRow(GoStruct):
+    go_type = "*kapacitor.mappedRow"
+
+
+def _mapped_row(row: dict[str, Any], points: list[BatchPoint]) -> _MappedRow:
+    """What URL and row templates see: Kapacitor's mappedRow (Name, Tags and Values, one
+    map of column to value per row, times as time.Time)."""
+    columns = row.get("columns", [])
+    values = []
+    for p, raw in zip(points, row.get("values", []), strict=False):
+        value = dict(zip(columns, raw, strict=False))
+        value["time"] = GoTime(p.time)
+        values.append(value)
+    return _MappedRow(Name=row.get("name", ""), Tags=StringMap(row.get("tags", {})),
+                      Values=values)
 
 
 class HTTPPostNode(Node):
+    """POSTs each point or batch as one row. As in Kapacitor, the URL (given, or the
+    ``[[httppost]]`` endpoint's) is a Go template executed with the row, and an endpoint's
+    ``row-template`` (or ``row-template-file``) writes the body instead of the JSON."""
+
     def __init__(self, spec: HTTPPostSpec, log: Any, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.spec_ = spec
         self.ctx = ctx
+        from kapa_core.engine.tasks import StartRefused
+
         endpoint = ctx.httppost.get(spec.endpoint) if spec.endpoint else None
         if spec.endpoint and endpoint is None:
-            raise ValueError(f"httpPost: no [[httppost]] endpoint named {spec.endpoint!r}")
-        self.url = spec.urls[0] if spec.urls else endpoint.url
-        # Kapacitor sets Content-Type first; the node's headers may override it.
-        self.headers = httpx.Headers(endpoint.headers if endpoint else {})
-        self.headers["Content-Type"] = "application/json"
+            raise StartRefused(f"endpoint '{spec.endpoint}' does not exist")
+        url = spec.urls[0] if spec.urls else endpoint.url
+        try:
+            self.url_template = _template(url)
+        except ValueError as exc:
+            if spec.urls:
+                raise StartRefused(f"error in url templating: {exc}") from None
+            raise
+        self.url = url
+        self.row_template = None
+        if endpoint is not None:
+            self.row_template = _template(getattr(endpoint, "row_template", ""),
+                                          getattr(endpoint, "row_template_file", ""))
+        # Kapacitor sets Content-Type (for JSON bodies) first, then the endpoint's
+        # headers, then the node's.
+        self.headers = httpx.Headers()
+        if self.row_template is None:
+            self.headers["Content-Type"] = "application/json"
+        for key, value in (endpoint.headers if endpoint else {}).items():
+            self.headers[key] = value
         for key, value in spec.headers:
             self.headers[key] = value
         self.auth = None
         if endpoint is not None and endpoint.basic_auth.username:
             self.auth = (endpoint.basic_auth.username, endpoint.basic_auth.password)
         self.code_field = spec.code_field
-        self.send, self.receive = trio.open_memory_channel[tuple[bytes, Any]](QUEUE)
+        # Rows are written (and templates executed) by the node's I/O task.
+        self.send, self.receive = trio.open_memory_channel[tuple[Any, Any]](QUEUE)
         self.dropped = 0
         self.failures = 0
         self.groups: set[str] = set()  # the groups seen (working_cardinality)
@@ -117,9 +173,9 @@ class HTTPPostNode(Node):
             stats["post_errors"] = self.failures
         return stats
 
-    def _queue(self, content: bytes, item: Any) -> None:
+    def _queue(self, row: Any, item: Any) -> None:
         try:
-            self.send.send_nowait((content, item))
+            self.send.send_nowait((row, item))
         except trio.WouldBlock:
             self.dropped += 1
 
@@ -131,34 +187,55 @@ class HTTPPostNode(Node):
 
     def point(self, p: Point) -> None:
         self.groups.add(p.group)
-        self._queue(body(p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
+        self._queue((p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
         if not self.code_field:
             self.emit_point(p)
 
     def batch(self, b: Batch) -> None:
         self.groups.add(b.group)
-        self._queue(body(b.name, b.tags, b.points), b)
+        self._queue((b.name, b.tags, b.points), b)
         if not self.code_field:
             self.emit_batch(b)
+
+    def _request(self, name: str, tags: dict[str, str], points: list[BatchPoint]
+                 ) -> tuple[str, bytes]:
+        row = Batch(name, "", tags, (), False, 0, points).row()
+        if self.row_template is None:
+            content = (gojson.dumps({"series": [row]}) + "\n").encode()
+            mapped = _mapped_row(row, points) if "{{" in self.url else None
+        else:
+            mapped = _mapped_row(row, points)
+            try:
+                content = self.row_template.execute(mapped).encode()
+            except Exception as exc:
+                raise ValueError(f"failed to execute template: {exc}") from None
+        url = self.url
+        if mapped is not None:
+            try:
+                url = self.url_template.execute(mapped)
+            except Exception as exc:
+                raise ValueError(f"failed to execute url template: {exc}") from None
+        return url, content
 
     async def run_io(self) -> None:
         timeout = self.spec_.timeout / 1e9 or None
         async with httpx.AsyncClient(timeout=timeout, auth=self.auth) as client:
-            async for content, item in self.receive:
+            async for (name, tags, points), item in self.receive:
                 code = 0
+                url = self.url
                 try:
-                    self.ctx.allowed(self.url)
-                    response = await client.post(self.url, content=content,
-                                                 headers=self.headers)
+                    url, content = self._request(name, tags, points)
+                    self.ctx.allowed(url)
+                    response = await client.post(url, content=content, headers=self.headers)
                     code = response.status_code
                     if response.is_error:
                         self.failures += 1
-                        self.log.error("httpPost endpoint answered an error", url=self.url,
-                                       status=code, body=response.text[:512]
+                        self.log.error("POST returned non 2xx status code", url=url,
+                                       code=code, body=response.text[:512]
                                        if self.spec_.capture_response else None)
                 except Exception as exc:
                     self.failures += 1
-                    self.log.error("httpPost failed", url=self.url, err=str(exc))
+                    self.log.error("failed to POST data", url=url, err=str(exc))
                 if self.code_field:
                     self._emit_with_code(item, code)
 
