@@ -228,6 +228,12 @@ class Evaluator:
             return
         if isinstance(node.value, ast.Lambda):
             raw: Any = node.value
+            # Kapacitor resolves a lambda's names where it is declared
+            for name in _lambda_identifiers(raw.expr):
+                if name.name not in self.scope:
+                    names = ",".join(["time", self.task_type or "stream", *self.scope])
+                    raise self.plain(name, f"name {_go_quote(name.name)} is undefined. "
+                                     f"Names in scope: {names}")
         else:
             raw = self.value(node.value)
         if node.name in self.scope or node.name in ("stream", "batch"):

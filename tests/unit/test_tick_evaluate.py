@@ -115,3 +115,9 @@ def test_errors_kapacitor_words_without_a_position() -> None:
     assert refusal("var x int8\n" + SOURCE) == 'invalid var type "int8"'
     assert refusal("var x float\n" + SOURCE) == 'missing value for var "x".'
     assert refusal("var x = -TRUE\n" + SOURCE) == "line 1 char 9: invalid arugument to '-' true"
+
+
+def test_a_lambda_var_resolves_its_names_where_it_is_declared() -> None:
+    assert refusal('var l = lambda: "v" > t\nvar t = 5.0\n' + SOURCE).startswith(
+        'name "t" is undefined. Names in scope: ')
+    evaluate('var t = 5.0\nvar l = lambda: "v" > t\n' + SOURCE + "|where(l)", "stream")
