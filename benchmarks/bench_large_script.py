@@ -6,7 +6,9 @@ Generates a script of about ``--mb`` megabytes, then against the real daemon (wi
 script size and node limits lifted) times: defining the task (disabled, then enabling
 it), reading it back raw and formatted, drawing its DOT, and listing the tasks. Each
 step should grow linearly with the size: run it with ``--mb 1`` and ``--mb 5`` to compare.
-Kapacitor 1.5.7 defines a 5 MB task in about 0.4 s and reads it back in about 0.13 s.
+Kapacitor 1.5.7 defines a 5 MB task in about 0.4 s and reads it back in about 0.13 s; here
+reading and listing are served from kept results (under 1 s for 5 MB), defining parses
+and evaluates the script (about 6 s per MB on a busy 2-core machine).
 
 Shapes:
 
@@ -91,7 +93,7 @@ def main() -> None:
                 timed("create (disabled)", lambda: client.post(tasks, json=body))
                 timed("enable", lambda: client.patch(f"{tasks}/{task_id}",
                                                      json={"status": "enabled"}))
-                timed("get raw, no dot", lambda: client.get(
+                timed("get (raw, dot)", lambda: client.get(
                     f"{tasks}/{task_id}", params={"script-format": "raw"}))
                 timed("get (formatted, dot)", lambda: client.get(f"{tasks}/{task_id}"))
                 timed("list (formatted, dot)", lambda: client.get(tasks))
