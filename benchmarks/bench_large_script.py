@@ -14,8 +14,7 @@ Shapes:
 
 * ``chains`` — many short statements ``var sN = stream|from()...|where()|eval()``
   with a comment each;
-* ``long_chain`` — one chain of many ``|eval()`` nodes;
-* ``long_lambda`` — a few nodes whose lambdas are very long ``AND`` expressions.
+* ``long_chain`` — one chain of many ``|eval()`` nodes.
 """
 
 from __future__ import annotations
@@ -52,15 +51,7 @@ def long_chain(size: int) -> str:
     return head + link * max(1, (size - len(head)) // len(link))
 
 
-def long_lambda(size: int) -> str:
-    term = "\"value\" > 1.0 AND "
-    terms = max(1, size // 4 // len(term))
-    expr = term * terms + "TRUE"
-    return ("stream\n    |from()\n        .measurement('m')\n"
-            + "".join(f"    |where(lambda: {expr})\n" for _ in range(4)))
-
-
-SHAPES = {"chains": chains, "long_chain": long_chain, "long_lambda": long_lambda}
+SHAPES = {"chains": chains, "long_chain": long_chain}
 
 
 def timed(label: str, call) -> httpx.Response:
