@@ -155,8 +155,10 @@ class TaskService:
                     task.error = str(exc)
                     self.log.error("failed to start task", task=task.id, err=str(exc))
 
-    def evaluate(self, task: TaskDef) -> Evaluated:
-        return evaluate(task.script, task.type, parse_vars(task.vars), dbrps=task.dbrps)
+    def evaluate(self, task: TaskDef, program: Any = None) -> Evaluated:
+        """``task``'s pipeline; ``program`` is its script already parsed, if at hand."""
+        return evaluate(task.script, task.type, parse_vars(task.vars), dbrps=task.dbrps,
+                        program=program)
 
     async def enable(self, task: TaskDef) -> None:
         await self._enable(task)
@@ -273,7 +275,7 @@ class TaskService:
             created=existing.created if existing else stamp, modified=stamp,
             last_enabled=existing.last_enabled if existing else "")
         try:
-            evaluated = self.evaluate(task)
+            evaluated = self.evaluate(task, program)  # parsed once, above
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
         # Checked once the script is evaluated, as Kapacitor does.

@@ -166,10 +166,10 @@ class TasksAPI:
         self._dots[task.id] = (key, dot)
         return dot
 
-    def _keep_evaluation(self, task: TaskDef) -> Evaluated:
+    def _keep_evaluation(self, task: TaskDef, program: Any = None) -> Evaluated:
         """The service's evaluation of ``task``, its pipeline also kept (the last two,
         until drawn) for ``stopped_dot``."""
-        evaluated = self._evaluate(task)
+        evaluated = self._evaluate(task, program)
         with self._lock:
             self._recent[_dot_key(task)] = evaluated.pipeline
             while len(self._recent) > 2:

@@ -112,11 +112,13 @@ def _var_type(value: Any) -> str:
 
 
 def evaluate(script: str, task_type: str, overrides: Mapping[str, Var] | None = None,
-             *, require_vars: bool = True, dbrps: list[tuple[str, str]] | None = None
-             ) -> Evaluated:
+             *, require_vars: bool = True, dbrps: list[tuple[str, str]] | None = None,
+             program: ast.Program | None = None) -> Evaluated:
     """Build the pipeline of ``script``; TickError on any error. ``dbrps`` are the
-    task's explicit database/retention policy pairs (for loop checks)."""
-    program = parse(script)
+    task's explicit database/retention policy pairs (for loop checks). ``program`` is
+    the script already parsed, when the caller has it (a large script takes seconds)."""
+    if program is None:
+        program = parse(script)
     try:
         return Evaluator(task_type, overrides or {}, require_vars, dbrps).run(program)
     except RecursionError:  # e.g. a chain of thousands of nodes
