@@ -198,7 +198,7 @@ def test_handlers_and_http_post_to_a_listed_address_are_refused(host: str) -> No
         run_alerting_task(daemon, client, recorder, tcp, host=host)
         wait_until(lambda: http_post_errors(daemon, client), what="httpPost errors == 1",
                    until=lambda errors: errors == 1)
-        line = daemon.wait_for_log(r'msg="httpPost failed"')
+        line = daemon.wait_for_log(r'msg="failed to POST data"')  # Kapacitor's words
         assert "not allowed (-blacklist-cidrs 127.0.0.1/32)" in line
         for kind in ("post", "tcp"):
             daemon.wait_for_log(rf'msg="alert handler failed".*kind={kind}.*not allowed')
