@@ -13,7 +13,7 @@ from kapa_core.auth.permissions import go_quote
 from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import JSONBodyError, Request, decode_json
-from kapa_core.tick.format import format_script
+from kapa_core.tick.format import format_program, format_script
 
 #: Go's strconv.ParseInt syntax (base 10): an optional sign and ASCII digits.
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -109,6 +109,20 @@ class _FormatCache:
 
 
 _FORMATTED = _FormatCache()
+
+
+def render_program(script: str, program: Any) -> str:
+    """The formatted ``script`` from its parsed ``program`` (kept like render_script's)."""
+    cached = _FORMATTED.get(script)
+    if cached is not None:
+        return cached
+    try:
+        text = format_program(program)
+    except Exception:
+        return render_script(script, "formatted")
+    if len(script) >= FORMAT_CACHE_MIN:
+        _FORMATTED.put(script, text)
+    return text
 
 
 def render_script(script: str, form: str) -> str:

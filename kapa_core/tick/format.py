@@ -17,7 +17,11 @@ STEP = "    "
 
 
 def format_script(script: str) -> str:
-    program = parse(script)
+    return format_program(parse(script))
+
+
+def format_program(program: ast.Program) -> str:
+    """``format_script`` of a script already parsed."""
     parts = []
     for index, statement in enumerate(program.statements):
         text = _comment(program.comments.get(index, ""), "")
