@@ -238,7 +238,7 @@ class Evaluator:
                                      f"Names in scope: {names}")
         else:
             raw = self.value(node.value)
-        if node.name in self.scope or node.name in ("stream", "batch"):
+        if node.name in self.scope or node.name in ("time", self.task_type):
             raise self.plain(node, f"attempted to redefine {node.name}, vars are immutable")
         declared = _var_type(raw)
         if declared:
@@ -330,7 +330,9 @@ class Evaluator:
             raise self.plain(node, message) from None
 
     def identifier(self, node: ast.Identifier) -> Any:
-        if node.name == "stream" or node.name == "batch":
+        if (node.name == "stream" or node.name == "batch") and not (
+                node.name != self.task_type and node.name in self.scope):
+            # (a stream task may name a var "batch", and the reverse, as in Kapacitor)
             if self.source is None or node.name != self.task_type:
                 if self.task_type:  # e.g. a template changed to the other type
                     names = ",".join(["time", self.task_type, *self.scope])
