@@ -277,7 +277,7 @@ def _distinct(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Resul
     for e in entries:
         first_seen.setdefault(e[1], e[0])
     ordered = sorted(first_seen.items(), key=lambda kv: (kv[1], kv[0]))
-    return [(None, v, None, None) for v, _ in ordered]
+    return [(t, v, None, None) for v, t in ordered]  # at first-seen times (usePointTimes)
 
 
 def _holt_winters(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
