@@ -101,8 +101,10 @@ class TemplateService:
             key: TemplateDef(**data) for key, data in store.items_json(TEMPLATES)}
         tasks.template_lookup = self.templates.get
 
-    def evaluate(self, template: TemplateDef) -> Evaluated:
-        return evaluate(template.script, template.type, require_vars=False)
+    def evaluate(self, template: TemplateDef, program: Any = None) -> Evaluated:
+        """The template's pipeline and vars; ``program`` is its script already parsed."""
+        return evaluate(template.script, template.type, require_vars=False,
+                        program=program)
 
     async def _checked(self, body: dict[str, Any], existing: TemplateDef | None
                        ) -> TemplateDef:
@@ -121,7 +123,8 @@ class TemplateService:
         check_template_json(body)
         script = body.get("script") or (existing.script if existing else "")
         try:
-            inferred = task_type_of(parse(script))
+            program = parse(script)
+            inferred = task_type_of(program)
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
         if existing is None:
@@ -134,7 +137,7 @@ class TemplateService:
         template = TemplateDef(existing.id if existing else "", kind, script,
                                existing.created if existing else stamp, stamp)
         try:
-            self.evaluate(template)
+            self.evaluate(template, program)
         except TickError as exc:
             raise APIError(400, f"invalid TICKscript: {exc}") from None
         return template
