@@ -20,7 +20,7 @@ class HTTPOutNode(Node):
         super().__init__(spec, log)
         self.endpoint = spec.endpoint
         # group -> latest point or batch, in first-seen order; rows written on demand
-        self.latest: dict[str, Point | Batch] = {}
+        self.latest: dict[str, Point | Batch | None] = {}
         self.rows: dict[str, dict[str, Any]] = {}
         self.deleted = False  # a group was deleted (by a barrier's .delete(TRUE))
 
@@ -36,7 +36,14 @@ class HTTPOutNode(Node):
             self.rows.pop(b.group, None)
         self.emit_batch(b)
 
-    def _row(self, data: Point | Batch) -> dict[str, Any]:
+    def barrier(self, group: str, t: int) -> None:
+        # As in Kapacitor, a barrier opens its group: a series that is null until data.
+        if group not in self.latest:
+            self.latest[group] = None
+
+    def _row(self, data: Point | Batch | None) -> dict[str, Any] | None:
+        if data is None:
+            return None
         if isinstance(data, Batch):
             return data.row()
         # A point's row carries all its tags (Kapacitor's PointToRow).
@@ -48,7 +55,7 @@ class HTTPOutNode(Node):
         series = []
         for group, data in list(self.latest.items()):
             row = rows.get(group)
-            if row is None:
+            if row is None and data is not None:
                 row = rows[group] = self._row(data)
             series.append(row)
         # Kapacitor's list of series is null until a first group, then a list, even
@@ -56,7 +63,8 @@ class HTTPOutNode(Node):
         return {"series": series if series or self.deleted else None}
 
     def delete_group(self, group: str) -> None:
-        if self.latest.pop(group, None) is not None:
+        if group in self.latest:
+            del self.latest[group]
             self.deleted = True
         self.rows.pop(group, None)
 
