@@ -235,7 +235,7 @@ class TaskService:
         if template_id:
             template = self.template_lookup(template_id)
             if template is None:
-                raise APIError(400, f"unknown template {template_id!r}")
+                raise APIError(400, f"unknown template {template_id}: err: no template exists")
             if "script" in body and body["script"] != template.script:
                 raise APIError(400, "cannot provide a script for a task made from a "
                                "template; change the template instead")
