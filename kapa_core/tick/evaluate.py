@@ -328,6 +328,8 @@ class Evaluator:
             if message == "integer divide by zero":  # a Go run-time panic
                 message = "runtime error: " + message
             raise self.plain(node, message) from None
+        except (ArithmeticError, ValueError) as exc:  # e.g. a duration from an infinity
+            raise self.error(node, f"cannot compute the expression: {exc}") from None
 
     def identifier(self, node: ast.Identifier) -> Any:
         if (node.name == "stream" or node.name == "batch") and not (

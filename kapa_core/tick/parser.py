@@ -357,7 +357,7 @@ class Parser:
         text = token.text
         digits = text.rstrip("uµsmhdw")
         unit = text[len(digits):]
-        if not digits.isascii() or int(digits) >= 1 << 63:
+        if not digits.isascii() or len(digits) > 19 or int(digits) >= 1 << 63:
             raise self.error("invalid duration", token)
         value = int(digits) * _UNITS[unit]
         value = ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
