@@ -67,7 +67,10 @@ def fn_bool(*args: Any) -> bool:
             return False
         raise EvalError(f"bool: cannot convert string {v!r} to a boolean")
     if isinstance(v, int | float) and not isinstance(v, Duration | Time):
-        return v != 0
+        if v == 0 or v == 1:  # Kapacitor converts only 0 and 1
+            return v == 1
+        raise EvalError(f"cannot convert {_go_float(v) if isinstance(v, float) else v} to "
+                        "boolean")
     raise EvalError(f"bool: cannot convert {type_name(v)} to a boolean")
 
 
@@ -76,7 +79,9 @@ def fn_int(*args: Any) -> int:
     v = args[0]
     if isinstance(v, bool):
         return int(v)
-    if isinstance(v, Duration | Time):
+    if isinstance(v, Time):
+        raise EvalError("cannot convert time.Time to integer")
+    if isinstance(v, Duration):
         return int(v)
     if isinstance(v, int):
         return v
@@ -86,11 +91,13 @@ def fn_int(*args: Any) -> int:
         n = int(v)
         # Go's int64(float64) outside int64's range gives the smallest int64 (amd64)
         return n if -(1 << 63) <= n < (1 << 63) else -(1 << 63)
-    if isinstance(v, str):
-        try:
-            return int(v, 10)
-        except ValueError:
-            raise EvalError(f"int: cannot convert string {v!r} to an int") from None
+    if isinstance(v, str):  # Go's strconv.ParseInt(s, 10, 64): no spaces, no "_"
+        if _GO_INT.fullmatch(v):
+            n = int(v)
+            if -(1 << 63) <= n < (1 << 63):
+                return n
+            raise EvalError(f'strconv.ParseInt: parsing "{v}": value out of range')
+        raise EvalError(f'strconv.ParseInt: parsing "{v}": invalid syntax')
     raise EvalError(f"int: cannot convert {type_name(v)} to an int")
 
 
@@ -100,11 +107,33 @@ def fn_float(*args: Any) -> float:
     if isinstance(v, bool | int | float) and not isinstance(v, Duration | Time):
         return float(v)
     if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            raise EvalError(f"float: cannot convert string {v!r} to a float") from None
+        return _parse_go_float(v)
     raise EvalError(f"float: cannot convert {type_name(v)} to a float")
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_DIGITS = r"[0-9](?:_?[0-9])*"  # Go allows "_" between digits in ParseFloat
+_GO_FLOAT = re.compile(rf"[+-]?(?:(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})"
+                       rf"(?:[eE][+-]?{_DIGITS})?|inf|infinity|nan)", re.IGNORECASE)
+_GO_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+                           r"[pP][+-]?[0-9]+")
+
+
+def _parse_go_float(text: str) -> float:
+    """Go's strconv.ParseFloat(s, 64): no spaces, "_" only between digits; hex with a p
+    exponent; a value beyond float64 is an error."""
+    if _GO_HEX_FLOAT.fullmatch(text):
+        try:
+            return float.fromhex(text)
+        except OverflowError:
+            raise EvalError(f'strconv.ParseFloat: parsing "{text}": value out of range') \
+                from None
+    if not _GO_FLOAT.fullmatch(text):
+        raise EvalError(f'strconv.ParseFloat: parsing "{text}": invalid syntax')
+    value = float(text.replace("_", ""))
+    if math.isinf(value) and "n" not in text.lower():
+        raise EvalError(f'strconv.ParseFloat: parsing "{text}": value out of range')
+    return value
 
 
 def fn_string(*args: Any) -> str:
