@@ -134,3 +134,12 @@ def test_what_kapacitor_parses_and_checks_later() -> None:
 def test_regex_after_assignment_and_match_operators() -> None:
     assert kinds("var x = //") == [T.VAR, T.IDENT, T.ASSIGN, T.REGEX]
     assert kinds('"a" !~ /b/') == [T.REFERENCE, T.OP, T.REGEX]
+
+
+def test_duration_literals_are_computed_as_influxql_does() -> None:
+    assert parse("var d = 106751d").statements[0].value.value == 106751 * 86_400 * 10**9
+    with pytest.raises(TickError, match=r"^parser: overflowed duration 106752d: choose a "
+                       r"smaller duration or INF$"):
+        parse("var d = 106752d")
+    with pytest.raises(TickError, match=r"^parser: invalid duration$"):
+        parse("var d = " + "9" * 5000 + "s")
