@@ -134,6 +134,19 @@ class _TimeWindow:
         return Batch(self.name, group, self.tags, self.dims, self.by_name, tmax, points)
 
 
+def _barrier_point(group: str, t: int) -> Point:
+    """What Kapacitor's window sees of a barrier as a group's first message: the name
+    ``barrier``, the group's tags (read back from its ID) and the barrier's time."""
+    body = group.rpartition("\n")[2]
+    tags: dict[str, str] = {}
+    parts = body.split(",") if body else []
+    if parts and all("=" in part for part in parts):  # else grouped by measurement only
+        for part in parts:
+            k, _, v = part.partition("=")
+            tags[k] = v
+    return Point("barrier", tags, {}, t, group=group, dims=tuple(tags))
+
+
 class _CountWindow:
     __slots__ = ("buf", "by_name", "count", "dims", "name", "next_emit", "tags")
 
@@ -187,7 +200,11 @@ class WindowNode(Node):
             super().receive_barrier(group, t)
             return
         window = self.windows.get(group)
-        if window is not None and t >= window.next_emit:
+        if window is None:
+            # As in Kapacitor, a barrier opens a window for a group it has no data of:
+            # anchored at the barrier's time and named after it ("barrier").
+            window = self.windows[group] = _TimeWindow(_barrier_point(group, t), self)
+        if t >= window.next_emit:
             try:
                 self._advance(window, group, t)
             except Exception as exc:
