@@ -3,6 +3,10 @@
 ``receive_point``/``receive_batch`` count what a node collects and catch what it raises:
 an error on one point is counted and logged, the task goes on. Subclasses implement
 ``point(p)`` and ``batch(b)`` and call ``emit_point``/``emit_batch``.
+
+A few errors end the whole task instead, as they do in Kapacitor (where a node's run
+function returns them): a node raises :class:`TaskStopped` (see :meth:`Node.stop_task`),
+which no node catches; the running task stops and keeps the message as its error.
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ def configure_timing(sample_rate: float, movavg_size: int) -> None:
     else:
         Timing.every = max(1, round(1 / min(sample_rate, 1.0)))
     Timing.window = max(1, movavg_size)
+
+class TaskStopped(BaseException):
+    """An error that stops the task, as an error a Kapacitor node returns does: the task
+    stops, its ``error`` is ``<node>: <message>`` and nothing more is emitted.
+
+    A ``BaseException``: the ``except Exception`` that keeps one bad point from stopping a
+    node (here and in the nodes' own loops) lets it through, at no cost per point."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.message = message
+
 
 #: Error logs per node are limited to this many, then one line per this many errors.
 ERROR_LOG_BURST = 20
@@ -154,6 +171,11 @@ class Node:
 
     def extra_stats(self) -> dict[str, Any]:
         return {}
+
+    def stop_task(self, message: str) -> TaskStopped:
+        """The error to raise to stop the task with ``message`` (Kapacitor's words: the
+        task's error becomes ``<node name>: <message>``)."""
+        return TaskStopped(self.name, message)
 
     def stop(self) -> None:
         """Called once when the task stops."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 import trio.lowlevel
 
 from kapa_core.engine.build import build_nodes
-from kapa_core.engine.node import Node
+from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
 from kapa_core.logs import Logger
@@ -27,6 +28,16 @@ from kapa_core.pipeline.pipeline import Pipeline
 CHANNEL_CAPACITY = 1000
 #: Points processed between two checkpoints of the event loop.
 CHUNK = 2000
+#: Seconds a task stopped by a node's error gives its nodes to send what they hold.
+DRAIN_TIMEOUT = 2.0
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first exception of a (nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class RunningTask:
@@ -50,6 +61,7 @@ class RunningTask:
         self.scope: trio.CancelScope | None = None
         self.error = ""
         self.done = trio.Event()
+        self._consuming: trio.CancelScope | None = None
 
     # -- the router's consumer interface ----------------------------------------------------
     def wants(self, database: str, retention_policy: str) -> bool:
@@ -78,19 +90,62 @@ class RunningTask:
             self.scope = scope
             try:
                 async with trio.open_nursery() as io_tasks:
+                    drained = []
                     for node in self.nodes:
                         run_io = getattr(node, "run_io", None)
                         if run_io is not None:
-                            io_tasks.start_soon(run_io)
+                            done = trio.Event()
+                            drained.append((node, done))
+                            io_tasks.start_soon(self._run_io, run_io, done)
                     task_status.started()
-                    await self._consume()
-            except Exception as exc:  # one broken task must not stop the others
+                    with trio.CancelScope() as self._consuming:
+                        try:
+                            await self._consume()
+                        except TaskStopped as exc:
+                            self._stopped(exc)
+                    # Only a node's error ends the consumer: what the task's nodes
+                    # already handed to their I/O goes out, then the task stops.
+                    await self._drain(drained)
+                    io_tasks.cancel_scope.cancel()
+            except* TaskStopped as group:  # raised where no node could catch it
+                self._stopped(_first(group))
+            except* Exception as group:  # one broken task must not stop the others
+                exc = _first(group)
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.log.error("task stopped with an error", err=self.error)
             finally:
                 for node in self.nodes:
                     node.stop()
                 self.done.set()
+
+    async def _run_io(self, run_io: Any, done: trio.Event) -> None:
+        """A node's own trio task (timers, queries, outbound I/O): what it emits can stop
+        the task as well."""
+        try:
+            await run_io()
+        except TaskStopped as exc:
+            self._stopped(exc)
+        finally:
+            done.set()
+
+    def _stopped(self, exc: TaskStopped) -> None:
+        """A node stopped the task (Kapacitor's ``<node>: <error>``): the first error is
+        kept, the consumer ends; no write reaches the nodes any more."""
+        if not self.error:
+            self.error = str(exc)
+            self.log.error("task finished with error", err=self.error)
+        if self._consuming is not None:
+            self._consuming.cancel()
+
+    async def _drain(self, drained: list[tuple[Node, trio.Event]]) -> None:
+        """Let the nodes that send (httpPost...) send what they hold: close their queues,
+        wait a moment for their tasks to end."""
+        with trio.move_on_after(DRAIN_TIMEOUT):
+            for node, done in drained:
+                send = getattr(node, "send", None)
+                if isinstance(send, trio.MemorySendChannel):
+                    send.close()
+                    await done.wait()
 
     async def _consume(self) -> None:
         # The source node only passes points on: count them in bulk and hand each point
@@ -135,13 +190,18 @@ class RunningTask:
 
 
 class TaskMaster:
-    """Starts and stops running tasks inside the daemon's nursery."""
+    """Starts and stops running tasks inside the daemon's nursery.
+
+    A task that ends by itself (a node's error, see :class:`TaskStopped`) is no longer
+    executing: it leaves the master and the router, and ``on_task_error`` (set by the
+    task service, which keeps the error with the task) hears its error."""
 
     def __init__(self, router: Any, log: Logger, context: NodeContext | None = None) -> None:
         self.router = router
         self.log = log
         self.context = context or NodeContext(write_points=router.write)
         self.tasks: dict[str, RunningTask] = {}
+        self.on_task_error: Callable[[str, str], Awaitable[None]] | None = None
         self._nursery: trio.Nursery | None = None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -155,11 +215,28 @@ class TaskMaster:
         assert self._nursery is not None, "the task master is not running"
         await self.stop(task_id)
         running = RunningTask(task_id, pipeline, dbrps, self.log, self.context)
-        await self._nursery.start(running.run)
-        self.tasks[task_id] = running
-        self.router.subscribe(running)
-        self.log.info("started task", task=task_id)
+        self.tasks[task_id] = running  # before it runs: it may end at once
+        try:
+            await self._nursery.start(self._run, running)
+        except BaseException:
+            if self.tasks.get(task_id) is running:
+                del self.tasks[task_id]
+            raise
+        if self.tasks.get(task_id) is running:
+            self.router.subscribe(running)
+            self.log.info("started task", task=task_id)
         return running
+
+    async def _run(self, running: RunningTask, *,
+                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await running.run(task_status=task_status)
+        if self.tasks.get(running.id) is not running:
+            return  # stopped by the master (disabled, deleted, restarted)
+        del self.tasks[running.id]
+        self.router.unsubscribe(running)
+        self.log.info("stopped task", task=running.id)
+        if self.on_task_error is not None and running.error:
+            await self.on_task_error(running.id, running.error)
 
     async def stop(self, task_id: str) -> None:
         running = self.tasks.pop(task_id, None)

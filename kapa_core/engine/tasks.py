@@ -140,11 +140,21 @@ class TaskService:
         #: many at once: each can take a few hundred MB while it is parsed, so concurrent
         #: requests queue here instead of adding up.
         self.script_limiter = trio.CapacityLimiter(SCRIPT_WORKERS)
+        master.on_task_error = self._finished_with_error
         for key, data in store.items_json(TASKS):
             try:
                 self.tasks[key] = TaskDef.from_json(data)
             except (TypeError, KeyError):
                 log.error("stored task is unreadable; skipped", task=key)
+
+    async def _finished_with_error(self, task_id: str, error: str) -> None:
+        """A running task stopped on a node's error: as Kapacitor, the task stays
+        enabled, is no longer executing and keeps the error until it starts again."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            return
+        task.error = error
+        await self.save(task)
 
     async def start_enabled(self) -> None:
         for task in self.tasks.values():
@@ -324,6 +334,7 @@ class TaskService:
             del self.tasks[task_id]
             await self.store.adelete(TASKS, task_id)
         task.id = new_id
+        task.error = existing.error  # kept until the task starts again, as in Kapacitor
         await self._apply_status(task, evaluated, was_enabled=existing.status == "enabled")
         self.tasks[task.id] = task
         await self.save(task)

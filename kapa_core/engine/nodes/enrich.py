@@ -502,8 +502,9 @@ class CombineNode(Node):
             return
         count = math.comb(n, k)
         if count > self.max:
-            raise ValueError(f"refusing to perform combination as total combinations "
-                             f"{count} exceeds max combinations {self.max}")
+            raise self.stop_task(f"refusing to perform combination as total "
+                                 f"combinations {count} exceeds max combinations "
+                                 f"{self.max}")  # as in Kapacitor, the task stops
         matches = []
         for expr in self.exprs:
             row = []
