@@ -351,9 +351,49 @@ def fn_regex_replace(*args: Any) -> str:
     pattern, s, repl = args
     if not is_regex(pattern):
         raise EvalError("regexReplace: the first argument must be a regex")
-    template = re.sub(r"\$(\d+)|\$\{(\w+)\}", lambda m: "\\g<" + (m.group(1) or
-                      m.group(2)) + ">", _str("regexReplace", repl))
-    return pattern.sub(template, _str("regexReplace", s))
+    template = _str("regexReplace", repl)
+    if "$" not in template:
+        return pattern.sub(lambda m: template, _str("regexReplace", s))
+    parts = _go_template(template)
+    names = getattr(pattern, "groupindex", {})
+    groups = getattr(pattern, "groups", 0)
+
+    def expand(m: Any) -> str:
+        out = []
+        for literal, name in parts:
+            out.append(literal)
+            if name is None:
+                continue
+            if name.isdigit():
+                index = int(name)
+                value = m.group(index) if index <= groups else None
+            else:
+                value = m.group(name) if name in names else None
+            out.append(value or "")
+        return "".join(out)
+    return pattern.sub(expand, _str("regexReplace", s))
+
+
+_TEMPLATE_NAME = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+def _go_template(template: str) -> list[tuple[str, str | None]]:
+    """Go's Regexp.Expand syntax: ``$$`` is a dollar, ``$name`` takes the longest run of
+    letters, digits and underscores (``$1x`` is the group named "1x"), ``${name}``;
+    an unknown group expands to nothing. (literal, group name or None) pairs."""
+    parts: list[tuple[str, str | None]] = []
+    literal = ""
+    pos = 0
+    for m in _TEMPLATE_NAME.finditer(template):
+        literal += template[pos:m.start()]
+        pos = m.end()
+        if m.group(0) == "$$":
+            literal += "$"
+            continue
+        parts.append((literal, m.group(1) or m.group(2)))
+        literal = ""
+    parts.append((literal + template[pos:], None))
+    return parts
 
 
 def fn_human_bytes(*args: Any) -> str:
