@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.models.duration import Duration
-from kapa_core.tick import gomath
+from kapa_core.tick import gomath, gostrings
 from kapa_core.tick.regex import is_regex
 from kapa_core.tick.values import MISSING, Time, type_name
 
@@ -457,8 +457,8 @@ STATELESS: dict[str, Callable[..., Any]] = {
     "strLength": _str_fn("strLength", _length, "s"),
     "strReplace": _str_fn("strReplace", _replace, "sssi"),
     "strSubstring": _str_fn("strSubstring", _substring, "sii"),
-    "strToLower": _str_fn("strToLower", str.lower, "s"),
-    "strToUpper": _str_fn("strToUpper", str.upper, "s"),
+    "strToLower": _str_fn("strToLower", gostrings.to_lower, "s"),
+    "strToUpper": _str_fn("strToUpper", gostrings.to_upper, "s"),
     "strTrimSpace": _str_fn("strTrimSpace", str.strip, "s"),
     "strTrim": _str_fn("strTrim", lambda s, c: s.strip(c), "ss"),
     "strTrimLeft": _str_fn("strTrimLeft", lambda s, c: s.lstrip(c), "ss"),
