@@ -114,6 +114,9 @@ class WhereNode(Node):
     def delete_group(self, group: str) -> None:
         self.group_exprs.pop(group, None)
 
+    def barrier(self, group: str, t: int) -> None:
+        self._expr(group)  # a barrier opens its group, as in Kapacitor
+
     def cardinality(self) -> int:
         return len(self.group_exprs)
 
@@ -231,6 +234,9 @@ class SampleNode(Node):
         kept = [bp for n, bp in enumerate(b.points) if self._keep(n, bp.time)]
         self.seen[b.group] = len(b.points)
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, kept))
+
+    def barrier(self, group: str, t: int) -> None:
+        self.seen.setdefault(group, 0)  # a barrier opens its group, as in Kapacitor
 
     def cardinality(self) -> int:
         return len(self.seen)

@@ -185,6 +185,9 @@ class HTTPPostNode(Node):
     def delete_group(self, group: str) -> None:
         self.groups.discard(group)
 
+    def barrier(self, group: str, t: int) -> None:
+        self.groups.add(group)  # a barrier opens its group, as in Kapacitor
+
     def point(self, p: Point) -> None:
         self.groups.add(p.group)
         self._queue((p.name, p.tags, [BatchPoint(p.time, p.fields, p.tags)]), p)
