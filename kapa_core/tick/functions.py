@@ -397,18 +397,33 @@ def _go_template(template: str) -> list[tuple[str, str | None]]:
 
 
 def fn_human_bytes(*args: Any) -> str:
+    """go-humanize's Bytes of the value as Go's uint64 conversion gives it."""
     _arity("humanBytes", args, 1)
     v = args[0]
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, int | float) or isinstance(v, Duration | Time):
         raise EvalError(f"humanBytes: expected a number, got {type_name(v)}")
-    size = float(v)
+    size = _go_uint64(v)
     if size < 10:
-        return f"{int(size)} B"
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    exponent = math.floor(math.log(size, 1000))
-    value = size / 1000**exponent
+        return f"{size} B"
+    e = math.floor(gomath.log(float(size)) / gomath.log(1000.0))
+    value = math.floor(float(size) / gomath.pow(1000.0, float(e)) * 10 + 0.5) / 10
     text = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
-    return f"{text} {units[exponent]}"
+    return f"{text} {('B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB')[int(e)]}"
+
+
+def _go_uint64(v: int | float) -> int:
+    """uint64(v) as Go on amd64 converts an int64 or a float64."""
+    mask = (1 << 64) - 1
+    if isinstance(v, int):
+        return v & mask
+    if math.isnan(v):
+        return 1 << 63
+    if v < 2.0 ** 63:
+        n = int(v) if v > -(2.0 ** 63) else -(1 << 63)
+        return n & mask
+    n = int(v - 2.0 ** 63)
+    n = n if n < (1 << 63) else -(1 << 63)
+    return (n & mask) | (1 << 63)
 
 
 def _time_part(name: str, part: Callable[[Any], int]) -> Callable[..., int]:
