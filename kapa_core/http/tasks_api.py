@@ -15,7 +15,9 @@ from kapa_core.engine.templates import json_number
 from kapa_core.errors import APIError
 from kapa_core.http.listing import (
     FORMAT_CACHE_MIN,
+    GC_PAUSE_BYTES,
     dot_view,
+    gc_paused,
     json_body,
     render_program,
     render_script,
@@ -133,6 +135,11 @@ def check_vars_json(raw: Any) -> None:
             reason = "expected list of vars"
         if reason:
             raise APIError(400, f"invalid JSON: invalid var {name}: {reason}")
+
+
+def _large(body: dict[str, Any]) -> bool:
+    script = body.get("script")
+    return isinstance(script, str) and len(script) >= GC_PAUSE_BYTES
 
 
 def _dot_key(task: TaskDef) -> tuple[Any, ...]:
@@ -291,16 +298,19 @@ class TasksAPI:
         if task_id in self.service.tasks:
             raise APIError(400, f"task {task_id} already exists")
         self._check_template(body)
-        task = await self.service.create(body)
-        return Response.json((await self.views([task]))[0])
+        with gc_paused(_large(body)):
+            task = await self.service.create(body)
+            return Response.json((await self.views([task]))[0])
 
     async def update(self, request: Request) -> Response:
         body = check_task_json(json_body(request))
         if request.params["id"] not in self.service.tasks:
             raise APIError(404, "task does not exist, cannot update")
         self._check_template(body)
-        task = await self.service.update(request.params["id"], body)
-        return Response.json((await self.views([task]))[0])
+        existing = self.service.tasks[request.params["id"]]
+        with gc_paused(_large(body) or len(existing.script) >= GC_PAUSE_BYTES):
+            task = await self.service.update(request.params["id"], body)
+            return Response.json((await self.views([task]))[0])
 
     async def delete(self, request: Request) -> Response:
         self._dots.pop(request.params["id"], None)
