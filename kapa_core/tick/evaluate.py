@@ -386,6 +386,10 @@ class Evaluator:
         while isinstance(root, ast.Chain):
             links.append(root)
             root = root.left
+        if isinstance(root, ast.Call):
+            # Kapacitor does not call a global function a chain starts from: the first
+            # method is looked up on the function value itself
+            raise self.error(links[-1], "cannot get properties of non pointer value")
         target = self.value(root)
         for link in reversed(links):
             target = self.link(link, target)
