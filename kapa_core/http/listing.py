@@ -26,14 +26,19 @@ def _go_int(name: str, text: str) -> int:
     words: ``invalid offset parameter "x" must be an integer: strconv.ParseInt: parsing
     "x": invalid syntax`` (or ``value out of range``)."""
     reason = ""
+    value = 0
     if not _INT.fullmatch(text):
         reason = "invalid syntax"
-    elif len(text.lstrip("+-").lstrip("0")) > 19 or not -2**63 <= int(text) < 2**63:
-        reason = "value out of range"  # (length first: int() refuses 4300+ digits)
+    else:
+        digits = text.lstrip("+-").lstrip("0") or "0"  # int() refuses 4300+ digits
+        value = -int(digits) if text.startswith("-") and len(digits) <= 19 else \
+            int(digits) if len(digits) <= 19 else 2**63
+        if not -2**63 <= value < 2**63:
+            reason = "value out of range"
     if reason:
         raise APIError(400, f"invalid {name} parameter {go_quote(text)} must be an integer: "
                        f"strconv.ParseInt: parsing {go_quote(text)}: {reason}")
-    return int(text)
+    return value
 
 
 def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...],

@@ -267,7 +267,8 @@ class TasksAPI:
             len(t.script) for t in tasks) > THREAD_SCRIPT_BYTES
         if not heavy:
             return run()
-        return await trio.to_thread.run_sync(run, limiter=self.service.script_limiter)
+        with gc_paused(any(len(t.script) >= GC_PAUSE_BYTES for t in tasks)):
+            return await trio.to_thread.run_sync(run, limiter=self.service.script_limiter)
 
     async def list(self, request: Request) -> Response:
         form, view = script_format(request), dot_view(request)

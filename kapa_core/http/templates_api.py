@@ -11,7 +11,14 @@ from kapa_core.alert.kinds import DEADMAN
 from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES
 from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
-from kapa_core.http.listing import json_body, render_script, script_format, select
+from kapa_core.http.listing import (
+    GC_PAUSE_BYTES,
+    gc_paused,
+    json_body,
+    render_script,
+    script_format,
+    select,
+)
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 
@@ -69,8 +76,9 @@ class TemplatesAPI:
         def run() -> list[dict[str, Any]]:
             return [self.view(template, fields, form) for template in templates]
         if sum(len(t.script) for t in templates) > THREAD_SCRIPT_BYTES:
-            return await trio.to_thread.run_sync(run,
-                                                 limiter=self.service.tasks.script_limiter)
+            with gc_paused(any(len(t.script) >= GC_PAUSE_BYTES for t in templates)):
+                return await trio.to_thread.run_sync(
+                    run, limiter=self.service.tasks.script_limiter)
         return run()
 
     async def list(self, request: Request) -> Response:
@@ -87,13 +95,22 @@ class TemplatesAPI:
         return Response.json(out)
 
     async def create(self, request: Request) -> Response:
-        template = await self.service.create(json_body(request))
-        return Response.json((await self.views([template]))[0])
+        body = json_body(request)
+        with gc_paused(_large(body)):
+            template = await self.service.create(body)
+            return Response.json((await self.views([template]))[0])
 
     async def update(self, request: Request) -> Response:
-        template = await self.service.update(request.params["id"], json_body(request))
-        return Response.json((await self.views([template]))[0])
+        body = json_body(request)
+        with gc_paused(_large(body)):
+            template = await self.service.update(request.params["id"], body)
+            return Response.json((await self.views([template]))[0])
 
     async def delete(self, request: Request) -> Response:
         await self.service.delete(request.params["id"])
         return Response.empty(204)
+
+
+def _large(body: dict[str, Any]) -> bool:
+    script = body.get("script")
+    return isinstance(script, str) and len(script) >= GC_PAUSE_BYTES
