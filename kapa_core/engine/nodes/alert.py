@@ -18,6 +18,7 @@ from kapa_core.alert.event import (
     Event,
     EventState,
     GoDuration,
+    GoStruct,
     MessageInfo,
     ServerInfo,
     template_fields,
@@ -31,7 +32,7 @@ from kapa_core.gotemplate.htmlctx import JS
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
-from kapa_core.pipeline.alert import AlertSpec
+from kapa_core.pipeline.alert import DEFAULT_DETAILS, DEFAULT_MESSAGE, AlertSpec
 
 MAX_WEIGHT = 1.2
 WEIGHT_DIFF = 1.5
@@ -138,6 +139,18 @@ class AlertStats:
         Level.WARNING: "warns_triggered", Level.CRITICAL: "crits_triggered"})
 
 
+class IdInfo(GoStruct):
+    """What the id template sees."""
+
+    go_type = "kapacitor.idInfo"
+
+
+class DetailsInfo(GoStruct):
+    """What the details template sees: the message's data and the ``Message``."""
+
+    go_type = "kapacitor.detailsInfo"
+
+
 #: rendered alert ids kept per (measurement, group) when the id template ignores .Tags
 ID_CACHE_SIZE = 100_000
 
@@ -145,13 +158,14 @@ ID_CACHE_SIZE = 100_000
 class _EventText:
     """The template data of one event, built once for both its message and its details."""
 
-    __slots__ = ("_data", "_message", "args", "node")
+    __slots__ = ("_data", "_details", "_message", "args", "node")
 
     def __init__(self, node: AlertNode, *args: Any) -> None:
         self.node = node
         self.args = args
         self._data: Any = None
         self._message: str | None = None
+        self._details: str | None = None
 
     def data(self) -> Any:
         if self._data is None:
@@ -163,23 +177,40 @@ class _EventText:
                 Level=str(level), Time=GoTime(t), Duration=GoDuration(duration))
         return self._data
 
+    def render(self) -> None:
+        """Render the message and the details now, as Kapacitor does when an event
+        fires: a template that fails to execute stops the task."""
+        node = self.node
+        try:
+            self._message = node.message_t.execute(self.data())
+            self._details = node.details_t.execute(self._details_data(self._message))
+        except Exception as exc:
+            raise node.stop_task(str(exc)) from None
+
+    def _details_data(self, message: str) -> DetailsInfo:
+        return DetailsInfo(self.data(), Message=message)
+
     def message(self) -> str:
         message = self._message
         if message is None:
-            data = self.data()
-            message = self._render(self.node.message_t, "message")
-            data["Message"] = self._message = message
+            self.data()
+            message = self._message = self._render(self.node.message_t, "message")
         return message
 
     def details(self) -> str:
-        self.message()  # the details template sees .Message
-        return self._render(self.node.details_t, "details")
+        details = self._details
+        if details is None:
+            message = self.message()  # the details template sees .Message
+            details = self._details = self._render(self.node.details_t, "details",
+                                                   self._details_data(message))
+        return details
 
-    def _render(self, template: Any, what: str) -> str:
-        # Rendering happens when a handler, the API or persistence first reads the text,
-        # so a failure is logged here (with the alert id) rather than raised into them.
+    def _render(self, template: Any, what: str, data: Any = None) -> str:
+        # The default templates, which cannot fail, are rendered when a handler, the API
+        # or persistence first reads the text; a failure is logged here (with the alert
+        # id) rather than raised into them.
         try:
-            return template.execute(self.data())
+            return template.execute(self.data() if data is None else data)
         except Exception as exc:
             self.node.log.error(f"failed to render alert {what}", id=self.args[0],
                                 err=str(exc))
@@ -201,6 +232,11 @@ class AlertNode(Node):
         # The id depends on name, group and tags; with no .Tags in it, on the first two only.
         self._ids: dict[tuple[str, str], str] | None = (
             {} if "Tags" not in spec.id_template else None)
+        # Templates of the script's own are rendered as the event fires (an execution
+        # error stops the task, as in Kapacitor); the defaults, which cannot fail, when
+        # the text is first read.
+        self.render_now = (spec.message_template != DEFAULT_MESSAGE
+                           or spec.details_template != DEFAULT_DETAILS)
         if spec.flapping is not None and max(spec.flapping) > 1:
             raise _refused("alert flap thresholds are percentages and should be between 0 "
                            "and 1")
@@ -294,9 +330,12 @@ class AlertNode(Node):
             event_id = cache.get((name, group))
             if event_id is not None:
                 return event_id
-        event_id = self.id_t.execute({"Name": name, "TaskName": self.task_id,
-                                      "Group": group, "Tags": StringMap(tags),
-                                      "ServerInfo": self.server_info})
+        try:
+            event_id = self.id_t.execute(IdInfo(Name=name, TaskName=self.task_id,
+                                                Group=group, Tags=StringMap(tags),
+                                                ServerInfo=self.server_info))
+        except Exception as exc:  # as in Kapacitor, the task stops
+            raise self.stop_task(str(exc)) from None
         if cache is not None:
             if len(cache) >= ID_CACHE_SIZE:
                 cache.clear()
@@ -308,6 +347,8 @@ class AlertNode(Node):
                series: Any, previous: Level) -> Event:
         tags, fields = dict(tags), dict(fields)  # the event's own: later nodes may change
         text = _EventText(self, event_id, name, group, tags, fields, level, t, duration)
+        if self.render_now:
+            text.render()
         return Event("", EventState(event_id, text.message, text.details, t, duration,
                                     level),
                      previous, name, self.task_id, self.category, group, tags,
