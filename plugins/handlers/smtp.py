@@ -59,8 +59,13 @@ class SMTPConfig:
         if self.idle_timeout < 0:  # Kapacitor refuses it even when disabled
             raise ConfigError("idle-timeout", "must not be negative (idle timeout must be "
                               "positive)")
-        # Kapacitor's checks of the addresses, made on every change (a config override
-        # that enables the section without a from address is refused).
+        if self.enabled:
+            if not self.host:
+                raise ConfigError("host", "must be set when enabled = true")
+            if not 0 < self.port <= 65535:
+                raise ConfigError("port", f"invalid port {self.port} (expected 1-65535)")
+        # Kapacitor's checks of the addresses, after host and port, made on every change
+        # (a config override that enables the section without a from address is refused).
         if self.enabled and not self.from_:
             raise ConfigError("from", "must provide a 'from' address")
         if self.from_ and "@" not in self.from_:
@@ -68,12 +73,6 @@ class SMTPConfig:
         for address in self.to:
             if "@" not in address:
                 raise ConfigError("to", f"invalid to email address: {json.dumps(address)}")
-        if not self.enabled:
-            return
-        if not self.host:
-            raise ConfigError("host", "must be set when enabled = true")
-        if not 0 < self.port <= 65535:
-            raise ConfigError("port", f"invalid port {self.port} (expected 1-65535)")
 
 
 @hookimpl
