@@ -52,7 +52,7 @@ from typing import Any
 import trio
 
 from kapa_core.engine.build import build_nodes
-from kapa_core.engine.node import Node
+from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, check_dbrps, series_to_batch
@@ -379,6 +379,10 @@ class ReplayFailed(KapaError):
     """A replay that could not run to its end; the message is the replay's error."""
 
 
+class TaskRunFailed(ReplayFailed):
+    """A node's error stopped the replay's task (the replay's error: ``task run: ...``)."""
+
+
 class TaskStartFailed(ReplayFailed):
     """The replay's task could not have started in Kapacitor (its query text)."""
 
@@ -493,6 +497,7 @@ class ReplayRun:
                 self.topics.append(node.anon_topic)
         self.queries = [n for n in self.nodes if isinstance(n, QueryNode)]
         self.started = time.time_ns()
+        self.stopped: TaskStopped | None = None
 
     def node_stats(self) -> dict[str, dict[str, Any]]:
         """The statistics of each node as Kapacitor reports them after a replay: the
@@ -523,10 +528,15 @@ class ReplayRun:
                     await self._feed()
                 except ReplayFailed as exc:
                     failed = exc
+                except TaskStopped as exc:  # what was sent before the error goes out
+                    failed = TaskRunFailed(str(exc))
+                    await self._drain(drained)
                 else:
                     failed = None
                     await self._drain(drained)
                 nursery.cancel_scope.cancel()
+            if failed is None and self.stopped is not None:
+                failed = TaskRunFailed(str(self.stopped))
             if failed is not None:
                 raise failed
         finally:
@@ -536,10 +546,11 @@ class ReplayRun:
                 for topic in self.topics:
                     self.alerts._alerts.delete_topic(topic)
 
-    @staticmethod
-    async def _run_io(node: Node, done: trio.Event) -> None:
+    async def _run_io(self, node: Node, done: trio.Event) -> None:
         try:
             await node.run_io()  # type: ignore[attr-defined]
+        except TaskStopped as exc:  # from what the node emitted: the replay fails
+            self.stopped = self.stopped or exc
         finally:
             done.set()
 
@@ -725,6 +736,8 @@ class ReplayService:
                 await run.run()
             except TaskStartFailed as exc:
                 error = f"task start: {exc}"
+            except TaskRunFailed as exc:
+                error = f"task run: {exc}"
             except ReplayFailed as exc:
                 error = f"running replay: {exc}"
             except Exception as exc:  # a broken replay must not stop the service
