@@ -487,8 +487,11 @@ class InfluxQLNode(Node):
         pending = self.pending.get(p.group)
         if pending is None or pending.time != p.time:
             if pending is not None and pending.kind is not None:
-                self._emit(pending.entries, pending.kind, pending.name, p.group, p.dims,
-                           {d: p.tags.get(d, "") for d in p.dims}, False, pending.time)
+                name = pending.name
+                by_name = bool(p.group) and (p.group == name or
+                                             p.group.startswith(name + "\n"))
+                self._emit(pending.entries, pending.kind, name, p.group, p.dims,
+                           {d: p.tags.get(d, "") for d in p.dims}, by_name, pending.time)
             pending = self.pending[p.group] = _Pending(p.name, p.time)
         if pending.kind is None:
             pending.kind = self._realize(p.fields)
