@@ -228,8 +228,10 @@ class Evaluator:
                 raise self.plain(node, _wrong_type(node.name, override.type, node.type))
             self.scope[node.name] = self._var_value(override)
             return
-        if isinstance(node.value, ast.Lambda):
-            raw: Any = node.value
+        if isinstance(node.value, ast.Call) and node.value.name != "time":
+            raw: Any = _GlobalFunction(node.value.name)  # Kapacitor does not call it here
+        elif isinstance(node.value, ast.Lambda):
+            raw = node.value
             # Kapacitor resolves a lambda's names where it is declared
             for name in _lambda_identifiers(raw.expr):
                 if name.name not in self.scope:
@@ -310,6 +312,8 @@ class Evaluator:
             value = self.identifier(name)
             if isinstance(value, ast.Reference):
                 raise self.plain(name, "unsupported literal type *ast.ReferenceNode")
+            if isinstance(value, _GlobalFunction):
+                raise self.plain(name, "unsupported literal type tick.unboundFunc")
             if isinstance(value, _Unset):
                 # a template var without a value: Kapacitor computes with its type's zero
                 declared = self.vars.get(name.name)
@@ -356,8 +360,11 @@ class Evaluator:
 
     def compile(self, node: ast.Lambda) -> CompiledLambda | _Unset:
         for name in _lambda_identifiers(node.expr):
-            if isinstance(self.scope.get(name.name), ast.Reference):
+            value = self.scope.get(name.name)
+            if isinstance(value, ast.Reference):
                 raise self.plain(name, "unsupported literal type *ast.ReferenceNode")
+            if isinstance(value, _GlobalFunction):
+                raise self.plain(name, "unsupported literal type tick.unboundFunc")
         try:
             return compile_lambda(node, _Defined(self.scope))
         except TickError as exc:
@@ -446,9 +453,10 @@ class Evaluator:
         # Kapacitor looks names up with their first letter upper-cased: .Period() is
         # .period(), .uRL() is .URL().
         name = _canonical(node.name, properties)
-        if not node.called:  # reading a property: its value is not used by kapa-core
+        if not node.called:  # reading a property gives its value, which is no node
             if name in properties:
-                return target
+                attr = properties[name].attr or name
+                return getattr(target, attr, _PropertyValue(name))
             raise self.error(node, f"object {go_type(target)} has no property {node.name}")
         refused = _go_call_error(node.op, node.name, target, args)
         if refused:
@@ -849,6 +857,20 @@ def _start_error(pipeline: Pipeline) -> str:
             if message:
                 return prefix + message
     return ""
+
+
+class _GlobalFunction:
+    """A var holding a global function call, which Kapacitor does not make there."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _PropertyValue:
+    """The value of a property read (``a.period``) kapa-core does not keep."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 class _Unset:

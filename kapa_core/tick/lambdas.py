@@ -216,6 +216,8 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
             return _wrapped("Failed to handle node: ", value.expr, scope)
         if isinstance(value, list):
             raise _StaticError("Given node type is not valid evaluation node: *ast.ListNode")
+        if type(value).__name__ == "_Star":
+            raise _StaticError("Given node type is not valid evaluation node: *ast.StarNode")
         return _constant_type(value) is None
     if isinstance(node, ast.Unary):
         dynamic = _wrapped("Failed to handle node: ", node.operand, scope)
