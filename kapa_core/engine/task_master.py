@@ -99,6 +99,8 @@ class RunningTask:
                             io_tasks.start_soon(self._run_io, run_io, done)
                     task_status.started()
                     with trio.CancelScope() as self._consuming:
+                        if self.error:  # a node's own task stopped it already
+                            self._consuming.cancel()
                         try:
                             await self._consume()
                         except TaskStopped as exc:

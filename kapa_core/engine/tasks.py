@@ -179,8 +179,8 @@ class TaskService:
         if evaluated.start_error:  # Kapacitor finds it as it builds the nodes
             raise StartRefused(evaluated.start_error)
         self._check_handlers(evaluated)
-        await self.master.start(task.id, evaluated.pipeline, task.dbrps)
-        task.error = ""
+        running = await self.master.start(task.id, evaluated.pipeline, task.dbrps)
+        task.error = running.error  # "" unless a node stopped it already
 
     def _check_handlers(self, evaluated: Evaluated) -> None:
         """Handlers Kapacitor fails to create when the task starts: a ``.kafka()`` whose

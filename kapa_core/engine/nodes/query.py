@@ -45,6 +45,7 @@ from kapa_core.engine.cron import parse as parse_cron
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.influxdb.client import ConnectionFailed
+from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, Series, run_query
 from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
 from kapa_core.models.batch import Batch, BatchPoint, group_id
@@ -248,7 +249,21 @@ class QueryNode(Node):
     def point(self, p: Point) -> None:
         """Batch tasks are fed by their queries only."""
 
+    def check_cluster(self) -> None:
+        """As Kapacitor's query node gets its client when it starts running: a cluster
+        that is not configured and enabled (or no default one) stops the task."""
+        service = self.ctx.influxdb()
+        enabled = tuple(e for e in getattr(service, "elements", ()) if e.enabled)
+        name = self.cluster
+        if not name:
+            default = default_cluster(enabled)
+            name = default.name if default is not None else ""
+        if not name or not any(e.name == name for e in enabled):
+            raise self.stop_task(f"failed to get InfluxDB client: no such InfluxDB "
+                                 f"config {name}")
+
     async def run_io(self) -> None:
+        self.check_cluster()
         schedule = Schedule(self.every, self.align, self.cron)
         while (tick := await schedule.wait()) is not None:
             try:
