@@ -421,16 +421,20 @@ class _UnionInput(Node):
     def receive_point(self, p: Point) -> None:
         union = self.union
         union.collected += 1
-        if union.rename:
+        if union.rename:  # a group made with the name follows the new name
+            group = p.group
+            if _by_name(group, p.dims):
+                group = group_id(union.rename, p.tags, p.dims, True)
             p = Point(union.rename, p.tags, p.fields, p.time, p.database, p.retention_policy,
-                      p.group, p.dims)
+                      group, p.dims)
         union.queue(self.index, p.time, p)
 
     def receive_batch(self, b: Batch) -> None:
         union = self.union
         union.collected += 1
         if union.rename:
-            b = Batch(union.rename, b.group, b.tags, b.dims, b.by_name, b.tmax, b.points)
+            group = group_id(union.rename, b.tags, b.dims, True) if b.by_name else b.group
+            b = Batch(union.rename, group, b.tags, b.dims, b.by_name, b.tmax, b.points)
         union.queue(self.index, b.tmax, b)
 
     def receive_barrier(self, group: str, t: int) -> None:
