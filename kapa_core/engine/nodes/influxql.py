@@ -445,6 +445,9 @@ class InfluxQLNode(Node):
     def cardinality(self) -> int:
         return len(self.groups)
 
+    def barrier(self, group: str, t: int) -> None:
+        self.groups.add(group)  # a barrier opens its group, as in Kapacitor
+
     def delete_group(self, group: str) -> None:
         self.pending.pop(group, None)
         self.state.pop(group, None)

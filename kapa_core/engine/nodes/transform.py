@@ -102,6 +102,9 @@ class EvalNode(Node):
             points.append(BatchPoint(bp.time, fields, tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
+    def barrier(self, group: str, t: int) -> None:
+        self._exprs(group)  # a barrier opens its group, as in Kapacitor
+
     def delete_group(self, group: str) -> None:
         self.group_exprs.pop(group, None)
 
@@ -187,6 +190,9 @@ class DerivativeNode(Node):
                                          bp.tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
+    def barrier(self, group: str, t: int) -> None:
+        self.previous.setdefault(group, None)  # a barrier opens its group
+
     def cardinality(self) -> int:
         return len(self.previous)
 
@@ -233,6 +239,9 @@ class ChangeDetectNode(Node):
                 previous = bp.fields
                 points.append(bp)
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+    def barrier(self, group: str, t: int) -> None:
+        self.last.setdefault(group, None)  # a barrier opens its group
 
     def cardinality(self) -> int:
         return len(self.last)
@@ -281,6 +290,9 @@ class _StateNode(Node):
             value = self.track(b.group, bp.time, in_state)
             points.append(BatchPoint(bp.time, {**bp.fields, self.as_name: value}, bp.tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
+
+    def barrier(self, group: str, t: int) -> None:
+        self._expr(group)  # a barrier opens its group, as in Kapacitor
 
     def delete_group(self, group: str) -> None:
         self.group_exprs.pop(group, None)
