@@ -45,7 +45,6 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.StateDurationSpec: transform.StateDurationNode,
     specs.StateCountSpec: transform.StateCountNode,
     specs.LogSpec: basic.LogNode,
-    specs.HTTPOutSpec: output.HTTPOutNode,
     specs.NoOpSpec: output.NoOpNode,
     specs.UnionSpec: basic.UnionNode,
     specs.JoinSpec: join.JoinNode,
@@ -61,6 +60,7 @@ RUNTIMES: dict[type, type[Node]] = {
 WITH_CONTEXT: dict[type, type[Node]] = {
     specs.KapacitorLoopbackSpec: io.LoopbackNode,
     specs.HTTPPostSpec: io.HTTPPostNode,
+    specs.HTTPOutSpec: output.HTTPOutNode,
     AlertSpec: AlertNode,
     InfluxDBOutSpec: InfluxDBOutNode,
     QuerySpec: QueryNode,
