@@ -16,9 +16,16 @@ class HTTPOutNode(Node):
     The row is written when the endpoint is read, not for every point or batch (data
     flowing on is not changed by later nodes: they make new points and batches)."""
 
-    def __init__(self, spec: HTTPOutSpec, log: Any) -> None:
+    def __init__(self, spec: HTTPOutSpec, log: Any, ctx: Any = None) -> None:
         super().__init__(spec, log)
         self.endpoint = spec.endpoint
+        # Kapacitor registers each endpoint when the task starts: one name used again by
+        # a later httpOut of the task fails this node, which stops the task.
+        if any(isinstance(other, HTTPOutSpec) and other.endpoint == spec.endpoint
+               and other.id > spec.id for other in getattr(spec.pipeline, "nodes", ())):
+            path = f"/kapacitor/v1/tasks/{getattr(ctx, 'task_id', '')}/{spec.endpoint}"
+            self.registration_error = f"http: multiple registrations for {path}"
+            self.run_io = self._refuse_registration
         # group -> latest point or batch, in first-seen order; rows written on demand
         self.latest: dict[str, Point | Batch | None] = {}
         self.rows: dict[str, dict[str, Any]] = {}
@@ -35,6 +42,9 @@ class HTTPOutNode(Node):
         if self.rows:
             self.rows.pop(b.group, None)
         self.emit_batch(b)
+
+    async def _refuse_registration(self) -> None:
+        raise self.stop_task(self.registration_error)
 
     def barrier(self, group: str, t: int) -> None:
         # As in Kapacitor, a barrier opens its group: a series that is null until data.
