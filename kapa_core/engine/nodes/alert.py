@@ -177,13 +177,14 @@ class _EventText:
                 Level=str(level), Time=GoTime(t), Duration=GoDuration(duration))
         return self._data
 
-    def render(self) -> None:
-        """Render the message and the details now, as Kapacitor does when an event
-        fires: a template that fails to execute stops the task."""
+    def render(self, details: bool) -> None:
+        """Render the message (and the ``details`` too) now, as Kapacitor does when an
+        event fires: a template that fails to execute stops the task."""
         node = self.node
         try:
             self._message = node.message_t.execute(self.data())
-            self._details = node.details_t.execute(self._details_data(self._message))
+            if details:
+                self._details = node.details_t.execute(self._details_data(self._message))
         except Exception as exc:
             raise node.stop_task(str(exc)) from None
 
@@ -235,8 +236,8 @@ class AlertNode(Node):
         # Templates of the script's own are rendered as the event fires (an execution
         # error stops the task, as in Kapacitor); the defaults, which cannot fail, when
         # the text is first read.
-        self.render_now = (spec.message_template != DEFAULT_MESSAGE
-                           or spec.details_template != DEFAULT_DETAILS)
+        self.render_details = spec.details_template != DEFAULT_DETAILS
+        self.render_now = spec.message_template != DEFAULT_MESSAGE or self.render_details
         if spec.flapping is not None and max(spec.flapping) > 1:
             raise _refused("alert flap thresholds are percentages and should be between 0 "
                            "and 1")
@@ -348,7 +349,7 @@ class AlertNode(Node):
         tags, fields = dict(tags), dict(fields)  # the event's own: later nodes may change
         text = _EventText(self, event_id, name, group, tags, fields, level, t, duration)
         if self.render_now:
-            text.render()
+            text.render(self.render_details)
         return Event("", EventState(event_id, text.message, text.details, t, duration,
                                     level),
                      previous, name, self.task_id, self.category, group, tags,
