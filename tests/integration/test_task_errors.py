@@ -151,3 +151,26 @@ stream
         wait_until(lambda: healthy_rows(daemon), what="the healthy task's output",
                    until=lambda rows: "z" in {r["tags"]["host"] for r in rows})
         assert task(daemon, "healthy")["executing"] is True
+
+
+def test_an_error_from_a_timer_driven_node_stops_the_task() -> None:
+    """The stats node emits from its own timer: an error downstream of it stops the task
+    as well."""
+    script = """
+var data = stream
+    |from()
+        .measurement('cpu')
+data
+    |httpOut('out')
+data
+    |stats(100ms)
+    |alert()
+        .crit(lambda: TRUE)
+        .message('{{ .Nope }}')
+"""
+    with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
+        define(daemon, "timed", script)
+        write(daemon, "cpu,host=a value=1 31536000")
+        view = stopped(daemon, "timed")
+        assert view["error"].startswith("alert4: template: message:1:3: ")
+        assert http_out(daemon, "timed").status_code == 404
