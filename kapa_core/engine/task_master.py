@@ -10,6 +10,7 @@ synchronous nodes, yielding to the event loop every ``CHUNK`` points.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,6 +63,9 @@ class RunningTask:
         self.error = ""
         self.done = trio.Event()
         self._consuming: trio.CancelScope | None = None
+        #: Called once when the task ends by itself (a node's error), at once.
+        self.on_stop: Callable[[], None] | None = None
+        self.detached = False  # set by the master when it let go of the ended task
 
     # -- the router's consumer interface ----------------------------------------------------
     def wants(self, database: str, retention_policy: str) -> bool:
@@ -113,8 +117,11 @@ class RunningTask:
                 self._stopped(_first(group))
             except* Exception as group:  # one broken task must not stop the others
                 exc = _first(group)
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.log.error("task stopped with an error", err=self.error)
+                if not self.error:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.log.error("task stopped with an error", err=self.error)
+                    if self.on_stop is not None:
+                        self.on_stop()
             finally:
                 for node in self.nodes:
                     node.stop()
@@ -136,6 +143,8 @@ class RunningTask:
         if not self.error:
             self.error = str(exc)
             self.log.error("task finished with error", err=self.error)
+            if self.on_stop is not None:
+                self.on_stop()  # no longer executing, even while its I/O drains
         if self._consuming is not None:
             self._consuming.cancel()
 
@@ -217,6 +226,7 @@ class TaskMaster:
         assert self._nursery is not None, "the task master is not running"
         await self.stop(task_id)
         running = RunningTask(task_id, pipeline, dbrps, self.log, self.context)
+        running.on_stop = functools.partial(self._detach, running)
         self.tasks[task_id] = running  # before it runs: it may end at once
         try:
             await self._nursery.start(self._run, running)
@@ -232,13 +242,17 @@ class TaskMaster:
     async def _run(self, running: RunningTask, *,
                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         await running.run(task_status=task_status)
-        if self.tasks.get(running.id) is not running:
-            return  # stopped by the master (disabled, deleted, restarted)
-        del self.tasks[running.id]
-        self.router.unsubscribe(running)
-        self.log.info("stopped task", task=running.id)
-        if self.on_task_error is not None and running.error:
-            await self.on_task_error(running.id, running.error)
+        if running.detached:  # else stopped by the master (disabled, deleted, restarted)
+            self.log.info("stopped task", task=running.id)
+
+    def _detach(self, running: RunningTask) -> None:
+        """``running`` ended by itself: it is no longer the task's running instance."""
+        if self.tasks.get(running.id) is running:
+            del self.tasks[running.id]
+            self.router.unsubscribe(running)
+            running.detached = True
+            if self.on_task_error is not None and self._nursery is not None:
+                self._nursery.start_soon(self.on_task_error, running.id, running.error)
 
     async def stop(self, task_id: str) -> None:
         running = self.tasks.pop(task_id, None)

@@ -151,8 +151,8 @@ class TaskService:
         """A running task stopped on a node's error: as Kapacitor, the task stays
         enabled, is no longer executing and keeps the error until it starts again."""
         task = self.tasks.get(task_id)
-        if task is None:
-            return
+        if task is None or self.master.get(task_id) is not None:
+            return  # deleted, or started again meanwhile
         task.error = error
         await self.save(task)
 
