@@ -174,3 +174,6 @@ data
         view = stopped(daemon, "timed")
         assert view["error"].startswith("alert4: template: message:1:3: ")
         assert http_out(daemon, "timed").status_code == 404
+        # A stopped task is deleted as any other.
+        assert httpx.delete(f"{daemon.url}{BASE}/timed").status_code == 204
+        assert httpx.get(f"{daemon.url}{BASE}/timed").status_code == 404
