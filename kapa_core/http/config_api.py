@@ -46,6 +46,13 @@ class ConfigAPI:
             raise APIError(400, "must provide a section name")
         if request.method == "POST":
             body = _json_body(request)
+            section = self.service.layers.sections.get(name)
+            if element is None and section is not None and section.overridable and not (
+                    body.get("add") or body.get("remove")):
+                # As Kapacitor: set and delete name an element, even the only one of a
+                # section (/config/smtp/), so a URL without the slash is refused.
+                raise APIError(400, "failed to apply update: invalid update action: element "
+                               "not specified, are you missing a trailing '/'?")
             await self.service.update(name, element, body)
             return Response.empty(204)
         section = self.service.section(name)

@@ -253,3 +253,12 @@ def test_template_updates_as_kapacitor(daemon) -> None:
     refused = httpx.patch(url + "/upd", json={"type": "bogus"})
     assert refused.status_code == 400 and refused.json()["error"].startswith("invalid JSON")
     assert httpx.patch(url + "/none", json={"type": "bogus"}).status_code == 400
+
+
+def test_config_set_without_the_trailing_slash_is_refused(daemon) -> None:
+    # Kapacitor: set and delete name an element, /config/smtp/ for a single section.
+    for body in ({"set": {"enabled": True}}, {"set": {"enabled": False}}, {}):
+        response = httpx.post(daemon.url + V1 + "/config/smtp", json=body)
+        assert (response.status_code, response.json()) == (400, {
+            "error": "failed to apply update: invalid update action: element not "
+                     "specified, are you missing a trailing '/'?"})
