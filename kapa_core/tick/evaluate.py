@@ -28,6 +28,7 @@ from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.tick import ast, gosignatures, limits
+from kapa_core.tick.functions import NAMES as FUNCTION_NAMES
 from kapa_core.tick.functions import EvalError, _go_float
 from kapa_core.tick.lambdas import CompiledLambda, binary, compile_lambda, static_error
 from kapa_core.tick.parser import parse
@@ -309,7 +310,8 @@ class Evaluator:
         computed (``10 * gb``, ``name + ':{{.Group}}'``, ``2 * 10s``, ``1 < 2``)."""
         scope = {}
         for name in _identifiers(node):
-            value = self.identifier(name)
+            raw = self.scope.get(name.name)
+            value = raw if isinstance(raw, ast.Lambda) else self.identifier(name)
             if isinstance(value, ast.Reference):
                 raise self.plain(name, "unsupported literal type *ast.ReferenceNode")
             if isinstance(value, _GlobalFunction):
@@ -413,6 +415,12 @@ class Evaluator:
         if isinstance(target, _Unset):
             return target  # a template: checked once its vars are given
         if not isinstance(target, NodeSpec):
+            pointer = ("*regexp.Regexp" if is_regex(target) else "*ast.LambdaNode"
+                       if isinstance(target, CompiledLambda | ast.Lambda) else
+                       "*ast.StarNode" if target is STAR else "")
+            if pointer:  # a Go pointer to a struct: it has no such method
+                raise self.error(node, f"no method or property {_go_quote(node.name)} on "
+                                 f"{pointer}")
             raise self.error(node, "cannot get properties of non pointer value (cannot call "
                              f"{node.op}{node.name}() on a {type(target).__name__}: it is "
                              "not a node)")
@@ -825,6 +833,11 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
         return value
     if isinstance(node, ast.Reference):
         raise EvalError(f"name {_go_quote(node.name)} is undefined. Names in scope: ")
+    if isinstance(node, ast.Call):
+        if node.name not in FUNCTION_NAMES:
+            raise EvalError(f"undefined function: {_go_quote(node.name)}")
+        call = compile_lambda(ast.Lambda(node.line, node.col, node, node.name), scope)
+        return call.eval(0, {}, {})
     raise EvalError(f"cannot evaluate a {ast.describe(node)} outside a lambda")
 
 
