@@ -47,19 +47,36 @@ class ConfigAPI:
         if request.method == "POST":
             body = _json_body(request)
             section = self.service.layers.sections.get(name)
-            if element is None and section is not None and section.overridable and not (
-                    body.get("add") or body.get("remove")):
-                # As Kapacitor: set and delete name an element, even the only one of a
-                # section (/config/smtp/), so a URL without the slash is refused.
-                raise APIError(400, "failed to apply update: invalid update action: element "
-                               "not specified, are you missing a trailing '/'?")
+            if section is not None and section.overridable:
+                _check_action(body, element)
             await self.service.update(name, element, body)
             return Response.empty(204)
         section = self.service.section(name)
+        if element and not section.multiple:
+            raise APIError(404, f"unknown section/element: {name}/{element}")
         if element is None:
             return Response.json({"link": {"rel": "self", "href": f"{BASE}/{name}"},
                                   "elements": self.service.elements(section)})
         return Response.json(self.service.find_element(section, element))
+
+
+def _check_action(body: dict[str, Any], element: str | None) -> None:
+    """Kapacitor's checks of an update action, in its order and words: set/delete with
+    add/remove, an element named with add or remove, set/delete without one (even the
+    only element of a section is named, ``/config/smtp/``)."""
+    changes, elements = body.get("set") or body.get("delete"), body.get("add") or \
+        body.get("remove")
+    reason = ""
+    if changes and elements:
+        reason = "cannot provide both set/delete and add/remove actions in the same update"
+    elif body.get("add") and element:
+        reason = "must not provide an element name when adding an a new override"
+    elif body.get("remove") and element:
+        reason = "must not provide element when removing an override"
+    elif not elements and element is None:
+        reason = "element not specified, are you missing a trailing '/'?"
+    if reason:
+        raise APIError(400, f"failed to apply update: invalid update action: {reason}")
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -262,3 +262,23 @@ def test_config_set_without_the_trailing_slash_is_refused(daemon) -> None:
         assert (response.status_code, response.json()) == (400, {
             "error": "failed to apply update: invalid update action: element not "
                      "specified, are you missing a trailing '/'?"})
+
+
+@pytest.mark.parametrize(("path", "body", "reason"), [
+    ("/config/influxdb", {"set": {"timeout": "1s"}, "add": {"name": "y"}},
+     "cannot provide both set/delete and add/remove actions in the same update"),
+    ("/config/influxdb/default", {"remove": ["default"]},
+     "must not provide element when removing an override"),
+    ("/config/influxdb/default", {"add": {"name": "z"}},
+     "must not provide an element name when adding an a new override"),
+])
+def test_config_update_actions_checked_as_kapacitor(daemon, path, body, reason) -> None:
+    response = httpx.post(daemon.url + V1 + path, json=body)
+    assert (response.status_code, response.json()) == (400, {
+        "error": f"failed to apply update: invalid update action: {reason}"})
+
+
+def test_single_config_section_has_no_named_element(daemon) -> None:
+    response = httpx.get(daemon.url + V1 + "/config/smtp/x")
+    assert (response.status_code, response.json()) == (
+        404, {"error": "unknown section/element: smtp/x"})
