@@ -40,9 +40,6 @@ class BarrierNode(Node):
     def cardinality(self) -> int:
         return len(self.groups)
 
-    def extra_stats(self) -> dict[str, Any]:
-        return {"barriers": self.barriers}
-
     def point(self, p: Point) -> None:
         state = self.groups.get(p.group)
         if state is None:
