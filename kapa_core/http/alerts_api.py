@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kapa_core.alert import kinds as registry
 from kapa_core.alert.levels import Level
-from kapa_core.alert.service import AlertService, HandlerSpec
+from kapa_core.alert.service import HANDLER_ID, AlertService, HandlerSpec
 from kapa_core.alert.topics import Topic
+from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.tasks import json_kind
 from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
@@ -123,9 +125,10 @@ class AlertsAPI:
 
     async def create_handler(self, request: Request) -> Response:
         topic = request.params["topic"]
-        spec = self.alerts.parse_spec(topic, _aggregate_interval(self._body(request), "create"))
+        spec = self.alerts.parse_spec(topic, _kapacitor_checks(self._body(request), "create"))
         if (topic, spec.id) in self.alerts.specs:
-            raise APIError(400, f'handler "{spec.id}" already exists in topic "{topic}"')
+            raise APIError(500, "failed to create handler: cannot register handler, handler "
+                           f"with ID {go_quote(spec.id)} already exists")
         self.alerts.save(spec)
         return Response.json(spec.to_json())
 
@@ -134,8 +137,8 @@ class AlertsAPI:
 
     async def put_handler(self, request: Request) -> Response:
         old = self._spec(request)
-        spec = self.alerts.parse_spec(old.topic, _aggregate_interval(self._body(request),
-                                                                     "update"), old.id)
+        spec = self.alerts.parse_spec(old.topic, _kapacitor_checks(self._body(request),
+                                                                   "update", old.id), old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
         self.alerts.save(spec)
@@ -153,7 +156,7 @@ class AlertsAPI:
             patched = apply_patch(document, ops)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise APIError(400, f"failed to apply patch: {exc}") from None
-        spec = self.alerts.parse_spec(old.topic, _aggregate_interval(patched, "update"),
+        spec = self.alerts.parse_spec(old.topic, _kapacitor_checks(patched, "update", old.id),
                                       old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
@@ -226,6 +229,22 @@ def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
         else:
             raise ValueError(f"unknown operation {name!r}")
     return doc
+
+
+def _kapacitor_checks(body: Any, verb: str, handler_id: str = "") -> Any:
+    """What Kapacitor checks of a handler before kapa-core parses it, in its words: the
+    handler ID, then whether it knows the kind (a 500, as Kapacitor answers), then an
+    aggregate handler's interval."""
+    if isinstance(body, dict):
+        hid = body.get("id", handler_id) or handler_id
+        if isinstance(hid, str) and not HANDLER_ID.fullmatch(hid):
+            raise APIError(400, "invalid handler spec: handler ID must contain only "
+                           f"letters, numbers, '-', '.' and '_'. {go_quote(hid)}")
+        kind = body.get("kind")
+        if isinstance(kind, str) and kind and kind not in registry.KINDS:
+            raise APIError(500, f"failed to {verb} handler: unsupported action kind "
+                           f"{go_quote(kind)}")
+    return _aggregate_interval(body, verb)
 
 
 def _aggregate_interval(body: Any, verb: str) -> Any:

@@ -282,3 +282,23 @@ def test_single_config_section_has_no_named_element(daemon) -> None:
     response = httpx.get(daemon.url + V1 + "/config/smtp/x")
     assert (response.status_code, response.json()) == (
         404, {"error": "unknown section/element: smtp/x"})
+
+
+def test_topic_handlers_refused_in_kapacitor_words(daemon) -> None:
+    url = daemon.url + V1 + "/alerts/topics/words/handlers"
+    log = {"kind": "log", "options": {"path": "/dev/null"}}
+    for body, status, message in (
+            ({"id": "bad id", **log}, 400, "invalid handler spec: handler ID must contain "
+             "only letters, numbers, '-', '.' and '_'. \"bad id\""),
+            (log, 400, "invalid handler spec: handler ID must contain only letters, "
+             "numbers, '-', '.' and '_'. \"\""),
+            ({"id": "k", "kind": "nosuch"}, 500,
+             'failed to create handler: unsupported action kind "nosuch"')):
+        response = httpx.post(url, json=body)
+        assert (response.status_code, response.json()) == (status, {"error": message})
+    assert httpx.post(url, json={"id": "h1", **log}).status_code == 200
+    again = httpx.post(url, json={"id": "h1", **log})
+    assert (again.status_code, again.json()) == (500, {
+        "error": 'failed to create handler: cannot register handler, handler with ID "h1" '
+                 "already exists"})
+    assert httpx.delete(url + "/h1").status_code == 204
