@@ -127,7 +127,7 @@ class AlertsAPI:
         topic = request.params["topic"]
         spec = self.alerts.parse_spec(topic, _kapacitor_checks(self._body(request), "create"))
         if (topic, spec.id) in self.alerts.specs:
-            raise APIError(500, "failed to create handler: cannot register handler, handler "
+            raise APIError(400, "failed to create handler: cannot register handler, handler "
                            f"with ID {go_quote(spec.id)} already exists")
         self.alerts.save(spec)
         return Response.json(spec.to_json())
@@ -233,8 +233,9 @@ def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
 
 def _kapacitor_checks(body: Any, verb: str, handler_id: str = "") -> Any:
     """What Kapacitor checks of a handler before kapa-core parses it, in its words: the
-    handler ID, then whether it knows the kind (a 500, as Kapacitor answers), then an
-    aggregate handler's interval."""
+    handler ID, then whether it knows the kind, then an aggregate handler's interval.
+    Kapacitor answers these with a 500; kapa-core with a 400, as every refusal of what a
+    client sent."""
     if isinstance(body, dict):
         hid = body.get("id", handler_id) or handler_id
         if isinstance(hid, str) and not HANDLER_ID.fullmatch(hid):
@@ -242,15 +243,15 @@ def _kapacitor_checks(body: Any, verb: str, handler_id: str = "") -> Any:
                            f"letters, numbers, '-', '.' and '_'. {go_quote(hid)}")
         kind = body.get("kind")
         if isinstance(kind, str) and kind and kind not in registry.KINDS:
-            raise APIError(500, f"failed to {verb} handler: unsupported action kind "
+            raise APIError(400, f"failed to {verb} handler: unsupported action kind "
                            f"{go_quote(kind)}")
     return _aggregate_interval(body, verb)
 
 
 def _aggregate_interval(body: Any, verb: str) -> Any:
     """An aggregate handler's ``interval`` as Kapacitor 1.5.7 decodes it: a number of
-    nanoseconds. Text (even ``"10s"``) or a boolean is refused with its words and status;
-    an integral float (``1e10``) is taken as the integer it is."""
+    nanoseconds. Text (even ``"10s"``) or a boolean is refused with its words (as a 400:
+    Kapacitor answers 500); an integral float (``1e10``) is taken as the integer it is."""
     options = body.get("options") if isinstance(body, dict) and body.get(
         "kind") == "aggregate" else None
     if not isinstance(options, dict) or options.get("interval") is None:
@@ -261,7 +262,7 @@ def _aggregate_interval(body: Any, verb: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         kind = {bool: "bool", str: "string", list: "slice", dict: "map"}.get(
             type(value), type(value).__name__)
-        raise APIError(500, f"failed to {verb} handler: failed to decode options into "
+        raise APIError(400, f"failed to {verb} handler: failed to decode options into "
                        "*alert.AggregateHandlerConfig: 1 error(s) decoding:\n\n* 'interval' "
                        f"expected type 'time.Duration', got unconvertible type '{kind}'")
     return body
