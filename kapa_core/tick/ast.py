@@ -51,6 +51,7 @@ class Star(Node):
 @dataclass(slots=True)
 class Reference(Node):
     name: str
+    pos: int = 0  # byte offset in the script, as Kapacitor's errors show it
 
 
 @dataclass(slots=True)

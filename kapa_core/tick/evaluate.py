@@ -741,6 +741,8 @@ def _go_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return _go_float(value)
+    if isinstance(value, ast.Reference):  # the node's String()
+        return f"ReferenceNode@{value.pos}l{value.line}c{value.col}{{{value.name}}}<nil>"
     return str(value)
 
 

@@ -323,7 +323,9 @@ class Parser:
             return ast.Star(token.line, token.col)
         if kind is T.REFERENCE:
             self.next()
-            return ast.Reference(token.line, token.col, token.text)
+            return ast.Reference(token.line, token.col, token.text,
+                                 len(self.text[:token.pos].encode("utf-8", "surrogatepass"))
+                                 if not self.text.isascii() else token.pos)
         if kind is T.IDENT:
             self.next()
             if self.peek().type is T.LPAREN:
