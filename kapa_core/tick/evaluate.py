@@ -167,6 +167,7 @@ class Evaluator:
         self.missing: list[str] = []
         self.dbrps: list[tuple[str, str]] = []
         self.source: NodeSpec | None = None
+        self.deferred: TickError | None = None  # an error of the validation phase
 
     def run(self, program: ast.Program) -> Evaluated:
         if self.task_type == "stream":
@@ -181,6 +182,8 @@ class Evaluator:
             add_deadman(self.pipeline, self.source, DEADMAN.threshold, DEADMAN.interval, [])
             self._count_nodes(None)
         self.pipeline.dbrps = list(self.dbrps) + list(self.extra_dbrps)
+        if self.deferred is not None:
+            raise self.deferred
         for node in self.pipeline.walk():
             try:
                 node.validate()
@@ -517,8 +520,14 @@ class Evaluator:
         except SpecError as exc:
             dimension = _DIMENSION.match(str(exc))
             if dimension and dimension.group(1) in _GO_ARG_TYPES:
-                raise self.plain(node, "invalid dimension object of type "
-                                 f"{_GO_ARG_TYPES[dimension.group(1)]}") from None
+                error = self.plain(node, "invalid dimension object of type "
+                                   f"{_GO_ARG_TYPES[dimension.group(1)]}")
+                if node.op != ".":
+                    raise error from None
+                # Kapacitor finds it when it validates the pipeline, after the script
+                if self.deferred is None:
+                    self.deferred = error
+                return target
             raise self.error(node, str(exc)) from None
 
     @staticmethod
