@@ -399,8 +399,10 @@ class Evaluator:
             links.append(root)
             root = root.left
         if isinstance(root, ast.Call):
-            # Kapacitor does not call a global function a chain starts from: the first
-            # method is looked up on the function value itself
+            # Kapacitor does not call a global function a chain starts from (its
+            # arguments are evaluated): the first method is looked up on the function value
+            for arg in root.args:
+                self.value(arg)
             raise self.error(links[-1], "cannot get properties of non pointer value")
         target = self.value(root)
         for link in reversed(links):
@@ -672,12 +674,20 @@ def _assignable(value: Any, go: str) -> str | None:
     actual = _go_value_type(value)
     if actual is None:
         return None
-    if go == "Node":
+    if go in ("Node", "pipeline.Node"):
         return None if isinstance(value, NodeSpec) else actual
     if go in ("string", "int64", "float64", "bool", "time.Duration", "*ast.LambdaNode",
               "int"):
         return None if actual == go else actual
     return None  # a type kapa-core does not judge
+
+
+def _qualified(go: str) -> str:
+    """A type of Kapacitor's pipeline package as reflection names it (pipeline.Node)."""
+    bare = go.removeprefix("...")
+    if bare in ("Node",):
+        return go[:len(go) - len(bare)] + "pipeline." + bare
+    return go
 
 
 def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str:
@@ -708,6 +718,7 @@ def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str
     if signature is None:
         return ""
     types, variadic = signature
+    types = tuple(_qualified(t) for t in types)
     fixed = len(types) - 1 if variadic else len(types)
     why = ""
     if len(args) < fixed:

@@ -486,7 +486,8 @@ class _Compiler:
         return lambda t, f, g: binary(op, left(t, f, g), right(t, f, g))
 
     def c_Star(self, node: ast.Star) -> Fn:
-        raise self.error(node, "'*' cannot be used as a value in a lambda")
+        # refused when the task starts (see static_error), as in Kapacitor
+        return _failing("'*' cannot be used as a value in a lambda")
 
     # -- functions ----------------------------------------------------------------------
     def c_Call(self, node: ast.Call) -> Fn:
