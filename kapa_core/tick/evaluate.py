@@ -298,10 +298,10 @@ class Evaluator:
         if isinstance(node, ast.Reference):
             return node  # a var may hold it; a method or a lambda refuses it
         if isinstance(node, ast.Call):
-            if node.name == "time" and len(node.args) in (1, 2):
-                durations = [self.value(a) for a in node.args]
-                if all(isinstance(d, Duration) for d in durations):
-                    return TimeDimension(*durations)
+            values = [self.value(a) for a in node.args]  # first, as in Kapacitor
+            if node.name == "time" and len(values) in (1, 2):
+                if all(isinstance(d, Duration) for d in values):
+                    return TimeDimension(*values)
             raise self.error(node, f"no global function {_go_quote(node.name)} defined")
         if isinstance(node, ast.Chain):
             return self.chain(node)
