@@ -265,14 +265,12 @@ stream|from().measurement('f')
     .kafka().cluster('refusing').kafkaTopic('t')
     .kafka().cluster('dead').kafkaTopic('t')
     .kafka().cluster('off').kafkaTopic('t')
-    .kafka().cluster('missing').kafkaTopic('t')
   |httpOut('out')
 """)
         write(daemon, "f v=5 1\nf v=0 2\nf v=9 3\n")
         daemon.wait_for_log(r"alert handler failed.*INVALID_RECORD \(87\)")
         daemon.wait_for_log(r"alert handler failed.*cannot connect to broker " + dead)
         daemon.wait_for_log(r"alert handler failed.*cluster 'off' is not enabled")
-        daemon.wait_for_log(r"alert handler failed.*unknown cluster 'missing'")
         wait_until(lambda: len(broker.produce_requests) >= 3, what="3 Produce requests")
         wait_until(lambda: httpx.get(f"{daemon.url}{API}/tasks/{task_id}/out").json(),
                    what="the last point on httpOut",
@@ -281,6 +279,21 @@ stream|from().measurement('f')
         daemon.wait_for_log(r"alert handler failed.*INVALID_RECORD", count=3)
     assert broker.records == []
     assert broker.failures == []
+
+
+def test_an_unknown_cluster_refuses_the_task() -> None:
+    # As Kapacitor: a cluster no [[kafka]] element names refuses the task's start; a
+    # disabled element is a cluster (its sends fail, as the test above shows).
+    with DaemonProcess(kafka_config(
+            {"enabled": False, "id": "off", "brokers": ["127.0.0.1:9"]})) as daemon:
+        for cluster, status in (("off", 200), ("missing", 400)):
+            response = httpx.post(daemon.url + f"{API}/tasks", json={
+                "id": f"k{cluster}", "dbrps": [{"db": "db", "rp": "rp"}],
+                "status": "enabled", "script": "stream|from()|alert()"
+                f".crit(lambda: TRUE).kafka().cluster('{cluster}').kafkaTopic('t')"})
+            assert response.status_code == status, response.text
+        assert response.json()["error"] == \
+            'failed to create kafka handler: unknown cluster "missing"'
 
 
 @pytest.fixture(scope="module")
