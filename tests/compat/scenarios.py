@@ -4,7 +4,8 @@ report where their outputs differ.
     python -m tests.compat.scenarios --kapacitord BIN --source DIR [NAME_GLOB...]
 
 DIR is a checkout of Kapacitor at v1.5.7. The scenarios are read from its
-integrations/streamer_test.go (those checked through an httpOut of their own name) and
+integrations/streamer_test.go (those checked through their httpOut or the alerts they
+post to a test server, which is the runner's ``{{POST}}`` here) and
 their points from integrations/testdata/<name>.srpl, moved to start at 1971-01-01 as
 Kapacitor's test replay does. Nothing of them is stored here: this is a check to run
 against a checkout, next to the compatibility cases that are our own.
@@ -25,8 +26,23 @@ from tests.compat.oracle import Kapacitor, show_diff
 from tests.compat.runner import Recorder, matches, run_until_equal, run_until_stable
 
 FUNC = re.compile(r"^func (TestStream_\w+)\(t \*testing\.T\) \{$(.*?)^\}$", re.M | re.S)
-SCRIPT = re.compile(r"var script = `(.*?)`", re.S)
-CALL = re.compile(r'testStreamerWithOutput\(\s*t,\s*"(\w+)",\s*script,')
+SCRIPT = re.compile(r"var script = ((?:`[^`]*`\s*(?:\+\s*[\w.]+\s*\+\s*)?)+)")
+PIECE = re.compile(r"`([^`]*)`|\+\s*([\w.]+)\s*\+")
+CALL = re.compile(r'testStreamer(?:WithOutput|NoOutput)\(\s*t,\s*"(\w+)",\s*script,')
+
+
+def script_text(literal: str) -> str | None:
+    """The script of a Go string expression: backquoted pieces, with a test server's
+    URL spliced in as ``{{POST}}``; None when it splices in anything else."""
+    out = []
+    for piece, expr in PIECE.findall(literal):
+        if expr:
+            if expr != "ts.URL":
+                return None
+            out.append("{{POST}}")
+        else:
+            out.append(piece)
+    return "".join(out)
 EPOCH_1971 = 31536000
 
 
@@ -35,7 +51,10 @@ def scenarios(source: Path) -> list[Case]:
     found = []
     for name, body in FUNC.findall(text):
         script, call = SCRIPT.search(body), CALL.search(body)
-        if not script or not call or "Sprintf" in body:
+        if not script or not call or "Sprintf" in body or "tmInit :=" in body:
+            continue  # a script built by Go code, or services configured by the test
+        text = script_text(script.group(1))
+        if text is None:
             continue
         data = source / "integrations" / "testdata" / f"{call.group(1)}.srpl"
         if not data.exists():
@@ -53,7 +72,7 @@ def scenarios(source: Path) -> list[Case]:
                 shift = EPOCH_1971 - t
             points.append(f"{head} {t + shift}")
         (db, rp), = dbrps
-        case = Case(name, data, {"script": script.group(1).replace("\t", "    "),
+        case = Case(name, data, {"script": text.replace("\t", "    "),
                                  "points": "\n".join(points), "db": db, "rp": rp})
         found.append(case)
     return found
