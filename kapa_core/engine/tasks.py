@@ -306,7 +306,7 @@ class TaskService:
         if task_id in self.tasks:  # created meanwhile (a large script is checked in a thread)
             raise APIError(400, f"task {task_id} already exists")
         task.id = task_id
-        await self._apply_status(task, evaluated)
+        refused = await self._apply_status(task, evaluated)
         self.tasks[task.id] = task
         try:
             await self.save(task)
@@ -315,6 +315,8 @@ class TaskService:
             with trio.CancelScope(shield=True):
                 await self.master.stop(task.id)
             raise
+        if refused:
+            raise APIError(400, refused)
         return task
 
     async def update(self, task_id: str, body: dict[str, Any]) -> TaskDef:
@@ -335,22 +337,31 @@ class TaskService:
             await self.store.adelete(TASKS, task_id)
         task.id = new_id
         task.error = existing.error  # kept until the task starts again, as in Kapacitor
-        await self._apply_status(task, evaluated, was_enabled=existing.status == "enabled")
+        refused = await self._apply_status(task, evaluated,
+                                           was_enabled=existing.status == "enabled")
         self.tasks[task.id] = task
         await self.save(task)
+        if refused:
+            raise APIError(400, refused)
         return task
 
     async def _apply_status(self, task: TaskDef, evaluated: Evaluated | None = None, *,
-                            was_enabled: bool = False) -> None:
+                            was_enabled: bool = False) -> str:
+        """Start or stop ``task`` as its status says. A task that fails to start is kept
+        as Kapacitor keeps it (enabled, not executing, the failure as its error) and the
+        failure is returned for the caller to answer with once the task is saved."""
+        refused = ""
         if task.status == "enabled":
+            if not was_enabled:  # as Kapacitor: when it becomes enabled, at its modified time
+                task.last_enabled = task.modified or now()
             try:
                 await self._enable(task, evaluated)
             except KapaError as exc:  # Kapacitor's words alone (it answers 500)
-                raise APIError(400, str(exc)) from None
-            if not was_enabled:  # as Kapacitor: when it becomes enabled, at its modified time
-                task.last_enabled = task.modified or now()
+                await self.master.stop(task.id)
+                task.error = refused = str(exc)
         else:
             await self.master.stop(task.id)
+        return refused
 
     async def delete(self, task_id: str) -> None:
         await self.master.stop(task_id)

@@ -177,3 +177,29 @@ data
         # A stopped task is deleted as any other.
         assert httpx.delete(f"{daemon.url}{BASE}/timed").status_code == 204
         assert httpx.get(f"{daemon.url}{BASE}/timed").status_code == 404
+
+
+def test_a_task_that_fails_to_start_is_kept_with_its_error() -> None:
+    # As Kapacitor: the definition is saved (enabled, not executing, the failure as its
+    # error); kapa-core answers 400 with Kapacitor's message where Kapacitor answers 500.
+    script = "stream|from().measurement('m')|alert().crit(lambda: TRUE).post('')"
+    with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
+        response = httpx.post(daemon.url + BASE, json={
+            "id": "nostart", "dbrps": [{"db": "db", "rp": "rp"}], "status": "enabled",
+            "script": script})
+        assert response.status_code == 400
+        message = "Either URL or endpoint must be non-empty"  # Kapacitor's words
+        assert response.json()["error"] == message
+        task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
+        assert (task["status"], task["executing"], task["error"]) == ("enabled", False,
+                                                                      message)
+        # An update that still cannot start is kept too; one that can, starts.
+        fixed = "stream|from().measurement('m')|httpOut('out')"
+        response = httpx.patch(f"{daemon.url}{BASE}/nostart",
+                               json={"script": script + "\n"})
+        assert response.status_code == 400
+        assert httpx.get(f"{daemon.url}{BASE}/nostart").json()["script"].endswith(")\n")
+        response = httpx.patch(f"{daemon.url}{BASE}/nostart", json={"script": fixed})
+        assert response.status_code == 200, response.text
+        task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
+        assert (task["executing"], task["error"]) == (True, "")
