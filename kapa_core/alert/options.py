@@ -115,8 +115,6 @@ def tick_value(info: OptionInfo, current: Any, args: list[Any], method: str) -> 
             raise ValueError(f"{method}: expected a boolean")
         return args[0]
     if kind == "list":
-        if not args:
-            raise ValueError(f"{method}: expected at least one argument")
         if not all(isinstance(a, str) for a in args):
             raise ValueError(f"{method}: every argument must be a string")
         return (*(current or ()), *args)

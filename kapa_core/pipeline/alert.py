@@ -67,7 +67,8 @@ class AlertSpec(NodeSpec):
         "critReset": Prop(("lambda",), attr="crit_reset"),
         "history": Prop(("int",)),
         "flapping": Prop(("float", "float")),
-        "stateChangesOnly": Prop(("duration",), attr="state_changes_only", minimum=0),
+        "stateChangesOnly": Prop((), attr="state_changes_only", variadic="duration",
+                                 minimum=0),
         "noRecoveries": Prop(attr="no_recoveries", mode="flag"),
         "all": Prop(attr="all_points", mode="flag"),
         "levelTag": Prop(("string",), attr="level_tag"),
@@ -132,8 +133,9 @@ class AlertSpec(NodeSpec):
             return
         self._current = None
         if name == "stateChangesOnly":
-            values = check_args(name, ("duration",), args, minimum=0)
-            self.state_changes_only = values[0] if values else True
+            # Go keeps the interval only when exactly one is given
+            values = check_args(name, (), args, variadic="duration", minimum=0)
+            self.state_changes_only = values[0] if len(values) == 1 else True
             return
         if name == "flapping":
             # Thresholds above 1 are refused when the task starts (as in Kapacitor); a

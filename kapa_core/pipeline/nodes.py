@@ -111,8 +111,8 @@ class EvalSpec(NodeSpec):
 
     kind = "eval"
     PROPERTIES: ClassVar[dict[str, Prop]] = {
-        "as": Prop((), attr="as_names", mode="extend", variadic="string", minimum=1),
-        "tags": Prop((), attr="tag_names", mode="extend", variadic="string", minimum=1),
+        "as": Prop((), attr="as_names", mode="extend", variadic="string", minimum=0),
+        "tags": Prop((), attr="tag_names", mode="extend", variadic="string", minimum=0),
         "keep": Prop((), attr="keep_list", mode="extend", variadic="string", minimum=0),
     }
 
@@ -151,7 +151,7 @@ class GroupBySpec(NodeSpec):
     kind = "groupby"
     PROPERTIES: ClassVar[dict[str, Prop]] = {
         "byMeasurement": Prop(attr="by_measurement", mode="flag"),
-        "exclude": Prop((), attr="excludes", mode="extend", variadic="string", minimum=1),
+        "exclude": Prop((), attr="excludes", mode="extend", variadic="string", minimum=0),
     }
 
     def __init__(self, pipeline: Any, parents: list[NodeSpec], dims: list[Any]) -> None:
@@ -159,6 +159,12 @@ class GroupBySpec(NodeSpec):
         self.dims = dims
         self.by_measurement = False
         self.excludes: list[str] = []
+
+    def set_property(self, name: str, args: list[Any]) -> None:
+        if name == "exclude":  # each call adds to the excluded tags, as in Kapacitor
+            self.excludes.extend(check_args(name, (), args, variadic="string", minimum=0))
+            return
+        super().set_property(name, args)
 
     def validate(self) -> None:
         _check_dimensions(self.dims, self.excludes)
@@ -456,7 +462,7 @@ class UnionSpec(NodeSpec):
 
 @chain("union")
 def _union(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    others = check_args("union", (), args, variadic="node", minimum=1)
+    others = check_args("union", (), args, variadic="node", minimum=0)
     return UnionSpec(pipeline, [parent, *others])
 
 
@@ -637,6 +643,13 @@ class FlattenSpec(NodeSpec):
         self.delimiter = "."
         self.tolerance = Duration(0)
         self.drop_original = False
+
+    def set_property(self, name: str, args: list[Any]) -> None:
+        if name == "dropOriginalFieldName":  # Go: one value is taken, none or several mean true
+            values = check_args(name, (), args, variadic="bool", minimum=0)
+            self.drop_original = values[0] if len(values) == 1 else True
+            return
+        super().set_property(name, args)
 
 
 
