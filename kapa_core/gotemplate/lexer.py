@@ -26,7 +26,9 @@ KEYWORDS = {".": DOT, "block": BLOCK, "break": BREAK, "continue": CONTINUE, "def
             "template": TEMPLATE, "with": WITH}
 
 _SPACE = " \t\r\n"
-_TERMINATORS = frozenset(" \t\r\n.,|:)(}")
+#: What ends a field, variable or identifier (Go's ``atTerminator``): these characters, or
+#: the right delimiter ``}}`` (a single ``}`` is a bad character there).
+_TERMINATORS = frozenset(" \t\r\n.,|:)(")
 _DEC = "0123456789_"
 _HEX = "0123456789abcdefABCDEF_"
 
@@ -97,7 +99,7 @@ def _skip_space(text: str, pos: int) -> int:
 
 
 def _at_terminator(text: str, pos: int) -> bool:
-    return pos >= len(text) or text[pos] in _TERMINATORS
+    return pos >= len(text) or text[pos] in _TERMINATORS or text.startswith("}}", pos)
 
 
 def _scan_number(text: str, p: int) -> tuple[bool, int]:

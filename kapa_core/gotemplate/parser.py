@@ -293,7 +293,7 @@ class _Parser:
             return BreakNode(item.pos) if typ == lx.BREAK else ContinueNode(item.pos)
         if typ == lx.ELSE:
             peek = self.peek_non_space()
-            if peek.typ in (lx.IF, lx.WITH):
+            if peek.typ == lx.IF:  # {{else if}}; Go 1.19 has no {{else with}}
                 return _ElseNode(peek.pos, item.pos)
             return _ElseNode(self.expect(lx.RIGHT_DELIM, "else").pos, item.pos)
         if typ == lx.END:
@@ -324,8 +324,7 @@ class _Parser:
         else_list = None
         if isinstance(end, _ElseNode):
             chained = self.peek()
-            if context in ("if", "with") and chained.typ == (lx.IF if context == "if"
-                                                              else lx.WITH):
+            if context == "if" and chained.typ == lx.IF:
                 self.next()
                 else_list = ListNode(end.pos, [])
                 else_list.nodes.append(self.control(chained))

@@ -193,7 +193,6 @@ def test_print_and_println_spacing() -> None:
      "cd"),
     ("{{ with .Tags.host }}h={{ . }}{{ end }}", "h=a"),
     ("{{ with .Missing }}x{{ else }}none{{ end }}", "none"),
-    ("{{ with .Missing }}x{{ else with .Name }}{{ . }}{{ end }}", "cpu"),
     ("{{ range .Nums }}{{ . }},{{ end }}", "3,1,2,"),
     ("{{ range $i, $e := .Nums }}{{ $i }}={{ $e }};{{ end }}", "0=3;1=1;2=2;"),
     ("{{ range $e := .Nums }}{{ $e }}{{ end }}", "312"),
@@ -392,6 +391,17 @@ def test_object_fields_and_methods() -> None:
 # -- parse errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "message", "line", "column"), [
     ("{{ .Name }", 'template: id:1: unexpected "}" in operand', 1, 10),
+    # a single } ends no field, variable or identifier (Go 1.19's lexer)
+    ("{{.ID}", "template: id:1: bad character U+007D '}'", 1, 3),
+    ("{{$}", "template: id:1: bad character U+007D '}'", 1, 3),
+    ("{{ .Tags.host}x }}", "template: id:1: bad character U+007D '}'", 1, 9),
+    ('x\n{{ index .Tags "h" }}{{ .Name}', "template: id:2: bad character U+007D '}'", 2, 25),
+    ("{{ 1 }", 'template: id:1: unexpected "}" in operand', 1, 6),
+    # {{else with}} came after Go 1.19; {{else if}} only follows {{if}}
+    ("{{ with .A }}x{{ else with .B }}{{ end }}", "template: id:1: unexpected <with> in else",
+     1, 23),
+    ("{{ range .L }}{{ else if .A }}{{ end }}", "template: id:1: unexpected <if> in input", 1,
+     23),
     ("{{ .Name ", "template: id:1: unclosed action", 1, 1),
     ("{{ .A\n.B", "template: id:2: unclosed action started at id:1", 1, 1),
     ("ab\n{{ foo }}", 'template: id:2: function "foo" not defined', 2, 4),
