@@ -129,9 +129,13 @@ def tick_value(info: OptionInfo, current: Any, args: list[Any], method: str) -> 
         required = [f.name for f in dataclasses.fields(info.record)
                     if f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING]
-        if not len(required) <= len(args) <= len(names):
+        if len(args) < len(required):
             raise ValueError(f"{method}: expected {len(required)} to {len(names)} arguments,"
                              f" got {len(args)}")
+        # values past the record's fields are dropped, as Go's variadic methods ignore
+        # them (pagerDuty2 .link(url, text, more)); TICKscript's call check refuses extra
+        # values where Kapacitor's method is not variadic
+        args = args[:len(names)]
         return (*(current or ()), info.record(**dict(zip(names, args, strict=False))))
     need(1)
     return coerce(info, args[0], method)

@@ -135,7 +135,7 @@ class AlertSpec(NodeSpec):
         if name == "stateChangesOnly":
             # Go keeps the interval only when exactly one is given
             values = check_args(name, (), args, variadic="duration", minimum=0)
-            self.state_changes_only = values[0] if len(values) == 1 else True
+            self.state_changes_only = values[0] if len(values) == 1 and values[0] else True
             return
         if name == "flapping":
             # Thresholds above 1 are refused when the task starts (as in Kapacitor); a
@@ -149,6 +149,8 @@ class AlertSpec(NodeSpec):
         if kind.name in registry.DISABLED:
             raise SpecError(f"alert: handler {kind.name!r} is disabled on this server "
                             "(-disable-handlers)")
+        if kind.name == "post":  # Go's .post(urls...) keeps the first URL
+            args = args[:1]
         use = HandlerUse(kind.name)
         infos = {o.attr: o for o in opts.describe(kind.options)}
         rest = list(args)
