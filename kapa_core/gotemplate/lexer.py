@@ -62,7 +62,8 @@ class Item:
             return self.val
         if self.typ > KEYWORD:
             return f"<{self.val}>"
-        if len(self.val) > 10:
+        if len(self.val) > 10 or len(self.val.encode("utf-8", "surrogatepass")) > 10:
+            # Go: more than 10 bytes are shown as %.10q (the first 10 characters) and ...
             return go_quote(self.val[:10]) + "..."
         return go_quote(self.val)
 
@@ -427,6 +428,71 @@ def _go_float(text: str) -> float | None:
     return None if math.isinf(value) else value
 
 
+def _float_token(text: str, p: int) -> int:
+    """The end of what ``fmt``'s scanner takes as a float from ``p`` (its floatToken)."""
+    n = len(text)
+    if p < n and text[p] in "+-":
+        p += 1
+    digits, exp = "0123456789_", "eEpP"
+    if text.startswith(("0x", "0X"), p):
+        p, digits, exp = p + 2, "0123456789abcdefABCDEF_", "pP"
+    while p < n and text[p] in digits:
+        p += 1
+    if p < n and text[p] == ".":
+        p += 1
+        while p < n and text[p] in digits:
+            p += 1
+    if p < n and text[p] in exp:
+        p += 1
+        if p < n and text[p] in "+-":
+            p += 1
+        while p < n and text[p] in "0123456789_":
+            p += 1
+    return p
+
+
+def _scan_float(token: str) -> float:
+    """``fmt``'s convertFloat: ``strconv.ParseFloat`` with Go's error text."""
+    binary = "p" in token and "x" not in token.lower()  # 1.5p3: a decimal times 2**3
+    mantissa, _, power = token.partition("p") if binary else (token, "", "")
+    value = _go_float(mantissa)
+    if value is None:
+        why = "value out of range"
+        try:
+            if "x" not in mantissa.lower():
+                float(mantissa)
+            elif "p" not in mantissa.lower():  # a hex mantissa needs a p exponent
+                why = "invalid syntax"
+            else:
+                float.fromhex(mantissa.replace("_", ""))
+        except OverflowError:
+            pass
+        except ValueError:
+            why = "invalid syntax"
+        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(token)}: {why}")
+    if binary:
+        if not power.lstrip("+-").isdigit() or not power.isascii():
+            raise ValueError(f"strconv.Atoi: parsing {go_quote(token)}: invalid syntax")
+        try:
+            return math.ldexp(value, int(power, 10))
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    return value
+
+
+def _scan_complex(text: str) -> complex:
+    """A complex constant (``1+2i``) read as Go's ``fmt.Sscan`` reads it, with its errors."""
+    real_end = _float_token(text, 0)
+    if text[real_end:real_end + 1] not in ("+", "-"):
+        raise ValueError("syntax error scanning complex number")
+    imag_end = _float_token(text, real_end + 1)
+    if text[imag_end:imag_end + 1] != "i":
+        raise ValueError("syntax error scanning complex number")
+    real = _scan_float(text[:real_end])
+    imag = _scan_float(text[real_end] + text[real_end + 1:imag_end])
+    return complex(real, imag)
+
+
 def number_value(text: str, typ: int) -> tuple[object, str | None]:
     """Go's ``newNumber`` then ``idealConstant``: (value, execution error). Raises ValueError."""
     if typ == CHAR_CONSTANT:
@@ -434,11 +500,13 @@ def number_value(text: str, typ: int) -> tuple[object, str | None]:
         if text[1 + end:] != "'":
             raise ValueError(f"malformed character constant: {text}")
         return code, None
-    if typ == COMPLEX or text.endswith("i"):
-        try:
-            return complex(text.replace("_", "")[:-1] + "j"), None
-        except ValueError:
-            raise ValueError(f"illegal number syntax: {go_quote(text)}") from None
+    if typ == COMPLEX:
+        return _scan_complex(text), None
+    if text.endswith("i"):  # an imaginary constant: its float part must parse
+        imag = _go_float(text[:-1])
+        if imag is None:
+            raise ValueError(f"illegal number syntax: {go_quote(text)}")
+        return complex(0, imag), None
     as_int = _go_int(text)
     exact = any(c in text for c in ".eEpP") and not (text[:2] in ("0x", "0X") and
                                                      "p" not in text.lower())

@@ -397,6 +397,14 @@ def test_object_fields_and_methods() -> None:
     ("{{ .Tags.host}x }}", "template: id:1: bad character U+007D '}'", 1, 9),
     ('x\n{{ index .Tags "h" }}{{ .Name}', "template: id:2: bad character U+007D '}'", 2, 25),
     ("{{ 1 }", 'template: id:1: unexpected "}" in operand', 1, 6),
+    # an item longer than 10 bytes is shown by its first 10 characters
+    ("{{ `r`étrueindex }}", 'template: id:1: unexpected "étrueindex"... in operand', 1, 7),
+    # complex constants are read as fmt.Sscan reads them
+    ("{{ 0b1-1i }}", "template: id:1: syntax error scanning complex number", 1, 4),
+    ("{{ ++1i }}", 'template: id:1: strconv.ParseFloat: parsing "+": invalid syntax', 1, 4),
+    ("{{ 1e999+1i }}", 'template: id:1: strconv.ParseFloat: parsing "1e999": value out of range',
+     1, 4),
+    ("{{ 1e400i }}", 'template: id:1: illegal number syntax: "1e400i"', 1, 4),
     # {{else with}} came after Go 1.19; {{else if}} only follows {{if}}
     ("{{ with .A }}x{{ else with .B }}{{ end }}", "template: id:1: unexpected <with> in else",
      1, 23),
