@@ -242,9 +242,15 @@ class _Parser:
         saved = self.vars, self.range_depth
         self.vars, self.range_depth = ["$"], 0
         self.open.append(keyword.pos)
+        # Go parses a block's body with a tree of its own: an end that is not {{end}} is
+        # reported at the line of the block's action, where the outer tree stopped
+        outer = self.items[self.seen].go_pos
         root, end = self.item_list()
         if not isinstance(end, _EndNode) or isinstance(end, _ElseNode):
-            raise self.error(f"unexpected {end} in {context}", end.spot)
+            error = self.error(f"unexpected {end} in {context}", end.spot)
+            if context == "block clause":
+                error.go_pos = outer
+            raise error
         self.open.pop()
         self.vars, self.range_depth = saved
         return root

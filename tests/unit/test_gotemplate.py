@@ -405,6 +405,11 @@ def test_object_fields_and_methods() -> None:
     ("{{ 1e999+1i }}", 'template: id:1: strconv.ParseFloat: parsing "1e999": value out of range',
      1, 4),
     ("{{ 1e400i }}", 'template: id:1: illegal number syntax: "1e400i"', 1, 4),
+    # a block's body is a tree of its own: a wrong end is reported at the block's line
+    ('{{ block "b" . }}\n{{ else }}', "template: id:1: unexpected {{else}} in block clause", 2,
+     4),
+    ('{{ define "b" }}\n{{ else }}', "template: id:2: unexpected {{else}} in define clause", 2,
+     4),
     # {{else with}} came after Go 1.19; {{else if}} only follows {{if}}
     ("{{ with .A }}x{{ else with .B }}{{ end }}", "template: id:1: unexpected <with> in else",
      1, 23),
