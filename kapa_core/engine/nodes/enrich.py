@@ -365,29 +365,23 @@ class SideloadNode(Node):
         order = self._paths(tags)
         if order is None:
             return None
-        fields: dict[str, Any] = {}
-        for key, default in self.fields.items():
+        return self._lookup(order, self.fields), self._lookup(order, self.tags)
+
+    def _lookup(self, order: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+        """Each key of ``defaults`` looked up along ``order``, converted to its default's
+        type; the default when it is missing or does not convert."""
+        out: dict[str, Any] = {}
+        for key, default in defaults.items():
             value = self.source.lookup(order, key)
             if value is None:
-                fields[key] = default
+                out[key] = default
                 continue
             converted = _convert(value, default)
             if converted is _NO_CONVERSION:
                 self.log.error("failed to load key", key=key)
                 converted = default
-            fields[key] = converted
-        new_tags: dict[str, str] = {}
-        for key, default in self.tags.items():
-            value = self.source.lookup(order, key)
-            if value is None:
-                new_tags[key] = default
-                continue
-            converted = _convert(value, default)
-            if converted is _NO_CONVERSION:
-                self.log.error("failed to load key", key=key)
-                converted = default
-            new_tags[key] = converted
-        return fields, new_tags
+            out[key] = converted
+        return out
 
     def point(self, p: Point) -> None:
         values = self._values(p.tags)
