@@ -58,6 +58,7 @@ from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, check_dbrps, series_to_batch
 from kapa_core.engine.nodes.query import check as check_query
 from kapa_core.engine.nodes.query import go_quote as _go_quote
+from kapa_core.engine.task_master import close_senders
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import JSONBodyError, decode_json
@@ -561,11 +562,7 @@ class ReplayRun:
         """Let queued outputs go out: close the queues of the nodes that send, wait for
         their tasks, then for the replay's alert handlers to empty their queues."""
         with trio.move_on_after(DRAIN_TIMEOUT):
-            for node, done in drained:
-                send = getattr(node, "send", None)
-                if isinstance(send, trio.MemorySendChannel):
-                    send.close()
-                    await done.wait()
+            await close_senders(drained)
             if self.alerts is not None:
                 topics = self.alerts._alerts.topics
                 while any(runner.receive.statistics().current_buffer_used

@@ -33,6 +33,15 @@ CHUNK = 2000
 DRAIN_TIMEOUT = 2.0
 
 
+async def close_senders(drained: list[tuple[Node, trio.Event]]) -> None:
+    """Close the queue of each node that sends (httpPost...) and wait for its task."""
+    for node, done in drained:
+        send = getattr(node, "send", None)
+        if isinstance(send, trio.MemorySendChannel):
+            send.close()
+            await done.wait()
+
+
 def _first(group: BaseExceptionGroup) -> BaseException:
     """The first exception of a (nested) exception group."""
     exc: BaseException = group
@@ -152,11 +161,7 @@ class RunningTask:
         """Let the nodes that send (httpPost...) send what they hold: close their queues,
         wait a moment for their tasks to end."""
         with trio.move_on_after(DRAIN_TIMEOUT):
-            for node, done in drained:
-                send = getattr(node, "send", None)
-                if isinstance(send, trio.MemorySendChannel):
-                    send.close()
-                    await done.wait()
+            await close_senders(drained)
 
     async def _consume(self) -> None:
         # The source node only passes points on: count them in bulk and hand each point
