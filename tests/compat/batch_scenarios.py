@@ -132,6 +132,14 @@ class Point(NamedTuple):
     line: str
 
 
+def _leave_out(notes: list[str] | None, why: str, note: str) -> None:
+    """Skip with ``why``; in the approximate run (``notes`` given), note ``note`` once."""
+    if notes is None:
+        raise Skip(why)
+    if note not in notes:
+        notes.append(note)
+
+
 def points(query: str, data: Path, notes: list[str]) -> list[Point]:
     """Line protocol for the batches of one .brpl so that ``query`` returns them again.
     A field the query does not select cannot come back: Skip, unless ``notes`` is
@@ -150,26 +158,18 @@ def points(query: str, data: Path, notes: list[str]) -> list[Point]:
             excluded = [f"{k} = {v!r}" for k, v in extra.items() if tags.get(k) != v] + \
                 [f"{k} != {v!r}" for k, v in NOT_EQUAL.findall(where) if tags.get(k) == v]
             if excluded:
-                why = (f"{data.name} holds rows the query's WHERE excludes "
-                       f"({', '.join(excluded)})")
-                if notes is None:
-                    raise Skip(why)
-                note = f"{data.name}: rows the query's WHERE excludes left out"
-                if note not in notes:
-                    notes.append(note)
+                _leave_out(notes, f"{data.name} holds rows the query's WHERE excludes "
+                                  f"({', '.join(excluded)})",
+                           f"{data.name}: rows the query's WHERE excludes left out")
                 continue
             fields = {}
             for name, value in (point.get("fields") or {}).items():
                 if value is None:
                     continue
                 if name not in cols:
-                    why = (f"{data.name} holds field {name!r}, which the query does not "
-                           "select: no query result gives it back")
-                    if notes is None:
-                        raise Skip(why)
-                    note = f"{data.name} field {name!r} left out (not selected)"
-                    if note not in notes:
-                        notes.append(note)
+                    _leave_out(notes, f"{data.name} holds field {name!r}, which the query "
+                                      "does not select: no query result gives it back",
+                               f"{data.name} field {name!r} left out (not selected)")
                     continue
                 source, aggregated = cols[name]
                 if aggregated and not isinstance(value, (int, float)):
@@ -235,10 +235,7 @@ def check_buckets(tick: str, query: str, pts: list[Point],
     try:
         _check_buckets(tick, query, pts)
     except Skip as why:
-        if notes is None:
-            raise
-        if str(why) not in notes:
-            notes.append(str(why))
+        _leave_out(notes, str(why), str(why))
 
 
 def _check_buckets(tick: str, query: str, pts: list[Point]) -> None:
