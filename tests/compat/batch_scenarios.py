@@ -29,7 +29,6 @@ Nothing of the scenarios is stored here: this is a check to run against a checko
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import re
@@ -46,7 +45,7 @@ from tests.compat.casefile import Case
 from tests.compat.influx import _ident
 from tests.compat.oracle import Kapacitor, show_diff
 from tests.compat.runner import Recorder, matches, run_until_equal, run_until_stable
-from tests.compat.scenarios import script_text
+from tests.compat.scenarios import arg_parser, script_text
 
 FUNC = re.compile(r"^func (TestBatch_\w+)\(t \*testing\.T\) \{$(.*?)^\}$", re.M | re.S)
 SCRIPT = re.compile(r"var script = ((?:`[^`]*`\s*(?:\+\s*[\w.]+\s*\+\s*)?)+)")
@@ -342,12 +341,7 @@ def unordered(case: Case, outputs: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.compat.batch_scenarios",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("patterns", nargs="*")
-    parser.add_argument("--kapacitord", required=True)
-    parser.add_argument("--source", required=True, type=Path)
-    parser.add_argument("--quiet", "-q", action="store_true")
+    parser = arg_parser("tests.compat.batch_scenarios", __doc__)
     parser.add_argument("--approximate", action="store_true",
                         help="also run, marked approximate, the scenarios whose recorded "
                              "batches hold fields their query does not select (left out) "

@@ -78,14 +78,20 @@ def scenarios(source: Path) -> list[Case]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.compat.scenarios",
-                                     description=__doc__.split("\n\n")[0])
+def arg_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line shared by the scenario checks: patterns, --kapacitord, --source,
+    --quiet."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=doc.split("\n\n")[0])
     parser.add_argument("patterns", nargs="*")
     parser.add_argument("--kapacitord", required=True)
     parser.add_argument("--source", required=True, type=Path)
     parser.add_argument("--quiet", "-q", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arg_parser("tests.compat.scenarios", __doc__).parse_args(argv)
     cases = [c for c in scenarios(args.source)
              if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
     workdir = Path(tempfile.mkdtemp(prefix="scenarios-"))
