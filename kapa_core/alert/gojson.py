@@ -9,12 +9,12 @@ strings and durations as integer nanoseconds.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration
 from kapa_core.models.gojson import number
+from kapa_core.models.gojson import string as _string
 
 
 def go_float(f: float) -> str:
@@ -23,22 +23,6 @@ def go_float(f: float) -> str:
     if math.isnan(f) or math.isinf(f):
         raise ValueError(f"json: unsupported value: {f}")
     return number(f)
-
-
-#: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
-#: \u00XX for every other control character (backspace and form feed included); and the
-#: HTML-safe \u003c \u003e \u0026 \u2028 \u2029.
-_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
-_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
-                 ord("\t"): "\\t", ord("<"): "\\u003c", ord(">"): "\\u003e",
-                 ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
-
-
-def _string(s: str) -> str:
-    if _SPECIAL.search(s) is None:
-        return f'"{s}"'
-    return f'"{s.translate(_ESCAPES)}"'
 
 
 def dumps(value: Any) -> str:

@@ -17,24 +17,28 @@ caller sorts what Kapacitor holds in a map (tags, for one).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-            "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-            "\u2029": "\\u2029"}
-for _c in range(0x20):
-    _ESCAPES.setdefault(chr(_c), f"\\u{_c:04x}")
-_SPECIAL = frozenset(_ESCAPES)
+#: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
+#: \u00XX for every other control character; and the HTML-safe \u003c \u003e \u0026
+#: \u2028 \u2029.
+_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
+_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
+                 ord("\t"): "\\t", ord("<"): "\\u003c", ord(">"): "\\u003e",
+                 ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def string(text: str) -> str:
-    if not _SPECIAL.intersection(text):
-        out = text
-    else:
-        out = "".join(_ESCAPES.get(c, c) for c in text)
-    if any("\ud800" <= c <= "\udfff" for c in out):  # lone surrogates: U+FFFD, as Go
-        out = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in out)
-    return '"' + out + '"'
+    """A JSON string as Go writes it (a lone surrogate becomes U+FFFD, as Go's invalid
+    UTF-8 does)."""
+    if _SPECIAL.search(text) is not None:
+        text = text.translate(_ESCAPES)
+    if _SURROGATE.search(text) is not None:
+        text = _SURROGATE.sub("\ufffd", text)
+    return '"' + text + '"'
 
 
 def _digits(value: float) -> tuple[str, int]:
