@@ -243,8 +243,10 @@ class SampleNode(Node):
 
 
 def _regroup_batch(b: Batch, tags: dict[str, str], points: list[BatchPoint]) -> Batch:
-    """A batch whose tags changed: as Kapacitor's SetTags, its dimensions become the
-    tags it has, and its group ID follows."""
+    """``b`` with ``points`` and ``tags``. When its tags changed, as Kapacitor's SetTags,
+    its dimensions become the tags it has, and its group ID follows."""
+    if tags is b.tags:
+        return Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points)
     dims = tuple(sorted(tags))
     return Batch(b.name, group_id(b.name, tags, dims, b.by_name), tags, dims, b.by_name,
                  b.tmax, points)
@@ -292,10 +294,7 @@ class DefaultNode(Node):
         tags = self._fill_tags(b.tags)
         points = [BatchPoint(bp.time, self._fill_fields(bp.fields), self._fill_tags(bp.tags))
                   for bp in b.points]
-        if tags is b.tags:
-            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
-        else:
-            self.emit_batch(_regroup_batch(b, tags, points))
+        self.emit_batch(_regroup_batch(b, tags, points))
 
     def extra_stats(self) -> dict[str, Any]:
         return {"fields_defaulted": self.fields_defaulted,
@@ -342,10 +341,7 @@ class DeleteNode(Node):
         tags = self._strip_tags(b.tags)
         points = [BatchPoint(bp.time, self._strip_fields(bp.fields), self._strip_tags(bp.tags))
                   for bp in b.points]
-        if tags is b.tags:
-            self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
-        else:
-            self.emit_batch(_regroup_batch(b, tags, points))
+        self.emit_batch(_regroup_batch(b, tags, points))
 
     def extra_stats(self) -> dict[str, Any]:
         return {"fields_deleted": self.fields_deleted, "tags_deleted": self.tags_deleted}
