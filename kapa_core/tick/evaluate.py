@@ -30,7 +30,13 @@ from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.tick import ast, gosignatures, limits
 from kapa_core.tick.functions import NAMES as FUNCTION_NAMES
 from kapa_core.tick.functions import EvalError, _go_float
-from kapa_core.tick.lambdas import CompiledLambda, binary, compile_lambda, static_error
+from kapa_core.tick.lambdas import (
+    CompiledLambda,
+    _int64,
+    binary,
+    compile_lambda,
+    static_error,
+)
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex, is_regex
 from kapa_core.tick.values import type_name
@@ -285,9 +291,9 @@ class Evaluator:
         if isinstance(node, ast.Unary):
             inner = self.value(node.operand)
             if node.op == "-" and type(inner) in (int, float):
-                return _wrap_int(-inner) if type(inner) is int else -inner
+                return _int64(-inner) if type(inner) is int else -inner
             if node.op == "-" and isinstance(inner, Duration):
-                return Duration(_wrap_int(-inner))
+                return Duration(_int64(-inner))
             if node.op == "!" and type(inner) is bool:
                 return not inner
             raise self.error(node, f"invalid arugument to '{node.op}' {_go_value(inner)}")
@@ -774,11 +780,6 @@ def _wrong_type(name: str, given: str, declared: str) -> str:
             f"{_TYPE_NAMES.get(declared, declared) or 'invalid type'}")
 
 
-def _wrap_int(value: int) -> int:
-    """Go's int64 arithmetic wraps around."""
-    return ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
-
-
 def _identifiers(node: ast.Node) -> list[ast.Identifier]:
     if isinstance(node, ast.Identifier):
         return [node]
@@ -830,11 +831,11 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
                 raise EvalError(f"invalid unary !: {type_name(value)}")
             return not value
         if type(value) is int:
-            return _wrap_int(-value)
+            return _int64(-value)
         if type(value) is float:
             return -value
         if type(value) is Duration:
-            return Duration(_wrap_int(-value))
+            return Duration(_int64(-value))
         raise EvalError(f"invalid unary -: {type_name(value)}")
     if isinstance(node, ast.Binary):
         left = _fold(node.left, scope)
@@ -849,9 +850,9 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
             return right
         value = binary(node.op, left, _fold(node.right, scope))
         if type(value) is int:
-            return _wrap_int(value)
+            return _int64(value)
         if type(value) is Duration:
-            return Duration(_wrap_int(value))
+            return Duration(_int64(value))
         return value
     if isinstance(node, ast.Reference):
         raise EvalError(f"name {_go_quote(node.name)} is undefined. Names in scope: ")
