@@ -217,6 +217,14 @@ class CaseRun:
                     if isinstance(value, str) else json.dumps(value, sort_keys=True)
         return out
 
+    def start(self) -> dict[str, Any] | None:
+        """Define the task and write the points; Kapacitor's refusal if the define fails."""
+        response = self.define()
+        if response.status_code != 200:
+            return refused(response)
+        self.write()
+        return None
+
     def cleanup(self) -> None:
         self.client.delete(f"{self.url}/kapacitor/v1/tasks/{self.case.task_id}")
         if self.case.get("template"):
@@ -239,10 +247,8 @@ def run_until_stable(url: str, case: Case, recorder: Recorder, workdir: Path,
     """For the oracle: run the case and return its outputs once they stop changing."""
     run = CaseRun(url, case, recorder, workdir)
     try:
-        response = run.define()
-        if response.status_code != 200:
-            return refused(response)
-        run.write()
+        if (refusal := run.start()) is not None:
+            return refusal
         deadline = time.monotonic() + timeout
         last = run.collect()
         stable_since = time.monotonic()
@@ -265,10 +271,8 @@ def run_until_equal(url: str, case: Case, recorder: Recorder, workdir: Path,
     ``expected`` and still do ``settle`` seconds later; at the deadline, the last seen."""
     run = CaseRun(url, case, recorder, workdir)
     try:
-        response = run.define()
-        if response.status_code != 200:
-            return refused(response)
-        run.write()
+        if (refusal := run.start()) is not None:
+            return refusal
         deadline = time.monotonic() + timeout
         while True:
             now = run.collect()
