@@ -337,8 +337,14 @@ class TaskService:
             await self.store.adelete(TASKS, task_id)
         task.id = new_id
         task.error = existing.error  # kept until the task starts again, as in Kapacitor
-        refused = await self._apply_status(task, evaluated,
-                                           was_enabled=existing.status == "enabled")
+        was_enabled = existing.status == "enabled"
+        if was_enabled and task.status == "enabled" and new_id == task_id:
+            # As Kapacitor: only a change of status (or of ID) starts or stops the task;
+            # a new script takes effect at the next enable (the kapacitor CLI's define
+            # reloads by disabling and enabling, unless -no-reload).
+            refused = ""
+        else:
+            refused = await self._apply_status(task, evaluated, was_enabled=was_enabled)
         self.tasks[task.id] = task
         await self.save(task)
         if refused:

@@ -180,8 +180,9 @@ data
 
 
 def test_a_task_that_fails_to_start_is_kept_with_its_error() -> None:
-    # As Kapacitor: the definition is saved (enabled, not executing, the failure as its
-    # error); kapa-core answers 400 with Kapacitor's message where Kapacitor answers 500.
+    # As Kapacitor (checked against 1.5.7): the definition is saved (enabled, not
+    # executing, the failure as its error); kapa-core answers 400 with Kapacitor's
+    # message where Kapacitor answers 500.
     script = "stream|from().measurement('m')|alert().crit(lambda: TRUE).post('')"
     with DaemonProcess({"http": {"log-enabled": False}}) as daemon:
         response = httpx.post(daemon.url + BASE, json={
@@ -193,13 +194,21 @@ def test_a_task_that_fails_to_start_is_kept_with_its_error() -> None:
         task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
         assert (task["status"], task["executing"], task["error"]) == ("enabled", False,
                                                                       message)
-        # An update that still cannot start is kept too; one that can, starts.
+        # As Kapacitor 1.5.7 answers (taken from it): a PATCH that does not change the
+        # status neither stops nor starts the task, so the new script is saved, the task
+        # stays not executing with its error; disabling and enabling starts it.
         fixed = "stream|from().measurement('m')|httpOut('out')"
-        response = httpx.patch(f"{daemon.url}{BASE}/nostart",
-                               json={"script": script + "\n"})
-        assert response.status_code == 400
-        assert httpx.get(f"{daemon.url}{BASE}/nostart").json()["script"].endswith(")\n")
         response = httpx.patch(f"{daemon.url}{BASE}/nostart", json={"script": fixed})
         assert response.status_code == 200, response.text
         task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
-        assert (task["executing"], task["error"]) == (True, "")
+        assert (task["executing"], task["error"]) == (False, message)
+        assert "httpOut" in task["script"]
+        assert httpx.patch(f"{daemon.url}{BASE}/nostart",
+                           json={"status": "disabled"}).status_code == 200
+        task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
+        assert (task["status"], task["executing"], task["error"]) == ("disabled", False,
+                                                                      message)
+        assert httpx.patch(f"{daemon.url}{BASE}/nostart",
+                           json={"status": "enabled"}).status_code == 200
+        task = httpx.get(f"{daemon.url}{BASE}/nostart").json()
+        assert (task["status"], task["executing"], task["error"]) == ("enabled", True, "")
