@@ -20,6 +20,7 @@ import re
 
 from kapa_core.errors import TickError
 from kapa_core.tick import ast, limits
+from kapa_core.tick.lambdas import _int64
 from kapa_core.tick.lexer import T, Token, tokenize
 from kapa_core.tick.regex import compile_regex, go_regex_error
 
@@ -361,8 +362,7 @@ class Parser:
         unit = text[len(digits):]
         if not digits.isascii() or len(digits) > 19 or int(digits) >= 1 << 63:
             raise self.error("invalid duration", token)
-        value = int(digits) * _UNITS[unit]
-        value = ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+        value = _int64(int(digits) * _UNITS[unit])
         if value < 0:
             raise self.error(f"overflowed duration {int(digits)}{unit}: choose a smaller "
                              "duration or INF", token)
