@@ -86,11 +86,8 @@ def build_nodes(pipeline: Pipeline, log: Logger,
         except ValueError as exc:  # Kapacitor's words first, then which node
             raise TaskError(f"{exc} ({spec.name})") from None
         built[spec.id] = node
+        # A node that tells its parents apart (join, union) gives each one its own input.
+        make_input = getattr(node, "input", None)
         for index, parent in enumerate(spec.parents):
-            if isinstance(node, join.JoinNode):
-                built[parent.id].children.append(join.JoinInput(node, index))
-            elif isinstance(node, basic.UnionNode):
-                built[parent.id].children.append(node.input(index))
-            else:
-                built[parent.id].children.append(node)
+            built[parent.id].children.append(make_input(index) if make_input else node)
     return list(built.values())

@@ -202,6 +202,10 @@ class JoinNode(Node):
     def cardinality(self) -> int:
         return len(self.groups)
 
+    def input(self, index: int) -> JoinInput:
+        """The child the build gives parent ``index``."""
+        return JoinInput(self, index)
+
     def _round(self, t: int) -> int:
         tol = self.tolerance
         if tol <= 0:
