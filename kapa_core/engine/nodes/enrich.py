@@ -352,9 +352,10 @@ class SideloadNode(Node):
 
     def _paths(self, tags: dict[str, str]) -> list[str] | None:
         paths = []
+        data = gotemplate.StringMap(tags)  # one copy of the tags for all the templates
         for template, raw in zip(self.order, self.order_raw, strict=True):
             try:
-                paths.append(template.execute(gotemplate.StringMap(tags)))
+                paths.append(template.execute(data))
             except gotemplate.TemplateError as exc:
                 self.log.error("failed to evaluate order template", err=str(exc), order=raw)
                 return None
