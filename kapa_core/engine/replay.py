@@ -57,10 +57,10 @@ from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, check_dbrps, series_to_batch
 from kapa_core.engine.nodes.query import check as check_query
-from kapa_core.engine.nodes.query import go_quote as _go_quote
 from kapa_core.engine.task_master import close_senders
 from kapa_core.errors import APIError, KapaError
 from kapa_core.glob import filter_names
+from kapa_core.gotemplate.lexer import go_quote as _go_quote
 from kapa_core.http.messages import JSONBodyError, decode_json
 from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.config import default_cluster

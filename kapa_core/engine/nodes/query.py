@@ -44,6 +44,7 @@ from kapa_core.engine.cron import CronError, CronExpression
 from kapa_core.engine.cron import parse as parse_cron
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.io import NodeContext
+from kapa_core.gotemplate.lexer import go_quote
 from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, Series, run_query
@@ -178,27 +179,6 @@ def check(spec: QuerySpec) -> SelectQuery:
     if spec.every < 0:
         raise ValueError("'every' duration must must non-negative")  # sic, as Kapacitor
     raise ValueError("must define one of 'every' or 'cron'")
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
-def go_quote(text: str) -> str:
-    """``text`` as Go's strconv.Quote (``%q``) writes it."""
-    out = []
-    for c in text:
-        if c in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[c])
-        elif c.isprintable() and (c == " " or not c.isspace()):
-            out.append(c)
-        elif ord(c) < 0x80:
-            out.append(f"\\x{ord(c):02x}")
-        elif ord(c) < 0x10000:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(f"\\U{ord(c):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def check_dbrps(select: SelectQuery, dbrps: Any) -> None:
