@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+from kapa_core.tick.gomath import pow as go_pow
+
 WEIGHT = 0.5
 EPSILON = 1.0e-4
 GUESSES = (0.3, 0.7)  # 0.3 up to (not including) 1.0 in steps of 0.4
@@ -191,7 +193,7 @@ class HoltWinters:
             b_t = beta * (l_t - l_prev) + (1 - beta) * phi * b_t
             s_t = gamma * _div(y_t, trend) + (1 - gamma) * s_tm
             y_t = (l_t + phi_h * b_t) * s_tmh
-            phi_h += go_pow_int(phi, t)
+            phi_h += go_pow(phi, float(t))  # Go rounds as math.Pow, not as C pow
             if seasonal:
                 params[6 + (t + so) % m] = s_t
                 so += 1
@@ -209,37 +211,6 @@ class HoltWinters:
             diff = predicted - actual
             total += diff * diff
         return total
-
-
-def go_pow_int(x: float, n: int) -> float:
-    """``x ** n`` for an integer ``n >= 1`` rounded as Go's ``math.Pow`` rounds it.
-
-    Go squares the mantissa repeatedly; C's ``pow`` (Python's ``**``) rounds once. The
-    last-bit differences are enough to steer the optimiser elsewhere.
-    """
-    if x == 1 or n == 0:
-        return 1.0
-    if n == 1:
-        return x
-    if x == 0 or math.isnan(x) or math.isinf(x):
-        return x ** n
-    a1, ae = 1.0, 0
-    x1, xe = math.frexp(x)
-    i = n
-    while i:
-        if xe < -(1 << 12) or xe > (1 << 12):
-            ae += xe
-            break
-        if i & 1:
-            a1 *= x1
-            ae += xe
-        x1 *= x1
-        xe <<= 1
-        if x1 < 0.5:
-            x1 += x1
-            xe -= 1
-        i >>= 1
-    return math.ldexp(a1, ae)
 
 
 def _div(a: float, b: float) -> float:
