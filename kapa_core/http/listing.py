@@ -21,7 +21,7 @@ from kapa_core.tick.format import format_program, format_script
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
-def _go_int(name: str, text: str) -> int:
+def parse_int_param(name: str, text: str) -> int:
     """``text`` as Kapacitor's list endpoints parse ``offset``/``limit``, refused in its
     words: ``invalid offset parameter "x" must be an integer: strconv.ParseInt: parsing
     "x": invalid syntax`` (or ``value out of range``)."""
@@ -51,8 +51,8 @@ def select(request: Request, ids: Iterable[str], allowed: tuple[str, ...],
     ``negative_limit_all``, nothing otherwise, as Kapacitor's task and template lists
     differ there)."""
     fields = tuple(request.query.get("fields", [])) or (defaults or allowed)
-    offset = _go_int("offset", request.arg("offset") or "0")
-    limit = _go_int("limit", request.arg("limit") or "100")
+    offset = parse_int_param("offset", request.arg("offset") or "0")
+    limit = parse_int_param("limit", request.arg("limit") or "100")
     offset = max(offset, 0)
     pattern = request.arg("pattern")
     chosen = filter_names(sorted(ids), pattern)

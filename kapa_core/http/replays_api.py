@@ -14,6 +14,7 @@ from typing import Any
 
 from kapa_core.engine.replay import FIELDS, ReplayService
 from kapa_core.errors import APIError
+from kapa_core.http.listing import parse_int_param
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 
@@ -50,8 +51,8 @@ class ReplaysAPI:
         for name in fields:
             if name not in FIELDS:
                 raise APIError(400, f'unsupported field "{name}"')
-        offset = _integer(request, "offset", 0)
-        limit = _integer(request, "limit", 100)
+        offset = parse_int_param("offset", request.arg("offset") or "0")
+        limit = parse_int_param("limit", request.arg("limit") or "100")
         replays = self.service.list(request.arg("pattern"), offset, limit)
         out: list[dict[str, Any]] = []
         for replay in replays:
@@ -64,13 +65,3 @@ class ReplaysAPI:
         await self.service.delete(request.params["id"])
         return Response.empty()
 
-
-def _integer(request: Request, name: str, default: int) -> int:
-    text = request.arg(name)
-    if not text:
-        return default
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise APIError(400, f'invalid {name} parameter "{text}" must be an integer: '
-                       f'strconv.ParseInt: parsing "{text}": invalid syntax') from None

@@ -241,6 +241,13 @@ def test_get_list_and_delete(daemon) -> None:
         "rel": "self", "href": "/kapacitor/v1/replays/listed-2"}, "task": task_id}
     assert error(httpx.get(replays, params={"fields": "bogus"})) == (
         400, 'unsupported field "bogus"')
+    # offset and limit parsed as Go's strconv.ParseInt (checked against Kapacitor 1.5.7)
+    assert error(httpx.get(replays, params={"limit": "1_0"})) == (
+        400, 'invalid limit parameter "1_0" must be an integer: strconv.ParseInt: '
+             'parsing "1_0": invalid syntax')
+    assert error(httpx.get(replays, params={"offset": "99999999999999999999"})) == (
+        400, 'invalid offset parameter "99999999999999999999" must be an integer: '
+             'strconv.ParseInt: parsing "99999999999999999999": value out of range')
     assert error(httpx.get(f"{replays}/nope")) == (
         404, "could not find replay: no replay exists")
     assert error(httpx.get(f"{replays}/")) == (400, "must specify replay id on path")
