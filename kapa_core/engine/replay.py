@@ -55,7 +55,7 @@ from kapa_core.engine.build import build_nodes
 from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.io import NodeContext
-from kapa_core.engine.nodes.query import GO_ZERO_OFFSET, QueryNode, check_dbrps, series_to_batch
+from kapa_core.engine.nodes.query import QueryNode, check_dbrps, series_to_batch
 from kapa_core.engine.nodes.query import check as check_query
 from kapa_core.engine.task_master import close_senders
 from kapa_core.errors import APIError, KapaError
@@ -67,7 +67,7 @@ from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, run_query
 from kapa_core.influxdb.select_query import SelectQuery
 from kapa_core.logs import Logger
-from kapa_core.models.batch import Batch, BatchPoint, format_time
+from kapa_core.models.batch import GO_ZERO_OFFSET, Batch, BatchPoint, format_time, go_round
 from kapa_core.pipeline.nodes import BatchSpec
 from kapa_core.pipeline.query import QuerySpec
 from kapa_core.storage import REPLAYS, Store
@@ -97,13 +97,6 @@ def go_time_text(ns: int) -> str:
 
 def now_text() -> str:
     return go_time_text(time.time_ns())
-
-
-def go_round(t: int, d: int) -> int:
-    """``t`` rounded to a multiple of ``d`` as Go's Time.Round (halves up), counted from
-    Go's zero time."""
-    r = (t + GO_ZERO_OFFSET) % d
-    return t - r if r + r < d else t + (d - r)
 
 
 # -- the request body, decoded as Go's encoding/json decodes ReplayBatchOptions ---------

@@ -25,21 +25,21 @@ _ABSENT = object()
 
 #: Nanoseconds from Go's zero time (0001-01-01T00:00:00Z) to the Unix epoch: Go's
 #: ``Time.Truncate`` and ``Time.Round`` count multiples from the zero time.
-_GO_ZERO = 62135596800 * 1_000_000_000
+GO_ZERO_OFFSET = 62135596800 * 1_000_000_000
 
 
 def go_truncate(ns: int, d: int) -> int:
     """Go's ``time.Time.Truncate(d)`` of a Unix time in nanoseconds."""
     if d <= 0:
         return ns
-    return ns - (ns + _GO_ZERO) % d
+    return ns - (ns + GO_ZERO_OFFSET) % d
 
 
 def go_round(ns: int, d: int) -> int:
     """Go's ``time.Time.Round(d)``: the nearest multiple, halfway rounded up."""
     if d <= 0:
         return ns
-    r = (ns + _GO_ZERO) % d
+    r = (ns + GO_ZERO_OFFSET) % d
     return ns - r if r + r < d else ns + d - r
 
 

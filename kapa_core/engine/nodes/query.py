@@ -49,18 +49,9 @@ from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, Series, run_query
 from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
-from kapa_core.models.batch import Batch, BatchPoint, group_id
+from kapa_core.models.batch import Batch, BatchPoint, go_truncate, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.query import QuerySpec
-
-#: Nanoseconds between Go's zero time (year 1) and the Unix epoch: Go's Truncate counts
-#: multiples of a duration from the former.
-GO_ZERO_OFFSET = 62_135_596_800 * 1_000_000_000
-
-
-def go_truncate(t: int, every: int) -> int:
-    """``t`` (Unix ns) rounded down to a multiple of ``every`` as Go's Time.Truncate."""
-    return t - (t + GO_ZERO_OFFSET) % every
 
 
 async def _sleep_until(target_ns: int) -> None:
