@@ -71,13 +71,18 @@ skip-config-overrides = true
 class Kapacitor:
     """The real kapacitord on a free loopback port with a throw-away config."""
 
-    def __init__(self, binary: str, influx_url: str | None = None) -> None:
+    def __init__(self, binary: str, influx_url: str | None = None,
+                 extra_conf: str = "") -> None:
+        """``extra_conf`` is TOML appended to the config (service sections a check
+        needs, such as ``[slack]`` pointed at a recorder); ``{dir}`` in it is the
+        throw-away directory."""
         self.dir = tempfile.mkdtemp(prefix="kapacitor-oracle-")
         self.port = free_port()
         conf = Path(self.dir, "kapacitor.conf")
         conf.write_text(KAPACITOR_CONF.format(
             dir=self.dir, port=self.port, influx_enabled=str(bool(influx_url)).lower(),
-            influx_url=influx_url or "http://127.0.0.1:8086"))
+            influx_url=influx_url or "http://127.0.0.1:8086")
+            + extra_conf.replace("{dir}", self.dir))
         self.proc = subprocess.Popen([binary, "-config", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
