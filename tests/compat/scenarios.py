@@ -57,25 +57,36 @@ def scenarios(source: Path) -> list[Case]:
         if text is None:
             continue
         data = source / "integrations" / "testdata" / f"{call.group(1)}.srpl"
-        if not data.exists():
+        loaded = srpl_points(data)
+        if loaded is None:
             continue
-        lines = data.read_text().splitlines()
-        triples = [lines[i:i + 3] for i in range(0, len(lines) - 2, 3)]
-        dbrps = {(db, rp) for db, rp, _ in triples}
-        if len(dbrps) != 1:
-            continue
-        points, shift = [], None
-        for _, _, line in triples:
-            head, _, stamp = line.rpartition(" ")
-            t = int(stamp)
-            if shift is None:
-                shift = EPOCH_1971 - t
-            points.append(f"{head} {t + shift}")
-        (db, rp), = dbrps
+        db, rp, points = loaded
         case = Case(name, data, {"script": text.replace("\t", "    "),
-                                 "points": "\n".join(points), "db": db, "rp": rp})
+                                 "points": points, "db": db, "rp": rp})
         found.append(case)
     return found
+
+
+def srpl_points(data: Path) -> tuple[str, str, str] | None:
+    """(db, rp, line protocol) of a scenario's .srpl file, its points moved to start at
+    1971-01-01 as Kapacitor's test replay does; None when the file is missing or names
+    more than one database and retention policy."""
+    if not data.exists():
+        return None
+    lines = data.read_text().splitlines()
+    triples = [lines[i:i + 3] for i in range(0, len(lines) - 2, 3)]
+    dbrps = {(db, rp) for db, rp, _ in triples}
+    if len(dbrps) != 1:
+        return None
+    points, shift = [], None
+    for _, _, line in triples:
+        head, _, stamp = line.rpartition(" ")
+        t = int(stamp)
+        if shift is None:
+            shift = EPOCH_1971 - t
+        points.append(f"{head} {t + shift}")
+    (db, rp), = dbrps
+    return db, rp, "\n".join(points)
 
 
 def arg_parser(module: str, doc: str) -> argparse.ArgumentParser:
