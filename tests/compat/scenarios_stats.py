@@ -1,0 +1,212 @@
+"""Run Kapacitor's cardinality scenarios on the real Kapacitor and on kapa-core, and
+report where the node statistics they show through the API differ.
+
+    python -m tests.compat.scenarios_stats --kapacitord BIN --source DIR [NAME_GLOB...]
+
+DIR is a checkout of Kapacitor at v1.5.7. The scenarios are the ``TestStream_*Cardinality``
+functions of its integrations/streamer_test.go: each runs a script over the points of
+integrations/testdata/TestStream_Cardinality.srpl and checks the node statistics of the
+task afterwards (chiefly ``working_cardinality``). Here each script is defined as a task
+on both daemons, the points are written (moved to start at 1971-01-01 as the scenario's
+replay does), and once the statistics stop changing the two answers are compared:
+
+- ``node-stats`` of ``GET /kapacitor/v1/tasks/<id>``: every statistic of every node
+  (``avg_exec_time_ns`` too: with ``[stats]`` disabled both daemons report 0);
+- the node attributes and edge counts of the task's DOT (throughput masked).
+
+The statistics the Go test itself expects are printed next to a difference, and a value
+the Go test expects that the real daemon does not show through the API is noted (the Go
+test reads them after closing the stream, the API while the task runs).
+
+Scenarios that configure services of their own (``tmInit``, such as the Kubernetes
+autoscale one) are left out and listed. Nothing of the scenarios is stored here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.compat.oracle import Kapacitor
+from tests.compat.runner import _mask_timings
+from tests.compat.scenarios import EPOCH_1971, FUNC, SCRIPT, arg_parser, script_text
+
+#: One node's expected statistics in the Go test: ``"name": map[string]interface{}{``.
+_NODE = re.compile(r'"(\w+)":\s*map\[string\]interface\{\}\{(.*?)\n\s*\},', re.S)
+_STAT = re.compile(r'"(\w+)":\s*int64\((-?\d+)\)')
+_CALL = re.compile(r'testStreamerCardinality\(\s*t,\s*"(\w+)",\s*script,\s*es,\s*(\w+)\)')
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: str
+    points: list[str]
+    go_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def srpl_points(path: Path) -> list[str]:
+    """The points of a .srpl file (db, rp, line triples) in line protocol, seconds,
+    moved so that the first one is at 1971-01-01T00:00:00Z."""
+    lines = path.read_text().splitlines()
+    out, shift = [], None
+    for i in range(0, len(lines) - 2, 3):
+        head, _, stamp = lines[i + 2].rpartition(" ")
+        t = int(stamp)
+        if shift is None:
+            shift = EPOCH_1971 - t
+        out.append(f"{head} {t + shift}")
+    return out
+
+
+def go_expected_stats(body: str) -> dict[str, dict[str, int]]:
+    start = body.find("es := map[string]map[string]interface{}{")
+    if start < 0:
+        return {}
+    return {node: {k: int(v) for k, v in _STAT.findall(stats)}
+            for node, stats in _NODE.findall(body[start:])}
+
+
+def scenarios(source: Path) -> list[Scenario]:
+    integrations = source / "integrations"
+    text = (integrations / "streamer_test.go").read_text()
+    found = []
+    for name, body in FUNC.findall(text):
+        call = _CALL.search(body)
+        script = SCRIPT.search(body)
+        if not call or not script:
+            continue
+        scenario = Scenario(name, script_text(script.group(1)) or "",
+                            srpl_points(integrations / "testdata" / f"{call.group(1)}.srpl"),
+                            go_expected_stats(body))
+        if call.group(2) != "nil":
+            scenario.skipped = "configures services of its own (tmInit)"
+        found.append(scenario)
+    return found
+
+
+class Run:
+    """One daemon: define each scenario's task, write its points, read its statistics."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(timeout=30)
+
+    def stats(self, scenario: Scenario, settle: float = 0.6,
+              timeout: float = 10.0) -> dict[str, Any]:
+        task_id = "stats." + scenario.name
+        tasks = f"{self.url}/kapacitor/v1/tasks"
+        self.client.delete(f"{tasks}/{task_id}")
+        r = self.client.post(tasks, json={
+            "id": task_id, "type": "stream", "status": "enabled",
+            "dbrps": [{"db": "mydb", "rp": "myrp"}],
+            "script": scenario.script.replace("\t", "    ")})
+        if r.status_code != 200:
+            return {"error": r.text}
+        r = self.client.post(f"{self.url}/write", content="\n".join(scenario.points),
+                             params={"db": "mydb", "rp": "myrp", "precision": "s"})
+        if r.status_code != 204:
+            return {"error": f"write: {r.status_code} {r.text}"}
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        try:
+            while time.monotonic() < deadline:
+                now = self._read(task_id)
+                if now != last:
+                    last, since = now, time.monotonic()
+                elif time.monotonic() - since >= settle:
+                    break
+                time.sleep(0.1)
+        finally:
+            self.client.delete(f"{tasks}/{task_id}")
+        return last or {}
+
+    def _read(self, task_id: str) -> dict[str, Any]:
+        task = self.client.get(f"{self.url}/kapacitor/v1/tasks/{task_id}").json()
+        return {"node-stats": (task.get("stats") or {}).get("node-stats"),
+                "dot": _mask_timings(task.get("dot") or ""), "error": task.get("error")}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _flat(stats: dict[str, Any] | None) -> dict[str, Any]:
+    return {f"{node}.{k}": v for node, values in (stats or {}).items()
+            for k, v in values.items()}
+
+
+def differences(scenario: Scenario, kapacitor: dict[str, Any],
+                core: dict[str, Any]) -> list[str]:
+    out = []
+    if kapacitor.get("error") != core.get("error"):
+        out.append(f"  error: kapacitor {kapacitor.get('error')!r}, "
+                   f"kapa-core {core.get('error')!r}")
+    ks, cs = _flat(kapacitor.get("node-stats")), _flat(core.get("node-stats"))
+    go = _flat(scenario.go_stats)
+    for key in sorted(set(ks) | set(cs)):
+        if ks.get(key, "-") != cs.get(key, "-"):
+            note = f" (Go test expects {go[key]})" if key in go else ""
+            out.append(f"  {key}: kapacitor {ks.get(key, '-')}, "
+                       f"kapa-core {cs.get(key, '-')}{note}")
+    if kapacitor.get("dot") != core.get("dot"):
+        out.append("  dot differs:\n    kapacitor: " + json.dumps(kapacitor.get("dot"))
+                   + "\n    kapa-core: " + json.dumps(core.get("dot")))
+    return out
+
+
+def go_notes(scenario: Scenario, kapacitor: dict[str, Any]) -> list[str]:
+    """What the Go test expects that the real daemon does not show through the API."""
+    ks = _flat(kapacitor.get("node-stats"))
+    return [f"  note: {key} is {ks.get(key, '-')} through the API, the Go test expects "
+            f"{value}" for key, value in sorted(_flat(scenario.go_stats).items())
+            if ks.get(key, "-") != value]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arg_parser("tests.compat.scenarios_stats", __doc__).parse_args(argv)
+    chosen = [s for s in scenarios(args.source)
+              if not args.patterns or any(fnmatch.fnmatch(s.name, p) for p in args.patterns)]
+    runnable = [s for s in chosen if not s.skipped]
+    for s in chosen:
+        if s.skipped:
+            print(f"LEFT OUT {s.name}: {s.skipped}")
+    server = Kapacitor(args.kapacitord)
+    try:
+        run = Run(server.url)
+        expected = {s.name: run.stats(s) for s in runnable}
+        run.close()
+    finally:
+        server.close()
+    from kapa_core.testing import DaemonProcess
+    differ = []
+    with DaemonProcess({"http": {"log-enabled": False},
+                        "logging": {"level": "ERROR"}}) as daemon:
+        run = Run(daemon.url)
+        for s in runnable:
+            got = run.stats(s)
+            lines = differences(s, expected[s.name], got)
+            notes = go_notes(s, expected[s.name])
+            if lines:
+                differ.append(s.name)
+            if not args.quiet and (lines or notes):
+                print(f"--- {s.name}")
+                print("\n".join(lines + notes))
+        run.close()
+    for name in differ:
+        print("DIFFERS", name)
+    print(f"{len(runnable) - len(differ)} of {len(runnable)} scenarios equal",
+          file=sys.stderr)
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
