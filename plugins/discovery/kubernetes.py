@@ -33,15 +33,25 @@ class KubernetesConfig:
     def validate(self) -> None:
         if not self.enabled:
             return
-        if not self.id:
-            raise ConfigError("id", "must be set when enabled = true")
         require_choice(self.resource, "resource", ("", "node", "pod", "service", "endpoint"))
-        if self.in_cluster and (self.api_servers or self.token or self.ca_path):
-            raise ConfigError("in-cluster", "cannot be combined with api-servers, token or ca-path")
+        if self.in_cluster and (self.api_servers or self.token or self.ca_path or
+                                self.namespace):
+            raise ConfigError("in-cluster", "cannot be combined with api-servers, token, "
+                              "ca-path or namespace")
         if not self.in_cluster and not self.api_servers:
             raise ConfigError(
                 "api-servers", "must list at least one API server unless in-cluster = true"
             )
+
+
+def _check_ids(elements: tuple[KubernetesConfig, ...]) -> None:
+    # As Kapacitor: one element may leave its id empty (the cluster a k8sAutoscale with
+    # no .cluster() uses); with several, each needs one, all different.
+    if len(elements) > 1:
+        for i, element in enumerate(elements):
+            if not element.id:
+                raise ConfigError(f"[{i}].id", "must not be empty")
+    unique_elements("id")(elements)
 
 
 @hookimpl
@@ -52,7 +62,7 @@ def kapa_config_sections() -> list[Section]:
             schema=KubernetesConfig,
             multiple=True,
             element_key="id",
-            check=unique_elements("id"),
+            check=_check_ids,
             doc="Discover Kubernetes API servers (k8sAutoscale and discovery).",
         )
     ]

@@ -24,8 +24,6 @@ class SwarmConfig:
     def validate(self) -> None:
         if not self.enabled:
             return
-        if not self.id:
-            raise ConfigError("id", "must be set when enabled = true")
         if not self.servers:
             raise ConfigError("servers", "must list at least one Swarm server")
 
