@@ -10,7 +10,8 @@ What is collected, as raw text so that the comparison is byte for byte:
 - ``log``: the lines alert ``.log('{{LOG}}')`` wrote;
 - ``error``: the error of a task that was refused (then nothing else is run);
 - ``task <field>``: fields of the task named by the case's ``inspect`` list (``dot``,
-  ``vars``, ``error``...), with timings masked; ``dot:labels`` is the DOT asked for with
+  ``vars``, ``error``...), with timings masked (``stats`` is the ``node-stats``
+  block only); ``dot:labels`` is the DOT asked for with
   ``dot-view=labels``, ``script:raw`` the script with ``script-format=raw``;
 - ``template <field>``: for ``inspect`` entries ``template:<field>`` of a case that sets
   ``template = true`` (its script is defined as a template, the task made from it).
@@ -213,6 +214,11 @@ class CaseRun:
                 value = r.json().get(field)
                 if field == "dot" and isinstance(value, str):
                     value = _mask_timings(value)
+                elif field == "stats" and isinstance(value, dict):
+                    # the node statistics (task-stats is a throughput), timings masked
+                    value = {node: {k: "X" if k == "avg_exec_time_ns" else v
+                                    for k, v in values.items()}
+                             for node, values in (value.get("node-stats") or {}).items()}
                 out[f"{what} {name.removeprefix('template:')}"] = value \
                     if isinstance(value, str) else json.dumps(value, sort_keys=True)
         return out

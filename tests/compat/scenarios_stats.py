@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         server.close()
     from kapa_core.testing import DaemonProcess
     differ = []
-    with DaemonProcess({"http": {"log-enabled": False},
+    # [stats] disabled on both: the oracle's Kapacitor runs without it
+    with DaemonProcess({"http": {"log-enabled": False}, "stats": {"enabled": False},
                         "logging": {"level": "ERROR"}}) as daemon:
         run = Run(daemon.url)
         for s in runnable:
