@@ -250,7 +250,8 @@ class Daemon:
                            hostname=self.config.root.hostname, cluster_id=self.cluster_id,
                            server_id=self.server_id,
                            influxdb=lambda: self._runner.get("influxdb") if self._runner
-                           else None)
+                           else None,
+                           config_section=lambda name: self.config.get(name))
 
     def check_outgoing(self, url: str) -> None:
         """Refuse a URL whose host is an address in a -blacklist-cidrs range; a host

@@ -6,6 +6,7 @@ from typing import Any
 
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes import (
+    autoscale,
     barrier,
     basic,
     enrich,
@@ -21,6 +22,7 @@ from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.query import QueryNode
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
+from kapa_core.pipeline import autoscale as autoscale_specs
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.alert import AlertSpec
 from kapa_core.pipeline.influxdb_out import InfluxDBOutSpec
@@ -64,6 +66,9 @@ WITH_CONTEXT: dict[type, type[Node]] = {
     AlertSpec: AlertNode,
     InfluxDBOutSpec: InfluxDBOutNode,
     QuerySpec: QueryNode,
+    autoscale_specs.K8sAutoscaleSpec: autoscale.K8sAutoscaleNode,
+    autoscale_specs.SwarmAutoscaleSpec: autoscale.SwarmAutoscaleNode,
+    autoscale_specs.Ec2AutoscaleSpec: autoscale.Ec2AutoscaleNode,
 }
 
 

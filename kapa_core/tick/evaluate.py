@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kapa_core.pipeline.alert
+import kapa_core.pipeline.autoscale
 import kapa_core.pipeline.influxdb_out
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
@@ -46,6 +47,7 @@ VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "l
 _ = kapa_core.pipeline.influxql
 _ = kapa_core.pipeline.influxdb_out
 _ = kapa_core.pipeline.query
+_ = kapa_core.pipeline.autoscale
 
 
 @dataclass(frozen=True)
@@ -574,7 +576,9 @@ class Evaluator:
 _GO_TYPES = {"changeDetect": "ChangeDetectNode", "groupby": "GroupByNode",
              "http_out": "HTTPOutNode", "http_post": "HTTPPostNode",
              "influxdb_out": "InfluxDBOutNode", "influxql": "InfluxQLNode",
-             "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode"}
+             "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode",
+             "k8s_autoscale": "K8sAutoscaleNode", "swarm_autoscale": "SwarmAutoscaleNode",
+             "ec2_autoscale": "Ec2AutoscaleNode"}
 
 
 #: The zero value of each var type Kapacitor computes with when a template's var has none.

@@ -41,6 +41,8 @@ class NodeContext:
     #: the running InfluxDB service (``[[influxdb]]`` clients), or None; a function because
     #: a config override re-opens the service
     influxdb: Callable[[], Any] = lambda: None
+    #: the daemon's config section ``name`` (``[[kubernetes]]`` elements...), or None
+    config_section: Callable[[str], Any] = lambda name: None
 
 
 class LoopbackNode(Node):
