@@ -46,6 +46,7 @@ from kapa_core.http import tls as https
 from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
+from kapa_core.http.recordings_api import RecordingsAPI
 from kapa_core.http.replays_api import ReplaysAPI
 from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
@@ -198,7 +199,10 @@ class Daemon:
             kinds.register(self.plugins.handler_kinds, self.disabled_handlers)
             kinds.configure_deadman(config["deadman"])
             stats = config["stats"]
-            configure_timing(stats.timing_sample_rate, stats.timing_movavg_size)
+            # Kapacitor times nodes only through its stats service: with [stats]
+            # disabled every avg_exec_time_ns stays 0.
+            configure_timing(stats.timing_sample_rate if stats.enabled else 0,
+                             stats.timing_movavg_size)
             self.alerts = AlertService(
                 self.store, config["alert"], section_service=runner.get,
                 section_config=lambda name: self.config.get(name),
@@ -212,7 +216,9 @@ class Daemon:
             self.template_service = TemplateService(self.store, self.task_service)
             self.replay_service = ReplayService(self.store, self.task_service,
                                                 lambda: self.task_master.context,
-                                                Logger("replay"))
+                                                Logger("replay"),
+                                                replay_dir=config["replay"].dir,
+                                                stream=self.stream)
             await runner.open("replays", self.replay_service)
             await self.task_service.start_enabled()
             await self.load_directory()
@@ -298,6 +304,7 @@ class Daemon:
         TasksAPI(self.task_service).register(router)
         TemplatesAPI(self.template_service).register(router)
         ReplaysAPI(self.replay_service).register(router)
+        RecordingsAPI(self.replay_service.recordings).register(router)
         AlertsAPI(self.alerts).register(router)
         assert self._runner is not None
         runner = self._runner

@@ -160,10 +160,13 @@ class Node:
                            errors=self.errors)
 
     def stats(self) -> dict[str, Any]:
+        """The node's statistics as Kapacitor reports them. Its ``emitted`` is the sum of
+        what each outgoing edge carried: what the node sent times its number of children
+        (0 for a node with none), while ``self.emitted`` is what each edge carried."""
         timed = len(self._timings)
         avg = self._time_total // timed if timed else 0
         return {"avg_exec_time_ns": avg, "collected": self.collected,
-                "emitted": self.emitted, "errors": self.errors,
+                "emitted": self.emitted * len(self.children), "errors": self.errors,
                 "working_cardinality": self.cardinality(), **self.extra_stats()}
 
     def cardinality(self) -> int:

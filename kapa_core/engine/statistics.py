@@ -27,7 +27,8 @@ Every statistic but ``kapacitor`` and ``runtime`` also carries the ``host``,
 ``nodes`` has no ``collected``/``emitted`` fields: those live on the ``edges``.
 
 Edges. Nodes call their children directly, so an edge delivers everything it collects:
-both counts of edge parent -> child are the parent's ``emitted``. Like Kapacitor, each
+both counts of edge parent -> child are what the parent sent (the parent's
+``emitted`` is their sum over its edges, as in Kapacitor). Like Kapacitor, each
 stream task also has the edge ``stream -> stream0`` (points its ingest channel handed to
 the task; points dropped because the channel was full are in the task's
 ``points_dropped`` instead), and the task master ``task_master:main`` has the edges
@@ -189,9 +190,9 @@ def task_statistics(task_id: str, running: Any, common: dict[str, str]) -> list[
              **common},
             _numbers({k: v for k, v in values.items() if k not in ("collected", "emitted")})))
         edge_type = node.spec.edge_out().value
-        for child in node.spec.children:
+        for child in node.spec.children:  # each edge carried what the node sent
             out.append(_edge(task_id, node.name, child.name, edge_type,
-                             values.get("emitted", 0), common))
+                             node.emitted, common))
     return out
 
 

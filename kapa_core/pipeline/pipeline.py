@@ -99,8 +99,9 @@ class Pipeline:
             node_stats = stats.get(node.name, {})
             values = sorted((k, _stat(k, v)) for k, v in node_stats.items()
                             if k not in EDGE_COUNTS)
-            processed = node_stats.get("emitted", 0)
             children = sorted(node.children, key=lambda c: position.get(id(c), 0))
+            # a node's emitted is the sum over its edges, each of which carried as much
+            processed = node_stats.get("emitted", 0) // max(1, len(children))
             if labels:
                 text = "\\r".join(f"{k}={v}" for k, v in values)
                 out.append(f'\n{node.name} [xlabel="{text}"];\n')

@@ -102,6 +102,12 @@ class EvalNode(Node):
             points.append(BatchPoint(bp.time, fields, tags))
         self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax, points))
 
+    def fail(self, exc: BaseException) -> None:
+        # A quiet eval drops a bad point without reporting it, not even in its error
+        # count (Kapacitor's eval skips its error report when quiet; other nodes count).
+        if not self.spec.quiet:
+            super().fail(exc)
+
     def barrier(self, group: str, t: int) -> None:
         self._exprs(group)  # a barrier opens its group, as in Kapacitor
 
