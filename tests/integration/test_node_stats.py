@@ -1,0 +1,66 @@
+"""Node statistics through the task API with ``[stats]`` disabled, a setting a compat
+case cannot express: Kapacitor times nodes only through its stats service, so every
+``avg_exec_time_ns`` stays 0 and the whole ``node-stats`` block can be compared.
+
+The expected block is what Kapacitor 1.5.7 answered for the same task and points
+(taken from kapacitord with ``[stats] enabled = false``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from kapa_core.testing import DaemonProcess
+
+API = "/kapacitor/v1"
+
+SCRIPT = """stream
+    |from()
+        .measurement('cpu')
+        .groupBy('host')
+    |where(lambda: "value" > 1.0)
+    |derivative('value')
+    |alert()
+        .crit(lambda: "derivative" > 0.5)
+"""
+
+POINTS = "\n".join(f"cpu,host={h} value={v} {31536000 + t}" for t in range(5)
+                   for h, v in (("a", t * 1.0), ("b", 10.0 - t), ("c", t * t * 1.0)))
+
+# From kapacitord 1.5.7: a leaf emits 0, the alert counts an error for each point whose
+# lambda meets no "derivative" field (derivative() writes its result as "value").
+EXPECTED = {
+    "alert4": {"alerts_inhibited": 0, "alerts_triggered": 0, "avg_exec_time_ns": 0,
+               "collected": 8, "crits_triggered": 0, "emitted": 0, "errors": 8,
+               "infos_triggered": 0, "oks_triggered": 0, "warns_triggered": 0,
+               "working_cardinality": 3},
+    "derivative3": {"avg_exec_time_ns": 0, "collected": 11, "emitted": 8, "errors": 0,
+                    "working_cardinality": 3},
+    "from1": {"avg_exec_time_ns": 0, "collected": 15, "emitted": 15, "errors": 0,
+              "working_cardinality": 0},
+    "stream0": {"avg_exec_time_ns": 0, "collected": 15, "emitted": 15, "errors": 0,
+                "working_cardinality": 0},
+    "where2": {"avg_exec_time_ns": 0, "collected": 15, "emitted": 11, "errors": 0,
+               "working_cardinality": 3},
+}
+
+
+def test_node_stats_without_the_stats_service() -> None:
+    with DaemonProcess({"stats": {"enabled": False}, "http": {"log-enabled": False},
+                        "logging": {"level": "ERROR"}}) as daemon:
+        response = httpx.post(f"{daemon.url}{API}/tasks", json={
+            "id": "t", "type": "stream", "status": "enabled", "script": SCRIPT,
+            "dbrps": [{"db": "db", "rp": "autogen"}]})
+        assert response.status_code == 200, response.text
+        response = httpx.post(f"{daemon.url}/write?db=db&rp=autogen&precision=s",
+                              content=POINTS.encode())
+        assert response.status_code == 204, response.text
+        deadline = time.monotonic() + 10
+        while True:
+            stats = httpx.get(f"{daemon.url}{API}/tasks/t").json()["stats"]["node-stats"]
+            if stats == EXPECTED or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert stats == EXPECTED
