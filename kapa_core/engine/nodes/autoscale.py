@@ -66,14 +66,14 @@ class _RoundRobin:
         return str(base.copy_with(raw_path=path.encode()))
 
 
-def _cluster(elements: Any, cluster: str, service: str) -> Any:
+def _cluster(elements: Any, cluster: str, service: str, what: str = "cluster") -> Any:
     """The ``[[<service>]]`` element with id ``cluster`` (Kapacitor's service lookup)."""
     for element in elements or ():
         if element.id == cluster:
             if not element.enabled:
                 raise CloudError("service is not enabled")
             return element
-    raise CloudError(f"unknown {service} cluster {_go_quote(cluster)}, cannot get client")
+    raise CloudError(f"unknown {service} {what} {_go_quote(cluster)}, cannot get client")
 
 
 class K8sClient:
@@ -435,7 +435,7 @@ class Ec2AutoscaleNode(AutoscaleNode):
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
-            _cluster(section("ec2"), spec.cluster, "ec2")
+            _cluster(section("ec2"), spec.cluster, "ec2", "region")
         except CloudError as exc:
             raise CloudError("cannot use the EC2Autoscale node, could not create ec2 "
                              f"client: {exc}") from None
