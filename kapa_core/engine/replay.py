@@ -100,11 +100,8 @@ def now_text() -> str:
 
 
 # -- the request body, decoded as Go's encoding/json decodes ReplayBatchOptions ---------
-_GO_TYPES = {"id": "string", "task": "string", "start": "time.Time", "stop": "time.Time",
-             "recording-time": "bool", "clock": "client.Clock"}
 _JSON_KINDS = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
                dict: "object"}
-_FIELD_NAMES = ("id", "task", "start", "stop", "recording-time", "clock")
 _RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{1,2}):([0-9]{2}):([0-9]{2})"
                       r"([.,][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -233,8 +230,29 @@ def _innermost(doc: str, pos: int) -> str:
     return stack[-1] if stack else ""
 
 
-def decode_options(body: bytes) -> dict[str, Any]:
-    """The ``POST /replays/batch`` body as Kapacitor decodes it, with its error words."""
+#: The fields of the option structs Kapacitor decodes, with their Go types.
+BATCH_OPTIONS = {"id": "string", "task": "string", "start": "time.Time",
+                 "stop": "time.Time", "recording-time": "bool", "clock": "client.Clock"}
+REPLAY_OPTIONS = {"id": "string", "recording": "string", "task": "string",
+                  "recording-time": "bool", "clock": "client.Clock"}
+QUERY_REPLAY_OPTIONS = {"id": "string", "task": "string", "query": "string",
+                        "cluster": "string", "recording-time": "bool",
+                        "clock": "client.Clock"}
+RECORD_STREAM_OPTIONS = {"id": "string", "task": "string", "stop": "time.Time"}
+RECORD_BATCH_OPTIONS = {"id": "string", "task": "string", "start": "time.Time",
+                        "stop": "time.Time"}
+RECORD_QUERY_OPTIONS = {"id": "string", "query": "string", "type": "client.TaskType",
+                        "cluster": "string"}
+_ZERO = {"string": "", "bool": False, "time.Time": GO_ZERO_TIME, "client.Clock": "fast",
+         "client.TaskType": ""}
+_TEXT_VALUES = {"client.Clock": ("Clock", ("fast", "real")),
+                "client.TaskType": ("TaskType", ("stream", "batch", "invalid"))}
+
+
+def decode_options(body: bytes, fields: dict[str, str] = BATCH_OPTIONS,
+                   type_name: str = "ReplayBatchOptions") -> dict[str, Any]:
+    """A request body as Kapacitor decodes it into the Go struct ``type_name`` (whose
+    JSON fields and Go types are ``fields``), with its error words."""
     text = body.strip()
     if not text:
         raise APIError(400, "EOF")
@@ -256,30 +274,31 @@ def decode_options(body: bytes) -> dict[str, Any]:
             raw = {}
         else:
             raise APIError(400, f"json: cannot unmarshal {kind} into Go value of type "
-                           "client.ReplayBatchOptions")
-    options: dict[str, Any] = {"id": "", "task": "", "start": GO_ZERO_TIME,
-                               "stop": GO_ZERO_TIME, "recording-time": False,
-                               "clock": "fast"}
+                           f"client.{type_name}")
+    options: dict[str, Any] = {name: _ZERO[kind] for name, kind in fields.items()}
     # Go matches JSON keys to struct fields case-insensitively.
     # A value of the wrong type is remembered and the first one reported at the end; a
-    # time or clock its own decoder refuses stops the decoding at once (Go's decoder).
+    # time or a text value its own decoder refuses stops the decoding at once (Go's).
     type_error = ""
     for key, value in raw.items():
-        name = next((f for f in _FIELD_NAMES if f.lower() == key.lower()), None)
+        name = next((f for f in fields if f.lower() == key.lower()), None)
         if name is None or value is None:
             continue
-        if name in ("start", "stop"):
+        go_type = fields[name]
+        if go_type == "time.Time":
             options[name] = parse_go_time(value)
             continue
         kind = _JSON_KINDS.get(type(value), "value")
-        expected = "bool" if name == "recording-time" else "string"
+        expected = "bool" if go_type == "bool" else "string"
         if kind != expected:
             type_error = type_error or (
                 f"json: cannot unmarshal {kind} into Go struct field "
-                f"ReplayBatchOptions.{name} of type {_GO_TYPES[name]}")
+                f"{type_name}.{name} of type {go_type}")
             continue
-        if name == "clock" and value not in ("fast", "real"):
-            raise APIError(400, f"unknown Clock {value}")
+        if go_type in _TEXT_VALUES:
+            what, allowed = _TEXT_VALUES[go_type]
+            if value not in allowed:
+                raise APIError(400, f"unknown {what} {value}")
         options[name] = value
     if type_error:
         raise APIError(400, type_error)
@@ -487,6 +506,7 @@ class ReplayRun:
                     self.alerts._alerts.delete_topic(topic)
             raise
         self.context = context
+        self.pipeline = pipeline
         self.topics: list[str] = []
         for node in self.nodes:
             if isinstance(node, AlertNode) and node.anon_topic and self.alerts:
@@ -537,11 +557,7 @@ class ReplayRun:
             if failed is not None:
                 raise failed
         finally:
-            for node in self.nodes:
-                node.stop()
-            if self.alerts is not None:
-                for topic in self.topics:
-                    self.alerts._alerts.delete_topic(topic)
+            self.close()
 
     async def _run_io(self, node: Node, done: trio.Event) -> None:
         try:
@@ -582,17 +598,42 @@ class ReplayRun:
                 heapq.heappush(heap, _Tick(following[1], tick.index, following[0]))
 
     async def _feed(self) -> None:
-        selects = {id(n): SelectQuery(n.spec.query, n.spec.group_dimensions(), n.spec.fill)
-                   for n in self.queries}
         state: dict[int, dict[str, int]] = {id(n): {"diff": 0, "first": 0, "tmax": 0}
                                             for n in self.queries}
+        real = self.replay.clock == "real"
+        zero = self.started
+
+        async def deliver(node: QueryNode, batch: Batch) -> None:
+            await self._deliver(node, batch, state[id(node)], real, zero)
+
+        await self.query_all(deliver)
+
+    @property
+    def collectors(self) -> list[QueryNode]:
+        """The query nodes in the order of Kapacitor's batch collectors (the order its
+        pipeline walk links them to the batch source): file entry ``i`` of a batch
+        recording is for the ``i``-th."""
+        order = {spec.id: i for i, spec in enumerate(self.pipeline.sorted_nodes())}
+        return sorted(self.queries, key=lambda n: order.get(n.spec.id, 0))
+
+    def close(self) -> None:
+        """Stop the nodes and drop the replay's anonymous topics (a run that never ran)."""
+        for node in self.nodes:
+            node.stop()
+        if self.alerts is not None:
+            for topic in self.topics:
+                self.alerts._alerts.delete_topic(topic)
+
+    async def query_all(self, deliver: Callable[[QueryNode, Batch], Any]) -> None:
+        """Run every query of the replay's range and hand each answer's batches to
+        ``deliver`` (awaited), in time order."""
+        selects = {id(n): SelectQuery(n.spec.query, n.spec.group_dimensions(), n.spec.fill)
+                   for n in self.queries}
         for select in selects.values():
             try:
                 check_dbrps(select, self.task.dbrps)
             except ValueError as exc:
                 raise ReplayFailed(str(exc)) from None
-        real = self.replay.clock == "real"
-        zero = self.started
         for count, (node, start, stop) in enumerate(self._schedule()):
             if count % QUERIES_PER_CHECKPOINT == 0:
                 await trio.lowlevel.checkpoint()
@@ -622,7 +663,7 @@ class ReplayRun:
                 for series in series_list:
                     batch = series_to_batch(series, node.by_name, stop,
                                             select.grouped_by_time)
-                    await self._deliver(node, batch, state[id(node)], real, zero)
+                    await deliver(node, batch)
 
     async def _deliver(self, node: QueryNode, batch: Batch, state: dict[str, int],
                        real: bool, zero: int) -> None:
@@ -655,7 +696,7 @@ class ReplayService:
     """Creates, runs, lists and deletes replays; runs them in its own nursery."""
 
     def __init__(self, store: Store, tasks: Any, context: Callable[[], NodeContext],
-                 log: Logger) -> None:
+                 log: Logger, replay_dir: str | None = None, stream: Any = None) -> None:
         self.store = store
         self.tasks = tasks
         self.context = context
@@ -663,6 +704,14 @@ class ReplayService:
         self.replays: dict[str, Replay] = {}
         self.running: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+        #: The recordings of ``replay_dir`` (``[replay] dir``), when one is given.
+        self.recordings: Any = None
+        if replay_dir is not None:
+            from kapa_core.engine.recording import RecordingService
+
+            self.recordings = RecordingService(store, tasks, context, log, replay_dir,
+                                               stream)
+            self.recordings.spawn = self._spawn
         for key, data in store.items_json(REPLAYS):
             try:
                 replay = Replay.from_json(data)
@@ -681,7 +730,87 @@ class ReplayService:
             task_status.started()
             await trio.sleep_forever()
 
+    def _spawn(self, work: Any) -> None:
+        """Run the coroutine ``work`` in the service's nursery."""
+        assert self._nursery is not None, "the replay service is not running"
+
+        async def run() -> None:
+            await work
+
+        self._nursery.start_soon(run)
+
     # -- API operations -------------------------------------------------------------------
+    def _load_task(self, task_id: str) -> tuple[Any, Any]:
+        task = self.tasks.tasks.get(task_id)
+        if task is None:
+            raise APIError(404, "task load: no task exists")
+        try:
+            return task, self.tasks.evaluate(task)
+        except KapaError as exc:
+            raise APIError(404, f"task load: {exc}") from None
+
+    async def create_from_recording(self, body: bytes) -> Replay:
+        """``POST /replays``: replay a recording through a task."""
+        from kapa_core.engine.recording import RecordingReplayRun
+
+        options = decode_options(body, REPLAY_OPTIONS, "CreateReplayOptions")
+        replay_id = options["id"] or str(uuid.uuid4())
+        if not REPLAY_ID.fullmatch(replay_id):
+            raise APIError(400, "replay ID must contain only letters, numbers, '-', '.' "
+                           f"and '_'. {_go_quote(replay_id)}")
+        task, evaluated = self._load_task(options["task"])
+        recording = None if self.recordings is None else \
+            self.recordings.recordings.get(options["recording"])
+        if recording is None:
+            raise APIError(404, "recording not found: no recording exists")
+        replay = Replay(replay_id, task.id, recording=options["recording"],
+                        recording_time=options["recording-time"], clock=options["clock"],
+                        date=now_text())
+        # Kapacitor answers 201 even when the ID is taken (the replay is then replaced).
+        await self._start(replay, lambda: RecordingReplayRun(
+            replay, task, evaluated.pipeline, self.context(), GO_ZERO_TIME, GO_ZERO_TIME,
+            self.log, recording=recording))
+        return dataclasses.replace(replay, stats={})
+
+    async def create_query(self, body: bytes) -> Replay:
+        """``POST /replays/query``: replay the answer of a query through a task."""
+        from kapa_core.engine.recording import QueryReplayRun
+
+        options = decode_options(body, QUERY_REPLAY_OPTIONS, "ReplayQueryOptions")
+        replay_id = options["id"] or str(uuid.uuid4())
+        if not REPLAY_ID.fullmatch(replay_id):
+            raise APIError(400, f"recording ID must match {REPLAY_ID_TEXT} "
+                           f"{_go_quote(replay_id)}")
+        if not options["query"]:
+            raise APIError(400, "must provide query")
+        task, evaluated = self._load_task(options["task"])
+        if replay_id in self.replays:
+            raise APIError(500, "replay already exists")
+        replay = Replay(replay_id, task.id, recording_time=options["recording-time"],
+                        clock=options["clock"], date=now_text())
+        await self._start(replay, lambda: QueryReplayRun(
+            replay, task, evaluated.pipeline, self.context(), GO_ZERO_TIME, GO_ZERO_TIME,
+            self.log, query=options["query"], cluster=options["cluster"]))
+        return dataclasses.replace(replay, stats={})
+
+    async def _start(self, replay: Replay, make: Callable[[], ReplayRun]) -> None:
+        try:
+            run: ReplayRun | None = make()
+        except (KapaError, ValueError) as exc:
+            run = None
+            replay.status, replay.progress = "failed", 1.0
+            replay.error = f"task start: {exc}"
+        old = self.running.pop(replay.id, None)
+        if old is not None:
+            old.cancel()
+        self.replays[replay.id] = replay
+        await self._save(replay)
+        if run is not None:
+            assert self._nursery is not None, "the replay service is not running"
+            scope = trio.CancelScope()
+            self.running[replay.id] = scope
+            self._nursery.start_soon(self._run, run, scope)
+
     async def create_batch(self, body: bytes) -> Replay:
         options = decode_options(body)
         replay_id = options["id"] or str(uuid.uuid4())

@@ -1,7 +1,10 @@
-"""``/kapacitor/v1/replays``: replay a batch task over a past range, read, list and delete
+"""``/kapacitor/v1/replays``: replay a recording, a query or a batch task's queries over a
+past range through a task; read, list and delete
 replays (see kapa_core/engine/replay.py for what a replay does).
 
+    POST   /kapacitor/v1/replays         201 and the replay of a recording
     POST   /kapacitor/v1/replays/batch   201 and the replay (status "running")
+    POST   /kapacitor/v1/replays/query   201 and the replay of a query's answer
     GET    /kapacitor/v1/replays/<id>    202 while running, 200 once finished or failed
     GET    /kapacitor/v1/replays         {"replays": [...]}, newest first; pattern, fields,
                                          offset, limit as Kapacitor reads them
@@ -26,12 +29,22 @@ class ReplaysAPI:
         self.service = service
 
     def register(self, router: Router) -> None:
+        router.add("POST", BASE, self.create)
         router.add("POST", BASE + "/batch", self.create_batch)
+        router.add("POST", BASE + "/query", self.create_query)
         router.add("GET", BASE, self.list)
         router.add("GET", BASE + "/", self.no_id)
         router.add("DELETE", BASE + "/", self.no_id)
         router.add("GET", BASE + "/{id}", self.get)
         router.add("DELETE", BASE + "/{id}", self.delete)
+
+    async def create(self, request: Request) -> Response:
+        replay = await self.service.create_from_recording(request.body or b"")
+        return Response.json(replay.view(), status=201)
+
+    async def create_query(self, request: Request) -> Response:
+        replay = await self.service.create_query(request.body or b"")
+        return Response.json(replay.view(), status=201)
 
     async def create_batch(self, request: Request) -> Response:
         replay = await self.service.create_batch(request.body or b"")
