@@ -50,7 +50,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @dataclass(frozen=True, kw_only=True)
 class DiscordConfig:
     enabled: bool = False
-    default: bool = True
+    default: bool = False  # a lone element is the default anyway
     workspace: str = ""
     url: str = ""
     timestamp: bool = False
@@ -71,14 +71,29 @@ class DiscordConfig:
 
 def _check(elements: tuple[DiscordConfig, ...]) -> None:
     unique_elements("workspace")(elements)
+    if len(elements) > 1:  # Kapacitor's rules for several workspaces
+        for i, element in enumerate(elements):
+            if not element.workspace:
+                raise ConfigError(f"[{i}].workspace", "id must not be empty")
+        if not any(element.default for element in elements):
+            raise ConfigError("default", "at least one Discord config must be set as "
+                              "default")
     one_default(elements)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscordSection(Section):
+    def default_raw(self) -> Any:
+        """Kapacitor's built-in element (no [[discord]] in the file) is the default one;
+        an element written in the file is not unless it says so."""
+        return [{**self.default_raw_element(), "default": True}]
 
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="discord", schema=DiscordConfig, multiple=True,
-                    element_key="workspace", default_elements=1, check=_check,
-                    doc="Send alerts to Discord webhooks.")]
+    return [DiscordSection(name="discord", schema=DiscordConfig, multiple=True,
+                           element_key="workspace", default_elements=1, check=_check,
+                           doc="Send alerts to Discord webhooks.")]
 
 
 @dataclass(frozen=True, kw_only=True)

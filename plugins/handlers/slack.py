@@ -4,6 +4,11 @@ The request is Kapacitor's: a POST of ``{"as_user": false, "channel", "text": ""
 "attachments": [{"fallback", "color", "text", "mrkdwn_in": ["text"]}], "username",
 "icon_emoji"}`` to the incoming-webhook URL, the attachment coloured good/warning/danger
 by level; with a ``token`` it is sent as ``Authorization: Bearer`` (chat.postMessage).
+
+As in Kapacitor, only the built-in element (no ``[[slack]]`` in the file) has
+``default = true`` and ``username = "kapacitor"``; an element written in the file (or
+made through the config API) starts from empty values, so its posts carry
+``"username": ""`` unless it sets one. ``icon_emoji`` is always sent, empty or not.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 from kapa_core.plugin_api import (
     TLS,
+    ConfigError,
     Event,
     HandlerError,
     HandlerKind,
@@ -31,12 +37,12 @@ from kapa_core.plugin_api import (
 @dataclass(frozen=True, kw_only=True)
 class SlackConfig:
     enabled: bool = False
-    default: bool = True
+    default: bool = False  # a lone element is the default anyway
     workspace: str = ""
     url: str = setting("", redact=True, doc="Incoming-webhook URL, or chat.postMessage.")
     token: str = setting("", redact=True)
     channel: str = ""
-    username: str = "kapacitor"
+    username: str = ""
     icon_emoji: str = ""
     global_: bool = False
     state_changes_only: bool = False
@@ -52,13 +58,28 @@ class SlackConfig:
 
 def _check(elements: tuple[SlackConfig, ...]) -> None:
     unique_elements("workspace")(elements)
+    if len(elements) > 1:  # Kapacitor's rules for several workspaces
+        for i, element in enumerate(elements):
+            if not element.workspace:
+                raise ConfigError(f"[{i}].workspace", "id must not be empty")
+        if not any(element.default for element in elements):
+            raise ConfigError("default", "at least one Slack config must be set as "
+                              "default")
     one_default(elements)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackSection(Section):
+    def default_raw(self) -> Any:
+        """Kapacitor's built-in element: the default one, posting as "kapacitor"."""
+        return [{**self.default_raw_element(), "default": True, "username": "kapacitor"}]
 
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="slack", schema=SlackConfig, multiple=True, element_key="workspace",
-                    default_elements=1, check=_check, doc="Send alerts to Slack.")]
+    return [SlackSection(name="slack", schema=SlackConfig, multiple=True,
+                         element_key="workspace", default_elements=1, check=_check,
+                         doc="Send alerts to Slack.")]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,10 +110,8 @@ class SlackHandler:
                 "text": "", "attachments": [{
                     "fallback": message, "color": COLORS.get(event.level, "good"),
                     "text": message, "mrkdwn_in": ["text"]}],
-                "username": self.options.username or config.username or "kapacitor"}
-        icon = self.options.icon_emoji or config.icon_emoji
-        if icon:
-            body["icon_emoji"] = icon
+                "username": self.options.username or config.username,
+                "icon_emoji": self.options.icon_emoji or config.icon_emoji}
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         await send(self.context, "slack", config.url, json_body=body, headers=headers,
                    tls=TLS.of(config))

@@ -53,7 +53,9 @@ stream|from().measurement('cpu')
     assert first == {"as_user": False, "channel": "#ops", "text": "",
                      "attachments": [{"fallback": "cpu is CRITICAL", "color": "danger",
                                       "text": "cpu is CRITICAL", "mrkdwn_in": ["text"]}],
-                     "username": "kapacitor", "icon_emoji": ":fire:"}
+                     # a [[slack]] written in the file has no username: Kapacitor
+                     # 1.5.7 posts "" here (checked against kapacitord)
+                     "username": "", "icon_emoji": ":fire:"}
     assert second["attachments"][0]["color"] == "good"
     assert second["attachments"][0]["text"] == "cpu is OK"
 

@@ -43,7 +43,9 @@ SPEC_DEFAULTS = {
     "alerta": {"enabled": False, "url": "", "token_prefix": "", "timeout": Duration(0)},
     "bigpanda": {"url": "https://api.bigpanda.io/data/v2/alerts",
                  "auto_attributes": "tags,fields"},
-    "discord": {"enabled": False, "default": True, "workspace": "", "embed_title": ""},
+    # an element written in the file starts empty (Kapacitor decodes it into a zero
+    # Config); only the built-in one is the default (test_builtin_chat_elements)
+    "discord": {"enabled": False, "default": False, "workspace": "", "embed_title": ""},
     "hipchat": {"enabled": False, "room": ""},
     "kafka": {"id": "default", "brokers": [], "batch_size": 0, "timeout": Duration(0)},
     "mqtt": {"name": "default", "default": False, "url": "", "client_id": ""},
@@ -60,7 +62,7 @@ SPEC_DEFAULTS = {
     "snmptrap": {"addr": "localhost:162", "community": "kapacitor", "retries": 1},
     "sensu": {"source": "Kapacitor", "handlers": []},
     "servicenow": {"url": "https://instance.service-now.com/api/global/em/jsonv2"},
-    "slack": {"default": True, "username": "kapacitor", "channel": ""},
+    "slack": {"default": False, "username": "", "channel": ""},
     "talk": {"url": "", "author_name": ""},
     "teams": {"channel_url": "", "global_": False},
     "telegram": {"url": "https://api.telegram.org/bot", "parse_mode": ""},
@@ -119,6 +121,15 @@ def test_defaults_match_kapacitor(name: str) -> None:
         assert getattr(value, attr) == expected, f"{name}.{attr}"
 
 
+def test_builtin_chat_elements() -> None:
+    """Without a [[slack]] / [[discord]] in the file, Kapacitor's own element is the
+    default one (NewDefaultConfig), and Slack's posts as "kapacitor"."""
+    slack, = PLUGINS.sections["slack"].default_raw()
+    discord, = PLUGINS.sections["discord"].default_raw()
+    assert (slack["default"], slack["username"]) == (True, "kapacitor")
+    assert (discord["default"], discord["username"]) == (True, "")
+
+
 @pytest.mark.parametrize("name", sorted(REDACTED))
 def test_secrets_are_redacted(name: str) -> None:
     assert REDACTED[name] <= set(PLUGINS.sections[name].redacted_keys())
@@ -140,9 +151,13 @@ def build_error(name: str, raw) -> str:
 @pytest.mark.parametrize(("name", "raw", "expected"), [
     ("slack", [{"enabled": True, "url": "not a url"}], "slack[0].url: invalid URL"),
     ("slack", [{"workspace": "a"}, {"workspace": "a"}], "slack[1].workspace: duplicate"),
-    ("slack", [{"workspace": "a", "enabled": True, "url": "http://s/1"},
-               {"workspace": "b", "enabled": True, "url": "http://s/2"}],
+    ("slack", [{"workspace": "a", "enabled": True, "url": "http://s/1", "default": True},
+               {"workspace": "b", "enabled": True, "url": "http://s/2", "default": True}],
      "slack[1].default: more than one"),
+    ("slack", [{"workspace": "a"}, {"workspace": "b"}],
+     "slack.default: at least one Slack config must be set as default"),
+    ("discord", [{"workspace": "a", "default": True}, {}],
+     "discord[1].workspace: id must not be empty"),
     ("discord", [{"enabled": True}], "discord[0].url: must be set"),
     ("teams", {"enabled": True, "channel-url": "ftp://x"}, "teams.channel-url: invalid URL"),
     ("smtp", {"enabled": True, "port": 0}, "smtp.port: invalid port 0"),
