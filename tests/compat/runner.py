@@ -249,9 +249,11 @@ def refused(response: httpx.Response) -> dict[str, Any]:
 
 
 def run_until_stable(url: str, case: Case, recorder: Recorder, workdir: Path,
-                     settle: float = 0.6, timeout: float = 10.0) -> dict[str, Any]:
-    """For the oracle: run the case and return its outputs once they stop changing."""
-    run = CaseRun(url, case, recorder, workdir)
+                     settle: float = 0.6, timeout: float = 10.0,
+                     run_class: type[CaseRun] | None = None) -> dict[str, Any]:
+    """For the oracle: run the case and return its outputs once they stop changing
+    (``run_class``: a CaseRun subclass that feeds the case its own way)."""
+    run = (run_class or CaseRun)(url, case, recorder, workdir)
     try:
         if (refusal := run.start()) is not None:
             return refusal
@@ -272,10 +274,11 @@ def run_until_stable(url: str, case: Case, recorder: Recorder, workdir: Path,
 
 def run_until_equal(url: str, case: Case, recorder: Recorder, workdir: Path,
                     expected: dict[str, Any], settle: float = 0.2,
-                    timeout: float = 10.0) -> dict[str, Any]:
+                    timeout: float = 10.0,
+                    run_class: type[CaseRun] | None = None) -> dict[str, Any]:
     """For the suite: run the case and return its outputs as soon as they equal
     ``expected`` and still do ``settle`` seconds later; at the deadline, the last seen."""
-    run = CaseRun(url, case, recorder, workdir)
+    run = (run_class or CaseRun)(url, case, recorder, workdir)
     try:
         if (refusal := run.start()) is not None:
             return refusal
