@@ -195,6 +195,8 @@ class Scenario:
     stats: list[str] = field(default_factory=list)
     #: compare the requests made to the fake cloud
     cloud: bool = False
+    #: (db, rp, line protocol) written instead of the .srpl file's points
+    points: tuple[str, str, str] | None = None
 
 
 SIDELOAD_FILES = {
@@ -355,11 +357,11 @@ def collect(client: httpx.Client, url: str, scenario: Scenario, cloud: FakeCloud
     return out
 
 
-def run(url: str, scenario: Scenario, source: Path, cloud: FakeCloud | None,
+def run(url: str, scenario: Scenario, source: Path | None, cloud: FakeCloud | None,
         expected: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """Define the scenario's tasks, write its points and collect its outputs: once they
     have not changed for a while (``expected`` None), or as soon as they equal it."""
-    db, rp, points = srpl_points(source, scenario.data)
+    db, rp, points = scenario.points or srpl_points(source, scenario.data)
     if cloud is not None:
         cloud.reset()
     with httpx.Client(timeout=30) as client:

@@ -224,6 +224,21 @@ class SwarmClient:
                             content=swarm_spec_body(service.get("Spec")).encode())
 
 
+class GoInt:
+    """The current count as Kapacitor puts it in the lambda's scope under
+    ``currentField``: a Go ``int``, which is none of TICKscript's types (those take
+    ``int64``), so in Kapacitor 1.5.7 any use of it fails and the point is an error. A
+    field of the same name takes its place, as in Kapacitor."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"int({self.value})"
+
+
 class _State:
     __slots__ = ("current", "last_decrease", "last_increase")
 
@@ -346,11 +361,12 @@ class AutoscaleNode(Node):
                                  f"{_go_quote(self.label(rid))}: {exc}") from None
             self.states[key] = state
         old = state.current
-        scope = {self.current_field: old, **fields} if self.current_field else fields
+        scope = {self.current_field: GoInt(old), **fields} if self.current_field else fields
         value = self.expr.eval(t, scope, tags)
         if type(value) is not int:
+            kind = "int" if type(value) is GoInt else type(value).__name__
             raise CloudError("failed to evaluate the replicas expression: expression "
-                             f"returned {type(value).__name__}, expected int")
+                             f"returned {kind}, expected int64")
         new = value
         if self.max > 0 and new > self.max:
             new = self.max

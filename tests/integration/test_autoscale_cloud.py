@@ -1,0 +1,234 @@
+"""The autoscale nodes against a local fake of the Kubernetes and Docker Swarm APIs
+(tests.compat.scenarios_misc.FakeCloud): the requests kapa-core makes, the events it
+emits and the node statistics.
+
+The expected data below was taken from the real Kapacitor 1.5.7 (kapacitord) run on the
+same scripts, points and fake cloud; regenerate it with
+
+    python -m tests.integration.test_autoscale_cloud --kapacitord BIN
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from kapa_core.testing import DaemonProcess
+from tests.compat.scenarios_misc import FakeCloud, Scenario, run, services_config
+
+pytestmark = pytest.mark.integration
+
+DBRP = [("mydb", "myrp")]
+
+SCENARIOS = [
+    # Kubernetes: a tag names the resource; namespace and kind given; bounds, cooldowns
+    # in both directions, renamed and dropped output tags; a resource the API does not
+    # know (an error per point).
+    Scenario("k8s_cooldowns", "", [("k8s_cooldowns", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |k8sAutoscale()
+        .resourceNameTag('app')
+        .namespace('ops')
+        .kind('replicasets')
+        .replicas(lambda: "want")
+        .min(2)
+        .max(12)
+        .increaseCooldown(3s)
+        .decreaseCooldown(2s)
+        .namespaceTag('ns')
+        .kindTag('')
+        .resourceTag('res')
+    |httpOut('out')
+""", DBRP)], stats=["k8s_cooldowns"], cloud=True, points=("mydb", "myrp", """\
+load,app=serviceA,host=h1 want=4i 31536000
+load,app=serviceB,host=h2 want=7i 31536000
+load,app=serviceA,host=h1 want=6i 31536001
+load,app=serviceB,host=h2 want=5i 31536001
+load,app=missing,host=h3 want=1i 31536002
+load,app=serviceA,host=h1 want=6i 31536002
+load,app=serviceB,host=h2 want=3i 31536003
+load,app=serviceA,host=h1 want=20i 31536004
+load,app=serviceB,host=h2 want=0i 31536005
+load,app=serviceA,host=h1 want=9i 31536006
+load,app=serviceA,host=h1 want=1i 31536007
+load,app=serviceA,host=h1 want=3i 31536009
+""")),
+    # currentField: Kapacitor puts the current count in the lambda's scope as a Go int,
+    # which its expressions cannot use, so each point is an error.
+    Scenario("k8s_current_field", "", [("k8s_current_field", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |k8sAutoscale()
+        .resourceNameTag('app')
+        .currentField('cur')
+        .replicas(lambda: "cur" + int("delta"))
+    |httpOut('out')
+""", DBRP)], stats=["k8s_current_field"], cloud=True, points=("mydb", "myrp", """\
+load,app=serviceA delta=1i 31536000
+load,app=serviceB delta=-3i 31536000
+load,app=serviceA delta=4i 31536001
+""")),
+    # Docker Swarm: a fixed service name, the name tag given for the output; a float
+    # result and a missing field are errors; no groupBy.
+    Scenario("swarm_fixed", "", [("swarm_fixed", """
+stream
+    |from()
+        .measurement('load')
+    |swarmAutoscale()
+        .serviceName('serviceB')
+        .outputServiceNameTag('svc')
+        .replicas(lambda: "want")
+        .max(30)
+    |httpOut('out')
+""", DBRP)], stats=["swarm_fixed"], cloud=True, points=("mydb", "myrp", """\
+load,host=h1 want=10i 31536000
+load,host=h1 want=14i 31536001
+load,host=h1 want=2.5 31536002
+load,host=h1 other=1i 31536003
+load,host=h1 want=99i 31536004
+load,host=h1 want=0i 31536005
+""")),
+    # Swarm with names from a tag, one of them unknown to the API, and a point without
+    # the tag; the lambda uses the current count only.
+    Scenario("swarm_tag", "", [("swarm_tag", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('service')
+    |swarmAutoscale()
+        .serviceNameTag('service')
+        .currentField('n')
+        .replicas(lambda: "n" * 2)
+    |httpOut('out')
+""", DBRP)], stats=["swarm_tag"], cloud=True, points=("mydb", "myrp", """\
+load,service=serviceA v=1 31536000
+load,service=missing v=1 31536000
+load v=1 31536001
+load,service=serviceA v=1 31536001
+load,service=serviceB v=1 31536002
+"""))]
+
+# Taken from kapacitord 1.5.7 (see the module's docstring).
+EXPECTED: dict[str, dict[str, object]] = {
+    'k8s_cooldowns': {
+        'cloud requests': [
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":4}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":7}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/missing/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":3}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":12}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceB/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":2}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":9}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":3}]\n',
+        ],
+        'k8s_cooldowns error':
+            '',
+        'k8s_cooldowns httpOut':
+            '{"series":[{"name":"load","tags":{"app":"serviceA","ns":"ops","res":"serviceA"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:09Z",3,9]]},{"name":"load","tags":{"app":"serviceB","ns":"ops","res":"serviceB"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:05Z",2,3]]}]}',
+        'k8s_cooldowns stats':
+            '{"from1": {"collected": 12, "emitted": 12, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 7, "emitted": 0, "errors": 0, "working_cardinality": 2}, "k8s_autoscale2": {"collected": 12, "cooldown_drops": 4, "decrease_events": 5, "emitted": 7, "errors": 1, "increase_events": 2, "working_cardinality": 3}, "stream0": {"collected": 12, "emitted": 12, "errors": 0, "working_cardinality": 0}}',
+    },
+    'k8s_current_field': {
+        'cloud requests': [
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken',
+        ],
+        'k8s_current_field error':
+            '',
+        'k8s_current_field httpOut':
+            '{"series":null}',
+        'k8s_current_field stats':
+            '{"from1": {"collected": 3, "emitted": 3, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 0, "emitted": 0, "errors": 0, "working_cardinality": 0}, "k8s_autoscale2": {"collected": 3, "cooldown_drops": 0, "decrease_events": 0, "emitted": 0, "errors": 3, "increase_events": 0, "working_cardinality": 2}, "stream0": {"collected": 3, "emitted": 3, "errors": 0, "working_cardinality": 0}}',
+    },
+    'swarm_fixed': {
+        'cloud requests': [
+            'GET /v1.30/services/serviceB',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=7 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":14}}}\n',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=8 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":30}}}\n',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=9 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":1}}}\n',
+        ],
+        'swarm_fixed error':
+            '',
+        'swarm_fixed httpOut':
+            '{"series":[{"name":"load","tags":{"svc":"serviceB"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:05Z",1,30]]}]}',
+        'swarm_fixed stats':
+            '{"from1": {"collected": 6, "emitted": 6, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 3, "emitted": 0, "errors": 0, "working_cardinality": 1}, "stream0": {"collected": 6, "emitted": 6, "errors": 0, "working_cardinality": 0}, "swarm_autoscale2": {"collected": 6, "cooldown_drops": 0, "decrease_events": 1, "emitted": 3, "errors": 2, "increase_events": 2, "working_cardinality": 1}}',
+    },
+    'swarm_tag': {
+        'cloud requests': [
+            'GET /v1.30/services/serviceA',
+            'GET /v1.30/services/missing',
+            'GET /v1.30/services/serviceB',
+        ],
+        'swarm_tag error':
+            '',
+        'swarm_tag httpOut':
+            '{"series":null}',
+        'swarm_tag stats':
+            '{"from1": {"collected": 5, "emitted": 5, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 0, "emitted": 0, "errors": 0, "working_cardinality": 0}, "stream0": {"collected": 5, "emitted": 5, "errors": 0, "working_cardinality": 0}, "swarm_autoscale2": {"collected": 5, "cooldown_drops": 0, "decrease_events": 0, "emitted": 0, "errors": 5, "increase_events": 0, "working_cardinality": 4}}',
+    },
+}
+
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[FakeCloud]:
+    server = FakeCloud()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(cloud: FakeCloud) -> Iterator[DaemonProcess]:
+    config = {"http": {"log-enabled": False}, "logging": {"level": "ERROR"},
+              **services_config(cloud.url)}
+    with DaemonProcess(config) as d:
+        yield d
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_autoscale_like_kapacitor(daemon: DaemonProcess, cloud: FakeCloud,
+                                  scenario: Scenario) -> None:
+    expected = EXPECTED[scenario.name]
+    got = run(daemon.url, scenario, None, cloud, expected, timeout=10)
+    assert got == expected
+
+
+def main(argv: list[str]) -> int:
+    from tests.compat.oracle import Kapacitor
+    from tests.compat.scenarios_misc import services_toml
+
+    binary = argv[argv.index("--kapacitord") + 1]
+    cloud = FakeCloud()
+    server = Kapacitor(binary, extra_conf=services_toml(cloud.url))
+    try:
+        out = {s.name: run(server.url, s, None, cloud) for s in SCENARIOS}
+    finally:
+        server.close()
+        cloud.close()
+    print(json.dumps(out, indent=4, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
