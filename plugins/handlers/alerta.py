@@ -15,9 +15,10 @@ Each event is a POST to ``<[alerta] url>/alert`` with ``Authorization: <token pr
 ["k=v"...], "attributes"}``. Severity is ``ok``, ``informational``, ``warning`` or
 ``critical`` unless renamed (keys ``ok``, ``info``, ``warn``, ``crit``). Resource (default
 ``{{ .Name }}``), environment, group (default ``{{ .Group }}``), value, services and
-correlations (both default to the measurement name) are templates rendered with the
-event's template data; event (default ``{{ .ID }}``) is rendered with only ``ID``, ``Name``,
-``TaskName``, ``Group`` and ``Tags``. An empty environment or origin falls back to the
+correlations are templates rendered with the event's template data (services default to
+the measurement name; ``correlate`` is left out unless ``.correlated()`` names some, as
+Kapacitor 1.5.7 never sends it); event (default ``{{ .ID }}``) is rendered with only
+``ID``, ``Name``, ``TaskName``, ``Group`` and ``Tags``. An empty environment or origin falls back to the
 section's; the timeout defaults to 24h.
 """
 
@@ -164,7 +165,10 @@ class AlertaHandler:
                 "group": t.group.execute(data),
                 "value": t.value.execute(data),
                 "service": [s.execute(data) for s in t.services] or [event.name],
-                "correlate": [c.execute(data) for c in t.correlated] or [event.name]}
+                # Kapacitor 1.5.7 has no correlations: sent only when .correlated() names
+                # some (a later Kapacitor's option)
+                **({"correlate": [c.execute(data) for c in t.correlated]}
+                   if t.correlated else {})}
         except TemplateError as exc:
             raise HandlerError(f"alerta: {exc}") from None
 

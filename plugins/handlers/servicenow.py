@@ -7,16 +7,19 @@ handler ``{"kind": "servicenow", "options": {"url", "username", "password", "sou
 "node", "type", "resource", "metricName", "messageKey", "additional_info": {...}}}`` (keys
 are matched case-insensitively, as Kapacitor decodes them).
 
-Each event is a POST to the handler's URL (default ``[servicenow] url``) of
-``{"records": [{"source", "node", "type", "resource", "metric_name", "message_key",
-"severity", "description", "additional_info"}]}`` with basic auth when a username and
-password are set (the handler's, else the section's). ``severity`` is ``"1"`` for
-CRITICAL, ``"4"`` for WARNING and ``"5"`` for INFO and OK; ``description`` is the message;
-``message_key`` defaults to the alert ID; empty fields are left out. Node, type,
+Each event is a POST to the handler's URL (default ``[servicenow] url``) of one alert as
+Kapacitor 1.5.7 sends it, ``{"source", "node", "type", "resource", "metric_name",
+"message_key", "severity", "description"}`` in that order, every field present even when
+empty (``"additional_info"`` is added after them only when the handler sets some, an
+option of later Kapacitor versions), with basic auth when the section's username and
+password are set (1.5.7 ignores the handler's). ``severity`` is ``"1"`` for CRITICAL,
+``"4"`` for WARNING and ``"5"`` for INFO and OK; ``description`` is the message;
+``message_key`` defaults to the alert ID. Node, type,
 resource, metric name, message key and the string values of additional info are templates
 rendered with ``ID``, ``Name``, ``TaskName``, ``Fields`` and ``Tags``; additional info is
 sent as JSON text. Values are cut as ServiceNow allows: 100 bytes (source, node, type,
-resource, metric name), 1024 (message key), 4000 (description).
+resource, metric name), 1024 (message key), 4000 (description), bytes cut as Go slices
+them (a character cut in two is written as U+FFFD per byte left, as Go's encoder does).
 """
 
 from __future__ import annotations
@@ -76,16 +79,20 @@ GO_VALUE = parse_template("{{ . }}", "value")
 
 
 def cutoff(text: str, limit: int) -> str:
-    """At most ``limit`` bytes of ``text`` (never half a character)."""
-    raw = text.encode()
-    return text if len(raw) <= limit else raw[:limit].decode(errors="ignore")
+    """The first ``limit`` bytes of ``text`` as Go's ``text[:limit]`` then
+    ``json.Marshal`` write them: each byte of a character cut in two becomes U+FFFD."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text
+    decoded = raw[:limit].decode("utf-8", "surrogateescape")
+    return "".join("\ufffd" if "\udc80" <= ch <= "\udcff" else ch for ch in decoded)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceNowOptions:
     url: str = option("", tick="uRL", doc="Defaults to [servicenow] url.")
-    username: str = option("", doc="Defaults to [servicenow] username.")
-    password: str = option("", doc="Defaults to [servicenow] password.")
+    username: str = option("", doc="Ignored, as in Kapacitor 1.5.7: [servicenow] username.")
+    password: str = option("", doc="Ignored, as in Kapacitor 1.5.7: [servicenow] password.")
     source: str = option("", doc="Defaults to [servicenow] source.")
     node: str = ""
     type: str = ""
@@ -149,18 +156,19 @@ class ServiceNowHandler:
         record["message_key"] = cutoff(values.get("message_key") or event.id, 1024)
         record["severity"] = SEVERITY[event.level]
         record["description"] = cutoff(event.state.message, 4000)
-        record["additional_info"] = go_json(info) if info else ""
-        return {k: v for k, v in record.items() if v or k == "source"}
+        if info:
+            record["additional_info"] = go_json(info)
+        return record
 
     async def handle(self, event: Event) -> None:
         config = getattr(self.context, "config", None)
         if config is None or not config.enabled:
             raise HandlerError("servicenow: the [servicenow] section is not enabled")
-        username = self.options.username or config.username
-        password = self.options.password or config.password
-        auth = (username, password) if username and password else None
+        # Kapacitor 1.5.7 authenticates with the section's credentials only
+        auth = (config.username, config.password) \
+            if config.username and config.password else None
         await send(self.context, "servicenow", self.options.url or config.url,
-                   json_body={"records": [self._record(config, event)]}, auth=auth)
+                   json_body=self._record(config, event), auth=auth)
 
 
 @hookimpl

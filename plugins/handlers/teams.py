@@ -4,15 +4,14 @@ TICKscript: ``.teams()`` or ``.teams().channelURL('https://outlook.office.com/we
 Topic handler: kind ``teams`` with option ``channel-url``.
 
 Each event is one POST of a MessageCard (JSON) to the handler's channel URL, else the
-section's ``channel-url``, as Kapacitor (1.5.9+) sends it::
+section's ``channel-url``, as Kapacitor 1.5.7 sends it (no ``themeColor``: later
+versions added it)::
 
     {"@type": "MessageCard", "@context": "http://schema.org/extensions",
      "title": "CRITICAL: [<alert id>]", "text": "<message>",
-     "summary": "<first 70 bytes of 'CRITICAL: [<alert id>] - <message>'>...",
-     "themeColor": "CC4A31"}
+     "summary": "<first 70 bytes of 'CRITICAL: [<alert id>] - <message>'>..."}
 
-``themeColor`` is ``CC4A31`` for CRITICAL, ``FFA533`` for WARNING and ``34CC25`` for any
-other level. Without an alert id the title names the topic (``LEVEL: [topic]``), and with
+Without an alert id the title names the topic (``LEVEL: [topic]``), and with
 neither it is the level alone (summary ``LEVEL: message``). The summary is cut at 70
 bytes, as Kapacitor cuts it, and always ends in ``...``.
 """
@@ -26,7 +25,6 @@ from kapa_core.plugin_api import (
     Event,
     HandlerError,
     HandlerKind,
-    Level,
     Section,
     hookimpl,
     option,
@@ -61,10 +59,6 @@ class TeamsOptions:
                               doc="Incoming-webhook URL; empty for [teams] channel-url.")
 
 
-COLORS = {Level.WARNING: "FFA533", Level.CRITICAL: "CC4A31"}
-OTHER_COLOR = "34CC25"
-
-
 def cut(text: str, limit: int) -> str:
     """The first ``limit`` UTF-8 bytes of ``text``; a character cut in two becomes one
     U+FFFD per remaining byte, as Go's JSON encoder writes a byte-sliced string."""
@@ -84,8 +78,7 @@ def card(event: Event) -> dict[str, Any]:
         summary = f"{title} - {message}"
     return {"@type": "MessageCard", "@context": "http://schema.org/extensions",
             "title": title, "text": message,
-            "summary": cut(summary, SUMMARY_CUTOFF) + "...",
-            "themeColor": COLORS.get(event.level, OTHER_COLOR)}
+            "summary": cut(summary, SUMMARY_CUTOFF) + "..."}
 
 
 class TeamsHandler:
