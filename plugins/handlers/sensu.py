@@ -39,6 +39,7 @@ from kapa_core.plugin_api import (
     Level,
     Section,
     TemplateError,
+    go_json,
     hookimpl,
     option,
     parse_template,
@@ -120,7 +121,8 @@ class SensuHandler:
         config: SensuConfig | None = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("sensu: the [sensu] section is not enabled")
-        line = (json.dumps(self.check(config, event)) + "\n").encode()
+        # Go's json.Encoder over a map: sorted keys, compact, a closing newline.
+        line = (go_json(self.check(config, event)) + "\n").encode()
         host, _, port = config.addr.rpartition(":")
         if not port.isdigit():
             raise HandlerError(f"sensu: invalid addr {config.addr!r} (expected host:port)")
