@@ -26,10 +26,15 @@ class ExecHandler:
     def __init__(self, options: ExecOptions, context: Any) -> None:
         self.command = [options.prog, *options.args]
 
+    @staticmethod
+    def stdin(event: Event) -> bytes:
+        """The event's JSON and a newline, as Go's json.Encoder writes it to the pipe."""
+        return (event.json() + "\n").encode()
+
     async def handle(self, event: Event) -> None:
         with trio.move_on_after(TIMEOUT):
             try:
-                result = await trio.run_process(self.command, stdin=event.json().encode(),
+                result = await trio.run_process(self.command, stdin=self.stdin(event),
                                                 capture_stdout=True, capture_stderr=True,
                                                 check=False)
             except OSError as exc:
