@@ -4,8 +4,8 @@ Each alert event becomes one SNMPv2c Trap (PDU tag ``0xA7``) sent in a UDP datag
 ``addr`` with the configured ``community`` and a random request-id, as Kapacitor sends
 it. The variable bindings are, in order:
 
-1. ``sysUpTime.0`` (1.3.6.1.2.1.1.3.0): TimeTicks, the daemon's uptime in hundredths of
-   a second (Kapacitor always sends 1000 here);
+1. ``sysUpTime.0`` (1.3.6.1.2.1.1.3.0): TimeTicks, always 1000, as Kapacitor 1.5.7
+   sends it (not the daemon's uptime);
 2. ``snmpTrapOID.0`` (1.3.6.1.6.3.1.1.4.1.0): the handler's trap OID;
 3. one binding per ``.data(oid, type, value)``, in the order written. ``value`` is a Go
    template rendered with the event's template data (``{{ .Message }}``,
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +70,6 @@ from . import snmp_ber as ber
 #: Seconds one send attempt (resolve, connect, send) may take.
 TIMEOUT = 5.0
 
-_STARTED = time.monotonic()
 _DECIMAL = re.compile(r"[+-]?\d+")
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -178,9 +176,8 @@ class SNMPTrapOptions:
                                   f"for OID {data.oid}: {exc}") from None
 
 
-def uptime_ticks() -> int:
-    """Hundredths of a second since this module was loaded, wrapped to 32 bits."""
-    return int((time.monotonic() - _STARTED) * 100) % 2**32
+#: The sysUpTime.0 of every trap: Kapacitor 1.5.7 sends this constant.
+SYS_UPTIME_TICKS = 1000
 
 
 class SNMPTrapHandler:
@@ -194,7 +191,7 @@ class SNMPTrapHandler:
 
     def message(self, event: Event, community: str) -> bytes:
         """The trap datagram for ``event``; HandlerError when a value is unusable."""
-        varbinds = [ber.varbind(ber.SYS_UPTIME_0, ber.timeticks(uptime_ticks())),
+        varbinds = [ber.varbind(ber.SYS_UPTIME_0, ber.timeticks(SYS_UPTIME_TICKS)),
                     ber.varbind(ber.SNMP_TRAP_OID_0, ber.oid(self.options.trap_oid))]
         template_data = event.template_data()
         for data, template in self.templates:
