@@ -4,6 +4,15 @@ As Kapacitor sends it: subject = the alert message, an HTML body = the alert det
 From = ``[smtp] from``, To = the handler's addresses or ``[smtp] to``; STARTTLS when the
 server offers it, login when a username is set.
 
+The message is written as Kapacitor's mail library (gomail) writes it: headers
+``Mime-Version: 1.0``, ``Date`` (RFC 1123 with a numeric zone), ``From``, ``To`` (the
+addresses joined with ", "), ``Subject``, ``Content-Type: text/html; charset=UTF-8`` and
+``Content-Transfer-Encoding: quoted-printable``, header values that are not printable
+ASCII as RFC 2047 Q encoded-words (``=?UTF-8?q?...?=``), and the body in Go's
+quoted-printable (CRLF line ends, soft breaks before 76 columns). The envelope sender
+and recipients are the addresses of From and To (each recipient once); the client
+greets with ``EHLO localhost`` as Go's does.
+
 ``.toTemplates('{{ index .Tags "owner" }}@example.com')`` (topic-handler option
 ``to-field``, Kapacitor 1.6.3+) adds addresses rendered from the alert: each template
 that renders to a non-empty text adds one recipient to ``.to()``'s. ``[smtp] toTemplates``
@@ -16,7 +25,8 @@ import json
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
+from datetime import datetime
+from email.utils import format_datetime, getaddresses, parseaddr
 from typing import Any
 
 import trio
@@ -120,9 +130,11 @@ class EmailHandler:
                     to.append(address)
         return to
 
-    def _send(self, config: SMTPConfig, message: EmailMessage) -> None:
+    def _send(self, config: SMTPConfig, sender: str, recipients: list[str],
+              message: bytes) -> None:
         timeout = 30
-        with smtplib.SMTP(config.host, config.port, timeout=timeout) as client:
+        with smtplib.SMTP(config.host, config.port, timeout=timeout,
+                          local_hostname="localhost") as client:
             client.ehlo()
             if client.has_extn("starttls"):
                 context = ssl.create_default_context()
@@ -133,7 +145,7 @@ class EmailHandler:
                 client.ehlo()
             if config.username:
                 client.login(config.username, config.password)
-            client.send_message(message)
+            client.sendmail(sender, recipients, message)
 
     async def handle(self, event: Event) -> None:
         config: SMTPConfig = self.context.config
@@ -143,11 +155,10 @@ class EmailHandler:
         if not to:
             raise HandlerError("email: no recipients (set .to(), .toTemplates() or "
                                "[smtp] to)")
-        message = EmailMessage()
-        message["Subject"] = event.state.message
-        message["From"] = config.from_
-        message["To"] = ", ".join(to)
-        message.set_content(event.state.details, subtype="html")
+        message = mail_message(config.from_, to, event.state.message, event.state.details)
+        sender = parseaddr(config.from_)[1] or config.from_
+        recipients = list(dict.fromkeys(address for _, address in getaddresses(to)
+                                        if address))
         check_outgoing = getattr(self.context, "check_outgoing", None)
         if check_outgoing is not None:  # -blacklist-cidrs, for a literal address
             host = f"[{config.host}]" if ":" in config.host else config.host
@@ -156,9 +167,89 @@ class EmailHandler:
             # Resolving through trio applies the daemon's deny list to a host name too.
             await trio.socket.getaddrinfo(config.host, config.port,
                                           type=trio.socket.SOCK_STREAM)
-            await trio.to_thread.run_sync(self._send, config, message)
+            await trio.to_thread.run_sync(self._send, config, sender, recipients, message)
         except (OSError, smtplib.SMTPException) as exc:
             raise HandlerError(f"email: {config.host}:{config.port}: {exc}") from None
+
+
+def header_word(value: str) -> str:
+    """A header value as Go's mime.QEncoding encodes it for UTF-8: unchanged when it is
+    printable ASCII (or tabs), else Q encoded-words of at most 75 characters, a
+    character's bytes never split between two words."""
+    if all(" " <= c <= "~" or c == "\t" for c in value):
+        return value
+    words, current, size = [], [], 0
+    room = 75 - len("=?UTF-8?q?") - len("?=")
+    for c in value:
+        if " " <= c <= "~" and c not in "=?_":
+            piece = "_" if c == " " else c
+        else:
+            piece = "".join(f"={b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        if size + len(piece) > room:
+            words.append("".join(current))
+            current, size = [], 0
+        current.append(piece)
+        size += len(piece)
+    words.append("".join(current))
+    return " ".join(f"=?UTF-8?q?{word}?=" for word in words)
+
+
+def quoted_printable(text: str) -> bytes:
+    """``text`` (as UTF-8) in quoted-printable as Go's mime/quotedprintable Writer writes
+    it: line ends (CR, LF or CRLF) become CRLF, a space or tab before a line end or at the
+    end is encoded, lines are broken with a soft ``=`` before 76 columns."""
+    out = bytearray()
+    line = bytearray()
+    cr = False
+
+    def crlf() -> None:
+        line.extend(b"\r\n")
+        out.extend(line)
+        line.clear()
+
+    def encode(byte: int) -> None:
+        if 75 - len(line) < 3:
+            line.append(0x3D)
+            crlf()
+        line.extend(b"=%02X" % byte)
+
+    def last_byte() -> None:
+        if line and line[-1] in (0x20, 0x09):
+            encode(line.pop())
+
+    for byte in text.encode("utf-8", "surrogatepass"):
+        if (0x21 <= byte <= 0x7E and byte != 0x3D) or byte in (0x20, 0x09):
+            if len(line) == 75:
+                line.append(0x3D)
+                crlf()
+            line.append(byte)
+            cr = False
+        elif byte in (0x0A, 0x0D):
+            if cr and byte == 0x0A:
+                cr = False
+                continue
+            cr = byte == 0x0D
+            last_byte()
+            crlf()
+        else:
+            encode(byte)
+    last_byte()
+    out.extend(line)
+    return bytes(out)
+
+
+def mail_message(sender: str, to: list[str], subject: str, body: str,
+                 now: datetime | None = None) -> bytes:
+    """The message Kapacitor's mail library writes (Go writes the headers of a map in no
+    fixed order; these come in one)."""
+    date = format_datetime((now or datetime.now()).astimezone())
+    headers = [("Mime-Version", "1.0"), ("Date", date), ("From", header_word(sender)),
+               ("To", ", ".join(header_word(address) for address in to)),
+               ("Subject", header_word(subject)),
+               ("Content-Type", "text/html; charset=UTF-8"),
+               ("Content-Transfer-Encoding", "quoted-printable")]
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return (head + "\r\n").encode("utf-8", "surrogatepass") + quoted_printable(body)
 
 
 @hookimpl
