@@ -19,15 +19,19 @@ TICKscript::
 Topic handler (``kind: kafka``) options: ``cluster``, ``topic``, ``template``,
 ``disablePartitionById``, ``partitionAlgorithm``.
 
-Partitioning: by default the alert ID's hash chooses the partition, so one alert always
-lands in the same partition: ``crc32`` (the default; Kapacitor 1.6 also calls it
-``crc32c``) is ``crc32(id) % partitions``; ``murmur2`` is Kafka's Java partitioner;
-``murmur3`` and ``fnv-1a`` take the 32-bit hash as a signed number, as sarama does.
-``disablePartitionById`` spreads messages over the partitions in turn instead.
+Partitioning: by default, as Kapacitor 1.5.7's writer (kafka-go's LeastBytes balancer)
+does, each message goes to the partition that has had the fewest bytes (keys and
+values) from this writer so far, the lowest-numbered one on a tie, so the first message
+goes to the first partition. ``partitionHashAlgorithm`` (Kapacitor 1.6) makes the alert
+ID's hash choose instead, so one alert always lands in the same partition: ``crc32``
+(also called ``crc32c``) is ``crc32(id) % partitions``; ``murmur2`` is Kafka's Java
+partitioner; ``murmur3`` and ``fnv-1a`` take the 32-bit hash as a signed number, as
+sarama does. ``disablePartitionById`` spreads messages over the partitions in turn.
 
 Delivery: the ``kafka`` service keeps one writer per cluster and topic. A writer sends
-with ``acks=1`` (the partition leader has stored it) and waits at most ``timeout``
-(0 means 10s) for the broker; messages that arrive while a request is in flight go
+with ``acks=-1`` (all in-sync replicas have stored it, kafka-go's default), asks the
+broker to answer within ``timeout`` less one second as kafka-go does, and waits at
+most ``timeout`` (0 means 10s) for the broker; messages that arrive while a request is in flight go
 together in the next one, up to ``batch-size`` (0 means 100) messages, so a message is
 never held back for a batch to fill; ``batch-timeout`` (0 means 1s) is added to how long
 a handler waits for its turn. A failed delivery fails the handler, which is logged as
@@ -229,6 +233,7 @@ class TopicWriter:
         self._queue: list[_Pending] = []
         self._wake = trio.Event()
         self._turn = itertools.count()
+        self._bytes: dict[int, int] = {}  # partition: bytes sent there (least_bytes)
 
     async def partitions(self) -> list[int]:
         return sorted((await self.client.metadata(self.topic)).partitions)
@@ -236,6 +241,22 @@ class TopicWriter:
     def next_partition(self, partitions: list[int]) -> int:
         """Round-robin over ``partitions`` (when partitioning by ID is disabled)."""
         return partitions[next(self._turn) % len(partitions)]
+
+    def least_bytes(self, partitions: list[int], size: int) -> int:
+        """The partition that has had the fewest bytes so far (the lowest on a tie), now
+        counted with ``size`` more; the counts start again when the partitions change."""
+        if any(p not in self._bytes for p in partitions):
+            self._bytes = dict.fromkeys(sorted(partitions), 0)
+        partition = min(self._bytes, key=self._bytes.__getitem__)
+        self._bytes[partition] += size
+        return partition
+
+    def broker_timeout_ms(self) -> int:
+        """The timeout a Produce request gives the broker: as kafka-go's, ``timeout``
+        less the second it keeps for the round trip (a quarter of ``timeout`` when that
+        is shorter than a second)."""
+        rtt = 1.0 if self.timeout >= 1.0 else self.timeout / 4
+        return int((self.timeout - rtt) * 1000)
 
     async def send(self, partition: int, message: wire.Message) -> None:
         pending = _Pending(partition, message)
@@ -291,8 +312,8 @@ class TopicWriter:
                    for p, items in waiting.items()}
         try:
             with trio.fail_after(self.timeout):
-                return await self.client.produce(self.topic, batches, acks=1,
-                                                 timeout_ms=int(self.timeout * 1000))
+                return await self.client.produce(self.topic, batches, acks=-1,
+                                                 timeout_ms=self.broker_timeout_ms())
         except wire.KafkaError as exc:
             return dict.fromkeys(batches, exc)
         except trio.TooSlowError:
@@ -395,7 +416,8 @@ class KafkaOptions:
     disable_partition_by_id: bool = option(False, key="disablePartitionById")
     partition_algorithm: str = option("", tick="partitionHashAlgorithm",
                                       key="partitionAlgorithm",
-                                      doc="crc32 (default), murmur2, murmur3 or fnv-1a.")
+                                      doc="crc32, murmur2, murmur3 or fnv-1a (default: "
+                                      "the partition with the fewest bytes).")
 
     def validate(self) -> None:
         if self.partition_algorithm not in wire.ALGORITHMS:
@@ -458,6 +480,8 @@ class KafkaHandler:
                 partitions = await writer.partitions()
             if self.options.disable_partition_by_id:
                 partition = writer.next_partition(partitions)
+            elif not self.options.partition_algorithm:
+                partition = writer.least_bytes(partitions, len(key) + len(value))
             elif not key:
                 partition = random.choice(partitions)
             else:

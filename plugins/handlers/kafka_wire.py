@@ -7,7 +7,7 @@ int16 api_version, int32 correlation_id, string client_id`` and the body; the re
 * ApiVersions v0 (key 18), once per connection, to pick the highest versions of the two
   below that both sides speak (and refuse brokers older than 0.11);
 * Metadata v1-v8 (key 3) for one topic: its partitions and their leaders;
-* Produce v3-v8 (key 0) with ``acks=1`` carrying RecordBatch v2 ("magic 2", CRC-32C);
+* Produce v3-v8 (key 0) with the ``acks`` asked (the handler asks -1) carrying RecordBatch v2 ("magic 2", CRC-32C);
 * SaslHandshake v0/v1 (key 17) and SaslAuthenticate v0 (key 36) for SASL PLAIN,
   SCRAM-SHA-256/512 and OAUTHBEARER (a static token, or one fetched for each connection).
 
