@@ -251,6 +251,11 @@ def normalize(request: dict[str, Any], own_url: str, recorder_url: str) -> dict[
             body = {"json": json.loads(raw)}
         except ValueError:
             pass
+        else:  # Alerta's tags come from iterating a Go map: in random order
+            data = body["json"]
+            if isinstance(data, dict) and "rawData" in data and \
+                    isinstance(data.get("tags"), list):
+                data["tags"] = sorted(data["tags"])
     return {"method": request["method"], "path": mask(request["path"]),
             "query": parse_qs(mask(request["query"]), keep_blank_values=True),
             "headers": headers, "body": body, "raw": raw}

@@ -1,0 +1,187 @@
+"""The requests alert handlers send to HTTP services, compared with what Kapacitor 1.5.7
+sent for the same config, script and points.
+
+``handler_bodies_kapacitor.json`` holds, for each check below, the requests Kapacitor
+1.5.7 (kapacitord built from tag v1.5.7) sent to a recording server: method, path, query,
+the headers a service defines (content type, authorization) and the body as data, with
+the server IDs masked. They were taken with::
+
+    python -m tests.integration.test_handler_bodies_compat --kapacitord BIN
+
+and are never edited by hand. Each check runs the same on kapa-core here (no Kapacitor
+needed), through the recorder and normalisation of tests/compat/scenarios_handlers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kapa_core.testing import DaemonProcess
+from tests.compat.scenarios_handlers import (
+    BASE,
+    ScenarioCase,
+    Service,
+    ServiceRecorder,
+    run,
+    without_raw,
+)
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = Path(__file__).with_name("handler_bodies_kapacitor.json")
+
+
+@dataclass
+class Check:
+    service: Service
+    script: str
+    points: str
+
+
+# Two hosts: b goes CRITICAL (an integer field), a WARNING, then b recovers.
+POINTS = """\
+cpu,host=a,dc=west load=3 31536000
+cpu,host=b,dc=east load=12i 31536000
+cpu,host=a,dc=west load=7.5 31536001
+cpu,host=b,dc=east load=1 31536002"""
+
+ALERT = """\
+stream
+    |from()
+        .measurement('cpu')
+        .groupBy('host')
+    |alert()
+        .id('{{ .Name }}:{{ index .Tags "host" }}')
+        .message('{{ .ID }} is {{ .Level }} at {{ index .Fields "load" }}')
+        .warn(lambda: "load" > 5)
+        .crit(lambda: "load" > 10)
+"""
+
+CHECKS: dict[str, Check] = {
+    # Elements written in the file: only the one marked is the default, and none has a
+    # username unless it sets one (Slack posts "username": "", icon_emoji always).
+    "chat": Check(Service(lambda u: {
+        "slack": [{"enabled": True, "workspace": "main", "default": True,
+                   "url": u + "/slack/main", "channel": "#general"},
+                  {"enabled": True, "workspace": "ops", "url": u + "/slack/ops",
+                   "icon-emoji": ":bell:"}],
+        "discord": [{"enabled": True, "workspace": "main", "default": True,
+                     "url": u + "/discord/main"},
+                    {"enabled": True, "workspace": "ops", "url": u + "/discord/ops",
+                     "username": "ops bot", "timestamp": True}],
+        "teams": {"enabled": True, "channel-url": u + "/teams"}}),
+        ALERT + """\
+        .slack()
+        .slack()
+            .workspace('ops')
+            .channel('#ops')
+            .username('pager')
+        .discord()
+        .discord()
+            .workspace('ops')
+            .embedTitle('{{ .Level }} on {{ index .Tags "host" }}')
+        .teams()
+""", POINTS),
+    # A lone [slack] table is the default one, still without a username.
+    "slack_single": Check(Service(lambda u: {
+        "slack": {"enabled": True, "url": u + "/slack/only"}}),
+        ALERT + """\
+        .slack()
+            .channel('#one')
+""", POINTS),
+    # Alerta without correlate; ServiceNow one alert object with every field, the
+    # section's credentials (the handler's username is not used by Kapacitor 1.5.7).
+    "incident": Check(Service(lambda u: {
+        "alerta": {"enabled": True, "url": u + "/alerta", "token": "tok",
+                   "environment": "prod", "origin": "kapa"},
+        "servicenow": {"enabled": True, "url": u + "/sn", "source": "Kap",
+                       "username": "sn-user", "password": "sn-pass"}},
+        default_status=201),
+        ALERT + """\
+        .alerta()
+            .resource('{{ index .Tags "host" }}')
+            .value('{{ index .Fields "load" }}')
+        .alerta()
+            .services('web', '{{ index .Tags "dc" }}')
+            .environment('{{ index .Tags "dc" }}')
+        .serviceNow()
+            .node('{{ index .Tags "host" }}')
+            .metricName('load')
+            .username('someone')
+            .password('else')
+        .serviceNow()
+            .messageKey('key {{ .ID }} ✓ {{ index .Tags "dc" }}')
+            .resource('{{ .TaskName }}')
+""", POINTS),
+}
+
+
+def case(name: str, check: Check) -> ScenarioCase:
+    return ScenarioCase(name, EXPECTED, {"task": f"bodies_{name}", "db": "mydb",
+                                         "rp": "myrp", "script": check.script,
+                                         "points": check.points})
+
+
+def expected() -> dict[str, Any]:
+    return json.loads(EXPECTED.read_text(encoding="utf-8"))["checks"]
+
+
+@pytest.fixture(scope="module")
+def recorder():
+    recorder = ServiceRecorder()
+    yield recorder
+    recorder.close()
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_requests_as_kapacitor_sends_them(name: str, recorder: ServiceRecorder,
+                                          tmp_path: Path) -> None:
+    check = CHECKS[name]
+    want = expected()[name]
+    assert want["requests"], "the check sends nothing"
+    with DaemonProcess({**BASE, **check.service.config(recorder.http_url)}) as daemon:
+        got = run(daemon.url, case(name, check), check.service, recorder, tmp_path,
+                  want, timeout=8)
+    assert without_raw(got) == without_raw(want)
+
+
+def main(argv: list[str]) -> int:
+    """Take the expected requests from a kapacitord 1.5.7 binary."""
+    from tests.compat.oracle import Kapacitor
+    from tests.compat.scenarios_handlers import toml_sections
+
+    if len(argv) != 2 or argv[0] != "--kapacitord":
+        print("usage: python -m tests.integration.test_handler_bodies_compat "
+              "--kapacitord BIN", file=sys.stderr)
+        return 2
+    recorder = ServiceRecorder()
+    checks = {}
+    try:
+        for name, check in CHECKS.items():
+            server = Kapacitor(argv[1], extra_conf=toml_sections(
+                check.service.config(recorder.http_url)))
+            try:
+                checks[name] = run(server.url, case(name, check), check.service, recorder,
+                                   Path(tempfile.mkdtemp()))
+            finally:
+                server.close()
+            print(f"{name}: {len(checks[name].get('requests', []))} requests",
+                  file=sys.stderr)
+    finally:
+        recorder.close()
+    EXPECTED.write_text(json.dumps({
+        "about": "Requests Kapacitor 1.5.7 sent for the checks of "
+                 "test_handler_bodies_compat.py (taken by its main(); not edited by hand)",
+        "checks": checks}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
