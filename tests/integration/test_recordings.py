@@ -18,6 +18,7 @@ import gzip
 import json
 import shutil
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -361,6 +362,16 @@ def make_data(kapacitord: str) -> None:
                 for label in replays:
                     replays[label]["error"] = replays[label]["error"].replace(
                         str(kdir), "<dir>")
+                # What kapa-core records replays on kapacitord as kapacitord's own does:
+                # its files put in place of kapacitord's (which reads them as it replays).
+                with tempfile.TemporaryDirectory() as own:
+                    with DaemonProcess(_config(influx, Path(own))) as daemon:
+                        record_all(daemon.url, recorder.url)
+                    for name in ("rs.srpl", "rb.brpl"):
+                        shutil.copy(Path(own) / name, kdir / name)
+                again = replay_all(server.url, recorder, {"stream": "rs", "batch": "rb"})
+                for label in ("stream", "batch"):
+                    assert again[label] == replays[label], label
                 client = httpx.Client(base_url=server.url + "/kapacitor/v1", timeout=30)
                 answers = {}
                 for method, path, content in REFUSALS:
