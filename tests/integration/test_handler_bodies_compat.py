@@ -120,6 +120,49 @@ CHECKS: dict[str, Check] = {
             .messageKey('key {{ .ID }} ✓ {{ index .Tags "dc" }}')
             .resource('{{ .TaskName }}')
 """, POINTS),
+    # Triggers and recoveries of the paging services.
+    "paging": Check(Service(lambda u: {
+        "pagerduty": {"enabled": True, "url": u + "/pd", "service-key": "pd-key"},
+        "pagerduty2": {"enabled": True, "url": u + "/pd2", "routing-key": "pd2-key"},
+        "victorops": {"enabled": True, "url": u + "/vo", "api-key": "vo-api",
+                      "routing-key": "vo-route"},
+        "opsgenie": {"enabled": True, "url": u + "/og", "recovery_url": u + "/og-note",
+                     "api-key": "og-key", "teams": ["conf-team"]},
+        "opsgenie2": {"enabled": True, "url": u + "/og2", "api-key": "og2-key",
+                      "recipients": ["conf-user"]}}),
+        ALERT + """\
+        .details('{{ .ID }} <b>{{ .Level }}</b>')
+        .pagerDuty()
+        .pagerDuty2()
+            .link('http://example.com/{{ .ID }}', 'see {{ .Level }}')
+        .victorOps()
+            .routingKey('vo-task')
+        .opsGenie()
+            .recipients('og-user')
+        .opsGenie2()
+            .teams('og2-team')
+            .recoveryAction('close')
+""", POINTS),
+    # Chat services that are one service each, and Pushover's form.
+    "messaging": Check(Service(lambda u: {
+        "telegram": {"enabled": True, "url": u + "/bot", "token": "T:K", "chat-id": "42",
+                     "parse-mode": "Markdown"},
+        "hipchat": {"enabled": True, "url": u + "/hc", "room": "conf room",
+                    "token": "hc-token"},
+        "pushover": {"enabled": True, "url": u + "/po", "user-key": "po-user",
+                     "token": "po-token"},
+        "talk": {"enabled": True, "url": u + "/talk", "author_name": "kap"}}),
+        ALERT + """\
+        .telegram()
+            .disableWebPagePreview()
+        .hipChat()
+        .hipChat()
+            .room('ops/room 2')
+        .pushover()
+            .title('{{ .ID }}')
+            .sound('siren')
+        .talk()
+""", POINTS),
 }
 
 
