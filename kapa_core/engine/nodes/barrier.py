@@ -2,13 +2,17 @@
 
 Idle: when a group has had no data for ``idle`` of wall-clock time, a barrier at the
 group's last data time plus ``idle`` goes downstream (and again after each further
-``idle``). Periodic: every ``period`` of wall-clock time, a barrier at the current time.
+``idle``). Periodic: every ``period`` of wall-clock time counted from the group's first
+message (each group has its own ticker, as in Kapacitor), a barrier at the current time.
 Points older than a group's last barrier are dropped. With ``.delete(TRUE)`` the group
-is forgotten downstream after each barrier.
+is forgotten downstream after each barrier; a group deleted (here or upstream) gets a
+new timer with its next message.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from typing import Any
 
@@ -36,6 +40,20 @@ class BarrierNode(Node):
         self.delete = spec.delete_group
         self.groups: dict[str, _GroupState] = {}
         self.barriers = 0
+        # periodic: (next tick, sequence, group, state), one entry per live group
+        self._ticks: list[tuple[float, int, str, _GroupState]] = []
+        self._seq = itertools.count()
+
+    def _new_group(self, group: str, t: int) -> _GroupState:
+        state = self.groups[group] = _GroupState(t)
+        if not self.idle:
+            heapq.heappush(self._ticks, (state.reset_at + self.period / 1e9,
+                                         next(self._seq), group, state))
+        return state
+
+    def delete_group(self, group: str) -> None:
+        """A group deleted upstream stops its timer (a later message starts a new one)."""
+        self.groups.pop(group, None)
 
     def cardinality(self) -> int:
         return len(self.groups)
@@ -43,7 +61,7 @@ class BarrierNode(Node):
     def point(self, p: Point) -> None:
         state = self.groups.get(p.group)
         if state is None:
-            state = self.groups[p.group] = _GroupState(p.time)
+            state = self._new_group(p.group, p.time)
         if p.time < state.last_barrier:
             return  # older than what downstream was promised
         if self.idle:
@@ -56,7 +74,7 @@ class BarrierNode(Node):
         reset the idle timer."""
         state = self.groups.get(b.group)
         if state is None:
-            state = self.groups[b.group] = _GroupState(b.tmax)
+            state = self._new_group(b.group, b.tmax)
         kept = [bp for bp in b.points if bp.time >= state.last_barrier]
         if self.idle and kept:
             state.last_point = kept[-1].time
@@ -70,7 +88,7 @@ class BarrierNode(Node):
         for an idle barrier it counts as data at its time."""
         state = self.groups.get(group)
         if state is None:
-            state = self.groups[group] = _GroupState(t)
+            state = self._new_group(group, t)
         if t < state.last_barrier:
             return
         if self.idle:
@@ -81,22 +99,49 @@ class BarrierNode(Node):
             child.receive_barrier(group, t)
 
     async def run_io(self) -> None:
-        interval = (self.idle or self.period) / 1e9
-        tick = min(interval / 4, 0.05) if self.idle else interval
+        if not self.idle:
+            await self._run_periodic()
+            return
+        interval = self.idle / 1e9
+        tick = min(interval / 4, 0.05)
         while True:
             await trio.sleep(tick)
             now = time.monotonic()
             for group, state in list(self.groups.items()):
-                if self.idle:
-                    if now - state.reset_at < interval:
-                        continue
-                    t = state.last_point + self.idle
-                    state.last_point = t
-                    state.reset_at = now
-                else:
-                    t = time.time_ns()
+                if now - state.reset_at < interval:
+                    continue
+                t = state.last_point + self.idle
+                state.last_point = t
+                state.reset_at = now
                 state.last_barrier = t
                 self._send(group, t)
+
+    async def _run_periodic(self) -> None:
+        """Each group's ticks fall every ``period`` after its first message; a tick
+        missed while busy is skipped, as a Go ticker does."""
+        interval = self.period / 1e9
+        ticks = self._ticks
+        while True:
+            if not ticks:
+                await trio.sleep(min(interval, 0.05))
+                continue
+            # A group made while sleeping ticks later than the earliest tick waited for.
+            wait = ticks[0][0] - time.monotonic()
+            if wait > 0:
+                await trio.sleep(wait)
+            now = time.monotonic()
+            while ticks and ticks[0][0] <= now:
+                due, _, group, state = heapq.heappop(ticks)
+                if self.groups.get(group) is not state:
+                    continue  # deleted since
+                t = time.time_ns()
+                state.last_barrier = t
+                self._send(group, t)
+                if self.groups.get(group) is state:
+                    due += interval
+                    while due <= now:
+                        due += interval
+                    heapq.heappush(ticks, (due, next(self._seq), group, state))
 
     def _send(self, group: str, t: int) -> None:
         self.barriers += 1
