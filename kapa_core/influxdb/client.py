@@ -109,7 +109,7 @@ class ClusterClient:
         return self.config.urls[self._index % len(self.config.urls)].rstrip("/")
 
     async def __aenter__(self) -> ClusterClient:
-        headers = {}
+        headers = {"User-Agent": USER_AGENT}
         auth: httpx.Auth | None = None
         if self.config.http_shared_secret:
             if not self.shared_secret:
@@ -162,6 +162,10 @@ class ClusterClient:
             raise ConnectionFailed(f"{url}/ping answered HTTP {response.status_code}")
         version = response.headers.get("X-Influxdb-Version", "")
         return PingResult(url, version, time.monotonic() - started)
+
+
+#: What Kapacitor 1.5.7's InfluxDB client calls itself.
+USER_AGENT = "KapacitorInfluxDBClient"
 
 
 def quote_ident(name: str) -> str:

@@ -4,13 +4,15 @@ Functions over a :class:`~kapa_core.influxdb.client.ClusterClient` (its
 ``httpx.AsyncClient`` carries the credentials, TLS and timeout of the ``[[influxdb]]``
 element):
 
-* :func:`write` POSTs a body of line protocol to ``/write?db=&rp=&precision=&consistency=``,
-  gzip-compressed (``Content-Encoding: gzip``) unless the element says
-  ``compression = "none"``;
-* :func:`query` POSTs one InfluxQL statement to ``/query`` and returns its results;
-* :func:`create_database` issues ``CREATE DATABASE "db" [WITH NAME "rp"]`` as
-  Kapacitor's ``influxDBOut().create()`` does (nothing happens when the database and
-  retention policy exist already).
+* :func:`write` POSTs a body of line protocol to
+  ``/write?consistency=&db=&precision=&rp=`` (every parameter, empty or not, in that
+  order, as Kapacitor 1.5.7's client sends them) with ``Content-Type:
+  application/octet-stream``, gzip-compressed (``Content-Encoding: gzip``) unless the
+  element says ``compression = "none"``;
+* :func:`query` POSTs one InfluxQL statement to ``/query?db=&q=`` and returns its results;
+* :func:`create_database` issues ``CREATE DATABASE db [WITH NAME rp]`` as Kapacitor's
+  ``influxDBOut().create()`` does, the names quoted only where InfluxQL needs it
+  (nothing happens when the database and retention policy exist already).
 
 Failures raise :class:`WriteFailed` whose ``retry`` says whether trying the same request
 later can help: the cluster could not be reached, timed out or answered 5xx/429
@@ -30,7 +32,8 @@ import httpx
 import trio
 
 from kapa_core.errors import KapaError
-from kapa_core.influxdb.client import ClusterClient, error_text, quote_ident
+from kapa_core.influxdb.client import ClusterClient, error_text
+from kapa_core.influxdb.select_query import _KEYWORDS
 
 #: Bodies at least this large are compressed in a worker thread (zlib releases the GIL),
 #: so that the event loop, and the tasks' nodes on it, keep running meanwhile.
@@ -88,14 +91,9 @@ async def write(client: ClusterClient, body: bytes, *, database: str,
     """POST ``body`` (line protocol) to the cluster's ``/write``; raises WriteFailed."""
     if client.http is None:
         raise WriteFailed("the InfluxDB client is closed", retry=True)
-    params = {"db": database}
-    if retention_policy:
-        params["rp"] = retention_policy
-    if precision:
-        params["precision"] = precision
-    if consistency:
-        params["consistency"] = consistency
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    params = {"consistency": consistency, "db": database, "precision": precision,
+              "rp": retention_policy}
+    headers = {"Content-Type": "application/octet-stream"}
     if client.config.compression != "none":
         body = await compress(body)
         headers["Content-Encoding"] = "gzip"
@@ -113,9 +111,7 @@ async def query(client: ClusterClient, command: str, *, database: str = "") -> l
     """POST one InfluxQL statement to ``/query``; its ``results``, or WriteFailed."""
     if client.http is None:
         raise WriteFailed("the InfluxDB client is closed", retry=True)
-    params = {"q": command}
-    if database:
-        params["db"] = database
+    params = {"db": database, "q": command}
     url = client.url
     try:
         response = await client.http.post(url + "/query", params=params)
@@ -139,10 +135,24 @@ async def query(client: ClusterClient, command: str, *, database: str = "") -> l
     return list(results)
 
 
+#: Words InfluxQL reads as keywords (its parser's list, and the literals true and false).
+_RESERVED = _KEYWORDS | {"true", "false"}
+
+
+def influxql_ident(name: str) -> str:
+    """``name`` as InfluxQL's QuoteIdent writes it: bare when it is an identifier (a
+    letter or ``_``, then ASCII letters, digits and ``_``, not a keyword), else between
+    double quotes with backslash, quote and newline escaped."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    bare = name[:1].isascii() and (name[:1].isalpha() or name[:1] == "_") and all(
+        c.isascii() and (c.isalnum() or c == "_") for c in name)
+    return escaped if bare and name.lower() not in _RESERVED else f'"{escaped}"'
+
+
 def create_database_statement(database: str, retention_policy: str = "") -> str:
-    statement = f"CREATE DATABASE {quote_ident(database)}"
+    statement = f"CREATE DATABASE {influxql_ident(database)}"
     if retention_policy:
-        statement += f" WITH NAME {quote_ident(retention_policy)}"
+        statement += f" WITH NAME {influxql_ident(retention_policy)}"
     return statement
 
 

@@ -406,6 +406,11 @@ class LogReceiver(Receiver):
             path.unlink()
 
 
+#: The request headers of a write or query that are compared (the body is compared
+#: decompressed).
+HEADERS = ("Content-Type", "Content-Encoding", "User-Agent")
+
+
 class InfluxReceiver(Receiver):
     """A real ``influxd`` behind a proxy that records every request but pings: the
     queries and writes, then the databases, retention policies and points in it."""
@@ -437,6 +442,7 @@ class InfluxReceiver(Receiver):
                         receiver.requests.append({
                             "method": self.command, "path": url.path,
                             "params": sorted(params + form),
+                            "headers": {k: self.headers.get(k, "") for k in HEADERS},
                             "body": "" if form else text})
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "content-length", "connection")}

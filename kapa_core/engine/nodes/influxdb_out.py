@@ -16,8 +16,9 @@ node's) writes them:
   or the default one, looked up at every write so that a config override of
   ``[[influxdb]]`` is followed), gzip-compressed unless the cluster has
   ``compression = "none"``;
-* ``.create()`` runs ``CREATE DATABASE "db" [WITH NAME "rp"]`` when the task starts, as
-  Kapacitor does, and again before the next write while InfluxDB could not be reached;
+* ``.create()`` runs ``CREATE DATABASE db [WITH NAME rp]`` (names quoted only where
+  InfluxQL needs it, as Kapacitor's QuoteIdent does) when the task starts, as Kapacitor
+  does, and again before the next write while InfluxDB could not be reached;
 * when the task stops, what is buffered is written one last time (for at most
   ``FINAL_FLUSH_TIMEOUT`` seconds), as Kapacitor flushes its write buffer on stop.
 
