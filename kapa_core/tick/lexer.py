@@ -72,12 +72,11 @@ _DURATION_UNITS = "uµsmhdw"
 _NEWLINE = re.compile("\n")
 _SPACE = re.compile(r"\s+")
 _ASCII_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: Digits (Unicode category Nd, as Go's unicode.IsDigit), then a decimal point and
+#: digits; group 1 is the point.
+_NUMBER = re.compile(r"\d*(?:(\.)\d*)?")
 _PUNCT = {"(": T.LPAREN, ")": T.RPAREN, "[": T.LBRACKET, "]": T.RBRACKET, ",": T.COMMA,
           "|": T.PIPE, "@": T.AT, "*": T.STAR}
-
-
-def _is_digit(c: str) -> bool:
-    return c.isdecimal()  # Go's unicode.IsDigit: category Nd
 
 
 def _is_ident(c: str) -> bool:
@@ -120,11 +119,13 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
         index = bisect_right(newlines, start - 1)
         return index + 1, start - (newlines[index - 1] + 1 if index else 0) + 1
 
+    starts = [-1, *newlines]  # the offset before each line's first character
+    append = tokens.append
+    line_of = bisect_right
+
     def add(kind: T, value: str, start: int, end: int) -> None:
-        index = bisect_right(newlines, start - 1)
-        tokens.append(Token(kind, value, index + 1,
-                            start - (newlines[index - 1] + 1 if index else 0) + 1,
-                            text[start:end], start))
+        index = line_of(newlines, start - 1)
+        append(Token(kind, value, index + 1, start - starts[index], text[start:end], start))
 
     def fail(message: str, start: int) -> list[Token]:
         line, col = where(start)
@@ -190,70 +191,71 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
             return tokens
         c = text[pos]
         start = pos
+        kind = _PUNCT.get(c)
+        if kind is not None:  # the most frequent tokens first
+            if kind is T.PIPE or kind is T.AT:
+                chained += 1
+                if chained > max_nodes > 0:
+                    line, col = where(start)
+                    raise too_many_nodes(max_nodes, line, col)
+            index = line_of(newlines, start - 1)
+            append(Token(kind, c, index + 1, start - starts[index], c, start))
+            pos += 1
+            after = kind is T.RPAREN
+            continue
         if c.isspace():
             m = _SPACE.match(text, pos)
             pos = m.end() if m else pos + 1
             continue
-        if c == "-" or c == "!":
-            add(T.OP, c, start, pos + 1)
-            pos += 1
-            continue
-        if _is_digit(c) or c == ".":
-            if c == "." and not (pos + 1 < n and _is_digit(text[pos + 1])):
-                add(T.DOT, ".", start, pos + 1)
-                pos += 1
-                continue
-            decimal = False
-            end = pos
-            kind = T.INT
-            while True:
-                ch = text[end] if end < n else ""
-                if ch == ".":
-                    if decimal:
-                        return fail("multiple decimals in number", start)
-                    decimal = True
-                    end += 1
-                elif ch and _is_digit(ch):
-                    end += 1
-                elif ch and not decimal and ch in _DURATION_UNITS:
-                    end += 1
-                    if ch == "m" and end < n and text[end] == "s":
-                        end += 1
-                    kind = T.DURATION
-                    break
-                else:
-                    kind = T.FLOAT if decimal else T.INT
-                    break
-            add(kind, text[start:end], start, end)
-            pos = end
-            after = True
-            continue
         if c.isalpha():
             m = _ASCII_IDENT.match(text, pos)
             end = m.end() if m else pos + 1
-            while end < n and _is_ident(text[end]):  # beyond ASCII
-                end += 1
+            if m is None or (end < n and text[end] > "\x7f"):
+                while end < n and _is_ident(text[end]):  # beyond ASCII
+                    end += 1
             word = text[pos:end]
             if word == "lambda" and end < n and text[end] == ":":
                 add(T.LAMBDA, word, start, end + 1)
                 pos = end + 1
                 after = True
                 continue
-            add(KEYWORDS.get(word, T.IDENT), word, start, end)
+            index = line_of(newlines, start - 1)
+            append(Token(KEYWORDS.get(word, T.IDENT), word, index + 1, start - starts[index],
+                         word, start))
+            pos = end
+            after = True
+            continue
+        if c == "-" or c == "!":
+            add(T.OP, c, start, pos + 1)
+            pos += 1
+            continue
+        if c == "." or c.isdecimal():  # Go's unicode.IsDigit: category Nd, as \d here
+            if c == "." and not (pos + 1 < n and text[pos + 1].isdecimal()):
+                add(T.DOT, ".", start, pos + 1)
+                pos += 1
+                continue
+            m = _NUMBER.match(text, pos)
+            end = m.end()
+            decimal = m.lastindex == 1
+            ch = text[end] if end < n else ""
+            if ch == ".":  # a second decimal point (a first one is in the match)
+                return fail("multiple decimals in number", start)
+            if ch and not decimal and ch in _DURATION_UNITS:
+                end += 1
+                if ch == "m" and end < n and text[end] == "s":
+                    end += 1
+                kind = T.DURATION
+            else:
+                kind = T.FLOAT if decimal else T.INT
+            add(kind, text[start:end], start, end)
             pos = end
             after = True
             continue
         if c == '"':
-            end = pos + 1
-            while True:
-                if end >= n:
-                    return fail("unterminated field reference", start)
-                ch = text[end]
-                end += 1
-                if ch == "\\" and end < n and text[end] == '"':
-                    end += 1
-                elif ch == '"':
-                    break
+            m = _REFERENCE_REST.match(text, pos + 1)
+            if m is None:
+                return fail("unterminated field reference", start)
+            end = m.end()
             add(T.REFERENCE, _unescape(text[start + 1:end - 1], '"'), start, end)
             pos = end
             after = True
@@ -288,18 +290,16 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
             add(T.REGEX, _unescape(text[start + 1:end - 1], "/"), start, end)
             pos = end
             continue
-        kind = _PUNCT.get(c)
-        if kind is not None:
-            if kind is T.PIPE or kind is T.AT:
-                chained += 1
-                if chained > max_nodes > 0:
-                    line, col = where(start)
-                    raise too_many_nodes(max_nodes, line, col)
-            add(kind, c, start, pos + 1)
-            pos += 1
-            after = kind is T.RPAREN
-            continue
         return fail(f"unknown state, last char: {quote_rune(ord(c))}", start)
+
+
+#: The rest of a single-quoted string after its opening quote, through its closing
+#: quote: a backslash takes the quote after it. Possessive, so an unterminated string
+#: fails in one pass instead of backtracking.
+_SINGLE_REST = re.compile(r"(?:[^'\\]++|\\'?)*+'")
+#: The same for a reference (``"..."``) and a regex (``/.../``).
+_REFERENCE_REST = re.compile(r'(?:[^"\\]++|\\"?)*+"')
+_REGEX_REST = re.compile(r"(?:[^/\\]++|\\/?)*+/")
 
 
 def _string_end(text: str, pos: int) -> int:
@@ -307,16 +307,25 @@ def _string_end(text: str, pos: int) -> int:
     ``''`` is empty, ``'''...'''`` is a triple-quoted string, ``'it\\'s'`` escapes."""
     n = len(text)
     i = pos + 1
-    count = 1
     if i < n and text[i] == "'":
-        count = 2
         i += 1
         if i < n and text[i] == "'":
-            count = 3
-            i += 1
-        else:
-            return i  # ''
-    total = count
+            return _triple_end(text, i + 1)
+        return i  # ''
+    m = _SINGLE_REST.match(text, i)
+    return m.end() if m else -1
+
+
+def _triple_end(text: str, i: int) -> int:
+    """The end of a triple-quoted string whose body starts at ``i``: the first three
+    quotes in a row, except that after two quotes a backslash takes a quote after it
+    (as in Kapacitor's lexer), which only the slow loop below follows."""
+    close = text.find("'''", i)
+    quirk = text.find("''\\", i)
+    if quirk < 0 or (0 <= close < quirk):
+        return close + 3 if close >= 0 else -1
+    n = len(text)
+    count = total = 3
     while True:
         if i >= n:
             return -1
@@ -335,16 +344,8 @@ def _string_end(text: str, pos: int) -> int:
 
 def _regex_end(text: str, pos: int) -> int:
     """The end of the regex whose opening ``/`` is at ``pos``, -1 if unterminated."""
-    n = len(text)
-    end = pos + 1
-    while end < n:
-        ch = text[end]
-        end += 1
-        if ch == "\\" and end < n and text[end] == "/":
-            end += 1
-        elif ch == "/":
-            return end
-    return -1
+    m = _REGEX_REST.match(text, pos + 1)
+    return m.end() if m else -1
 
 
 def _comment_end(text: str, pos: int) -> int:
