@@ -88,10 +88,12 @@ def _field(value: Any) -> str:
 
 
 def point_line(point: Point) -> str:
-    """The point as Kapacitor's ``PointMessage.Bytes("n")`` writes it."""
+    """The point as Kapacitor's ``PointMessage.Bytes("n")`` writes it (a tag with an
+    empty value is left out, as InfluxDB's key builder leaves it out)."""
     key = _escape(point.name, ", ")
     for k in sorted(point.tags):
-        key += f",{_escape(k, ',= ')}={_escape(point.tags[k], ',= ')}"
+        if point.tags[k]:
+            key += f",{_escape(k, ',= ')}={_escape(point.tags[k], ',= ')}"
     fields = ",".join(f"{_escape(k, ',= ')}={_field(point.fields[k])}"
                       for k in sorted(point.fields))
     return f"{key} {fields} {point.time}"

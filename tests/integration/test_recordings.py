@@ -83,6 +83,8 @@ PLAY_STREAM = """stream
 """
 QUERY_STREAM = 'SELECT v, n, s FROM "db"."rp"."cpu" WHERE time < \'1971-01-01T00:00:20Z\''
 QUERY_BATCH = 'SELECT v, up FROM "db"."rp"."cpu" GROUP BY host'
+#: Several series: the stream recording interleaves them by time.
+QUERY_SERIES = 'SELECT v FROM "db"."rp"."cpu" GROUP BY host, region'
 
 
 def _wait(client: httpx.Client, path: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -101,6 +103,10 @@ def _define(client: httpx.Client, task_id: str, kind: str, script: str) -> None:
         "id": task_id, "type": kind, "dbrps": [{"db": "db", "rp": "rp"}],
         "script": script, "status": "disabled"})
     assert response.status_code == 200, response.text
+
+
+RECORDED = (("rb", "brpl"), ("rqs", "srpl"), ("rqb", "brpl"), ("rqm", "srpl"),
+            ("rs", "srpl"))
 
 
 def entries(path: Path) -> list[str]:
@@ -122,7 +128,8 @@ def record_all(url: str, recorder_url: str) -> dict[str, str]:
             ("rb", "batch", {"task": "rec_batch", "start": START,
                              "stop": "1971-01-01T00:00:30Z"}),
             ("rqs", "query", {"query": QUERY_STREAM, "type": "stream"}),
-            ("rqb", "query", {"query": QUERY_BATCH, "type": "batch"})]:
+            ("rqb", "query", {"query": QUERY_BATCH, "type": "batch"}),
+            ("rqm", "query", {"query": QUERY_SERIES, "type": "stream"})]:
         response = client.post(f"/recordings/{path}", json={"id": rid, **body})
         assert response.status_code == 201, response.text
         states[rid] = _wait(client, f"/recordings/{rid}")["status"]
@@ -217,8 +224,8 @@ def recorded(daemon, recorder) -> dict[str, str]:
 
 def test_recordings_hold_what_kapacitor_records(recorded, replay_dir, expected) -> None:
     assert recorded == {"rb": "finished", "rqs": "finished", "rqb": "finished",
-                        "rs": "finished"}
-    for rid, ext in (("rb", "brpl"), ("rqs", "srpl"), ("rqb", "brpl"), ("rs", "srpl")):
+                        "rqm": "finished", "rs": "finished"}
+    for rid, ext in RECORDED:
         assert entries(replay_dir / f"{rid}.{ext}") == expected["files"][rid], rid
 
 
@@ -259,7 +266,8 @@ def test_recording_api_shapes_and_refusals(daemon, recorded, expected) -> None:
         ("batch", "finished", 1, "")
     listed = client.get("/recordings", params={"fields": "type"}).json()["recordings"]
     assert {r["id"]: r["type"] for r in listed if r["id"] in recorded} == \
-        {"rb": "batch", "rqs": "stream", "rqb": "batch", "rs": "stream"}
+        {"rb": "batch", "rqs": "stream", "rqb": "batch", "rqm": "stream",
+         "rs": "stream"}
     assert all(sorted(r) == ["id", "link", "type"] for r in listed)
     for key, (status, error) in expected["refusal answers"].items():
         method, path, content = json.loads(key)
@@ -276,6 +284,72 @@ def test_failed_query_recording(daemon) -> None:
     assert (body["status"], body["error"], body["progress"]) == (
         "failed", "could not determine database and retention policy. Is the query "
         "fully qualified?", 1)
+
+
+def test_a_query_recording_without_type_fails(daemon) -> None:
+    # kapacitord 1.5.7 crashes on this request; kapa-core fails the recording instead.
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    response = client.post("/recordings/query", json={"id": "untyped",
+                                                       "query": QUERY_BATCH})
+    assert response.status_code == 201
+    body = _wait(client, "/recordings/untyped")
+    assert (body["status"], body["error"], body["type"]) == (
+        "failed", "unsupported recording type invalid", "stream")
+
+
+def test_without_recording_time_the_points_start_at_the_replay(daemon, recorder,
+                                                               replay_dir) -> None:
+    shutil.copy(DATA / "rs.srpl", replay_dir / "moved.srpl")
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    assert client.post("/recordings/import", json={"id": "moved"}).status_code == 201
+    _define(client, "each_point", "stream",
+            f"stream\n    |from()\n        .measurement('cpu')\n"
+            f"    |httpPost('{recorder.url}/p')\n")
+    recorder.requests.clear()
+    before = time.time()
+    response = client.post("/replays", json={"id": "moved", "task": "each_point",
+                                             "recording": "moved"})
+    assert response.status_code == 201
+    assert _wait(client, "/replays/moved")["status"] == "finished"
+    time.sleep(0.3)
+    times = [json.loads(r.body)["series"][0]["values"][0][0] for r in recorder.requests]
+    from datetime import datetime
+
+    stamps = [datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in times]
+    assert len(stamps) == 6
+    assert before - 1 < stamps[0] < time.time() + 1
+    assert [round(t - stamps[0], 3) for t in stamps] == [0, 2, 5, 8, 12, 15]
+
+
+def test_a_stream_recording_runs_until_a_later_point(daemon) -> None:
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    _define(client, "rec_stream2", "stream", RECORD_STREAM)
+    response = client.post("/recordings/stream", json={
+        "id": "waiting", "task": "rec_stream2", "stop": "1971-01-01T00:00:10Z"})
+    assert response.status_code == 201
+    httpx.post(daemon.url + "/write", params={"db": "db", "rp": "rp", "precision": "s"},
+               content=b"cpu v=1 31536001")
+    time.sleep(0.3)
+    response = client.get("/recordings/waiting")
+    assert (response.status_code, response.json()["status"]) == (202, "running")
+    assert client.delete("/recordings/waiting").status_code == 204
+    assert client.get("/recordings/waiting").status_code == 500
+
+
+def test_a_running_recording_fails_at_the_next_start(influx, tmp_path) -> None:
+    replay_dir = tmp_path / "replay"
+    config = {**_config(influx, replay_dir),
+              "storage": {"boltdb": str(tmp_path / "kapacitor.db")}}
+    with DaemonProcess(config) as d:
+        client = httpx.Client(base_url=api(d), timeout=30)
+        _define(client, "rec_stream", "stream", RECORD_STREAM)
+        assert client.post("/recordings/stream", json={
+            "id": "cut", "task": "rec_stream",
+            "stop": "1971-01-01T00:00:10Z"}).status_code == 201
+    with DaemonProcess(config) as d:
+        body = httpx.get(api(d) + "/recordings/cut").json()
+        assert (body["status"], body["error"]) == ("failed",
+                                                   "unexpected Kapacitor shutdown")
 
 
 def test_delete_removes_the_file(daemon, replay_dir) -> None:
@@ -353,8 +427,7 @@ def make_data(kapacitord: str) -> None:
                 kdir = Path(server.dir) / "replay"
                 DATA.mkdir(exist_ok=True)
                 files = {}
-                for rid, ext in (("rb", "brpl"), ("rqs", "srpl"), ("rqb", "brpl"),
-                                 ("rs", "srpl")):
+                for rid, ext in RECORDED:
                     files[rid] = entries(kdir / f"{rid}.{ext}")
                 for name in ("rs.srpl", "rb.brpl"):
                     shutil.copy(kdir / name, DATA / name)
