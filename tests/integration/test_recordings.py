@@ -410,6 +410,42 @@ def test_file_formats_round_trip(tmp_path) -> None:
     assert read[0].group == "cpu\nhost=a"
 
 
+def test_the_kapacitor_client_records_and_replays(daemon, recorder, recorded,
+                                                  expected) -> None:
+    """Kapacitor's own client: ``KAPA_TEST_KAPACITOR_CLIENT`` or ``kapacitor`` on the PATH."""
+    import os
+    import subprocess
+
+    cli = os.environ.get("KAPA_TEST_KAPACITOR_CLIENT") or shutil.which("kapacitor")
+    if not cli:
+        pytest.skip("no kapacitor client (set KAPA_TEST_KAPACITOR_CLIENT)")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([cli, "-url", daemon.url, *args], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run("record", "batch", "-task", "rec_batch", "-start", START, "-stop",
+               "1971-01-01T00:00:30Z", "-recording-id", "cli-rb").strip() == "cli-rb"
+    assert run("record", "query", "-query", QUERY_SERIES, "-type", "stream",
+               "-recording-id", "cli-rqm").strip() == "cli-rqm"
+    listed = run("list", "recordings", "cli-*")
+    assert "cli-rb" in listed and "cli-rqm" in listed and "finished" in listed
+    recorder.requests.clear()
+    _define(httpx.Client(base_url=api(daemon)), "rec_batch", "batch",
+            RECORD_BATCH.format(url=recorder.url))
+    assert run("replay", "-task", "rec_batch", "-recording", "cli-rb", "-rec-time",
+               "-replay-id", "cli-play").strip() == "cli-play"
+    time.sleep(0.3)
+    posts: dict[str, list[str]] = {}
+    for request in recorder.requests:
+        posts.setdefault(request.path, []).append(request.body.decode())
+    assert {k: sorted(v) for k, v in posts.items()} == expected["replays"]["batch"]["posts"]
+    run("delete", "recordings", "cli-rb", "cli-rqm")
+    assert "cli-" not in run("list", "recordings", "cli-*")
+
+
 # -- making the test data with kapacitord ------------------------------------------------
 def make_data(kapacitord: str) -> None:
     from tests.compat.oracle import Kapacitor
