@@ -22,6 +22,15 @@ from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.base import STAR
 
 
+def _eval_error(node: Node, message: str, exc: Exception) -> None:
+    """A point whose lambda fails is dropped: Kapacitor counts it in the node's errors
+    (quiet or not) and logs it unless the node is quiet."""
+    node.errors += 1
+    if not node.spec.quiet and (node.errors <= ERROR_LOG_BURST
+                                or node.errors % 1000 == 0):
+        node.log.error(message, err=str(exc))
+
+
 class SourceNode(Node):
     """``stream``: what the task master feeds."""
 
@@ -40,7 +49,6 @@ class FromNode(Node):
         self.rp = spec.retention_policy
         self.measurement = spec.measurement
         self.wheres = spec.wheres
-        self.eval_errors = 0
         self.star = any(d is STAR for d in spec.group_by)
         self.static_dims = tuple(sorted(set(spec.group_by))) if not self.star else ()
         self.by_name = spec.group_by_measurement
@@ -58,10 +66,8 @@ class FromNode(Node):
             try:
                 if not where.eval_bool(p.time, p.fields, p.tags):
                     return
-            except Exception as exc:  # dropped and logged, not an error of the node
-                self.eval_errors += 1
-                if self.eval_errors <= ERROR_LOG_BURST or self.eval_errors % 1000 == 0:
-                    self.log.error("failed to evaluate WHERE expression", err=str(exc))
+            except Exception as exc:  # dropped, counted as an error of the node
+                _eval_error(self, "failed to evaluate WHERE expression", exc)
                 return
         dims = tuple(sorted(p.tags)) if self.star else self.static_dims
         t = p.time
@@ -78,13 +84,12 @@ class FromNode(Node):
 class WhereNode(Node):
     """Keeps the points its lambda passes. As in Kapacitor, each group has its own copy
     of the lambda (count(), sigma()... count per group), and a point the lambda cannot
-    be evaluated on is dropped and logged, not counted as an error of the node."""
+    be evaluated on is dropped, counted as an error of the node and logged."""
 
     def __init__(self, spec: specs.WhereSpec, log: Any) -> None:
         super().__init__(spec, log)
         self.expr = spec.expr
         self.group_exprs: dict[str, Any] = {}
-        self.eval_errors = 0
 
     def _expr(self, group: str) -> Any:
         expr = self.group_exprs.get(group)
@@ -97,9 +102,7 @@ class WhereNode(Node):
         try:
             return bool(expr.eval_bool(t, fields, tags))
         except Exception as exc:
-            self.eval_errors += 1
-            if self.eval_errors <= ERROR_LOG_BURST or self.eval_errors % 1000 == 0:
-                self.log.error("error while evaluating expression", err=str(exc))
+            _eval_error(self, "error while evaluating expression", exc)
             return False
 
     def point(self, p: Point) -> None:
