@@ -321,6 +321,32 @@ def test_without_recording_time_the_points_start_at_the_replay(daemon, recorder,
     assert [round(t - stamps[0], 3) for t in stamps] == [0, 2, 5, 8, 12, 15]
 
 
+def test_the_real_clock_keeps_the_pace_of_the_recording(daemon, recorder,
+                                                        replay_dir) -> None:
+    from kapa_core.models.point import Point
+    from kapa_core.models.recordfile import write_stream
+
+    S = 1_000_000_000
+    write_stream(replay_dir / "paced.srpl", [
+        Point("cpu", {}, {"v": float(i)}, 31536000 * S + i * S // 2, "db", "rp")
+        for i in range(4)])
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    assert client.post("/recordings/import", json={"id": "paced"}).status_code == 201
+    _define(client, "paced_task", "stream",
+            f"stream\n    |from()\n        .measurement('cpu')\n"
+            f"    |httpPost('{recorder.url}/paced')\n")
+    recorder.requests.clear()
+    started = time.monotonic()
+    response = client.post("/replays", json={"id": "paced", "task": "paced_task",
+                                             "recording": "paced", "clock": "real",
+                                             "recording-time": True})
+    assert response.status_code == 201 and response.json()["clock"] == "real"
+    assert _wait(client, "/replays/paced")["status"] == "finished"
+    assert time.monotonic() - started >= 1.4  # 0, 0.5, 1, 1.5 s after the start
+    time.sleep(0.3)
+    assert len(recorder.requests) == 4
+
+
 def test_a_stream_recording_runs_until_a_later_point(daemon) -> None:
     client = httpx.Client(base_url=api(daemon), timeout=30)
     _define(client, "rec_stream2", "stream", RECORD_STREAM)
