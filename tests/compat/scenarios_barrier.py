@@ -62,6 +62,8 @@ _ACTION = re.compile(r"dataChannel <- point|time\.Sleep\((\d+) \* time\.Second\)
                      r"close\(dataChannel\)")
 _EXPECT = re.compile(r"rc != (\d+)")
 _STEP = re.compile(r"\bt:\s*(?:(\d+) \* )?time\.Second,")
+#: How far apart (seconds) the same post may arrive from the two daemons.
+TIMING = 0.5
 _STAMP = re.compile(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"')
 
 
@@ -164,20 +166,37 @@ class Run:
         lines = [f"cpu value={i + 0.25 + i * i / 64} {zero + i}" for i in range(self.s.count)]
         self.define()
         last = ""
+        self.arrivals: list[float] = []  # seconds from the first write to each post
+        self.started = time.monotonic()
+        first = True
         for action, seconds in self.s.actions:
             if action == "write":
+                if first:
+                    self.started, first = time.monotonic(), False
                 self.write(lines)
             elif action == "sleep":
-                time.sleep(seconds)
+                self.watch(seconds)
             else:
                 if last == "write":
-                    time.sleep(0.5)
+                    self.watch(0.5)
                 break
             last = action
         self.stop()
-        time.sleep(0.2)  # a post under way when the task stopped
+        self.watch(0.2)  # a post under way when the task stopped
         with self.recorder.lock:
             return [relative(b, zero) for b in self.recorder.posts.get(self.path, [])]
+
+    def watch(self, seconds: float) -> None:
+        """Wait, noting when each post arrives."""
+        end = time.monotonic() + seconds
+        while True:
+            with self.recorder.lock:
+                n = len(self.recorder.posts.get(self.path, []))
+            now = time.monotonic()
+            self.arrivals += [round(now - self.started, 2)] * (n - len(self.arrivals))
+            if now >= end:
+                return
+            time.sleep(min(0.02, end - now))
 
     def union(self) -> list[str]:
         self.define()
@@ -210,16 +229,20 @@ class Run:
         self.client.close()
 
 
-def run_both(urls: dict[str, str], s: Scenario, recorder: Recorder) -> dict[str, list[str]]:
-    """Run the scenario on each daemon at the same time; what each produced."""
+def run_both(urls: dict[str, str], s: Scenario, recorder: Recorder
+             ) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
+    """Run the scenario on each daemon at the same time; what each produced, and when
+    (seconds from the first write) each post arrived."""
     zero = int(time.time()) - s.back
     out: dict[str, list[str]] = {}
+    arrivals: dict[str, list[float]] = {}
     errors: list[BaseException] = []
 
     def one(tag: str, url: str) -> None:
         run = Run(url, s, recorder, tag)
         try:
             out[tag] = run.union() if s.steps else run.barrier(zero)
+            arrivals[tag] = getattr(run, "arrivals", [])
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -232,7 +255,7 @@ def run_both(urls: dict[str, str], s: Scenario, recorder: Recorder) -> dict[str,
         t.join()
     if errors:
         raise errors[0]
-    return out
+    return out, arrivals
 
 
 def sorted_series(bodies: list[str]) -> list[str]:
@@ -266,16 +289,20 @@ def main(argv: list[str] | None = None) -> int:
                 runs = []
                 for i in range(args.runs):
                     recorder.reset()
-                    got = run_both(urls, s, recorder)
+                    got, when = run_both(urls, s, recorder)
                     runs.append(got)
                     k, c = got["kapacitor"], got["kapa-core"]
                     what = "httpOut steps" if s.steps else "posts"
                     verdict = "equal" if k == c else \
                         "series order only" if sorted_series(k) == sorted_series(c) else "DIFFER"
+                    tk, tc = when["kapacitor"], when["kapa-core"]
+                    if verdict == "equal" and any(abs(a - b) > TIMING for a, b in zip(tk, tc)):
+                        verdict = "DIFFER in timing"
+                    note = f" (posts at {tk} s / {tc} s after the write)" if tk or tc else ""
                     go = f" (the Go test expects {s.go_posts})" if s.go_posts is not None \
                         else ""
                     print(f"{s.name} run {i + 1}: {len(k)} {what} from Kapacitor, {len(c)} "
-                          f"from kapa-core{go}: {verdict}", flush=True)
+                          f"from kapa-core{go}: {verdict}{note}", flush=True)
                     if args.show:
                         print("\n".join(f"  {b.strip()}" for b in k))
                     if verdict != "equal" and not args.quiet:
@@ -285,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                             if a != b:
                                 print(f"  [{n}] Kapacitor: {a.strip()}\n"
                                       f"  [{n}] kapa-core: {b.strip()}")
-                    if verdict == "DIFFER" and s.name not in differ:
+                    if verdict.startswith("DIFFER") and s.name not in differ:
                         differ.append(s.name)
                 for tag in ("kapacitor", "kapa-core"):
                     if any(r[tag] != runs[0][tag] for r in runs[1:]):
