@@ -81,6 +81,13 @@ PLAY_STREAM = """stream
         .every(10s)
     |httpPost('{url}/s')
 """
+PLAY_BATCH = """batch
+    |query('SELECT v FROM "db"."rp"."cpu"')
+        .period(10s)
+        .every(10s)
+    |count('v')
+    |httpPost('{url}/c')
+"""
 QUERY_STREAM = 'SELECT v, n, s FROM "db"."rp"."cpu" WHERE time < \'1971-01-01T00:00:20Z\''
 QUERY_BATCH = 'SELECT v, up FROM "db"."rp"."cpu" GROUP BY host'
 #: Several series: the stream recording interleaves them by time.
@@ -153,12 +160,17 @@ def replay_all(url: str, recorder: HTTPRecorder, names: dict[str, str]
     client = httpx.Client(base_url=url + "/kapacitor/v1", timeout=30)
     _define(client, "play_stream", "stream", PLAY_STREAM.format(url=recorder.url))
     _define(client, "rec_batch", "batch", RECORD_BATCH.format(url=recorder.url))
+    _define(client, "play_batch", "batch", PLAY_BATCH.format(url=recorder.url))
     out: dict[str, Any] = {}
     for label, path, body in [
             ("stream", "", {"task": "play_stream", "recording": names["stream"]}),
             ("batch", "", {"task": "rec_batch", "recording": names["batch"]}),
             ("query stream", "/query", {"task": "play_stream", "query": QUERY_STREAM}),
             ("query batch", "/query", {"task": "rec_batch", "query": QUERY_BATCH}),
+            ("query batch one node", "/query", {"task": "play_batch",
+                                                "query": QUERY_BATCH}),
+            ("batch entries one node", "", {"task": "play_batch",
+                                             "recording": names["batch"]}),
             ("stream into batch", "", {"task": "rec_batch", "recording": names["stream"]}),
             ("batch into stream", "", {"task": "play_stream", "recording": names["batch"]})]:
         recorder.requests.clear()
