@@ -18,8 +18,9 @@ Each event is a POST to ``<[alerta] url>/alert`` with ``Authorization: <token pr
 correlations are templates rendered with the event's template data (services default to
 the measurement name; ``correlate`` is left out unless ``.correlated()`` names some, as
 Kapacitor 1.5.7 never sends it); event (default ``{{ .ID }}``) is rendered with only
-``ID``, ``Name``, ``TaskName``, ``Group`` and ``Tags``. An empty environment or origin falls back to the
-section's; the timeout defaults to 24h.
+``ID``, ``Name``, ``TaskName``, ``Group`` and ``Tags``. An empty environment or origin
+falls back to the section's; the timeout defaults to 24h. The body is written as Go's
+``json.Encoder`` writes it (keys sorted, a final newline).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kapa_core.plugin_api import (
     StringMap,
     Template,
     TemplateError,
+    go_json,
     hookimpl,
     option,
     parse_template,
@@ -193,8 +195,10 @@ class AlertaHandler:
             body["attributes"] = dict(options.attributes)
         token = options.token or config.token
         prefix = options.token_prefix or config.token_prefix or DEFAULT_TOKEN_PREFIX
-        await send(self.context, "alerta", alert_url(config.url), json_body=body,
-                   headers={"Authorization": f"{prefix} {token}"},
+        await send(self.context, "alerta", alert_url(config.url),
+                   content=go_json(body) + "\n",  # as json.Encoder writes it
+                   headers={"Authorization": f"{prefix} {token}",
+                            "Content-Type": "application/json"},
                    tls=TLS.of(config))
 
 

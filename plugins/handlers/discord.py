@@ -29,11 +29,13 @@ from kapa_core.plugin_api import (
     TLS,
     ConfigError,
     Event,
+    GoStruct,
     HandlerError,
     HandlerKind,
     Level,
     Section,
     TemplateError,
+    go_json,
     hookimpl,
     one_default,
     option,
@@ -135,10 +137,10 @@ class DiscordHandler:
             title = self.title.execute(event.template_data())
         except TemplateError as exc:
             raise HandlerError(f"discord: embedTitle: {exc}") from None
-        embed = {"color": COLORS.get(event.level, OTHER_COLOR),
-                 "title": title or config.embed_title,
-                 "description": event.state.message,
-                 "timestamp": rfc3339(event.state.time) if config.timestamp else ""}
+        embed = GoStruct(color=COLORS.get(event.level, OTHER_COLOR),
+                         title=title or config.embed_title,
+                         description=event.state.message,
+                         timestamp=rfc3339(event.state.time) if config.timestamp else "")
         return {"username": self.options.username or config.username,
                 "avatar_url": self.options.avatar_url or config.avatar_url,
                 "embeds": [embed]}
@@ -147,8 +149,11 @@ class DiscordHandler:
         config = self._workspace()
         if not config.enabled:
             raise HandlerError("discord: the [[discord]] section is not enabled")
-        await send(self.context, "discord", config.url, json_body=self.body(config, event),
-                   tls=TLS.of(config))
+        # as Go's json.Encoder writes it: map keys sorted, the embed in struct order, a
+        # final newline
+        await send(self.context, "discord", config.url,
+                   content=go_json(self.body(config, event)) + "\n",
+                   headers={"Content-Type": "application/json"}, tls=TLS.of(config))
 
 
 @hookimpl

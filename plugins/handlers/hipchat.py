@@ -26,6 +26,7 @@ from kapa_core.plugin_api import (
     Level,
     Section,
     go_join_url,
+    go_json,
     hookimpl,
     option,
     require_url,
@@ -80,7 +81,8 @@ class HipChatHandler:
                                self.options.token or config.token)
         body = {"from": "kapacitor", "color": COLORS.get(event.level, "green"),
                 "message": event.state.message, "notify": True}
-        await send(self.context, "hipchat", url, json_body=body)
+        await send(self.context, "hipchat", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})  # json.Encoder's newline
 
 
 @hookimpl

@@ -137,7 +137,8 @@ class OpsGenieHandler:
         if recipients:
             body["recipients"] = recipients
         url = (config.recovery_url if recovery else config.url) + "/"
-        await send(self.context, "opsgenie", url, json_body=body)
+        await send(self.context, "opsgenie", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})  # json.Encoder's newline
 
 
 # -- opsgenie2 ---------------------------------------------------------------------------
@@ -205,7 +206,8 @@ class OpsGenie2Handler:
             body: dict[str, Any] = {"note": event.state.message}
         else:
             url, body = config.url, self._alert(config, event)
-        await send(self.context, "opsgenie2", url, json_body=body, headers=headers)
+        await send(self.context, "opsgenie2", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json", **headers})
 
 
 @hookimpl

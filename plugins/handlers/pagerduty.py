@@ -23,6 +23,9 @@ template data; a link without text shows its href.
 
 ``client_url`` is the daemon's HTTP API base URL (``http://<listen address>/kapacitor/v1``),
 which is why both sections have a small service: it gives the handlers the running daemon.
+
+Bodies are written as Kapacitor's ``json.Encoder`` writes them: maps with sorted keys,
+v2's structs in their field order, and a final newline.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import trio
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    GoStruct,
     GoTime,
     HandlerError,
     HandlerKind,
@@ -44,6 +48,7 @@ from kapa_core.plugin_api import (
     Template,
     TemplateError,
     enabled_config,
+    go_json,
     hookimpl,
     option,
     parse_template,
@@ -55,6 +60,7 @@ from kapa_core.plugin_api import (
 V2_ACCEPT = "application/vnd.pagerduty+json;version=2"
 V2_SEVERITY = {Level.INFO: "info", Level.WARNING: "warning", Level.CRITICAL: "critical"}
 TIMESTAMP_LAYOUT = "2006-01-02T15:04:05.000000000Z07:00"
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +162,8 @@ class PagerDutyHandler:
                 "client": "kapacitor",
                 "client_url": getattr(self.context, "client_url", ""),
                 "details": state.details}
-        await send(self.context, "pagerduty", config.url, json_body=body)
+        await send(self.context, "pagerduty", config.url, content=go_json(body) + "\n",
+                   headers=JSON_HEADERS)  # json.Encoder: a final newline
 
 
 # -- pagerduty2 --------------------------------------------------------------------------
@@ -210,7 +217,8 @@ class PagerDuty2Handler:
         try:
             for href_t, text_t in self.links:
                 href = href_t.execute(data)
-                out.append({"href": href, "text": text_t.execute(data) if text_t else href})
+                out.append(GoStruct(href=href,
+                                    text=text_t.execute(data) if text_t else href))
         except TemplateError as exc:
             raise HandlerError(f"pagerduty2: link template: {exc}") from None
         return out
@@ -221,22 +229,22 @@ class PagerDuty2Handler:
                        or config.routing_key)
         severity = V2_SEVERITY.get(event.level)
         if severity is None:  # OK resolves the incident
-            body: dict[str, Any] = {"routing_key": routing_key, "dedup_key": event.id,
-                                    "event_action": "resolve"}
-        else:
-            body = {"routing_key": routing_key, "event_action": "trigger",
-                    "dedup_key": event.id,
-                    "payload": {
-                        "summary": event.state.message,
-                        "source": event.tags.get("host", "unknown"),
-                        "severity": severity,
-                        "timestamp": GoTime(event.state.time).Format(TIMESTAMP_LAYOUT),
-                        "class": event.task_name, "component": "", "group": "",
-                        "custom_details": {"result": event.result()}},
-                    "images": None, "links": self._links(event), "client": "kapacitor",
-                    "client_url": getattr(self.context, "client_url", "")}
-        await send(self.context, "pagerduty2", config.url, json_body=body,
-                   headers={"Accept": V2_ACCEPT})
+            body: dict[str, Any] = GoStruct(routing_key=routing_key, dedup_key=event.id,
+                                            event_action="resolve")
+        else:  # Kapacitor's AlertPayload and PDCEF structs, fields in their order
+            body = GoStruct(
+                routing_key=routing_key, event_action="trigger", dedup_key=event.id,
+                payload=GoStruct(
+                    summary=event.state.message,
+                    source=event.tags.get("host", "unknown"),
+                    severity=severity,
+                    timestamp=GoTime(event.state.time).Format(TIMESTAMP_LAYOUT),
+                    **{"class": event.task_name}, component="", group="",
+                    custom_details={"result": event.result()}),
+                images=None, links=self._links(event), client="kapacitor",
+                client_url=getattr(self.context, "client_url", ""))
+        await send(self.context, "pagerduty2", config.url, content=go_json(body) + "\n",
+                   headers={**JSON_HEADERS, "Accept": V2_ACCEPT})
 
 
 @hookimpl

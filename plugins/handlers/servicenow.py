@@ -29,6 +29,7 @@ from typing import Any
 
 from kapa_core.plugin_api import (
     Event,
+    GoStruct,
     HandlerError,
     HandlerKind,
     Level,
@@ -150,7 +151,8 @@ class ServiceNowHandler:
                     for key, v in self.templates.info.items()}
         except TemplateError as exc:
             raise HandlerError(f"servicenow: {exc}") from None
-        record = {"source": cutoff(self.options.source or config.source, USUAL_CUTOFF)}
+        # Kapacitor's Alert struct: its fields in their order
+        record = GoStruct(source=cutoff(self.options.source or config.source, USUAL_CUTOFF))
         for name in ("node", "type", "resource", "metric_name"):
             record[name] = cutoff(values.get(name, ""), USUAL_CUTOFF)
         record["message_key"] = cutoff(values.get("message_key") or event.id, 1024)

@@ -20,10 +20,12 @@ from kapa_core.plugin_api import (
     TLS,
     ConfigError,
     Event,
+    GoStruct,
     HandlerError,
     HandlerKind,
     Level,
     Section,
+    go_json,
     hookimpl,
     one_default,
     pick_element,
@@ -107,14 +109,18 @@ class SlackHandler:
             raise HandlerError("slack: the [[slack]] section is not enabled")
         message = event.state.message
         body = {"as_user": False, "channel": self.options.channel or config.channel,
-                "text": "", "attachments": [{
-                    "fallback": message, "color": COLORS.get(event.level, "good"),
-                    "text": message, "mrkdwn_in": ["text"]}],
+                "text": "", "attachments": [GoStruct(
+                    fallback=message, color=COLORS.get(event.level, "good"),
+                    text=message, mrkdwn_in=["text"])],
                 "username": self.options.username or config.username,
                 "icon_emoji": self.options.icon_emoji or config.icon_emoji}
-        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        await send(self.context, "slack", config.url, json_body=body, headers=headers,
-                   tls=TLS.of(config))
+        headers = {"Content-Type": "application/json"}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        # written as Go's json.Encoder writes it: the map's keys sorted, the attachment
+        # in its struct's order, a final newline
+        await send(self.context, "slack", config.url, content=go_json(body) + "\n",
+                   headers=headers, tls=TLS.of(config))
 
 
 @hookimpl

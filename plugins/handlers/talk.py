@@ -17,6 +17,7 @@ from kapa_core.plugin_api import (
     HandlerError,
     HandlerKind,
     Section,
+    go_json,
     hookimpl,
     require_url,
     send,
@@ -55,7 +56,8 @@ class TalkHandler:
             raise HandlerError("talk: the [talk] section is not enabled")
         body = {"title": event.id, "text": event.state.message,
                 "authorName": config.author_name}
-        await send(self.context, "talk", config.url, json_body=body)
+        await send(self.context, "talk", config.url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})  # json.Encoder's newline
 
 
 @hookimpl

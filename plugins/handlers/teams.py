@@ -23,6 +23,7 @@ from typing import Any
 
 from kapa_core.plugin_api import (
     Event,
+    GoStruct,
     HandlerError,
     HandlerKind,
     Section,
@@ -76,9 +77,9 @@ def card(event: Event) -> dict[str, Any]:
     else:
         title = f"{level}: [{event.id or event.topic}]"
         summary = f"{title} - {message}"
-    return {"@type": "MessageCard", "@context": "http://schema.org/extensions",
-            "title": title, "text": message,
-            "summary": cut(summary, SUMMARY_CUTOFF) + "..."}
+    return GoStruct({"@type": "MessageCard", "@context": "http://schema.org/extensions",
+                     "title": title, "text": message,
+                     "summary": cut(summary, SUMMARY_CUTOFF) + "..."})
 
 
 class TeamsHandler:

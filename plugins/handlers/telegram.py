@@ -29,6 +29,7 @@ from kapa_core.plugin_api import (
     HandlerKind,
     Section,
     go_join_url,
+    go_json,
     hookimpl,
     option,
     require_choice,
@@ -111,8 +112,10 @@ class TelegramHandler:
         config: TelegramConfig | None = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("telegram: the [telegram] section is not enabled")
+        # as Go's json.Encoder writes it, with a final newline
         await send(self.context, "telegram", send_message_url(config.url, config.token),
-                   json_body=self.body(config, event))
+                   content=go_json(self.body(config, event)) + "\n",
+                   headers={"Content-Type": "application/json"})
 
 
 @hookimpl

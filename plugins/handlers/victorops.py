@@ -83,7 +83,8 @@ class VictorOpsHandler:
                 "data": result if config.json_data else go_json(result)}
         url = alert_url(config.url, config.api_key,
                         self.options.routing_key or config.routing_key)
-        await send(self.context, "victorops", url, json_body=body)
+        await send(self.context, "victorops", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})  # json.Encoder's newline
 
 
 @hookimpl
