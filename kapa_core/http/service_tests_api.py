@@ -20,6 +20,8 @@ def _json(test: ServiceTest) -> dict[str, Any]:
 
 
 class ServiceTestsAPI:
+    """Kapacitor writes these three answers with a plain json.Encoder: compact."""
+
     def __init__(self, tests: ServiceTests) -> None:
         self.tests = tests
 
@@ -35,12 +37,12 @@ class ServiceTestsAPI:
         except GlobError as exc:
             raise APIError(400, f"invalid pattern {pattern!r}: {exc}") from None
         return Response.json({"link": {"rel": "self", "href": BASE},
-                              "services": [_json(t) for t in tests]})
+                              "services": [_json(t) for t in tests]}, pretty=False)
 
     async def get(self, request: Request) -> Response:
-        return Response.json(_json(self.tests.get(request.params["name"])))
+        return Response.json(_json(self.tests.get(request.params["name"])), pretty=False)
 
     async def run(self, request: Request) -> Response:
         name = request.params["name"]
         self.tests.get(name)
-        return Response.json(await self.tests.run(name, json_body(request)))
+        return Response.json(await self.tests.run(name, json_body(request)), pretty=False)
