@@ -24,6 +24,7 @@ from kapa_core.alert.handler_kit import (
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
 from kapa_core.alert.outbound import send
+from kapa_core.cloud import CloudError, K8sClient, SwarmClient, find_cluster
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
@@ -95,6 +96,7 @@ class UDFBridge:
 
 __all__ = [
     "TLS",
+    "CloudError",
     "ConfigError",
     "DiscoveryKind",
     "Duration",
@@ -105,6 +107,7 @@ __all__ = [
     "HandlerError",
     "HandlerKind",
     "InputListener",
+    "K8sClient",
     "KapaError",
     "Level",
     "PluginError",
@@ -112,11 +115,13 @@ __all__ = [
     "ServiceContext",
     "StartupContext",
     "StringMap",
+    "SwarmClient",
     "TLSFileError",
     "Template",
     "TemplateError",
     "UDFBridge",
     "enabled_config",
+    "find_cluster",
     "go_join_url",
     "go_json",
     "go_path_join",

@@ -1,14 +1,27 @@
 """ec2: the [[ec2]] section, discovering AWS EC2 instances (also used by ec2Autoscale).
 
 Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``.
-Configuration only for now: the discovery service arrives with the scraping work.
+Configuration only for now: the discovery service arrives with the scraping work. The
+section's service answers Kapacitor's service test for an unknown or disabled element.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, setting, unique_elements
+import trio
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    Duration,
+    KapaError,
+    Section,
+    hookimpl,
+    setting,
+    unique_elements,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +44,27 @@ class EC2Config:
             raise ConfigError("region", "must be set")
 
 
+class EC2Service:
+    """Offers ``/kapacitor/v1/service-tests/ec2`` (options ``id``) as Kapacitor lists it."""
+
+    def __init__(self, context: Any) -> None:
+        self.elements = context.config
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def test_options(self) -> dict[str, Any]:
+        return {"id": ""}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        cluster = str(options.get("id") or "")
+        if not any(e.id == cluster and e.enabled for e in self.elements):
+            raise KapaError(f"discoverer {json.dumps(cluster, ensure_ascii=False)} is not "
+                            "enabled or does not exist")
+        raise KapaError("EC2 discovery is not available in kapa-core yet")
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [
@@ -40,6 +74,7 @@ def kapa_config_sections() -> list[Section]:
             multiple=True,
             element_key="id",
             check=unique_elements("id"),
+            service=EC2Service,
             doc="Discover AWS EC2 instances (also used by ec2Autoscale).",
         )
     ]

@@ -1,17 +1,27 @@
 """kubernetes: the [[kubernetes]] section,
 discovering Kubernetes API servers (k8sAutoscale and discovery).
 
-Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``.
-Configuration only for now: the discovery service arrives with the scraping work.
+Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``
+and a ``k8sAutoscale`` node in ``.cluster()``. The section's service offers Kapacitor's
+service test (``GET /api`` on the element's API servers); the discovery service arrives
+with the scraping work.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
 
 from kapa_core.plugin_api import (
+    CloudError,
     ConfigError,
+    K8sClient,
     Section,
+    find_cluster,
     hookimpl,
     require_choice,
     setting,
@@ -54,6 +64,36 @@ def _check_ids(elements: tuple[KubernetesConfig, ...]) -> None:
     unique_elements("id")(elements)
 
 
+class KubernetesService:
+    """Offers ``/kapacitor/v1/service-tests/kubernetes`` as Kapacitor does."""
+
+    def __init__(self, context: Any) -> None:
+        self.elements = context.config
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def test_options(self) -> dict[str, Any]:
+        return {"id": ""}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        cluster = str(options.get("id") or "")
+        if not any(e.id == cluster for e in self.elements):
+            raise CloudError("unknown kubernetes cluster "
+                             f"{json.dumps(cluster, ensure_ascii=False)}")
+        try:
+            client = K8sClient(find_cluster(self.elements, cluster, "kubernetes"))
+        except CloudError as exc:
+            raise CloudError(f"failed to get client: {exc}") from None
+        async with httpx.AsyncClient(timeout=30, verify=client.verify) as http:
+            client.http = http
+            try:
+                await client.versions()
+            except CloudError as exc:
+                raise CloudError(f"failed to query server versions: {exc}") from None
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [
@@ -63,6 +103,7 @@ def kapa_config_sections() -> list[Section]:
             multiple=True,
             element_key="id",
             check=_check_ids,
+            service=KubernetesService,
             doc="Discover Kubernetes API servers (k8sAutoscale and discovery).",
         )
     ]

@@ -129,6 +129,10 @@ class FakeCloud:
 
     def get(self, path: str) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if path == "/api":  # the Kubernetes service test
+            return 200, {"kind": "APIVersions", "versions": ["v1"]}
+        if path == "/info":  # the Swarm service test
+            return 200, {"ID": "fake", "ServerVersion": "17.06.0-ce"}
         with self.lock:
             if parts[:3] == ["apis", "extensions", "v1beta1"] and len(parts) == 8 \
                     and parts[3] == "namespaces" and parts[7] == "scale":

@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
@@ -191,6 +192,94 @@ EXPECTED: dict[str, dict[str, object]] = {
 
 
 
+#: ``/kapacitor/v1/service-tests`` of kubernetes and swarm: elements "main" (the fake
+#: cloud), "off" (disabled) and "bad" (nothing listens), and an id not configured.
+SERVICE_TESTS = [(name, {"id": cluster}) for cluster in ("main", "off", "bad", "nope", "")
+                 for name in ("kubernetes", "swarm")]
+
+
+def services_with_more(cloud_url: str) -> dict[str, list[dict[str, object]]]:
+    config = services_config(cloud_url)
+    for name, urls in (("kubernetes", "api-servers"), ("swarm", "servers")):
+        config[name][0]["id"] = "main"
+        config[name].append({"enabled": False, "id": "off", urls: [cloud_url]})
+        config[name].append({"enabled": True, "id": "bad", urls: ["http://127.0.0.1:1"]})
+    return config
+
+
+def service_tests(url: str, cloud: FakeCloud) -> dict[str, object]:
+    out: dict[str, object] = {}
+    listed = httpx.get(url + "/kapacitor/v1/service-tests")
+    out["list"] = [s for s in listed.json()["services"]
+                   if s["name"] in ("kubernetes", "swarm", "ec2")]
+    for name, options in SERVICE_TESTS:
+        cloud.reset()
+        r = httpx.post(f"{url}/kapacitor/v1/service-tests/{name}", json=options, timeout=30)
+        with cloud.lock:
+            out[f"{name} {options['id']}"] = [r.status_code, r.text, list(cloud.requests)]
+    return out
+
+
+# Taken from kapacitord 1.5.7 (see the module's docstring).
+EXPECTED_SERVICE_TESTS: dict[str, object] = {
+    'list': [
+        {'link': {'href': '/kapacitor/v1/service-tests/ec2', 'rel': 'self'}, 'name': 'ec2', 'options': {'id': ''}},
+        {'link': {'href': '/kapacitor/v1/service-tests/kubernetes', 'rel': 'self'}, 'name': 'kubernetes', 'options': {'id': ''}},
+        {'link': {'href': '/kapacitor/v1/service-tests/swarm', 'rel': 'self'}, 'name': 'swarm', 'options': {'id': ''}},
+    ],
+    'kubernetes ': [
+        200,
+        '{"success":false,"message":"unknown kubernetes cluster \\"\\""}\n',
+        [],
+    ],
+    'kubernetes bad': [
+        200,
+        '{"success":false,"message":"failed to query server versions: k8s client request failed: Get \\"http://127.0.0.1:1/api\\": dial tcp 127.0.0.1:1: connect: connection refused"}\n',
+        [],
+    ],
+    'kubernetes main': [
+        200,
+        '{"success":true,"message":""}\n',
+        ['GET /api Authorization: Bearer t0ken'],
+    ],
+    'kubernetes nope': [
+        200,
+        '{"success":false,"message":"unknown kubernetes cluster \\"nope\\""}\n',
+        [],
+    ],
+    'kubernetes off': [
+        200,
+        '{"success":false,"message":"failed to get client: service is not enabled"}\n',
+        [],
+    ],
+    'swarm ': [
+        200,
+        '{"success":false,"message":"unknown swarm cluster \\"\\""}\n',
+        [],
+    ],
+    'swarm bad': [
+        200,
+        '{"success":false,"message":"failed to query server version: swarm client request failed: Get \\"http://127.0.0.1:1/info\\": dial tcp 127.0.0.1:1: connect: connection refused"}\n',
+        [],
+    ],
+    'swarm main': [
+        200,
+        '{"success":true,"message":""}\n',
+        ['GET /info'],
+    ],
+    'swarm nope': [
+        200,
+        '{"success":false,"message":"unknown swarm cluster \\"nope\\""}\n',
+        [],
+    ],
+    'swarm off': [
+        200,
+        '{"success":false,"message":"failed to get client: service is not enabled"}\n',
+        [],
+    ],
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
     server = FakeCloud()
@@ -214,15 +303,28 @@ def test_autoscale_like_kapacitor(daemon: DaemonProcess, cloud: FakeCloud,
     assert got == expected
 
 
+def test_service_tests_like_kapacitor(cloud: FakeCloud) -> None:
+    config = {"http": {"log-enabled": False}, "logging": {"level": "ERROR"},
+              **services_with_more(cloud.url)}
+    with DaemonProcess(config) as daemon:
+        assert service_tests(daemon.url, cloud) == EXPECTED_SERVICE_TESTS
+
+
 def main(argv: list[str]) -> int:
+    from kapa_core.testing import to_toml
     from tests.compat.oracle import Kapacitor
-    from tests.compat.scenarios_misc import services_toml
 
     binary = argv[argv.index("--kapacitord") + 1]
     cloud = FakeCloud()
-    server = Kapacitor(binary, extra_conf=services_toml(cloud.url))
+    server = Kapacitor(binary, extra_conf=to_toml(services_config(cloud.url)))
     try:
         out = {s.name: run(server.url, s, None, cloud) for s in SCENARIOS}
+    finally:
+        server.close()
+    more = services_with_more(cloud.url)
+    server = Kapacitor(binary, extra_conf=to_toml(more))
+    try:
+        out["service tests"] = service_tests(server.url, cloud)
     finally:
         server.close()
         cloud.close()

@@ -22,13 +22,19 @@ kapa-core: a task with ``ec2Autoscale`` is refused when it starts.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import trio
 
-from kapa_core.alert.gojson import Struct, dumps
+from kapa_core.cloud import (
+    DEFAULT_NAMESPACE,
+    CloudError,
+    K8sClient,
+    SwarmClient,
+    find_cluster,
+)
+from kapa_core.cloud import go_quote as _go_quote
 from kapa_core.engine.node import Node
 from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
@@ -40,188 +46,6 @@ from kapa_core.pipeline.autoscale import (
 )
 
 QUEUE = 1000
-#: Kubernetes' default namespace, used when the node names none.
-DEFAULT_NAMESPACE = "default"
-SWARM_VERSION = "v1.30"
-
-
-class CloudError(Exception):
-    pass
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-class _RoundRobin:
-    """Kapacitor's clients pick the next URL for each request, starting at the second."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = [httpx.URL(u) for u in urls]
-        self.index = 0
-
-    def pick(self, path: str) -> str:
-        self.index = (self.index + 1) % len(self.urls)
-        base = self.urls[self.index]
-        return str(base.copy_with(raw_path=path.encode()))
-
-
-def _cluster(elements: Any, cluster: str, service: str, what: str = "cluster") -> Any:
-    """The ``[[<service>]]`` element with id ``cluster`` (Kapacitor's service lookup)."""
-    for element in elements or ():
-        if element.id == cluster:
-            if not element.enabled:
-                raise CloudError("service is not enabled")
-            return element
-    raise CloudError(f"unknown {service} {what} {_go_quote(cluster)}, cannot get client")
-
-
-class K8sClient:
-    def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
-        self.urls = _RoundRobin(list(config.api_servers))
-        self.token = config.token
-        self.http = http
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        assert self.http is not None
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        try:
-            response = await self.http.request(method, self.urls.pick(path),
-                                               headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise CloudError(f"k8s client request failed: {exc}") from None
-        try:
-            doc = response.json() if response.content else {}
-        except ValueError as exc:
-            raise CloudError("failed to understand k8s server response: Code: "
-                             f"{response.status_code}: {exc}") from None
-        if response.status_code != 200:
-            raise CloudError(str(doc.get("message", "")) if isinstance(doc, dict) else "")
-        return doc if isinstance(doc, dict) else {}
-
-    async def get_scale(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
-        path = f"/apis/extensions/v1beta1/namespaces/{namespace}/{kind}/{name}/scale"
-        try:
-            return await self._request("GET", path)
-        except CloudError as exc:
-            raise CloudError(f"failed to get scale {namespace}/{kind}/{name}: {exc}") from None
-
-    async def replicas(self, rid: tuple[str, str, str]) -> int:
-        scale = await self.get_scale(*rid)
-        return _int((scale.get("spec") or {}).get("replicas", 0))
-
-    async def set_replicas(self, rid: tuple[str, str, str], replicas: int) -> None:
-        namespace, kind, name = rid
-        scale = await self.get_scale(namespace, kind, name)
-        meta = scale.get("metadata") or {}
-        patch = [Struct(op="replace", path="/spec/replicas", value=replicas)]
-        try:
-            await self._request("PATCH", str(meta.get("selfLink", "")),
-                                content=(dumps(patch) + "\n").encode(),
-                                headers={"Content-Type": "application/json-patch+json"})
-        except CloudError as exc:
-            raise CloudError(f"failed to update scale {namespace}/{kind}/"
-                             f"{meta.get('name', '')}: {exc}") from None
-
-
-def _int(value: Any) -> int:
-    return value if type(value) is int else int(value or 0)
-
-
-#: The fields of Docker's ServiceSpec and TaskSpec in the order Go writes them, and
-#: whether Go leaves them out when empty (structs are always written).
-_SPEC_FIELDS = (("Name", True), ("Labels", True), ("TaskTemplate", False), ("Mode", False),
-                ("UpdateConfig", True), ("Networks", True), ("EndpointSpec", True))
-_TASK_FIELDS = (("ContainerSpec", False), ("Resources", True), ("RestartPolicy", True),
-                ("Placement", True), ("Networks", True), ("LogDriver", True),
-                ("ForceUpdate", False))
-
-
-def _go_struct(doc: Any, fields: tuple[tuple[str, bool], ...], zero: dict[str, Any]
-               ) -> Struct:
-    doc = doc if isinstance(doc, dict) else {}
-    out = Struct()
-    for name, omit_empty in fields:
-        value = doc.get(name, zero.get(name))
-        if omit_empty and value in (None, "", {}, [], 0):
-            continue
-        out[name] = value
-    return out
-
-
-def swarm_spec_body(spec: Any) -> str:
-    """A service spec as Kapacitor's swarm client sends it back: Go's encoding of
-    Docker's ServiceSpec (its fields, in its order, empty ones left out or zero)."""
-    out = _go_struct(spec, _SPEC_FIELDS, {})
-    out["TaskTemplate"] = _go_struct(out.get("TaskTemplate"), _TASK_FIELDS,
-                                     {"ContainerSpec": {}, "ForceUpdate": 0})
-    mode = out.get("Mode") if isinstance(out.get("Mode"), dict) else {}
-    fixed = Struct()
-    if isinstance(mode.get("Replicated"), dict):
-        replicated = Struct()
-        if mode["Replicated"].get("Replicas") is not None:
-            replicated["Replicas"] = mode["Replicated"]["Replicas"]
-        fixed["Replicated"] = replicated
-    if mode.get("Global") is not None:
-        fixed["Global"] = {}
-    out["Mode"] = fixed
-    return dumps(out) + "\n"
-
-
-class SwarmClient:
-    def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
-        self.urls = _RoundRobin(list(config.servers))
-        self.http = http
-
-    async def _request(self, method: str, path: str, content: bytes | None = None) -> Any:
-        assert self.http is not None
-        try:
-            response = await self.http.request(method, self.urls.pick(path), content=content)
-        except httpx.HTTPError as exc:
-            raise CloudError(f"swarm client request failed: {exc}") from None
-        if response.status_code != 200:
-            try:
-                message = response.json().get("message", "")
-            except (ValueError, AttributeError):
-                raise CloudError("failed to understand swarm server response: Code: "
-                                 f"{response.status_code}") from None
-            if not message:
-                raise CloudError("failed to understand swarm server error response: "
-                                 f"Code: {response.status_code}")
-            raise CloudError(str(message))
-        try:
-            return response.json() if content is None else None
-        except ValueError as exc:
-            raise CloudError("failed to decode swarm server response into *swarm.Service: "
-                             f"Code: {response.status_code}: {exc}") from None
-
-    async def service(self, name: str) -> dict[str, Any]:
-        try:
-            doc = await self._request("GET", f"/{SWARM_VERSION}/services/{name}")
-        except CloudError as exc:
-            raise CloudError(f"failed to get swarm service for {_go_quote(name)}: {exc}"
-                             ) from None
-        return doc if isinstance(doc, dict) else {}
-
-    @staticmethod
-    def _replicated(service: dict[str, Any]) -> dict[str, Any]:
-        mode = (service.get("Spec") or {}).get("Mode") or {}
-        replicated = mode.get("Replicated")
-        if not isinstance(replicated, dict) or replicated.get("Replicas") is None:
-            # Kapacitor dereferences a nil pointer here; an error for this point
-            raise CloudError("swarm service is not replicated")
-        return replicated
-
-    async def replicas(self, name: str) -> int:
-        return _int(self._replicated(await self.service(name))["Replicas"])
-
-    async def set_replicas(self, name: str, replicas: int) -> None:
-        service = await self.service(name)
-        self._replicated(service)["Replicas"] = replicas
-        version = _int((service.get("Version") or {}).get("Index", 0))
-        sid = str(service.get("ID", ""))
-        await self._request("POST", f"/{SWARM_VERSION}/services/{sid}/update?version={version}",
-                            content=swarm_spec_body(service.get("Spec")).encode())
 
 
 class GoInt:
@@ -327,7 +151,7 @@ class AutoscaleNode(Node):
         self._queue(b)
 
     async def run_io(self) -> None:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, verify=self.client.verify) as http:
             self.client.http = http
             async for item in self.receive:
                 if isinstance(item, Point):
@@ -407,7 +231,7 @@ class K8sAutoscaleNode(AutoscaleNode):
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
-            return K8sClient(_cluster(section("kubernetes"), spec.cluster, "kubernetes"))
+            return K8sClient(find_cluster(section("kubernetes"), spec.cluster, "kubernetes"))
         except CloudError as exc:
             raise CloudError("cannot use the k8sAutoscale node, could not create kubernetes "
                              f"client: {exc}") from None
@@ -435,7 +259,7 @@ class SwarmAutoscaleNode(AutoscaleNode):
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
-            return SwarmClient(_cluster(section("swarm"), spec.cluster, "swarm"))
+            return SwarmClient(find_cluster(section("swarm"), spec.cluster, "swarm"))
         except CloudError as exc:
             raise CloudError("cannot use the swarmAutoscale node, could not create swarm "
                              f"client: {exc}") from None
@@ -451,7 +275,7 @@ class Ec2AutoscaleNode(AutoscaleNode):
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
-            _cluster(section("ec2"), spec.cluster, "ec2", "region")
+            find_cluster(section("ec2"), spec.cluster, "ec2", "region")
         except CloudError as exc:
             raise CloudError("cannot use the EC2Autoscale node, could not create ec2 "
                              f"client: {exc}") from None
