@@ -77,6 +77,34 @@ load,app=serviceA delta=1i 31536000
 load,app=serviceB delta=-3i 31536000
 load,app=serviceA delta=4i 31536001
 """)),
+    # Batches (from a window) into k8sAutoscale: each point of a batch is handled, in
+    # order; the output points keep the batch's group tags.
+    Scenario("k8s_batches", "", [("k8s_batches", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app', 'zone')
+    |window()
+        .period(2s)
+        .every(2s)
+    |k8sAutoscale()
+        .resourceNameTag('app')
+        .kind('deployments')
+        .replicas(lambda: int("want"))
+        .decreaseCooldown(1m)
+    |httpOut('out')
+""", DBRP)], stats=["k8s_batches"], cloud=True, points=("mydb", "myrp", """\
+load,app=serviceA,zone=z1 want=2 31536000
+load,app=serviceB,zone=z1 want=12 31536000
+load,app=serviceA,zone=z1 want=3 31536001
+load,app=serviceB,zone=z1 want=8 31536001
+load,app=serviceA,zone=z1 want=1 31536002
+load,app=serviceB,zone=z1 want=4 31536002
+load,app=serviceA,zone=z1 want=5 31536003
+load,app=serviceB,zone=z1 want=15 31536004
+load,app=serviceA,zone=z1 want=5 31536005
+load,app=serviceA,zone=z1 want=5 31536007
+""")),
     # Docker Swarm: a fixed service name, the name tag given for the output; a float
     # result and a missing field are errors; no groupBy.
     Scenario("swarm_fixed", "", [("swarm_fixed", """
@@ -119,6 +147,30 @@ load,service=serviceB v=1 31536002
 
 # Taken from kapacitord 1.5.7 (see the module's docstring).
 EXPECTED: dict[str, dict[str, object]] = {
+    'k8s_batches': {
+        'cloud requests': [
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":2}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":3}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":12}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":8}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":1}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+            'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":5}]\n',
+        ],
+        'k8s_batches error':
+            '',
+        'k8s_batches httpOut':
+            '{"series":[{"name":"load","tags":{"app":"serviceA","kind":"deployments","namespace":"default","resource":"serviceA","zone":"z1"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:03Z",5,1]]},{"name":"load","tags":{"app":"serviceB","kind":"deployments","namespace":"default","resource":"serviceB","zone":"z1"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:01Z",8,12]]}]}',
+        'k8s_batches stats':
+            '{"from1": {"collected": 10, "emitted": 10, "errors": 0, "working_cardinality": 0}, "http_out4": {"collected": 6, "emitted": 0, "errors": 0, "working_cardinality": 2}, "k8s_autoscale3": {"collected": 5, "cooldown_drops": 1, "decrease_events": 2, "emitted": 6, "errors": 0, "increase_events": 4, "working_cardinality": 2}, "stream0": {"collected": 10, "emitted": 10, "errors": 0, "working_cardinality": 0}, "window2": {"collected": 10, "emitted": 5, "errors": 0, "working_cardinality": 2}}',
+    },
     'k8s_cooldowns': {
         'cloud requests': [
             'GET /apis/extensions/v1beta1/namespaces/ops/replicasets/serviceA/scale Authorization: Bearer t0ken',
