@@ -38,6 +38,20 @@ class Pipeline:
             self.nodes[-2].id, node_id = node_id, node_id - 1
         return node_id
 
+    def last_http_out(self, endpoint: str) -> int:
+        """The highest ID of the pipeline's ``httpOut`` nodes serving ``endpoint`` (-1
+        if none): one table for the pipeline, not one scan per node (tasks may have
+        thousands of ``httpOut`` nodes)."""
+        table = getattr(self, "_http_outs", None)
+        if table is None or table[0] != len(self.nodes):
+            last: dict[str, int] = {}
+            for node in self.nodes:
+                if node.kind == "http_out":
+                    name = getattr(node, "endpoint", "")
+                    last[name] = max(last.get(name, -1), node.id)
+            table = self._http_outs = (len(self.nodes), last)
+        return table[1].get(endpoint, -1)
+
     @property
     def sources(self) -> list[NodeSpec]:
         return [n for n in self.nodes if not n.parents]

@@ -21,8 +21,8 @@ class HTTPOutNode(Node):
         self.endpoint = spec.endpoint
         # Kapacitor registers each endpoint when the task starts: one name used again by
         # a later httpOut of the task fails this node, which stops the task.
-        if any(isinstance(other, HTTPOutSpec) and other.endpoint == spec.endpoint
-               and other.id > spec.id for other in getattr(spec.pipeline, "nodes", ())):
+        last = getattr(spec.pipeline, "last_http_out", None)
+        if last is not None and last(spec.endpoint) > spec.id:
             path = f"/kapacitor/v1/tasks/{getattr(ctx, 'task_id', '')}/{spec.endpoint}"
             self.registration_error = f"http: multiple registrations for {path}"
             self.run_io = self._refuse_registration
