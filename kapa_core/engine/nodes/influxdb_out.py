@@ -46,6 +46,7 @@ failed request), ``points_dropped`` and ``points_buffered``.
 from __future__ import annotations
 
 from collections import deque
+from decimal import Decimal
 from math import isfinite
 from typing import Any
 
@@ -81,13 +82,23 @@ def _scaled(t: int, scale: int) -> int:
     return t // scale if t >= 0 else -(-t // scale)
 
 
+def line_float(value: float) -> str:
+    """A finite float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` writes it: the
+    shortest digits that read back the same, in plain decimal notation."""
+    text = repr(value)
+    if "e" not in text:
+        return text[:-2] if text.endswith(".0") else text
+    return format(Decimal(text), "f")
+
+
 class LineFormatter:
     """Lines of line protocol, with the escaped tag sets and field keys cached.
 
     As InfluxDB's own point model does, tags with an empty key or value are left out;
     fields InfluxDB cannot store (empty key; None, NaN, ±Inf) are left out too, and a
-    point with no field left is an error. Tags are written sorted by key, as InfluxDB
-    stores them.
+    point with no field left is an error. Tags and fields are written sorted by key and
+    floats in plain decimals without a trailing ``.0`` (``2``, ``1000000000000000000000``,
+    ``0.0000001``), as Kapacitor 1.5.7's point model writes them.
     """
 
     #: Entries per cache before it is emptied (tag sets of a high-cardinality stream).
@@ -120,14 +131,14 @@ class LineFormatter:
         tag_set = self._tag_set(tags) if tags else ""
         keys = self._keys
         parts = []
-        for k, v in fields.items():
+        for k, v in sorted(fields.items()):
             key = keys.get(k) or self._key(k)
             if not key:
                 continue
             kind = type(v)
             if kind is float:
                 if isfinite(v):
-                    parts.append(f"{key}={v!r}")
+                    parts.append(f"{key}={line_float(v)}")
             elif kind is int:
                 parts.append(f"{key}={v}i")
             elif v is not None:
@@ -162,8 +173,9 @@ class InfluxDBOutNode(Node):
         self.retention_policy = spec.retention_policy
         self.measurement = spec.measurement.translate(_MEASUREMENT)
         self.tags = spec.tags
-        self.precision = PRECISIONS[spec.precision]
-        self.scale = precision_scale(self.precision or "ns")
+        # Kapacitor's client sends precision=ns when none is set.
+        self.precision = PRECISIONS[spec.precision] or "ns"
+        self.scale = precision_scale(self.precision)
         self.consistency = spec.write_consistency.lower()
         self.size = spec.buffer
         self.interval = spec.flush_interval / 1e9
