@@ -47,7 +47,7 @@ import httpx
 
 from tests.compat.casefile import Case
 from tests.compat.oracle import Kapacitor, free_port, show_diff
-from tests.compat.runner import CaseRun, Recorder
+from tests.compat.runner import CaseRun, Recorder, _mask_ids
 from tests.compat.scenarios import FUNC, arg_parser, srpl_points
 
 # -- the scenario's script, read from the Go test -----------------------------------------
@@ -206,7 +206,9 @@ class KafkaSink(Receiver):
             out["records"] = _sorted([{
                 "topic": r.topic, "partition": r.partition,
                 "key": None if r.key is None else r.key.decode("utf-8", "replace"),
-                "value": None if r.value is None else r.value.decode("utf-8", "replace"),
+                # the default details name the server's random IDs
+                "value": None if r.value is None else _mask_ids(r.value.decode("utf-8",
+                                                                             "replace")),
                 "headers": [[k, None if v is None else v.decode("utf-8", "replace")]
                             for k, v in r.headers],
                 # the time the record was made: only whether it is about now
@@ -266,7 +268,7 @@ class ExecReceiver(Receiver):
             stdin = args.with_suffix(".stdin")
             if not stdin.exists():
                 continue
-            data = stdin.read_text()
+            data = _mask_ids(stdin.read_text())
             runs.append({"program": args.name.split(".")[0],
                          "args": args.read_text().splitlines(),
                          "stdin": _json(data), "stdin raw": data})
@@ -415,10 +417,14 @@ class InfluxReceiver(Receiver):
     """A real ``influxd`` behind a proxy that records every request but pings: the
     queries and writes, then the databases, retention policies and points in it."""
 
-    def __init__(self, workdir: Path, prepare: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, prepare: tuple[str, ...] = (),
+                 compression: str = "") -> None:
         super().__init__(workdir)
         from tests.integration.influxd import InfluxD
         self.prepare = prepare  # queries run on influxd before the scenario
+        # kapa-core's [[influxdb]] compression (gzip by default; Kapacitor 1.5.7 has no
+        # such setting and never compresses); only kapa-core is given it
+        self.compression = compression
         self.influxd = InfluxD().start()
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -441,7 +447,7 @@ class InfluxReceiver(Receiver):
                     with receiver.lock:
                         receiver.requests.append({
                             "method": self.command, "path": url.path,
-                            "params": sorted(params + form),
+                            "params": [list(p) for p in sorted(params + form)],
                             "headers": {k: self.headers.get(k, "") for k in HEADERS},
                             "body": "" if form else text})
                 headers = {k: v for k, v in self.headers.items()
@@ -469,8 +475,11 @@ class InfluxReceiver(Receiver):
         self.reset()
 
     def config(self) -> dict[str, Any]:
-        return {"influxdb": [{"enabled": True, "name": "default", "default": True,
-                              "urls": [self.url], "disable-subscriptions": True}]}
+        element = {"enabled": True, "name": "default", "default": True, "urls": [self.url],
+                   "disable-subscriptions": True}
+        if self.compression:
+            element["compression"] = self.compression
+        return {"influxdb": [element]}
 
     def collect(self) -> dict[str, Any]:
         with self.lock:
@@ -579,29 +588,43 @@ def run(url: str, case: Case, receiver: Receiver, workdir: Path,
         case_run.client.close()
 
 
+def on_kapacitor(kapacitord: str, case: Case, receiver: Receiver,
+                 workdir: Path) -> dict[str, Any]:
+    """What ``receiver`` got from the case's task on a throw-away kapacitord configured
+    for it."""
+    from kapa_core.testing import to_toml
+    config = receiver.config()
+    influx = config.pop("influxdb", None)
+    server = Kapacitor(kapacitord, influx_url=influx[0]["urls"][0] if influx else None,
+                       extra_conf=to_toml(config) if config else "")
+    try:
+        return run(server.url, case, receiver, workdir)
+    finally:
+        server.close()
+
+
+def on_kapa_core(case: Case, receiver: Receiver, workdir: Path,
+                 expected: dict[str, Any] | None = None,
+                 timeout: float = 20.0) -> tuple[dict[str, Any], list[str]]:
+    """(What ``receiver`` got from the case's task on a throw-away kapa-core configured
+    for it, kapa-core's log lines)."""
+    from kapa_core.testing import DaemonProcess
+    config: dict[str, Any] = {"http": {"log-enabled": False}, "logging": {"level": "INFO"},
+                              **receiver.config()}
+    with DaemonProcess(config) as daemon:
+        got = run(daemon.url, case, receiver, workdir, expected, timeout=timeout)
+        return got, daemon.log().splitlines()
+
+
 def run_scenario(scenario: Scenario, source: Path, kapacitord: str,
                  workdir: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """(Kapacitor's outputs, kapa-core's, kapa-core's log lines)."""
-    from kapa_core.testing import DaemonProcess, to_toml
     receiver = scenario.receiver(workdir)
     try:
         case = _case(scenario, source, receiver)
-        config = receiver.config()
-        influx = config.pop("influxdb", None)
-        server = Kapacitor(kapacitord, influx_url=influx[0]["urls"][0] if influx else None,
-                           extra_conf=to_toml(config) if config else "")
-        try:
-            expected = run(server.url, case, receiver, workdir)
-        finally:
-            server.close()
+        expected = on_kapacitor(kapacitord, case, receiver, workdir)
         receiver.reset()
-        daemon_config: dict[str, Any] = {"http": {"log-enabled": False},
-                                         "logging": {"level": "INFO"}, **config}
-        if influx:
-            daemon_config["influxdb"] = influx
-        with DaemonProcess(daemon_config) as daemon:
-            got = run(daemon.url, case, receiver, workdir, expected)
-            log = daemon.log().splitlines()
+        got, log = on_kapa_core(case, receiver, workdir, expected)
         return expected, got, log
     finally:
         receiver.close()

@@ -1,0 +1,270 @@
+"""What the alert handlers that talk to a service other than over HTTP (sensu, exec,
+snmptrap, email, kafka) and influxDBOut send, compared with what Kapacitor 1.5.7 sends
+for the same script and points.
+
+Each case runs on a throw-away kapa-core configured to send to a local receiver (the
+receivers of tests/compat/scenarios_services.py: a Sensu client socket, programs that
+keep their stdin, a UDP socket decoding traps, an SMTP server, a Kafka broker, a real
+``influxd`` behind a recording proxy), and what the receiver got must equal, as data
+and where it matters byte for byte, what it got from Kapacitor 1.5.7. Those answers
+are in service_outputs.json, taken from kapacitord (never written by hand) with:
+
+    python -m tests.integration.test_service_outputs --kapacitord BIN [NAME...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.compat.casefile import Case
+from tests.compat.scenarios_services import (
+    ExecReceiver,
+    InfluxReceiver,
+    KafkaSink,
+    Receiver,
+    SensuReceiver,
+    SMTPReceiver,
+    SNMPReceiver,
+    on_kapa_core,
+    on_kapacitor,
+)
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = Path(__file__).with_name("service_outputs.json")
+
+
+@dataclass(frozen=True)
+class ServiceCase:
+    receiver: Callable[[Path], Receiver]
+    script: str
+    points: str
+
+    def case(self, name: str, receiver: Receiver) -> Case:
+        return Case(f"services/{name}", EXPECTED, {
+            "script": receiver.rewrite(self.script), "points": self.points.strip(),
+            "db": "mydb", "rp": "myrp"})
+
+
+def PLAIN_INFLUX(workdir: Path) -> InfluxReceiver:  # noqa: N802
+    """influxd behind the proxy; kapa-core told not to gzip its writes (its own
+    [[influxdb]] compression setting, gzip by default; Kapacitor 1.5.7 never
+    compresses)."""
+    return InfluxReceiver(workdir, compression="none")
+
+
+CASES: dict[str, ServiceCase] = {
+    # Go's json.Encoder over a map: sorted keys, HTML escapes, Go numbers; metadata
+    # never replaces a standard key; the source is the handler's.
+    "sensu_metadata_and_levels": ServiceCase(SensuReceiver, """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('host')
+    |alert()
+        .id('load.{{ index .Tags "host" }}')
+        .message('{{ .ID }} <{{ .Level }}> & {{ index .Fields "v" }}')
+        .info(lambda: "v" > 1)
+        .warn(lambda: "v" > 5)
+        .crit(lambda: "v" > 10)
+        .sensu()
+            .source('probe')
+            .handlers('h1', 'h2')
+            .metadata('ratio', 0.25)
+            .metadata('big', 1000000000000000000000.0)
+            .metadata('on', TRUE)
+            .metadata('count', 3)
+            .metadata('name', 'ignored')
+            .metadata('note', 'a<b')
+""", """
+load,host=alpha v=2 31536000
+load,host=beta v=7.5 31536000
+load,host=alpha v=12i 31536001
+load,host=beta v=0.5 31536002
+"""),
+    # The alert JSON and a newline on each program's stdin, the arguments as given.
+    "exec_alert_json_on_stdin": ServiceCase(ExecReceiver, """
+stream
+    |from()
+        .measurement('temp')
+        .groupBy('room')
+    |alert()
+        .id('{{ index .Tags "room" }}')
+        .message('{{ .ID }} is {{ .Level }}: é <&> {{ index .Fields "t" }}')
+        .details('')
+        .warn(lambda: "t" > 20.5)
+        .crit(lambda: "t" > 30)
+        .exec('/bin/my-script', 'a b', '--flag=1')
+        .exec('/bin/my-other-script')
+""", """
+temp,room=kitchen t=21.25 31536000
+temp,room=hall t=35i,label="x" 31536000
+temp,room=kitchen t=19 31536005
+"""),
+    # sysUpTime.0 is 1000; each .data() type letter Kapacitor knows, from templates.
+    "snmptrap_types_and_uptime": ServiceCase(SNMPReceiver, """
+stream
+    |from()
+        .measurement('ports')
+        .groupBy('dev')
+    |alert()
+        .id('{{ index .Tags "dev" }}')
+        .message('{{ .ID }} {{ .Level }} ü')
+        .warn(lambda: "errors" > 3)
+        .crit(lambda: "errors" > 10)
+        .snmpTrap('1.3.6.1.4.1.98.1')
+            .data('1.3.6.1.4.1.98.1.1', 's', '{{ .Message }}')
+            .data('1.3.6.1.4.1.98.1.2', 'i', '{{ index .Fields "errors" }}')
+            .data('1.3.6.1.4.1.98.1.3', 'c', '{{ index .Fields "total" }}')
+            .data('1.3.6.1.4.1.98.1.4', 't', '4294967295')
+            .data('1.3.6.1.4.1.98.1.5', 'n', '')
+            .data('1.3.6.1.4.1.98.1.6', 'i', '-7')
+""", """
+ports,dev=sw1 errors=5i,total=123456789012i 31536000
+ports,dev=sw2 errors=11i,total=0i 31536000
+"""),
+    # gomail's message: Q-encoded non-ASCII subject split into words, quoted-printable
+    # body (soft breaks, trailing blanks, '=', UTF-8), envelope from the addresses.
+    "email_encodings": ServiceCase(SMTPReceiver, """
+stream
+    |from()
+        .measurement('cpu')
+        .groupBy('host')
+    |alert()
+        .id('{{ index .Tags "host" }}')
+        .message('Température élevée sur {{ index .Tags "host" }} — niveau {{ .Level }} ✓ and a subject long enough for two encoded words')
+        .details('''<p>Value = {{ index .Fields "v" }}   </p>
+a line that is much longer than seventy-six characters so that the writer has to break it softly
+tab	end	
+ünïcödé and =equals= signs''')
+        .crit(lambda: "v" > 1)
+        .email('ops@example.com', 'Dev Team <dev@example.com>', 'ops@example.com')
+""", """
+cpu,host=web-1 v=2.5 31536000
+"""),
+    # kafka-go's LeastBytes: each message to the partition with the fewest bytes so far.
+    "kafka_least_bytes_partitions": ServiceCase(KafkaSink, """
+stream
+    |from()
+        .measurement('disk')
+        .groupBy('host')
+    |alert()
+        .id('disk/{{ index .Tags "host" }}')
+        .message('{{ .ID }} {{ .Level }}')
+        .details('')
+        .crit(lambda: "used" > 90)
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('disk')
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('disk-ids')
+            .template('{{ .ID }}')
+""", """
+disk,host=a used=91 31536000
+disk,host=bbbbbbbbbbbb used=95 31536001
+disk,host=cc used=99 31536002
+disk,host=dddddd used=92 31536003
+disk,host=a used=50 31536004
+"""),
+    # CREATE DATABASE with names quoted only where InfluxQL needs it; every /write
+    # parameter; the client's headers.
+    "influxdb_out_create_and_quote": ServiceCase(PLAIN_INFLUX, """
+stream
+    |from()
+        .measurement('cpu')
+    |influxDBOut()
+        .create()
+        .database('my-db')
+        .retentionPolicy('select')
+        .measurement('cpu out')
+        .precision('ms')
+        .writeConsistency('any')
+        .tag('kind', 'copy')
+        .buffer(4)
+        .flushInterval(1h)
+""", """
+cpu,host=a,dc=x v=1.5,n=3i,s="text",b=true 31536000
+cpu,host=b,dc=x v=2 31536001
+cpu,host=a,dc=y n=-4i 31536002
+cpu,host=c s="q\\"uote" 31536003
+"""),
+    # No .create(), no precision and no retention policy: the point's own, and empty
+    # parameters still sent.
+    "influxdb_out_point_rp": ServiceCase(lambda d: InfluxReceiver(
+        d, ('CREATE DATABASE plain WITH NAME myrp',), compression="none"), """
+stream
+    |from()
+        .measurement('mem')
+        .groupBy('host')
+    |influxDBOut()
+        .database('plain')
+        .buffer(3)
+        .flushInterval(1h)
+""", """
+mem,host=a used=10i 31536000
+mem,host=b used=20i 31536000
+mem,host=a used=11i 31536001
+"""),
+}
+
+
+def expected() -> dict[str, Any]:
+    return json.loads(EXPECTED.read_text(encoding="utf-8")) if EXPECTED.exists() else {}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_what_the_service_receives_equals_kapacitors(name: str, tmp_path: Path) -> None:
+    want = expected().get(name)
+    if want is None:
+        pytest.fail(f"no answer of Kapacitor for {name}: take it with "
+                    "python -m tests.integration.test_service_outputs --kapacitord BIN")
+    if name.startswith("influxdb") and shutil.which("influxd") is None:
+        pytest.skip("influxd is not installed")
+    spec = CASES[name]
+    receiver = spec.receiver(tmp_path)
+    try:
+        got, log = on_kapa_core(spec.case(name, receiver), receiver, tmp_path, want)
+    finally:
+        receiver.close()
+    assert got == want, "\n".join(line for line in log if "ERROR" in line or "WARN" in line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Take Kapacitor's answers for the named cases (all by default) into
+    service_outputs.json."""
+    parser = argparse.ArgumentParser(prog="python -m tests.integration.test_service_outputs")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--kapacitord", required=True)
+    args = parser.parse_args(argv)
+    answers = expected()
+    for name, spec in CASES.items():
+        if args.names and not any(fnmatch.fnmatch(name, p) for p in args.names):
+            continue
+        workdir = Path(tempfile.mkdtemp(prefix="service-outputs-"))
+        receiver = spec.receiver(workdir)
+        try:
+            answers[name] = on_kapacitor(args.kapacitord, spec.case(name, receiver),
+                                         receiver, workdir)
+        finally:
+            receiver.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(name, json.dumps(answers[name], sort_keys=True)[:300], flush=True)
+    EXPECTED.write_text(json.dumps(answers, indent=1, sort_keys=True, ensure_ascii=False)
+                        + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
