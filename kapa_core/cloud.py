@@ -79,9 +79,20 @@ class K8sClient:
 
     def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
         self.urls = _RoundRobin(list(config.api_servers))
-        self.token = config.token
         self.http = http
-        self.verify = _verify(TLS(ca=config.ca_path), "ca-path") if config.ca_path else True
+        self.ca_path = ""
+        self.verify: Any = True
+        self.update(config)
+
+    def update(self, config: Any) -> None:
+        """Follow a changed config element, as Kapacitor's clients do for running tasks:
+        new servers and token at once (the turn goes on), a new CA when it changed."""
+        self.urls.urls = [httpx.URL(u) for u in config.api_servers]
+        self.token = config.token
+        if config.ca_path != self.ca_path:
+            self.verify = _verify(TLS(ca=config.ca_path), "ca-path") if config.ca_path \
+                else True
+            self.ca_path = config.ca_path
 
     async def versions(self) -> dict[str, Any]:
         """``GET /api`` (the service test)."""
@@ -180,7 +191,15 @@ class SwarmClient:
     def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
         self.urls = _RoundRobin(list(config.servers))
         self.http = http
-        self.verify = _verify(TLS.of(config), "ssl files")
+        self.tls = TLS.of(config)
+        self.verify: Any = _verify(self.tls, "ssl files")
+
+    def update(self, config: Any) -> None:
+        """Follow a changed config element (see K8sClient.update)."""
+        self.urls.urls = [httpx.URL(u) for u in config.servers]
+        if TLS.of(config) != self.tls:
+            self.tls = TLS.of(config)
+            self.verify = _verify(self.tls, "ssl files")
 
     async def version(self) -> str:
         """``GET /info``'s ServerVersion (the service test)."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.compat.scenarios_misc import FakeCloud, Scenario, run, services_config
 
 pytestmark = pytest.mark.integration
@@ -332,6 +333,86 @@ EXPECTED_SERVICE_TESTS: dict[str, object] = {
 }
 
 
+OVERRIDE_SCRIPT = """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |k8sAutoscale()
+        .resourceNameTag('app')
+        .replicas(lambda: "want")
+    |httpOut('out')
+"""
+
+
+def config_override(url: str, first: FakeCloud, second: FakeCloud) -> dict[str, object]:
+    """A running k8sAutoscale while ``[[kubernetes]]`` is changed through the config
+    API: new API servers and token, then the element disabled; then a new task."""
+    out: dict[str, object] = {}
+    first.reset()
+    second.reset()
+    with httpx.Client(base_url=url, timeout=30) as c:
+        task = {"type": "stream", "status": "enabled", "script": OVERRIDE_SCRIPT,
+                "dbrps": [{"db": "mydb", "rp": "myrp"}]}
+        write = "/write?db=mydb&rp=myrp&precision=s"
+        c.post("/kapacitor/v1/tasks", json={"id": "scale", **task}).raise_for_status()
+        for step, lines, change in (
+                (0, "load,app=serviceA want=3i 31536000", {"api-servers": [second.url],
+                                                          "token": "new"}),
+                (1, "load,app=serviceA want=4i 31536001\nload,app=serviceB want=5i 31536001",
+                 {"enabled": False}),
+                (2, "load,app=serviceA want=6i 31536002", None)):
+            before = len(first.requests) + len(second.requests)
+            c.post(write, content=lines.encode()).raise_for_status()
+            wait_until(lambda: len(first.requests) + len(second.requests) > before,
+                       what=f"requests of step {step}")
+            time.sleep(0.3)
+            if change is not None:
+                r = c.post("/kapacitor/v1/config/kubernetes/", json={"set": change})
+                out[f"override {step}"] = r.status_code
+        out["first"] = list(first.requests)
+        out["second"] = list(second.requests)
+        out["out"] = c.get("/kapacitor/v1/tasks/scale/out").text
+        stats = c.get("/kapacitor/v1/tasks/scale").json()["stats"]["node-stats"]
+        stats = stats["k8s_autoscale2"]
+        stats.pop("avg_exec_time_ns", None)
+        out["stats"] = json.dumps(stats, sort_keys=True)
+        r = c.post("/kapacitor/v1/tasks", json={"id": "later", **task})
+        out["new task refused"] = r.json().get("error")
+        c.delete("/kapacitor/v1/tasks/scale")
+        c.delete("/kapacitor/v1/tasks/later")
+    return out
+
+
+# Taken from kapacitord 1.5.7 (see the module's docstring).
+EXPECTED_OVERRIDE: dict[str, object] = {
+    'first': [
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+        'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":3}]\n',
+    ],
+    'new task refused':
+        'cannot use the k8sAutoscale node, could not create kubernetes client: service is not enabled',
+    'out':
+        '{"series":[{"name":"load","tags":{"app":"serviceA","kind":"deployments","namespace":"default","resource":"serviceA"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:02Z",6,4]]},{"name":"load","tags":{"app":"serviceB","kind":"deployments","namespace":"default","resource":"serviceB"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:01Z",5,10]]}]}',
+    'override 0':
+        204,
+    'override 1':
+        204,
+    'second': [
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer new',
+        'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer new Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":4}]\n',
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer new',
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer new',
+        'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceB/scale Authorization: Bearer new Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":5}]\n',
+        'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer new',
+        'PATCH /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer new Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":6}]\n',
+    ],
+    'stats':
+        '{"collected": 4, "cooldown_drops": 0, "decrease_events": 1, "emitted": 4, "errors": 0, "increase_events": 3, "working_cardinality": 2}',
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
     server = FakeCloud()
@@ -362,6 +443,17 @@ def test_service_tests_like_kapacitor(cloud: FakeCloud) -> None:
         assert service_tests(daemon.url, cloud) == EXPECTED_SERVICE_TESTS
 
 
+def test_running_node_follows_config_override(cloud: FakeCloud) -> None:
+    second = FakeCloud()
+    try:
+        config = {"http": {"log-enabled": False}, "logging": {"level": "ERROR"},
+                  **services_config(cloud.url)}
+        with DaemonProcess(config) as daemon:
+            assert config_override(daemon.url, cloud, second) == EXPECTED_OVERRIDE
+    finally:
+        second.close()
+
+
 def main(argv: list[str]) -> int:
     from kapa_core.testing import to_toml
     from tests.compat.oracle import Kapacitor
@@ -373,6 +465,13 @@ def main(argv: list[str]) -> int:
         out = {s.name: run(server.url, s, None, cloud) for s in SCENARIOS}
     finally:
         server.close()
+    second = FakeCloud()
+    server = Kapacitor(binary, extra_conf=to_toml(services_config(cloud.url)))
+    try:
+        out["config override"] = config_override(server.url, cloud, second)
+    finally:
+        server.close()
+        second.close()
     more = services_with_more(cloud.url)
     server = Kapacitor(binary, extra_conf=to_toml(more))
     try:

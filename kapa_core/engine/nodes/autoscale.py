@@ -79,10 +79,14 @@ class AutoscaleNode(Node):
 
         self.spec_ = spec
         section = getattr(ctx, "config_section", lambda name: None)
+        self._section = section
+        self._element: Any = None
         try:
             self.client: Any = self.make_client(spec, section)
         except CloudError as exc:
             raise StartRefused(str(exc)) from None
+        self._http: httpx.AsyncClient | None = None
+        self._http_verify: Any = None
         self.expr = spec.replicas
         self.min = spec.min_replicas
         self.max = spec.max_replicas
@@ -98,8 +102,30 @@ class AutoscaleNode(Node):
         self.dropped = 0
 
     # -- what each cloud defines -------------------------------------------------------
+    #: the config section of the node's cluster
+    SECTION = ""
+
     def make_client(self, spec: Any, section: Any) -> Any:
         raise NotImplementedError
+
+    async def _ready_client(self) -> Any:
+        """The client, following changes of its config element (a config override):
+        running nodes use the new servers and credentials, as Kapacitor's shared
+        cluster clients do; an element since disabled or removed keeps its last ones."""
+        for element in self._section(self.SECTION) or ():
+            if element.id == self.spec_.cluster:
+                if element is not self._element:
+                    if self._element is not None:
+                        self.client.update(element)
+                    self._element = element
+                break
+        if self._http is None or self.client.verify is not self._http_verify:
+            if self._http is not None:
+                await self._http.aclose()
+            self._http = httpx.AsyncClient(timeout=30, verify=self.client.verify)
+            self._http_verify = self.client.verify
+            self.client.http = self._http
+        return self.client
 
     def resource_id(self, tags: dict[str, str]) -> Any:
         """The resource a point is about, from the node's name or its tag."""
@@ -151,8 +177,7 @@ class AutoscaleNode(Node):
         self._queue(b)
 
     async def run_io(self) -> None:
-        async with httpx.AsyncClient(timeout=30, verify=self.client.verify) as http:
-            self.client.http = http
+        try:
             async for item in self.receive:
                 if isinstance(item, Point):
                     await self._handle(item.name, item.group, item.dims, item.time,
@@ -161,6 +186,10 @@ class AutoscaleNode(Node):
                     for bp in item.points:
                         await self._handle(item.name, item.group, item.dims, bp.time,
                                            bp.fields, bp.tags)
+        finally:
+            if self._http is not None:
+                with trio.CancelScope(shield=True):
+                    await self._http.aclose()
 
     async def _handle(self, name: str, group: str, dims: tuple[str, ...], t: int,
                       fields: dict[str, Any], tags: dict[str, str]) -> None:
@@ -179,7 +208,8 @@ class AutoscaleNode(Node):
         state = self.states.get(key)
         if state is None:  # a resource not seen yet: ask for its count
             try:
-                state = _State(await self.client.replicas(rid))
+                client = await self._ready_client()
+                state = _State(await client.replicas(rid))
             except CloudError as exc:
                 raise CloudError(f"could not determine initial scale for "
                                  f"{_go_quote(self.label(rid))}: {exc}") from None
@@ -209,7 +239,8 @@ class AutoscaleNode(Node):
             return None
         self.log.debug("setting replicas", new=new, old=old, id=key)
         try:
-            await self.client.set_replicas(rid, new)
+            client = await self._ready_client()
+            await client.set_replicas(rid, new)
         except CloudError as exc:
             raise CloudError(f"failed to apply scaling event: failed to set new replica "
                              f"count for {_go_quote(self.label(rid))}: {exc}") from None
@@ -228,6 +259,7 @@ class AutoscaleNode(Node):
 
 class K8sAutoscaleNode(AutoscaleNode):
     spec_: K8sAutoscaleSpec
+    SECTION = "kubernetes"
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
@@ -256,6 +288,7 @@ class K8sAutoscaleNode(AutoscaleNode):
 
 class SwarmAutoscaleNode(AutoscaleNode):
     spec_: SwarmAutoscaleSpec
+    SECTION = "swarm"
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
