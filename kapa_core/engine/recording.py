@@ -330,7 +330,10 @@ class RecordingService:
         answer = dataclasses.replace(recording)
         names = [getattr(n, "measurement", "") for n in evaluated.pipeline.nodes
                  if n.kind == "from"]
-        measurements = None if not names or "" in names else frozenset(names)
+        # Kapacitor forks the stream by (db, rp, measurement) of the task's from()
+        # nodes: one without a measurement takes them all, a task without from()
+        # (a batch task) none.
+        measurements = None if "" in names else frozenset(names)
         try:
             recorder = _StreamRecorder(self, recording, options["stop"], task.dbrps,
                                        measurements)
@@ -475,10 +478,10 @@ class RecordingService:
         await self.store.adelete(RECORDINGS, rid)
         try:
             os.remove(recording.path)
-        except FileNotFoundError:
-            pass
         except OSError as exc:
-            raise APIError(500, str(exc)) from None
+            # Kapacitor reports a file that is not there too (its recording is gone).
+            reason = (exc.strerror or str(exc)).lower()
+            raise APIError(500, f"remove {recording.path}: {reason}") from None
 
 
 # -- replays of recordings and queries -------------------------------------------------------
@@ -489,7 +492,7 @@ class _FedRun(ReplayRun):
         super().__init__(*args, **kwargs)
         names = [getattr(n, "measurement", "") for n in self.pipeline.nodes
                  if n.kind == "from"]
-        self.measurements = None if not names or "" in names else frozenset(names)
+        self.measurements = None if "" in names else frozenset(names)
         self.dbrps = {tuple(d) for d in self.task.dbrps}
 
     async def _feed_points(self, points: Any) -> None:

@@ -402,6 +402,24 @@ def test_delete_removes_the_file(daemon, replay_dir) -> None:
     assert client.delete("/recordings/gone").status_code == 204
 
 
+def test_deleting_a_recording_without_file(daemon, replay_dir) -> None:
+    # As kapacitord: the recording is deleted, then removing its file fails (500).
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    _define(client, "elsewhere", "batch", RECORD_BATCH.replace('"db"."rp"', '"x"."y"')
+            .format(url="http://127.0.0.1:9"))
+    client.post("/recordings/batch", json={"id": "nofile", "task": "elsewhere",
+                                           "start": START,
+                                           "stop": "1971-01-01T00:00:10Z"})
+    body = _wait(client, "/recordings/nofile")
+    assert (body["status"], body["size"], body["error"]) == (
+        "failed", -1, 'batch query is not allowed to request data from "x"."y"')
+    response = client.delete("/recordings/nofile")
+    assert (response.status_code, response.json()["error"]) == (
+        500, f"remove {replay_dir}/nofile.brpl: no such file or directory")
+    assert client.get("/recordings/nofile").status_code == 500
+    assert client.delete("/recordings/nofile").status_code == 204
+
+
 def test_import_refusals(daemon, replay_dir) -> None:
     client = httpx.Client(base_url=api(daemon), timeout=30)
     assert client.post("/recordings/import", json={"id": "nothing"}).status_code == 404
