@@ -162,6 +162,38 @@ CHECKS: dict[str, Check] = {
             .sound('siren')
         .talk()
 """, POINTS),
+    # [[httppost]] endpoints: configured headers, basic auth and an alert template for
+    # .post(), a row template for the httpPost node; .post() to a URL with its headers.
+    "post": Check(Service(lambda u: {
+        "httppost": [
+            {"endpoint": "alerts", "url": u + "/hook/alerts",
+             "headers": {"X-Team": "db", "Content-Type": "text/plain"},
+             "basic-auth": {"username": "kap", "password": "pw"},
+             "alert-template": '{{ .ID }} {{ .Level }} {{ .Message }} {{ .Duration }}'
+                               '{{ range .Data.Series }} {{ .Name }}{{ end }}'},
+            {"endpoint": "rows", "url": u + "/hook/rows/{{ .Tags.host }}",
+             "row-template": '{{ .Name }}{{ range .Values }} {{ index . "load" }}{{ end }}'},
+            {"endpoint": "plain", "url": u + "/hook/plain"}]}),
+        """\
+stream
+    |from()
+        .measurement('cpu')
+        .groupBy('host')
+    |httpPost()
+        .endpoint('rows')
+        .header('X-Node', 'yes')
+    |alert()
+        .id('{{ .Name }}:{{ index .Tags "host" }}')
+        .warn(lambda: "load" > 5)
+        .crit(lambda: "load" > 10)
+        .post()
+            .endpoint('alerts')
+        .post('{{URL}}/direct')
+            .header('X-Direct', '1')
+        .post()
+            .endpoint('plain')
+            .header('Authorization', 'Token t')
+""", POINTS),
 }
 
 
