@@ -128,7 +128,9 @@ def query_dbrp(query: str) -> tuple[str, str]:
     try:
         sources = SelectQuery(query).sources()
     except QueryTextError as exc:
-        raise ReplayFailed(str(exc)) from None
+        if not str(exc).startswith("query is not a select statement"):
+            raise ReplayFailed(str(exc)) from None
+        sources = []  # another statement (SHOW ...) reads no measurement
     if len(sources) == 1 and sources[0] is not None and all(sources[0]):
         return sources[0]
     raise ReplayFailed("could not determine database and retention policy. Is the query "

@@ -298,6 +298,37 @@ def test_failed_query_recording(daemon) -> None:
         "fully qualified?", 1)
 
 
+# What kapacitord 1.5.7 answered for these query recordings (status, error).
+QUERY_OUTCOMES = [
+    ('SELECT v FROM "db"."rp"."nothing"', "stream", "finished", ""),
+    ('SELECT v FROM "db"."rp"."nothing"', "batch", "finished", ""),
+    ('SELECT count(v) FROM "db"."rp"."cpu"', "stream", "finished", ""),
+    ('SELECT v FROM "nodb"."rp"."cpu"', "batch", "failed",
+     "InfluxDB query failed: database not found: nodb"),
+    ('SELECT v FROM "db"."norp"."cpu"', "stream", "failed",
+     "InfluxDB query failed: retention policy not found: norp"),
+    ("SELECT FROM", "batch", "failed",
+     "found FROM, expected identifier, string, number, bool at line 1, char 8"),
+    ('SELECT v FROM "db"."rp"."cpu", "db"."rp"."mem"', "batch", "failed",
+     "could not determine database and retention policy. Is the query fully qualified?"),
+    ('SELECT v FROM "db".."cpu"', "batch", "failed",
+     "could not determine database and retention policy. Is the query fully qualified?"),
+    ("SHOW DATABASES", "batch", "failed",
+     "could not determine database and retention policy. Is the query fully qualified?"),
+]
+
+
+@pytest.mark.parametrize(("query", "kind", "status", "error"), QUERY_OUTCOMES)
+def test_query_recording_outcomes(daemon, query, kind, status, error) -> None:
+    client = httpx.Client(base_url=api(daemon), timeout=30)
+    rid = f"outcome{QUERY_OUTCOMES.index((query, kind, status, error))}"
+    response = client.post("/recordings/query", json={"id": rid, "query": query,
+                                                       "type": kind})
+    assert response.status_code == 201
+    body = _wait(client, f"/recordings/{rid}")
+    assert (body["status"], body["error"]) == (status, error)
+
+
 def test_a_query_recording_without_type_fails(daemon) -> None:
     # kapacitord 1.5.7 crashes on this request; kapa-core fails the recording instead.
     client = httpx.Client(base_url=api(daemon), timeout=30)
