@@ -129,7 +129,8 @@ class FlattenNode(Node):
             skipped = False
             for i, tag in enumerate(on):
                 value = tags.get(tag)
-                if value is None:
+                if value is None:  # an error of the node, as in Kapacitor
+                    self.errors += 1
                     self.log.error("point missing tag for flatten operation",
                                    err=f"tag {tag} is missing from point")
                     skipped = True
@@ -493,6 +494,20 @@ class CombineNode(Node):
     def _combine(self, buf: _CombineBuffer, points: list[Any], t: int) -> None:
         k = len(self.exprs)
         n = len(points)
+        # Kapacitor evaluates every expression on every point first (counting the
+        # errors), even when there are too few points to combine.
+        matches = []
+        for expr in self.exprs:
+            row = []
+            for p in points:
+                try:
+                    row.append(bool(expr.eval_bool(p.time, p.fields, p.tags)))
+                except Exception as exc:  # an error of the node, as in Kapacitor
+                    self.errors += 1
+                    if not self.spec.quiet:
+                        self.log.error("error evaluating lambda expression", err=str(exc))
+                    row.append(False)
+            matches.append(row)
         if n < k:
             return
         count = math.comb(n, k)
@@ -500,16 +515,6 @@ class CombineNode(Node):
             raise self.stop_task(f"refusing to perform combination as total "
                                  f"combinations {count} exceeds max combinations "
                                  f"{self.max}")  # as in Kapacitor, the task stops
-        matches = []
-        for expr in self.exprs:
-            row = []
-            for p in points:
-                try:
-                    row.append(bool(expr.eval_bool(p.time, p.fields, p.tags)))
-                except Exception as exc:
-                    self.log.error("error evaluating lambda expression", err=str(exc))
-                    row.append(False)
-            matches.append(row)
         dims = set(buf.dims)
         for indices in itertools.combinations(range(n), k):  # Kapacitor's order
             remaining = list(indices)

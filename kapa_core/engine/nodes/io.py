@@ -162,18 +162,12 @@ class HTTPPostNode(Node):
         # Rows are written (and templates executed) by the node's I/O task.
         self.send, self.receive = trio.open_memory_channel[tuple[Any, Any]](QUEUE)
         self.dropped = 0
-        self.failures = 0
         self.groups: set[str] = set()  # the groups seen (working_cardinality)
 
     def extra_stats(self) -> dict[str, Any]:
-        # Kapacitor's httpPost has no statistics of its own; kapa-core shows its queue
-        # drops and failed posts only once there are some.
-        stats = {}
-        if self.dropped:
-            stats["dropped"] = self.dropped
-        if self.failures:
-            stats["post_errors"] = self.failures
-        return stats
+        # Kapacitor's httpPost has no statistics of its own (a failed POST is one of the
+        # node's errors); kapa-core shows its queue drops only once there are some.
+        return {"dropped": self.dropped} if self.dropped else {}
 
     def _queue(self, row: Any, item: Any) -> None:
         try:
@@ -234,12 +228,12 @@ class HTTPPostNode(Node):
                     response = await client.post(url, content=content, headers=self.headers)
                     code = response.status_code
                     if response.is_error:
-                        self.failures += 1
+                        self.errors += 1
                         self.log.error("POST returned non 2xx status code", url=url,
                                        code=code, body=response.text[:512]
                                        if self.spec_.capture_response else None)
                 except Exception as exc:
-                    self.failures += 1
+                    self.errors += 1
                     self.log.error("failed to POST data", url=url, err=str(exc))
                 if self.code_field:
                     self._emit_with_code(item, code)
