@@ -37,8 +37,8 @@ class RecordingsAPI:
         router.add("GET", BASE, self.list)
         router.add("GET", BASE + "/", self.no_id)
         router.add("DELETE", BASE + "/", self.no_id)
-        router.add("GET", BASE + "/{id}", self.get)
-        router.add("DELETE", BASE + "/{id}", self.delete)
+        router.add("GET", BASE + "/{id:path}", self.get)
+        router.add("DELETE", BASE + "/{id:path}", self.delete)
 
     async def create_stream(self, request: Request) -> Response:
         recording = await self.service.create_stream(request.body or b"")

@@ -35,8 +35,8 @@ class ReplaysAPI:
         router.add("GET", BASE, self.list)
         router.add("GET", BASE + "/", self.no_id)
         router.add("DELETE", BASE + "/", self.no_id)
-        router.add("GET", BASE + "/{id}", self.get)
-        router.add("DELETE", BASE + "/{id}", self.delete)
+        router.add("GET", BASE + "/{id:path}", self.get)
+        router.add("DELETE", BASE + "/{id:path}", self.delete)
 
     async def create(self, request: Request) -> Response:
         replay = await self.service.create_from_recording(request.body or b"")
