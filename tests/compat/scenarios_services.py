@@ -85,8 +85,10 @@ class Receiver:
     it received (``collect``, as data), and ``rewrite`` of the script (paths, addresses).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, **settings: Any) -> None:
         self.workdir = workdir
+        #: more keys of the service's section (the same for both servers)
+        self.settings = settings
 
     def config(self) -> dict[str, Any]:
         return {}
@@ -147,8 +149,8 @@ class SensuReceiver(Receiver):
     """A Sensu client socket: reads one JSON line per connection, answers ``ok`` and
     closes (Kapacitor reads the answer up to the end of the connection)."""
 
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, **settings: Any) -> None:
+        super().__init__(workdir, **settings)
         self.received: list[str] = []
         self.lock = threading.Lock()
         receiver = self
@@ -166,7 +168,8 @@ class SensuReceiver(Receiver):
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
 
     def config(self) -> dict[str, Any]:
-        return {"sensu": {"enabled": True, "addr": self.address, "source": "Kapacitor"}}
+        return {"sensu": {"enabled": True, "addr": self.address, "source": "Kapacitor",
+                          **self.settings}}
 
     def collect(self) -> dict[str, Any]:
         with self.lock:
@@ -186,14 +189,14 @@ class SensuReceiver(Receiver):
 class KafkaSink(Receiver):
     """A Kafka broker (tests/integration/kafka_receiver.py) with three partitions."""
 
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, **settings: Any) -> None:
+        super().__init__(workdir, **settings)
         from tests.integration.kafka_receiver import KafkaReceiver
         self.broker = KafkaReceiver().start()
 
     def config(self) -> dict[str, Any]:
         return {"kafka": [{"enabled": True, "id": "default", "brokers": [self.broker.address],
-                           "batch-size": 1}]}
+                           "batch-size": 1, **self.settings}]}
 
     def collect(self) -> dict[str, Any]:
         now = time.time() * 1000
@@ -282,8 +285,8 @@ class ExecReceiver(Receiver):
 class SMTPReceiver(Receiver):
     """An SMTP server (aiosmtpd) keeping each message's envelope, headers and body."""
 
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, **settings: Any) -> None:
+        super().__init__(workdir, **settings)
         from aiosmtpd.controller import Controller
         self.messages: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -309,7 +312,7 @@ class SMTPReceiver(Receiver):
 
     def config(self) -> dict[str, Any]:
         return {"smtp": {"enabled": True, "host": "127.0.0.1", "port": self.port,
-                         "from": "test@example.com"}}
+                         "from": "test@example.com", **self.settings}}
 
     def collect(self) -> dict[str, Any]:
         with self.lock:

@@ -153,6 +153,45 @@ tab	end
 """, """
 cpu,host=web-1 v=2.5 31536000
 """),
+    # The section's source and handlers stand in for a handler's own; several handlers
+    # of one alert each send.
+    "sensu_section_defaults": ServiceCase(lambda d: SensuReceiver(d, handlers=["cfg-a"]), """
+stream
+    |from()
+        .measurement('q')
+        .groupBy('svc')
+    |alert()
+        .id('q_{{ index .Tags "svc" }}')
+        .details('')
+        .warn(lambda: "depth" > 10)
+        .sensu()
+        .sensu()
+            .handlers('own')
+            .source('')
+""", """
+q,svc=api depth=11i 31536000
+q,svc=db depth=3i 31536000
+q,svc=api depth=2i 31536001
+"""),
+    # [smtp] global: every alert node mails [smtp] to, without .email(); with
+    # state-changes-only, only when the level changes.
+    "email_global_state_changes": ServiceCase(lambda d: SMTPReceiver(
+        d, **{"global": True, "state-changes-only": True, "to": ["all@example.com"]}), """
+stream
+    |from()
+        .measurement('cpu')
+    |alert()
+        .id('cpu')
+        .message('{{ .Level }} {{ index .Fields "v" }}')
+        .details('{{ .Message }}')
+        .warn(lambda: "v" > 1)
+        .crit(lambda: "v" > 5)
+""", """
+cpu v=2 31536000
+cpu v=3 31536001
+cpu v=6 31536002
+cpu v=0 31536003
+"""),
     # kafka-go's LeastBytes: each message to the partition with the fewest bytes so far.
     "kafka_least_bytes_partitions": ServiceCase(KafkaSink, """
 stream
@@ -216,6 +255,34 @@ stream
 mem,host=a used=10i 31536000
 mem,host=b used=20i 31536000
 mem,host=a used=11i 31536001
+"""),
+    # Batches (a window's mean) go to .database() and .retentionPolicy(); the node's tag
+    # replaces the group's.
+    "influxdb_out_window_batches": ServiceCase(lambda d: InfluxReceiver(
+        d, ('CREATE DATABASE agg WITH NAME "1h"',), compression="none"), """
+stream
+    |from()
+        .measurement('net')
+        .groupBy('if')
+    |window()
+        .period(2s)
+        .every(2s)
+    |mean('bytes')
+        .as('mean')
+    |influxDBOut()
+        .database('agg')
+        .retentionPolicy('1h')
+        .tag('if', 'all')
+        .tag('src', 'w')
+        .buffer(2)
+        .flushInterval(1h)
+""", """
+net,if=eth0 bytes=10i 31536000
+net,if=eth1 bytes=3i 31536000
+net,if=eth0 bytes=11i 31536001
+net,if=eth1 bytes=4i 31536001
+net,if=eth0 bytes=1i 31536002
+net,if=eth1 bytes=1i 31536002
 """),
 }
 
