@@ -194,6 +194,18 @@ stream
             .endpoint('plain')
             .header('Authorization', 'Token t')
 """, POINTS),
+    # Handlers configured global, one with state-changes-only: the script names none.
+    "global": Check(Service(lambda u: {
+        "slack": {"enabled": True, "default": True, "global": True,
+                  "state-changes-only": True, "url": u + "/slack"},
+        "telegram": {"enabled": True, "global": True, "url": u + "/bot", "token": "T",
+                     "chat-id": "7"},
+        "victorops": {"enabled": True, "global": True, "url": u + "/vo", "api-key": "k",
+                      "routing-key": "r"}}),
+        ALERT, POINTS + """
+cpu,host=b,dc=east load=20 31536003
+cpu,host=b,dc=east load=21 31536004
+cpu,host=a,dc=west load=8 31536004"""),
 }
 
 
