@@ -227,7 +227,12 @@ class CaseRun:
         """Define the task and write the points; Kapacitor's refusal if the define fails."""
         response = self.define()
         if response.status_code != 200:
-            return refused(response)
+            # the case's folder as {{DIR}} again: the error is the same wherever the
+            # project is checked out (a sideload names the files it could not read)
+            out = refused(response)
+            out["error"] = str(out["error"]).replace(
+                str(self.case.path.parent.resolve()), "{{DIR}}")
+            return out
         self.write()
         return None
 
