@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import trio
@@ -21,6 +22,7 @@ from kapa_core.http.listing import (
 )
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
+from kapa_core.tick.evaluate import Evaluated
 
 BASE = "/kapacitor/v1/templates"
 FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")
@@ -32,17 +34,32 @@ class TemplatesAPI:
     def __init__(self, service: TemplateService) -> None:
         self.service = service
         self._drawn: dict[str, tuple[tuple[Any, ...], tuple[dict[str, Any], str, str]]] = {}
+        self._recent: tuple[tuple[Any, ...], Evaluated] | None = None
+        self._lock = threading.Lock()  # large templates are checked in worker threads
+        self._evaluate = service.evaluate
+        service.evaluate = self._keep_evaluation  # type: ignore[method-assign]
+
+    def _keep_evaluation(self, template: TemplateDef, program: Any = None) -> Evaluated:
+        """The service's evaluation of ``template``, the last one also kept (until
+        drawn) so that defining a large template evaluates it once, not twice."""
+        evaluated = self._evaluate(template, program)
+        with self._lock:
+            self._recent = (_key(template), evaluated)
+        return evaluated
 
     def drawn(self, template: TemplateDef) -> tuple[dict[str, Any], str, str]:
         """The template's vars, DOT and error, kept until its script changes: they
         evaluate the script, which takes seconds for one of megabytes."""
-        key = (template.script, template.type, DEADMAN.global_)
+        key = _key(template)
         cached = self._drawn.get(template.id)
         if cached is not None and cached[0] == key:
             return copy.deepcopy(cached[1][0]), cached[1][1], cached[1][2]
         error = ""
+        with self._lock:
+            recent, self._recent = self._recent, None
         try:
-            evaluated = self.service.evaluate(template)
+            evaluated = recent[1] if recent is not None and recent[0] == key else \
+                self._evaluate(template)
             variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
         except Exception as exc:  # a stored template broken by a newer check still lists
             variables, dot, error = {}, "", str(exc)
@@ -109,6 +126,11 @@ class TemplatesAPI:
     async def delete(self, request: Request) -> Response:
         await self.service.delete(request.params["id"])
         return Response.empty(204)
+
+
+def _key(template: TemplateDef) -> tuple[Any, ...]:
+    """What a template's vars and DOT depend on (a global deadman adds nodes)."""
+    return (template.script, template.type, DEADMAN.global_)
 
 
 def _large(body: dict[str, Any]) -> bool:

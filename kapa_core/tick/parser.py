@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 
 from kapa_core.errors import TickError
 from kapa_core.tick import ast, limits
@@ -44,14 +46,38 @@ _UNITS = {"u": 1000, "µ": 1000, "ms": 1_000_000, "s": 1_000_000_000,
           "w": 604_800_000_000_000}
 
 
+#: Scripts at least this long are kept parsed (the last few): defining a task parses
+#: its script, evaluates it, formats it and draws its DOT, and reading or listing it
+#: after a restart formats and draws it; each would parse a script of megabytes again.
+#: Programs are not changed once parsed, so one can serve every caller.
+KEEP_MIN = 16 * 1024
+KEEP_COUNT = 2
+_kept: OrderedDict[tuple[str, int], ast.Program] = OrderedDict()
+_kept_lock = threading.Lock()  # large scripts are parsed in worker threads
+
+
 def parse(text: str) -> ast.Program:
     """Parse a script within the limits in force (see :mod:`kapa_core.tick.limits`):
     TickError naming ``[task] max-script-size`` or ``max-nodes`` beyond them."""
     limits.check_size(text)
+    max_nodes = limits.current().max_nodes
+    key = (text, max_nodes)
+    if len(text) >= KEEP_MIN:
+        with _kept_lock:
+            program = _kept.get(key)
+            if program is not None:
+                _kept.move_to_end(key)
+                return program
     try:
-        return Parser(text, max_nodes=limits.current().max_nodes).program()
+        program = Parser(text, max_nodes=max_nodes).program()
     except RecursionError:  # e.g. thousands of nested parentheses
         raise TickError("script nested too deeply") from None
+    if len(text) >= KEEP_MIN:
+        with _kept_lock:
+            _kept[key] = program
+            while len(_kept) > KEEP_COUNT:
+                _kept.popitem(last=False)
+    return program
 
 
 def _name(token: Token) -> str:
