@@ -80,6 +80,13 @@ def _check(elements: tuple[DiscordConfig, ...]) -> None:
         if not any(element.default for element in elements):
             raise ConfigError("default", "at least one Discord config must be set as "
                               "default")
+    for i, element in enumerate(elements):
+        if element.global_ and not element.default:
+            raise ConfigError(f"[{i}].global", "only the default config may be "
+                              "assigned as global")
+        if element.state_changes_only and not (element.default and element.global_):
+            raise ConfigError(f"[{i}].state-changes-only", "stateChangesOnly may only "
+                              "be assigned when the config is both default and global")
     one_default(elements)
 
 

@@ -61,8 +61,9 @@ stream|from().measurement('cpu')
 
 
 def test_slack_global_handler_and_state_changes_only(recorder) -> None:
+    # default = true: Kapacitor 1.5.7 refuses a global element that is not the default
     config = {"slack": [{"enabled": True, "url": recorder.url, "channel": "#all",
-                         "global": True, "state-changes-only": True}],
+                         "default": True, "global": True, "state-changes-only": True}],
               "http": {"log-enabled": False}}
     with DaemonProcess(config) as daemon:
         define(daemon, "stream|from().measurement('g')|alert().crit(lambda: \"v\" > 1)")
