@@ -284,6 +284,22 @@ net,if=eth1 bytes=4i 31536001
 net,if=eth0 bytes=1i 31536002
 net,if=eth1 bytes=1i 31536002
 """),
+    # A Go duration unit is sent as written; only ms, s, m and h scale the times, so
+    # 'us' goes with nanoseconds.
+    "influxdb_out_precision_us": ServiceCase(lambda d: InfluxReceiver(
+        d, ('CREATE DATABASE x WITH NAME myrp',), compression="none"), """
+stream
+    |from()
+        .measurement('m')
+    |influxDBOut()
+        .database('x')
+        .precision('us')
+        .buffer(2)
+        .flushInterval(1h)
+""", """
+m v=1 31536000
+m v=-0.125 31536001
+"""),
 }
 
 

@@ -91,6 +91,25 @@ def line_float(value: float) -> str:
     return format(Decimal(text), "f")
 
 
+#: Units of a Go duration: the precisions Kapacitor's client can write with (it checks
+#: ``time.ParseDuration("1" + precision)``); it sends them as they are written...
+_GO_UNITS = ("ns", "us", "µs", "μs", "ms", "s", "m", "h")
+#: ...and scales the times only for these (InfluxDB's GetPrecisionMultiplier), so
+#: ``us`` goes with nanoseconds.
+_GO_SCALE = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def write_precision(precision: str) -> tuple[str, int]:
+    """(The ``precision`` parameter of the node's writes, the nanoseconds per unit of
+    their times), as Kapacitor 1.5.7 sends them: ``ns`` when none is set, a Go duration
+    unit as written. ``n``, ``u`` and ``µ`` fail every write in Kapacitor (not Go
+    units); kapa-core writes them as InfluxDB reads them instead."""
+    if not precision or precision in _GO_UNITS:
+        return precision or "ns", _GO_SCALE.get(precision, 1)
+    sent = PRECISIONS[precision]
+    return sent, precision_scale(sent)
+
+
 class LineFormatter:
     """Lines of line protocol, with the escaped tag sets and field keys cached.
 
@@ -173,9 +192,7 @@ class InfluxDBOutNode(Node):
         self.retention_policy = spec.retention_policy
         self.measurement = spec.measurement.translate(_MEASUREMENT)
         self.tags = spec.tags
-        # Kapacitor's client sends precision=ns when none is set.
-        self.precision = PRECISIONS[spec.precision] or "ns"
-        self.scale = precision_scale(self.precision)
+        self.precision, self.scale = write_precision(spec.precision)
         self.consistency = spec.write_consistency.lower()
         self.size = spec.buffer
         self.interval = spec.flush_interval / 1e9
