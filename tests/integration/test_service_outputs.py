@@ -300,6 +300,26 @@ stream
 m v=1 31536000
 m v=-0.125 31536001
 """),
+    # Line protocol escapes of measurement, tag and field keys, tag values and string
+    # fields; big floats in full decimals.
+    "influxdb_out_escapes": ServiceCase(lambda d: InfluxReceiver(
+        d, ('CREATE DATABASE x WITH NAME myrp',), compression="none"), """
+stream
+    |from()
+        .measurement('m')
+    |eval(lambda: "v" * 2.0, lambda: string("v") + 'a\\b"c')
+        .as('x y', 's=t')
+        .keep()
+    |influxDBOut()
+        .database('x')
+        .measurement('a,b c')
+        .tag('t k', 'v=w,z')
+        .buffer(2)
+        .flushInterval(1h)
+""", r"""
+m,h=1\ 2,e=q v=1 31536000
+m,h=3 v=100000000000000000000000.5 31536001
+"""),
 }
 
 
