@@ -413,7 +413,8 @@ class RecordingService:
             await run.query_all(keep)
         finally:
             run.close()
-        write_batches(recording.path, [batches[id(n)] for n in collectors])
+        sources = [batches[id(n)] for n in collectors]
+        await trio.to_thread.run_sync(write_batches, recording.path, sources)
 
     async def _record_query(self, recording: Recording, query: str, kind: str,
                             cluster: str) -> None:
@@ -427,9 +428,11 @@ class RecordingService:
                 if "time" not in series.columns:
                     raise ReplayFailed("unexpected time value: <nil>")
         if kind == "stream":
-            write_stream(recording.path, answer_points(dbrp, results))
+            await trio.to_thread.run_sync(write_stream, recording.path,
+                                          answer_points(dbrp, results))
         else:
-            write_batches(recording.path, [answer_batches(results)])
+            await trio.to_thread.run_sync(write_batches, recording.path,
+                                          [answer_batches(results)])
 
     async def finish(self, recording: Recording, error: str) -> None:
         if self.recordings.get(recording.id) is not recording:
@@ -572,7 +575,8 @@ class RecordingReplayRun(_FedRun):
         path = self.recording.path
         if self.task.type == "stream":
             try:
-                points = list(read_stream(path))
+                # a large file is read off the event loop
+                points = await trio.to_thread.run_sync(lambda: list(read_stream(path)))
             except FileNotFoundError as exc:
                 raise ReplayFailed(f"data source open: open {path}: {exc.strerror.lower()}"
                                    ) from None
@@ -583,7 +587,7 @@ class RecordingReplayRun(_FedRun):
             await self._feed_points(points)
         else:
             try:
-                sources = read_batches(path)
+                sources = await trio.to_thread.run_sync(read_batches, path)
             except FileNotFoundError as exc:
                 raise ReplayFailed(f"data source open: open {path}: {exc.strerror.lower()}"
                                    ) from None
