@@ -531,6 +531,14 @@ def test_the_kapacitor_client_records_and_replays(daemon, recorder, recorded,
     assert {k: sorted(v) for k, v in posts.items()} == expected["replays"]["batch"]["posts"]
     run("delete", "recordings", "cli-rb", "cli-rqm")
     assert "cli-" not in run("list", "recordings", "cli-*")
+    _define(httpx.Client(base_url=api(daemon)), "play_batch", "batch",
+            PLAY_BATCH.format(url=recorder.url))
+    recorder.requests.clear()
+    assert run("replay-live", "query", "-task", "play_batch", "-query", QUERY_BATCH,
+               "-rec-time", "-replay-id", "cli-live").strip() == "cli-live"
+    time.sleep(0.3)
+    assert sorted(r.body.decode() for r in recorder.requests) == \
+        expected["replays"]["query batch one node"]["posts"]["/c"]
 
 
 # -- making the test data with kapacitord ------------------------------------------------
