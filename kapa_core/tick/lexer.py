@@ -85,20 +85,7 @@ def _is_ident(c: str) -> bool:
 
 def _unescape(literal: str, quote: str) -> str:
     """Drop the backslash of each backslash-quote pair, left to right, as Kapacitor."""
-    if "\\" not in literal:
-        return literal
-    out = []
-    last = 0
-    i = 0
-    n = len(literal)
-    while i < n - 1:
-        if literal[i] == "\\" and literal[i + 1] == quote:
-            out.append(literal[last:i])
-            i += 1
-            last = i
-        i += 1
-    out.append(literal[last:])
-    return "".join(out)
+    return literal.replace("\\" + quote, quote) if "\\" in literal else literal
 
 
 def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
