@@ -165,7 +165,11 @@ class RunningTask:
 
     async def _consume(self) -> None:
         # The source node only passes points on: count them in bulk and hand each point
-        # straight to its children (one method call less per point).
+        # straight to its children (one method call less per point). A write goes through
+        # the script's first branch, then the next: in Kapacitor each branch is a
+        # goroutine fed by its own buffered edge and the first one usually drains a
+        # write before the next gets going, which decides the order messages of
+        # several branches meet in a join (the order of its .on() series).
         source = self.source
         children = source.children
         single = children[0].receive_point if len(children) == 1 else None
@@ -179,9 +183,10 @@ class RunningTask:
                     for p in chunk:
                         single(p)
                 else:
-                    for p in chunk:
-                        for child in children:
-                            child.receive_point(p)
+                    for child in children:
+                        receive = child.receive_point
+                        for p in chunk:
+                            receive(p)
                 if len(points) > CHUNK:
                     await trio.lowlevel.checkpoint()
 
