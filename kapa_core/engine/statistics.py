@@ -186,7 +186,10 @@ def task_statistics(task_id: str, running: Any, common: dict[str, str]) -> list[
         values = node.stats()
         out.append(Statistic(
             f"nodes:{task_id}:{node.name}", "nodes",
-            {"task": task_id, "node": node.name, "type": task_type, "kind": node.spec.kind,
+            {"task": task_id, "node": node.name, "type": task_type,
+             # Kapacitor's node description: its name without the ID ("max", not
+             # "influxql", for an InfluxQL node)
+             "kind": node.name.removesuffix(str(node.spec.id)),
              **common},
             _numbers({k: v for k, v in values.items() if k not in ("collected", "emitted")})))
         edge_type = node.spec.edge_out().value

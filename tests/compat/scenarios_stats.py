@@ -12,7 +12,9 @@ replay does), and once the statistics stop changing the two answers are compared
 
 - ``node-stats`` of ``GET /kapacitor/v1/tasks/<id>``: every statistic of every node
   (``avg_exec_time_ns`` too: with ``[stats]`` disabled both daemons report 0);
-- the node attributes and edge counts of the task's DOT (throughput masked).
+- the node attributes and edge counts of the task's DOT (throughput masked);
+- the task's ``nodes`` and ``edges`` statistics in ``/kapacitor/v1/debug/vars`` (their
+  tags and values).
 
 The statistics the Go test itself expects are printed next to a difference, and a value
 the Go test expects that the real daemon does not show through the API is noted (the Go
@@ -133,7 +135,22 @@ class Run:
     def _read(self, task_id: str) -> dict[str, Any]:
         task = self.client.get(f"{self.url}/kapacitor/v1/tasks/{task_id}").json()
         return {"node-stats": (task.get("stats") or {}).get("node-stats"),
-                "dot": _mask_timings(task.get("dot") or ""), "error": task.get("error")}
+                "dot": _mask_timings(task.get("dot") or ""), "error": task.get("error"),
+                "vars": self._vars(task_id)}
+
+    def _vars(self, task_id: str) -> dict[str, Any]:
+        """The task's ``nodes`` and ``edges`` statistics of ``/debug/vars``, keyed by
+        their name and tags (without the server's own tags)."""
+        stats = self.client.get(f"{self.url}/kapacitor/v1/debug/vars").json()
+        out = {}
+        for stat in (stats.get("kapacitor") or {}).values():
+            tags = stat.get("tags") or {}
+            if tags.get("task") != task_id:
+                continue
+            key = {k: v for k, v in tags.items()
+                   if k not in ("task", "host", "cluster_id", "server_id")}
+            out[stat.get("name") + json.dumps(key, sort_keys=True)] = stat.get("values")
+        return out
 
     def close(self) -> None:
         self.client.close()
@@ -157,6 +174,11 @@ def differences(scenario: Scenario, kapacitor: dict[str, Any],
             note = f" (Go test expects {go[key]})" if key in go else ""
             out.append(f"  {key}: kapacitor {ks.get(key, '-')}, "
                        f"kapa-core {cs.get(key, '-')}{note}")
+    kv, cv = kapacitor.get("vars") or {}, core.get("vars") or {}
+    for key in sorted(set(kv) | set(cv)):
+        if kv.get(key) != cv.get(key):
+            out.append(f"  debug/vars {key}: kapacitor {kv.get(key, '-')}, "
+                       f"kapa-core {cv.get(key, '-')}")
     if kapacitor.get("dot") != core.get("dot"):
         out.append("  dot differs:\n    kapacitor: " + json.dumps(kapacitor.get("dot"))
                    + "\n    kapa-core: " + json.dumps(core.get("dot")))

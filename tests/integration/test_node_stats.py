@@ -64,3 +64,21 @@ def test_node_stats_without_the_stats_service() -> None:
                 break
             time.sleep(0.1)
         assert stats == EXPECTED
+
+
+def test_debug_vars_kind_is_the_node_description() -> None:
+    """The ``kind`` tag of a node's statistics is its name without the ID: ``max`` for
+    an InfluxQL node, ``http_out`` for httpOut (as kapacitord's /debug/vars shows)."""
+    script = ("stream|from().measurement('cpu').groupBy('host')"
+              "|window().period(1s).every(1s)|max('value')|httpOut('x')")
+    with DaemonProcess({"stats": {"enabled": False}, "http": {"log-enabled": False},
+                        "logging": {"level": "ERROR"}}) as daemon:
+        response = httpx.post(f"{daemon.url}{API}/tasks", json={
+            "id": "k", "type": "stream", "status": "enabled", "script": script,
+            "dbrps": [{"db": "db", "rp": "autogen"}]})
+        assert response.status_code == 200, response.text
+        stats = httpx.get(f"{daemon.url}{API}/debug/vars").json()["kapacitor"].values()
+        kinds = {s["tags"]["node"]: s["tags"]["kind"] for s in stats
+                 if s["name"] == "nodes" and s["tags"].get("task") == "k"}
+        assert kinds == {"stream0": "stream", "from1": "from", "window2": "window",
+                         "max3": "max", "http_out4": "http_out"}
