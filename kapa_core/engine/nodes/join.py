@@ -20,6 +20,11 @@ As Kapacitor 1.5.7 does it:
   specific message that can no longer get a match (every parent has passed its time) is
   sent alone.
 - Delete-group messages are not passed on (Kapacitor's join drops them).
+- The order rows come out in (and so the order of an httpOut's series) is the order the
+  sets complete. Messages of several parents meet here in the order the engine feeds
+  them: a write goes through the script's first branch, then the next, the order
+  Kapacitor's branch goroutines usually take. With ``.on()`` and the specific branch
+  first, its messages wait and come out match by match when each match arrives.
 - The join wants the first parent's edge: a parent providing the other one refuses the
   start. ``fill('null')`` fills nulls, a number fills that number, ``'none'`` or any
   other value is no fill; another string refuses the start.
