@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from kapa_core import gotemplate
 from kapa_core.engine.node import Node
+from kapa_core.models import govalues
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import FlattenSpec, SideloadSpec
@@ -284,16 +283,6 @@ def _os_error(exc: OSError) -> str:
             20: "not a directory"}.get(exc.errno or 0, exc.strerror or str(exc))
 
 
-class _YAMLLoader(yaml.SafeLoader):
-    """YAML as Kapacitor reads it (through JSON): timestamps stay strings."""
-
-
-_YAMLLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def _read_values(path: str) -> dict[str, Any]:
     try:
         data = Path(path).read_bytes()
@@ -303,22 +292,18 @@ def _read_values(path: str) -> dict[str, Any]:
     ext = os.path.splitext(path)[1]
     if ext in (".yaml", ".yml"):
         try:
-            loaded = yaml.load(data.decode("utf-8", "replace"), Loader=_YAMLLoader)  # noqa: S506
-        except yaml.YAMLError as exc:
+            loaded = govalues.yaml_object(data)
+        except ValueError as exc:
             raise ValueError(f"failed to unmarshal yaml values {_go_quote(path)}: "
                              f"{exc}") from None
     elif ext == ".json":
         try:
-            loaded = json.loads(data)
+            loaded = govalues.json_object(data)
         except ValueError as exc:
             raise ValueError(f"failed to unmarshal json values {_go_quote(path)}: "
                              f"{exc}") from None
     else:
         return {}
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ValueError(f"failed to unmarshal values {_go_quote(path)}: not an object")
     return {str(k): _from_file(v) for k, v in loaded.items()}
 
 
