@@ -38,6 +38,12 @@ class AlertDataStruct(GoStruct):
 
 class ResultStruct(GoStruct):
     go_type = "models.Result"
+    #: the event whose data this is: Kapacitor's models.Result is a fmt.Stringer
+    #: printing its JSON (``{{ .Data }}``), written when a template asks for it
+    event: Event | None = None
+
+    def go_string(self) -> str:
+        return dumps(self.event.result()) if self.event is not None else ""
 
 
 class RowStruct(GoStruct):
@@ -263,10 +269,12 @@ class Event:
         rows = [RowStruct(Name=r.get("name", ""), Tags=StringMap(r.get("tags", {})),
                           Columns=list(r.get("columns", ())),
                           Values=list(r.get("values", ()))) for r in self.series]
+        result = ResultStruct(Series=rows or None, Err=None)
+        result.event = self
         return AlertDataStruct(
             ID=s.id, Message=s.message, Details=s.details, Time=GoTime(s.time),
             Duration=GoDuration(s.duration), Level=str(s.level),
-            Data=ResultStruct(Series=rows or None, Err=None),
+            Data=result,
             PreviousLevel=str(self.previous_level), Recoverable=self.recoverable)
 
     def template_data(self) -> dict[str, Any]:
