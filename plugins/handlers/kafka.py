@@ -68,7 +68,6 @@ from kapa_core.plugin_api import (
     KapaError,
     Section,
     ServiceContext,
-    StringMap,
     TemplateError,
     TLSFileError,
     hookimpl,
@@ -431,17 +430,10 @@ class KafkaOptions:
                 raise ConfigError("template", f"kafka: {exc}") from None
 
 
-def alert_data(event: Event) -> dict[str, Any]:
-    """Kapacitor's ``alert.Data``, the dot of a Kafka template."""
-    data = event.template_data()
-    series = [{"Name": row.get("name", ""), "Tags": StringMap(row.get("tags") or {}),
-               "Columns": list(row.get("columns") or []),
-               "Values": list(row.get("values") or []), "Partial": False}
-              for row in event.series]
-    return {"ID": data["ID"], "Message": data["Message"], "Details": data["Details"],
-            "Time": data["Time"], "Duration": data["Duration"], "Level": data["Level"],
-            "Data": {"Series": series, "Messages": None, "Err": None},
-            "PreviousLevel": data["PreviousLevel"], "Recoverable": data["Recoverable"]}
+def alert_data(event: Event) -> Any:
+    """Kapacitor's ``alert.Data``, the dot of a Kafka template (``{{ .Data }}`` prints
+    its JSON, as Go's models.Result does)."""
+    return event.alert_template_data()
 
 
 class KafkaHandler:
