@@ -217,6 +217,29 @@ disk,host=cc used=99 31536002
 disk,host=dddddd used=92 31536003
 disk,host=a used=50 31536004
 """),
+    # A template runs on alert.Data: {{ .Data }} prints its JSON, .Time and .Duration
+    # print as Go's; HTML is not escaped.
+    "kafka_template_alert_data": ServiceCase(KafkaSink, """
+stream
+    |from()
+        .measurement('m')
+        .groupBy('h')
+    |alert()
+        .id('{{ index .Tags "h" }}')
+        .message('<{{ .Level }}> é')
+        .details('')
+        .warn(lambda: "v" > 1)
+        .crit(lambda: "v" > 2)
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('tmpl')
+            .template('{{ .ID }}|{{ .Level }}|{{ .Time }}|{{ .Duration }}|{{ .Data }}|{{ .PreviousLevel }}|{{ .Recoverable }}|{{ index (index .Data.Series 0).Tags "h" }}|{{ .Message }}|{{ .Details }}')
+""", """
+m,h=x v=2 31536000
+m,h=x v=3.5 31536001
+m,h=y v=0 31536001
+m,h=x v=0 31536002
+"""),
     # CREATE DATABASE with names quoted only where InfluxQL needs it; every /write
     # parameter; the client's headers.
     "influxdb_out_create_and_quote": ServiceCase(PLAIN_INFLUX, """
