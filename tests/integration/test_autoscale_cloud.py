@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
+from tests.compat.runner import _mask_timings
 from tests.compat.scenarios_misc import FakeCloud, Scenario, run, services_config
 
 pytestmark = pytest.mark.integration
@@ -413,6 +414,76 @@ EXPECTED_OVERRIDE: dict[str, object] = {
 }
 
 
+DOT_SCRIPT = """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |swarmAutoscale()
+        .serviceNameTag('app')
+        .replicas(lambda: "want")
+        .increaseCooldown(5s)
+    |httpOut('out')
+"""
+
+
+def running_dot(url: str, cloud: FakeCloud) -> dict[str, str]:
+    """The DOT (both views) of a running swarmAutoscale task: its event statistics."""
+    cloud.reset()
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.post("/kapacitor/v1/tasks", json={
+            "id": "dot", "type": "stream", "status": "enabled", "script": DOT_SCRIPT,
+            "dbrps": [{"db": "mydb", "rp": "myrp"}]}).raise_for_status()
+        c.post("/write?db=mydb&rp=myrp&precision=s", content=b"""\
+load,app=serviceA want=3i 31536000
+load,app=serviceA want=5i 31536001
+load,app=serviceB want=1i 31536001""").raise_for_status()
+        wait_until(lambda: len(cloud.requests) >= 5, what="the swarm requests")
+        time.sleep(0.5)
+        out = {view: _mask_timings(c.get("/kapacitor/v1/tasks/dot",
+                                         params={"dot-view": view}).json()["dot"])
+               for view in ("attributes", "labels")}
+        c.delete("/kapacitor/v1/tasks/dot")
+    return out
+
+
+# Taken from kapacitord 1.5.7 (see the module's docstring).
+EXPECTED_DOT: dict[str, str] = {
+    'attributes': (
+        'digraph dot {\n'
+        'graph [throughput="X points/s"];\n'
+        '\n'
+        'stream0 [avg_exec_time_ns="X" errors="0" working_cardinality="0" ];\n'
+        'stream0 -> from1 [processed="3"];\n'
+        '\n'
+        'from1 [avg_exec_time_ns="X" errors="0" working_cardinality="0" ];\n'
+        'from1 -> swarm_autoscale2 [processed="3"];\n'
+        '\n'
+        'swarm_autoscale2 [avg_exec_time_ns="X" cooldown_drops="1" decrease_events="1" errors="0" increase_events="1" working_cardinality="2" ];\n'
+        'swarm_autoscale2 -> http_out3 [processed="2"];\n'
+        '\n'
+        'http_out3 [avg_exec_time_ns="X" errors="0" working_cardinality="2" ];\n'
+        '}'
+    ),
+    'labels': (
+        'digraph dot {\n'
+        'graph [label="Throughput: X points/s" forcelabels=true pad="0.8,0.5"];\n'
+        '\n'
+        'stream0 [xlabel="avg_exec_time_ns=X\\rerrors=0\\rworking_cardinality=0"];\n'
+        'stream0 -> from1 [label="processed=3"];\n'
+        '\n'
+        'from1 [xlabel="avg_exec_time_ns=X\\rerrors=0\\rworking_cardinality=0"];\n'
+        'from1 -> swarm_autoscale2 [label="processed=3"];\n'
+        '\n'
+        'swarm_autoscale2 [xlabel="avg_exec_time_ns=X\\rcooldown_drops=1\\rdecrease_events=1\\rerrors=0\\rincrease_events=1\\rworking_cardinality=2"];\n'
+        'swarm_autoscale2 -> http_out3 [label="processed=2"];\n'
+        '\n'
+        'http_out3 [xlabel="avg_exec_time_ns=X\\rerrors=0\\rworking_cardinality=2"];\n'
+        '}'
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[FakeCloud]:
     server = FakeCloud()
@@ -434,6 +505,10 @@ def test_autoscale_like_kapacitor(daemon: DaemonProcess, cloud: FakeCloud,
     expected = EXPECTED[scenario.name]
     got = run(daemon.url, scenario, None, cloud, expected, timeout=10)
     assert got == expected
+
+
+def test_running_dot_like_kapacitor(daemon: DaemonProcess, cloud: FakeCloud) -> None:
+    assert running_dot(daemon.url, cloud) == EXPECTED_DOT
 
 
 def test_service_tests_like_kapacitor(cloud: FakeCloud) -> None:
@@ -463,6 +538,7 @@ def main(argv: list[str]) -> int:
     server = Kapacitor(binary, extra_conf=to_toml(services_config(cloud.url)))
     try:
         out = {s.name: run(server.url, s, None, cloud) for s in SCENARIOS}
+        out["dot"] = running_dot(server.url, cloud)
     finally:
         server.close()
     second = FakeCloud()
