@@ -13,12 +13,12 @@ it. The variable bindings are, in order:
    net-snmp type letter:
 
    ====  ===========================  =============================================
-   c     Counter64 (``0x46``)         decimal, 0 to 2**64-1 (Kapacitor sends
+   c     Counter64 (``0x46``)         a 64-bit integer, as unsigned (Kapacitor sends
                                       Counter64 for ``c``, not net-snmp's Counter32)
-   i     INTEGER (``0x02``)           decimal, -2**31 to 2**31-1
+   i     INTEGER (``0x02``)           a 64-bit integer, its low 32 bits as signed
    n     NULL (``0x05``)              the value is ignored
    s     OCTET STRING (``0x04``)      the text as UTF-8
-   t     TimeTicks (``0x43``)         decimal, 0 to 2**32-1
+   t     TimeTicks (``0x43``)         a 64-bit integer, its low 32 bits as unsigned
    u     Gauge32/Unsigned32 (``0x42``)  decimal, 0 to 2**32-1
    a     IpAddress (``0x40``)         dotted-quad IPv4 address
    o     OBJECT IDENTIFIER (``0x06``)   dotted OID
@@ -27,8 +27,10 @@ it. The variable bindings are, in order:
    ====  ===========================  =============================================
 
    Kapacitor itself accepts only c, i, n, s and t; the other letters follow net-snmp's
-   ``snmptrap`` command. Numbers are read strictly (an optional sign and digits); a
-   value out of range fails the event instead of wrapping around as Kapacitor's does.
+   ``snmptrap`` command. The numbers of c, i and t are read as Kapacitor 1.5.7 reads
+   them (Go's ``strconv.ParseInt``: an optional sign and ASCII digits, within 64 bits)
+   and wrap around to the type's size as its Go conversions do (``i`` 2147483648 is
+   -2147483648, ``t`` -1 is 4294967295); u, a, d and x values are checked for range.
 
 TICKscript: ``.snmpTrap('1.3.6.1.4.1.1').data('1.3.6.1.4.1.1.5', 's', '{{ .Message }}')``
 (``.data`` repeats). Topic handler: kind ``snmptrap`` with options ``trap-oid`` and
@@ -70,8 +72,7 @@ from . import snmp_ber as ber
 #: Seconds one send attempt (resolve, connect, send) may take.
 TIMEOUT = 5.0
 
-_DECIMAL = re.compile(r"[+-]?\d+")
-_INT32 = (-(2**31), 2**31 - 1)
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +106,20 @@ def _number(text: str, low: int, high: int, what: str) -> int:
     return value
 
 
+def _go_int64(text: str, bits: int, signed: bool, what: str) -> int:
+    """``text`` read as Go's ``strconv.ParseInt(text, 10, 64)`` reads it, then converted
+    to a ``bits``-wide integer as Go's conversions do (the low bits kept)."""
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"{what}: strconv.ParseInt: parsing {text!r}: invalid syntax")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{what}: strconv.ParseInt: parsing {text!r}: value out of range")
+    value &= (1 << bits) - 1
+    if signed and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
 def _hex_octets(text: str) -> bytes:
     digits = re.sub(r"\s+", "", text)
     if digits[:2].lower() == "0x":
@@ -121,11 +136,11 @@ def _decimal_octets(text: str) -> bytes:
 
 #: type letter -> (what it is, value text -> encoded TLV)
 TYPES: dict[str, tuple[str, Callable[[str], bytes]]] = {
-    "c": ("Counter64", lambda v: ber.counter64(_number(v, 0, 2**64 - 1, "Counter64"))),
-    "i": ("INTEGER", lambda v: ber.integer(_number(v, *_INT32, "INTEGER"))),
+    "c": ("Counter64", lambda v: ber.counter64(_go_int64(v, 64, False, "Counter64"))),
+    "i": ("INTEGER", lambda v: ber.integer(_go_int64(v, 32, True, "INTEGER"))),
     "n": ("NULL", lambda v: ber.null()),
     "s": ("OCTET STRING", ber.octet_string),
-    "t": ("TimeTicks", lambda v: ber.timeticks(_number(v, 0, 2**32 - 1, "TimeTicks"))),
+    "t": ("TimeTicks", lambda v: ber.timeticks(_go_int64(v, 32, False, "TimeTicks"))),
     "u": ("Gauge32", lambda v: ber.gauge32(_number(v, 0, 2**32 - 1, "Unsigned32"))),
     "a": ("IpAddress", ber.ip_address),
     "o": ("OBJECT IDENTIFIER", ber.oid),

@@ -134,6 +134,28 @@ stream
 ports,dev=sw1 errors=5i,total=123456789012i 31536000
 ports,dev=sw2 errors=11i,total=0i 31536000
 """),
+    # c, i and t values are read as 64-bit integers and wrap around to the type's size;
+    # a value Go's ParseInt refuses sends no trap.
+    "snmptrap_integer_wrapping": ServiceCase(SNMPReceiver, """
+stream
+    |from()
+        .measurement('m')
+    |alert()
+        .id('a')
+        .crit(lambda: "v" > 1)
+        .snmpTrap('1.2.3')
+            .data('1.2.3.1', 'i', '2147483648')
+            .data('1.2.3.2', 'i', '+4294967295')
+            .data('1.2.3.3', 't', '-1')
+            .data('1.2.3.4', 't', '4294967296')
+            .data('1.2.3.5', 'c', '-9223372036854775808')
+        .snmpTrap('1.2.4')
+            .data('1.2.4.1', 'i', '9223372036854775808')
+        .snmpTrap('1.2.5')
+            .data('1.2.5.1', 'c', '{{ index .Fields "v" }}')
+""", """
+m v=2.5 31536000
+"""),
     # gomail's message: Q-encoded non-ASCII subject split into words, quoted-printable
     # body (soft breaks, trailing blanks, '=', UTF-8), envelope from the addresses.
     "email_encodings": ServiceCase(SMTPReceiver, """
