@@ -71,6 +71,10 @@ KEYWORDS = {"var": T.VAR, "dbrp": T.DBRP, "TRUE": T.TRUE, "FALSE": T.FALSE, "AND
 _DURATION_UNITS = "uµsmhdw"
 _NEWLINE = re.compile("\n")
 _SPACE = re.compile(r"\s+")
+#: After an operand: spaces, then maybe an operator; group 1 is one a regex may follow
+#: (=~ !~), group 2 any other binary operator (a '/' that starts no comment) or '!',
+#: group 3 an assignment (a regex may follow it too).
+_AFTER = re.compile(r"\s*(?:(!~|=~)|(==|!=|<=|>=|[-+*%<>!]|/(?!/))|(=))?")
 _ASCII_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 #: Digits (Unicode category Nd, as Go's unicode.IsDigit), then a decimal point and
 #: digits; group 1 is the point.
@@ -137,41 +141,20 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 continue
         if after:
             after = False
-            m = _SPACE.match(text, pos)
-            if m:
-                pos = m.end()
-            if pos >= n:
-                continue
-            c = text[pos]
-            start = pos
-            if c in "+-*%" or (c == "/" and text[pos + 1:pos + 2] != "/"):
-                add(T.OP, c, start, pos + 1)
-                pos += 1
-                continue
-            if c == "!":
-                pos += 1
-                if pos < n and text[pos] in "=~":
-                    pos += 1
-                add(T.OP, text[start:pos], start, pos)
-                regex_next = text[start:pos] == "!~"
-                continue
-            if c in "<>":
-                pos += 1
-                if pos < n and text[pos] == "=":
-                    pos += 1
-                add(T.OP, text[start:pos], start, pos)
-                continue
-            if c == "=":
-                pos += 1
-                if pos < n and text[pos] in "~=":
-                    pos += 1
-                    add(T.OP, text[start:pos], start, pos)
-                    regex_next = text[start:pos] == "=~"
-                else:
-                    add(T.ASSIGN, "=", start, pos)
-                    regex_next = True
+            m = _AFTER.match(text, pos)
+            pos = m.end()
+            group = m.lastindex
+            if group is not None:
+                start = m.start(group)
+                op = m.group(group)
+                index = line_of(newlines, start - 1)
+                append(Token(T.ASSIGN if group == 3 else T.OP, op, index + 1,
+                             start - starts[index], op, start))
+                regex_next = group != 2  # after = =~ !~
                 continue
             # anything else (a comment included) is read as in the operand state
+        if pos < n and text[pos].isspace():
+            pos = _SPACE.match(text, pos).end()
         if pos >= n:
             line, col = where(n)
             tokens.append(Token(T.EOF, "", line, col, "", n))
@@ -189,10 +172,6 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
             append(Token(kind, c, index + 1, start - starts[index], c, start))
             pos += 1
             after = kind is T.RPAREN
-            continue
-        if c.isspace():
-            m = _SPACE.match(text, pos)
-            pos = m.end() if m else pos + 1
             continue
         if c.isalpha():
             m = _ASCII_IDENT.match(text, pos)
@@ -234,7 +213,9 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 kind = T.DURATION
             else:
                 kind = T.FLOAT if decimal else T.INT
-            add(kind, text[start:end], start, end)
+            word = text[start:end]
+            index = line_of(newlines, start - 1)
+            append(Token(kind, word, index + 1, start - starts[index], word, start))
             pos = end
             after = True
             continue
@@ -243,7 +224,10 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
             if m is None:
                 return fail("unterminated field reference", start)
             end = m.end()
-            add(T.REFERENCE, _unescape(text[start + 1:end - 1], '"'), start, end)
+            raw = text[start:end]
+            index = line_of(newlines, start - 1)
+            append(Token(T.REFERENCE, _unescape(raw[1:-1], '"'), index + 1,
+                         start - starts[index], raw, start))
             pos = end
             after = True
             continue
@@ -256,7 +240,8 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 value = raw[3:-3]
             else:
                 value = _unescape(raw[1:-1], "'")
-            add(T.STRING, value, start, end)
+            index = line_of(newlines, start - 1)
+            append(Token(T.STRING, value, index + 1, start - starts[index], raw, start))
             pos = end
             after = True
             continue
