@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from kapa_core.plugin_api import ConfigError, Event, HandlerError, HandlerKind, hookimpl
+from kapa_core.plugin_api import Event, HandlerError, HandlerKind, hookimpl
 
 TIMEOUT = 60
 
@@ -18,8 +18,7 @@ class ExecOptions:
     args: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        if not self.prog:
-            raise ConfigError("prog", "exec handler: prog is required")
+        """Nothing to check: Kapacitor takes an empty ``prog`` and fails each event."""
 
 
 class ExecHandler:
@@ -32,6 +31,8 @@ class ExecHandler:
         return (event.json() + "\n").encode()
 
     async def handle(self, event: Event) -> None:
+        if not self.command[0]:
+            raise HandlerError("exec: no command")  # Go's exec of an empty name
         with trio.move_on_after(TIMEOUT):
             try:
                 result = await trio.run_process(self.command, stdin=self.stdin(event),

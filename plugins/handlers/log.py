@@ -21,10 +21,9 @@ class LogOptions:
     mode: int = 0o600
 
     def validate(self) -> None:
-        if not self.path:
-            raise ConfigError("path", "log handler: path is required")
-        if not os.path.isabs(self.path):
-            raise ConfigError("path", f"log handler: path must be absolute, got {self.path!r}")
+        if not os.path.isabs(self.path):  # Kapacitor's words (an empty path included)
+            raise ConfigError("path", f"log path must be absolute: {self.path} is not "
+                              "absolute")
 
 
 class LogHandler:
