@@ -24,10 +24,12 @@ class ServerAPI:
         self._router = router
 
     async def sideload_reload(self, request: Request) -> Response:
-        from kapa_core.engine.nodes.enrich import SideloadNode
+        from kapa_core.engine.nodes.enrich import SideloadSource
 
-        for node in list(SideloadNode.registry):
-            node.reload()
+        try:
+            SideloadSource.reload_all()
+        except ValueError as exc:  # Kapacitor answers 500 with the source's error
+            raise APIError(500, str(exc)) from None
         return Response.empty(204)
 
     async def ping(self, request: Request) -> Response:

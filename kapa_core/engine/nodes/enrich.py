@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import stat
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -229,10 +230,22 @@ def _convert(src: Any, default: Any) -> Any:
 
 
 class SideloadSource:
-    """The files of one directory, read once (and again on reload), keyed by their path
-    relative to the directory."""
+    """The files of one directory, keyed by their path relative to it. As in Kapacitor,
+    one source is shared by every task reading the directory: it is read when the first
+    of them starts and again on ``POST /kapacitor/v1/sideload/reload`` (not when another
+    task starts), and forgotten when the last one stops."""
 
-    def __init__(self, url: str) -> None:
+    #: the open sources by directory (Kapacitor's sideload service)
+    open_sources: ClassVar[dict[str, SideloadSource]] = {}
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.references = 0
+
+    @staticmethod
+    def directory(url: str) -> str:
+        """The directory of a ``file://`` source URL; ValueError in Kapacitor's words."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme != "file":
@@ -242,32 +255,66 @@ class SideloadSource:
         path = unquote(parts.path) if url[len(scheme) + 1:].startswith("/") else ""
         if not path.startswith("/"):
             raise ValueError(f"sideload source path must be absolute {_go_quote(path)}")
-        self.dir = os.path.normpath(path)
-        self.cache: dict[str, dict[str, Any]] = {}
-        self.update()
+        return os.path.normpath(path)
+
+    @classmethod
+    def acquire(cls, url: str) -> SideloadSource:
+        """The shared source of ``url``'s directory, read now if none is open."""
+        directory = cls.directory(url)
+        source = cls.open_sources.get(directory)
+        if source is None:
+            source = cls(directory)
+            source.update()  # a failure leaves nothing open
+            cls.open_sources[directory] = source
+        source.references += 1
+        return source
+
+    def release(self) -> None:
+        self.references -= 1
+        if self.references <= 0 and SideloadSource.open_sources.get(self.dir) is self:
+            del SideloadSource.open_sources[self.dir]
+
+    @classmethod
+    def reload_all(cls) -> None:
+        """Read every open source again; the first failure stops and is raised (as
+        Kapacitor's reload: ``failed to update source "<dir>": ...``)."""
+        for directory, source in list(cls.open_sources.items()):
+            try:
+                source.update()
+            except ValueError as exc:
+                raise ValueError(f"failed to update source {_go_quote(directory)}: "
+                                 f"{exc}") from None
 
     def update(self) -> None:
+        # As Kapacitor: the cache is emptied, then filled file by file; a failure keeps
+        # what was read before it.
+        self.cache = {}
         try:
-            self.cache = self._read()
+            self._walk(self.dir, root=True)
         except ValueError as exc:
             raise ValueError(f"failed to update sideload cache for source "
                              f"{_go_quote(self.dir)}: {exc}") from None
 
-    def _read(self) -> dict[str, dict[str, Any]]:
-        root = self.dir
+    def _walk(self, path: str, root: bool = False) -> None:
+        """Go's filepath.Walk: entries in lexical order, directories entered where they
+        sort, links not followed; every file read, hidden ones refused."""
         try:
-            os.lstat(root)
+            info = os.lstat(path)
         except OSError as exc:
-            raise ValueError(f"lstat {root}: {_os_error(exc)}") from None
-        cache: dict[str, dict[str, Any]] = {}
-        if not os.path.isdir(root):
-            raise ValueError("invalid relative path")
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                cache[os.path.relpath(path, root)] = _read_values(path)
-        return cache
+            raise ValueError(f"lstat {path}: {_os_error(exc)}") from None
+        if not stat.S_ISDIR(info.st_mode):
+            values = _read_values(path)
+            rel = os.path.relpath(path, self.dir)
+            if root or not rel or rel.startswith("."):
+                raise ValueError("invalid relative path")
+            self.cache[rel] = values
+            return
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise ValueError(f"open {path}: {_os_error(exc)}") from None
+        for name in names:
+            self._walk(os.path.join(path, name))
 
     def lookup(self, order: list[str], key: str) -> Any:
         key = os.path.normpath(key) if key else "."
@@ -312,14 +359,13 @@ class SideloadNode(Node):
     templates over the point's tags), the first file having the key winning; a missing
     key, or a value that does not convert to the default's type, gives the default."""
 
-    registry: ClassVar[list[SideloadNode]] = []  # for POST /kapacitor/v1/sideload/reload
-
     def __init__(self, spec: SideloadSpec, log: Any) -> None:
         super().__init__(spec, log)
         from kapa_core.engine.tasks import StartRefused
 
+        # As Kapacitor: the source first (a template error after it leaves it open).
         try:
-            self.source = SideloadSource(spec.source)
+            self.source: SideloadSource | None = SideloadSource.acquire(spec.source)
             self.order = [gotemplate.parse(o, "order") for o in spec.order_paths]
         except (ValueError, gotemplate.TemplateError) as exc:
             raise StartRefused(str(exc)) from None  # Kapacitor's words alone
@@ -327,14 +373,11 @@ class SideloadNode(Node):
         # Later .field()/.tag() calls for the same name replace earlier ones (a Go map).
         self.fields = dict(spec.fields)
         self.tags = dict(spec.tags)
-        SideloadNode.registry.append(self)
-
-    def reload(self) -> None:
-        self.source.update()
 
     def stop(self) -> None:
-        if self in SideloadNode.registry:
-            SideloadNode.registry.remove(self)
+        if self.source is not None:
+            self.source.release()
+            self.source = None
 
     def _paths(self, tags: dict[str, str]) -> list[str] | None:
         paths = []
@@ -359,7 +402,7 @@ class SideloadNode(Node):
         type; the default when it is missing or does not convert."""
         out: dict[str, Any] = {}
         for key, default in defaults.items():
-            value = self.source.lookup(order, key)
+            value = self.source.lookup(order, key) if self.source is not None else None
             if value is None:
                 out[key] = default
                 continue
