@@ -112,6 +112,21 @@ temp,room=kitchen t=21.25 31536000
 temp,room=hall t=35i,label="x" 31536000
 temp,room=kitchen t=19 31536005
 """),
+    # An .exec('') is accepted (each event fails to run it): the task still runs its
+    # other handlers.
+    "exec_empty_prog_accepted": ServiceCase(ExecReceiver, """
+stream
+    |from()
+        .measurement('m')
+    |alert()
+        .id('m')
+        .details('')
+        .crit(lambda: "v" > 1)
+        .exec('')
+        .exec('/bin/my-script')
+""", """
+m v=2 31536000
+"""),
     # sysUpTime.0 is 1000; each .data() type letter Kapacitor knows, from templates.
     "snmptrap_types_and_uptime": ServiceCase(SNMPReceiver, """
 stream
