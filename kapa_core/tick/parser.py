@@ -49,9 +49,12 @@ _UNITS = {"u": 1000, "µ": 1000, "ms": 1_000_000, "s": 1_000_000_000,
 #: Scripts at least this long are kept parsed (the last few): defining a task parses
 #: its script, evaluates it, formats it and draws its DOT, and reading or listing it
 #: after a restart formats and draws it; each would parse a script of megabytes again.
-#: Programs are not changed once parsed, so one can serve every caller.
+#: Programs are not changed once parsed, so one can serve every caller. A kept program
+#: takes about 18 times its script's size, hence the bound on the scripts' bytes (the
+#: most recent one is kept whatever its size).
 KEEP_MIN = 16 * 1024
 KEEP_COUNT = 2
+KEEP_BYTES = 8 * 1024 * 1024
 _kept: OrderedDict[tuple[str, int], ast.Program] = OrderedDict()
 _kept_lock = threading.Lock()  # large scripts are parsed in worker threads
 
@@ -75,7 +78,8 @@ def parse(text: str) -> ast.Program:
     if len(text) >= KEEP_MIN:
         with _kept_lock:
             _kept[key] = program
-            while len(_kept) > KEEP_COUNT:
+            while len(_kept) > KEEP_COUNT or (len(_kept) > 1 and sum(
+                    len(kept) for kept, _ in _kept) > KEEP_BYTES):
                 _kept.popitem(last=False)
     return program
 
