@@ -461,7 +461,19 @@ class _Compiler:
                 if b is not True and b is not False:
                     raise EvalError(f"invalid {op} operand: {type_name(b)}")
                 return b
-            return logic
+            checks = [c for c in (self._bool_typed(node.left), self._bool_typed(node.right))
+                      if c is not None]
+            if not checks:
+                return logic
+            # Kapacitor types both operands of a logical node with a dynamic one (a field,
+            # a tag, a function) before each evaluation: an operand that is not boolean (a
+            # missing field too) fails the point even where the other would decide it.
+
+            def typed_logic(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+                for check in checks:
+                    check(t, f, g)
+                return logic(t, f, g)
+            return typed_logic
         if op in _CMP:
             cmp = _CMP[op]
 
@@ -484,6 +496,68 @@ class _Compiler:
                 return binary(op, a, b)
             return math_op
         return lambda t, f, g: binary(op, left(t, f, g), right(t, f, g))
+
+    def _bool_typed(self, node: ast.Node) -> Fn | None:
+        """For an operand of AND/OR whose type Kapacitor only knows when it runs (a
+        reference, a function, arithmetic on them): a check that fails when it is not a
+        boolean, as Kapacitor's typing of the operand does; None for a typed operand
+        (literals, comparisons, logical nodes, ``!``)."""
+        if isinstance(node, ast.Lambda):
+            return self._bool_typed(node.expr)
+        if isinstance(node, ast.Identifier):
+            value = self.scope.get(node.name)
+            return self._bool_typed(value.expr) if isinstance(value, ast.Lambda) else None
+        if isinstance(node, ast.Reference):
+            if node.name == "time":
+                return _failing("invalid logical operand: time")
+            name = node.name
+
+            def check_ref(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> None:
+                value = f.get(name, MISSING)
+                if value is MISSING:
+                    value = g.get(name, MISSING)
+                if value is not True and value is not False:
+                    raise EvalError(f"invalid logical operand {name!r}: {type_name(value)}")
+            return check_ref
+        if isinstance(node, ast.Call):
+            # typed by its signature: only a missing field argument fails (isPresent
+            # takes one)
+            refs = [a.name for a in node.args
+                    if isinstance(a, ast.Reference) and a.name != "time"]
+            if node.name == "isPresent" or not refs:
+                return None
+
+            def check_args(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> None:
+                for name in refs:
+                    if f.get(name, MISSING) is MISSING and g.get(name, MISSING) is MISSING:
+                        raise EvalError(f"missing value {name!r} in {node.name}()")
+            return check_args
+        if isinstance(node, ast.Unary):
+            if node.op == "-" and self._dynamic(node.operand):
+                return _failing("invalid logical operand: a number")
+            return None
+        if isinstance(node, ast.Binary):
+            if node.op in _LOGICAL or node.op in _COMPARISON:
+                return None
+            if self._dynamic(node.left) or self._dynamic(node.right):
+                return _failing(f"invalid logical operand: {node.op} arithmetic")
+        return None
+
+    def _dynamic(self, node: ast.Node) -> bool:
+        """Whether Kapacitor only knows the node's type when it runs."""
+        if isinstance(node, ast.Reference | ast.Call):
+            return True
+        if isinstance(node, ast.Lambda):
+            return self._dynamic(node.expr)
+        if isinstance(node, ast.Identifier):
+            value = self.scope.get(node.name)
+            return isinstance(value, ast.Lambda) and self._dynamic(value.expr)
+        if isinstance(node, ast.Unary):
+            return node.op == "-" and self._dynamic(node.operand)
+        if isinstance(node, ast.Binary):
+            return node.op not in _LOGICAL and node.op not in _COMPARISON and (
+                self._dynamic(node.left) or self._dynamic(node.right))
+        return False
 
     def c_Star(self, node: ast.Star) -> Fn:
         # refused when the task starts (see static_error), as in Kapacitor

@@ -22,6 +22,9 @@ test reads them after closing the stream, the API while the task runs).
 
 Scenarios that configure services of their own (``tmInit``, such as the Kubernetes
 autoscale one) are left out and listed. Nothing of the scenarios is stored here.
+
+``--cases GLOB`` runs the same comparison over the stream compatibility cases matching
+GLOB (their scripts and points, outputs pointed at a closed port) instead.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class Scenario:
     points: list[str]
     go_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: str = ""
+    db: str = "mydb"
+    rp: str = "myrp"
+    precision: str = "s"
 
 
 def srpl_points(path: Path) -> list[str]:
@@ -96,6 +102,30 @@ def scenarios(source: Path) -> list[Scenario]:
     return found
 
 
+def from_cases(pattern: str) -> list[Scenario]:
+    """The stream compat cases matching ``pattern`` (e.g. ``'window/*'``) as scenarios:
+    their script and points, outputs pointed at a closed port (both daemons then count
+    the same failures). Cases that are refused, templates and cases with vars are left
+    out."""
+    from tests.compat.casefile import all_cases
+
+    out = []
+    for case in all_cases(pattern + ".toml"):
+        if case.get("type", "stream") != "stream" or "error" in case.expected \
+                or case.get("template") or "vars" in case.data \
+                or case.get("implicit_dbrp") or case.get("status") == "disabled":
+            continue
+        script = re.sub(r"\{\{POST(?::\w+)?\}\}", "http://127.0.0.1:1/post",
+                        case.get("script", ""))
+        script = script.replace("{{TCP}}", "127.0.0.1:1").replace("{{LOG}}", "/dev/null")
+        script = script.replace("{{DIR}}", str(case.path.parent.resolve()))
+        points = case.get("points", "").strip().split("\n")
+        out.append(Scenario(case.name, script, points, db=case.get("db", "mydb"),
+                            rp=case.get("rp", "myrp"),
+                            precision=case.get("precision", "s")))
+    return out
+
+
 class Run:
     """One daemon: define each scenario's task, write its points, read its statistics."""
 
@@ -105,17 +135,18 @@ class Run:
 
     def stats(self, scenario: Scenario, settle: float = 0.6,
               timeout: float = 10.0) -> dict[str, Any]:
-        task_id = "stats." + scenario.name
+        task_id = "stats." + scenario.name.replace("/", ".")
         tasks = f"{self.url}/kapacitor/v1/tasks"
         self.client.delete(f"{tasks}/{task_id}")
         r = self.client.post(tasks, json={
             "id": task_id, "type": "stream", "status": "enabled",
-            "dbrps": [{"db": "mydb", "rp": "myrp"}],
+            "dbrps": [{"db": scenario.db, "rp": scenario.rp}],
             "script": scenario.script.replace("\t", "    ")})
         if r.status_code != 200:
             return {"error": r.text}
         r = self.client.post(f"{self.url}/write", content="\n".join(scenario.points),
-                             params={"db": "mydb", "rp": "myrp", "precision": "s"})
+                             params={"db": scenario.db, "rp": scenario.rp,
+                                     "precision": scenario.precision})
         if r.status_code != 204:
             return {"error": f"write: {r.status_code} {r.text}"}
         deadline = time.monotonic() + timeout
@@ -194,8 +225,13 @@ def go_notes(scenario: Scenario, kapacitor: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arg_parser("tests.compat.scenarios_stats", __doc__).parse_args(argv)
-    chosen = [s for s in scenarios(args.source)
+    parser = arg_parser("tests.compat.scenarios_stats", __doc__)
+    parser.add_argument("--cases", metavar="GLOB",
+                        help="compare the stream compat cases matching GLOB (such as "
+                             "'window/*') instead of Kapacitor's scenarios")
+    args = parser.parse_args(argv)
+    chosen = from_cases(args.cases) if args.cases else scenarios(args.source)
+    chosen = [s for s in chosen
               if not args.patterns or any(fnmatch.fnmatch(s.name, p) for p in args.patterns)]
     runnable = [s for s in chosen if not s.skipped]
     for s in chosen:
