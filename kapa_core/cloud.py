@@ -9,6 +9,7 @@ and ``[[swarm]]`` services use them for their service tests.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -73,12 +74,50 @@ def _verify(tls: TLS, setting: str) -> Any:
         raise CloudError(f"failed to read {setting} {go_quote(exc.path)}: {exc}") from None
 
 
+#: Where a pod finds its service account (``in-cluster = true``).
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def k8s_client_config(config: Any) -> tuple[list[str], str, str]:
+    """(API servers, token, CA file) of a ``[[kubernetes]]`` element, as Kapacitor's
+    ClientConfig: in a cluster, the pod's service account and
+    ``https://$KUBERNETES_SERVICE_HOST`` (else ``https://kubernetes``); CloudError in
+    Kapacitor's words when a secret cannot be read."""
+    if not config.in_cluster:
+        if config.ca_path:
+            try:
+                with open(config.ca_path, "rb"):
+                    pass
+            except OSError as exc:
+                raise CloudError(f"failed to read ca-path {go_quote(config.ca_path)}: "
+                                 f"{_os_error(config.ca_path, exc)}") from None
+        return list(config.api_servers), config.token, config.ca_path
+    secrets = {}
+    for name, what in (("namespace", "namespace"), ("token", "token"), ("ca.crt", "ca.crt")):
+        path = os.path.join(SERVICE_ACCOUNT, name)
+        try:
+            with open(path, "rb") as f:
+                secrets[name] = f.read()
+        except OSError as exc:
+            raise CloudError(f"could not load {what}: {_os_error(path, exc)}") from None
+    host = os.environ.get("KUBERNETES_SERVICE_HOST") or "kubernetes"
+    return [f"https://{host}"], secrets["token"].decode("utf-8", "replace"), \
+        os.path.join(SERVICE_ACCOUNT, "ca.crt")
+
+
+def _os_error(path: str, exc: OSError) -> str:
+    """An *os.PathError as Go words it."""
+    reason = {2: "no such file or directory", 13: "permission denied",
+              21: "is a directory"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return f"open {path}: {reason}"
+
+
 class K8sClient:
     """Kapacitor's Kubernetes client: the API servers in turn, the ``token`` as a
     ``Bearer`` authorization, ``ca-path`` as the trusted CA."""
 
     def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
-        self.urls = _RoundRobin(list(config.api_servers))
+        self.urls = _RoundRobin([])
         self.http = http
         self.ca_path = ""
         self.verify: Any = True
@@ -87,12 +126,12 @@ class K8sClient:
     def update(self, config: Any) -> None:
         """Follow a changed config element, as Kapacitor's clients do for running tasks:
         new servers and token at once (the turn goes on), a new CA when it changed."""
-        self.urls.urls = [httpx.URL(u) for u in config.api_servers]
-        self.token = config.token
-        if config.ca_path != self.ca_path:
-            self.verify = _verify(TLS(ca=config.ca_path), "ca-path") if config.ca_path \
-                else True
-            self.ca_path = config.ca_path
+        urls, token, ca_path = k8s_client_config(config)
+        self.urls.urls = [httpx.URL(u) for u in urls]
+        self.token = token
+        if ca_path != self.ca_path:
+            self.verify = _verify(TLS(ca=ca_path), "ca-path") if ca_path else True
+            self.ca_path = ca_path
 
     async def versions(self) -> dict[str, Any]:
         """``GET /api`` (the service test)."""
@@ -185,10 +224,34 @@ def swarm_spec_body(spec: Any) -> str:
     return dumps(out) + "\n"
 
 
+def swarm_tls_check(config: Any) -> None:
+    """Kapacitor's tlsconfig.Create of a ``[[swarm]]`` element: its checks and words."""
+    if config.ssl_cert and config.ssl_key:
+        for path in (config.ssl_cert, config.ssl_key):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise CloudError("Could not load TLS client key/certificate: "
+                                 f"{_os_error(path, exc)}") from None
+    elif config.ssl_cert:
+        raise CloudError("Must provide both key and cert files: only cert file provided.")
+    elif config.ssl_key:
+        raise CloudError("Must provide both key and cert files: only key file provided.")
+    if config.ssl_ca:
+        try:
+            with open(config.ssl_ca, "rb"):
+                pass
+        except OSError as exc:
+            raise CloudError(f"Could not load TLS CA: {_os_error(config.ssl_ca, exc)}"
+                             ) from None
+
+
 class SwarmClient:
     """Kapacitor's Docker Swarm client: the servers in turn, the section's TLS files."""
 
     def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
+        swarm_tls_check(config)
         self.urls = _RoundRobin(list(config.servers))
         self.http = http
         self.tls = TLS.of(config)
@@ -196,6 +259,7 @@ class SwarmClient:
 
     def update(self, config: Any) -> None:
         """Follow a changed config element (see K8sClient.update)."""
+        swarm_tls_check(config)
         self.urls.urls = [httpx.URL(u) for u in config.servers]
         if TLS.of(config) != self.tls:
             self.tls = TLS.of(config)

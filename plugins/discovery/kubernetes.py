@@ -69,6 +69,15 @@ class KubernetesService:
 
     def __init__(self, context: Any) -> None:
         self.elements = context.config
+        # As Kapacitor, every element's client is made when the service starts: an
+        # in-cluster element without its service account (or an unreadable ca-path)
+        # stops the daemon.
+        for element in self.elements:
+            try:
+                K8sClient(element)
+            except CloudError as exc:
+                raise CloudError(f"kubernetes service: failed to create k8s client config: "
+                                 f"{exc}") from None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

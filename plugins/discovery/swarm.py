@@ -48,6 +48,15 @@ class SwarmService:
 
     def __init__(self, context: Any) -> None:
         self.elements = context.config
+        # As Kapacitor, every element's client is made when the service starts: TLS
+        # files that cannot be loaded stop the daemon.
+        for element in self.elements:
+            try:
+                SwarmClient(element)
+            except CloudError as exc:
+                raise CloudError("docker swarm service: failed to create cluster for "
+                                 f"{json.dumps(element.id)}: failed to create swarm client "
+                                 f"config: {exc}") from None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -529,6 +529,38 @@ def test_running_node_follows_config_override(cloud: FakeCloud) -> None:
         second.close()
 
 
+#: Elements whose client cannot be made stop the daemon at startup, enabled or not; the
+#: messages are kapacitord 1.5.7's (after its "run: create server: ").
+STARTUP_REFUSALS = [
+    ({"swarm": [{"enabled": True, "id": "s", "servers": ["http://x"],
+                 "ssl-ca": "/nonexistent/ca.pem"}]},
+     'docker swarm service: failed to create cluster for "s": failed to create swarm '
+     "client config: Could not load TLS CA: open /nonexistent/ca.pem: no such file or "
+     "directory"),
+    ({"swarm": [{"enabled": False, "servers": ["http://x"],
+                 "ssl-cert": "/nonexistent/c.pem"}]},
+     'docker swarm service: failed to create cluster for "": failed to create swarm '
+     "client config: Must provide both key and cert files: only cert file provided."),
+    ({"kubernetes": [{"enabled": True, "api-servers": ["http://x"],
+                      "ca-path": "/nonexistent/ca.pem"}]},
+     'kubernetes service: failed to create k8s client config: failed to read ca-path '
+     '"/nonexistent/ca.pem": open /nonexistent/ca.pem: no such file or directory'),
+    ({"kubernetes": [{"enabled": False, "in-cluster": True}]},
+     "kubernetes service: failed to create k8s client config: could not load namespace: "
+     "open /var/run/secrets/kubernetes.io/serviceaccount/namespace: no such file or "
+     "directory"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), STARTUP_REFUSALS)
+def test_unusable_client_config_stops_startup(config: dict[str, object],
+                                              message: str) -> None:
+    with pytest.raises(RuntimeError) as info:
+        with DaemonProcess({"logging": {"level": "ERROR"}, **config}, ready_timeout=20):
+            pass
+    assert str(info.value).rstrip().endswith(message)
+
+
 def main(argv: list[str]) -> int:
     from kapa_core.testing import to_toml
     from tests.compat.oracle import Kapacitor
