@@ -14,12 +14,10 @@ from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskDef, TaskService
 from kapa_core.engine.templates import json_number
 from kapa_core.errors import APIError
 from kapa_core.http.listing import (
-    FORMAT_CACHE_MIN,
     GC_PAUSE_BYTES,
     dot_view,
     gc_paused,
     json_body,
-    render_program,
     render_script,
     script_format,
     select,
@@ -152,7 +150,6 @@ class TasksAPI:
         self.service = service
         self._dots: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._recent: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
-        self._programs: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # large tasks are checked in worker threads
         self._evaluate = service.evaluate
         service.evaluate = self._keep_evaluation  # type: ignore[method-assign]
@@ -178,27 +175,14 @@ class TasksAPI:
 
     def _keep_evaluation(self, task: TaskDef, program: Any = None) -> Evaluated:
         """The service's evaluation of ``task``, its pipeline also kept (the last two,
-        until drawn) for ``stopped_dot``."""
+        until drawn) for ``stopped_dot``. (Its program is kept by the parser, so
+        formatting the script just checked does not parse it again.)"""
         evaluated = self._evaluate(task, program)
         with self._lock:
             self._recent[_dot_key(task)] = evaluated.pipeline
             while len(self._recent) > 2:
                 self._recent.popitem(last=False)
-            if program is not None and len(task.script) >= FORMAT_CACHE_MIN:
-                self._programs[task.script] = program  # to format it without parsing
-                while len(self._programs) > 2:
-                    self._programs.popitem(last=False)
         return evaluated
-
-    def _script(self, task: TaskDef, form: str) -> str:
-        """The task's script as asked for; a large one just checked is formatted from
-        the program the check parsed."""
-        if form == "formatted" and len(task.script) >= FORMAT_CACHE_MIN:
-            with self._lock:
-                program = self._programs.pop(task.script, None)
-            if program is not None:
-                return render_program(task.script, program)
-        return render_script(task.script, form)
 
     def register(self, router: Router) -> None:
         router.add(["GET"], BASE, self.list)
@@ -224,7 +208,7 @@ class TasksAPI:
         if "dbrps" in fields:
             out["dbrps"] = [{"db": db, "rp": rp} for db, rp in task.dbrps]
         if "script" in fields:
-            out["script"] = self._script(task, form)
+            out["script"] = render_script(task.script, form)
         if "vars" in fields:
             out["vars"] = client_vars(task.vars)
         if "dot" in fields:
