@@ -116,12 +116,17 @@ class Parser:
 
     # -- helpers ------------------------------------------------------------------------
     def peek(self) -> Token:
-        return self.tokens[min(self.pos, self.last)]
+        try:
+            return self.tokens[self.pos]
+        except IndexError:  # read past the end: the last token again (EOF)
+            return self.tokens[self.last]
 
     def next(self) -> Token:
-        token = self.tokens[min(self.pos, self.last)]
         self.pos += 1
-        return token
+        try:
+            return self.tokens[self.pos - 1]
+        except IndexError:
+            return self.tokens[self.last]
 
     def backup(self) -> None:
         self.pos -= 1
