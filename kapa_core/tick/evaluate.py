@@ -9,6 +9,7 @@ undefined or redefined variables, edge mismatches such as a window fed by batche
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -604,7 +605,11 @@ def go_type(spec: NodeSpec) -> str:
         tick = getattr(handler, "tick_name", "") or current.kind
         return "*pipeline." + (_GO_HANDLERS.get(tick) or tick[:1].upper() + tick[1:]
                                + "Handler")
-    kind = spec.kind
+    return _go_node_type(spec.kind)
+
+
+@functools.cache
+def _go_node_type(kind: str) -> str:
     name = _GO_TYPES.get(kind) or "".join(
         part[:1].upper() + part[1:] for part in kind.split("_")) + "Node"
     return "*pipeline." + name
@@ -728,7 +733,7 @@ def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str
     if signature is None:
         return ""
     types, variadic = signature
-    types = tuple(_qualified(t) for t in types)
+    types = _qualified_all(types)
     fixed = len(types) - 1 if variadic else len(types)
     why = ""
     if len(args) < fixed:
@@ -751,6 +756,11 @@ def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str
     if not why:
         return ""
     return f"error calling func {_go_quote(name)} on obj {obj}: {why}"
+
+
+@functools.cache
+def _qualified_all(types: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_qualified(t) for t in types)
 
 
 def _not_chaining(name: str, target: NodeSpec) -> str:
