@@ -96,21 +96,20 @@ class Parser:
     def __init__(self, text: str, *, max_nodes: int = 0) -> None:
         self.text = text
         all_tokens = tokenize(text, max_nodes=max_nodes)
-        self.tokens = [t for t in all_tokens if t.type is not T.COMMENT]
-        # A comment belongs to the token that follows it.
+        comment = T.COMMENT
+        at = [i for i, t in enumerate(all_tokens) if t.type is comment]
+        self.tokens = [t for t in all_tokens if t.type is not comment] if at else all_tokens
+        # A comment belongs to the token that follows it (the last token is never one).
+        # Separate comment blocks are kept apart by a blank entry, as Kapacitor's comment
+        # nodes are (so a var's description reads as Kapacitor's).
         self.comment_before: dict[int, str] = {}
-        index = 0
         pending: list[str] = []
-        for token in all_tokens:
-            if token.type is T.COMMENT:
-                pending.append(token.text)
-                continue
-            if pending:
-                # Separate comment blocks are kept apart by a blank entry, as Kapacitor's
-                # comment nodes are (so a var's description reads as Kapacitor's).
-                self.comment_before[index] = "\n\n\n".join(pending)
+        for count, i in enumerate(at):
+            pending.append(all_tokens[i].text)
+            if all_tokens[i + 1].type is not comment:
+                # the token after it, among the tokens that are not comments
+                self.comment_before[i - count] = "\n\n\n".join(pending)
                 pending = []
-            index += 1
         self.pos = 0
         self.last = len(self.tokens) - 1
 
