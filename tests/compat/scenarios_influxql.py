@@ -12,8 +12,9 @@ usePointTimes) are read from the Go source and rendered the way the test renders
 (arguments default to ``'value'``); the points are the scenario's .srpl, moved to start
 at 1971-01-01 as the test's replay does. Each variant is named
 ``<scenario>/<index>-<method>[-usePointTimes]``. Besides the httpOut body, the task's
-node statistics and DOT are compared too (timings masked). Nothing of them is stored
-here.
+node statistics and DOT are compared too (timings masked). ``--all-hosts`` also runs
+each variant without the from() filter on serverA, over several groups. Nothing of them
+is stored here.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def unquote_go(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def scenarios(source: Path) -> list[Case]:
+def scenarios(source: Path, all_hosts: bool = False) -> list[Case]:
+    """Every variant; with ``all_hosts`` each also without the from() filter on
+    serverA (named ``...-allHosts``)."""
     integrations = source / "integrations"
     text = (integrations / "streamer_test.go").read_text()
     found = []
@@ -116,15 +119,25 @@ def scenarios(source: Path) -> list[Case]:
                             unquote_go(args.group(1)) if args else "'value'", point_times)
             label = f"{name}/{index}-{method_name or 'none'}" + \
                 ("-usePointTimes" if point_times else "")
-            found.append(Case(label, integrations / "testdata" / f"{name}.srpl", {
-                "script": script.replace("\t", "    "), "points": "\n".join(points),
-                "db": "dbname", "rp": "rpname", "inspect": ["stats", "dot"]}))
+            variants = [(label, script)]
+            if all_hosts:
+                # the same method over every host (several groups), not only serverA
+                wide = re.sub(r"\n\s*\.where\(lambda: \"host\" == 'serverA'\)", "", script)
+                if wide != script:
+                    variants.append((label + "-allHosts", wide))
+            for variant, text in variants:
+                found.append(Case(variant, integrations / "testdata" / f"{name}.srpl", {
+                    "script": text.replace("\t", "    "), "points": "\n".join(points),
+                    "db": "dbname", "rp": "rpname", "inspect": ["stats", "dot"]}))
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arg_parser("tests.compat.scenarios_influxql", __doc__).parse_args(argv)
-    cases = [c for c in scenarios(args.source)
+    parser = arg_parser("tests.compat.scenarios_influxql", __doc__)
+    parser.add_argument("--all-hosts", action="store_true",
+                        help="run each variant also over every host (several groups)")
+    args = parser.parse_args(argv)
+    cases = [c for c in scenarios(args.source, args.all_hosts)
              if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
     workdir = Path(tempfile.mkdtemp(prefix="scenarios-influxql-"))
     recorder = Recorder()
