@@ -31,10 +31,10 @@ sarama does. ``disablePartitionById`` spreads messages over the partitions in tu
 Delivery: the ``kafka`` service keeps one writer per cluster and topic. A writer sends
 with ``acks=-1`` (all in-sync replicas have stored it, kafka-go's default), asks the
 broker to answer within ``timeout`` less one second as kafka-go does, and waits at
-most ``timeout`` (0 means 10s) for the broker; messages that arrive while a request is in flight go
-together in the next one, up to ``batch-size`` (0 means 100) messages, so a message is
-never held back for a batch to fill; ``batch-timeout`` (0 means 1s) is added to how long
-a handler waits for its turn. A failed delivery fails the handler, which is logged as
+most ``timeout`` (0 means 10s) for the broker. As kafka-go batches them, each
+partition's messages go together, one Produce request per partition, once
+``batch-size`` (0 means 100) of them are waiting or ``batch-timeout`` (0 means 1s) after
+the first of them arrived, whichever comes first. A failed delivery fails the handler, which is logged as
 "alert handler failed" with the broker's error, and the task goes on.
 
 Connections use TLS with ``use-ssl`` (``ssl-ca``, ``ssl-cert``, ``ssl-key``,
@@ -50,9 +50,11 @@ before it expires. GSSAPI (Kerberos) is refused with a clear error.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,24 +214,30 @@ class _Pending:
     message: wire.Message
     done: trio.Event = field(default_factory=trio.Event)
     error: wire.KafkaError | None = None
+    #: called with the error of a message nobody waits for (see TopicWriter.enqueue)
+    report: Callable[[wire.KafkaError], None] | None = None
 
 
 class TopicWriter:
     """Sends one cluster's messages for one topic, in batches, one request at a time.
 
-    ``send`` queues a message and waits until the broker has stored it (or refused it).
-    The run loop takes up to ``batch_size`` queued messages, groups them by partition
-    into record batches, and sends them; a retriable failure (a dropped connection, a
-    moved leader) is tried once more with fresh metadata.
+    ``send`` adds a message to its partition's batch and waits until the broker has
+    stored it (or refused it). As kafka-go's writer (Kapacitor 1.5.7's) does, each
+    partition's batch is sent, as one Produce request, when it holds ``batch_size``
+    messages or ``batch_timeout`` seconds after its first message arrived; a retriable
+    failure (a dropped connection, a moved leader) is tried once more with fresh
+    metadata.
     """
 
     def __init__(self, client: wire.KafkaClient, topic: str, *, batch_size: int,
-                 timeout: float) -> None:
+                 timeout: float, batch_timeout: float = DEFAULT_BATCH_TIMEOUT) -> None:
         self.client = client
         self.topic = topic
         self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
         self.timeout = timeout
-        self._queue: list[_Pending] = []
+        self._batches: dict[int, list[_Pending]] = {}  # partition: its open batch
+        self._due: dict[int, float] = {}  # partition: when its batch is sent (trio time)
         self._wake = trio.Event()
         self._turn = itertools.count()
         self._bytes: dict[int, int] = {}  # partition: bytes sent there (least_bytes)
@@ -257,29 +265,62 @@ class TopicWriter:
         rtt = 1.0 if self.timeout >= 1.0 else self.timeout / 4
         return int((self.timeout - rtt) * 1000)
 
+    def _add(self, pending: _Pending) -> None:
+        batch = self._batches.setdefault(pending.partition, [])
+        if not batch:
+            self._due[pending.partition] = trio.current_time() + self.batch_timeout
+        batch.append(pending)
+        if len(batch) >= self.batch_size:
+            self._due[pending.partition] = -math.inf  # full: send it now
+
     async def send(self, partition: int, message: wire.Message) -> None:
+        """Send ``message`` and wait until the broker has stored it (or refused it)."""
         pending = _Pending(partition, message)
-        self._queue.append(pending)
+        self._add(pending)
         self._wake.set()
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
 
+    def enqueue(self, partition: int, message: wire.Message,
+                report: Callable[[wire.KafkaError], None]) -> None:
+        """Send ``message`` without waiting, as Kapacitor's asynchronous writer does;
+        ``report`` is called with the error if it cannot be delivered."""
+        self._add(_Pending(partition, message, report=report))
+        self._wake.set()
+
     async def run(self) -> None:
         try:
             while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                while self._queue:
-                    batch = self._queue[:self.batch_size]
-                    del self._queue[:self.batch_size]
-                    await self._deliver(batch)
+                now = trio.current_time()
+                ready = sorted((due, p) for p, due in self._due.items() if due <= now)
+                if not ready:
+                    with trio.move_on_at(min(self._due.values(), default=math.inf)):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+                    continue
+                for _, partition in ready:
+                    batch = self._batches.pop(partition)
+                    del self._due[partition]
+                    for pending in batch[self.batch_size:]:  # more than a batch at once
+                        self._add(pending)
+                    await self._deliver(batch[:self.batch_size])
+                    self._report(batch[:self.batch_size])
         finally:
             stopped = wire.KafkaError("the kafka service stopped")
-            for pending in self._queue:
-                pending.error = stopped
-                pending.done.set()
-            self._queue.clear()
+            for batch in self._batches.values():
+                for pending in batch:
+                    pending.error = stopped
+                    pending.done.set()
+                self._report(batch)
+            self._batches.clear()
+            self._due.clear()
+
+    @staticmethod
+    def _report(batch: list[_Pending]) -> None:
+        for pending in batch:
+            if pending.error is not None and pending.report is not None:
+                pending.report(pending.error)
 
     async def _deliver(self, batch: list[_Pending]) -> None:
         waiting: dict[int, list[_Pending]] = {}
@@ -391,7 +432,9 @@ class KafkaService:
         if writer is None:
             writer = TopicWriter(self._client(config), topic,
                                  batch_size=config.batch_size or DEFAULT_BATCH_SIZE,
-                                 timeout=_seconds(config.timeout, DEFAULT_TIMEOUT))
+                                 timeout=_seconds(config.timeout, DEFAULT_TIMEOUT),
+                                 batch_timeout=_seconds(config.batch_timeout,
+                                                        DEFAULT_BATCH_TIMEOUT))
             self._writers[(config.id, topic)] = writer
             self._nursery.start_soon(writer.run)
         return writer
@@ -437,7 +480,10 @@ def alert_data(event: Event) -> Any:
 
 
 class KafkaHandler:
-    """Writes each alert to the cluster's topic; returns once the leader has stored it."""
+    """Writes each alert to the cluster's topic without waiting for the broker, as
+    Kapacitor's asynchronous writer does (so that the alerts of a handler can share a
+    partition's batch); a message that cannot be delivered is logged as "alert handler
+    failed" by the service."""
 
     def __init__(self, options: KafkaOptions, context: Any) -> None:
         self.options = options
@@ -464,7 +510,6 @@ class KafkaHandler:
         value = self._value(event)
         key = event.id.encode()
         timeout = _seconds(config.timeout, DEFAULT_TIMEOUT)
-        wait = timeout * 2 + _seconds(config.batch_timeout, DEFAULT_BATCH_TIMEOUT)
         where = f"kafka: cluster {config.id!r}, topic {topic!r}"
         try:
             writer = service.writer(config, topic)
@@ -480,12 +525,16 @@ class KafkaHandler:
                 partition = wire.partition_for(self.options.partition_algorithm, key,
                                                partitions)
             message = wire.Message(key, value, time.time_ns() // 1_000_000)
-            with trio.fail_after(wait):
-                await writer.send(partition, message)
         except wire.KafkaError as exc:
             raise HandlerError(f"{where}: {exc}") from None
         except trio.TooSlowError:
             raise HandlerError(f"{where}: no answer from the brokers in time") from None
+
+        def report(exc: wire.KafkaError) -> None:
+            service.log.error("alert handler failed", kind="kafka", alert=event.id,
+                              err=f"{where}: {exc}")
+
+        writer.enqueue(partition, message, report)
 
 
 @hookimpl

@@ -254,6 +254,31 @@ disk,host=cc used=99 31536002
 disk,host=dddddd used=92 31536003
 disk,host=a used=50 31536004
 """),
+    # With the default batch-size, each partition's messages of the batch-timeout go
+    # together in one Produce request.
+    "kafka_batches_per_partition": ServiceCase(lambda d: KafkaSink(d, **{"batch-size": 0}),
+                                               """
+stream
+    |from()
+        .measurement('m')
+        .groupBy('h')
+    |alert()
+        .id('{{ index .Tags "h" }}')
+        .details('')
+        .crit(lambda: "v" > 1)
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('t')
+            .template('{{ .ID }} {{ .Level }}')
+""", """
+m,h=a v=2 31536000
+m,h=b v=3 31536000
+m,h=c v=3 31536000
+m,h=d v=3 31536000
+m,h=e v=3 31536000
+m,h=f v=3 31536000
+m,h=g v=3 31536000
+"""),
     # A template runs on alert.Data: {{ .Data }} prints its JSON, .Time and .Duration
     # print as Go's; HTML is not escaped.
     "kafka_template_alert_data": ServiceCase(KafkaSink, """
