@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -184,44 +186,183 @@ def _int(value: Any) -> int:
     return value if type(value) is int else int(value or 0)
 
 
-#: The fields of Docker's ServiceSpec and TaskSpec in the order Go writes them, and
-#: whether Go leaves them out when empty (structs are always written).
-_SPEC_FIELDS = (("Name", True), ("Labels", True), ("TaskTemplate", False), ("Mode", False),
-                ("UpdateConfig", True), ("Networks", True), ("EndpointSpec", True))
-_TASK_FIELDS = (("ContainerSpec", False), ("Resources", True), ("RestartPolicy", True),
-                ("Placement", True), ("Networks", True), ("LogDriver", True),
-                ("ForceUpdate", False))
+# -- Docker's ServiceSpec as Go decodes and encodes it -------------------------------------
+# Kapacitor decodes the service into Docker's Go types (vendored with Kapacitor 1.5.7) and
+# sends their encoding back: fields in struct order, unknown ones dropped, ``omitempty``
+# zero values left out, absent non-omitempty fields written as their zero value.
+
+#: struct -> (field, type, omitempty); a type is a scalar kind ("str", "int", "bool",
+#: "f32", "map" for map[string]string), a struct name, ("ptr", type) or ("list", type).
+_GO_STRUCTS: dict[str, tuple[tuple[str, Any, bool], ...]] = {
+    "ServiceSpec": (("Name", "str", True), ("Labels", "map", True),
+                    ("TaskTemplate", "TaskSpec", True), ("Mode", "ServiceMode", True),
+                    ("UpdateConfig", ("ptr", "UpdateConfig"), True),
+                    ("Networks", ("list", "NetworkAttachmentConfig"), True),
+                    ("EndpointSpec", ("ptr", "EndpointSpec"), True)),
+    "TaskSpec": (("ContainerSpec", "ContainerSpec", True),
+                 ("Resources", ("ptr", "ResourceRequirements"), True),
+                 ("RestartPolicy", ("ptr", "RestartPolicy"), True),
+                 ("Placement", ("ptr", "Placement"), True),
+                 ("Networks", ("list", "NetworkAttachmentConfig"), True),
+                 ("LogDriver", ("ptr", "Driver"), True), ("ForceUpdate", "int", False)),
+    "ContainerSpec": (("Image", "str", True), ("Labels", "map", True),
+                      ("Command", ("list", "str"), True), ("Args", ("list", "str"), True),
+                      ("Hostname", "str", True), ("Env", ("list", "str"), True),
+                      ("Dir", "str", True), ("User", "str", True),
+                      ("Groups", ("list", "str"), True), ("TTY", "bool", True),
+                      ("OpenStdin", "bool", True), ("Mounts", ("list", "Mount"), True),
+                      ("StopGracePeriod", ("ptr", "int"), True),
+                      ("Healthcheck", ("ptr", "HealthConfig"), True),
+                      ("Hosts", ("list", "str"), True),
+                      ("DNSConfig", ("ptr", "DNSConfig"), True),
+                      ("Secrets", ("list", ("ptr", "SecretReference")), True)),
+    "DNSConfig": (("Nameservers", ("list", "str"), True), ("Search", ("list", "str"), True),
+                  ("Options", ("list", "str"), True)),
+    "Mount": (("Type", "str", True), ("Source", "str", True), ("Target", "str", True),
+              ("ReadOnly", "bool", True), ("BindOptions", ("ptr", "BindOptions"), True),
+              ("VolumeOptions", ("ptr", "VolumeOptions"), True),
+              ("TmpfsOptions", ("ptr", "TmpfsOptions"), True)),
+    "BindOptions": (("Propagation", "str", True),),
+    "VolumeOptions": (("NoCopy", "bool", True), ("Labels", "map", True),
+                      ("DriverConfig", ("ptr", "Driver"), True)),
+    "Driver": (("Name", "str", True), ("Options", "map", True)),
+    "TmpfsOptions": (("SizeBytes", "int", True), ("Mode", "int", True)),
+    "HealthConfig": (("Test", ("list", "str"), True), ("Interval", "int", True),
+                     ("Timeout", "int", True), ("Retries", "int", True)),
+    "SecretReference": (("File", ("ptr", "SecretReferenceFileTarget"), False),
+                        ("SecretID", "str", False), ("SecretName", "str", False)),
+    "SecretReferenceFileTarget": (("Name", "str", False), ("UID", "str", False),
+                                  ("GID", "str", False), ("Mode", "int", False)),
+    "ResourceRequirements": (("Limits", ("ptr", "Resources"), True),
+                             ("Reservations", ("ptr", "Resources"), True)),
+    "Resources": (("NanoCPUs", "int", True), ("MemoryBytes", "int", True)),
+    "RestartPolicy": (("Condition", "str", True), ("Delay", ("ptr", "int"), True),
+                      ("MaxAttempts", ("ptr", "int"), True), ("Window", ("ptr", "int"), True)),
+    "Placement": (("Constraints", ("list", "str"), True),),
+    "NetworkAttachmentConfig": (("Target", "str", True), ("Aliases", ("list", "str"), True)),
+    "ServiceMode": (("Replicated", ("ptr", "ReplicatedService"), True),
+                    ("Global", ("ptr", "GlobalService"), True)),
+    "ReplicatedService": (("Replicas", ("ptr", "int"), True),),
+    "GlobalService": (),
+    "UpdateConfig": (("Parallelism", "int", False), ("Delay", "int", True),
+                     ("FailureAction", "str", True), ("Monitor", "int", True),
+                     ("MaxFailureRatio", "f32", False)),
+    "EndpointSpec": (("Mode", "str", True), ("Ports", ("list", "PortConfig"), True)),
+    "PortConfig": (("Name", "str", True), ("Protocol", "str", True),
+                   ("TargetPort", "int", True), ("PublishedPort", "int", True),
+                   ("PublishMode", "str", True)),
+}
+_ZERO = {"str": "", "int": 0, "bool": False, "f32": 0.0, "map": None}
 
 
-def _go_struct(doc: Any, fields: tuple[tuple[str, bool], ...], zero: dict[str, Any]
-               ) -> Struct:
+class _GoFloat32(float):
+    """A float32 field: written with float32's shortest digits."""
+
+
+def _f32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _go_decode(value: Any, kind: Any) -> Any:
+    """``value`` (decoded JSON) as Go holds it in a field of type ``kind``; None is nil."""
+    if isinstance(kind, tuple):
+        if value is None:
+            return None
+        if kind[0] == "ptr":
+            return _go_decode(value, kind[1]) if not isinstance(kind[1], str) or \
+                kind[1] in _GO_STRUCTS else value
+        return [_go_decode(v, kind[1]) for v in value] if isinstance(value, list) else None
+    if kind in _GO_STRUCTS:
+        fields = {name.lower(): name for name, _, _ in _GO_STRUCTS[kind]}
+        types = {name: t for name, t, _ in _GO_STRUCTS[kind]}
+        out: dict[str, Any] = {}
+        for key, item in (value.items() if isinstance(value, dict) else ()):
+            name = key if key in types else fields.get(key.lower())
+            if name is not None:  # Go matches field names without regard to case
+                out[name] = _go_decode(item, types[name])
+        return out
+    if value is None:
+        return _ZERO[kind]
+    if kind == "f32":
+        return _GoFloat32(_f32(float(value)))
+    if kind == "map" and isinstance(value, dict):
+        return dict(sorted(value.items()))
+    return value
+
+
+def _go_empty(value: Any) -> bool:
+    return value is None or value is False or value == "" or value == 0 and \
+        not isinstance(value, bool) or (isinstance(value, dict | list) and not value)
+
+
+def _go_encode(value: Any, kind: Any) -> Any:
+    """The decoded value ready for JSON, as Go's encoder writes the field."""
+    if isinstance(kind, tuple):
+        if value is None:
+            return None
+        if kind[0] == "ptr":
+            return _go_encode(value, kind[1])
+        return [_go_encode(v, kind[1]) for v in value]
+    if kind in _GO_STRUCTS:
+        out = Struct()
+        for name, t, omitempty in _GO_STRUCTS[kind]:
+            item = value.get(name) if isinstance(value, dict) else None
+            if item is None and t in _GO_STRUCTS:
+                item = {}
+            if item is None and not isinstance(t, tuple):
+                item = _ZERO[t]
+            pointer = isinstance(t, tuple) and t[0] == "ptr"
+            if omitempty and t not in _GO_STRUCTS and (item is None if pointer
+                                                       else _go_empty(item)):
+                continue  # a pointer is left out only when nil
+            out[name] = _go_encode(item, t)
+        return out
+    return value
+
+
+def _go_json(value: Any) -> str:
+    if isinstance(value, _GoFloat32):
+        return _float32_text(float(value))
+    if isinstance(value, dict):
+        keys = value.keys() if getattr(value, "ordered", False) else sorted(value)
+        return "{" + ",".join(f"{dumps(str(k))}:{_go_json(value[k])}" for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_go_json(v) for v in value) + "]"
+    return dumps(value)
+
+
+def _float32_text(value: float) -> str:
+    """Go's JSON text of a float32: its shortest digits, plain between 1e-6 and 1e21."""
+    if value == 0:
+        return "0"
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if _f32(float(text)) == value:
+            break
+    number = float(text)
+    if 1e-6 <= abs(number) < 1e21:
+        plain = format(Decimal(text), "f")
+        return plain.rstrip("0").rstrip(".") if "." in plain else plain
+    mantissa, _, exp = f"{Decimal(text):e}".partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    sign = "-" if exp.startswith("-") else "+"
+    return f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0').rjust(2, '0')}"
+
+
+def swarm_service(doc: Any) -> dict[str, Any]:
+    """A GET /services/<id> answer as Kapacitor keeps it: ID, Version and the Spec in
+    Docker's types."""
     doc = doc if isinstance(doc, dict) else {}
-    out = Struct()
-    for name, omit_empty in fields:
-        value = doc.get(name, zero.get(name))
-        if omit_empty and value in (None, "", {}, [], 0):
-            continue
-        out[name] = value
-    return out
+    fields = {k.lower(): k for k in doc}
+    get = lambda name: doc.get(name, doc.get(fields.get(name.lower(), ""), None))  # noqa: E731
+    return {"ID": get("ID") or "", "Version": get("Version") or {},
+            "Spec": _go_decode(get("Spec") or {}, "ServiceSpec")}
 
 
 def swarm_spec_body(spec: Any) -> str:
-    """A service spec as Kapacitor's swarm client sends it back: Go's encoding of
-    Docker's ServiceSpec (its fields, in its order, empty ones left out or zero)."""
-    out = _go_struct(spec, _SPEC_FIELDS, {})
-    out["TaskTemplate"] = _go_struct(out.get("TaskTemplate"), _TASK_FIELDS,
-                                     {"ContainerSpec": {}, "ForceUpdate": 0})
-    mode = out.get("Mode") if isinstance(out.get("Mode"), dict) else {}
-    fixed = Struct()
-    if isinstance(mode.get("Replicated"), dict):
-        replicated = Struct()
-        if mode["Replicated"].get("Replicas") is not None:
-            replicated["Replicas"] = mode["Replicated"]["Replicas"]
-        fixed["Replicated"] = replicated
-    if mode.get("Global") is not None:
-        fixed["Global"] = {}
-    out["Mode"] = fixed
-    return dumps(out) + "\n"
+    """A decoded ServiceSpec as Kapacitor's swarm client sends it back (json.Encoder)."""
+    return _go_json(_go_encode(spec, "ServiceSpec")) + "\n"
 
 
 def swarm_tls_check(config: Any) -> None:
@@ -300,7 +441,7 @@ class SwarmClient:
         except CloudError as exc:
             raise CloudError(f"failed to get swarm service for {go_quote(name)}: {exc}"
                              ) from None
-        return doc if isinstance(doc, dict) else {}
+        return swarm_service(doc)
 
     @staticmethod
     def _replicated(service: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +458,8 @@ class SwarmClient:
     async def set_replicas(self, name: str, replicas: int) -> None:
         service = await self.service(name)
         self._replicated(service)["Replicas"] = replicas
-        version = _int((service.get("Version") or {}).get("Index", 0))
+        version_doc = service.get("Version")
+        version = _int(version_doc.get("Index", 0)) if isinstance(version_doc, dict) else 0
         sid = str(service.get("ID", ""))
         await self._request("POST", f"/{SWARM_VERSION}/services/{sid}/update?version={version}",
                             content=swarm_spec_body(service.get("Spec")).encode())

@@ -59,6 +59,36 @@ def srpl_points(source: Path, name: str) -> tuple[str, str, str]:
 INITIAL = {"serviceA": 1, "serviceB": 10}
 
 
+def rich_spec(replicas: int) -> dict[str, Any]:
+    """A service spec as a newer Docker daemon answers it: fields Kapacitor's Docker
+    types know (some in another case), fields they do not, nulls and a float."""
+    return {
+        "Name": "rich", "Labels": {"z": "1", "a": "<2>"},
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": "nginx:1.13@sha256:abc", "Args": ["-g", "daemon off;"],
+                              "Env": ["A=1"], "TTY": False, "StopGracePeriod": 10000000000,
+                              "DNSConfig": {}, "Isolation": "default", "Init": None,
+                              "Mounts": [{"Type": "volume", "Source": "data", "Target": "/d",
+                                          "VolumeOptions": {"Labels": {"k": "v"}}}],
+                              "Secrets": [{"SecretID": "s1", "SecretName": "n",
+                                           "File": {"Name": "f", "UID": "0", "GID": "0",
+                                                    "Mode": 292}}],
+                              "healthcheck": {"Test": ["CMD", "true"], "Retries": 3}},
+            "Resources": {"Limits": {}, "Reservations": {"MemoryBytes": 1024}},
+            "RestartPolicy": {"Condition": "any", "Delay": 5000000000, "MaxAttempts": 0},
+            "Placement": {"Constraints": ["node.role==worker"], "Platforms": [{"OS": "linux"}]},
+            "ForceUpdate": 2, "Runtime": "container"},
+        "Mode": {"Replicated": {"Replicas": replicas}},
+        "UpdateConfig": {"Parallelism": 1, "FailureAction": "pause", "Monitor": 5000000000,
+                         "MaxFailureRatio": 0.1, "Order": "stop-first"},
+        "RollbackConfig": {"Parallelism": 1},
+        "EndpointSpec": {"Mode": "vip", "Ports": [{"Protocol": "tcp", "TargetPort": 80,
+                                                   "PublishedPort": 8080,
+                                                   "PublishMode": "ingress"}]},
+        "Networks": None,
+    }
+
+
 class FakeCloud:
     """An HTTP server answering the Kubernetes scale subresource
     (``/apis/extensions/v1beta1/namespaces/<ns>/<kind>/<name>/scale``, GET and PATCH) and
@@ -149,11 +179,16 @@ class FakeCloud:
                 name = parts[2]
                 if name == "missing":
                     return 404, {"message": f"service {name} not found"}
+                spec: dict[str, Any] = {"Name": name, "Labels": {"app": name},
+                                        "Mode": {"Replicated": {
+                                            "Replicas": self._current(name)}}}
+                if name == "rich":
+                    spec = rich_spec(self._current(name))
+                elif name == "global":  # a global service has no replica count
+                    spec = {"Name": name, "Mode": {"Global": {}}}
                 return 200, {"ID": name,
                              "Version": {"Index": self.versions.setdefault(name, 7)},
-                             "Spec": {"Name": name, "Labels": {"app": name},
-                                      "Mode": {"Replicated": {
-                                          "Replicas": self._current(name)}}}}
+                             "CreatedAt": "2017-01-01T00:00:00Z", "Spec": spec}
         return 404, {"message": "not found"}
 
     def patch(self, path: str, body: bytes) -> tuple[int, Any]:

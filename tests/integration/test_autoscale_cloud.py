@@ -127,6 +127,21 @@ load,host=h1 other=1i 31536003
 load,host=h1 want=99i 31536004
 load,host=h1 want=0i 31536005
 """)),
+    # A service spec as a newer Docker daemon answers it (FakeCloud's "rich"): sent back
+    # the way Kapacitor's Docker types encode it (unknown fields dropped, Go's field
+    # order and omitempty rules, HTML escaping, float32).
+    Scenario("swarm_rich_spec", "", [("swarm_rich_spec", """
+stream
+    |from()
+        .measurement('load')
+    |swarmAutoscale()
+        .serviceName('rich')
+        .replicas(lambda: "want")
+    |httpOut('out')
+""", DBRP)], stats=["swarm_rich_spec"], cloud=True, points=("mydb", "myrp", """\
+load want=3i 31536000
+load want=5i 31536001
+""")),
     # Swarm with names from a tag, one of them unknown to the API, and a point without
     # the tag; the lambda uses the current count only.
     Scenario("swarm_tag", "", [("swarm_tag", """
@@ -149,6 +164,21 @@ load,service=serviceB v=1 31536002
 
 # Taken from kapacitord 1.5.7 (see the module's docstring).
 EXPECTED: dict[str, dict[str, object]] = {
+    'swarm_rich_spec': {
+        'cloud requests': [
+            'GET /v1.30/services/rich',
+            'GET /v1.30/services/rich',
+            'POST /v1.30/services/rich/update?version=7 {"Name":"rich","Labels":{"a":"\\u003c2\\u003e","z":"1"},"TaskTemplate":{"ContainerSpec":{"Image":"nginx:1.13@sha256:abc","Args":["-g","daemon off;"],"Env":["A=1"],"Mounts":[{"Type":"volume","Source":"data","Target":"/d","VolumeOptions":{"Labels":{"k":"v"}}}],"StopGracePeriod":10000000000,"Healthcheck":{"Test":["CMD","true"],"Retries":3},"DNSConfig":{},"Secrets":[{"File":{"Name":"f","UID":"0","GID":"0","Mode":292},"SecretID":"s1","SecretName":"n"}]},"Resources":{"Limits":{},"Reservations":{"MemoryBytes":1024}},"RestartPolicy":{"Condition":"any","Delay":5000000000,"MaxAttempts":0},"Placement":{"Constraints":["node.role==worker"]},"ForceUpdate":2},"Mode":{"Replicated":{"Replicas":3}},"UpdateConfig":{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0.1},"EndpointSpec":{"Mode":"vip","Ports":[{"Protocol":"tcp","TargetPort":80,"PublishedPort":8080,"PublishMode":"ingress"}]}}\n',
+            'GET /v1.30/services/rich',
+            'POST /v1.30/services/rich/update?version=8 {"Name":"rich","Labels":{"a":"\\u003c2\\u003e","z":"1"},"TaskTemplate":{"ContainerSpec":{"Image":"nginx:1.13@sha256:abc","Args":["-g","daemon off;"],"Env":["A=1"],"Mounts":[{"Type":"volume","Source":"data","Target":"/d","VolumeOptions":{"Labels":{"k":"v"}}}],"StopGracePeriod":10000000000,"Healthcheck":{"Test":["CMD","true"],"Retries":3},"DNSConfig":{},"Secrets":[{"File":{"Name":"f","UID":"0","GID":"0","Mode":292},"SecretID":"s1","SecretName":"n"}]},"Resources":{"Limits":{},"Reservations":{"MemoryBytes":1024}},"RestartPolicy":{"Condition":"any","Delay":5000000000,"MaxAttempts":0},"Placement":{"Constraints":["node.role==worker"]},"ForceUpdate":2},"Mode":{"Replicated":{"Replicas":5}},"UpdateConfig":{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,"MaxFailureRatio":0.1},"EndpointSpec":{"Mode":"vip","Ports":[{"Protocol":"tcp","TargetPort":80,"PublishedPort":8080,"PublishMode":"ingress"}]}}\n',
+        ],
+        'swarm_rich_spec error':
+            '',
+        'swarm_rich_spec httpOut':
+            '{"series":[{"name":"load","columns":["time","new","old"],"values":[["1971-01-01T00:00:01Z",5,3]]}]}',
+        'swarm_rich_spec stats':
+            '{"from1": {"collected": 2, "emitted": 2, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 2, "emitted": 0, "errors": 0, "working_cardinality": 1}, "stream0": {"collected": 2, "emitted": 2, "errors": 0, "working_cardinality": 0}, "swarm_autoscale2": {"collected": 2, "cooldown_drops": 0, "decrease_events": 0, "emitted": 2, "errors": 0, "increase_events": 2, "working_cardinality": 1}}',
+    },
     'k8s_batches': {
         'cloud requests': [
             'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
@@ -559,6 +589,29 @@ def test_unusable_client_config_stops_startup(config: dict[str, object],
         with DaemonProcess({"logging": {"level": "ERROR"}, **config}, ready_timeout=20):
             pass
     assert str(info.value).rstrip().endswith(message)
+
+
+def test_global_swarm_service_is_an_error(daemon: DaemonProcess, cloud: FakeCloud) -> None:
+    """A global-mode service has no replica count. Kapacitor 1.5.7 dereferences the
+    missing count and the whole kapacitord crashes (checked); kapa-core counts an error
+    for the point and goes on (a deliberate difference, see docs/tickscript.md)."""
+    scenario = Scenario("swarm_global", "", [("swarm_global", """
+stream
+    |from()
+        .measurement('load')
+    |swarmAutoscale()
+        .serviceName('global')
+        .replicas(lambda: "want")
+    |httpOut('out')
+""", DBRP)], stats=["swarm_global"], cloud=True, points=("mydb", "myrp", """\
+load want=3i 31536000
+load want=5i 31536001
+"""))
+    got = run(daemon.url, scenario, None, cloud, timeout=5)
+    assert got["cloud requests"] == ["GET /v1.30/services/global"] * 2
+    stats = json.loads(str(got["swarm_global stats"]))["swarm_autoscale2"]
+    assert (stats["errors"], stats["emitted"]) == (2, 0)
+    assert httpx.get(daemon.url + "/kapacitor/v1/ping").status_code == 204
 
 
 def main(argv: list[str]) -> int:
