@@ -95,4 +95,7 @@ def build_nodes(pipeline: Pipeline, log: Logger,
         make_input = getattr(node, "input", None)
         for index, parent in enumerate(spec.parents):
             built[parent.id].children.append(make_input(index) if make_input else node)
+    for node in built.values():  # a stats node counts what its node sends, once linked
+        if isinstance(node, output.StatsNode):
+            node.attach()
     return list(built.values())

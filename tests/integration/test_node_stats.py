@@ -82,3 +82,50 @@ def test_debug_vars_kind_is_the_node_description() -> None:
                  if s["name"] == "nodes" and s["tags"].get("task") == "k"}
         assert kinds == {"stream0": "stream", "from1": "from", "window2": "window",
                          "max3": "max", "http_out4": "http_out"}
+
+
+STATS_SCRIPTS = {
+    "grouped": "stream|from().measurement('cpu').groupBy('host')|stats(200ms)|httpOut('s')",
+    "window": "stream|from().measurement('cpu').groupBy('host')"
+              "|window().period(2s).every(2s)|stats(200ms)|httpOut('s')",
+    "nodata": "stream|from().measurement('none').groupBy('host')|stats(200ms)|httpOut('s')",
+    "deadman": "stream|from().measurement('cpu').groupBy('host')|deadman(2.0, 200ms)"
+               "|httpOut('s')",
+}
+
+# From kapacitord 1.5.7 (times left out: they are the wall clock's): one stats point per
+# group the watched node sent to its first child, counting the points inside batches;
+# one point with emitted 0 and no tags before any; deadman alerts per group.
+STATS_EXPECTED = {
+    "grouped": [({"host": "h0"}, [4]), ({"host": "h1"}, [3]), ({"host": "h2"}, [3])],
+    "window": [({"host": "h0"}, [3]), ({"host": "h1"}, [2]), ({"host": "h2"}, [2])],
+    "nodata": [(None, [0])],
+    "deadman": [({"host": "h0"}, [0]), ({"host": "h1"}, [0]), ({"host": "h2"}, [0])],
+}
+
+
+def test_stats_node_counts_per_group() -> None:
+    points = "\n".join(f"cpu,host=h{i % 3},dc=x value={i} {31536000 + i}" for i in range(10))
+    with DaemonProcess({"stats": {"enabled": False}, "http": {"log-enabled": False},
+                        "logging": {"level": "ERROR"}}) as daemon:
+        for task_id, script in STATS_SCRIPTS.items():
+            response = httpx.post(f"{daemon.url}{API}/tasks", json={
+                "id": task_id, "type": "stream", "status": "enabled", "script": script,
+                "dbrps": [{"db": "db", "rp": "autogen"}]})
+            assert response.status_code == 200, response.text
+        response = httpx.post(f"{daemon.url}/write?db=db&rp=autogen&precision=s",
+                              content=points.encode())
+        assert response.status_code == 204, response.text
+        for task_id, expected in STATS_EXPECTED.items():
+            deadline = time.monotonic() + 10
+            while True:
+                body = httpx.get(f"{daemon.url}{API}/tasks/{task_id}/s").json()
+                got = sorted(((s.get("tags"), [v[1:] for v in s["values"]][-1])
+                              for s in body.get("series") or []), key=repr)
+                if got == expected or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert got == expected, task_id
+            stats = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["stats"]
+            stats_node = stats["node-stats"]["stats2" if task_id != "window" else "stats3"]
+            assert stats_node["collected"] == 0  # it has no parent edge

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kapa_core.engine.node import Node
-from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import HTTPOutSpec
 
@@ -86,19 +86,66 @@ class NoOpNode(Node):
     pass
 
 
-class StatsNode(Node):
-    """``|stats(interval)``: every interval of wall-clock time, a ``stats`` point with the
-    watched node's ``emitted`` count (time rounded to the interval with ``.align()``).
+class GroupCounts:
+    """Stands in the watched node's first child (Kapacitor's ``outs[0]`` edge) and counts,
+    per group, what the node sends it, as that edge's group statistics do: one per point
+    of a stream, the points of each batch. A deleted group is forgotten."""
 
-    Kapacitor breaks the count down per group for grouping nodes; kapa-core emits the
-    node's total as one point with no tags.
-    """
+    __slots__ = ("child", "counts")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        # group -> [count, group tags, dims]
+        self.counts: dict[str, list[Any]] = {}
+
+    def receive_point(self, p: Point) -> None:
+        entry = self.counts.get(p.group)
+        if entry is None:
+            tags = {d: p.tags.get(d, "") for d in p.dims}
+            self.counts[p.group] = [1, tags, p.dims]
+        else:
+            entry[0] += 1
+        self.child.receive_point(p)
+
+    def receive_batch(self, b: Batch) -> None:
+        entry = self.counts.get(b.group)
+        if entry is None:
+            self.counts[b.group] = [len(b.points), dict(b.tags), b.dims]
+        else:
+            entry[0] += len(b.points)
+        self.child.receive_batch(b)
+
+    def receive_barrier(self, group: str, t: int) -> None:
+        self.child.receive_barrier(group, t)
+
+    def receive_delete(self, group: str) -> None:
+        self.counts.pop(group, None)
+        self.child.receive_delete(group)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.child, name)
+
+
+class StatsNode(Node):
+    """``|stats(interval)``: every interval of wall-clock time, one ``stats`` point per
+    group the watched node has sent to its first child, with the group's tags and its
+    count so far as ``emitted`` (time rounded to the interval with ``.align()``), as
+    Kapacitor reads that edge's group statistics; a single point with ``emitted`` 0 and
+    no tags while there is none. Counts are of points, those inside batches too."""
 
     def __init__(self, spec: Any, log: Any, watched: Node) -> None:
         super().__init__(spec, log)
         self.watched = watched
         self.interval = int(spec.interval)
         self.align = spec.align
+        self.counter: GroupCounts | None = None
+
+    def attach(self) -> None:
+        """Count what the watched node sends to its first child (once the task's nodes
+        are linked)."""
+        children = self.watched.children
+        if children and self.counter is None:
+            self.counter = children[0] = GroupCounts(children[0])
 
     async def run_io(self) -> None:
         import time as _time
@@ -120,8 +167,14 @@ class StatsNode(Node):
         t = _time.time_ns()
         if self.align:
             t = (t + self.interval // 2) // self.interval * self.interval
-        self.collected += 1
+        counts = self.counter.counts if self.counter is not None else {}
         try:
-            self.emit_point(Point("stats", {}, {"emitted": self.watched.emitted}, t))
+            if not counts:
+                self.emit_point(Point("stats", {}, {"emitted": 0}, t))
+                return
+            for group, (count, tags, dims) in list(counts.items()):
+                by_name = bool(group) and (not dims or "\n" in group)
+                self.emit_point(Point("stats", dict(tags), {"emitted": count}, t, "", "",
+                                      group_id("stats", tags, dims, by_name), dims))
         except Exception as exc:
             self.fail(exc)
