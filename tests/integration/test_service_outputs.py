@@ -171,6 +171,24 @@ stream
 """, """
 m v=2.5 31536000
 """),
+    # OIDs are read when a trap is sent: an unusable one fails that handler's event,
+    # not the task.
+    "snmptrap_unusable_oid_fails_the_event": ServiceCase(SNMPReceiver, """
+stream
+    |from()
+        .measurement('m')
+    |alert()
+        .id('a')
+        .crit(lambda: "v" > 1)
+        .snmpTrap('1.3.six')
+            .data('1.2.1', 's', 'never')
+        .snmpTrap('1.2.3')
+            .data('3.1', 's', 'never')
+        .snmpTrap('.1.2.4')
+            .data('.1.2.4.1', 's', 'sent')
+""", """
+m v=2 31536000
+"""),
     # gomail's message: Q-encoded non-ASCII subject split into words, quoted-printable
     # body (soft breaks, trailing blanks, '=', UTF-8), envelope from the addresses.
     "email_encodings": ServiceCase(SMTPReceiver, """
