@@ -170,9 +170,11 @@ class FakeCloud:
                 if name == "missing":
                     return 404, {"kind": "Status", "status": "Failure", "code": 404,
                                  "message": f'{kind} "{name}" not found'}
+                meta = {"name": name, "namespace": ns, "selfLink": path}
+                if name == "noselflink":  # Kubernetes 1.20 and later have no selfLink
+                    del meta["selfLink"]
                 return 200, {"kind": "Scale", "apiVersion": "extensions/v1beta1",
-                             "metadata": {"name": name, "namespace": ns,
-                                          "selfLink": path},
+                             "metadata": meta,
                              "spec": {"replicas": self._current(name)},
                              "status": {"replicas": self._current(name)}}
             if parts[:2] == ["v1.30", "services"] and len(parts) == 3:
@@ -193,6 +195,9 @@ class FakeCloud:
 
     def patch(self, path: str, body: bytes) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if len(parts) < 2 or parts[-1] != "scale":
+            return 404, {"kind": "Status", "status": "Failure", "code": 404,
+                         "message": "the server could not find the requested resource"}
         try:
             ops = json.loads(body)
             value = ops[0]["value"]

@@ -142,6 +142,20 @@ stream
 load want=3i 31536000
 load want=5i 31536001
 """)),
+    # A scale without selfLink (Kubernetes 1.20 and later): Kapacitor sends its patch to
+    # "/", which the API refuses; the event is not applied (an error).
+    Scenario("k8s_no_selflink", "", [("k8s_no_selflink", """
+stream
+    |from()
+        .measurement('load')
+    |k8sAutoscale()
+        .resourceName('noselflink')
+        .replicas(lambda: "want")
+    |httpOut('out')
+""", DBRP)], stats=["k8s_no_selflink"], cloud=True, points=("mydb", "myrp", """\
+load want=3i 31536000
+load want=4i 31536001
+""")),
     # Swarm with names from a tag, one of them unknown to the API, and a point without
     # the tag; the lambda uses the current count only.
     Scenario("swarm_tag", "", [("swarm_tag", """
@@ -164,6 +178,21 @@ load,service=serviceB v=1 31536002
 
 # Taken from kapacitord 1.5.7 (see the module's docstring).
 EXPECTED: dict[str, dict[str, object]] = {
+    'k8s_no_selflink': {
+        'cloud requests': [
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/noselflink/scale Authorization: Bearer t0ken',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/noselflink/scale Authorization: Bearer t0ken',
+            'PATCH / Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":3}]\n',
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/noselflink/scale Authorization: Bearer t0ken',
+            'PATCH / Authorization: Bearer t0ken Content-Type: application/json-patch+json [{"op":"replace","path":"/spec/replicas","value":4}]\n',
+        ],
+        'k8s_no_selflink error':
+            '',
+        'k8s_no_selflink httpOut':
+            '{"series":null}',
+        'k8s_no_selflink stats':
+            '{"from1": {"collected": 2, "emitted": 2, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 0, "emitted": 0, "errors": 0, "working_cardinality": 0}, "k8s_autoscale2": {"collected": 2, "cooldown_drops": 0, "decrease_events": 0, "emitted": 0, "errors": 2, "increase_events": 0, "working_cardinality": 1}, "stream0": {"collected": 2, "emitted": 2, "errors": 0, "working_cardinality": 0}}',
+    },
     'swarm_rich_spec': {
         'cloud requests': [
             'GET /v1.30/services/rich',
