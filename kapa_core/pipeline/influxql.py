@@ -59,7 +59,9 @@ class InfluxQLSpec(NodeSpec):
 
     @property
     def name(self) -> str:
-        return f"{self.method}{self.id}"
+        # Kapacitor names both Holt-Winters nodes holtWinters
+        kind = "holtWinters" if self.method == "holtWintersWithFit" else self.method
+        return f"{kind}{self.id}"
 
     def edge_out(self) -> Edge:
         return self.edge_in() if self._provides is Edge.SAME else self._provides
