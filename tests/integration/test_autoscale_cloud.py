@@ -156,6 +156,45 @@ stream
 load want=3i 31536000
 load want=4i 31536001
 """)),
+    # A replicas lambda Kapacitor's compiler refuses: the task does not start.
+    Scenario("static_type_error", "", [("static_type_error", """
+stream
+    |from()
+        .measurement('load')
+    |k8sAutoscale()
+        .resourceName('serviceA')
+        .replicas(lambda: 'a' > 10)
+    |httpOut('out')
+""", DBRP)], stats=["static_type_error"], cloud=True,
+             points=("mydb", "myrp", "load want=3i 31536000\n")),
+    # Stateful functions in the lambda count per group.
+    Scenario("stateful_per_group", "", [("stateful_per_group", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |swarmAutoscale()
+        .serviceNameTag('app')
+        .replicas(lambda: count() * 2)
+    |httpOut('out')
+""", DBRP)], stats=["stateful_per_group"], cloud=True, points=("mydb", "myrp", """\
+load,app=serviceA want=3i 31536000
+load,app=serviceB want=3i 31536000
+load,app=serviceA want=3i 31536001
+load,app=serviceA want=3i 31536002
+load,app=serviceB want=3i 31536003
+""")),
+    # A lambda giving a boolean: an error for the point.
+    Scenario("bool_result", "", [("bool_result", """
+stream
+    |from()
+        .measurement('load')
+    |k8sAutoscale()
+        .resourceName('serviceA')
+        .replicas(lambda: "want" > 2)
+    |httpOut('out')
+""", DBRP)], stats=["bool_result"], cloud=True,
+             points=("mydb", "myrp", "load want=3i 31536000\n")),
     # Swarm with names from a tag, one of them unknown to the API, and a point without
     # the tag; the lambda uses the current count only.
     Scenario("swarm_tag", "", [("swarm_tag", """
@@ -178,6 +217,43 @@ load,service=serviceB v=1 31536002
 
 # Taken from kapacitord 1.5.7 (see the module's docstring).
 EXPECTED: dict[str, dict[str, object]] = {
+    'static_type_error': {
+        'static_type_error refused':
+            'invalid replicas expression: mismatched type to binary operator. got string > int. see bool(), int(), float(), string(), duration()',
+    },
+    'stateful_per_group': {
+        'stateful_per_group httpOut':
+            '{"series":[{"name":"load","tags":{"app":"serviceA"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:02Z",6,4]]},{"name":"load","tags":{"app":"serviceB"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:03Z",4,2]]}]}',
+        'stateful_per_group stats':
+            '{"from1": {"collected": 5, "emitted": 5, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 5, "emitted": 0, "errors": 0, "working_cardinality": 2}, "stream0": {"collected": 5, "emitted": 5, "errors": 0, "working_cardinality": 0}, "swarm_autoscale2": {"collected": 5, "cooldown_drops": 0, "decrease_events": 1, "emitted": 5, "errors": 0, "increase_events": 4, "working_cardinality": 2}}',
+        'stateful_per_group error':
+            '',
+        'cloud requests': [
+            'GET /v1.30/services/serviceA',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=7 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":2}}}\n',
+            'GET /v1.30/services/serviceB',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=7 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":2}}}\n',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=8 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":4}}}\n',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=9 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":6}}}\n',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=8 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":4}}}\n',
+        ],
+    },
+    'bool_result': {
+        'bool_result httpOut':
+            '{"series":null}',
+        'bool_result stats':
+            '{"from1": {"collected": 1, "emitted": 1, "errors": 0, "working_cardinality": 0}, "http_out3": {"collected": 0, "emitted": 0, "errors": 0, "working_cardinality": 0}, "k8s_autoscale2": {"collected": 1, "cooldown_drops": 0, "decrease_events": 0, "emitted": 0, "errors": 1, "increase_events": 0, "working_cardinality": 1}, "stream0": {"collected": 1, "emitted": 1, "errors": 0, "working_cardinality": 0}}',
+        'bool_result error':
+            '',
+        'cloud requests': [
+            'GET /apis/extensions/v1beta1/namespaces/default/deployments/serviceA/scale Authorization: Bearer t0ken',
+        ],
+    },
     'k8s_no_selflink': {
         'cloud requests': [
             'GET /apis/extensions/v1beta1/namespaces/default/deployments/noselflink/scale Authorization: Bearer t0ken',

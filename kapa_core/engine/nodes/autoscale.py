@@ -85,9 +85,13 @@ class AutoscaleNode(Node):
             self.client: Any = self.make_client(spec, section)
         except CloudError as exc:
             raise StartRefused(str(exc)) from None
+        if spec.replicas.static_error:  # Kapacitor compiles the lambda after the client
+            raise StartRefused(f"invalid replicas expression: {spec.replicas.static_error}")
         self._http: httpx.AsyncClient | None = None
         self._http_verify: Any = None
         self.expr = spec.replicas
+        #: each group's copy of the lambda (its stateful functions count per group)
+        self.exprs: dict[str, Any] = {}
         self.min = spec.min_replicas
         self.max = spec.max_replicas
         self.increase_cooldown = int(spec.increase_cooldown)
@@ -152,6 +156,7 @@ class AutoscaleNode(Node):
 
     def delete_group(self, group: str) -> None:
         self.groups.discard(group)
+        self.exprs.pop(group, None)
 
     def extra_stats(self) -> dict[str, Any]:
         stats = {"increase_events": self.increase_events,
@@ -216,7 +221,10 @@ class AutoscaleNode(Node):
             self.states[key] = state
         old = state.current
         scope = {self.current_field: GoInt(old), **fields} if self.current_field else fields
-        value = self.expr.eval(t, scope, tags)
+        expr = self.exprs.get(group)
+        if expr is None:
+            expr = self.exprs[group] = self.expr.copy_reset()
+        value = expr.eval(t, scope, tags)
         if type(value) is not int:
             kind = "int" if type(value) is GoInt else type(value).__name__
             raise CloudError("failed to evaluate the replicas expression: expression "
