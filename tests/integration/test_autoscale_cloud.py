@@ -195,6 +195,31 @@ stream
     |httpOut('out')
 """, DBRP)], stats=["bool_result"], cloud=True,
              points=("mydb", "myrp", "load want=3i 31536000\n")),
+    # Barriers (with group deletion) before the node: they reach the window after it in
+    # order with the events.
+    Scenario("barrier", "", [("barrier", """
+stream
+    |from()
+        .measurement('load')
+        .groupBy('app')
+    |barrier()
+        .idle(2s)
+        .delete(TRUE)
+    |swarmAutoscale()
+        .serviceNameTag('app')
+        .replicas(lambda: "want")
+    |window()
+        .period(10s)
+        .every(10s)
+    |httpOut('out')
+""", DBRP)], stats=["barrier"], cloud=True, points=("mydb", "myrp", """\
+load,app=serviceA want=3i 31536000
+load,app=serviceB want=4i 31536000
+load,app=serviceA want=5i 31536001
+load,app=serviceA want=6i 31536005
+load,app=serviceB want=7i 31536006
+load,app=serviceA want=8i 31536012
+""")),
     # Swarm with names from a tag, one of them unknown to the API, and a point without
     # the tag; the lambda uses the current count only.
     Scenario("swarm_tag", "", [("swarm_tag", """
@@ -217,6 +242,30 @@ load,service=serviceB v=1 31536002
 
 # Taken from kapacitord 1.5.7 (see the module's docstring).
 EXPECTED: dict[str, dict[str, object]] = {
+    'barrier': {
+        'barrier httpOut':
+            '{"series":[{"name":"load","tags":{"app":"serviceA"},"columns":["time","new","old"],"values":[["1971-01-01T00:00:00Z",3,1],["1971-01-01T00:00:01Z",5,3],["1971-01-01T00:00:05Z",6,5]]}]}',
+        'barrier stats':
+            '{"barrier2": {"collected": 6, "emitted": 6, "errors": 0, "working_cardinality": 2}, "from1": {"collected": 6, "emitted": 6, "errors": 0, "working_cardinality": 0}, "http_out5": {"collected": 1, "emitted": 0, "errors": 0, "working_cardinality": 1}, "stream0": {"collected": 6, "emitted": 6, "errors": 0, "working_cardinality": 0}, "swarm_autoscale3": {"collected": 6, "cooldown_drops": 0, "decrease_events": 1, "emitted": 6, "errors": 0, "increase_events": 5, "working_cardinality": 2}, "window4": {"collected": 6, "emitted": 1, "errors": 0, "working_cardinality": 2}}',
+        'barrier error':
+            '',
+        'cloud requests': [
+            'GET /v1.30/services/serviceA',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=7 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":3}}}\n',
+            'GET /v1.30/services/serviceB',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=7 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":4}}}\n',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=8 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":5}}}\n',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=9 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":6}}}\n',
+            'GET /v1.30/services/serviceB',
+            'POST /v1.30/services/serviceB/update?version=8 {"Name":"serviceB","Labels":{"app":"serviceB"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":7}}}\n',
+            'GET /v1.30/services/serviceA',
+            'POST /v1.30/services/serviceA/update?version=10 {"Name":"serviceA","Labels":{"app":"serviceA"},"TaskTemplate":{"ContainerSpec":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":8}}}\n',
+        ],
+    },
     'static_type_error': {
         'static_type_error refused':
             'invalid replicas expression: mismatched type to binary operator. got string > int. see bool(), int(), float(), string(), duration()',

@@ -63,6 +63,21 @@ class GoInt:
         return f"int({self.value})"
 
 
+class _Barrier:
+    __slots__ = ("group", "time")
+
+    def __init__(self, group: str, t: int) -> None:
+        self.group = group
+        self.time = t
+
+
+class _Delete:
+    __slots__ = ("group",)
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+
 class _State:
     __slots__ = ("current", "last_decrease", "last_increase")
 
@@ -181,16 +196,32 @@ class AutoscaleNode(Node):
         self.groups.add(b.group)
         self._queue(b)
 
+    # Barriers and group deletions wait behind the points queued before them, so that
+    # the children see them in the order Kapacitor's node passes them on.
+    def receive_barrier(self, group: str, t: int) -> None:
+        self.groups.add(group)  # a barrier opens its group, as in Kapacitor
+        self._queue(_Barrier(group, t))
+
+    def receive_delete(self, group: str) -> None:
+        self._queue(_Delete(group))
+
     async def run_io(self) -> None:
         try:
             async for item in self.receive:
                 if isinstance(item, Point):
                     await self._handle(item.name, item.group, item.dims, item.time,
                                        item.fields, item.tags)
-                else:
+                elif isinstance(item, Batch):
                     for bp in item.points:
                         await self._handle(item.name, item.group, item.dims, bp.time,
                                            bp.fields, bp.tags)
+                elif isinstance(item, _Barrier):
+                    for child in self.children:
+                        child.receive_barrier(item.group, item.time)
+                else:
+                    self.delete_group(item.group)
+                    for child in self.children:
+                        child.receive_delete(item.group)
         finally:
             if self._http is not None:
                 with trio.CancelScope(shield=True):
