@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from kapa_core.plugin_api import ConfigError, Event, HandlerError, HandlerKind, hookimpl
+from kapa_core.plugin_api import Event, HandlerError, HandlerKind, hookimpl
 
 TIMEOUT = 10
 
@@ -17,20 +17,21 @@ class TCPOptions:
     address: str = ""
 
     def validate(self) -> None:
-        host, _, port = self.address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError("address", f"tcp handler: address must be host:port, got "
-                              f"{self.address!r}")
+        """Nothing to check: as Kapacitor does, the address is only dialled (and an
+        unusable one fails the event) when an alert is sent."""
 
 
 class TCPHandler:
     def __init__(self, options: TCPOptions, context: Any) -> None:
-        host, _, port = options.address.rpartition(":")
-        self.host = host.strip("[]")
-        self.port = int(port)
+        self.address = options.address
+        host, colon, port = options.address.rpartition(":")
+        self.host = host.strip("[]") or "localhost"  # Go dials ":port" locally
+        self.port = int(port) if colon and port.isdigit() and int(port) < 65536 else -1
         self.check_outgoing = getattr(context, "check_outgoing", None)
 
     async def handle(self, event: Event) -> None:
+        if self.port < 0:
+            raise HandlerError(f"tcp: dial tcp {self.address}: not a host:port address")
         if self.check_outgoing is not None:  # -blacklist-cidrs
             shown = f"[{self.host}]" if ":" in self.host else self.host
             self.check_outgoing(f"tcp://{shown}:{self.port}")

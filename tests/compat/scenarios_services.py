@@ -132,6 +132,12 @@ class TCPReceiver(Receiver):
     def values(self) -> dict[str, str]:
         return {"ts.Addr": self.recorder.tcp_address}
 
+    def rewrite(self, script: str) -> str:
+        """``{{TCP}}`` is the recorder's host:port, ``{{TCP_PORT}}`` its port."""
+        address = self.recorder.tcp_address
+        return script.replace("{{TCP}}", address).replace(
+            "{{TCP_PORT}}", address.rpartition(":")[2])
+
     def collect(self) -> dict[str, Any]:
         with self.recorder.lock:
             sent = list(self.recorder.tcp)

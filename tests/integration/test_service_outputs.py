@@ -36,6 +36,7 @@ from tests.compat.scenarios_services import (
     SensuReceiver,
     SMTPReceiver,
     SNMPReceiver,
+    TCPReceiver,
     on_kapa_core,
     on_kapacitor,
 )
@@ -246,6 +247,22 @@ cpu v=2 31536000
 cpu v=3 31536001
 cpu v=6 31536002
 cpu v=0 31536003
+"""),
+    # .tcp() addresses are dialled when an alert is sent: an unusable one fails that
+    # event only, and ":port" is the local system.
+    "tcp_address_forms": ServiceCase(TCPReceiver, """
+stream
+    |from()
+        .measurement('m')
+    |alert()
+        .id('a')
+        .details('')
+        .crit(lambda: "v" > 1)
+        .tcp('')
+        .tcp('no-port')
+        .tcp(':{{TCP_PORT}}')
+""", """
+m v=2 31536000
 """),
     # kafka-go's LeastBytes: each message to the partition with the fewest bytes so far.
     "kafka_least_bytes_partitions": ServiceCase(KafkaSink, """
