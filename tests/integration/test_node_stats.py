@@ -129,3 +129,35 @@ def test_stats_node_counts_per_group() -> None:
             stats = httpx.get(f"{daemon.url}{API}/tasks/{task_id}").json()["stats"]
             stats_node = stats["node-stats"]["stats2" if task_id != "window" else "stats3"]
             assert stats_node["collected"] == 0  # it has no parent edge
+
+
+def test_failed_batch_queries_are_node_errors() -> None:
+    """Each failed query run (here: a database InfluxDB does not have) is an error of the
+    query node, as kapacitord counts it (4 errors after 2.2 s of runs every 500ms)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("influxd") is None:
+        pytest.skip("needs influxd")
+    from tests.compat.influx import InfluxServer
+
+    script = ("batch|query('SELECT value FROM \"nodb\".\"autogen\".\"cpu\"')"
+              ".period(10s).every(300ms)|httpOut('o')")
+    with InfluxServer() as influx, DaemonProcess({
+            "stats": {"enabled": False}, "http": {"log-enabled": False},
+            "logging": {"level": "ERROR"},
+            "influxdb": [{"enabled": True, "name": "default", "default": True,
+                          "urls": [influx.url], "disable-subscriptions": True}]}) as daemon:
+        response = httpx.post(f"{daemon.url}{API}/tasks", json={
+            "id": "b", "type": "batch", "status": "enabled", "script": script,
+            "dbrps": [{"db": "nodb", "rp": "autogen"}]})
+        assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 10
+        while True:
+            stats = httpx.get(f"{daemon.url}{API}/tasks/b").json()["stats"]["node-stats"]
+            if stats["query1"]["errors"] >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert stats["query1"]["errors"] >= 2
+        assert stats["query1"]["batches_queried"] == 0

@@ -26,7 +26,8 @@ tasks); should one arrive, it is ignored.
 
 Failures never stop the schedule. Each is logged with the task, node and query (the
 first of a run of identical failures at error level, the repeats at debug level, and a
-line when queries succeed again) and counted: ``query_errors`` counts every failed run,
+line when queries succeed again) and counted in the node's ``errors`` (as in Kapacitor)
+and in kapa-core's own ``query_errors``, which counts every failed run,
 ``connect_errors`` the subset where InfluxDB could not be reached (down, refused, no
 client for the cluster); ``batches_queried`` and ``points_queried`` count what arrived.
 A run that is still waiting for InfluxDB when the next tick comes makes that tick be
@@ -241,6 +242,7 @@ class QueryNode(Node):
                 await self.run_once(tick)
             except Exception as exc:  # an unexpected failure must not end the schedule
                 self.query_errors += 1
+                self.errors += 1
                 self.log.error("batch query run failed", query=self.last_query,
                                err=f"{type(exc).__name__}: {exc}")
         self.log.info("the cron schedule has no future time left; no more queries",
@@ -278,6 +280,7 @@ class QueryNode(Node):
                     batch = series_to_batch(series, self.by_name, stop, grouped)
                 except (ValueError, TypeError, IndexError) as exc:
                     self.query_errors += 1
+                    self.errors += 1
                     self.log.error("failed to understand query result", query=statement,
                                    err=str(exc))
                     continue
@@ -287,6 +290,7 @@ class QueryNode(Node):
 
     def _failed(self, message: str, statement: str, *, connect: bool) -> None:
         self.query_errors += 1
+        self.errors += 1  # an error of the node too, as Kapacitor counts it
         if connect:
             self.connect_errors += 1
         self._failures += 1
