@@ -242,7 +242,15 @@ ROUTE_PERMISSIONS = {
     "/kapacitor/v1/replays": "api",
     "/kapacitor/v1/replays/": "api",
     "/kapacitor/v1/replays/batch": "api",
-    "/kapacitor/v1/replays/{id}": "api",
+    "/kapacitor/v1/replays/query": "api",
+    "/kapacitor/v1/replays/{id:path}": "api",
+    "/kapacitor/v1/recordings": "api",
+    "/kapacitor/v1/recordings/": "api",
+    "/kapacitor/v1/recordings/batch": "api",
+    "/kapacitor/v1/recordings/import": "api",
+    "/kapacitor/v1/recordings/query": "api",
+    "/kapacitor/v1/recordings/stream": "api",
+    "/kapacitor/v1/recordings/{id:path}": "api",
     "/kapacitor/v1/service-tests": "api",
     "/kapacitor/v1/service-tests/{name}": "api",
     "/kapacitor/v1/sideload/reload": "api",
@@ -289,7 +297,7 @@ def secured(tmp_path_factory):
 def concrete(route: str) -> str:
     """A request path for a route pattern."""
     path = route.replace("{rest:path}", "influxdb")
-    return re.sub(r"\{(\w+)\}", lambda m: "sample-" + m.group(1), path)
+    return re.sub(r"\{(\w+)(?::path)?\}", lambda m: "sample-" + m.group(1), path)
 
 
 def test_every_route_and_method(secured) -> None:
