@@ -57,7 +57,7 @@ def test_node_stats_without_the_stats_service() -> None:
         response = httpx.post(f"{daemon.url}/write?db=db&rp=autogen&precision=s",
                               content=POINTS.encode())
         assert response.status_code == 204, response.text
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while True:
             stats = httpx.get(f"{daemon.url}{API}/tasks/t").json()["stats"]["node-stats"]
             if stats == EXPECTED or time.monotonic() > deadline:
@@ -117,7 +117,7 @@ def test_stats_node_counts_per_group() -> None:
                               content=points.encode())
         assert response.status_code == 204, response.text
         for task_id, expected in STATS_EXPECTED.items():
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 20
             while True:
                 body = httpx.get(f"{daemon.url}{API}/tasks/{task_id}/s").json()
                 got = sorted(((s.get("tags"), [v[1:] for v in s["values"]][-1])
@@ -153,7 +153,7 @@ def test_failed_batch_queries_are_node_errors() -> None:
             "id": "b", "type": "batch", "status": "enabled", "script": script,
             "dbrps": [{"db": "nodb", "rp": "autogen"}]})
         assert response.status_code == 200, response.text
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while True:
             stats = httpx.get(f"{daemon.url}{API}/tasks/b").json()["stats"]["node-stats"]
             if stats["query1"]["errors"] >= 2 or time.monotonic() > deadline:
