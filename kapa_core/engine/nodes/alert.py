@@ -283,6 +283,11 @@ class AlertNode(Node):
     def cardinality(self) -> int:
         return len(self.states)
 
+    def delete_group(self, group: str) -> None:
+        # Kapacitor forgets a deleted group's alert state (working_cardinality falls);
+        # if the group comes back its level is restored from its event, as a new one's.
+        self.states.pop(group, None)
+
     # -- levels ----------------------------------------------------------------------------
     def _match(self, level: int, expr: Any, t: int, fields: Any, tags: Any) -> bool:
         try:
