@@ -52,6 +52,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -88,6 +89,10 @@ SASL_MECHANISMS = ("", "PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512",
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCH_TIMEOUT = 1.0
+#: The client ID of every request, the one Kapacitor 1.5.7's kafka-go gives (its
+#: program name and the machine's host name), so that brokers (their logs, client-id
+#: quotas) see kapa-core as they saw Kapacitor.
+CLIENT_ID = f"kapacitord@{socket.gethostname()} (github.com/segmentio/kafka-go)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,7 +414,7 @@ class KafkaService:
         client = self._clients.get(config.id)
         if client is None:
             client = wire.KafkaClient(wire.ClientConfig(
-                brokers=tuple(config.brokers), client_id=config.id,
+                brokers=tuple(config.brokers), client_id=CLIENT_ID,
                 timeout=_seconds(config.timeout, DEFAULT_TIMEOUT),
                 ssl_context=_ssl_context(config) if config.use_ssl else None,
                 sasl=_sasl(config, self._check), check_address=self._check_address))

@@ -210,6 +210,10 @@ class KafkaSink(Receiver):
             records = list(self.broker.records)
             requests = list(self.broker.produce_requests)
             failures = list(self.broker.failures)
+            # the client ID names the machine: masked
+            calls = sorted({(key, version, (client or "").replace(socket.gethostname(),
+                                                                   "<host>"))
+                            for key, version, client in self.broker.requests})
         out: dict[str, Any] = {}
         if records:
             out["records"] = _sorted([{
@@ -228,6 +232,8 @@ class KafkaSink(Receiver):
                 {"acks": r["acks"], "timeout_s": round(r["timeout_ms"] / 1000),
                  "records": r["records"],
                  "transactional_id": r["transactional_id"]} for r in requests])
+            # (API key, version, client ID) of every request the producer made
+            out["request kinds"] = [list(call) for call in calls]
         if failures:
             out["protocol failures"] = failures
         return out
@@ -237,6 +243,7 @@ class KafkaSink(Receiver):
             self.broker.records.clear()
             self.broker.produce_requests.clear()
             self.broker.failures.clear()
+            self.broker.requests.clear()
 
     def close(self) -> None:
         self.broker.close()

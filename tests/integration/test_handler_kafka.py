@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import trio
+from kapa_plugins.handlers import kafka
 from kapa_plugins.handlers import kafka_wire as wire
 
 from kapa_core.testing import DaemonProcess, wait_until
@@ -219,7 +220,9 @@ stream|from().measurement('cpu').groupBy('host')
     assert all(p["transactional_id"] is None for p in produce)
     kinds = {(key, version) for key, version, _ in broker.requests}
     assert kinds == {(18, 0), (3, 1), (0, 3)}
-    assert {client for _, _, client in broker.requests} == {"c"}
+    # kafka-go's client ID, as Kapacitor 1.5.7 sends it (checked against kapacitord)
+    assert {client for _, _, client in broker.requests} == {kafka.CLIENT_ID}
+    assert kafka.CLIENT_ID.startswith("kapacitord@")
 
 
 def test_topic_handlers_of_kind_kafka_share_a_batching_writer() -> None:
