@@ -440,7 +440,8 @@ class _UnionInput(Node):
         self.union.queue(self.index, t, (group, t))
 
     def receive_delete(self, group: str) -> None:
-        self.union.receive_delete(group)
+        """Kapacitor's union, like its join, neither acts on nor forwards delete-group
+        messages: the nodes below it keep their groups."""
 
 
 class UnionNode(Node):
