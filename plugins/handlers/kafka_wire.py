@@ -4,8 +4,10 @@ Every request is a big-endian frame: ``int32 size`` then the header ``int16 api_
 int16 api_version, int32 correlation_id, string client_id`` and the body; the response is
 ``int32 size, int32 correlation_id`` and its body. Spoken here:
 
-* ApiVersions v0 (key 18), once per connection, to pick the highest versions of the two
-  below that both sides speak (and refuse brokers older than 0.11);
+* ApiVersions v0 (key 18), once per connection, to pick the versions of the two below:
+  those Kapacitor 1.5.7's kafka-go uses (Metadata v1, Produce v7 or else v3) when the
+  broker speaks them, else the highest both sides speak (and refuse brokers older than
+  0.11);
 * Metadata v1-v8 (key 3) for one topic: its partitions and their leaders;
 * Produce v3-v8 (key 0) with the ``acks`` asked (the handler asks -1) carrying RecordBatch v2 ("magic 2", CRC-32C);
 * SaslHandshake v0/v1 (key 17) and SaslAuthenticate v0 (key 36) for SASL PLAIN,
@@ -36,6 +38,12 @@ PRODUCE, METADATA, SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE = 0, 3, 17, 1
 #: The versions spoken here (the non-flexible ones; Kafka 4 dropped Metadata below v4).
 SPOKEN_PRODUCE = (3, 4, 5, 6, 7, 8)
 SPOKEN_METADATA = (1, 2, 3, 4, 5, 6, 7, 8)
+#: The versions Kapacitor 1.5.7's kafka-go uses, best first (Metadata v1 always, the
+#: highest of Produce v7 and v3 the broker speaks): taken when the broker speaks one,
+#: so that brokers see the requests they saw from Kapacitor. Brokers speaking none
+#: (Kafka 4 dropped Metadata below v4) get the highest of the spoken ones.
+KAPACITOR_PRODUCE = (7, 3)
+KAPACITOR_METADATA = (1,)
 
 #: Names of the error codes a producer is likely to see (the Kafka protocol guide's table).
 ERRORS = {
@@ -448,15 +456,16 @@ class BrokerConnection:
         for _ in range(reader.count()):
             key, low, high = reader.i16(), reader.i16(), reader.i16()
             versions[key] = (low, high)
-        for key, spoken, what in ((PRODUCE, SPOKEN_PRODUCE, "Produce"),
-                                  (METADATA, SPOKEN_METADATA, "Metadata")):
+        for key, spoken, preferred, what in (
+                (PRODUCE, SPOKEN_PRODUCE, KAPACITOR_PRODUCE, "Produce"),
+                (METADATA, SPOKEN_METADATA, KAPACITOR_METADATA, "Metadata")):
             low, high = versions.get(key, (0, -1))
             usable = [v for v in spoken if low <= v <= high]
             if not usable:
                 raise KafkaError(f"broker {self.address} speaks {what} v{low}-v{high}, none "
                                  f"of v{spoken[0]}-v{spoken[-1]} (Kafka 0.11 or newer is "
                                  "needed)")
-            self.versions[key] = usable[-1]
+            self.versions[key] = next((v for v in preferred if v in usable), usable[-1])
 
     async def _authenticate(self, sasl: SaslConfig) -> None:
         mechanism = sasl.mechanism.upper() or "PLAIN"

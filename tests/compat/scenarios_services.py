@@ -195,10 +195,16 @@ class SensuReceiver(Receiver):
 class KafkaSink(Receiver):
     """A Kafka broker (tests/integration/kafka_receiver.py) with three partitions."""
 
-    def __init__(self, workdir: Path, **settings: Any) -> None:
+    def __init__(self, workdir: Path, offered: tuple[int, int] | None = None,
+                 **settings: Any) -> None:
+        """``offered``: the Metadata and Produce versions the broker offers, both
+        ``(0, offered)`` (default: Metadata v1 and Produce v3 only)."""
         super().__init__(workdir, **settings)
         from tests.integration.kafka_receiver import KafkaReceiver
-        self.broker = KafkaReceiver().start()
+        broker = KafkaReceiver()
+        if offered is not None:
+            broker.metadata_versions, broker.produce_versions = offered, offered
+        self.broker = broker.start()
 
     def config(self) -> dict[str, Any]:
         return {"kafka": [{"enabled": True, "id": "default", "brokers": [self.broker.address],

@@ -96,13 +96,17 @@ def test_record_batch_parses_back_with_an_independent_reader() -> None:
 
 
 @pytest.mark.parametrize(("metadata", "produce", "used"), [
+    # Kapacitor 1.5.7's kafka-go: Metadata v1, Produce v7 or else v3 (checked against
+    # kapacitord with a broker offering v0-v8: it used Metadata v1 and Produce v7)
     ((1, 1), (3, 3), (1, 3)),        # Kafka 0.11
-    ((0, 5), (0, 5), (5, 5)),        # Kafka 1.0
-    ((2, 7), (3, 7), (7, 7)),        # Kafka 2.1
-    ((4, 12), (3, 11), (8, 8)),      # Kafka 4: Metadata below v4 is gone
+    ((0, 5), (0, 5), (1, 3)),        # Kafka 1.0
+    ((0, 8), (0, 8), (1, 7)),        # Kafka 2.x
+    # otherwise the highest Metadata both sides know
+    ((2, 7), (3, 6), (7, 3)),        # (kafka-go: the highest of v3 and v7 offered)
+    ((4, 12), (3, 11), (8, 7)),      # Kafka 4: Metadata below v4 is gone
 ])
-def test_the_client_speaks_the_highest_versions_both_sides_know(metadata, produce,
-                                                                used) -> None:
+def test_the_client_speaks_kapacitors_versions_or_the_highest_both_know(metadata, produce,
+                                                                        used) -> None:
     async def deliver(address: str) -> dict[int, wire.KafkaError]:
         client = wire.KafkaClient(wire.ClientConfig(brokers=(address,), client_id="v"))
         try:

@@ -314,6 +314,22 @@ m,h=e v=3 31536000
 m,h=f v=3 31536000
 m,h=g v=3 31536000
 """),
+    # A broker offering Metadata and Produce v0-v8 gets kafka-go's Metadata v1 and
+    # Produce v7.
+    "kafka_protocol_versions": ServiceCase(lambda d: KafkaSink(d, offered=(0, 8)), """
+stream
+    |from()
+        .measurement('m')
+    |alert()
+        .id('v')
+        .details('')
+        .crit(lambda: "v" > 1)
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('versions')
+""", """
+m v=2 31536000
+"""),
     # A template runs on alert.Data: {{ .Data }} prints its JSON, .Time and .Duration
     # print as Go's; HTML is not escaped.
     "kafka_template_alert_data": ServiceCase(KafkaSink, """
