@@ -145,7 +145,21 @@ class EmailHandler:
                 client.ehlo()
             if config.username:
                 client.login(config.username, config.password)
-            client.sendmail(sender, recipients, message)
+            # MAIL FROM as Go's net/smtp words it: BODY=8BITMIME and SMTPUTF8 when the
+            # server offers them (no SIZE); then each RCPT TO and the DATA.
+            options = [option for extension, option in (("8bitmime", "BODY=8BITMIME"),
+                                                         ("smtputf8", "SMTPUTF8"))
+                       if client.has_extn(extension)]
+            code, answer = client.mail(sender, options)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, answer, sender)
+            for recipient in recipients:
+                code, answer = client.rcpt(recipient)
+                if code not in (250, 251):
+                    raise smtplib.SMTPRecipientsRefused({recipient: (code, answer)})
+            code, answer = client.data(message)
+            if code != 250:
+                raise smtplib.SMTPDataError(code, answer)
 
     async def handle(self, event: Event) -> None:
         config: SMTPConfig = self.context.config

@@ -321,6 +321,8 @@ class SMTPReceiver(Receiver):
                 with receiver.lock:
                     receiver.messages.append({
                         "helo": session.host_name,
+                        "mail options": list(envelope.mail_options),
+                        "rcpt options": list(envelope.rcpt_options),
                         "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                         "headers": headers, "body": message.get_payload()})
                 return "250 OK"
