@@ -347,6 +347,15 @@ class SMTPReceiver(Receiver):
         self.controller.stop()
 
 
+def _tlv(element: Any) -> str:
+    """A BER element's bytes in hex (tag, minimal length, contents)."""
+    size = len(element.raw)
+    length = bytes([size]) if size < 128 else bytes(
+        [0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes((size.bit_length() + 7)
+                                                                 // 8, "big")
+    return (bytes([element.tag]) + length + element.raw).hex()
+
+
 class SNMPReceiver(Receiver):
     """A UDP socket decoding each trap with the BER decoder of the snmptrap tests."""
 
@@ -364,7 +373,7 @@ class SNMPReceiver(Receiver):
         self.thread.start()
 
     def _serve(self) -> None:
-        from tests.integration.test_handler_snmptrap import decode_trap
+        from tests.integration.test_handler_snmptrap import decode_trap, read_element
         while not self.stop.is_set():
             try:
                 datagram = self.sock.recv(65536)
@@ -379,6 +388,13 @@ class SNMPReceiver(Receiver):
                     "varbinds": [[oid, hex(tag), value.decode("utf-8", "replace")
                                   if isinstance(value, bytes) else value]
                                  for oid, tag, value in trap.varbinds]}
+                # the bytes too, but for the (random) request ID: the varbinds'
+                # encoding and every length form are compared
+                message, _ = read_element(datagram, 0)
+                version, community, pdu = message.children()
+                _, status, index, varbinds = pdu.children()
+                decoded["bytes"] = [_tlv(e) for e in (version, community, status, index,
+                                                      varbinds)]
             except (AssertionError, IndexError, ValueError) as exc:
                 decoded = {"undecodable": datagram.hex(), "why": str(exc)}
             with self.lock:
