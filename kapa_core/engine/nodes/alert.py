@@ -300,7 +300,9 @@ class AlertNode(Node):
 
     def determine(self, t: int, fields: Any, tags: Any, current: Level) -> Level:
         levels = self.levels
-        for level in range(3, int(current), -1):
+        # Kapacitor's first pass goes down to the current level included (it is tried
+        # again after the reset check, so its lambda may run twice for one point)
+        for level in range(3, max(int(current) - 1, 0), -1):
             expr = levels[level]
             if expr is not None and self._match(level, expr, t, fields, tags):
                 return Level(level)

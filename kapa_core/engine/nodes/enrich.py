@@ -385,7 +385,8 @@ class SideloadNode(Node):
         for template, raw in zip(self.order, self.order_raw, strict=True):
             try:
                 paths.append(template.execute(data))
-            except gotemplate.TemplateError as exc:
+            except gotemplate.TemplateError as exc:  # an error of the node, as in Kapacitor
+                self.errors += 1
                 self.log.error("failed to evaluate order template", err=str(exc), order=raw)
                 return None
         return paths
@@ -407,7 +408,8 @@ class SideloadNode(Node):
                 out[key] = default
                 continue
             converted = _convert(value, default)
-            if converted is _NO_CONVERSION:
+            if converted is _NO_CONVERSION:  # an error of the node, as in Kapacitor
+                self.errors += 1
                 self.log.error("failed to load key", key=key)
                 converted = default
             out[key] = converted
