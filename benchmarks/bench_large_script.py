@@ -228,12 +228,16 @@ def steps(server, client: httpx.Client, script: str, other: str, listed: list[st
 
 def run(name: str, make: Callable[[], object], script: str, other: str,
         listed: list[str]) -> dict[str, tuple[float, str]]:
-    print(f"  {name} ...", file=sys.stderr, flush=True)
+    """Times the steps against ``make()``, each shown on stderr as soon as it is done."""
     server = make()
+    results = {}
     try:
-        with httpx.Client(timeout=1200) as client:
-            return {label: timed(call)
-                    for label, call in steps(server, client, script, other, listed)}
+        with httpx.Client(timeout=3600) as client:
+            for label, call in steps(server, client, script, other, listed):
+                results[label] = timed(call)
+                print(f"  {name:<10} {label:<28} {results[label][0]:9.3f}s",
+                      file=sys.stderr, flush=True)
+            return results
     finally:
         server.close()  # type: ignore[attr-defined]
 
