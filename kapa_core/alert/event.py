@@ -8,6 +8,8 @@ templates (``[[httppost]] alert-template``, Kafka, MQTT topics, post URLs) see.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +46,29 @@ class ResultStruct(GoStruct):
 
     def go_string(self) -> str:
         return dumps(self.event.result()) if self.event is not None else ""
+
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z")
+
+
+def _row_values(row: dict[str, Any], go_time: Any) -> list[Any]:
+    """A row's values as Kapacitor's models.Row holds them: the ``time`` column is a
+    ``time.Time`` (templates print it as Go does), not its JSON text."""
+    values = list(row.get("values", ()))
+    columns = row.get("columns") or ()
+    if not columns or columns[0] != "time":
+        return values
+    out = []
+    for value in values:
+        match = _RFC3339.fullmatch(value[0]) if value and isinstance(value[0], str) else None
+        if match is None:
+            out.append(value)
+            continue
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        seconds = calendar.timegm((year, month, day, hour, minute, second))
+        ns = seconds * 10**9 + int((match.group(7) or "").ljust(9, "0"))
+        out.append([go_time(ns), *value[1:]])
+    return out
 
 
 class RowStruct(GoStruct):
@@ -268,7 +293,7 @@ class Event:
         s = self.state
         rows = [RowStruct(Name=r.get("name", ""), Tags=StringMap(r.get("tags", {})),
                           Columns=list(r.get("columns", ())),
-                          Values=list(r.get("values", ()))) for r in self.series]
+                          Values=_row_values(r, GoTime)) for r in self.series]
         result = ResultStruct(Series=rows or None, Err=None)
         result.event = self
         return AlertDataStruct(

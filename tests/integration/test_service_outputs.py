@@ -353,6 +353,24 @@ m,h=x v=3.5 31536001
 m,h=y v=0 31536001
 m,h=x v=0 31536002
 """),
+    # The time column of .Data's rows is a time.Time: printed and used as Go's.
+    "kafka_template_row_times": ServiceCase(KafkaSink, """
+stream
+    |from()
+        .measurement('m')
+        .groupBy('h')
+    |alert()
+        .id('{{ index .Tags "h" }}')
+        .details('')
+        .crit(lambda: "v" > 1)
+        .kafka()
+            .cluster('default')
+            .kafkaTopic('rows')
+            .template('{{ (index .Data.Series 0).Values }}|{{ (index (index (index .Data.Series 0).Values 0) 0).Unix }}')
+""", """
+m,h=a v=2 31536000
+m,h=b v=3.5,s="x" 31536001
+"""),
     # CREATE DATABASE with names quoted only where InfluxQL needs it; every /write
     # parameter; the client's headers.
     "influxdb_out_create_and_quote": ServiceCase(PLAIN_INFLUX, """
