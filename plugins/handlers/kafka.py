@@ -89,6 +89,8 @@ SASL_MECHANISMS = ("", "PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512",
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCH_TIMEOUT = 1.0
+#: Seconds a stopping writer may take to send the batches still waiting.
+FINAL_FLUSH_TIMEOUT = 5.0
 #: The client ID of every request, the one Kapacitor 1.5.7's kafka-go gives (its
 #: program name and the machine's host name), so that brokers (their logs, client-id
 #: quotas) see kapa-core as they saw Kapacitor.
@@ -312,6 +314,15 @@ class TopicWriter:
                     await self._deliver(batch[:self.batch_size])
                     self._report(batch[:self.batch_size])
         finally:
+            # As kafka-go's Close: what waits for its batch is sent before stopping.
+            with trio.move_on_after(FINAL_FLUSH_TIMEOUT, shield=True):
+                while self._batches:
+                    partition = next(iter(self._batches))
+                    batch = self._batches.pop(partition)
+                    self._due.pop(partition, None)
+                    for start in range(0, len(batch), self.batch_size):
+                        await self._deliver(batch[start:start + self.batch_size])
+                    self._report(batch)
             stopped = wire.KafkaError("the kafka service stopped")
             for batch in self._batches.values():
                 for pending in batch:
