@@ -10,7 +10,6 @@ EOF``...). Nodes print as Go prints them (``str(node)``), which execution errors
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from kapa_core.gotemplate import lexer as lx
 from kapa_core.gotemplate.lexer import Item, ParseError, go_quote, number_value, unquote
@@ -18,42 +17,159 @@ from kapa_core.gotemplate.lexer import Item, ParseError, go_quote, number_value,
 
 # -- nodes ------------------------------------------------------------------------------------
 class Node:
-    """A parse tree node built as ``Kind(pos, *fields)``; ``str(node)`` is Go's ``String()``."""
+    """A parse tree node at offset ``pos`` of the text; ``str(node)`` is Go's ``String()``."""
 
     __slots__ = ("pos",)
-    _fields: tuple[str, ...] = ()  # the constructor's arguments after pos
 
-    def __init__(self, pos: int, *values: Any) -> None:
+    def __init__(self, pos: int) -> None:
         self.pos = pos
-        for field, value in zip(self._fields, values, strict=True):
-            setattr(self, field, value)
 
 
-def _kind(name: str, fields: str, show: Callable[[Any], str]) -> Any:
-    """A node class whose constructor takes ``fields`` after pos and that prints via ``show``."""
-    names = tuple(fields.split())
-    return type(name, (Node,), {"__slots__": names, "_fields": names, "__str__": show})
+class TextNode(Node):
+    __slots__ = ("text",)
+
+    def __init__(self, pos: int, text: str) -> None:
+        self.pos = pos
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
-TextNode = _kind("TextNode", "text", lambda n: n.text)
-ListNode = _kind("ListNode", "nodes", lambda n: "".join(str(c) for c in n.nodes))
-DotNode = _kind("DotNode", "", lambda n: ".")
-NilNode = _kind("NilNode", "", lambda n: "nil")
-BreakNode = _kind("BreakNode", "", lambda n: "{{break}}")
-ContinueNode = _kind("ContinueNode", "", lambda n: "{{continue}}")
-BoolNode = _kind("BoolNode", "value", lambda n: "true" if n.value else "false")
-# value: the untyped constant's value; error: set if it does not fit an int
-NumberNode = _kind("NumberNode", "text value error", lambda n: n.text)
-StringNode = _kind("StringNode", "quoted text", lambda n: n.quoted)
-IdentifierNode = _kind("IdentifierNode", "ident", lambda n: n.ident)
-FieldNode = _kind("FieldNode", "ident", lambda n: "".join("." + f for f in n.ident))  # .A.B
-VariableNode = _kind("VariableNode", "ident", lambda n: ".".join(n.ident))  # $x.A
-ActionNode = _kind("ActionNode", "pipe", lambda n: f"{{{{{n.pipe}}}}}")
+class ListNode(Node):
+    __slots__ = ("nodes",)
+
+    def __init__(self, pos: int, nodes: list[Node]) -> None:
+        self.pos = pos
+        self.nodes = nodes
+
+    def __str__(self) -> str:
+        return "".join(str(c) for c in self.nodes)
+
+
+class DotNode(Node):
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "."
+
+
+class NilNode(Node):
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "nil"
+
+
+class BreakNode(Node):
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "{{break}}"
+
+
+class ContinueNode(Node):
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "{{continue}}"
+
+
+class BoolNode(Node):
+    __slots__ = ("value",)
+
+    def __init__(self, pos: int, value: bool) -> None:
+        self.pos = pos
+        self.value = value
+
+    def __str__(self) -> str:
+        return "true" if self.value else "false"
+
+
+class NumberNode(Node):
+    """``value``: the untyped constant's value; ``error``: set if it does not fit an int."""
+
+    __slots__ = ("error", "text", "value")
+
+    def __init__(self, pos: int, text: str, value: object, error: str | None) -> None:
+        self.pos = pos
+        self.text = text
+        self.value = value
+        self.error = error
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class StringNode(Node):
+    __slots__ = ("quoted", "text")
+
+    def __init__(self, pos: int, quoted: str, text: str) -> None:
+        self.pos = pos
+        self.quoted = quoted
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.quoted
+
+
+class IdentifierNode(Node):
+    __slots__ = ("ident",)
+
+    def __init__(self, pos: int, ident: str) -> None:
+        self.pos = pos
+        self.ident = ident
+
+    def __str__(self) -> str:
+        return self.ident
+
+
+class FieldNode(Node):
+    """``.A.B``: ``ident`` is ``["A", "B"]``."""
+
+    __slots__ = ("ident",)
+
+    def __init__(self, pos: int, ident: list[str]) -> None:
+        self.pos = pos
+        self.ident = ident
+
+    def __str__(self) -> str:
+        return "".join("." + f for f in self.ident)
+
+
+class VariableNode(Node):
+    """``$x.A``: ``ident`` is ``["$x", "A"]``."""
+
+    __slots__ = ("ident",)
+
+    def __init__(self, pos: int, ident: list[str]) -> None:
+        self.pos = pos
+        self.ident = ident
+
+    def __str__(self) -> str:
+        return ".".join(self.ident)
+
+
+class ActionNode(Node):
+    __slots__ = ("pipe",)
+
+    def __init__(self, pos: int, pipe: PipeNode) -> None:
+        self.pos = pos
+        self.pipe = pipe
+
+    def __str__(self) -> str:
+        return f"{{{{{self.pipe}}}}}"
 
 
 class ChainNode(Node):
-    _fields = ("node", "field")  # (pipeline).A.B
-    __slots__ = _fields
+    """``(pipeline).A.B``: ``node`` is the term, ``field`` is ``["A", "B"]``."""
+
+    __slots__ = ("field", "node")
+
+    def __init__(self, pos: int, node: Node, field: list[str]) -> None:
+        self.pos = pos
+        self.node = node
+        self.field = field
 
     def __str__(self) -> str:
         base = f"({self.node})" if isinstance(self.node, PipeNode) else str(self.node)
@@ -61,16 +177,25 @@ class ChainNode(Node):
 
 
 class CommandNode(Node):
-    _fields = ("args",)
-    __slots__ = _fields
+    __slots__ = ("args",)
+
+    def __init__(self, pos: int, args: list[Node]) -> None:
+        self.pos = pos
+        self.args = args
 
     def __str__(self) -> str:
         return " ".join(f"({a})" if isinstance(a, PipeNode) else str(a) for a in self.args)
 
 
 class PipeNode(Node):
-    _fields = ("decl", "is_assign", "cmds")
-    __slots__ = _fields
+    __slots__ = ("cmds", "decl", "is_assign")
+
+    def __init__(self, pos: int, decl: list[VariableNode], is_assign: bool,
+                 cmds: list[CommandNode]) -> None:
+        self.pos = pos
+        self.decl = decl
+        self.is_assign = is_assign
+        self.cmds = cmds
 
     def __str__(self) -> str:
         head = ""
@@ -82,9 +207,15 @@ class PipeNode(Node):
 class BranchNode(Node):
     """``if``, ``range`` and ``with``: a pipeline, a body and an optional else body."""
 
-    _fields = ("pipe", "list", "else_list")
-    __slots__ = _fields
+    __slots__ = ("else_list", "list", "pipe")
     keyword = ""
+
+    def __init__(self, pos: int, pipe: PipeNode, body: ListNode,
+                 else_list: ListNode | None) -> None:
+        self.pos = pos
+        self.pipe = pipe
+        self.list = body
+        self.else_list = else_list
 
     def __str__(self) -> str:
         text = f"{{{{{self.keyword} {self.pipe}}}}}{self.list}"
@@ -109,8 +240,12 @@ class WithNode(BranchNode):
 
 
 class TemplateNode(Node):
-    _fields = ("name", "pipe")
-    __slots__ = _fields
+    __slots__ = ("name", "pipe")
+
+    def __init__(self, pos: int, name: str, pipe: PipeNode | None) -> None:
+        self.pos = pos
+        self.name = name
+        self.pipe = pipe
 
     def __str__(self) -> str:
         pipe = "" if self.pipe is None else f" {self.pipe}"
@@ -118,8 +253,13 @@ class TemplateNode(Node):
 
 
 class _EndNode(Node):
-    _fields = ("spot",)  # where the keyword is (pos is Go's: the closing delimiter)
-    __slots__ = _fields
+    """``{{end}}``; ``spot`` is where the keyword is (pos is Go's: the closing delimiter)."""
+
+    __slots__ = ("spot",)
+
+    def __init__(self, pos: int, spot: int) -> None:
+        self.pos = pos
+        self.spot = spot
 
     def __str__(self) -> str:
         return "{{end}}"
@@ -143,6 +283,7 @@ _OPERAND_START = frozenset({lx.BOOL, lx.CHAR_CONSTANT, lx.COMPLEX, lx.DOT, lx.FI
                             lx.IDENTIFIER, lx.NUMBER, lx.NIL, lx.RAW_STRING, lx.STRING,
                             lx.VARIABLE, lx.LEFT_PAREN})
 _MAX_PAREN_DEPTH = 10000
+_BRANCHES: dict[str, type[BranchNode]] = {"if": IfNode, "range": RangeNode, "with": WithNode}
 
 
 class _Parser:
@@ -340,8 +481,7 @@ class _Parser:
                     raise self.error(f"expected end; found {end}", end.spot)
         del self.vars[mark:]
         self.open.pop()
-        cls = {"if": IfNode, "range": RangeNode, "with": WithNode}[context]
-        return cls(pipe.pos, pipe, body, else_list)
+        return _BRANCHES[context](pipe.pos, pipe, body, else_list)
 
     def block_control(self, keyword: Item) -> TemplateNode:
         item = self.next_non_space()
