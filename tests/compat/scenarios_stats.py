@@ -20,8 +20,10 @@ The statistics the Go test itself expects are printed next to a difference, and 
 the Go test expects that the real daemon does not show through the API is noted (the Go
 test reads them after closing the stream, the API while the task runs).
 
-Scenarios that configure services of their own (``tmInit``, such as the Kubernetes
-autoscale one) are left out and listed. Nothing of the scenarios is stored here.
+The Kubernetes autoscale scenario's mocked client becomes the fake Kubernetes API of
+tests.compat.scenarios_misc (the same replica counts), configured on both daemons; other
+scenarios that configure services of their own (``tmInit``) would be left out and
+listed. Nothing of the scenarios is stored here.
 
 ``--cases GLOB`` runs the same comparison over the stream compatibility cases matching
 GLOB (their scripts and points, outputs pointed at a closed port) instead. Counts that
@@ -98,7 +100,7 @@ def scenarios(source: Path) -> list[Scenario]:
         scenario = Scenario(name, script_text(script.group(1)) or "",
                             srpl_points(integrations / "testdata" / f"{call.group(1)}.srpl"),
                             go_expected_stats(body))
-        if call.group(2) != "nil":
+        if call.group(2) != "nil" and "K8sService" not in body:
             scenario.skipped = "configures services of its own (tmInit)"
         found.append(scenario)
     return found
@@ -241,18 +243,33 @@ def main(argv: list[str] | None = None) -> int:
     for s in chosen:
         if s.skipped:
             print(f"LEFT OUT {s.name}: {s.skipped}")
+    # The Kubernetes scenario's test client: a fake Kubernetes API with the same
+    # replica counts (serviceA 1, serviceB 10, others 0), configured on both daemons.
+    from tests.compat.scenarios_misc import FakeCloud, services_config, services_toml
+
+    cloud = FakeCloud()
+    try:
+        return _compare(args, runnable, cloud, services_toml(cloud.url),
+                        services_config(cloud.url))
+    finally:
+        cloud.close()
+
+
+def _compare(args: Any, runnable: list[Scenario], cloud: Any, kapacitor_conf: str,
+             core_conf: dict[str, Any]) -> int:
     expected = {}
-    server = Kapacitor(args.kapacitord)
+    server = Kapacitor(args.kapacitord, extra_conf=kapacitor_conf)
     try:
         run = Run(server.url)
         for s in runnable:
+            cloud.reset()
             try:
                 expected[s.name] = run.stats(s)
             except httpx.TransportError as exc:  # it crashed: note it, start another
                 expected[s.name] = {"error": f"kapacitord failed: {exc}"}
                 run.close()
                 server.close()
-                server = Kapacitor(args.kapacitord)
+                server = Kapacitor(args.kapacitord, extra_conf=kapacitor_conf)
                 run = Run(server.url)
         run.close()
     finally:
@@ -260,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     from kapa_core.testing import DaemonProcess
     differ = []
     # [stats] disabled on both: the oracle's Kapacitor runs without it
+    cloud.reset()
     with DaemonProcess({"http": {"log-enabled": False}, "stats": {"enabled": False},
-                        "logging": {"level": "ERROR"}}) as daemon:
+                        "logging": {"level": "ERROR"}, **core_conf}) as daemon:
         run = Run(daemon.url)
         for s in runnable:
+            cloud.reset()
             got = run.stats(s)
             lines = differences(s, expected[s.name], got)
             notes = go_notes(s, expected[s.name])
