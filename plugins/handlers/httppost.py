@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from kapa_core.plugin_api import (
     HandlerError,
     HandlerKind,
     Section,
+    TemplateError,
     hookimpl,
     option,
     parse_template,
@@ -50,6 +52,17 @@ class HTTPPostConfig:
         if self.row_template and self.row_template_file:
             raise ConfigError("row-template", "cannot set both row-template and "
                               "row-template-file")
+        # refused by Kapacitor 1.5.7 as well: a URL template that does not parse, a
+        # template file given by a relative path
+        try:
+            parse_template(self.url, "url")
+        except TemplateError as exc:
+            raise ConfigError("url", f"invalid URL template syntax {self.url!r}: {exc}"
+                              ) from None
+        for key, path in (("alert-template-file", self.alert_template_file),
+                          ("row-template-file", self.row_template_file)):
+            if path and not os.path.isabs(path):
+                raise ConfigError(key, f"must use an absolute path for {key}")
 
 
 @hookimpl

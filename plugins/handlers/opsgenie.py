@@ -64,9 +64,16 @@ class OpsGenieConfig:
     global_: bool = False
 
     def validate(self) -> None:
+        # as Kapacitor 1.5.7: the URLs even when disabled, the key when enabled
+        if not self.url:
+            raise ConfigError("url", "url cannot be empty")
+        if not self.recovery_url:
+            raise ConfigError("recovery_url", "recovery_url cannot be empty")
         if self.enabled:
             require_url(self.url, "url")
             require_url(self.recovery_url, "recovery_url")
+            if not self.api_key:
+                raise ConfigError("api-key", "api-key cannot be empty")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,9 +88,13 @@ class OpsGenie2Config:
     details: bool = setting(False, doc="Send the alert details as the description.")
 
     def validate(self) -> None:
+        if not self.url:  # as Kapacitor 1.5.7, even when disabled
+            raise ConfigError("url", "url cannot be empty")
         require_choice(self.recovery_action, "recovery_action", RECOVERY_ACTIONS)
         if self.enabled:
             require_url(self.url, "url")
+            if not self.api_key:
+                raise ConfigError("api-key", "api-key cannot be empty")
 
 
 @hookimpl

@@ -71,6 +71,8 @@ class PagerDutyConfig:
     global_: bool = False
 
     def validate(self) -> None:
+        if not self.url:  # as Kapacitor 1.5.7, even when disabled
+            raise ConfigError("url", "url cannot be empty")
         if self.enabled:
             require_url(self.url, "url")
 
@@ -83,6 +85,8 @@ class PagerDuty2Config:
     global_: bool = False
 
     def validate(self) -> None:
+        if not self.url:  # as Kapacitor 1.5.7, even when disabled
+            raise ConfigError("url", "url cannot be empty")
         if self.enabled:
             require_url(self.url, "url")
 

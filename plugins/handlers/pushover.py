@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kapa_core.plugin_api import (
+    ConfigError,
     Event,
     HandlerError,
     HandlerKind,
@@ -40,7 +41,11 @@ class PushoverConfig:
     url: str = "https://api.pushover.net/1/messages.json"
 
     def validate(self) -> None:
-        if self.enabled:
+        if self.enabled:  # what Kapacitor 1.5.7 requires, in its order
+            if not self.token:
+                raise ConfigError("token", "must specify token")
+            if not self.user_key:
+                raise ConfigError("user-key", "must specify user key")
             require_url(self.url, "url")
 
 

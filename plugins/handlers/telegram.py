@@ -55,6 +55,8 @@ class TelegramConfig:
         require_choice(self.parse_mode, "parse-mode", ("", "Markdown", "HTML"))
         if self.enabled:
             require_url(self.url, "url")
+            if not self.token:  # Kapacitor 1.5.7 refuses it too
+                raise ConfigError("token", "must specify token")
 
 
 @hookimpl

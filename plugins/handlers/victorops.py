@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from kapa_core.plugin_api import (
+    ConfigError,
     Event,
     GoTime,
     HandlerError,
@@ -42,6 +43,8 @@ class VictorOpsConfig:
     json_data: bool = setting(False, doc="Send the alert data as a JSON object, not text.")
 
     def validate(self) -> None:
+        if not self.url:  # as Kapacitor 1.5.7, even when disabled
+            raise ConfigError("url", "url cannot be empty")
         if self.enabled:
             require_url(self.url, "url")
 
