@@ -18,24 +18,31 @@ import functools
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from kapa_core.gotemplate import gotime as gv
 from kapa_core.gotemplate.gofmt import Fmt, go_format, print_arg, sprint, sprintln
 from kapa_core.gotemplate.gotime import NO_VALUE, ExecError, StringMap, truth, type_name
+from kapa_core.gotemplate.parser import Node
 
 
 class GoError(Exception):
     """An error a Go builtin returns."""
 
 
-def user_call(user: Callable) -> Callable:
+#: A template function: evaluated arguments in, a value out (Go's ``interface{}``).
+Func: TypeAlias = Callable[..., Any]
+#: A ``printf`` format parsed once: (literal text, None) and (verb, flags) pairs.
+Plan: TypeAlias = tuple[tuple[str, Fmt | None], ...]
+
+
+def user_call(user: Func) -> Func:
     def call(*args: Any) -> Any:
         return user(*[None if a is NO_VALUE else a for a in args])
     return call
 
 
-def dynamic_call(callee: str) -> Callable:
+def dynamic_call(callee: str) -> Func:
     def call(func: Any, *args: Any) -> Any:
         if func is None or func is NO_VALUE:
             raise GoError("call of nil")
@@ -51,7 +58,7 @@ def dynamic_call(callee: str) -> Callable:
     return call
 
 
-def printf_check(static: str | None, first: Any, tmpl: str) -> Callable:
+def printf_check(static: str | None, first: Node, tmpl: str) -> Callable[..., str]:
     """``printf`` whose format must be a string; ``static`` is the error for a literal."""
     def checked(fmt: Any, *args: Any) -> str:
         if isinstance(fmt, str):
@@ -245,7 +252,7 @@ def length(item: Any) -> int:
 
 
 # -- printing and escaping --------------------------------------------------------------------
-def _eval_args(args: tuple) -> str:
+def _eval_args(args: tuple[Any, ...]) -> str:
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
     return sprint(*("<no value>" if a is None or a is NO_VALUE else a for a in args))
@@ -294,7 +301,7 @@ def _parse_num(fmt: str, i: int, end: int) -> tuple[int | None, int]:
     return (num, j) if num <= 1_000_000 else (None, end)
 
 
-def _int_arg(args: tuple, argnum: int) -> tuple[int | None, int]:
+def _int_arg(args: tuple[Any, ...], argnum: int) -> tuple[int | None, int]:
     if argnum >= len(args):
         return None, argnum
     value = args[argnum]
@@ -303,7 +310,7 @@ def _int_arg(args: tuple, argnum: int) -> tuple[int | None, int]:
     return None, argnum + 1
 
 
-def _arg_index(fmt: str, i: int, nargs: int, state: list) -> tuple[int | None, int, bool]:
+def _arg_index(fmt: str, i: int, nargs: int, state: list[bool]) -> tuple[int | None, int, bool]:
     """``%[n]`` at ``i``: (argument index or None if absent/bad, new index, found)."""
     if i >= len(fmt) or fmt[i] != "[":
         return None, i, False
@@ -342,18 +349,18 @@ def _flags(fmt: str, i: int, f: Fmt) -> int:
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(fmt: str) -> tuple | None:
-    """A format without ``*`` or ``[n]`` parsed once: text pieces and (verb, Fmt) pairs."""
+def _plan(fmt: str) -> Plan | None:
+    """A format without ``*`` or ``[n]`` parsed once: (text, None) and (verb, Fmt) pairs."""
     if "*" in fmt or "[" in fmt:
         return None
-    plan: list[Any] = []
+    plan: list[tuple[str, Fmt | None]] = []
     i, end = 0, len(fmt)
     while i < end:
         j = fmt.find("%", i)
         if j < 0:
-            plan.append(fmt[i:])
+            plan.append((fmt[i:], None))
             break
-        plan.append(fmt[i:j])
+        plan.append((fmt[i:j], None))
         f = Fmt()
         i = _flags(fmt, j + 1, f)
         f.wid, i = _parse_num(fmt, i, end)
@@ -361,20 +368,20 @@ def _plan(fmt: str) -> tuple | None:
             f.prec, i = _parse_num(fmt, i + 1, end)
             f.prec = f.prec or 0
         if i >= end:
-            plan.append("%!(NOVERB)")
+            plan.append(("%!(NOVERB)", None))
             break
         verb = fmt[i]
         i += 1
         if verb == "%":
-            plan.append("%")
+            plan.append(("%", None))
             continue
         if verb == "v":
             f.sharp_v, f.sharp, f.plus_v, f.plus = f.sharp, False, f.plus, False
         plan.append((verb, f))
-    return tuple(p for p in plan if p != "")
+    return tuple(p for p in plan if p[0] or p[1] is not None)
 
 
-def _extra(args: tuple) -> str:
+def _extra(args: tuple[Any, ...]) -> str:
     return "%!(EXTRA " + ", ".join("<nil>" if a is None or a is NO_VALUE
                                    else f"{type_name(a)}={print_arg(Fmt(), a, 'v')}"
                                    for a in args) + ")"
@@ -386,14 +393,14 @@ def sprintf(fmt: str, *args: Any) -> str:
     if plan is not None:
         parts: list[str] = []
         argnum, count = 0, len(args)
-        for item in plan:
-            if type(item) is str:
-                parts.append(item)
+        for text, spec in plan:
+            if spec is None:
+                parts.append(text)
             elif argnum < count:
-                parts.append(print_arg(item[1], args[argnum], item[0]))
+                parts.append(print_arg(spec, args[argnum], text))
                 argnum += 1
             else:
-                parts.append(f"%!{item[0]}(MISSING)")
+                parts.append(f"%!{text}(MISSING)")
         if argnum < count:
             parts.append(_extra(args[argnum:]))
         return "".join(parts)

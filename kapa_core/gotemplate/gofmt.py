@@ -224,11 +224,11 @@ def _fmt_integer(f: Fmt, value: int, verb: str) -> str:
     if verb == "q":
         return _pad(f, quote_rune(value, f.plus))
     if verb == "U":
-        code = value if value >= 0 else value + (1 << 64)
-        text = f"U+{code:0{max(4, f.prec or 0)}X}"
-        valid = code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
-        if f.sharp and valid and chr(code).isprintable():
-            text += f" '{chr(code)}'"
+        point = value if value >= 0 else value + (1 << 64)
+        text = f"U+{point:0{max(4, f.prec or 0)}X}"
+        valid = point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF
+        if f.sharp and valid and chr(point).isprintable():
+            text += f" '{chr(point)}'"
         return _pad(f, text, zero=False)
     return _bad_verb(f, value, verb)
 
@@ -310,7 +310,7 @@ def _fmt_string(f: Fmt, text: str, verb: str) -> str:
 
 
 # -- printArg / printValue -------------------------------------------------------------------
-def sorted_items(mapping: dict) -> list:
+def sorted_items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
     try:
         return sorted(mapping.items(), key=lambda kv: kv[0])
     except TypeError:
@@ -395,7 +395,8 @@ def go_format(value: Any) -> str:
     """``fmt.Sprint(value)``: Go's ``%v``."""
     cls = type(value)
     if cls is str:
-        return value
+        text: str = value
+        return text
     if cls is int:
         return str(value)
     if cls is float:

@@ -18,9 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import types
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kapa_core.models.duration import Duration
+
+if TYPE_CHECKING:
+    from kapa_core.gotemplate.parser import Node
 
 _MISSING: Any = object()
 _PRIMITIVES = (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set,
@@ -82,7 +86,8 @@ def truth(value: Any) -> bool:
     if cls is str or cls is list or cls is dict or cls is tuple:
         return len(value) > 0
     if cls is int or cls is float or cls is bool:
-        return value != 0
+        nonzero: bool = value != 0
+        return nonzero
     if isinstance(value, str | bytes | bytearray | list | tuple | dict):
         return len(value) > 0
     if isinstance(value, int | float | complex):
@@ -93,12 +98,12 @@ def truth(value: Any) -> bool:
 class ExecError(Exception):
     """An execution error; ``node`` (and the template it is in) are filled in on the way up."""
 
-    def __init__(self, msg: str, node: Any = None, tmpl: str = "") -> None:
+    def __init__(self, msg: str, node: Node | None = None, tmpl: str = "") -> None:
         super().__init__(msg)
         self.msg, self.node, self.tmpl = msg, node, tmpl
 
 
-def attach(exc: ExecError, node: Any, tmpl: str) -> None:
+def attach(exc: ExecError, node: Node, tmpl: str) -> None:
     if exc.node is None:
         exc.node, exc.tmpl = node, tmpl
 
@@ -121,7 +126,7 @@ def _map_methods(cls: type) -> frozenset[str]:
     return methods
 
 
-def arity(func: Any) -> tuple[int, int | None] | None:
+def arity(func: Callable[..., Any]) -> tuple[int, int | None] | None:
     """(required, maximum or None if variadic) positional arguments, None if unknown."""
     try:
         params = inspect.signature(func).parameters.values()
@@ -148,7 +153,7 @@ def error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def invoke(func: Any, name: str, args: list | tuple) -> Any:
+def invoke(func: Callable[..., Any], name: str, args: Sequence[Any]) -> Any:
     """Call a Go method or function: Python errors become Go's ``error calling``."""
     try:
         return func(*args)
@@ -165,7 +170,7 @@ def invoke(func: Any, name: str, args: list | tuple) -> Any:
         raise ExecError(f"error calling {name}: {error_text(exc)}") from None
 
 
-def _attribute(recv: Any, name: str, args: list | None) -> Any:
+def _attribute(recv: Any, name: str, args: list[Any] | None) -> Any:
     cls = type(recv)
     attr = _MISSING
     blocked = name.startswith("_") or cls in _PRIMITIVES or (
@@ -198,7 +203,7 @@ def get_field(recv: Any, name: str) -> Any:
     return _attribute(recv, name, None)
 
 
-def call_field(recv: Any, name: str, args: list) -> Any:
+def call_field(recv: Any, name: str, args: list[Any]) -> Any:
     """``recv.name arg...``: only a method can take arguments."""
     if isinstance(recv, dict):
         if name in _map_methods(type(recv)):
@@ -211,7 +216,7 @@ def call_field(recv: Any, name: str, args: list) -> Any:
     return _attribute(recv, name, args)
 
 
-class StringMap(dict):
+class StringMap(dict[str, str]):
     """A Go ``map[string]string``: ``index`` of a missing key gives ``""``, not nil."""
 
     go_type = "map[string]string"
@@ -361,7 +366,7 @@ def _hour12(p: _Parts) -> int:
 
 
 # Layout elements in the order Go's nextStdChunk tries them at each position.
-_STD: list[tuple[str, Any]] = [
+_STD: list[tuple[str, Callable[[_Parts], str] | None]] = [
     ("January", lambda p: _MONTHS[p.month - 1]), ("Monday", lambda p: _DAYS[p.weekday]),
     ("MST", lambda p: "UTC"), ("2006", lambda p: _pad(p.year, 4)),
     ("_2006", None), ("002", lambda p: _pad(p.yday, 3)), ("__2", lambda p: _pad(p.yday, 3, " ")),

@@ -213,6 +213,7 @@ class HTMLContext:
         elif self.state in (TAG, AFTER_NAME):
             self.state = ATTR_NAME
         state, delim = self.state, self.delim
+        inner: Callable[[Any], str]
         if state == COMMENT or state in (JS_LINE, JS_BLOCK, CSS_LINE, CSS_BLOCK):
             return lambda v: ""
         if state in _CSS_URLISH:
@@ -230,7 +231,7 @@ class HTMLContext:
         elif state == URL:
             part = self.url_part
             if part == 2:
-                inner: Callable[[Any], str] = lambda v: url_encode(_text(v), False)
+                inner = lambda v: url_encode(_text(v), False)
             elif part == 1:
                 inner = lambda v: url_encode(_text(v), True)
             else:
