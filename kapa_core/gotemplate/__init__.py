@@ -35,10 +35,10 @@ from kapa_core.gotemplate.compiler import Compiler, Program
 from kapa_core.gotemplate.funcs import BUILTINS
 from kapa_core.gotemplate.gofmt import go_format
 from kapa_core.gotemplate.gotime import NO_VALUE, ExecError, GoTime, StringMap
-from kapa_core.gotemplate.lexer import go_quote
-from kapa_core.gotemplate.parser import ParseError, parse_trees
+from kapa_core.gotemplate.lexer import ParseError, go_quote
+from kapa_core.gotemplate.parser import parse_trees
 
-__all__ = ["GoTime", "StringMap", "Template", "TemplateError", "go_format", "parse"]
+__all__ = ["ExecError", "GoTime", "StringMap", "Template", "TemplateError", "go_format", "parse"]
 
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 

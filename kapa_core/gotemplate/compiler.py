@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias, cast
 
 from kapa_core.gotemplate import funcs as fn
 from kapa_core.gotemplate import gotime as gv
@@ -36,6 +36,20 @@ _FUNC_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                functools.partial)
 
 
+#: A call's variables: ``vs[0]`` the template call depth, ``vs[1]`` is ``$``, then the slots.
+Frame: TypeAlias = list[Any]
+#: The output of an execution, as pieces.
+Out: TypeAlias = list[str]
+#: An output node: ``run(dot, vs, out)``.
+Run: TypeAlias = Callable[[Any, Frame, Out], None]
+#: A value: ``value(dot, vs)``.
+Value: TypeAlias = Callable[[Any, Frame], Any]
+#: A pipeline command: ``command(dot, vs, final)``, ``final`` the previous command's result.
+Command: TypeAlias = Callable[[Any, Frame, Any], Any]
+#: Sets a variable: ``setter(vs, value)``.
+Setter: TypeAlias = Callable[[Frame, Any], None]
+
+
 class _Break(Exception):
     pass
 
@@ -50,7 +64,7 @@ class Tree:
 
     __slots__ = ("body", "pad")
 
-    def __init__(self, body: Callable, slots: int) -> None:
+    def __init__(self, body: Run, slots: int) -> None:
         self.body = body
         self.pad = (_UNSET,) * (slots - 2)
 
@@ -58,28 +72,28 @@ class Tree:
 class Program:
     """What every tree of one parse shares."""
 
-    def __init__(self, funcs: dict[str, Callable], html: bool) -> None:
+    def __init__(self, funcs: dict[str, Callable[..., Any]], html: bool) -> None:
         self.funcs = funcs
         self.html = html
         self.trees: dict[str, Tree] = {}
 
 
-def _const(value: Any) -> Callable:
+def _const(value: Any) -> Value:
     return lambda dot, vs: value
 
 
-def _fail(message: str, node: ps.Node, tmpl: str) -> Callable:
+def _fail(message: str, node: ps.Node, tmpl: str) -> Callable[..., Any]:
     def fail(*_: Any) -> Any:
         raise ExecError(message, node, tmpl)
     return fail
 
 
-def _seq(parts: list[Callable]) -> Callable:
+def _seq(parts: list[Run]) -> Run:
     if len(parts) == 1:
         return parts[0]
     steps = tuple(parts)
 
-    def run(dot: Any, vs: list, out: list) -> None:
+    def run(dot: Any, vs: Frame, out: Out) -> None:
         for step in steps:
             step(dot, vs, out)
     return run
@@ -101,8 +115,8 @@ class Compiler:
         body = self.list(root)
         return Tree(body, self.slots)
 
-    def list(self, node: ps.ListNode) -> Callable:
-        parts: list[Callable] = []
+    def list(self, node: ps.ListNode) -> Run:
+        parts: list[Run] = []
         texts: list[str] = []
         for child in node.nodes:
             if isinstance(child, ps.TextNode):
@@ -116,12 +130,12 @@ class Compiler:
             parts.append(self._text("".join(texts)))
         return _seq(parts) if parts else (lambda dot, vs, out: None)
 
-    def _text(self, text: str) -> Callable:
+    def _text(self, text: str) -> Run:
         if self.html is not None:
             text = self.html.text(text)
         return _text(text)
 
-    def node(self, node: ps.Node) -> Callable:
+    def node(self, node: ps.Node) -> Run:
         if isinstance(node, ps.ActionNode):
             return self.action(node)
         if isinstance(node, ps.RangeNode):
@@ -132,17 +146,17 @@ class Compiler:
             return self.template(node)
         kind = _Break if isinstance(node, ps.BreakNode) else _Continue
 
-        def jump(dot: Any, vs: list, out: list) -> None:
+        def jump(dot: Any, vs: Frame, out: Out) -> None:
             raise kind
         return jump
 
     # -- output ------------------------------------------------------------------------------
-    def action(self, node: ps.ActionNode) -> Callable:
+    def action(self, node: ps.ActionNode) -> Run:
         pipe = node.pipe
         if pipe.decl:
             value = self.pipe(pipe)[0]
 
-            def declare(dot: Any, vs: list, out: list) -> None:
+            def declare(dot: Any, vs: Frame, out: Out) -> None:
                 value(dot, vs)
             return declare
         last = pipe.cmds[-1].args[0]
@@ -161,7 +175,7 @@ class Compiler:
                 and len(first[0].ident) == 1:
             name, field, tmpl, plain = first[0].ident[0], first[0], self.tmpl, PLAIN_MAPS
 
-            def print_field(dot: Any, vs: list, out: list) -> None:
+            def print_field(dot: Any, vs: Frame, out: Out) -> None:
                 if type(dot) in plain:
                     v = dot.get(name, NO_VALUE)
                 else:
@@ -174,12 +188,12 @@ class Compiler:
             return print_field
         value = self.pipe(pipe)[0]
 
-        def print_value(dot: Any, vs: list, out: list) -> None:
+        def print_value(dot: Any, vs: Frame, out: Out) -> None:
             v = value(dot, vs)
             out.append(v if type(v) is str and not escape else show(v))
         return print_value
 
-    def branch(self, node: ps.BranchNode) -> Callable:
+    def branch(self, node: ps.BranchNode) -> Run:
         mark, first = len(self.scope), self.slots
         cond = self.pipe(node.pipe)[0]
         body = self.list(node.list)
@@ -188,7 +202,7 @@ class Compiler:
         del self.scope[mark:]
         is_with, is_true = isinstance(node, ps.WithNode), gv.truth
 
-        def run(dot: Any, vs: list, out: list) -> None:
+        def run(dot: Any, vs: Frame, out: Out) -> None:
             v = cond(dot, vs)
             if is_true(v):
                 body(v if is_with else dot, vs, out)
@@ -196,7 +210,7 @@ class Compiler:
                 other(dot, vs, out)
         return _popping(run, created) if created else run
 
-    def range(self, node: ps.RangeNode) -> Callable:
+    def range(self, node: ps.RangeNode) -> Run:
         mark, first = len(self.scope), self.slots
         value, targets = self.pipe(node.pipe)
         body_first = self.slots
@@ -209,7 +223,7 @@ class Compiler:
         set_elem = targets[-1] if targets else None
         pipe_node, tmpl = node.pipe, self.tmpl
 
-        def run(dot: Any, vs: list, out: list) -> None:
+        def run(dot: Any, vs: Frame, out: Out) -> None:
             val = value(dot, vs)
             if isinstance(val, dict):
                 items: Any = sorted_items(val) if val else None
@@ -239,11 +253,11 @@ class Compiler:
                 pass
         return _popping(run, created) if created else run
 
-    def template(self, node: ps.TemplateNode) -> Callable:
+    def template(self, node: ps.TemplateNode) -> Run:
         arg = self.pipe(node.pipe)[0] if node.pipe is not None else None
         trees, name, tmpl = self.program.trees, node.name, self.tmpl
 
-        def call(dot: Any, vs: list, out: list) -> None:
+        def call(dot: Any, vs: Frame, out: Out) -> None:
             tree = trees.get(name)
             if tree is None:
                 raise ExecError(f"template {go_quote(name)} not defined", node, tmpl)
@@ -267,21 +281,21 @@ class Compiler:
     def candidates(self, name: str) -> tuple[int, ...]:
         return tuple(dict.fromkeys(slot for n, slot in reversed(self.scope) if n == name))
 
-    def variable(self, node: ps.VariableNode) -> Callable:
+    def variable(self, node: ps.VariableNode) -> Value:
         name, tmpl = node.ident[0], self.tmpl
         slots = self.candidates(name) or (self.new_slot(name),)
         if slots == (1,):
-            get: Callable = lambda dot, vs: vs[1]  # noqa: E731
+            get: Value = lambda dot, vs: vs[1]  # noqa: E731
         elif len(slots) == 1:
             slot = slots[0]
 
-            def get(dot: Any, vs: list) -> Any:
+            def get(dot: Any, vs: Frame) -> Any:
                 v = vs[slot]
                 if v is _UNSET:
                     raise ExecError(f"undefined variable: {name}", node, tmpl)
                 return v
         else:
-            def get(dot: Any, vs: list) -> Any:
+            def get(dot: Any, vs: Frame) -> Any:
                 for slot in slots:
                     if vs[slot] is not _UNSET:
                         return vs[slot]
@@ -290,17 +304,17 @@ class Compiler:
             return get
         return self.fields(get, node.ident[1:], node)
 
-    def setter(self, var: ps.VariableNode, assign: bool) -> Callable:
+    def setter(self, var: ps.VariableNode, assign: bool) -> Setter:
         name, tmpl = var.ident[0], self.tmpl
         if not assign:
             slot = self.new_slot(name)
 
-            def declare(vs: list, value: Any) -> None:
+            def declare(vs: Frame, value: Any) -> None:
                 vs[slot] = value
             return declare
         slots = self.candidates(name) or (self.new_slot(name),)
 
-        def assign_(vs: list, value: Any) -> None:
+        def assign_(vs: Frame, value: Any) -> None:
             for slot in slots:
                 if vs[slot] is not _UNSET:
                     vs[slot] = value
@@ -309,19 +323,19 @@ class Compiler:
         return assign_
 
     # -- pipelines and commands ------------------------------------------------------------
-    def pipe(self, pipe: ps.PipeNode) -> tuple[Callable, list[Callable]]:
+    def pipe(self, pipe: ps.PipeNode) -> tuple[Value, Sequence[Setter]]:
         """The pipeline's value closure and its variable setters (declared before commands)."""
         targets = [self.setter(v, pipe.is_assign) for v in pipe.decl]
         commands = [self.command(c, i > 0) for i, c in enumerate(pipe.cmds)]
         if len(commands) == 1 and not targets:
             only = commands[0]
 
-            def single(dot: Any, vs: list) -> Any:
+            def single(dot: Any, vs: Frame) -> Any:
                 v = only(dot, vs, _MISSING)
                 return NO_VALUE if v is None else v
             return single, targets
 
-        def run(dot: Any, vs: list) -> Any:
+        def run(dot: Any, vs: Frame) -> Any:
             v = _MISSING
             for command in commands:
                 v = command(dot, vs, v)
@@ -332,7 +346,7 @@ class Compiler:
             return v
         return run, targets
 
-    def command(self, cmd: ps.CommandNode, piped: bool) -> Callable:
+    def command(self, cmd: ps.CommandNode, piped: bool) -> Command:
         first, rest = cmd.args[0], cmd.args[1:]
         if isinstance(first, ps.FieldNode):
             return self.field_command(None, first.ident, rest, piped, first)
@@ -352,15 +366,15 @@ class Compiler:
         value = self.arg(first)
         return lambda dot, vs, final: value(dot, vs)
 
-    def field_command(self, recv: Callable | None, idents: list[str], rest: list[ps.Node],
-                      piped: bool, node: ps.Node) -> Callable:
+    def field_command(self, recv: Value | None, idents: Sequence[str],
+                      rest: Sequence[ps.Node], piped: bool, node: ps.Node) -> Command:
         args = [self.arg(a) for a in rest]
         if not args and not piped:
             value = self.fields(recv, idents, node)
             return lambda dot, vs, final: value(dot, vs)
         head, last, tmpl = idents[:-1], idents[-1], self.tmpl
 
-        def run(dot: Any, vs: list, final: Any) -> Any:
+        def run(dot: Any, vs: Frame, final: Any) -> Any:
             try:
                 v = dot if recv is None else recv(dot, vs)
                 for name in head:
@@ -374,13 +388,13 @@ class Compiler:
                 raise
         return run
 
-    def fields(self, recv: Callable | None, idents: list[str], node: ps.Node) -> Callable:
+    def fields(self, recv: Value | None, idents: Sequence[str], node: ps.Node) -> Value:
         """``recv.A.B`` (``recv`` None means dot) with methods called without arguments."""
         tmpl, plain = self.tmpl, PLAIN_MAPS
         if recv is None and len(idents) == 1:
             name = idents[0]
 
-            def field(dot: Any, vs: list) -> Any:
+            def field(dot: Any, vs: Frame) -> Any:
                 if type(dot) in plain:
                     return dot.get(name, NO_VALUE)
                 try:
@@ -390,7 +404,7 @@ class Compiler:
                     raise
             return field
 
-        def chain(dot: Any, vs: list) -> Any:
+        def chain(dot: Any, vs: Frame) -> Any:
             try:
                 v = dot if recv is None else recv(dot, vs)
                 for name in idents:
@@ -401,7 +415,7 @@ class Compiler:
                 raise
         return chain
 
-    def arg(self, node: ps.Node) -> Callable:
+    def arg(self, node: ps.Node) -> Value:
         if isinstance(node, ps.DotNode):
             return lambda dot, vs: dot
         if isinstance(node, ps.NilNode):
@@ -422,10 +436,12 @@ class Compiler:
             if isinstance(node.node, ps.NilNode):
                 return _fail(f"indirection through explicit nil in {node}", node, self.tmpl)
             return self.fields(self.arg(node.node), node.field, node)
-        command = self.call(node, node, [], False)  # an identifier: call without arguments
+        # an identifier (the parser gives no other node here): call it without arguments
+        command = self.call(cast(ps.IdentifierNode, node), node, [], False)
         return lambda dot, vs: command(dot, vs, _MISSING)
 
-    def call(self, ident: Any, cmd: ps.Node, rest: list[ps.Node], piped: bool) -> Callable:
+    def call(self, ident: ps.IdentifierNode, cmd: ps.Node, rest: Sequence[ps.Node],
+             piped: bool) -> Command:
         name, tmpl = ident.ident, self.tmpl
         user = self.program.funcs.get(name)
         if user is not None:
@@ -449,15 +465,15 @@ class Compiler:
                       "cannot assign nil to string" if isinstance(first, ps.NilNode) else None)
             target = fn.printf_check(static, first, tmpl)
 
-        def failed(exc: Exception) -> ExecError:
+        def failed(exc: Exception) -> Exception:
             if isinstance(exc, ExecError | RecursionError):
-                return exc  # type: ignore[return-value]
+                return exc
             return ExecError(f"error calling {name}: {gv.error_text(exc)}", cmd, tmpl)
 
         if len(args) == 1:  # the common shapes, without building an argument list
             a0 = args[0]
 
-            def run1(dot: Any, vs: list, final: Any) -> Any:
+            def run1(dot: Any, vs: Frame, final: Any) -> Any:
                 try:
                     return target(a0(dot, vs), final) if piped else target(a0(dot, vs))
                 except Exception as exc:
@@ -466,14 +482,14 @@ class Compiler:
         if len(args) == 2 and not piped:
             a0, a1 = args
 
-            def run2(dot: Any, vs: list, final: Any) -> Any:
+            def run2(dot: Any, vs: Frame, final: Any) -> Any:
                 try:
                     return target(a0(dot, vs), a1(dot, vs))
                 except Exception as exc:
                     raise failed(exc) from None
             return run2
 
-        def run(dot: Any, vs: list, final: Any) -> Any:
+        def run(dot: Any, vs: Frame, final: Any) -> Any:
             values = [a(dot, vs) for a in args]
             if piped:
                 values.append(final)
@@ -485,15 +501,15 @@ class Compiler:
 
 
 # -- helpers the compiler builds closures from -----------------------------------------------
-def _text(text: str) -> Callable:
-    def run(dot: Any, vs: list, out: list) -> None:
+def _text(text: str) -> Run:
+    def run(dot: Any, vs: Frame, out: Out) -> None:
         out.append(text)
     return run
 
 
-def _popping(run: Callable, slots: tuple[int, ...]) -> Callable:
+def _popping(run: Run, slots: tuple[int, ...]) -> Run:
     """``run``, then forget the variables declared inside it (Go pops them at {{end}})."""
-    def popping(dot: Any, vs: list, out: list) -> None:
+    def popping(dot: Any, vs: Frame, out: Out) -> None:
         try:
             run(dot, vs, out)
         finally:
@@ -503,7 +519,7 @@ def _popping(run: Callable, slots: tuple[int, ...]) -> Callable:
 
 
 def _printer(node: ps.ActionNode, tmpl: str, escape: bool, html: bool,
-             escaper: Callable[[Any], str] | None = None) -> Callable:
+             escaper: Callable[[Any], str] | None = None) -> Callable[[Any], str]:
     nil = "" if html else "<no value>"
 
     def show(v: Any) -> str:
@@ -518,10 +534,10 @@ def _printer(node: ps.ActionNode, tmpl: str, escape: bool, html: bool,
     return show
 
 
-def _logic(want: bool, args: list[Callable], piped: bool) -> Callable:
+def _logic(want: bool, args: Sequence[Value], piped: bool) -> Command:
     truth = gv.truth
 
-    def run(dot: Any, vs: list, final: Any) -> Any:
+    def run(dot: Any, vs: Frame, final: Any) -> Any:
         v = NO_VALUE
         for arg in args:
             v = arg(dot, vs)
