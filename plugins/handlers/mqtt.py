@@ -25,29 +25,36 @@ arriving later still receives the last alert of the topic.
 Connections belong to the section's service: one MQTT 3.1.1 session per broker (clean
 session, keep-alive 30 s, client id ``client-id`` or else the element's ``name`` (as Kapacitor),
 ``username``/``password`` when set), opened by the first alert and reused by every
-handler of that broker. The service pings idle sessions to keep them alive; a publish on a
-session that dropped reconnects (QoS 1 and 2 notice it by the missing acknowledgement and
-publish once more on a new session, QoS 0 pings an idle session first), and it sends
-DISCONNECT when it closes (shutdown, or a config override of [[mqtt]]). URLs:
+handler of that broker. The sessions are paho-mqtt clients driven from trio's worker
+threads (one call at a time per broker, no thread of their own). The service pings idle
+sessions to keep them alive; a publish on a session that dropped reconnects (QoS 1 and 2
+notice it by the missing acknowledgement and publish once more on a new session, QoS 0
+pings an idle session first), and it sends DISCONNECT when it closes (shutdown, or a
+config override of [[mqtt]]). URLs:
 ``tcp://`` and ``mqtt://`` (port 1883 by default), ``ssl://``, ``tls://`` and
 ``mqtts://`` (port 8883) with ``ssl-ca``, ``ssl-cert``, ``ssl-key`` and
 ``insecure-skip-verify``; MQTT over WebSocket with ``ws://host[:port][/path]`` (port 80)
-and ``wss://`` (port 443, TLS with the same settings): the session runs in binary frames
-of a WebSocket upgraded at the URL's path and query, ``/mqtt`` when it has none (as
-paho), with subprotocol ``mqtt`` (see ``mqtt_websocket``). A refused CONNECT or
-WebSocket upgrade (named by its HTTP status), an unreachable or silent broker, a
+and ``wss://`` (port 443, TLS with the same settings): paho's websockets transport,
+upgraded at the URL's path and query, ``/mqtt`` when it has none, with subprotocol
+``mqtt``. A refused CONNECT or WebSocket upgrade, an unreachable or silent broker, a
 disabled or unknown broker fail the event with a HandlerError naming the broker, which
 the alert framework logs as "alert handler failed".
 """
 
 from __future__ import annotations
 
+import math
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import paho.mqtt.client as paho
 import trio
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from kapa_core.plugin_api import (
     TLS,
@@ -68,13 +75,6 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .mqtt_wire import (
-    Connection,
-    ConnectionLost,
-    MQTTError,
-    check_topic_name,
-)
-
 #: Keep-alive announced in CONNECT (seconds); idle sessions are pinged at half of it.
 KEEPALIVE = 30
 #: Bound on TCP connect + TLS handshake + WebSocket upgrade + CONNACK.
@@ -87,6 +87,9 @@ PROBE_AFTER = 1.0
 PING_TIMEOUT = 5.0
 #: Bound on sending DISCONNECT to every broker when the service closes.
 CLOSE_TIMEOUT = 2.0
+#: Longest single wait of a worker thread on the socket, so that a session closed from
+#: trio (shutdown, a publish given up) is noticed soon.
+POLL_INTERVAL = 0.25
 
 PLAIN_SCHEMES = {"tcp": 1883, "mqtt": 1883}
 TLS_SCHEMES = {"ssl": 8883, "tls": 8883, "mqtts": 8883}
@@ -169,11 +172,174 @@ def ssl_context(config: MQTTConfig) -> ssl.SSLContext:
                            f"{exc}") from None
 
 
+
+class MQTTError(Exception):
+    """An MQTT exchange failed: a refusal, a timeout or a lost connection."""
+
+
+class ConnectionLost(MQTTError):
+    """The connection broke, was closed, or the broker hung up."""
+
+
+def check_topic_name(topic: str) -> None:
+    """Raise MQTTError unless ``topic`` may be published to (3.1.1 section 4.7)."""
+    if not topic:
+        raise MQTTError("the topic is empty")
+    if "+" in topic or "#" in topic:
+        raise MQTTError(f"topic {topic!r} contains a wildcard (+ or #)")
+    if "\x00" in topic:
+        raise MQTTError(f"topic {topic!r} contains a NUL character")
+    if len(topic.encode()) > 0xFFFF:
+        raise MQTTError("the topic is longer than 65535 bytes")
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class Session:
+    """One connected paho client. Blocking: only ever called from one worker thread at a
+    time (the broker's lock serializes), and it runs no network thread of its own; every
+    wait is bounded by the deadline it is given (``time.monotonic()`` seconds)."""
+
+    def __init__(self, client: paho.Client) -> None:
+        self.client = client
+        #: ``time.monotonic()`` of the last packet sent (for keep-alive and probes).
+        self.last_sent = time.monotonic()
+        self.closed = False
+
+    @classmethod
+    def open(cls, address: BrokerAddress, *, client_id: str, username: str, password: str,
+             keepalive: int, context: ssl.SSLContext | None, deadline: float) -> Session:
+        """Connect (TLS and the WebSocket upgrade included), send CONNECT and wait for a
+        CONNACK that accepts the session."""
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=True, protocol=MQTTProtocolVersion.MQTTv311,
+                             transport="tcp" if address.websocket_path is None
+                             else "websockets", reconnect_on_failure=False)
+        client.connect_timeout = max(0.1, deadline - time.monotonic())
+        if address.websocket_path is not None:
+            client.ws_set_options(path=address.websocket_path)
+        if context is not None:
+            client.tls_set_context(context)
+        if username or password:
+            client.username_pw_set(username, password or None)
+        answers: list[ReasonCode] = []
+        client.on_connect = lambda _c, _u, _f, code, _p: answers.append(code)
+        where = f"{address.host}:{address.port}"
+        session = cls(client)
+        try:
+            try:
+                client.connect(address.host, address.port, keepalive=keepalive)
+            except paho.WebsocketConnectionError as exc:
+                raise ConnectionLost(f"WebSocket handshake with {where} failed: "
+                                     f"{_describe(exc)}") from None
+            except ssl.SSLError as exc:
+                raise ConnectionLost(f"TLS handshake with {where} failed: "
+                                     f"{_describe(exc)}") from None
+            except (OSError, ValueError) as exc:
+                raise ConnectionLost(f"cannot connect to {where}: {_describe(exc)}") from None
+            session._wait(lambda: bool(answers), deadline, "CONNACK")
+            code = answers[0]
+            if code.is_failure:
+                raise MQTTError(f"connection refused: {str(code).lower()} (CONNACK)")
+        except BaseException:
+            session.abort()
+            raise
+        return session
+
+    def _wait(self, done: Callable[[], bool], deadline: float, what: str) -> None:
+        """Run the client's network loop until ``done()``; ConnectionLost when the
+        connection goes, MQTTError past ``deadline``."""
+        client = self.client
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise MQTTError(f"no {what} within the time allowed")
+            if self.closed:
+                raise ConnectionLost("the connection is closed")
+            rc = client.loop(min(remaining, POLL_INTERVAL))
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not done():
+                self.closed = True
+                raise ConnectionLost(f"the connection to the broker was lost "
+                                     f"({paho.error_string(rc).rstrip('.')})")
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                deadline: float) -> None:
+        """PUBLISH and, for QoS 1 and 2, complete the broker's acknowledgements."""
+        if self.closed:
+            raise ConnectionLost("the connection is closed")
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        self.last_sent = time.monotonic()
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.closed = True
+            raise ConnectionLost(f"publish failed ({paho.error_string(info.rc).rstrip('.')})")
+        self._wait(info.is_published, deadline, "PUBACK" if qos == 1 else "PUBCOMP")
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:  # a QoS 0 message lost on the way
+            self.closed = True
+            raise ConnectionLost(f"publish failed ({paho.error_string(info.rc).rstrip('.')})")
+
+    def ping(self, deadline: float) -> None:
+        """PINGREQ, then wait for the PINGRESP."""
+        if self.closed:
+            raise ConnectionLost("the connection is closed")
+        client = self.client
+        # paho sends PINGREQ itself only after a whole keep-alive; ask for one now.
+        if client._send_pingreq() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.closed = True
+            raise ConnectionLost("PINGREQ could not be sent")
+        self.last_sent = time.monotonic()
+        self._wait(lambda: client._ping_t == 0, deadline, "PINGRESP")
+
+    def disconnect(self) -> None:
+        """Send DISCONNECT (if the connection is still up) and close."""
+        if not self.closed:
+            self.client.disconnect()
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the connection without a word to the broker (any thread)."""
+        self.closed = True
+        self.client._reset_sockets()
+
+
+def _mask_client_frames() -> None:
+    """Have paho mask the pong and close frames it answers a server with.
+
+    paho 2.x sends those two unmasked, and RFC 6455 section 5.1 has a server fail the
+    connection on an unmasked client frame (the ``websockets`` library does): a broker or
+    proxy that pings would drop every session. Every frame a client sends must be masked,
+    so the wrapper's frame builder is made to always mask.
+    """
+    wrapper: Any = paho._WebsocketWrapper
+    build = wrapper._create_frame
+    if getattr(build, "masks_always", False):
+        return
+
+    def create_frame(self: Any, opcode: int, data: bytearray,
+                     do_masking: int = 1) -> bytearray:
+        return build(self, opcode, data, 1)  # type: ignore[no-any-return]
+
+    create_frame.masks_always = True  # type: ignore[attr-defined]
+    wrapper._create_frame = create_frame
+
+
+_mask_client_frames()
+
+_T = TypeVar("_T")
+
+
+async def _in_thread(function: Callable[[], _T]) -> _T:
+    """``function()`` on a trio worker thread; a cancelled caller does not wait for it
+    (the caller closes the session, which ends the thread's wait soon)."""
+    return await trio.to_thread.run_sync(function, abandon_on_cancel=True)
+
+
 class BrokerClient:
     """The session with one broker, opened on first use and shared by its handlers.
 
-    A lock serializes publishes (each waits for its own acknowledgements), so one
-    connection needs no reader task.
+    A lock serializes publishes (each waits for its own acknowledgements on a worker
+    thread), so one connection needs no reader of its own.
     """
 
     def __init__(self, config: MQTTConfig, service: MQTTService) -> None:
@@ -181,7 +347,7 @@ class BrokerClient:
         self.service = service
         # Kapacitor uses the [[mqtt]] element's name when client-id is empty.
         self.client_id = config.client_id or config.name
-        self._conn: Connection | None = None
+        self._session: Session | None = None
         self._lock = trio.Lock()
         self._closed = False
 
@@ -192,83 +358,88 @@ class BrokerClient:
     async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self._closed:
             raise self._fail("the MQTT service is closing")
+        deadline = time.monotonic() + PUBLISH_TIMEOUT
         with trio.move_on_after(PUBLISH_TIMEOUT) as scope:
             async with self._lock:
                 try:
-                    await self._publish(topic, payload, qos, retain)
+                    await self._publish(topic, payload, qos, retain, deadline)
                 except MQTTError as exc:
                     raise self._fail(str(exc)) from None
         if scope.cancelled_caught:
             raise self._fail(f"no answer within {PUBLISH_TIMEOUT:g}s")
 
-    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                       deadline: float) -> None:
         # QoS 1 and 2 learn of a dropped session from the missing acknowledgement; a QoS 0
         # message would vanish into it, so an idle session is pinged first.
-        conn, fresh = await self._connection(probe=qos == 0)
+        session, fresh = await self._connection(probe=qos == 0)
         try:
-            await conn.publish(topic, payload, qos=qos, retain=retain)
+            await _in_thread(lambda: session.publish(topic, payload, qos, retain, deadline))
             return
         except ConnectionLost:
-            await self._drop()
+            self._drop()
             if fresh:
                 raise
         except BaseException:
-            await self._drop()  # the session's state is unknown: start over next time
+            self._drop()  # the session's state is unknown: start over next time
             raise
         # The reused session had dropped under us: once more on a new one.
-        conn, _ = await self._connection(probe=False)
+        session, _ = await self._connection(probe=False)
         try:
-            await conn.publish(topic, payload, qos=qos, retain=retain)
+            await _in_thread(lambda: session.publish(topic, payload, qos, retain, deadline))
         except BaseException:
-            await self._drop()
+            self._drop()
             raise
 
-    async def _connection(self, *, probe: bool) -> tuple[Connection, bool]:
+    async def _connection(self, *, probe: bool) -> tuple[Session, bool]:
         """The open session, or a new one; and whether it is new.
 
         A session idle for 1.5 keep-alives has been given up by the broker and is replaced;
         with ``probe``, one idle for over PROBE_AFTER must first answer a PINGREQ.
         """
-        conn = self._conn
-        if conn is not None and not conn.closed:
-            idle = trio.current_time() - conn.last_sent
+        session = self._session
+        if session is not None and not session.closed:
+            idle = time.monotonic() - session.last_sent
             if idle < KEEPALIVE * 1.5:
                 if not probe or idle < PROBE_AFTER:
-                    return conn, False
+                    return session, False
                 try:
-                    with trio.fail_after(PING_TIMEOUT):
-                        await conn.ping()
-                    return conn, False
-                except (MQTTError, trio.TooSlowError) as exc:
+                    await self._ping(session)
+                    return session, False
+                except MQTTError as exc:
                     self.service.log.info("MQTT connection lost, reconnecting",
-                                          broker=self.config.name,
-                                          err=str(exc) or "no PINGRESP")
-        await self._drop()
-        self._conn = await self._open()
-        return self._conn, True
+                                          broker=self.config.name, err=str(exc))
+        self._drop()
+        self._session = await self._open()
+        return self._session, True
 
-    async def _open(self) -> Connection:
+    async def _ping(self, session: Session) -> None:
+        deadline = time.monotonic() + PING_TIMEOUT
+        try:
+            await _in_thread(lambda: session.ping(deadline))
+        except BaseException:
+            self._drop()
+            raise
+
+    async def _open(self) -> Session:
         config = self.config
         address = broker_address(config)
         context = ssl_context(config) if address.tls else None
         self.service.check_outgoing(config.url)
-        try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                conn = await Connection.open(
-                    address.host, address.port, client_id=self.client_id,
-                    username=config.username, password=config.password,
-                    keepalive=KEEPALIVE, ssl_context=context,
-                    websocket_path=address.websocket_path)
-        except trio.TooSlowError:
-            raise MQTTError(f"no CONNACK within {CONNECT_TIMEOUT:g}s") from None
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        keepalive = max(1, math.ceil(KEEPALIVE))
+        session = await _in_thread(lambda: Session.open(
+            address, client_id=self.client_id, username=config.username,
+            password=config.password, keepalive=keepalive, context=context,
+            deadline=deadline))
         self.service.log.info("connected to MQTT broker", broker=config.name,
                               url=config.url, client_id=self.client_id)
-        return conn
+        return session
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.abort()
+    def _drop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
 
     async def keep_alive(self) -> None:
         """Ping the session when nothing was sent for half the keep-alive; close it when
@@ -278,28 +449,30 @@ class BrokerClient:
             if self._lock.locked():
                 continue
             async with self._lock:
-                conn = self._conn
-                if conn is None or trio.current_time() - conn.last_sent < KEEPALIVE / 2:
+                session = self._session
+                if session is None or session.closed or (
+                        time.monotonic() - session.last_sent < KEEPALIVE / 2):
                     continue
                 try:
-                    with trio.fail_after(PING_TIMEOUT):
-                        await conn.ping()
-                except (MQTTError, trio.TooSlowError) as exc:
+                    await self._ping(session)
+                except MQTTError as exc:
                     self.service.log.info("MQTT connection lost", broker=self.config.name,
-                                          err=str(exc) or "no PINGRESP")
-                    await self._drop()
+                                          err=str(exc))
 
     async def close(self) -> None:
         """DISCONNECT and close; a publish still holding the session is cut off."""
         self._closed = True
         with trio.move_on_after(CLOSE_TIMEOUT):
             async with self._lock:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    await conn.disconnect()
+                session, self._session = self._session, None
+                if session is not None:
+                    try:
+                        await _in_thread(session.disconnect)
+                    finally:
+                        session.abort()
                     self.service.log.debug("disconnected from MQTT broker",
                                            broker=self.config.name)
-        await self._drop()
+        self._drop()
 
 
 class _QuietLog:
