@@ -41,6 +41,7 @@ class Duration(int):
     """Nanoseconds, printed the way Go prints a ``time.Duration``."""
 
     __slots__ = ()
+    go_type = "time.Duration"  # its Go type name, as templates report it
 
     @classmethod
     def parse(cls, text: str, *, tick: bool = False) -> Duration:
