@@ -21,8 +21,6 @@ import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kapa_core.models.duration import Duration
-
 if TYPE_CHECKING:
     from kapa_core.gotemplate.parser import Node
 
@@ -68,8 +66,6 @@ def type_name(value: Any) -> str:
     go_type = getattr(cls, "go_type", None)
     if isinstance(go_type, str):
         return go_type
-    if isinstance(value, Duration):
-        return "time.Duration"
     for base, base_name in _TYPE_NAMES.items():
         if isinstance(value, base):
             return base_name
@@ -244,6 +240,48 @@ class Weekday(int):
 
     def String(self) -> str:
         return self.go_string()
+
+
+def format_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()``: ``1h2m3.5s``, ``1.5ms``, ``0s``."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = -ns if ns < 0 else ns
+    if u < _SECOND:
+        for unit, scale, digits in (("ns", 1, 0), ("µs", 1_000, 3), ("ms", 1_000_000, 6)):
+            if u < scale * 1000:
+                return sign + _decimal(u, digits) + unit
+    hours, rest = divmod(u, 3600 * _SECOND)
+    minutes, rest = divmod(rest, 60 * _SECOND)
+    text = f"{hours}h{minutes}m" if hours else f"{minutes}m" if minutes else ""
+    return sign + text + _decimal(rest, 9) + "s"
+
+
+def _decimal(value: int, digits: int) -> str:
+    """``value / 10**digits`` in decimal, without trailing zeros in the fraction."""
+    if not digits:
+        return str(value)
+    whole, frac = divmod(value, 10 ** digits)
+    if not frac:
+        return str(whole)
+    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
+
+
+class Duration(int):
+    """A ``time.Duration`` (what ``Time.Sub`` gives): nanoseconds that print as Go's."""
+
+    __slots__ = ()
+    go_type = "time.Duration"
+
+    def __str__(self) -> str:
+        return format_duration(self)
+
+    def __repr__(self) -> str:
+        return f"Duration({format_duration(self)!r})"
+
+    def go_string(self) -> str:
+        return format_duration(self)
 
 
 class _Parts:

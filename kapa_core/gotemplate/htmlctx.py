@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.gotemplate import funcs as fn
+from kapa_core.gotemplate import gojson
 from kapa_core.gotemplate.gofmt import go_format
 from kapa_core.gotemplate.gotime import NO_VALUE
 
@@ -118,14 +119,11 @@ def _js_ident_part(c: str) -> bool:
 def js_value(v: Any) -> str:
     """A value as a JavaScript expression: its JSON, padded with spaces where it could run
     into a neighbouring identifier."""
-    from kapa_core.alert import gojson  # JSON as Go's encoder writes it
-    from kapa_core.models.duration import Duration
-
     if isinstance(v, JS):
         return str(v)
     if v is NO_VALUE:
         v = None
-    elif isinstance(v, Duration):  # a fmt.Stringer: its text, quoted
+    elif getattr(type(v), "go_type", None) == "time.Duration":  # a fmt.Stringer: its text
         v = str(v)
     try:
         text = gojson.dumps(v)
