@@ -122,6 +122,10 @@ def test_stats_node_counts_per_group() -> None:
                 body = httpx.get(f"{daemon.url}{API}/tasks/{task_id}/s").json()
                 got = sorted(((s.get("tags"), [v[1:] for v in s["values"]][-1])
                               for s in body.get("series") or []), key=repr)
+                if expected[0][0] is not None:
+                    # a tick before the points arrived leaves the no-group series in
+                    # httpOut (Kapacitor's too): only the groups are compared
+                    got = [g for g in got if g[0] is not None]
                 if got == expected or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
