@@ -36,14 +36,13 @@ from urllib.parse import parse_qs, urlsplit
 from tests.compat.casefile import Case
 from tests.compat.oracle import Kapacitor, show_diff
 from tests.compat.runner import CaseRun
-from tests.compat.scenarios import CALL, FUNC, PIECE, arg_parser, srpl_points
+from tests.compat.scenarios import CALL, FUNC, PIECE, SCRIPT, arg_parser, srpl_points
 
 #: Headers every client sends its own way; the rest (content type, authorization,
 #: headers a service or a script configures) are compared.
 TRANSPORT_HEADERS = frozenset({"host", "user-agent", "accept-encoding",
                                "content-length", "connection", "transfer-encoding"})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-SCRIPT = re.compile(r"var script = ((?:`[^`]*`\s*(?:\+\s*[\w.]+\s*\+\s*)?)+)")
 
 
 class ServiceRecorder:
