@@ -475,6 +475,34 @@ class BrokerClient:
         self._drop()
 
 
+#: The service test's ``qos``: Kapacitor's QoSLevel names (its decoder spells the third
+#: one "exactly-one", while its encoder writes "exactly-once", which it then refuses).
+TEST_QOS = {"at-most-once": 0, "at-least-once": 1, "exactly-one": 2}
+_TEST_OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "broker-name": str, "topic": str, "message": str, "qos": str, "retained": bool}
+_GO_TYPES = {"broker-name": "string", "topic": "string", "message": "string",
+             "qos": "mqtt.QoSLevel", "retained": "bool"}
+
+
+def _json_kind(value: Any) -> str:
+    """How Go's encoding/json names the kind of a decoded JSON value."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "null"
+
+
+def _go_quote(text: str) -> str:
+    """``text`` as Go's %q writes a plain string."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 class _QuietLog:
     """Stands in for a logger when a handler runs without one."""
 
@@ -517,6 +545,44 @@ class MQTTService:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
+
+    # -- /kapacitor/v1/service-tests/mqtt, as Kapacitor's mqtt service answers it -------
+    def default_broker_name(self) -> str:
+        """Kapacitor's default broker: the element with ``default = true``, or the only
+        element there is (enabled or not); empty when neither."""
+        name = next((e.name for e in self.config if e.default), "")
+        return self.config[0].name if len(self.config) == 1 else name
+
+    def test_options(self) -> dict[str, Any]:
+        return {"broker-name": self.default_broker_name(), "topic": "",
+                "message": "test MQTT message", "qos": "at-most-once", "retained": False}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        """Publish ``message`` as it is (no template) to ``topic`` of the broker."""
+        defaults = self.test_options()
+        options = {key: defaults[key] if options.get(key) is None else options[key]
+                   for key in defaults}  # a JSON null leaves a Go field as it was
+        for key, kind in _TEST_OPTION_TYPES.items():
+            value = options.get(key)
+            if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
+                raise KapaError(f"failed to decode JSON body:json: cannot unmarshal "
+                                f"{_json_kind(value)} into Go struct field "
+                                f"testOptions.{key} of type {_GO_TYPES[key]}")
+        qos_name = options["qos"]
+        if qos_name not in TEST_QOS:
+            raise KapaError("failed to decode JSON body:invalid QoS")
+        topic = options["topic"]
+        if not topic:
+            raise KapaError("missing MQTT topic")
+        name = options["broker-name"] or self.default_broker_name()
+        if not any(e.name == name and e.enabled for e in self.config):
+            raise KapaError(f"unknown MQTT broker {_go_quote(name)}")
+        try:
+            check_topic_name(topic)
+        except MQTTError as exc:
+            raise HandlerError(f"mqtt: cannot publish: {exc}") from None
+        await self.publish(name, topic, options["message"].encode(), TEST_QOS[qos_name],
+                           options["retained"])
 
     def check_outgoing(self, url: str) -> None:
         if self._check_outgoing is None:

@@ -87,6 +87,8 @@ class Mosquitto:
         if tls:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls['ca']}",
                       f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
+            if tls.get("require_certificate"):
+                lines.append("require_certificate true")
         self.config_path = directory / "mosquitto.conf"
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -543,6 +545,127 @@ async def test_tls_brokers(broker_factory: Any, tmp_path: Path) -> None:
     got = await publish_past_tls_checks(broker.port, "tls", elements, no_tls="plain")
     assert sorted((m.topic, m.payload) for m in got) == [("tls/skip", b"two"),
                                                          ("tls/verified", b"one")]
+
+
+def client_certificate(directory: Path) -> tuple[str, str]:
+    """A client certificate signed by the CA ``make_certificates`` left in ``directory``:
+    (certificate, key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory,
+                       timeout=30)
+
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", "/CN=kapa-client", "-keyout", "client.key", "-out", "client.csr")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "client.pem")
+    return str(directory / "client.pem"), str(directory / "client.key")
+
+
+async def test_tls_client_certificate(broker_factory: Any, tmp_path: Path) -> None:
+    """ssl-cert and ssl-key are presented to a broker that requires a client
+    certificate; without them, or with a file that is not there, the publish fails."""
+    tls = make_certificates(tmp_path)
+    cert, key = client_certificate(tmp_path)
+    broker = broker_factory("mtls", tls={**tls, "require_certificate": "yes"})
+    url = f"ssl://127.0.0.1:{broker.tls_port}"
+    elements = (element("mine", url, ssl_ca=tls["ca"], ssl_cert=cert, ssl_key=key,
+                        client_id="kapa-mtls"),
+                element("anonymous", url, ssl_ca=tls["ca"]),
+                element("missing", url, ssl_ca=tls["ca"], ssl_cert=f"{cert}.gone",
+                        ssl_key=key))
+    with Subscriber(broker.port, "mtls/#") as sub:
+        async with running(*elements) as service:
+            await service.publish("mine", "mtls/1", b"one", 2, False)
+            with trio.fail_after(15), pytest.raises(HandlerError,
+                                                    match="broker 'anonymous'"):
+                await service.publish("anonymous", "mtls/2", b"two", 1, False)
+            with pytest.raises(HandlerError, match=r"broker 'missing'.*ssl-cert"):
+                await service.publish("missing", "mtls/3", b"three", 1, False)
+            [got] = await sub.await_messages(1)
+    assert (got.topic, got.payload, got.qos) == ("mtls/1", b"one", 2)
+    assert broker.connections("kapa-mtls") == 1
+
+
+def test_service_test_publishes_as_kapacitor_does(env: SimpleNamespace) -> None:
+    """``/service-tests/mqtt`` has Kapacitor's options (QoS by name, the message sent as
+    it is) and answers with its messages (checked against kapacitord)."""
+    url = f"{env.daemon.url}{API}/service-tests/mqtt"
+    assert httpx.get(url).json()["options"] == {
+        "broker-name": "local", "topic": "", "message": "test MQTT message",
+        "qos": "at-most-once", "retained": False}
+
+    def run(**options: Any) -> dict[str, Any]:
+        response = httpx.post(url, json=options, timeout=60)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    with Subscriber(env.anon.port, "st/#") as sub:
+        assert run(topic="st/{{ .ID }}") == {"success": True, "message": ""}
+        assert run(topic="st/2", message="two", qos="exactly-one", retained=True,
+                   **{"broker-name": "local"}) == {"success": True, "message": ""}
+        got = sub.wait(2)
+    assert [(m.topic, m.payload, m.qos) for m in got] == [
+        ("st/{{ .ID }}", b"test MQTT message", 0), ("st/2", b"two", 2)]
+    assert run(topic="st/3", **{"broker-name": "auth-ok"}, qos="at-least-once") == {
+        "success": True, "message": ""}
+    refused = {
+        "missing MQTT topic": {},
+        'unknown MQTT broker "nope"': {"topic": "t", "broker-name": "nope"},
+        'unknown MQTT broker "off"': {"topic": "t", "broker-name": "off"},
+        "failed to decode JSON body:invalid QoS": {"topic": "t", "qos": "exactly-once"},
+        "failed to decode JSON body:json: cannot unmarshal number into Go struct field "
+        "testOptions.qos of type mqtt.QoSLevel": {"topic": "t", "qos": 1},
+    }
+    for message, options in refused.items():
+        assert run(**options) == {"success": False, "message": message}, options
+    down = run(topic="t", **{"broker-name": "down"})
+    assert not down["success"] and f"127.0.0.1:{env.down}" in down["message"]
+    bad_login = run(topic="t", **{"broker-name": "auth-bad"})
+    assert not bad_login["success"] and "not authorized" in bad_login["message"]
+
+
+async def test_a_silent_broker_leaves_the_event_loop_free_and_close_is_prompt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """paho blocks on a worker thread: trio keeps running while a publish waits for a
+    broker that accepts TCP but never answers, and closing the service does not wait
+    longer than CLOSE_TIMEOUT for a publish in progress."""
+    monkeypatch.setattr(mqtt, "CONNECT_TIMEOUT", 3.0)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        service = mqtt.MQTTService((element("s", url),), RecordingLog())
+        ticks = 0
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                async def tick() -> None:
+                    nonlocal ticks
+                    while True:
+                        await trio.sleep(0.05)
+                        ticks += 1
+
+                nursery.start_soon(tick)
+                started = trio.current_time()
+                with pytest.raises(HandlerError, match="broker 's'.*no CONNACK"):
+                    await service.publish("s", "q/1", b"one", 1, False)
+                assert trio.current_time() - started >= 2.5
+                assert ticks >= 30  # the loop ran all along
+                # A second publish waits again; the service's close ends it at once.
+                failures: list[BaseException] = []
+
+                async def publish() -> None:
+                    try:
+                        await service.publish("s", "q/2", b"two", 1, False)
+                    except HandlerError as exc:
+                        failures.append(exc)
+
+                nursery.start_soon(publish)
+                await trio.sleep(0.5)
+                closing = trio.current_time()
+                await service.close()
+                assert trio.current_time() - closing < mqtt.CLOSE_TIMEOUT + 1
+                while not failures:  # the waiting publish still ends by its own deadline
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+        assert "no CONNACK" in str(failures[0])
 
 
 # -- MQTT over WebSocket ------------------------------------------------------------------
