@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
@@ -42,6 +43,19 @@ class Check:
     service: Service
     script: str
     points: str
+    #: topic handlers defined through the API before the task runs ({{URL}}: recorder)
+    topic_handlers: tuple[dict[str, Any], ...] = ()
+
+
+def define_topic_handlers(url: str, check: Check, recorder_url: str) -> None:
+    for spec in check.topic_handlers:
+        body = json.loads(json.dumps(spec).replace("{{URL}}", recorder_url))
+        response = httpx.post(f"{url}/kapacitor/v1/alerts/topics/{TOPIC}/handlers",
+                              json=body)
+        assert response.status_code == 200, response.text
+
+
+TOPIC = "bodies"
 
 
 # Two hosts: b goes CRITICAL (an integer field), a WARNING, then b recovers.
@@ -206,6 +220,49 @@ stream
 cpu,host=b,dc=east load=20 31536003
 cpu,host=b,dc=east load=21 31536004
 cpu,host=a,dc=west load=8 31536004"""),
+    # Topic handlers with Kapacitor's option keys, for an alert that names its topic.
+    "topic": Check(Service(lambda u: {
+        "slack": {"enabled": True, "url": u + "/slack", "channel": "#c"},
+        "discord": {"enabled": True, "url": u + "/discord"},
+        "teams": {"enabled": True, "channel-url": u + "/teams"},
+        "alerta": {"enabled": True, "url": u + "/alerta", "token": "tok"},
+        "servicenow": {"enabled": True, "url": u + "/sn", "source": "Kap"},
+        "pagerduty2": {"enabled": True, "url": u + "/pd2", "routing-key": "pd2-key"},
+        "opsgenie2": {"enabled": True, "url": u + "/og2", "api-key": "og2-key"},
+        "telegram": {"enabled": True, "url": u + "/bot", "token": "T:K", "chat-id": "42"},
+        "hipchat": {"enabled": True, "url": u + "/hc", "room": "r", "token": "hc"},
+        "pushover": {"enabled": True, "url": u + "/po", "user-key": "pu", "token": "pt"},
+        "httppost": [{"endpoint": "ep", "url": u + "/hp"}]}),
+        ALERT.replace("    |alert()\n", f"    |alert()\n        .topic('{TOPIC}')\n"), POINTS,
+        topic_handlers=(
+            {"id": "sl", "kind": "slack",
+             "options": {"channel": "#topic", "username": "tb", "icon-emoji": ":x:"}},
+            {"id": "dc", "kind": "discord",
+             "options": {"username": "du", "avatar-url": "http://a/b.png",
+                         "embed-title": "T {{ .Level }}"}},
+            {"id": "tm", "kind": "teams", "options": {"channel-url": "{{URL}}/teams2"}},
+            {"id": "al", "kind": "alerta",
+             "options": {"resource": "r-{{ .Name }}", "event": "e", "group": "g",
+                         "value": "v", "service": ["s1"], "timeout": 3600000000000,
+                         "origin": "o"}},
+            {"id": "sn", "kind": "servicenow",
+             "options": {"node": "n", "type": "t", "resource": "r", "metricName": "m",
+                         "messageKey": "mk"}},
+            {"id": "pd2", "kind": "pagerduty2",
+             "options": {"routing-key": "rk2",
+                         "links": [{"href": "http://l/{{ .ID }}", "text": "lt"}]}},
+            {"id": "og2", "kind": "opsgenie2",
+             "options": {"teams-list": ["t2"], "recipients-list": ["r2"],
+                         "recovery_action": "close"}},
+            {"id": "tg", "kind": "telegram",
+             "options": {"chat-id": "99", "parse-mode": "HTML",
+                         "disable-web-page-preview": True, "disable-notification": True}},
+            {"id": "hc", "kind": "hipchat", "options": {"room": "room 9", "token": "tk"}},
+            {"id": "po", "kind": "pushover",
+             "options": {"device": "d", "title": "ti", "url": "http://u",
+                         "url-title": "ut", "sound": "s"}},
+            {"id": "hp", "kind": "post", "options": {"endpoint": "ep",
+                                                     "headers": {"X-T": "1"}}})),
 }
 
 
@@ -233,6 +290,7 @@ def test_requests_as_kapacitor_sends_them(name: str, recorder: ServiceRecorder,
     want = expected()[name]
     assert want["requests"], "the check sends nothing"
     with DaemonProcess({**BASE, **check.service.config(recorder.http_url)}) as daemon:
+        define_topic_handlers(daemon.url, check, recorder.http_url)
         got = run(daemon.url, case(name, check), check.service, recorder, tmp_path,
                   want, timeout=8)
     # bodies as bytes too ("raw"; blank where Go's map order makes them random)
@@ -255,6 +313,7 @@ def main(argv: list[str]) -> int:
             server = Kapacitor(argv[1], extra_conf=toml_sections(
                 check.service.config(recorder.http_url)))
             try:
+                define_topic_handlers(server.url, check, recorder.http_url)
                 checks[name] = run(server.url, case(name, check), check.service, recorder,
                                    Path(tempfile.mkdtemp()))
             finally:
