@@ -56,7 +56,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -219,17 +219,16 @@ def _sasl(config: KafkaConfig, check_url: Any = None) -> wire.SaslConfig | None:
 class _Pending:
     partition: int
     message: wire.Message
-    done: trio.Event = field(default_factory=trio.Event)
     error: wire.KafkaError | None = None
-    #: called with the error of a message nobody waits for (see TopicWriter.enqueue)
+    #: called with the error when the message cannot be delivered
     report: Callable[[wire.KafkaError], None] | None = None
 
 
 class TopicWriter:
     """Sends one cluster's messages for one topic, in batches, one request at a time.
 
-    ``send`` adds a message to its partition's batch and waits until the broker has
-    stored it (or refused it). As kafka-go's writer (Kapacitor 1.5.7's) does, each
+    ``enqueue`` adds a message to its partition's batch and returns; its ``report`` is
+    called if it cannot be delivered. As kafka-go's writer (Kapacitor 1.5.7's) does, each
     partition's batch is sent, as one Produce request, when it holds ``batch_size``
     messages or ``batch_timeout`` seconds after its first message arrived; a retriable
     failure (a dropped connection, a moved leader) is tried once more with fresh
@@ -280,15 +279,6 @@ class TopicWriter:
         if len(batch) >= self.batch_size:
             self._due[pending.partition] = -math.inf  # full: send it now
 
-    async def send(self, partition: int, message: wire.Message) -> None:
-        """Send ``message`` and wait until the broker has stored it (or refused it)."""
-        pending = _Pending(partition, message)
-        self._add(pending)
-        self._wake.set()
-        await pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-
     def enqueue(self, partition: int, message: wire.Message,
                 report: Callable[[wire.KafkaError], None]) -> None:
         """Send ``message`` without waiting, as Kapacitor's asynchronous writer does;
@@ -327,7 +317,6 @@ class TopicWriter:
             for batch in self._batches.values():
                 for pending in batch:
                     pending.error = stopped
-                    pending.done.set()
                 self._report(batch)
             self._batches.clear()
             self._due.clear()
@@ -346,8 +335,7 @@ class TopicWriter:
             for attempt in range(2):
                 failed = await self._produce(waiting)
                 for partition in set(waiting) - set(failed):
-                    for pending in waiting.pop(partition):
-                        pending.done.set()
+                    del waiting[partition]  # delivered
                 if not failed:
                     return
                 if attempt or not all(exc.retriable for exc in failed.values()):
@@ -359,9 +347,6 @@ class TopicWriter:
             for items in waiting.values():
                 for pending in items:
                     pending.error = pending.error or wire.KafkaError("not sent")
-                    pending.done.set()
-            for pending in batch:
-                pending.done.set()
 
     async def _produce(self, waiting: dict[int, list[_Pending]]) -> dict[int, wire.KafkaError]:
         batches = {p: wire.record_batch([x.message for x in items])
