@@ -20,8 +20,10 @@ as ``2006-01-02 15:04:05 +0000 UTC``).
 The modules: ``lexer`` (items, Go literal syntax), ``parser`` (parse trees and syntax
 errors), ``compiler`` (closures and execution), ``funcs`` (predefined functions,
 ``printf``), ``gofmt`` (``fmt`` verbs and ``%v``), ``gotime`` (Go value types and
-reflection rules). With ``html=True`` every action's output is escaped as html/template
-escapes text outside tags.
+reflection rules), ``htmlctx`` and ``gojson`` (html/template's contexts and escapers). With
+``html=True`` every action's output is escaped as html/template escapes it where it lands.
+The package imports nothing from the rest of kapa_core but ``kapa_core.errors`` (the base
+of :class:`TemplateError`), and type-checks under ``mypy --strict``.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ JavaScript (``<script>var x = {{ . }}</script>``).
 ``dumps(value)`` writes Go's bytes: no spaces, map keys sorted (a dict whose class sets
 ``ordered = True`` is a struct and keeps its order), floats in ``strconv``'s shortest form
 without ``.0`` (exponent form below 1e-6 and from 1e21: ``1e-7``, ``1e+21``), ``<``, ``>``,
-``&``, U+2028 and U+2029 escaped, ``time.Duration`` as nanoseconds, times (values with ``unix_nano()`` or ``UnixNano()``) as
-RFC 3339 strings with nanoseconds. NaN and infinities raise ``ValueError`` as Go's
-encoder refuses them; values of other types are written as the JSON string of ``str()``.
+``&``, U+2028 and U+2029 escaped, a ``time.Duration`` as nanoseconds, times (values with
+``unix_nano()`` or ``UnixNano()``) as RFC 3339 strings with nanoseconds. NaN and
+infinities raise ``ValueError`` as Go's encoder refuses them; values of other types are
+written as the JSON string of their ``str()``.
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ templates call (``{{ .Time.Format "2006-01-02" }}``, ``{{ .Time.Unix }}``); it p
 ``Time.String()`` does: ``2006-01-02 15:04:05.999999999 +0000 UTC``. ``Format`` takes Go
 reference-time layouts (``2006 01 02 15 04 05 .000 Z07:00 Jan Monday``...).
 ``StringMap`` marks a Go ``map[string]string`` (``index`` of a missing key gives ``""``).
+``Duration`` is a ``time.Duration`` (``Time.Sub`` gives one), printed as ``1m30s``.
 
 Python values stand in for Go's: dicts are maps, lists and tuples slices, other objects
 structs whose attributes are fields and whose methods are methods. This module holds the
 rules Go's reflection applies to them: ``NO_VALUE`` (the invalid value a missing map key
-yields), ``type_name`` (Go's type names), ``truth`` (Go's ``IsTrue``) and ``get_field`` /
+yields), ``type_name`` (Go's type names; a class may name its own with a ``go_type``
+attribute), ``truth`` (Go's ``IsTrue``) and ``get_field`` /
 ``call_field`` (``.Field`` and ``.Method arg``), which raise :class:`ExecError`.
 """
 
