@@ -40,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from kapa_core.denylist import DenyList
 from kapa_core.plugin_api import HandlerError
@@ -342,7 +343,8 @@ stream|from().measurement('mq2')
     ({"qos": 1}, "topic is required"),
     ({"topic": "a/b", "brokerName": "local", "retain": True}, "unknown option"),
 ])
-def test_bad_topic_handler_options_are_refused(env: SimpleNamespace, options: dict,
+def test_bad_topic_handler_options_are_refused(env: SimpleNamespace,
+                                               options: dict[str, Any],
                                                complaint: str) -> None:
     response = httpx.post(f"{env.daemon.url}{API}/alerts/topics/bad/handlers",
                           json={"id": "bad", "kind": "mqtt", "options": options})
@@ -435,6 +437,35 @@ stream|from().measurement('ov')|alert().crit(lambda: "v" > 1).message('ov {{ .Le
     # The broker logs the DISCONNECT when it handles it, maybe after the daemon has exited.
     wait_until(broker.log, what="the broker logging the DISCONNECT",
                until=lambda log: "Received DISCONNECT from kapa-override" in log)
+
+
+def test_daemon_reconnects_after_the_broker_restarts(broker_factory: Any) -> None:
+    broker = broker_factory()
+    config = {"http": {"log-enabled": False}, "mqtt": [
+        {"enabled": True, "name": "b", "client-id": "kapa-restart",
+         "url": f"tcp://127.0.0.1:{broker.port}"}]}
+    with DaemonProcess(config) as daemon:
+        task = define(daemon, """
+stream|from().measurement('rs')|alert().crit(lambda: "v" > 1).message('rs {{ .Level }}')
+  .mqtt('rs/q1/{{ .Level }}').qos(1)
+  .mqtt('rs/q2/{{ .Level }}').qos(2)
+""")
+        with Subscriber(broker.port, "rs/#") as sub:
+            write(daemon, "rs v=5 1\n")
+            first = sub.wait(2)
+        broker.restart()
+        with Subscriber(broker.port, "rs/#") as sub:
+            write(daemon, "rs v=0 2\n")
+            second = sub.wait(2)
+            time.sleep(0.3)
+            assert len(sub.received()) == 2
+    assert sorted((m.topic, m.payload) for m in first) == [
+        ("rs/q1/CRITICAL", b"rs CRITICAL"), ("rs/q2/CRITICAL", b"rs CRITICAL")]
+    assert sorted((m.topic, m.payload) for m in second) == [
+        ("rs/q1/OK", b"rs OK"), ("rs/q2/OK", b"rs OK")]
+    assert broker.connections("kapa-restart") == 2  # one session before the restart, one after
+    assert "alert handler failed" not in "\n".join(
+        line for line in daemon.log().splitlines() if task in line)
 
 
 # -- the service under trio --------------------------------------------------------------
@@ -608,7 +639,7 @@ def test_service_test_publishes_as_kapacitor_does(env: SimpleNamespace) -> None:
         ("st/{{ .ID }}", b"test MQTT message", 0), ("st/2", b"two", 2)]
     assert run(topic="st/3", **{"broker-name": "auth-ok"}, qos="at-least-once") == {
         "success": True, "message": ""}
-    refused = {
+    refused: dict[str, dict[str, Any]] = {
         "missing MQTT topic": {},
         'unknown MQTT broker "nope"': {"topic": "t", "broker-name": "nope"},
         'unknown MQTT broker "off"': {"topic": "t", "broker-name": "off"},
@@ -700,7 +731,7 @@ class WebSocketBridge:
 
     def start(self) -> WebSocketBridge:
         self._server = serve(self._handle, "127.0.0.1", self.port, ssl=self.tls,
-                             subprotocols=["mqtt"], process_request=self._check,
+                             subprotocols=[Subprotocol("mqtt")], process_request=self._check,
                              compression=None, ping_interval=None, close_timeout=1)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
