@@ -172,7 +172,6 @@ def ssl_context(config: MQTTConfig) -> ssl.SSLContext:
                            f"{exc}") from None
 
 
-
 class MQTTError(Exception):
     """An MQTT exchange failed: a refusal, a timeout or a lost connection."""
 
@@ -195,6 +194,10 @@ def check_topic_name(topic: str) -> None:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+#: What a publish of each QoS waits for before it is done.
+_AWAITED = {0: "PUBLISH sent", 1: "PUBACK", 2: "PUBCOMP"}
 
 
 class Session:
@@ -239,7 +242,7 @@ class Session:
                                      f"{_describe(exc)}") from None
             except (OSError, ValueError) as exc:
                 raise ConnectionLost(f"cannot connect to {where}: {_describe(exc)}") from None
-            session._wait(lambda: bool(answers), deadline, "CONNACK")
+            session._wait(lambda: bool(answers), deadline, "CONNACK", CONNECT_TIMEOUT)
             code = answers[0]
             if code.is_failure:
                 raise MQTTError(f"connection refused: {str(code).lower()} (CONNACK)")
@@ -248,14 +251,16 @@ class Session:
             raise
         return session
 
-    def _wait(self, done: Callable[[], bool], deadline: float, what: str) -> None:
+    def _wait(self, done: Callable[[], bool], deadline: float, what: str,
+              limit: float) -> None:
         """Run the client's network loop until ``done()``; ConnectionLost when the
-        connection goes, MQTTError past ``deadline``."""
+        connection goes, MQTTError past ``deadline`` (``limit`` seconds after the start,
+        for the message)."""
         client = self.client
         while not done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise MQTTError(f"no {what} within the time allowed")
+                raise MQTTError(f"no {what} within {limit:g}s")
             if self.closed:
                 raise ConnectionLost("the connection is closed")
             rc = client.loop(min(remaining, POLL_INTERVAL))
@@ -274,7 +279,7 @@ class Session:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self.closed = True
             raise ConnectionLost(f"publish failed ({paho.error_string(info.rc).rstrip('.')})")
-        self._wait(info.is_published, deadline, "PUBACK" if qos == 1 else "PUBCOMP")
+        self._wait(info.is_published, deadline, _AWAITED[qos], PUBLISH_TIMEOUT)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:  # a QoS 0 message lost on the way
             self.closed = True
             raise ConnectionLost(f"publish failed ({paho.error_string(info.rc).rstrip('.')})")
@@ -289,7 +294,7 @@ class Session:
             self.closed = True
             raise ConnectionLost("PINGREQ could not be sent")
         self.last_sent = time.monotonic()
-        self._wait(lambda: client._ping_t == 0, deadline, "PINGRESP")
+        self._wait(lambda: client._ping_t == 0, deadline, "PINGRESP", PING_TIMEOUT)
 
     def disconnect(self) -> None:
         """Send DISCONNECT (if the connection is still up) and close."""
