@@ -135,8 +135,13 @@ def check_vars_json(raw: Any) -> None:
             raise APIError(400, f"invalid JSON: invalid var {name}: {reason}")
 
 
-def _large(body: dict[str, Any]) -> bool:
+def _large(body: dict[str, Any], service: TaskService) -> bool:
+    """Whether the task ``body`` describes has a large script (its own, or its
+    template's)."""
     script = body.get("script")
+    if not isinstance(script, str) and isinstance(body.get("template-id"), str):
+        template = service.template_lookup(body["template-id"])
+        script = getattr(template, "script", None)
     return isinstance(script, str) and len(script) >= GC_PAUSE_BYTES
 
 
@@ -283,7 +288,7 @@ class TasksAPI:
         if task_id in self.service.tasks:
             raise APIError(400, f"task {task_id} already exists")
         self._check_template(body)
-        with gc_paused(_large(body)):
+        with gc_paused(_large(body, self.service)):
             task = await self.service.create(body)
             return Response.json((await self.views([task]))[0])
 
@@ -293,7 +298,7 @@ class TasksAPI:
             raise APIError(404, "task does not exist, cannot update")
         self._check_template(body)
         existing = self.service.tasks[request.params["id"]]
-        with gc_paused(_large(body) or len(existing.script) >= GC_PAUSE_BYTES):
+        with gc_paused(_large(body, self.service) or len(existing.script) >= GC_PAUSE_BYTES):
             task = await self.service.update(request.params["id"], body)
             return Response.json((await self.views([task]))[0])
 
