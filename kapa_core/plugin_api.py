@@ -27,7 +27,7 @@ from kapa_core.alert.outbound import send
 from kapa_core.cloud import CloudError, K8sClient, SwarmClient, find_cluster
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
-from kapa_core.errors import ConfigError, HandlerError, KapaError, PluginError
+from kapa_core.errors import APIError, ConfigError, HandlerError, KapaError, PluginError
 from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.hookspecs import hookimpl
@@ -96,6 +96,7 @@ class UDFBridge:
 
 __all__ = [
     "TLS",
+    "APIError",
     "CloudError",
     "ConfigError",
     "DiscoveryKind",

@@ -87,6 +87,8 @@ class ServiceTests:
             return {"success": False, "message": f"test timed out after {TEST_TIMEOUT:g}s"}
         except httpx.InvalidURL as exc:  # e.g. longer than a URL may be: the option is bad
             raise APIError(400, f"invalid url option for service {name!r}: {exc}") from None
+        except APIError:  # a service's test refusing its options, as Kapacitor does (400)
+            raise
         except (KapaError, OSError, ValueError, TypeError) as exc:
             return {"success": False, "message": str(exc) or type(exc).__name__}
         except Exception as exc:  # a plugin's own failure: reported, never a 500
