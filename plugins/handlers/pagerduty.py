@@ -36,6 +36,7 @@ from typing import Any
 import trio
 
 from kapa_core.plugin_api import (
+    APIError,
     ConfigError,
     Event,
     GoStruct,
@@ -113,6 +114,61 @@ class PagerDutyService:
         return api_url(self._app)
 
 
+#: Kapacitor's alert.Level reads a level by finding its text in this string: only the
+#: offsets of the four names are levels (so "" is OK and "RITICAL" is not a level).
+_LEVEL_TEXT = "OKINFOWARNINGCRITICAL"
+_LEVEL_AT = {0: Level.OK, 2: Level.INFO, 6: Level.WARNING, 13: Level.CRITICAL}
+
+
+def _json_kind(value: Any) -> str:
+    """How Go's encoding/json names the kind of a decoded JSON value."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "string"
+
+
+class PagerDuty1Service(PagerDutyService):
+    """[pagerduty]'s service, with Kapacitor's service test (``/service-tests/pagerduty``):
+    its options and the event it sends (checked against Kapacitor 1.5.7)."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"incident-key": "testIncidentKey", "description": "test pagerduty message",
+                "details": "", "level": "CRITICAL"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        defaults = self.test_options()
+        # a JSON null leaves a Go field as it was
+        values = {k: defaults[k] if options.get(k) is None else options[k] for k in defaults}
+        for key, value in values.items():
+            if not isinstance(value, str):
+                go_type = "alert.Level" if key == "level" else "string"
+                raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
+                                    f"{_json_kind(value)} into Go struct field "
+                                    f"testOptions.{key} of type {go_type}")
+        level = _LEVEL_AT.get(_LEVEL_TEXT.find(values["level"]))
+        if level is None:
+            raise APIError(400, f"failed to decode JSON body:unknown alert level "
+                                f"'{values['level']}'")
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        if level is Level.INFO:
+            raise HandlerError("AlertLevel 'info' is currently ignored by the PagerDuty "
+                               "service")
+        body = {"service_key": config.service_key,
+                "event_type": "trigger" if level in (Level.WARNING, Level.CRITICAL)
+                else "resolve",
+                "description": values["description"], "incident_key": values["incident-key"],
+                "client": "kapacitor", "client_url": self.client_url,
+                "details": values["details"]}
+        await send(self, "pagerduty", config.url, content=go_json(body) + "\n",
+                   headers=JSON_HEADERS)
+
+
 def api_url(app: Any) -> str:
     """``<scheme>://<listen address>/kapacitor/v1`` as Kapacitor's HTTP service reports it
     (a listener on every interface shows as ``[::]``); empty before the API listens."""
@@ -133,7 +189,7 @@ def api_url(app: Any) -> str:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="pagerduty", schema=PagerDutyConfig, service=PagerDutyService,
+    return [Section(name="pagerduty", schema=PagerDutyConfig, service=PagerDuty1Service,
                     doc="PagerDuty API v1."),
             Section(name="pagerduty2", schema=PagerDuty2Config, service=PagerDutyService,
                     doc="PagerDuty Events API v2.")]

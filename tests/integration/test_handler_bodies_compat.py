@@ -30,6 +30,7 @@ from tests.compat.scenarios_handlers import (
     ScenarioCase,
     Service,
     ServiceRecorder,
+    normalize,
     run,
 )
 
@@ -266,6 +267,30 @@ cpu,host=a,dc=west load=8 31536004"""),
 }
 
 
+#: /kapacitor/v1/service-tests/<name>: the section config and the bodies posted, in order.
+SERVICE_TESTS: dict[str, tuple[Any, tuple[dict[str, Any], ...]]] = {
+    "pagerduty": (lambda u: {"pagerduty": {"enabled": True, "url": u + "/pd",
+                                           "service-key": "pd-key"}},
+                  ({}, {"level": "OK"}, {"level": "INFO"},
+                   {"level": "WARNING", "incident-key": "k", "details": "d <b>"},
+                   {"level": ""}, {"level": None}, {"level": "bogus"}, {"level": 3},
+                   {"description": 5})),
+}
+
+
+def service_test_answers(url: str, name: str, bodies: tuple[dict[str, Any], ...],
+                         recorder: ServiceRecorder) -> list[Any]:
+    """The test's options, then for each body: status, answer, requests sent."""
+    out: list[Any] = [httpx.get(f"{url}/kapacitor/v1/service-tests/{name}").json()]
+    for body in bodies:
+        recorder.reset()
+        response = httpx.post(f"{url}/kapacitor/v1/service-tests/{name}", json=body,
+                              timeout=30)
+        out.append([response.status_code, response.json(),
+                    [normalize(r, url, recorder.http_url) for r in recorder.snapshot()]])
+    return out
+
+
 def case(name: str, check: Check) -> ScenarioCase:
     return ScenarioCase(name, EXPECTED, {"task": f"bodies_{name}", "db": "mydb",
                                          "rp": "myrp", "script": check.script,
@@ -297,6 +322,15 @@ def test_requests_as_kapacitor_sends_them(name: str, recorder: ServiceRecorder,
     assert got == want
 
 
+@pytest.mark.parametrize("name", sorted(SERVICE_TESTS))
+def test_service_test_as_kapacitor_answers(name: str, recorder: ServiceRecorder) -> None:
+    config, bodies = SERVICE_TESTS[name]
+    want = json.loads(EXPECTED.read_text(encoding="utf-8"))["service_tests"][name]
+    with DaemonProcess({**BASE, **config(recorder.http_url)}) as daemon:
+        got = service_test_answers(daemon.url, name, bodies, recorder)
+    assert got == want
+
+
 def main(argv: list[str]) -> int:
     """Take the expected requests from a kapacitord 1.5.7 binary."""
     from tests.compat.oracle import Kapacitor
@@ -308,7 +342,15 @@ def main(argv: list[str]) -> int:
         return 2
     recorder = ServiceRecorder()
     checks = {}
+    service_tests = {}
     try:
+        for name, (config, bodies) in SERVICE_TESTS.items():
+            server = Kapacitor(argv[1], extra_conf=toml_sections(config(recorder.http_url)))
+            try:
+                service_tests[name] = service_test_answers(server.url, name, bodies,
+                                                           recorder)
+            finally:
+                server.close()
         for name, check in CHECKS.items():
             server = Kapacitor(argv[1], extra_conf=toml_sections(
                 check.service.config(recorder.http_url)))
@@ -325,7 +367,8 @@ def main(argv: list[str]) -> int:
     EXPECTED.write_text(json.dumps({
         "about": "Requests Kapacitor 1.5.7 sent for the checks of "
                  "test_handler_bodies_compat.py (taken by its main(); not edited by hand)",
-        "checks": checks}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        "checks": checks, "service_tests": service_tests}, indent=1,
+        ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 
