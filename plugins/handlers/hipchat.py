@@ -34,6 +34,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class HipChatConfig:
@@ -51,7 +53,27 @@ class HipChatConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="hipchat", schema=HipChatConfig, doc="Send alerts to HipChat.")]
+    return [Section(name="hipchat", schema=HipChatConfig, service=HipChatService,
+                    doc="Send alerts to HipChat.")]
+
+
+class HipChatService(SectionService):
+    """``/service-tests/hipchat`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"room": self.config.room, "message": "test hipchat message",
+                "level": "CRITICAL"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        url = notification_url(config.url, values["room"] or config.room, config.token)
+        body = {"from": "kapacitor", "color": COLORS.get(values["level"], "green"),
+                "message": values["message"], "notify": True}
+        await send(self, "hipchat", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})
 
 
 @dataclass(frozen=True, kw_only=True)

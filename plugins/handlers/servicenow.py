@@ -47,6 +47,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import cut_bytes, go_marshal
+
 SEVERITY = {Level.OK: "5", Level.INFO: "5", Level.WARNING: "4", Level.CRITICAL: "1"}
 USUAL_CUTOFF = 100
 TEMPLATED = ("node", "type", "resource", "metric_name", "message_key")
@@ -79,14 +81,8 @@ GO_VALUE = parse_template("{{ . }}", "value")
 
 
 
-def cutoff(text: str, limit: int) -> str:
-    """The first ``limit`` bytes of ``text`` as Go's ``text[:limit]`` then
-    ``json.Marshal`` write them: each byte of a character cut in two becomes U+FFFD."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= limit:
-        return text
-    decoded = raw[:limit].decode("utf-8", "surrogateescape")
-    return "".join("\ufffd" if "\udc80" <= ch <= "\udcff" else ch for ch in decoded)
+#: Go's ``text[:limit]`` (the bytes of a cut character are written ``\\ufffd``).
+cutoff = cut_bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +166,8 @@ class ServiceNowHandler:
         auth = (config.username, config.password) \
             if config.username and config.password else None
         await send(self.context, "servicenow", self.options.url or config.url,
-                   json_body=self._record(config, event), auth=auth)
+                   content=go_marshal(self._record(config, event)),
+                   headers={"Content-Type": "application/json"}, auth=auth)
 
 
 @hookimpl

@@ -24,6 +24,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class TalkConfig:
@@ -38,7 +40,25 @@ class TalkConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="talk", schema=TalkConfig, doc="Send alerts to Talk.")]
+    return [Section(name="talk", schema=TalkConfig, service=TalkService,
+                    doc="Send alerts to Talk.")]
+
+
+class TalkService(SectionService):
+    """``/service-tests/talk`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"title": "testTitle", "text": "test talk text"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        body = {"title": values["title"], "text": values["text"],
+                "authorName": config.author_name}
+        await send(self, "talk", config.url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})
 
 
 @dataclass(frozen=True, kw_only=True)

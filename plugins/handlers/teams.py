@@ -13,7 +13,8 @@ versions added it)::
 
 Without an alert id the title names the topic (``LEVEL: [topic]``), and with
 neither it is the level alone (summary ``LEVEL: message``). The summary is cut at 70
-bytes, as Kapacitor cuts it, and always ends in ``...``.
+bytes, as Kapacitor cuts it, and always ends in ``...``; the bytes left of a character
+cut in two are written ``\\ufffd``, as Go's ``json.Marshal`` writes them.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from kapa_core.plugin_api import (
     GoStruct,
     HandlerError,
     HandlerKind,
+    Level,
     Section,
     hookimpl,
     option,
     require_url,
     send,
 )
+
+from .service_test_kit import SectionService, cut_bytes, decode, go_marshal
 
 #: Bytes of the summary kept before ``...`` is appended.
 SUMMARY_CUTOFF = 70
@@ -51,7 +55,28 @@ class TeamsConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="teams", schema=TeamsConfig, doc="Send alerts to Microsoft Teams.")]
+    return [Section(name="teams", schema=TeamsConfig, service=TeamsService,
+                    doc="Send alerts to Microsoft Teams.")]
+
+
+class TeamsService(SectionService):
+    """``/service-tests/teams`` as Kapacitor 1.5.7 answers it (it posts to the section's
+    channel URL whatever ``channel_url`` says)."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"channel_url": self.config.channel_url,
+                "alert_topic": "test kapacitor alert topic", "alert_id": "foo/bar/bat",
+                "message": "test teams message", "level": "CRITICAL"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        body = message_card(values["level"], values["alert_id"], values["alert_topic"],
+                            values["message"])
+        await send(self, "teams", config.channel_url, content=go_marshal(body),
+                   headers={"Content-Type": "application/json"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,26 +85,23 @@ class TeamsOptions:
                               doc="Incoming-webhook URL; empty for [teams] channel-url.")
 
 
-def cut(text: str, limit: int) -> str:
-    """The first ``limit`` UTF-8 bytes of ``text``; a character cut in two becomes one
-    U+FFFD per remaining byte, as Go's JSON encoder writes a byte-sliced string."""
-    head = text.encode("utf-8", "surrogatepass")[:limit]
-    decoded = head.decode("utf-8", "surrogateescape")
-    return "".join("\ufffd" if "\udc80" <= ch <= "\udcff" else ch for ch in decoded)
-
-
 def card(event: Event) -> dict[str, Any]:
     """The MessageCard Kapacitor posts for ``event``."""
-    level, message = str(event.level), event.state.message
-    if not event.id and not event.topic:
+    return message_card(event.level, event.id, event.topic, event.state.message)
+
+
+def message_card(level_value: Level, alert_id: str, topic: str, message: str
+                 ) -> dict[str, Any]:
+    level = str(level_value)
+    if not alert_id and not topic:
         title = level
         summary = f"{title}: {message}"
     else:
-        title = f"{level}: [{event.id or event.topic}]"
+        title = f"{level}: [{alert_id or topic}]"
         summary = f"{title} - {message}"
     return GoStruct({"@type": "MessageCard", "@context": "http://schema.org/extensions",
                      "title": title, "text": message,
-                     "summary": cut(summary, SUMMARY_CUTOFF) + "..."})
+                     "summary": cut_bytes(summary, SUMMARY_CUTOFF) + "..."})
 
 
 class TeamsHandler:
@@ -95,7 +117,9 @@ class TeamsHandler:
         if not url:
             raise HandlerError("teams: no channel URL (set .channelURL() or [teams] "
                                "channel-url)")
-        await send(self.context, "teams", url, json_body=card(event))
+        # json.Marshal's text: a summary cut inside a character ends in \ufffd escapes
+        await send(self.context, "teams", url, content=go_marshal(card(event)),
+                   headers={"Content-Type": "application/json"})
 
 
 @hookimpl

@@ -38,6 +38,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class TelegramConfig:
@@ -61,7 +63,40 @@ class TelegramConfig:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="telegram", schema=TelegramConfig, doc="Send alerts to Telegram.")]
+    return [Section(name="telegram", schema=TelegramConfig, service=TelegramService,
+                    doc="Send alerts to Telegram.")]
+
+
+class TelegramService(SectionService):
+    """``/service-tests/telegram`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        c = self.config
+        return {"chat-id": c.chat_id, "parse-mode": c.parse_mode,
+                "message": "test telegram message",
+                "disable-web-page-preview": c.disable_web_page_preview,
+                "disable-notification": c.disable_notification}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {
+            "disable-web-page-preview": bool, "disable-notification": bool})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        mode = values["parse-mode"] or config.parse_mode
+        problem = check_parse_mode(mode)
+        if problem:
+            raise HandlerError(problem)
+        body: dict[str, Any] = {"chat_id": values["chat-id"] or config.chat_id,
+                                "text": values["message"]}
+        if mode:
+            body["parse_mode"] = mode
+        if values["disable-web-page-preview"] or config.disable_web_page_preview:
+            body["disable_web_page_preview"] = True
+        if values["disable-notification"] or config.disable_notification:
+            body["disable_notification"] = True
+        await send(self, "telegram", send_message_url(config.url, config.token),
+                   content=go_json(body) + "\n", headers={"Content-Type": "application/json"})
 
 
 def check_parse_mode(mode: str) -> str:

@@ -12,6 +12,7 @@ to ``[victorops] routing-key``.
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -32,6 +33,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class VictorOpsConfig:
@@ -49,9 +52,32 @@ class VictorOpsConfig:
             require_url(self.url, "url")
 
 
+class VictorOpsService(SectionService):
+    """``/service-tests/victorops`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"routingKey": self.config.routing_key, "messageType": "CRITICAL",
+                "message": "test victorops message", "entityID": "testEntityID"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        empty = {"series": None}  # an empty models.Result
+        body = {"message_type": values["messageType"], "entity_id": values["entityID"],
+                "state_message": values["message"], "timestamp": int(time.time()),
+                "monitoring_tool": "kapacitor",
+                "data": empty if config.json_data else go_json(empty)}
+        url = alert_url(config.url, config.api_key, values["routingKey"] or config.routing_key)
+        await send(self, "victorops", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="victorops", schema=VictorOpsConfig, doc="Send alerts to VictorOps.")]
+    return [Section(name="victorops", schema=VictorOpsConfig, service=VictorOpsService,
+                    doc="Send alerts to VictorOps.")]
 
 
 

@@ -15,6 +15,7 @@ needed), through the recorder and normalisation of tests/compat/scenarios_handle
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -267,27 +268,58 @@ cpu,host=a,dc=west load=8 31536004"""),
 }
 
 
-#: /kapacitor/v1/service-tests/<name>: the section config and the bodies posted, in order.
-SERVICE_TESTS: dict[str, tuple[Any, tuple[dict[str, Any], ...]]] = {
-    "pagerduty": (lambda u: {"pagerduty": {"enabled": True, "url": u + "/pd",
-                                           "service-key": "pd-key"}},
-                  ({}, {"level": "OK"}, {"level": "INFO"},
-                   {"level": "WARNING", "incident-key": "k", "details": "d <b>"},
-                   {"level": ""}, {"level": None}, {"level": "bogus"}, {"level": 3},
-                   {"description": 5})),
+#: /kapacitor/v1/service-tests/<service>: the section config and the bodies posted, in
+#: order, by check name.
+SERVICE_TESTS: dict[str, tuple[str, Any, tuple[dict[str, Any], ...]]] = {
+    "pagerduty": ("pagerduty", lambda u: {"pagerduty": {
+        "enabled": True, "url": u + "/pd", "service-key": "pd-key"}},
+        ({}, {"level": "OK"}, {"level": "INFO"},
+         {"level": "WARNING", "incident-key": "k", "details": "d <b>"},
+         {"level": ""}, {"level": None}, {"level": "bogus"}, {"level": 3},
+         {"description": 5})),
+    "victorops": ("victorops", lambda u: {"victorops": {
+        "enabled": True, "url": u + "/vo", "api-key": "vo-api", "routing-key": "vo-route"}},
+        ({}, {"routingKey": "rk", "messageType": "RECOVERY", "entityID": "e/1"},
+         {"message": 3})),
+    "talk": ("talk", lambda u: {"talk": {"enabled": True, "url": u + "/talk",
+                                         "author_name": "kap"}},
+             ({}, {"title": "t", "text": "x <y> & z"}, {"title": False})),
+    "talk disabled": ("talk", lambda u: {"talk": {"url": u + "/talk"}}, ({},)),
+    "telegram": ("telegram", lambda u: {"telegram": {
+        "enabled": True, "url": u + "/bot", "token": "T:K", "chat-id": "42",
+        "disable-web-page-preview": True}},
+        ({}, {"parse-mode": "HTML", "disable-notification": True, "chat-id": "5"},
+         {"parse-mode": "bb"}, {"disable-notification": "yes"})),
+    "hipchat": ("hipchat", lambda u: {"hipchat": {
+        "enabled": True, "url": u + "/hc", "room": "conf room", "token": "hc-token"}},
+        ({}, {"level": "WARNING", "room": "other/room"}, {"level": "OK"},
+         {"level": "CRITICALX"})),
+    "teams": ("teams", lambda u: {"teams": {"enabled": True, "channel-url": u + "/teams"}},
+              ({}, {"alert_id": "", "alert_topic": ""}, {"alert_id": "", "level": "INFO"},
+               {"channel_url": "http://127.0.0.1:9/elsewhere", "level": "WARNING",
+                "message": "m ✓ " * 20})),
 }
+
+#: Values that are the time of the test (VictorOps' timestamp): masked.
+_NOW = re.compile(r'"timestamp":\d+')
 
 
 def service_test_answers(url: str, name: str, bodies: tuple[dict[str, Any], ...],
                          recorder: ServiceRecorder) -> list[Any]:
     """The test's options, then for each body: status, answer, requests sent."""
-    out: list[Any] = [httpx.get(f"{url}/kapacitor/v1/service-tests/{name}").json()]
+    def answer(response: httpx.Response) -> Any:
+        return json.loads(response.text.replace(recorder.http_url, "<recorder>"))
+
+    out: list[Any] = [answer(httpx.get(f"{url}/kapacitor/v1/service-tests/{name}"))]
     for body in bodies:
         recorder.reset()
         response = httpx.post(f"{url}/kapacitor/v1/service-tests/{name}", json=body,
                               timeout=30)
-        out.append([response.status_code, response.json(),
-                    [normalize(r, url, recorder.http_url) for r in recorder.snapshot()]])
+        requests = []
+        for request in recorder.snapshot():
+            request["body"] = _NOW.sub('"timestamp":0', request["body"])
+            requests.append(normalize(request, url, recorder.http_url))
+        out.append([response.status_code, answer(response), requests])
     return out
 
 
@@ -324,10 +356,10 @@ def test_requests_as_kapacitor_sends_them(name: str, recorder: ServiceRecorder,
 
 @pytest.mark.parametrize("name", sorted(SERVICE_TESTS))
 def test_service_test_as_kapacitor_answers(name: str, recorder: ServiceRecorder) -> None:
-    config, bodies = SERVICE_TESTS[name]
+    service, config, bodies = SERVICE_TESTS[name]
     want = json.loads(EXPECTED.read_text(encoding="utf-8"))["service_tests"][name]
     with DaemonProcess({**BASE, **config(recorder.http_url)}) as daemon:
-        got = service_test_answers(daemon.url, name, bodies, recorder)
+        got = service_test_answers(daemon.url, service, bodies, recorder)
     assert got == want
 
 
@@ -344,10 +376,10 @@ def main(argv: list[str]) -> int:
     checks = {}
     service_tests = {}
     try:
-        for name, (config, bodies) in SERVICE_TESTS.items():
+        for name, (service, config, bodies) in SERVICE_TESTS.items():
             server = Kapacitor(argv[1], extra_conf=toml_sections(config(recorder.http_url)))
             try:
-                service_tests[name] = service_test_answers(server.url, name, bodies,
+                service_tests[name] = service_test_answers(server.url, service, bodies,
                                                            recorder)
             finally:
                 server.close()
