@@ -293,7 +293,13 @@ class Session:
         if client._send_pingreq() != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self.closed = True
             raise ConnectionLost("PINGREQ could not be sent")
-        self.last_sent = time.monotonic()
+        self.last_sent = now = time.monotonic()
+        # As paho does after a PINGREQ of its own: the keep-alive clock starts over, or
+        # its network loop would give the session up before the PINGRESP could arrive
+        # when nothing came in for a whole keep-alive.
+        with client._msgtime_mutex:
+            client._last_msg_out = now
+            client._last_bytes_received = now
         self._wait(lambda: client._ping_t == 0, deadline, "PINGRESP", PING_TIMEOUT)
 
     def disconnect(self) -> None:
