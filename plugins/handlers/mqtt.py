@@ -222,7 +222,11 @@ class Session:
                              else "websockets", reconnect_on_failure=False)
         client.connect_timeout = max(0.1, deadline - time.monotonic())
         if address.websocket_path is not None:
-            client.ws_set_options(path=address.websocket_path)
+            # paho writes an IPv6 address into Host without the brackets it needs.
+            host = f"[{address.host}]" if ":" in address.host else address.host
+            default_port = 443 if address.tls else 80
+            client.ws_set_options(path=address.websocket_path, headers={
+                "Host": host if address.port == default_port else f"{host}:{address.port}"})
         if context is not None:
             client.tls_set_context(context)
         if username or password:
