@@ -35,6 +35,8 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class SlackConfig:
@@ -84,11 +86,51 @@ class SlackSection(Section):
         return [{**self.default_raw_element(), "default": True, "username": "kapacitor"}]
 
 
+def _element(elements: tuple[SlackConfig, ...], workspace: str) -> SlackConfig:
+    """The element Kapacitor's slack service finds for ``workspace`` ("" for the default
+    one: the only element, or the one marked default)."""
+    if not elements:
+        raise HandlerError("no slack configuration found")
+    if workspace:
+        found = next((e for e in elements if e.workspace == workspace), None)
+    elif len(elements) == 1:
+        found = elements[0]
+    else:
+        found = next((e for e in elements if e.default), None)
+    if found is None:
+        raise HandlerError("workspace id not found")
+    return found
+
+
+class SlackService(SectionService):
+    """``/service-tests/slack`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        try:
+            config = _element(self.config, "")
+        except HandlerError:
+            config = SlackConfig()
+        return {"workspace": config.workspace, "channel": config.channel,
+                "message": "test slack message", "level": "CRITICAL", "username": "",
+                "icon-emoji": ""}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        config = _element(self.config, values["workspace"])
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        await send(self, "slack", config.url,
+                   content=go_json(_body(config, values["channel"], values["message"],
+                                         values["username"], values["icon-emoji"],
+                                         values["level"])) + "\n",
+                   headers={"Content-Type": "application/json"}, tls=TLS.of(config))
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [SlackSection(name="slack", schema=SlackConfig, multiple=True,
                          element_key="workspace", default_elements=1, check=_check,
-                         doc="Send alerts to Slack.")]
+                         service=SlackService, doc="Send alerts to Slack.")]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +142,16 @@ class SlackOptions:
 
 
 COLORS = {Level.WARNING: "warning", Level.CRITICAL: "danger"}
+
+
+def _body(config: SlackConfig, channel: str, message: str, username: str, icon_emoji: str,
+          level: Level) -> dict[str, Any]:
+    """Kapacitor's post: a map (keys sorted when written) holding the attachment struct."""
+    return {"as_user": False, "channel": channel or config.channel, "text": "",
+            "attachments": [GoStruct(fallback=message, color=COLORS.get(level, "good"),
+                                     text=message, mrkdwn_in=["text"])],
+            "username": username or config.username,
+            "icon_emoji": icon_emoji or config.icon_emoji}
 
 
 class SlackHandler:
@@ -114,13 +166,9 @@ class SlackHandler:
         config = self._workspace()
         if not config.enabled:
             raise HandlerError("slack: the [[slack]] section is not enabled")
-        message = event.state.message
-        body = {"as_user": False, "channel": self.options.channel or config.channel,
-                "text": "", "attachments": [GoStruct(
-                    fallback=message, color=COLORS.get(event.level, "good"),
-                    text=message, mrkdwn_in=["text"])],
-                "username": self.options.username or config.username,
-                "icon_emoji": self.options.icon_emoji or config.icon_emoji}
+        options = self.options
+        body = _body(config, options.channel, event.state.message, options.username,
+                     options.icon_emoji, event.level)
         headers = {"Content-Type": "application/json"}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"

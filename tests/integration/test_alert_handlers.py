@@ -177,7 +177,7 @@ def test_service_tests_send_through_the_configured_handler(recorder) -> None:
         assert [s["name"] for s in only] == ["slack"]
         options = only[0]["options"]
         assert options["message"] == "test slack message" and options["level"] == "CRITICAL"
-        assert options["channel"] == ""
+        assert options["channel"] == "#c"  # the section's, as Kapacitor 1.5.7 offers it
         result = httpx.post(f"{base}/slack", json={"message": "hello", "channel": "#t",
                                                    "level": "WARNING"}).json()
         assert result == {"success": True, "message": ""}
@@ -193,5 +193,7 @@ def test_service_tests_send_through_the_configured_handler(recorder) -> None:
         assert bad.status_code == 400 and "colour" in bad.json()["error"]
         bad = httpx.post(f"{base}/slack", content=b"{")
         assert bad.status_code == 400
-        bad = httpx.post(f"{base}/slack", json={"level": "LOUD"}).json()
-        assert bad["success"] is False and "LOUD" in bad["message"]
+        # an unknown level cannot be decoded: 400, as Kapacitor 1.5.7 answers it
+        bad = httpx.post(f"{base}/slack", json={"level": "LOUD"})
+        assert bad.status_code == 400
+        assert bad.json()["error"] == "failed to decode JSON body:unknown alert level 'LOUD'"

@@ -294,6 +294,15 @@ SERVICE_TESTS: dict[str, tuple[str, Any, tuple[dict[str, Any], ...]]] = {
         "enabled": True, "url": u + "/hc", "room": "conf room", "token": "hc-token"}},
         ({}, {"level": "WARNING", "room": "other/room"}, {"level": "OK"},
          {"level": "CRITICALX"})),
+    "slack": ("slack", lambda u: {"slack": [
+        {"enabled": True, "workspace": "main", "default": True, "url": u + "/slack/main",
+         "channel": "#general"},
+        {"enabled": True, "workspace": "ops", "url": u + "/slack/ops"}]},
+        ({}, {"workspace": "ops", "channel": "#x", "username": "u", "icon-emoji": ":e:",
+              "level": "WARNING"}, {"workspace": "nope"}, {"level": "OK", "message": 1})),
+    "slack single": ("slack", lambda u: {"slack": {"enabled": True, "url": u + "/slack",
+                                                   "channel": "#only"}},
+                     ({}, {"channel": "#other", "level": "INFO"})),
     "teams": ("teams", lambda u: {"teams": {"enabled": True, "channel-url": u + "/teams"}},
               ({}, {"alert_id": "", "alert_topic": ""}, {"alert_id": "", "level": "INFO"},
                {"channel_url": "http://127.0.0.1:9/elsewhere", "level": "WARNING",
@@ -389,7 +398,7 @@ def main(argv: list[str]) -> int:
             try:
                 define_topic_handlers(server.url, check, recorder.http_url)
                 checks[name] = run(server.url, case(name, check), check.service, recorder,
-                                   Path(tempfile.mkdtemp()))
+                                   Path(tempfile.mkdtemp()), settle=2.0)
             finally:
                 server.close()
             print(f"{name}: {len(checks[name].get('requests', []))} requests",
