@@ -32,6 +32,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 
 @dataclass(frozen=True, kw_only=True)
 class PushoverConfig:
@@ -49,9 +51,30 @@ class PushoverConfig:
             require_url(self.url, "url")
 
 
+class PushoverService(SectionService):
+    """``/service-tests/pushover`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"user-key": self.config.user_key, "message": "test pushover message",
+                "device": "", "title": "", "url": "", "url-title": "", "sound": "",
+                "level": "CRITICAL"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        handler = PushoverHandler(PushoverOptions(
+            user_key=values["user-key"], device=values["device"], title=values["title"],
+            url=values["url"], url_title=values["url-title"], sound=values["sound"]), self)
+        await send(self, "pushover", config.url,
+                   form=handler.fields(config, values["message"], values["level"]))
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="pushover", schema=PushoverConfig, doc="Send alerts to Pushover.")]
+    return [Section(name="pushover", schema=PushoverConfig, service=PushoverService,
+                    doc="Send alerts to Pushover.")]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,10 +98,12 @@ class PushoverHandler:
 
     def form(self, config: PushoverConfig, event: Event) -> dict[str, str]:
         """The form fields for ``event``, sorted by name."""
+        return self.fields(config, event.state.message, event.level)
+
+    def fields(self, config: PushoverConfig, message: str, level: Level) -> dict[str, str]:
         o = self.options
         fields = {"token": config.token, "user": o.user_key or config.user_key,
-                  "message": event.state.message,
-                  "priority": str(PRIORITY.get(event.level, 0))}
+                  "message": message, "priority": str(PRIORITY.get(level, 0))}
         for name, value in (("device", o.device), ("title", o.title), ("url", o.url),
                             ("url_title", o.url_title), ("sound", o.sound)):
             if value:

@@ -47,7 +47,7 @@ from kapa_core.plugin_api import (
     setting,
 )
 
-from .service_test_kit import cut_bytes, go_marshal
+from .service_test_kit import SectionService, cut_bytes, decode, go_marshal
 
 SEVERITY = {Level.OK: "5", Level.INFO: "5", Level.WARNING: "4", Level.CRITICAL: "1"}
 USUAL_CUTOFF = 100
@@ -69,9 +69,32 @@ class ServiceNowConfig:
             require_url(self.url, "url")
 
 
+class ServiceNowService(SectionService):
+    """``/service-tests/servicenow`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        return {"alert_id": "id", "source": "Kapacitor", "level": "CRITICAL",
+                "message": "test servicenow alert"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        record = GoStruct(source=cutoff(values["source"] or config.source, USUAL_CUTOFF),
+                          node="", type="", resource="", metric_name="",
+                          message_key=cutoff(values["alert_id"], 1024),
+                          severity=SEVERITY[values["level"]],
+                          description=cutoff(values["message"], 4000))
+        auth = (config.username, config.password) \
+            if config.username and config.password else None
+        await send(self, "servicenow", config.url, content=go_marshal(record),
+                   headers={"Content-Type": "application/json"}, auth=auth)
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="servicenow", schema=ServiceNowConfig,
+    return [Section(name="servicenow", schema=ServiceNowConfig, service=ServiceNowService,
                     doc="Send alerts to ServiceNow event management.")]
 
 
