@@ -104,16 +104,35 @@ def _node(node: ast.Node, indent: str) -> str:
         return "[" + ", ".join(_node(item, indent) for item in node.items) + "]"
     if isinstance(node, ast.Lambda):
         return "lambda: " + _node(node.expr, indent)
-    if isinstance(node, ast.Unary):
-        return node.op + _node(node.operand, indent)
+    if isinstance(node, ast.Unary):  # a run of operators (``!!x``) without recursion
+        ops = []
+        while isinstance(node, ast.Unary):
+            ops.append(node.op)
+            node = node.operand
+        return "".join(ops) + _node(node, indent)
     if isinstance(node, ast.Binary):
-        inner = indent + STEP if node.parens else indent
-        left = _node(node.left, inner)
-        right = _node(node.right, inner)
-        sep = "\n" + inner if node.multiline else " "
-        text = f"{left} {node.op}{sep}{right}"
-        return f"({text})" if node.parens else text
+        return _binary(node, indent)
     raise TypeError(f"cannot format {type(node).__name__}")
+
+
+def _binary(node: ast.Binary, indent: str) -> str:
+    """An operator expression. Its left operands are walked in a loop, not recursively:
+    ``a OR b OR c ...`` nests one level per operator and generated lambdas have
+    thousands of terms."""
+    spine: list[tuple[ast.Binary, str]] = []  # each operator with its inner indent
+    left: ast.Node = node
+    while isinstance(left, ast.Binary):
+        inner = indent + STEP if left.parens else indent
+        spine.append((left, inner))
+        left, indent = left.left, inner
+    # every opening parenthesis of the walk comes before the leftmost operand
+    parts = ["(" * sum(binary.parens for binary, _ in spine), _node(left, indent)]
+    for binary, inner in reversed(spine):
+        sep = "\n" + inner if binary.multiline else " "
+        parts += (" ", binary.op, sep, _node(binary.right, inner))
+        if binary.parens:
+            parts.append(")")
+    return "".join(parts)
 
 
 def _args(args: list[ast.Node], indent: str) -> str:
