@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerError,
     HandlerKind,
     Level,
     Section,
@@ -47,6 +48,8 @@ from kapa_core.plugin_api import (
     send,
     setting,
 )
+
+from .service_test_kit import SectionService, decode, go_level
 
 RECOVERY_ACTIONS = ("notes", "close")
 PRIORITY = {Level.INFO: "P5", Level.WARNING: "P3", Level.CRITICAL: "P1"}
@@ -97,10 +100,92 @@ class OpsGenie2Config:
                 raise ConfigError("api-key", "api-key cannot be empty")
 
 
+class OpsGenieService(SectionService):
+    """``/service-tests/opsgenie`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        c = self.config
+        return {"teams": list(c.teams) or None, "recipients": list(c.recipients) or None,
+                "message-type": "CRITICAL", "message": "test opsgenie message",
+                "entity-id": "testEntityID"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"teams": list, "recipients": list})
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        message_type, message = values["message-type"], values["message"]
+        body: dict[str, Any] = {
+            "apiKey": config.api_key, "entity": values["entity-id"],
+            "alias": values["entity-id"], "message": message,
+            "note": message if message_type == "RECOVERY" else "",
+            "monitoring_tool": "kapacitor",
+            "details": {"Level": message_type, "Monitoring Tool": "Kapacitor"},
+            "description": go_json({"series": None})}
+        teams = values["teams"] or list(config.teams)
+        if teams:
+            body["teams"] = teams
+        recipients = values["recipients"] or list(config.recipients)
+        if recipients:
+            body["recipients"] = recipients
+        url = (config.recovery_url if message_type == "RECOVERY" else config.url) + "/"
+        await send(self, "opsgenie", url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"})
+
+
+class OpsGenie2Service(SectionService):
+    """``/service-tests/opsgenie2`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        c = self.config
+        return {"teams": list(c.teams) or None, "recipients": list(c.recipients) or None,
+                "recovery_action": c.recovery_action, "message-type": "CRITICAL",
+                "message": "test opsgenie message", "entity-id": "testEntityID"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"teams": list, "recipients": list})
+        message_type = values["message-type"]
+        if message_type == "RECOVERY":
+            level = Level.OK
+        else:  # alert.ParseLevel: upper-cased, then read as a level
+            level = go_level(message_type.upper())
+            if level is None:
+                raise HandlerError(f"unknown alert level '{message_type.upper()}'")
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        entity, message = values["entity-id"], values["message"]
+        event_alias = alias(entity)
+        headers = {"Content-Type": "application/json",
+                   "Authorization": f"GenieKey {config.api_key}"}
+        if level is Level.OK:
+            action = values["recovery_action"]
+            if action not in RECOVERY_ACTIONS:
+                action = config.recovery_action if config.recovery_action in \
+                    RECOVERY_ACTIONS else "notes"
+            url = recovery_url(config.url, event_alias, action)
+            body: dict[str, Any] = {"note": message}
+        else:
+            url = config.url
+            body = {"entity": entity, "alias": event_alias, "message": message, "note": "",
+                    "priority": PRIORITY.get(level, ""),
+                    "description": go_json({"series": None}),
+                    "details": {"Monitoring Tool": "Kapacitor", "Level": str(level)}}
+            responders = [{"name": t, "type": "team"}
+                          for t in (values["teams"] or config.teams)]
+            responders += [{"username": u, "type": "user"}
+                           for u in (values["recipients"] or config.recipients)]
+            if responders:
+                body["responders"] = responders
+        await send(self, "opsgenie2", url, content=go_json(body) + "\n", headers=headers)
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="opsgenie", schema=OpsGenieConfig, doc="OpsGenie API v1."),
-            Section(name="opsgenie2", schema=OpsGenie2Config, doc="OpsGenie API v2.")]
+    return [Section(name="opsgenie", schema=OpsGenieConfig, service=OpsGenieService,
+                    doc="OpsGenie API v1."),
+            Section(name="opsgenie2", schema=OpsGenie2Config, service=OpsGenie2Service,
+                    doc="OpsGenie API v2.")]
 
 
 

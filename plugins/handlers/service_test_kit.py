@@ -19,7 +19,12 @@ _LEVEL_TEXT = "OKINFOWARNINGCRITICAL"
 _LEVEL_AT = {0: Level.OK, 2: Level.INFO, 6: Level.WARNING, 13: Level.CRITICAL}
 
 #: Python type of a test option -> the Go type named in a decode error.
-GO_TYPES = {str: "string", bool: "bool", Level: "alert.Level"}
+GO_TYPES = {str: "string", bool: "bool", Level: "alert.Level", list: "[]string"}
+
+
+def go_level(text: str) -> Level | None:
+    """The level alert.Level's UnmarshalText reads from ``text``; None when none."""
+    return _LEVEL_AT.get(_LEVEL_TEXT.find(text))
 
 
 def json_kind(value: Any) -> str:
@@ -43,13 +48,22 @@ def decode(options: dict[str, Any], defaults: dict[str, Any],
         value = options.get(key)
         value = default if value is None else value
         kind = types.get(key, str)
+        if value is None:  # a Go nil slice
+            out[key] = value
+            continue
         wanted = str if kind is Level else kind
+        if kind is list and isinstance(value, list):
+            bad = next((v for v in value if not isinstance(v, str)), None)
+            if bad is not None:
+                raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
+                                    f"{json_kind(bad)} into Go struct field "
+                                    f"testOptions.{key} of type string")
         if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
             raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
                                 f"{json_kind(value)} into Go struct field "
                                 f"testOptions.{key} of type {GO_TYPES[kind]}")
         if kind is Level:
-            level = _LEVEL_AT.get(_LEVEL_TEXT.find(value))
+            level = go_level(value)
             if level is None:
                 raise APIError(400, f"failed to decode JSON body:unknown alert level "
                                     f"'{value}'")

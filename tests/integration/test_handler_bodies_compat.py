@@ -312,6 +312,17 @@ SERVICE_TESTS: dict[str, tuple[str, Any, tuple[dict[str, Any], ...]]] = {
         "password": "sp"}},
         ({}, {"alert_id": "a", "source": "", "level": "WARNING", "message": "m"},
          {"level": "INFO", "alert_id": "✓" * 400})),
+    "opsgenie": ("opsgenie", lambda u: {"opsgenie": {
+        "enabled": True, "url": u + "/og", "recovery_url": u + "/og-note",
+        "api-key": "og-key", "teams": ["conf-team"]}},
+        ({}, {"message-type": "RECOVERY", "teams": ["a", "b"], "recipients": ["r"]},
+         {"teams": [1]}, {"recipients": "r"})),
+    "opsgenie2": ("opsgenie2", lambda u: {"opsgenie2": {
+        "enabled": True, "url": u + "/og2", "api-key": "og2-key",
+        "recipients": ["conf-user"]}},
+        ({}, {"message-type": "RECOVERY", "recovery_action": "close"},
+         {"message-type": "warning", "teams": ["t"]}, {"message-type": "bogus"},
+         {"message-type": "RECOVERY", "recovery_action": "bad", "entity-id": "e/✓"})),
     "teams": ("teams", lambda u: {"teams": {"enabled": True, "channel-url": u + "/teams"}},
               ({}, {"alert_id": "", "alert_topic": ""}, {"alert_id": "", "level": "INFO"},
                {"channel_url": "http://127.0.0.1:9/elsewhere", "level": "WARNING",
@@ -331,7 +342,8 @@ def service_test_answers(url: str, name: str, bodies: tuple[dict[str, Any], ...]
     out: list[Any] = [answer(httpx.get(f"{url}/kapacitor/v1/service-tests/{name}"))]
     for body in bodies:
         # the status each service's API answers a success with
-        recorder.reset(default_status=201 if name in ("servicenow", "alerta") else 200)
+        recorder.reset(default_status=201 if name in ("servicenow", "alerta")
+                       else 202 if name == "opsgenie2" else 200)
         response = httpx.post(f"{url}/kapacitor/v1/service-tests/{name}", json=body,
                               timeout=30)
         requests = []
