@@ -795,15 +795,21 @@ def _wrong_type(name: str, given: str, declared: str) -> str:
 
 
 def _identifiers(node: ast.Node) -> list[ast.Identifier]:
-    if isinstance(node, ast.Identifier):
-        return [node]
-    if isinstance(node, ast.Binary):
-        return _identifiers(node.left) + _identifiers(node.right)
-    if isinstance(node, ast.Unary):
-        return _identifiers(node.operand)
-    if isinstance(node, ast.Call):
-        return [i for a in node.args for i in _identifiers(a)]
-    return []
+    """The identifiers of an operator expression, left to right, without recursion (a
+    var's expression may have thousands of terms)."""
+    found = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Identifier):
+            found.append(item)
+        elif isinstance(item, ast.Binary):
+            stack += (item.right, item.left)
+        elif isinstance(item, ast.Unary):
+            stack.append(item.operand)
+        elif isinstance(item, ast.Call):
+            stack += reversed(item.args)
+    return found
 
 
 def _lambda_identifiers(node: ast.Node) -> list[ast.Identifier]:
@@ -852,21 +858,15 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
             return Duration(_int64(-value))
         raise EvalError(f"invalid unary -: {type_name(value)}")
     if isinstance(node, ast.Binary):
-        left = _fold(node.left, scope)
-        if node.op in ("AND", "OR"):
-            if type(left) is not bool:
-                raise EvalError(f"invalid {node.op} operand: {type_name(left)}")
-            if left is (node.op == "OR"):
-                return left
-            right = _fold(node.right, scope)
-            if type(right) is not bool:
-                raise EvalError(f"invalid {node.op} operand: {type_name(right)}")
-            return right
-        value = binary(node.op, left, _fold(node.right, scope))
-        if type(value) is int:
-            return _int64(value)
-        if type(value) is Duration:
-            return Duration(_int64(value))
+        # the operators nested on the left in a loop, innermost first (a var's
+        # expression may have thousands of terms)
+        spine = []
+        while isinstance(node, ast.Binary):
+            spine.append(node)
+            node = node.left
+        value = _fold(node, scope)
+        for node in reversed(spine):
+            value = _fold_step(node, value, scope)
         return value
     if isinstance(node, ast.Reference):
         raise EvalError(f"name {_go_quote(node.name)} is undefined. Names in scope: ")
@@ -876,6 +876,25 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
         call = compile_lambda(ast.Lambda(node.line, node.col, node, node.name), scope)
         return call.eval(0, {}, {})
     raise EvalError(f"cannot evaluate a {ast.describe(node)} outside a lambda")
+
+
+def _fold_step(node: ast.Binary, left: Any, scope: dict[str, Any]) -> Any:
+    """The value of ``node`` given the value of its left operand."""
+    if node.op in ("AND", "OR"):
+        if type(left) is not bool:
+            raise EvalError(f"invalid {node.op} operand: {type_name(left)}")
+        if left is (node.op == "OR"):
+            return left
+        right = _fold(node.right, scope)
+        if type(right) is not bool:
+            raise EvalError(f"invalid {node.op} operand: {type_name(right)}")
+        return right
+    value = binary(node.op, left, _fold(node.right, scope))
+    if type(value) is int:
+        return _int64(value)
+    if type(value) is Duration:
+        return Duration(_int64(value))
+    return value
 
 
 _ALERT_LEVELS = (("info", "info"), ("info_reset", "infoReset"), ("warn", "warn"),

@@ -328,12 +328,22 @@ class Parser:
         token = self.peek()
         kind = token.type
         if kind is T.LPAREN:
-            self.next()
+            # ``((((x))))``: the opening parentheses are counted, not recursed into
+            # (Kapacitor takes a hundred thousand of them); each level closed is the left
+            # operand of the operators that follow it in the level around it.
+            opened = 0
+            while self.peek().type is T.LPAREN:
+                self.next()
+                opened += 1
             expr = self.primary_expr()
-            if isinstance(expr, ast.Binary):
-                expr.parens = True
-            self.expect(T.RPAREN)
-            return expr
+            while True:
+                if isinstance(expr, ast.Binary):
+                    expr.parens = True
+                self.expect(T.RPAREN)
+                opened -= 1
+                if not opened:
+                    return expr
+                expr = self.precedence(expr, 0)
         if kind is T.INT or kind is T.FLOAT:
             self.next()
             return self.number(token)
