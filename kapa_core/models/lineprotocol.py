@@ -90,6 +90,7 @@ def parse(body: bytes | bytearray | memoryview | str, *, precision: str = "n",
     scale = precision_scale(precision)
     if now_ns is None:
         now_ns = _time.time_ns()
+    now_ns -= now_ns % scale  # a point without a time: now, truncated to the precision
     result = ParseResult()
     points = result.points
     bad_utf8 = False
@@ -134,36 +135,112 @@ def pieces(body: bytes, size: int) -> Iterator[tuple[int, int, int]]:
 def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
                  append: Any, errors: list[LineError], bad_utf8: bool, first_line: int,
                  max_errors: int | None) -> int:
-    """Parse every line of ``text``; returns how many were bad."""
+    """Parse every line of ``text``; returns how many were bad.
+
+    Lines are cut as InfluxDB's ``scanLine`` cuts them: a newline inside a quoted string
+    value or right after a backslash belongs to the line (see :func:`_continues`). A
+    ``\\r`` before a newline is part of the line, as in Kapacitor (``m v=1 1\\r`` is a
+    bad timestamp). Leading spaces, tabs and NULs are skipped; a line starting with
+    ``#`` is a comment.
+    """
     bad = 0
-    for number, line in enumerate(text.split("\n"), first_line):
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line or line[0] == "#" or line.isspace():
+    lines = text.split("\n")
+    count = len(lines)
+    index = 0
+    while index < count:
+        line = lines[index]
+        number = first_line + index
+        index += 1
+        if not line:
+            continue
+        quotes = '"' in line
+        escapes = "\\" in line
+        if escapes or quotes and (line[0] == "#" or line[0] in " \t\0" and
+                                  line.lstrip(" \t\0")[:1] == "#"):
+            line, index = _join(line, lines, index)  # a newline may be escaped or quoted
+            escapes = quotes = True
+        if line[0] in " \t\0":
+            line = line.lstrip(" \t\0")
+            if not line:
+                continue
+        if line[0] == "#":
             continue
         try:
             if bad_utf8 and any("\udc80" <= c <= "\udcff" for c in line):
                 raise _Bad("invalid UTF-8")
-            if '"' in line and "\\" not in line and line[0] not in " \t":
-                point = _parse_quoted(line, scale, now_ns)
-                if point is not None:
-                    point.database = database
-                    point.retention_policy = retention_policy
-            elif "\\" in line or '"' in line or line[0] in " \t":
+            try:
+                if escapes:
+                    point = _parse_slow(line, scale, now_ns)
+                elif quotes:
+                    point = _parse_quoted(line, scale, now_ns)
+                else:
+                    point = _parse_fast(line, scale, now_ns)
+            except _Bad:  # the scanner gives InfluxDB's reason
+                if quotes and not escapes:  # a quoted value may go on on the next line
+                    line, index = _join(line, lines, index)
+                    if line[0] in " \t\0":
+                        line = line.lstrip(" \t\0")
                 point = _parse_slow(line, scale, now_ns)
-                if point is not None:
-                    point.database = database
-                    point.retention_policy = retention_policy
-            else:
-                point = _parse_fast(line, scale, now_ns, database, retention_policy)
         except _Bad as exc:
             bad += 1
             if max_errors is None or len(errors) < max_errors:
                 errors.append(LineError(number, _shown(line), str(exc)))
             continue
-        if point is not None:  # None: a line of blanks and a comment
-            append(point)
+        point.database = database
+        point.retention_policy = retention_policy
+        append(point)
     return bad
+
+
+def _join(line: str, lines: list[str], index: int) -> tuple[str, int]:
+    """``line`` with the lines after it that InfluxDB reads as part of it (from
+    ``lines[index]`` on), and the index of the line after them."""
+    state = _continues(line, None)
+    count = len(lines)
+    while state is not None and index < count:
+        line = line + "\n" + lines[index]
+        state = _continues(lines[index], state)
+        index += 1
+    if state is not None and state[4]:
+        # A backslash ends the body: InfluxDB's scanner steps over the byte after it
+        # and the line it reads ends with the zero byte past the body's end.
+        line += "\0"
+    elif line[-1:] == "\n":  # the newline a final backslash escaped
+        line = line[:-1]
+    return line, index
+
+
+def _continues(line: str, state: tuple[bool, bool, int, int, bool] | None
+               ) -> tuple[bool, bool, int, int, bool] | None:
+    """InfluxDB's ``scanLine`` over one line of text: None when the line ends at its
+    newline, else the scanner's state to go on with on the next line (inside a quoted
+    field value, or a backslash just before the newline escapes it).
+
+    The state is (quoted, in the fields, equals seen, commas seen, ended by a
+    backslash); a backslash before the newline skips the newline itself, so the next
+    line is read from its start.
+    """
+    quoted, fields, equals, commas, _ = state or (False, False, 0, 0, False)
+    i = 0
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == " ":
+            fields = True
+        if fields:
+            if not quoted and c == "=":
+                equals += 1
+            elif not quoted and c == ",":
+                commas += 1
+            elif c == '"' and equals > commas:
+                quoted = not quoted
+        i += 1
+    if i > n or quoted:
+        return quoted, fields, equals, commas, i > n
+    return None
 
 
 def _shown(line: str) -> str:
@@ -244,8 +321,9 @@ def _timestamp(text: str, scale: int) -> int:
 
 # -- fast path: no escapes, no quoted strings ---------------------------------------------
 
-def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
-                retention_policy: str = "") -> Point | None:
+def _parse_fast(line: str, scale: int, now_ns: int) -> Point:
+    """A line without backslashes or quotes. Anything unusual raises :class:`_Bad` (or
+    goes to the scanner) and the caller asks :func:`_parse_slow` for InfluxDB's answer."""
     parts = line.split(" ")
     n = len(parts)
     if n == 3 and (parts[2].isdigit() or _is_int(parts[2])):
@@ -255,11 +333,9 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
         key, fields_text = parts
         ts = now_ns
     else:  # odd spacing (`m v=1 `, `m v=1 \t1`) or a bad timestamp: the scanner decides
-        point = _parse_slow(line, scale, now_ns)
-        if point is not None:
-            point.database = database
-            point.retention_policy = retention_policy
-        return point
+        return _parse_slow(line, scale, now_ns)
+    if len(key) > _LONG_KEY:
+        raise _Bad("long key")  # the scanner measures it
     if "," in key:
         name, *tag_parts = key.split(",")
         tags: dict[str, str] = {}
@@ -270,6 +346,8 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
             if not eq or not v or "=" in v:
                 raise _Bad("missing tag value")
             tags[k] = v
+        if len(tags) != len(tag_parts):
+            raise _Bad("duplicate tags")
         if len(tags) > 1:
             tags = dict(sorted(tags.items()))
     else:
@@ -289,12 +367,12 @@ def _parse_fast(line: str, scale: int, now_ns: int, database: str = "",
         if not v:
             raise _Bad("missing field value")
         fields[k] = _number(v)
-    return Point(name, tags, fields, ts, database, retention_policy)
+    return Point(name, tags, fields, ts)
 
 
 # -- quoted strings without escapes (Telegraf's string fields) ------------------------------
 
-def _parse_quoted(line: str, scale: int, now_ns: int) -> Point | None:
+def _parse_quoted(line: str, scale: int, now_ns: int) -> Point:
     """Lines with quoted string fields but no backslash; anything odd goes to the scanner."""
     key, sep, rest = line.partition(" ")
     if not sep or '"' in key:
@@ -337,16 +415,32 @@ def _parse_quoted(line: str, scale: int, now_ns: int) -> Point | None:
     if ts_text and not _is_int(ts_text):
         return _parse_slow(line, scale, now_ns)
     head = _parse_fast(f"{key} _=0", scale, now_ns)
-    if head is None:
-        return _parse_slow(line, scale, now_ns)
     head.fields = fields
     head.time = _timestamp(ts_text, scale) if ts_text else now_ns
     return head
 
 
-# -- slow path: the character scanner -------------------------------------------------------
+# -- slow path: InfluxDB's scanner ------------------------------------------------------------
+#
+# A transcription of how InfluxDB 1.x's ``models.ParsePoints`` (vendored by Kapacitor
+# 1.5.7) reads one line, reasons included. Its escape rules differ by section:
+#
+# - measurement and tags: a character is escaped when the one before it is a backslash
+#   (so in ``h=a\\ b`` the space is escaped and the value is ``a\ b``); the measurement
+#   then loses the backslash before ``,``, ``"``, space and ``=``, tag keys and values the
+#   one before ``,``, space and ``=``;
+# - fields: a backslash escapes the character after it, pairwise; field keys lose the
+#   backslash before ``,``, ``"``, space and ``=``; in string values ``\\`` and ``\"`` are
+#   unescaped, any other backslash is kept.
+
+_LONG_KEY = 65535 // 4  # longer keys may exceed MaxKeyLength bytes: the scanner measures
+_MAX_KEY_BYTES = 65535
+_TIME_OUT_OF_RANGE = f"time outside range {MIN_TIME} - {MAX_TIME}"
+
 
 def _unescape(text: str, specials: str) -> str:
+    """Drop the backslash before each character of ``specials`` (left to right; a
+    backslash never escapes another one)."""
     if "\\" not in text:
         return text
     out = []
@@ -363,120 +457,286 @@ def _unescape(text: str, specials: str) -> str:
     return "".join(out)
 
 
-def _scan(line: str, start: int, stops: str) -> int:
-    """Index of the first unescaped character of ``stops`` at or after ``start``."""
-    i = start
-    n = len(line)
-    while i < n:
-        c = line[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c in stops:
-            return i
-        i += 1
-    return n
-
-
-def _parse_slow(line: str, scale: int, now_ns: int) -> Point | None:
-    stripped = line.lstrip(" \t")
-    if not stripped or stripped[0] == "#":
-        return None
-    line = stripped
-    n = len(line)
-    # measurement
-    end = _scan(line, 0, ", ")
-    name = _unescape(line[:end], ", ")
-    if not name:
-        raise _Bad("missing measurement")
-    pos = end
-    tags: dict[str, str] = {}
-    while pos < n and line[pos] == ",":
-        key_end = _scan(line, pos + 1, "=, ")
-        key = _unescape(line[pos + 1:key_end], ",= ")
-        if not key:
-            raise _Bad("missing tag key")
-        if key_end >= n or line[key_end] != "=":
-            raise _Bad("missing tag value")
-        value_end = _scan(line, key_end + 1, ", =")
-        if value_end < n and line[value_end] == "=":
-            raise _Bad("missing tag value")
-        value = _unescape(line[key_end + 1:value_end], ",= ")
-        if not value:
-            raise _Bad("missing tag value")
-        tags[key] = value
-        pos = value_end
-    if len(tags) > 1:
-        tags = dict(sorted(tags.items()))
-    if pos >= n:
-        raise _Bad("missing fields")
-    while pos < n and line[pos] == " ":
-        pos += 1
-    if pos >= n:
-        raise _Bad("missing fields")
-    fields: dict[str, FieldValue] = {}
-    while True:
-        key_end = _scan(line, pos, "=, ")
-        key = _unescape(line[pos:key_end], ",= ")
-        if not key:
-            raise _Bad("missing field key")
-        if key_end >= n or line[key_end] != "=":
-            raise _Bad("invalid field format")
-        pos = key_end + 1
-        if pos < n and line[pos] == '"':
-            value, pos = _string(line, pos + 1)
-            fields[key] = value
-        else:
-            value_end = _scan(line, pos, ", ")
-            raw = line[pos:value_end]
-            if not raw:
-                raise _Bad("missing field value")
-            if '"' in raw or "\\" in raw:
-                raise _Bad("invalid field format")
-            fields[key] = _number(raw)
-            pos = value_end
-        if pos < n and line[pos] == ",":
-            pos += 1
-            continue
-        break
-    if pos < n and line[pos] != " ":
-        raise _Bad("invalid field format")
-    return Point(name, tags, fields, _trailing_timestamp(line, pos, scale, now_ns))
-
-
-def _trailing_timestamp(line: str, pos: int, scale: int, now_ns: int) -> int:
-    """The optional timestamp after the fields, read as InfluxDB's ``scanTime`` reads it.
-
-    Blanks (spaces, tabs, NULs) before it are skipped, so ``m v=1 `` and ``m v=1 \t``
-    have no timestamp (``now_ns``); after it only spaces may follow ("point is invalid").
-    """
-    n = len(line)
-    while pos < n and line[pos] in " \t\0":
-        pos += 1
-    end = line.find(" ", pos)
-    if end < 0:
-        end = n
-    if end == pos:
-        return now_ns
-    ts = _timestamp(line[pos:end], scale)
-    if line[end:].strip(" "):
-        raise _Bad("point is invalid")
-    return ts
-
-
-def _string(line: str, start: int) -> tuple[str, int]:
-    """A quoted string value starting after its opening quote: (value, index after)."""
+def _unescape_string(text: str) -> str:
+    if "\\" not in text:
+        return text
     out = []
-    i = start
-    n = len(line)
+    i = 0
+    n = len(text)
     while i < n:
-        c = line[i]
-        if c == "\\" and i + 1 < n and line[i + 1] in '"\\':
-            out.append(line[i + 1])
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in '\\"':
+            out.append(text[i + 1])
             i += 2
             continue
-        if c == '"':
-            return "".join(out), i + 1
         out.append(c)
         i += 1
-    raise _Bad("unbalanced quotes")
+    return "".join(out)
+
+
+def _parse_slow(line: str, scale: int, now_ns: int) -> Point:
+    """One line (leading blanks removed) read as InfluxDB's ``parsePoint`` reads it."""
+    n = len(line)
+    if not n or line[0] == ",":
+        raise _Bad("missing measurement")
+    # the measurement
+    i = 0
+    while True:
+        i += 1
+        if i >= n:
+            raise _Bad("missing fields")
+        if line[i - 1] == "\\":
+            continue
+        c = line[i]
+        if c == "," or c == " ":
+            break
+    name_end = i
+    regions: list[tuple[int, int]] = []
+    if line[i] == ",":
+        i += 1
+        while True:  # a tag: key
+            start = i
+            if i >= n or line[i] in " ,=":
+                raise _Bad("missing tag key")
+            while True:
+                i += 1
+                if i >= n:
+                    raise _Bad("missing tag value")
+                c = line[i]
+                if line[i - 1] == "\\":
+                    continue
+                if c == " " or c == ",":
+                    raise _Bad("missing tag value")
+                if c == "=":
+                    break
+            eq = i
+            i += 1  # value
+            if i >= n or line[i] in ", ":
+                raise _Bad("missing tag value")
+            while True:
+                i += 1
+                if i >= n:
+                    raise _Bad("missing fields")
+                if line[i - 1] == "\\":
+                    continue
+                c = line[i]
+                if c == "=":
+                    raise _Bad("invalid tag format")
+                if c == "," or c == " ":
+                    break
+            regions.append((start, eq, i))
+            if line[i] == " ":
+                break
+            i += 1
+        if len(regions) > 1 and len({line[a:b] for a, b, _ in regions}) != len(regions):
+            raise _Bad("duplicate tags")
+    key_end = i
+    if key_end > _LONG_KEY:
+        size = len(line[:key_end].encode("utf-8", "surrogateescape"))
+        if size > _MAX_KEY_BYTES:
+            raise _Bad(f"max key length exceeded: {size} > {_MAX_KEY_BYTES}")
+    fields_start, fields_end = _scan_fields(line, key_end)
+    ts = _scan_time(line, fields_end, scale, now_ns)
+    name = _unescape(line[:name_end], ',=" ')
+    tags: dict[str, str] = {}
+    for start, eq, end in sorted(regions, key=lambda r: line[r[0]:r[1]]):
+        tags[_unescape(line[start:eq], ",= ")] = _unescape(line[eq + 1:end], ",= ")
+    return Point(name, tags, _fields(line[fields_start:fields_end]), ts)
+
+
+def _scan_fields(line: str, i: int) -> tuple[int, int]:
+    """Check the fields section as InfluxDB's ``scanFields`` does: (start, end)."""
+    n = len(line)
+    while i < n and line[i] in " \t\0":
+        i += 1
+    start = i
+    quoted = False
+    equals = commas = 0
+    while i < n:
+        c = line[i]
+        if c == "\\" and i + 1 < n:
+            i += 2
+            continue
+        if c == '"' and equals > commas:
+            quoted = not quoted
+            i += 1
+            continue
+        if c == "=" and not quoted:
+            equals += 1
+            before = line[i - 1]
+            if (before == " " or before == ",") and line[i - 2] != "\\":
+                raise _Bad("missing field key")
+            if i + 1 >= n or line[i + 1] in ", ":
+                raise _Bad("missing field value")
+            first = line[i + 1]
+            if first in "0123456789.-Nn":
+                i = _scan_number(line, i + 1)
+                continue
+            if first != '"':
+                i = _scan_boolean(line, i + 1)
+                continue
+        if not quoted:
+            if c == ",":
+                commas += 1
+            elif c == " ":
+                break
+        i += 1
+    if quoted:
+        raise _Bad("unbalanced quotes")
+    if equals == 0 or commas != equals - 1:
+        raise _Bad("invalid field format")
+    return start, i
+
+
+def _scan_number(line: str, i: int) -> int:
+    """InfluxDB's ``scanNumber`` from ``i``: the index after the number. kapa-core also
+    takes unsigned integers (``12u``), which InfluxDB 1.x refuses."""
+    n = len(line)
+    start = i
+    end = i
+    while end < n and line[end] not in ", ":
+        end += 1
+    if line[end - 1] == "u" and end - start > 1 and line[start:end - 1].isdigit() and \
+            line[start:end - 1].isascii():
+        if _too_long(line[start:end - 1]) or int(line[start:end - 1]) > _MAX_UINT:
+            raise _Bad("value out of range")
+        return end
+    is_int = decimal = scientific = False
+    if line[i] == "-":
+        i += 1
+        if i == n:
+            raise _Bad("invalid number")
+    while i < n:
+        c = line[i]
+        if c == "," or c == " ":
+            break
+        if c == "i" and i > start and not is_int:
+            is_int = True
+            i += 1
+            continue
+        if c == ".":
+            if decimal:
+                raise _Bad("invalid number")
+            decimal = True
+        if i > start and (c == "e" or c == "E"):
+            scientific = True
+            i += 1
+            continue
+        if (c == "+" or c == "-") and line[i - 1] in "eE":
+            i += 1
+            continue
+        if i + 2 < n and (c == "N" or c == "n"):
+            raise _Bad("invalid number")
+        if not ("0" <= c <= "9" or c == "."):
+            raise _Bad("invalid number")
+        i += 1
+    if is_int and (decimal or scientific):
+        raise _Bad("invalid number")
+    digits = i - start - is_int - decimal - (line[start] == "-")
+    if digits == 0:
+        raise _Bad("invalid number")
+    text = line[start:i]
+    if is_int:
+        if text[-1] != "i":
+            raise _Bad("invalid number")
+        text = text[:-1]
+        if len(text) >= 19 and not -_MAX_INT - 1 <= int(text) <= _MAX_INT:
+            raise _Bad(f'unable to parse integer {text}: strconv.ParseInt: parsing "{text}": '
+                       "value out of range")
+    elif scientific or len(text) >= 25:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Bad("invalid float") from None
+        if not -_MAX_FLOAT <= value <= _MAX_FLOAT:
+            raise _Bad("invalid float")
+    return i
+
+
+def _scan_boolean(line: str, i: int) -> int:
+    n = len(line)
+    start = i
+    if line[i] not in "tfTF":
+        raise _Bad("invalid boolean")
+    while i < n and line[i] not in ", ":
+        i += 1
+    if line[start:i] not in _BOOLS:
+        raise _Bad("invalid boolean")
+    return i
+
+
+def _fields(text: str) -> dict[str, FieldValue]:
+    """The fields of a checked section, read as InfluxDB's field iterator reads them
+    (a later field of the same key wins)."""
+    fields: dict[str, FieldValue] = {}
+    n = len(text)
+    pos = 0
+    while pos < n:
+        eq = pos
+        while eq < n and not (text[eq] == "=" and (eq == 0 or text[eq - 1] != "\\")):
+            eq += 1
+        end = eq + 1
+        quoted = False
+        while end < n:
+            c = text[end]
+            if c == "\\" and end + 1 < n and text[end + 1] in '"\\':
+                end += 2
+                continue
+            if c == '"':
+                quoted = not quoted
+            elif c == "," and not quoted:
+                break
+            end += 1
+        key = _unescape(text[pos:eq], ',=" ')
+        value = text[eq + 1:end]
+        pos = end + 1
+        if not key or not value:  # InfluxDB skips a field it cannot delimit
+            continue
+        first = value[0]
+        if first == '"':
+            fields[key] = _unescape_string(value[1:-1])
+        elif first in "0123456789-.nNiI":
+            last = value[-1]
+            if last == "i" or last == "u":
+                fields[key] = int(value[:-1])
+            else:
+                fields[key] = float(value)
+        else:
+            fields[key] = _BOOLS[value]
+    return fields
+
+
+def _scan_time(line: str, i: int, scale: int, now_ns: int) -> int:
+    """The optional timestamp after the fields (InfluxDB's ``scanTime`` and checks):
+    blanks before it are skipped, only spaces may follow it."""
+    n = len(line)
+    while i < n and line[i] in " \t\0":
+        i += 1
+    start = i
+    while i < n:
+        c = line[i]
+        if c == " " or c == "\n":
+            break
+        if i == start and c == "-":
+            i += 1
+            continue
+        if not "0" <= c <= "9":
+            raise _Bad("bad timestamp")
+        i += 1
+    text = line[start:i]
+    if not text:
+        return now_ns
+    if text == "-":
+        raise _Bad('strconv.ParseInt: parsing "-": invalid syntax')
+    if _too_long(text) or not -_MAX_INT - 1 <= int(text) <= _MAX_INT:
+        raise _Bad(f'strconv.ParseInt: parsing "{text}": value out of range')
+    value = int(text)
+    if scale != 1 and value not in (0, 1) and (
+            value == MIN_TIME or not -_MAX_INT - 1 <= value * scale <= _MAX_INT):
+        raise _Bad(_TIME_OUT_OF_RANGE)
+    ts = value * scale
+    if not MIN_TIME <= ts <= MAX_TIME:
+        raise _Bad(_TIME_OUT_OF_RANGE)
+    if line[i:].strip(" "):
+        raise _Bad("point is invalid")
+    return ts

@@ -75,9 +75,14 @@ def test_missing_timestamp_is_now() -> None:
 
 
 def test_comments_blank_lines_and_crlf() -> None:
-    result = parse("# comment\n\n   \nm v=1 1\r\nm v=2 2\r\n", now_ns=0)
+    result = parse("# comment\n\n   \n\t\0\nm v=1 1\nm v=2 2\n", now_ns=0)
     assert [p.fields["v"] for p in result.points] == [1.0, 2.0]
     assert result.errors == []
+    # Kapacitor keeps the \r of a CRLF line in it: taken from kapacitord's answers
+    result = parse("m v=1 1\r\nm v=2\r\n\r\n", now_ns=0)
+    assert [(e.text, e.reason) for e in result.errors] == [
+        ("m v=1 1\r", "bad timestamp"), ("m v=2\r", "invalid number"),
+        ("\r", "missing fields")]
 
 
 def test_last_duplicate_field_wins() -> None:
@@ -86,7 +91,7 @@ def test_last_duplicate_field_wins() -> None:
 
 @pytest.mark.parametrize(("line", "reason"), [
     ("m", "missing fields"),
-    ("m ", "missing fields"),
+    ("m ", "invalid field format"),
     ("m v=", "missing field value"),
     ("m =1", "missing field key"),
     ("m v", "invalid field format"),
@@ -98,8 +103,21 @@ def test_last_duplicate_field_wins() -> None:
     ("m v=1x", "invalid number"),
     ("m v=nan", "invalid number"),
     ("m v=1_0", "invalid number"),
-    ("m v=1.5i", "invalid integer"),
-    ("m v=-1u", "invalid unsigned integer"),
+    ("m v=1.5i", "invalid number"),
+    ("m v=-1u", "invalid number"),
+    ("m v=+1i", "invalid boolean"),
+    ("m v=i", "invalid boolean"),
+    ("m v=1ii", "invalid number"),
+    ("m v=1e", "invalid float"),
+    ("m v=1\"", "invalid number"),
+    ("m v=1,", "invalid field format"),
+    ("m,h=1=2 v=1", "invalid tag format"),
+    ("m,h=1,h=2 v=1", "duplicate tags"),
+    ("m,b=1,a=2,b=3 v=1", "duplicate tags"),
+    (r"m,h=ab\ v=1", "invalid tag format"),
+    (r"m\\ v=1 1", "invalid field format"),
+    ("m v=1 -", 'strconv.ParseInt: parsing "-": invalid syntax'),
+    ("m v=1 9223372036854775807", "time outside range -9223372036854775806 - 9223372036854775806"),
     ('m v="open', "unbalanced quotes"),
     ("m v=1 12x", "bad timestamp"),
     ("m v=1 1 2", "point is invalid"),
@@ -115,15 +133,19 @@ def test_last_duplicate_field_wins() -> None:
     ("m v=Infinity", "invalid boolean"),
     ("m v=+inf", "invalid boolean"),
     ("m v=+1", "invalid boolean"),
-    ("m v=1 99999999999999999999", "timestamp out of range"),
-    ("m v=99999999999999999999i", "value out of range"),
+    ("m v=1 99999999999999999999",
+     'strconv.ParseInt: parsing "99999999999999999999": value out of range'),
+    ("m v=99999999999999999999i", "unable to parse integer 99999999999999999999: "
+     'strconv.ParseInt: parsing "99999999999999999999": value out of range'),
+    ("m v=9223372036854775808i", "unable to parse integer 9223372036854775808: "
+     'strconv.ParseInt: parsing "9223372036854775808": value out of range'),
 ])
 def test_error_reasons(line: str, reason: str) -> None:
     assert error(line) == reason
 
 
 @pytest.mark.parametrize("line", ["m v=1 ", "m v=1  ", "m v=1 \t", "m v=1\t ",
-                                  "m,t=a v=1 ", 'm s="x" ', 'm s="a\\"b" ', "m v=1 \r"])
+                                  "m,t=a v=1 ", 'm s="x" ', 'm s="a\\"b" '])
 def test_blanks_after_the_fields_mean_no_timestamp(line: str) -> None:
     # InfluxDB's scanTime skips blanks, then finds no timestamp: the point gets "now".
     if line == "m v=1\t ":  # a tab inside the value is part of the number
