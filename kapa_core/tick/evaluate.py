@@ -292,14 +292,22 @@ class Evaluator:
         if isinstance(node, ast.Lambda):
             return self.compile(node)
         if isinstance(node, ast.Unary):
-            inner = self.value(node.operand)
-            if node.op == "-" and type(inner) in (int, float):
-                return _int64(-inner) if type(inner) is int else -inner
-            if node.op == "-" and isinstance(inner, Duration):
-                return Duration(_int64(-inner))
-            if node.op == "!" and type(inner) is bool:
-                return not inner
-            raise self.error(node, f"invalid arugument to '{node.op}' {_go_value(inner)}")
+            run = []  # ``!!!x``: a run of operators in a loop, innermost first
+            while isinstance(node, ast.Unary):
+                run.append(node)
+                node = node.operand
+            inner = self.value(node)
+            for node in reversed(run):
+                if node.op == "-" and type(inner) in (int, float):
+                    inner = _int64(-inner) if type(inner) is int else -inner
+                elif node.op == "-" and isinstance(inner, Duration):
+                    inner = Duration(_int64(-inner))
+                elif node.op == "!" and type(inner) is bool:
+                    inner = not inner
+                else:
+                    raise self.error(node, f"invalid arugument to '{node.op}' "
+                                     f"{_go_value(inner)}")
+            return inner
         if isinstance(node, ast.Binary):
             return self.operation(node)
         if isinstance(node, ast.Identifier):
@@ -845,18 +853,25 @@ def _fold(node: ast.Node, scope: dict[str, Any]) -> Any:
             return _fold(value.expr, scope)
         return value
     if isinstance(node, ast.Unary):
-        value = _fold(node.operand, scope)
-        if node.op == "!":
-            if type(value) is not bool:
-                raise EvalError(f"invalid unary !: {type_name(value)}")
-            return not value
-        if type(value) is int:
-            return _int64(-value)
-        if type(value) is float:
-            return -value
-        if type(value) is Duration:
-            return Duration(_int64(-value))
-        raise EvalError(f"invalid unary -: {type_name(value)}")
+        run = []  # ``!!!x``: a run of operators in a loop, innermost first
+        while isinstance(node, ast.Unary):
+            run.append(node.op)
+            node = node.operand
+        value = _fold(node, scope)
+        for op in reversed(run):
+            if op == "!":
+                if type(value) is not bool:
+                    raise EvalError(f"invalid unary !: {type_name(value)}")
+                value = not value
+            elif type(value) is int:
+                value = _int64(-value)
+            elif type(value) is float:
+                value = -value
+            elif type(value) is Duration:
+                value = Duration(_int64(-value))
+            else:
+                raise EvalError(f"invalid unary -: {type_name(value)}")
+        return value
     if isinstance(node, ast.Binary):
         # the operators nested on the left in a loop, innermost first (a var's
         # expression may have thousands of terms)

@@ -182,7 +182,11 @@ def _const_type_of(node: ast.Node, scope: Mapping[str, Any]) -> str | None:
             return _const_type_of(value.expr, scope)
         return _constant_type(value)
     if isinstance(node, ast.Unary):
-        return "boolean" if node.op == "!" else _const_type_of(node.operand, scope)
+        while isinstance(node, ast.Unary):  # the outermost ! decides
+            if node.op == "!":
+                return "boolean"
+            node = node.operand
+        return _const_type_of(node, scope)
     if isinstance(node, ast.Binary):
         if node.op in _COMPARISON or node.op in _LOGICAL:
             return "boolean"
@@ -227,9 +231,18 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
         if type(value).__name__ == "_Star":
             raise _StaticError("Given node type is not valid evaluation node: *ast.StarNode")
         return _constant_type(value) is None
-    if isinstance(node, ast.Unary):
-        dynamic = _wrapped("Failed to handle node: ", node.operand, scope)
-        return dynamic and _const_type_of(node, scope) is None
+    if isinstance(node, ast.Unary):  # a run of them (``!!!x``) in a loop
+        run = []
+        operand: ast.Node = node
+        while isinstance(operand, ast.Unary):
+            run.append(operand)
+            operand = operand.operand
+        dynamic = _wrapped("Failed to handle node: " * len(run), operand, scope)
+        kind = _const_type_of(operand, scope)
+        for unary in reversed(run):
+            kind = "boolean" if unary.op == "!" else kind
+            dynamic = dynamic and kind is None
+        return dynamic
     if isinstance(node, ast.Lambda):
         return _wrapped("Failed to handle node: ", node.expr, scope)
     if isinstance(node, ast.Binary):
@@ -460,6 +473,8 @@ class _Compiler:
 
     # -- operators ----------------------------------------------------------------------
     def c_Unary(self, node: ast.Unary) -> Fn:
+        if isinstance(node.operand, ast.Unary):
+            return self._unary_run(node)
         inner = self.compile(node.operand)
         if node.op == "-":
             def neg(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
@@ -478,6 +493,35 @@ class _Compiler:
                 return not v
             raise EvalError(f"invalid unary !: {type_name(v)}")
         return not_
+
+    def _unary_run(self, node: ast.Unary) -> Fn:
+        """``!!!x`` or ``--x``: the operators applied in a loop, innermost first (Kapacitor
+        takes thousands of them in a row)."""
+        ops: list[str] = []
+        operand: ast.Node = node
+        while isinstance(operand, ast.Unary):
+            ops.append(operand.op)
+            operand = operand.operand
+        ops.reverse()
+        inner = self.compile(operand)
+
+        def run(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            v = inner(t, f, g)
+            for op in ops:
+                if op == "!":
+                    if v is not True and v is not False:
+                        raise EvalError(f"invalid unary !: {type_name(v)}")
+                    v = not v
+                else:
+                    k = _kind(v)
+                    if k in "if":
+                        v = -v
+                    elif k == "d":
+                        v = Duration(-v)
+                    else:
+                        raise EvalError(f"invalid unary -: {type_name(v)}")
+            return v
+        return run
 
     def c_Binary(self, node: ast.Binary) -> Fn:
         depth = 1
@@ -552,15 +596,15 @@ class _Compiler:
             spine.append(leaf)
             leaf = leaf.left
         checks: list[Fn] = []
-        for binary in spine:  # outermost first
-            if binary.op in _LOGICAL:
-                checks += [c for c in (self._bool_typed(binary.left),
-                                       self._bool_typed(binary.right)) if c is not None]
+        for link in spine:  # outermost first
+            if link.op in _LOGICAL:
+                checks += [c for c in (self._bool_typed(link.left),
+                                       self._bool_typed(link.right)) if c is not None]
         first = self.compile(leaf)
         steps: list[tuple[int, str, Fn, Any]] = []
-        for binary in reversed(spine):
-            op = binary.op
-            right = self.compile(binary.right)
+        for link in reversed(spine):
+            op = link.op
+            right = self.compile(link.right)
             if op in _LOGICAL:
                 steps.append((_AND if op == "AND" else _OR, op, right, None))
             elif op in _CMP:
@@ -666,7 +710,11 @@ class _Compiler:
             value = self.scope.get(node.name)
             return isinstance(value, ast.Lambda) and self._dynamic(value.expr)
         if isinstance(node, ast.Unary):
-            return node.op == "-" and self._dynamic(node.operand)
+            while isinstance(node, ast.Unary):
+                if node.op != "-":
+                    return False
+                node = node.operand
+            return self._dynamic(node)
         if isinstance(node, ast.Binary):
             return node.op not in _LOGICAL and node.op not in _COMPARISON and (
                 self._dynamic(node.left) or self._dynamic(node.right))

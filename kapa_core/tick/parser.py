@@ -378,8 +378,15 @@ class Parser:
                 return self.lambda_function()
             return ast.Identifier(token.line, token.col, token.text)
         if kind is T.OP and token.text in ("-", "!"):
-            self.next()
-            return ast.Unary(token.line, token.col, token.text, self.primary())
+            run = []  # ``!!!x``: a run of operators without recursion
+            while token.type is T.OP and token.text in ("-", "!"):
+                self.next()
+                run.append(token)
+                token = self.peek()
+            expr = self.primary()
+            for op in reversed(run):
+                expr = ast.Unary(op.line, op.col, op.text, expr)
+            return expr
         self.unexpected(token, *_OPERAND)
         raise AssertionError("unreachable")
 
