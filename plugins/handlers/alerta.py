@@ -51,6 +51,8 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .service_test_kit import SectionService, decode
+
 DEFAULT_TIMEOUT = Duration(24 * 3600 * 1_000_000_000)
 DEFAULT_TOKEN_PREFIX = "Bearer"
 SEVERITY = {Level.OK: ("ok", "ok"), Level.INFO: ("info", "informational"),
@@ -76,9 +78,46 @@ class AlertaConfig:
             raise ConfigError("timeout", "must not be negative")
 
 
+class AlertaService(SectionService):
+    """``/service-tests/alerta`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        c = self.config
+        return {"resource": "testResource", "event": "testEvent",
+                "environment": c.environment, "severity": "critical", "group": "testGroup",
+                "value": "testValue", "message": "test alerta message", "origin": c.origin,
+                "service": ["testServiceA", "testServiceB"], "timeout": "24h0m0s"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"service": list})
+        if not values["resource"] or not values["event"]:
+            raise HandlerError("Resource and Event are required to send an alert")
+        config = self.config
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        try:  # Kapacitor ignores a timeout it cannot parse (0)
+            timeout = int(Duration.parse(values["timeout"])) // 1_000_000_000
+        except ValueError:
+            timeout = 0
+        body: dict[str, Any] = {
+            "resource": values["resource"], "event": values["event"],
+            "environment": values["environment"] or config.environment,
+            "severity": values["severity"], "group": values["group"],
+            "value": values["value"], "text": values["message"],
+            "origin": values["origin"] or config.origin, "rawData": {"series": None},
+            "timeout": timeout, "tags": []}
+        if values["service"]:
+            body["service"] = values["service"]
+        prefix = config.token_prefix or DEFAULT_TOKEN_PREFIX
+        await send(self, "alerta", alert_url(config.url), content=go_json(body) + "\n",
+                   headers={"Authorization": f"{prefix} {config.token}",
+                            "Content-Type": "application/json"}, tls=TLS.of(config))
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="alerta", schema=AlertaConfig, doc="Send alerts to Alerta.")]
+    return [Section(name="alerta", schema=AlertaConfig, service=AlertaService,
+                    doc="Send alerts to Alerta.")]
 
 
 @dataclass(frozen=True, kw_only=True)

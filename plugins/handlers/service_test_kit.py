@@ -41,13 +41,14 @@ def json_kind(value: Any) -> str:
 def decode(options: dict[str, Any], defaults: dict[str, Any],
            types: dict[str, type]) -> dict[str, Any]:
     """``options`` over ``defaults`` as Go decodes a JSON body into a struct: a null
-    leaves the default; a value of the wrong kind or an unknown level is refused (400).
+    leaves the default (a list becomes None); a value of the wrong kind or an unknown level is refused (400).
     ``Level`` options come back as :class:`Level`."""
     out: dict[str, Any] = {}
     for key, default in defaults.items():
         value = options.get(key)
-        value = default if value is None else value
         kind = types.get(key, str)
+        if value is None and not (kind is list and key in options):
+            value = default  # a JSON null sets a Go slice to nil, leaves anything else
         if value is None:  # a Go nil slice
             out[key] = value
             continue

@@ -323,6 +323,11 @@ SERVICE_TESTS: dict[str, tuple[str, Any, tuple[dict[str, Any], ...]]] = {
         ({}, {"message-type": "RECOVERY", "recovery_action": "close"},
          {"message-type": "warning", "teams": ["t"]}, {"message-type": "bogus"},
          {"message-type": "RECOVERY", "recovery_action": "bad", "entity-id": "e/✓"})),
+    "alerta": ("alerta", lambda u: {"alerta": {
+        "enabled": True, "url": u + "/alerta", "token": "tok", "environment": "prod",
+        "origin": "kapa"}},
+        ({}, {"timeout": "1h30m", "service": None, "severity": "major", "environment": ""},
+         {"timeout": "soon", "service": []}, {"event": ""}, {"service": ["a", 2]})),
     "teams": ("teams", lambda u: {"teams": {"enabled": True, "channel-url": u + "/teams"}},
               ({}, {"alert_id": "", "alert_topic": ""}, {"alert_id": "", "level": "INFO"},
                {"channel_url": "http://127.0.0.1:9/elsewhere", "level": "WARNING",
