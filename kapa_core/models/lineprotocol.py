@@ -2,8 +2,9 @@
 
     measurement[,tag=value...] field=value[,field=value...] [timestamp]
 
-Escapes: ``\\,`` and ``\\ `` in measurements; ``\\,``, ``\\=`` and ``\\ `` in tag keys,
-tag values and field keys; ``\\"`` and ``\\\\`` inside double-quoted string values. Field
+Escapes are read as InfluxDB 1.x reads them (see "slow path" below): ``\\,``, ``\\ ``
+and ``\\=`` (and ``\\"`` in measurements and field keys) lose their backslash;
+``\\"`` and ``\\\\`` inside double-quoted string values. Field
 values are floats (``1``, ``-1.5``, ``1e3``), integers (``1i``), unsigned integers
 (``1u``, kept as int), booleans (``t``, ``true``, ``F``, ``FALSE``...) or strings.
 A missing timestamp means "now"; ``precision`` scales timestamps (n, u/µ, ms, s, m, h).
@@ -693,16 +694,21 @@ def _fields(text: str) -> dict[str, FieldValue]:
         if not key or not value:  # InfluxDB skips a field it cannot delimit
             continue
         first = value[0]
-        if first == '"':
-            fields[key] = _unescape_string(value[1:-1])
-        elif first in "0123456789-.nNiI":
-            last = value[-1]
-            if last == "i" or last == "u":
-                fields[key] = int(value[:-1])
+        try:
+            if first == '"':
+                fields[key] = _unescape_string(value[1:-1])
+            elif first in "0123456789-.nNiI":
+                last = value[-1]
+                if last == "i" or last == "u":
+                    fields[key] = int(value[:-1])
+                else:
+                    fields[key] = float(value)
             else:
-                fields[key] = float(value)
-        else:
-            fields[key] = _BOOLS[value]
+                fields[key] = _BOOLS[value]
+        except (ValueError, KeyError):
+            # The scanner and the iterator disagree on where this value is (a key
+            # ending in an escaped backslash before "="): InfluxDB panics here.
+            raise _Bad("invalid field format") from None
     return fields
 
 

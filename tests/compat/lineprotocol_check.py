@@ -81,6 +81,11 @@ EDGE_CASES: list[str] = [
     # partial failures
     "m v=1 " + TS + "\nm v= " + TS + "\nm v=3 " + TS,
     "m v= " + TS + "\nm w= " + TS, "m v=1 " + TS + "\nbad",
+    # the scanner and the field iterator cut fields differently
+    r"m v\\=1 " + TS, r"m a\\=t,b=1 " + TS, 'm v="a"b,w=1 ' + TS, r'm a\\="s",b=1 ' + TS,
+    "m ", "m,h=1 ", "m\\", "m v=1 " + TS + "\\", "# x=\"a\nm v=1 " + TS + "\nm v=2 " + TS,
+    "m,h=a\\\n\nm v=1 " + TS, "m v=\"a\n\nb\" " + TS, "m v=\"a\n",
+    "\x0c", "m v=1 " + TS + "\n\x0b\n",
     # non-ASCII
     "é,ü=ö ß=1 " + TS, "m v=\"日本\" " + TS, "m,h=日\\ 本 v=1 " + TS,
 ]
