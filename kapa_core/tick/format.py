@@ -118,25 +118,44 @@ def _node(node: ast.Node, indent: str) -> str:
 def _binary(node: ast.Binary, indent: str) -> str:
     """An operator expression. Its left operands are walked in a loop, not recursively:
     ``a OR b OR c ...`` nests one level per operator and generated lambdas have
-    thousands of terms."""
-    spine: list[tuple[ast.Binary, str]] = []  # each operator with its inner indent
+    thousands of terms. Each parenthesised level indents its content one step more; the
+    indentation is only built where it shows (a line break, a nested call), not for
+    thousands of levels of ``((((x + 1) + 1) + 1) ...)``."""
+    spine: list[tuple[ast.Binary, int]] = []  # each operator with its inner depth
     left: ast.Node = node
+    depth = 0
     while isinstance(left, ast.Binary):
-        inner = indent + STEP if left.parens else indent
-        spine.append((left, inner))
-        left, indent = left.left, inner
+        depth += left.parens
+        spine.append((left, depth))
+        left = left.left
     # every opening parenthesis of the walk comes before the leftmost operand
-    parts = ["(" * sum(binary.parens for binary, _ in spine), _node(left, indent)]
-    for binary, inner in reversed(spine):
-        sep = "\n" + inner if binary.multiline else " "
-        parts += (" ", binary.op, sep, _node(binary.right, inner))
+    parts = ["(" * depth, _node(left, indent + STEP * depth)]
+    for binary, level in reversed(spine):
+        right = binary.right
+        if binary.multiline or not isinstance(right, _FLAT):
+            inner = indent + STEP * level
+            sep = "\n" + inner if binary.multiline else " "
+            parts += (" ", binary.op, sep, _node(right, inner))
+        else:
+            parts += (" ", binary.op, " ", _node(right, indent))
         if binary.parens:
             parts.append(")")
     return "".join(parts)
 
 
+#: Nodes whose text does not depend on the indentation.
+_FLAT = (ast.Number, ast.String, ast.Reference, ast.Identifier, ast.Bool, ast.DurationLit,
+         ast.Regex, ast.Star)
+
+
 def _args(args: list[ast.Node], indent: str) -> str:
-    return "(" + ", ".join(_node(a, indent + STEP) for a in args) + ")"
+    # a loop, not a generator: one Python frame less per nested call (``abs(abs(...))``),
+    # so that whatever nesting the parser takes is formatted too
+    inner = indent + STEP
+    parts = []
+    for arg in args:
+        parts.append(_node(arg, inner))
+    return "(" + ", ".join(parts) + ")"
 
 
 def _reference(name: str) -> str:
