@@ -1,0 +1,171 @@
+"""Long lambdas and expressions: thousands of terms, parentheses or unary operators.
+
+Kapacitor 1.5.7 takes them (its parser and evaluator recurse on Go's growable stack);
+kapa-core walks the long runs in loops. The loops must give what the nested closures
+give: the same values, short-circuits, order of evaluation and errors.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kapa_core.errors import TickError
+from kapa_core.tick import lambdas
+from kapa_core.tick.evaluate import evaluate
+from kapa_core.tick.format import format_program, format_script
+from kapa_core.tick.functions import EvalError
+from kapa_core.tick.lambdas import compile_lambda, static_error
+from kapa_core.tick.parser import parse
+
+
+def _script(lam: str) -> str:
+    return ("stream\n    |from()\n        .measurement('cpu')\n"
+            f"    |where(lambda: {lam})\n    |httpOut('out')\n")
+
+
+def _lambda(expr: str):
+    return parse("var x = lambda: " + expr).statements[0].value
+
+
+def _outcome(compiled, fields, tags):
+    try:
+        return ("ok", compiled.eval(0, fields, tags))
+    except EvalError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize("op,term", [
+    ("OR", "\"host\" == 'h{i}'"),
+    ("AND", '"v" > {i}'),
+    ("+", '"v"'),
+])
+def test_ten_thousand_terms_parse_format_and_evaluate(op, term):
+    lam = f" {op} ".join(term.format(i=i - 20000) for i in range(10000))
+    if op == "+":
+        lam += " > 0"
+    script = _script(lam)
+    program = parse(script)
+    assert format_program(program) == script  # already in Kapacitor's format
+    evaluated = evaluate(script, "stream", program=program)
+    assert evaluated is not None
+
+
+def test_long_or_of_tags():
+    lam = " OR ".join(f"\"host\" == 'h{i}'" for i in range(5000))
+    compiled = compile_lambda(_lambda(lam))
+    assert compiled.eval_bool(0, {}, {"host": "h0"}) is True
+    assert compiled.eval_bool(0, {}, {"host": "h4999"}) is True
+    assert compiled.eval_bool(0, {}, {"host": "x"}) is False
+
+
+def test_long_sum_wraps_as_int64():
+    lam = " + ".join('"v"' for _ in range(3000))
+    compiled = compile_lambda(_lambda(lam))
+    assert compiled.eval(0, {"v": 1}, {}) == 3000
+    big = 1 << 62
+    expected = (big * 3000 + (1 << 63)) % (1 << 64) - (1 << 63)
+    assert compiled.eval(0, {"v": big}, {}) == expected
+    with pytest.raises(EvalError):
+        compiled.eval(0, {}, {})
+
+
+_OPERANDS = ['"i"', '"f"', '"b"', '"s"', "1", "2.5", "TRUE", "FALSE", "'x'", '"missing"']
+_OPERATORS = ["AND", "OR", "==", "!=", "<", ">=", "+", "-", "*", "/", "%"]
+
+
+def _random_chain(rng: random.Random, length: int) -> str:
+    parts = [rng.choice(_OPERANDS)]
+    for _ in range(length):
+        parts += [rng.choice(_OPERATORS), rng.choice(_OPERANDS)]
+    return " ".join(parts)
+
+
+def test_loops_give_what_nested_closures_give(monkeypatch):
+    """Random chains of every operator and operand type, over points of every field
+    type: the loop's value or error is the nested closures' one."""
+    rng = random.Random(1971)
+    points = [({"i": 3, "f": 0.5, "b": True, "s": "x"}, {}),
+              ({"i": 0, "f": -2.0, "b": False, "s": ""}, {}),
+              ({"i": 7}, {"s": "tag"})]
+    for _ in range(300):
+        expr = _random_chain(rng, rng.randrange(40, 80))
+        node = _lambda(expr)
+        looped = compile_lambda(node)
+        with monkeypatch.context() as patch:
+            patch.setattr(lambdas, "LONG_CHAIN", 10**9)
+            nested = compile_lambda(node)
+        assert looped.static_error == nested.static_error, expr
+        for fields, tags in points:
+            assert _outcome(looped, fields, tags) == _outcome(nested, fields, tags), expr
+
+
+def test_short_circuit_skips_stateful_functions_as_nested(monkeypatch):
+    """count() on the right of a decided OR is not called, in the loop as nested."""
+    expr = '"v" > 0 OR ' + " OR ".join("count() > 1000" for _ in range(60))
+    node = _lambda(expr)
+    looped = compile_lambda(node).copy_reset()
+    with monkeypatch.context() as patch:
+        patch.setattr(lambdas, "LONG_CHAIN", 10**9)
+        nested = compile_lambda(node).copy_reset()
+    for v in (1, -1, 1, -1, -1):
+        assert looped.eval(0, {"v": v}, {}) == nested.eval(0, {"v": v}, {})
+
+
+def test_static_error_deep_in_a_long_chain_is_wrapped_per_level():
+    expr = "'a' > 1 OR " + " OR ".join(f'"v" == {i}' for i in range(1000))
+    message = static_error(_lambda(expr).expr, {})
+    # as Kapacitor 1.5.7 words it (the case lang/long_type_error_1000 has its answer)
+    assert message == ("Failed to handle left node: " * 1000
+                       + "mismatched type to binary operator. got string > int. see "
+                       "bool(), int(), float(), string(), duration()")
+
+
+def test_long_runs_of_unary_operators():
+    compiled = compile_lambda(_lambda("!" * 3001 + '("v" > 0)'))
+    assert compiled.eval(0, {"v": 1}, {}) is False
+    assert compiled.eval(0, {"v": -1}, {}) is True
+    compiled = compile_lambda(_lambda("-" * 3000 + '"v"'))
+    assert compiled.eval(0, {"v": 2.5}, {}) == 2.5
+    assert format_script("var x = " + "!" * 3000 + "TRUE\n") == "var x = " + "!" * 3000 + \
+        "TRUE\n"
+
+
+def test_deep_parentheses_are_one_level_each():
+    expr = "(" * 5000 + '"v"' + " + 1)" * 5000 + " > 5000"
+    compiled = compile_lambda(_lambda(expr))
+    assert compiled.eval(0, {"v": 1}, {}) is True
+    assert compiled.eval(0, {"v": 0}, {}) is False
+    text = format_script("var x = lambda: " + "(" * 5000 + '"v" > 0' + ")" * 5000 + "\n")
+    assert text == 'var x = lambda: ("v" > 0)\n'
+
+
+def test_long_var_expressions_are_folded():
+    script = ("var limit = " + " + ".join(str(i) for i in range(5000)) + "\n"
+              "var name = 'a'" + " + 'b'" * 2000 + "\n"
+              "var no = " + " OR ".join("FALSE" for _ in range(3000)) + "\n"
+              + _script('"v" < limit'))
+    evaluated = evaluate(script, "stream")
+    assert evaluated is not None
+
+
+@pytest.mark.parametrize("lam", [
+    "abs(" * 3000 + '"v"' + ")" * 3000 + " > 0",
+    '"v" > 0 OR (' * 3000 + "TRUE" + ")" * 3000,
+])
+def test_deep_nesting_is_refused_with_an_error_not_a_crash(lam):
+    """Nesting on the right (calls in calls, parentheses after an operator) still
+    recurses: past the limit it is refused with a TickError, never a RecursionError."""
+    with pytest.raises(TickError, match="nested too deeply"):
+        evaluate(_script(lam), "stream")
+
+
+def test_whatever_parses_formats():
+    for depth in range(50, 2000, 50):
+        script = _script("abs(" * depth + '"v"' + ")" * depth + " > 0")
+        try:
+            program = parse(script)
+        except TickError:
+            break
+        assert format_program(program) == script
