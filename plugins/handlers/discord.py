@@ -27,6 +27,7 @@ from typing import Any
 
 from kapa_core.plugin_api import (
     TLS,
+    APIError,
     ConfigError,
     Event,
     GoStruct,
@@ -45,6 +46,8 @@ from kapa_core.plugin_api import (
     send,
     unique_elements,
 )
+
+from .service_test_kit import SectionService, decode
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -98,11 +101,73 @@ class DiscordSection(Section):
         return [{**self.default_raw_element(), "default": True}]
 
 
+def _element(elements: tuple[DiscordConfig, ...], workspace: str) -> DiscordConfig:
+    """The element Kapacitor's discord service finds for ``workspace`` ("" for the
+    default one: the only element, or the one marked default)."""
+    if not elements:
+        raise HandlerError("no discord configuration found")
+    if workspace:
+        found = next((e for e in elements if e.workspace == workspace), None)
+    elif len(elements) == 1:
+        found = elements[0]
+    else:
+        found = next((e for e in elements if e.default), None)
+    if found is None:
+        raise HandlerError("workspace id not found")
+    return found
+
+
+def _rfc3339(value: str) -> str:
+    """A JSON time as Go's time.RFC3339 writes it back (whole seconds, its offset)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise APIError(400, f"failed to decode JSON body:parsing time \"{value}\" as "
+                            f"\"2006-01-02T15:04:05Z07:00\"") from None
+    offset = parsed.utcoffset()
+    if offset is None:
+        raise APIError(400, f"failed to decode JSON body:parsing time \"{value}\" as "
+                            f"\"2006-01-02T15:04:05Z07:00\"")
+    zone = "Z" if not offset else parsed.strftime("%z")[:3] + ":" + parsed.strftime("%z")[3:]
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S") + zone
+
+
+class DiscordService(SectionService):
+    """``/service-tests/discord`` as Kapacitor 1.5.7 answers it."""
+
+    def test_options(self) -> dict[str, Any]:
+        try:
+            workspace = _element(self.config, "").workspace
+        except HandlerError:
+            workspace = ""
+        return {"workspace": workspace, "message": "test discord message", "level": "INFO",
+                "username": "Kapacitor", "avatar-url": _TEST_AVATAR,
+                "embed-title": "Kapacitor Alert", "time-val": "1970-01-01T00:00:01Z"}
+
+    async def test(self, options: dict[str, Any]) -> None:
+        values = decode(options, self.test_options(), {"level": Level})
+        stamp = _rfc3339(values["time-val"])
+        config = _element(self.config, values["workspace"])
+        if not config.enabled:
+            raise HandlerError("service is not enabled")
+        embed = GoStruct(color=COLORS.get(values["level"], OTHER_COLOR),
+                         title=values["embed-title"], description=values["message"],
+                         timestamp=stamp if config.timestamp else "")
+        body = {"username": values["username"] or config.username,
+                "avatar_url": values["avatar-url"] or config.avatar_url, "embeds": [embed]}
+        await send(self, "discord", config.url, content=go_json(body) + "\n",
+                   headers={"Content-Type": "application/json"}, tls=TLS.of(config))
+
+
+_TEST_AVATAR = ("https://influxdata.github.io/branding/img/downloads/"
+                "influxdata-logo--symbol--pool-alpha.png")
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [DiscordSection(name="discord", schema=DiscordConfig, multiple=True,
                            element_key="workspace", default_elements=1, check=_check,
-                           doc="Send alerts to Discord webhooks.")]
+                           service=DiscordService, doc="Send alerts to Discord webhooks.")]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -328,6 +328,15 @@ SERVICE_TESTS: dict[str, tuple[str, Any, tuple[dict[str, Any], ...]]] = {
         "origin": "kapa"}},
         ({}, {"timeout": "1h30m", "service": None, "severity": "major", "environment": ""},
          {"timeout": "soon", "service": []}, {"event": ""}, {"service": ["a", 2]})),
+    "discord": ("discord", lambda u: {"discord": [
+        {"enabled": True, "workspace": "main", "default": True, "url": u + "/dc/main",
+         "timestamp": True},
+        {"enabled": True, "workspace": "ops", "url": u + "/dc/ops", "username": "ops bot",
+         "avatar-url": "http://a/b.png"}]},
+        ({}, {"workspace": "ops", "level": "CRITICAL", "username": "", "avatar-url": "",
+              "embed-title": "", "time-val": "2020-05-06T07:08:09.5+02:00"},
+         {"time-val": "2020-05-06T07:08:09.5+02:00", "level": "WARNING"},
+         {"workspace": "nope"})),
     "teams": ("teams", lambda u: {"teams": {"enabled": True, "channel-url": u + "/teams"}},
               ({}, {"alert_id": "", "alert_topic": ""}, {"alert_id": "", "level": "INFO"},
                {"channel_url": "http://127.0.0.1:9/elsewhere", "level": "WARNING",
@@ -354,7 +363,8 @@ def service_test_answers(url: str, name: str, bodies: tuple[dict[str, Any], ...]
     for body in bodies:
         # the status each service's API answers a success with
         recorder.reset(default_status=201 if name in ("servicenow", "alerta")
-                       else 202 if name == "opsgenie2" else 200)
+                       else 202 if name == "opsgenie2" else 204 if name == "discord"
+                       else 200)
         response = httpx.post(f"{url}/kapacitor/v1/service-tests/{name}", json=body,
                               timeout=30)
         requests = []
