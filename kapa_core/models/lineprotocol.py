@@ -25,6 +25,7 @@ path built on ``str.split``; the rest go through a careful character scanner.
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import time as _time
 from collections.abc import Iterator
@@ -211,6 +212,11 @@ def _join(line: str, lines: list[str], index: int) -> tuple[str, int]:
     return line, index
 
 
+#: What InfluxDB's ``scanLine`` looks at: an escape pair (or a backslash ending the
+#: line) and the characters that move its state.
+_SCAN_LINE = re.compile(r'\\[\s\S]|\\\Z|[ =,"]')
+
+
 def _continues(line: str, state: tuple[bool, bool, int, int, bool] | None
                ) -> tuple[bool, bool, int, int, bool] | None:
     """InfluxDB's ``scanLine`` over one line of text: None when the line ends at its
@@ -221,26 +227,26 @@ def _continues(line: str, state: tuple[bool, bool, int, int, bool] | None
     backslash); a backslash before the newline skips the newline itself, so the next
     line is read from its start.
     """
+    if state is None and '"' not in line and line[-1] != "\\":
+        return None  # neither a quote nor a final backslash can carry it on
     quoted, fields, equals, commas, _ = state or (False, False, 0, 0, False)
-    i = 0
-    n = len(line)
-    while i < n:
-        c = line[i]
-        if c == "\\":
-            i += 2
+    for token in _SCAN_LINE.findall(line):
+        if token[0] == "\\":
+            if len(token) == 1:
+                return quoted, fields, equals, commas, True
             continue
-        if c == " ":
+        if token == " ":
             fields = True
-        if fields:
-            if not quoted and c == "=":
-                equals += 1
-            elif not quoted and c == ",":
-                commas += 1
-            elif c == '"' and equals > commas:
-                quoted = not quoted
-        i += 1
-    if i > n or quoted:
-        return quoted, fields, equals, commas, i > n
+        elif not fields:
+            continue
+        elif not quoted and token == "=":
+            equals += 1
+        elif not quoted and token == ",":
+            commas += 1
+        elif token == '"' and equals > commas:
+            quoted = not quoted
+    if quoted:
+        return quoted, fields, equals, commas, False
     return None
 
 
@@ -337,6 +343,8 @@ def _parse_fast(line: str, scale: int, now_ns: int) -> Point:
         return _parse_slow(line, scale, now_ns)
     if len(key) > _LONG_KEY:
         raise _Bad("long key")  # the scanner measures it
+    if fields_text[:1] in "\t\0":  # no fields, or blanks the scanner skips before them
+        return _parse_slow(line, scale, now_ns)
     if "," in key:
         name, *tag_parts = key.split(",")
         tags: dict[str, str] = {}
@@ -376,7 +384,7 @@ def _parse_fast(line: str, scale: int, now_ns: int) -> Point:
 def _parse_quoted(line: str, scale: int, now_ns: int) -> Point:
     """Lines with quoted string fields but no backslash; anything odd goes to the scanner."""
     key, sep, rest = line.partition(" ")
-    if not sep or '"' in key:
+    if not sep or '"' in key or rest[:1] in "\t\0 ":
         return _parse_slow(line, scale, now_ns)
     fields: dict[str, FieldValue] = {}
     pos = 0
@@ -434,6 +442,13 @@ def _parse_quoted(line: str, scale: int, now_ns: int) -> Point:
 #   backslash before ``,``, ``"``, space and ``=``; in string values ``\\`` and ``\"`` are
 #   unescaped, any other backslash is kept.
 
+#: Where the measurement, a tag key and a tag value end: a character not escaped (not
+#: after a backslash, whatever came before that backslash).
+_MEASUREMENT_END = re.compile(r"(?<!\\)[, ]")
+_TAG_KEY_END = re.compile(r"(?<!\\)[ ,=]")
+_TAG_VALUE_END = re.compile(r"(?<!\\)[=, ]")
+_FIELDS_STOP = re.compile(r'[\\"=, ]')
+_TIME = re.compile(r"[ \t\0]*(-?[0-9]*)")
 _LONG_KEY = 65535 // 4  # longer keys may exceed MaxKeyLength bytes: the scanner measures
 _MAX_KEY_BYTES = 65535
 _TIME_OUT_OF_RANGE = f"time outside range {MIN_TIME} - {MAX_TIME}"
@@ -480,51 +495,31 @@ def _parse_slow(line: str, scale: int, now_ns: int) -> Point:
     n = len(line)
     if not n or line[0] == ",":
         raise _Bad("missing measurement")
-    # the measurement
-    i = 0
-    while True:
-        i += 1
-        if i >= n:
-            raise _Bad("missing fields")
-        if line[i - 1] == "\\":
-            continue
-        c = line[i]
-        if c == "," or c == " ":
-            break
-    name_end = i
-    regions: list[tuple[int, int]] = []
+    # the measurement (its first character is never an end)
+    found = _MEASUREMENT_END.search(line, 1)
+    if found is None:
+        raise _Bad("missing fields")
+    i = name_end = found.start()
+    regions: list[tuple[int, int, int]] = []
     if line[i] == ",":
         i += 1
         while True:  # a tag: key
             start = i
             if i >= n or line[i] in " ,=":
                 raise _Bad("missing tag key")
-            while True:
-                i += 1
-                if i >= n:
-                    raise _Bad("missing tag value")
-                c = line[i]
-                if line[i - 1] == "\\":
-                    continue
-                if c == " " or c == ",":
-                    raise _Bad("missing tag value")
-                if c == "=":
-                    break
-            eq = i
-            i += 1  # value
+            found = _TAG_KEY_END.search(line, i + 1)
+            if found is None or line[found.start()] != "=":
+                raise _Bad("missing tag value")
+            eq = found.start()
+            i = eq + 1  # value
             if i >= n or line[i] in ", ":
                 raise _Bad("missing tag value")
-            while True:
-                i += 1
-                if i >= n:
-                    raise _Bad("missing fields")
-                if line[i - 1] == "\\":
-                    continue
-                c = line[i]
-                if c == "=":
-                    raise _Bad("invalid tag format")
-                if c == "," or c == " ":
-                    break
+            found = _TAG_VALUE_END.search(line, i + 1)
+            if found is None:
+                raise _Bad("missing fields")
+            i = found.start()
+            if line[i] == "=":
+                raise _Bad("invalid tag format")
             regions.append((start, eq, i))
             if line[i] == " ":
                 break
@@ -553,10 +548,16 @@ def _scan_fields(line: str, i: int) -> tuple[int, int]:
     start = i
     quoted = False
     equals = commas = 0
+    search = _FIELDS_STOP.search
     while i < n:
+        found = search(line, i)  # the characters between do not change the state
+        if found is None:
+            i = n
+            break
+        i = found.start()
         c = line[i]
-        if c == "\\" and i + 1 < n:
-            i += 2
+        if c == "\\":
+            i = min(i + 2, n)  # a backslash ending the line is one character
             continue
         if c == '"' and equals > commas:
             quoted = not quoted
@@ -715,21 +716,11 @@ def _fields(text: str) -> dict[str, FieldValue]:
 def _scan_time(line: str, i: int, scale: int, now_ns: int) -> int:
     """The optional timestamp after the fields (InfluxDB's ``scanTime`` and checks):
     blanks before it are skipped, only spaces may follow it."""
-    n = len(line)
-    while i < n and line[i] in " \t\0":
-        i += 1
-    start = i
-    while i < n:
-        c = line[i]
-        if c == " " or c == "\n":
-            break
-        if i == start and c == "-":
-            i += 1
-            continue
-        if not "0" <= c <= "9":
-            raise _Bad("bad timestamp")
-        i += 1
-    text = line[start:i]
+    found = _TIME.match(line, i)
+    i = found.end()
+    if i < len(line) and line[i] not in " \n":
+        raise _Bad("bad timestamp")
+    text = found.group(1)
     if not text:
         return now_ns
     if text == "-":

@@ -86,6 +86,8 @@ EDGE_CASES: list[str] = [
     "m ", "m,h=1 ", "m\\", "m v=1 " + TS + "\\", "# x=\"a\nm v=1 " + TS + "\nm v=2 " + TS,
     "m,h=a\\\n\nm v=1 " + TS, "m v=\"a\n\nb\" " + TS, "m v=\"a\n",
     "\x0c", "m v=1 " + TS + "\n\x0b\n",
+    "cpu \t=\"s\" " + TS, "m \tv=1 " + TS, "m \x00v=1 " + TS, "m \tv=\"s\" " + TS,
+    "m v=1\\", "m v=\"a\\", "m s=\"x\" \\",
     # non-ASCII
     "é,ü=ö ß=1 " + TS, "m v=\"日本\" " + TS, "m,h=日\\ 本 v=1 " + TS,
 ]
