@@ -245,3 +245,53 @@ def test_max_errors_keeps_the_first_bad_lines_and_counts_all() -> None:
     assert [e.line for e in result.errors] == [1, 2]
     assert result.bad_lines == 1000
     assert len(result.points) == 1
+
+
+# What follows was taken from kapacitord 1.5.7's answers (tests/compat/lineprotocol_check.py).
+
+@pytest.mark.parametrize(("line", "name", "tags"), [
+    (r"m,h=1\\ 2 v=1", "m", {"h": "1\\ 2"}),  # the space after a backslash is escaped
+    (r"m,h=a\ b v=1", "m", {"h": "a b"}),
+    (r"m,h=a\"b,k\ey=1 v=1", "m", {"h": 'a\\"b', "k\\ey": "1"}),
+    (r"m,h=a\\\ b v=1", "m", {"h": "a\\\\ b"}),
+    (r"m\=x v=1", "m=x", {}),
+    (r'm\"x v=1', 'm"x', {}),
+    (r"m\\x v=1", "m\\\\x", {}),
+    (r"m\ax v=1", "m\\ax", {}),
+])
+def test_measurement_and_tag_escapes(line: str, name: str, tags: dict) -> None:
+    point = one(line)
+    assert (point.name, point.tags) == (name, tags)
+
+
+def test_field_key_escapes() -> None:
+    point = one(r'm v\ w=1,v\,x=2i,v\=y=t,v\"z="s",v\\q=1.5 1')
+    assert point.fields == {"v w": 1.0, "v,x": 2, "v=y": True, 'v"z': "s", "v\\\\q": 1.5}
+
+
+def test_quoted_string_and_escaped_newline_stay_in_the_line() -> None:
+    result = parse('m,h=a s="first\nsecond",v=1 1\nm,h=a\\\nb v=2 2\nm v=3 3', now_ns=0)
+    assert result.errors == []
+    assert [(p.tags, p.fields) for p in result.points] == [
+        ({"h": "a"}, {"s": "first\nsecond", "v": 1.0}), ({"h": "a\\\nb"}, {"v": 2.0}),
+        ({}, {"v": 3.0})]
+
+
+def test_comment_with_an_open_quote_takes_the_next_lines() -> None:
+    result = parse('m v=1 1\n# x="open\nm v=2 2\nm v=3 3', now_ns=0)
+    assert [p.fields["v"] for p in result.points] == [1.0] and result.errors == []
+
+
+def test_backslash_ending_the_body_reads_a_zero_byte() -> None:
+    assert parse("m v=1 1\\", now_ns=0).errors[0].text == "m v=1 1\\\x00"
+    assert parse("m v=1 1\\\n", now_ns=0).errors[0].text == "m v=1 1\\"
+
+
+def test_blanks_before_the_fields_are_skipped() -> None:
+    assert one("m \tv=1 1").fields == {"v": 1.0}
+    assert one('m \t="s" 1').fields == {}  # the key is empty: InfluxDB drops the field
+
+
+def test_time_of_a_point_without_one_is_truncated_to_the_precision() -> None:
+    result = parse("m v=1", precision="s", now_ns=1_500_000_001)
+    assert result.points[0].time == 1_000_000_000
