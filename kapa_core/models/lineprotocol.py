@@ -46,6 +46,7 @@ _MAX_FLOAT = sys.float_info.max
 #: Characters InfluxDB's scanner takes as the start of a number (anything else is read
 #: as a boolean).
 _NUMBER_START = frozenset("0123456789.-nN")
+_STRAY_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,11 @@ def parse(body: bytes | bytearray | memoryview | str, *, precision: str = "n",
     if isinstance(body, bytes | bytearray | memoryview):
         try:
             text = str(body, "utf-8")  # a memoryview too, without copying it first
-        except UnicodeDecodeError:  # only then is every line checked for stray bytes
-            text = str(body, "utf-8", "surrogateescape")
-            bad_utf8 = True
+        except UnicodeDecodeError:
+            # Kapacitor takes the bytes as they are (its JSON shows each as \ufffd): a
+            # byte that is not UTF-8 becomes U+FFFD, so no string of the stream holds a
+            # lone surrogate.
+            text = _STRAY_BYTE.sub("\ufffd", str(body, "utf-8", "surrogateescape"))
     else:
         text = body
         bad_utf8 = not text.isascii()

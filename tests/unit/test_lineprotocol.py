@@ -176,8 +176,16 @@ def test_bad_lines_are_numbered_and_good_lines_kept() -> None:
     assert str(result.errors[0]) == "unable to parse 'b v= 2': missing field value (line 2)"
 
 
-def test_invalid_utf8_is_an_error_for_that_line_only() -> None:
-    result = parse(b"a v=1 1\nb\xff v=1 2\nc v=1 3\n", now_ns=0)
+def test_bytes_that_are_not_utf8_become_replacement_characters() -> None:
+    # Kapacitor accepts them (its JSON writes each as \ufffd); kapa-core keeps the point
+    result = parse(b"a v=1 1\nb\xff,h=\xe2\x82 s=\"\xc3\" 2\nc v=1 3\n", now_ns=0)
+    assert result.errors == []
+    assert [(p.name, p.tags, p.fields) for p in result.points][1] == (
+        "b\ufffd", {"h": "\ufffd\ufffd"}, {"s": "\ufffd"})
+
+
+def test_lone_surrogates_in_text_are_an_error_for_that_line_only() -> None:
+    result = parse("a v=1 1\nb\udcff v=1 2\nc v=1 3\n", now_ns=0)
     assert [p.name for p in result.points] == ["a", "c"]
     assert result.errors[0].line == 2 and result.errors[0].reason == "invalid UTF-8"
 
