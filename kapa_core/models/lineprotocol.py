@@ -46,6 +46,9 @@ _MAX_FLOAT = sys.float_info.max
 #: Characters InfluxDB's scanner takes as the start of a number (anything else is read
 #: as a boolean).
 _NUMBER_START = frozenset("0123456789.-nN")
+#: A bad line is shown whole in the error, as Kapacitor shows it, up to this many
+#: characters (a 400 lists at most ten lines, so its size stays bounded).
+MAX_LINE_SHOWN = 65536
 _STRAY_BYTE = re.compile("[\udc80-\udcff]")
 
 
@@ -255,7 +258,7 @@ def _continues(line: str, state: tuple[bool, bool, int, int, bool] | None
 
 def _shown(line: str) -> str:
     text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= MAX_LINE_SHOWN else text[:MAX_LINE_SHOWN - 3] + "..."
 
 
 # -- values ---------------------------------------------------------------------------------
