@@ -60,6 +60,8 @@ class CompiledLambda:
             # e.g. a duration from an infinite float, int(NaN): an error for this point,
             # as Go reports it, not a failure of the node
             raise EvalError(f"{self.text!r}: {exc}") from None
+        except RecursionError:  # nesting the compiler took, run from a deeper stack
+            raise EvalError(f"{self.text!r}: expression nested too deeply") from None
         if value is MISSING:
             raise EvalError("missing value: a field or tag used by the expression is absent")
         return value
@@ -77,7 +79,10 @@ def compile_lambda(node: ast.Lambda, scope: Mapping[str, Any] | None = None, *,
                    ) -> CompiledLambda:
     """``functions``: extra zero-argument functions (topic-handler match expressions)."""
     compiler = _Compiler(scope or {}, functions or {})
-    fn = compiler.compile(node.expr)
+    try:
+        fn = compiler.compile(node.expr)
+    except RecursionError:  # calls in calls... (long runs of operators are loops)
+        raise TickError("script nested too deeply") from None
     compiled = CompiledLambda(fn, node.text, frozenset(compiler.references),
                               static_error(node.expr, scope or {}))
     if compiler.stateful:
