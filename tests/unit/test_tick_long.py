@@ -169,3 +169,22 @@ def test_whatever_parses_formats():
         except TickError:
             break
         assert format_program(program) == script
+
+
+def test_match_expression_nested_too_deeply_is_refused():
+    from kapa_core.alert.match import compile_match
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        compile_match("abs(" * 2000 + "level()" + ")" * 2000 + " > 1")
+    match = compile_match(" OR ".join(f"level() == {i % 4}" for i in range(3000)))
+    assert match is not None
+
+
+def test_recursion_while_evaluating_is_an_error_of_the_point():
+    compiled = compile_lambda(_lambda('"v" > 0'))
+
+    def deep(t, f, g):
+        raise RecursionError("maximum recursion depth exceeded")
+    compiled._fn = deep
+    with pytest.raises(EvalError, match="nested too deeply"):
+        compiled.eval(0, {"v": 1}, {})
