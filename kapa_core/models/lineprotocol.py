@@ -461,25 +461,19 @@ _TIME_OUT_OF_RANGE = f"time outside range {MIN_TIME} - {MAX_TIME}"
 
 
 def _unescape(text: str, specials: str) -> str:
-    """Drop the backslash before each character of ``specials`` (left to right; a
-    backslash never escapes another one)."""
+    """Drop the backslash before each character of ``specials``: ``\\\\,`` is ``\\,``
+    (a backslash never escapes another one; InfluxDB replaces each pair in turn)."""
     if "\\" not in text:
         return text
-    out = []
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in specials:
-            out.append(text[i + 1])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    for c in specials:
+        pair = "\\" + c
+        if pair in text:
+            text = text.replace(pair, c)
+    return text
 
 
 def _unescape_string(text: str) -> str:
+    """A string value: ``\\\\`` and ``\\"`` lose their backslash, left to right."""
     if "\\" not in text:
         return text
     out = []
@@ -703,7 +697,12 @@ def _fields(text: str) -> dict[str, FieldValue]:
         first = value[0]
         try:
             if first == '"':
-                fields[key] = _unescape_string(value[1:-1])
+                if value[-1] == '"' or value[-1] < "\x80":
+                    fields[key] = _unescape_string(value[1:-1])
+                else:  # text after the closing quote: InfluxDB drops its last byte
+                    raw = value.encode("utf-8", "surrogateescape")[1:-1]
+                    fields[key] = _unescape_string(_STRAY_BYTE.sub(
+                        "\ufffd", str(raw, "utf-8", "surrogateescape")))
             elif first in "0123456789-.nNiI":
                 last = value[-1]
                 if last == "i" or last == "u":
