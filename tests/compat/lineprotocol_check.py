@@ -88,6 +88,7 @@ EDGE_CASES: list[str] = [
     "\x0c", "m v=1 " + TS + "\n\x0b\n",
     "cpu \t=\"s\" " + TS, "m \tv=1 " + TS, "m \x00v=1 " + TS, "m \tv=\"s\" " + TS,
     "m v=1\\", "m v=\"a\\", "m s=\"x\" \\",
+    'm v="a"é ' + TS, 'm v="a"b,w=1', 'm v="a\nb"c\nm w=1 ' + TS,
     # non-ASCII
     "é,ü=ö ß=1 " + TS, "m v=\"日本\" " + TS, "m,h=日\\ 本 v=1 " + TS,
 ]
@@ -99,6 +100,15 @@ _VALUES = ["1", "1i", "-2i", "1.5", "t", "FALSE", '"s"', '"a\\"b"', '"a\\\\"', '
 
 
 def generate(rng: random.Random) -> str:
+    """One generated body: usually one line, sometimes several (newlines may then end
+    up inside quotes or after a backslash)."""
+    if rng.random() < 0.15:
+        return rng.choice(["\n", "\n", "\r\n", "\n\n"]).join(
+            _line(rng) for _ in range(rng.randint(2, 3)))
+    return _line(rng)
+
+
+def _line(rng: random.Random) -> str:
     def token(low: int = 0) -> str:
         return "".join(rng.choice(_TOKENS) for _ in range(rng.randint(low, 4)))
 
