@@ -673,7 +673,8 @@ def check_parse_result(result: Any, lines: int) -> None:
     from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME
     assert len(result.points) + len(result.errors) <= lines
     for point in result.points:
-        assert point.name and point.fields
+        # no fields is possible: InfluxDB drops a field whose key is empty (m \t="s")
+        assert point.name and isinstance(point.fields, dict)
         assert MIN_TIME <= point.time <= MAX_TIME
     for error in result.errors:
         assert 1 <= error.line <= lines and error.reason
