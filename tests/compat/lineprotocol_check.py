@@ -158,8 +158,10 @@ _NOW = re.compile(r'"(?!1971-)\d{4}-\d\d-\d\dT[0-9:.]+Z"')
 
 def _posts(bodies: list[str]) -> list[str]:
     """The posted bodies, a point's time masked where it is not in 1971 (a line without
-    a timestamp is stamped with the time it was written)."""
-    return [_NOW.sub('"NOW"', body) for body in bodies]
+    a timestamp is stamped with the time it was written). Kapacitor keeps bytes that are
+    not UTF-8 and its JSON writes each as the escape \\ufffd; kapa-core makes them
+    U+FFFD when it reads the body, written as the character: the same text."""
+    return [_NOW.sub('"NOW"', body).replace("\\ufffd", "\ufffd") for body in bodies]
 
 
 def _normal(status: int, text: str) -> tuple[int, str]:
