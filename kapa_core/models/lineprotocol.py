@@ -535,8 +535,10 @@ def _parse_slow(line: str, scale: int, now_ns: int) -> Point:
     ts = _scan_time(line, fields_end, scale, now_ns)
     name = _unescape(line[:name_end], ',=" ')
     tags: dict[str, str] = {}
-    for start, eq, end in sorted(regions, key=lambda r: line[r[0]:r[1]]):
+    for start, eq, end in regions:
         tags[_unescape(line[start:eq], ",= ")] = _unescape(line[eq + 1:end], ",= ")
+    if len(tags) > 1:  # in key order, as the fast path gives them
+        tags = dict(sorted(tags.items()))
     return Point(name, tags, _fields(line[fields_start:fields_end]), ts)
 
 
