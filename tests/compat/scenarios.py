@@ -101,14 +101,14 @@ def arg_parser(module: str, doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = arg_parser("tests.compat.scenarios", __doc__).parse_args(argv)
-    cases = [c for c in scenarios(args.source)
-             if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
+def compare(cases: list[Case], kapacitord: str, *, quiet: bool = False,
+            what: str = "scenarios") -> int:
+    """Run the cases on kapacitord, then on kapa-core until they give its answer, and
+    report the ones that differ; 1 if any does."""
     workdir = Path(tempfile.mkdtemp(prefix="scenarios-"))
     recorder = Recorder()
     try:
-        server = Kapacitor(args.kapacitord)
+        server = Kapacitor(kapacitord)
         try:
             for case in cases:
                 case.expected = run_until_stable(server.url, case, recorder, workdir)
@@ -123,15 +123,22 @@ def main(argv: list[str] | None = None) -> int:
                                       timeout=3)
                 if not matches(got, case.expected):
                     differ.append(case.name)
-                    if not args.quiet:
+                    if not quiet:
                         print(show_diff(case.name, got, case.expected))
         for name in differ:
             print("DIFFERS", name)
-        print(f"{len(cases) - len(differ)} of {len(cases)} scenarios equal", file=sys.stderr)
+        print(f"{len(cases) - len(differ)} of {len(cases)} {what} equal", file=sys.stderr)
         return 1 if differ else 0
     finally:
         recorder.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arg_parser("tests.compat.scenarios", __doc__).parse_args(argv)
+    cases = [c for c in scenarios(args.source)
+             if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
+    return compare(cases, args.kapacitord, quiet=args.quiet)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tests.compat.casefile import Case
-from tests.compat.oracle import Kapacitor, show_diff
-from tests.compat.runner import Recorder, matches, run_until_equal, run_until_stable
-from tests.compat.scenarios import FUNC, arg_parser
+from tests.compat.scenarios import FUNC, arg_parser, compare
 from tests.compat.scenarios_stats import srpl_points
 
 NAMES = ("TestStream_InfluxQL_Float", "TestStream_InfluxQL_Integer",
@@ -139,33 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cases = [c for c in scenarios(args.source, args.all_hosts)
              if not args.patterns or any(fnmatch.fnmatch(c.name, p) for p in args.patterns)]
-    workdir = Path(tempfile.mkdtemp(prefix="scenarios-influxql-"))
-    recorder = Recorder()
-    try:
-        server = Kapacitor(args.kapacitord)
-        try:
-            for case in cases:
-                case.expected = run_until_stable(server.url, case, recorder, workdir)
-        finally:
-            server.close()
-        from kapa_core.testing import DaemonProcess
-        differ = []
-        with DaemonProcess({"http": {"log-enabled": False},
-                            "logging": {"level": "ERROR"}}) as daemon:
-            for case in cases:
-                got = run_until_equal(daemon.url, case, recorder, workdir, case.expected,
-                                      timeout=3)
-                if not matches(got, case.expected):
-                    differ.append(case.name)
-                    if not args.quiet:
-                        print(show_diff(case.name, got, case.expected))
-        for name in differ:
-            print("DIFFERS", name)
-        print(f"{len(cases) - len(differ)} of {len(cases)} variants equal", file=sys.stderr)
-        return 1 if differ else 0
-    finally:
-        recorder.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return compare(cases, args.kapacitord, quiet=args.quiet, what="variants")
 
 
 if __name__ == "__main__":
