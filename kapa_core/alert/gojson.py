@@ -57,7 +57,7 @@ def dumps(value: Any) -> str:
     return _string(str(value))
 
 
-class Struct(dict):
+class Struct(dict[str, Any]):
     """A dict that keeps its key order in JSON, like a Go struct (maps are sorted)."""
 
     ordered = True

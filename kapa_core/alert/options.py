@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,7 @@ class OptionInfo:
     doc: str = ""
 
 
-@functools.cache
-def describe(options_cls: type) -> tuple[OptionInfo, ...]:
+def _describe(options_cls: type) -> tuple[OptionInfo, ...]:
     hints = typing.get_type_hints(options_cls)
     out = []
     for f in dataclasses.fields(options_cls):
@@ -66,6 +66,11 @@ def describe(options_cls: type) -> tuple[OptionInfo, ...]:
                               f.metadata.get("key") or f.name.rstrip("_").replace("_", "-"),
                               kind, record, f.metadata.get("doc", "")))
     return tuple(out)
+
+
+#: The options of a class, worked out once per class. Typed as a plain callable: the
+#: cache wrapper's ``Hashable`` parameters refuse ``type(x)`` for an ``x`` typed Any.
+describe: Callable[[type], tuple[OptionInfo, ...]] = functools.cache(_describe)
 
 
 def _kind(hint: Any) -> tuple[str, type | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -21,7 +21,7 @@ from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.levels import Level
 from kapa_core.glob import filter_names
 from kapa_core.logs import Logger
-from kapa_core.storage import TOPIC_STATES
+from kapa_core.storage import TOPIC_STATES, Store
 
 FLUSH_INTERVAL = 0.5
 
@@ -119,7 +119,7 @@ class Inhibitor:
 
 
 class Topics:
-    def __init__(self, store: Any | None, *, persist: bool, buffer: int,
+    def __init__(self, store: Store | None, *, persist: bool, buffer: int,
                  log: Logger | None = None) -> None:
         self.store = store
         self.persist = persist and store is not None
@@ -150,7 +150,8 @@ class Topics:
             self.flush()
 
     def _restore(self) -> None:
-        for key, raw in self.store.items_json(TOPIC_STATES):
+        store = cast(Store, self.store)  # only called when persisting, so there is one
+        for key, raw in store.items_json(TOPIC_STATES):
             topic_id, _, _ = key.partition("\x00")
             try:
                 state = EventState.from_store(raw)
@@ -168,7 +169,7 @@ class Topics:
         if not self.persist or not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
-        with self.store.transaction() as tx:
+        with cast(Store, self.store).transaction() as tx:  # persisting: there is one
             for topic_id, event_id in dirty:
                 topic = self.topics.get(topic_id)
                 state = topic.events.get(event_id) if topic else None

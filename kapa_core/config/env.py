@@ -15,7 +15,7 @@ import dataclasses
 import re
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from kapa_core.config.schema import Section, coerce, keys_of
 from kapa_core.errors import ConfigError
@@ -70,7 +70,7 @@ def _walk(out: dict[str, _Slot], base: str, raw: dict[str, Any], schema: type, p
         if dataclasses.is_dataclass(key.type):
             sub = raw.setdefault(key.name, {})
             if isinstance(sub, dict):
-                _walk(out, name, sub, key.type, where, weak)
+                _walk(out, name, sub, cast(type, key.type), where, weak)
             continue
         out[name] = _Slot(raw, key.name, key.type, where)
 

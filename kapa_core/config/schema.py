@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from kapa_core.errors import ConfigError
 from kapa_core.models.duration import MAX_NS, MIN_NS, Duration, format_go
@@ -80,8 +80,7 @@ def key_name(attr: str) -> str:
     return attr.rstrip("_").replace("_", "-")
 
 
-@cache
-def keys_of(schema: type) -> tuple[Key, ...]:
+def _keys_of(schema: type) -> tuple[Key, ...]:
     """The keys of a section schema, in declaration order."""
     hints = typing.get_type_hints(schema)
     out = []
@@ -99,6 +98,11 @@ def keys_of(schema: type) -> tuple[Key, ...]:
             )
         )
     return tuple(out)
+
+
+#: The keys of a schema, worked out once per schema. Typed as a plain callable: the
+#: cache wrapper's ``Hashable`` parameters refuse ``type(x)`` for an ``x`` typed Any.
+keys_of: Callable[[type], tuple[Key, ...]] = cache(_keys_of)
 
 
 def key_map(schema: type) -> dict[str, Key]:
@@ -223,11 +227,12 @@ def coerce(value: Any, tp: Any, path: str, *, from_text: bool = False) -> Any:
         return {str(k): coerce(v, args[1], f"{path}.{k}", from_text=from_text)
                 for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
+        schema = cast(type, tp)  # a resolved annotation: a class, not an instance
+        if isinstance(value, schema):
             return value
         if not isinstance(value, Mapping):
             raise bad()
-        return build(tp, value, path)
+        return build(schema, value, path)
     if tp is Any or tp is object:
         return value
     raise bad()
@@ -290,7 +295,7 @@ def unknown_keys(schema: type, raw: Mapping[str, Any], path: str) -> list[str]:
         if key is None:
             out.append(where)
         elif dataclasses.is_dataclass(key.type) and isinstance(value, Mapping):
-            out.extend(unknown_keys(key.type, value, where))
+            out.extend(unknown_keys(cast(type, key.type), value, where))
     return out
 
 

@@ -19,7 +19,7 @@ import math
 import struct
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 WHITESPACE = b" \t\r\n"
 _GO_UNPRINTABLE = {0xA0, 0xAD}
@@ -193,9 +193,9 @@ class _Scanner:
             c = self._next_or_space()
             if not 0x30 <= c <= 0x39:
                 raise _invalid(c, "in numeric literal")
-        c = self._peek()
+        first = self._peek()
         self.i += 1
-        if c != 0x30:
+        if first != 0x30:
             self._digits()
         if self._peek() == 0x2E:
             self.i += 1
@@ -400,7 +400,7 @@ def go_resolve(text: str) -> Any:
     return text
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
     """YAML as go-yaml v2 reads it for ghodss/yaml: plain scalars resolved by go-yaml's
     rules (no timestamps, Go's number syntax), the rest as YAML says."""
 

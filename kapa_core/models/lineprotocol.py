@@ -30,7 +30,7 @@ import sys
 import time as _time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kapa_core.models.point import FieldValue, Point
 
@@ -723,7 +723,8 @@ def _fields(text: str) -> dict[str, FieldValue]:
 def _scan_time(line: str, i: int, scale: int, now_ns: int) -> int:
     """The optional timestamp after the fields (InfluxDB's ``scanTime`` and checks):
     blanks before it are skipped, only spaces may follow it."""
-    found = _TIME.match(line, i)
+    # Every part of the pattern is optional: it always matches.
+    found = cast("re.Match[str]", _TIME.match(line, i))
     i = found.end()
     if i < len(line) and line[i] not in " \n":
         raise _Bad("bad timestamp")

@@ -218,7 +218,8 @@ def _batch(value: Any) -> Batch | None:
 def decode_batches(text: str) -> list[Batch]:
     """The batches of one archive entry: JSON values one after another, each a batch;
     batches without points are left out, as Kapacitor's replay leaves them out."""
-    decoder, out, i = json.JSONDecoder(), [], 0
+    out: list[Batch] = []
+    decoder, i = json.JSONDecoder(), 0
     while True:
         while i < len(text) and text[i] in " \t\r\n":
             i += 1
