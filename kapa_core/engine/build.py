@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes import (
@@ -59,7 +60,7 @@ RUNTIMES: dict[type, type[Node]] = {
 
 
 #: Runtimes that also take the daemon's NodeContext.
-WITH_CONTEXT: dict[type, type[Node]] = {
+WITH_CONTEXT: dict[type, Callable[[Any, Logger, io.NodeContext], Node]] = {
     specs.KapacitorLoopbackSpec: io.LoopbackNode,
     specs.HTTPPostSpec: io.HTTPPostNode,
     specs.HTTPOutSpec: output.HTTPOutNode,
@@ -86,8 +87,8 @@ def build_nodes(pipeline: Pipeline, log: Logger,
         if runtime is None and with_context is None:
             raise TaskError(f"{spec.name}: {spec.kind} nodes cannot run yet in kapa-core")
         try:
-            node: Any = (with_context(spec, log, context) if with_context  # type: ignore[call-arg]
-                         else runtime(spec, log))
+            node: Any = (with_context(spec, log, context) if with_context
+                         else cast("type[Node]", runtime)(spec, log))
         except ValueError as exc:  # Kapacitor's words first, then which node
             raise TaskError(f"{exc} ({spec.name})") from None
         built[spec.id] = node

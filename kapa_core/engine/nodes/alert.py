@@ -11,7 +11,7 @@ fires, with the ``levelTag``/``idField``… annotations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kapa_core.alert import gojson
 from kapa_core.alert.event import (
@@ -26,7 +26,7 @@ from kapa_core.alert.event import (
 from kapa_core.alert.levels import Level
 from kapa_core.alert.topics import Inhibitor
 from kapa_core.engine.node import Node
-from kapa_core.gotemplate import GoTime, StringMap, TemplateError
+from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.gotemplate.htmlctx import JS
 from kapa_core.models.batch import Batch, BatchPoint, group_id
@@ -50,10 +50,10 @@ def _json_line(value: Any) -> str:
     return JS(gojson.dumps(value) + "\n")  # typed JavaScript, as Go's html.JS
 
 
-def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
+def compile_templates(spec: AlertSpec) -> tuple[Template, Template, Template]:
     """The id, message and details templates; a template that does not parse refuses
     the task's start with Go's message."""
-    out = []
+    out: list[Template] = []
     for what, text, html in (("id", spec.id_template, False),
                              ("message", spec.message_template, False),
                              ("details", spec.details_template, True)):
@@ -71,6 +71,12 @@ def compile_templates(spec: AlertSpec) -> tuple[Any, Any, Any]:
 ZERO_TIME = -62135596800 * 1_000_000_000
 MAX_DURATION = (1 << 63) - 1
 MIN_DURATION = -(1 << 63)
+
+
+class BoolExpression(Protocol):
+    """A level or reset expression of the script (a compiled lambda)."""
+
+    def eval_bool(self, t: int, fields: Any, tags: Any) -> bool: ...
 
 
 @dataclass
@@ -206,7 +212,7 @@ class _EventText:
                                                    self._details_data(message))
         return details
 
-    def _render(self, template: Any, what: str, data: Any = None) -> str:
+    def _render(self, template: Template, what: str, data: Any = None) -> str:
         # The default templates, which cannot fail, are rendered when a handler, the API
         # or persistence first reads the text; a failure is logged here (with the alert
         # id) rather than raised into them.
@@ -289,7 +295,7 @@ class AlertNode(Node):
         self.states.pop(group, None)
 
     # -- levels ----------------------------------------------------------------------------
-    def _match(self, level: int, expr: Any, t: int, fields: Any, tags: Any) -> bool:
+    def _match(self, level: int, expr: BoolExpression, t: int, fields: Any, tags: Any) -> bool:
         try:
             return expr.eval_bool(t, fields, tags)
         except Exception as exc:
@@ -335,9 +341,9 @@ class AlertNode(Node):
     def render_id(self, name: str, group: str, tags: dict[str, str]) -> str:
         cache = self._ids
         if cache is not None:
-            event_id = cache.get((name, group))
-            if event_id is not None:
-                return event_id
+            cached = cache.get((name, group))
+            if cached is not None:
+                return cached
         try:
             event_id = self.id_t.execute(IdInfo(Name=name, TaskName=self.task_id,
                                                 Group=group, Tags=StringMap(tags),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from kapa_core.engine.node import ERROR_LOG_BURST, Node
 from kapa_core.models.batch import (
@@ -489,8 +489,9 @@ class UnionNode(Node):
                     return  # a parent has sent nothing yet
                 if mark is None or source_mark < mark:
                     mark = source_mark
+            bound = cast(int, mark)  # every parent has a mark here
             for queued in sources:
-                while queued and queued[0][0] <= mark:
+                while queued and queued[0][0] <= bound:
                     _, message = queued.popleft()
                     emitted = True
                     if isinstance(message, Point):

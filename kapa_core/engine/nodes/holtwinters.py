@@ -18,6 +18,8 @@ evaluated, and the results depend on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 from kapa_core.tick.gomath import pow as go_pow
 
@@ -27,7 +29,7 @@ GUESSES = (0.3, 0.7)  # 0.3 up to (not including) 1.0 in steps of 0.4
 MAX_ITERATIONS = 1000
 
 
-def nelder_mead(objective, start: list[float], epsilon: float,
+def nelder_mead(objective: Callable[[list[float]], float], start: list[float], epsilon: float,
                 scale: float = 1.0) -> tuple[float, list[float]]:
     """Minimise ``objective`` from ``start``; returns (minimum, parameters)."""
     n = len(start)
@@ -135,7 +137,7 @@ class HoltWinters:
                         sse, found = nelder_mead(self._sse, params, EPSILON, 1.0)
                         if sse < best_sse or best is None:
                             best_sse, best = sse, found
-        forecasted = self._forecast(self.h, best)
+        forecasted = self._forecast(self.h, cast(list[float], best))
         if self.include_fit:
             first = points[0][0]
             return [(first + self.interval * i, v) for i, v in enumerate(forecasted)

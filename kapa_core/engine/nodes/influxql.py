@@ -198,16 +198,20 @@ def _first_better(c: Entry, p: Entry) -> bool:
     if c[0] != p[0]:
         return c[0] < p[0]
     if type(c[1]) is bool:
-        return not c[1] and p[1]
-    return c[1] > p[1]
+        better: bool = not c[1] and p[1]
+        return better
+    greater: bool = c[1] > p[1]
+    return greater
 
 
 def _last_better(c: Entry, p: Entry) -> bool:
     if c[0] != p[0]:
         return c[0] > p[0]
     if type(c[1]) is bool:
-        return c[1] and not p[1]
-    return c[1] > p[1]
+        better: bool = c[1] and not p[1]
+        return better
+    greater: bool = c[1] > p[1]
+    return greater
 
 
 def _min_better(c: Entry, p: Entry) -> bool:
@@ -231,7 +235,8 @@ def _percentile(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Res
 
 
 def _by_value(a: Entry, b: Entry) -> bool:
-    return a[1] < b[1]
+    less: bool = a[1] < b[1]
+    return less
 
 
 def _top_less(a: Entry, b: Entry) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import trio
@@ -134,7 +134,7 @@ class HTTPPostNode(Node):
         endpoint = ctx.httppost.get(spec.endpoint) if spec.endpoint else None
         if spec.endpoint and endpoint is None:
             raise StartRefused(f"endpoint '{spec.endpoint}' does not exist")
-        url = spec.urls[0] if spec.urls else endpoint.url
+        url = spec.urls[0] if spec.urls else cast(Any, endpoint).url
         try:
             self.url_template = _template(url)
         except ValueError as exc:

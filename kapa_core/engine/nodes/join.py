@@ -398,16 +398,16 @@ class JoinNode(Node):
             if count == 0:
                 continue
             fields: dict[str, Any] = {}
-            for i, bp in enumerate(row):
+            for i, member in enumerate(row):
                 prefix = prefixes[i]
-                if bp is None:
+                if member is None:
                     if self.fill is None:
                         break
                     value = None if self.fill == "null" else self.fill
                     for k in field_names or ():
                         fields[prefix + k] = value
                 else:
-                    for k, value in bp.fields.items():
+                    for k, value in member.fields.items():
                         fields[prefix + k] = value
             else:
                 points.append(BatchPoint(row_time, fields, dict(tags)))

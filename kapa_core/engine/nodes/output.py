@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kapa_core.engine.node import Node
 from kapa_core.models.batch import Batch, BatchPoint, group_id
@@ -66,7 +66,7 @@ class HTTPOutNode(Node):
         for group, data in list(self.latest.items()):
             row = rows.get(group)
             if row is None and data is not None:
-                row = rows[group] = self._row(data)
+                row = rows[group] = cast(dict[str, Any], self._row(data))
             series.append(row)
         # Kapacitor's list of series is null until a first group, then a list, even
         # once every group has been deleted.
@@ -145,7 +145,9 @@ class StatsNode(Node):
         are linked)."""
         children = self.watched.children
         if children and self.counter is None:
-            self.counter = children[0] = GroupCounts(children[0])
+            counter = GroupCounts(children[0])
+            children[0] = cast(Node, counter)  # stands in the child: the same methods
+            self.counter = counter
 
     async def run_io(self) -> None:
         import time as _time

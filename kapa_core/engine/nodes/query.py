@@ -203,6 +203,8 @@ class QueryNode(Node):
         # Kapacitor sends no database, so `FROM cpu` fails there; here the task's first
         # dbrp names it (what InfluxDB 2.x users write, as in its Kapacitor guide).
         dbrps = list(getattr(spec.pipeline, "dbrps", None) or [])
+        self.database: str
+        self.retention_policy: str
         self.database, self.retention_policy = dbrps[0] if dbrps else ("", "")
         self.by_name = spec.group_by_measurement
         self.query_errors = 0
