@@ -33,8 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import trio
-
 from kapa_core.plugin_api import (
     APIError,
     ConfigError,
@@ -45,7 +43,6 @@ from kapa_core.plugin_api import (
     HandlerKind,
     Level,
     Section,
-    ServiceContext,
     Template,
     TemplateError,
     enabled_config,
@@ -57,6 +54,8 @@ from kapa_core.plugin_api import (
     send,
     setting,
 )
+
+from .service_test_kit import SectionService, go_level, json_kind
 
 V2_ACCEPT = "application/vnd.pagerduty+json;version=2"
 V2_SEVERITY = {Level.INFO: "info", Level.WARNING: "warning", Level.CRITICAL: "critical"}
@@ -92,43 +91,13 @@ class PagerDuty2Config:
             require_url(self.url, "url")
 
 
-class PagerDutyService:
+class PagerDutyService(SectionService):
     """A PagerDuty section's service: its config plus, from the running daemon, the
     outgoing-URL check and the HTTP API URL Kapacitor sends as ``client_url``."""
-
-    def __init__(self, context: ServiceContext) -> None:
-        self.config = context.config
-        self._app = context.app
-
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trio.sleep_forever()
-
-    def check_outgoing(self, url: str) -> None:
-        check = getattr(self._app, "check_outgoing", None)
-        if check is not None:
-            check(url)
 
     @property
     def client_url(self) -> str:
         return api_url(self._app)
-
-
-#: Kapacitor's alert.Level reads a level by finding its text in this string: only the
-#: offsets of the four names are levels (so "" is OK and "RITICAL" is not a level).
-_LEVEL_TEXT = "OKINFOWARNINGCRITICAL"
-_LEVEL_AT = {0: Level.OK, 2: Level.INFO, 6: Level.WARNING, 13: Level.CRITICAL}
-
-
-def _json_kind(value: Any) -> str:
-    """How Go's encoding/json names the kind of a decoded JSON value."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "string"
 
 
 class PagerDuty1Service(PagerDutyService):
@@ -147,9 +116,9 @@ class PagerDuty1Service(PagerDutyService):
             if not isinstance(value, str):
                 go_type = "alert.Level" if key == "level" else "string"
                 raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
-                                    f"{_json_kind(value)} into Go struct field "
+                                    f"{json_kind(value)} into Go struct field "
                                     f"testOptions.{key} of type {go_type}")
-        level = _LEVEL_AT.get(_LEVEL_TEXT.find(values["level"]))
+        level = go_level(values["level"])
         if level is None:
             raise APIError(400, f"failed to decode JSON body:unknown alert level "
                                 f"'{values['level']}'")
