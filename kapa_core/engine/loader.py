@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]  # PyYAML ships no types
 
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService

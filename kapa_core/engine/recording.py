@@ -35,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -167,7 +167,7 @@ def answer_batches(results: list[list[Series]]) -> list[Batch]:
 def answer_points(dbrp: tuple[str, str], results: list[list[Series]]) -> list[Point]:
     """The points of a query's answer, as a stream: time after time, and at one time
     the series in the answer's order."""
-    out = []
+    out: list[Point] = []
     for series_list in results:
         keyed = []
         for index, series in enumerate(series_list):
@@ -578,7 +578,7 @@ class RecordingReplayRun(_FedRun):
                 # a large file is read off the event loop
                 points = await trio.to_thread.run_sync(lambda: list(read_stream(path)))
             except FileNotFoundError as exc:
-                raise ReplayFailed(f"data source open: open {path}: {exc.strerror.lower()}"
+                raise ReplayFailed(f"data source open: open {path}: {cast(str, exc.strerror).lower()}"
                                    ) from None
             except RecordingOpenError as exc:
                 raise ReplayFailed(f"data source open: {exc}") from None
@@ -589,7 +589,7 @@ class RecordingReplayRun(_FedRun):
             try:
                 sources = await trio.to_thread.run_sync(read_batches, path)
             except FileNotFoundError as exc:
-                raise ReplayFailed(f"data source open: open {path}: {exc.strerror.lower()}"
+                raise ReplayFailed(f"data source open: open {path}: {cast(str, exc.strerror).lower()}"
                                    ) from None
             except RecordingOpenError as exc:
                 raise ReplayFailed(f"data source open: {exc}") from None

@@ -541,6 +541,7 @@ class ReplayRun:
                     done = trio.Event()
                     drained.append((node, done))
                     nursery.start_soon(self._run_io, node, done)
+                failed: ReplayFailed | None
                 try:
                     await self._feed()
                 except ReplayFailed as exc:

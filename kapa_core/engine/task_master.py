@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 import trio.lowlevel
@@ -42,9 +42,12 @@ async def close_senders(drained: list[tuple[Node, trio.Event]]) -> None:
             await done.wait()
 
 
-def _first(group: BaseExceptionGroup) -> BaseException:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first(group: BaseExceptionGroup[_E]) -> _E:
     """The first exception of a (nested) exception group."""
-    exc: BaseException = group
+    exc: _E | BaseExceptionGroup[_E] = group
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
@@ -125,9 +128,9 @@ class RunningTask:
             except* TaskStopped as group:  # raised where no node could catch it
                 self._stopped(_first(group))
             except* Exception as group:  # one broken task must not stop the others
-                exc = _first(group)
+                first = _first(group)
                 if not self.error:
-                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.error = f"{type(first).__name__}: {first}"
                     self.log.error("task stopped with an error", err=self.error)
                     if self.on_stop is not None:
                         self.on_stop()

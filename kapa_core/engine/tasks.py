@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -22,6 +22,7 @@ from kapa_core.http.listing import GC_PAUSE_BYTES, gc_paused
 from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.storage import TASKS, Store
+from kapa_core.tick.ast import Dbrp
 from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
@@ -88,6 +89,7 @@ def parse_vars(raw: Any) -> dict[str, Var]:
         if not isinstance(spec, dict) or spec.get("type") not in VAR_TYPES:
             raise APIError(400, f"invalid var {name!r}: expected {{\"type\": one of "
                            f"{', '.join(VAR_TYPES)}, \"value\": ...}}")
+        value: Any
         kind, value = spec["type"], spec.get("value")
         try:
             if kind == "duration":
@@ -127,7 +129,8 @@ def json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "an object", list: "an array"}
+    return names.get(type(value), type(value).__name__)
 
 
 class TaskService:
@@ -265,7 +268,8 @@ class TaskService:
         kind = task_type_of(program)
         if kind not in ("stream", "batch"):
             raise APIError(400, "invalid task type: invalid")
-        implicit = [(s.database, s.retention_policy) for s in program.statements
+        implicit = [(cast(Dbrp, s).database, cast(Dbrp, s).retention_policy)
+                    for s in program.statements
                     if type(s).__name__ == "Dbrp"]
         explicit_raw = body.get("dbrps")
         explicit: list[tuple[str, str]] = []
