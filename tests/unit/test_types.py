@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Package directories (relative to the repository) that pass ``mypy --strict``.
-STRICT_PACKAGES = ("kapa_core/gotemplate",)
+STRICT_PACKAGES = ("kapa_core/gotemplate", "kapa_core/engine")
 
 #: What kapa_core.gotemplate, a library of its own, may import from the rest of kapa_core:
 #: TemplateError is a KapaError, so that code catching KapaError also catches it.
