@@ -148,9 +148,10 @@ class MetaAuthenticator:
             return None
         if entry.recalls(password):
             return entry.principal
-        if entry.hash and await trio.to_thread.run_sync(_bcrypt_matches, entry.hash, password):
-            entry.remember(password)
-            return entry.principal
+        if entry.hash:
+            if await trio.to_thread.run_sync(_bcrypt_matches, entry.hash, password):
+                entry.remember(password)
+                return entry.principal
         del self._cache[username]  # maybe changed in Enterprise: ask the meta node again
         return None
 

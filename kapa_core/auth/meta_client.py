@@ -26,7 +26,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -171,7 +171,7 @@ def _error_text(response: httpx.Response) -> str:
     except ValueError:
         return response.text.strip()[:200]
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+        return cast(str, body["error"])
     return response.text.strip()[:200]
 
 

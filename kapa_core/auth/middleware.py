@@ -151,7 +151,7 @@ class AuthMiddleware:
             if lookup is None:
                 continue
             try:
-                principal = await lookup(username)
+                principal: Principal | None = await lookup(username)
             except Exception as exc:
                 self.log.error("user lookup failed", authenticator=type(authenticator)
                                .__name__, user=username, err=str(exc))

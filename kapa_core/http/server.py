@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -223,7 +223,7 @@ class HTTPServer:
     # -- one connection ----------------------------------------------------------------
     async def _receive(self, io: trio.abc.Stream, h: h11.Connection) -> None:
         data = await io.receive_some(65536)
-        h.receive_data(data)
+        h.receive_data(cast(bytes, data))  # h11 appends it to a bytearray: either will do
 
     async def _next_event(self, io: trio.abc.Stream, h: h11.Connection) -> Any:
         while True:
@@ -341,7 +341,7 @@ class HTTPServer:
     async def _respond(self, request: Request) -> Response:
         if request.method == "OPTIONS":  # Kapacitor's CORS wrapper answers every OPTIONS
             return Response(200, [], b"")
-        chain = self.router.dispatch
+        chain: Callable[[Request], Awaitable[Response]] = self.router.dispatch
         for mw in reversed(self.middleware):
             chain = _bind(mw, chain)
         try:
@@ -395,8 +395,11 @@ class HTTPServer:
             headers, body = self._final_headers(request, response, close)
             return h11.Response(status_code=response.status,
                                 reason=_reason(response.status),
-                                headers=[(_canonical(k), _header_value(v))
-                                         for k, v in headers]), body
+                                # h11 takes str or bytes for names and values alike
+                                # (its annotation asks for one kind per list)
+                                headers=cast("list[tuple[bytes, bytes]]",
+                                             [(_canonical(k), _header_value(v))
+                                              for k, v in headers])), body
         except Exception:
             self.log.exception("cannot encode response", status=response.status,
                                request_id=request.request_id if request else None)

@@ -336,7 +336,7 @@ class TLSTransport(trio.abc.Stream):
                 return
             limit -= len(data)
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.inner.receive_some(max_bytes)
         if len(self.first) < self.keep:
             self.first += data[:self.keep - len(self.first)]

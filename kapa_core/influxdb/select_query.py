@@ -380,9 +380,9 @@ class SelectQuery:
                 raise QueryTextError(_found(text, tokens[end], ";"))
         for name in ("limit", "offset", "slimit", "soffset"):
             if name in clauses:
-                after = next((t for t in tokens if t.start >= clauses[name][1]), None)
-                if after is None or not after.text.isdigit():
-                    raise QueryTextError(_found(text, after, "integer"))
+                value = next((t for t in tokens if t.start >= clauses[name][1]), None)
+                if value is None or not value.text.isdigit():
+                    raise QueryTextError(_found(text, value, "integer"))
         self.own_fill = bounds.get("fill", "")
         self.tail = " ".join(bounds[name] if name in ("fill", "tz") else
                              f"{name.upper()}{' BY' if name == 'order' else ''} "

@@ -56,6 +56,7 @@ Log lines never show a token.
 
 from __future__ import annotations
 
+import builtins
 import time
 import weakref
 from collections.abc import Callable
@@ -425,7 +426,7 @@ class SubscriptionManager:
         """Drop every subscription called ``name``; returns how many were dropped."""
         async with self._lock:
             dropped = 0
-            tokens = []
+            tokens: builtins.list[str] = []
             for sub in await self.list():
                 if sub.name == name:
                     await self._drop(sub, "subscriptions of this name are no longer used")
@@ -450,7 +451,7 @@ class SubscriptionManager:
     # -- InfluxQL -----------------------------------------------------------------------
     async def list(self) -> list[Subscription]:
         """All subscriptions on the cluster (``SHOW SUBSCRIPTIONS``)."""
-        out = []
+        out: builtins.list[Subscription] = []
         for series in await self._series("SHOW SUBSCRIPTIONS"):
             columns = series.get("columns") or []
             for row in series.get("values") or []:
@@ -463,8 +464,9 @@ class SubscriptionManager:
                     if isinstance(destinations, list) else [str(destinations)]))
         return out
 
-    async def _candidates(self) -> list[tuple[str, str]]:
-        out = []
+    # ``list`` names the method above from here on in this class: hence ``builtins.list``.
+    async def _candidates(self) -> builtins.list[tuple[str, str]]:
+        out: builtins.list[tuple[str, str]] = []
         for series in await self._series("SHOW DATABASES"):
             for row in series.get("values") or []:
                 db = str(row[0])
@@ -497,7 +499,7 @@ class SubscriptionManager:
                       rp=sub.rp, name=sub.name,
                       destinations=",".join(map(shown, sub.destinations)), reason=reason)
 
-    async def _series(self, statement: str) -> list[dict[str, Any]]:
+    async def _series(self, statement: str) -> builtins.list[dict[str, Any]]:
         """Run one statement; its result's series, or SubscriptionError."""
         http = self.client.http
         if http is None:

@@ -52,7 +52,8 @@ class EmittedAtMost:
         value = f.get("emitted")
         if value is None:
             raise EvalError("missing value: emitted")
-        return value <= self.threshold
+        below: bool = value <= self.threshold
+        return below
 
 
 class AlertSpec(NodeSpec):
