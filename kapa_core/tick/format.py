@@ -78,7 +78,15 @@ def _node(node: ast.Node, indent: str) -> str:
             out.append(f"\n{comment}{step}{link.op}{call}")
         return "".join(out)
     if isinstance(node, ast.Call):
-        return node.name + _args(node.args, indent)
+        if len(node.args) != 1 or not isinstance(node.args[0], ast.Call):
+            return node.name + _args(node.args, indent)
+        names = []  # ``abs(abs(abs(x)))``: calls of one call, walked in a loop
+        while isinstance(node, ast.Call) and len(node.args) == 1 and isinstance(
+                node.args[0], ast.Call):
+            names.append(node.name + "(")
+            node = node.args[0]
+            indent += STEP
+        return "".join(names) + _node(node, indent) + ")" * len(names)
     if isinstance(node, ast.Identifier):
         return node.name
     if isinstance(node, ast.Number):

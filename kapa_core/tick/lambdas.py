@@ -224,8 +224,18 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
         return False
     if isinstance(node, ast.Reference | ast.Call):
         if isinstance(node, ast.Call):
-            for i, arg in enumerate(node.args):
-                _wrapped(f"Failed to handle {i + 1} argument: ", arg, scope)
+            depth = 0  # calls of one call (``abs(abs(x))``) in a loop
+            while len(node.args) == 1 and isinstance(node.args[0], ast.Call):
+                depth += 1
+                node = node.args[0]
+            try:
+                for i, arg in enumerate(node.args):
+                    _wrapped(f"Failed to handle {i + 1} argument: ", arg, scope)
+            except _StaticError as exc:
+                if not depth:
+                    raise
+                raise _StaticError("Failed to handle 1 argument: " * depth
+                                   + str(exc)) from None
         return True
     if isinstance(node, ast.Identifier):
         value = scope.get(node.name)
@@ -387,6 +397,28 @@ def binary(op: str, a: Any, b: Any) -> Any:
 #: (``_Compiler._chain``); shorter expressions keep one closure per operator, the fastest.
 LONG_CHAIN = 32
 _AND, _OR, _COMPARE, _MATH, _OTHER = range(5)
+
+
+#: Calls of one call nested at least this deep are compiled into one loop.
+NESTED_CALLS_LOOP = 32
+
+
+def _plain_call(node: ast.Node, functions: Mapping[str, Any]) -> bool:
+    """A call of one argument to a function of the library (not ``if``, ``isPresent``
+    or a handler's own function), compiled as ``fn(arg)``."""
+    return (isinstance(node, ast.Call) and len(node.args) == 1 and node.name in NAMES
+            and node.name not in functions and node.name not in ("if", "isPresent"))
+
+
+def _nested_calls(node: ast.Call, functions: Mapping[str, Any]) -> int:
+    """How many plain calls of one call are nested from ``node`` (up to the loop's
+    threshold)."""
+    depth = 0
+    while depth < NESTED_CALLS_LOOP and _plain_call(node, functions) and isinstance(
+            node.args[0], ast.Call):
+        depth += 1
+        node = node.args[0]
+    return depth
 
 
 def _failing(message: str) -> Fn:
@@ -739,6 +771,8 @@ class _Compiler:
             return lambda t, f, g: extra()
         if name not in NAMES:  # an error of each point, as in Kapacitor
             return _failing(f"undefined function: {json.dumps(name)}")
+        if _nested_calls(node, self.functions) >= NESTED_CALLS_LOOP:
+            return self._nested(node)
         args = [self.compile(a) for a in node.args]
         if name == "isPresent":
             if len(node.args) != 1 or not isinstance(node.args[0], ast.Reference):
@@ -782,6 +816,29 @@ class _Compiler:
                 raise EvalError(f"{name}: missing value")
             return fn(*values)
         return call
+
+    def _nested(self, node: ast.Call) -> Fn:
+        """``abs(abs(abs(...(x))))``, deeper than NESTED_CALLS_LOOP: one closure applies
+        the functions in a loop, innermost first, as the nested closures would (the
+        compiler and the points' evaluation would otherwise recurse once per call)."""
+        levels: list[tuple[str, Callable[..., Any]]] = []
+        while _plain_call(node, self.functions) and isinstance(node.args[0], ast.Call):
+            name = node.name
+            if name in STATEFUL:
+                self.stateful = True
+            levels.append((name, STATEFUL[name]() if name in STATEFUL else STATELESS[name]))
+            node = node.args[0]
+        levels.reverse()
+        inner = self.compile(node)
+
+        def nested(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            v = inner(t, f, g)
+            for name, fn in levels:
+                if v is MISSING:
+                    raise EvalError(f"{name}: missing value")
+                v = fn(v)
+            return v
+        return nested
 
     def c_Lambda(self, node: ast.Lambda) -> Fn:
         return self.compile(node.expr)

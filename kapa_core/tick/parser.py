@@ -391,9 +391,37 @@ class Parser:
         raise AssertionError("unreachable")
 
     def lambda_function(self) -> ast.Call:
-        name = self.expect(T.IDENT)
-        self.expect(T.LPAREN)
-        args: list[ast.Node] = []
+        """``f(a, b)`` in a lambda. A call whose first argument is a call
+        (``abs(abs(abs(x)))``) is descended in a loop, not recursively: Kapacitor takes
+        a hundred thousand of them. Each level then reads the rest of its arguments."""
+        open_calls: list[tuple[Token, list[ast.Node]]] = []
+        tokens = self.tokens
+        while True:
+            name = self.expect(T.IDENT)
+            self.expect(T.LPAREN)
+            nxt = self.pos + 1
+            if (self.peek().type is T.IDENT and nxt <= self.last
+                    and tokens[nxt].type is T.LPAREN):
+                open_calls.append((name, []))
+                continue
+            call = self._call_rest(name, [])
+            break
+        while open_calls:
+            name, args = open_calls.pop()
+            arg: ast.Node = call
+            if self._operator(self.peek()) is not None:
+                arg = self.precedence(arg, 0)
+            args.append(arg)
+            if self.next().type is T.COMMA:
+                call = self._call_rest(name, args)
+            else:
+                self.backup()
+                self.expect(T.RPAREN)
+                call = ast.Call(name.line, name.col, name.text, args)
+        return call
+
+    def _call_rest(self, name: Token, args: list[ast.Node]) -> ast.Call:
+        """The arguments of a call after its ``(`` (or after a comma) and its ``)``."""
         while self.peek().type is not T.RPAREN:
             arg = self.primary()
             if self._operator(self.peek()) is not None:

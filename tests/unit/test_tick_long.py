@@ -151,12 +151,13 @@ def test_long_var_expressions_are_folded():
 
 
 @pytest.mark.parametrize("lam", [
-    "abs(" * 3000 + '"v"' + ")" * 3000 + " > 0",
+    "abs(" * 3000 + '"v"' + " + 1)" * 3000 + " > 0",
     '"v" > 0 OR (' * 3000 + "TRUE" + ")" * 3000,
 ])
 def test_deep_nesting_is_refused_with_an_error_not_a_crash(lam):
-    """Nesting on the right (calls in calls, parentheses after an operator) still
-    recurses: past the limit it is refused with a TickError, never a RecursionError."""
+    """Nesting on the right (parentheses after an operator, calls of an operator
+    expression) still recurses: past the limit it is refused with a TickError, never a
+    RecursionError."""
     with pytest.raises(TickError, match="nested too deeply"):
         evaluate(_script(lam), "stream")
 
@@ -175,7 +176,8 @@ def test_match_expression_nested_too_deeply_is_refused():
     from kapa_core.alert.match import compile_match
 
     with pytest.raises(ValueError, match="nested too deeply"):
-        compile_match("abs(" * 2000 + "level()" + ")" * 2000 + " > 1")
+        compile_match("abs(" * 2000 + "level()" + " + 1)" * 2000 + " > 1")
+    assert compile_match("abs(" * 2000 + "level()" + ")" * 2000 + " > 1") is not None
     match = compile_match(" OR ".join(f"level() == {i % 4}" for i in range(3000)))
     assert match is not None
 
@@ -188,3 +190,72 @@ def test_recursion_while_evaluating_is_an_error_of_the_point():
     compiled._fn = deep
     with pytest.raises(EvalError, match="nested too deeply"):
         compiled.eval(0, {"v": 1}, {})
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+def test_nested_calls_parse_format_and_evaluate(depth):
+    """``abs(abs(...))`` as deep as Kapacitor 1.5.7 takes it (the case
+    lang/long_nested_calls_1000 has its answer at 1,000)."""
+    lam = "abs(" * depth + '"v"' + ")" * depth
+    script = _script(lam + " > 1")
+    program = parse(script)
+    assert format_program(program) == script
+    assert evaluate(script, "stream", program=program) is not None
+    node = _lambda(lam)
+    assert static_error(node.expr, {}) == ""
+    compiled = compile_lambda(node)
+    assert compiled.eval(0, {"v": -3.5}, {}) == 3.5
+    with pytest.raises(EvalError, match="abs: missing value"):
+        compiled.eval(0, {}, {})
+    mixed = compile_lambda(_lambda("float(int(abs(" * (depth // 3) + '"v"'
+                                   + ")))" * (depth // 3)))
+    assert mixed.eval(0, {"v": -2.7}, {}) == 2.0
+    typed = "abs(" * depth + "'a' > 1" + ")" * depth
+    assert static_error(_lambda(typed).expr, {}) == (
+        "Failed to handle 1 argument: " * depth + "mismatched type to binary operator. "
+        "got string > int. see bool(), int(), float(), string(), duration()")
+
+
+_CALLS = ["abs", "float", "int", "string", "bool", "sqrt", "floor", "count", "sigma",
+          "isPresent", "if", "nope", "min", "strLength"]
+_INNER = ['"i"', '"f"', '"s"', '"b"', '"missing"', "-2", "2.5", "'x'", "TRUE", "'a' > 1",
+          '"i" + 1', "count()"]
+
+
+def _random_calls(rng: random.Random, depth: int) -> str:
+    expr = rng.choice(_INNER)
+    for _ in range(depth):
+        name = rng.choice(_CALLS)
+        if name == "if":
+            expr = f"if(TRUE, {expr}, {expr})"
+        elif name == "min" and rng.random() < 0.5:
+            expr = f"{name}({expr}, 1)"
+        else:
+            expr = f"{name}({expr})"
+    return expr
+
+
+def test_nested_calls_loop_gives_what_nested_closures_give(monkeypatch):
+    """Random nests of every kind of call (stateless, stateful, special, undefined, of
+    several arguments) over points of every field type: the loop's values, errors,
+    static errors and formatting are the nested closures' ones."""
+    rng = random.Random(1972)
+    points = [({"i": 3, "f": 0.5, "b": True, "s": "4"}, {}),
+              ({"i": -7, "f": -2.0, "b": False, "s": ""}, {}),
+              ({"i": 7}, {"s": "tag"})]
+    for _ in range(300):
+        expr = _random_calls(rng, rng.randrange(1, 60))
+        node = _lambda(expr)
+        assert format_script("var x = lambda: " + expr + "\n") == (
+            "var x = lambda: " + expr + "\n")
+        with monkeypatch.context() as patch:
+            patch.setattr(lambdas, "NESTED_CALLS_LOOP", 1)
+            looped = compile_lambda(node).copy_reset()
+        with monkeypatch.context() as patch:
+            patch.setattr(lambdas, "NESTED_CALLS_LOOP", 10**9)
+            nested = compile_lambda(node).copy_reset()
+        assert looped.static_error == nested.static_error, expr
+        assert looped.references == nested.references, expr
+        for _ in range(2):  # stateful functions keep their state between points
+            for fields, tags in points:
+                assert _outcome(looped, fields, tags) == _outcome(nested, fields, tags), expr
