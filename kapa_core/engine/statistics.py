@@ -62,12 +62,16 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from kapa_core.models.duration import format_go
+
+if TYPE_CHECKING:
+    from kapa_core.engine.task_master import RunningTask
 
 #: The ``task_master`` tag of ``ingress`` and the task of the task master's own edges.
 TASK_MASTER = "main"
@@ -88,12 +92,57 @@ class Statistic:
 
 
 # -- the daemon's parts ---------------------------------------------------------------
-def _service(app: Any, name: str) -> Any:
+class _RootSection(Protocol):
+    @property
+    def hostname(self) -> str: ...
+
+
+class _Config(Protocol):
+    @property
+    def root(self) -> _RootSection: ...
+
+
+class _Stream(Protocol):
+    @property
+    def points_received(self) -> int: ...
+
+    def ingress(self) -> Iterable[tuple[tuple[str, str, str], int]]: ...
+
+
+class _TaskMaster(Protocol):
+    @property
+    def tasks(self) -> Mapping[str, RunningTask]: ...
+
+
+class Daemon(Protocol):
+    """What the statistics read of the running daemon. Its optional parts are looked
+    up by name: ``service(name)`` (the ``influxdb`` and ``stats`` services), ``alerts``
+    (the topics) and ``blacklist`` (the CIDR deny list)."""
+
+    @property
+    def config(self) -> _Config: ...
+    @property
+    def cluster_id(self) -> str: ...
+    @property
+    def server_id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def stream(self) -> _Stream: ...
+    @property
+    def task_master(self) -> _TaskMaster: ...
+
+    def num_tasks(self) -> int: ...
+
+    def num_enabled_tasks(self) -> int: ...
+
+
+def _service(app: Daemon, name: str) -> Any:
     lookup = getattr(app, "service", None)
     return lookup(name) if callable(lookup) else None
 
 
-def num_subscriptions(app: Any) -> int:
+def num_subscriptions(app: Daemon) -> int:
     """Subscriptions the InfluxDB service holds: its ``num_subscriptions`` (method or
     number), else the sum of ``num_subscriptions`` over its per-cluster
     ``subscriptions`` managers; 0 without an InfluxDB service."""
@@ -109,7 +158,7 @@ def num_subscriptions(app: Any) -> int:
     return 0
 
 
-def stats_points_written(app: Any) -> int | None:
+def stats_points_written(app: Daemon) -> int | None:
     """Points the stats service wrote into the stream; None when it is not writing."""
     service = _service(app, "stats")
     if service is None or not getattr(service, "enabled", False):
@@ -117,7 +166,7 @@ def stats_points_written(app: Any) -> int | None:
     return int(service.points_written)
 
 
-def global_values(app: Any) -> dict[str, Number]:
+def global_values(app: Daemon) -> dict[str, Number]:
     """The ``kapacitor`` statistic: what Kapacitor publishes as top-level numbers."""
     return {"num_enabled_tasks": app.num_enabled_tasks(),
             "num_subscriptions": num_subscriptions(app),
@@ -131,7 +180,7 @@ def _numbers(values: dict[str, Any]) -> dict[str, Number]:
             if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def collect(app: Any) -> list[Statistic]:
+def collect(app: Daemon) -> list[Statistic]:
     """Every per-entity statistic (the ``kapacitor`` map of ``/debug/vars``)."""
     common = {"host": app.config.root.hostname, "cluster_id": app.cluster_id,
               "server_id": app.server_id}
@@ -164,7 +213,7 @@ def _edge(task: str, parent: str, child: str, edge_type: str, count: int,
                      {"collected": count, "emitted": count})
 
 
-def _task_master_edges(app: Any, common: dict[str, str]) -> list[Statistic]:
+def _task_master_edges(app: Daemon, common: dict[str, str]) -> list[Statistic]:
     task = f"task_master:{TASK_MASTER}"
     stats_written = stats_points_written(app)
     total = app.stream.points_received
@@ -175,7 +224,7 @@ def _task_master_edges(app: Any, common: dict[str, str]) -> list[Statistic]:
     return out
 
 
-def task_statistics(task_id: str, running: Any, common: dict[str, str]) -> list[Statistic]:
+def task_statistics(task_id: str, running: RunningTask, common: dict[str, str]) -> list[Statistic]:
     """``nodes`` and ``edges`` of one running task."""
     task_type = running.pipeline.task_type
     out: list[Statistic] = []
@@ -268,7 +317,7 @@ def runtime_values() -> dict[str, Number]:
 
 
 # -- the two views ----------------------------------------------------------------------
-def stream_statistics(app: Any) -> list[Statistic]:
+def stream_statistics(app: Daemon) -> list[Statistic]:
     """What the stats service writes: ``kapacitor``, every per-entity statistic with at
     least one value, then ``runtime`` (Kapacitor's order)."""
     data = [Statistic("kapacitor", "kapacitor", {}, global_values(app))]
@@ -286,7 +335,7 @@ def _expvar_values(stat: Statistic) -> dict[str, Any]:
     return {**stat.values, "avg_exec_time_ns": format_go(int(stat.values["avg_exec_time_ns"]))}
 
 
-def debug_vars(app: Any) -> dict[str, Any]:
+def debug_vars(app: Daemon) -> dict[str, Any]:
     """``/kapacitor/v1/debug/vars``: Kapacitor's published expvars, keys in Go's sorted
     order; ``pid`` is kapa-core's addition."""
     return {

@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from kapa_core.engine.statistics import GC_PAUSES, stream_statistics
+from kapa_core.engine.statistics import GC_PAUSES, Daemon, stream_statistics
 from kapa_core.models.duration import format_go
 from kapa_core.models.point import Point
 from kapa_core.services import ServiceContext
@@ -43,7 +43,7 @@ class StatsService:
         self.interval_ns = int(config.stats_interval)
         self.database: str = config.database
         self.retention_policy: str = config.retention_policy
-        self.app = context.app
+        self.app: Daemon = context.app
         self.write = context.write_points
         self.log = context.logger
         self.points_written = 0
