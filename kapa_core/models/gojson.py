@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 #: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
@@ -29,6 +30,21 @@ _ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r")
                  ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 _SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_GO_SPECIAL_FLOATS = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
+
+
+def plain_float(value: float) -> str:
+    """Go's ``strconv.FormatFloat(value, 'f', -1, 64)``: the shortest digits that read
+    back as ``value``, in plain decimal notation (``2``, ``0.00000015``, ``-0``,
+    ``NaN``, ``+Inf``)."""
+    text = repr(value)
+    if "e" in text:
+        return format(Decimal(text), "f")
+    if text.endswith(".0"):
+        return text[:-2]
+    return _GO_SPECIAL_FLOATS.get(text, text)
 
 
 def string(text: str) -> str:

@@ -31,12 +31,12 @@ import io
 import json
 import zipfile
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint, format_time, group_id
+from kapa_core.models.gojson import plain_float
 from kapa_core.models.lineprotocol import parse
 from kapa_core.models.point import Point
 
@@ -64,16 +64,6 @@ def _escape(text: str, specials: str) -> str:
     return text
 
 
-def go_float(value: float) -> str:
-    """A float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` writes it."""
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = format(Decimal(text), "f")
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text
-
-
 def _field(value: Any) -> str:
     if value is True:
         return "true"
@@ -82,7 +72,7 @@ def _field(value: Any) -> str:
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):
-        return go_float(value)
+        return plain_float(value)
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 

@@ -7,7 +7,6 @@ state lives as long as the node that owns the lambda.
 
 from __future__ import annotations
 
-import decimal
 import math
 import random
 import re
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kapa_core.models.duration import Duration
+from kapa_core.models.gojson import plain_float
 from kapa_core.tick import gomath, gostrings
 from kapa_core.tick.regex import is_regex
 from kapa_core.tick.values import MISSING, Time, type_name
@@ -150,17 +150,7 @@ def fn_string(*args: Any) -> str:
     raise EvalError(f"string: cannot convert {type_name(v)} to a string")
 
 
-def _go_float(v: float) -> str:
-    """Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that read back as
-    v, written without an exponent (``-0`` keeps its sign)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    text = format(decimal.Decimal(repr(v)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+_go_float = plain_float  # Go's strconv.FormatFloat(v, 'f', -1, 64)
 
 
 _DURATION_UNITS = ((7 * 24 * 3600 * 10**9, "w"), (24 * 3600 * 10**9, "d"),

@@ -10,6 +10,7 @@ import zipfile
 import pytest
 
 from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.gojson import plain_float
 from kapa_core.models.point import Point
 from kapa_core.models.recordfile import (
     RecordingFileError,
@@ -17,7 +18,6 @@ from kapa_core.models.recordfile import (
     batch_json,
     batches_archive,
     decode_batches,
-    go_float,
     point_line,
     read_batches,
     read_stream,
@@ -33,7 +33,7 @@ S = 1_000_000_000
     (2.5e-5, "0.000025"), (1.7976931348623157e308, "17976931348623157" + "0" * 292),
 ])
 def test_floats_are_written_in_full_as_go_formats_them(value, text) -> None:
-    assert go_float(value) == text
+    assert plain_float(value) == text
 
 
 def test_point_lines_sort_tags_and_fields_and_escape() -> None:

@@ -29,6 +29,7 @@ from kapa_core.engine.node import Node
 from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.gotemplate.htmlctx import JS
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
@@ -227,7 +228,7 @@ class _EventText:
 class AlertNode(Node):
     spec: AlertSpec
 
-    def __init__(self, spec: AlertSpec, log: Any, ctx: Any) -> None:
+    def __init__(self, spec: AlertSpec, log: Logger, ctx: Any) -> None:
         super().__init__(spec, log)
         self.alerts = ctx.alerts
         if self.alerts is None:

@@ -36,6 +36,7 @@ from kapa_core.cloud import (
 )
 from kapa_core.cloud import go_quote as _go_quote
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
 from kapa_core.pipeline.autoscale import (
@@ -88,7 +89,7 @@ class _State:
 
 
 class AutoscaleNode(Node):
-    def __init__(self, spec: AutoscaleSpec, log: Any, ctx: Any) -> None:
+    def __init__(self, spec: AutoscaleSpec, log: Logger, ctx: Any) -> None:
         super().__init__(spec, log)
         from kapa_core.engine.tasks import StartRefused
 

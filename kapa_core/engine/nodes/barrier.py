@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
 
@@ -33,7 +34,7 @@ class _GroupState:
 
 
 class BarrierNode(Node):
-    def __init__(self, spec: Any, log: Any) -> None:
+    def __init__(self, spec: Any, log: Logger) -> None:
         super().__init__(spec, log)
         self.idle = int(spec.idle)
         self.period = int(spec.period)

@@ -3,12 +3,11 @@ shift, sample, default, delete, log, union (the computing ones are in transform.
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from decimal import Decimal
 from typing import Any, cast
 
 from kapa_core.engine.node import ERROR_LOG_BURST, Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import (
     Batch,
     BatchPoint,
@@ -17,6 +16,7 @@ from kapa_core.models.batch import (
     go_truncate,
     group_id,
 )
+from kapa_core.models.gojson import plain_float
 from kapa_core.models.point import Point
 from kapa_core.pipeline import nodes as specs
 from kapa_core.pipeline.base import STAR
@@ -43,7 +43,7 @@ def _by_name(group: str, dims: tuple[str, ...]) -> bool:
 class FromNode(Node):
     spec: specs.FromSpec
 
-    def __init__(self, spec: specs.FromSpec, log: Any) -> None:
+    def __init__(self, spec: specs.FromSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.db = spec.database
         self.rp = spec.retention_policy
@@ -86,7 +86,7 @@ class WhereNode(Node):
     of the lambda (count(), sigma()... count per group), and a point the lambda cannot
     be evaluated on is dropped, counted as an error of the node and logged."""
 
-    def __init__(self, spec: specs.WhereSpec, log: Any) -> None:
+    def __init__(self, spec: specs.WhereSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.expr = spec.expr
         self.group_exprs: dict[str, Any] = {}
@@ -129,7 +129,7 @@ class GroupByNode(Node):
     per new group; as in Kapacitor, those are held until a batch of another time (or a
     barrier of another time) arrives, then sent, their points sorted by time."""
 
-    def __init__(self, spec: specs.GroupBySpec, log: Any) -> None:
+    def __init__(self, spec: specs.GroupBySpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.group_by = spec.dims
         self.excludes = spec.excludes
@@ -189,7 +189,7 @@ def _time_of(bp: BatchPoint) -> int:
 
 
 class ShiftNode(Node):
-    def __init__(self, spec: specs.ShiftSpec, log: Any) -> None:
+    def __init__(self, spec: specs.ShiftSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.shift = int(spec.shift)
         if not self.shift:
@@ -212,7 +212,7 @@ class SampleNode(Node):
     the duration (counted from Go's zero time). A batch is sampled point by point, its
     count starting over at each batch; the batch goes on, empty or not."""
 
-    def __init__(self, spec: specs.SampleSpec, log: Any) -> None:
+    def __init__(self, spec: specs.SampleSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.count = spec.count
         self.duration = int(spec.duration)
@@ -260,7 +260,7 @@ class DefaultNode(Node):
     batch, the tags are set on the batch too, so the batch's group gains them (as in
     Kapacitor)."""
 
-    def __init__(self, spec: specs.DefaultSpec, log: Any) -> None:
+    def __init__(self, spec: specs.DefaultSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.fields = dict(spec.fields)
         self.tags = dict(spec.tags)
@@ -308,7 +308,7 @@ class DeleteNode(Node):
     """Deletes fields and tags. A point grouped by a deleted tag is regrouped without it;
     a batch loses the tag from its own tags, and so from its group."""
 
-    def __init__(self, spec: specs.DeleteSpec, log: Any) -> None:
+    def __init__(self, spec: specs.DeleteSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.fields = set(spec.fields)
         self.tags = set(spec.tags)
@@ -353,10 +353,7 @@ class DeleteNode(Node):
 def _log_value(value: Any) -> Any:
     """A field value as Kapacitor's log writes it (floats in plain notation)."""
     if type(value) is float:
-        if not math.isfinite(value):
-            return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
-        text = format(Decimal(repr(value)), "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
+        return plain_float(value)
     if value is True:
         return "true"
     if value is False:
@@ -370,7 +367,7 @@ class LogNode(Node):
     batch``, one ``batch point`` each and ``end batch`` for a batch. ``DEBUG`` and
     ``ERROR`` log at those levels, any other level at info, as in Kapacitor."""
 
-    def __init__(self, spec: specs.LogSpec, log: Any) -> None:
+    def __init__(self, spec: specs.LogSpec, log: Logger) -> None:
         super().__init__(spec, log)
         level = spec.level.upper()
         self.write = (self.log.debug if level == "DEBUG" else
@@ -449,7 +446,7 @@ class UnionNode(Node):
     queued, and a message goes on once no parent can still send an older one (every
     parent has sent something, and it is not later than the oldest each one is at)."""
 
-    def __init__(self, spec: specs.UnionSpec, log: Any) -> None:
+    def __init__(self, spec: specs.UnionSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.rename = spec.rename
         wants = spec.parents[0].edge_out()  # the node union() is called on, as Kapacitor

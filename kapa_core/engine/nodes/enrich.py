@@ -9,15 +9,16 @@ import math
 import os
 import re
 import stat
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from kapa_core import gotemplate
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models import govalues
 from kapa_core.models.batch import Batch, BatchPoint, group_id
+from kapa_core.models.gojson import plain_float
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import FlattenSpec, SideloadSpec
 
@@ -62,7 +63,7 @@ class FlattenNode(Node):
     before the missing one stay at the start of the next point's names.
     """
 
-    def __init__(self, spec: FlattenSpec, log: Any) -> None:
+    def __init__(self, spec: FlattenSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.on = tuple(spec.on_dims)
         self.delimiter = spec.delimiter
@@ -166,20 +167,6 @@ def _from_file(value: Any) -> Any:
     return value
 
 
-def _go_float_f(x: float) -> str:
-    """Go's ``strconv.FormatFloat(x, 'f', -1, 64)``."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    text = repr(x)
-    if "e" in text or "E" in text:
-        text = format(Decimal(text), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" and x == 0 and math.copysign(1, x) > 0 else text
-
-
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
              "0": False, "f": False, "F": False, "FALSE": False, "false": False,
@@ -223,7 +210,7 @@ def _convert(src: Any, default: Any) -> Any:
         if st is int:
             return str(src)
         if st is float:
-            return _go_float_f(src)
+            return plain_float(src)
         if st is str:
             return src
     return _NO_CONVERSION
@@ -359,7 +346,7 @@ class SideloadNode(Node):
     templates over the point's tags), the first file having the key winning; a missing
     key, or a value that does not convert to the default's type, gives the default."""
 
-    def __init__(self, spec: SideloadSpec, log: Any) -> None:
+    def __init__(self, spec: SideloadSpec, log: Logger) -> None:
         super().__init__(spec, log)
         from kapa_core.engine.tasks import StartRefused
 
@@ -470,7 +457,7 @@ class CombineNode(Node):
     moves; kapa-core buffers that point as any other.
     """
 
-    def __init__(self, spec: Any, log: Any) -> None:
+    def __init__(self, spec: Any, log: Logger) -> None:
         super().__init__(spec, log)
         self.exprs = spec.exprs
         self.names = spec.names

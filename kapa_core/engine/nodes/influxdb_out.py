@@ -46,7 +46,6 @@ failed request), ``points_dropped`` and ``points_buffered``.
 from __future__ import annotations
 
 from collections import deque
-from decimal import Decimal
 from math import isfinite
 from typing import Any
 
@@ -55,7 +54,9 @@ import trio
 from kapa_core.engine.node import Node
 from kapa_core.influxdb import write as influx_write
 from kapa_core.influxdb.config import default_cluster
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch
+from kapa_core.models.gojson import plain_float
 from kapa_core.models.lineprotocol import precision_scale
 from kapa_core.models.point import Point, format_field
 from kapa_core.pipeline.influxdb_out import PRECISIONS, InfluxDBOutSpec
@@ -80,15 +81,6 @@ def _scaled(t: int, scale: int) -> int:
     if scale == 1:
         return t
     return t // scale if t >= 0 else -(-t // scale)
-
-
-def line_float(value: float) -> str:
-    """A finite float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` writes it: the
-    shortest digits that read back the same, in plain decimal notation."""
-    text = repr(value)
-    if "e" not in text:
-        return text[:-2] if text.endswith(".0") else text
-    return format(Decimal(text), "f")
 
 
 #: Units of a Go duration: the precisions Kapacitor's client can write with (it checks
@@ -157,7 +149,7 @@ class LineFormatter:
             kind = type(v)
             if kind is float:
                 if isfinite(v):
-                    parts.append(f"{key}={line_float(v)}")
+                    parts.append(f"{key}={plain_float(v)}")
             elif kind is int:
                 parts.append(f"{key}={v}i")
             elif v is not None:
@@ -169,7 +161,7 @@ class LineFormatter:
 
 
 class InfluxDBOutNode(Node):
-    def __init__(self, spec: InfluxDBOutSpec, log: Any, ctx: Any) -> None:
+    def __init__(self, spec: InfluxDBOutSpec, log: Logger, ctx: Any) -> None:
         super().__init__(spec, log)
         self.spec_ = spec
         self.ctx = ctx

@@ -28,6 +28,7 @@ from typing import Any
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.gosort import go_sort, heap_pop_n
 from kapa_core.engine.nodes.holtwinters import HoltWinters
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.base import Edge
@@ -431,7 +432,7 @@ class _Pending:
 class InfluxQLNode(Node):
     spec: InfluxQLSpec
 
-    def __init__(self, spec: InfluxQLSpec, log: Any) -> None:
+    def __init__(self, spec: InfluxQLSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.method = spec.method
         self.field = spec.field

@@ -18,6 +18,7 @@ from kapa_core.alert.event import GoStruct
 from kapa_core.alert.gojson import dumps
 from kapa_core.engine.node import Node
 from kapa_core.gotemplate import GoTime, StringMap, TemplateError, parse
+from kapa_core.logs import Logger
 from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
@@ -51,7 +52,7 @@ class LoopbackNode(Node):
     ``.tag()`` values; a batch's points keep the batch's name (Kapacitor ignores
     ``.measurement()`` for batches) and take the tags."""
 
-    def __init__(self, spec: KapacitorLoopbackSpec, log: Any, ctx: NodeContext) -> None:
+    def __init__(self, spec: KapacitorLoopbackSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.db = spec.database
         self.rp = spec.retention_policy
@@ -125,7 +126,7 @@ class HTTPPostNode(Node):
     ``[[httppost]]`` endpoint's) is a Go template executed with the row, and an endpoint's
     ``row-template`` (or ``row-template-file``) writes the body instead of the JSON."""
 
-    def __init__(self, spec: HTTPPostSpec, log: Any, ctx: NodeContext) -> None:
+    def __init__(self, spec: HTTPPostSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.spec_ = spec
         self.ctx = ctx

@@ -36,6 +36,7 @@ import heapq
 from typing import Any
 
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.base import Edge
@@ -169,7 +170,7 @@ class _Group:
 
 
 class JoinNode(Node):
-    def __init__(self, spec: JoinSpec, log: Any) -> None:
+    def __init__(self, spec: JoinSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.parents = len(spec.parents)
         self.on = tuple(spec.on_dims)

@@ -50,6 +50,7 @@ from kapa_core.influxdb.client import ConnectionFailed
 from kapa_core.influxdb.config import default_cluster
 from kapa_core.influxdb.query import QueryFailed, Series, run_query
 from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, go_truncate, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.query import QuerySpec
@@ -188,7 +189,7 @@ def check_dbrps(select: SelectQuery, dbrps: Any) -> None:
 class QueryNode(Node):
     spec: QuerySpec
 
-    def __init__(self, spec: QuerySpec, log: Any, ctx: NodeContext) -> None:
+    def __init__(self, spec: QuerySpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.ctx = ctx
         self.select = check(spec)

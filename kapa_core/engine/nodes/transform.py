@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline import nodes as specs
@@ -20,7 +21,7 @@ class EvalNode(Node):
     be strings; ``.keep()`` keeps every field and every result (tag results too), and
     ``.keep('a', ...)`` the listed results or fields; any error drops the point."""
 
-    def __init__(self, spec: specs.EvalSpec, log: Any) -> None:
+    def __init__(self, spec: specs.EvalSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.names = list(spec.as_names)
         self.exprs = list(spec.exprs)
@@ -140,7 +141,7 @@ class DerivativeNode(Node):
     point is not kept; an elapsed time of 0 is an error; ``.nonNegative()`` drops a
     negative difference."""
 
-    def __init__(self, spec: specs.DerivativeSpec, log: Any) -> None:
+    def __init__(self, spec: specs.DerivativeSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.field = spec.field
         self.unit = float(int(spec.unit))
@@ -208,7 +209,7 @@ class ChangeDetectNode(Node):
     group (values of different types differ: 1 and 1.0); a missing field is logged and
     ignored. On batches the comparison starts afresh with each batch."""
 
-    def __init__(self, spec: specs.ChangeDetectSpec, log: Any) -> None:
+    def __init__(self, spec: specs.ChangeDetectSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.fields = spec.fields
         self.last: dict[str, dict[str, Any] | None] = {}  # a key per group seen
@@ -258,7 +259,7 @@ class _StateNode(Node):
     own tracker; on batches the tracker starts afresh with each batch. A point whose
     lambda fails is dropped."""
 
-    def __init__(self, spec: Any, log: Any) -> None:
+    def __init__(self, spec: Any, log: Logger) -> None:
         super().__init__(spec, log)
         self.expr = spec.expr
         self.as_name = spec.as_name
@@ -309,7 +310,7 @@ class _StateNode(Node):
 
 
 class StateDurationNode(_StateNode):
-    def __init__(self, spec: specs.StateDurationSpec, log: Any) -> None:
+    def __init__(self, spec: specs.StateDurationSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.unit = float(int(spec.unit))
 

@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from kapa_core.engine.node import Node
+from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, go_truncate
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import WindowSpec
@@ -161,7 +162,7 @@ class _CountWindow:
 
 
 class WindowNode(Node):
-    def __init__(self, spec: WindowSpec, log: Any) -> None:
+    def __init__(self, spec: WindowSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.period = int(spec.period)
         self.every = int(spec.every)
