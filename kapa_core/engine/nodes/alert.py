@@ -11,7 +11,7 @@ fires, with the ``levelTag``/``idField``… annotations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kapa_core.alert import gojson
 from kapa_core.alert.event import (
@@ -34,6 +34,9 @@ from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
 from kapa_core.pipeline.alert import DEFAULT_DETAILS, DEFAULT_MESSAGE, AlertSpec
+
+if TYPE_CHECKING:
+    from kapa_core.engine.nodes.io import NodeContext
 
 MAX_WEIGHT = 1.2
 WEIGHT_DIFF = 1.5
@@ -228,7 +231,7 @@ class _EventText:
 class AlertNode(Node):
     spec: AlertSpec
 
-    def __init__(self, spec: AlertSpec, log: Logger, ctx: Any) -> None:
+    def __init__(self, spec: AlertSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.alerts = ctx.alerts
         if self.alerts is None:

@@ -22,7 +22,7 @@ kapa-core: a task with ``ec2Autoscale`` is refused when it starts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
@@ -45,6 +45,9 @@ from kapa_core.pipeline.autoscale import (
     K8sAutoscaleSpec,
     SwarmAutoscaleSpec,
 )
+
+if TYPE_CHECKING:
+    from kapa_core.engine.nodes.io import NodeContext
 
 QUEUE = 1000
 
@@ -89,7 +92,7 @@ class _State:
 
 
 class AutoscaleNode(Node):
-    def __init__(self, spec: AutoscaleSpec, log: Logger, ctx: Any) -> None:
+    def __init__(self, spec: AutoscaleSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         from kapa_core.engine.tasks import StartRefused
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from typing import Any
 
 import trio
 
@@ -22,6 +21,7 @@ from kapa_core.engine.node import Node
 from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch
 from kapa_core.models.point import Point
+from kapa_core.pipeline.nodes import BarrierSpec
 
 
 class _GroupState:
@@ -34,7 +34,7 @@ class _GroupState:
 
 
 class BarrierNode(Node):
-    def __init__(self, spec: Any, log: Logger) -> None:
+    def __init__(self, spec: BarrierSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.idle = int(spec.idle)
         self.period = int(spec.period)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections import deque
 from math import isfinite
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -60,6 +60,9 @@ from kapa_core.models.gojson import plain_float
 from kapa_core.models.lineprotocol import precision_scale
 from kapa_core.models.point import Point, format_field
 from kapa_core.pipeline.influxdb_out import PRECISIONS, InfluxDBOutSpec
+
+if TYPE_CHECKING:
+    from kapa_core.engine.nodes.io import NodeContext
 
 #: While writes succeed, the buffer holds up to this many batches of ``buffer`` points...
 QUEUE_BATCHES = 100
@@ -161,7 +164,7 @@ class LineFormatter:
 
 
 class InfluxDBOutNode(Node):
-    def __init__(self, spec: InfluxDBOutSpec, log: Logger, ctx: Any) -> None:
+    def __init__(self, spec: InfluxDBOutSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
         self.spec_ = spec
         self.ctx = ctx

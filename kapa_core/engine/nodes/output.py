@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kapa_core.engine.node import Node
 from kapa_core.logs import Logger
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
-from kapa_core.pipeline.nodes import HTTPOutSpec
+from kapa_core.pipeline.nodes import HTTPOutSpec, StatsSpec
+
+if TYPE_CHECKING:
+    from kapa_core.engine.nodes.io import NodeContext
 
 
 class HTTPOutNode(Node):
@@ -17,7 +20,7 @@ class HTTPOutNode(Node):
     The row is written when the endpoint is read, not for every point or batch (data
     flowing on is not changed by later nodes: they make new points and batches)."""
 
-    def __init__(self, spec: HTTPOutSpec, log: Logger, ctx: Any = None) -> None:
+    def __init__(self, spec: HTTPOutSpec, log: Logger, ctx: NodeContext | None = None) -> None:
         super().__init__(spec, log)
         self.endpoint = spec.endpoint
         # Kapacitor registers each endpoint when the task starts: one name used again by
@@ -134,7 +137,7 @@ class StatsNode(Node):
     Kapacitor reads that edge's group statistics; a single point with ``emitted`` 0 and
     no tags while there is none. Counts are of points, those inside batches too."""
 
-    def __init__(self, spec: Any, log: Logger, watched: Node) -> None:
+    def __init__(self, spec: StatsSpec, log: Logger, watched: Node) -> None:
         super().__init__(spec, log)
         self.watched = watched
         self.interval = int(spec.interval)
