@@ -11,7 +11,7 @@ fires, with the ``levelTag``/``idField``… annotations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kapa_core.alert import gojson
 from kapa_core.alert.event import (
@@ -36,7 +36,7 @@ from kapa_core.models.point import Point
 from kapa_core.pipeline.alert import DEFAULT_DETAILS, DEFAULT_MESSAGE, AlertSpec
 
 if TYPE_CHECKING:
-    from kapa_core.engine.nodes.io import NodeContext
+    from kapa_core.engine.nodes.io import Alerts, NodeContext
 
 MAX_WEIGHT = 1.2
 WEIGHT_DIFF = 1.5
@@ -233,7 +233,7 @@ class AlertNode(Node):
 
     def __init__(self, spec: AlertSpec, log: Logger, ctx: NodeContext) -> None:
         super().__init__(spec, log)
-        self.alerts = ctx.alerts
+        self.alerts = cast("Alerts", ctx.alerts)
         if self.alerts is None:
             raise ValueError("alert: the alert service is not running")
         self.task_id = ctx.task_id

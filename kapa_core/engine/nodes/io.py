@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 import trio
@@ -24,7 +24,38 @@ from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import HTTPPostSpec, KapacitorLoopbackSpec
 
+if TYPE_CHECKING:
+    from kapa_core.alert.event import Event, EventState
+    from kapa_core.alert.topics import Inhibitor
+
 QUEUE = 1000
+
+
+class AlertTopics(Protocol):
+    """The alert topics as an alert node uses them."""
+
+    @property
+    def inhibitors(self) -> list[Inhibitor]: ...
+
+    def attach(self, topic_id: str, handler_id: str, kind: str, handler: Any) -> object: ...
+
+    def detach(self, topic_id: str, handler_id: str) -> None: ...
+
+    def inhibited(self, category: str, tags: dict[str, str]) -> bool: ...
+
+
+class Alerts(Protocol):
+    """The alert service as an alert node uses it."""
+
+    @property
+    def topics(self) -> AlertTopics: ...
+
+    def task_handlers(self, spec: Any, task_id: str) -> tuple[list[tuple[str, Any]], bool]: ...
+
+    def restored_state(self, anon_topic: str, topic: str, event_id: str
+                       ) -> EventState | None: ...
+
+    def publish(self, event: Event) -> None: ...
 
 
 @dataclass
@@ -34,7 +65,7 @@ class NodeContext:
     write_points: Callable[[str, str, list[Any]], None] = lambda db, rp, points: None
     httppost: dict[str, Any] = field(default_factory=dict)  # [[httppost]] by endpoint
     allowed: Callable[[str], None] = lambda url: None  # raises for blacklisted targets
-    alerts: Any = None  # the AlertService
+    alerts: Alerts | None = None  # the AlertService
     task_id: str = ""
     hostname: str = "localhost"
     cluster_id: str = ""
