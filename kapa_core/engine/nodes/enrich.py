@@ -20,7 +20,7 @@ from kapa_core.models import govalues
 from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.gojson import plain_float
 from kapa_core.models.point import Point
-from kapa_core.pipeline.nodes import FlattenSpec, SideloadSpec
+from kapa_core.pipeline.nodes import CombineSpec, FlattenSpec, SideloadSpec
 
 #: Go's zero time: before any time a point can have.
 ZERO = -(2**63)
@@ -457,7 +457,7 @@ class CombineNode(Node):
     moves; kapa-core buffers that point as any other.
     """
 
-    def __init__(self, spec: Any, log: Logger) -> None:
+    def __init__(self, spec: CombineSpec, log: Logger) -> None:
         super().__init__(spec, log)
         self.exprs = spec.exprs
         self.names = spec.names

@@ -259,7 +259,8 @@ class _StateNode(Node):
     own tracker; on batches the tracker starts afresh with each batch. A point whose
     lambda fails is dropped."""
 
-    def __init__(self, spec: Any, log: Logger) -> None:
+    def __init__(self, spec: specs.StateDurationSpec | specs.StateCountSpec,
+                 log: Logger) -> None:
         super().__init__(spec, log)
         self.expr = spec.expr
         self.as_name = spec.as_name
