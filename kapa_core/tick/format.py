@@ -129,25 +129,45 @@ def _binary(node: ast.Binary, indent: str) -> str:
     thousands of terms. Each parenthesised level indents its content one step more; the
     indentation is only built where it shows (a line break, a nested call), not for
     thousands of levels of ``((((x + 1) + 1) + 1) ...)``."""
-    spine: list[tuple[ast.Binary, int]] = []  # each operator with its inner depth
-    left: ast.Node = node
-    depth = 0
-    while isinstance(left, ast.Binary):
-        depth += left.parens
-        spine.append((left, depth))
-        left = left.left
-    # every opening parenthesis of the walk comes before the leftmost operand
-    parts = ["(" * depth, _node(left, indent + STEP * depth)]
-    for binary, level in reversed(spine):
-        right = binary.right
-        if binary.multiline or not isinstance(right, _FLAT):
-            inner = indent + STEP * level
-            sep = "\n" + inner if binary.multiline else " "
-            parts += (" ", binary.op, sep, _node(right, inner))
+    parts: list[str] = []
+    closing: list[str] = []  # after the operands on the right walked in the loop
+    while True:
+        spine: list[tuple[ast.Binary, int]] = []  # each operator with its inner depth
+        left: ast.Node = node
+        depth = 0
+        while isinstance(left, ast.Binary):
+            depth += left.parens
+            spine.append((left, depth))
+            left = left.left
+        # every opening parenthesis of the walk comes before the leftmost operand
+        parts += ("(" * depth, _node(left, indent + STEP * depth))
+        for binary, level in reversed(spine[1:]):
+            right = binary.right
+            if binary.multiline or not isinstance(right, _FLAT):
+                inner = indent + STEP * level
+                sep = "\n" + inner if binary.multiline else " "
+                parts += (" ", binary.op, sep, _node(right, inner))
+            else:
+                parts += (" ", binary.op, " ", _node(right, indent))
+            if binary.parens:
+                parts.append(")")
+        # the outermost operator: an operator expression on its right (``a OR (b OR
+        # (...))``) is walked by the loop, not recursed into
+        right = node.right
+        if node.multiline or not isinstance(right, _FLAT):
+            inner = indent + STEP * spine[0][1]
+            parts += (" ", node.op, "\n" + inner if node.multiline else " ")
+            if isinstance(right, ast.Binary):
+                closing.append(")" if node.parens else "")
+                node, indent = right, inner
+                continue
+            parts.append(_node(right, inner))
         else:
-            parts += (" ", binary.op, " ", _node(right, indent))
-        if binary.parens:
+            parts += (" ", node.op, " ", _node(right, indent))
+        if node.parens:
             parts.append(")")
+        break
+    parts += reversed(closing)
     return "".join(parts)
 
 

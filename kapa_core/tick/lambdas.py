@@ -263,36 +263,66 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
     if isinstance(node, ast.Binary):
         # The operators nested on the left are walked in a loop (a generated lambda may
         # have thousands of terms), innermost first, as the recursion would visit them:
-        # each one's left operand, its right operand, then its own types.
-        spine = []
-        leaf: ast.Node = node
-        while isinstance(leaf, ast.Binary):
-            spine.append(leaf)
-            leaf = leaf.left
-        dynamic = _wrapped("Failed to handle left node: " * len(spine), leaf, scope)
-        kind = _const_type_of(leaf, scope)
-        for depth in range(len(spine) - 1, -1, -1):
-            binary = spine[depth]
+        # each one's left operand, its right operand, then its own types. An operator
+        # expression on the right of the outermost one (``a OR (b OR (...))``) is walked
+        # next by the same loop, and the operators it was on the right of are typed
+        # after it, innermost first.
+        frames: list[tuple[ast.Binary, bool, str | None]] = []
+        while True:
             try:
+                spine = []
+                leaf: ast.Node = node
+                while isinstance(leaf, ast.Binary):
+                    spine.append(leaf)
+                    leaf = leaf.left
+                dynamic = _wrapped("Failed to handle left node: " * len(spine), leaf, scope)
+                kind = _const_type_of(leaf, scope)
+                for depth in range(len(spine) - 1, 0, -1):
+                    binary = spine[depth]
+                    try:
+                        right = _wrapped("Failed to handle right node: ", binary.right,
+                                         scope)
+                        dynamic, kind = _typed(binary, dynamic, kind, right, scope)
+                    except _StaticError as exc:
+                        raise _StaticError("Failed to handle left node: " * depth
+                                           + str(exc)) from None
+                binary = spine[0]
+                if isinstance(binary.right, ast.Binary):
+                    frames.append((binary, dynamic, kind))
+                    node = binary.right
+                    continue
                 right = _wrapped("Failed to handle right node: ", binary.right, scope)
-                rt = _const_type_of(binary.right, scope)
-                if binary.op in _COMPARISON or binary.op in _LOGICAL:
-                    result = "boolean"
-                else:
-                    result = OPERATIONS.get((binary.op, kind or "", rt or ""))
-                if not dynamic and not right:
-                    if (binary.op, kind, rt) not in OPERATIONS:
-                        raise _StaticError(operation_error(binary.op, kind, rt))
-                    dynamic = False
-                else:
-                    dynamic = result is None
-                kind = result
+                dynamic, kind = _typed(binary, dynamic, kind, right, scope)
             except _StaticError as exc:
-                raise _StaticError("Failed to handle left node: " * depth
+                raise _StaticError("Failed to handle right node: " * len(frames)
+                                   + str(exc)) from None
+            break
+        while frames:
+            binary, left_dynamic, kind = frames.pop()
+            try:
+                dynamic, kind = _typed(binary, left_dynamic, kind, dynamic, scope)
+            except _StaticError as exc:
+                raise _StaticError("Failed to handle right node: " * len(frames)
                                    + str(exc)) from None
         return dynamic
     name = _GO_NODE_TYPES.get(type(node).__name__, type(node).__name__)
     raise _StaticError(f"Given node type is not valid evaluation node: {name}")
+
+
+def _typed(binary: ast.Binary, dynamic: bool, kind: str | None, right: bool,
+           scope: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """An operator's own types, its operands checked: whether its value is only known
+    per point, and its type."""
+    rt = _const_type_of(binary.right, scope)
+    if binary.op in _COMPARISON or binary.op in _LOGICAL:
+        result: str | None = "boolean"
+    else:
+        result = OPERATIONS.get((binary.op, kind or "", rt or ""))
+    if not dynamic and not right:
+        if (binary.op, kind, rt) not in OPERATIONS:
+            raise _StaticError(operation_error(binary.op, kind, rt))
+        return False, result
+    return result is None, result
 
 
 def _kind(value: Any) -> str:
@@ -418,6 +448,34 @@ def _nested_calls(node: ast.Call, functions: Mapping[str, Any]) -> int:
             node.args[0], ast.Call):
         depth += 1
         node = node.args[0]
+    return depth
+
+
+def _plain_logic(node: ast.Node) -> bool:
+    """An AND/OR that the compiler would make one logical closure of (its left is no long
+    chain of operators)."""
+    if not isinstance(node, ast.Binary) or node.op not in _LOGICAL:
+        return False
+    depth = 1
+    left = node.left
+    while isinstance(left, ast.Binary) and depth < LONG_CHAIN:
+        depth += 1
+        left = left.left
+    return depth < LONG_CHAIN
+
+
+#: Logical operators nested on the right at least this deep are compiled into one loop.
+RIGHT_CHAIN = 32
+
+
+def _right_logic(node: ast.Binary) -> int:
+    """How many logical operators are nested on the right of ``node`` (up to
+    RIGHT_CHAIN), each of them a plain logical closure."""
+    depth = 0
+    right = node.right
+    while depth < RIGHT_CHAIN and _plain_logic(right):
+        depth += 1
+        right = right.right
     return depth
 
 
@@ -568,6 +626,8 @@ class _Compiler:
             left_node = left_node.left
         if depth >= LONG_CHAIN:
             return self._chain(node)
+        if node.op in _LOGICAL and _right_logic(node) >= RIGHT_CHAIN:
+            return self._right_chain(node)
         left = self.compile(node.left)
         right = self.compile(node.right)
         op = node.op
@@ -680,6 +740,52 @@ class _Compiler:
                     a = binary(op, a, right(t, f, g))
             return a
         return chain
+
+    def _right_chain(self, node: ast.Binary) -> Fn:
+        """``a OR (b AND (c OR ...))``: logical operators nested on their right, walked
+        in one loop with the nested closures' order of evaluation: at each level the
+        typing check of its left operand, that operand, its short-circuit; the right
+        operand of the innermost level is typed with its left one, before it."""
+        levels: list[tuple[Fn | None, Fn, bool, str]] = []
+        while True:
+            check = self._bool_typed(node.left)
+            left = self.compile(node.left)
+            levels.append((check, left, node.op == "AND", node.op))
+            right = node.right
+            if not _plain_logic(right):
+                break
+            node = right
+        last_check = self._bool_typed(node.right)
+        last = self.compile(node.right)
+        last_op = node.op
+
+        def right_chain(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            if last_check is None:
+                for check, left, is_and, op in levels:
+                    if check is not None:
+                        check(t, f, g)
+                    a = left(t, f, g)
+                    if a is not True and a is not False:
+                        raise EvalError(f"invalid {op} operand: {type_name(a)}")
+                    if a is not is_and:  # short-circuit
+                        return a
+            else:
+                final = len(levels) - 1
+                for i, (check, left, is_and, op) in enumerate(levels):
+                    if check is not None:
+                        check(t, f, g)
+                    if i == final:
+                        last_check(t, f, g)
+                    a = left(t, f, g)
+                    if a is not True and a is not False:
+                        raise EvalError(f"invalid {op} operand: {type_name(a)}")
+                    if a is not is_and:  # short-circuit
+                        return a
+            b = last(t, f, g)
+            if b is not True and b is not False:
+                raise EvalError(f"invalid {last_op} operand: {type_name(b)}")
+            return b
+        return right_chain
 
     def _bool_typed(self, node: ast.Node) -> Fn | None:
         """For an operand of AND/OR whose type Kapacitor only knows when it runs (a

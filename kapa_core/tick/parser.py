@@ -19,6 +19,8 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Generator
+from typing import Any
 
 from kapa_core.errors import TickError
 from kapa_core.tick import ast, limits
@@ -82,6 +84,23 @@ def parse(text: str) -> ast.Program:
                     len(kept) for kept, _ in _kept) > KEEP_BYTES):
                 _kept.popitem(last=False)
     return program
+
+
+def _run(rule: Generator[Any, Any, ast.Node]) -> ast.Node:
+    """Run a generator rule of the parser and the rules it yields, each to its end, with
+    a list for a stack (no Python recursion, however deep the nesting)."""
+    stack = [rule]
+    value: Any = None
+    while stack:
+        try:
+            sub = stack[-1].send(value)
+        except StopIteration as stop:
+            stack.pop()
+            value = stop.value
+            continue
+        stack.append(sub)
+        value = None
+    return value
 
 
 def _name(token: Token) -> str:
@@ -298,7 +317,7 @@ class Parser:
         return self.text[first.pos:last.pos + len(last.raw)]
 
     def primary_expr(self) -> ast.Node:
-        return self.precedence(self.primary(), 0)
+        return _run(self._g_primary_expr())
 
     def _operator(self, token: Token) -> str | None:
         kind = token.type
@@ -311,20 +330,40 @@ class Parser:
         return None
 
     def precedence(self, lhs: ast.Node, minimum: int) -> ast.Node:
+        return _run(self._g_precedence(lhs, minimum))
+
+    def primary(self) -> ast.Node:
+        token = self.peek()
+        if token.type is T.LPAREN or (token.type is T.OP and token.text in ("-", "!")):
+            return _run(self._g_primary())
+        return self._operand(token)
+
+    # The rules that nest (parentheses, operators, unary operators) are generators run
+    # by _run with a stack of their own: ``a OR (b OR (c OR ...))`` is taken as deep as
+    # Kapacitor takes it. ``x = yield rule`` is a call of that rule.
+    def _g_primary_expr(self) -> Generator[Any, Any, ast.Node]:
+        lhs = yield self._g_primary()
+        return (yield self._g_precedence(lhs, 0))
+
+    def _g_precedence(self, lhs: ast.Node, minimum: int) -> Generator[Any, Any, ast.Node]:
         op_text = self._operator(self.peek())
         while op_text is not None and PRECEDENCE[op_text] >= minimum:
             op = self.next()
-            rhs = self.primary()
+            token = self.peek()
+            if token.type is T.LPAREN or (token.type is T.OP and token.text in ("-", "!")):
+                rhs = yield self._g_primary()
+            else:
+                rhs = self._operand(token)
             look = self._operator(self.peek())
             while look is not None and PRECEDENCE[look] > PRECEDENCE[op_text]:
-                rhs = self.precedence(rhs, PRECEDENCE[look])
+                rhs = yield self._g_precedence(rhs, PRECEDENCE[look])
                 look = self._operator(self.peek())
             lhs = ast.Binary(op.line, op.col, op_text, lhs, rhs,
                              multiline=rhs.line > lhs.line)
             op_text = look
         return lhs
 
-    def primary(self) -> ast.Node:
+    def _g_primary(self) -> Generator[Any, Any, ast.Node]:
         token = self.peek()
         kind = token.type
         if kind is T.LPAREN:
@@ -335,7 +374,7 @@ class Parser:
             while self.peek().type is T.LPAREN:
                 self.next()
                 opened += 1
-            expr = self.primary_expr()
+            expr = yield self._g_primary_expr()
             while True:
                 if isinstance(expr, ast.Binary):
                     expr.parens = True
@@ -343,7 +382,22 @@ class Parser:
                 opened -= 1
                 if not opened:
                     return expr
-                expr = self.precedence(expr, 0)
+                expr = yield self._g_precedence(expr, 0)
+        if kind is T.OP and token.text in ("-", "!"):
+            run = []  # ``!!!x``: a run of operators without recursion
+            while token.type is T.OP and token.text in ("-", "!"):
+                self.next()
+                run.append(token)
+                token = self.peek()
+            expr = yield self._g_primary()
+            for op in reversed(run):
+                expr = ast.Unary(op.line, op.col, op.text, expr)
+            return expr
+        return self._operand(token)
+
+    def _operand(self, token: Token) -> ast.Node:
+        """An operand that is not parenthesised nor under a unary operator."""
+        kind = token.type
         if kind is T.INT or kind is T.FLOAT:
             self.next()
             return self.number(token)
@@ -377,16 +431,6 @@ class Parser:
                 self.backup()
                 return self.lambda_function()
             return ast.Identifier(token.line, token.col, token.text)
-        if kind is T.OP and token.text in ("-", "!"):
-            run = []  # ``!!!x``: a run of operators without recursion
-            while token.type is T.OP and token.text in ("-", "!"):
-                self.next()
-                run.append(token)
-                token = self.peek()
-            expr = self.primary()
-            for op in reversed(run):
-                expr = ast.Unary(op.line, op.col, op.text, expr)
-            return expr
         self.unexpected(token, *_OPERAND)
         raise AssertionError("unreachable")
 

@@ -152,12 +152,12 @@ def test_long_var_expressions_are_folded():
 
 @pytest.mark.parametrize("lam", [
     "abs(" * 3000 + '"v"' + " + 1)" * 3000 + " > 0",
-    '"v" > 0 OR (' * 3000 + "TRUE" + ")" * 3000,
+    '"v" + (' * 3000 + "1" + ")" * 3000 + " > 0",
 ])
 def test_deep_nesting_is_refused_with_an_error_not_a_crash(lam):
-    """Nesting on the right (parentheses after an operator, calls of an operator
-    expression) still recurses: past the limit it is refused with a TickError, never a
-    RecursionError."""
+    """Some nesting on the right (arithmetic in parentheses after an operator, calls of
+    an operator expression) still recurses when compiled: past the limit it is refused
+    with a TickError, never a RecursionError."""
     with pytest.raises(TickError, match="nested too deeply"):
         evaluate(_script(lam), "stream")
 
@@ -257,5 +257,75 @@ def test_nested_calls_loop_gives_what_nested_closures_give(monkeypatch):
         assert looped.static_error == nested.static_error, expr
         assert looped.references == nested.references, expr
         for _ in range(2):  # stateful functions keep their state between points
+            for fields, tags in points:
+                assert _outcome(looped, fields, tags) == _outcome(nested, fields, tags), expr
+
+
+def _right_or(depth: int) -> str:
+    return "".join(f'"v" == {i} OR (' for i in range(depth)) + '"v" == -1' + ")" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+def test_right_nested_parentheses_parse_format_and_evaluate(depth):
+    """``a OR (b OR (c ...))`` as deep as Kapacitor 1.5.7 takes it (the case
+    lang/long_right_parentheses_1000 has its answer at 1,000)."""
+    script = _script(_right_or(depth))
+    program = parse(script)
+    assert format_program(program) == script
+    assert evaluate(script, "stream", program=program) is not None
+    node = _lambda(_right_or(depth))
+    assert static_error(node.expr, {}) == ""
+    compiled = compile_lambda(node)
+    assert compiled.eval(0, {"v": depth - 1}, {}) is True
+    assert compiled.eval(0, {"v": -1}, {}) is True
+    assert compiled.eval(0, {"v": -2}, {}) is False
+    with pytest.raises(EvalError, match="missing value"):
+        compiled.eval(0, {}, {})
+    text = format_script("var x = lambda: " + '"b" AND\n(' * depth + "TRUE" + ")" * depth
+                         + "\n")
+    assert text == ('var x = lambda: "b" AND\n'
+                    + "".join("    " * k + '("b" AND\n' for k in range(depth - 1))
+                    + "    " * (depth - 1) + "TRUE" + ")" * (depth - 1) + "\n")
+    typed = "".join(f'"v" == {i} AND (' for i in range(depth)) + "'a' > 1" + ")" * depth
+    assert static_error(_lambda(typed).expr, {}) == (
+        "Failed to handle right node: " * depth + "mismatched type to binary operator. "
+        "got string > int. see bool(), int(), float(), string(), duration()")
+
+
+_LOGIC_OPERANDS = ['"b"', '"i" > 1', '"f" < 0.0', "\"s\" == 'x'", '"missing"', "TRUE", "FALSE",
+                   "'a' > 1", '"i"', "count() > 1", 'isPresent("i")', '!"b"', '-"i"',
+                   '"i" + 1', 'abs("i") > 2', '"i" > 1 AND "b"', '("b" OR "i" == 3)']
+
+
+def _random_right_nest(rng: random.Random, depth: int) -> str:
+    parts = [rng.choice(_LOGIC_OPERANDS) for _ in range(depth + 1)]
+    expr = parts[-1]
+    for part in reversed(parts[:-1]):
+        op = rng.choice(["AND", "OR"])
+        expr = f"{part} {op} ({expr})" if rng.random() < 0.85 else f"{part} {op} {expr}"
+    return expr
+
+
+def test_right_nested_logic_loop_gives_what_nested_closures_give(monkeypatch):
+    """Random right-nested AND/OR over operands of every type (dynamic ones typed before
+    short-circuiting, stateful functions, missing fields): the loop's values and errors
+    are the nested closures' ones; the formatting is its own format."""
+    rng = random.Random(1973)
+    points = [({"i": 3, "f": 0.5, "b": True, "s": "x"}, {}),
+              ({"i": 0, "f": -2.0, "b": False, "s": ""}, {}),
+              ({"i": 7}, {"s": "tag"}), ({"b": True}, {})]
+    for _ in range(300):
+        expr = _random_right_nest(rng, rng.randrange(1, 45))
+        node = _lambda(expr)
+        formatted = format_script("var x = lambda: " + expr + "\n")
+        assert format_script(formatted) == formatted, expr
+        with monkeypatch.context() as patch:
+            patch.setattr(lambdas, "RIGHT_CHAIN", 1)
+            looped = compile_lambda(node).copy_reset()
+        with monkeypatch.context() as patch:
+            patch.setattr(lambdas, "RIGHT_CHAIN", 10**9)
+            nested = compile_lambda(node).copy_reset()
+        assert looped.references == nested.references, expr
+        for _ in range(2):
             for fields, tags in points:
                 assert _outcome(looped, fields, tags) == _outcome(nested, fields, tags), expr
