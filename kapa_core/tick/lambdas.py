@@ -193,17 +193,31 @@ def _const_type_of(node: ast.Node, scope: Mapping[str, Any]) -> str | None:
             node = node.operand
         return _const_type_of(node, scope)
     if isinstance(node, ast.Binary):
-        if node.op in _COMPARISON or node.op in _LOGICAL:
-            return "boolean"
-        spine = []  # the operators nested on the left, walked in a loop
-        while isinstance(node, ast.Binary) and not (
-                node.op in _COMPARISON or node.op in _LOGICAL):
-            spine.append(node)
-            node = node.left
-        kind = _const_type_of(node, scope)
-        for binary in reversed(spine):
-            kind = OPERATIONS.get((binary.op, kind or "",
-                                   _const_type_of(binary.right, scope) or ""))
+        # The operators nested on the left are walked in a loop, and so is an arithmetic
+        # expression on the right of the outermost one (``1 - (2 - (3 - ...))``): its
+        # operator and left type wait on a stack for the type on the right.
+        waiting: list[tuple[str, str | None]] = []
+        kind: str | None
+        while True:
+            if node.op in _COMPARISON or node.op in _LOGICAL:
+                kind = "boolean"
+                break
+            spine = []
+            while isinstance(node, ast.Binary) and not (
+                    node.op in _COMPARISON or node.op in _LOGICAL):
+                spine.append(node)
+                node = node.left
+            kind = _const_type_of(node, scope)
+            for binary in reversed(spine[1:]):
+                kind = OPERATIONS.get((binary.op, kind or "",
+                                       _const_type_of(binary.right, scope) or ""))
+            waiting.append((spine[0].op, kind))
+            node = spine[0].right
+            if not isinstance(node, ast.Binary):
+                kind = _const_type_of(node, scope)
+                break
+        for op, left in reversed(waiting):
+            kind = OPERATIONS.get((op, left or "", kind or ""))
         return kind
     if isinstance(node, ast.Lambda):
         return _const_type_of(node.expr, scope)
@@ -298,9 +312,10 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
                                    + str(exc)) from None
             break
         while frames:
-            binary, left_dynamic, kind = frames.pop()
-            try:
-                dynamic, kind = _typed(binary, left_dynamic, kind, dynamic, scope)
+            binary, left_dynamic, left_kind = frames.pop()
+            try:  # the type on the right is the one just found (no walk down again)
+                dynamic, kind = _typed(binary, left_dynamic, left_kind, dynamic, scope,
+                                       kind)
             except _StaticError as exc:
                 raise _StaticError("Failed to handle right node: " * len(frames)
                                    + str(exc)) from None
@@ -309,11 +324,15 @@ def _static(node: ast.Node, scope: Mapping[str, Any]) -> bool:
     raise _StaticError(f"Given node type is not valid evaluation node: {name}")
 
 
+_UNKNOWN = object()
+
+
 def _typed(binary: ast.Binary, dynamic: bool, kind: str | None, right: bool,
-           scope: Mapping[str, Any]) -> tuple[bool, str | None]:
+           scope: Mapping[str, Any], rt: Any = _UNKNOWN) -> tuple[bool, str | None]:
     """An operator's own types, its operands checked: whether its value is only known
-    per point, and its type."""
-    rt = _const_type_of(binary.right, scope)
+    per point, and its type (``rt``: the type of the right operand, when known)."""
+    if rt is _UNKNOWN:
+        rt = _const_type_of(binary.right, scope)
     if binary.op in _COMPARISON or binary.op in _LOGICAL:
         result: str | None = "boolean"
     else:
@@ -479,6 +498,30 @@ def _right_logic(node: ast.Binary) -> int:
     return depth
 
 
+def _plain_value_op(node: ast.Node) -> bool:
+    """An operator that is not AND/OR (arithmetic, a comparison) that the compiler would
+    make one closure of (its left is no long chain of operators)."""
+    if not isinstance(node, ast.Binary) or node.op in _LOGICAL:
+        return False
+    depth = 1
+    left = node.left
+    while isinstance(left, ast.Binary) and depth < LONG_CHAIN:
+        depth += 1
+        left = left.left
+    return depth < LONG_CHAIN
+
+
+def _right_values(node: ast.Binary) -> int:
+    """How many operators other than AND/OR are nested on the right of ``node`` (up to
+    RIGHT_CHAIN): ``1 - (2 - (3 - ...))``, ``"v" > ("v" + ("v" + ...))``."""
+    depth = 0
+    right = node.right
+    while depth < RIGHT_CHAIN and _plain_value_op(right):
+        depth += 1
+        right = right.right
+    return depth
+
+
 def _failing(message: str) -> Fn:
     """A function that fails every point with ``message``."""
     def fail(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
@@ -626,8 +669,11 @@ class _Compiler:
             left_node = left_node.left
         if depth >= LONG_CHAIN:
             return self._chain(node)
-        if node.op in _LOGICAL and _right_logic(node) >= RIGHT_CHAIN:
-            return self._right_chain(node)
+        if node.op in _LOGICAL:
+            if _right_logic(node) >= RIGHT_CHAIN:
+                return self._right_chain(node)
+        elif _right_values(node) >= RIGHT_CHAIN:
+            return self._right_value_chain(node)
         left = self.compile(node.left)
         right = self.compile(node.right)
         op = node.op
@@ -786,6 +832,46 @@ class _Compiler:
                 raise EvalError(f"invalid {last_op} operand: {type_name(b)}")
             return b
         return right_chain
+
+    def _right_value_chain(self, node: ast.Binary) -> Fn:
+        """``1 - (2 - (3 - ...))``: operators other than AND/OR nested on their right,
+        in one loop with the nested closures' order: every left operand, outermost
+        first, then the innermost right operand, then the operators, innermost first."""
+        lefts: list[Fn] = []
+        ops: list[tuple[int, str, Any]] = []
+        while True:
+            lefts.append(self.compile(node.left))
+            op = node.op
+            if op in _CMP:
+                ops.append((_COMPARE, op, _CMP[op]))
+            elif op in ("+", "-", "*"):
+                ops.append((_MATH, op, {"+": operator.add, "-": operator.sub,
+                                        "*": operator.mul}[op]))
+            else:
+                ops.append((_OTHER, op, None))
+            if not _plain_value_op(node.right):
+                break
+            node = node.right
+        last = self.compile(node.right)
+        ops.reverse()
+
+        def right_values(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
+            values = [left(t, f, g) for left in lefts]
+            b = last(t, f, g)
+            for kind, op, fn in ops:
+                a = values.pop()
+                if kind == _COMPARE:
+                    ta, tb = type(a), type(b)
+                    if (ta is float or ta is int) and (tb is float or tb is int):
+                        b = fn(a, b)
+                    else:
+                        b = binary(op, a, b)
+                elif kind == _MATH and type(a) is float and type(b) is float:
+                    b = fn(a, b)
+                else:
+                    b = binary(op, a, b)
+            return b
+        return right_values
 
     def _bool_typed(self, node: ast.Node) -> Fn | None:
         """For an operand of AND/OR whose type Kapacitor only knows when it runs (a
