@@ -352,6 +352,8 @@ class Parser:
             token = self.peek()
             if token.type is T.LPAREN or (token.type is T.OP and token.text in ("-", "!")):
                 rhs = yield self._g_primary()
+            elif self._at_call(token):
+                rhs = yield self._g_call()
             else:
                 rhs = self._operand(token)
             look = self._operator(self.peek())
@@ -393,7 +395,15 @@ class Parser:
             for op in reversed(run):
                 expr = ast.Unary(op.line, op.col, op.text, expr)
             return expr
+        if self._at_call(token):
+            return (yield self._g_call())
         return self._operand(token)
+
+    def _at_call(self, token: Token) -> bool:
+        """``token`` (the next one) is the name of a call: ``f(``."""
+        nxt = self.pos + 1
+        return (token.type is T.IDENT and nxt <= self.last
+                and self.tokens[nxt].type is T.LPAREN)
 
     def _operand(self, token: Token) -> ast.Node:
         """An operand that is not parenthesised nor under a unary operator."""
@@ -435,42 +445,42 @@ class Parser:
         raise AssertionError("unreachable")
 
     def lambda_function(self) -> ast.Call:
+        return _run(self._g_call())  # type: ignore[return-value]
+
+    def _g_call(self) -> Generator[Any, Any, ast.Node]:
         """``f(a, b)`` in a lambda. A call whose first argument is a call
-        (``abs(abs(abs(x)))``) is descended in a loop, not recursively: Kapacitor takes
-        a hundred thousand of them. Each level then reads the rest of its arguments."""
+        (``abs(abs(abs(x)))``) is descended in a loop: Kapacitor takes a hundred thousand
+        of them. Each level then reads the rest of its arguments; an argument that is an
+        operator expression with calls in it (``abs("v" + abs("v" + ...))``) is a rule
+        run by the same stack, not a recursion."""
         open_calls: list[tuple[Token, list[ast.Node]]] = []
-        tokens = self.tokens
         while True:
             name = self.expect(T.IDENT)
             self.expect(T.LPAREN)
-            nxt = self.pos + 1
-            if (self.peek().type is T.IDENT and nxt <= self.last
-                    and tokens[nxt].type is T.LPAREN):
+            if self._at_call(self.peek()):
                 open_calls.append((name, []))
                 continue
-            call = self._call_rest(name, [])
+            call = yield self._g_call_rest(name, [])
             break
         while open_calls:
             name, args = open_calls.pop()
             arg: ast.Node = call
             if self._operator(self.peek()) is not None:
-                arg = self.precedence(arg, 0)
+                arg = yield self._g_precedence(arg, 0)
             args.append(arg)
             if self.next().type is T.COMMA:
-                call = self._call_rest(name, args)
+                call = yield self._g_call_rest(name, args)
             else:
                 self.backup()
                 self.expect(T.RPAREN)
                 call = ast.Call(name.line, name.col, name.text, args)
         return call
 
-    def _call_rest(self, name: Token, args: list[ast.Node]) -> ast.Call:
+    def _g_call_rest(self, name: Token,
+                     args: list[ast.Node]) -> Generator[Any, Any, ast.Node]:
         """The arguments of a call after its ``(`` (or after a comma) and its ``)``."""
         while self.peek().type is not T.RPAREN:
-            arg = self.primary()
-            if self._operator(self.peek()) is not None:
-                arg = self.precedence(arg, 0)
-            args.append(arg)
+            args.append((yield self._g_primary_expr()))
             if self.next().type is not T.COMMA:
                 self.backup()
                 break

@@ -427,3 +427,44 @@ def test_right_nested_values_loop_gives_what_nested_closures_give(monkeypatch):
             for fields, tags in points:  # repr: NaN is NaN, 1 is not 1.0
                 assert repr(_outcome(looped, fields, tags)) == repr(
                     _outcome(nested, fields, tags)), expr
+
+
+def _random_call_args(rng: random.Random, depth: int) -> str:
+    expr = rng.choice(_INNER)
+    for _ in range(depth):
+        name = rng.choice(["abs", "min", "float", "sigma", "if"])
+        left = rng.choice(['"i"', "2.5", "'x'", "count()", 'abs("f")'])
+        op = rng.choice(["+", "-", "*", ">", "AND"])
+        form = rng.randrange(5)
+        if form == 0:
+            expr = f"{name}({left} {op} {expr})"
+        elif form == 1:
+            expr = f"{name}({expr}, {left} {op} {left})"
+        elif form == 2:
+            expr = f"{left} {op} {name}({expr})"
+        elif form == 3:
+            expr = f"{name}({name}({expr}) {op} {left})"
+        else:
+            expr = f"{name}(-{expr})" if rng.random() < 0.5 else f"{name}(({expr}))"
+    return expr
+
+
+def test_calls_of_operator_expressions_parse_on_one_stack():
+    """``abs("v" + abs("v" + ...))``: the arguments of a call are parsed by the parser's
+    own stack; random nests of calls, operators, parentheses and unary operators are
+    parsed as written (their format is the text they came from, or its fixed point)."""
+    rng = random.Random(1975)
+    for _ in range(300):
+        expr = _random_call_args(rng, rng.randrange(1, 40))
+        text = "var x = lambda: " + expr + "\n"
+        formatted = format_script(text)
+        assert format_script(formatted) == formatted, expr
+        if "((" not in expr and "(-" not in expr:
+            assert formatted == text, expr
+    lam = 'abs("v" + ' * 10000 + '"v"' + ")" * 10000
+    node = _lambda(lam).expr
+    depth = 0
+    while isinstance(node, ast.Call):
+        depth += 1
+        node = node.args[0].right
+    assert depth == 10000
