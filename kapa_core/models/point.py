@@ -7,6 +7,7 @@ Unsigned integers from line protocol (``12u``) are kept as Python ints.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 FieldValue = float | int | str | bool
@@ -50,7 +51,9 @@ def _same_fields(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(type(a[k]) is type(b[k]) and a[k] == b[k] for k in a)
 
 
-def _escape(text: str, specials: str) -> str:
+def escape(text: str, specials: str) -> str:
+    """``text`` with each of ``specials`` backslash-escaped, as line protocol writes a
+    measurement (``", "``), a tag or a field key (``",= "``)."""
     if not any(c in text for c in specials):
         return text
     out = text
@@ -59,7 +62,8 @@ def _escape(text: str, specials: str) -> str:
     return out
 
 
-def format_field(value: FieldValue) -> str:
+def format_field(value: FieldValue, float_text: Callable[[float], str] = repr) -> str:
+    """A field value as line protocol writes it; ``float_text`` writes a float."""
     if value is True:
         return "true"
     if value is False:
@@ -67,16 +71,16 @@ def format_field(value: FieldValue) -> str:
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):
-        return repr(value)
+        return float_text(value)
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
 
 def to_line(point: Point) -> str:
     """The point as one line of line protocol (tags sorted, nanosecond timestamp)."""
-    key = _escape(point.name, ", ")
+    key = escape(point.name, ", ")
     for k in sorted(point.tags):
-        key += f",{_escape(k, ',= ')}={_escape(point.tags[k], ',= ')}"
-    fields = ",".join(f"{_escape(k, ',= ')}={format_field(v)}"
+        key += f",{escape(k, ',= ')}={escape(point.tags[k], ',= ')}"
+    fields = ",".join(f"{escape(k, ',= ')}={format_field(v)}"
                       for k, v in point.fields.items())
     return f"{key} {fields} {point.time}"

@@ -38,7 +38,7 @@ from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint, format_time, group_id
 from kapa_core.models.gojson import plain_float
 from kapa_core.models.lineprotocol import parse
-from kapa_core.models.point import Point
+from kapa_core.models.point import Point, escape, format_field
 
 STREAM_EXT = ".srpl"
 BATCH_EXT = ".brpl"
@@ -57,34 +57,14 @@ class RecordingOpenError(RecordingFileError):
 
 
 # -- stream recordings --------------------------------------------------------------------
-def _escape(text: str, specials: str) -> str:
-    for c in specials:
-        if c in text:
-            text = text.replace(c, "\\" + c)
-    return text
-
-
-def _field(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return plain_float(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def point_line(point: Point) -> str:
     """The point as Kapacitor's ``PointMessage.Bytes("n")`` writes it (a tag with an
     empty value is left out, as InfluxDB's key builder leaves it out)."""
-    key = _escape(point.name, ", ")
+    key = escape(point.name, ", ")
     for k in sorted(point.tags):
         if point.tags[k]:
-            key += f",{_escape(k, ',= ')}={_escape(point.tags[k], ',= ')}"
-    fields = ",".join(f"{_escape(k, ',= ')}={_field(point.fields[k])}"
+            key += f",{escape(k, ',= ')}={escape(point.tags[k], ',= ')}"
+    fields = ",".join(f"{escape(k, ',= ')}={format_field(point.fields[k], plain_float)}"
                       for k in sorted(point.fields))
     return f"{key} {fields} {point.time}"
 
