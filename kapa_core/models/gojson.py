@@ -17,20 +17,10 @@ caller sorts what Kapacitor holds in a map (tags, for one).
 from __future__ import annotations
 
 import math
-import re
 from decimal import Decimal
 from typing import Any
 
-#: Go's escapes: short forms for quote, backslash, newline, carriage return and tab;
-#: \u00XX for every other control character; and the HTML-safe \u003c \u003e \u0026
-#: \u2028 \u2029.
-_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
-_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
-                 ord("\t"): "\\t", ord("<"): "\\u003c", ord(">"): "\\u003e",
-                 ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
+from kapa_core.gotemplate.gojson import string as string  # Go's escaping, one copy
 
 _GO_SPECIAL_FLOATS = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
 
@@ -45,16 +35,6 @@ def plain_float(value: float) -> str:
     if text.endswith(".0"):
         return text[:-2]
     return _GO_SPECIAL_FLOATS.get(text, text)
-
-
-def string(text: str) -> str:
-    """A JSON string as Go writes it (a lone surrogate becomes U+FFFD, as Go's invalid
-    UTF-8 does)."""
-    if _SPECIAL.search(text) is not None:
-        text = text.translate(_ESCAPES)
-    if _SURROGATE.search(text) is not None:
-        text = _SURROGATE.sub("\ufffd", text)
-    return '"' + text + '"'
 
 
 def _digits(value: float) -> tuple[str, int]:
