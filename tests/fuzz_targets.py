@@ -682,7 +682,7 @@ def check_parse_result(result: Any, lines: int) -> None:
 
 def _tick(args: tuple[str, str]) -> None:
     from kapa_core.errors import TickError
-    from kapa_core.tick.evaluate import evaluate
+    from kapa_core.pipeline.evaluate import evaluate
     with suppress(TickError):
         evaluate(*args)
 

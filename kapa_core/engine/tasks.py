@@ -23,7 +23,7 @@ from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.storage import TASKS, Store
 from kapa_core.tick.ast import Dbrp
-from kapa_core.tick.evaluate import Evaluated, Var, evaluate, task_type_of
+from kapa_core.pipeline.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
 

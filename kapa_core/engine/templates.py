@@ -19,7 +19,7 @@ from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskService, now
 from kapa_core.errors import APIError, TickError
 from kapa_core.models.duration import Duration
 from kapa_core.storage import TEMPLATES, Store
-from kapa_core.tick.evaluate import Evaluated, evaluate, task_type_of
+from kapa_core.pipeline.evaluate import Evaluated, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 
 

@@ -27,7 +27,7 @@ from kapa_core.http.router import Router
 from kapa_core.models import gojson
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.pipeline import Pipeline
-from kapa_core.tick.evaluate import Evaluated
+from kapa_core.pipeline.evaluate import Evaluated
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",

@@ -22,7 +22,7 @@ from kapa_core.http.listing import (
 )
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
-from kapa_core.tick.evaluate import Evaluated
+from kapa_core.pipeline.evaluate import Evaluated
 
 BASE = "/kapacitor/v1/templates"
 FIELDS = ("id", "link", "type", "script", "vars", "dot", "error", "created", "modified")

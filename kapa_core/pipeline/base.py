@@ -130,6 +130,12 @@ class NodeSpec:
     def name(self) -> str:
         return f"{self.kind}{self.id}"
 
+    def go_type(self) -> str:
+        """The Go type Kapacitor's errors name for this node (``*pipeline.WindowNode``)."""
+        from kapa_core.pipeline.evaluate import go_type  # evaluate imports this module
+
+        return go_type(self)
+
     def edge_in(self) -> Edge:
         return self._edge_in
 

@@ -231,7 +231,7 @@ class WindowSpec(NodeSpec):
 def _window(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
     check_args("window", (), args)
     if parent.edge_out() is Edge.BATCH:  # Kapacitor's Window() panics, the call fails
-        from kapa_core.tick.evaluate import go_type
+        from kapa_core.pipeline.evaluate import go_type
 
         raise SpecError(f'error calling func "window" on obj {go_type(parent)}: '
                         "cannot Window batch edge")
@@ -251,7 +251,7 @@ class ShiftSpec(NodeSpec):
 def _shadowed(name: str, parent: NodeSpec) -> SpecError:
     """Kapacitor cannot call a chaining method that a field of the node's Go struct
     shadows (ShiftNode.Shift): reflection refuses the call."""
-    from kapa_core.tick.evaluate import go_type
+    from kapa_core.pipeline.evaluate import go_type
 
     return SpecError(f'error calling func "{name}" on obj {go_type(parent)}: reflect: '
                      "reflect.Value.Call using value obtained using unexported field")

@@ -602,9 +602,9 @@ class _Compiler:
             def unusable(t: int, f: Mapping[str, Any], g: Mapping[str, str]) -> Any:
                 raise EvalError(f"variable {node.name!r} cannot be evaluated")
             return unusable
-        from kapa_core.tick.evaluate import go_type
-
-        kind = go_type(value) if hasattr(value, "kind") else type(value).__name__
+        # a node (a pipeline spec names its Go type itself; the language knows no nodes)
+        go_type = getattr(value, "go_type", None)
+        kind = go_type() if callable(go_type) else type(value).__name__
         exc = TickError(f"unsupported literal type {kind}")
         exc.line, exc.column = node.line, node.col
         raise exc

@@ -14,7 +14,7 @@ from kapa_core.engine.nodes.query import check, go_truncate, series_to_batch
 from kapa_core.errors import TickError
 from kapa_core.influxdb.query import QueryFailed, Series, parse_response
 from kapa_core.influxdb.select_query import QueryTextError, SelectQuery, TimeGroup
-from kapa_core.tick.evaluate import evaluate
+from kapa_core.pipeline.evaluate import evaluate
 
 S = 1_000_000_000
 

@@ -38,7 +38,7 @@ from kapa_core.gotemplate import TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.models.lineprotocol import MAX_TIME, MIN_TIME
 from kapa_core.models.lineprotocol import parse as parse_lines
-from kapa_core.tick.evaluate import evaluate
+from kapa_core.pipeline.evaluate import evaluate
 from kapa_core.tick.functions import EvalError
 from kapa_core.tick.lambdas import compile_lambda
 from kapa_core.tick.parser import parse as parse_tick

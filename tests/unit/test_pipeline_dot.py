@@ -3,7 +3,7 @@ kapacitord 1.5.7 with the same script)."""
 
 from __future__ import annotations
 
-from kapa_core.tick.evaluate import evaluate
+from kapa_core.pipeline.evaluate import evaluate
 
 
 def dot(script: str, kind: str = "stream", stats=None, **kw) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from kapa_core.errors import TickError
 from kapa_core.models.duration import SECOND, Duration
-from kapa_core.tick.evaluate import Var, evaluate
+from kapa_core.pipeline.evaluate import Var, evaluate
 
 SOURCE = "stream|from().measurement('cpu')"
 
