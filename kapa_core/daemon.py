@@ -59,7 +59,13 @@ from kapa_core.http.write_api import WriteAPI
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
 from kapa_core.service_tests import ServiceTests
-from kapa_core.services import ServiceContext, ServiceRunner, StartupContext
+from kapa_core.services import (
+    DaemonFacts,
+    HTTPFacts,
+    ServiceContext,
+    ServiceRunner,
+    StartupContext,
+)
 from kapa_core.storage import Store
 from kapa_core.tick import limits
 
@@ -272,9 +278,20 @@ class Daemon:
                                       self.store, Logger("load"), self.alerts)
         self.load_errors += failed
 
+    def facts(self) -> DaemonFacts:
+        """What plugins may know about this daemon (see ``kapa_core.services``)."""
+        http = self.config["http"]
+        return DaemonFacts(hostname=self.config.root.hostname, cluster_id=self.cluster_id,
+                           server_id=self.server_id, version=self.version,
+                           http=HTTPFacts(http.bind_address, http.https_enabled,
+                                          http.auth_enabled),
+                           address_of=lambda: self.address)
+
     def _context(self, name: str) -> ServiceContext:
         return ServiceContext(section=name, config=self.config[name], root=self.config.root,
-                              logger=Logger(name), write_points=self.stream.write, app=self)
+                              logger=Logger(name), write_points=self.stream.write,
+                              check_outgoing=self.check_outgoing, daemon=self.facts(),
+                              app=self)
 
     async def _section_changed(self, name: str, config: Config) -> None:
         """A config override changed section ``name``: re-open only its service."""

@@ -21,14 +21,61 @@ class Service(Protocol):
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None: ...
 
 
+@dataclass(frozen=True)
+class HTTPFacts:
+    """The ``[http]`` facts a plugin may need: where the API listens and how."""
+
+    bind_address: str = ":9092"
+    https_enabled: bool = False
+    auth_enabled: bool = False
+
+
+@dataclass
+class DaemonFacts:
+    """What a plugin may know about the daemon that runs it, and nothing more.
+
+    ``address`` is the API's bound (host, port), None until the API listens (services
+    open before it); :meth:`api_url` builds the URL Kapacitor reports from it.
+    """
+
+    hostname: str = "localhost"
+    cluster_id: str = ""
+    server_id: str = ""
+    version: str = ""
+    http: HTTPFacts = field(default_factory=HTTPFacts)
+    address_of: Callable[[], tuple[str, int] | None] = lambda: None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return self.address_of()
+
+    def api_url(self, path: str = "/kapacitor/v1") -> str:
+        """``<scheme>://<host>:<port><path>`` as Kapacitor's HTTP service reports it (a
+        listener on every interface shows as ``[::]``); empty before the API listens."""
+        address = self.address
+        if not address:
+            return ""
+        bound_host = self.http.bind_address.rpartition(":")[0].strip("[]")
+        host = str(address[0]) if bound_host else "::"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.http.https_enabled else "http"
+        return f"{scheme}://{host}:{address[1]}{path}"
+
+
+def _allow_all(url: str) -> None:
+    """The outgoing-address check of a context made outside a daemon: allows all."""
+
+
 @dataclass
 class ServiceContext:
-    """What a section's service factory receives.
+    """What a section's service factory receives, and all it may use.
 
     ``config`` is the section's typed value (one instance, or a tuple for an array
     section); ``root`` holds the root keys (``hostname``, ``data_dir``...);
     ``write_points(db, rp, points)`` feeds points into the stream as ``/write`` does;
-    ``app`` is the running daemon, for the core's own services.
+    ``check_outgoing(url)`` raises when the deny list (``-blacklist-cidrs``) refuses the
+    URL's host; ``daemon`` holds the facts about the daemon a service may need.
     """
 
     section: str
@@ -36,12 +83,14 @@ class ServiceContext:
     root: Any
     logger: Logger
     write_points: Callable[[str, str, list[Any]], None]
-    app: Any = None
+    check_outgoing: Callable[[str], None] = _allow_all
+    daemon: DaemonFacts = field(default_factory=DaemonFacts)
+    app: Any = None  # being removed: no plugin may reach the daemon
 
 
 @dataclass
 class StartupContext:
-    """Passed to ``kapa_startup``/``kapa_shutdown``: the running daemon and its config."""
+    """Passed to ``kapa_startup``/``kapa_shutdown``: the daemon's facts and its config."""
 
     app: Any
     config: Any
