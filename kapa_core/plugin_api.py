@@ -14,6 +14,7 @@ from typing import Any
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.gojson import Struct as GoStruct
 from kapa_core.alert.gojson import dumps as go_json
+from kapa_core.alert.handler_context import DaemonInfo, Handler, HandlerContext, HTTPInfo
 from kapa_core.alert.handler_kit import (
     enabled_config,
     go_join_url,
@@ -99,12 +100,16 @@ __all__ = [
     "APIError",
     "CloudError",
     "ConfigError",
+    "DaemonInfo",
     "DiscoveryKind",
     "Duration",
     "Event",
     "EventState",
     "GoStruct",
     "GoTime",
+    "HTTPInfo",
+    "Handler",
+    "HandlerContext",
     "HandlerError",
     "HandlerKind",
     "InputListener",
