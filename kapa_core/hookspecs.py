@@ -53,13 +53,20 @@ def kapa_handler_kinds() -> Sequence[HandlerKind]:
 
 @hookspec
 def kapa_input_listeners() -> Sequence[InputListener]:
-    """Input listeners (collectd, opentsdb, udp...): a config section whose service turns
-    received data into points written into the stream."""
+    """Input listeners (collectd, opentsdb, udp...): for every enabled element of its
+    config section the daemon calls ``factory(element, InputContext)`` and runs the
+    returned service, which turns received data into points written into the stream.
+    Started after the core services; a config override of the section re-opens its
+    listeners; closed at shutdown (see :mod:`kapa_core.inputs`)."""
 
 
 @hookspec
 def kapa_discovery_kinds() -> Sequence[DiscoveryKind]:
-    """Discovery services that produce scrape targets for ``[[scraper]]`` elements."""
+    """Discovery services that produce scrape targets for ``[[scraper]]`` elements: for
+    every enabled element of its config section the daemon calls
+    ``factory(element, DiscoveryContext)`` and runs the returned discoverer, which
+    publishes its target groups with ``context.update(groups)``; re-opened on a config
+    override of the section, closed at shutdown (see :mod:`kapa_core.discovery`)."""
 
 
 @hookspec

@@ -28,11 +28,16 @@ from kapa_core.alert.outbound import send
 from kapa_core.cloud import CloudError, K8sClient, SwarmClient, find_cluster
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
+from kapa_core.discovery import DiscoveryContext, DiscoveryKind, TargetGroup
 from kapa_core.errors import APIError, ConfigError, HandlerError, KapaError, PluginError
 from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.hookspecs import hookimpl
+from kapa_core.inputs import Counters, InputContext, InputListener
 from kapa_core.models.duration import Duration
+from kapa_core.models.lineprotocol import ParseResult
+from kapa_core.models.lineprotocol import parse as parse_line_protocol
+from kapa_core.models.point import Point
 from kapa_core.services import ServiceContext, StartupContext
 from kapa_core.tlsconfig import TLS, TLSFileError
 
@@ -67,24 +72,6 @@ class HandlerKind:
 
 
 @dataclass(frozen=True, kw_only=True)
-class InputListener:
-    """An input listener bound to a config section (its service writes points)."""
-
-    name: str
-    section: str
-    doc: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class DiscoveryKind:
-    """A discovery service: ``section`` holds its elements, named by their ``id``."""
-
-    name: str
-    section: str
-    doc: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
 class UDFBridge:
     """A way to reach a UDF agent, chosen when ``selects(udf_config)`` is true."""
 
@@ -100,7 +87,9 @@ __all__ = [
     "APIError",
     "CloudError",
     "ConfigError",
+    "Counters",
     "DaemonInfo",
+    "DiscoveryContext",
     "DiscoveryKind",
     "Duration",
     "Event",
@@ -112,17 +101,21 @@ __all__ = [
     "HandlerContext",
     "HandlerError",
     "HandlerKind",
+    "InputContext",
     "InputListener",
     "K8sClient",
     "KapaError",
     "Level",
+    "ParseResult",
     "PluginError",
+    "Point",
     "Section",
     "ServiceContext",
     "StartupContext",
     "StringMap",
     "SwarmClient",
     "TLSFileError",
+    "TargetGroup",
     "Template",
     "TemplateError",
     "UDFBridge",
@@ -135,6 +128,7 @@ __all__ = [
     "one_default",
     "option",
     "option_template",
+    "parse_line_protocol",
     "parse_template",
     "pick_element",
     "require_choice",

@@ -50,13 +50,13 @@ def test_hook_kapa_handler_kinds() -> None:
 
 
 def test_hook_kapa_input_listeners() -> None:
-    item = api.InputListener(name="udp", section="udp")
+    item = api.InputListener(name="udp", section="udp", factory=lambda element, ctx: None)
     loaded = load_plugins([plugin(kapa_input_listeners=lambda: [item])], entry_points=False)
     assert loaded.input_listeners == {"udp": item}
 
 
 def test_hook_kapa_discovery_kinds() -> None:
-    item = api.DiscoveryKind(name="dns", section="dns")
+    item = api.DiscoveryKind(name="dns", section="dns", factory=lambda element, ctx: None)
     loaded = load_plugins([plugin(kapa_discovery_kinds=lambda: [item])], entry_points=False)
     assert loaded.discovery_kinds == {"dns": item}
 
