@@ -1,4 +1,4 @@
-"""Helpers for kapa-core's tests and for third-party plugin authors.
+"""The real daemon for tests, and helpers around it.
 
 ``DaemonProcess`` runs the real ``kapa-core`` daemon as a subprocess on a free loopback
 port with its own data directory, and always stops it, even when the test fails::

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 
-from tests.integration.local_http import ServedHTTP
+from kapa_core.testing import ServedHTTP
 
 
 def hash_password(password: str) -> str:

@@ -1,5 +1,5 @@
 """Handlers against real receivers: Slack's webhook format on a recording HTTP server
-(http_recorder.HTTPRecorder), email through a real SMTP server (aiosmtpd)."""
+(kapa_core.testing.RecordingHTTPServer), email through a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kapa_core.testing import DaemonProcess, wait_until
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 from tests.integration.influxd import free_port
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write

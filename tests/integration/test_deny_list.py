@@ -23,8 +23,8 @@ from kapa_core.denylist import DenyList, OutgoingDenied
 from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.influxdb.write import WriteFailed, write
-from kapa_core.testing import DaemonProcess, wait_until
-from tests.integration.http_recorder import HTTPRecorder, TCPRecorder
+from kapa_core.testing import DaemonProcess, TCPRecorder, wait_until
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,9 @@ import trio
 from kapa_plugins.handlers import kafka
 from kapa_plugins.handlers import kafka_wire as wire
 
-from kapa_core.testing import DaemonProcess, wait_until
+from kapa_core.testing import DaemonProcess, ServedHTTP, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
-from tests.integration.local_http import ServedHTTP
 from tests.integration.pki import ca_and_server
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write

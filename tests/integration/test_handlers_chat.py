@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write
 

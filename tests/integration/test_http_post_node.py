@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 
 pytestmark = pytest.mark.integration
 

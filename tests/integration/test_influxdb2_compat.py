@@ -19,8 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess, wait_until
-from tests.integration.local_http import ServedHTTP
+from kapa_core.testing import DaemonProcess, ServedHTTP, wait_until
 from tests.integration.test_alerts import wait_for
 
 pytestmark = pytest.mark.integration

@@ -84,7 +84,7 @@ def test_installed_package_section_api_and_service_lifecycle(site: Path) -> None
 
 
 def test_installed_handler_from_tickscript_and_topic_handler(site: Path) -> None:
-    from tests.integration.http_recorder import HTTPRecorder
+    from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
     from tests.integration.test_alerts import wait_for
     from tests.integration.test_tasks import define, write
 

@@ -30,7 +30,7 @@ import pytest
 from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.recordfile import read_batches, read_stream, write_batches
 from kapa_core.testing import DaemonProcess
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 from tests.integration.influxd import InfluxD
 
 pytestmark = pytest.mark.integration

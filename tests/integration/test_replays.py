@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 from tests.integration.influxd import InfluxD
 
 pytestmark = pytest.mark.integration

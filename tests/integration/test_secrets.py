@@ -26,7 +26,7 @@ from kapa_core.config.schema import Key, Section, keys_of
 from kapa_core.plugins import load_plugins
 from kapa_core.storage import OVERRIDES, Store
 from kapa_core.testing import DaemonProcess, run_cli, to_toml
-from tests.integration.http_recorder import HTTPRecorder
+from kapa_core.testing import RecordingHTTPServer as HTTPRecorder
 from tests.integration.influxd import InfluxD
 
 pytestmark = pytest.mark.integration
