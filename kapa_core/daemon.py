@@ -202,8 +202,11 @@ class Daemon:
                 if section.service is not None:
                     await runner.open(section.name, section.service(self._context(section.name)))
                     self.log.debug("opened service", name=section.name)
-            kinds.register(self.plugins.handler_kinds, self.disabled_handlers)
-            kinds.configure_deadman(config["deadman"])
+            # This daemon's handler kinds, current for every task and thread it starts.
+            self.handler_kinds = kinds.HandlerKinds(
+                self.plugins.handler_kinds, self.disabled_handlers,
+                kinds.DeadmanDefaults.from_config(config["deadman"]))
+            kinds.install(self.handler_kinds)
             stats = config["stats"]
             # Kapacitor times nodes only through its stats service: with [stats]
             # disabled every avg_exec_time_ns stays 0.
@@ -212,7 +215,8 @@ class Daemon:
             self.alerts = AlertService(
                 self.store, config["alert"], section_service=runner.get,
                 section_config=lambda name: self.config.get(name),
-                check_outgoing=self.check_outgoing, log=Logger("alert"))
+                check_outgoing=self.check_outgoing, log=Logger("alert"),
+                kinds=self.handler_kinds)
             await runner.open("alert", self.alerts)
             self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)

@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 
 from kapa_core import hookspecs
+from kapa_core.alert.kinds import DeadmanDefaults, HandlerKinds
 from kapa_core.config.core_sections import CORE_SECTIONS
 from kapa_core.config.schema import Section
 from kapa_core.errors import PluginError
@@ -63,6 +64,13 @@ class Plugins:
 
     def ordered_sections(self) -> list[Section]:
         return list(self.sections.values())
+
+    def kinds(self, disabled: Iterable[str] = (),
+              deadman: DeadmanDefaults | None = None) -> HandlerKinds:
+        """A registry of these plugins' handler kinds (for one daemon or tool), with
+        ``disabled`` kinds refused and the given ``[deadman]`` defaults."""
+        return HandlerKinds(dict(self.handler_kinds), frozenset(disabled),
+                            deadman or DeadmanDefaults())
 
 
 def _new_manager() -> pluggy.PluginManager:

@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import trio
 
-from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.levels import Level
@@ -56,7 +55,7 @@ class ServiceTests:
             service = self.service(name)
             if callable(getattr(service, "test", None)) and hasattr(service, "test_options"):
                 tests[name] = ServiceTest(name, service.test_options, service.test)
-        for kind in registry.KINDS.values():
+        for kind in self.alerts.kinds.kinds.values():
             if kind.section and kind.section not in tests and not kind.topic_only:
                 tests[kind.section] = self._handler_test(kind)
         return dict(sorted(tests.items()))

@@ -6,6 +6,16 @@ import os
 
 import pytest
 
+from kapa_core.alert import kinds
+from kapa_core.plugins import load_plugins
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _builtin_handler_kinds() -> None:
+    """TICKscripts evaluated outside a daemon know the installed handler kinds, as a
+    daemon's do (a daemon installs its own for everything it runs)."""
+    kinds.install(load_plugins().kinds())
+
 
 @pytest.fixture(autouse=True)
 def _clean_kapacitor_env(monkeypatch: pytest.MonkeyPatch) -> None:

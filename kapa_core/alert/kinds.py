@@ -1,24 +1,48 @@
-"""The registry of alert handler kinds the running daemon knows, and the deadman defaults.
+"""The alert handler kinds a daemon knows, and its ``[deadman]`` defaults.
 
-The daemon fills it from its plugins before any task is defined (``-disable-handlers``
-kinds stay listed but refused); TICKscript evaluation reads it to know which handler
-properties an alert node has.
+Each daemon builds one :class:`HandlerKinds` from its plugins (``-disable-handlers``
+kinds stay listed but refused) and installs it for everything it runs with
+:func:`install`: TICKscript evaluation reads it through :func:`current` to know which
+handler properties an alert node has. The value lives in a context variable, so trio
+tasks and worker threads started by a daemon see that daemon's kinds and two daemons in
+one process do not share them. Outside a daemon (tools, tests) no kind is known unless
+one is installed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from kapa_core.models.duration import SECOND, Duration
 
-KINDS: dict[str, Any] = {}  # kind name -> HandlerKind
-BY_PROPERTY: dict[str, Any] = {}  # TICKscript property -> HandlerKind
-DISABLED: set[str] = set()
+
+class Kind(Protocol):
+    """What the core reads of a handler kind (``kapa_core.plugin_api.HandlerKind``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def options(self) -> type: ...
+    @property
+    def factory(self) -> Callable[..., Any]: ...
+    @property
+    def section(self) -> str: ...
+    @property
+    def args(self) -> tuple[str, ...]: ...
+    @property
+    def topic_only(self) -> bool: ...
+    @property
+    def tick_name(self) -> str: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeadmanDefaults:
+    """``[deadman]``: what ``|deadman()`` and ``global = true`` expand to."""
+
     interval: Duration = Duration(10 * SECOND)
     threshold: float = 0.0
     id: str = "{{ .Group }}:NODE_NAME for task '{{ .TaskName }}'"
@@ -26,30 +50,60 @@ class DeadmanDefaults:
                     '{{ index .Fields "emitted" | printf "%0.3f" }} points/INTERVAL.')
     global_: bool = False
 
-
-DEADMAN = DeadmanDefaults()
-
-
-def register(kinds: dict[str, Any], disabled: set[str] | frozenset[str] = frozenset()) -> None:
-    KINDS.clear()
-    BY_PROPERTY.clear()
-    KINDS.update(kinds)
-    for kind in kinds.values():
-        if not kind.topic_only:
-            BY_PROPERTY[kind.tick_name] = kind
-    DISABLED.clear()
-    DISABLED.update(disabled)
+    @classmethod
+    def from_config(cls, config: Any) -> DeadmanDefaults:
+        """From the ``[deadman]`` section's typed value."""
+        return cls(interval=config.interval, threshold=config.threshold, id=config.id,
+                   message=config.message, global_=config.global_)
 
 
-def configure_deadman(config: Any) -> None:
-    for name in ("interval", "threshold", "id", "message", "global_"):
-        setattr(DEADMAN, name, getattr(config, name))
+@dataclass(frozen=True)
+class HandlerKinds:
+    """One daemon's handler kinds by name and by TICKscript property, the disabled ones
+    and the deadman defaults."""
+
+    kinds: Mapping[str, Kind] = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()
+    deadman: DeadmanDefaults = field(default_factory=DeadmanDefaults)
+    by_property: Mapping[str, Kind] = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_property = {k.tick_name: k for k in self.kinds.values() if not k.topic_only}
+        object.__setattr__(self, "by_property", by_property)
+
+    def get(self, name: str) -> Kind | None:
+        return self.kinds.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.kinds
+
+    def names(self) -> list[str]:
+        return sorted(self.kinds)
+
+    def with_deadman(self, deadman: DeadmanDefaults) -> HandlerKinds:
+        return replace(self, deadman=deadman)
 
 
-def ensure_builtin() -> None:
-    """Load the built-in kinds when no daemon registered any (tools, tests)."""
-    if KINDS:
-        return
-    from kapa_core.plugins import load_plugins
+#: Nothing installed: no handler kind, Kapacitor's deadman defaults.
+NONE = HandlerKinds()
+_CURRENT: ContextVar[HandlerKinds] = ContextVar("kapa_handler_kinds", default=NONE)
 
-    register(load_plugins().handler_kinds)
+
+def current() -> HandlerKinds:
+    """The handler kinds of the daemon (or tool) this code runs under."""
+    return _CURRENT.get()
+
+
+def install(kinds: HandlerKinds) -> Token[HandlerKinds]:
+    """Make ``kinds`` current in this context and the tasks and threads it starts."""
+    return _CURRENT.set(kinds)
+
+
+@contextmanager
+def using(kinds: HandlerKinds) -> Iterator[HandlerKinds]:
+    """``kinds`` current for the ``with`` block only."""
+    token = _CURRENT.set(kinds)
+    try:
+        yield kinds
+    finally:
+        _CURRENT.reset(token)

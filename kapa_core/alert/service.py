@@ -103,9 +103,12 @@ class AlertService:
     def __init__(self, store: Any, config: Any, *, section_service: Callable[[str], Any],
                  check_outgoing: Callable[[str], None] = lambda url: None,
                  section_config: Callable[[str], Any] = lambda name: None,
-                 log: Logger | None = None) -> None:
+                 log: Logger | None = None,
+                 kinds: registry.HandlerKinds = registry.NONE,
+                 daemon: DaemonInfo | None = None) -> None:
         self.store = store
         self.log = log or Logger("alert")
+        self.kinds = kinds
         self.topics = Topics(store, persist=config.persist_topics,
                              buffer=config.topic_buffer_length, log=self.log)
         self.section_service = section_service
@@ -139,11 +142,11 @@ class AlertService:
 
     # -- handlers -----------------------------------------------------------------------------
     def kind(self, name: str) -> Any:
-        kind = registry.KINDS.get(name)
+        kind = self.kinds.get(name)
         if kind is None:
             raise ConfigError("kind", f"unknown handler kind {name!r} (known: "
-                              f"{', '.join(sorted(registry.KINDS))})")
-        if name in registry.DISABLED:
+                              f"{', '.join(self.kinds.names())})")
+        if name in self.kinds.disabled:
             raise ConfigError("kind", f"handler kind {name!r} is disabled on this server "
                               "(-disable-handlers)")
         return kind
@@ -164,8 +167,8 @@ class AlertService:
             out.append((kind.name, HandlerProxy(kind, options, self)))
             used.add(kind.name)
         forced = False
-        for kind in registry.KINDS.values():
-            if not kind.section or kind.name in registry.DISABLED:
+        for kind in self.kinds.kinds.values():
+            if not kind.section or kind.name in self.kinds.disabled:
                 continue
             config = self.section_config(kind.section)
             elements = config if isinstance(config, tuple) else (config,)

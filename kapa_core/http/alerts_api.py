@@ -125,7 +125,8 @@ class AlertsAPI:
 
     async def create_handler(self, request: Request) -> Response:
         topic = request.params["topic"]
-        spec = self.alerts.parse_spec(topic, _kapacitor_checks(self._body(request), "create"))
+        spec = self.alerts.parse_spec(topic, _kapacitor_checks(self._body(request), "create",
+                                                               kinds=self.alerts.kinds))
         if (topic, spec.id) in self.alerts.specs:
             raise APIError(400, "failed to create handler: cannot register handler, handler "
                            f"with ID {go_quote(spec.id)} already exists")
@@ -137,8 +138,9 @@ class AlertsAPI:
 
     async def put_handler(self, request: Request) -> Response:
         old = self._spec(request)
-        spec = self.alerts.parse_spec(old.topic, _kapacitor_checks(self._body(request),
-                                                                   "update", old.id), old.id)
+        checked = _kapacitor_checks(self._body(request), "update", old.id,
+                                    kinds=self.alerts.kinds)
+        spec = self.alerts.parse_spec(old.topic, checked, old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
         self.alerts.save(spec)
@@ -156,8 +158,8 @@ class AlertsAPI:
             patched = apply_patch(document, ops)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise APIError(400, f"failed to apply patch: {exc}") from None
-        spec = self.alerts.parse_spec(old.topic, _kapacitor_checks(patched, "update", old.id),
-                                      old.id)
+        checked = _kapacitor_checks(patched, "update", old.id, kinds=self.alerts.kinds)
+        spec = self.alerts.parse_spec(old.topic, checked, old.id)
         if spec.id != old.id:
             self.alerts.remove(old.topic, old.id)
         self.alerts.save(spec)
@@ -231,7 +233,8 @@ def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
     return doc
 
 
-def _kapacitor_checks(body: Any, verb: str, handler_id: str = "") -> Any:
+def _kapacitor_checks(body: Any, verb: str, handler_id: str = "", *,
+                      kinds: registry.HandlerKinds) -> Any:
     """What Kapacitor checks of a handler before kapa-core parses it, in its words: the
     handler ID, then whether it knows the kind, then an aggregate handler's interval.
     Kapacitor answers these with a 500; kapa-core with a 400, as every refusal of what a
@@ -242,7 +245,7 @@ def _kapacitor_checks(body: Any, verb: str, handler_id: str = "") -> Any:
             raise APIError(400, "invalid handler spec: handler ID must contain only "
                            f"letters, numbers, '-', '.' and '_'. {go_quote(hid)}")
         kind = body.get("kind")
-        if isinstance(kind, str) and kind and kind not in registry.KINDS:
+        if isinstance(kind, str) and kind and kind not in kinds:
             raise APIError(400, f"failed to {verb} handler: unsupported action kind "
                            f"{go_quote(kind)}")
     return _aggregate_interval(body, verb)

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from kapa_core.alert.kinds import DEADMAN
+from kapa_core.alert import kinds
 from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskDef, TaskService
 from kapa_core.engine.templates import json_number
@@ -26,8 +26,8 @@ from kapa_core.http.messages import JSON_TYPE, Request, Response
 from kapa_core.http.router import Router
 from kapa_core.models import gojson
 from kapa_core.models.duration import Duration
-from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.pipeline.evaluate import Evaluated
+from kapa_core.pipeline.pipeline import Pipeline
 
 BASE = "/kapacitor/v1/tasks"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
@@ -147,7 +147,7 @@ def _large(body: dict[str, Any], service: TaskService) -> bool:
 
 def _dot_key(task: TaskDef) -> tuple[Any, ...]:
     """What a stopped task's DOT depends on (a global deadman adds nodes to every task)."""
-    return (task.script, repr(task.vars), task.type, tuple(task.dbrps), DEADMAN.global_)
+    return (task.script, repr(task.vars), task.type, tuple(task.dbrps), kinds.current().deadman.global_)
 
 
 class TasksAPI:

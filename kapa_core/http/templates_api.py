@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from kapa_core.alert.kinds import DEADMAN
+from kapa_core.alert import kinds
 from kapa_core.engine.tasks import THREAD_SCRIPT_BYTES
 from kapa_core.engine.templates import TemplateDef, TemplateService, var_json
 from kapa_core.errors import APIError
@@ -130,7 +130,7 @@ class TemplatesAPI:
 
 def _key(template: TemplateDef) -> tuple[Any, ...]:
     """What a template's vars and DOT depend on (a global deadman adds nodes)."""
-    return (template.script, template.type, DEADMAN.global_)
+    return (template.script, template.type, kinds.current().deadman.global_)
 
 
 def _large(body: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
+from kapa_core.alert.kinds import HandlerKinds, Kind
 from kapa_core.errors import ConfigError
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.base import NodeSpec, Prop, SpecError, chain, check_args
@@ -106,21 +107,23 @@ class AlertSpec(NodeSpec):
         self.inhibit: list[Any] = []
         self.handlers: list[HandlerUse] = []
         self._current: HandlerUse | None = None
+        #: the handler kinds this script is evaluated against (the daemon's)
+        self.kinds: HandlerKinds = registry.current()
 
     # -- properties: the node's, the handler kinds', the current handler's options ----------
     def all_properties(self) -> dict[str, Prop]:  # type: ignore[override]
         props = dict(super().all_properties())
-        for name in registry.BY_PROPERTY:
+        for name in self.kinds.by_property:
             props.setdefault(name, Prop())
         if self._current is not None:
-            for tick in opts.by_tick(registry.KINDS[self._current.kind].options):
+            for tick in opts.by_tick(self.kinds.kinds[self._current.kind].options):
                 props.setdefault(tick, Prop())
         return props
 
     def set_property(self, name: str, args: list[Any]) -> None:
         current = self._current
         if current is not None:
-            kind = registry.KINDS[current.kind]
+            kind = self.kinds.kinds[current.kind]
             info = opts.by_tick(kind.options).get(name)
             if info is not None:
                 try:
@@ -129,8 +132,8 @@ class AlertSpec(NodeSpec):
                 except (ValueError, TypeError) as exc:
                     raise SpecError(f"{kind.tick_name}: {exc}") from None
                 return
-        if name in registry.BY_PROPERTY and name not in self.PROPERTIES:
-            self._start_handler(registry.BY_PROPERTY[name], args)
+        if name in self.kinds.by_property and name not in self.PROPERTIES:
+            self._start_handler(self.kinds.by_property[name], args)
             return
         self._current = None
         if name == "stateChangesOnly":
@@ -146,8 +149,8 @@ class AlertSpec(NodeSpec):
             return
         super().set_property(name, args)
 
-    def _start_handler(self, kind: Any, args: list[Any]) -> None:
-        if kind.name in registry.DISABLED:
+    def _start_handler(self, kind: Kind, args: list[Any]) -> None:
+        if kind.name in self.kinds.disabled:
             raise SpecError(f"alert: handler {kind.name!r} is disabled on this server "
                             "(-disable-handlers)")
         if kind.name == "post":  # Go's .post(urls...) keeps the first URL
@@ -179,7 +182,7 @@ class AlertSpec(NodeSpec):
         # templates are parsed when the task starts, so a disabled task may hold bad ones
         # (both as in Kapacitor).
         for use in self.handlers:  # refused when defined, enabled or not
-            kind = registry.KINDS.get(use.kind)
+            kind = self.kinds.get(use.kind)
             if kind is None:
                 continue
             try:
@@ -193,7 +196,6 @@ class AlertSpec(NodeSpec):
 
 @chain("alert")
 def _alert(pipeline: Any, parent: NodeSpec, args: list[Any]) -> NodeSpec:
-    registry.ensure_builtin()
     check_args("alert", (), args)
     return AlertSpec(pipeline, [parent])
 
@@ -214,7 +216,6 @@ def add_deadman(pipeline: Any, parent: NodeSpec, threshold: float, interval: Dur
                 extra: list[Any]) -> AlertSpec:
     from kapa_core.pipeline.nodes import DerivativeSpec, NoOpSpec, StatsSpec
 
-    registry.ensure_builtin()
     if interval <= 0:
         raise SpecError("deadman: interval must be positive")
     if not parent.children:
@@ -228,7 +229,7 @@ def add_deadman(pipeline: Any, parent: NodeSpec, threshold: float, interval: Dur
     if extra:
         crit = AllOf([crit, *extra], " AND ".join([crit.text, *(e.text for e in extra)]))
     alert.crit = crit
-    defaults = registry.DEADMAN
+    defaults = alert.kinds.deadman
     alert.id_template = defaults.id.replace("NODE_NAME", parent.name, 1)
     alert.message_template = defaults.message.replace("INTERVAL", str(interval), 1)
     return alert

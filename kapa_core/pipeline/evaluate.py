@@ -22,13 +22,14 @@ import kapa_core.pipeline.influxdb_out
 import kapa_core.pipeline.influxql
 import kapa_core.pipeline.nodes
 import kapa_core.pipeline.query
-from kapa_core.alert.kinds import DEADMAN
+from kapa_core.alert import kinds as registry
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.alert import add_deadman
 from kapa_core.pipeline.base import CHAINS, STAR, Edge, NodeSpec, SpecError
 from kapa_core.pipeline.nodes import BatchSpec, StreamSpec
 from kapa_core.pipeline.pipeline import Pipeline
+from kapa_core.pipeline.udf import UDFSpec
 from kapa_core.tick import ast, gosignatures, limits
 from kapa_core.tick.functions import NAMES as FUNCTION_NAMES
 from kapa_core.tick.functions import EvalError, _go_float
@@ -42,13 +43,13 @@ from kapa_core.tick.lambdas import (
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex, is_regex
 from kapa_core.tick.values import type_name
+from kapa_core.udf import current as udf_functions
 
 VAR_TYPES = ("int", "float", "bool", "string", "regex", "duration", "lambda", "list", "star")
 
-_ = kapa_core.pipeline.influxql
-_ = kapa_core.pipeline.influxdb_out
-_ = kapa_core.pipeline.query
-_ = kapa_core.pipeline.autoscale
+#: The spec modules whose ``@chain`` methods must be registered before a script runs.
+SPEC_MODULES = (kapa_core.pipeline.influxql, kapa_core.pipeline.influxdb_out,
+                kapa_core.pipeline.query, kapa_core.pipeline.autoscale)
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,10 @@ class Evaluator:
         # Vars given for names the script does not declare are ignored, as in Kapacitor.
         for statement in program.statements:
             self.statement(statement)
-        if DEADMAN.global_ and self.source is not None:
+        deadman = registry.current().deadman
+        if deadman.global_ and self.source is not None:
             # [deadman] global: every task's source node gets a deadman, as in Kapacitor.
-            add_deadman(self.pipeline, self.source, DEADMAN.threshold, DEADMAN.interval, [])
+            add_deadman(self.pipeline, self.source, deadman.threshold, deadman.interval, [])
             self._count_nodes(None)
         self.pipeline.dbrps = list(self.dbrps) + list(self.extra_dbrps)
         if self.deferred is not None:
@@ -266,8 +268,7 @@ class Evaluator:
 
     def _var_value(self, var: Var) -> Any:
         if var.type == "lambda" and isinstance(var.value, str):
-            program = parse("var v = lambda: " + var.value)
-            return program.statements[0].value
+            return _declared_value(parse("var v = lambda: " + var.value))
         if var.type == "regex" and isinstance(var.value, str):
             return compile_regex(var.value)
         if var.type == "star":
@@ -390,9 +391,9 @@ class Evaluator:
         try:
             return compile_lambda(node, _Defined(self.scope))
         except TickError as exc:
-            for name, marker in self.scope.items():
+            for var_name, marker in self.scope.items():
                 if isinstance(marker, _Unset) and \
-                        f"name {_go_quote(name)} is undefined" in exc.message:
+                        f"name {_go_quote(var_name)} is undefined" in exc.message:
                     break
             else:
                 raise
@@ -474,7 +475,7 @@ class Evaluator:
         if kind == "star":
             return STAR
         if kind == "lambda":
-            return compile_lambda(parse("var v = lambda: FALSE").statements[0].value)
+            return compile_lambda(_declared_value(parse("var v = lambda: FALSE")))
         return marker
 
     def _call(self, node: ast.Chain, target: NodeSpec, args: list[Any]) -> Any:
@@ -497,6 +498,8 @@ class Evaluator:
                 if factory is None or not _has_chain(target, name):
                     if name in properties:
                         raise self.error(node, _not_chaining(node.name, target))
+                    if node.name in udf_functions():
+                        raise self.error(node, _use_dynamic("chaining", node.name, target))
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(CHAINS)))
                 try:
@@ -516,6 +519,8 @@ class Evaluator:
                                          f"on {go_type(target)}, but chaining method does "
                                          f"exist. Use '|' operator instead: "
                                          f"'node|{node.name}(..)'.")
+                    if node.name in udf_functions():
+                        raise self.error(node, _use_dynamic("property", node.name, target))
                     raise self.error(node, self._unknown(node.name, target,
                                                          list(properties)))
                 handler = getattr(target, "_current", None)
@@ -525,7 +530,14 @@ class Evaluator:
                     self._follow_alert_object(target, handler, before, name)
                 self._count_nodes(node)  # .deadman() adds nodes
                 return target
-            # '@': a UDF (none is known to the evaluator)
+            # '@': a UDF of the daemon's [udf.functions], checked against its info
+            function = udf_functions().get(node.name)
+            if function is not None:
+                child = UDFSpec(self.pipeline, target, function)
+                child.position = (node.line, node.col)
+                self._count_nodes(node)
+                self._check_edges(node, child)
+                return child
             what = ("property" if name in properties else "chaining method"
                     if name in CHAINS and _has_chain(target, name) else "")
             if what:
@@ -587,7 +599,7 @@ _GO_TYPES = {"changeDetect": "ChangeDetectNode", "groupby": "GroupByNode",
              "influxdb_out": "InfluxDBOutNode", "influxql": "InfluxQLNode",
              "noop": "NoOpNode", "kapacitor_loopback": "KapacitorLoopbackNode",
              "k8s_autoscale": "K8sAutoscaleNode", "swarm_autoscale": "SwarmAutoscaleNode",
-             "ec2_autoscale": "Ec2AutoscaleNode"}
+             "ec2_autoscale": "Ec2AutoscaleNode", "udf": "UDFNode"}
 
 
 #: The zero value of each var type Kapacitor computes with when a template's var has none.
@@ -600,6 +612,13 @@ _GO_HANDLERS = {"post": "AlertHTTPPostHandler", "tcp": "TcpHandler", "mqtt": "MQ
                 "snmpTrap": "SNMPTrapHandler"}
 
 
+def _declared_value(program: ast.Program) -> Any:
+    """The value of the one ``var`` statement of ``program``."""
+    statement = program.statements[0]
+    assert isinstance(statement, ast.VarDecl)
+    return statement.value
+
+
 def go_type(spec: NodeSpec) -> str:
     """``*pipeline.WindowNode`` for a window spec; ``*pipeline.SlackHandler`` for an
     alert spec whose ``.slack()`` handler takes the properties that follow."""
@@ -607,9 +626,8 @@ def go_type(spec: NodeSpec) -> str:
     if current is None and getattr(spec, "_go_data", False):
         return "*pipeline.AlertNodeData"
     if current is not None:
-        from kapa_core.alert import kinds as registry
-
-        handler = registry.KINDS.get(current.kind)
+        kinds = getattr(spec, "kinds", None) or registry.current()
+        handler = kinds.get(current.kind)
         tick = getattr(handler, "tick_name", "") or current.kind
         return "*pipeline." + (_GO_HANDLERS.get(tick) or tick[:1].upper() + tick[1:]
                                + "Handler")
@@ -769,6 +787,12 @@ def _go_call_error(op: str, name: str, target: NodeSpec, args: list[Any]) -> str
 @functools.cache
 def _qualified_all(types: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(_qualified(t) for t in types)
+
+
+def _use_dynamic(kind: str, name: str, target: NodeSpec) -> str:
+    """Kapacitor's answer to ``|name()`` or ``.name()`` where ``name`` is a UDF."""
+    return (f"no {kind} method {_go_quote(name)} on {go_type(target)}, but dynamic method "
+            f"does exist. Use '@' operator instead: 'node@{name}(..)'.")
 
 
 def _not_chaining(name: str, target: NodeSpec) -> str:

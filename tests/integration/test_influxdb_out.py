@@ -20,8 +20,8 @@ import pytest
 
 from kapa_core.engine.nodes.influxdb_out import LineFormatter, _scaled
 from kapa_core.errors import TickError
-from kapa_core.testing import DaemonProcess
 from kapa_core.pipeline.evaluate import evaluate
+from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import InfluxD
 from tests.integration.test_alerts import wait_for
 from tests.integration.test_tasks import define, write

@@ -9,8 +9,8 @@ import pytest
 
 from kapa_core.config.core_sections import TaskConfig
 from kapa_core.errors import TickError
-from kapa_core.tick import limits
 from kapa_core.pipeline.evaluate import evaluate
+from kapa_core.tick import limits
 from kapa_core.tick.format import format_script
 from kapa_core.tick.lexer import tokenize
 from kapa_core.tick.parser import parse

@@ -17,8 +17,8 @@ import pytest
 
 from kapa_core.engine.build import build_nodes
 from kapa_core.logs import Logger
-from kapa_core.tick import limits, parser
 from kapa_core.pipeline.evaluate import evaluate
+from kapa_core.tick import limits, parser
 from kapa_core.tick.format import format_program
 from kapa_core.tick.lexer import tokenize
 

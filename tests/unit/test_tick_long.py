@@ -12,8 +12,8 @@ import random
 import pytest
 
 from kapa_core.errors import TickError
-from kapa_core.tick import ast, lambdas
 from kapa_core.pipeline.evaluate import evaluate
+from kapa_core.tick import ast, lambdas
 from kapa_core.tick.format import format_program, format_script
 from kapa_core.tick.functions import EvalError
 from kapa_core.tick.lambdas import compile_lambda, static_error
