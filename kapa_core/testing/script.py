@@ -206,7 +206,8 @@ class _KitContext(NodeContext):
 @dataclass
 class ScriptRun:
     """What a script did with its input. Nodes are named as in Kapacitor's DOT
-    (``window2``); a node kind that occurs once in the script names it too (``window``)."""
+    (``window2``, ``state_count3``); a kind of node that occurs once in the script names
+    it too (``window``, ``stateCount``)."""
 
     pipeline: Pipeline
     nodes: list[Node]
@@ -223,8 +224,9 @@ class ScriptRun:
         for node in self.nodes:
             if node.name == name:
                 return node
+        wanted = name.replace("_", "").lower()  # stateCount or state_count
         kind = [n for n in self.nodes
-                if name in (n.spec.kind, n.name.rstrip("0123456789"))]
+                if wanted == n.name.rstrip("0123456789").replace("_", "").lower()]
         if len(kind) == 1:
             return kind[0]
         names = ", ".join(n.name for n in self.nodes)
