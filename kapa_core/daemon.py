@@ -32,6 +32,8 @@ from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.denylist import DenyList
+from kapa_core.discovery import DiscoveryRegistry
+from kapa_core.elements import PluginElements, Plumbing
 from kapa_core.engine.loader import load_directory
 from kapa_core.engine.node import configure_timing
 from kapa_core.engine.nodes.io import NodeContext
@@ -46,6 +48,7 @@ from kapa_core.http import tls as https
 from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
+from kapa_core.http.discovery_api import DiscoveryAPI
 from kapa_core.http.recordings_api import RecordingsAPI
 from kapa_core.http.replays_api import ReplaysAPI
 from kapa_core.http.router import Router
@@ -56,6 +59,7 @@ from kapa_core.http.subscriptions_api import SubscriptionsAPI
 from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.templates_api import TemplatesAPI
 from kapa_core.http.write_api import WriteAPI
+from kapa_core.inputs import Statistics, point_writer
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
 from kapa_core.service_tests import ServiceTests
@@ -132,6 +136,11 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
+        #: this daemon's input listeners and discoverers (started in _serve), the
+        #: statistics the listeners publish and the target groups discoverers find
+        self.elements: PluginElements | None = None
+        self.plugin_statistics = Statistics()
+        self.discovery = DiscoveryRegistry()
         # The base configuration, validated before anything starts.
         self.config: Config = self.layers.build(self.layers.effective_raw())
 
@@ -232,6 +241,16 @@ class Daemon:
             await runner.open("replays", self.replay_service)
             await self.task_service.start_enabled()
             await self.load_directory()
+            # Input listeners and discoverers of the enabled elements: one that cannot
+            # start stops the daemon here, before the API listens (as Kapacitor).
+            self.elements = PluginElements(
+                self.plugins.sections, self.plugins.input_listeners,
+                self.plugins.discovery_kinds, Plumbing(
+                    point_writer(self.stream.write,
+                                 lambda: self.config.root.default_retention_policy),
+                    self.check_outgoing, self.facts, self.plugin_statistics,
+                    self.discovery))
+            await self.elements.open_all(runner, config)
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(self, config))
@@ -301,6 +320,9 @@ class Daemon:
         """A config override changed section ``name``: re-open only its service."""
         self.config = config
         self.task_master.context = self._node_context()
+        if self.elements is not None and self._runner is not None:
+            # the section's input listeners and discoverers (APIError if one fails)
+            await self.elements.section_changed(self._runner, name, config)
         section = self.plugins.sections[name]
         if section.service is None or self._runner is None:
             return
@@ -332,6 +354,7 @@ class Daemon:
         ServiceTestsAPI(ServiceTests(self.alerts, runner.get, lambda: runner.names)
                         ).register(router)
         SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
+        DiscoveryAPI(self.discovery).register(router)
         assert self.store is not None
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)

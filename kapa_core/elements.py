@@ -1,0 +1,231 @@
+"""Running the plugin families built per config element: input listeners and discoverers.
+
+For every registered :class:`~kapa_core.inputs.InputListener` and
+:class:`~kapa_core.discovery.DiscoveryKind` the daemon opens one :class:`ElementGroup`
+in its service runner, named ``input:<name>`` or ``discovery:<name>``. The group calls
+the plugin's factory for every enabled element of the section (an element without an
+``enabled`` key counts as enabled; a disabled one is not started), starts each in its
+own cancel scope and closes them together. A config override of the section re-opens
+the group: every element of that section, and nothing else, is rebuilt.
+
+Failures, decided as Kapacitor does where it decides:
+
+* At startup an element that cannot start (a port in use) stops the daemon with an
+  error naming the section and element, as ``kapacitord`` stops when an input service
+  fails to open; nothing is left half-started.
+* On a config override, the elements that start run, each one that cannot is logged
+  with its section and element, and the API answers 500 naming them; the daemon keeps
+  running.
+* An element that fails after it started is logged; the others keep running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from kapa_core.config.schema import Section
+from kapa_core.discovery import DiscoveryContext, DiscoveryKind, DiscoveryRegistry
+from kapa_core.errors import APIError, KapaError
+from kapa_core.inputs import InputContext, InputListener, Statistics
+from kapa_core.logs import Logger
+from kapa_core.models.point import Point
+from kapa_core.services import DaemonFacts, Service, ServiceRunner
+
+
+class ElementStartError(KapaError):
+    """A listener or discoverer element could not start."""
+
+
+@dataclass(frozen=True)
+class Element:
+    """One enabled element: its label for logs and errors, how to build its service
+    and how to release what its context published once it stops."""
+
+    label: str
+    build: Callable[[], tuple[Service, Callable[[], None]]]
+
+
+class ElementGroup:
+    """The running elements of one family member (one section)."""
+
+    def __init__(self, family: str, section: str, elements: list[Element], log: Logger, *,
+                 strict: bool) -> None:
+        self.family = family
+        self.section = section
+        self.elements = elements
+        self.log = log
+        self.strict = strict
+        #: labels of the elements running now
+        self.running: list[str] = []
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        failures: list[str] = []
+        async with trio.open_nursery() as nursery:
+            for element in self.elements:
+                try:
+                    service, release = element.build()
+                except Exception as exc:
+                    failures.append(self._failed(element, exc))
+                    continue
+                try:
+                    await nursery.start(self._supervise, element.label, service, release)
+                except Exception as exc:
+                    failures.append(self._failed(element, _single(exc)))
+            if failures and self.strict:
+                raise ElementStartError("; ".join(failures))
+            task_status.started(failures)
+            await trio.sleep_forever()
+
+    def _failed(self, element: Element, exc: BaseException) -> str:
+        message = f"{self.family} {element.label}: {type(exc).__name__}: {exc}"
+        self.log.error(f"{self.family} failed to start", section=self.section,
+                       element=element.label, err=f"{type(exc).__name__}: {exc}")
+        return message
+
+    async def _supervise(self, label: str, service: Service, release: Callable[[], None],
+                         *, task_status: Any) -> None:
+        ready = False
+        try:
+            async with trio.open_nursery() as inner:
+                await inner.start(service.serve)
+                ready = True
+                self.running.append(label)
+                self.log.info(f"{self.family} started", section=self.section, element=label)
+                task_status.started()
+        except Exception as exc:  # stopped with an error after it started: log it only
+            if not ready:
+                raise _single(exc) from None
+            err = _single(exc)
+            self.log.error(f"{self.family} stopped with an error", section=self.section,
+                           element=label, err=f"{type(err).__name__}: {err}")
+        finally:
+            if label in self.running:
+                self.running.remove(label)
+            release()
+
+
+def _single(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _enabled(element: Any) -> bool:
+    return bool(getattr(element, "enabled", True))
+
+
+def _elements_of(section: Section, value: Any) -> list[tuple[str, str, Any]]:
+    """(label, element name, element config) of every enabled element of ``value``."""
+    if section.multiple:
+        out = []
+        for index, element in enumerate(value or ()):
+            if _enabled(element):
+                name = section.element_name(element) if section.element_key else ""
+                label = f"{section.name}[{index}]" + (f" ({name})" if name else "")
+                out.append((label, name, element))
+        return out
+    return [(section.name, "", value)] if _enabled(value) else []
+
+
+@dataclass
+class Plumbing:
+    """What the daemon lends the contexts it builds (the families never see it)."""
+
+    write_points: Callable[[str, str, list[Point]], None]
+    check_outgoing: Callable[[str], None]
+    facts: Callable[[], DaemonFacts]
+    statistics: Statistics
+    discovery: DiscoveryRegistry
+
+
+class PluginElements:
+    """The input listeners and discoverers of one daemon, opened in its service runner."""
+
+    def __init__(self, sections: Mapping[str, Section],
+                 listeners: Mapping[str, InputListener],
+                 kinds: Mapping[str, DiscoveryKind], plumbing: Plumbing) -> None:
+        self.sections = sections
+        self.listeners = dict(listeners)
+        self.kinds = dict(kinds)
+        self.plumbing = plumbing
+        self.log = Logger("server")
+
+    def names(self, section: str | None = None) -> list[str]:
+        """Runner names of the groups (of ``section`` only, when given)."""
+        out = [f"input:{n}" for n, item in self.listeners.items()
+               if section is None or item.section == section]
+        out += [f"discovery:{n}" for n, item in self.kinds.items()
+                if section is None or item.section == section]
+        return out
+
+    def _group(self, runner_name: str, config: Any, *, strict: bool) -> ElementGroup:
+        family, _, name = runner_name.partition(":")
+        item: InputListener | DiscoveryKind = (self.listeners[name] if family == "input"
+                                               else self.kinds[name])
+        section = self.sections.get(item.section)
+        if section is None:
+            raise ElementStartError(f"{family} {name}: no config section {item.section!r} "
+                                    "(the plugin must declare it in kapa_config_sections)")
+        value = config.get(item.section)
+        elements = [Element(label, self._builder(family, item, element_name, element))
+                    for label, element_name, element in _elements_of(section, value)]
+        return ElementGroup("input listener" if family == "input" else "discoverer",
+                            item.section, elements, Logger(item.section), strict=strict)
+
+    def _builder(self, family: str, item: InputListener | DiscoveryKind, name: str,
+                 element: Any) -> Callable[[], tuple[Service, Callable[[], None]]]:
+        plumbing = self.plumbing
+        log = Logger(item.section, **({"element": name} if name else {}))
+
+        def build() -> tuple[Service, Callable[[], None]]:
+            if isinstance(item, InputListener):
+                inputs = InputContext(item.section, element, log, plumbing.write_points,
+                                      element=name, check_outgoing=plumbing.check_outgoing,
+                                      daemon=plumbing.facts(),
+                                      statistics=plumbing.statistics)
+                try:
+                    return item.factory(element, inputs), inputs.close
+                except BaseException:
+                    inputs.close()
+                    raise
+            found = DiscoveryContext(item.section, element, log, id=name,
+                                     check_outgoing=plumbing.check_outgoing,
+                                     daemon=plumbing.facts(), registry=plumbing.discovery)
+            found.open()
+            try:
+                return item.factory(element, found), found.close
+            except BaseException:
+                found.close()
+                raise
+
+        return build
+
+    async def open_all(self, runner: ServiceRunner, config: Any) -> None:
+        """Start every enabled element at startup; the first that cannot start stops
+        the daemon (:class:`ElementStartError`)."""
+        for name in self.names():
+            await runner.open(name, self._group(name, config, strict=True))
+            self.log.debug("opened service", name=name)
+
+    async def section_changed(self, runner: ServiceRunner, section: str, config: Any) -> None:
+        """Re-open the elements fed by ``section``; APIError 500 naming those that could
+        not start (the others run)."""
+        failures: list[str] = []
+        for name in self.names(section):
+            self.log.info("configuration override applied, restarting service", name=name,
+                          section=section)
+            try:
+                failed = await runner.reopen(name, self._group(name, config, strict=False))
+            except Exception as exc:
+                failed = [f"{name}: {exc}"]
+            failures += failed or []
+        if failures:
+            raise APIError(500, f"failed to update service {section}: "
+                                + "; ".join(failures))
+
+
+__all__ = ["Element", "ElementGroup", "ElementStartError", "PluginElements", "Plumbing"]
