@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 from kapa_plugins.handlers import kafka
-from kapa_plugins.handlers import kafka_wire as wire
+from kapa_plugins.handlers.kafka import wire
 
 from kapa_core.testing import DaemonProcess, ServedHTTP, wait_until
 from tests.integration.influxd import free_port

@@ -495,7 +495,7 @@ async def running(*elements: mqtt.MQTTConfig, log: RecordingLog | None = None
 
 async def test_reconnects_after_a_broker_restart(broker_factory: Any,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mqtt, "PROBE_AFTER", 0.0)
+    monkeypatch.setattr(mqtt.broker, "PROBE_AFTER", 0.0)
     broker = broker_factory()
     url = f"tcp://127.0.0.1:{broker.port}"
     async with running(element("b", url)) as service:
@@ -519,7 +519,7 @@ async def test_reconnects_after_a_broker_restart(broker_factory: Any,
 async def test_keepalive_pings_then_disconnect_on_close(broker_factory: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # Pinged after 1-2 s idle; the broker gives up on a session silent for 3 s.
-    monkeypatch.setattr(mqtt, "KEEPALIVE", 2)
+    monkeypatch.setattr(mqtt.broker, "KEEPALIVE", 2)
     broker = broker_factory()
     log = RecordingLog()
     async with running(element("b", f"tcp://127.0.0.1:{broker.port}",
@@ -660,7 +660,7 @@ async def test_a_silent_broker_leaves_the_event_loop_free_and_close_is_prompt(
     """paho blocks on a worker thread: trio keeps running while a publish waits for a
     broker that accepts TCP but never answers, and closing the service does not wait
     longer than CLOSE_TIMEOUT for a publish in progress."""
-    monkeypatch.setattr(mqtt, "CONNECT_TIMEOUT", 3.0)
+    monkeypatch.setattr(mqtt.broker, "CONNECT_TIMEOUT", 3.0)
     with socket.create_server(("127.0.0.1", 0)) as silent:
         url = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         service = mqtt.MQTTService((element("s", url),), RecordingLog())
@@ -936,7 +936,7 @@ stream|from().measurement('ws3')
 
 async def test_websocket_reconnects_after_the_bridge_drops(
         broker_factory: Any, bridge_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mqtt, "PROBE_AFTER", 0.0)
+    monkeypatch.setattr(mqtt.broker, "PROBE_AFTER", 0.0)
     broker = broker_factory()
     bridge = bridge_factory(broker.port)
     async with running(element("w", bridge.url, client_id="kapa-ws-re")) as service:

@@ -97,15 +97,17 @@ class ClientCredentials:
         if self.scopes:
             form["scope"] = " ".join(self.scopes)
         form.update(self.params)
-        auth = None
+        auth: httpx.BasicAuth | None = None
         if style == "params":
             form["client_id"] = self.client_id
             form["client_secret"] = self.client_secret
         else:  # as Go's oauth2 does, the id and secret are URL-encoded first
-            auth = (quote(self.client_id, safe=""), quote(self.client_secret, safe=""))
+            auth = httpx.BasicAuth(quote(self.client_id, safe=""),
+                                   quote(self.client_secret, safe=""))
         try:
-            response = await client.post(self.token_url, data=form, auth=auth,
-                                         headers={"Accept": "application/json"})
+            response = await client.post(
+                self.token_url, data=form, headers={"Accept": "application/json"},
+                auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
         except httpx.HTTPError as exc:
             raise TokenError(f"oauth2: cannot fetch token from {_safe(self.token_url)}: "
                              f"{type(exc).__name__}: {exc}") from None

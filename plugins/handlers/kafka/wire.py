@@ -282,16 +282,16 @@ class Reader:
         return chunk
 
     def i8(self) -> int:
-        return struct.unpack(">b", self._take(1))[0]
+        return int.from_bytes(self._take(1), "big", signed=True)
 
     def i16(self) -> int:
-        return struct.unpack(">h", self._take(2))[0]
+        return int.from_bytes(self._take(2), "big", signed=True)
 
     def i32(self) -> int:
-        return struct.unpack(">i", self._take(4))[0]
+        return int.from_bytes(self._take(4), "big", signed=True)
 
     def i64(self) -> int:
-        return struct.unpack(">q", self._take(8))[0]
+        return int.from_bytes(self._take(8), "big", signed=True)
 
     def string(self) -> str | None:
         n = self.i16()
