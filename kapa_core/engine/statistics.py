@@ -50,9 +50,13 @@ honestly keep their Go names with these Python meanings:
   resident size where /proc does not exist).
 
 ``Alloc``, ``TotalAlloc``, ``Lookups``, ``Mallocs``, ``Frees`` and the ``Heap*`` sizes have
-no cheap Python counterpart and are left out rather than invented; so are Kapacitor's
-``udp`` (input listeners) and ``events`` statistics. ``/debug/vars`` gives the same
-memory fields under ``memstats``.
+no cheap Python counterpart and are left out rather than invented; so is Kapacitor's
+``events`` statistic. ``/debug/vars`` gives the same memory fields under
+``memstats``.
+
+Plugins. The statistics input listeners publish while they run (Kapacitor's ``udp``
+with tag ``bind``, or a listener's own; see :mod:`kapa_core.inputs`) come from the
+daemon's ``plugin_statistics``, with the common tags added.
 """
 
 from __future__ import annotations
@@ -199,6 +203,10 @@ def collect(app: Daemon) -> list[Statistic]:
     for topic_id, topic in sorted(topics.items()):
         out.append(Statistic(f"topics:{topic_id}", "topics", {"id": topic_id, **common},
                              {"collected": topic.collected}))
+    # what plugins publish (input listeners), while they run
+    for counters in getattr(app, "plugin_statistics", ()):
+        out.append(Statistic(counters.key, counters.name,
+                             {**counters.tags, **common}, dict(counters.values)))
     denylist = getattr(app, "blacklist", None)  # kapa-core's addition, with -blacklist-cidrs
     if denylist and callable(getattr(denylist, "statistics", None)):
         out.append(Statistic("denylist", "denylist", dict(common), denylist.statistics()))
