@@ -35,7 +35,7 @@ from kapa_core.denylist import DenyList
 from kapa_core.discovery import DiscoveryRegistry
 from kapa_core.elements import PluginElements, Plumbing
 from kapa_core.engine.loader import load_directory
-from kapa_core.engine.node import configure_timing
+from kapa_core.engine.node import Timing
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.replay import ReplayService
 from kapa_core.engine.router import StreamRouter
@@ -64,6 +64,7 @@ from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
 from kapa_core.service_tests import ServiceTests
 from kapa_core.services import (
+    CoreServiceContext,
     DaemonFacts,
     HTTPFacts,
     ServiceContext,
@@ -77,6 +78,9 @@ PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
                  "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
                  # "this host": connecting to 0.0.0.0 or :: reaches the loopback
                  "0.0.0.0/8", "::/128")
+
+#: Sections of the core whose service gets a CoreServiceContext (plugins never do).
+CORE_SERVICE_SECTIONS = frozenset({"influxdb"})
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
+        #: per section: state its service keeps across re-opens (CoreServiceContext.state)
+        self._section_state: dict[str, dict[str, Any]] = {}
         #: this daemon's input listeners and discoverers (started in _serve), the
         #: statistics the listeners publish and the target groups discoverers find
         self.elements: PluginElements | None = None
@@ -219,8 +225,8 @@ class Daemon:
             stats = config["stats"]
             # Kapacitor times nodes only through its stats service: with [stats]
             # disabled every avg_exec_time_ns stays 0.
-            configure_timing(stats.timing_sample_rate if stats.enabled else 0,
-                             stats.timing_movavg_size)
+            self.task_master.timing = Timing.from_stats(
+                stats.timing_sample_rate if stats.enabled else 0, stats.timing_movavg_size)
             self.alerts = AlertService(
                 self.store, config["alert"], section_service=runner.get,
                 section_config=lambda name: self.config.get(name),
@@ -229,7 +235,9 @@ class Daemon:
             await runner.open("alert", self.alerts)
             self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)
-            await runner.open("stats", StatsService(self._context("stats")))
+            await runner.open("stats", StatsService(config["stats"], daemon=self,
+                                                    write_points=self.stream.write,
+                                                    logger=Logger("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
             self.template_service = TemplateService(self.store, self.task_service)
@@ -253,7 +261,7 @@ class Daemon:
             await self.elements.open_all(runner, config)
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
-            self.plugins.hook.kapa_startup(context=StartupContext(self, config))
+            self.plugins.hook.kapa_startup(context=StartupContext(config, self.facts()))
             addr = f"{self.address[0]}:{self.address[1]}"
             self.log.info("kapa-core ready", addr=addr)
             scheme = "https" if self.config["http"].https_enabled else "http"
@@ -263,7 +271,8 @@ class Daemon:
             await self._stop.wait()
             self.log.info("signal received, shutting down gracefully")
             await self._http.shutdown()
-            self.plugins.hook.kapa_shutdown(context=StartupContext(self, self.config))
+            self.plugins.hook.kapa_shutdown(context=StartupContext(self.config,
+                                                                   self.facts()))
             await runner.close_all()
             nursery.cancel_scope.cancel()
 
@@ -280,13 +289,12 @@ class Daemon:
 
     def _node_context(self) -> NodeContext:
         endpoints = {e.endpoint: e for e in self.config.get("httppost", ())}
-        return NodeContext(write_points=self.stream.write, httppost=endpoints,
-                           allowed=self.check_outgoing, alerts=self.alerts,
-                           hostname=self.config.root.hostname, cluster_id=self.cluster_id,
-                           server_id=self.server_id,
-                           influxdb=lambda: self._runner.get("influxdb") if self._runner
-                           else None,
-                           config_section=lambda name: self.config.get(name))
+        return self.task_master.node_context(
+            write_points=self.stream.write, httppost=endpoints, allowed=self.check_outgoing,
+            alerts=self.alerts, hostname=self.config.root.hostname,
+            cluster_id=self.cluster_id, server_id=self.server_id,
+            influxdb=lambda: self._runner.get("influxdb") if self._runner else None,
+            config_section=lambda name: self.config.get(name))
 
     def check_outgoing(self, url: str) -> None:
         """Refuse a URL whose host is an address in a -blacklist-cidrs range; a host
@@ -311,10 +319,16 @@ class Daemon:
                            address_of=lambda: self.address)
 
     def _context(self, name: str) -> ServiceContext:
-        return ServiceContext(section=name, config=self.config[name], root=self.config.root,
-                              logger=Logger(name), write_points=self.stream.write,
-                              check_outgoing=self.check_outgoing, daemon=self.facts(),
-                              app=self)
+        config, root, logger = self.config[name], self.config.root, Logger(name)
+        if name not in CORE_SERVICE_SECTIONS:
+            return ServiceContext(name, config, root, logger, self.stream.write,
+                                  self.check_outgoing, self.facts(), app=self)
+        return CoreServiceContext(name, config, root, logger, self.stream.write,
+                                  self.check_outgoing, self.facts(),
+                                  deny_list=self.blacklist,
+                                  shared_secret=self.config["http"].shared_secret,
+                                  subscription_tokens=self.subscription_tokens,
+                                  state=self._section_state.setdefault(name, {}))
 
     async def _section_changed(self, name: str, config: Config) -> None:
         """A config override changed section ``name``: re-open only its service."""
@@ -338,7 +352,7 @@ class Daemon:
     def _http_server(self) -> HTTPServer:
         http = self.config["http"]
         router = Router()
-        ServerAPI(self).register(router)
+        ServerAPI(self, self.task_master.sideloads).register(router)
         WriteAPI(self.stream, default_rp=lambda: self.config.root.default_retention_policy,
                  logger=Logger("http"), tracing=http.write_tracing).register(router)
         assert self.config_service is not None

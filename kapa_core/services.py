@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import trio
 
+from kapa_core.auth.subscription_tokens import SubscriptionTokens
+from kapa_core.denylist import DenyList
 from kapa_core.logs import Logger
 
 
@@ -89,11 +91,30 @@ class ServiceContext:
 
 
 @dataclass
-class StartupContext:
-    """Passed to ``kapa_startup``/``kapa_shutdown``: the daemon's facts and its config."""
+class CoreServiceContext(ServiceContext):
+    """What the core's own services (``[[influxdb]]``) get beyond a plugin's context;
+    the daemon never hands this to a plugin.
 
-    app: Any
+    ``deny_list`` is the ``-blacklist-cidrs`` list itself (clients that check each
+    resolved address); ``shared_secret`` is ``[http] shared-secret``;
+    ``subscription_tokens`` the store of InfluxDB subscription tokens (None outside a
+    daemon); ``state`` a mapping the daemon keeps for this section across re-opens (a
+    config override re-creates the service with the same mapping).
+    """
+
+    deny_list: DenyList | None = None
+    shared_secret: str = ""
+    subscription_tokens: SubscriptionTokens | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StartupContext:
+    """Passed to ``kapa_startup``/``kapa_shutdown``: the daemon's configuration (the
+    typed sections by name, ``config.root`` for the root keys) and its facts."""
+
     config: Any
+    daemon: DaemonFacts = field(default_factory=DaemonFacts)
 
 
 @dataclass

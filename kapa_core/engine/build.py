@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from kapa_core.engine.node import Node
+from kapa_core.engine.node import DEFAULT_TIMING, Node
 from kapa_core.engine.nodes import (
     autoscale,
     barrier,
@@ -52,7 +52,6 @@ RUNTIMES: dict[type, type[Node]] = {
     specs.UnionSpec: basic.UnionNode,
     specs.JoinSpec: join.JoinNode,
     specs.FlattenSpec: enrich.FlattenNode,
-    specs.SideloadSpec: enrich.SideloadNode,
     specs.CombineSpec: enrich.CombineNode,
     specs.BarrierSpec: barrier.BarrierNode,
     InfluxQLSpec: influxql.InfluxQLNode,
@@ -67,6 +66,7 @@ WITH_CONTEXT: dict[type, Callable[[Any, Logger, io.NodeContext], Node]] = {
     AlertSpec: AlertNode,
     InfluxDBOutSpec: InfluxDBOutNode,
     QuerySpec: QueryNode,
+    specs.SideloadSpec: lambda spec, log, ctx: enrich.SideloadNode(spec, log, ctx.sideloads),
     autoscale_specs.K8sAutoscaleSpec: autoscale.K8sAutoscaleNode,
     autoscale_specs.SwarmAutoscaleSpec: autoscale.SwarmAutoscaleNode,
     autoscale_specs.Ec2AutoscaleSpec: autoscale.Ec2AutoscaleNode,
@@ -99,4 +99,7 @@ def build_nodes(pipeline: Pipeline, log: Logger,
     for node in built.values():  # a stats node counts what its node sends, once linked
         if isinstance(node, output.StatsNode):
             node.attach()
+    if context.timing != DEFAULT_TIMING:  # the daemon's [stats] timing settings
+        for node in built.values():
+            node.use_timing(context.timing)
     return list(built.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from kapa_core.logs import Logger
@@ -21,23 +22,34 @@ from kapa_core.models.point import Point
 from kapa_core.pipeline.base import NodeSpec
 
 
+@dataclass(frozen=True)
 class Timing:
     """How nodes time themselves for ``avg_exec_time_ns`` ([stats] timing-sample-rate and
     timing-movavg-size): every ``every``-th call is timed (Kapacitor times a random
     ``rate`` fraction; every 1/rate-th call is the same share without a random draw per
-    point), and the figure is the mean of the last ``window`` timings."""
+    point), and the figure is the mean of the last ``window`` timings.
 
-    every = 10
-    window = 1000
+    Each daemon has its own (its task master's node context carries it, see
+    ``kapa_core.engine.nodes.io.NodeContext``); a node built without one uses
+    :data:`DEFAULT_TIMING`."""
+
+    every: int = 10
+    window: int = 1000
+
+    @classmethod
+    def from_stats(cls, sample_rate: float, movavg_size: int) -> Timing:
+        """From [stats] ``timing-sample-rate`` and ``timing-movavg-size``; a rate of 0
+        (or less) times nothing."""
+        if sample_rate <= 0:
+            every = 1 << 62  # never: collected never reaches it
+        else:
+            every = max(1, round(1 / min(sample_rate, 1.0)))
+        return cls(every, max(1, movavg_size))
 
 
-def configure_timing(sample_rate: float, movavg_size: int) -> None:
-    """Apply [stats] timing settings to the nodes built from now on."""
-    if sample_rate <= 0:
-        Timing.every = 1 << 62  # never: collected never reaches it
-    else:
-        Timing.every = max(1, round(1 / min(sample_rate, 1.0)))
-    Timing.window = max(1, movavg_size)
+#: The timing of nodes built outside a daemon (Kapacitor's defaults: rate 0.1, 1000).
+DEFAULT_TIMING = Timing()
+
 
 class TaskStopped(BaseException):
     """An error that stops the task, as an error a Kapacitor node returns does: the task
@@ -65,8 +77,14 @@ class Node:
         self.emitted = 0
         self.errors = 0
         self.log = log.with_(node=self.name)
-        self._every = Timing.every
-        self._timings: deque[int] = deque(maxlen=Timing.window)
+        self._every = DEFAULT_TIMING.every
+        self._timings: deque[int] = deque(maxlen=DEFAULT_TIMING.window)
+        self._time_total = 0
+
+    def use_timing(self, timing: Timing) -> None:
+        """Time this node as ``timing`` says (its task's, set when the task is built)."""
+        self._every = timing.every
+        self._timings = deque(maxlen=timing.window)
         self._time_total = 0
 
     # -- receiving ----------------------------------------------------------------------

@@ -118,10 +118,32 @@ class _TaskMaster(Protocol):
     def tasks(self) -> Mapping[str, RunningTask]: ...
 
 
+class _Topic(Protocol):
+    @property
+    def collected(self) -> int: ...
+
+
+class _Topics(Protocol):
+    @property
+    def topics(self) -> Mapping[str, _Topic]: ...
+
+
+class _Alerts(Protocol):
+    @property
+    def topics(self) -> _Topics: ...
+
+
+class _DenyList(Protocol):
+    def __bool__(self) -> bool: ...
+
+    def statistics(self) -> dict[str, int]: ...
+
+
 class Daemon(Protocol):
-    """What the statistics read of the running daemon. Its optional parts are looked
-    up by name: ``service(name)`` (the ``influxdb`` and ``stats`` services), ``alerts``
-    (the topics) and ``blacklist`` (the CIDR deny list)."""
+    """What the statistics read of the running daemon: its identity and config, the
+    stream, the task master, the task counts, ``service(name)`` (the running ``influxdb``
+    and ``stats`` services, or None), ``alerts`` (the topics; None before the alert
+    service exists) and ``blacklist`` (the ``-blacklist-cidrs`` deny list)."""
 
     @property
     def config(self) -> _Config: ...
@@ -135,22 +157,23 @@ class Daemon(Protocol):
     def stream(self) -> _Stream: ...
     @property
     def task_master(self) -> _TaskMaster: ...
+    @property
+    def alerts(self) -> _Alerts | None: ...
+    @property
+    def blacklist(self) -> _DenyList: ...
 
     def num_tasks(self) -> int: ...
 
     def num_enabled_tasks(self) -> int: ...
 
-
-def _service(app: Daemon, name: str) -> Any:
-    lookup = getattr(app, "service", None)
-    return lookup(name) if callable(lookup) else None
+    def service(self, name: str) -> Any: ...
 
 
 def num_subscriptions(app: Daemon) -> int:
     """Subscriptions the InfluxDB service holds: its ``num_subscriptions`` (method or
     number), else the sum of ``num_subscriptions`` over its per-cluster
     ``subscriptions`` managers; 0 without an InfluxDB service."""
-    service = _service(app, "influxdb")
+    service = app.service("influxdb")
     count = getattr(service, "num_subscriptions", None)
     if callable(count):
         count = count()
@@ -164,7 +187,7 @@ def num_subscriptions(app: Daemon) -> int:
 
 def stats_points_written(app: Daemon) -> int | None:
     """Points the stats service wrote into the stream; None when it is not writing."""
-    service = _service(app, "stats")
+    service = app.service("stats")
     if service is None or not getattr(service, "enabled", False):
         return None
     return int(service.points_written)
@@ -198,8 +221,7 @@ def collect(app: Daemon) -> list[Statistic]:
     out += _task_master_edges(app, common)
     for task_id, running in sorted(app.task_master.tasks.items()):
         out += task_statistics(task_id, running, common)
-    alerts = getattr(app, "alerts", None)
-    topics = getattr(getattr(alerts, "topics", None), "topics", {})
+    topics = app.alerts.topics.topics if app.alerts is not None else {}
     for topic_id, topic in sorted(topics.items()):
         out.append(Statistic(f"topics:{topic_id}", "topics", {"id": topic_id, **common},
                              {"collected": topic.collected}))
@@ -207,9 +229,10 @@ def collect(app: Daemon) -> list[Statistic]:
     for counters in getattr(app, "plugin_statistics", ()):
         out.append(Statistic(counters.key, counters.name,
                              {**counters.tags, **common}, dict(counters.values)))
-    denylist = getattr(app, "blacklist", None)  # kapa-core's addition, with -blacklist-cidrs
-    if denylist and callable(getattr(denylist, "statistics", None)):
-        out.append(Statistic("denylist", "denylist", dict(common), denylist.statistics()))
+    denylist = app.blacklist  # kapa-core's addition, with -blacklist-cidrs
+    if denylist:
+        out.append(Statistic("denylist", "denylist", dict(common),
+                             dict(denylist.statistics())))
     return out
 
 

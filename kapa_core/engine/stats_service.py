@@ -15,8 +15,9 @@ route the statistics is logged and counted (``failures``); the service goes on.
 
 With ``enabled = false`` the service stays idle: nothing is written and the task
 master's ``stats`` edge does not exist, as in Kapacitor, which then does not start the
-service at all. ``timing-sample-rate`` and ``timing-movavg-size`` are accepted; node
-timing samples one call in ten (see :mod:`kapa_core.engine.node`) whatever they say.
+service at all. ``timing-sample-rate`` and ``timing-movavg-size`` set how the daemon's
+nodes time themselves (:class:`kapa_core.engine.node.Timing`, given to its task master);
+with ``enabled = false`` nodes are not timed.
 
 InfluxDB never sees these points unless a task sends them there; the default
 ``[[influxdb]] excluded-subscriptions`` keeps ``_kapacitor.autogen`` out of the
@@ -26,26 +27,31 @@ subscriptions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from kapa_core.config.core_sections import StatsConfig
 from kapa_core.engine.statistics import GC_PAUSES, Daemon, stream_statistics
+from kapa_core.logs import Logger
 from kapa_core.models.duration import format_go
 from kapa_core.models.point import Point
-from kapa_core.services import ServiceContext
 
 
 class StatsService:
-    def __init__(self, context: ServiceContext) -> None:
-        config = context.config
+    """The ``[stats]`` service of ``daemon`` (what :mod:`kapa_core.engine.statistics`
+    reads of it); ``write_points(db, rp, points)`` feeds the stream."""
+
+    def __init__(self, config: StatsConfig, *, daemon: Daemon,
+                 write_points: Callable[[str, str, list[Any]], None], logger: Logger) -> None:
         self.enabled: bool = config.enabled
         self.interval_ns = int(config.stats_interval)
         self.database: str = config.database
         self.retention_policy: str = config.retention_policy
-        self.app: Daemon = context.app
-        self.write = context.write_points
-        self.log = context.logger
+        self.daemon = daemon
+        self.write = write_points
+        self.log = logger
         self.points_written = 0
         self.reports = 0
         self.failures = 0
@@ -75,7 +81,7 @@ class StatsService:
     def report(self) -> int:
         """Compute the statistics and write them into the stream; the points written."""
         try:
-            stats = stream_statistics(self.app)
+            stats = stream_statistics(self.daemon)
         except Exception as exc:  # a broken statistic must not stop the others next time
             self.failures += 1
             self.log.error("error getting stats data", err=f"{type(exc).__name__}: {exc}",

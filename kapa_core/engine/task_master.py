@@ -19,7 +19,8 @@ import trio
 import trio.lowlevel
 
 from kapa_core.engine.build import build_nodes
-from kapa_core.engine.node import Node, TaskStopped
+from kapa_core.engine.node import DEFAULT_TIMING, Node, TaskStopped, Timing
+from kapa_core.engine.nodes.enrich import SideloadSources
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
 from kapa_core.logs import Logger
@@ -218,15 +219,26 @@ class TaskMaster:
 
     A task that ends by itself (a node's error, see :class:`TaskStopped`) is no longer
     executing: it leaves the master and the router, and ``on_task_error`` (set by the
-    task service, which keeps the error with the task) hears its error."""
+    task service, which keeps the error with the task) hears its error.
 
-    def __init__(self, router: Any, log: Logger, context: NodeContext | None = None) -> None:
+    The master owns what its tasks share: ``timing`` (how nodes time themselves, the
+    daemon's [stats] timing settings) and ``sideloads`` (the open sideload sources). A
+    ``context`` the daemon sets carries them to the nodes (see :meth:`node_context`)."""
+
+    def __init__(self, router: Any, log: Logger, context: NodeContext | None = None, *,
+                 timing: Timing = DEFAULT_TIMING) -> None:
         self.router = router
         self.log = log
-        self.context = context or NodeContext(write_points=router.write)
+        self.timing = timing
+        self.sideloads = SideloadSources()
+        self.context = context or self.node_context(write_points=router.write)
         self.tasks: dict[str, RunningTask] = {}
         self.on_task_error: Callable[[str, str], Awaitable[None]] | None = None
         self._nursery: trio.Nursery | None = None
+
+    def node_context(self, **values: Any) -> NodeContext:
+        """A node context with ``values`` and this master's timing and sideload sources."""
+        return NodeContext(**values, timing=self.timing, sideloads=self.sideloads)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kapa_core import logs
-from kapa_core.engine.statistics import debug_vars
+from kapa_core.engine.nodes.enrich import SideloadSources
+from kapa_core.engine.statistics import Daemon, debug_vars
 from kapa_core.errors import APIError
 from kapa_core.http.messages import Request, Response, decode_json
 from kapa_core.http.router import Router
 
 
 class ServerAPI:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    """``daemon``: what ``/debug/vars`` reports on; ``sideloads``: the daemon's open
+    sideload sources, read again by ``/sideload/reload``."""
+
+    def __init__(self, daemon: Daemon, sideloads: SideloadSources) -> None:
+        self.daemon = daemon
+        self.sideloads = sideloads
 
     def register(self, router: Router) -> None:
         router.add(["GET", "HEAD"], "/kapacitor/v1/ping", self.ping)
@@ -24,10 +27,8 @@ class ServerAPI:
         self._router = router
 
     async def sideload_reload(self, request: Request) -> Response:
-        from kapa_core.engine.nodes.enrich import SideloadSource
-
         try:
-            SideloadSource.reload_all()
+            self.sideloads.reload_all()
         except ValueError as exc:  # Kapacitor answers 500 with the source's error
             raise APIError(500, str(exc)) from None
         return Response.empty(204)
@@ -55,4 +56,4 @@ class ServerAPI:
     async def debug_vars(self, request: Request) -> Response:
         """Kapacitor's expvar JSON, built with the stats stream's own numbers
         (:mod:`kapa_core.engine.statistics`)."""
-        return Response.json(debug_vars(self.app), pretty=False)
+        return Response.json(debug_vars(self.daemon), pretty=False)

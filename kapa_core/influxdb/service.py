@@ -17,6 +17,7 @@ import trio
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig, default_cluster
+from kapa_core.influxdb.context import InfluxDBContext
 from kapa_core.influxdb.subscriptions import (
     SubscriptionManager,
     remember_links,
@@ -24,7 +25,6 @@ from kapa_core.influxdb.subscriptions import (
     unlink_removed_clusters,
 )
 from kapa_core.models.duration import format_go
-from kapa_core.services import ServiceContext
 
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -42,23 +42,24 @@ class ClusterStatus:
 
 
 class InfluxDBService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    """Opened by the daemon with a ``kapa_core.services.CoreServiceContext``."""
+
+    def __init__(self, ctx: InfluxDBContext) -> None:
         self.elements: tuple[InfluxDBConfig, ...] = ctx.config
         self.log = ctx.logger
-        self.blacklist = getattr(ctx.app, "blacklist", None)
+        self.blacklist = ctx.deny_list
         # The daemon's [http]: shared-secret signs the JWTs of clusters with
         # http-shared-secret = true; auth-enabled makes subscriptions carry tokens.
-        app_config = getattr(ctx.app, "config", None)
-        http = app_config["http"] if app_config is not None else None
-        self.shared_secret: str = http.shared_secret if http is not None else ""
-        self.auth_enabled: bool = bool(http is not None and http.auth_enabled)
+        self.shared_secret = ctx.shared_secret
+        self.auth_enabled = ctx.daemon.http.auth_enabled
         self._clients: dict[str, ClusterClient] = {}
         self._status: dict[str, ClusterStatus] = {}
         # InfluxDB subscriptions (kapa_core.influxdb.subscriptions): one manager per
         # connected cluster, and what the previous instance of this service linked.
         self.context = ctx
         self.subscriptions: dict[str, SubscriptionManager] = {}
-        self.previous_links = remember_links(ctx, self.elements)
+        self.previous_links = remember_links(ctx.state, self.elements,
+                                             ctx.daemon.cluster_id, ctx.daemon.server_id)
 
     def statuses(self) -> dict[str, ClusterStatus]:
         return dict(self._status)
@@ -93,7 +94,7 @@ class InfluxDBService:
                 nursery.start_soon(self._connect, element)
             task_status.started()
             nursery.start_soon(unlink_removed_clusters, self)
-            tokens = getattr(self.context.app, "subscription_tokens", None)
+            tokens = self.context.subscription_tokens
             if tokens is not None:
                 revoked = await tokens.revoke_other_clusters(e.name for e in enabled)
                 if revoked:

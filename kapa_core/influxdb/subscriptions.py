@@ -58,10 +58,9 @@ from __future__ import annotations
 
 import builtins
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -73,9 +72,11 @@ from kapa_core.auth.subscription_tokens import (
     make_token,
     token_cluster,
 )
+from kapa_core.denylist import DenyList
 from kapa_core.errors import KapaError
 from kapa_core.influxdb.client import ClusterClient, quote_ident, quote_string
 from kapa_core.influxdb.config import InfluxDBConfig
+from kapa_core.influxdb.context import DaemonFacts, InfluxDBContext
 from kapa_core.influxdb.udp_listener import UDPListener
 from kapa_core.logs import Logger
 
@@ -544,55 +545,74 @@ class LinkState:
     name: str  # "" when subscriptions are disabled
 
 
-#: Per daemon (by id, cleared when it is collected): the latest service's LinkStates.
-_HISTORY: dict[int, dict[str, LinkState]] = {}
-
-
-def remember_links(ctx: Any, elements: tuple[InfluxDBConfig, ...]) -> dict[str, LinkState]:
+def remember_links(state: dict[str, Any], elements: tuple[InfluxDBConfig, ...],
+                   cluster_id: str, server_id: str) -> dict[str, LinkState]:
     """Record what a new InfluxDB service will link; return what the previous one did.
 
-    A configuration override re-creates the service; comparing with the previous
-    instance of the same daemon tells which subscriptions a runtime change leaves behind.
-    The first service of a daemon gets an empty history (a restart never unlinks).
+    ``state`` is the mapping the daemon keeps for the ``[[influxdb]]`` section across
+    re-opens: a configuration override re-creates the service, and comparing with the
+    previous instance of the same daemon tells which subscriptions a runtime change
+    leaves behind. The first service of a daemon gets an empty history (a restart never
+    unlinks); without a daemon identity nothing is linked nor remembered.
     """
-    app = getattr(ctx, "app", None)
-    if app is None or not getattr(app, "cluster_id", ""):
+    if not cluster_id:
         return {}
-    key = id(app)
-    previous = _HISTORY.get(key)
-    if previous is None:
-        weakref.finalize(app, _HISTORY.pop, key, None)
-        previous = {}
-    _HISTORY[key] = {
+    previous: dict[str, LinkState] = state.get(_LINKS, {})
+    state[_LINKS] = {
         e.name: LinkState(e, "" if e.disable_subscriptions else
-                          subscription_name(e, app.cluster_id, app.server_id))
+                          subscription_name(e, cluster_id, server_id))
         for e in elements if e.enabled}
     return previous
 
 
-def _http_port(config: InfluxDBConfig, app: Any) -> int | None:
+#: The key of the links history in the section's state.
+_LINKS = "subscription_links"
+
+
+class _Service(Protocol):
+    """What the functions below use of the InfluxDB service."""
+
+    @property
+    def elements(self) -> tuple[InfluxDBConfig, ...]: ...
+    @property
+    def log(self) -> Logger: ...
+    @property
+    def context(self) -> InfluxDBContext: ...
+    @property
+    def auth_enabled(self) -> bool: ...
+    @property
+    def blacklist(self) -> DenyList | None: ...
+    @property
+    def shared_secret(self) -> str: ...
+    @property
+    def previous_links(self) -> dict[str, LinkState]: ...
+    @property
+    def subscriptions(self) -> dict[str, SubscriptionManager]: ...
+
+
+def _http_port(config: InfluxDBConfig, daemon: DaemonFacts) -> int | None:
     if config.http_port:
         return config.http_port
-    address = getattr(app, "address", None)
+    address = daemon.address
     return int(address[1]) if address else None
 
 
-def _manager(service: Any, config: InfluxDBConfig, client: ClusterClient) -> \
+def _manager(service: _Service, config: InfluxDBConfig, client: ClusterClient) -> \
         SubscriptionManager | None:
     ctx = service.context
-    app = ctx.app
-    if app is None or not getattr(app, "cluster_id", ""):
+    daemon = ctx.daemon
+    if not daemon.cluster_id:
         return None
     root = ctx.root
     return SubscriptionManager(
-        config, client, cluster_id=app.cluster_id, server_id=app.server_id,
-        hostname=getattr(root, "hostname", "") or "localhost",
-        http_port=lambda: _http_port(config, app), write_points=ctx.write_points,
-        log=service.log, tokens=getattr(app, "subscription_tokens", None),
+        config, client, cluster_id=daemon.cluster_id, server_id=daemon.server_id,
+        hostname=(root.hostname if root is not None else "") or "localhost",
+        http_port=lambda: _http_port(config, daemon), write_points=ctx.write_points,
+        log=service.log, tokens=ctx.subscription_tokens,
         use_tokens=service.auth_enabled)
 
 
-async def run_subscriptions(service: Any, config: InfluxDBConfig,
+async def run_subscriptions(service: _Service, config: InfluxDBConfig,
                             client: ClusterClient) -> None:
     """Manage the subscriptions of one connected cluster until cancelled."""
     manager = _manager(service, config, client)
@@ -607,9 +627,9 @@ async def run_subscriptions(service: Any, config: InfluxDBConfig,
             config.disable_subscriptions or previous.name != manager.name):
         unlink_first = previous.name
     if (not config.disable_subscriptions and config.subscription_protocol != "udp"
-            and _http_port(config, service.context.app) is None):
+            and _http_port(config, service.context.daemon) is None):
         # The API opens after the services: wait for its port before the first link.
-        while _http_port(config, service.context.app) is None:  # noqa: ASYNC110
+        while _http_port(config, service.context.daemon) is None:  # noqa: ASYNC110
             await trio.sleep(PORT_POLL)
     service.subscriptions[config.name] = manager
     try:
@@ -620,7 +640,7 @@ async def run_subscriptions(service: Any, config: InfluxDBConfig,
             del service.subscriptions[config.name]
 
 
-async def unlink_removed_clusters(service: Any) -> None:
+async def unlink_removed_clusters(service: _Service) -> None:
     """Drop the subscriptions of clusters the previous configuration had and this lacks."""
     current = {e.name for e in service.elements if e.enabled}
     for name, state in service.previous_links.items():
@@ -638,7 +658,7 @@ async def unlink_removed_clusters(service: Any) -> None:
             service.log.error("failed to unlink subscriptions", cluster=name, err=str(exc))
 
 
-async def link_all(service: Any) -> None:
+async def link_all(service: _Service) -> None:
     """Link every enabled cluster now (``POST /kapacitor/v1/subscriptions``)."""
     for element in service.elements:
         if not element.enabled:

@@ -13,7 +13,7 @@ from kapa_core.influxdb.client import ClusterClient, ConnectionFailed
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.influxdb.service import InfluxDBService
 from kapa_core.logs import Logger
-from kapa_core.services import ServiceContext
+from kapa_core.services import CoreServiceContext
 from kapa_core.testing import DaemonProcess
 from tests.integration.influxd import InfluxD, free_port
 from tests.integration.pki import ca_and_server
@@ -87,8 +87,8 @@ async def test_service_starts_without_influxdb_then_connects(monkeypatch) -> Non
     influx = InfluxD()
     try:
         config = InfluxDBConfig(urls=[influx.url])
-        ctx = ServiceContext(section="influxdb", config=(config,), root=None,
-                             logger=Logger("influxdb"), write_points=lambda *a: None)
+        ctx = CoreServiceContext(section="influxdb", config=(config,), root=None,
+                                 logger=Logger("influxdb"), write_points=lambda *a: None)
         service = InfluxDBService(ctx)
         async with trio.open_nursery() as nursery:
             with trio.fail_after(10):  # a wait for InfluxDB would never end

@@ -14,6 +14,7 @@ import kapa_core.plugin_api as api
 from kapa_core import hookspecs
 from kapa_core.errors import PluginError
 from kapa_core.plugins import load_plugins
+from kapa_core.services import DaemonFacts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,13 +70,14 @@ def test_hook_kapa_udf_bridges() -> None:
 
 def test_hook_kapa_startup_and_kapa_shutdown() -> None:
     calls = []
-    p = plugin(kapa_startup=lambda context: calls.append(("up", context.app)),
-               kapa_shutdown=lambda context: calls.append(("down", context.app)))
+    p = plugin(kapa_startup=lambda context: calls.append(("up", context.daemon.server_id)),
+               kapa_shutdown=lambda context: calls.append(("down", context.daemon.server_id)))
     loaded = load_plugins([p], entry_points=False)
-    ctx = api.StartupContext(app="daemon", config=None)
+    ctx = api.StartupContext(config=None, daemon=DaemonFacts(server_id="s1"))
+    assert not hasattr(ctx, "app")  # the daemon's facts, never the daemon
     loaded.hook.kapa_startup(context=ctx)
     loaded.hook.kapa_shutdown(context=ctx)
-    assert calls == [("up", "daemon"), ("down", "daemon")]
+    assert calls == [("up", "s1"), ("down", "s1")]
 
 
 def test_two_plugins_claiming_a_section_are_both_named() -> None:

@@ -10,7 +10,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from kapa_core import gotemplate
@@ -216,19 +216,52 @@ def _convert(src: Any, default: Any) -> Any:
     return _NO_CONVERSION
 
 
+class SideloadSources:
+    """The open sideload sources of one daemon, by directory (Kapacitor's sideload
+    service). As in Kapacitor, one source is shared by every task of the daemon reading
+    the directory: it is read when the first of them starts and again on ``POST
+    /kapacitor/v1/sideload/reload`` (not when another task starts), and forgotten when
+    the last one stops. Each task master holds one; nodes get it from their context."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, SideloadSource] = {}
+
+    def acquire(self, url: str) -> SideloadSource:
+        """The shared source of ``url``'s directory, read now if none is open."""
+        directory = SideloadSource.directory(url)
+        source = self.open.get(directory)
+        if source is None:
+            source = SideloadSource(directory, self)
+            source.update()  # a failure leaves nothing open
+            self.open[directory] = source
+        source.references += 1
+        return source
+
+    def release(self, source: SideloadSource) -> None:
+        source.references -= 1
+        if source.references <= 0 and self.open.get(source.dir) is source:
+            del self.open[source.dir]
+
+    def reload_all(self) -> None:
+        """Read every open source again; the first failure stops and is raised (as
+        Kapacitor's reload: ``failed to update source "<dir>": ...``)."""
+        for directory, source in list(self.open.items()):
+            try:
+                source.update()
+            except ValueError as exc:
+                raise ValueError(f"failed to update source {_go_quote(directory)}: "
+                                 f"{exc}") from None
+
+
 class SideloadSource:
-    """The files of one directory, keyed by their path relative to it. As in Kapacitor,
-    one source is shared by every task reading the directory: it is read when the first
-    of them starts and again on ``POST /kapacitor/v1/sideload/reload`` (not when another
-    task starts), and forgotten when the last one stops."""
+    """The files of one directory, keyed by their path relative to it (see
+    :class:`SideloadSources`, which opens and shares them)."""
 
-    #: the open sources by directory (Kapacitor's sideload service)
-    open_sources: ClassVar[dict[str, SideloadSource]] = {}
-
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, owner: SideloadSources | None = None) -> None:
         self.dir = directory
         self.cache: dict[str, dict[str, Any]] = {}
         self.references = 0
+        self.owner = owner
 
     @staticmethod
     def directory(url: str) -> str:
@@ -244,33 +277,12 @@ class SideloadSource:
             raise ValueError(f"sideload source path must be absolute {_go_quote(path)}")
         return os.path.normpath(path)
 
-    @classmethod
-    def acquire(cls, url: str) -> SideloadSource:
-        """The shared source of ``url``'s directory, read now if none is open."""
-        directory = cls.directory(url)
-        source = cls.open_sources.get(directory)
-        if source is None:
-            source = cls(directory)
-            source.update()  # a failure leaves nothing open
-            cls.open_sources[directory] = source
-        source.references += 1
-        return source
-
     def release(self) -> None:
-        self.references -= 1
-        if self.references <= 0 and SideloadSource.open_sources.get(self.dir) is self:
-            del SideloadSource.open_sources[self.dir]
-
-    @classmethod
-    def reload_all(cls) -> None:
-        """Read every open source again; the first failure stops and is raised (as
-        Kapacitor's reload: ``failed to update source "<dir>": ...``)."""
-        for directory, source in list(cls.open_sources.items()):
-            try:
-                source.update()
-            except ValueError as exc:
-                raise ValueError(f"failed to update source {_go_quote(directory)}: "
-                                 f"{exc}") from None
+        """One task reading this source stopped."""
+        if self.owner is not None:
+            self.owner.release(self)
+        else:
+            self.references -= 1
 
     def update(self) -> None:
         # As Kapacitor: the cache is emptied, then filled file by file; a failure keeps
@@ -346,13 +358,13 @@ class SideloadNode(Node):
     templates over the point's tags), the first file having the key winning; a missing
     key, or a value that does not convert to the default's type, gives the default."""
 
-    def __init__(self, spec: SideloadSpec, log: Logger) -> None:
+    def __init__(self, spec: SideloadSpec, log: Logger, sources: SideloadSources) -> None:
         super().__init__(spec, log)
         from kapa_core.engine.tasks import StartRefused
 
         # As Kapacitor: the source first (a template error after it leaves it open).
         try:
-            self.source: SideloadSource | None = SideloadSource.acquire(spec.source)
+            self.source: SideloadSource | None = sources.acquire(spec.source)
             self.order = [gotemplate.parse(o, "order") for o in spec.order_paths]
         except (ValueError, gotemplate.TemplateError) as exc:
             raise StartRefused(str(exc)) from None  # Kapacitor's words alone

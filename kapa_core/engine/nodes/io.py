@@ -16,7 +16,8 @@ import trio
 
 from kapa_core.alert.event import GoStruct
 from kapa_core.alert.gojson import dumps
-from kapa_core.engine.node import Node
+from kapa_core.engine.node import DEFAULT_TIMING, Node, Timing
+from kapa_core.engine.nodes.enrich import SideloadSources
 from kapa_core.gotemplate import GoTime, StringMap, TemplateError, parse
 from kapa_core.logs import Logger
 from kapa_core.models import gojson
@@ -75,6 +76,10 @@ class NodeContext:
     influxdb: Callable[[], Any] = lambda: None
     #: the daemon's config section ``name`` (``[[kubernetes]]`` elements...), or None
     config_section: Callable[[str], Any] = lambda name: None
+    #: how the nodes time themselves (the daemon's [stats] timing settings)
+    timing: Timing = DEFAULT_TIMING
+    #: the sideload sources open in this daemon, shared by its tasks
+    sideloads: SideloadSources = field(default_factory=SideloadSources)
 
 
 class LoopbackNode(Node):
