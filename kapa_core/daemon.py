@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs
+from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs, udf
 from kapa_core.alert import kinds
 from kapa_core.alert.service import AlertService
 from kapa_core.auth.setup import check_config as check_auth
@@ -140,6 +140,7 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
+        self.udf_functions = udf.NONE
         #: per section: state its service keeps across re-opens (CoreServiceContext.state)
         self._section_state: dict[str, dict[str, Any]] = {}
         #: this daemon's input listeners and discoverers (started in _serve), the
@@ -233,6 +234,12 @@ class Daemon:
                 check_outgoing=self.check_outgoing, log=Logger("alert"),
                 kinds=self.handler_kinds)
             await runner.open("alert", self.alerts)
+            # [udf.functions]: each function's info, asked through the bridge that runs
+            # it (one that fails is logged and left out), current for every script this
+            # daemon evaluates. [udf] cannot be overridden (as in Kapacitor): once.
+            self.udf_functions = await udf.load_functions(
+                self.plugins.udf_bridges, config["udf"].functions, Logger("udf"))
+            udf.install(self.udf_functions)
             self.task_master.context = self._node_context()
             await runner.open("task_master", self.task_master)
             await runner.open("stats", StatsService(config["stats"], daemon=self,

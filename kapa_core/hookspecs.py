@@ -71,7 +71,12 @@ def kapa_discovery_kinds() -> Sequence[DiscoveryKind]:
 
 @hookspec
 def kapa_udf_bridges() -> Sequence[UDFBridge]:
-    """Ways to run user defined functions (process, socket...), selected by config keys."""
+    """Ways to run user defined functions (process, socket, in-process...): at start each
+    ``[udf.functions.<name>]`` goes to the bridge its ``bridge`` key names, or else to the
+    first whose ``selects(function_config)`` is true; ``factory(name, function_config,
+    UDFContext)`` returns the function, asked once for its info (a failing one is logged
+    and left out). Each ``@name()`` node of a starting task opens a session (see
+    :mod:`kapa_core.udf`)."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins as _builtins
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kapa_core.alert.event import Event, EventState
@@ -40,6 +40,21 @@ from kapa_core.models.lineprotocol import parse as parse_line_protocol
 from kapa_core.models.point import Point
 from kapa_core.services import ServiceContext, StartupContext
 from kapa_core.tlsconfig import TLS, TLSFileError
+from kapa_core.udf import (
+    BeginBatch,
+    EdgeType,
+    EndBatch,
+    UDFBridge,
+    UDFContext,
+    UDFError,
+    UDFFunction,
+    UDFInfo,
+    UDFNodeContext,
+    UDFOption,
+    UDFOutput,
+    UDFSession,
+    ValueType,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,20 +86,10 @@ class HandlerKind:
         return self.property or self.name
 
 
-@dataclass(frozen=True, kw_only=True)
-class UDFBridge:
-    """A way to reach a UDF agent, chosen when ``selects(udf_config)`` is true."""
-
-    name: str
-    selects: Callable[[Any], bool]
-    factory: Callable[..., Any]
-    doc: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 __all__ = [
     "TLS",
     "APIError",
+    "BeginBatch",
     "CloudError",
     "ConfigError",
     "Counters",
@@ -92,6 +97,8 @@ __all__ = [
     "DiscoveryContext",
     "DiscoveryKind",
     "Duration",
+    "EdgeType",
+    "EndBatch",
     "Event",
     "EventState",
     "GoStruct",
@@ -119,6 +126,15 @@ __all__ = [
     "Template",
     "TemplateError",
     "UDFBridge",
+    "UDFContext",
+    "UDFError",
+    "UDFFunction",
+    "UDFInfo",
+    "UDFNodeContext",
+    "UDFOption",
+    "UDFOutput",
+    "UDFSession",
+    "ValueType",
     "enabled_config",
     "find_cluster",
     "go_join_url",

@@ -269,11 +269,13 @@ class UDFFunctionConfig:
     env: dict[str, str] = setting({})
     socket: str = ""
     timeout: Duration = Duration(10 * SECOND)
+    bridge: str = setting("", doc="kapa-core: the UDF bridge plugin that runs this function "
+                          "(e.g. an in-process one); prog and socket are then not needed.")
 
     def validate(self) -> None:
         if self.prog and self.socket:
             raise ConfigError("", "cannot set both prog and socket")
-        if not self.prog and not self.socket:
+        if not self.prog and not self.socket and not self.bridge:
             raise ConfigError("", "must set prog or socket")
         if self.timeout <= MILLISECOND:  # Kapacitor's limit and words
             raise ConfigError("timeout", f"timeout is too small: {self.timeout}")

@@ -21,6 +21,7 @@ from kapa_core.engine.nodes import (
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.query import QueryNode
+from kapa_core.engine.nodes.udf import UDFNode
 from kapa_core.errors import TaskError
 from kapa_core.logs import Logger
 from kapa_core.pipeline import autoscale as autoscale_specs
@@ -30,6 +31,7 @@ from kapa_core.pipeline.influxdb_out import InfluxDBOutSpec
 from kapa_core.pipeline.influxql import InfluxQLSpec
 from kapa_core.pipeline.pipeline import Pipeline
 from kapa_core.pipeline.query import QuerySpec
+from kapa_core.pipeline.udf import UDFSpec
 
 RUNTIMES: dict[type, type[Node]] = {
     specs.StreamSpec: basic.SourceNode,
@@ -70,6 +72,7 @@ WITH_CONTEXT: dict[type, Callable[[Any, Logger, io.NodeContext], Node]] = {
     autoscale_specs.K8sAutoscaleSpec: autoscale.K8sAutoscaleNode,
     autoscale_specs.SwarmAutoscaleSpec: autoscale.SwarmAutoscaleNode,
     autoscale_specs.Ec2AutoscaleSpec: autoscale.Ec2AutoscaleNode,
+    UDFSpec: UDFNode,
 }
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Package directories (relative to the repository) that pass ``mypy --strict``.
 STRICT_PACKAGES = ("kapa_core/gotemplate", "kapa_core/engine", "kapa_core/models",
                    "kapa_core/storage", "kapa_core/config", "kapa_core/alert", "kapa_core/auth",
-                   "kapa_core/http", "kapa_core/pipeline", "kapa_core/influxdb")
+                   "kapa_core/http", "kapa_core/pipeline", "kapa_core/influxdb",
+                   "kapa_core/udf")
 
 #: What kapa_core.gotemplate, a library of its own, may import from the rest of kapa_core:
 #: TemplateError is a KapaError, so that code catching KapaError also catches it.
