@@ -12,6 +12,7 @@ import trio
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     TemplateError,
     option,
@@ -19,8 +20,11 @@ from kapa_core.plugin_api import (
 )
 
 from . import wire
-from .config import DEFAULT_TIMEOUT, seconds
+from .config import DEFAULT_TIMEOUT, KafkaConfig, seconds
 from .service import KafkaService
+
+#: What a kafka handler is made with: the [[kafka]] elements and the running service.
+KafkaContext = HandlerContext[tuple[KafkaConfig, ...], KafkaService]
 
 TEMPLATE_NAME = "kafka alert template"
 
@@ -54,15 +58,23 @@ def alert_data(event: Event) -> Any:
     return event.alert_template_data()
 
 
+def _running(context: object) -> KafkaService | None:
+    """The context's running kafka service (None while the service is re-opened)."""
+    if isinstance(context, HandlerContext):
+        context = context.service
+    return context if isinstance(context, KafkaService) else None  # until every kind
+    # gets a HandlerContext, the alert service passes the running service itself
+
+
 class KafkaHandler:
     """Writes each alert to the cluster's topic without waiting for the broker, as
     Kapacitor's asynchronous writer does (so that the alerts of a handler can share a
     partition's batch); a message that cannot be delivered is logged as "alert handler
     failed" by the service."""
 
-    def __init__(self, options: KafkaOptions, context: object) -> None:
+    def __init__(self, options: KafkaOptions, context: KafkaContext) -> None:
         self.options = options
-        self.service = context
+        self.service = _running(context)
         self.template = (parse_template(options.template, TEMPLATE_NAME)
                          if options.template else None)
 
@@ -76,7 +88,7 @@ class KafkaHandler:
 
     async def handle(self, event: Event) -> None:
         service = self.service
-        if not isinstance(service, KafkaService):
+        if service is None:
             raise HandlerError("kafka: the kafka service is not running")
         config = service.cluster(self.options.cluster)
         topic = self.options.topic

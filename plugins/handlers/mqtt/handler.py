@@ -6,10 +6,21 @@ from dataclasses import dataclass
 
 import trio
 
-from kapa_core.plugin_api import ConfigError, Event, HandlerError, TemplateError, parse_template
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    HandlerContext,
+    HandlerError,
+    TemplateError,
+    parse_template,
+)
 
 from .broker import MQTTError, check_topic_name
+from .config import MQTTConfig
 from .service import MQTTService
+
+#: What an mqtt handler is made with: the [[mqtt]] elements and the running service.
+MQTTContext = HandlerContext[tuple[MQTTConfig, ...], MQTTService]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,12 +44,19 @@ class MQTTOptions:
 
 
 class MQTTHandler:
-    """Publishes each event's message to the rendered topic of the chosen broker."""
+    """Publishes each event's message to the rendered topic of the chosen broker, on the
+    session the running ``mqtt`` service keeps with it."""
 
-    def __init__(self, options: MQTTOptions, context: object) -> None:
+    def __init__(self, options: MQTTOptions, context: MQTTContext) -> None:
         self.options = options
         self.context = context
         self.topic = parse_template(options.topic, "topic")
+
+    def _service(self) -> MQTTService | None:
+        context: object = self.context
+        if isinstance(context, MQTTService):  # until the alert service passes a context
+            return context
+        return self.context.service if isinstance(context, HandlerContext) else None
 
     async def handle(self, event: Event) -> None:
         try:
@@ -51,14 +69,14 @@ class MQTTHandler:
             raise HandlerError(f"mqtt: cannot publish: {exc}") from None
         payload = event.state.message.encode()
         options = self.options
-        if isinstance(self.context, MQTTService):
-            await self.context.publish(options.broker_name, topic, payload, options.qos,
-                                       options.retained)
+        service = self._service()
+        if service is not None:
+            await service.publish(options.broker_name, topic, payload, options.qos,
+                                  options.retained)
             return
         # No running service (it is being re-opened): a session for this event only.
-        service = MQTTService(getattr(self.context, "config", ()),
-                              getattr(self.context, "log", None),
-                              getattr(self.context, "check_outgoing", None))
+        context = self.context
+        service = MQTTService(context.config or (), context.log, context.check_outgoing)
         try:
             await service.publish(options.broker_name, topic, payload, options.qos,
                                   options.retained)
