@@ -26,8 +26,6 @@ import trio
 from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs, udf
 from kapa_core.alert import kinds
 from kapa_core.alert.service import AlertService
-from kapa_core.auth.setup import check_config as check_auth
-from kapa_core.auth.setup import install as install_auth
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
@@ -46,6 +44,8 @@ from kapa_core.engine.templates import TemplateService
 from kapa_core.errors import APIError, ConfigError
 from kapa_core.http import tls as https
 from kapa_core.http.alerts_api import AlertsAPI
+from kapa_core.http.auth_setup import check_config as check_auth
+from kapa_core.http.auth_setup import install as install_auth
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
 from kapa_core.http.discovery_api import DiscoveryAPI

@@ -12,8 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Protocol
 
-from kapa_core.http.messages import Request
+
+class Request(Protocol):
+    """What is read of a request (``kapa_core.http.messages.Request``)."""
+
+    def header(self, name: str) -> str | None: ...
+    def arg(self, name: str, default: str = "") -> str: ...
 
 USER = "user"
 BEARER = "bearer"

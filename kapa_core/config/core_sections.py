@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError
 from kapa_core.models.duration import MILLISECOND, SECOND, Duration
+from kapa_core.tlsconfig import parse_policy
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 TLS_VERSIONS = ("", "tls1.0", "tls1.1", "tls1.2", "tls1.3")
@@ -90,8 +91,6 @@ class TLSConfig:
     def validate(self) -> None:
         # Names and versions as Kapacitor's tlsconfig accepts them (case-insensitive,
         # "tls1.2" or "1.2"); what OpenSSL can honour is checked when HTTPS starts.
-        from kapa_core.http.tls import parse_policy
-
         parse_policy(self.ciphers, self.min_version, self.max_version)
 
 

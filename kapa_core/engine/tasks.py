@@ -18,12 +18,12 @@ import trio
 
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.errors import APIError, KapaError, TickError
-from kapa_core.http.listing import GC_PAUSE_BYTES, gc_paused
+from kapa_core.gcpause import GC_PAUSE_BYTES, gc_paused
 from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
+from kapa_core.pipeline.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.storage import TASKS, Store
 from kapa_core.tick.ast import Dbrp
-from kapa_core.pipeline.evaluate import Evaluated, Var, evaluate, task_type_of
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from kapa_core.auth.internal import InternalAuthenticator
 from kapa_core.auth.meta import MetaAuthenticator
-from kapa_core.auth.middleware import AuthMiddleware
 from kapa_core.auth.principal import Authenticator
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.auth.users import UserStore
 from kapa_core.config.loader import Config
 from kapa_core.errors import ConfigError
+from kapa_core.http.auth_middleware import AuthMiddleware
 from kapa_core.http.router import Router
 from kapa_core.http.server import Middleware
 from kapa_core.http.users_api import UsersAPI

@@ -3,16 +3,16 @@ the JSON body and ``script-format`` parameter of the task and template endpoints
 
 from __future__ import annotations
 
-import gc
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 from kapa_core.auth.permissions import go_quote
 from kapa_core.errors import APIError
+from kapa_core.gcpause import GC_PAUSE_BYTES as GC_PAUSE_BYTES
+from kapa_core.gcpause import gc_paused as gc_paused
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import JSONBodyError, Request, decode_json
 from kapa_core.tick.format import format_program, format_script
@@ -79,46 +79,6 @@ def dot_view(request: Request) -> str:
     if value not in ("attributes", "labels"):
         raise APIError(400, f"invalid dot-view parameter {go_quote(value)}")
     return value
-
-
-#: Scripts at least this long are parsed with the cyclic garbage collector paused (from
-#: 16 kB: defining 20 tasks of 20 kB of lambdas took 3 times as long with it running).
-GC_PAUSE_BYTES = 16 * 1024
-
-
-class _GCPause:
-    """Pauses Python's cyclic garbage collector while large scripts are parsed and
-    evaluated: the hundreds of thousands of syntax nodes they allocate make it run
-    again and again over a growing heap, more than half of the time of a 5 MB script.
-    Nested and concurrent pauses (worker threads) share one: the collector runs again
-    when the last one ends, and then frees any cycle made meanwhile."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.depth = 0
-        self.was_enabled = True
-
-    @contextmanager
-    def __call__(self, active: bool) -> Iterator[None]:
-        if not active:
-            yield
-            return
-        with self.lock:
-            if self.depth == 0:
-                self.was_enabled = gc.isenabled()
-                gc.disable()
-            self.depth += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.depth -= 1
-                if self.depth == 0 and self.was_enabled:
-                    gc.enable()
-
-
-#: ``with gc_paused(len(script) >= GC_PAUSE_BYTES): ...``
-gc_paused = _GCPause()
 
 
 #: Formatted large scripts are kept (most recently used first) up to this many bytes

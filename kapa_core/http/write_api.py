@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from kapa_core.auth.middleware import error_response
 from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.router import StreamRouter
+from kapa_core.http.auth_middleware import error_response
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
 from kapa_core.logs import Logger

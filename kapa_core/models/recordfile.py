@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from kapa_core.models import gojson
 from kapa_core.models.batch import Batch, BatchPoint, format_time, group_id
 from kapa_core.models.gojson import plain_float
+from kapa_core.models.gotime import parse_go_time
 from kapa_core.models.lineprotocol import parse
 from kapa_core.models.point import Point, escape, format_field
 
@@ -154,9 +155,7 @@ def write_batches(path: str | Path, sources: Iterable[Iterable[Batch]]) -> None:
 
 def parse_go_time_text(text: str) -> int:
     """An RFC3339 time as JSON holds it, in Unix nanoseconds."""
-    from kapa_core.engine.replay import parse_go_time  # Go's own parser and words
-
-    return parse_go_time(text)
+    return parse_go_time(text)  # Go's own parser and words
 
 
 def _batch(value: Any) -> Batch | None:

@@ -20,11 +20,11 @@ from kapa_core.auth.credentials import (
     parse_credentials,
 )
 from kapa_core.auth.internal import InternalAuthenticator
-from kapa_core.auth.middleware import AuthMiddleware, error_response
 from kapa_core.auth.permissions import authorize, clean_path, required_permissions
 from kapa_core.auth.principal import Principal
 from kapa_core.auth.users import UserStore, parse_permissions, permission_names
 from kapa_core.errors import APIError
+from kapa_core.http.auth_middleware import AuthMiddleware, error_response
 from kapa_core.http.messages import Request, Response
 from kapa_core.storage import USERS, Store
 
