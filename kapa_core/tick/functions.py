@@ -191,10 +191,10 @@ def fn_duration(*args: Any) -> Duration:
     if not isinstance(unit, Duration):
         raise EvalError(f"invalid duration unit type: {go_type(unit)}")
     if isinstance(value, float):
-        ns = value * float(unit)
-        if math.isnan(ns) or math.isinf(ns):
+        scaled = value * float(unit)
+        if math.isnan(scaled) or math.isinf(scaled):
             raise EvalError(f"duration: cannot convert {value} to a duration")
-        n = int(ns)
+        n = int(scaled)
     else:
         n = value * int(unit)
     return Duration(n if -(1 << 63) <= n < (1 << 63) else -(1 << 63))
@@ -474,7 +474,7 @@ STATELESS: dict[str, Callable[..., Any]] = {
     "max": _math2("max", gomath.fmax), "min": _math2("min", gomath.fmin), "mod": _math2("mod", math.fmod),
     "pow": _math2("pow", gomath.pow),
 }
-for _name, _fn in {
+_MATH1: dict[str, Callable[[float], float]] = {
     "abs": abs, "acos": gomath.acos, "acosh": gomath.acosh, "asin": gomath.asin,
     "asinh": gomath.asinh, "atan": gomath.atan, "atanh": gomath.atanh, "cbrt": gomath.cbrt,
     "ceil": math.ceil, "cos": gomath.cos, "cosh": gomath.cosh, "erf": gomath.erf,
@@ -484,7 +484,8 @@ for _name, _fn in {
     "sinh": gomath.sinh, "sqrt": math.sqrt, "tan": gomath.tan, "tanh": gomath.tanh,
     "trunc": math.trunc, "j0": _bessel("j", 0), "j1": _bessel("j", 1), "y0": _bessel("y", 0),
     "y1": _bessel("y", 1),
-}.items():
+}
+for _name, _fn in _MATH1.items():
     STATELESS[_name] = _math1(_name, _fn)
 
 

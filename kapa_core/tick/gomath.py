@@ -389,15 +389,15 @@ _L1, _L2, _L3, _L4, _L5, _L6, _L7 = (6.666666666666735130e-01, 3.999999999940941
 
 def log(x: float) -> float:
     """Go's math.Log on amd64 (its assembly)."""
-    bits = struct.unpack("<Q", struct.pack("<d", x))[0]
+    bits: int = struct.unpack("<Q", struct.pack("<d", x))[0]
     if bits & ~(1 << 63) == 0:
         return -math.inf
     if bits >> 63:
         return math.nan
     if math.isinf(x) or math.isnan(x):
         return x
-    f1 = struct.unpack("<d", struct.pack("<Q", (bits & 0x000FFFFFFFFFFFFF)
-                                         | 0x3FE0000000000000))[0]
+    f1: float = struct.unpack("<d", struct.pack("<Q", (bits & 0x000FFFFFFFFFFFFF)
+                                                | 0x3FE0000000000000))[0]
     k = float(((bits >> 52) & 0x7FF) - 0x3FE)
     if not _HSQRT2 < f1:
         k -= 1.0
@@ -503,11 +503,13 @@ def pow(x: float, y: float) -> float:  # noqa: A001 - Go's name
 
 # -- the rest of Go's pure-Go functions that lambdas offer ------------------------------------
 def _bits(x: float) -> int:
-    return struct.unpack("<Q", struct.pack("<d", x))[0]
+    bits: int = struct.unpack("<Q", struct.pack("<d", x))[0]
+    return bits
 
 
 def _from_bits(b: int) -> float:
-    return struct.unpack("<d", struct.pack("<Q", b & 0xFFFFFFFFFFFFFFFF))[0]
+    x: float = struct.unpack("<d", struct.pack("<Q", b & 0xFFFFFFFFFFFFFFFF))[0]
+    return x
 
 
 def _ldexp(x: float, e: int) -> float:

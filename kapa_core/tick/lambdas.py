@@ -12,7 +12,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from kapa_core.errors import TickError
 from kapa_core.models.duration import Duration
@@ -470,7 +470,7 @@ def _nested_calls(node: ast.Call, functions: Mapping[str, Any]) -> int:
     return depth
 
 
-def _plain_logic(node: ast.Node) -> bool:
+def _plain_logic(node: ast.Node) -> TypeGuard[ast.Binary]:
     """An AND/OR that the compiler would make one logical closure of (its left is no long
     chain of operators)."""
     if not isinstance(node, ast.Binary) or node.op not in _LOGICAL:
@@ -498,7 +498,7 @@ def _right_logic(node: ast.Binary) -> int:
     return depth
 
 
-def _plain_value_op(node: ast.Node) -> bool:
+def _plain_value_op(node: ast.Node) -> TypeGuard[ast.Binary]:
     """An operator that is not AND/OR (arithmetic, a comparison) that the compiler would
     make one closure of (its left is no long chain of operators)."""
     if not isinstance(node, ast.Binary) or node.op in _LOGICAL:
@@ -541,7 +541,8 @@ class _Compiler:
         return TickError(message, node.line, node.col)
 
     def compile(self, node: ast.Node) -> Fn:
-        method = getattr(self, "c_" + type(node).__name__, None)
+        method: Callable[[ast.Node], Fn] | None = getattr(self, "c_" + type(node).__name__,
+                                                          None)
         if method is None:
             raise self.error(node, f"a {ast.describe(node)} cannot be used in a lambda")
         return method(node)

@@ -142,6 +142,7 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
         if after:
             after = False
             m = _AFTER.match(text, pos)
+            assert m is not None  # every part of _AFTER is optional
             pos = m.end()
             group = m.lastindex
             if group is not None:
@@ -154,7 +155,9 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 continue
             # anything else (a comment included) is read as in the operand state
         if pos < n and text[pos].isspace():
-            pos = _SPACE.match(text, pos).end()
+            space = _SPACE.match(text, pos)
+            assert space is not None  # text[pos] is a space
+            pos = space.end()
         if pos >= n:
             line, col = where(n)
             tokens.append(Token(T.EOF, "", line, col, "", n))
@@ -201,6 +204,7 @@ def tokenize(text: str, *, max_nodes: int = 0) -> list[Token]:
                 pos += 1
                 continue
             m = _NUMBER.match(text, pos)
+            assert m is not None  # every part of _NUMBER is optional
             end = m.end()
             decimal = m.lastindex == 1
             ch = text[end] if end < n else ""

@@ -20,7 +20,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Generator
-from typing import Any
+from typing import Any, TypeAlias
 
 from kapa_core.errors import TickError
 from kapa_core.tick import ast, limits
@@ -86,7 +86,12 @@ def parse(text: str) -> ast.Program:
     return program
 
 
-def _run(rule: Generator[Any, Any, ast.Node]) -> ast.Node:
+#: A rule of the parser run by :func:`_run`: it yields the rules it calls and is sent
+#: back what each of them returned.
+Rule: TypeAlias = Generator["Rule", ast.Node, ast.Node]
+
+
+def _run(rule: Rule) -> ast.Node:
     """Run a generator rule of the parser and the rules it yields, each to its end, with
     a list for a stack (no Python recursion, however deep the nesting)."""
     stack = [rule]
@@ -100,7 +105,8 @@ def _run(rule: Generator[Any, Any, ast.Node]) -> ast.Node:
             continue
         stack.append(sub)
         value = None
-    return value
+    node: ast.Node = value
+    return node
 
 
 def _name(token: Token) -> str:
@@ -341,11 +347,11 @@ class Parser:
     # The rules that nest (parentheses, operators, unary operators) are generators run
     # by _run with a stack of their own: ``a OR (b OR (c OR ...))`` is taken as deep as
     # Kapacitor takes it. ``x = yield rule`` is a call of that rule.
-    def _g_primary_expr(self) -> Generator[Any, Any, ast.Node]:
+    def _g_primary_expr(self) -> Rule:
         lhs = yield self._g_primary()
         return (yield self._g_precedence(lhs, 0))
 
-    def _g_precedence(self, lhs: ast.Node, minimum: int) -> Generator[Any, Any, ast.Node]:
+    def _g_precedence(self, lhs: ast.Node, minimum: int) -> Rule:
         op_text = self._operator(self.peek())
         while op_text is not None and PRECEDENCE[op_text] >= minimum:
             op = self.next()
@@ -365,7 +371,7 @@ class Parser:
             op_text = look
         return lhs
 
-    def _g_primary(self) -> Generator[Any, Any, ast.Node]:
+    def _g_primary(self) -> Rule:
         token = self.peek()
         kind = token.type
         if kind is T.LPAREN:
@@ -447,7 +453,7 @@ class Parser:
     def lambda_function(self) -> ast.Call:
         return _run(self._g_call())  # type: ignore[return-value]
 
-    def _g_call(self) -> Generator[Any, Any, ast.Node]:
+    def _g_call(self) -> Rule:
         """``f(a, b)`` in a lambda. A call whose first argument is a call
         (``abs(abs(abs(x)))``) is descended in a loop: Kapacitor takes a hundred thousand
         of them. Each level then reads the rest of its arguments; an argument that is an
@@ -477,7 +483,7 @@ class Parser:
         return call
 
     def _g_call_rest(self, name: Token,
-                     args: list[ast.Node]) -> Generator[Any, Any, ast.Node]:
+                     args: list[ast.Node]) -> Rule:
         """The arguments of a call after its ``(`` (or after a comma) and its ``)``."""
         while self.peek().type is not T.RPAREN:
             args.append((yield self._g_primary_expr()))

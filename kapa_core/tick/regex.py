@@ -9,9 +9,12 @@ a few dozen characters), and the accepted syntax is Go's: a pattern Kapacitor re
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeGuard
 
-import re2
+# google-re2 ships no type information: the module is typed here by the Regex and
+# RegexMatch protocols below, which is all the code base uses of it.
+import re2  # type: ignore[import-untyped]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # errors are reported to the user, not printed by RE2
@@ -20,17 +23,60 @@ _OPTIONS.log_errors = False  # errors are reported to the user, not printed by R
 PATTERN_TYPES: tuple[type, ...] = (re.Pattern, type(re2.compile("", _OPTIONS)))
 
 
+class RegexMatch(Protocol):
+    """What a match of a :class:`Regex` offers (RE2's and ``re``'s match objects both do)."""
+
+    @property
+    def lastindex(self) -> int | None: ...
+
+    def group(self, group: int | str = ..., /) -> str | Any: ...
+
+    def groups(self) -> tuple[str | Any, ...]: ...
+
+    def groupdict(self) -> dict[str, str | Any]: ...
+
+    def start(self, group: int | str = ..., /) -> int: ...
+
+    def end(self, group: int | str = ..., /) -> int: ...
+
+    def span(self, group: int | str = ..., /) -> tuple[int, int]: ...
+
+
+class Regex(Protocol):
+    """A compiled TICKscript regex: what :func:`compile_regex` returns."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def groups(self) -> int: ...
+
+    @property
+    def groupindex(self) -> Mapping[str, int]: ...
+
+    def search(self, text: str, /) -> RegexMatch | None: ...
+
+    def match(self, text: str, /) -> RegexMatch | None: ...
+
+    def fullmatch(self, text: str, /) -> RegexMatch | None: ...
+
+    def finditer(self, text: str, /) -> Iterator[RegexMatch]: ...
+
+    def sub(self, repl: str | Callable[[RegexMatch], str], text: str, /) -> str: ...
+
+
 #: ``(?<name>...)``: Go's regexp before 1.22, which Kapacitor 1.5.7 is built with, only
 #: knows ``(?P<name>...)``.
 _ANGLE_NAME = re.compile(r"(?<!\\)\(\?<(?![=!])")
 
 
-def compile_regex(pattern: str) -> Any:
+def compile_regex(pattern: str) -> Regex:
     """Compile ``pattern`` with RE2; a syntax error raises :class:`re.error`."""
     if "(?<" in pattern and _ANGLE_NAME.search(pattern):
         raise re.error("invalid perl operator: (?<")
     try:
-        return re2.compile(pattern, _OPTIONS)
+        program: Regex = re2.compile(pattern, _OPTIONS)
+        return program
     except re2.error as exc:
         message = exc.args[0] if exc.args else "invalid pattern"
         if isinstance(message, bytes):
@@ -59,5 +105,5 @@ def go_regex_error(message: str) -> str:
         f"error parsing regexp: {_GO_CODES.get(message, message)}"
 
 
-def is_regex(value: Any) -> bool:
+def is_regex(value: object) -> TypeGuard[Regex]:
     return isinstance(value, PATTERN_TYPES)
