@@ -71,7 +71,7 @@ from kapa_core.pipeline.pipeline import Pipeline
 DEFAULT_DBRP = ("db", "autogen")
 
 Data = str | Point | Batch | tuple[str, "str | Batch"]
-HandlerKindsArg = Literal["installed"] | Mapping[str, Any] | None
+HandlerKindsArg = Literal["installed"] | registry.HandlerKinds | Mapping[str, Any] | None
 
 
 # -- handler kinds: the one place that knows how evaluation finds them ------------------------
@@ -81,30 +81,22 @@ def handler_kinds_for_evaluation(handler_kinds: HandlerKindsArg) -> Iterator[Non
 
     ``None`` leaves whatever is current (what a test session or a daemon installed);
     ``"installed"`` takes the kinds of the installed plugins (their entry points); a
-    mapping of kind name to ``HandlerKind`` takes those.
+    :class:`~kapa_core.alert.kinds.HandlerKinds` or a mapping of kind name to
+    ``HandlerKind`` takes those.
     """
     if handler_kinds is None:
         yield
         return
-    if handler_kinds == "installed":
+    if isinstance(handler_kinds, registry.HandlerKinds):
+        kinds = handler_kinds
+    elif handler_kinds == "installed":
         from kapa_core.plugins import load_plugins
 
-        kinds = dict(load_plugins().handler_kinds)
+        kinds = load_plugins().kinds()
     else:
-        kinds = dict(handler_kinds)
-    using: Any = getattr(registry, "using", None)
-    if using is not None:  # a registry per daemon, installed in a context variable
-        with using(registry.HandlerKinds(kinds)):
-            yield
-        return
-    # module-level registry: set for the block, then put back
-    register: Any = getattr(registry, "register")
-    saved = dict(getattr(registry, "KINDS")), set(getattr(registry, "DISABLED"))
-    register(kinds)
-    try:
+        kinds = registry.HandlerKinds(dict(handler_kinds))
+    with registry.using(kinds):
         yield
-    finally:
-        register(*saved)
 
 
 # -- what the nodes get instead of the daemon ---------------------------------------------------
@@ -360,7 +352,7 @@ class _Feeder:
                  if n.kind == "from"]
         self.measurements = None if not names or "" in names else frozenset(names)
 
-    def stream(self, data: Iterable[Data]) -> Iterator[Point]:
+    def stream(self, data: Iterable[Data]) -> list[Point]:
         points: list[Point] = []
         for item in data:
             if isinstance(item, str):
@@ -375,7 +367,7 @@ class _Feeder:
                                 f"{type(item).__name__}")
         points.sort(key=lambda p: p.time)
         names = self.measurements
-        return iter([p for p in points if names is None or p.name in names])
+        return [p for p in points if names is None or p.name in names]
 
     def batches(self, data: Iterable[Data]) -> Iterator[tuple[QueryNode, Batch]]:
         queries = {n.name: n for n in self.run.nodes if isinstance(n, QueryNode)}
@@ -478,15 +470,20 @@ def _run(pipeline: Pipeline, data: Iterable[Data] | str, *, task_id: str,
     _record_outputs(nodes, run._outputs)
     feeder = _Feeder(run, dbrp, now)
     items: list[Data] = [data] if isinstance(data, str) else list(data)
-    try:
-        trio.run(_drive, run, feeder, items, pipeline.task_type)
+    try:  # the input is read before it runs: a bad one raises here, plainly
+        if pipeline.task_type == "batch":
+            batches = list(feeder.batches(items))
+            trio.run(_drive, run, None, batches)
+        else:
+            trio.run(_drive, run, list(feeder.stream(items)), None)
     finally:
         for node in nodes:
             node.stop()
     return run
 
 
-async def _drive(run: ScriptRun, feeder: _Feeder, items: list[Data], task_type: str) -> None:
+async def _drive(run: ScriptRun, points: list[Point] | None,
+                 batches: list[tuple[QueryNode, Batch]] | None) -> None:
     """Push the data, then stop as a task stops: queued httpPost requests go out."""
     senders: list[Node] = [n for n in run.nodes if isinstance(n, HTTPPostNode)]
     for out in run.nodes:  # a duplicate httpOut endpoint stops the task at its start
@@ -499,15 +496,14 @@ async def _drive(run: ScriptRun, feeder: _Feeder, items: list[Data], task_type: 
         for node in senders:
             done = trio.Event()
             drained.append((node, done))
-            nursery.start_soon(_run_io, node, done)
+            nursery.start_soon(_run_io, run, node, done)
         try:
-            if task_type == "batch":
-                for query, batch in feeder.batches(items):
-                    query.receive_batch(batch)
-                    await trio.lowlevel.checkpoint()
-            else:
+            for query, batch in batches or ():
+                query.receive_batch(batch)
+                await trio.lowlevel.checkpoint()
+            if points:
                 source = run.nodes[0]
-                for count, p in enumerate(feeder.stream(items)):
+                for count, p in enumerate(points):
                     source.receive_point(p)
                     if senders and count % 100 == 99:
                         await trio.lowlevel.checkpoint()
@@ -518,9 +514,11 @@ async def _drive(run: ScriptRun, feeder: _Feeder, items: list[Data], task_type: 
         nursery.cancel_scope.cancel()
 
 
-async def _run_io(node: Any, done: trio.Event) -> None:
+async def _run_io(run: ScriptRun, node: Any, done: trio.Event) -> None:
     try:
         await node.run_io()
+    except TaskStopped as exc:  # what the node's own task emitted stopped the task
+        run.error = run.error or str(exc)
     finally:
         done.set()
 
