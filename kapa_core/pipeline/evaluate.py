@@ -484,6 +484,9 @@ class Evaluator:
         # Kapacitor looks names up with their first letter upper-cased: .Period() is
         # .period(), .uRL() is .URL().
         name = _canonical(node.name, properties)
+        if isinstance(target, UDFSpec) and name != node.name and \
+                name in target.function.info.options:
+            name = node.name  # a UDF's options are looked up as written, as in Kapacitor
         if not node.called:  # reading a property gives its value, which is no node
             if name in properties:
                 attr = properties[name].attr or name
@@ -536,7 +539,10 @@ class Evaluator:
                 child = UDFSpec(self.pipeline, target, function)
                 child.position = (node.line, node.col)
                 self._count_nodes(node)
-                self._check_edges(node, child)
+                # Kapacitor defines the task whatever its parent provides and refuses to
+                # start it when the edges do not match (see _start_error).
+                if target.edge_out() is Edge.NONE:
+                    raise self.error(node, f"{target.name} provides no data to chain from")
                 return child
             what = ("property" if name in properties else "chaining method"
                     if name in CHAINS and _has_chain(target, name) else "")
@@ -942,11 +948,17 @@ _ALERT_LEVELS = (("info", "info"), ("info_reset", "infoReset"), ("warn", "warn")
 
 def _start_error(pipeline: Pipeline) -> str:
     """What Kapacitor says when it builds the task's nodes and one of their lambdas
-    applies an operator to constants of types it does not take; "" if none does."""
+    applies an operator to constants of types it does not take, or a UDF is fed data
+    it does not want; "" if none of that happens."""
     for spec in pipeline.sorted_nodes():
         kind = spec.kind
         found: list[tuple[str, Any]] = []
-        if kind == "where":
+        if kind == "udf":  # the function's wants are checked as the nodes are linked
+            got = spec.edge_in()
+            if got is not spec.wants:
+                return (f"cannot add child mismatched edges: {spec.parents[0].name}:"
+                        f"{got.value} -> {spec.name}:{spec.wants.value}")
+        elif kind == "where":
             found = [("Failed to compile expression in where clause: ",
                       getattr(spec, "expr", None))]
         elif kind in ("eval", "combine"):

@@ -4,6 +4,7 @@ options are refused with line and column, and a function no bridge runs is left 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -24,8 +25,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example package really pip-installed into its own directory (built in
     isolation, as tests/integration/test_plugins.py does: the venv has no ``wheel``)."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", "--target", str(target), str(EXAMPLE)],
+                    "--disable-pip-version-check", "--target", str(target), str(source)],
                    check=True, capture_output=True)
     return target
 
@@ -116,6 +120,15 @@ def test_bad_options_are_refused_with_line_and_column(site: Path) -> None:
             assert response.status_code == 400, response.text
             assert response.json()["error"].startswith("invalid TICKscript: " + error)
             assert httpx.get(daemon.url + "/kapacitor/v1/tasks/bad").status_code == 404
+        # Fed batches it does not want: saved, but refused to start (as Kapacitor does)
+        response = _define(daemon, "edges", 'dbrp "db"."rp"\nstream|from()'
+                           "|window().period(1s).every(1s)@scale()")
+        # (the tasks API answers a task that cannot start with 400; Kapacitor with 500)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == (
+            "cannot add child mismatched edges: window2:batch -> scale3:stream")
+        task = httpx.get(daemon.url + "/kapacitor/v1/tasks/edges").json()
+        assert task["executing"] is False
 
 
 def test_without_the_package_the_function_is_left_out() -> None:

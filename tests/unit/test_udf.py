@@ -155,10 +155,8 @@ def test_udf_node_is_named_after_the_function_and_takes_its_options_in_order() -
      "does exist. Use '@' operator instead: 'node@scale(..)'."),
     ("stream|from()@other()",
      'line 1 char 15: no method or property "other" on *pipeline.FromNode'),
-    ("stream|from()@batches()",
-     "line 1 char 15: invalid edge: udf wants batch data, from1 provides stream"),
-    ("stream|from()|window().period(1s).every(1s)@scale()",
-     "line 1 char 45: invalid edge: udf wants stream data, window2 provides batch"),
+    ("stream|from()@scale().Factor(2.0)",  # options are looked up as written
+     'line 1 char 23: no method or property "Factor" on *pipeline.UDFNode'),
 ])
 def test_script_errors_name_line_and_column(script: str, message: str) -> None:
     assert error_of(script).startswith(message)
@@ -176,6 +174,21 @@ def test_edges_follow_wants_and_provides() -> None:
                       "@scale()|httpOut('x')")
     assert [n.name for n in evaluated.pipeline.nodes][3:] == ["batches3", "tostream4",
                                                             "scale5", "http_out6"]
+    assert evaluated.start_error == ""
+
+
+@pytest.mark.parametrize(("script", "error"), [
+    ("stream|from()@batches()",
+     "cannot add child mismatched edges: from1:stream -> batches2:batch"),
+    ("stream|from()|window().period(1s).every(1s)@scale()",
+     "cannot add child mismatched edges: window2:batch -> scale3:stream"),
+    ("stream|from()@scale()@tostream()|httpOut('x')",
+     "cannot add child mismatched edges: scale2:stream -> tostream3:batch"),
+])
+def test_a_udf_fed_what_it_does_not_want_is_defined_but_cannot_start(
+        script: str, error: str) -> None:
+    # as Kapacitor 1.5.7: the task is saved, enabling it answers this error
+    assert check(script).start_error == error
 
 
 def test_without_the_function_the_script_is_refused() -> None:
