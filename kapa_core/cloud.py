@@ -12,7 +12,7 @@ import json
 import os
 import struct
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 
@@ -193,7 +193,9 @@ def _int(value: Any) -> int:
 
 #: struct -> (field, type, omitempty); a type is a scalar kind ("str", "int", "bool",
 #: "f32", "map" for map[string]string), a struct name, ("ptr", type) or ("list", type).
-_GO_STRUCTS: dict[str, tuple[tuple[str, Any, bool], ...]] = {
+#: A Go type: a scalar or struct name, ("ptr", type) or ("list", type).
+_GoType: TypeAlias = "str | tuple[str, _GoType]"
+_GO_STRUCTS: dict[str, tuple[tuple[str, _GoType, bool], ...]] = {
     "ServiceSpec": (("Name", "str", True), ("Labels", "map", True),
                     ("TaskTemplate", "TaskSpec", True), ("Mode", "ServiceMode", True),
                     ("UpdateConfig", ("ptr", "UpdateConfig"), True),
@@ -252,7 +254,8 @@ _GO_STRUCTS: dict[str, tuple[tuple[str, Any, bool], ...]] = {
                    ("TargetPort", "int", True), ("PublishedPort", "int", True),
                    ("PublishMode", "str", True)),
 }
-_ZERO = {"str": "", "int": 0, "bool": False, "f32": 0.0, "map": None}
+_ZERO: dict[str, str | int | bool | float | None] = {
+    "str": "", "int": 0, "bool": False, "f32": 0.0, "map": None}
 
 
 class _GoFloat32(float):
@@ -260,10 +263,11 @@ class _GoFloat32(float):
 
 
 def _f32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
+    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    return rounded
 
 
-def _go_decode(value: Any, kind: Any) -> Any:
+def _go_decode(value: Any, kind: _GoType) -> Any:
     """``value`` (decoded JSON) as Go holds it in a field of type ``kind``; None is nil."""
     if isinstance(kind, tuple):
         if value is None:
@@ -295,7 +299,7 @@ def _go_empty(value: Any) -> bool:
         not isinstance(value, bool) or (isinstance(value, dict | list) and not value)
 
 
-def _go_encode(value: Any, kind: Any) -> Any:
+def _go_encode(value: Any, kind: _GoType) -> Any:
     """The decoded value ready for JSON, as Go's encoder writes the field."""
     if isinstance(kind, tuple):
         if value is None:
@@ -355,7 +359,9 @@ def swarm_service(doc: Any) -> dict[str, Any]:
     Docker's types."""
     doc = doc if isinstance(doc, dict) else {}
     fields = {k.lower(): k for k in doc}
-    get = lambda name: doc.get(name, doc.get(fields.get(name.lower(), ""), None))  # noqa: E731
+
+    def get(name: str) -> Any:
+        return doc.get(name, doc.get(fields.get(name.lower(), ""), None))
     return {"ID": get("ID") or "", "Version": get("Version") or {},
             "Spec": _go_decode(get("Spec") or {}, "ServiceSpec")}
 

@@ -99,9 +99,10 @@ class DenyList:
     def match(self, address: str | bytes | Address) -> Network | None:
         """The listed range holding ``address``, or None (also for a non-address)."""
         if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
-            address = parse_address(address)  # type: ignore[assignment]
-            if address is None:
+            parsed = parse_address(address)
+            if parsed is None:
                 return None
+            address = parsed
         elif isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         candidates: tuple[Address, ...] = (address,)

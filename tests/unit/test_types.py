@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STRICT_PACKAGES = ("kapa_core/gotemplate", "kapa_core/engine", "kapa_core/models",
                    "kapa_core/storage", "kapa_core/config", "kapa_core/alert", "kapa_core/auth",
                    "kapa_core/http", "kapa_core/pipeline", "kapa_core/influxdb",
-                   "kapa_core/udf")
+                   "kapa_core/udf", "kapa_core/tick", "kapa_core/cli", "kapa_core/cloud.py",
+                   "kapa_core/glob.py", "kapa_core/denylist.py", "kapa_core/logs.py",
+                   "kapa_core/errors.py", "kapa_core/tlsconfig.py", "kapa_core/hookspecs.py",
+                   "kapa_core/plugins.py")
 
 #: What kapa_core.gotemplate, a library of its own, may import from the rest of kapa_core:
 #: TemplateError is a KapaError, so that code catching KapaError also catches it.
