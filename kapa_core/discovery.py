@@ -214,4 +214,4 @@ class DiscoveryKind:
 
 
 __all__ = ["Discovered", "DiscoveryContext", "DiscoveryKind", "DiscoveryRegistry",
-           "TargetGroup"]
+           "Subscriber", "TargetGroup"]

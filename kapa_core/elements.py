@@ -186,7 +186,8 @@ class PluginElements:
                 inputs = InputContext(item.section, element, log, plumbing.write_points,
                                       element=name, check_outgoing=plumbing.check_outgoing,
                                       daemon=plumbing.facts(),
-                                      statistics=plumbing.statistics)
+                                      statistics=plumbing.statistics,
+                                      discovery=plumbing.discovery)
                 try:
                     return item.factory(element, inputs), inputs.close
                 except BaseException:

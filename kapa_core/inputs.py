@@ -12,7 +12,9 @@ What a listener may use is its :class:`InputContext`: the element's config, a lo
 ``write_points(db, rp, points)`` (the same path as ``/write``: tasks, ``ingress``
 statistics), the outgoing-address check, the daemon's facts, and
 :meth:`InputContext.statistic` for the counters it keeps (published in
-``/kapacitor/v1/debug/vars`` and the ``_kapacitor`` stats stream while it runs).
+``/kapacitor/v1/debug/vars`` and the ``_kapacitor`` stats stream while it runs). A
+listener that pulls from discovered targets (the ``[[scraper]]``) reads them with
+:meth:`InputContext.target_groups` and follows them with :meth:`InputContext.watch_targets`.
 
 Statistics. Kapacitor publishes one statistic per UDP listener, named ``udp`` with the
 tag ``bind`` (the bound address) and the fields ``points_rx``, ``bytes_rx``,
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kapa_core.discovery import DiscoveryRegistry, Subscriber, TargetGroup
 from kapa_core.logs import Logger
 from kapa_core.models.point import Point
 from kapa_core.services import DaemonFacts, Service
@@ -114,7 +117,9 @@ class InputContext:
     check_outgoing: Callable[[str], None] = _allow_all
     daemon: DaemonFacts = field(default_factory=DaemonFacts)
     statistics: Statistics = field(default_factory=Statistics, repr=False)
+    discovery: DiscoveryRegistry = field(default_factory=DiscoveryRegistry, repr=False)
     _published: list[Counters] = field(default_factory=list, repr=False)
+    _watches: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def statistic(self, name: str, tags: Mapping[str, str] | None = None) -> Counters:
         """Publish a statistic for as long as this listener runs and return its
@@ -123,11 +128,27 @@ class InputContext:
         self._published.append(counters)
         return counters
 
+    def target_groups(self, service: str, id: str) -> tuple[TargetGroup, ...] | None:
+        """The target groups discoverer element ``id`` of section ``service`` publishes
+        now (what a ``[[scraper]]`` naming it scrapes); None while it does not run."""
+        entry = self.discovery.get(service, id)
+        return entry.current() if entry is not None else None
+
+    def watch_targets(self, callback: Subscriber) -> None:
+        """Call ``callback(service, id, groups)`` (from the trio thread) after every
+        change of any discoverer's groups (``groups`` None: it stopped), until this
+        listener stops."""
+        self._watches.append(self.discovery.subscribe(callback))
+
     def close(self) -> None:
-        """Withdraw this listener's statistics (the daemon calls it when it stops)."""
+        """Withdraw this listener's statistics and target watches (the daemon calls it
+        when it stops)."""
         for counters in self._published:
             self.statistics.remove(counters)
         self._published.clear()
+        for unsubscribe in self._watches:
+            unsubscribe()
+        self._watches.clear()
 
 
 @dataclass(frozen=True, kw_only=True)

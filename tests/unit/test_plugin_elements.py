@@ -139,6 +139,37 @@ async def test_an_override_that_fails_answers_500_and_keeps_the_rest_running() -
         nursery.cancel_scope.cancel()
 
 
+async def test_a_listener_reads_and_watches_discovered_targets_while_it_runs() -> None:
+    elements, _, registry, _ = make()
+    contexts: list[InputContext] = []
+    seen: list[Any] = []
+
+    def factory(config: Listen, context: InputContext) -> TCPListener:
+        contexts.append(context)
+        context.watch_targets(lambda service, id, groups: seen.append((id, groups)))
+        return TCPListener(config, context)
+
+    elements.listeners["listen"] = InputListener(name="listen", section="listen",
+                                                 factory=factory)
+    cfg = config([Listen(enabled=True, name="a", port=free_port())],
+                 [Fixed(enabled=True, id="web", targets=["h:1"])])
+    async with trio.open_nursery() as nursery:
+        runner = ServiceRunner(nursery, Logger("test"))
+        await elements.open_all(runner, cfg)  # listeners open before discoverers
+        [context] = contexts
+        assert context.target_groups("fixed", "web") == (TargetGroup(("h:1",), {"id": "web"},
+                                                                     "0"),)
+        assert context.target_groups("fixed", "nope") is None
+        await elements.section_changed(
+            runner, "fixed", config([], [Fixed(enabled=True, id="web", targets=["h:2"])]))
+        assert [(id, groups and groups[0].targets) for id, groups in seen] == [
+            ("web", ("h:1",)), ("web", None), ("web", ("h:2",))]
+        await runner.close("input:listen")
+        assert registry._subscribers == []  # the watch ends with its listener
+        await runner.close_all()
+        nursery.cancel_scope.cancel()
+
+
 def test_updates_merge_by_source_and_an_empty_group_removes_it() -> None:
     registry = DiscoveryRegistry()
     seen: list[Any] = []
