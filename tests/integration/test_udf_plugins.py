@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,12 @@ def _define(daemon: DaemonProcess, task_id: str, script: str) -> httpx.Response:
     return httpx.post(daemon.url + "/kapacitor/v1/tasks",
                       json={"id": task_id, "type": "stream", "script": script,
                             "status": "enabled"})
+
+
+def test_the_installed_bridge_is_listed(site: Path) -> None:
+    out = run_cli("plugins", env={"PYTHONPATH": str(site)}).stdout
+    line = next(line for line in out.splitlines() if line.strip().startswith("example-udf "))
+    assert "kapa-example-udf 1.0.0" in line
 
 
 def test_an_in_process_udf_runs_in_a_task(site: Path) -> None:

@@ -411,3 +411,44 @@ def test_functions_are_per_context() -> None:
     with udf.using(SCALE):
         assert "scale" in udf.current()
     assert udf.current() is udf.NONE
+
+
+# -- the example package's function, on its own -------------------------------------------
+async def test_example_scale_session_options_snapshot_and_restore(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"
+                                    / "kapa-example-udf"))
+    import kapa_example_udf as example
+
+    function = example.make_function("scale", None, udf.UDFContext("scale", None,
+                                                                    Logger("test")))
+    info = await function.info()
+    assert (info.wants, info.provides) == (S, S)
+    got: list[Point] = []
+
+    class Output:
+        def point(self, p: Point) -> None:
+            got.append(p)
+
+        def begin_batch(self, begin: BeginBatch) -> None:
+            raise AssertionError
+
+        def end_batch(self, end: EndBatch) -> None:
+            raise AssertionError
+
+    context = UDFNodeContext("t", "scale2", Logger("test"), Output())
+    session = function.open([UDFOption("factor", (3.0,)), UDFOption("field", ("v",)),
+                             UDFOption("factor", (0.5,))], context)
+    session.point(Point("m", {}, {"v": 4, "w": "x"}, 1))
+    session.point(Point("m", {}, {"w": "x"}, 2))  # no such field: unchanged
+    assert [p.fields for p in got] == [{"v": 2.0, "w": "x"}, {"w": "x"}]
+    saved = await session.snapshot()
+    again = function.open([], context)
+    again.restore(saved)
+    assert await again.snapshot() == saved == b'{"scaled": 1}'
+    with pytest.raises(UDFError, match="cannot restore"):
+        again.restore(b"garbage")
+    with pytest.raises(UDFError, match="no function named 'nope'"):
+        example.make_function("nope", None, udf.UDFContext("nope", None, Logger("test")))
