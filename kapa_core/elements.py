@@ -149,10 +149,20 @@ class PluginElements:
                  listeners: Mapping[str, InputListener],
                  kinds: Mapping[str, DiscoveryKind], plumbing: Plumbing) -> None:
         self.sections = sections
-        self.listeners = dict(listeners)
-        self.kinds = dict(kinds)
         self.plumbing = plumbing
         self.log = Logger("server")
+        # A plugin naming a section nobody declared is left out, like a plugin that
+        # fails to load: logged, and the daemon runs without it.
+        self.listeners = {n: item for n, item in listeners.items()
+                          if self._known(item, "input listener")}
+        self.kinds = {n: item for n, item in kinds.items() if self._known(item, "discoverer")}
+
+    def _known(self, item: InputListener | DiscoveryKind, family: str) -> bool:
+        if item.section in self.sections:
+            return True
+        self.log.error(f"{family} left out: its config section is not declared",
+                       name=item.name, section=item.section)
+        return False
 
     def names(self, section: str | None = None) -> list[str]:
         """Runner names of the groups (of ``section`` only, when given)."""
@@ -166,10 +176,7 @@ class PluginElements:
         family, _, name = runner_name.partition(":")
         item: InputListener | DiscoveryKind = (self.listeners[name] if family == "input"
                                                else self.kinds[name])
-        section = self.sections.get(item.section)
-        if section is None:
-            raise ElementStartError(f"{family} {name}: no config section {item.section!r} "
-                                    "(the plugin must declare it in kapa_config_sections)")
+        section = self.sections[item.section]
         value = config.get(item.section)
         elements = [Element(label, self._builder(family, item, element_name, element))
                     for label, element_name, element in _elements_of(section, value)]

@@ -170,6 +170,15 @@ async def test_a_listener_reads_and_watches_discovered_targets_while_it_runs() -
         nursery.cancel_scope.cancel()
 
 
+async def test_a_listener_of_an_undeclared_section_is_left_out() -> None:
+    stray = InputListener(name="stray", section="nowhere", factory=TCPListener)
+    elements = PluginElements(SECTIONS, {"stray": stray}, {}, make()[0].plumbing)
+    assert elements.names() == []
+    async with trio.open_nursery() as nursery:
+        await elements.open_all(ServiceRunner(nursery, Logger("test")), config([], []))
+        nursery.cancel_scope.cancel()
+
+
 def test_updates_merge_by_source_and_an_empty_group_removes_it() -> None:
     registry = DiscoveryRegistry()
     seen: list[Any] = []
