@@ -88,7 +88,8 @@ def test_installed_package_is_listed_with_its_hooks(site: Path) -> None:
 def test_lines_over_tcp_reach_a_task_and_overrides_move_the_listener(site: Path) -> None:
     port = free_port()
     config = {"example-input": [element(port), element(free_port(), name="off",
-                                                       enabled=False)]}
+                                                       enabled=False)],
+              "stats": {"enabled": True, "stats-interval": "1s"}}
     with DaemonProcess(config, env={"PYTHONPATH": str(site)}) as daemon:
         daemon.wait_for_log(r'msg="input listener started" service=example-input '
                             r'section=example-input element="example-input\[0\] \(a\)"')
@@ -107,6 +108,16 @@ def test_lines_over_tcp_reach_a_task_and_overrides_move_the_listener(site: Path)
         assert set(stat["tags"]) == {"name", "bind", "host", "cluster_id", "server_id"}
         ingress = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()["kapacitor"]
         assert ingress["ingress:lines:autogen:cpu"]["values"]["points_received"] == 3
+        # the same statistic in the _kapacitor stats stream
+        response = httpx.post(daemon.url + "/kapacitor/v1/tasks", json={
+            "id": "stats", "type": "stream", "status": "enabled", "script":
+            'dbrp "_kapacitor"."autogen"\n'
+            "stream|from().measurement('example_input')|httpOut('out')"})
+        assert response.status_code == 200, response.text
+        [stat_series] = wait_until(lambda: series(daemon, "stats"), what="stats points")
+        assert stat_series["tags"]["bind"] == f"127.0.0.1:{port}"
+        row = dict(zip(stat_series["columns"], stat_series["values"][0], strict=True))
+        assert (row["points_received"], row["bad_lines"]) == (3, 1)
 
         # An override re-opens the listener on its new address, and only it.
         new_port = free_port()
