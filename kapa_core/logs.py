@@ -15,7 +15,8 @@ import os
 import re
 import sys
 import threading
-from typing import Any, TextIO
+from collections.abc import Mapping
+from typing import TextIO
 
 ROOT = "kapa_core"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -42,7 +43,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _quote(value: Any) -> str:
+def _quote(value: object) -> str:
     text = str(value)
     if text == "" or any(c in text for c in ' ="\n\t\\'):
         escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -50,14 +51,14 @@ def _quote(value: Any) -> str:
     return text
 
 
-def format_logfmt(fields: dict[str, Any]) -> str:
+def format_logfmt(fields: Mapping[str, object]) -> str:
     return " ".join(f"{k}={_quote(v)}" for k, v in fields.items() if v is not None)
 
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = dt.datetime.fromtimestamp(record.created, dt.UTC)
-        fields: dict[str, Any] = {
+        fields: dict[str, object] = {
             "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
             "lvl": _NAMES.get(record.levelno, "info"),
             "msg": record.getMessage(),
@@ -79,39 +80,39 @@ class Logger:
 
     __slots__ = ("_fields", "_logger")
 
-    def __init__(self, service: str = "", **fields: Any) -> None:
+    def __init__(self, service: str = "", **fields: object) -> None:
         self._logger = logging.getLogger(ROOT)
         self._fields = {"service": service, **fields} if service else dict(fields)
 
-    def with_(self, **fields: Any) -> Logger:
+    def with_(self, **fields: object) -> Logger:
         child = Logger()
         child._fields = {**self._fields, **fields}
         return child
 
-    def _log(self, level: int, msg: str, kv: dict[str, Any], exc: bool = False) -> None:
+    def _log(self, level: int, msg: str, kv: dict[str, object], exc: bool = False) -> None:
         if self._logger.isEnabledFor(level):
             self._logger.log(level, msg, extra={"kv": {**self._fields, **kv}}, exc_info=exc)
 
-    def debug(self, msg: str, **kv: Any) -> None:
+    def debug(self, msg: str, **kv: object) -> None:
         self._log(logging.DEBUG, msg, kv)
 
-    def info(self, msg: str, **kv: Any) -> None:
+    def info(self, msg: str, **kv: object) -> None:
         self._log(logging.INFO, msg, kv)
 
-    def warn(self, msg: str, **kv: Any) -> None:
+    def warn(self, msg: str, **kv: object) -> None:
         self._log(logging.WARNING, msg, kv)
 
-    def error(self, msg: str, **kv: Any) -> None:
+    def error(self, msg: str, **kv: object) -> None:
         self._log(logging.ERROR, msg, kv)
 
-    def exception(self, msg: str, **kv: Any) -> None:
+    def exception(self, msg: str, **kv: object) -> None:
         self._log(logging.ERROR, msg, kv, exc=True)
 
     def enabled(self, level: str) -> bool:
         return self._logger.isEnabledFor(LEVELS[level])
 
 
-class _ReopenableFile(logging.StreamHandler):  # type: ignore[type-arg]
+class _ReopenableFile(logging.StreamHandler[TextIO]):
     """Appends to a log file; flushes each line so a crash loses nothing."""
 
     def __init__(self, path: str) -> None:

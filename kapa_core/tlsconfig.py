@@ -11,7 +11,7 @@ import functools
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from kapa_core.errors import ConfigError
 
@@ -37,7 +37,7 @@ class TLS:
     insecure_skip_verify: bool = False
 
     @classmethod
-    def of(cls, config: Any) -> TLS:
+    def of(cls, config: object) -> TLS:
         """The ``ssl_ca``/``ssl_cert``/``ssl_key``/``insecure_skip_verify`` of a section."""
         return cls(getattr(config, "ssl_ca", ""), getattr(config, "ssl_cert", ""),
                    getattr(config, "ssl_key", ""),
@@ -167,7 +167,20 @@ def parse_policy(ciphers: Sequence[str], min_version: str, max_version: str) -> 
     return TLSPolicy(tuple(names), tuple(openssl), tuple(tls13), low, high)
 
 
-def policy_of(tls: Any) -> TLSPolicy:
+class TLSSettings(Protocol):
+    """What :func:`policy_of` reads of a ``[tls]`` config object."""
+
+    @property
+    def ciphers(self) -> Sequence[str]: ...
+
+    @property
+    def min_version(self) -> str: ...
+
+    @property
+    def max_version(self) -> str: ...
+
+
+def policy_of(tls: TLSSettings) -> TLSPolicy:
     """:func:`parse_policy` for a ``[tls]`` config object, errors prefixed with ``tls``."""
     try:
         return parse_policy(tls.ciphers, tls.min_version, tls.max_version)

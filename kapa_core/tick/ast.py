@@ -6,7 +6,6 @@ Dataclasses with ``__slots__``: a script of a megabyte makes hundreds of thousan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(slots=True)
@@ -125,7 +124,7 @@ class Program:
     comments: dict[int, str] = field(default_factory=dict)  # statement index -> comment
 
 
-def describe(node: Any) -> str:
+def describe(node: object) -> str:
     """A short human name of a node's kind, for error messages."""
     return {Number: "number", String: "string", DurationLit: "duration", Regex: "regex",
             Bool: "boolean", Star: "star", Reference: "reference", Identifier: "identifier",

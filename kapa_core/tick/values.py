@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
 
 from kapa_core.models.duration import Duration
 from kapa_core.tick.regex import PATTERN_TYPES
@@ -39,7 +38,7 @@ MISSING = _Missing()
 RegexType = re.Pattern
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     """Kapacitor's name of a value's type, for error messages."""
     if value is MISSING:
         return "missing"
