@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import struct
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import httpx
 
@@ -26,6 +28,53 @@ SWARM_VERSION = "v1.30"
 
 class CloudError(KapaError):
     """A cloud API call (or the client's setup) failed; Kapacitor's words."""
+
+
+class ClusterSettings(Protocol):
+    """What :func:`find_cluster` reads of a ``[[kubernetes]]``/``[[swarm]]``/``[[ec2]]``
+    element (the sections belong to plugins; the core reads them through protocols)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+
+class K8sSettings(Protocol):
+    """What :class:`K8sClient` reads of a ``[[kubernetes]]`` element."""
+
+    @property
+    def in_cluster(self) -> bool: ...
+
+    @property
+    def api_servers(self) -> Sequence[str]: ...
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def ca_path(self) -> str: ...
+
+
+class SwarmSettings(Protocol):
+    """What :class:`SwarmClient` reads of a ``[[swarm]]`` element (with its TLS files,
+    read by :meth:`TLS.of`)."""
+
+    @property
+    def servers(self) -> Sequence[str]: ...
+
+    @property
+    def ssl_ca(self) -> str: ...
+
+    @property
+    def ssl_cert(self) -> str: ...
+
+    @property
+    def ssl_key(self) -> str: ...
+
+
+_Cluster = TypeVar("_Cluster", bound=ClusterSettings)
 
 
 def go_quote(text: str) -> str:
@@ -59,7 +108,8 @@ class _RoundRobin:
         return str(base.copy_with(raw_path=path.encode()))
 
 
-def find_cluster(elements: Any, cluster: str, service: str, what: str = "cluster") -> Any:
+def find_cluster(elements: Iterable[_Cluster] | None, cluster: str, service: str,
+                 what: str = "cluster") -> _Cluster:
     """The ``[[<service>]]`` element with id ``cluster`` (Kapacitor's service lookup)."""
     for element in elements or ():
         if element.id == cluster:
@@ -69,7 +119,7 @@ def find_cluster(elements: Any, cluster: str, service: str, what: str = "cluster
     raise CloudError(f"unknown {service} {what} {go_quote(cluster)}, cannot get client")
 
 
-def _verify(tls: TLS, setting: str) -> Any:
+def _verify(tls: TLS, setting: str) -> ssl.SSLContext | bool:
     try:
         return tls.verify()
     except TLSFileError as exc:
@@ -80,7 +130,7 @@ def _verify(tls: TLS, setting: str) -> Any:
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def k8s_client_config(config: Any) -> tuple[list[str], str, str]:
+def k8s_client_config(config: K8sSettings) -> tuple[list[str], str, str]:
     """(API servers, token, CA file) of a ``[[kubernetes]]`` element, as Kapacitor's
     ClientConfig: in a cluster, the pod's service account and
     ``https://$KUBERNETES_SERVICE_HOST`` (else ``https://kubernetes``); CloudError in
@@ -118,14 +168,14 @@ class K8sClient:
     """Kapacitor's Kubernetes client: the API servers in turn, the ``token`` as a
     ``Bearer`` authorization, ``ca-path`` as the trusted CA."""
 
-    def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: K8sSettings, http: httpx.AsyncClient | None = None) -> None:
         self.urls = _RoundRobin([])
         self.http = http
         self.ca_path = ""
-        self.verify: Any = True
+        self.verify: ssl.SSLContext | bool = True
         self.update(config)
 
-    def update(self, config: Any) -> None:
+    def update(self, config: K8sSettings) -> None:
         """Follow a changed config element, as Kapacitor's clients do for running tasks:
         new servers and token at once (the turn goes on), a new CA when it changed."""
         urls, token, ca_path = k8s_client_config(config)
@@ -371,7 +421,7 @@ def swarm_spec_body(spec: Any) -> str:
     return _go_json(_go_encode(spec, "ServiceSpec")) + "\n"
 
 
-def swarm_tls_check(config: Any) -> None:
+def swarm_tls_check(config: SwarmSettings) -> None:
     """Kapacitor's tlsconfig.Create of a ``[[swarm]]`` element: its checks and words."""
     if config.ssl_cert and config.ssl_key:
         for path in (config.ssl_cert, config.ssl_key):
@@ -397,14 +447,14 @@ def swarm_tls_check(config: Any) -> None:
 class SwarmClient:
     """Kapacitor's Docker Swarm client: the servers in turn, the section's TLS files."""
 
-    def __init__(self, config: Any, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: SwarmSettings, http: httpx.AsyncClient | None = None) -> None:
         swarm_tls_check(config)
         self.urls = _RoundRobin(list(config.servers))
         self.http = http
         self.tls = TLS.of(config)
-        self.verify: Any = _verify(self.tls, "ssl files")
+        self.verify = _verify(self.tls, "ssl files")
 
-    def update(self, config: Any) -> None:
+    def update(self, config: SwarmSettings) -> None:
         """Follow a changed config element (see K8sClient.update)."""
         swarm_tls_check(config)
         self.urls.urls = [httpx.URL(u) for u in config.servers]

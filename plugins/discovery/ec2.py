@@ -18,6 +18,7 @@ from kapa_core.plugin_api import (
     Duration,
     KapaError,
     Section,
+    ServiceContext,
     hookimpl,
     setting,
     unique_elements,
@@ -47,10 +48,11 @@ class EC2Config:
 class EC2Service:
     """Offers ``/kapacitor/v1/service-tests/ec2`` (options ``id``) as Kapacitor lists it."""
 
-    def __init__(self, context: Any) -> None:
-        self.elements = context.config
+    def __init__(self, context: ServiceContext) -> None:
+        self.elements: tuple[EC2Config, ...] = context.config
 
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep_forever()
 

@@ -21,6 +21,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     K8sClient,
     Section,
+    ServiceContext,
     find_cluster,
     hookimpl,
     require_choice,
@@ -67,8 +68,8 @@ def _check_ids(elements: tuple[KubernetesConfig, ...]) -> None:
 class KubernetesService:
     """Offers ``/kapacitor/v1/service-tests/kubernetes`` as Kapacitor does."""
 
-    def __init__(self, context: Any) -> None:
-        self.elements = context.config
+    def __init__(self, context: ServiceContext) -> None:
+        self.elements: tuple[KubernetesConfig, ...] = context.config
         # As Kapacitor, every element's client is made when the service starts: an
         # in-cluster element without its service account (or an unreadable ca-path)
         # stops the daemon.
@@ -79,7 +80,8 @@ class KubernetesService:
                 raise CloudError(f"kubernetes service: failed to create k8s client config: "
                                  f"{exc}") from None
 
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep_forever()
 

@@ -18,6 +18,7 @@ from kapa_core.plugin_api import (
     CloudError,
     ConfigError,
     Section,
+    ServiceContext,
     SwarmClient,
     find_cluster,
     hookimpl,
@@ -46,8 +47,8 @@ class SwarmConfig:
 class SwarmService:
     """Offers ``/kapacitor/v1/service-tests/swarm`` as Kapacitor does."""
 
-    def __init__(self, context: Any) -> None:
-        self.elements = context.config
+    def __init__(self, context: ServiceContext) -> None:
+        self.elements: tuple[SwarmConfig, ...] = context.config
         # As Kapacitor, every element's client is made when the service starts: TLS
         # files that cannot be loaded stop the daemon.
         for element in self.elements:
@@ -58,7 +59,8 @@ class SwarmService:
                                  f"{json.dumps(element.id)}: failed to create swarm client "
                                  f"config: {exc}") from None
 
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep_forever()
 
