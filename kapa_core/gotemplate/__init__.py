@@ -22,8 +22,9 @@ errors), ``compiler`` (closures and execution), ``funcs`` (predefined functions,
 ``printf``), ``gofmt`` (``fmt`` verbs and ``%v``), ``gotime`` (Go value types and
 reflection rules), ``htmlctx`` and ``gojson`` (html/template's contexts and escapers). With
 ``html=True`` every action's output is escaped as html/template escapes it where it lands.
-The package imports nothing from the rest of kapa_core but ``kapa_core.errors`` (the base
-of :class:`TemplateError`), and type-checks under ``mypy --strict``.
+The package imports nothing from the rest of kapa_core (it could be shipped on its own),
+and type-checks under ``mypy --strict``. The core catches :class:`TemplateError` where it
+parses or runs a template and turns it into its own errors.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kapa_core.errors import KapaError
 from kapa_core.gotemplate.compiler import Compiler, Program
 from kapa_core.gotemplate.funcs import BUILTINS
 from kapa_core.gotemplate.gofmt import go_format
@@ -45,7 +45,7 @@ __all__ = ["ExecError", "GoTime", "StringMap", "Template", "TemplateError", "go_
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
-class TemplateError(KapaError):
+class TemplateError(Exception):
     """A template that cannot be parsed or executed; ``line``/``column`` are 1-based."""
 
     def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
