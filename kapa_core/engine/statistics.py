@@ -139,11 +139,25 @@ class _DenyList(Protocol):
     def statistics(self) -> dict[str, int]: ...
 
 
+class _Counters(Protocol):
+    """A statistic a plugin publishes (``kapa_core.inputs.Counters``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+    @property
+    def values(self) -> Mapping[str, Number]: ...
+
+
 class Daemon(Protocol):
     """What the statistics read of the running daemon: its identity and config, the
     stream, the task master, the task counts, ``service(name)`` (the running ``influxdb``
     and ``stats`` services, or None), ``alerts`` (the topics; None before the alert
-    service exists) and ``blacklist`` (the ``-blacklist-cidrs`` deny list)."""
+    service exists), ``blacklist`` (the ``-blacklist-cidrs`` deny list) and
+    ``plugin_statistics`` (what input listeners publish)."""
 
     @property
     def config(self) -> _Config: ...
@@ -161,6 +175,8 @@ class Daemon(Protocol):
     def alerts(self) -> _Alerts | None: ...
     @property
     def blacklist(self) -> _DenyList: ...
+    @property
+    def plugin_statistics(self) -> Iterable[_Counters]: ...
 
     def num_tasks(self) -> int: ...
 
@@ -226,7 +242,7 @@ def collect(app: Daemon) -> list[Statistic]:
         out.append(Statistic(f"topics:{topic_id}", "topics", {"id": topic_id, **common},
                              {"collected": topic.collected}))
     # what plugins publish (input listeners), while they run
-    for counters in getattr(app, "plugin_statistics", ()):
+    for counters in app.plugin_statistics:
         out.append(Statistic(counters.key, counters.name,
                              {**counters.tags, **common}, dict(counters.values)))
     denylist = app.blacklist  # kapa-core's addition, with -blacklist-cidrs
