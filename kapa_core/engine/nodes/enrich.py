@@ -257,7 +257,7 @@ class SideloadSource:
     """The files of one directory, keyed by their path relative to it (see
     :class:`SideloadSources`, which opens and shares them)."""
 
-    def __init__(self, directory: str, owner: SideloadSources | None = None) -> None:
+    def __init__(self, directory: str, owner: SideloadSources) -> None:
         self.dir = directory
         self.cache: dict[str, dict[str, Any]] = {}
         self.references = 0
@@ -279,10 +279,7 @@ class SideloadSource:
 
     def release(self) -> None:
         """One task reading this source stopped."""
-        if self.owner is not None:
-            self.owner.release(self)
-        else:
-            self.references -= 1
+        self.owner.release(self)
 
     def update(self) -> None:
         # As Kapacitor: the cache is emptied, then filled file by file; a failure keeps
