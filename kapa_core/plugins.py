@@ -12,15 +12,22 @@ import importlib.metadata as md
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from kapa_core import hookspecs
-from kapa_core.alert.kinds import DeadmanDefaults, HandlerKinds
+from kapa_core.alert.kinds import DeadmanDefaults, HandlerKinds, Kind
 from kapa_core.config.core_sections import CORE_SECTIONS
 from kapa_core.config.schema import Section
 from kapa_core.errors import PluginError
+
+if TYPE_CHECKING:  # the registries' types; the modules are loaded when a daemon runs them
+    from kapa_core.discovery import DiscoveryKind
+    from kapa_core.inputs import InputListener
+    from kapa_core.udf import UDFBridge
+
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,13 @@ class Plugins:
     broken: list[BrokenPlugin] = field(default_factory=list)
     sections: dict[str, Section] = field(default_factory=dict)
     section_owner: dict[str, str] = field(default_factory=dict)
-    handler_kinds: dict[str, Any] = field(default_factory=dict)
-    input_listeners: dict[str, Any] = field(default_factory=dict)
-    discovery_kinds: dict[str, Any] = field(default_factory=dict)
-    udf_bridges: dict[str, Any] = field(default_factory=dict)
+    handler_kinds: dict[str, Kind] = field(default_factory=dict)
+    input_listeners: dict[str, InputListener] = field(default_factory=dict)
+    discovery_kinds: dict[str, DiscoveryKind] = field(default_factory=dict)
+    udf_bridges: dict[str, UDFBridge] = field(default_factory=dict)
 
     @property
-    def hook(self) -> Any:
+    def hook(self) -> pluggy.HookRelay:
         return self.manager.hook
 
     def ordered_sections(self) -> list[Section]:
@@ -128,7 +135,8 @@ def load_plugins(
 
 
 def _results(manager: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
-    """(plugin name, item) for every item every plugin returned from a registration hook."""
+    """(plugin name, item) for every item every plugin returned from a registration hook
+    (whatever a plugin returned: the registries take it as its hook declares it)."""
     out: list[tuple[str, Any]] = []
     caller = getattr(manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):  # registration order
@@ -138,8 +146,8 @@ def _results(manager: pluggy.PluginManager, hook_name: str) -> list[tuple[str, A
     return out
 
 
-def _register(registry: dict[str, Any], owners: dict[str, str], what: str,
-              name: str, plugin: str, item: Any) -> None:
+def _register(registry: dict[str, _Item], owners: dict[str, str], what: str,
+              name: str, plugin: str, item: _Item) -> None:
     if name in registry:
         raise PluginError(f"{what} {name!r} is claimed by both {owners[name]!r} and {plugin!r}")
     registry[name] = item
@@ -154,11 +162,15 @@ def _build_registries(plugins: Plugins) -> None:
     for plugin, section in _results(manager, "kapa_config_sections"):
         _register(plugins.sections, plugins.section_owner, "config section", section.name,
                   plugin, section)
-    for hook, registry in (("kapa_handler_kinds", plugins.handler_kinds),
-                           ("kapa_input_listeners", plugins.input_listeners),
-                           ("kapa_discovery_kinds", plugins.discovery_kinds),
-                           ("kapa_udf_bridges", plugins.udf_bridges)):
-        owners: dict[str, str] = {}
-        for plugin, item in _results(manager, hook):
-            _register(registry, owners, hook.removeprefix("kapa_").rstrip("s").replace(
-                "_", " "), item.name, plugin, item)
+    _fill(manager, "kapa_handler_kinds", plugins.handler_kinds)
+    _fill(manager, "kapa_input_listeners", plugins.input_listeners)
+    _fill(manager, "kapa_discovery_kinds", plugins.discovery_kinds)
+    _fill(manager, "kapa_udf_bridges", plugins.udf_bridges)
+
+
+def _fill(manager: pluggy.PluginManager, hook: str, registry: dict[str, _Item]) -> None:
+    """The items of a registration hook by name (``handler kind 'slack'``...)."""
+    owners: dict[str, str] = {}
+    what = hook.removeprefix("kapa_").rstrip("s").replace("_", " ")
+    for plugin, item in _results(manager, hook):
+        _register(registry, owners, what, item.name, plugin, item)
