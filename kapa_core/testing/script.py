@@ -27,8 +27,11 @@ evaluate`) and its nodes are built as a running task builds them
   RecordingHTTPServer`);
 * batch tasks' ``query`` nodes run no query: the given batches stand for their answers.
 
-Data is pushed synchronously, in time order (a stable sort: points of the same time keep
-their order), through the task's source node as the task's ingest does. At the end of
+Data is pushed synchronously through the task's source node as the task's ingest pushes
+a write: through the script's first branch, then the next (which decides the order in
+which messages of several branches meet in a join). By default all the points are one
+write, in time order (a stable sort: points of the same time keep their order); with
+``sort=False`` each text and each run of Points given is a write, in the order given. At the end of
 the input the run stops as a task stops: queued ``httpPost`` requests are sent and what
 ``influxDBOut`` buffered counts as its output; windows, aggregates and joins still open
 are *not* flushed (Kapacitor does not emit them on stop either), and nothing driven by
@@ -55,7 +58,7 @@ from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.io import HTTPPostNode, NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
 from kapa_core.engine.nodes.query import QueryNode
-from kapa_core.engine.task_master import DRAIN_TIMEOUT, close_senders
+from kapa_core.engine.task_master import CHUNK, DRAIN_TIMEOUT, close_senders
 from kapa_core.errors import TickError
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.logs import Logger
@@ -312,8 +315,9 @@ def _vars(given: Mapping[str, Any] | None) -> dict[str, Var]:
 def parse_points(text: str, *, database: str = DEFAULT_DBRP[0],
                  retention_policy: str = DEFAULT_DBRP[1], now: int | None = None,
                  precision: str = "n") -> list[Point]:
-    """Points of line protocol text (lines may be indented); ValueError on a bad line."""
-    body = "\n".join(line.strip() for line in text.splitlines())
+    """Points of line protocol text (lines may be indented with spaces or tabs);
+    ValueError naming the bad lines."""
+    body = "\n".join(line.lstrip(" \t") for line in text.split("\n"))  # indented ok
     result = parse_lines(body, precision=precision, now_ns=now, database=database,
                          retention_policy=retention_policy)
     if result.errors:
@@ -344,30 +348,44 @@ def batches_of(text: str | Iterable[Point], dims: Sequence[str] = (), *,
 
 
 class _Feeder:
-    def __init__(self, run: ScriptRun, dbrp: tuple[str, str], now: int | None) -> None:
+    def __init__(self, run: ScriptRun, dbrp: tuple[str, str], now: int | None,
+                 precision: str = "n", sort: bool = True) -> None:
         self.run = run
         self.dbrp = dbrp
         self.now = now
+        self.precision = precision
+        self.sort = sort
         names = [getattr(n, "measurement", "") for n in run.pipeline.nodes
                  if n.kind == "from"]
         self.measurements = None if not names or "" in names else frozenset(names)
 
-    def stream(self, data: Iterable[Data]) -> list[Point]:
-        points: list[Point] = []
+    def stream(self, data: Iterable[Data]) -> list[list[Point]]:
+        """The writes to deliver: all the points sorted by time in one write, or (not
+        sorting) each text and each run of Points given as a write of its own."""
+        writes: list[list[Point]] = []
+        last_was_point = False
         for item in data:
             if isinstance(item, str):
-                points += parse_points(item, database=self.dbrp[0],
-                                       retention_policy=self.dbrp[1], now=self.now)
+                writes.append(parse_points(item, database=self.dbrp[0],
+                                           retention_policy=self.dbrp[1], now=self.now,
+                                           precision=self.precision))
+                last_was_point = False
             elif isinstance(item, Point):
                 if not item.database:
                     item = Point(item.name, item.tags, item.fields, item.time, *self.dbrp)
-                points.append(item)
+                if not last_was_point:
+                    writes.append([])
+                writes[-1].append(item)
+                last_was_point = True
             else:
                 raise TypeError(f"a stream task takes line protocol text or Points, not "
                                 f"{type(item).__name__}")
-        points.sort(key=lambda p: p.time)
+        if self.sort:
+            writes = [sorted((p for w in writes for p in w), key=lambda p: p.time)]
         names = self.measurements
-        return [p for p in points if names is None or p.name in names]
+        if names is not None:  # a task is handed only the measurements its from()s name
+            writes = [[p for p in w if p.name in names] for w in writes]
+        return [w for w in writes if w]
 
     def batches(self, data: Iterable[Data]) -> Iterator[tuple[QueryNode, Batch]]:
         queries = {n.name: n for n in self.run.nodes if isinstance(n, QueryNode)}
@@ -386,7 +404,8 @@ class _Feeder:
                 yield node, item
             elif isinstance(item, str):
                 dims = [d for d in node.spec.group_dimensions() if isinstance(d, str)]
-                for batch in batches_of(parse_points(item, now=self.now), dims,
+                for batch in batches_of(parse_points(item, now=self.now,
+                                                     precision=self.precision), dims,
                                         by_name=node.by_name):
                     yield node, batch
             else:
@@ -418,11 +437,13 @@ def run_script(script: str, points: Iterable[Data] | str = (), *,
                task_type: str = "stream", vars: Mapping[str, Any] | None = None,
                handler_kinds: HandlerKindsArg = None, now: int | None = None,
                task_id: str = "testing", dbrps: Sequence[tuple[str, str]] = (),
+               precision: str = "n", sort: bool = True,
                log: Logger | None = None) -> ScriptRun:
     """Evaluate ``script`` as a ``task_type`` task and push ``points`` through it.
 
-    ``points``: for a stream task, line protocol text (one string or several) and
-    :class:`Point` objects, sorted by time; for a batch task, :class:`Batch` objects and
+    ``points``: for a stream task, line protocol text (one string or several, times in
+    ``precision``) and :class:`Point` objects, sorted by time (a stable sort; with
+    ``sort=False`` in the order given, as a ``/write`` body is); for a batch task, :class:`Batch` objects and
     line protocol texts (each one query answer, split into batches by the query node's
     ``groupBy``), in the order given; ``("query3", data)`` feeds a given query node.
     ``vars`` overrides the script's vars (plain values or :class:`Var`); ``now`` is the
@@ -441,20 +462,24 @@ def run_script(script: str, points: Iterable[Data] | str = (), *,
     task_dbrps = list(dbrps) or list(getattr(pipeline, "dbrps", None) or []) or [DEFAULT_DBRP]
     if not getattr(pipeline, "dbrps", None):
         pipeline.dbrps = list(task_dbrps)
-    return _run(pipeline, points, task_id=task_id, dbrp=task_dbrps[0], now=now, log=log)
+    return _run(pipeline, points, task_id=task_id, dbrp=task_dbrps[0], now=now, log=log,
+                precision=precision, sort=sort)
 
 
 def run_nodes(pipeline: Pipeline, points: Iterable[Data] | str = (), *,
               task_id: str = "testing", now: int | None = None,
-              dbrp: tuple[str, str] = DEFAULT_DBRP, log: Logger | None = None) -> ScriptRun:
+              dbrp: tuple[str, str] = DEFAULT_DBRP, precision: str = "n", sort: bool = True,
+              log: Logger | None = None) -> ScriptRun:
     """Like :func:`run_script` for a pipeline of specs built in Python (specs' own
     constructors, as :mod:`kapa_core.pipeline.evaluate` builds them). TICKscript is the
     simpler way to describe a chain; this is for specs a script cannot make."""
-    return _run(pipeline, points, task_id=task_id, dbrp=dbrp, now=now, log=log)
+    return _run(pipeline, points, task_id=task_id, dbrp=dbrp, now=now, log=log,
+                precision=precision, sort=sort)
 
 
 def _run(pipeline: Pipeline, data: Iterable[Data] | str, *, task_id: str,
-         dbrp: tuple[str, str], now: int | None, log: Logger | None) -> ScriptRun:
+         dbrp: tuple[str, str], now: int | None, log: Logger | None,
+         precision: str = "n", sort: bool = True) -> ScriptRun:
     log = (log or Logger("testing")).with_(task=task_id)
     alerts = _Alerts(log)
     loopback: list[tuple[str, str, Point]] = []
@@ -468,7 +493,7 @@ def _run(pipeline: Pipeline, data: Iterable[Data] | str, *, task_id: str,
     nodes = build_nodes(pipeline, log, context)
     run = ScriptRun(pipeline, nodes, task_id, loopback=loopback, _alerts=alerts)
     _record_outputs(nodes, run._outputs)
-    feeder = _Feeder(run, dbrp, now)
+    feeder = _Feeder(run, dbrp, now, precision, sort)
     items: list[Data] = [data] if isinstance(data, str) else list(data)
     try:  # the input is read before it runs: a bad one raises here, plainly
         if pipeline.task_type == "batch":
@@ -482,7 +507,7 @@ def _run(pipeline: Pipeline, data: Iterable[Data] | str, *, task_id: str,
     return run
 
 
-async def _drive(run: ScriptRun, points: list[Point] | None,
+async def _drive(run: ScriptRun, writes: list[list[Point]] | None,
                  batches: list[tuple[QueryNode, Batch]] | None) -> None:
     """Push the data, then stop as a task stops: queued httpPost requests go out."""
     senders: list[Node] = [n for n in run.nodes if isinstance(n, HTTPPostNode)]
@@ -501,12 +526,21 @@ async def _drive(run: ScriptRun, points: list[Point] | None,
             for query, batch in batches or ():
                 query.receive_batch(batch)
                 await trio.lowlevel.checkpoint()
-            if points:
-                source = run.nodes[0]
-                for count, p in enumerate(points):
-                    source.receive_point(p)
-                    if senders and count % 100 == 99:
-                        await trio.lowlevel.checkpoint()
+            source = run.nodes[0]
+            emitted = run._outputs[source.name]
+            for write in writes or ():
+                # As the task's ingest: a write goes through the first branch, then the
+                # next (the order in which messages of several branches meet in a join),
+                # CHUNK points at a time.
+                for start in range(0, len(write), CHUNK):
+                    chunk = write[start:start + CHUNK]
+                    source.collected += len(chunk)
+                    source.emitted += len(chunk)
+                    emitted.extend(chunk)
+                    for child in source.children:
+                        for p in chunk:
+                            child.receive_point(p)
+                    await trio.lowlevel.checkpoint()
         except TaskStopped as exc:
             run.error = str(exc)
         with trio.move_on_after(DRAIN_TIMEOUT):
