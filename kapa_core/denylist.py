@@ -242,6 +242,7 @@ def guarded_socket_factory(denylist: DenyList) -> trio.abc.SocketFactory | None:
     if base is None:  # pragma: no cover - depends on trio internals
         return None
 
+    # mypy cannot check a base class found at run time (trio's private socket class)
     class GuardedSocket(base):  # type: ignore[misc, valid-type]
         """A trio socket checking the peer address of every connect and sendto."""
 

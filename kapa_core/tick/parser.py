@@ -451,7 +451,9 @@ class Parser:
         raise AssertionError("unreachable")
 
     def lambda_function(self) -> ast.Call:
-        return _run(self._g_call())  # type: ignore[return-value]
+        call = _run(self._g_call())
+        assert isinstance(call, ast.Call)  # what _g_call returns
+        return call
 
     def _g_call(self) -> Rule:
         """``f(a, b)`` in a lambda. A call whose first argument is a call
