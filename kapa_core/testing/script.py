@@ -31,12 +31,13 @@ Data is pushed synchronously through the task's source node as the task's ingest
 a write: through the script's first branch, then the next (which decides the order in
 which messages of several branches meet in a join). By default all the points are one
 write, in time order (a stable sort: points of the same time keep their order); with
-``sort=False`` each text and each run of Points given is a write, in the order given. At the end of
-the input the run stops as a task stops: queued ``httpPost`` requests are sent and what
-``influxDBOut`` buffered counts as its output; windows, aggregates and joins still open
-are *not* flushed (Kapacitor does not emit them on stop either), and nothing driven by
-the wall clock (barrier ``idle``/``period`` timers, ``stats`` nodes, query schedules)
-runs. A node error that stops a task in Kapacitor ends the input; ``run.error`` keeps it.
+``sort=False`` each text and each run of Points given is a write, in the order given.
+At the end of the input the run stops as a task stops: queued ``httpPost`` requests are
+sent and what ``influxDBOut`` buffered counts as its output; windows, aggregates and
+joins still open are *not* flushed (Kapacitor does not emit them on stop either), and
+nothing driven by the wall clock (barrier ``idle``/``period`` timers, ``stats`` nodes,
+query schedules) runs. A node error that stops a task in Kapacitor ends the input;
+``run.error`` keeps it.
 """
 
 from __future__ import annotations
@@ -443,9 +444,10 @@ def run_script(script: str, points: Iterable[Data] | str = (), *,
 
     ``points``: for a stream task, line protocol text (one string or several, times in
     ``precision``) and :class:`Point` objects, sorted by time (a stable sort; with
-    ``sort=False`` in the order given, as a ``/write`` body is); for a batch task, :class:`Batch` objects and
-    line protocol texts (each one query answer, split into batches by the query node's
-    ``groupBy``), in the order given; ``("query3", data)`` feeds a given query node.
+    ``sort=False`` in the order given, each text a write, as a ``/write`` body); for a
+    batch task, :class:`Batch` objects and line protocol texts (each one query answer,
+    split into batches by the query node's ``groupBy``), in the order given;
+    ``("query3", data)`` feeds a given query node.
     ``vars`` overrides the script's vars (plain values or :class:`Var`); ``now`` is the
     time of a line without a timestamp; ``dbrps`` the task's (by default the script's
     ``dbrp`` statements, else ``"db"."autogen"``: the database of the given lines).
