@@ -117,3 +117,36 @@ def test_window_after_group_by_emits_one_batch_per_group() -> None:
     out = run.outputs("window")
     assert all(isinstance(b, Batch) for b in out)
     assert sorted(b.group for b in out if isinstance(b, Batch)) == ["host=a", "host=b"]
+
+
+def test_join_fill_stands_in_for_the_missing_side() -> None:
+    script = """
+var a = stream|from().measurement('a')
+var b = stream|from().measurement('b')
+a|join(b).as('a', 'b').fill(0.0)
+"""
+    data = ("a v=1 0\nb v=2 0\na v=3 10000000000\nb v=9 20000000000\n"
+            "a v=0 30000000000\nb v=0 30000000000")
+    run = run_script(script, data)
+    got = [(p.time // S, p.fields["a.v"], p.fields["b.v"]) for p in run.points("join")]
+    assert got[:3] == [(0, 1.0, 2.0), (10, 3.0, 0.0), (20, 0.0, 9.0)]
+
+
+def test_union_of_three_parents_passes_everything_in_time_order() -> None:
+    script = """
+var a = stream|from().measurement('a')
+var b = stream|from().measurement('b')
+var c = stream|from().measurement('c')
+a|union(b, c)
+"""
+    data = ("a v=1 0\nb v=2 1000000000\nc v=3 2000000000\n"
+            "a v=4 3000000000\nb v=5 3000000000\nc v=6 3000000000")
+    out = run_script(script, data).points("union")
+    assert [p.time // S for p in out] == [0, 1, 2, 3, 3, 3]
+    assert sorted(p.fields["v"] for p in out) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_group_by_star_takes_every_tag_sorted() -> None:
+    run = run_script("stream|from().groupBy(*)", "cpu,host=a,dc=x v=1 0")
+    assert [(p.group, p.dims) for p in run.points("from")] == [("dc=x,host=a",
+                                                                 ("dc", "host"))]
