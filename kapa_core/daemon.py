@@ -232,7 +232,7 @@ class Daemon:
                 self.store, config["alert"], section_service=runner.get,
                 section_config=lambda name: self.config.get(name),
                 check_outgoing=self.check_outgoing, log=Logger("alert"),
-                kinds=self.handler_kinds)
+                kinds=self.handler_kinds, daemon=self.facts())
             await runner.open("alert", self.alerts)
             # [udf.functions]: each function's info, asked through the bridge that runs
             # it (one that fails is logged and left out), current for every script this

@@ -65,8 +65,10 @@ class HandlerKind:
     (``name="slack"`` gives ``.slack()``; ``property`` overrides it). ``options`` is a
     dataclass of the handler's options: each field is a chained TICKscript method
     (``channel`` gives ``.channel('#ops')``) and a topic-handler option key (``channel``).
-    ``factory(options, service)`` returns an object with ``async handle(event)``.
-    ``section`` names the config section whose service the handler uses. ``args`` names
+    ``factory(options, context)`` gets the options and a :class:`HandlerContext` and
+    returns an object with ``async handle(event)`` (and optionally ``close()``).
+    ``section`` names the config section the handler reads (``context.config``, and
+    ``context.service`` when the section has one). ``args`` names
     the option fields the property's own arguments fill (``.email('a@x', 'b@x')`` fills
     ``to``); a last tuple-typed field takes all remaining arguments. ``topic_only`` kinds
     (aggregate, publish) have no TICKscript property.

@@ -151,3 +151,23 @@ class HandlerContext(Generic[ConfigT, ServiceT]):
 
     def __repr__(self) -> str:
         return f"HandlerContext(kind={self._kind!r})"
+
+
+class _NoHTTP:
+    bind_address = ""
+    https_enabled = False
+    auth_enabled = False
+
+
+class UnknownDaemon:
+    """The daemon facts of an alert service made outside a daemon (tools, tests)."""
+
+    hostname = "localhost"
+    cluster_id = ""
+    server_id = ""
+    version = ""
+    http: HTTPInfo = _NoHTTP()
+    address = None
+
+    def api_url(self, path: str = "/kapacitor/v1") -> str:
+        return ""

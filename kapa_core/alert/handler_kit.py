@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from typing import Protocol, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from kapa_core.alert.handler_context import HandlerContext
 from kapa_core.errors import ConfigError, HandlerError
 from kapa_core.gotemplate import Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 
 
-def enabled_config(context: Any, section: str) -> Any:
+class Enablable(Protocol):
+    """A section with an ``enabled`` key."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+
+SectionT = TypeVar("SectionT", bound=Enablable)
+ElementT = TypeVar("ElementT")
+
+
+def enabled_config(context: HandlerContext[SectionT | None, object], section: str
+                   ) -> SectionT:
     """The section's config from a handler context; HandlerError when it is disabled."""
-    config = getattr(context, "config", None)
-    if config is None or not getattr(config, "enabled", False):
+    config = context.config
+    if config is None or not config.enabled:
         raise HandlerError(f"{section}: the [{section}] section is not enabled")
     return config
 
@@ -27,10 +40,11 @@ def option_template(text: str, option: str, handler: str) -> Template:
         raise ConfigError(option, f"{handler}: invalid template: {exc}") from None
 
 
-def pick_element(context: Any, wanted: str, *, section: str, key: str = "workspace") -> Any:
+def pick_element(context: HandlerContext[tuple[ElementT, ...] | None, object], wanted: str,
+                 *, section: str, key: str = "workspace") -> ElementT:
     """The element of a ``[[section]]`` a handler uses: the one whose ``key`` is
     ``wanted``, else the ``default`` one, else the only one; HandlerError otherwise."""
-    elements = tuple(getattr(context, "config", None) or ())
+    elements = context.config or ()
     for element in elements:
         if (getattr(element, key) == wanted) if wanted else getattr(element, "default", False):
             return element

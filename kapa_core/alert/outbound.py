@@ -2,52 +2,113 @@
 handler's TLS settings and timeout, and turns every failure into a :class:`HandlerError`
 that names the handler and the URL.
 
-Handlers call :func:`send` with the JSON body (or form fields) their service documents::
+Handlers call :func:`send` with their context and the JSON body (or form fields) their
+service documents::
 
     await send(self.context, "pagerduty2", url, json_body={...})
 
 A 2xx answer is returned; anything else (refused, timed out, 4xx, 5xx) raises, so the
 topic's handler runner logs it with the alert id and counts it — Kapacitor's handlers do
 not retry either, they log and move to the next event.
+
+A handler's requests go through the long-lived clients of :class:`HTTPClients` (one per
+TLS settings and timeout, kept by the alert service), so connections are kept alive
+between alerts and the TLS context is built once. A section service's test (which has no
+handler context) sends through a client of its own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Protocol
 
 import httpx
 
 from kapa_core.alert.gojson import dumps
+from kapa_core.alert.handler_context import DEFAULT_TIMEOUT, HandlerContext
 from kapa_core.errors import HandlerError
 from kapa_core.tlsconfig import TLS, TLSFileError
 
-DEFAULT_TIMEOUT = 30.0
+__all__ = ["DEFAULT_TIMEOUT", "HTTPClients", "OutgoingCheck", "send"]
 
 
+class OutgoingCheck(Protocol):
+    """What :func:`send` needs of a caller without a handler context (a section service
+    answering a service test): the deny-list check."""
 
-async def send(context: Any, handler: str, url: str, *, json_body: Any = None,
-               content: bytes | str | None = None, form: dict[str, str] | None = None,
-               headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
-               tls: TLS | None = None, timeout: float = 0.0,  # noqa: ASYNC109
+    def check_outgoing(self, url: str) -> None: ...
+
+
+def _client(tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
+    """A client as Go's http.Client is for Kapacitor's handlers: no cookie jar (a
+    service's cookie is never sent back), no redirects followed."""
+    return httpx.AsyncClient(verify=tls.verify(), timeout=timeout,
+                             cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
+
+
+class HTTPClients:
+    """The alert service's HTTP clients for handlers, one per (TLS settings, timeout),
+    made on first use and closed together by :meth:`aclose` when the service stops."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[TLS, float], httpx.AsyncClient] = {}
+        self._closed = False
+
+    def get(self, tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
+        """The client for ``tls`` and ``timeout`` (seconds); TLSFileError when a TLS
+        file cannot be loaded (tried again on the next call)."""
+        key = (tls, timeout)
+        client = self._clients.get(key)
+        if client is None:
+            if self._closed:
+                raise HandlerError("the alert service has stopped")
+            client = self._clients[key] = _client(tls, timeout)
+        return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+async def send(context: HandlerContext[object, object] | OutgoingCheck, handler: str,
+               url: str, *, json_body: Any = None, content: bytes | str | None = None,
+               form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+               auth: tuple[str, str] | None = None, tls: TLS | None = None,
+               timeout: float = 0.0,  # noqa: ASYNC109
                method: str = "POST") -> httpx.Response:
     """Send one request for ``handler``; return the 2xx response or raise HandlerError."""
     if json_body is not None:  # encoded as Go's encoding/json does, as Kapacitor sends it
         content = dumps(json_body)
         headers = {"Content-Type": "application/json", **(headers or {})}
-    check = getattr(context, "check_outgoing", None)
-    if check is not None:
-        check(url)
+    context.check_outgoing(url)
+    tls = tls or TLS()
+    timeout = timeout or DEFAULT_TIMEOUT
     try:
-        verify = (tls or TLS()).verify()
+        if isinstance(context, HandlerContext):
+            return await _request(context.http_client(tls, timeout), handler, url, method,
+                                  content, form, headers, auth)
+        async with _client(tls, timeout) as client:
+            return await _request(client, handler, url, method, content, form, headers,
+                                  auth)
     except TLSFileError as exc:
         raise HandlerError(f"{handler}: ssl-{exc.which}: {exc}") from None
-    async with httpx.AsyncClient(verify=verify, timeout=timeout or DEFAULT_TIMEOUT) as client:
-        try:
-            response = await client.request(method, url, content=content,
-                                            data=form, headers=headers, auth=auth)
-        except httpx.HTTPError as exc:
-            raise HandlerError(f"{handler}: {method} {_safe(url)}: "
-                               f"{type(exc).__name__}: {exc}") from None
+
+
+async def _request(client: httpx.AsyncClient, handler: str, url: str, method: str,
+                   content: bytes | str | None, form: dict[str, str] | None,
+                   headers: dict[str, str] | None, auth: tuple[str, str] | None
+                   ) -> httpx.Response:
+    try:
+        response = await client.request(method, url, content=content, data=form,
+                                        headers=headers, auth=auth)
+    except httpx.HTTPError as exc:
+        raise HandlerError(f"{handler}: {method} {_safe(url)}: "
+                           f"{type(exc).__name__}: {exc}") from None
     if response.is_error:
         raise HandlerError(f"{handler}: {_safe(url)} answered HTTP {response.status_code}: "
                            f"{response.text[:300]}")

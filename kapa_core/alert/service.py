@@ -1,82 +1,83 @@
 """The alert service: topics, stored topic-handler specs, and handler construction.
 
-Handlers are built from a :class:`HandlerKind` (a plugin) and its options. The handler
-object is made lazily and re-made when its config section's service is re-opened (a
-config override), so a long-lived topic handler always uses the current settings.
+Handlers are built from a :class:`HandlerKind` (a plugin) and its options with a
+:class:`~kapa_core.alert.handler_context.HandlerContext`. The handler object is made
+lazily and made again when its section's config or running service changes (a config
+override of that section), so a long-lived topic handler always uses the current
+settings; an override of another section leaves it as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
 from kapa_core.alert.event import Event, EventState
+from kapa_core.alert.handler_context import (
+    DaemonInfo,
+    Handler,
+    HandlerContext,
+    UnknownDaemon,
+)
 from kapa_core.alert.levels import Level
 from kapa_core.alert.match import compile_match
+from kapa_core.alert.outbound import HTTPClients
 from kapa_core.alert.topics import Topics
 from kapa_core.errors import APIError, ConfigError
 from kapa_core.logs import Logger
 from kapa_core.storage import HANDLER_SPECS
 from kapa_core.tick.regex import compile_regex
+from kapa_core.tlsconfig import TLS
 
 #: Kapacitor's ID syntax, on RE2 as in Go (``$`` does not match before a final newline)
 HANDLER_ID = compile_regex(r"^[-._\p{L}0-9]+$")
 TOPIC_ID = compile_regex(r"^[-:._\p{L}0-9]+$")
 
 
-@dataclass
-class HandlerContext:
-    """What a handler of a section without a service gets: the section's current config
-    (a tuple of elements for ``[[multiple]]`` sections), the outgoing-URL check and the
-    topics (for the publish and aggregate kinds)."""
-
-    config: Any
-    alerts: Any
-    log: Logger
-
-    def check_outgoing(self, url: str) -> None:
-        self.alerts.check_outgoing(url)
-
-    def publish(self, event: Event) -> None:
-        """Collect ``event`` into ``event.topic`` (the publish and aggregate kinds); its
-        previous level is the one that topic last recorded for the id, as in Kapacitor."""
-        state = self.alerts.topics.state(event.topic, event.id)
-        self.alerts.publish(event.copy(previous_level=state.level if state else Level.OK))
-
-    def start_soon(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` in the background while the alert service runs (handler timers)."""
-        self.alerts.topics.start_soon(fn)
-
-
 class HandlerProxy:
-    """A handler kind + options; builds the plugin's handler against the live service."""
+    """A handler kind + options: makes the plugin's handler with a :class:`HandlerContext`
+    on first use, and again exactly when the kind's section config or running service
+    has changed since (a config override of that section)."""
 
-    def __init__(self, kind: Any, options: Any, service: AlertService) -> None:
+    def __init__(self, kind: Any, options: object, service: AlertService) -> None:
         self.kind = kind
         self.options = options
         self.alerts = service
-        self._for: Any = None
-        self._impl: Any = None
+        self._context: HandlerContext[Any, Any] | None = None
+        self._impl: Handler | None = None
+        self._seen: object = None  # the config object last found equal to the context's
 
     async def handle(self, event: Event) -> None:
-        section = self.kind.section
-        service = self.alerts.section_service(section) if section else None
-        if service is None:
-            config = self.alerts.section_config(section) if section else None
-            if self._for is None or getattr(self._for, "config", None) is not config:
-                service = HandlerContext(config, self.alerts, self.alerts.log.with_(
-                    handler=self.kind.name))
-            else:
-                service = self._for
-        if self._impl is None or self._for is not service:
-            self._impl = self.kind.factory(self.options, service)
-            self._for = service
-        await self._impl.handle(event)
+        await self.current().handle(event)
+
+    def current(self) -> Handler:
+        """The handler for the section's current config and service (made if needed)."""
+        section: str = self.kind.section
+        alerts = self.alerts
+        config = alerts.section_config(section) if section else None
+        service = alerts.section_service(section) if section else None
+        context, impl = self._context, self._impl
+        if context is not None and impl is not None and context.service is service:
+            if config is self._seen or config is context.config:
+                return impl
+            if config == context.config:  # another section's override rebuilt the config
+                self._seen = config
+                return impl
+        context = HandlerContext(self.kind.name, config, service,
+                                 alerts.log.with_(handler=self.kind.name), alerts.daemon,
+                                 alerts)
+        made: Handler = self.kind.factory(self.options, context)
+        self.close()
+        self._context, self._impl, self._seen = context, made, config
+        alerts.log.debug("alert handler made", kind=self.kind.name,
+                         section=section or None)
+        return made
 
     def close(self) -> None:
         close = getattr(self._impl, "close", None)
@@ -107,13 +108,17 @@ class AlertService:
                  kinds: registry.HandlerKinds = registry.NONE,
                  daemon: DaemonInfo | None = None) -> None:
         self.store = store
-        self.log = log or Logger("alert")
         self.kinds = kinds
+        self.log = log or Logger("alert")
         self.topics = Topics(store, persist=config.persist_topics,
                              buffer=config.topic_buffer_length, log=self.log)
         self.section_service = section_service
         self.section_config = section_config
         self.check_outgoing = check_outgoing
+        #: What handlers may know of the daemon (its DaemonFacts)
+        self.daemon: DaemonInfo = daemon or UnknownDaemon()
+        #: The handlers' long-lived HTTP clients, closed when the service stops
+        self.clients = HTTPClients()
         self.specs: dict[tuple[str, str], HandlerSpec] = {}
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -125,11 +130,27 @@ class AlertService:
             except (ConfigError, ValueError) as exc:
                 self.log.error("stored topic handler cannot be loaded", topic=spec.topic,
                                handler=spec.id, err=str(exc))
-        await self.topics.serve(task_status=task_status)
+        try:
+            await self.topics.serve(task_status=task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.clients.aclose()
 
     # -- events -----------------------------------------------------------------------------
     def publish(self, event: Event) -> None:
         self.topics.publish(event)
+
+    # -- what handler contexts use (kapa_core.alert.handler_context.AlertHost) ---------------
+    def topic_level(self, topic: str, event_id: str) -> Level:
+        """The level ``topic`` last recorded for ``event_id`` (OK when none)."""
+        state = self.topics.state(topic, event_id)
+        return state.level if state else Level.OK
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
+        self.topics.start_soon(fn)
+
+    def http_client(self, tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
+        return self.clients.get(tls, timeout)
 
     def restored_state(self, anon_topic: str, topic: str, event_id: str
                        ) -> EventState | None:

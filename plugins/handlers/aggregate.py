@@ -18,7 +18,6 @@ Nothing is published for an interval without events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
@@ -27,6 +26,7 @@ from kapa_core.plugin_api import (
     Duration,
     Event,
     EventState,
+    HandlerContext,
     HandlerKind,
     Level,
     TemplateError,
@@ -56,7 +56,8 @@ class AggregateOptions:
 
 
 class AggregateHandler:
-    def __init__(self, options: AggregateOptions, context: Any) -> None:
+    def __init__(self, options: AggregateOptions, context: HandlerContext[None, None]
+                 ) -> None:
         self.options = options
         self.context = context
         self.message = parse_template(options.message, "message")

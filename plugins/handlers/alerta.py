@@ -35,6 +35,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Duration,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -78,7 +79,7 @@ class AlertaConfig:
             raise ConfigError("timeout", "must not be negative")
 
 
-class AlertaService(SectionService):
+class AlertaService(SectionService[AlertaConfig]):
     """``/service-tests/alerta`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -189,7 +190,8 @@ def alert_url(base: str) -> str:
 
 
 class AlertaHandler:
-    def __init__(self, options: AlertaOptions, context: Any) -> None:
+    def __init__(self, options: AlertaOptions,
+                 context: HandlerContext[AlertaConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.templates = _Templates(options)
@@ -214,7 +216,7 @@ class AlertaHandler:
             raise HandlerError(f"alerta: {exc}") from None
 
     async def handle(self, event: Event) -> None:
-        config = getattr(self.context, "config", None)
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("alerta: the [alerta] section is not enabled")
         options = self.options

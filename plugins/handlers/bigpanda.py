@@ -27,6 +27,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Event,
     GoTime,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -111,7 +112,8 @@ def _templates(options: BigPandaOptions) -> dict[str, Template]:
 
 
 class BigPandaHandler:
-    def __init__(self, options: BigPandaOptions, context: Any) -> None:
+    def __init__(self, options: BigPandaOptions,
+                 context: HandlerContext[BigPandaConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.templates = _templates(options)
@@ -144,7 +146,7 @@ class BigPandaHandler:
         return body
 
     async def handle(self, event: Event) -> None:
-        config = getattr(self.context, "config", None)
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("bigpanda: the [bigpanda] section is not enabled")
         await send(self.context, "bigpanda", self.options.url or config.url,

@@ -31,6 +31,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Event,
     GoStruct,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -132,7 +133,7 @@ def _rfc3339(value: str) -> str:
     return parsed.strftime("%Y-%m-%dT%H:%M:%S") + zone
 
 
-class DiscordService(SectionService):
+class DiscordService(SectionService[tuple[DiscordConfig, ...]]):
     """``/service-tests/discord`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -195,12 +196,13 @@ def rfc3339(ns: int) -> str:
 
 
 class DiscordHandler:
-    def __init__(self, options: DiscordOptions, context: Any) -> None:
+    def __init__(self, options: DiscordOptions,
+                 context: HandlerContext[tuple[DiscordConfig, ...] | None, object]) -> None:
         self.options = options
         self.context = context
         self.title = parse_template(options.embed_title, "embedTitle")
 
-    def _workspace(self) -> Any:
+    def _workspace(self) -> DiscordConfig:
         return pick_element(self.context, self.options.workspace, section="discord")
 
     def body(self, config: DiscordConfig, event: Event) -> dict[str, Any]:

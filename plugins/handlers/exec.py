@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
-from kapa_core.plugin_api import Event, HandlerError, HandlerKind, hookimpl
+from kapa_core.plugin_api import Event, HandlerContext, HandlerError, HandlerKind, hookimpl
 
 TIMEOUT = 60
 
@@ -22,7 +21,7 @@ class ExecOptions:
 
 
 class ExecHandler:
-    def __init__(self, options: ExecOptions, context: Any) -> None:
+    def __init__(self, options: ExecOptions, context: HandlerContext[None, None]) -> None:
         self.command = [options.prog, *options.args]
 
     @staticmethod
@@ -46,8 +45,6 @@ class ExecHandler:
                                    f"{result.stderr.decode(errors='replace').strip()}")
             return
         raise HandlerError(f"exec: {self.command[0]} did not finish within {TIMEOUT}s")
-
-
 
 
 @hookimpl

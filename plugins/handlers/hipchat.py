@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from kapa_core.plugin_api import (
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -57,7 +58,7 @@ def kapa_config_sections() -> list[Section]:
                     doc="Send alerts to HipChat.")]
 
 
-class HipChatService(SectionService):
+class HipChatService(SectionService[HipChatConfig]):
     """``/service-tests/hipchat`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -91,12 +92,13 @@ def notification_url(base: str, room: str, token: str) -> str:
 
 
 class HipChatHandler:
-    def __init__(self, options: HipChatOptions, context: Any) -> None:
+    def __init__(self, options: HipChatOptions,
+                 context: HandlerContext[HipChatConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
     async def handle(self, event: Event) -> None:
-        config: HipChatConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("hipchat: the [hipchat] section is not enabled")
         url = notification_url(config.url, self.options.room or config.room,

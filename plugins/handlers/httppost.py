@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from kapa_core.plugin_api import (
+    TLS,
     ConfigError,
     Duration,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -89,7 +90,8 @@ class PostOptions:
 class PostHandler:
     """POSTs the alert JSON (or the endpoint's alert-template) to a URL."""
 
-    def __init__(self, options: PostOptions, context: Any) -> None:
+    def __init__(self, options: PostOptions,
+                 context: HandlerContext[tuple[HTTPPostConfig, ...] | None, object]) -> None:
         self.options = options
         self.context = context
         # As Kapacitor: a configured endpoint wins (its URL, headers, auth and template),
@@ -102,6 +104,7 @@ class PostHandler:
         url = self.endpoint.url if self.endpoint is not None else options.url
         self.url_template = parse_template(url, "url")
         self.body_template = None
+        self.tls = TLS(insecure_skip_verify=options.skip_ssl_verification)
         if self.endpoint is not None:
             text = self.endpoint.alert_template
             if self.endpoint.alert_template_file:
@@ -126,13 +129,12 @@ class PostHandler:
         body = self.body_template.execute(data) if self.body_template else \
             event.json() + "\n"
         timeout = self.options.timeout / 1e9 or 30.0
-        async with httpx.AsyncClient(verify=not self.options.skip_ssl_verification,
-                                     timeout=timeout) as client:
-            try:
-                response = await client.post(url, content=body.encode(), headers=headers,
-                                             auth=auth)
-            except httpx.HTTPError as exc:
-                raise HandlerError(f"post: {url}: {exc}") from None
+        client = self.context.http_client(self.tls, timeout)
+        try:
+            response = await client.request("POST", url, content=body.encode(),
+                                            headers=headers, auth=auth)
+        except httpx.HTTPError as exc:
+            raise HandlerError(f"post: {url}: {exc}") from None
         if response.is_error:
             detail = f": {response.text[:500]}" if self.options.capture_response else ""
             raise HandlerError(f"post: {url} answered {response.status_code}{detail}")

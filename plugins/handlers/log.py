@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
-from kapa_core.plugin_api import ConfigError, Event, HandlerKind, hookimpl
+from kapa_core.plugin_api import ConfigError, Event, HandlerContext, HandlerKind, hookimpl
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +26,7 @@ class LogOptions:
 
 
 class LogHandler:
-    def __init__(self, options: LogOptions, context: Any) -> None:
+    def __init__(self, options: LogOptions, context: HandlerContext[None, None]) -> None:
         self.options = options
 
     def _append(self, line: str) -> None:

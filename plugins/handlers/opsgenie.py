@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -100,7 +101,7 @@ class OpsGenie2Config:
                 raise ConfigError("api-key", "api-key cannot be empty")
 
 
-class OpsGenieService(SectionService):
+class OpsGenieService(SectionService[OpsGenieConfig]):
     """``/service-tests/opsgenie`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -133,7 +134,7 @@ class OpsGenieService(SectionService):
                    headers={"Content-Type": "application/json"})
 
 
-class OpsGenie2Service(SectionService):
+class OpsGenie2Service(SectionService[OpsGenie2Config]):
     """``/service-tests/opsgenie2`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -145,6 +146,7 @@ class OpsGenie2Service(SectionService):
     async def test(self, options: dict[str, Any]) -> None:
         values = decode(options, self.test_options(), {"teams": list, "recipients": list})
         message_type = values["message-type"]
+        level: Level | None
         if message_type == "RECOVERY":
             level = Level.OK
         else:  # alert.ParseLevel: upper-cased, then read as a level
@@ -211,7 +213,8 @@ class OpsGenieOptions:
 
 
 class OpsGenieHandler:
-    def __init__(self, options: OpsGenieOptions, context: Any) -> None:
+    def __init__(self, options: OpsGenieOptions,
+                 context: HandlerContext[OpsGenieConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
@@ -270,7 +273,8 @@ def recovery_url(url: str, event_alias: str, action: str) -> str:
 
 
 class OpsGenie2Handler:
-    def __init__(self, options: OpsGenie2Options, context: Any) -> None:
+    def __init__(self, options: OpsGenie2Options,
+                 context: HandlerContext[OpsGenie2Config | None, object]) -> None:
         self.options = options
         self.context = context
 

@@ -39,6 +39,7 @@ from kapa_core.plugin_api import (
     Event,
     GoStruct,
     GoTime,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -91,16 +92,11 @@ class PagerDuty2Config:
             require_url(self.url, "url")
 
 
-class PagerDutyService(SectionService):
-    """A PagerDuty section's service: its config plus, from the running daemon, the
-    outgoing-URL check and the HTTP API URL Kapacitor sends as ``client_url``."""
-
-    @property
-    def client_url(self) -> str:
-        return api_url(self._app)
+class PagerDutyService(SectionService[PagerDuty2Config]):
+    """[pagerduty2]'s service (it has no service test)."""
 
 
-class PagerDuty1Service(PagerDutyService):
+class PagerDuty1Service(SectionService[PagerDutyConfig]):
     """[pagerduty]'s service, with Kapacitor's service test (``/service-tests/pagerduty``):
     its options and the event it sends (checked against Kapacitor 1.5.7)."""
 
@@ -132,28 +128,10 @@ class PagerDuty1Service(PagerDutyService):
                 "event_type": "trigger" if level in (Level.WARNING, Level.CRITICAL)
                 else "resolve",
                 "description": values["description"], "incident_key": values["incident-key"],
-                "client": "kapacitor", "client_url": self.client_url,
+                "client": "kapacitor", "client_url": self.daemon.api_url(),
                 "details": values["details"]}
         await send(self, "pagerduty", config.url, content=go_json(body) + "\n",
                    headers=JSON_HEADERS)
-
-
-def api_url(app: Any) -> str:
-    """``<scheme>://<listen address>/kapacitor/v1`` as Kapacitor's HTTP service reports it
-    (a listener on every interface shows as ``[::]``); empty before the API listens."""
-    address = getattr(app, "address", None)
-    if not address:
-        return ""
-    try:
-        http = app.config["http"]
-        bound_host = http.bind_address.rpartition(":")[0].strip("[]")
-        scheme = "https" if http.https_enabled else "http"
-    except (KeyError, AttributeError, TypeError):
-        bound_host, scheme = address[0], "http"
-    host = str(address[0]) if bound_host else "::"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{address[1]}/kapacitor/v1"
 
 
 @hookimpl
@@ -162,8 +140,6 @@ def kapa_config_sections() -> list[Section]:
                     doc="PagerDuty API v1."),
             Section(name="pagerduty2", schema=PagerDuty2Config, service=PagerDutyService,
                     doc="PagerDuty Events API v2.")]
-
-
 
 
 # -- pagerduty (v1) ----------------------------------------------------------------------
@@ -175,7 +151,8 @@ class PagerDutyOptions:
 
 
 class PagerDutyHandler:
-    def __init__(self, options: PagerDutyOptions, context: Any) -> None:
+    def __init__(self, options: PagerDutyOptions,
+                 context: HandlerContext[PagerDutyConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
@@ -189,7 +166,7 @@ class PagerDutyHandler:
                 "event_type": "resolve" if event.level is Level.OK else "trigger",
                 "description": state.message, "incident_key": event.id,
                 "client": "kapacitor",
-                "client_url": getattr(self.context, "client_url", ""),
+                "client_url": self.context.daemon.api_url(),
                 "details": state.details}
         await send(self.context, "pagerduty", config.url, content=go_json(body) + "\n",
                    headers=JSON_HEADERS)  # json.Encoder: a final newline
@@ -233,12 +210,13 @@ def _link_templates(links: tuple[PagerDutyLink, ...]
 
 
 class PagerDuty2Handler:
-    def __init__(self, options: PagerDuty2Options, context: Any) -> None:
+    def __init__(self, options: PagerDuty2Options,
+                 context: HandlerContext[PagerDuty2Config | None, object]) -> None:
         self.options = options
         self.context = context
         self.links = _link_templates(options.links)
 
-    def _links(self, event: Event) -> list[dict[str, str]] | None:
+    def _links(self, event: Event) -> list[GoStruct] | None:
         if not self.links:
             return None
         data = event.template_data()
@@ -271,7 +249,7 @@ class PagerDuty2Handler:
                     **{"class": event.task_name}, component="", group="",
                     custom_details={"result": event.result()}),
                 images=None, links=self._links(event), client="kapacitor",
-                client_url=getattr(self.context, "client_url", ""))
+                client_url=self.context.daemon.api_url())
         await send(self.context, "pagerduty2", config.url, content=go_json(body) + "\n",
                    headers={**JSON_HEADERS, "Accept": V2_ACCEPT})
 

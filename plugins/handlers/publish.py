@@ -11,9 +11,15 @@ feed differently configured handler sets. Publishing a topic into itself is refu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Event, HandlerError, HandlerKind, hookimpl
+from kapa_core.plugin_api import (
+    ConfigError,
+    Event,
+    HandlerContext,
+    HandlerError,
+    HandlerKind,
+    hookimpl,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +35,8 @@ class PublishOptions:
 
 
 class PublishHandler:
-    def __init__(self, options: PublishOptions, context: Any) -> None:
+    def __init__(self, options: PublishOptions, context: HandlerContext[None, None]
+                 ) -> None:
         self.topics = options.topics
         self.context = context
 

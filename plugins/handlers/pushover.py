@@ -21,6 +21,7 @@ from typing import Any
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -51,7 +52,7 @@ class PushoverConfig:
             require_url(self.url, "url")
 
 
-class PushoverService(SectionService):
+class PushoverService(SectionService[PushoverConfig]):
     """``/service-tests/pushover`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -66,11 +67,11 @@ class PushoverService(SectionService):
         config = self.config
         if not config.enabled:
             raise HandlerError("service is not enabled")
-        handler = PushoverHandler(PushoverOptions(
+        test = PushoverOptions(
             user_key=values["user-key"], device=values["device"], title=values["title"],
-            url=values["url"], url_title=values["url-title"], sound=values["sound"]), self)
+            url=values["url"], url_title=values["url-title"], sound=values["sound"])
         await send(self, "pushover", config.url,
-                   form=handler.fields(config, values["message"], values["level"]))
+                   form=fields(test, config, values["message"], values["level"]))
 
 
 @hookimpl
@@ -93,27 +94,30 @@ class PushoverOptions:
 PRIORITY = {Level.OK: -2, Level.INFO: -1, Level.WARNING: 0, Level.CRITICAL: 1}
 
 
+def fields(o: PushoverOptions, config: PushoverConfig, message: str, level: Level
+           ) -> dict[str, str]:
+    """The form fields Kapacitor posts for a message at ``level``, sorted by name."""
+    out = {"token": config.token, "user": o.user_key or config.user_key,
+           "message": message, "priority": str(PRIORITY.get(level, 0))}
+    for name, value in (("device", o.device), ("title", o.title), ("url", o.url),
+                        ("url_title", o.url_title), ("sound", o.sound)):
+        if value:
+            out[name] = value
+    return dict(sorted(out.items()))
+
+
 class PushoverHandler:
-    def __init__(self, options: PushoverOptions, context: Any) -> None:
+    def __init__(self, options: PushoverOptions,
+                 context: HandlerContext[PushoverConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
     def form(self, config: PushoverConfig, event: Event) -> dict[str, str]:
         """The form fields for ``event``, sorted by name."""
-        return self.fields(config, event.state.message, event.level)
-
-    def fields(self, config: PushoverConfig, message: str, level: Level) -> dict[str, str]:
-        o = self.options
-        fields = {"token": config.token, "user": o.user_key or config.user_key,
-                  "message": message, "priority": str(PRIORITY.get(level, 0))}
-        for name, value in (("device", o.device), ("title", o.title), ("url", o.url),
-                            ("url_title", o.url_title), ("sound", o.sound)):
-            if value:
-                fields[name] = value
-        return dict(sorted(fields.items()))
+        return fields(self.options, config, event.state.message, event.level)
 
     async def handle(self, event: Event) -> None:
-        config: PushoverConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("pushover: the [pushover] section is not enabled")
         await send(self.context, "pushover", config.url, form=self.form(config, event))

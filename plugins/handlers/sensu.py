@@ -34,6 +34,7 @@ import trio
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -96,7 +97,8 @@ def check_name(name: str) -> None:
 
 
 class SensuHandler:
-    def __init__(self, options: SensuOptions, context: Any) -> None:
+    def __init__(self, options: SensuOptions,
+                 context: HandlerContext[SensuConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.source = parse_template(options.source, "source")
@@ -118,7 +120,7 @@ class SensuHandler:
         return result
 
     async def handle(self, event: Event) -> None:
-        config: SensuConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("sensu: the [sensu] section is not enabled")
         # Go's json.Encoder over a map: sorted keys, compact, a closing newline.
@@ -127,11 +129,9 @@ class SensuHandler:
         if not port.isdigit():
             raise HandlerError(f"sensu: invalid addr {config.addr!r} (expected host:port)")
         answer = b""
-        check_outgoing = getattr(self.context, "check_outgoing", None)
-        if check_outgoing is not None:  # -blacklist-cidrs
-            target = host.strip("[]") or "localhost"
-            check_outgoing(f"tcp://[{target}]:{port}" if ":" in target
-                           else f"tcp://{target}:{port}")
+        target = host.strip("[]") or "localhost"  # -blacklist-cidrs
+        self.context.check_outgoing(f"tcp://[{target}]:{port}" if ":" in target
+                                    else f"tcp://{target}:{port}")
         with trio.move_on_after(TIMEOUT) as scope:
             try:
                 stream = await trio.open_tcp_stream(host.strip("[]") or "localhost",

@@ -7,11 +7,13 @@ cutting a string at a byte count and writing it (Teams, ServiceNow)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import trio
 
 from kapa_core.plugin_api import APIError, Level, ServiceContext, go_json
+
+ConfigT = TypeVar("ConfigT")
 
 #: Kapacitor's alert.Level reads a level by finding its text in this string: only the
 #: offsets of the four names are levels (so "" is OK and "RITICAL" is not a level).
@@ -63,7 +65,7 @@ def decode(options: dict[str, Any], defaults: dict[str, Any],
             raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
                                 f"{json_kind(value)} into Go struct field "
                                 f"testOptions.{key} of type {GO_TYPES[kind]}")
-        if kind is Level:
+        if kind is Level and isinstance(value, str):
             level = go_level(value)
             if level is None:
                 raise APIError(400, f"failed to decode JSON body:unknown alert level "
@@ -103,19 +105,20 @@ def go_marshal(value: Any) -> str:
     return go_json(_marked(value)).replace(_MARK_JSON, "\\ufffd")
 
 
-class SectionService:
-    """A handler section's service: its config (handlers get it as their context) and
-    the outgoing-URL check of the running daemon. Subclasses add the service test."""
+class SectionService(Generic[ConfigT]):
+    """A handler section's service: its config, the daemon's facts and the deny-list
+    check, for the section's service test (``/kapacitor/v1/service-tests/<name>``).
+    Subclasses add ``test_options()`` and ``test(options)``. Handlers do not use it:
+    they read their section from their HandlerContext."""
 
     def __init__(self, context: ServiceContext) -> None:
-        self.config = context.config
-        self._app = context.app
+        self.config: ConfigT = context.config
+        self.daemon = context.daemon
+        self._check_outgoing = context.check_outgoing
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep_forever()
 
     def check_outgoing(self, url: str) -> None:
-        check = getattr(self._app, "check_outgoing", None)
-        if check is not None:
-            check(url)
+        self._check_outgoing(url)

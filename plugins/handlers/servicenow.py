@@ -30,6 +30,7 @@ from typing import Any
 from kapa_core.plugin_api import (
     Event,
     GoStruct,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -69,7 +70,7 @@ class ServiceNowConfig:
             require_url(self.url, "url")
 
 
-class ServiceNowService(SectionService):
+class ServiceNowService(SectionService[ServiceNowConfig]):
     """``/service-tests/servicenow`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -156,7 +157,8 @@ class _DataInfo:
 
 
 class ServiceNowHandler:
-    def __init__(self, options: ServiceNowOptions, context: Any) -> None:
+    def __init__(self, options: ServiceNowOptions,
+                 context: HandlerContext[ServiceNowConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.templates = _Templates(options)
@@ -182,7 +184,7 @@ class ServiceNowHandler:
         return record
 
     async def handle(self, event: Event) -> None:
-        config = getattr(self.context, "config", None)
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("servicenow: the [servicenow] section is not enabled")
         # Kapacitor 1.5.7 authenticates with the section's credentials only

@@ -21,6 +21,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Event,
     GoStruct,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -102,7 +103,7 @@ def _element(elements: tuple[SlackConfig, ...], workspace: str) -> SlackConfig:
     return found
 
 
-class SlackService(SectionService):
+class SlackService(SectionService[tuple[SlackConfig, ...]]):
     """``/service-tests/slack`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -155,11 +156,12 @@ def _body(config: SlackConfig, channel: str, message: str, username: str, icon_e
 
 
 class SlackHandler:
-    def __init__(self, options: SlackOptions, context: Any) -> None:
+    def __init__(self, options: SlackOptions,
+                 context: HandlerContext[tuple[SlackConfig, ...] | None, object]) -> None:
         self.options = options
         self.context = context
 
-    def _workspace(self) -> Any:
+    def _workspace(self) -> SlackConfig:
         return pick_element(self.context, self.options.workspace, section="slack")
 
     async def handle(self, event: Event) -> None:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, getaddresses, parseaddr
-from typing import Any
 
 import trio
 
@@ -35,6 +35,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Duration,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -100,12 +101,13 @@ class EmailOptions:
         _parse(self.to_templates, "to-field")
 
 
-def _parse(texts: Any, name: str) -> list[Template]:
+def _parse(texts: Iterable[str], name: str) -> list[Template]:
     return [option_template(text, f"{name}[{i}]", "email") for i, text in enumerate(texts)]
 
 
 class EmailHandler:
-    def __init__(self, options: EmailOptions, context: Any) -> None:
+    def __init__(self, options: EmailOptions,
+                 context: HandlerContext[SMTPConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.to_templates = _parse(options.to_templates, "to-field")
@@ -121,10 +123,8 @@ class EmailHandler:
                 try:
                     address = template.execute(data)
                 except TemplateError as exc:
-                    log = getattr(self.context, "log", None)
-                    if log is not None:
-                        log.error("email: error in an address template", alert=event.id,
-                                  err=str(exc))
+                    self.context.log.error("email: error in an address template",
+                                           alert=event.id, err=str(exc))
                     continue
                 if address:
                     to.append(address)
@@ -162,7 +162,7 @@ class EmailHandler:
                 raise smtplib.SMTPDataError(code, answer)
 
     async def handle(self, event: Event) -> None:
-        config: SMTPConfig = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("email: the [smtp] section is not enabled")
         to = self.recipients(config, event)
@@ -173,10 +173,9 @@ class EmailHandler:
         sender = parseaddr(config.from_)[1] or config.from_
         recipients = list(dict.fromkeys(address for _, address in getaddresses(to)
                                         if address))
-        check_outgoing = getattr(self.context, "check_outgoing", None)
-        if check_outgoing is not None:  # -blacklist-cidrs, for a literal address
-            host = f"[{config.host}]" if ":" in config.host else config.host
-            check_outgoing(f"smtp://{host}:{config.port}")
+        # -blacklist-cidrs, for a literal address
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.context.check_outgoing(f"smtp://{host}:{config.port}")
         try:
             # Resolving through trio applies the daemon's deny list to a host name too.
             await trio.socket.getaddrinfo(config.host, config.port,
@@ -192,7 +191,9 @@ def header_word(value: str) -> str:
     character's bytes never split between two words."""
     if all(" " <= c <= "~" or c == "\t" for c in value):
         return value
-    words, current, size = [], [], 0
+    words: list[str] = []
+    current: list[str] = []
+    size = 0
     room = 75 - len("=?UTF-8?q?") - len("?=")
     for c in value:
         if " " <= c <= "~" and c not in "=?_":

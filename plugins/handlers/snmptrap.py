@@ -46,13 +46,13 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -162,7 +162,8 @@ SYS_UPTIME_TICKS = 1000
 class SNMPTrapHandler:
     """Renders the data bindings for each event and sends one SNMPv2c trap."""
 
-    def __init__(self, options: SNMPTrapOptions, context: Any) -> None:
+    def __init__(self, options: SNMPTrapOptions,
+                 context: HandlerContext[SNMPTrapConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.templates: list[tuple[SNMPData, Template]] = [
@@ -194,7 +195,7 @@ class SNMPTrapHandler:
         return ber.trap_v2c(community, secrets.randbelow(2**31), varbinds)
 
     async def handle(self, event: Event) -> None:
-        config: SNMPTrapConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("snmptrap: the [snmptrap] section is not enabled")
         datagram = self.message(event, config.community)

@@ -14,6 +14,7 @@ from typing import Any
 
 from kapa_core.plugin_api import (
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -44,7 +45,7 @@ def kapa_config_sections() -> list[Section]:
                     doc="Send alerts to Talk.")]
 
 
-class TalkService(SectionService):
+class TalkService(SectionService[TalkConfig]):
     """``/service-tests/talk`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -67,11 +68,12 @@ class TalkOptions:
 
 
 class TalkHandler:
-    def __init__(self, options: TalkOptions, context: Any) -> None:
+    def __init__(self, options: TalkOptions,
+                 context: HandlerContext[TalkConfig | None, object]) -> None:
         self.context = context
 
     async def handle(self, event: Event) -> None:
-        config: TalkConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("talk: the [talk] section is not enabled")
         body = {"title": event.id, "text": event.state.message,

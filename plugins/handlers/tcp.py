@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
-from kapa_core.plugin_api import Event, HandlerError, HandlerKind, hookimpl
+from kapa_core.plugin_api import Event, HandlerContext, HandlerError, HandlerKind, hookimpl
 
 TIMEOUT = 10
 
@@ -22,19 +21,18 @@ class TCPOptions:
 
 
 class TCPHandler:
-    def __init__(self, options: TCPOptions, context: Any) -> None:
+    def __init__(self, options: TCPOptions, context: HandlerContext[None, None]) -> None:
         self.address = options.address
         host, colon, port = options.address.rpartition(":")
         self.host = host.strip("[]") or "localhost"  # Go dials ":port" locally
         self.port = int(port) if colon and port.isdigit() and int(port) < 65536 else -1
-        self.check_outgoing = getattr(context, "check_outgoing", None)
+        self.context = context
 
     async def handle(self, event: Event) -> None:
         if self.port < 0:
             raise HandlerError(f"tcp: dial tcp {self.address}: not a host:port address")
-        if self.check_outgoing is not None:  # -blacklist-cidrs
-            shown = f"[{self.host}]" if ":" in self.host else self.host
-            self.check_outgoing(f"tcp://{shown}:{self.port}")
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.context.check_outgoing(f"tcp://{shown}:{self.port}")  # -blacklist-cidrs
         with trio.move_on_after(TIMEOUT) as scope:
             try:
                 stream = await trio.open_tcp_stream(self.host, self.port)

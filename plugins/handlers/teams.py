@@ -25,6 +25,7 @@ from typing import Any
 from kapa_core.plugin_api import (
     Event,
     GoStruct,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -59,7 +60,7 @@ def kapa_config_sections() -> list[Section]:
                     doc="Send alerts to Microsoft Teams.")]
 
 
-class TeamsService(SectionService):
+class TeamsService(SectionService[TeamsConfig]):
     """``/service-tests/teams`` as Kapacitor 1.5.7 answers it (it posts to the section's
     channel URL whatever ``channel_url`` says)."""
 
@@ -105,12 +106,13 @@ def message_card(level_value: Level, alert_id: str, topic: str, message: str
 
 
 class TeamsHandler:
-    def __init__(self, options: TeamsOptions, context: Any) -> None:
+    def __init__(self, options: TeamsOptions,
+                 context: HandlerContext[TeamsConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
     async def handle(self, event: Event) -> None:
-        config: TeamsConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("teams: the [teams] section is not enabled")
         url = self.options.channel_url or config.channel_url

@@ -25,6 +25,7 @@ from typing import Any
 from kapa_core.plugin_api import (
     ConfigError,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -67,7 +68,7 @@ def kapa_config_sections() -> list[Section]:
                     doc="Send alerts to Telegram.")]
 
 
-class TelegramService(SectionService):
+class TelegramService(SectionService[TelegramConfig]):
     """``/service-tests/telegram`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -125,7 +126,8 @@ def send_message_url(base: str, token: str) -> str:
 
 
 class TelegramHandler:
-    def __init__(self, options: TelegramOptions, context: Any) -> None:
+    def __init__(self, options: TelegramOptions,
+                 context: HandlerContext[TelegramConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
@@ -146,7 +148,7 @@ class TelegramHandler:
         return body
 
     async def handle(self, event: Event) -> None:
-        config: TelegramConfig | None = self.context.config
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("telegram: the [telegram] section is not enabled")
         # as Go's json.Encoder writes it, with a final newline

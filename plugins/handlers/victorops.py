@@ -21,6 +21,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Event,
     GoTime,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Level,
@@ -52,7 +53,7 @@ class VictorOpsConfig:
             require_url(self.url, "url")
 
 
-class VictorOpsService(SectionService):
+class VictorOpsService(SectionService[VictorOpsConfig]):
     """``/service-tests/victorops`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
@@ -97,12 +98,13 @@ def alert_url(base: str, api_key: str, routing_key: str) -> str:
 
 
 class VictorOpsHandler:
-    def __init__(self, options: VictorOpsOptions, context: Any) -> None:
+    def __init__(self, options: VictorOpsOptions,
+                 context: HandlerContext[VictorOpsConfig | None, object]) -> None:
         self.options = options
         self.context = context
 
     async def handle(self, event: Event) -> None:
-        config = getattr(self.context, "config", None)
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("victorops: the [victorops] section is not enabled")
         result = event.result()

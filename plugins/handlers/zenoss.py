@@ -31,6 +31,7 @@ from kapa_core.plugin_api import (
     Duration,
     Event,
     GoTime,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -149,7 +150,8 @@ def _custom_value(text: str) -> Any:
 
 
 class ZenossHandler:
-    def __init__(self, options: ZenossOptions, context: Any) -> None:
+    def __init__(self, options: ZenossOptions,
+                 context: HandlerContext[ZenossConfig | None, object]) -> None:
         self.options = options
         self.context = context
         self.templates = _Templates(options)
@@ -187,7 +189,7 @@ class ZenossHandler:
         return data
 
     async def handle(self, event: Event) -> None:
-        config = getattr(self.context, "config", None)
+        config = self.context.config
         if config is None or not config.enabled:
             raise HandlerError("zenoss: the [zenoss] section is not enabled")
         o = self.options

@@ -17,6 +17,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     Duration,
     Event,
+    HandlerContext,
     HandlerError,
     HandlerKind,
     Section,
@@ -74,23 +75,36 @@ class ExampleService:
                 self.log.info("example service closed")
 
     async def post(self, body: dict[str, Any]) -> None:
-        if not self.config.enabled or self.client is None:
-            raise HandlerError("example: the [example] section is not enabled")
+        if self.client is None:
+            raise HandlerError("example: the example service is not running")
         response = await self.client.post(self.config.url, json=body)
         if response.is_error:
             raise HandlerError(f"example: HTTP {response.status_code} from {self.config.url}")
 
 
-@dataclass(frozen=True)
+#: What an ``example`` handler is made with: the [example] section and its service.
+ExampleContext = HandlerContext[ExampleConfig, ExampleService]
+
+
 class ExampleHandler:
-    options: ExampleOptions
-    service: ExampleService
+    """Made by kapa-core as ``ExampleHandler(options, context)``, and made again when
+    [example] is overridden (new config, new service)."""
+
+    def __init__(self, options: ExampleOptions, context: ExampleContext) -> None:
+        self.options = options
+        self.context = context
 
     async def handle(self, event: Event) -> None:
         """POST Kapacitor's alert JSON with the handler's severity added."""
+        config, service = self.context.config, self.context.service
+        if not config.enabled:
+            raise HandlerError("example: the [example] section is not enabled")
+        if service is None:  # being re-opened after an override
+            raise HandlerError("example: the example service is not running")
+        self.context.check_outgoing(config.url)  # the daemon's -blacklist-cidrs
         body = json.loads(event.json())
         body["severity"] = self.options.severity or event.state.level.name.lower()
-        await self.service.post(body)
+        await service.post(body)
 
 
 @hookimpl
