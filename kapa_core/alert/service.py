@@ -45,7 +45,7 @@ class HandlerProxy:
     on first use, and again exactly when the kind's section config or running service
     has changed since (a config override of that section)."""
 
-    def __init__(self, kind: Any, options: object, service: AlertService) -> None:
+    def __init__(self, kind: registry.Kind, options: object, service: AlertService) -> None:
         self.kind = kind
         self.options = options
         self.alerts = service
