@@ -329,7 +329,7 @@ class Daemon:
         config, root, logger = self.config[name], self.config.root, Logger(name)
         if name not in CORE_SERVICE_SECTIONS:
             return ServiceContext(name, config, root, logger, self.stream.write,
-                                  self.check_outgoing, self.facts(), app=self)
+                                  self.check_outgoing, self.facts())
         return CoreServiceContext(name, config, root, logger, self.stream.write,
                                   self.check_outgoing, self.facts(),
                                   deny_list=self.blacklist,

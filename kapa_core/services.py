@@ -87,7 +87,6 @@ class ServiceContext:
     write_points: Callable[[str, str, list[Any]], None]
     check_outgoing: Callable[[str], None] = _allow_all
     daemon: DaemonFacts = field(default_factory=DaemonFacts)
-    app: Any = None  # being removed: no plugin may reach the daemon
 
 
 @dataclass

@@ -20,6 +20,7 @@ import trio
 from kapa_core.config.loader import ConfigLayers
 from kapa_core.daemon import Daemon, DaemonOptions
 from kapa_core.plugins import load_plugins
+from kapa_core.services import CoreServiceContext, ServiceContext
 from tests.integration.influxd import free_port
 
 pytestmark = pytest.mark.integration
@@ -187,3 +188,18 @@ async def test_disabled_handlers_are_each_daemons_own(two: tuple[Running, Runnin
     accepted = await b.define("alerting", script)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["executing"] is True
+
+
+def test_only_core_services_get_the_core_context(tmp_path: Path) -> None:
+    """A plugin's service gets a ServiceContext: the daemon's facts, never the daemon,
+    its deny list object, the [http] shared secret or the subscription tokens."""
+    daemon = make_daemon(tmp_path, {"http": {"bind-address": "127.0.0.1:0",
+                                             "shared-secret": "s3cret"}})
+    plugin = daemon._context("slack")
+    assert type(plugin) is ServiceContext
+    assert not hasattr(plugin, "app") and not hasattr(plugin, "shared_secret")
+    core = daemon._context("influxdb")
+    assert isinstance(core, CoreServiceContext)
+    assert core.shared_secret == "s3cret" and core.deny_list is daemon.blacklist
+    # the state a re-opened influxdb service finds is the one its predecessor left
+    assert daemon._context("influxdb").state is core.state
