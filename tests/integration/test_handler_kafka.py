@@ -16,6 +16,7 @@ import os
 import ssl
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import httpx
@@ -24,6 +25,9 @@ import trio
 from kapa_plugins.handlers import kafka
 from kapa_plugins.handlers.kafka import wire
 
+from kapa_core.alert.handler_context import UnknownDaemon
+from kapa_core.logs import Logger
+from kapa_core.plugin_api import Event, EventState, HandlerContext, HandlerError, Level
 from kapa_core.testing import DaemonProcess, ServedHTTP, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
@@ -318,6 +322,17 @@ stream|from().measurement('f')
         daemon.wait_for_log(r"alert handler failed.*INVALID_RECORD", count=3)
     assert broker.records == []
     assert broker.failures == []
+
+
+async def test_while_the_service_is_reopened_an_alert_fails_clearly() -> None:
+    """A HandlerContext without a running [[kafka]] service (it is being re-opened)."""
+    context = HandlerContext("kafka", (kafka.KafkaConfig(enabled=True),), None,
+                             Logger("kafka"), UnknownDaemon(), SimpleNamespace())
+    handler = kafka.KafkaHandler(kafka.KafkaOptions(topic="alerts"), context)
+    event = Event(topic="t", state=EventState(id="cpu", message="hot", details="", time=1,
+                                              duration=0, level=Level.CRITICAL))
+    with pytest.raises(HandlerError, match="^kafka: the kafka service is not running$"):
+        await handler.handle(event)
 
 
 def test_an_unknown_cluster_refuses_the_task() -> None:

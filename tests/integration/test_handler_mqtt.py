@@ -43,8 +43,10 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
+from kapa_core.alert.handler_context import UnknownDaemon
 from kapa_core.denylist import DenyList
-from kapa_core.plugin_api import HandlerError
+from kapa_core.logs import Logger
+from kapa_core.plugin_api import Event, EventState, HandlerContext, HandlerError, Level
 from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.pki import ca_and_server
@@ -540,6 +542,57 @@ async def test_reconnects_after_a_broker_restart(broker_factory: Any,
     assert [(m.topic, m.payload, m.qos) for m in got] == [("r/3", b"three", 0),
                                                           ("r/4", b"four", 0)]
     assert broker.connections("b") == 3
+
+
+class AlertHost:
+    """The alert service's side of a HandlerContext: the deny list, nothing else."""
+
+    def __init__(self, deny: DenyList) -> None:
+        self.deny = deny
+
+    def check_outgoing(self, url: str) -> None:
+        self.deny.check_url(url)
+
+    def publish(self, event: Event) -> None:
+        raise AssertionError("the mqtt handler publishes no events")
+
+    def topic_level(self, topic: str, event_id: str) -> Level:
+        return Level.OK
+
+    def start_soon(self, fn: Any) -> None:
+        raise AssertionError("the mqtt handler starts no tasks")
+
+    def http_client(self, tls: Any, timeout: float) -> Any:  # noqa: ASYNC109
+        raise AssertionError("the mqtt handler uses no HTTP client")
+
+
+async def test_without_a_running_service_an_event_gets_a_session_of_its_own(
+        broker_factory: Any) -> None:
+    """While [[mqtt]] is re-opened the context has no service: the handler publishes on a
+    session made from the context's config, logger and deny list, then disconnects it."""
+    broker = broker_factory()
+    url = f"tcp://127.0.0.1:{broker.port}"
+    config = (element("solo", url, client_id="kapa-solo"),)
+    options = mqtt.MQTTOptions(broker_name="solo", topic="solo/{{ .ID }}", qos=1)
+    event = Event(topic="t", state=EventState(id="cpu", message="hot", details="", time=1,
+                                              duration=0, level=Level.CRITICAL))
+    open_list = DenyList([])
+    handler = mqtt.MQTTHandler(options, HandlerContext(
+        "mqtt", config, None, Logger("mqtt"), UnknownDaemon(), AlertHost(open_list)))
+    with Subscriber(broker.port, "solo/#") as sub:
+        await handler.handle(event)
+        got = await sub.await_messages(1)
+    assert [(m.topic, m.payload, m.qos) for m in got] == [("solo/cpu", b"hot", 1)]
+    await trio.to_thread.run_sync(lambda: wait_until(
+        broker.log, what="the broker logging the DISCONNECT",
+        until=lambda log: "Received DISCONNECT from kapa-solo" in log))
+    denied = DenyList([ipaddress.ip_network("127.0.0.0/8")])
+    handler = mqtt.MQTTHandler(options, HandlerContext(
+        "mqtt", config, None, Logger("mqtt"), UnknownDaemon(), AlertHost(denied)))
+    with pytest.raises(HandlerError, match=r"mqtt: .*127\.0\.0\.1.*not allowed"):
+        await handler.handle(event)
+    assert denied.outgoing_refused == 1
+    assert broker.connections("kapa-solo") == 1
 
 
 async def test_keepalive_pings_then_disconnect_on_close(broker_factory: Any,

@@ -58,14 +58,6 @@ def alert_data(event: Event) -> Any:
     return event.alert_template_data()
 
 
-def _running(context: object) -> KafkaService | None:
-    """The context's running kafka service (None while the service is re-opened)."""
-    if isinstance(context, HandlerContext):
-        context = context.service
-    return context if isinstance(context, KafkaService) else None  # until every kind
-    # gets a HandlerContext, the alert service passes the running service itself
-
-
 class KafkaHandler:
     """Writes each alert to the cluster's topic without waiting for the broker, as
     Kapacitor's asynchronous writer does (so that the alerts of a handler can share a
@@ -74,7 +66,8 @@ class KafkaHandler:
 
     def __init__(self, options: KafkaOptions, context: KafkaContext) -> None:
         self.options = options
-        self.service = _running(context)
+        #: the running kafka service; None while [[kafka]] is being re-opened
+        self.service = context.service
         self.template = (parse_template(options.template, TEMPLATE_NAME)
                          if options.template else None)
 

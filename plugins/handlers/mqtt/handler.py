@@ -52,12 +52,6 @@ class MQTTHandler:
         self.context = context
         self.topic = parse_template(options.topic, "topic")
 
-    def _service(self) -> MQTTService | None:
-        context: object = self.context
-        if isinstance(context, MQTTService):  # until the alert service passes a context
-            return context
-        return self.context.service if isinstance(context, HandlerContext) else None
-
     async def handle(self, event: Event) -> None:
         try:
             topic = self.topic.execute(event.template_data())
@@ -69,7 +63,7 @@ class MQTTHandler:
             raise HandlerError(f"mqtt: cannot publish: {exc}") from None
         payload = event.state.message.encode()
         options = self.options
-        service = self._service()
+        service = self.context.service
         if service is not None:
             await service.publish(options.broker_name, topic, payload, options.qos,
                                   options.retained)
