@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import trio
@@ -37,6 +37,11 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+#: A ``getaddrinfo`` result: family, type, protocol, canonical name, socket address.
+AddrInfo = (tuple[Literal[socket.AddressFamily.AF_INET], socket.SocketKind, int, str,
+                  tuple[str, int]]
+            | tuple[Literal[socket.AddressFamily.AF_INET6], socket.SocketKind, int, str,
+                    tuple[str, int, int, int] | tuple[int, bytes]])
 #: addresses a connect() sends to the local host: "this network" and IPv6 unspecified
 _THIS_HOST = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("::/128"))
 _LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
@@ -165,7 +170,7 @@ class DenyList:
             return
         self.check_address(host, via="url")
 
-    def check_infos(self, host: str, infos: Sequence[Any]) -> None:
+    def check_infos(self, host: str, infos: Iterable[AddrInfo]) -> None:
         """Refuse ``host`` when any ``getaddrinfo`` result is listed."""
         for family, _type, _proto, _name, sockaddr in infos:
             if family in _INET:
@@ -219,7 +224,7 @@ class DenyingResolver(trio.abc.HostnameResolver):
 
     async def getaddrinfo(self, host: bytes | None, port: bytes | str | int | None,
                           family: int = 0, type: int = 0, proto: int = 0,
-                          flags: int = 0) -> list[Any]:
+                          flags: int = 0) -> list[AddrInfo]:
         infos = await trio.to_thread.run_sync(socket.getaddrinfo, host, port, family, type,
                                               proto, flags, abandon_on_cancel=True)
         if host is not None and not flags & socket.AI_PASSIVE:
