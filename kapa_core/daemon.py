@@ -59,6 +59,7 @@ from kapa_core.http.subscriptions_api import SubscriptionsAPI
 from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.templates_api import TemplatesAPI
 from kapa_core.http.write_api import WriteAPI
+from kapa_core.httpclients import HTTPClients
 from kapa_core.inputs import Statistics, point_writer
 from kapa_core.logs import Logger
 from kapa_core.plugins import Plugins
@@ -140,14 +141,17 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
-        self.udf_functions = udf.NONE
-        #: per section: state its service keeps across re-opens (CoreServiceContext.state)
-        self._section_state: dict[str, dict[str, Any]] = {}
         #: this daemon's input listeners and discoverers (started in _serve), the
         #: statistics the listeners publish and the target groups discoverers find
         self.elements: PluginElements | None = None
         self.plugin_statistics = Statistics()
         self.discovery = DiscoveryRegistry()
+        #: outgoing HTTP clients of the services, listeners and discoverers, kept alive
+        #: between their requests and closed when the daemon stops
+        self.http_clients = HTTPClients()
+        #: per section: state its service keeps across re-opens (CoreServiceContext.state)
+        self._section_state: dict[str, dict[str, Any]] = {}
+        self.udf_functions = udf.NONE
         # The base configuration, validated before anything starts.
         self.config: Config = self.layers.build(self.layers.effective_raw())
 
@@ -264,7 +268,7 @@ class Daemon:
                     point_writer(self.stream.write,
                                  lambda: self.config.root.default_retention_policy),
                     self.check_outgoing, self.facts, self.plugin_statistics,
-                    self.discovery))
+                    self.discovery, self.http_clients))
             await self.elements.open_all(runner, config)
             self._http = self._http_server()
             self.address = await runner.open("http", self._http)
@@ -281,6 +285,7 @@ class Daemon:
             self.plugins.hook.kapa_shutdown(context=StartupContext(self.config,
                                                                    self.facts()))
             await runner.close_all()
+            await self.http_clients.aclose()
             nursery.cancel_scope.cancel()
 
     async def _watch_signals(self) -> None:
@@ -329,9 +334,9 @@ class Daemon:
         config, root, logger = self.config[name], self.config.root, Logger(name)
         if name not in CORE_SERVICE_SECTIONS:
             return ServiceContext(name, config, root, logger, self.stream.write,
-                                  self.check_outgoing, self.facts())
+                                  self.check_outgoing, self.facts(), self.http_clients)
         return CoreServiceContext(name, config, root, logger, self.stream.write,
-                                  self.check_outgoing, self.facts(),
+                                  self.check_outgoing, self.facts(), self.http_clients,
                                   deny_list=self.blacklist,
                                   shared_secret=self.config["http"].shared_secret,
                                   subscription_tokens=self.subscription_tokens,

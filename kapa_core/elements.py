@@ -22,7 +22,7 @@ Failures, decided as Kapacitor does where it decides:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -30,6 +30,7 @@ import trio
 from kapa_core.config.schema import Section
 from kapa_core.discovery import DiscoveryContext, DiscoveryKind, DiscoveryRegistry
 from kapa_core.errors import APIError, KapaError
+from kapa_core.httpclients import HTTPClients
 from kapa_core.inputs import InputContext, InputListener, Statistics
 from kapa_core.logs import Logger
 from kapa_core.models.point import Point
@@ -140,6 +141,7 @@ class Plumbing:
     facts: Callable[[], DaemonFacts]
     statistics: Statistics
     discovery: DiscoveryRegistry
+    clients: HTTPClients = field(default_factory=HTTPClients)
 
 
 class PluginElements:
@@ -194,7 +196,8 @@ class PluginElements:
                                       element=name, check_outgoing=plumbing.check_outgoing,
                                       daemon=plumbing.facts(),
                                       statistics=plumbing.statistics,
-                                      discovery=plumbing.discovery)
+                                      discovery=plumbing.discovery,
+                                      clients=plumbing.clients)
                 try:
                     return item.factory(element, inputs), inputs.close
                 except BaseException:
@@ -202,7 +205,8 @@ class PluginElements:
                     raise
             found = DiscoveryContext(item.section, element, log, id=name,
                                      check_outgoing=plumbing.check_outgoing,
-                                     daemon=plumbing.facts(), registry=plumbing.discovery)
+                                     daemon=plumbing.facts(), registry=plumbing.discovery,
+                                     clients=plumbing.clients)
             found.open()
             try:
                 return item.factory(element, found), found.close

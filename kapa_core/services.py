@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
 import trio
 
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.denylist import DenyList
+from kapa_core.httpclients import HTTPClients
 from kapa_core.logs import Logger
+from kapa_core.tlsconfig import TLS
 
 
 class Service(Protocol):
@@ -87,6 +90,15 @@ class ServiceContext:
     write_points: Callable[[str, str, list[Any]], None]
     check_outgoing: Callable[[str], None] = _allow_all
     daemon: DaemonFacts = field(default_factory=DaemonFacts)
+    clients: HTTPClients = field(default_factory=HTTPClients, repr=False)
+
+    def http_client(self, tls: TLS | None = None,
+                    timeout: float = 0.0) -> httpx.AsyncClient:  # noqa: ASYNC109
+        """A long-lived HTTP client for ``tls`` settings and ``timeout`` (seconds; 0 for
+        30), shared with the daemon's other services and closed when the daemon stops;
+        TLSFileError when a TLS file cannot be loaded. Check URLs with
+        :meth:`check_outgoing` before sending."""
+        return self.clients.get(tls, timeout)
 
 
 @dataclass

@@ -14,12 +14,11 @@ not retry either, they log and move to the next event.
 A handler's requests go through the long-lived clients of :class:`HTTPClients` (one per
 TLS settings and timeout, kept by the alert service), so connections are kept alive
 between alerts and the TLS context is built once. A section service's test (which has no
-handler context) sends through a client of its own.
+handler context) sends through the daemon's clients of its ServiceContext.
 """
 
 from __future__ import annotations
 
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Protocol
 
 import httpx
@@ -27,6 +26,7 @@ import httpx
 from kapa_core.alert.gojson import dumps
 from kapa_core.alert.handler_context import DEFAULT_TIMEOUT, HandlerContext
 from kapa_core.errors import HandlerError
+from kapa_core.httpclients import HTTPClients
 from kapa_core.tlsconfig import TLS, TLSFileError
 
 __all__ = ["DEFAULT_TIMEOUT", "HTTPClients", "OutgoingCheck", "send"]
@@ -34,45 +34,13 @@ __all__ = ["DEFAULT_TIMEOUT", "HTTPClients", "OutgoingCheck", "send"]
 
 class OutgoingCheck(Protocol):
     """What :func:`send` needs of a caller without a handler context (a section service
-    answering a service test): the deny-list check."""
+    answering a service test): the deny-list check and the long-lived clients of its
+    context (``ServiceContext.http_client``)."""
 
     def check_outgoing(self, url: str) -> None: ...
 
-
-def _client(tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
-    """A client as Go's http.Client is for Kapacitor's handlers: no cookie jar (a
-    service's cookie is never sent back), no redirects followed."""
-    return httpx.AsyncClient(verify=tls.verify(), timeout=timeout,
-                             cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
-
-
-class HTTPClients:
-    """The alert service's HTTP clients for handlers, one per (TLS settings, timeout),
-    made on first use and closed together by :meth:`aclose` when the service stops."""
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[TLS, float], httpx.AsyncClient] = {}
-        self._closed = False
-
-    def get(self, tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
-        """The client for ``tls`` and ``timeout`` (seconds); TLSFileError when a TLS
-        file cannot be loaded (tried again on the next call)."""
-        key = (tls, timeout)
-        client = self._clients.get(key)
-        if client is None:
-            if self._closed:
-                raise HandlerError("the alert service has stopped")
-            client = self._clients[key] = _client(tls, timeout)
-        return client
-
-    def __len__(self) -> int:
-        return len(self._clients)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+    def http_client(self, tls: TLS | None = None,
+                    timeout: float = 0.0) -> httpx.AsyncClient: ...  # noqa: ASYNC109
 
 
 async def send(context: HandlerContext[object, object] | OutgoingCheck, handler: str,
@@ -89,12 +57,8 @@ async def send(context: HandlerContext[object, object] | OutgoingCheck, handler:
     tls = tls or TLS()
     timeout = timeout or DEFAULT_TIMEOUT
     try:
-        if isinstance(context, HandlerContext):
-            return await _request(context.http_client(tls, timeout), handler, url, method,
-                                  content, form, headers, auth)
-        async with _client(tls, timeout) as client:
-            return await _request(client, handler, url, method, content, form, headers,
-                                  auth)
+        return await _request(context.http_client(tls, timeout), handler, url, method,
+                              content, form, headers, auth)
     except TLSFileError as exc:
         raise HandlerError(f"{handler}: ssl-{exc.which}: {exc}") from None
 

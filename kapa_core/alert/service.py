@@ -29,7 +29,8 @@ from kapa_core.alert.levels import Level
 from kapa_core.alert.match import compile_match
 from kapa_core.alert.outbound import HTTPClients
 from kapa_core.alert.topics import Topics
-from kapa_core.errors import APIError, ConfigError
+from kapa_core.errors import APIError, ConfigError, HandlerError
+from kapa_core.httpclients import ClientsClosed
 from kapa_core.logs import Logger
 from kapa_core.storage import HANDLER_SPECS
 from kapa_core.tick.regex import compile_regex
@@ -118,7 +119,7 @@ class AlertService:
         #: What handlers may know of the daemon (its DaemonFacts)
         self.daemon: DaemonInfo = daemon or UnknownDaemon()
         #: The handlers' long-lived HTTP clients, closed when the service stops
-        self.clients = HTTPClients()
+        self.clients = HTTPClients("the alert service")
         self.specs: dict[tuple[str, str], HandlerSpec] = {}
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -150,7 +151,10 @@ class AlertService:
         self.topics.start_soon(fn)
 
     def http_client(self, tls: TLS, timeout: float) -> httpx.AsyncClient:  # noqa: ASYNC109
-        return self.clients.get(tls, timeout)
+        try:
+            return self.clients.get(tls, timeout)
+        except ClientsClosed as exc:
+            raise HandlerError(str(exc)) from None
 
     def restored_state(self, anon_topic: str, topic: str, event_id: str
                        ) -> EventState | None:

@@ -115,6 +115,7 @@ class SectionService(Generic[ConfigT]):
         self.config: ConfigT = context.config
         self.daemon = context.daemon
         self._check_outgoing = context.check_outgoing
+        self.http_client = context.http_client
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -18,6 +18,7 @@ from kapa_core.alert.kinds import HandlerKinds
 from kapa_core.alert.levels import Level
 from kapa_core.alert.outbound import HTTPClients, send
 from kapa_core.errors import HandlerError
+from kapa_core.httpclients import ClientsClosed
 from kapa_core.plugin_api import HandlerKind
 from kapa_core.storage import Store
 from kapa_core.testing import RecordingHTTPServer
@@ -195,6 +196,6 @@ async def test_clients_refused_after_close() -> None:
     assert clients.get(TLS(), 1.0) is client
     await clients.aclose()
     assert client.is_closed and len(clients) == 0
-    with pytest.raises(HandlerError):
+    with pytest.raises(ClientsClosed, match="the daemon has stopped"):
         clients.get(TLS(), 1.0)
     assert isinstance(client, httpx.AsyncClient)

@@ -18,8 +18,8 @@ CORE = Path(kapa_core.__file__).parent
 #: Lowest first. A package may import from its own layer's packages and from lower
 #: layers, never from a higher one; within a layer imports may not form a cycle.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "logs", "gcpause", "denylist", "tlsconfig", "gotemplate",
-     "models"),
+    ("__init__", "errors", "logs", "gcpause", "denylist", "tlsconfig", "httpclients",
+     "gotemplate", "models"),
     ("config", "storage", "hookspecs"),
     ("tick",),
     ("glob", "auth", "influxdb", "services"),
@@ -155,3 +155,44 @@ def test_imports_only_go_down_the_layers() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b": ["a.py"]}, "b": {"c": ["b.py"]}, "c": {"a": ["c.py"]}, "d": {}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def _reduced(graph: dict[str, dict[str, list[str]]]) -> list[tuple[str, str]]:
+    """The package edges that no longer path implies (transitive reduction)."""
+    edges = {a: {b for b in deps if b in RANK} for a, deps in graph.items() if a in RANK}
+
+    def reachable(start: str, skip: tuple[str, str]) -> set[str]:
+        seen: set[str] = set()
+        todo = [b for b in edges.get(start, ()) if (start, b) != skip]
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(edges.get(node, ()))
+        return seen
+
+    return sorted((a, b) for a in edges for b in edges[a] if b not in reachable(a, (a, b)))
+
+
+def mermaid() -> str:
+    """The layers and the package imports (reduced) as a Mermaid flowchart."""
+    graph = import_graph()
+    lines = ["```mermaid", "flowchart BT"]
+    for rank, names in enumerate(LAYERS):
+        lines.append(f"  subgraph L{rank}[layer {rank}]")
+        lines.extend(f"    {name.strip('_') or 'init'}" for name in names
+                     if name != "__init__")
+        lines.append("  end")
+    lines.extend(f"  {a} --> {b}" for a, b in _reduced(graph) if "__init__" not in (a, b))
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def test_the_architecture_page_shows_the_current_layers() -> None:
+    page = (CORE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert mermaid() in page, ("docs/architecture.md is out of date: paste the output of "
+                               "`.venv/bin/python -m tests.unit.test_layers` over its diagram")
+
+
+if __name__ == "__main__":
+    print(mermaid())
