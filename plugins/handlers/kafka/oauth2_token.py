@@ -38,7 +38,8 @@ class ClientCredentials:
     def __init__(self, *, token_url: str, client_id: str, client_secret: str,
                  scopes: Sequence[str] = (), params: dict[str, str] | None = None,
                  style: str = "auto", margin: float = 10.0,
-                 check_url: Callable[[str], None] | None = None) -> None:
+                 check_url: Callable[[str], None] | None = None,
+                 http_client: Callable[[], httpx.AsyncClient] | None = None) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -47,6 +48,8 @@ class ClientCredentials:
         self.style = style  # "auto", "header" or "params"
         self.margin = margin
         self.check_url = check_url
+        #: the long-lived client to fetch tokens with (the service's); None: one per fetch
+        self.http_client = http_client
         self._token = ""
         self._expires = 0.0  # 0: no expiry given
         self._lock = trio.Lock()
@@ -77,18 +80,24 @@ class ClientCredentials:
         if self.check_url is not None:
             self.check_url(self.token_url)
         styles = ["header", "params"] if self.style == "auto" else [self.style]
-        error: TokenError | None = None
+        if self.http_client is not None:
+            await self._fetch_with(self.http_client(), styles)
+            return
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            for style in styles:
-                try:
-                    body = await self._request(client, style)
-                except TokenError as exc:
-                    error = error or exc
-                    continue
-                if self.style == "auto":
-                    self.style = style
-                self._store(body)
-                return
+            await self._fetch_with(client, styles)
+
+    async def _fetch_with(self, client: httpx.AsyncClient, styles: list[str]) -> None:
+        error: TokenError | None = None
+        for style in styles:
+            try:
+                body = await self._request(client, style)
+            except TokenError as exc:
+                error = error or exc
+                continue
+            if self.style == "auto":
+                self.style = style
+            self._store(body)
+            return
         assert error is not None
         raise error
 

@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
 import trio
 
 from kapa_core.plugin_api import (
@@ -29,6 +30,7 @@ from .config import (
     KafkaConfig,
     seconds,
 )
+from .oauth2_token import TIMEOUT as TOKEN_TIMEOUT
 from .oauth2_token import ClientCredentials, TokenError
 
 
@@ -40,7 +42,9 @@ def _ssl_context(config: KafkaConfig) -> ssl.SSLContext:
                            f"ssl-{exc.which}: {exc}") from None
 
 
-def _sasl(config: KafkaConfig, check_url: Callable[[str], None]) -> wire.SaslConfig | None:
+def _sasl(config: KafkaConfig, check_url: Callable[[str], None],
+          http_client: Callable[[], httpx.AsyncClient] | None = None
+          ) -> wire.SaslConfig | None:
     if not (config.sasl_username or config.sasl_mechanism):
         return None
     mechanism = config.sasl_mechanism or "PLAIN"
@@ -54,7 +58,8 @@ def _sasl(config: KafkaConfig, check_url: Callable[[str], None]) -> wire.SaslCon
             tenant=config.sasl_oauth_tenant_id, client_id=config.sasl_oauth_client_id,
             client_secret=config.sasl_oauth_client_secret,
             scopes=config.sasl_oauth_scopes, params=config.sasl_oauth_parameters,
-            margin=config.sasl_oauth_token_expiry_margin / 1e9, check_url=check_url)
+            margin=config.sasl_oauth_token_expiry_margin / 1e9, check_url=check_url,
+            http_client=http_client)
 
         async def fetch_token() -> str:
             try:
@@ -226,6 +231,7 @@ class KafkaService:
         self.elements: tuple[KafkaConfig, ...] = tuple(ctx.config or ())
         self.log = ctx.logger
         self._check = ctx.check_outgoing
+        self._http_client = ctx.http_client
         self._nursery: trio.Nursery | None = None
         self._clients: dict[str, wire.KafkaClient] = {}
         self._writers: dict[tuple[str, str], TopicWriter] = {}
@@ -270,7 +276,8 @@ class KafkaService:
                 brokers=tuple(config.brokers), client_id=CLIENT_ID,
                 timeout=seconds(config.timeout, DEFAULT_TIMEOUT),
                 ssl_context=_ssl_context(config) if config.use_ssl else None,
-                sasl=_sasl(config, self._check), check_address=self._check_address))
+                sasl=_sasl(config, self._check, lambda: self._http_client(timeout=TOKEN_TIMEOUT)),
+                check_address=self._check_address))
             self._clients[config.id] = client
         return client
 
