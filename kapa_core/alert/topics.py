@@ -235,7 +235,9 @@ class Topics:
 
     # -- events ---------------------------------------------------------------------------
     def inhibited(self, category: str, tags: dict[str, str]) -> bool:
-        return bool(category) and any(i.inhibits(category, tags) for i in self.inhibitors)
+        # the empty category is one like any other: `.inhibit('', ...)` matches alerts
+        # without a category
+        return any(i.inhibits(category, tags) for i in self.inhibitors)
 
     def publish(self, event: Event) -> None:
         """Record ``event`` in its topic and queue it for the topic's handlers."""

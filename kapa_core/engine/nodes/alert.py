@@ -266,7 +266,9 @@ class AlertNode(Node):
         self.anon_topic = f"main:{self.task_id}:{self.name}" if self.handlers else ""
         self.states: dict[str, GroupState] = {}
         self.counts = AlertStats()
-        self.inhibitors = [Inhibitor(i[0], tuple(i[1:])) for i in spec.inhibit]
+        # each .inhibit(category, tags...) call: a lone category is kept as a string
+        self.inhibitors = [Inhibitor(i, ()) if isinstance(i, str) else
+                           Inhibitor(i[0], tuple(i[1:])) for i in spec.inhibit]
         self.annotate = any((spec.level_tag, spec.level_field, spec.id_tag, spec.id_field,
                              spec.duration_field, spec.message_field))
         if self.anon_topic:
@@ -372,11 +374,11 @@ class AlertNode(Node):
                      previous, name, self.task_id, self.category, group, tags,
                      fields, series, not self.no_recoveries)
 
-    def _fire(self, event: Event) -> bool:
-        """Count and publish; False when an inhibitor dropped it."""
+    def _fire(self, event: Event) -> None:
+        """Count and publish, unless an inhibitor drops the event (its point goes on)."""
         if self.alerts.topics.inhibited(self.category, event.tags):
             self.counts.alerts_inhibited += 1
-            return False
+            return
         c = self.counts
         c.alerts_triggered += 1
         setattr(c, c.by_level[event.level], getattr(c, c.by_level[event.level]) + 1)
@@ -387,7 +389,6 @@ class AlertNode(Node):
             self.alerts.publish(event.for_topic(self.anon_topic))
         if self.topic:
             self.alerts.publish(event.for_topic(self.topic))
-        return True
 
     def _annotate(self, tags: dict[str, str], fields: dict[str, Any], state: EventState
                   ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -441,8 +442,7 @@ class AlertNode(Node):
                           [BatchPoint(p.time, p.fields, p.tags)]).row()]
         event = self._event(event_id, p.name, group, p.tags, p.fields, level, p.time,
                             state.duration, series, previous)
-        if not self._fire(event):
-            return
+        self._fire(event)
         if self.annotate:
             tags, fields = self._annotate(p.tags, p.fields, event.state)
             group, spec = p.group, self.spec
@@ -483,8 +483,7 @@ class AlertNode(Node):
             return
         event = self._event(event_id, b.name, group, b.tags, highest_point.fields, level, t,
                             state.duration, lambda b=b: [b.row()], previous)
-        if not self._fire(event):
-            return
+        self._fire(event)
         if self.annotate:
             points = []
             for bp in b.points:

@@ -125,3 +125,29 @@ data|alert().category('system').crit(lambda: "w" > 1)
     run = run_script(script, "cpu,host=a v=35,w=2 0\ncpu,host=a v=35,w=2 1000000000")
     assert run.stats("alert2")["alerts_triggered"] == 2
     assert run.stats("alert3")["alerts_inhibited"] == 2
+
+
+def test_inhibitor_of_its_own_category_drops_its_own_non_ok_events() -> None:
+    # the inhibitor is set before the event is checked; the recovery clears it first
+    run = run_script("stream|from().groupBy('host')|alert().category('sys')"
+                     ".inhibit('sys', 'host').crit(lambda: \"v\" > 30)",
+                     values(35, 40, 5) + "\n" + values(1, 2, host="b"))
+    assert run.levels() == ["OK"]
+    assert run.stats("alert")["alerts_inhibited"] == 2
+
+
+def test_inhibited_events_still_pass_their_points_on() -> None:
+    run = run_script("stream|from()|alert().category('sys').inhibit('sys')"
+                     ".crit(lambda: \"v\" > 30).levelTag('level')", values(35, 5))
+    assert [p.tags["level"] for p in run.points("alert")] == ["CRITICAL", "OK"]
+
+
+def test_inhibit_without_tags_and_with_the_empty_category() -> None:
+    two_hosts = values(35, 35, 5) + "\n" + values(1, 40, 40, host="b")
+    lone = run_script("stream|from().groupBy('host')|alert().category('sys')"
+                      ".inhibit('sys').crit(lambda: \"v\" > 30)", two_hosts)
+    # a's recovery comes while b is critical: every event of the node is inhibited
+    assert lone.levels() == [] and lone.stats("alert")["alerts_inhibited"] == 5
+    empty = run_script("stream|from().groupBy('host')|alert().inhibit('', 'host')"
+                       ".crit(lambda: \"v\" > 30)", two_hosts)
+    assert empty.levels() == ["OK"]
