@@ -112,5 +112,13 @@ def test_aggregate_over_batches_of_a_batch_task() -> None:
 
 
 def test_aggregate_of_a_missing_field_counts_an_error_per_point() -> None:
+    # as Kapacitor: sum (like count) of a window with no usable point is 0
     run = run_script("stream|from()|window().period(10s).every(10s)|sum('nope')", series())
     assert run.stats("sum")["errors"] == len(VALUES)
+    assert run.fields("sum", "sum") == [0.0]
+
+
+def test_mean_of_a_missing_field_emits_nothing() -> None:
+    run = run_script("stream|from()|window().period(10s).every(10s)|mean('nope')", series())
+    assert run.stats("mean")["errors"] == len(VALUES)
+    assert run.fields("mean", "mean") == []
