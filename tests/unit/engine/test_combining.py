@@ -73,6 +73,35 @@ cpu|join(mem).as('c', 'm')
     assert pairs == [("a", 1.0, 10.0), ("b", 2.0, 20.0)]
 
 
+def test_join_on_the_parents_own_grouping_joins_nothing() -> None:
+    # as Kapacitor 1.5.7 (compat case join/on_same_grouping): a message grouped by
+    # exactly the .on() tags only waits for a more specific one, which never comes
+    script = """
+var cpu = stream|from().measurement('cpu').groupBy('host')
+var mem = stream|from().measurement('mem').groupBy('host')
+cpu|join(mem).as('c', 'm').on('host')
+"""
+    data = ("cpu,host=a v=1 0\nmem,host=a v=10 0\n"
+            "cpu,host=a v=2 10000000000\nmem,host=a v=20 10000000000\n"
+            "cpu,host=a v=0 20000000000\nmem,host=a v=0 20000000000")
+    run = run_script(script, data)
+    assert run.points("join") == [] and run.stats("join")["collected"] == 6
+
+
+def test_join_on_a_subset_of_the_grouping_takes_the_specific_tags() -> None:
+    script = """
+var cpu = stream|from().measurement('cpu').groupBy('host', 'core')
+var total = stream|from().measurement('total').groupBy('host')
+cpu|join(total).as('c', 't').on('host')
+"""
+    data = ("cpu,host=a,core=0 v=1 0\ncpu,host=a,core=1 v=2 0\ntotal,host=a v=10 0\n"
+            "cpu,host=a,core=0 v=0 10000000000\ntotal,host=a v=0 10000000000")
+    run = run_script(script, data)
+    got = sorted((p.tags["core"], p.fields["c.v"], p.fields["t.v"])
+                 for p in run.points("join") if p.time == 0)
+    assert got == [("0", 1.0, 10.0), ("1", 2.0, 10.0)]
+
+
 def test_union_passes_both_parents_renamed() -> None:
     script = """
 var a = stream|from().measurement('a')
