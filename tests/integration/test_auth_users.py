@@ -237,6 +237,10 @@ ROUTE_PERMISSIONS = {
     "/kapacitor/v1/config": "config_api",
     "/kapacitor/v1/config/{rest:path}": "config_api",
     "/kapacitor/v1/debug/vars": "api",
+    # a kapa-core addition: every path but write and config needs the api privilege
+    "/kapacitor/v1/discovery": "api",
+    "/kapacitor/v1/discovery/{service}": "api",
+    "/kapacitor/v1/discovery/{service}/{id}": "api",
     "/kapacitor/v1/loglevel": "api",
     "/kapacitor/v1/ping": "ping",
     "/kapacitor/v1/replays": "api",
