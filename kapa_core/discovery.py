@@ -34,12 +34,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from kapa_core.httpclients import HTTPClients
+from kapa_core.httpclients import HTTPClients, UsesHTTPClients
 from kapa_core.logs import Logger
 from kapa_core.services import DaemonFacts, Service
-from kapa_core.tlsconfig import TLS
 
 #: ``callback(service, id, groups)``: an element's groups changed (``groups`` is None
 #: when its discoverer stopped).
@@ -162,7 +159,7 @@ class DiscoveryRegistry:
 
 
 @dataclass
-class DiscoveryContext:
+class DiscoveryContext(UsesHTTPClients):
     """What a discoverer's factory receives, and all it may use.
 
     ``config`` is the element's typed config; ``id`` its name (the ``id`` key of the
@@ -180,15 +177,6 @@ class DiscoveryContext:
     clients: HTTPClients = field(default_factory=HTTPClients, repr=False)
     registry: DiscoveryRegistry = field(default_factory=DiscoveryRegistry, repr=False)
     _entry: Discovered | None = field(default=None, repr=False)
-
-
-    def http_client(self, tls: TLS | None = None,
-                    timeout: float = 0.0) -> httpx.AsyncClient:  # noqa: ASYNC109
-        """A long-lived HTTP client for ``tls`` settings and ``timeout`` (seconds; 0 for
-        30), shared with the daemon's other services and closed when the daemon stops;
-        TLSFileError when a TLS file cannot be loaded. Check URLs with
-        :meth:`check_outgoing` before sending."""
-        return self.clients.get(tls, timeout)
 
     def open(self) -> None:
         """Enter this element in the registry (the daemon calls it before starting the

@@ -59,3 +59,18 @@ class HTTPClients:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
+
+
+class UsesHTTPClients:
+    """Gives a plugin context (a dataclass with a ``clients`` field) its
+    :meth:`http_client`."""
+
+    clients: HTTPClients
+
+    def http_client(self, tls: TLS | None = None,
+                    timeout: float = 0.0) -> httpx.AsyncClient:  # noqa: ASYNC109
+        """A long-lived HTTP client for ``tls`` settings and ``timeout`` (seconds; 0 for
+        30), shared with the daemon's other services and closed when the daemon stops;
+        TLSFileError when a TLS file cannot be loaded. Check URLs with the context's
+        ``check_outgoing`` before sending."""
+        return self.clients.get(tls, timeout)

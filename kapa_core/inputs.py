@@ -32,14 +32,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from kapa_core.discovery import DiscoveryRegistry, Subscriber, TargetGroup
-from kapa_core.httpclients import HTTPClients
+from kapa_core.httpclients import HTTPClients, UsesHTTPClients
 from kapa_core.logs import Logger
 from kapa_core.models.point import Point
 from kapa_core.services import DaemonFacts, Service
-from kapa_core.tlsconfig import TLS
 
 Number = int | float
 
@@ -102,7 +99,7 @@ class Statistics:
 
 
 @dataclass
-class InputContext:
+class InputContext(UsesHTTPClients):
     """What an input listener's factory receives, and all it may use.
 
     ``config`` is the element's typed config (one table of an array section);
@@ -125,15 +122,6 @@ class InputContext:
     discovery: DiscoveryRegistry = field(default_factory=DiscoveryRegistry, repr=False)
     _published: list[Counters] = field(default_factory=list, repr=False)
     _watches: list[Callable[[], None]] = field(default_factory=list, repr=False)
-
-
-    def http_client(self, tls: TLS | None = None,
-                    timeout: float = 0.0) -> httpx.AsyncClient:  # noqa: ASYNC109
-        """A long-lived HTTP client for ``tls`` settings and ``timeout`` (seconds; 0 for
-        30), shared with the daemon's other services and closed when the daemon stops;
-        TLSFileError when a TLS file cannot be loaded. Check URLs with
-        :meth:`check_outgoing` before sending."""
-        return self.clients.get(tls, timeout)
 
     def statistic(self, name: str, tags: Mapping[str, str] | None = None) -> Counters:
         """Publish a statistic for as long as this listener runs and return its

@@ -14,7 +14,7 @@ from typing import Any
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.gojson import Struct as GoStruct
 from kapa_core.alert.gojson import dumps as go_json
-from kapa_core.alert.handler_context import DaemonInfo, Handler, HandlerContext, HTTPInfo
+from kapa_core.alert.handler_context import Handler, HandlerContext
 from kapa_core.alert.handler_kit import (
     enabled_config,
     go_join_url,
@@ -38,7 +38,7 @@ from kapa_core.models.duration import Duration
 from kapa_core.models.lineprotocol import ParseResult
 from kapa_core.models.lineprotocol import parse as parse_line_protocol
 from kapa_core.models.point import Point
-from kapa_core.services import ServiceContext, StartupContext
+from kapa_core.services import DaemonFacts, HTTPFacts, ServiceContext, StartupContext
 from kapa_core.tlsconfig import TLS, TLSFileError
 from kapa_core.udf import (
     BeginBatch,
@@ -89,13 +89,14 @@ class HandlerKind:
 
 
 __all__ = [
+    "DaemonFacts",
+    "HTTPFacts",
     "TLS",
     "APIError",
     "BeginBatch",
     "CloudError",
     "ConfigError",
     "Counters",
-    "DaemonInfo",
     "DiscoveryContext",
     "DiscoveryKind",
     "Duration",
@@ -105,7 +106,6 @@ __all__ = [
     "EventState",
     "GoStruct",
     "GoTime",
-    "HTTPInfo",
     "Handler",
     "HandlerContext",
     "HandlerError",

@@ -12,14 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 import trio
 
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
 from kapa_core.denylist import DenyList
-from kapa_core.httpclients import HTTPClients
+from kapa_core.httpclients import HTTPClients, UsesHTTPClients
 from kapa_core.logs import Logger
-from kapa_core.tlsconfig import TLS
 
 
 class Service(Protocol):
@@ -73,7 +71,7 @@ def _allow_all(url: str) -> None:
 
 
 @dataclass
-class ServiceContext:
+class ServiceContext(UsesHTTPClients):
     """What a section's service factory receives, and all it may use.
 
     ``config`` is the section's typed value (one instance, or a tuple for an array
@@ -91,14 +89,6 @@ class ServiceContext:
     check_outgoing: Callable[[str], None] = _allow_all
     daemon: DaemonFacts = field(default_factory=DaemonFacts)
     clients: HTTPClients = field(default_factory=HTTPClients, repr=False)
-
-    def http_client(self, tls: TLS | None = None,
-                    timeout: float = 0.0) -> httpx.AsyncClient:  # noqa: ASYNC109
-        """A long-lived HTTP client for ``tls`` settings and ``timeout`` (seconds; 0 for
-        30), shared with the daemon's other services and closed when the daemon stops;
-        TLSFileError when a TLS file cannot be loaded. Check URLs with
-        :meth:`check_outgoing` before sending."""
-        return self.clients.get(tls, timeout)
 
 
 @dataclass

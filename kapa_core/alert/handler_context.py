@@ -39,39 +39,11 @@ import httpx
 from kapa_core.alert.event import Event
 from kapa_core.alert.levels import Level
 from kapa_core.logs import Logger
+from kapa_core.services import DaemonFacts
 from kapa_core.tlsconfig import TLS
 
 ConfigT = TypeVar("ConfigT", covariant=True)
 ServiceT = TypeVar("ServiceT", covariant=True)
-
-
-class HTTPInfo(Protocol):
-    """The ``[http]`` facts (``kapa_core.services.HTTPFacts``)."""
-
-    @property
-    def bind_address(self) -> str: ...
-    @property
-    def https_enabled(self) -> bool: ...
-    @property
-    def auth_enabled(self) -> bool: ...
-
-
-class DaemonInfo(Protocol):
-    """What a handler may know about the daemon (``kapa_core.services.DaemonFacts``)."""
-
-    @property
-    def hostname(self) -> str: ...
-    @property
-    def cluster_id(self) -> str: ...
-    @property
-    def server_id(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def http(self) -> HTTPInfo: ...
-    @property
-    def address(self) -> tuple[str, int] | None: ...
-    def api_url(self, path: str = "/kapacitor/v1") -> str: ...
 
 
 class AlertHost(Protocol):
@@ -100,7 +72,7 @@ class HandlerContext(Generic[ConfigT, ServiceT]):
     __slots__ = ("_config", "_daemon", "_host", "_kind", "_log", "_service")
 
     def __init__(self, kind: str, config: ConfigT, service: ServiceT | None, log: Logger,
-                 daemon: DaemonInfo, host: AlertHost) -> None:
+                 daemon: DaemonFacts, host: AlertHost) -> None:
         self._kind = kind
         self._config = config
         self._service = service
@@ -125,7 +97,7 @@ class HandlerContext(Generic[ConfigT, ServiceT]):
         return self._log
 
     @property
-    def daemon(self) -> DaemonInfo:
+    def daemon(self) -> DaemonFacts:
         return self._daemon
 
     def check_outgoing(self, url: str) -> None:
@@ -151,23 +123,3 @@ class HandlerContext(Generic[ConfigT, ServiceT]):
 
     def __repr__(self) -> str:
         return f"HandlerContext(kind={self._kind!r})"
-
-
-class _NoHTTP:
-    bind_address = ""
-    https_enabled = False
-    auth_enabled = False
-
-
-class UnknownDaemon:
-    """The daemon facts of an alert service made outside a daemon (tools, tests)."""
-
-    hostname = "localhost"
-    cluster_id = ""
-    server_id = ""
-    version = ""
-    http: HTTPInfo = _NoHTTP()
-    address = None
-
-    def api_url(self, path: str = "/kapacitor/v1") -> str:
-        return ""

@@ -20,10 +20,8 @@ from kapa_core.alert import kinds as registry
 from kapa_core.alert import options as opts
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.handler_context import (
-    DaemonInfo,
     Handler,
     HandlerContext,
-    UnknownDaemon,
 )
 from kapa_core.alert.levels import Level
 from kapa_core.alert.match import compile_match
@@ -32,6 +30,7 @@ from kapa_core.alert.topics import Topics
 from kapa_core.errors import APIError, ConfigError, HandlerError
 from kapa_core.httpclients import ClientsClosed
 from kapa_core.logs import Logger
+from kapa_core.services import DaemonFacts
 from kapa_core.storage import HANDLER_SPECS
 from kapa_core.tick.regex import compile_regex
 from kapa_core.tlsconfig import TLS
@@ -107,7 +106,7 @@ class AlertService:
                  section_config: Callable[[str], Any] = lambda name: None,
                  log: Logger | None = None,
                  kinds: registry.HandlerKinds = registry.NONE,
-                 daemon: DaemonInfo | None = None) -> None:
+                 daemon: DaemonFacts | None = None) -> None:
         self.store = store
         self.kinds = kinds
         self.log = log or Logger("alert")
@@ -117,7 +116,7 @@ class AlertService:
         self.section_config = section_config
         self.check_outgoing = check_outgoing
         #: What handlers may know of the daemon (its DaemonFacts)
-        self.daemon: DaemonInfo = daemon or UnknownDaemon()
+        self.daemon = daemon or DaemonFacts()
         #: The handlers' long-lived HTTP clients, closed when the service stops
         self.clients = HTTPClients("the alert service")
         self.specs: dict[tuple[str, str], HandlerSpec] = {}

@@ -25,9 +25,9 @@ import trio
 from kapa_plugins.handlers import kafka
 from kapa_plugins.handlers.kafka import wire
 
-from kapa_core.alert.handler_context import UnknownDaemon
 from kapa_core.logs import Logger
 from kapa_core.plugin_api import Event, EventState, HandlerContext, HandlerError, Level
+from kapa_core.services import DaemonFacts
 from kapa_core.testing import DaemonProcess, ServedHTTP, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.kafka_receiver import KafkaReceiver, crc32c_bitwise, parse_record_set
@@ -327,7 +327,7 @@ stream|from().measurement('f')
 async def test_while_the_service_is_reopened_an_alert_fails_clearly() -> None:
     """A HandlerContext without a running [[kafka]] service (it is being re-opened)."""
     context = HandlerContext("kafka", (kafka.KafkaConfig(enabled=True),), None,
-                             Logger("kafka"), UnknownDaemon(), SimpleNamespace())
+                             Logger("kafka"), DaemonFacts(), SimpleNamespace())
     handler = kafka.KafkaHandler(kafka.KafkaOptions(topic="alerts"), context)
     event = Event(topic="t", state=EventState(id="cpu", message="hot", details="", time=1,
                                               duration=0, level=Level.CRITICAL))

@@ -43,10 +43,10 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from kapa_core.alert.handler_context import UnknownDaemon
 from kapa_core.denylist import DenyList
 from kapa_core.logs import Logger
 from kapa_core.plugin_api import Event, EventState, HandlerContext, HandlerError, Level
+from kapa_core.services import DaemonFacts
 from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.influxd import free_port
 from tests.integration.pki import ca_and_server
@@ -578,7 +578,7 @@ async def test_without_a_running_service_an_event_gets_a_session_of_its_own(
                                               duration=0, level=Level.CRITICAL))
     open_list = DenyList([])
     handler = mqtt.MQTTHandler(options, HandlerContext(
-        "mqtt", config, None, Logger("mqtt"), UnknownDaemon(), AlertHost(open_list)))
+        "mqtt", config, None, Logger("mqtt"), DaemonFacts(), AlertHost(open_list)))
     with Subscriber(broker.port, "solo/#") as sub:
         await handler.handle(event)
         got = await sub.await_messages(1)
@@ -588,7 +588,7 @@ async def test_without_a_running_service_an_event_gets_a_session_of_its_own(
         until=lambda log: "Received DISCONNECT from kapa-solo" in log))
     denied = DenyList([ipaddress.ip_network("127.0.0.0/8")])
     handler = mqtt.MQTTHandler(options, HandlerContext(
-        "mqtt", config, None, Logger("mqtt"), UnknownDaemon(), AlertHost(denied)))
+        "mqtt", config, None, Logger("mqtt"), DaemonFacts(), AlertHost(denied)))
     with pytest.raises(HandlerError, match=r"mqtt: .*127\.0\.0\.1.*not allowed"):
         await handler.handle(event)
     assert denied.outgoing_refused == 1
