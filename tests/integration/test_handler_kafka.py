@@ -7,7 +7,6 @@ tests see exactly what a broker would.
 
 from __future__ import annotations
 
-import ast
 import base64
 import binascii
 import json
@@ -46,30 +45,6 @@ def crc32_partition(key: bytes, partitions: int) -> int:
     return binascii.crc32(key) % partitions
 
 
-# -- the package -------------------------------------------------------------------------
-def outside_imports(package: Path) -> set[str]:
-    """What the modules of ``package`` import from kapa_core and kapa_plugins (relative
-    imports, inside the package, are left out)."""
-    found = set()
-    for path in sorted(package.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            found.update(f"{path.name}: {name}" for name in names
-                         if name.split(".")[0] in ("kapa_core", "kapa_plugins"))
-    return found
-
-
-def test_the_package_takes_nothing_from_kapa_core_but_plugin_api() -> None:
-    """kafka is shipped as a third-party handler package would be."""
-    package = Path(kafka.__file__).parent
-    assert {name.split(": ")[1] for name in outside_imports(package)} == \
-        {"kapa_core.plugin_api"}, sorted(outside_imports(package))
-    assert {path.name for path in package.glob("*.py")} >= {"wire.py", "oauth2_token.py"}
 
 
 # -- units: checksums, hashes, the record batch -----------------------------------------

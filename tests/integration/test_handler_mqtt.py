@@ -16,7 +16,6 @@ refused upgrade, a dropped WebSocket, fragmented frames and pings.
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import itertools
 import re
@@ -63,29 +62,6 @@ if not Path(MOSQUITTO).exists():  # pragma: no cover - the broker is a test requ
     pytest.skip("mosquitto is not installed", allow_module_level=True)
 
 
-# -- the package -------------------------------------------------------------------------
-def outside_imports(package: Path) -> set[str]:
-    """What the modules of ``package`` import from kapa_core and kapa_plugins (relative
-    imports, inside the package, are left out)."""
-    found = set()
-    for path in sorted(package.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            found.update(f"{path.name}: {name}" for name in names
-                         if name.split(".")[0] in ("kapa_core", "kapa_plugins"))
-    return found
-
-
-def test_the_package_takes_nothing_from_kapa_core_but_plugin_api() -> None:
-    """mqtt is shipped as a third-party handler package would be."""
-    package = Path(mqtt.__file__).parent
-    assert {name.split(": ")[1] for name in outside_imports(package)} == \
-        {"kapa_core.plugin_api"}, sorted(outside_imports(package))
 
 
 # -- a real broker ------------------------------------------------------------------------

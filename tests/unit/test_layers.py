@@ -196,3 +196,20 @@ def test_the_architecture_page_shows_the_current_layers() -> None:
 
 if __name__ == "__main__":
     print(mermaid())
+
+
+def test_plugins_take_nothing_from_the_core_but_plugin_api() -> None:
+    """Built-in plugins and the example packages are written as a third-party package
+    is: ``kapa_core.plugin_api`` is the only core module they may import (imports
+    between the modules of one plugin package are relative)."""
+    root = CORE.parent
+    found: set[str] = set()
+    for path in sorted([*(root / "plugins").rglob("*.py"), *(root / "examples").rglob("*.py")]):
+        if "build" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                found.update(f"{path.relative_to(root)}: {name}" for name in _imported(node)
+                             if name.split(".")[0] in ("kapa_core", "kapa_plugins")
+                             and name != "kapa_core.plugin_api")
+    assert sorted(found) == []
