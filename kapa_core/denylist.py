@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -77,6 +78,10 @@ def parse_address(text: str | bytes) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+#: The deny list of the daemon this code runs for (see :meth:`DenyList.install`).
+_CURRENT: ContextVar[DenyList | None] = ContextVar("kapa_deny_list", default=None)
 
 
 class DenyList:
@@ -197,14 +202,18 @@ class DenyList:
         self.check_infos(host, socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
 
     def install(self) -> bool:
-        """Guard every trio connection of the current trio run; False if nothing to do.
+        """Guard every trio connection made from here on by this task and the tasks and
+        threads it starts; False if nothing to do.
 
-        Must be called inside ``trio.run``: the hooks are per run.
+        Must be called inside ``trio.run``. trio's hooks are per run, so they look the
+        list up in a context variable: two daemons in one run each keep their own list,
+        and one without a list is not guarded by the other's.
         """
         if not self.networks:
             return False
-        trio.socket.set_custom_hostname_resolver(DenyingResolver(self))
-        factory = guarded_socket_factory(self)
+        _CURRENT.set(self)
+        trio.socket.set_custom_hostname_resolver(DenyingResolver())
+        factory = guarded_socket_factory()
         if factory is not None:
             trio.socket.set_custom_socket_factory(factory)
         else:  # pragma: no cover - depends on trio internals
@@ -214,22 +223,21 @@ class DenyList:
 
 
 class DenyingResolver(trio.abc.HostnameResolver):
-    """``getaddrinfo`` in a worker thread, refusing names with a listed address.
+    """``getaddrinfo`` in a worker thread, refusing names with an address the current
+    deny list holds.
 
     Lookups for listening (``AI_PASSIVE``: the daemon's own listeners) are not checked.
     """
-
-    def __init__(self, denylist: DenyList) -> None:
-        self.denylist = denylist
 
     async def getaddrinfo(self, host: bytes | None, port: bytes | str | int | None,
                           family: int = 0, type: int = 0, proto: int = 0,
                           flags: int = 0) -> list[AddrInfo]:
         infos = await trio.to_thread.run_sync(socket.getaddrinfo, host, port, family, type,
                                               proto, flags, abandon_on_cancel=True)
-        if host is not None and not flags & socket.AI_PASSIVE:
+        denylist = _CURRENT.get()
+        if denylist is not None and host is not None and not flags & socket.AI_PASSIVE:
             name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
-            self.denylist.check_infos(name, infos)
+            denylist.check_infos(name, infos)
         return infos
 
     async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int],
@@ -238,9 +246,9 @@ class DenyingResolver(trio.abc.HostnameResolver):
                                              abandon_on_cancel=True)
 
 
-def guarded_socket_factory(denylist: DenyList) -> trio.abc.SocketFactory | None:
-    """A socket factory whose internet sockets refuse to connect or send to a listed
-    address; None when trio's socket class cannot be extended."""
+def guarded_socket_factory() -> trio.abc.SocketFactory | None:
+    """A socket factory whose internet sockets refuse to connect or send to an address
+    the current deny list holds; None when trio's socket class cannot be extended."""
     import trio._socket as trio_socket
 
     base = getattr(trio_socket, "_SocketType", None)
@@ -252,13 +260,17 @@ def guarded_socket_factory(denylist: DenyList) -> trio.abc.SocketFactory | None:
         """A trio socket checking the peer address of every connect and sendto."""
 
         def _guard(self, address: Any) -> None:
-            if self.family in _INET and isinstance(address, tuple) and address:
+            denylist = _CURRENT.get()
+            if (denylist is not None and self.family in _INET
+                    and isinstance(address, tuple) and address):
                 denylist.check_address(str(address[0]), via="connect")
 
         async def connect(self, address: Any) -> None:
             self._guard(address)
             await super().connect(address)
-            if self.family in _INET:  # the peer really reached, whatever the address said
+            denylist = _CURRENT.get()
+            if denylist is not None and self.family in _INET:
+                # the peer really reached, whatever the address said
                 try:
                     peer = self.getpeername()
                 except OSError:

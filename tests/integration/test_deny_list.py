@@ -284,6 +284,39 @@ async def test_influxdb_client_refuses_ping_and_write_but_not_other_addresses() 
         assert influx.paths() == ["/ping"]
 
 
+async def test_each_daemon_in_a_run_keeps_its_own_guard() -> None:
+    """trio's hooks are per run; the lists are per task tree (per daemon): one task tree
+    refusing 127.0.0.1 does not refuse it for a sibling with another list or none."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    outcomes: dict[str, str] = {}
+    installs: list[str] = []
+    all_installed = trio.Event()
+
+    async def connect(name: str, denylist: DenyList | None) -> None:
+        if denylist is not None:
+            denylist.install()
+            installs.append(name)
+            if len(installs) == 2:
+                all_installed.set()
+        await all_installed.wait()  # every task connects after both lists are installed
+        try:
+            stream = await trio.open_tcp_stream("localhost", port)
+        except OutgoingDenied:
+            outcomes[name] = "refused"
+            return
+        await stream.aclose()
+        outcomes[name] = "connected"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connect, "strict", listed("127.0.0.1/32"))
+        nursery.start_soon(connect, "other list", listed("10.0.0.0/8"))
+        nursery.start_soon(connect, "no list", None)
+    await listener.aclose()
+    assert outcomes == {"strict": "refused", "other list": "connected",
+                        "no list": "connected"}
+
+
 async def test_installed_guard_covers_names_literals_and_udp() -> None:
     denylist = listed("127.0.0.1/32")
     assert denylist.install()
