@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 from kapa_core.engine.node import Node
 from kapa_core.engine.nodes.gosort import go_sort, heap_pop_n
@@ -307,48 +308,55 @@ REDUCERS: dict[str, Callable[[list[Entry], str, InfluxQLSpec], list[Result]]] = 
 # Each has aggregate() and emit() as InfluxQL's reducers: Kapacitor calls emit() after
 # every point, even one that failed to aggregate (a field of another type), so such a
 # point can repeat the previous output.
+class Stepper(Protocol):
+    """A transformation's state: aggregate() takes a point, emit() gives the output."""
+
+    def aggregate(self, t: int, v: Any) -> None: ...
+
+    def emit(self) -> tuple[int, Any] | None: ...
+
+
 class _Difference:
-    __slots__ = ("curr", "prev")
+    __slots__ = ("curr", "out")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
         self.curr: tuple[int, Any] | None = None
-        self.prev: tuple[int, Any] | None = None
+        self.out: tuple[int, Any] | None = None  # the difference not yet emitted
 
     def aggregate(self, t: int, v: Any) -> None:
         curr = self.curr
-        if curr is not None and curr[0] == t:
-            return  # a point that does not advance the series is skipped
-        self.prev = curr
+        if curr is not None:
+            if curr[0] == t:
+                return  # a point that does not advance the series is skipped
+            diff = v - curr[1]
+            self.out = (t, diff if type(diff) is float else _wrap(diff))
         self.curr = (t, v)
 
     def emit(self) -> tuple[int, Any] | None:
-        prev = self.prev
-        if prev is None:
-            return None
-        self.prev = None  # read once
-        t, v = self.curr  # type: ignore[misc]
-        diff = v - prev[1]
-        return t, diff if type(diff) is float else _wrap(diff)
+        out = self.out
+        if out is not None:
+            self.out = None  # read once
+        return out
 
 
 class _Elapsed:
-    __slots__ = ("curr", "prev", "unit")
+    __slots__ = ("curr", "out", "unit")
 
     def __init__(self, spec: InfluxQLSpec) -> None:
-        self.prev: int | None = None
         self.curr: int | None = None
+        self.out: tuple[int, int] | None = None  # emitted again until the next point
         self.unit = int(spec.args[0])
 
     def aggregate(self, t: int, v: Any) -> None:
-        self.prev = self.curr
+        prev = self.curr
         self.curr = t
+        if prev is not None:
+            delta = t - prev
+            q = abs(delta) // self.unit
+            self.out = (t, q if delta >= 0 else -q)
 
     def emit(self) -> tuple[int, Any] | None:
-        if self.prev is None:
-            return None
-        delta = self.curr - self.prev  # type: ignore[operator]
-        q = abs(delta) // self.unit
-        return self.curr, q if delta >= 0 else -q  # type: ignore[return-value]
+        return self.out
 
 
 class _MovingAverage:
@@ -402,7 +410,11 @@ class _CumulativeSum:
         return self.time, self.total
 
 
-STEPPERS: dict[str, type] = {"difference": _Difference, "elapsed": _Elapsed,
+def _no_reducer(entries: list[Entry], kind: str, spec: InfluxQLSpec) -> list[Result]:
+    raise TypeError(f"{spec.method} is a transformation: it has no reducer")
+
+
+STEPPERS: dict[str, Callable[[InfluxQLSpec], Stepper]] = {"difference": _Difference, "elapsed": _Elapsed,
                              "movingAverage": _MovingAverage,
                              "cumulativeSum": _CumulativeSum}
 
@@ -412,7 +424,7 @@ class _Transform:
 
     __slots__ = ("kind", "stepper")
 
-    def __init__(self, kind: str, stepper: Any) -> None:
+    def __init__(self, kind: str, stepper: Stepper) -> None:
         self.kind = kind
         self.stepper = stepper
 
@@ -441,7 +453,8 @@ class InfluxQLNode(Node):
         self.use_point_times = (spec.use_point_times or self.transformation
                                 or spec.method.startswith("holtWinters"))
         self.kinds = KINDS[spec.method]
-        self.reducer = REDUCERS.get(spec.method)
+        # transformations have steppers, never reach _emit and so no reducer
+        self.reducer = REDUCERS.get(spec.method, _no_reducer)
         self.stream_out = spec.edge_out() is Edge.STREAM
         self.simple_selector = spec.method in SIMPLE_SELECTORS
         self.pending: dict[str, _Pending] = {}
@@ -531,20 +544,22 @@ class InfluxQLNode(Node):
         self.groups.add(b.group)
         kind: str | None = None
         if self.transformation:
-            stepper = None
             points = []
+            first = 0  # the first point whose field realizes the reducer
             for bp in b.points:
-                if kind is None:
-                    kind = self._realize(bp.fields)
-                    if kind is None:
-                        continue
-                    stepper = STEPPERS[self.method](self.spec)
-                value = self._entry_value(kind, bp.fields)
-                if value is not None:
-                    stepper.aggregate(bp.time, value)  # type: ignore[union-attr]
-                out = stepper.emit()  # type: ignore[union-attr]
-                if out is not None:
-                    points.append(BatchPoint(out[0], {self.as_name: out[1]}, b.tags))
+                kind = self._realize(bp.fields)
+                if kind is not None:
+                    break
+                first += 1
+            if kind is not None:
+                stepper = STEPPERS[self.method](self.spec)
+                for bp in islice(b.points, first, None):
+                    value = self._entry_value(kind, bp.fields)
+                    if value is not None:
+                        stepper.aggregate(bp.time, value)
+                    out = stepper.emit()
+                    if out is not None:
+                        points.append(BatchPoint(out[0], {self.as_name: out[1]}, b.tags))
             self.emit_batch(Batch(b.name, b.group, b.tags, b.dims, b.by_name, b.tmax,
                                   points))
             return
@@ -567,7 +582,7 @@ class InfluxQLNode(Node):
     def _emit(self, entries: list[Entry], kind: str, name: str, group: str,
               dims: tuple[str, ...], tags: dict[str, str], by_name: bool, t: int) -> None:
         if entries:
-            results = self.reducer(entries, kind, self.spec)  # type: ignore[misc]
+            results = self.reducer(entries, kind, self.spec)
         elif self.method in EMPTY_OK:
             results = [(None, 0.0 if self.method == "sum" and kind == "float" else 0,
                         None, None)]
