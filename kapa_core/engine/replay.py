@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
@@ -411,6 +411,14 @@ def query_windows(node: QueryNode, start: int, stop: int, now: int
         yield qstop - node.period, qstop
 
 
+@runtime_checkable
+class _DoesIO(Protocol):
+    """A node that sends or receives outside the task (a query, an HTTP post...): the
+    replay runs its run_io() beside the feeding of points."""
+
+    async def run_io(self) -> None: ...
+
+
 class ReplayRun:
     """One replay of a batch task: its own pipeline, its queries, its outputs."""
 
@@ -468,11 +476,11 @@ class ReplayRun:
         return dict(sorted(out.items()))  # Go maps: written with sorted keys
 
     async def run(self) -> None:
-        io_nodes = [n for n in self.nodes if getattr(n, "run_io", None) is not None
+        io_nodes = [n for n in self.nodes if isinstance(n, _DoesIO)
                     and not isinstance(n, QueryNode)]
         try:
             async with trio.open_nursery() as nursery:
-                drained = []
+                drained: list[tuple[Node, trio.Event]] = []
                 for node in io_nodes:
                     done = trio.Event()
                     drained.append((node, done))
@@ -496,9 +504,9 @@ class ReplayRun:
         finally:
             self.close()
 
-    async def _run_io(self, node: Node, done: trio.Event) -> None:
+    async def _run_io(self, node: _DoesIO, done: trio.Event) -> None:
         try:
-            await node.run_io()  # type: ignore[attr-defined]
+            await node.run_io()
         except TaskStopped as exc:  # from what the node emitted: the replay fails
             self.stopped = self.stopped or exc
         finally:
