@@ -111,7 +111,7 @@ class AlertSpec(NodeSpec):
         self.kinds: HandlerKinds = registry.current()
 
     # -- properties: the node's, the handler kinds', the current handler's options ----------
-    def all_properties(self) -> dict[str, Prop]:  # type: ignore[override]
+    def all_properties(self) -> dict[str, Prop]:
         props = dict(super().all_properties())
         for name in self.kinds.by_property:
             props.setdefault(name, Prop())

@@ -142,10 +142,11 @@ class NodeSpec:
     def edge_out(self) -> Edge:
         return self.edge_in() if self.provides is Edge.SAME else self.provides
 
-    @classmethod
-    def all_properties(cls) -> dict[str, Prop]:
+    def all_properties(self) -> dict[str, Prop]:
+        """The properties a script may set on this node; a node whose properties
+        depend on its configuration (alert handlers, UDF options) extends them."""
         props: dict[str, Prop] = {"quiet": Prop(attr="quiet", mode="flag")}
-        for klass in reversed(cls.__mro__):
+        for klass in reversed(type(self).__mro__):
             props.update(getattr(klass, "PROPERTIES", {}))
         return props
 

@@ -34,7 +34,7 @@ class UDFSpec(NodeSpec):
     def name(self) -> str:
         return f"{self.udf_name}{self.id}"
 
-    def all_properties(self) -> dict[str, Prop]:  # type: ignore[override]
+    def all_properties(self) -> dict[str, Prop]:
         """The node's properties and, taking precedence as in Kapacitor, one per option
         of the function (an instance's: each function has its own)."""
         props = super().all_properties()
