@@ -11,6 +11,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -140,6 +141,10 @@ class TaskService:
         self.log = log
         self.tasks: dict[str, TaskDef] = {}
         self.template_lookup: Any = lambda template_id: None
+        #: Called with each task this service evaluates and the result (the HTTP API
+        #: keeps the last pipelines, so that drawing a task just checked does not
+        #: evaluate it again).
+        self.on_evaluated: Callable[[TaskDef, Evaluated], None] | None = None
         #: Large scripts are parsed, checked and drawn in worker threads, at most this
         #: many at once: each can take a few hundred MB while it is parsed, so concurrent
         #: requests queue here instead of adding up.
@@ -172,10 +177,15 @@ class TaskService:
                     task.error = str(exc)
                     self.log.error("failed to start task", task=task.id, err=str(exc))
 
-    def evaluate(self, task: TaskDef, program: Any = None) -> Evaluated:
-        """``task``'s pipeline; ``program`` is its script already parsed, if at hand."""
-        return evaluate(task.script, task.type, parse_vars(task.vars), dbrps=task.dbrps,
-                        program=program)
+    def evaluate(self, task: TaskDef, program: Any = None, *, notify: bool = True
+                 ) -> Evaluated:
+        """``task``'s pipeline; ``program`` is its script already parsed, if at hand.
+        ``on_evaluated`` hears of it unless ``notify`` is false."""
+        evaluated = evaluate(task.script, task.type, parse_vars(task.vars),
+                             dbrps=task.dbrps, program=program)
+        if notify and self.on_evaluated is not None:
+            self.on_evaluated(task, evaluated)
+        return evaluated
 
     async def enable(self, task: TaskDef) -> None:
         await self._enable(task)

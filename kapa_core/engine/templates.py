@@ -9,6 +9,7 @@ enabled ones are reloaded.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,8 +19,8 @@ from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskService, now
 from kapa_core.errors import APIError, TickError
 from kapa_core.models.duration import Duration
-from kapa_core.storage import TEMPLATES, Store
 from kapa_core.pipeline.evaluate import Evaluated, evaluate, task_type_of
+from kapa_core.storage import TEMPLATES, Store
 from kapa_core.tick.parser import parse
 
 
@@ -100,11 +101,20 @@ class TemplateService:
         self.templates: dict[str, TemplateDef] = {
             key: TemplateDef(**data) for key, data in store.items_json(TEMPLATES)}
         tasks.template_lookup = self.templates.get
+        #: Called with each template this service evaluates and the result (the HTTP
+        #: API keeps the last one, so that drawing a template just checked does not
+        #: evaluate it again).
+        self.on_evaluated: Callable[[TemplateDef, Evaluated], None] | None = None
 
-    def evaluate(self, template: TemplateDef, program: Any = None) -> Evaluated:
-        """The template's pipeline and vars; ``program`` is its script already parsed."""
-        return evaluate(template.script, template.type, require_vars=False,
-                        program=program)
+    def evaluate(self, template: TemplateDef, program: Any = None, *,
+                 notify: bool = True) -> Evaluated:
+        """The template's pipeline and vars; ``program`` is its script already parsed.
+        ``on_evaluated`` hears of it unless ``notify`` is false."""
+        evaluated = evaluate(template.script, template.type, require_vars=False,
+                             program=program)
+        if notify and self.on_evaluated is not None:
+            self.on_evaluated(template, evaluated)
+        return evaluated
 
     async def _checked(self, body: dict[str, Any], existing: TemplateDef | None
                        ) -> TemplateDef:

@@ -156,8 +156,7 @@ class TasksAPI:
         self._dots: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._recent: OrderedDict[tuple[Any, ...], Pipeline] = OrderedDict()
         self._lock = threading.Lock()  # large tasks are checked in worker threads
-        self._evaluate = service.evaluate
-        service.evaluate = self._keep_evaluation  # type: ignore[method-assign]
+        service.on_evaluated = self._keep_evaluation
 
     def stopped_dot(self, task: TaskDef) -> str:
         """The plain DOT of a task that is not running. It is kept per task until the
@@ -171,23 +170,22 @@ class TasksAPI:
             return cached[1]
         with self._lock:  # used once: the DOT text is kept from now on
             recent = self._recent.pop(key, None)
-        pipeline = recent if recent is not None else self._evaluate(task).pipeline
+        pipeline = (recent if recent is not None
+                    else self.service.evaluate(task, notify=False).pipeline)
         dot = pipeline.dot(task.id)
         if len(self._dots) >= 10_000:
             self._dots.clear()
         self._dots[task.id] = (key, dot)
         return dot
 
-    def _keep_evaluation(self, task: TaskDef, program: Any = None) -> Evaluated:
-        """The service's evaluation of ``task``, its pipeline also kept (the last two,
-        until drawn) for ``stopped_dot``. (Its program is kept by the parser, so
-        formatting the script just checked does not parse it again.)"""
-        evaluated = self._evaluate(task, program)
+    def _keep_evaluation(self, task: TaskDef, evaluated: Evaluated) -> None:
+        """Keep the pipeline of a task the service evaluated (the last two, until
+        drawn) for ``stopped_dot``. (Its program is kept by the parser, so formatting
+        the script just checked does not parse it again.)"""
         with self._lock:
             self._recent[_dot_key(task)] = evaluated.pipeline
             while len(self._recent) > 2:
                 self._recent.popitem(last=False)
-        return evaluated
 
     def register(self, router: Router) -> None:
         router.add(["GET"], BASE, self.list)

@@ -36,16 +36,13 @@ class TemplatesAPI:
         self._drawn: dict[str, tuple[tuple[Any, ...], tuple[dict[str, Any], str, str]]] = {}
         self._recent: tuple[tuple[Any, ...], Evaluated] | None = None
         self._lock = threading.Lock()  # large templates are checked in worker threads
-        self._evaluate = service.evaluate
-        service.evaluate = self._keep_evaluation  # type: ignore[method-assign]
+        service.on_evaluated = self._keep_evaluation
 
-    def _keep_evaluation(self, template: TemplateDef, program: Any = None) -> Evaluated:
-        """The service's evaluation of ``template``, the last one also kept (until
-        drawn) so that defining a large template evaluates it once, not twice."""
-        evaluated = self._evaluate(template, program)
+    def _keep_evaluation(self, template: TemplateDef, evaluated: Evaluated) -> None:
+        """Keep the last template the service evaluated (until drawn), so that
+        defining a large template evaluates it once, not twice."""
         with self._lock:
             self._recent = (_key(template), evaluated)
-        return evaluated
 
     def drawn(self, template: TemplateDef) -> tuple[dict[str, Any], str, str]:
         """The template's vars, DOT and error, kept until its script changes: they
@@ -59,7 +56,7 @@ class TemplatesAPI:
             recent, self._recent = self._recent, None
         try:
             evaluated = recent[1] if recent is not None and recent[0] == key else \
-                self._evaluate(template)
+                self.service.evaluate(template, notify=False)
             variables, dot = var_json(evaluated), evaluated.pipeline.dot(template.id)
         except Exception as exc:  # a stored template broken by a newer check still lists
             variables, dot, error = {}, "", str(exc)
