@@ -53,17 +53,20 @@ def wait_until(probe: Callable[[], _T], timeout: float = 20.0, what: str = "", *
     """
     deadline = time.monotonic() + timeout
     while True:
+        last: _T | Exception
         try:
-            last: Any = probe()
+            value = probe()
         except Exception as exc:  # e.g. a server not answering yet: try again
-            last, done = exc, False
+            last = exc
         else:
+            last = value
+            done: object
             try:
-                done = until(last) if until is not None else last
+                done = until(value) if until is not None else value
             except Exception:  # e.g. a statistic not there yet: not done
                 done = False
-        if done:
-            return last  # type: ignore[no-any-return]
+            if done:
+                return value
         if time.monotonic() >= deadline:
             raise AssertionError(
                 f"timed out after {timeout:g}s waiting for {what or probe}; last seen: "
