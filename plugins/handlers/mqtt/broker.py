@@ -202,16 +202,17 @@ def _mask_client_frames() -> None:
     proxy that pings would drop every session. Every frame a client sends must be masked,
     so the wrapper's frame builder is made to always mask.
     """
-    wrapper: Any = paho._WebsocketWrapper
-    build = wrapper._create_frame
+    wrapper: Any = paho._WebsocketWrapper  # private to paho, so untyped
+    build: Callable[[Any, int, bytearray, int], bytearray] = wrapper._create_frame
     if getattr(build, "masks_always", False):
         return
 
     def create_frame(self: Any, opcode: int, data: bytearray,
                      do_masking: int = 1) -> bytearray:
-        return build(self, opcode, data, 1)  # type: ignore[no-any-return]
+        return build(self, opcode, data, 1)
 
-    create_frame.masks_always = True  # type: ignore[attr-defined]
+    # marks paho's patched method, so importing this module again does not wrap it twice
+    create_frame.masks_always = True  # type: ignore[attr-defined]  # a function attribute
     wrapper._create_frame = create_frame
 
 
