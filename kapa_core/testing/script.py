@@ -430,8 +430,10 @@ def _record_outputs(nodes: list[Node], into: dict[str, list[Point | Batch]]) -> 
             kept.append(b)
             send(b)
 
-        node.emit_point = emit_point  # type: ignore[method-assign]
-        node.emit_batch = emit_batch  # type: ignore[method-assign]
+        # Wrapped on the instance, not by a recording child: a child would count in
+        # the node's emitted statistics and cost every other node a check per point.
+        node.emit_point = emit_point  # type: ignore[method-assign]  # see above
+        node.emit_batch = emit_batch  # type: ignore[method-assign]  # see above
 
 
 def run_script(script: str, points: Iterable[Data] | str = (), *,
