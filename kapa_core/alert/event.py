@@ -178,7 +178,7 @@ class EventState:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, EventState) and self._key() == other._key()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     def __repr__(self) -> str:
         return (f"EventState(id={self.id!r}, message={self.message!r}, level={self.level!s}, "
@@ -251,7 +251,7 @@ class Event:
                 "topic", "state", "previous_level", "name", "task_name", "category", "group",
                 "tags", "fields", "series", "recoverable"))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     def __repr__(self) -> str:
         return f"Event(topic={self.topic!r}, state={self.state!r})"

@@ -19,7 +19,7 @@ import math
 import struct
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no types
 
 WHITESPACE = b" \t\r\n"
 _GO_UNPRINTABLE = {0xA0, 0xAD}
@@ -400,7 +400,7 @@ def go_resolve(text: str) -> Any:
     return text
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # base class untyped (PyYAML)
     """YAML as go-yaml v2 reads it for ghodss/yaml: plain scalars resolved by go-yaml's
     rules (no timestamps, Go's number syntax), the rest as YAML says."""
 

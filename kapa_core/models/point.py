@@ -37,7 +37,7 @@ class Point:
                 and self.retention_policy == other.retention_policy
                 and _same_fields(self.fields, other.fields))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     def __repr__(self) -> str:
         return (f"Point({self.name!r}, {self.tags!r}, {self.fields!r}, {self.time}, "

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeGuard
 
 # google-re2 ships no type information: the module is typed here by the Regex and
 # RegexMatch protocols below, which is all the code base uses of it.
-import re2  # type: ignore[import-untyped]
+import re2  # type: ignore[import-untyped]  # google-re2 ships no types
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # errors are reported to the user, not printed by RE2
