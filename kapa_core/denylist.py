@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ import trio
 
 from kapa_core.errors import KapaError
 from kapa_core.logs import Logger
+from kapa_core.perdaemon import PerDaemon
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -81,7 +81,7 @@ def parse_address(text: str | bytes) -> Address | None:
 
 
 #: The deny list of the daemon this code runs for (see :meth:`DenyList.install`).
-_CURRENT: ContextVar[DenyList | None] = ContextVar("kapa_deny_list", default=None)
+_CURRENT: PerDaemon[DenyList | None] = PerDaemon("kapa_deny_list", None)
 
 
 class DenyList:
@@ -211,7 +211,7 @@ class DenyList:
         """
         if not self.networks:
             return False
-        _CURRENT.set(self)
+        _CURRENT.install(self)
         trio.socket.set_custom_hostname_resolver(DenyingResolver())
         factory = guarded_socket_factory()
         if factory is not None:
@@ -234,7 +234,7 @@ class DenyingResolver(trio.abc.HostnameResolver):
                           flags: int = 0) -> list[AddrInfo]:
         infos = await trio.to_thread.run_sync(socket.getaddrinfo, host, port, family, type,
                                               proto, flags, abandon_on_cancel=True)
-        denylist = _CURRENT.get()
+        denylist = _CURRENT.current()
         if denylist is not None and host is not None and not flags & socket.AI_PASSIVE:
             name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
             denylist.check_infos(name, infos)
@@ -260,7 +260,7 @@ def guarded_socket_factory() -> trio.abc.SocketFactory | None:
         """A trio socket checking the peer address of every connect and sendto."""
 
         def _guard(self, address: Any) -> None:
-            denylist = _CURRENT.get()
+            denylist = _CURRENT.current()
             if (denylist is not None and self.family in _INET
                     and isinstance(address, tuple) and address):
                 denylist.check_address(str(address[0]), via="connect")
@@ -268,7 +268,7 @@ def guarded_socket_factory() -> trio.abc.SocketFactory | None:
         async def connect(self, address: Any) -> None:
             self._guard(address)
             await super().connect(address)
-            denylist = _CURRENT.get()
+            denylist = _CURRENT.current()
             if denylist is not None and self.family in _INET:
                 # the peer really reached, whatever the address said
                 try:

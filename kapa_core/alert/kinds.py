@@ -11,13 +11,12 @@ one is installed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from kapa_core.models.duration import SECOND, Duration
+from kapa_core.perdaemon import PerDaemon
 
 
 class Kind(Protocol):
@@ -86,24 +85,10 @@ class HandlerKinds:
 
 #: Nothing installed: no handler kind, Kapacitor's deadman defaults.
 NONE = HandlerKinds()
-_CURRENT: ContextVar[HandlerKinds] = ContextVar("kapa_handler_kinds", default=NONE)
-
-
-def current() -> HandlerKinds:
-    """The handler kinds of the daemon (or tool) this code runs under."""
-    return _CURRENT.get()
-
-
-def install(kinds: HandlerKinds) -> Token[HandlerKinds]:
-    """Make ``kinds`` current in this context and the tasks and threads it starts."""
-    return _CURRENT.set(kinds)
-
-
-@contextmanager
-def using(kinds: HandlerKinds) -> Iterator[HandlerKinds]:
-    """``kinds`` current for the ``with`` block only."""
-    token = _CURRENT.set(kinds)
-    try:
-        yield kinds
-    finally:
-        _CURRENT.reset(token)
+_CURRENT = PerDaemon("kapa_handler_kinds", NONE)
+#: The handler kinds of the daemon (or tool) this code runs under.
+current = _CURRENT.current
+#: Make kinds current in this context and the tasks and threads it starts.
+install = _CURRENT.install
+#: Kinds current for a ``with`` block only.
+using = _CURRENT.using

@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,6 +48,7 @@ from kapa_core.errors import KapaError
 from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
+from kapa_core.perdaemon import PerDaemon
 
 
 class UDFError(KapaError):
@@ -266,27 +265,13 @@ class UDFFunctions:
 
 #: Nothing installed: no function is known.
 NONE = UDFFunctions()
-_CURRENT: ContextVar[UDFFunctions] = ContextVar("kapa_udf_functions", default=NONE)
-
-
-def current() -> UDFFunctions:
-    """The functions of the daemon (or tool) this code runs under."""
-    return _CURRENT.get()
-
-
-def install(functions: UDFFunctions) -> Token[UDFFunctions]:
-    """Make ``functions`` current in this context and the tasks and threads it starts."""
-    return _CURRENT.set(functions)
-
-
-@contextmanager
-def using(functions: UDFFunctions) -> Iterator[UDFFunctions]:
-    """``functions`` current for the ``with`` block only."""
-    token = _CURRENT.set(functions)
-    try:
-        yield functions
-    finally:
-        _CURRENT.reset(token)
+_CURRENT = PerDaemon("kapa_udf_functions", NONE)
+#: The functions of the daemon (or tool) this code runs under.
+current = _CURRENT.current
+#: Make functions current in this context and the tasks and threads it starts.
+install = _CURRENT.install
+#: Functions current for a ``with`` block only.
+using = _CURRENT.using
 
 
 def pick_bridge(bridges: Mapping[str, UDFBridge], config: Any) -> UDFBridge | None:

@@ -18,8 +18,8 @@ CORE = Path(kapa_core.__file__).parent
 #: Lowest first. A package may import from its own layer's packages and from lower
 #: layers, never from a higher one; within a layer imports may not form a cycle.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "logs", "gcpause", "denylist", "tlsconfig", "httpclients",
-     "gotemplate", "models"),
+    ("__init__", "errors", "logs", "perdaemon", "gcpause", "denylist", "tlsconfig",
+     "httpclients", "gotemplate", "models"),
     ("config", "storage", "hookspecs"),
     ("tick",),
     ("glob", "auth", "influxdb", "services"),
