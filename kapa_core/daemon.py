@@ -49,6 +49,7 @@ from kapa_core.http.auth_setup import install as install_auth
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
 from kapa_core.http.discovery_api import DiscoveryAPI
+from kapa_core.http.pprof_api import PprofAPI
 from kapa_core.http.recordings_api import RecordingsAPI
 from kapa_core.http.replays_api import ReplaysAPI
 from kapa_core.http.router import Router
@@ -382,6 +383,7 @@ class Daemon:
         SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
         DiscoveryAPI(self.discovery).register(router)
         assert self.store is not None
+        PprofAPI().register(router)
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)

@@ -237,6 +237,12 @@ ROUTE_PERMISSIONS = {
     "/kapacitor/v1/config": "config_api",
     "/kapacitor/v1/config/{rest:path}": "config_api",
     "/kapacitor/v1/debug/vars": "api",
+    # the profiles: any path but write and config needs api (without pprof-enabled)
+    "/kapacitor/v1/debug/pprof/": "api",
+    "/kapacitor/v1/debug/pprof/cmdline": "api",
+    "/kapacitor/v1/debug/pprof/profile": "api",
+    "/kapacitor/v1/debug/pprof/symbol": "api",
+    "/kapacitor/v1/debug/pprof/{name}": "api",
     # a kapa-core addition: every path but write and config needs the api privilege
     "/kapacitor/v1/discovery": "api",
     "/kapacitor/v1/discovery/{service}": "api",
@@ -258,6 +264,9 @@ ROUTE_PERMISSIONS = {
     "/kapacitor/v1/service-tests": "api",
     "/kapacitor/v1/service-tests/{name}": "api",
     "/kapacitor/v1/sideload/reload": "api",
+    "/kapacitor/v1/storage/backup": "api",
+    "/kapacitor/v1/storage/stores": "api",
+    "/kapacitor/v1/storage/stores/{store}": "api",
     "/kapacitor/v1/subscriptions": "api",
     "/kapacitor/v1/tasks": "api",
     "/kapacitor/v1/tasks/{id}": "api",
@@ -319,28 +328,30 @@ def test_every_route_and_method(secured) -> None:
     try:
         for route, methods in routes.items():
             path = concrete(route)
+            # the CPU profile samples 30 s by default
+            params = {"seconds": "0"} if path.endswith("/debug/pprof/profile") else None
             holders, lacking = HOLDERS[ROUTE_PERMISSIONS[route]]
             for method in methods:
                 where = f"{method} {path}"
                 body = (lambda b: b"") if method == "HEAD" else (lambda b: b)
-                response = anonymous.request(method, path)
+                response = anonymous.request(method, path, params=params)
                 assert (response.status_code, response.content) == (
                     401, body(NO_CREDENTIALS)), where
-                response = wrong.request(method, path)
+                response = wrong.request(method, path, params=params)
                 assert (response.status_code, response.content) == (
                     401, body(WRONG_CREDENTIALS)), where
                 for name in lacking:
-                    response = clients[name].request(method, path)
+                    response = clients[name].request(method, path, params=params)
                     if method == "HEAD":  # HEAD asks for no privilege
                         assert response.status_code not in (401, 403), where
                         continue
                     assert (response.status_code, response.content) == (
                         403, forbidden(name, PRIVILEGES[method], path)), f"{where} as {name}"
                 for name in holders:
-                    response = clients[name].request(method, path)
+                    response = clients[name].request(method, path, params=params)
                     assert response.status_code not in (401, 403), \
                         f"{where} as {name}: {response.status_code} {response.text}"
-                response = admin.request(method, path)
+                response = admin.request(method, path, params=params)
                 assert response.status_code not in (401, 403), where
                 checked += 1
     finally:
