@@ -56,6 +56,7 @@ from kapa_core.http.router import Router
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
 from kapa_core.http.service_tests_api import ServiceTestsAPI
+from kapa_core.http.storage_api import StorageAPI
 from kapa_core.http.subscriptions_api import SubscriptionsAPI
 from kapa_core.http.tasks_api import TasksAPI
 from kapa_core.http.templates_api import TemplatesAPI
@@ -382,8 +383,9 @@ class Daemon:
                         ).register(router)
         SubscriptionsAPI(lambda: runner.get("influxdb")).register(router)
         DiscoveryAPI(self.discovery).register(router)
-        assert self.store is not None
         PprofAPI().register(router)
+        assert self.store is not None
+        StorageAPI(self.store).register(router)
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)

@@ -5,6 +5,7 @@
     kapa-core config [-config path] [-hostname name]
     kapa-core version
     kapa-core plugins
+    kapa-core restore [-config path] FILE
     kapa-core help [command]
 
 Flags take Go's single dash (``-config x``, ``-config=x``); double dashes work too.
@@ -27,12 +28,14 @@ from kapa_core.config.toml_out import dump
 from kapa_core.errors import ConfigError, KapaError, PluginError
 from kapa_core.plugins import Plugins, load_plugins
 
-COMMANDS = ("run", "config", "version", "plugins", "help")
+COMMANDS = ("run", "config", "version", "plugins", "restore", "help")
 DESCRIPTIONS = {
     "run": "Run the daemon (the default command).",
     "config": "Print the default configuration merged with a file, as TOML.",
     "version": "Print the version.",
     "plugins": "List loaded plugins, their versions and hooks, and plugins that failed.",
+    "restore": "Replace the store ([storage] boltdb) with a backup saved by "
+               "`kapacitor backup FILE`; the daemon must be stopped.",
     "help": "Show help for a command.",
 }
 
@@ -47,7 +50,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"kapa-core {command}", description=DESCRIPTIONS[command],
         epilog="Flags accept one or two dashes: -config x, -config=x, --config x.")
-    if command in ("run", "config"):
+    if command in ("run", "config", "restore"):
         _flag(parser, "config", "Path to the configuration file (default: "
               "$KAPACITOR_CONFIG_PATH, then ~/.kapacitor/kapacitor.conf, then "
               "/etc/kapacitor/kapacitor.conf, else embedded defaults).", "PATH")
@@ -66,6 +69,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
               "be used, e.g. exec,httppost.", "KINDS")
         parser.add_argument("-cpuprofile", "--cpuprofile", help=argparse.SUPPRESS)
         parser.add_argument("-memprofile", "--memprofile", help=argparse.SUPPRESS)
+    if command == "restore":
+        parser.add_argument("file", metavar="FILE", help="The backup: a file saved by "
+                            "`kapacitor backup` or GET /kapacitor/v1/storage/backup. It is "
+                            "checked (a kapa-core SQLite store passing integrity_check) "
+                            "before it replaces the store.")
     if command == "help":
         parser.add_argument("topic", nargs="?", choices=COMMANDS, help="A command.")
     return parser
@@ -125,6 +133,17 @@ def cmd_plugins(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from kapa_core.storage import restore
+
+    plugins = load_plugins()
+    layers, path = _layers(args, environ, plugins)
+    dest = layers.build(layers.effective_raw())["storage"].boltdb
+    restore(args.file, dest)
+    print(f"restored {args.file} into {dest}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import trio
 
@@ -162,7 +181,7 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 HANDLERS = {"run": cmd_run, "config": cmd_config, "version": cmd_version,
-            "plugins": cmd_plugins}
+            "plugins": cmd_plugins, "restore": cmd_restore}
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Storage: everything the API creates, in one SQLite file (see :mod:`.store`)."""
 
-from kapa_core.storage.store import Store
+from kapa_core.storage.store import Store, check_backup, restore
 
 TASKS = "tasks"
 TEMPLATES = "templates"
@@ -25,4 +25,6 @@ __all__ = [
            "TOPIC_STATES",
            "USERS",
            "Store",
+           "check_backup",
+           "restore",
 ]

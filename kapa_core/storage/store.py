@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no types
 import trio
@@ -122,20 +124,49 @@ class Store:
         return sorted(set(names) | self._registered)
 
     def rebuild(self, store: str) -> None:
-        """Re-write every row of ``store`` (the storage API's ``rebuild`` action)."""
+        """Re-write every row of ``store`` in one transaction, then rebuild the table's
+        index from the rows (the storage API's ``rebuild`` action)."""
         with self.transaction():
             for key, value in self.items(store):
                 self.put(store, key, value)
+        self._run("rebuild", store, "", lambda: self._db.execute("REINDEX kv"))
 
     def backup(self, dest_path: str) -> None:
         """A consistent copy of the whole database at ``dest_path``."""
-        def op() -> None:
-            target = sqlite3.connect(dest_path)
+        self.backup_to(dest_path)
+
+    def backup_to(self, dest_path: str) -> int:
+        """A consistent, self-contained copy of the whole database at ``dest_path``
+        (replaced if it exists); returns its size in bytes.
+
+        SQLite's online backup API copies every page in one step while the store's lock
+        keeps this process's writers out, so the copy is one point in time even while
+        the API goes on writing. The copy uses a rollback journal (no ``-wal`` file
+        beside it): it is one file, ready for ``kapa-core restore`` or to be used as
+        ``[storage] boltdb`` directly."""
+        def op() -> int:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.unlink(dest_path + suffix)
+            target = sqlite3.connect(dest_path, isolation_level=None)
             try:
                 self._db.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")
             finally:
                 target.close()
-        self._run("backup", "", "", op)
+            return os.path.getsize(dest_path)
+        return self._run("backup", "", "", op)
+
+    def backup_bytes(self) -> bytes:
+        """The bytes of a :meth:`backup_to` copy (what ``GET /storage/backup`` sends)."""
+        with tempfile.TemporaryDirectory(prefix="kapa-backup-") as tmp:
+            path = os.path.join(tmp, "kapacitor.db")
+            self.backup_to(path)
+            with open(path, "rb") as f:
+                return f.read()
+
+    async def abackup_bytes(self) -> bytes:
+        return await trio.to_thread.run_sync(self.backup_bytes)
 
     def integrity_check(self) -> None:
         result = self._run("integrity check", "", "", lambda: self._db.execute(
@@ -191,3 +222,73 @@ class Store:
 
     async def aitems_json(self, store: str, prefix: str = "") -> list[tuple[str, Any]]:
         return await trio.to_thread.run_sync(self.items_json, store, prefix)
+
+
+def check_backup(path: str) -> None:
+    """Refuse ``path`` unless it is an intact kapa-core store: a SQLite database that
+    passes ``PRAGMA integrity_check`` and has kapa-core's ``meta`` and ``kv`` tables."""
+    if not os.path.isfile(path):
+        raise StorageError(f"{path}: no such file")
+    try:
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open: {exc}") from None
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise StorageError(f"{path} is damaged: {result}")
+        tables = {r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+        if not {"meta", "kv"} <= tables:
+            raise StorageError(f"{path} is a SQLite database but not a kapa-core store "
+                               "(no meta and kv tables)")
+        row = db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        if row is None or str(row[0]) != str(SCHEMA_VERSION):
+            raise StorageError(f"{path} has storage schema version "
+                               f"{row[0] if row else 'none'}; this kapa-core reads "
+                               f"version {SCHEMA_VERSION}")
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path} is not a SQLite database ({exc})") from None
+    finally:
+        db.close()
+
+
+def restore(backup_path: str, dest_path: str) -> None:
+    """Replace the store at ``dest_path`` with the backup at ``backup_path``.
+
+    The backup is checked first (:func:`check_backup`). A store that a running daemon
+    has open is refused: the daemon keeps it in WAL mode, and leaving WAL mode needs
+    the only connection, so SQLite answers "database is locked" while another process
+    holds it. The copy goes through SQLite's backup API, then the store is put back in
+    WAL mode as the daemon opens it."""
+    check_backup(backup_path)
+    parent = os.path.dirname(os.path.abspath(dest_path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        target = sqlite3.connect(dest_path, timeout=0, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot open {dest_path}: {exc}") from None
+    try:
+        try:
+            target.execute("PRAGMA journal_mode=DELETE")
+            target.execute("BEGIN EXCLUSIVE")
+            target.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageError(f"{dest_path} is in use (is kapa-core running?): stop "
+                                   "the daemon before restoring") from None
+            raise StorageError(f"cannot restore into {dest_path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{dest_path} exists and is not a SQLite database ({exc}): "
+                               "move it away first") from None
+        source = sqlite3.connect(f"file:{quote(os.path.abspath(backup_path))}?mode=ro",
+                                 uri=True)
+        try:
+            source.backup(target)
+        except sqlite3.Error as exc:
+            raise StorageError(f"restore into {dest_path} failed: {exc}") from None
+        finally:
+            source.close()
+        target.execute("PRAGMA journal_mode=WAL")
+    finally:
+        target.close()
