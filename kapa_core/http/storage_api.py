@@ -60,7 +60,14 @@ def parse_action(body: bytes) -> str:
     try:
         doc: Any = json.loads(body or b"")
     except (ValueError, UnicodeDecodeError) as exc:
-        reason = str(exc) if body else "EOF"
+        start = body.lstrip(b" \t\r\n")[:1]
+        if not start:
+            reason = "EOF"
+        elif start not in b'{["-0123456789tfn':  # Go's wording for the common case
+            reason = f"invalid character {start.decode('latin-1')!r} looking for " \
+                     "beginning of value"
+        else:
+            reason = str(exc)
         raise APIError(400, f"failed to unmarshal storage action {reason}") from None
     action = doc.get("action") if isinstance(doc, dict) else None
     if action is None:
