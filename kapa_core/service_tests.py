@@ -41,6 +41,19 @@ class ServiceTest:
     run: Callable[[dict[str, Any]], Any]  # async (options) -> None
 
 
+def known_options(overrides: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The ``overrides`` that name an option, as Go decodes an object into a struct: an
+    unknown key is ignored, a key names an option exactly or else regardless of case,
+    and of two keys naming one option the later wins."""
+    folded = {key.casefold(): key for key in options}
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        target = key if key in options else folded.get(key.casefold())
+        if target is not None:
+            out[target] = value
+    return out
+
+
 class ServiceTests:
     def __init__(self, alerts: Any, service: Callable[[str], Any],
                  service_names: Callable[[], list[str]]) -> None:
@@ -74,11 +87,7 @@ class ServiceTests:
     async def run(self, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
         test = self.get(name)
         options = test.defaults()
-        unknown = sorted(set(overrides) - set(options))
-        if unknown:
-            raise APIError(400, f"unknown test option(s) {', '.join(unknown)} for service "
-                                f"{name!r} (known: {', '.join(sorted(options))})")
-        options.update(overrides)
+        options.update(known_options(overrides, options))
         try:
             with trio.fail_after(TEST_TIMEOUT):
                 await test.run(options)
@@ -105,6 +114,9 @@ class ServiceTests:
 
         async def run(options: dict[str, Any]) -> None:
             values = dict(options)
+            for key in EVENT_KEYS:
+                if values[key] is None:  # a JSON null leaves a Go string as it was
+                    values[key] = defaults()[key]
             event_id = str(values.pop("id"))
             message = str(values.pop("message"))
             try:

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kapa_core.errors import APIError
 from kapa_core.glob import GlobError
-from kapa_core.http.listing import json_body
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
+from kapa_core.models.jsonbody import JSONBodyError, decode_json
 from kapa_core.service_tests import ServiceTest, ServiceTests
 
 BASE = "/kapacitor/v1/service-tests"
+
+
+#: finds where the body's first JSON value ends, and its kind (numbers are not converted:
+#: an integer of thousands of digits is as cheap as any other)
+_SCANNER = json.JSONDecoder(parse_int=lambda _: 0, parse_float=lambda _: 0.0)
+_GO_KINDS = {bool: "bool", str: "string", list: "array", int: "number", float: "number"}
+
+
+def test_options_body(body: bytes, name: str) -> dict[str, Any]:
+    """The options a test body overrides, decoded as Kapacitor's ``json.Decoder`` does:
+    the first JSON value of the body counts (anything after it is ignored); ``null``
+    overrides nothing (the ``kapacitor service-tests`` client sends it); an object
+    overrides the options it names; an empty body or any other value is a 400."""
+    text = body.decode("utf-8", "replace").lstrip(" \t\r\n")
+    if not text:
+        raise APIError(400, "failed to decode JSON body:EOF")
+    try:
+        scanned, end = _SCANNER.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip(" \t\r\n")):
+            raise APIError(400, "failed to decode JSON body:unexpected EOF") from None
+        raise APIError(400, f"failed to decode JSON body:invalid character "
+                            f"{text[exc.pos]!r} at offset {exc.pos}: {exc.msg}") from None
+    except RecursionError:
+        raise APIError(400, "failed to decode JSON body:nesting too deep") from None
+    if scanned is not None and not isinstance(scanned, dict):
+        raise APIError(400, f"failed to decode JSON body:json: cannot unmarshal "
+                            f"{_GO_KINDS.get(type(scanned), 'number')} into Go value of "
+                            f"type {name}.testOptions")
+    try:
+        value = decode_json(text[:end])
+    except JSONBodyError as exc:
+        raise APIError(400, f"failed to decode JSON body:{exc}") from None
+    return value if isinstance(value, dict) else {}
 
 
 def _json(test: ServiceTest) -> dict[str, Any]:
@@ -45,4 +80,5 @@ class ServiceTestsAPI:
     async def run(self, request: Request) -> Response:
         name = request.params["name"]
         self.tests.get(name)
-        return Response.json(await self.tests.run(name, json_body(request)), pretty=False)
+        overrides = test_options_body(request.body or b"", name)
+        return Response.json(await self.tests.run(name, overrides), pretty=False)
