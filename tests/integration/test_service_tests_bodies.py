@@ -39,7 +39,7 @@ BODIES: tuple[bytes, ...] = (b"null", b"", b"{}", b'{"bad": 1}', b"[]", b'"x"', 
                              b'{"message": 1}', b"{", b"null trailing")
 
 #: the services tried, each with a section config ({u}: the recorder's URL) or none
-SERVICES = ("slack", "smtp", "alerta", "pagerduty2", "httppost", "kafka")
+SERVICES = ("slack", "smtp", "influxdb", "alerta", "pagerduty2", "httppost", "kafka")
 
 #: what ``kapacitor service-tests`` is given: names and a glob
 CLIENT_ARGS = ("slack", "pagerduty*", "kafka")
@@ -51,6 +51,8 @@ OTHER_WORDS = {
     ("smtp", "service is not enabled"): "email: the [smtp] section is not enabled",
     ("pagerduty2", "service is not enabled"):
         "pagerduty2: the [pagerduty2] section is not enabled",
+    ("influxdb", 'cluster "" is not enabled or does not exist'):
+        "InfluxDB cluster '(default)' is not enabled or not set up",
     # Kapacitor's test options default to cluster "example" and url localhost:3000
     ("kafka", 'unknown cluster "example"'):
         "kafka: no cluster given (use .cluster('id') or the cluster option)",
