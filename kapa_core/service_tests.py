@@ -123,8 +123,15 @@ class ServiceTests:
                 level = Level.parse(str(values.pop("level")))
             except ValueError as exc:
                 raise ConfigError("level", str(exc)) from None
-            handler = self.alerts.handler(kind.name, opts.from_json(kind.name, kind.options,
-                                                                    values))
+            try:
+                options = opts.from_json(kind.name, kind.options, values)
+            except KapaError:
+                if self._disabled(kind.section):
+                    raise KapaError("service is not enabled") from None
+                raise
+            if self._disabled(kind.section):  # Kapacitor's words for every such service
+                raise KapaError("service is not enabled")
+            handler = self.alerts.handler(kind.name, options)
             state = EventState(id=event_id, message=message, details="",
                                time=time.time_ns(), duration=0, level=level)
             await handler.handle(Event(topic="service-test", state=state,
@@ -132,3 +139,8 @@ class ServiceTests:
                                        previous_level=Level.OK))
 
         return ServiceTest(kind.section, defaults, run)
+
+    def _disabled(self, section: str) -> bool:
+        """Whether ``section`` is one section (not a list) with ``enabled = false``."""
+        config = self.alerts.section_config(section)
+        return config is not None and getattr(config, "enabled", True) is False

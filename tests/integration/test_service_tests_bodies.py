@@ -48,9 +48,6 @@ CLIENT_ARGS = ("slack", "pagerduty*", "kafka")
 #: Where kapa-core's test reports a failure in other words than Kapacitor: (service,
 #: Kapacitor's message) -> kapa-core's. The answers are otherwise the same.
 OTHER_WORDS = {
-    ("smtp", "service is not enabled"): "email: the [smtp] section is not enabled",
-    ("pagerduty2", "service is not enabled"):
-        "pagerduty2: the [pagerduty2] section is not enabled",
     ("influxdb", 'cluster "" is not enabled or does not exist'):
         "InfluxDB cluster '(default)' is not enabled or not set up",
     # Kapacitor's test options default to cluster "example" and url localhost:3000
