@@ -18,6 +18,11 @@ BASE = "/kapacitor/v1/service-tests"
 #: finds where the body's first JSON value ends, and its kind (numbers are not converted:
 #: an integer of thousands of digits is as cheap as any other)
 _SCANNER = json.JSONDecoder(parse_int=lambda _: 0, parse_float=lambda _: 0.0)
+#: Python's words for a syntax error -> Go's (others are given as Python says them)
+_GO_SYNTAX = {"Expecting value": "looking for beginning of value",
+              "Expecting property name enclosed in double quotes":
+                  "looking for beginning of object key string",
+              "Expecting ':' delimiter": "after object key"}
 _GO_KINDS = {bool: "bool", str: "string", list: "array", int: "number", float: "number"}
 
 
@@ -34,8 +39,9 @@ def test_options_body(body: bytes, name: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip(" \t\r\n")):
             raise APIError(400, "failed to decode JSON body:unexpected EOF") from None
+        where = _GO_SYNTAX.get(exc.msg, exc.msg)
         raise APIError(400, f"failed to decode JSON body:invalid character "
-                            f"{text[exc.pos]!r} at offset {exc.pos}: {exc.msg}") from None
+                            f"'{text[exc.pos]}' {where}") from None
     except RecursionError:
         raise APIError(400, "failed to decode JSON body:nesting too deep") from None
     if scanned is not None and not isinstance(scanned, dict):

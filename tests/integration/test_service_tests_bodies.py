@@ -36,7 +36,8 @@ KAPACITOR_CLIENT = "/opt/kbin/kapacitor"
 
 #: raw request bodies posted to every service below
 BODIES: tuple[bytes, ...] = (b"null", b"", b"{}", b'{"bad": 1}', b"[]", b'"x"', b"1",
-                             b'{"message": 1}', b"{", b"null trailing")
+                             b'{"message": 1}', b"{", b"null trailing", b"{x}", b"@",
+                             b'{"a" 1}', b' \n{"MESSAGE": "upper"}')
 
 #: the services tried, each with a section config ({u}: the recorder's URL) or none
 SERVICES = ("slack", "smtp", "influxdb", "alerta", "pagerduty2", "httppost", "kafka")
