@@ -48,7 +48,7 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .service_test_kit import SectionService, decode
+from .service_test_kit import SectionService, decode, workspace_element
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -102,22 +102,6 @@ class DiscordSection(Section):
         return [{**self.default_raw_element(), "default": True}]
 
 
-def _element(elements: tuple[DiscordConfig, ...], workspace: str) -> DiscordConfig:
-    """The element Kapacitor's discord service finds for ``workspace`` ("" for the
-    default one: the only element, or the one marked default)."""
-    if not elements:
-        raise HandlerError("no discord configuration found")
-    if workspace:
-        found = next((e for e in elements if e.workspace == workspace), None)
-    elif len(elements) == 1:
-        found = elements[0]
-    else:
-        found = next((e for e in elements if e.default), None)
-    if found is None:
-        raise HandlerError("workspace id not found")
-    return found
-
-
 def _rfc3339(value: str) -> str:
     """A JSON time as Go's time.RFC3339 writes it back (whole seconds, its offset)."""
     try:
@@ -138,7 +122,7 @@ class DiscordService(SectionService[tuple[DiscordConfig, ...]]):
 
     def test_options(self) -> dict[str, Any]:
         try:
-            workspace = _element(self.config, "").workspace
+            workspace = workspace_element(self.config, "", "discord").workspace
         except HandlerError:
             workspace = ""
         return {"workspace": workspace, "message": "test discord message", "level": "INFO",
@@ -148,7 +132,7 @@ class DiscordService(SectionService[tuple[DiscordConfig, ...]]):
     async def test(self, options: dict[str, Any]) -> None:
         values = decode(options, self.test_options(), {"level": Level})
         stamp = _rfc3339(values["time-val"])
-        config = _element(self.config, values["workspace"])
+        config = workspace_element(self.config, values["workspace"], "discord")
         if not config.enabled:
             raise HandlerError("service is not enabled")
         embed = GoStruct(color=COLORS.get(values["level"], OTHER_COLOR),

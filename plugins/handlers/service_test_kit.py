@@ -7,11 +7,11 @@ cutting a string at a byte count and writing it (Teams, ServiceNow)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
-from kapa_core.plugin_api import APIError, Level, ServiceContext, go_json
+from kapa_core.plugin_api import APIError, HandlerError, Level, ServiceContext, go_json
 
 ConfigT = TypeVar("ConfigT")
 
@@ -123,3 +123,31 @@ class SectionService(Generic[ConfigT]):
 
     def check_outgoing(self, url: str) -> None:
         self._check_outgoing(url)
+
+
+class _Workspace(Protocol):
+    @property
+    def workspace(self) -> str: ...
+    @property
+    def default(self) -> bool: ...
+
+
+WorkspaceT = TypeVar("WorkspaceT", bound=_Workspace)
+
+
+def workspace_element(elements: tuple[WorkspaceT, ...], workspace: str,
+                      service: str) -> WorkspaceT:
+    """The element Kapacitor's slack or discord service finds for ``workspace`` ("" for
+    the default one: the only element, or the one marked default), with its errors."""
+    if not elements:
+        raise HandlerError(f"no {service} configuration found")
+    if workspace:
+        found = next((e for e in elements if e.workspace == workspace), None)
+    elif len(elements) == 1:
+        found = elements[0]
+    else:
+        found = next((e for e in elements if e.default), None)
+    if found is None:
+        raise HandlerError("workspace id not found")
+    return found
+

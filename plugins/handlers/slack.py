@@ -36,7 +36,7 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .service_test_kit import SectionService, decode
+from .service_test_kit import SectionService, decode, workspace_element
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,28 +87,12 @@ class SlackSection(Section):
         return [{**self.default_raw_element(), "default": True, "username": "kapacitor"}]
 
 
-def _element(elements: tuple[SlackConfig, ...], workspace: str) -> SlackConfig:
-    """The element Kapacitor's slack service finds for ``workspace`` ("" for the default
-    one: the only element, or the one marked default)."""
-    if not elements:
-        raise HandlerError("no slack configuration found")
-    if workspace:
-        found = next((e for e in elements if e.workspace == workspace), None)
-    elif len(elements) == 1:
-        found = elements[0]
-    else:
-        found = next((e for e in elements if e.default), None)
-    if found is None:
-        raise HandlerError("workspace id not found")
-    return found
-
-
 class SlackService(SectionService[tuple[SlackConfig, ...]]):
     """``/service-tests/slack`` as Kapacitor 1.5.7 answers it."""
 
     def test_options(self) -> dict[str, Any]:
         try:
-            config = _element(self.config, "")
+            config = workspace_element(self.config, "", "slack")
         except HandlerError:
             config = SlackConfig()
         return {"workspace": config.workspace, "channel": config.channel,
@@ -117,7 +101,7 @@ class SlackService(SectionService[tuple[SlackConfig, ...]]):
 
     async def test(self, options: dict[str, Any]) -> None:
         values = decode(options, self.test_options(), {"level": Level})
-        config = _element(self.config, values["workspace"])
+        config = workspace_element(self.config, values["workspace"], "slack")
         if not config.enabled:
             raise HandlerError("service is not enabled")
         await send(self, "slack", config.url,
