@@ -32,6 +32,11 @@ awaited (a process must be asked) and returns opaque bytes.
 The value types and edge types keep the numbers of Kapacitor's ``udf.proto``, so a wire
 bridge can map them one to one. Nothing here imports the pipeline or the engine: the
 TICKscript evaluator (``pipeline/``) and the UDF node (``engine/``) build on it.
+
+The package also holds the wire protocol (``udf.proto``, its generated ``udf_pb2``,
+``framing``) and the agent UDF programs are written with (``agent``); importing those
+needs only the standard library and ``protobuf``, so this module imports nothing else
+at its top either.
 """
 
 from __future__ import annotations
@@ -41,8 +46,6 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-
-import trio
 
 from kapa_core.errors import KapaError
 from kapa_core.logs import Logger
@@ -299,6 +302,8 @@ async def load_functions(bridges: Mapping[str, UDFBridge], functions: Mapping[st
     runs, whose bridge fails, or which does not answer within its ``timeout`` is logged
     and left out: the daemon keeps running without it.
     """
+    import trio  # here, not at the top: the agent in this package needs only protobuf
+
     available: dict[str, Available] = {}
     for name in sorted(functions):
         config = functions[name]
