@@ -49,6 +49,7 @@ from kapa_core.http.auth_setup import install as install_auth
 from kapa_core.http.config_api import ConfigAPI
 from kapa_core.http.deny import DenyClients
 from kapa_core.http.discovery_api import DiscoveryAPI
+from kapa_core.http.logs_api import LogsAPI
 from kapa_core.http.pprof_api import PprofAPI
 from kapa_core.http.recordings_api import RecordingsAPI
 from kapa_core.http.replays_api import ReplaysAPI
@@ -386,6 +387,7 @@ class Daemon:
         PprofAPI().register(router)
         assert self.store is not None
         StorageAPI(self.store).register(router)
+        LogsAPI().register(router)  # live logs: /kapacitor/v1preview/logs
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +47,20 @@ class Request:
         return None
 
 
+#: Writes one piece of a streamed body (sent as one HTTP chunk).
+SendChunk = Callable[[bytes], Awaitable[None]]
+
+
 @dataclass
 class Response:
+    """An answer; with ``stream`` set the body is streamed (chunked, no length): the
+    server calls ``stream(send)`` after the head and ends the body when it returns,
+    cancels it when the client goes away or the server shuts down."""
+
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    stream: Callable[[SendChunk], Awaitable[None]] | None = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, *, pretty: bool = True) -> Response:

@@ -108,6 +108,8 @@ class HTTPServer:
         self.access_log = access_log
         self.middleware = list(middleware)
         self._connections: set[_Connection] = set()
+        #: the streamed responses being sent (ended at once by shutdown)
+        self._streams: set[trio.CancelScope] = set()
         self._accept_scope: trio.CancelScope | None = None
         self._closing = False
         self._drained = trio.Event()
@@ -150,6 +152,8 @@ class HTTPServer:
         for conn in list(self._connections):
             if not conn.busy:
                 conn.scope.cancel()
+        for stream in list(self._streams):  # endless bodies (live logs) end now
+            stream.cancel()
         if not self._connections:
             self._drained.set()
         with trio.move_on_after(self.shutdown_timeout):
@@ -306,7 +310,11 @@ class HTTPServer:
         except h11.RemoteProtocolError as exc:
             response = Response.error(400, f"malformed request: {exc}")
             keep = False
-        await self._send(io, h, request, response, close=not keep)
+        if response.stream is not None and keep:
+            await self._send_stream(io, h, request, response)
+            keep = False  # bytes the client sent meanwhile were not read as a request
+        else:
+            await self._send(io, h, request, response, close=not keep)
         if self.access_log:
             self._log_access(request, response, start_wall, time.monotonic() - started)
         return keep
@@ -371,14 +379,15 @@ class HTTPServer:
                             ("access-control-allow-methods", CORS_METHODS),
                             ("access-control-allow-headers", CORS_HEADERS)]
             accept = (request.header("accept-encoding") or "").lower()
-            if ("gzip" in accept and len(body) >= GZIP_MIN_BYTES
+            if ("gzip" in accept and response.stream is None and len(body) >= GZIP_MIN_BYTES
                     and "content-encoding" not in names):
                 body = gzip.compress(body, 5)
                 headers.append(("content-encoding", "gzip"))
         headers += [("request-id", request.request_id if request else str(uuid.uuid1())),
                     ("x-kapacitor-version", self.version),
                     ("date", formatdate(usegmt=True))]
-        if response.status not in (204, 304) and response.status >= 200:
+        if response.status not in (204, 304) and response.status >= 200 \
+                and response.stream is None:  # a stream goes chunked (h11 frames it)
             headers.append(("content-length", str(len(body))))
         if close:
             headers.append(("connection", "close"))
@@ -420,6 +429,66 @@ class HTTPServer:
             self.log.error("cannot send response", err=str(exc))
             raise _ClientGone from None
         await io.send_all(data)
+
+    async def _send_stream(self, io: trio.abc.Stream, h: h11.Connection, request: Request,
+                           response: Response) -> None:
+        """Send the head, then what ``response.stream`` writes, each piece as one chunk,
+        until it returns (the body ends properly), the client goes away or the server
+        shuts down. The connection is closed afterwards either way."""
+        assert response.stream is not None
+        head, body = self._head(request, response, close=False)
+        try:
+            await io.send_all(h.send(head))
+            if request.method == "HEAD" or head.status_code != response.status:
+                if body and request.method != "HEAD":
+                    await io.send_all(h.send(h11.Data(data=body)))
+                await io.send_all(h.send(h11.EndOfMessage()))
+                return
+        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        broken = False  # the client is gone, or a write was cut short
+
+        async def send(chunk: bytes) -> None:
+            nonlocal broken
+            if not chunk:
+                return
+            broken = True  # until the whole chunk is written
+            try:
+                await io.send_all(h.send(h11.Data(data=chunk)))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                scope.cancel()
+                await trio.lowlevel.checkpoint()  # raises Cancelled: the stream ends
+            broken = False
+
+        async def until_client_gone() -> None:
+            nonlocal broken
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
+                                     OSError):
+                while await io.receive_some(4096):
+                    pass  # a pipelined request is not served: the connection closes
+            broken = True
+            scope.cancel()
+
+        with trio.CancelScope() as scope:
+            self._streams.add(scope)
+            if self._closing:
+                scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(until_client_gone)
+                    await response.stream(send)
+                    nursery.cancel_scope.cancel()
+            except Exception:
+                self.log.exception("streamed response failed", path=request.path,
+                                   request_id=request.request_id)
+                broken = True
+            finally:
+                self._streams.discard(scope)
+        if broken:
+            return
+        with trio.move_on_after(1), contextlib.suppress(
+                trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
+            await io.send_all(h.send(h11.EndOfMessage()))
 
     async def _send_error(self, io: trio.abc.Stream, h: h11.Connection, status: int,
                           message: str) -> None:

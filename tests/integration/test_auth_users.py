@@ -248,6 +248,7 @@ ROUTE_PERMISSIONS = {
     "/kapacitor/v1/discovery/{service}": "api",
     "/kapacitor/v1/discovery/{service}/{id}": "api",
     "/kapacitor/v1/loglevel": "api",
+    "/kapacitor/v1/logs": "api",  # only its /kapacitor/v1preview/logs form answers
     "/kapacitor/v1/ping": "ping",
     "/kapacitor/v1/replays": "api",
     "/kapacitor/v1/replays/": "api",
