@@ -19,6 +19,7 @@ from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.tasks import ID, THREAD_SCRIPT_BYTES, TaskService, now
 from kapa_core.errors import APIError, TickError
 from kapa_core.models.duration import Duration
+from kapa_core.pipeline.base import STAR
 from kapa_core.pipeline.evaluate import Evaluated, evaluate, task_type_of
 from kapa_core.storage import TEMPLATES, Store
 from kapa_core.tick.parser import parse
@@ -63,6 +64,8 @@ def _var_value(kind: str, value: Any) -> Any:
 
 
 def _item_kind(value: Any) -> str:
+    if value is STAR:
+        return "star"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, Duration):
