@@ -34,6 +34,7 @@ from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
 from kapa_core.hookspecs import hookimpl
 from kapa_core.inputs import Counters, InputContext, InputListener
+from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.models.lineprotocol import ParseResult
 from kapa_core.models.lineprotocol import parse as parse_line_protocol
@@ -55,6 +56,9 @@ from kapa_core.udf import (
     UDFSession,
     ValueType,
 )
+from kapa_core.udf.wire import Connection as UDFConnection
+from kapa_core.udf.wire import Connector as UDFConnector
+from kapa_core.udf.wire import WireFunction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,14 +93,13 @@ class HandlerKind:
 
 
 __all__ = [
-    "DaemonFacts",
-    "HTTPFacts",
     "TLS",
     "APIError",
     "BeginBatch",
     "CloudError",
     "ConfigError",
     "Counters",
+    "DaemonFacts",
     "DiscoveryContext",
     "DiscoveryKind",
     "Duration",
@@ -106,6 +109,7 @@ __all__ = [
     "EventState",
     "GoStruct",
     "GoTime",
+    "HTTPFacts",
     "Handler",
     "HandlerContext",
     "HandlerError",
@@ -115,6 +119,7 @@ __all__ = [
     "K8sClient",
     "KapaError",
     "Level",
+    "Logger",
     "ParseResult",
     "PluginError",
     "Point",
@@ -128,6 +133,8 @@ __all__ = [
     "Template",
     "TemplateError",
     "UDFBridge",
+    "UDFConnection",
+    "UDFConnector",
     "UDFContext",
     "UDFError",
     "UDFFunction",
@@ -137,6 +144,7 @@ __all__ = [
     "UDFOutput",
     "UDFSession",
     "ValueType",
+    "WireFunction",
     "enabled_config",
     "find_cluster",
     "go_join_url",

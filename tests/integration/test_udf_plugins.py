@@ -36,7 +36,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 CONFIG = {"udf": {"functions": {
     "scale": {"bridge": "example"},
-    # no bridge runs a process UDF yet: logged and left out, the daemon keeps running
+    # the program does not exist: its info request fails, it is logged and left out,
+    # the daemon keeps running
     "moving_avg": {"prog": "/usr/bin/python3", "args": ["-u", "moving_avg.py"]},
     # the example bridge has no such function: its factory fails
     "missing": {"bridge": "example"},
