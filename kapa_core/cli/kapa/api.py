@@ -194,6 +194,8 @@ class Client:
              codes: Sequence[int] = (200,)) -> Any:
         response = self.request(method, path, params=params, body=body, raw=raw,
                                 codes=codes)
+        if response.status_code == 204:
+            return None  # the Go client decodes no body it does not expect
         return decode_json(response.content)
 
     def get(self, path: str, params: Params | None = None,
