@@ -23,7 +23,6 @@ from kapa_core.engine.node import DEFAULT_TIMING, Node, TaskStopped, Timing
 from kapa_core.engine.nodes.enrich import SideloadSources
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
-from kapa_core.errors import KapaError
 from kapa_core.logs import Logger
 from kapa_core.pipeline.pipeline import Pipeline
 
@@ -80,7 +79,6 @@ class RunningTask:
         #: Called once when the task ends by itself (a node's error), at once.
         self.on_stop: Callable[[], None] | None = None
         self.detached = False  # set by the master when it let go of the ended task
-        self.running = False  # set once every node is ready and the task has started
 
     # -- the router's consumer interface ----------------------------------------------------
     def wants(self, database: str, retention_policy: str) -> bool:
@@ -105,10 +103,6 @@ class RunningTask:
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the task until it is stopped or fails. A node that is not ready to start
-        (its ``ready()`` raises a KapaError) fails the start: the error is raised to
-        whoever started the task, which never ran."""
-        start_error: KapaError | None = None
         with trio.CancelScope() as scope:
             self.scope = scope
             try:
@@ -120,32 +114,18 @@ class RunningTask:
                             done = trio.Event()
                             drained.append((node, done))
                             io_tasks.start_soon(self._run_io, run_io, done)
-                    for node in self.nodes:  # e.g. a UDF process answering its init
-                        ready = getattr(node, "ready", None)
-                        if ready is not None:
-                            try:
-                                await ready()
-                            except KapaError as exc:
-                                start_error = exc
-                                break
-                    if start_error is not None:
-                        io_tasks.cancel_scope.cancel()
-                    else:
-                        task_status.started()
-                        self.running = True
-                        with trio.CancelScope() as self._consuming:
-                            if self.error:  # a node's own task stopped it already
-                                if self.on_stop is not None:
-                                    self.on_stop()
-                                self._consuming.cancel()
-                            try:
-                                await self._consume()
-                            except TaskStopped as exc:
-                                self._stopped(exc)
-                        # Only a node's error ends the consumer: what the task's nodes
-                        # already handed to their I/O goes out, then the task stops.
-                        await self._drain(drained)
-                        io_tasks.cancel_scope.cancel()
+                    task_status.started()
+                    with trio.CancelScope() as self._consuming:
+                        if self.error:  # a node's own task stopped it already
+                            self._consuming.cancel()
+                        try:
+                            await self._consume()
+                        except TaskStopped as exc:
+                            self._stopped(exc)
+                    # Only a node's error ends the consumer: what the task's nodes
+                    # already handed to their I/O goes out, then the task stops.
+                    await self._drain(drained)
+                    io_tasks.cancel_scope.cancel()
             except* TaskStopped as group:  # raised where no node could catch it
                 self._stopped(_first(group))
             except* Exception as group:  # one broken task must not stop the others
@@ -159,8 +139,6 @@ class RunningTask:
                 for node in self.nodes:
                     node.stop()
                 self.done.set()
-        if start_error is not None:
-            raise start_error
 
     async def _run_io(self, run_io: Any, done: trio.Event) -> None:
         """A node's own trio task (timers, queries, outbound I/O): what it emits can stop
@@ -178,7 +156,7 @@ class RunningTask:
         if not self.error:
             self.error = str(exc)
             self.log.error("task finished with error", err=self.error)
-            if self.on_stop is not None and self.running:
+            if self.on_stop is not None:
                 self.on_stop()  # no longer executing, even while its I/O drains
         if self._consuming is not None:
             self._consuming.cancel()

@@ -6,9 +6,9 @@ the watchdog — is here, the same for every transport.
 A session is driven with plain synchronous calls by its task node: each call encodes one
 request into an outgoing buffer, and a writer task sends the buffer as it fills, many
 messages per write. A reader task decodes the responses and hands data on to the node's
-output as it arrives. The task start waits (``ready``) until the function has answered
-its init (and a restore), so a function that refuses its options refuses the task's start
-with Kapacitor's message, ``failed to initialize processes <error>``.
+output as it arrives. As in Kapacitor, the task starts at once: a function that refuses
+its options (``failed to initialize processes <error>``) or its snapshot (``error
+restoring snapshot: <error>``) stops the task as soon as it answers.
 
 Errors end the session and stop the task, never the daemon: an error response (its text
 alone, as Kapacitor reports it), a malformed frame (``read error: ...``), a stream that
@@ -171,15 +171,14 @@ class WireSession:
         self._error = ""
         self._failed = trio.Event()
         self._last_response = time.time_ns()
-        self._answers: dict[str, deque[_Answer]] = {
-            "init": deque(), "restore": deque(), "snapshot": deque()}
+        self._snapshots: deque[_Answer] = deque()
+        self._with_account = True  # the connection's account is added to the error
         self._batch: Any = None  # the BeginBatch a response opened
         request = pb.Request()
         request.init.options.extend(option_values(options))
         request.init.taskID = context.task_id
         request.init.nodeID = context.node_id
-        self._init = self._request(request, "init")
-        self._restores: list[_Answer] = []
+        self._send(request)
         context.start_soon(self._run)
 
     # -- requests in (synchronous, from the node) ---------------------------------------
@@ -195,11 +194,6 @@ class WireSession:
             raise UDFError(self._error)
         self._wake.set()
 
-    def _request(self, request: Any, kind: str) -> _Answer:
-        answer = _Answer()
-        self._answers[kind].append(answer)
-        self._send(request)
-        return answer
 
     def point(self, p: Point) -> None:
         request = pb.Request()
@@ -239,25 +233,16 @@ class WireSession:
     def restore(self, data: bytes) -> None:
         request = pb.Request()
         request.restore.snapshot = data
-        self._restores.append(self._request(request, "restore"))
+        self._send(request)
 
     async def snapshot(self) -> bytes:
         request = pb.Request()
         request.snapshot.SetInParent()
-        answer = self._request(request, "snapshot")
+        answer = _Answer()
+        self._snapshots.append(answer)
+        self._send(request)
         response = await self._await(answer, "snapshot")
         return bytes(response.snapshot)
-
-    async def ready(self) -> None:
-        """Wait for the answer to init (and to a restore given before): a refusal is
-        a UDFError with Kapacitor's words."""
-        init = await self._await(self._init, "init")
-        if not init.success:
-            raise UDFError(f"failed to initialize processes {init.error}")
-        for answer in self._restores:
-            restore = await self._await(answer, "restore")
-            if not restore.success:
-                raise UDFError(f"error restoring snapshot: {restore.error}")
 
     async def _await(self, answer: _Answer, kind: str) -> Any:
         async with trio.open_nursery() as nursery:
@@ -302,7 +287,8 @@ class WireSession:
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._fail(f"{self.name}: {exc}")
         if self._error and not self._closed:
-            account = connection.account() if connection is not None else ""
+            account = connection.account() if connection is not None and \
+                self._with_account else ""
             raise UDFError(self._error + (f" ({account})" if account else ""))
 
     async def _writer(self, connection: Connection, io: trio.Nursery) -> None:
@@ -385,23 +371,27 @@ class WireSession:
                                             (), by_name))
         elif kind == "error":
             self._log.error("received error message", err=response.error.error)
+            self._with_account = False
             raise UDFError(response.error.error)
         elif kind == "keepalive":
             pass
-        elif kind in ("init", "restore", "snapshot"):
-            waiting = self._answers[kind]
-            if not waiting:
+        elif kind == "init":
+            if not response.init.success:  # Kapacitor's words
+                self._with_account = False
+                raise UDFError(f"failed to initialize processes {response.init.error}")
+        elif kind == "restore":
+            if not response.restore.success:
+                self._with_account = False
+                raise UDFError(f"error restoring snapshot: {response.restore.error}")
+        elif kind == "snapshot":
+            if not self._snapshots:
                 self._log.error("received message without requesting it",
-                                err=f"did not expect a {kind} response")
+                                err="did not expect a snapshot response")
                 return
-            answer = waiting.popleft()
-            message = pb.Response()
-            message.CopyFrom(response)
-            answer.response = getattr(message, kind)
+            answer = self._snapshots.popleft()
+            answer.response = pb.SnapshotResponse()
+            answer.response.CopyFrom(response.snapshot)
             answer.event.set()
-            if kind == "restore" and not answer.response.success \
-                    and answer not in self._restores:
-                raise UDFError(f"error restoring snapshot: {answer.response.error}")
         elif kind == "info":
             self._log.error("received message without requesting it",
                             err="did not expect an info response")

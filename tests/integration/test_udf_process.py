@@ -184,13 +184,16 @@ def test_a_moving_average_runs_as_a_task_node(daemon: DaemonProcess, udf: str) -
     httpx.delete(f"{daemon.url}{API}/tasks/{task_id}")
 
 
-def test_options_the_function_refuses_fail_the_start_with_kapacitors_words(
+def test_options_the_function_refuses_stop_the_task_with_kapacitors_words(
         daemon: DaemonProcess) -> None:
+    # As Kapacitor 1.5.7 (checked against it): the task is created and started, then
+    # stops with the function's refusal as its error.
     response = define(daemon, "refused", "movingAvg", ".field('value')")
-    assert response.json()["error"] == \
-        "failed to initialize processes must supply window size"
+    assert response.status_code == 200, response.text
+    wait_until(lambda: task(daemon, "refused")["error"] != "", timeout=15)
     view = task(daemon, "refused")
-    assert (view["status"], view["executing"]) == ("enabled", False)
+    assert (view["status"], view["executing"], view["error"]) == (
+        "enabled", False, "movingAvg2: failed to initialize processes must supply window size")
     httpx.delete(f"{daemon.url}{API}/tasks/refused")
 
 

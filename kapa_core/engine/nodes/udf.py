@@ -101,13 +101,6 @@ class UDFNode(Node):
         except UDFError as exc:
             raise self.stop_task(str(exc)) from None
 
-    async def ready(self) -> None:
-        """Wait until the session is ready for data (a process or socket function has
-        answered its init): the task's start waits for it, and fails with its error."""
-        ready = getattr(self.session, "ready", None)
-        if ready is not None:
-            await ready()
-
     # -- state --------------------------------------------------------------------------
     async def snapshot(self) -> bytes:
         """The session's state, to be saved with the task."""
