@@ -38,6 +38,7 @@ from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.replay import ReplayService
 from kapa_core.engine.router import StreamRouter
 from kapa_core.engine.stats_service import StatsService
+from kapa_core.engine.snapshots import Snapshots
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
@@ -254,6 +255,8 @@ class Daemon:
                                                     logger=Logger("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
+            self.task_master.snapshots = Snapshots(self.store, config["task"].snapshot_interval,
+                                                   Logger("task_master"))
             self.template_service = TemplateService(self.store, self.task_service)
             self.replay_service = ReplayService(self.store, self.task_service,
                                                 lambda: self.task_master.context,
@@ -287,6 +290,7 @@ class Daemon:
             await self._http.shutdown()
             self.plugins.hook.kapa_shutdown(context=StartupContext(self.config,
                                                                    self.facts()))
+            await self.task_master.snapshot_all()  # node state survives the restart
             await runner.close_all()
             await self.http_clients.aclose()
             nursery.cancel_scope.cancel()

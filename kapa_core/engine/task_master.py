@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from kapa_core.engine.node import DEFAULT_TIMING, Node, TaskStopped, Timing
 from kapa_core.engine.nodes.enrich import SideloadSources
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
+from kapa_core.engine.snapshots import SNAPSHOT_TIMEOUT, Snapshots
 from kapa_core.logs import Logger
 from kapa_core.pipeline.pipeline import Pipeline
 
@@ -199,6 +201,31 @@ class RunningTask:
             self.scope.cancel()
         await self.done.wait()
 
+    # -- state ------------------------------------------------------------------------------
+    def has_state(self) -> bool:
+        """Whether a node can be asked for a snapshot (a UDF node)."""
+        return any(hasattr(node, "snapshot") for node in self.nodes)
+
+    async def snapshot(self) -> dict[str, bytes]:
+        """Every node's state by node name (empty for nodes without state)."""
+        out: dict[str, bytes] = {}
+        for node in self.nodes:
+            take = getattr(node, "snapshot", None)
+            out[node.name] = await take() if take is not None else b""
+        return out
+
+    def restore(self, snapshot: dict[str, bytes]) -> bool:
+        """Give each node its saved state, before any data; as Kapacitor, only when the
+        snapshot names every node of the task (else the pipeline changed: False)."""
+        if any(node.name not in snapshot for node in self.nodes):
+            return False
+        for node in self.nodes:
+            data = snapshot[node.name]
+            give = getattr(node, "restore", None)
+            if data and give is not None:
+                give(data)
+        return True
+
     # -- views ------------------------------------------------------------------------------
     def http_out(self, endpoint: str) -> HTTPOutNode | None:
         for node in self.nodes:
@@ -234,6 +261,8 @@ class TaskMaster:
         self.context = context or self.node_context(write_points=router.write)
         self.tasks: dict[str, RunningTask] = {}
         self.on_task_error: Callable[[str, str], Awaitable[None]] | None = None
+        #: Where task snapshots are kept (set by the task service); None: no snapshots.
+        self.snapshots: Snapshots | None = None
         self._nursery: trio.Nursery | None = None
 
     def node_context(self, **values: Any) -> NodeContext:
@@ -252,6 +281,11 @@ class TaskMaster:
         await self.stop(task_id)
         running = RunningTask(task_id, pipeline, dbrps, self.log, self.context)
         running.on_stop = functools.partial(self._detach, running)
+        snapshots = self.snapshots
+        if snapshots is not None and running.has_state():
+            saved = await snapshots.load(task_id)
+            if saved is not None and not running.restore(saved):
+                self.log.debug("task pipeline changed not using snapshot", task=task_id)
         self.tasks[task_id] = running  # before it runs: it may end at once
         try:
             await self._nursery.start(self._run, running)
@@ -262,7 +296,34 @@ class TaskMaster:
         if self.tasks.get(task_id) is running:
             self.router.subscribe(running)
             self.log.info("started task", task=task_id)
+            if snapshots is not None and snapshots.interval > 0 and running.has_state():
+                self._nursery.start_soon(self._snapshotter, running, snapshots)
         return running
+
+    async def _snapshotter(self, running: RunningTask, snapshots: Snapshots) -> None:
+        """Snapshot ``running`` every interval until it ends, the first time after a
+        random part of the interval (Kapacitor's splay)."""
+        delay = random.random() * snapshots.interval
+        while True:
+            with trio.move_on_after(delay) as waiting:
+                await running.done.wait()
+            if not waiting.cancelled_caught:
+                return  # the task ended
+            await self._snapshot(running, snapshots)
+            delay = snapshots.interval
+
+    async def _snapshot(self, running: RunningTask, snapshots: Snapshots) -> None:
+        try:
+            with trio.fail_after(SNAPSHOT_TIMEOUT):
+                nodes = await running.snapshot()
+            if await snapshots.save(running.id, nodes):
+                self.log.debug("saved task snapshot", task=running.id)
+        except trio.TooSlowError:
+            self.log.error("failed to snapshot task", task=running.id,
+                           err="no answer within the timeout")
+        except Exception as exc:  # a failing snapshot never stops the task
+            self.log.error("failed to snapshot task", task=running.id,
+                           err=str(exc) or type(exc).__name__)
 
     async def _run(self, running: RunningTask, *,
                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -284,8 +345,19 @@ class TaskMaster:
         if running is None:
             return
         self.router.unsubscribe(running)
+        snapshots = self.snapshots
+        if snapshots is not None and running.has_state() and not running.done.is_set():
+            await self._snapshot(running, snapshots)  # its state at the stop, for later
         await running.stop()
         self.log.info("stopped task", task=task_id)
+
+    async def snapshot_all(self) -> None:
+        """Save a snapshot of every running task with state (the daemon stopping)."""
+        if self.snapshots is None:
+            return
+        for running in list(self.tasks.values()):
+            if running.has_state() and not running.done.is_set():
+                await self._snapshot(running, self.snapshots)
 
     def get(self, task_id: str) -> RunningTask | None:
         return self.tasks.get(task_id)

@@ -23,7 +23,7 @@ from kapa_core.gcpause import GC_PAUSE_BYTES, gc_paused
 from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.pipeline.evaluate import Evaluated, Var, evaluate, task_type_of
-from kapa_core.storage import TASKS, Store
+from kapa_core.storage import SNAPSHOTS, TASKS, Store
 from kapa_core.tick.ast import Dbrp
 from kapa_core.tick.parser import parse
 from kapa_core.tick.regex import compile_regex
@@ -391,6 +391,7 @@ class TaskService:
         await self.master.stop(task_id)
         if self.tasks.pop(task_id, None) is not None:
             await self.store.adelete(TASKS, task_id)
+            await self.store.adelete(SNAPSHOTS, task_id)  # its saved node state too
             alerts = getattr(self.master.context, "alerts", None)
             if alerts is not None:  # the task's anonymous topics go with it, as in Kapacitor
                 for topic in list(alerts.topics.topics):

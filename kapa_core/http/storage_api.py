@@ -33,6 +33,7 @@ from kapa_core.storage import (
     OVERRIDES,
     RECORDINGS,
     REPLAYS,
+    SNAPSHOTS,
     TASKS,
     TEMPLATES,
     TOPIC_STATES,
@@ -49,7 +50,7 @@ STORES: dict[str, tuple[str, ...]] = {
     "load": (LOAD,),
     "handler-specs": (HANDLER_SPECS,),
     "topic-states": (TOPIC_STATES,),
-    "tasks": (TASKS, TEMPLATES),
+    "tasks": (TASKS, TEMPLATES, SNAPSHOTS),
     "recordings": (RECORDINGS,),
     "replays": (REPLAYS,),
 }

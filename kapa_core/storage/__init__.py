@@ -12,6 +12,8 @@ REPLAYS = "replays"
 LOAD = "load"
 USERS = "users"
 SUBSCRIPTION_TOKENS = "subscription-tokens"
+#: Saved node state of tasks (kapa_core/engine/snapshots.py)
+SNAPSHOTS = "task-snapshots"
 
 __all__ = [
            "HANDLER_SPECS",
@@ -19,6 +21,7 @@ __all__ = [
            "OVERRIDES",
            "RECORDINGS",
            "REPLAYS",
+           "SNAPSHOTS",
            "SUBSCRIPTION_TOKENS",
            "TASKS",
            "TEMPLATES",
