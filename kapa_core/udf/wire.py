@@ -78,6 +78,9 @@ Connector = Callable[[trio.Nursery, Logger], Awaitable[Connection]]
 
 
 # -- conversions -----------------------------------------------------------------------------
+# Shared by the wire session and the in-process bridge (kapa_core.udf.inprocess); on the
+# hot path of every UDF, so written for speed: empty maps are not copied, and nothing is
+# set that is already the message's default.
 def _fill_fields(msg: Any, fields: dict[str, Any]) -> None:
     for key, value in fields.items():
         cls = type(value)
@@ -96,11 +99,82 @@ def _fill_fields(msg: Any, fields: dict[str, Any]) -> None:
 
 def _fields(msg: Any) -> dict[str, Any]:
     # Kapacitor merges strings, integers, floats and booleans in this order.
-    fields: dict[str, Any] = dict(msg.fieldsString)
-    fields.update(msg.fieldsInt)
-    fields.update(msg.fieldsDouble)
-    fields.update(msg.fieldsBool)
+    fs, fi, fd, fb = msg.fieldsString, msg.fieldsInt, msg.fieldsDouble, msg.fieldsBool
+    if fs:
+        fields: dict[str, Any] = dict(fs)
+        if fi:
+            fields.update(fi)
+        if fd:
+            fields.update(fd)
+    elif fi:
+        fields = dict(fi)
+        if fd:
+            fields.update(fd)
+    else:
+        fields = dict(fd)
+    if fb:
+        fields.update(fb)
     return fields
+
+
+def fill_point(msg: Any, p: Point) -> None:
+    """Set the empty ``udf_pb2.Point`` ``msg`` from ``p``."""
+    msg.time = p.time
+    msg.name = p.name
+    if p.database:
+        msg.database = p.database
+    if p.retention_policy:
+        msg.retentionPolicy = p.retention_policy
+    if p.group:
+        msg.group = p.group
+    if p.dims:
+        msg.dimensions.extend(p.dims)
+    if p.tags:
+        msg.tags.update(p.tags)
+    _fill_fields(msg, p.fields)
+
+
+def point_from(msg: Any) -> Point:
+    """The Point a ``udf_pb2.Point`` carries (its group rebuilt from its dimensions)."""
+    name = msg.name
+    tags = dict(msg.tags) if msg.tags else {}
+    if msg.dimensions:
+        dims = tuple(msg.dimensions)
+        group = group_id(name, tags, dims, msg.byName)
+    else:
+        dims = ()
+        group = name if msg.byName else ""
+    return Point(name, tags, _fields(msg), msg.time, msg.database, msg.retentionPolicy,
+                 group, dims)
+
+
+def fill_begin(msg: Any, begin: BeginBatch) -> None:
+    """Set the empty ``udf_pb2.BeginBatch`` ``msg`` from ``begin``."""
+    msg.name = begin.name
+    msg.group = begin.group
+    if begin.tags:
+        msg.tags.update(begin.tags)
+    msg.size = begin.size
+    msg.byName = begin.by_name
+
+
+def begin_from(msg: Any) -> BeginBatch:
+    return BeginBatch(msg.name, msg.group, dict(msg.tags), (), msg.byName, msg.size)
+
+
+def fill_end(msg: Any, end: EndBatch) -> None:
+    """Set the empty ``udf_pb2.EndBatch`` ``msg`` from ``end``."""
+    msg.name = end.name
+    msg.group = end.group
+    msg.tmax = end.tmax
+    if end.tags:
+        msg.tags.update(end.tags)
+    msg.byName = end.by_name
+
+
+def end_from(msg: Any, by_name: bool) -> EndBatch:
+    """The EndBatch of ``msg``; ``by_name`` is that of the batch's BeginBatch."""
+    return EndBatch(msg.name, msg.group, dict(msg.tags), msg.tmax, (), by_name)
 
 
 def option_values(options: Sequence[UDFOption]) -> list[Any]:
@@ -197,37 +271,17 @@ class WireSession:
 
     def point(self, p: Point) -> None:
         request = pb.Request()
-        msg = request.point
-        msg.time = p.time
-        msg.name = p.name
-        msg.database = p.database
-        msg.retentionPolicy = p.retention_policy
-        msg.group = p.group
-        if p.dims:
-            msg.dimensions.extend(p.dims)
-        if p.tags:
-            msg.tags.update(p.tags)
-        _fill_fields(msg, p.fields)
+        fill_point(request.point, p)
         self._send(request)
 
     def begin_batch(self, begin: BeginBatch) -> None:
         request = pb.Request()
-        msg = request.begin
-        msg.name = begin.name
-        msg.group = begin.group
-        msg.tags.update(begin.tags)
-        msg.size = begin.size
-        msg.byName = begin.by_name
+        fill_begin(request.begin, begin)
         self._send(request)
 
     def end_batch(self, end: EndBatch) -> None:
         request = pb.Request()
-        msg = request.end
-        msg.name = end.name
-        msg.group = end.group
-        msg.tmax = end.tmax
-        msg.tags.update(end.tags)
-        msg.byName = end.by_name
+        fill_end(request.end, end)
         self._send(request)
 
     def restore(self, data: bytes) -> None:
@@ -354,21 +408,19 @@ class WireSession:
     def _handle(self, response: Any) -> None:
         kind = response.WhichOneof("message")
         if kind == "point":
-            self._point(response.point)
+            self._output.point(point_from(response.point))
         elif kind == "begin":
             begin = response.begin
             self._batch = pb.BeginBatch()
             self._batch.CopyFrom(begin)
-            self._output.begin_batch(BeginBatch(begin.name, begin.group, dict(begin.tags),
-                                                (), begin.byName, begin.size))
+            self._output.begin_batch(begin_from(begin))
         elif kind == "end":
             end = response.end
             if self._batch is None:
                 raise UDFError("the UDF ended a batch it did not begin")
             by_name = self._batch.byName
             self._batch = None
-            self._output.end_batch(EndBatch(end.name, end.group, dict(end.tags), end.tmax,
-                                            (), by_name))
+            self._output.end_batch(end_from(end, by_name))
         elif kind == "error":
             self._log.error("received error message", err=response.error.error)
             self._with_account = False
@@ -397,13 +449,6 @@ class WireSession:
                             err="did not expect an info response")
         else:
             raise UDFError(f"unexpected response message {kind}")
-
-    def _point(self, msg: Any) -> None:
-        tags = dict(msg.tags)
-        dims = tuple(msg.dimensions)
-        self._output.point(Point(msg.name, tags, _fields(msg), msg.time, msg.database,
-                                 msg.retentionPolicy, group_id(msg.name, tags, dims,
-                                                               msg.byName), dims))
 
 
 class WireFunction:
@@ -480,4 +525,5 @@ class WireFunction:
 
 
 __all__ = ["MAX_BUFFERED", "Connection", "Connector", "WireFunction", "WireSession",
-           "info_from", "option_values"]
+           "begin_from", "end_from", "fill_begin", "fill_end", "fill_point", "info_from",
+           "option_values", "point_from"]
