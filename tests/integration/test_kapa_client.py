@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 EXPECTED = Path(__file__).with_name("kapa_client_expected.json")
 KAPA = [sys.executable, "-m", "kapa_core.cli.kapa"]
+KAPACITOR_CLIENT = "/opt/kbin/kapacitor"
 #: As the oracle's kapacitord runs: no internal statistics stream (it would show in
 #: ``stats ingress``).
 DAEMON_CONFIG = {"logging": {"level": "ERROR"}, "stats": {"enabled": False}}
@@ -132,7 +133,8 @@ options:
 }
 
 #: The steps: a command line (``{dir}`` is the files' directory, ``{url}`` the server),
-#: or ``("write", db, rp, lines)`` to write points, or ``("wait", seconds)``.
+#: or ``("write", db, rp, lines)`` to write points, or ``("wait_events", topic, n)`` to
+#: wait until the topic has n events.
 Step = tuple[Any, ...]
 STEPS: list[Step] = [
     ("define", "cpu", "-type", "stream", "-tick", "{dir}/cpu.tick",
@@ -170,7 +172,7 @@ STEPS: list[Step] = [
         "cpu,host=b usage=10 1000000002000000000",
         "cpu,host=c usage=60 1000000001000000000",
     ]),
-    ("wait", 1.0),
+    ("wait_events", "cpu", 3),
     ("list", "topics"),
     ("list", "topic-handlers"),
     ("list", "topic-handlers", "c*", "log*"),
@@ -271,6 +273,16 @@ def run_step(client: Sequence[str], url: str, workdir: str, step: Step) -> dict[
             "stderr": normalise(result.stderr, url, workdir)}
 
 
+def _wait_events(http: httpx.Client, topic: str, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = http.get(f"/kapacitor/v1/alerts/topics/{topic}/events")
+        if response.status_code == 200 and len(response.json()["events"]) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"topic {topic} did not get {count} events")
+
+
 def run_scenario(client: Sequence[str], url: str,
                  on_step: Callable[[dict[str, Any]], None] | None = None
                  ) -> list[dict[str, Any]]:
@@ -292,8 +304,8 @@ def run_scenario(client: Sequence[str], url: str,
                                          content="\n".join(lines).encode())
                     assert response.status_code == 204, response.text
                     continue
-                if step[0] == "wait":
-                    time.sleep(step[1])
+                if step[0] == "wait_events":
+                    _wait_events(http, step[1], step[2])
                     continue
                 result = run_step(client, url, workdir, step)
                 results.append(result)
@@ -341,6 +353,245 @@ def test_every_step_prints_what_kapacitor_prints(scenario: list[dict[str, Any]])
     diffs = differences(scenario, _expected())
     assert not diffs, "\n".join(diffs)
 
+
+
+def kapa(*args: str, url: str | None = None, env: dict[str, str] | None = None,
+         shell_input: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    if url is not None:
+        full_env["KAPACITOR_URL"] = url
+    return subprocess.run([*KAPA, *args], capture_output=True, text=True, env=full_env,
+                          timeout=60, check=False, input=shell_input)
+
+
+def test_json_output_on_list_and_show(daemon: DaemonProcess) -> None:
+    """``--json`` anywhere after the command prints the API's objects instead of the
+    table; the table's flags still parse as Go's flag package parses them."""
+    api = httpx.Client(base_url=daemon.url + "/kapacitor/v1", timeout=30)
+    script = "stream\n    |from()\n        .measurement('j')\n    |alert()\n        .topic('j')\n"
+    assert api.post("/tasks", json={"id": "json_task", "type": "stream", "script": script,
+                                    "dbrps": [{"db": "d", "rp": "r"}]}).status_code == 200
+    assert api.post("/templates", json={"id": "json_tmpl", "type": "stream",
+                                        "script": "var m string\n" + script.replace(
+                                            "'j')\n    |alert", "m)\n    |alert", 1)
+                                        }).status_code == 200
+    handler = {"id": "h1", "kind": "log", "options": {"path": "/tmp/kapa-json.log"}}
+    assert api.post("/alerts/topics/j/handlers", json=handler).status_code == 200
+    try:
+        listed = kapa("list", "tasks", "json_*", "--json", url=daemon.url)
+        assert listed.returncode == 0, listed.stderr
+        tasks = json.loads(listed.stdout)
+        assert [t["id"] for t in tasks] == ["json_task"]
+        assert tasks[0]["dbrps"] == [{"db": "d", "rp": "r"}]
+        assert tasks[0]["status"] == "disabled"
+
+        shown = kapa("show", "--json", "-replay", "", "json_task", url=daemon.url)
+        assert shown.returncode == 0, shown.stderr
+        task = json.loads(shown.stdout)
+        assert task["id"] == "json_task" and task["script"].startswith("stream")
+        assert "digraph json_task" in task["dot"]
+
+        template = json.loads(kapa("show-template", "json_tmpl", "--json",
+                                   url=daemon.url).stdout)
+        assert template["vars"]["m"]["type"] == "string"
+        templates = json.loads(kapa("list", "templates", "--json", url=daemon.url).stdout)
+        assert [t["id"] for t in templates] == ["json_tmpl"]
+        handlers = json.loads(kapa("list", "topic-handlers", "j", "--json",
+                                   url=daemon.url).stdout)
+        assert [(h["topic"], h["id"], h["kind"]) for h in handlers] == [("j", "h1", "log")]
+        shown_handler = json.loads(kapa("show-topic-handler", "j", "h1", "--json",
+                                        url=daemon.url).stdout)
+        assert shown_handler["options"] == {"path": "/tmp/kapa-json.log"}
+        topics = json.loads(kapa("list", "topics", "j", "--json", url=daemon.url).stdout)
+        assert [t["id"] for t in topics] == ["j"]
+        topic = json.loads(kapa("show-topic", "j", "--json", url=daemon.url).stdout)
+        assert topic["id"] == "j" and [h["id"] for h in topic["handlers"]] == ["h1"]
+
+        # Without --json the same command prints Kapacitor's table.
+        table = kapa("list", "tasks", "json_*", url=daemon.url)
+        assert table.stdout.splitlines()[0].startswith("ID        Type      Status")
+        # --json is not a flag of "define": Go's flag package refuses it there.
+        refused = kapa("define", "json_task", "--json", "x", url=daemon.url)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("flag provided but not defined: -json\n")
+    finally:
+        api.delete("/tasks/json_task")
+        api.delete("/templates/json_tmpl")
+        api.delete("/alerts/topics/j")
+        api.close()
+
+
+def test_stats_general_version_and_vars(daemon: DaemonProcess) -> None:
+    general = kapa("stats", "general", url=daemon.url)
+    assert general.returncode == 0, general.stderr
+    lines = general.stdout.splitlines()
+    assert [line[:30].rstrip() for line in lines] == [
+        "ClusterID:", "ServerID:", "Host:", "Tasks:", "Enabled Tasks:", "Subscriptions:",
+        "Platform:", "Version:"]
+    assert all(len(line) >= 60 for line in lines), lines  # %-30s%-30s
+    debug = httpx.get(daemon.url + "/kapacitor/v1/debug/vars").json()
+    assert lines[0][30:].rstrip() == debug["cluster_id"]
+    assert lines[7][30:].rstrip() == debug["version"]
+    if os.access(KAPACITOR_CLIENT, os.X_OK):  # the real client, when it is here
+        real = subprocess.run([KAPACITOR_CLIENT, "-url", daemon.url, "stats", "general"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert real.stdout == general.stdout
+    as_json = json.loads(kapa("stats", "general", "--json", url=daemon.url).stdout)
+    assert as_json["server_id"] == debug["server_id"]
+
+    version = kapa("version", url="http://127.0.0.1:1")  # no server needed
+    assert version.returncode == 0
+    assert re.fullmatch(r"Kapacitor OSS 1\.5\.7 \(git: kapa-core \S+\)\n", version.stdout)
+
+    printed = kapa("vars", url=daemon.url)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["cluster_id"] == debug["cluster_id"]
+
+
+def test_shell_completion(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """The bash script completes commands, kinds and the daemon's task ids."""
+    api = httpx.Client(base_url=daemon.url + "/kapacitor/v1", timeout=30)
+    script = "stream\n    |from()\n        .measurement('c')\n    |log()\n"
+    for task_id in ("compl_a", "compl_b"):
+        assert api.post("/tasks", json={"id": task_id, "type": "stream", "script": script,
+                                        "dbrps": [{"db": "d", "rp": "r"}]}).status_code == 200
+    shim = tmp_path / "kapa"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m kapa_core.cli.kapa "$@"\n')
+    shim.chmod(0o755)
+    try:
+        completion = kapa("completion", "bash")
+        assert completion.returncode == 0 and "complete -F _kapa kapa" in completion.stdout
+        (tmp_path / "kapa.bash").write_text(completion.stdout)
+        probe = (f'source {tmp_path / "kapa.bash"}\n'
+                 'complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kapa; '
+                 'echo "${COMPREPLY[*]}"; }\n'
+                 'complete_words kapa sh\n'
+                 'complete_words kapa list t\n'
+                 'complete_words kapa -url "$KAPACITOR_URL" enable compl_\n'
+                 'complete_words kapa stats ""\n')
+        env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}",
+               "KAPACITOR_URL": "http://127.0.0.1:1"}
+        env["KAPACITOR_URL"] = daemon.url
+        result = subprocess.run(["bash", "-c", probe], capture_output=True, text=True,
+                                env=env, timeout=60, check=False)
+        assert result.stdout.splitlines() == [
+            "show show-template show-topic-handler show-topic",
+            "tasks templates topics topic-handlers",
+            "compl_a compl_b",
+            "general ingress"], result.stderr
+        zsh = kapa("completion", "zsh")
+        assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef kapa")
+        assert kapa("completion", "fish").returncode == 2
+    finally:
+        for task_id in ("compl_a", "compl_b"):
+            api.delete(f"/tasks/{task_id}")
+        api.close()
+
+
+class FakeKapacitor:
+    """A small HTTP(S) server answering ``GET /kapacitor/v1/tasks`` as Kapacitor does
+    for a user ``ad@min`` with password ``p:ss``, and ``/kapacitor/v1/templates`` with a
+    bad gateway page; it keeps the Authorization headers it got."""
+
+    TASKS = {"tasks": [{"link": {"rel": "self", "href": "/kapacitor/v1/tasks/t"},
+                        "id": "t", "type": "stream", "status": "enabled",
+                        "executing": True, "dbrps": [{"db": "d", "rp": "r"}]}]}
+
+    def __init__(self, cert: tuple[Path, Path] | None = None) -> None:
+        import base64
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        good = "Basic " + base64.b64encode(b"ad@min:p:ss").decode()
+        seen = self.authorizations = []  # type: list[str | None]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                seen.append(self.headers.get("Authorization"))
+                if self.path.startswith("/kapacitor/v1/templates"):
+                    status, body = 502, b"bad gateway"
+                elif self.headers.get("Authorization") != good:
+                    status, body = 401, b'{"error":"authorization failed"}'
+                else:
+                    status, body = 200, json.dumps(FakeKapacitor.TASKS).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(cert[0]), str(cert[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def with_user(self, user: str, password: str) -> str:
+        return self.url.replace("://", f"://{user}:{password}@", 1)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+TASKS_TABLE = ("ID Type      Status    Executing Databases and Retention Policies\n"
+               't  stream    enabled   true      ["d"."r"]\n')
+
+
+def test_user_and_password_in_the_url_are_basic_auth() -> None:
+    server = FakeKapacitor()
+    try:
+        ok = kapa("-url", server.with_user("ad%40min", "p%3Ass"), "list", "tasks")
+        assert (ok.returncode, ok.stdout, ok.stderr) == (0, TASKS_TABLE, "")
+        wrong = kapa("list", "tasks", url=server.with_user("ad%40min", "nope"))
+        assert (wrong.returncode, wrong.stdout, wrong.stderr) == (
+            3, "", "authorization failed\n")
+        anonymous = kapa("list", "tasks", url=server.url)
+        assert (anonymous.returncode, anonymous.stderr) == (3, "authorization failed\n")
+        assert server.authorizations[2] is None
+        # An answer that is not Kapacitor's JSON error: the Go client's words.
+        page = kapa("list", "templates", url=server.url)
+        assert (page.returncode, page.stderr) == (
+            3, "invalid response: code 502: body: bad gateway\n")
+    finally:
+        server.close()
+
+
+def test_skip_verify_for_a_self_signed_certificate(tmp_path: Path) -> None:
+    from tests.integration.pki import self_signed
+
+    server = FakeKapacitor(self_signed(tmp_path))
+    url = server.with_user("ad%40min", "p%3Ass")
+    try:
+        refused = kapa("list", "tasks", url=url)
+        assert refused.returncode == 3
+        assert refused.stderr == (
+            f'Get "{server.url.replace("://", "://ad@min:***@")}/kapacitor/v1/tasks?'
+            "dot-view=attributes&fields=type&fields=status&fields=executing&fields=dbrps"
+            "&limit=100&offset=0&pattern=&replay-id=&script-format=formatted\": "
+            "x509: certificate signed by unknown authority\n")
+        assert "p:ss" not in refused.stderr and "p%3Ass" not in refused.stderr
+        flag = kapa("-skipVerify", "list", "tasks", url=url)
+        assert (flag.returncode, flag.stdout) == (0, TASKS_TABLE)
+        env = kapa("list", "tasks", url=url, env={"KAPACITOR_UNSAFE_SSL": "t"})
+        assert (env.returncode, env.stdout) == (0, TASKS_TABLE)
+        # -skipVerify=false does not undo the environment, as in kapacitor
+        both = kapa("-skipVerify=false", "list", "tasks", url=url,
+                    env={"KAPACITOR_UNSAFE_SSL": "true"})
+        assert both.returncode == 0
+        bad = kapa("list", "tasks", url=url, env={"KAPACITOR_UNSAFE_SSL": "maybe"})
+        assert (bad.returncode, bad.stderr) == (
+            1, 'strconv.ParseBool: parsing "maybe": invalid syntax\n')
+    finally:
+        server.close()
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,

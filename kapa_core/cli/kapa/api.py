@@ -37,6 +37,9 @@ PREVIEW = "/kapacitor/v1preview"
 USER_AGENT = "KapacitorClient"
 
 Params = Mapping[str, str | Sequence[str]]
+#: OpenSSL's verify codes for a certificate no trusted authority signed (self-signed,
+#: self-signed in the chain, issuer unknown locally, leaf unverifiable).
+_UNKNOWN_AUTHORITY = frozenset({18, 19, 20, 21})
 
 
 class APIError(Exception):
@@ -95,6 +98,8 @@ def _transport_reason(exc: httpx.TransportError, host: str) -> str:
         if isinstance(cause, socket.gaierror):
             return f"dial tcp: lookup {host.rpartition(':')[0] or host}: no such host"
         if isinstance(cause, ssl.SSLCertVerificationError):
+            if cause.verify_code in _UNKNOWN_AUTHORITY:
+                return "x509: certificate signed by unknown authority"
             return f"x509: {cause.verify_message or cause}"
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.TimeoutException):
@@ -136,9 +141,10 @@ class Client:
         self.host = netloc if urlsplit(url).port else (
             f"{netloc}:{443 if scheme == 'https' else 80}")
         self.base = f"{scheme}://{netloc}"
+        # As Go's net/http shows a URL in an error: the password replaced by ***, the
+        # user name unescaped (escaped when there is no password).
         self._userinfo = None if user is None else (
-            f"{quote(user, safe='')}:***@" if password is not None
-            else f"{quote(user, safe='')}@")
+            f"{user}:***@" if password is not None else f"{quote(user, safe='')}@")
         auth = httpx.BasicAuth(user, password or "") if user is not None else None
         self.http = httpx.Client(
             verify=not skip_verify, timeout=httpx.Timeout(timeout), auth=auth,
