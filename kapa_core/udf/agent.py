@@ -33,7 +33,8 @@ A process UDF::
     agent.wait()
 
 The handler's methods are called from one thread, one at a time. ``info``, ``init``,
-``snapshot`` and ``restore`` return their Response; ``begin_batch``, ``point`` and
+``snapshot`` and ``restore`` return their Response (a handler without state may leave
+``snapshot`` and ``restore`` out: an empty snapshot is answered); ``begin_batch``, ``point`` and
 ``end_batch`` send what they produce with ``agent.write_response`` (thread-safe, so a
 handler may also write from threads of its own). An exception from the handler ends the
 agent after sending an error response: the daemon stops the task with that message.
@@ -207,7 +208,16 @@ class Agent:
 
     def _answer(self, kind: str, response: Any) -> None:
         if response is None:
-            raise RuntimeError(f"the handler's {kind} method returned no response")
+            if kind not in ("snapshot", "restore"):
+                raise RuntimeError(f"the handler's {kind} method returned no response")
+            # A handler without state need not implement snapshot and restore: it
+            # answers an empty snapshot and accepts any (Kapacitor's agent fails the
+            # task at the first snapshot instead).
+            response = udf_pb2.Response()
+            if kind == "snapshot":
+                response.snapshot.snapshot = b""
+            else:
+                response.restore.success = True
         self.write_response(response, flush=True)
 
 

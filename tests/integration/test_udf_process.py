@@ -68,6 +68,46 @@ a = Agent(); a.handler = H(); a.start(); a.wait()
 ''',
     # never answers the info request
     "mute": "import time\ntime.sleep(3600)\n",
+    # provides a stream but answers a point with a batch
+    "wrongedge": '''
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        r = udf_pb2.Response(); r.begin.name = p.name; a.write_response(r)
+a = Agent(); a.handler = H(); a.start(); a.wait()
+''',
+    # closes its stdout and keeps running
+    "closer": '''
+import os, time
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        os.close(1); time.sleep(3600)
+a = Agent(); a.handler = H(); a.start(); a.wait()
+''',
+    # answers each point with 20,000 points as fast as it can
+    "flood": '''
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        r = udf_pb2.Response(); r.point.CopyFrom(p)
+        for i in range(20000):
+            r.point.time = p.time + i
+            a.write_response(r)
+a = Agent(); a.handler = H(); a.start(); a.wait()
+''',
 }
 
 
@@ -105,6 +145,9 @@ def daemon(programs: Path, socket_server: str) -> Iterator[DaemonProcess]:
         "garbage": _process(programs / "garbage.py"),
         "silent": _process(programs / "silent.py", timeout="1s"),
         "mute": _process(programs / "mute.py", timeout="1s"),
+        "wrongedge": _process(programs / "wrongedge.py"),
+        "closer": _process(programs / "closer.py"),
+        "flood": _process(programs / "flood.py"),
     }
     with DaemonProcess({"udf": {"functions": functions}}) as process:
         process.wait_for_log(r'msg="UDF available" .*udf=silent')
@@ -207,6 +250,8 @@ def test_an_unknown_option_is_refused_with_line_and_column(daemon: DaemonProcess
     ("crash", "process exited with status 3; stderr: about to fail on crash"),
     ("garbage", "read error: "),
     ("silent", "keepalive timedout, last keepalive received was: "),
+    ("wrongedge", "the UDF sent a batch, but it provides a stream"),
+    ("closer", "the UDF closed its output"),
 ])
 def test_a_failing_udf_fails_its_task_only(daemon: DaemonProcess, udf: str,
                                            expected: str) -> None:
@@ -255,3 +300,21 @@ def test_no_udf_process_outlives_its_task(daemon: DaemonProcess) -> None:
     wait_until(lambda: not (set(children(pid)) & started), timeout=10)
     time.sleep(0.2)
     assert not zombies(pid)
+
+
+def test_a_flooding_udf_is_followed_without_stopping_the_daemon(daemon: DaemonProcess) -> None:
+    script = ('dbrp "db"."rp"\nstream\n    |from().measurement(\'flood\')\n    @flood()\n'
+              "    |httpOut('out')\n")
+    response = httpx.post(daemon.url + API + "/tasks", json={
+        "id": "flood", "type": "stream", "script": script, "status": "enabled"})
+    assert response.status_code == 200, response.text
+    write(daemon, "flood", [1.0, 2.0, 3.0])
+
+    def emitted() -> int:
+        dot = httpx.get(f"{daemon.url}{API}/tasks/flood").json()["dot"]
+        return int(dot.split('flood2 -> http_out3 [processed="')[1].split('"')[0])
+    wait_until(lambda: emitted() == 60000, timeout=30)
+    # the API answered throughout, and still does
+    assert httpx.get(daemon.url + "/kapacitor/v1/ping").status_code == 204
+    assert task(daemon, "flood")["executing"] is True
+    httpx.delete(f"{daemon.url}{API}/tasks/flood")
