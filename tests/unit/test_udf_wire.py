@@ -8,7 +8,7 @@ import select
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -239,3 +239,55 @@ def test_the_agent_imports_only_protobuf_and_the_standard_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "['google', 'kapa_core']"
+
+
+# -- the daemon side: a function that stops reading ---------------------------------------
+NOT_READING = '''
+import time
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        time.sleep(3600)  # reads nothing more
+a = Agent(); a.handler = H(); a.start(); a.wait()
+'''
+
+
+async def test_requests_a_function_does_not_read_are_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trio
+
+    from kapa_core.logs import Logger
+    from kapa_core.models.point import Point
+    from kapa_core.udf import UDFError, UDFNodeContext, wire
+    from kapa_plugins.udf.process import connector
+
+    program = tmp_path / "stuck.py"
+    program.write_text(NOT_READING)
+    monkeypatch.setattr(wire, "MAX_BUFFERED", 1_000_000)
+    config = type("Config", (), {"prog": sys.executable, "args": ["-u", str(program)],
+                                 "env": {}})()
+    function = wire.WireFunction("stuck", connector(config), 10 * 10**9, Logger("test"))
+
+    class Output:
+        def point(self, p: Point) -> None: ...
+        def begin_batch(self, begin: object) -> None: ...
+        def end_batch(self, end: object) -> None: ...
+
+    async with trio.open_nursery() as nursery:
+        def start_soon(fn: Callable[[], Awaitable[None]]) -> None:
+            nursery.start_soon(fn)
+
+        session = function.open([], UDFNodeContext("t", "stuck2", Logger("test"), Output(),
+                                                   start_soon))
+        await trio.sleep(0.5)
+        point = Point("m", {"host": "a" * 100}, {"value": 1.0}, 1)
+        with pytest.raises(UDFError, match="the UDF is not reading its input"):
+            for _ in range(100_000):
+                session.point(point)
+                await trio.lowlevel.checkpoint()
+        session.close()
+        nursery.cancel_scope.cancel()
