@@ -259,11 +259,11 @@ a = Agent(); a.handler = H(); a.start(); a.wait()
 async def test_requests_a_function_does_not_read_are_bounded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import trio
+    from kapa_plugins.udf.process import connector
 
     from kapa_core.logs import Logger
     from kapa_core.models.point import Point
     from kapa_core.udf import UDFError, UDFNodeContext, wire
-    from kapa_plugins.udf.process import connector
 
     program = tmp_path / "stuck.py"
     program.write_text(NOT_READING)
