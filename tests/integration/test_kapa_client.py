@@ -130,6 +130,11 @@ options:
                                  "options": {"path": "/tmp/kapa-client-alerts2.log",
                                              "mode": 420}}),
     "bad.json": "{not json",
+    "taskvars.json": json.dumps({"id": "fromtmpl", "vars": {
+        "measurement": {"type": "string", "value": "swap"},
+        "crit": {"type": "lambda", "value": "\"mean\" > 70"}}}),
+    "onlyvars.json": json.dumps({"vars": {
+        "measurement": {"type": "string", "value": "net"}}}),
 }
 
 #: The steps: a command line (``{dir}`` is the files' directory, ``{url}`` the server),
@@ -153,6 +158,11 @@ STEPS: list[Step] = [
     ("define", "fromtmpl", "-template", "tmpl", "-vars", "{dir}/vars.json",
      "-dbrp", "telegraf.autogen"),
     ("show", "fromtmpl"),
+    ("define", "fromtmpl", "-vars", "{dir}/taskvars.json"),
+    ("define", "fromtmpl", "-vars", "{dir}/onlyvars.json"),
+    ("define-template", "tmpl", "-tick", "{dir}/template.tick"),
+    ("show", "fromtmpl"),
+    ("show", "b1"),
     ("define", "fromfile", "-file", "{dir}/task.yaml"),
     ("define", "other", "-file", "{dir}/task.yaml"),
     ("show", "fromfile"),

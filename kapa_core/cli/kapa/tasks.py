@@ -219,8 +219,8 @@ def _go_var(name: str, var: Any, *, in_list: bool = False) -> dict[str, Any]:
                            "type client.Var")
     kind = var.get("type")
     if kind is None:
-        raise CommandError("json: error calling MarshalText for type client.VarType: "
-                           "unknown VarType 0")
+        # Decodes (as Go's unknown VarType 0), fails when the request is encoded.
+        return {"type": None, "value": var.get("value"), "description": ""}
     if not isinstance(kind, str) or kind not in VAR_TYPES:
         raise CommandError(f"unknown VarType {kind}")
     value = var.get("value")
@@ -291,6 +291,15 @@ def _go_vars(data: Any) -> dict[str, Any]:
         raise CommandError(f"json: cannot unmarshal {_json_kind(data)} into Go value of "
                            "type map[string]client.Var")
     return {str(name): _go_var(str(name), var) for name, var in data.items()}
+
+
+def _check_encodable(task_vars: dict[str, Any]) -> None:
+    """Vars decoded without a type cannot be sent: the Go client fails encoding them."""
+    if any(var["type"] is None or (var["type"] == "list" and isinstance(var["value"], list)
+                                   and any(item["type"] is None for item in var["value"]))
+           for var in task_vars.values()):
+        raise CommandError("json: error calling MarshalText for type client.VarType: "
+                           "unknown VarType 0")
 
 
 def _load_vars_file(path: str) -> dict[str, Any]:
@@ -410,6 +419,7 @@ def do_define(ctx: Context, args: list[str]) -> None:
         else:
             body = _options(task_id, values["template"].value, task_type, dbrps, script,
                             task_vars, status="disabled")
+        _check_encodable(body.get("vars") or {})
         client.post(TASKS, body)
     else:
         if task_file:
@@ -422,6 +432,7 @@ def do_define(ctx: Context, args: list[str]) -> None:
         else:
             body = _options("", values["template"].value, task_type, dbrps, script,
                             task_vars)
+        _check_encodable(body.get("vars") or {})
         _patch(client, link, body)
     if not values["no-reload"].value and task.get("status") == "enabled":
         _patch(client, link, {"status": "disabled"})
