@@ -98,22 +98,24 @@ def _fill_fields(msg: Any, fields: dict[str, Any]) -> None:
 
 
 def _fields(msg: Any) -> dict[str, Any]:
-    # Kapacitor merges strings, integers, floats and booleans in this order.
+    # Kapacitor merges strings, integers, floats and booleans in this order. (A dict
+    # comprehension copies a protobuf map twice as fast as dict() does.)
     fs, fi, fd, fb = msg.fieldsString, msg.fieldsInt, msg.fieldsDouble, msg.fieldsBool
+    fields: dict[str, Any]
     if fs:
-        fields: dict[str, Any] = dict(fs)
+        fields = {k: fs[k] for k in fs}
         if fi:
-            fields.update(fi)
+            fields.update({k: fi[k] for k in fi})
         if fd:
-            fields.update(fd)
+            fields.update({k: fd[k] for k in fd})
     elif fi:
-        fields = dict(fi)
+        fields = {k: fi[k] for k in fi}
         if fd:
-            fields.update(fd)
+            fields.update({k: fd[k] for k in fd})
     else:
-        fields = dict(fd)
+        fields = {k: fd[k] for k in fd}
     if fb:
-        fields.update(fb)
+        fields.update({k: fb[k] for k in fb})
     return fields
 
 
@@ -137,7 +139,8 @@ def fill_point(msg: Any, p: Point) -> None:
 def point_from(msg: Any) -> Point:
     """The Point a ``udf_pb2.Point`` carries (its group rebuilt from its dimensions)."""
     name = msg.name
-    tags = dict(msg.tags) if msg.tags else {}
+    tags = msg.tags
+    tags = {k: tags[k] for k in tags} if tags else {}
     if msg.dimensions:
         dims = tuple(msg.dimensions)
         group = group_id(name, tags, dims, msg.byName)
