@@ -498,6 +498,34 @@ def test_shell_completion(daemon: DaemonProcess, tmp_path: Path) -> None:
         api.close()
 
 
+def test_lists_and_deletes_page_through_more_than_100(daemon: DaemonProcess) -> None:
+    """The client asks 100 at a time, as kapacitor does, and goes on while pages are
+    full: 103 tasks are all listed (sorted by id), enabled and deleted."""
+    api = httpx.Client(base_url=daemon.url + "/kapacitor/v1", timeout=30)
+    script = "stream\n    |from()\n        .measurement('p')\n    |log()\n"
+    ids = [f"pg{n:03d}" for n in range(103)]
+    for task_id in reversed(ids):
+        response = api.post("/tasks", json={"id": task_id, "type": "stream",
+                                            "script": script,
+                                            "dbrps": [{"db": "d", "rp": "r"}]})
+        assert response.status_code == 200, response.text
+    try:
+        listed = kapa("list", "tasks", "pg*", url=daemon.url)
+        rows = listed.stdout.splitlines()
+        assert [row.split()[0] for row in rows[1:]] == ids
+        assert kapa("enable", "pg*", url=daemon.url).returncode == 0
+        enabled = api.get("/tasks", params={"pattern": "pg*", "fields": "status",
+                                            "limit": "1000"}).json()["tasks"]
+        assert {t["status"] for t in enabled} == {"enabled"} and len(enabled) == 103
+        deleted = kapa("delete", "tasks", "pg*", url=daemon.url)
+        assert deleted.returncode == 0, deleted.stderr
+        assert api.get("/tasks", params={"pattern": "pg*"}).json()["tasks"] == []
+    finally:
+        for task_id in ids:
+            api.delete(f"/tasks/{task_id}")
+        api.close()
+
+
 class FakeKapacitor:
     """A small HTTP(S) server answering ``GET /kapacitor/v1/tasks`` as Kapacitor does
     for a user ``ad@min`` with password ``p:ss``, and ``/kapacitor/v1/templates`` with a
