@@ -1,13 +1,45 @@
-"""UDP: the [[udp]] input section (line protocol in datagrams).
+"""UDP: ``[[udp]]`` listeners of InfluxDB line protocol, one or more lines per datagram.
 
-Configuration only for now: the listener itself arrives with the input-listener work.
+Each enabled element binds its ``bind-address`` and writes what it receives into
+``database``.``retention-policy`` exactly as a ``/write`` of the same lines would
+(tasks, ``ingress`` statistics). As in Kapacitor each listener publishes the statistic
+``udp`` (tag ``bind``, the bound address) with ``bytes_rx``, ``points_rx``,
+``points_tx``, ``points_parse_fail`` (datagrams with a bad line), ``read_fail`` and
+``tx_fail``.
+
+kapa-core additions: ``precision`` (the unit of the timestamps, as InfluxDB's UDP
+input reads it); a datagram with a bad line still delivers its good lines (Kapacitor
+drops the whole datagram). Datagrams waiting in the socket are read together, up to
+``buffer`` of them, and written as one batch.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Section, hookimpl
+import trio
+import trio.lowlevel
+
+from kapa_core.plugin_api import (
+    ConfigError,
+    InputContext,
+    InputListener,
+    Section,
+    hookimpl,
+    parse_line_protocol,
+    require_choice,
+    setting,
+)
+
+#: The largest datagram read (Kapacitor's UDPPacketSize).
+PACKET_SIZE = 65536
+PRECISIONS = ("", "n", "ns", "u", "us", "ms", "s", "m", "h")
+#: Errors of one kind are logged at most once per this many seconds.
+LOG_EVERY = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,10 +48,16 @@ class UDPConfig:
     bind_address: str = ""
     database: str = ""
     retention_policy: str = ""
-    buffer: int = 1000
-    read_buffer: int = 0
+    buffer: int = setting(1000, doc="Datagrams read and written together at most.")
+    read_buffer: int = setting(0, doc="The socket's receive buffer in bytes (0: the "
+                               "system's default).")
+    precision: str = setting("", doc="kapa-core: the unit of the timestamps (n, u, ms, "
+                             "s, m or h; empty: nanoseconds).")
 
     def validate(self) -> None:
+        require_choice(self.precision, "precision", PRECISIONS)
+        if self.buffer < 0 or self.read_buffer < 0:
+            raise ConfigError("buffer", "must not be negative")
         if not self.enabled:
             return
         if ":" not in self.bind_address:
@@ -29,7 +67,134 @@ class UDPConfig:
             raise ConfigError("database", "must be set when enabled = true")
 
 
+def _resolve(address: str) -> tuple[int, tuple[str, int]]:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        raise OSError(f"invalid port in bind-address {address!r}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return family, (host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), int(port))
+
+
+class RateLimitedLog:
+    """Logs an error at most once per ``LOG_EVERY`` seconds, with how many were not
+    logged in between."""
+
+    def __init__(self, log: Any, message: str) -> None:
+        self.log = log
+        self.message = message
+        self.last = -LOG_EVERY
+        self.skipped = 0
+
+    def __call__(self, **fields: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY:
+            self.skipped += 1
+            return
+        self.log.error(self.message, **fields, suppressed=self.skipped or None)
+        self.last, self.skipped = now, 0
+
+
+class UDPListener:
+    def __init__(self, config: UDPConfig, context: InputContext) -> None:
+        self.config = config
+        self.context = context
+        self.log = context.log
+        self.parse_failed = RateLimitedLog(context.log, "failed to parse points")
+        self.read_failed = RateLimitedLog(context.log, "failed to read UDP message")
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        config = self.config
+        family, address = _resolve(config.bind_address)
+        # A failure here (address in use...) reaches the daemon before started(): at
+        # start it stops the daemon naming this element, as Kapacitor's Open does.
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if config.read_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
+            sock.bind(address)
+            sock.setblocking(False)
+            bound = sock.getsockname()
+            self.address = f"{bound[0]}:{bound[1]}"
+            self.stats = self.context.statistic("udp", {"bind": self.address})
+            self.log.info("started listening on UDP", address=self.address)
+            task_status.started(self.address)
+            await self._receive(sock)
+        finally:
+            sock.close()
+            self.log.info("closed service")
+
+    async def _receive(self, sock: socket.socket) -> None:
+        stats = self.stats
+        limit = max(self.config.buffer, 1)
+        buf = bytearray(PACKET_SIZE)
+        view = memoryview(buf)
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            datagrams: list[bytes] = []
+            size = 0
+            while len(datagrams) < limit:
+                try:
+                    n = sock.recv_into(buf)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                        raise
+                    stats.add("read_fail")
+                    self.read_failed(err=str(exc))
+                    break
+                size += n
+                datagrams.append(bytes(view[:n]))
+            if not datagrams:
+                continue
+            stats.add("bytes_rx", size)
+            self._write(datagrams)
+            await trio.lowlevel.checkpoint()  # others run between bursts
+
+    def _write(self, datagrams: list[bytes]) -> None:
+        config = self.config
+        stats = self.stats
+        # Lines of different datagrams must not run together.
+        body = b"\n".join(datagrams)
+        result = parse_line_protocol(body, precision=config.precision or "n",
+                                     database=config.database,
+                                     retention_policy=config.retention_policy,
+                                     max_errors=1)
+        if result.bad_lines:
+            failed = len(datagrams) if len(datagrams) == 1 else \
+                self._failed_datagrams(datagrams)
+            stats.add("points_parse_fail", failed)
+            first = result.errors[0] if result.errors else None
+            self.parse_failed(err=str(first) if first else "bad line",
+                              bad_lines=result.bad_lines)
+        points = result.points
+        if not points:
+            return
+        stats.add("points_rx", len(points))
+        try:
+            self.context.write_points(config.database, config.retention_policy, points)
+        except Exception as exc:  # a write the stream refuses: counted, not fatal
+            stats.add("tx_fail")
+            self.log.error("failed to write points to database", database=config.database,
+                           err=str(exc) or type(exc).__name__)
+            return
+        stats.add("points_tx", len(points))
+
+    def _failed_datagrams(self, datagrams: list[bytes]) -> int:
+        """How many of ``datagrams`` hold a bad line (only counted when some do)."""
+        precision = self.config.precision or "n"
+        return sum(1 for d in datagrams
+                   if parse_line_protocol(d, precision=precision, max_errors=0).bad_lines)
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="udp", schema=UDPConfig, multiple=True, element_key="bind-address",
                     overridable=False, doc="Receive line protocol over UDP.")]
+
+
+@hookimpl
+def kapa_input_listeners() -> list[InputListener]:
+    return [InputListener(name="udp", section="udp", factory=UDPListener,
+                          doc="InfluxDB line protocol in UDP datagrams.")]
