@@ -56,6 +56,7 @@ from kapa_core.udf import (
     UDFSession,
     ValueType,
 )
+from kapa_core.udf.inprocess import InProcessFunction, load_handler_class, python_udf
 from kapa_core.udf.wire import Connection as UDFConnection
 from kapa_core.udf.wire import Connector as UDFConnector
 from kapa_core.udf.wire import WireFunction
@@ -114,6 +115,7 @@ __all__ = [
     "HandlerContext",
     "HandlerError",
     "HandlerKind",
+    "InProcessFunction",
     "InputContext",
     "InputListener",
     "K8sClient",
@@ -151,12 +153,14 @@ __all__ = [
     "go_json",
     "go_path_join",
     "hookimpl",
+    "load_handler_class",
     "one_default",
     "option",
     "option_template",
     "parse_line_protocol",
     "parse_template",
     "pick_element",
+    "python_udf",
     "require_choice",
     "require_url",
     "send",

@@ -270,11 +270,16 @@ class UDFFunctionConfig:
     timeout: Duration = Duration(10 * SECOND)
     bridge: str = setting("", doc="kapa-core: the UDF bridge plugin that runs this function "
                           "(e.g. an in-process one); prog and socket are then not needed.")
+    python: str = setting("", doc="kapa-core: \"package.module:Class\", a UDF handler "
+                          "class (written with kapa_core.udf.agent) run inside the daemon, "
+                          "imported from its sys.path; instead of prog or socket.")
 
     def validate(self) -> None:
         if self.prog and self.socket:
             raise ConfigError("", "cannot set both prog and socket")
-        if not self.prog and not self.socket and not self.bridge:
+        if self.python and (self.prog or self.socket):
+            raise ConfigError("python", "cannot set python with prog or socket")
+        if not self.prog and not self.socket and not self.python and not self.bridge:
             raise ConfigError("", "must set prog or socket")
         if self.timeout <= MILLISECOND:  # Kapacitor's limit and words
             raise ConfigError("timeout", f"timeout is too small: {self.timeout}")
