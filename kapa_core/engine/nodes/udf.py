@@ -19,7 +19,7 @@ import trio
 from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.logs import Logger
-from kapa_core.models.batch import Batch, BatchPoint
+from kapa_core.models.batch import Batch, BatchPoint, group_id
 from kapa_core.models.point import Point
 from kapa_core.pipeline.udf import UDFSpec
 from kapa_core.udf import BeginBatch, EdgeType, EndBatch, UDFError, UDFNodeContext, UDFSession
@@ -58,9 +58,15 @@ class _Output:
         if batch is None:
             raise UDFError("the UDF ended a batch it did not begin")
         self._batch = None
+        # As Kapacitor: the batch that goes on is the end's (its name and tags, the
+        # tags' names as its dimensions, its tmax); only ``by_name`` comes from the begin.
+        tags = dict(end.tags)
+        dims = tuple(sorted(tags))
+        batch.name = end.name
+        batch.tags = tags
+        batch.dims = dims
+        batch.group = group_id(end.name, tags, dims, batch.by_name)
         batch.tmax = end.tmax
-        if end.tags:
-            batch.tags = dict(end.tags)
         self._node.emit_batch(batch)
 
 
