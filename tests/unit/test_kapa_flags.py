@@ -220,3 +220,54 @@ def test_int_value_forms() -> None:
     for text, number in [("10", 10), ("-0x1f", -31), ("0o17", 15), ("0b101", 5)]:
         value.set(text)
         assert value.value == number
+
+
+# -- the values kapa prints as the Go client prints them ----------------------------------
+#: time.Time from JSON, .Format(time.RFC822) and .Local().Format(time.RFC822), printed by
+#: Go 1.19 in three zones.
+GO_RFC822 = {
+    "UTC": [
+        ("2026-12-05T07:30:00.123456789Z", "05 Dec 26 07:30 UTC", "05 Dec 26 07:30 UTC"),
+        ("0001-01-01T00:00:00Z", "01 Jan 01 00:00 UTC", "01 Jan 01 00:00 UTC"),
+        ("2026-07-01T10:00:00+02:00", "01 Jul 26 10:00 +0200", "01 Jul 26 08:00 UTC"),
+        ("2026-01-01T10:00:00-05:30", "01 Jan 26 10:00 -0530", "01 Jan 26 15:30 UTC"),
+    ],
+    "Europe/Paris": [
+        ("2026-12-05T07:30:00.123456789Z", "05 Dec 26 07:30 UTC", "05 Dec 26 08:30 CET"),
+        ("0001-01-01T00:00:00Z", "01 Jan 01 00:00 UTC", "01 Jan 01 00:09 LMT"),
+        ("2026-07-01T10:00:00+02:00", "01 Jul 26 10:00 CEST", "01 Jul 26 10:00 CEST"),
+        ("1999-12-31T23:59:59.5Z", "31 Dec 99 23:59 UTC", "01 Jan 00 00:59 CET"),
+    ],
+    "America/New_York": [
+        ("0001-01-01T00:00:00Z", "01 Jan 01 00:00 UTC", "31 Dec 00 19:03 LMT"),
+        ("2026-07-01T10:00:00+02:00", "01 Jul 26 10:00 +0200", "01 Jul 26 04:00 EDT"),
+        ("2026-01-01T10:00:00-05:30", "01 Jan 26 10:00 -0530", "01 Jan 26 10:30 EST"),
+    ],
+}
+
+
+@pytest.mark.parametrize("zone", sorted(GO_RFC822))
+def test_times_print_as_go_rfc822(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from kapa_core.cli.kapa.output import rfc822
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for text, as_is, local in GO_RFC822[zone]:
+            assert (rfc822(text), rfc822(text, local=True)) == (as_is, local), text
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_go_json_and_humanize() -> None:
+    from kapa_core.cli.kapa.output import go_json, humanize_bytes, join_path
+
+    assert go_json({"b": [1.0, 1.5, 1e21, 1e-7, True, None], "a": "<&>"}) == (
+        '{"a":"\\u003c\\u0026\\u003e","b":[1,1.5,1e+21,1e-7,true,null]}')
+    assert [humanize_bytes(n) for n in (0, 9, 10, 999, 1000, 1500, 10_500, 2_000_000)] == [
+        "0 B", "9 B", "10 B", "999 B", "1.0 kB", "1.5 kB", "10 kB", "2.0 MB"]
+    assert join_path("/kapacitor/v1/tasks", "") == "/kapacitor/v1/tasks"
+    assert join_path("/kapacitor/v1/tasks", "../x/./y") == "/kapacitor/v1/x/y"

@@ -82,15 +82,19 @@ def rfc822(text: str | None, *, local: bool = False) -> str:
         epoch = moment.timestamp()
     except (OverflowError, ValueError):
         epoch = None
-    if local or not name:
-        zone, zone_offset = _local_zone(epoch) if epoch is not None else ("UTC", 0)
-        if local:
-            moment = moment.astimezone(dt.timezone(dt.timedelta(seconds=zone_offset))) \
-                if epoch is not None else moment
-            name = zone
-            offset = zone_offset
-        elif zone_offset == offset:
-            # Go's decoder gives a time whose offset is the local zone's the Local zone.
+    if local and epoch is not None:
+        try:
+            lt = time.localtime(epoch)
+        except (OverflowError, OSError, ValueError):
+            lt = None
+        if lt is not None:
+            return (f"{lt.tm_mday:02d} {_MONTHS[lt.tm_mon - 1]} {lt.tm_year % 100:02d} "
+                    f"{lt.tm_hour:02d}:{lt.tm_min:02d} "
+                    f"{_zone_text(lt.tm_zone or '', lt.tm_gmtoff or 0)}")
+    if not name and epoch is not None:
+        zone, zone_offset = _local_zone(epoch)
+        if zone_offset == offset:
+            # Go's decoder makes a time whose offset is the local zone's a Local time.
             name = zone
     return (f"{moment.day:02d} {_MONTHS[moment.month - 1]} {moment.year % 100:02d} "
             f"{moment.hour:02d}:{moment.minute:02d} {_zone_text(name, offset)}")
