@@ -247,6 +247,15 @@ def _cases() -> list[Case]:
     cases.append(Case(m, _stream(
         m, "    @customFunc().opt2(TRUE, -7, 2.5, '', 90m).opt2(FALSE, 0, -0.5, 'x', 1ms)\n"),
         f"{m},host=a value=1 1"))
+    # points the function sends without dimensions form one group downstream
+    m = "custom_regroup"
+    cases.append(Case(m, _stream(m, "    @customFunc()\n" + window10), "\n".join(
+        [f"{m},host=a value=1 1", f"{m},host=b value=2 2", f"{m},host=a value=3 3",
+         f"{m},host=a value=0 20"])))
+    m = "mirrorb_measurement"
+    cases.append(Case(m, _stream(m, window10 + "    @mirrorBatch()\n    |count('f')\n",
+                                 group_by=".groupByMeasurement().groupBy('dc')"),
+                      _MIRROR_POINTS.format(m=m)))
     m = "renamed"
     cases.append(Case(m, _stream(m, window10 + "    @rename()\n"), "\n".join(
         [f"{m},host=a value=1 1", f"{m},host=a value=2 2", f"{m},host=b value=3 3",
