@@ -18,6 +18,12 @@ or serve it on a unix socket (``python3 moving_avg.py --socket /tmp/moving_avg.s
     [udf.functions.movingAvg]
       socket = "/tmp/moving_avg.sock"
       timeout = "10s"
+
+or run the same class inside the daemon, without a process (a kapa-core addition; start
+the daemon with this directory on its ``PYTHONPATH``)::
+
+    [udf.functions.movingAvg]
+      python = "moving_avg:MovingAverage"
 """
 
 from __future__ import annotations
@@ -120,10 +126,15 @@ class MovingAverage(Handler):
         response = udf_pb2.Response()
         out = response.point
         out.CopyFrom(point)
-        out.ClearField("fieldsDouble")
-        out.ClearField("fieldsInt")
-        out.ClearField("fieldsString")
-        out.ClearField("fieldsBool")
+        # the average is the only field: drop the others (an empty map needs no clearing)
+        if point.fieldsDouble:
+            out.ClearField("fieldsDouble")
+        if point.fieldsInt:
+            out.ClearField("fieldsInt")
+        if point.fieldsString:
+            out.ClearField("fieldsString")
+        if point.fieldsBool:
+            out.ClearField("fieldsBool")
         out.fieldsDouble[self.as_] = window.add(value)
         self.agent.write_response(response)
 
