@@ -17,6 +17,7 @@ URL's path with the API path.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import ssl
@@ -26,6 +27,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import httpx
+
+from kapa_core.cli.kapa.flags import go_quote
 
 __all__ = [
     "BASE", "PREVIEW", "APIError", "Client", "StreamResponse", "URLError",
@@ -68,35 +71,99 @@ def go_query(params: Params | None) -> str:
     return urlencode(pairs, quote_via=quote, safe="")
 
 
-def _check_url(url: str) -> tuple[str, str, str | None, str | None]:
-    """``(scheme, netloc without userinfo, user, password)`` or URLError worded as Go."""
+_HOST_CHARS = frozenset("-._~!$&'()*+,;=:[]<>\"%")
+
+
+class _Parsed:
+    def __init__(self, scheme: str, netloc: str, host: str, port: str,
+                 user: str | None, password: str | None) -> None:
+        self.scheme, self.netloc, self.host, self.port = scheme, netloc, host, port
+        self.user, self.password = user, password
+
+
+def _check_url(url: str) -> _Parsed:
+    """The parts of the base URL, or URLError worded as Go's ``url.Parse`` and the
+    client's scheme check."""
     if url.startswith(":"):
         raise URLError(f'parse "{url}": missing protocol scheme')
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise URLError(f'parse "{url}": net/url: invalid control character in URL')
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - validates the port
     except ValueError as exc:
         raise URLError(f'parse "{url}": {exc}') from None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise URLError(f'parse "{url}": missing \']\' in host')
+        host, port_part = hostport[:end + 1], hostport[end + 1:]
+    else:
+        colon = hostport.rfind(":")
+        host, port_part = (hostport[:colon], hostport[colon:]) if colon >= 0 else (
+            hostport, "")
+    if port_part and (port_part[0] != ":" or not port_part[1:].isdigit() and port_part[1:]):
+        raise URLError(f'parse "{url}": invalid port {go_quote(port_part)} after host')
+    for c in host.strip("[]") if host.startswith("[") else host:
+        if not (c.isascii() and c.isalnum()) and c not in _HOST_CHARS and c.isascii():
+            raise URLError(f'parse "{url}": invalid character {go_quote(c)} in host name')
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise URLError(f"Unsupported protocol scheme: {parts.scheme}, your address must "
                        "start with http:// or https://")
-    netloc = parts.netloc.rpartition("@")[2]
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return scheme, netloc, user, password
+    user: str | None = None
+    password: str | None = None
+    if userinfo:
+        name, has_password, secret = userinfo.partition(":")
+        user = unquote(name)
+        password = unquote(secret) if has_password else None
+    port = port_part[1:] or ("443" if scheme == "https" else "80")
+    return _Parsed(scheme, hostport, host, port, user, password)
 
 
-def _transport_reason(exc: httpx.TransportError, host: str) -> str:
+def _verb(method: str) -> str:
+    return method[:1] + method[1:].lower()
+
+
+def _dial_address(host: str, port: str) -> str:
+    """``host:port`` as Go's dialer names it: a name resolved to its first address."""
+    try:
+        ipaddress.ip_address(host)
+        address = host
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            inet4 = [i for i in infos if i[0] == socket.AF_INET]
+            address = str((inet4 or infos)[0][4][0])
+        except (OSError, IndexError, ValueError):
+            address = host
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _nameserver() -> str:
+    """The first name server of /etc/resolv.conf as Go's resolver names it
+    (``10.0.0.1:53``), or ""."""
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) >= 2 and fields[0] == "nameserver":
+                    return f"[{fields[1]}]:53" if ":" in fields[1] else f"{fields[1]}:53"
+    except OSError:
+        pass
+    return ""
+
+
+def _transport_reason(exc: httpx.TransportError, host: str, port: str) -> str:
     """The reason a request got no answer, in words close to Go's ``net`` errors."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError):
-            return f"dial tcp {host}: connect: connection refused"
+            return f"dial tcp {_dial_address(host, port)}: connect: connection refused"
         if isinstance(cause, socket.gaierror):
-            return f"dial tcp: lookup {host.rpartition(':')[0] or host}: no such host"
+            server = _nameserver()
+            where = f" on {server}" if server else ""
+            return f"dial tcp: lookup {host}{where}: no such host"
         if isinstance(cause, ssl.SSLCertVerificationError):
             if cause.verify_code in _UNKNOWN_AUTHORITY:
                 return "x509: certificate signed by unknown authority"
@@ -134,12 +201,15 @@ class Client:
 
     def __init__(self, url: str, *, skip_verify: bool = False,
                  timeout: float | None = None) -> None:
-        scheme, netloc, user, password = _check_url(url)
+        parsed = _check_url(url)
+        scheme, netloc, user, password = (parsed.scheme, parsed.netloc, parsed.user,
+                                          parsed.password)
         self.url = url
         self.scheme = scheme
         self.netloc = netloc
-        self.host = netloc if urlsplit(url).port else (
-            f"{netloc}:{443 if scheme == 'https' else 80}")
+        self.host = f"{parsed.host}:{parsed.port}"
+        self._hostname = parsed.host.strip("[]")
+        self._port = parsed.port
         self.base = f"{scheme}://{netloc}"
         # As Go's net/http shows a URL in an error: the password replaced by ***, the
         # user name unescaped (escaped when there is no password).
@@ -172,6 +242,15 @@ class Client:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://{self._userinfo}{rest}"
 
+    def _check_port(self, method: str, url: str) -> None:
+        if int(self._port) > 65535:
+            raise APIError(f'{_verb(method)} "{self._shown_url(url)}": dial tcp: address '
+                           f"{self._port}: invalid port")
+
+    def _failure(self, method: str, url: str, exc: httpx.TransportError) -> APIError:
+        return APIError(f'{_verb(method)} "{self._shown_url(url)}": '
+                        f"{_transport_reason(exc, self._hostname, self._port)}")
+
     # -- requests ----------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: Params | None = None,
                 body: Any = None, raw: bytes | None = None,
@@ -179,6 +258,7 @@ class Client:
         """Send one request; fail with the Go client's words unless the status is in
         ``codes``. ``body`` is sent as JSON (``None`` sends no body unless ``raw``)."""
         url = self.url_for(path, params)
+        self._check_port(method, url)
         headers = {}
         content: bytes | None = raw
         if body is not None:
@@ -188,9 +268,7 @@ class Client:
         try:
             response = self.http.request(method, url, content=content, headers=headers)
         except httpx.TransportError as exc:
-            verb = method[:1] + method[1:].lower()
-            raise APIError(f'{verb} "{self._shown_url(url)}": '
-                           f"{_transport_reason(exc, self.host)}") from None
+            raise self._failure(method, url, exc) from None
         if response.status_code not in codes:
             raise decode_error(response)
         return response
@@ -232,6 +310,7 @@ class Client:
         (``bad status code N``) when ``codes`` is None, or with the API's error text.
         """
         url = self.url_for(path, params)
+        self._check_port(method, url)
         headers = {}
         content = None
         if body is not None:
@@ -248,9 +327,7 @@ class Client:
                     raise decode_error(resp)
                 yield StreamResponse(resp)
         except httpx.TransportError as exc:
-            verb = method[:1] + method[1:].lower()
-            raise APIError(f'{verb} "{self._shown_url(url)}": '
-                           f"{_transport_reason(exc, self.host)}") from None
+            raise self._failure(method, url, exc) from None
 
 
 def decode_error(response: httpx.Response) -> APIError:
