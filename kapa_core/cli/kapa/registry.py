@@ -91,7 +91,12 @@ class Registry:
         self.commands[command.name] = command
 
     def add_kind(self, verb: str, kind: str, run: KindRun) -> None:
-        """Make ``kapa <verb> <kind> ...`` (verb ``list`` or ``delete``) call ``run``."""
+        """Make ``kapa <verb> <kind> ...`` (verb ``list`` or ``delete``) call ``run``.
+
+        ``list`` kinds get the patterns after the kind (``[""]`` when none was given, as
+        ``kapacitor`` lists everything then) and should print JSON when
+        ``ctx.json_output``; ``delete`` kinds get the arguments after the kind (at least
+        one)."""
         kinds = self.kinds.setdefault(verb, {})
         if kind in kinds:
             raise ValueError(f"{verb} {kind!r} registered twice")
