@@ -269,3 +269,39 @@ def test_python_with_prog_is_a_config_error() -> None:
         "python": "moving_avg:MovingAverage", "prog": sys.executable}}}})
     with pytest.raises(RuntimeError, match="cannot set python with prog or socket"):
         daemon.start()
+
+
+def test_the_in_process_state_survives_a_disable_and_a_restart(tmp_path: Path) -> None:
+    """Snapshots of the handler (its ``snapshot()``) are saved with the task and given
+    back to a new handler (``restore()``) when the task starts again."""
+    config = {"task": {"snapshot-interval": "1s"},
+              "udf": {"functions": {"movingAvg": {"python": "moving_avg:MovingAverage"}}}}
+    env = {"PYTHONPATH": os.pathsep.join([str(EXAMPLES), str(ROOT)])}
+    data = str(tmp_path / "data")
+
+    def average_after(daemon: DaemonProcess, value: float, second: int) -> float:
+        response = httpx.post(daemon.url + API + "/write?db=db&rp=rp",
+                              content=f"snap,host=h0 value={value} {second}000000000")
+        assert response.status_code == 204, response.text
+
+        def answered() -> bool:
+            series = http_out(daemon, "snap").get("series", [])
+            return bool(series) and series[0]["values"][0][0].endswith(f"{second:02d}Z")
+        wait_until(answered, timeout=15)
+        return float(http_out(daemon, "snap")["series"][0]["values"][0][1])
+
+    def set_status(daemon: DaemonProcess, status: str) -> None:
+        response = httpx.patch(daemon.url + API + "/tasks/snap", json={"status": status})
+        assert response.status_code == 200, response.text
+
+    with DaemonProcess(config, data_dir=data, env=env) as daemon:
+        assert udf_task(daemon, "snap", "movingAvg", ".field('value').size(10)") \
+            .status_code == 200
+        assert average_after(daemon, 10, 11) == 10
+        assert average_after(daemon, 20, 12) == 15
+        set_status(daemon, "disabled")
+        set_status(daemon, "enabled")
+        assert average_after(daemon, 30, 13) == 20
+        assert daemon.stop() == 0
+    with DaemonProcess(config, data_dir=data, env=env) as daemon:
+        assert average_after(daemon, 40, 14) == 25
