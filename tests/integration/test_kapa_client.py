@@ -213,6 +213,8 @@ CHECKS: list[Step] = [
     ("define", "cpu", "-type", "stream", "-tick", "{dir}/missing.tick",
      "-dbrp", "telegraf.autogen"),
     ("define", "x", "-bogus", "1"),
+    # kapacitor counts the arguments: a task ID and pairs (a lone -no-reload is refused)
+    ("define", "cpu", "-tick", "{dir}/cpu.tick", "-no-reload"),
     ("define", "x", "-dbrp", "nodot"),
     ("define", "x", "-tick"),
     ("define",),
