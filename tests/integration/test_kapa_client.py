@@ -250,6 +250,7 @@ CHECKS: list[Step] = [
     ("-url", "http://localhost:9a", "list", "tasks"),
     ("-url", "http://localhost:99999", "list", "tasks"),
     ("-url", "http://u:secret@localhost:1", "show", "x"),
+    ("-url", "http://localhost:1", "list", "service-tests"),
     ("-url", "://x", "list", "tasks"),
     ("-url", "localhost:9092", "list", "tasks"),
     ("-url", "{url}", "list", "tasks", "nosuch"),

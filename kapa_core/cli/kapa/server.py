@@ -166,16 +166,17 @@ def do_service_tests(ctx: Context, args: list[str]) -> None:
 
 
 def list_service_tests_kind(ctx: Context, patterns: list[str]) -> None:
-    names: list[str] = []
-    objects: list[dict[str, Any]] = []
-    for pattern in patterns:
-        for service in _service_tests(ctx, pattern):
-            names.append(str(service.get("name", "")))
-            objects.append(service)
     if ctx.json_output:
+        objects: list[dict[str, Any]] = []
+        for pattern in patterns:
+            objects.extend(_service_tests(ctx, pattern))
         ctx.print_json(objects)
         return
-    ctx.write("Service Name\n" + "".join(name + "\n" for name in names))
+    # As kapacitor: the header first, then each pattern's names as they come.
+    ctx.write("Service Name\n")
+    for pattern in patterns:
+        ctx.write("".join(f"{service.get('name', '')}\n"
+                          for service in _service_tests(ctx, pattern)))
 
 
 def register(registry: Registry) -> None:
