@@ -20,9 +20,11 @@ task gets its own handler, constructed as ``Class(agent)`` with an
 
 An exception from a handler method stops the task as the process agent reports it:
 ``error processing request of type <kind>: <exception>`` (logged with where it was
-raised). ``write_response`` must be called from within a handler method, in the thread
-that called it: the task's nodes are not thread-safe. Handler calls are not
-time-limited (there is no keepalive): a handler that blocks holds its task up.
+raised). ``write_response`` is thread-safe, as the process agent's is: called from a
+thread of the handler's own, it waits until the task's thread has handed the response
+on (the task's nodes are not thread-safe); after the task stopped, such responses are
+dropped. Handler calls are not time-limited (there is no keepalive): a handler that
+blocks holds its task up.
 
 Functions come from ``[udf.functions.<name>] python = "package.module:Class"`` (the
 ``udf-python`` bridge plugin) or from a plugin that registers a class with
@@ -32,9 +34,13 @@ Functions come from ``[udf.functions.<name>] python = "package.module:Class"`` (
 from __future__ import annotations
 
 import importlib
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
+
+import trio
+import trio.lowlevel
 
 from kapa_core.logs import Logger
 from kapa_core.models.point import Point
@@ -133,6 +139,12 @@ class InProcessSession:
         self._batch_by_name: bool | None = None  # the batch the handler began, if any
         self._asked = ""  # the management request being answered
         self._answer: Any = None
+        # Responses written from other threads are handed to this one through trio.
+        self._thread = threading.get_ident()
+        try:
+            self._token: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
+        except RuntimeError:  # not opened under trio (a test calling it directly)
+            self._token = None
         self.agent = InProcessAgent(self)
         self.handler: Any = None
         try:
@@ -260,6 +272,9 @@ class InProcessSession:
         """What the handler wrote: data goes on to the node's output."""
         if response is None:
             raise ValueError("cannot write a None response")
+        if threading.get_ident() != self._thread:
+            self._respond_from_thread(response)
+            return
         kind = response.WhichOneof("message")
         if kind == "point":
             self._output.point(point_from(response.point))
@@ -285,6 +300,28 @@ class InProcessSession:
             self._answer = getattr(response, kind)
         else:
             raise UDFError(f"unexpected response message {kind}")
+
+
+    def _respond_from_thread(self, response: Any) -> None:
+        """A response written by a thread of the handler: handed on by the task's thread
+        (waiting for it); a failure stops the task."""
+        if self._token is None:
+            raise RuntimeError("write_response called from another thread, and this "
+                               "session runs outside trio")
+
+        def hand_on() -> None:
+            if self._closed or self._error:
+                return  # the task stopped: nothing takes the response any more
+            try:
+                self.respond(response)
+            except UDFError as exc:
+                self._fail_later(str(exc))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a downstream node stopping the task as well
+                self._fail_later(str(exc) or type(exc).__name__)
+
+        trio.from_thread.run_sync(hand_on, trio_token=self._token)
 
 
 class InProcessFunction:

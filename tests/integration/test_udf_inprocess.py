@@ -89,6 +89,21 @@ class DoubleBatch(Raises):
         self.agent.write_response(response, flush=True)
 
 
+class Later(Raises):
+    """Sends every point back from a thread of its own, a little later."""
+
+    def point(self, point):
+        import threading
+        import time
+        response = udf_pb2.Response()
+        response.point.CopyFrom(point)
+
+        def send():
+            time.sleep(0.05)
+            self.agent.write_response(response)
+        threading.Thread(target=send).start()
+
+
 class NoInfo(Raises):
     def info(self):
         return None
@@ -119,6 +134,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         "raises": {"python": "inproc_handlers:Raises"},
         "refuses": {"python": "inproc_handlers:Refuses"},
         "doubler": {"python": "inproc_handlers:DoubleBatch"},
+        "later": {"python": "inproc_handlers:Later"},
     }
     for name, (path, _) in BAD_PATHS.items():
         functions[name] = {"python": path}
@@ -253,6 +269,17 @@ def test_batches_go_through_an_in_process_handler(daemon: DaemonProcess) -> None
         ("1970-01-01T00:00:03Z", 6.0), ("1970-01-01T00:00:04Z", 8.0)]
     assert task(daemon, "batches")["error"] == ""
     delete(daemon, "batches")
+
+
+def test_a_handler_may_write_from_a_thread_of_its_own(daemon: DaemonProcess) -> None:
+    assert udf_task(daemon, "threads", "later").status_code == 200
+    write(daemon, "threads", [1.0, 2.0])
+    wait_until(lambda: len(http_out(daemon, "threads").get("series", [])) == 2, timeout=15)
+    series = {s["tags"]["host"]: s["values"] for s in http_out(daemon, "threads")["series"]}
+    assert series == {"h0": [["1970-01-01T00:00:01Z", 1.0]],
+                      "h1": [["1970-01-01T00:00:02Z", 2.0]]}
+    assert task(daemon, "threads")["error"] == ""
+    delete(daemon, "threads")
 
 
 @pytest.mark.parametrize("name", sorted(BAD_PATHS))

@@ -4,11 +4,13 @@ snapshot and restore, refusals, responses handed on without serialising, and the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from kapa_core.logs import Logger
 from kapa_core.models.point import Point
@@ -280,3 +282,28 @@ async def test_a_plugin_registers_a_handler_class_with_python_udf(
     assert node.output.points[0].fields == {"avg": 4.0}
     with pytest.raises(TypeError, match="takes a class"):
         python_udf("bad", moving_average(None))  # type: ignore[arg-type]  # on purpose
+
+
+async def test_a_handler_thread_writes_through_the_tasks_thread() -> None:
+    node = Node()
+    session: InProcessSession = InProcessFunction("echo", Echo, Logger("test")).open(
+        [], node.context)
+    writer_threads: list[int] = []
+
+    def from_a_thread(response: Any) -> None:
+        writer_threads.append(threading.get_ident())
+        session.agent.write_response(response)
+
+    late = udf_pb2.Response()
+    late.point.name = "late"
+    late.point.fieldsDouble["value"] = 1.0
+    await trio.to_thread.run_sync(from_a_thread, late)
+    assert [p.name for p in node.output.points] == ["late"]
+    assert writer_threads[0] != threading.get_ident()
+
+    error = udf_pb2.Response()
+    error.error.error = "the timer gave up"
+    await trio.to_thread.run_sync(from_a_thread, error)
+    assert await node.stopped_with() == "the timer gave up"
+    await trio.to_thread.run_sync(from_a_thread, late)  # dropped: the task stopped
+    assert len(node.output.points) == 1
