@@ -6,6 +6,7 @@ out while the daemon keeps running."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -208,6 +209,35 @@ def test_in_process_moving_average_gives_what_the_process_udf_gives(
     assert sorted((s["tags"]["host"], s["values"][0][1]) for s in outputs["movingAvgPy"][
         "series"]) == [("h0", pytest.approx((5 + 7 + 2.5) / 3)), ("h1", 27.0)]
     assert outputs["movingAvgPy"]["series"][0]["columns"] == ["time", "mean"]
+
+
+def test_in_process_moving_average_answers_as_kapacitor_with_the_process_udf(
+        daemon: DaemonProcess) -> None:
+    """The case ``avg_movingAvg`` of test_udf_examples.py, whose answer was recorded
+    from Kapacitor 1.5.7 running moving_avg.py as a process UDF."""
+    recorded = json.loads((Path(__file__).with_name("udf_kapacitor_expected.json"))
+                          .read_text())["cases"]["avg_movingAvg"]["output"]
+    m = "avg_inprocess"
+    points = "\n".join(
+        [f"{m},host=a value={v} {t}" for t, v in enumerate([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])]
+        + [f"{m},host=b value={v}i {t}" for t, v in
+           enumerate([2, 4, 6, 8, 10, 2, 4, 6, 8, 1])]
+        + [f"{m},host=a value=0 10", f"{m},host=b value=0i 10"])
+    response = define(daemon, m, f"stream\n    |from().measurement('{m}').groupBy('host')\n"
+                      "    @movingAvgPy().field('value').size(3).as('mean')\n"
+                      "    |window().period(10s).every(10s)\n    |httpOut('out')\n")
+    assert response.status_code == 200, response.text
+    response = httpx.post(daemon.url + API + "/write?db=db&rp=rp&precision=s",
+                          content=points)
+    assert response.status_code == 204, response.text
+    wait_until(lambda: len(http_out(daemon, m).get("series", [])) == 2, timeout=15)
+    out = http_out(daemon, m)
+    for series in out["series"]:
+        assert series.pop("name") == m
+    for series in recorded["series"]:
+        series.pop("name")
+    assert out == recorded
+    delete(daemon, m)
 
 
 def test_options_are_checked_against_the_handlers_info(daemon: DaemonProcess) -> None:
