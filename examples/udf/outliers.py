@@ -4,15 +4,17 @@
     @outliers().field('value').scale(1.5)
 
 For each batch it receives, the function sends a batch holding only the points whose
-``field`` lies outside the fences, unchanged and in the order they came::
+``field`` lies outside the fences, unchanged, in the order of their values::
 
     lower = Q1 - scale * IQR        upper = Q3 + scale * IQR        IQR = Q3 - Q1
 
-The quartiles are found by the median method: Q1 and Q3 are the medians of the values
-below and above the batch's median (an odd count leaves the median itself out of both
-halves; an even count splits in the middle). ``scale`` defaults to 1.5 and must be at
-least 1.0. A point without ``field`` (or with a non-numeric one) is left out of the
-computation and of the output. The function keeps no state between batches.
+The quartiles are found as Kapacitor's own outliers example finds them, so that both
+pick the same points: the values are sorted; Q1 is the median of the values up to the
+batch's median (included) and Q3 that of the values after it, where the median of an even
+count is the mean of its middle value and the one after it (``median([1, 2, 3, 4])`` is
+3.5). ``scale`` defaults to 1.5 and must be at least 1.0. A point without ``field`` (or
+with a non-numeric one) is left out; a batch of fewer than three values has no outliers.
+The function keeps no state between batches.
 
 Run by the daemon as a process UDF::
 
@@ -37,21 +39,22 @@ from typing import Any
 from kapa_core.udf.agent import Agent, Handler, Server, udf_pb2
 
 
-def median(values: list[float]) -> float:
-    """The median of sorted ``values`` (the mean of the middle two for an even count)."""
-    middle, odd = divmod(len(values), 2)
-    if odd:
-        return values[middle]
-    return (values[middle - 1] + values[middle]) / 2.0
+def median(values: list[float]) -> tuple[int, int, float]:
+    """The median of sorted ``values`` and the indexes of the values it is made of: the
+    middle one, or for an even count the middle one and the one after it (not before:
+    Kapacitor's example counts so)."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return middle, middle, values[middle]
+    after = min(middle + 1, len(values) - 1)
+    return middle, after, (values[middle] + values[after]) / 2.0
 
 
 def fences(values: list[float], scale: float) -> tuple[float, float]:
-    """The lower and upper Tukey fences of ``values`` (at least two)."""
-    ordered = sorted(values)
-    half = len(ordered) // 2
-    lower_half = ordered[:half]
-    upper_half = ordered[half + len(ordered) % 2:]
-    q1, q3 = median(lower_half), median(upper_half)
+    """The lower and upper Tukey fences of sorted ``values`` (at least three)."""
+    left, right, _ = median(values)
+    q1 = median(values[:right])[2]
+    q3 = median(values[left + 1:])[2]
     iqr = q3 - q1
     return q1 - scale * iqr, q3 + scale * iqr
 
@@ -117,8 +120,9 @@ class Outliers(Handler):
     def end_batch(self, end_req: udf_pb2.EndBatch) -> None:
         if self.begin is None:
             raise ValueError("a batch ended that did not begin")
+        self.points.sort(key=lambda entry: entry[0])
         outliers = []
-        if len(self.points) >= 2:
+        if len(self.points) >= 3:
             lower, upper = fences([value for value, _ in self.points], self.scale)
             outliers = [p for value, p in self.points if value < lower or value > upper]
         response = udf_pb2.Response()

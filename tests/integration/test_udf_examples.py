@@ -222,6 +222,12 @@ def _cases() -> list[Case]:
         cases.append(Case(m, _stream(m, "    |window().period(20s).every(20s)\n"
                                         f"    @{fn}().field('value').scale(1.5)\n"),
                           _OUTLIER_POINTS.format(m=m)))
+    # batches too small for quartiles go on empty
+    m = "outl_small"
+    cases.append(Case(m, _stream(m, "    |window().period(20s).every(20s)\n"
+                                    "    @outliers().field('value')\n"), "\n".join(
+        [f"{m},host=a value=1 1", f"{m},host=a value=2 2", f"{m},host=b value=1 3",
+         f"{m},host=a value=1 30", f"{m},host=b value=1 30"])))
     for fn in ("mirror", "mirrorSocket"):
         m = f"mirror_{fn}"
         cases.append(Case(m, _stream(m, f"    @{fn}()\n" + window10), _MIRROR_POINTS.format(m=m)))
@@ -524,11 +530,13 @@ def test_a_process_and_a_socket_udf_give_the_same_output(
         assert a == json.dumps(kapa_answers[socket_]["output"]).replace(socket_, "X")
 
 
-def test_the_outliers_are_the_tukey_outliers(kapa_answers: dict[str, dict[str, Any]]) -> None:
-    series = {s["tags"]["host"]: sorted(row[1] for row in s["values"])
+def test_the_outliers_are_those_kapacitors_example_finds(
+        kapa_answers: dict[str, dict[str, Any]]) -> None:
+    series = {s["tags"]["host"]: [row[1] for row in s["values"]]
               for s in kapa_answers["outl_outliers"]["output"]["series"]}
-    # a: Q1 = 34, Q3 = 53.5, fences 4.75 and 82.75; b: Q1 = 10, Q3 = 12, fences 7 and 15
-    assert series == {"a": [85, 90, 100], "b": [-40, 90]}
+    # a: Kapacitor's TestServer_UDFBatchAgents data, 5 outliers (Q1 = 35, Q3 = 54, fences
+    # 6.5 and 82.5); b: Q1 = 10.5, Q3 = 12, fences 8.25 and 14.25; in the order of values
+    assert series == {"a": [5, 6, 85, 90, 100], "b": [-40, 90]}
 
 
 # -- recording Kapacitor's answers ---------------------------------------------------------------
