@@ -44,7 +44,7 @@ class Context:
         self.stdout.write(text)
 
     def print_json(self, value: Any) -> None:
-        self.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+        self.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
     @property
     def is_terminal(self) -> bool:
