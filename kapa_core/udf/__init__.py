@@ -319,6 +319,11 @@ async def load_functions(bridges: Mapping[str, UDFBridge], functions: Mapping[st
         try:
             function = bridge.factory(name, config, UDFContext(name, config,
                                                                log.with_(udf=name)))
+        except Exception as exc:  # the bridge refuses the section (a bad python path...)
+            log.error("UDF left out", udf=name, bridge=bridge.name,
+                      err=str(exc) or type(exc).__name__)
+            continue
+        try:
             with trio.fail_after(_timeout_seconds(config)):
                 info = await function.info()
             if not isinstance(info, UDFInfo):
