@@ -398,6 +398,8 @@ class RecordingService:
 
     async def _record_batch(self, recording: Recording, task: Any, pipeline: Any,
                             start: int, stop: int) -> None:
+        if task.type != "batch":  # Kapacitor's ExecutingTask.BatchQueries refuses it
+            raise ReplayFailed("wrong task type")
         holder = Replay(f"recording-{recording.id}", task.id)
         try:
             run = ReplayRun(holder, task, pipeline, self.context(), start, stop, self.log)

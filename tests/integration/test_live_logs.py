@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -368,3 +369,63 @@ def test_kapacitor_logs_errors(daemon: DaemonProcess) -> None:
     out, err = proc.communicate(timeout=10)
     assert (proc.returncode, out) == (3, "")  # the client exits 3 on errors
     assert "bad keyvalue pair: 'a=b=c'" in err
+
+
+# -- kapa's logs and watch ------------------------------------------------------------------
+def run_kapa(url: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPACITOR_")}
+    return subprocess.Popen([sys.executable, "-m", "kapa_core.cli.kapa", "-url", url, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def test_kapa_logs_and_watch_follow_until_interrupted(daemon: DaemonProcess) -> None:
+    define(daemon.url, "kapa_watched", "kapa_watched")
+    before = len([line for line in daemon.lines if "created log session" in line])
+    logs = run_kapa(daemon.url, "logs", "service=http", "lvl=info+")
+    watch = run_kapa(daemon.url, "watch", "kapa_watched")
+    try:
+        daemon.wait_for_text("created log session", count=before + 2)
+        write(daemon.url, ["kapa_watched value=8 1"])
+        httpx.get(daemon.url + V1 + "/ping")
+        time.sleep(1)
+    finally:
+        logs_code, logs_out, logs_err = interrupt(logs)
+        watch.send_signal(signal.SIGTERM)  # SIGTERM ends it as quietly as Ctrl-C
+        watch_out, watch_err = watch.communicate(timeout=10)
+    assert (logs_code, logs_err) == (0, "")
+    assert "uri=/kapacitor/v1/ping" in logs_out and all(
+        "service=http" in line for line in logs_out.splitlines())
+    assert (watch.returncode, watch_err) == (0, "")
+    lines = watch_out.splitlines()
+    assert lines and all("task=kapa_watched" in line for line in lines)
+    assert any("value=8" in line for line in lines)
+
+
+KAPACITOR_REFUSED = ('failed to retrieve logs: Get "http://127.0.0.1:1/kapacitor/v1preview/'
+                     'logs?a=1&lvl=info%2B": dial tcp 127.0.0.1:1: connect: connection '
+                     'refused\n')
+
+
+def test_kapa_logs_errors_as_kapacitor() -> None:
+    proc = run_kapa("http://127.0.0.1:1", "logs", "a=1", "lvl=info+")
+    assert proc.communicate(timeout=30) == ("", KAPACITOR_REFUSED)
+    assert proc.returncode == 3
+    # a refused status: the Go client's "bad status code"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    proc = run_kapa(f"http://127.0.0.1:{server.getsockname()[1]}", "watch", "t")
+    assert proc.communicate(timeout=30) == ("", "failed to retrieve logs: bad status "
+                                                "code 400\n")
+    assert proc.returncode == 3
+    thread.join(5)
+    server.close()
