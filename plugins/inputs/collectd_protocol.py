@@ -61,8 +61,6 @@ _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _GAUGE = struct.Struct("<d")
-_STRING_PARTS = {PART_HOST: 0, PART_PLUGIN: 1, PART_PLUGIN_INSTANCE: 2, PART_TYPE: 3,
-                 PART_TYPE_INSTANCE: 4}
 _NUMBER_PARTS = {PART_TIME: "time", PART_TIME_HR: "time-hr", PART_INTERVAL: "interval",
                  PART_INTERVAL_HR: "interval-hr", PART_SEVERITY: "severity"}
 
@@ -186,11 +184,27 @@ class Parser:
         self.types = types
         self.security_level = security_level
         self.passwords = dict(passwords or {})
+        #: measurement names per (plugin, type), built on first use
+        self._names: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def _measurements(self, plugin: str, type_: str) -> tuple[str, ...] | None:
+        key = (plugin, type_)
+        names = self._names.get(key, ())
+        if names == ():
+            sources = self.types.get(type_)
+            names = None if sources is None else tuple(f"{plugin}_{ds}" for ds in sources)
+            if len(self._names) > 10_000:  # bounded whatever plugin names arrive
+                self._names.clear()
+            self._names[key] = names
+        return names
 
     def parse(self, data: bytes) -> Parsed:
+        """The points of one datagram (never raises, whatever the bytes)."""
         out = Parsed()
-        strings = ["", "", "", "", ""]  # host, plugin, plugin instance, type, type instance
-        time_s = time_hr = 0
+        append = out.points.append
+        host = plugin = instance = type_ = type_instance = ""
+        tags: dict[str, str] | None = {}  # None: to rebuild from the strings above
+        time_s = time_hr = ns = 0
         trusted = self.security_level == "none"
         refused = 0  # values refused because they were not signed
         n = len(data)
@@ -209,7 +223,7 @@ class Parser:
                              f"announced, {n - pos} received)")
                 break
             if ptype == PART_VALUES:
-                if n - pos < 6:
+                if plen < 6:
                     out.error = f"truncated values part at byte {pos}"
                     break
                 count = _U16.unpack_from(data, pos + 4)[0]
@@ -217,28 +231,75 @@ class Parser:
                     out.error = (f"values part at byte {pos} holds {plen} bytes, too few "
                                  f"for {count} values")
                     break
-                kinds = data[pos + 6:pos + 6 + count]
-                bad = next((k for k in kinds if k > ABSOLUTE), None)
-                if bad is not None:
+                offset = pos + 6 + count
+                kinds = data[pos + 6:offset]
+                if count and max(kinds) > ABSOLUTE:
+                    bad = next(k for k in kinds if k > ABSOLUTE)
                     out.error = f"unknown value type {bad} in values part at byte {pos}"
                     break
+                pos = end
                 if not trusted:
                     refused += count
+                    continue
+                names = self._measurements(plugin, type_)
+                if names is None or len(names) < count:
+                    self._invalid(out, count, f"type {type_!r} is not in types.db"
+                                  if names is None else
+                                  f"type {type_!r} has {len(names)} data sources in "
+                                  f"types.db, the packet {count} values")
+                    continue
+                if not MIN_TIME <= ns <= MAX_TIME:
+                    self._invalid(out, count, f"time {ns} ns is out of range")
+                    continue
+                if tags is None:
+                    tags = {}
+                    if host:
+                        tags["host"] = host
+                    if instance:
+                        tags["instance"] = instance
+                    if type_:
+                        tags["type"] = type_
+                    if type_instance:
+                        tags["type_instance"] = type_instance
+                for i in range(count):
+                    kind = kinds[i]
+                    if kind == GAUGE:
+                        value = _GAUGE.unpack_from(data, offset)[0]
+                        if value != value:  # NaN: InfluxDB refuses the point
+                            self._invalid(out, 1, f"NaN value of {names[i]}")
+                            offset += 8
+                            continue
+                    elif kind == DERIVE:
+                        value = float(_I64.unpack_from(data, offset)[0])
+                    else:
+                        value = float(_U64.unpack_from(data, offset)[0])
+                    offset += 8
+                    append(Point(names[i], tags.copy(), {"value": value}, ns))
+                continue
+            if ptype <= PART_TYPE_INSTANCE and ptype != PART_TIME:
+                text = data[pos + 4:end - 1].decode("utf-8", "replace")
+                if ptype == PART_TYPE_INSTANCE:
+                    type_instance = text
+                elif ptype == PART_HOST:
+                    host = text
+                elif ptype == PART_PLUGIN:
+                    plugin = text
+                elif ptype == PART_PLUGIN_INSTANCE:
+                    instance = text
                 else:
-                    self._values(out, strings, time_s, time_hr, data, pos + 6 + count,
-                                 kinds)
-            elif ptype in _STRING_PARTS:
-                strings[_STRING_PARTS[ptype]] = data[pos + 4:end - 1].decode(
-                    "utf-8", "replace")
+                    type_ = text
+                tags = None
             elif ptype in _NUMBER_PARTS:
                 if plen < 12:
                     out.error = (f"{_NUMBER_PARTS[ptype]} part at byte {pos} holds "
                                  f"{plen - 4} bytes, expected 8")
                     break
-                if ptype == PART_TIME:
-                    time_s = _U64.unpack_from(data, pos + 4)[0]
-                elif ptype == PART_TIME_HR:
+                if ptype == PART_TIME_HR:
                     time_hr = _U64.unpack_from(data, pos + 4)[0]
+                elif ptype == PART_TIME:
+                    time_s = _U64.unpack_from(data, pos + 4)[0]
+                # the high-resolution time when there is one, as Kapacitor prefers it
+                ns = hr_to_ns(time_hr) if time_hr > 0 else time_s * 1_000_000_000
             elif ptype == PART_SIGNATURE:
                 if self.security_level == "sign":
                     problem = self._verify(data, pos, end)
@@ -254,49 +315,11 @@ class Parser:
             out.error = f"{refused} unsigned values refused (security-level is sign)"
         return out
 
-    def _values(self, out: Parsed, strings: list[str], time_s: int, time_hr: int,
-                data: bytes, offset: int, kinds: bytes) -> None:
-        host, plugin, instance, type_, type_instance = strings
-        count = len(kinds)
-        names = self.types.get(type_)
-        if names is None or len(names) < count:
-            out.invalid += count
-            if not out.invalid_reason:
-                out.invalid_reason = (
-                    f"type {type_!r} is not in types.db" if names is None else
-                    f"type {type_!r} has {len(names)} data sources in types.db, "
-                    f"the packet {count} values")
-            return
-        ns = hr_to_ns(time_hr) if time_hr > 0 else time_s * 1_000_000_000
-        if not MIN_TIME <= ns <= MAX_TIME:
-            out.invalid += count
-            if not out.invalid_reason:
-                out.invalid_reason = f"time {ns} ns is out of range"
-            return
-        tags: dict[str, str] = {}
-        if host:
-            tags["host"] = host
-        if instance:
-            tags["instance"] = instance
-        if type_:
-            tags["type"] = type_
-        if type_instance:
-            tags["type_instance"] = type_instance
-        append = out.points.append
-        for i, kind in enumerate(kinds):
-            at = offset + 8 * i
-            if kind == GAUGE:
-                value = _GAUGE.unpack_from(data, at)[0]
-                if value != value:  # NaN: InfluxDB refuses the point
-                    out.invalid += 1
-                    if not out.invalid_reason:
-                        out.invalid_reason = f"NaN value of {plugin}_{names[i]}"
-                    continue
-            elif kind == DERIVE:
-                value = float(_I64.unpack_from(data, at)[0])
-            else:
-                value = float(_U64.unpack_from(data, at)[0])
-            append(Point(f"{plugin}_{names[i]}", tags.copy(), {"value": value}, ns))
+    @staticmethod
+    def _invalid(out: Parsed, count: int, reason: str) -> None:
+        out.invalid += count
+        if not out.invalid_reason:
+            out.invalid_reason = reason
 
     def _verify(self, data: bytes, pos: int, end: int) -> str:
         if end - pos < 36:
