@@ -46,6 +46,8 @@ MAX_HEAD_BYTES = 64 * 1024
 #: Bytes per second a request body must average (beyond the first idle timeout).
 MIN_BODY_RATE = 1000
 GZIP_MIN_BYTES = 1024
+#: Seconds a streamed body (live logs) has at shutdown to send what it holds.
+STREAM_SHUTDOWN_GRACE = 0.25
 #: the answer when even the error response cannot be built
 INTERNAL_ERROR = Response(500, [("content-type", JSON_TYPE)],
                           b'{\n    "error": "internal error"\n}\n')
@@ -152,8 +154,9 @@ class HTTPServer:
         for conn in list(self._connections):
             if not conn.busy:
                 conn.scope.cancel()
-        for stream in list(self._streams):  # endless bodies (live logs) end now
-            stream.cancel()
+        for stream in list(self._streams):  # endless bodies (live logs) end now,
+            stream.deadline = min(stream.deadline,  # once what waits is sent
+                                  trio.current_time() + STREAM_SHUTDOWN_GRACE)
         if not self._connections:
             self._drained.set()
         with trio.move_on_after(self.shutdown_timeout):
@@ -472,7 +475,7 @@ class HTTPServer:
         with trio.CancelScope() as scope:
             self._streams.add(scope)
             if self._closing:
-                scope.cancel()
+                scope.deadline = trio.current_time() + STREAM_SHUTDOWN_GRACE
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(until_client_gone)
