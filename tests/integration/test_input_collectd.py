@@ -296,7 +296,15 @@ def test_bad_datagrams_are_counted_and_nothing_stalls(daemon: DaemonProcess,
         cp.encode_values([(9, 1.0)]),         # unknown value kind
         unknown_type,                         # a type types.db lacks
     ]
-    # A flood of garbage while the API and the [[udp]] listener are used.
+    # Once each, counted exactly: five datagrams fail, two values are dropped.
+    for data in bad:
+        send(port, data)
+        time.sleep(0.01)
+    wait_until(lambda: statistics(daemon)[bind], what="the bad datagrams counted",
+               until=lambda s: s["pointsParseFail"] == before["pointsParseFail"] + 5
+               and s["droppedPointsInvalid"] == before["droppedPointsInvalid"] + 2
+               and s["bytesRx"] > before["bytesRx"] + 60000)
+    # Then a flood of them while the API and the [[udp]] listener are used.
     stop = threading.Event()
     answers: list[int] = []
 
@@ -324,9 +332,9 @@ def test_bad_datagrams_are_counted_and_nothing_stalls(daemon: DaemonProcess,
                               if s["tags"]["host"] == "after"], what="a good packet after")
     assert got[0]["values"] == [["2023-11-14T22:15:00Z", -0.25]]
     stats = statistics(daemon)[bind]
-    assert stats["pointsParseFail"] - before["pointsParseFail"] >= 5 * 20
-    assert stats["droppedPointsInvalid"] - before["droppedPointsInvalid"] >= 2 * 20
-    assert stats["bytesRx"] - before["bytesRx"] > 60000 * 20
+    # (the socket may drop some of the flood: at least a few rounds were read)
+    assert stats["pointsParseFail"] - before["pointsParseFail"] >= 5 * 3
+    assert stats["droppedPointsInvalid"] - before["droppedPointsInvalid"] >= 2 * 3
     log = daemon.log()
     assert 'msg="failed to parse collectd packet"' in log
     assert "type 'no_such_type' is not in types.db" in log
