@@ -45,10 +45,13 @@ class HandlerProxy:
     on first use, and again exactly when the kind's section config or running service
     has changed since (a config override of that section)."""
 
-    def __init__(self, kind: registry.Kind, options: object, service: AlertService) -> None:
+    def __init__(self, kind: registry.Kind, options: object, service: AlertService,
+                 log: Logger | None = None) -> None:
         self.kind = kind
         self.options = options
         self.alerts = service
+        #: the handler's logger: an alert node's handlers log with its task= and node=
+        self.log = log or service.log
         self._context: HandlerContext[Any, Any] | None = None
         self._impl: Handler | None = None
         self._seen: object = None  # the config object last found equal to the context's
@@ -70,7 +73,7 @@ class HandlerProxy:
                 self._seen = config
                 return impl
         context = HandlerContext(self.kind.name, config, service,
-                                 alerts.log.with_(handler=self.kind.name), alerts.daemon,
+                                 self.log.with_(handler=self.kind.name), alerts.daemon,
                                  alerts)
         made: Handler = self.kind.factory(self.options, context)
         self.close()
@@ -185,10 +188,11 @@ class AlertService:
         """
         out = []
         used = set()
+        log = self.log.with_(task=task_id, node=getattr(spec, "name", None))
         for use in spec.handlers:
             kind = self.kind(use.kind)
             options = opts.build(kind.options, dict(use.values))
-            out.append((kind.name, HandlerProxy(kind, options, self)))
+            out.append((kind.name, HandlerProxy(kind, options, self, log)))
             used.add(kind.name)
         forced = False
         for kind in self.kinds.kinds.values():
@@ -202,7 +206,7 @@ class AlertService:
                 continue
             if kind.name not in used:
                 out.append((kind.name, HandlerProxy(kind, opts.build(kind.options, {}),
-                                                    self)))
+                                                    self, log)))
             if getattr(config, "state_changes_only", False):
                 forced = True
         return out, forced

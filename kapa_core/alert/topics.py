@@ -216,8 +216,11 @@ class Topics:
         old = topic.handlers.pop(handler_id, None)
         if old is not None:
             old.close()
-        runner = HandlerRunner(topic_id, handler_id, kind, handler, match, self.buffer,
-                               self.log)
+        log = self.log
+        parts = topic_id.split(":")
+        if len(parts) == 3 and parts[0] == "main":  # an alert node's own topic: its lines
+            log = log.with_(task=parts[1], node=parts[2])  # carry task= and node=
+        runner = HandlerRunner(topic_id, handler_id, kind, handler, match, self.buffer, log)
         topic.handlers[handler_id] = runner
         if self._nursery is not None:
             self._nursery.start_soon(runner.run)

@@ -265,6 +265,23 @@ def test_a_follower_that_never_reads(daemon: DaemonProcess) -> None:
         steady.close()
 
 
+def test_an_alert_nodes_handler_lines_carry_its_task_and_node(daemon: DaemonProcess) -> None:
+    script = ("stream\n    |from()\n        .measurement('al')\n    |alert()\n"
+              "        .crit(lambda: TRUE)\n        .post('http://127.0.0.1:1/refused')\n")
+    r = httpx.post(daemon.url + V1 + "/tasks", timeout=30, json={
+        "id": "alerting", "type": "stream", "dbrps": [{"db": "db", "rp": "rp"}],
+        "script": script, "status": "enabled"})
+    assert r.status_code == 200, r.text
+    follower = Follower(daemon.url, "task=alerting&node=alert2&lvl=error")
+    try:
+        time.sleep(0.3)
+        write(daemon.url, ["al value=1 1"])
+        line = follower.wait_for("alert handler failed")[0]
+        assert "handler=" in line and "127.0.0.1:1" in line
+    finally:
+        follower.close()
+
+
 def test_disconnect_ends_the_session(daemon: DaemonProcess) -> None:
     define(daemon.url, "gone", "gone", ".level('DEBUG')")
     before = len([line for line in daemon.lines if "deleted log session" in line])
