@@ -6,8 +6,10 @@
 Starts ``kapa-core`` as a subprocess with every transport's listener on a free loopback
 port and one receiving task per transport (``stream|from().measurement(...)`` on the
 transport's own database), sends the same points through each transport and prints:
-what the sender sent, what the task received (its ``from`` node's count) and the rate:
-points received over the time from the first byte sent to the last point received.
+what the sender sent, what the task received (its ``from`` node's count), the rate
+(points received over the time from the first byte sent to the last point received) and
+the daemon's CPU time per point received (user and system, from /proc: steadier than
+rates on a busy machine).
 
 Datagram transports are sent twice: flat out (the sender is faster than the daemon, so
 what the socket buffer cannot hold is lost: the loss is part of the figure), then paced
@@ -21,6 +23,7 @@ add it to ``TRANSPORTS``; ``main`` does the rest.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -154,17 +157,36 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def received(client: httpx.Client, task: str) -> int:
     """Points the task's ``from`` node collected."""
     stats = client.get(f"/kapacitor/v1/tasks/{task}").json()["stats"]["node-stats"]
     return int(stats["from1"]["collected"])
 
 
-def run(client: httpx.Client, transport: Transport, address: tuple[str, int],
-        points: Points, rate: float = 0.0) -> tuple[int, int, float]:
-    """(sent, received, points received per second) of one run."""
+@dataclass
+class Result:
+    sent: int
+    received: int
+    rate: float  # points received per second
+    cpu_us: float  # daemon CPU microseconds per point received
+
+    def __str__(self) -> str:
+        share = self.received / self.sent if self.sent else 0.0
+        return (f"sent {self.sent:>9,}  received {self.received:>9,} ({share:6.1%})  "
+                f"{self.rate:>9,.0f} points/s  {self.cpu_us:5.1f} us CPU/point")
+
+
+def run(client: httpx.Client, pid: int, transport: Transport, address: tuple[str, int],
+        points: Points, rate: float = 0.0) -> Result:
     task = f"bench_{transport.name}"
     before = received(client, task)
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     sent = transport.send(Target(client, address, rate), points)
     last, last_change = before, time.perf_counter()
@@ -177,7 +199,9 @@ def run(client: httpx.Client, transport: Transport, address: tuple[str, int],
         time.sleep(0.01)
     got = last - before
     elapsed = (last_change if got < sent else time.perf_counter()) - started
-    return sent, got, got / elapsed if elapsed > 0 else 0.0
+    cpu = cpu_seconds(pid) - cpu
+    return Result(sent, got, got / elapsed if elapsed > 0 else 0.0,
+                  cpu / got * 1e6 if got else 0.0)
 
 
 def main() -> None:
@@ -207,17 +231,17 @@ def main() -> None:
                 "id": f"bench_{t.name}", "type": "stream", "script": script,
                 "status": "enabled"})
             assert response.status_code == 200, response.text
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
         for t in chosen:
             address = ("127.0.0.1", ports[t.name])
-            sent, got, rate = run(client, t, address, points)
+            result = run(client, pid, t, address, points)
             mode = "flat out" if t.datagrams else ""
-            print(f"{t.name:>10} {mode:>18}: sent {sent:>9,}  received {got:>9,} "
-                  f"({got / sent:6.1%})  {rate:>10,.0f} points/s")
-            if t.datagrams and args.paced and rate:
-                target = rate * args.paced
-                sent, got, rate = run(client, t, address, points, target)
-                print(f"{t.name:>10} {f'paced {target:,.0f}/s':>18}: sent {sent:>9,}  "
-                      f"received {got:>9,} ({got / sent:6.1%})  {rate:>10,.0f} points/s")
+            print(f"{t.name:>10} {mode:>18}: {result}")
+            if t.datagrams and args.paced and result.rate:
+                target = result.rate * args.paced
+                paced = run(client, pid, t, address, points, target)
+                print(f"{t.name:>10} {f'paced {target:,.0f}/s':>18}: {paced}")
 
 
 if __name__ == "__main__":
