@@ -38,6 +38,7 @@ Points are written as soon as a read from the socket has been parsed, at most
 from __future__ import annotations
 
 import email.utils
+import gc
 import json
 import re
 import ssl
@@ -251,6 +252,15 @@ class OpenTSDBListener:
     def _put_lines(self, block: bytes, peer: str) -> int:
         """Write the points of a block of telnet lines; how many ``version`` commands
         it held."""
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # many small dicts: the cyclic collector would only slow us down
+        try:
+            return self._parse_lines(block, peer)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _parse_lines(self, block: bytes, peer: str) -> int:
         stats = self.stats
         lines = block.decode("utf-8", "replace").split("\n")
         stats.add("tlPointsRx", len(lines))
