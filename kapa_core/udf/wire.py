@@ -45,7 +45,7 @@ from kapa_core.udf import (
     ValueType,
 )
 from kapa_core.udf import udf_pb2 as pb
-from kapa_core.udf.framing import FrameReader, FramingError, frame
+from kapa_core.udf.framing import FrameReader, FramingError, frame, uvarint
 
 #: Requests buffered for a function that does not read them: past this the task stops
 #: (a UDF that stopped reading would otherwise take all memory).
@@ -127,8 +127,14 @@ def fill_point(msg: Any, p: Point) -> None:
         msg.database = p.database
     if p.retention_policy:
         msg.retentionPolicy = p.retention_policy
-    if p.group:
-        msg.group = p.group
+    group = p.group
+    if group:
+        msg.group = group
+        # byName, as the group ID says it: grouped by measurement, it starts with the name
+        name = p.name
+        if name and group.startswith(name) and (len(group) == len(name)
+                                                or group[len(name)] == "\n"):
+            msg.byName = True
     if p.dims:
         msg.dimensions.extend(p.dims)
     if p.tags:
@@ -260,16 +266,25 @@ class WireSession:
 
     # -- requests in (synchronous, from the node) ---------------------------------------
     def _send(self, request: Any) -> None:
+        # Once per point: the frame header of a small message is one byte, and the
+        # writer is woken only when it sleeps.
         if self._error:
             raise UDFError(self._error)
         data = request.SerializeToString()
         buffer = self._buffer
-        buffer += frame(data)
+        size = len(data)
+        if size < 0x80:
+            buffer.append(size)
+        else:
+            buffer += uvarint(size)
+        buffer += data
         if len(buffer) > MAX_BUFFERED:
             self._fail(f"the UDF is not reading its input: more than {MAX_BUFFERED} bytes "
                        "of requests are waiting")
             raise UDFError(self._error)
-        self._wake.set()
+        wake = self._wake
+        if not wake.is_set():
+            wake.set()
 
 
     def point(self, p: Point) -> None:
@@ -377,9 +392,13 @@ class WireSession:
                     break
                 self._last_response = time.time_ns()
                 reader.feed(data)
+                output, handle = self._output, self._handle
                 for payload in reader.frames():
                     response.ParseFromString(payload)
-                    self._handle(response)
+                    if response.WhichOneof("message") == "point":  # the usual one
+                        output.point(point_from(response.point))
+                    else:
+                        handle(response)
         except FramingError as exc:
             self._fail(f"read error: {exc}")
             return
