@@ -76,6 +76,9 @@ class H(Handler):
         r.point.tags.update(p.tags)
         r.point.fieldsDouble["customField"] = 42.0
         r.point.fieldsString["init"] = self.seen
+        r.point.fieldsString["wire"] = (
+            f"db={p.database} rp={p.retentionPolicy} group={p.group!r} "
+            f"dims={list(p.dimensions)} byName={p.byName} tags={sorted(p.tags.items())}")
         self.agent.write_response(r)
 a = Agent(); a.handler = H(a); a.start(); a.wait()
 ''',
@@ -104,6 +107,37 @@ class H(Handler):
         r = udf_pb2.Response(); r.end.CopyFrom(e)
         r.end.name = "end_" + e.name; r.end.tags["from"] = "end"
         self.agent.write_response(r)
+a = Agent(); a.handler = H(a); a.start(); a.wait()
+''',
+    # a batch function that describes the begin and end it received in one point
+    "headers": '''
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+def tags(m):
+    return sorted(m.tags.items())
+class H(Handler):
+    def __init__(self, agent):
+        self.agent = agent
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.BATCH; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def begin_batch(self, b):
+        self.begin = udf_pb2.BeginBatch(); self.begin.CopyFrom(b); self.points = []
+    def point(self, p):
+        self.points.append(f"{p.name!r} {p.group!r} {list(p.dimensions)} {p.byName} "
+                           f"{tags(p)} {p.database!r} {p.retentionPolicy!r}")
+    def end_batch(self, e):
+        b = self.begin
+        r = udf_pb2.Response(); r.begin.CopyFrom(b); self.agent.write_response(r)
+        r = udf_pb2.Response()
+        r.point.time = e.tmax
+        r.point.fieldsString["begin"] = (f"{b.name!r} {b.group!r} {tags(b)} size={b.size} "
+                                         f"byName={b.byName}")
+        r.point.fieldsString["end"] = (f"{e.name!r} {e.group!r} {tags(e)} tmax={e.tmax} "
+                                       f"byName={e.byName}")
+        r.point.fieldsString["points"] = " | ".join(self.points)
+        self.agent.write_response(r)
+        r = udf_pb2.Response(); r.end.CopyFrom(e); self.agent.write_response(r)
 a = Agent(); a.handler = H(a); a.start(); a.wait()
 ''',
     # answers info and init, then an error response on the first point
@@ -156,6 +190,7 @@ FUNCTIONS = [
     Function("mirrorBatchSocket", "mirror", ("--batch",), socket=True),
     Function("customFunc", "custom"),
     Function("rename", "rename"),
+    Function("headers", "headers"),
     Function("failing", "failing"),
     Function("crashing", "crashing"),
 ]
@@ -258,6 +293,15 @@ def _cases() -> list[Case]:
     cases.append(Case(m, _stream(m, "    @customFunc()\n" + window10), "\n".join(
         [f"{m},host=a value=1 1", f"{m},host=b value=2 2", f"{m},host=a value=3 3",
          f"{m},host=a value=0 20"])))
+    # what the daemon sends: group IDs, dimensions, byName, database and retention policy
+    for m, group_by in (("wire_none", ""), ("wire_host", ".groupBy('host')"),
+                        ("wire_two", ".groupBy('host', 'dc')"),
+                        ("wire_name", ".groupByMeasurement().groupBy('dc')")):
+        cases.append(Case(m, _stream(m, "    @customFunc()\n", group_by=group_by),
+                          f'{m},host=a,dc=x f=1 1'))
+        mb = f"{m}_batch"
+        cases.append(Case(mb, _stream(mb, window10 + "    @headers()\n", group_by=group_by),
+                          _MIRROR_POINTS.format(m=mb)))
     m = "mirrorb_measurement"
     cases.append(Case(m, _stream(m, window10 + "    @mirrorBatch()\n    |count('f')\n",
                                  group_by=".groupByMeasurement().groupBy('dc')"),

@@ -96,14 +96,16 @@ class UDFNode(Node):
             raise self.stop_task(str(exc)) from None
 
     def batch(self, b: Batch) -> None:
+        # As Kapacitor sends a batch: the begin has the name, group, tags and byName; a
+        # point only its time, tags, fields and the group; the end byName false.
         session = self.session
+        group = b.group
         try:
-            session.begin_batch(BeginBatch(b.name, b.group, b.tags, b.dims, b.by_name,
+            session.begin_batch(BeginBatch(b.name, group, b.tags, b.dims, b.by_name,
                                            len(b.points)))
             for bp in b.points:
-                session.point(Point(b.name, bp.tags, bp.fields, bp.time, "", "", b.group,
-                                    b.dims))
-            session.end_batch(EndBatch(b.name, b.group, b.tags, b.tmax, b.dims, b.by_name))
+                session.point(Point("", bp.tags, bp.fields, bp.time, "", "", group))
+            session.end_batch(EndBatch(b.name, group, b.tags, b.tmax, b.dims, False))
         except UDFError as exc:
             raise self.stop_task(str(exc)) from None
 
