@@ -72,6 +72,7 @@ class Transport:
     config: Callable[[int], dict[str, Any]]
     send: Callable[[Target, Points], int]
     datagrams: bool = False  # lossy: also run paced
+    tcp: bool = False  # its listener's port is a TCP port
 
 
 def pace(target: Target, sent: int, started: float) -> None:
@@ -142,17 +143,77 @@ def collectd_config(port: int) -> dict[str, Any]:
                          "batch-timeout": "50ms", "read-buffer": 8 * 1024 * 1024}}
 
 
+# --- UDP line protocol ([[udp]]) ------------------------------------------------------
+
+#: Bytes of line protocol per datagram (one Ethernet frame's worth).
+UDP_PAYLOAD = 1400
+
+
+def send_udp(target: Target, points: Points) -> int:
+    sent = 0
+    lines: list[bytes] = []
+    size = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        started = time.perf_counter()
+        for i in range(points.count):
+            line = (f"bench_value,host=bench,type=gauge,type_instance=s{i % SERIES} "
+                    f"value={float(i)} {points.start_ns + i * 1000}").encode()
+            if size + len(line) + 1 > UDP_PAYLOAD:
+                s.sendto(b"\n".join(lines), target.address)
+                sent += len(lines)
+                lines, size = [], 0
+                pace(target, sent, started)
+            lines.append(line)
+            size += len(line) + 1
+        if lines:
+            s.sendto(b"\n".join(lines), target.address)
+            sent += len(lines)
+    return sent
+
+
+def udp_config(port: int) -> dict[str, Any]:
+    return {"udp": [{"enabled": True, "bind-address": f"127.0.0.1:{port}",
+                     "database": "bench_udp", "retention-policy": "autogen",
+                     "read-buffer": 8 * 1024 * 1024}]}
+
+
+# --- OpenTSDB telnet ([opentsdb]) -------------------------------------------------------
+
+def send_opentsdb(target: Target, points: Points, per_write: int = 1000) -> int:
+    """One telnet connection, ``put`` lines with millisecond timestamps (one ms apart:
+    telnet has no finer resolution), written ``per_write`` lines at a time."""
+    start_ms = points.start_ns // 10**6
+    sent = 0
+    with socket.create_connection(target.address) as conn:
+        while sent < points.count:
+            n = min(per_write, points.count - sent)
+            conn.sendall("".join(
+                f"put bench_value {start_ms + i} {float(i)} host=bench type=gauge "
+                f"type_instance=s{i % SERIES}\n" for i in range(sent, sent + n)).encode())
+            sent += n
+    return sent
+
+
+def opentsdb_config(port: int) -> dict[str, Any]:
+    return {"opentsdb": {"enabled": True, "bind-address": f"127.0.0.1:{port}",
+                         "database": "bench_opentsdb", "retention-policy": "autogen"}}
+
+
 TRANSPORTS = {
     "write": Transport("write", "bench_write", lambda port: {}, send_write),
     "collectd": Transport("collectd", "bench_collectd", collectd_config, send_collectd,
                           datagrams=True),
+    "udp": Transport("udp", "bench_udp", udp_config, send_udp, datagrams=True),
+    "opentsdb": Transport("opentsdb", "bench_opentsdb", opentsdb_config, send_opentsdb,
+                          tcp=True),
 }
 
 
 # --- measuring -----------------------------------------------------------------------
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def free_udp_port(tcp: bool = False) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM) \
+            as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -215,7 +276,7 @@ def main() -> None:
                         "their flat-out rate (0: none; default 0.8)")
     args = parser.parse_args()
     chosen = [TRANSPORTS[name] for name in args.transports]
-    ports = {t.name: free_udp_port() for t in chosen}
+    ports = {t.name: free_udp_port(t.tcp) for t in chosen}
     config: dict[str, Any] = {"http": {"log-enabled": False, "max-body-size": 0},
                               "logging": {"level": "WARN"}}
     for t in chosen:
