@@ -44,6 +44,7 @@ import re
 import ssl
 import zlib
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -605,7 +606,8 @@ async def _send(stream: trio.abc.Stream, h: h11.Connection, status: int,
         all_headers.append(("content-length", str(len(body))))
     if close:
         all_headers.append(("connection", "close"))
-    data = h.send(h11.Response(status_code=status, headers=all_headers)) or b""
+    data = h.send(h11.Response(status_code=status, headers=all_headers,
+                               reason=HTTPStatus(status).phrase.encode())) or b""
     if body and status != 204:
         data += h.send(h11.Data(data=body)) or b""
     data += h.send(h11.EndOfMessage()) or b""
