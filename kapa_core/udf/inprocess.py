@@ -66,6 +66,16 @@ from kapa_core.udf.wire import (
     point_from,
 )
 
+#: What a handler's code may raise without stopping more than its task: any exception,
+#: and ``sys.exit()`` (ported code may call it; it must not end the daemon).
+_HANDLER_ERRORS = (Exception, SystemExit)
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the handler called sys.exit({exc.code!r})"
+    return str(exc)
+
 
 def load_handler_class(path: str) -> type:
     """The class ``package.module:Class`` names (``Class`` may be dotted: an attribute
@@ -75,9 +85,9 @@ def load_handler_class(path: str) -> type:
         raise UDFError(f"python = {path!r}: must be written \"package.module:Class\"")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or whatever the module raises on import
+    except _HANDLER_ERRORS as exc:  # ImportError, or what the module raises
         raise UDFError(f"python = {path!r}: cannot import {module_name}: "
-                       f"{type(exc).__name__}: {exc}") from None
+                       f"{type(exc).__name__}: {_text(exc)}") from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -149,7 +159,7 @@ class InProcessSession:
         self.handler: Any = None
         try:
             self.handler = handler_class(self.agent)
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             self._fail_later(self._exception("init", exc))
             return
         request = pb.InitRequest(taskID=context.task_id, nodeID=context.node_id)
@@ -159,9 +169,9 @@ class InProcessSession:
             self._fail_later(f"failed to initialize processes {init.error}")
 
     # -- errors -------------------------------------------------------------------------
-    def _exception(self, kind: str, exc: Exception) -> str:
+    def _exception(self, kind: str, exc: BaseException) -> str:
         """The message of an exception raised by the handler, logged."""
-        message = f"error processing request of type {kind}: {exc}"
+        message = f"error processing request of type {kind}: {_text(exc)}"
         self._log.error("UDF handler failed", err=message, where=_where(exc) or None)
         return message
 
@@ -192,7 +202,7 @@ class InProcessSession:
         except UDFError as exc:
             self._fail_later(str(exc))
             return None
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             self._fail_later(self._exception(kind, exc))
             return None
         finally:
@@ -212,7 +222,7 @@ class InProcessSession:
             self.handler.point(msg)
         except UDFError as exc:
             raise self._broken(str(exc)) from None
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             raise self._broken(self._exception("point", exc)) from None
 
     def begin_batch(self, begin: BeginBatch) -> None:
@@ -224,7 +234,7 @@ class InProcessSession:
             self.handler.begin_batch(msg)
         except UDFError as exc:
             raise self._broken(str(exc)) from None
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             raise self._broken(self._exception("begin", exc)) from None
 
     def end_batch(self, end: EndBatch) -> None:
@@ -236,7 +246,7 @@ class InProcessSession:
             self.handler.end_batch(msg)
         except UDFError as exc:
             raise self._broken(str(exc)) from None
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             raise self._broken(self._exception("end", exc)) from None
 
     # -- state ----------------------------------------------------------------------------
@@ -255,7 +265,7 @@ class InProcessSession:
             self.respond(_check_response("snapshot", self.handler.snapshot()))
         except UDFError as exc:
             raise self._broken(str(exc)) from None
-        except Exception as exc:
+        except _HANDLER_ERRORS as exc:
             raise self._broken(self._exception("snapshot", exc)) from None
         finally:
             self._asked = ""
@@ -337,8 +347,8 @@ class InProcessFunction:
         try:
             handler = self.handler_class(InProcessAgent(None))
             response = _check_response("info", handler.info())
-        except Exception as exc:
-            raise UDFError(f"error processing request of type info: {exc}") from None
+        except _HANDLER_ERRORS as exc:
+            raise UDFError(f"error processing request of type info: {_text(exc)}") from None
         kind = response.WhichOneof("message")
         if kind == "error":
             raise UDFError(response.error.error)

@@ -307,3 +307,16 @@ async def test_a_handler_thread_writes_through_the_tasks_thread() -> None:
     assert await node.stopped_with() == "the timer gave up"
     await trio.to_thread.run_sync(from_a_thread, late)  # dropped: the task stopped
     assert len(node.output.points) == 1
+
+
+def test_a_handler_calling_sys_exit_stops_its_task_not_the_daemon() -> None:
+    class Exits(Echo):
+        def point(self, point: Any) -> None:
+            raise SystemExit(3)
+
+    node = Node()
+    session = InProcessFunction("exits", Exits, Logger("test")).open([], node.context)
+    with pytest.raises(UDFError) as info:
+        session.point(point(1.0, 1))
+    assert str(info.value) == "error processing request of type point: the handler " \
+                              "called sys.exit(3)"
