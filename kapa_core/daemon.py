@@ -205,6 +205,7 @@ class Daemon:
         # trio tasks and their worker threads inherit the context variable.
         limits.install(limits.ScriptLimits(config["task"].max_script_size,
                                            config["task"].max_nodes))
+        logs.set_owner(self)  # this daemon's live log (/v1preview/logs) keeps its lines
         raise_open_files_limit(self.log)
         self.log.info("kapa-core starting", version=self.version,
                       compatible=KAPACITOR_COMPAT_VERSION, pid=os.getpid(),
@@ -391,7 +392,7 @@ class Daemon:
         PprofAPI().register(router)
         assert self.store is not None
         StorageAPI(self.store).register(router)
-        LogsAPI().register(router)  # live logs: /kapacitor/v1preview/logs
+        LogsAPI(logs.LogBroadcast(owner=self)).register(router)  # /v1preview/logs
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)

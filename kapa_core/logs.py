@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TextIO
 
 ROOT = "kapa_core"
@@ -304,6 +305,17 @@ class LogFollower:
         return lines, dropped
 
 
+#: The daemon the code logging now runs for: a daemon sets it for everything it starts
+#: (its trio tasks and their worker threads inherit it), so that with two daemons in one
+#: process each one's live log carries its own lines.
+_owner: ContextVar[object | None] = ContextVar("kapa_core_log_owner", default=None)
+
+
+def set_owner(owner: object) -> None:
+    """Mark what this context (and the tasks and threads it starts) logs as ``owner``'s."""
+    _owner.set(owner)
+
+
 class LogBroadcast(logging.Handler):
     """Hands every log line to the followers whose filters it matches.
 
@@ -311,10 +323,12 @@ class LogBroadcast(logging.Handler):
     followers, so logging costs nothing extra when nobody follows. Each line is
     formatted once per format (logfmt, JSON) whatever the number of followers, and
     never waits: a follower that cannot keep up loses lines, not the daemon time.
+    With an ``owner``, lines another owner logged (see :func:`set_owner`) are left out.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: object | None = None) -> None:
         super().__init__()
+        self.owner = owner
         self._followers: tuple[LogFollower, ...] = ()
         self._formatter = LogfmtFormatter()
 
@@ -347,6 +361,10 @@ class LogBroadcast(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.owner is not None:
+            owner = _owner.get()
+            if owner is not None and owner is not self.owner:
+                return
         kv: Mapping[str, object] = getattr(record, "kv", {})
         logfmt = as_json = None
         for follower in self._followers:

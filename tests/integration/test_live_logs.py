@@ -340,6 +340,30 @@ def test_a_full_queue_counts_and_reports_dropped_lines() -> None:
     assert broadcast not in logging.getLogger("kapa_core").handlers
 
 
+def test_two_daemons_in_one_process_each_stream_their_own_lines() -> None:
+    import contextvars
+
+    from kapa_core.logs import set_owner
+    first, second = object(), object()
+    mine = LogFollower([("service", "two")])
+    theirs = LogFollower([("service", "two")])
+    broadcasts = [LogBroadcast(owner=first), LogBroadcast(owner=second)]
+    broadcasts[0].add(mine)
+    broadcasts[1].add(theirs)
+    try:
+        def log_as(owner: object, n: int) -> None:
+            set_owner(owner)
+            Logger("two").info("line", n=n)
+        contextvars.copy_context().run(log_as, first, 1)
+        contextvars.copy_context().run(log_as, second, 2)
+        Logger("two").info("line", n=3)  # logged outside any daemon: for every follower
+        assert [line.rsplit("n=", 1)[1] for line in mine.take()[0]] == ["1", "3"]
+        assert [line.rsplit("n=", 1)[1] for line in theirs.take()[0]] == ["2", "3"]
+    finally:
+        broadcasts[0].remove(mine)
+        broadcasts[1].remove(theirs)
+
+
 # -- the real kapacitor client ------------------------------------------------------------
 needs_client = pytest.mark.skipif(not os.access(KAPACITOR_CLIENT, os.X_OK),
                                   reason=f"no kapacitor 1.5.7 client at {KAPACITOR_CLIENT}")
