@@ -117,6 +117,7 @@ class GraphiteListener:
         self.too_long = RateLimitedLog(context.log, "line too long, dropped")
         self.write_failed = RateLimitedLog(context.log, "failed to write point batch to "
                                            "database")
+        self.client_failed = RateLimitedLog(context.log, "connection failed")
         self.refused = RateLimitedLog(context.log, "too many connections, closing a "
                                       "new one")
         self.accept_failed = RateLimitedLog(context.log, "error accepting TCP connection")
@@ -144,7 +145,8 @@ class GraphiteListener:
             raise
         try:
             await serve_tcp(listeners, self._client, refused=self._refused,
-                            accept_failed=lambda err: self.accept_failed(err=err))
+                            accept_failed=lambda err: self.accept_failed(err=err),
+                            failed=self._client_failed)
         finally:
             self.log.info("closed service")
 
@@ -159,6 +161,9 @@ class GraphiteListener:
         self.log.info("started graphite service", protocol=self.protocol.upper(),
                       address=address, batch_size=self.batch_size)
         task_status.started(address)
+
+    def _client_failed(self, exc: BaseException) -> None:
+        self.client_failed(err=f"{type(exc).__name__}: {exc}")
 
     def _refused(self) -> None:
         self.stats.add("connsRefused")
@@ -210,7 +215,10 @@ class GraphiteListener:
             if size:
                 stats.add("bytesRx", size)
             if lines:
-                self._handle(lines)
+                try:
+                    self._handle(lines)
+                except Exception as exc:  # one datagram never stops the listener
+                    self._client_failed(exc)
             await trio.lowlevel.checkpoint()  # others run between bursts
 
     # -- both --------------------------------------------------------------------------

@@ -120,11 +120,13 @@ async def open_tcp(address: str, default: str) -> list[trio.SocketListener]:
 async def serve_tcp(listeners: list[trio.SocketListener],
                     handler: Callable[[trio.SocketStream], Awaitable[None]],
                     *, refused: Callable[[], None], accept_failed: Callable[[str], None],
+                    failed: Callable[[BaseException], None],
                     limit: int = MAX_CONNECTIONS) -> None:
     """Accept clients on ``listeners`` until cancelled, each served by ``handler`` in its
     own task (the stream is closed when it returns). Beyond ``limit`` clients at a time
     a new client is closed at once and ``refused()`` is called; when the process runs
-    out of file descriptors the accept loop waits a little instead of spinning."""
+    out of file descriptors the accept loop waits a little instead of spinning. An
+    error a handler did not expect ends that client only: ``failed(exc)`` is told."""
     active = 0
 
     async def client(stream: trio.SocketStream) -> None:
@@ -134,6 +136,8 @@ async def serve_tcp(listeners: list[trio.SocketListener],
                 await handler(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; the handler counted what it had to
+        except Exception as exc:  # one client never stops the listener
+            failed(exc)
         finally:
             active -= 1
 

@@ -142,6 +142,7 @@ class OpenTSDBListener:
         self.write_failed = RateLimitedLog(log, "failed to write point batch to database")
         self.read_failed = RateLimitedLog(log, "error reading from openTSDB connection")
         self.tls_failed = RateLimitedLog(log, "TLS handshake error")
+        self.client_failed = RateLimitedLog(context.log, "connection failed")
         self.refused = RateLimitedLog(log, "too many connections, closing a new one")
         self.accept_failed = RateLimitedLog(log, "error accepting openTSDB connection")
 
@@ -168,9 +169,13 @@ class OpenTSDBListener:
             raise
         try:
             await serve_tcp(listeners, self._client, refused=self._refused,
-                            accept_failed=lambda err: self.accept_failed(err=err))
+                            accept_failed=lambda err: self.accept_failed(err=err),
+                            failed=self._client_failed)
         finally:
             self.log.info("closed service")
+
+    def _client_failed(self, exc: BaseException) -> None:
+        self.client_failed(err=f"{type(exc).__name__}: {exc}")
 
     def _refused(self) -> None:
         self.stats.add("connsRefused")
