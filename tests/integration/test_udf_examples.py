@@ -21,12 +21,13 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +201,13 @@ FUNCTIONS = [
 class Case:
     """A task and its points. ``until`` is ``output`` (httpOut 'out' shows what is
     expected), ``define`` (the definition's answer) or ``error`` (the task's error
-    after the points)."""
+    after the points). A ``batch`` task queries INFLUX_POINTS from a real InfluxDB."""
 
     name: str
     script: str
     points: str = ""
     until: str = "output"
-    notes: dict[str, Any] = field(default_factory=dict)
+    kind: str = "stream"
 
 
 def _stream(measurement: str, middle: str, group_by: str = ".groupBy('host')") -> str:
@@ -214,8 +215,9 @@ def _stream(measurement: str, middle: str, group_by: str = ".groupBy('host')") -
             f"{middle}    |httpOut('out')\n")
 
 
-def _series(measurement: str, rows: list[tuple[str, str, int]]) -> str:
-    return "\n".join(f"{measurement},{tags} {fields} {t}" for tags, fields, t in rows)
+def _batch(query: str, group_by: str, middle: str) -> str:
+    return (f"dbrp \"udfdb\".\"autogen\"\nbatch\n    |query('{query}')\n"
+            f"        .period(500000h).every(1s){group_by}\n{middle}    |httpOut('out')\n")
 
 
 # A moving average: two groups, ten values each, a point past the window closes it.
@@ -233,6 +235,12 @@ _OUTLIER_POINTS = "\n".join(
     + [f"{{m}},host=b value={v}i {t}" for t, v in
        enumerate([10, 11, 12, 11, 10, 12, 11, -40, 10, 11, 90, 12, 11, 10])]
     + ["{m},host=a value=1 20", "{m},host=b value=1i 20"])
+
+#: What the batch cases query (InfluxDB line protocol, seconds): the outliers data.
+INFLUX_POINTS = "\n".join(
+    [f"lat,host=a value={v} {t}" for t, v in enumerate(_OUTLIER_VALUES[7:] + _OUTLIER_VALUES[:7])]
+    + [f"lat,host=b value={v} {t}" for t, v in
+       enumerate([10, 11, 12, 11, 10, 12, 11, -40, 10, 11, 90, 12, 11, 10])])
 
 # Mirror: every field type, tags, several groups.
 _MIRROR_POINTS = "\n".join([
@@ -310,6 +318,16 @@ def _cases() -> list[Case]:
     cases.append(Case(m, _stream(m, window10 + "    @rename()\n"), "\n".join(
         [f"{m},host=a value=1 1", f"{m},host=a value=2 2", f"{m},host=b value=3 3",
          f"{m},host=a value=4 20", f"{m},host=b value=5 20"])))
+    # batch tasks: batches queried from InfluxDB (points in 1970, a period reaching them)
+    for fn in ("outliers", "outliersSocket"):
+        m = f"batch_{fn}"
+        cases.append(Case(m, _batch("SELECT value FROM \"udfdb\".\"autogen\".\"lat\"",
+                                    ".groupBy('host')", f"    @{fn}().field('value')\n"),
+                          kind="batch"))
+    for m, group_by in (("batch_headers", ".groupBy('host')"),
+                        ("batch_headers_name", ".groupBy(*).groupByMeasurement()")):
+        cases.append(Case(m, _batch("SELECT value, host FROM \"udfdb\".\"autogen\".\"lat\"",
+                                    group_by, "    @headers()\n"), kind="batch"))
     # errors at definition
     defines = {
         "init_refused": "    @movingAvg().field('value')\n",
@@ -400,7 +418,7 @@ class Programs:
 
 def define(url: str, case: Case) -> httpx.Response:
     return httpx.post(url + API + "/tasks", json={
-        "id": case.name, "type": "stream", "script": case.script, "status": "enabled"},
+        "id": case.name, "type": case.kind, "script": case.script, "status": "enabled"},
         timeout=30)
 
 
@@ -436,8 +454,33 @@ def observe(url: str, case: Case, started: dict[str, Any]) -> dict[str, Any]:
     """What the started case shows now: its output, or the definition's answer and the
     task's state."""
     if case.until == "output":
-        return {"output": output(url, case.name)}
+        got = output(url, case.name)
+        return {"output": _query_times(got) if case.kind == "batch" else got}
     return {**started, "task": task_state(url, case.name)}
+
+
+def _query_times(out: Any) -> Any:
+    """A batch query's end is the time it ran: its ``tmax``, and a row at that time
+    (the data is from 1970), show as ``T``."""
+    out = json.loads(re.sub(r"tmax=\d+", "tmax=T", json.dumps(out)))
+    for series in out.get("series") or ():
+        for row in series.get("values") or ():
+            if not str(row[0]).startswith("1970-"):
+                row[0] = "T"
+    return out
+
+
+@contextlib.contextmanager
+def influx_with_data() -> Iterator[str]:
+    """A real InfluxDB holding INFLUX_POINTS in udfdb.autogen; yields its URL."""
+    from tests.integration.influxd import InfluxD
+
+    with InfluxD() as server:
+        server.query('CREATE DATABASE "udfdb"')
+        response = httpx.post(server.url + "/write", params={"db": "udfdb", "precision": "s"},
+                              content=INFLUX_POINTS, timeout=30)
+        assert response.status_code == 204, response.text
+        yield server.url
 
 
 def settle(url: str, case: Case, done: Callable[[dict[str, Any]], bool],
@@ -497,8 +540,10 @@ def programs() -> Iterator[Programs]:
 def daemon_url(programs: Programs) -> Iterator[str]:
     from kapa_core.testing import DaemonProcess
 
-    with DaemonProcess({"udf": {"functions": programs.config()},
-                        "logging": {"level": "INFO"}}) as daemon:
+    with influx_with_data() as influx_url, DaemonProcess({
+            "udf": {"functions": programs.config()}, "logging": {"level": "INFO"},
+            "influxdb": [{"enabled": True, "name": "default", "urls": [influx_url],
+                          "disable-subscriptions": True}]}) as daemon:
         daemon.wait_for_log(r'msg="UDF available" .*udf=rename')
         yield daemon.url
 
@@ -587,12 +632,14 @@ def test_the_outliers_are_those_kapacitors_example_finds(
 def record(kapacitord: str) -> dict[str, Any]:
     from tests.compat.oracle import Kapacitor
 
-    with tempfile.TemporaryDirectory(prefix="udfx-") as directory:
+    with tempfile.TemporaryDirectory(prefix="udfx-") as directory, \
+            contextlib.ExitStack() as stack:
         progs = Programs(Path(directory))
         progs.start_servers()
         server = None
         try:
-            server = Kapacitor(kapacitord, extra_conf=progs.toml())
+            influx_url = stack.enter_context(influx_with_data())
+            server = Kapacitor(kapacitord, influx_url, extra_conf=progs.toml())
             answers = {}
             for case in CASES:
                 answers[case.name] = _stable(server.url, case)
