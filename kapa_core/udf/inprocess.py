@@ -131,7 +131,8 @@ def _check_response(kind: str, response: Any) -> Any:
         raise RuntimeError(f"the handler's {kind} method returned no response")
     if not isinstance(response, pb.Response):
         raise RuntimeError(f"the handler's {kind} method returned a "
-                           f"{type(response).__name__}, not a udf_pb2.Response")
+                           f"{type(response).__name__}, not a Response of "
+                           "kapa_core.udf.agent.udf_pb2")
     return response
 
 
