@@ -63,11 +63,11 @@ OFFLINE: list[list[str]] = [
 
 #: (name, arguments, what runs meanwhile) against a server, in this order.
 STEPS: list[tuple[str, list[str], str]] = [
-    ("record stream", ["record", "stream", "-task", TASK, "-duration", "1s",
+    ("record stream", ["record", "stream", "-task", TASK, "-duration", "500ms",
                        "-recording-id", "rs1"], "write"),
-    ("record stream no-wait", ["record", "stream", "-task", TASK, "-duration", "1s",
+    ("record stream no-wait", ["record", "stream", "-task", TASK, "-duration", "500ms",
                                "-no-wait", "-recording-id", "rs2"], "write-until:rs2"),
-    ("record existing id", ["record", "stream", "-task", TASK, "-duration", "1s",
+    ("record existing id", ["record", "stream", "-task", TASK, "-duration", "500ms",
                             "-recording-id", "rs1"], ""),
     ("record unknown task", ["record", "stream", "-task", "nope", "-duration", "1s"], ""),
     ("record batch of a stream task", ["record", "batch", "-task", TASK, "-past", "1h"], ""),
@@ -271,7 +271,7 @@ def run_on_terminal(args: list[str], cwd: str) -> tuple[int, str, str]:
 def test_progress_bars_on_a_terminal(daemon: DaemonProcess, tmp_path: Path) -> None:
     with Writer(daemon.url):
         code, out, err = run_on_terminal(
-            ["-url", daemon.url, "record", "stream", "-task", TASK, "-duration", "1s",
+            ["-url", daemon.url, "record", "stream", "-task", TASK, "-duration", "500ms",
              "-recording-id", "rs_tty"], str(tmp_path))
     assert (code, out.replace("\r\n", "\n")) == (0, "rs_tty\n")
     frames = err.rstrip("\n").split("\r")

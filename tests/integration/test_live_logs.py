@@ -391,7 +391,7 @@ def test_kapacitor_logs_and_watch_follow_kapa_core(daemon: DaemonProcess) -> Non
         daemon.wait_for_text("created log session", count=before + 2)
         write(daemon.url, ["watched value=7 1"])
         httpx.get(daemon.url + V1 + "/ping")
-        time.sleep(1)
+        time.sleep(0.5)
     finally:
         logs_code, logs_out, logs_err = interrupt(logs)
         watch_code, watch_out, watch_err = interrupt(watch)
@@ -429,7 +429,7 @@ def test_kapa_logs_and_watch_follow_until_interrupted(daemon: DaemonProcess) -> 
         daemon.wait_for_text("created log session", count=before + 2)
         write(daemon.url, ["kapa_watched value=8 1"])
         httpx.get(daemon.url + V1 + "/ping")
-        time.sleep(1)
+        time.sleep(0.5)
     finally:
         logs_code, logs_out, logs_err = interrupt(logs)
         watch.send_signal(signal.SIGTERM)  # SIGTERM ends it as quietly as Ctrl-C
