@@ -1,7 +1,7 @@
 """The ``[opentsdb]`` listener through the real daemon: telnet ``put`` lines from a raw
 socket and ``/api/put`` from an HTTP client on the same port reach tasks as a ``/write``
 would, with InfluxDB's statistic names; bad lines are counted and logged, never fatal;
-TLS; 1,000 connections and 100 MB without a newline leave the daemon, its API and the
+TLS; ``log-point-errors``; 1,000 connections and 100 MB without a newline leave the daemon, its API and the
 listener answering; a port in use stops startup naming the section.
 
 Kapacitor's answers to the HTTP requests (status, body, content type) were recorded from
@@ -225,18 +225,21 @@ def test_tls_serves_telnet_and_http(tmp_path: Path) -> None:
     with DaemonProcess({"opentsdb": {
             "enabled": True, "bind-address": f"127.0.0.1:{port}", "database": "tsdb",
             "retention-policy": "autogen", "tls-enabled": True,
-            "certificate": str(pem)}}) as daemon:
+            "certificate": str(pem), "log-point-errors": False}}) as daemon:
         daemon.wait_for_log("msg=\"listening on TLS\"")
         define(daemon, "tls", "tls")
         context = ssl.create_default_context(cafile=str(cert))
         with socket.create_connection(("127.0.0.1", port)) as raw, \
                 context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
-            conn.sendall(b"put tls 1356998400 1 via=telnet\n")
+            conn.sendall(b"put tls 1356998400 1 via=telnet\nnot a put line\n")
         answer = httpx.post(f"https://127.0.0.1:{port}/api/put", verify=context,
                             json={"metric": "tls", "timestamp": 1356998401, "value": 2,
                                   "tags": {"via": "http"}})
         assert answer.status_code == 204
         wait_until(lambda: len(series(daemon, "tls")) == 2, what="both TLS points")
+        # log-point-errors = false: the bad line is counted, not logged
+        assert stats(daemon)["values"]["tlBadLine"] == 1
+        assert 'msg="malformed line"' not in daemon.log()
         # a client that does not speak TLS is counted, and the listener goes on
         with socket.create_connection(("127.0.0.1", port)) as plain:
             plain.sendall(b"put tls 1356998402 3 via=plain\n")
