@@ -380,9 +380,10 @@ def test_startup_failures_name_the_section_and_shutdown_closes_the_socket(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
+        # (a daemon that fails exits at once: the long timeout only covers a slow start)
         daemon = DaemonProcess({"collectd": {"enabled": True, "bind-address":
-                                             f"127.0.0.1:{port}", "typesdb": TYPES_DB}},
-                               ready_timeout=20)
+                                             f"127.0.0.1:{port}", "typesdb": str(tmp_path)}},
+                               ready_timeout=60)
         with pytest.raises(RuntimeError, match="did not become ready") as raised:
             daemon.start()
         daemon.close()
@@ -391,7 +392,7 @@ def test_startup_failures_name_the_section_and_shutdown_closes_the_socket(
 
     missing = str(tmp_path / "nothing-here")
     daemon = DaemonProcess({"collectd": {"enabled": True, "bind-address": "127.0.0.1:0",
-                                         "typesdb": missing}}, ready_timeout=20)
+                                         "typesdb": missing}}, ready_timeout=60)
     with pytest.raises(RuntimeError, match="did not become ready") as raised:
         daemon.start()
     daemon.close()
