@@ -79,9 +79,8 @@ class CollectdConfig:
                                "system's default).")
     typesdb: str = setting("/usr/share/collectd/types.db", doc="A types.db file or a "
                            "directory of them.")
-    security_level: str = setting("none", doc="kapa-core: none (signatures are not "
-                                  "checked) or sign (only values signed by a user of "
-                                  "auth-file); encrypt is not supported.")
+    security_level: str = setting("none", doc="kapa-core: none or sign (only data "
+                                  "signed by a user of auth-file).")
     auth_file: str = setting("", doc="kapa-core: collectd's AuthFile ('user: password' "
                              "lines) for security-level sign.")
 

@@ -197,17 +197,24 @@ def test_the_real_collectd_feeds_tasks(daemon: DaemonProcess, ports: dict[str, i
             assert isinstance(value, float | int) and not isinstance(value, bool)
             when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
             assert started - 5 < when < time.time() + 1, stamp
+            # collectd's high-resolution time, rounded to the microsecond
+            assert len(stamp.rstrip("Z").partition(".")[2]) <= 6, stamp
     assert [s["tags"] for s in got["load"]] == [{"host": HOSTNAME, "type": "load"}]
     memory = {s["tags"]["type_instance"] for s in got["memory"]}
     assert {"used", "free"} <= memory
     assert all(s["tags"].keys() == {"host", "type", "type_instance"}
                and s["tags"]["type"] == "memory" for s in got["memory"])
+    assert memory <= {"used", "buffered", "cached", "free", "slab_recl", "slab_unrecl"}
     cpu = got["cpu"]
-    assert {s["tags"]["type_instance"] for s in cpu} >= {"user", "system", "idle"}
-    assert all(s["tags"]["instance"].isdigit() and s["tags"]["type"] == "cpu"
+    assert {s["tags"]["type_instance"] for s in cpu} <= {
+        "user", "system", "wait", "nice", "interrupt", "softirq", "steal", "idle"}
+    assert all(s["tags"].keys() == {"host", "instance", "type", "type_instance"}
+               and s["tags"]["instance"].isdigit() and s["tags"]["type"] == "cpu"
                and s["tags"]["host"] == HOSTNAME for s in cpu)
-    assert {s["tags"]["type"] for s in got["interface"]} >= {"if_octets", "if_packets"}
-    assert all(s["tags"]["instance"] == "lo" for s in got["interface"])
+    assert {s["tags"]["type"] for s in got["interface"]} <= {
+        "if_octets", "if_packets", "if_errors", "if_dropped"}
+    assert all(s["tags"] == {"host": HOSTNAME, "instance": "lo", "type": s["tags"]["type"]}
+               for s in got["interface"])
     # a derive counter arrives as a float, as in Kapacitor
     assert all(isinstance(s["values"][0][1], float) for s in got["load"])
 
