@@ -37,8 +37,8 @@ from kapa_core.engine.node import Timing
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.replay import ReplayService
 from kapa_core.engine.router import StreamRouter
-from kapa_core.engine.stats_service import StatsService
 from kapa_core.engine.snapshots import Snapshots
+from kapa_core.engine.stats_service import StatsService
 from kapa_core.engine.task_master import TaskMaster
 from kapa_core.engine.tasks import TaskService
 from kapa_core.engine.templates import TemplateService
