@@ -9,6 +9,7 @@ a missing types.db stops startup naming the section; shutdown closes the socket.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -281,6 +282,80 @@ def test_exact_points_from_a_handmade_packet(daemon: DaemonProcess,
         "myplug_ab": [{"name": "myplug_ab", "tags": second, "columns": ["time", "value"],
                        "values": [["2023-11-14T22:15:00Z", 3.0]]}],
     }
+
+
+def oracle_packets() -> list[bytes]:
+    """The packets whose points Kapacitor 1.5.7 gave in ``KAPACITOR``."""
+    text, number, values = cp.encode_string, cp.encode_number, cp.encode_values
+    base = (text(cp.PART_HOST, "h1") + number(cp.PART_TIME_HR, (1700000000 << 30) | (1 << 29))
+            + number(cp.PART_INTERVAL_HR, 10 << 30))
+    return [
+        base + text(cp.PART_PLUGIN, "load") + text(cp.PART_TYPE, "load")
+        + values([(cp.GAUGE, 0.5), (cp.GAUGE, 0.25), (cp.GAUGE, 0.125)]),
+        text(cp.PART_HOST, "h2") + number(cp.PART_TIME, 1700000001)
+        + text(cp.PART_PLUGIN, "memory") + text(cp.PART_TYPE, "memory")
+        + text(cp.PART_TYPE_INSTANCE, "used") + values([(cp.GAUGE, 123.0)]),
+        base + text(cp.PART_PLUGIN, "interface") + text(cp.PART_PLUGIN_INSTANCE, "eth0")
+        + text(cp.PART_TYPE, "if_octets") + values([(cp.DERIVE, -5), (cp.DERIVE, 7)]),
+        base + text(cp.PART_PLUGIN, "cpu") + text(cp.PART_PLUGIN_INSTANCE, "3")
+        + text(cp.PART_TYPE, "cpu") + text(cp.PART_TYPE_INSTANCE, "idle")
+        + values([(cp.COUNTER, 2**63 + 5)]),
+        cp.sign(base + text(cp.PART_PLUGIN, "signed") + text(cp.PART_TYPE, "memory")
+                + values([(cp.GAUGE, 1.0)]), "u", "p"),
+    ] + [text(cp.PART_HOST, f"f{frac}") + number(cp.PART_TIME_HR, (1700000000 << 30) | frac)
+         + text(cp.PART_PLUGIN, "memory") + text(cp.PART_TYPE, "memory")
+         + values([(cp.GAUGE, float(frac))]) for frac in (0, 1 << 28, (1 << 30) - 1)]
+
+
+#: What tasks (``from().measurement(m).groupBy(*)|httpOut``) of Kapacitor 1.5.7 showed
+#: for ``oracle_packets()`` ([tags, [time, value]] per series), recorded from it.
+KAPACITOR = {
+    "load_shortterm": [[{"host": "h1", "type": "load"},
+                        ["2023-11-14T22:13:20.576461Z", 0.5]]],
+    "load_midterm": [[{"host": "h1", "type": "load"}, ["2023-11-14T22:13:20.576461Z", 0.25]]],
+    "load_longterm": [[{"host": "h1", "type": "load"},
+                       ["2023-11-14T22:13:20.576461Z", 0.125]]],
+    "memory_value": [
+        [{"host": "f0", "type": "memory"}, ["2023-11-14T22:13:20Z", 0]],
+        [{"host": "f1073741823", "type": "memory"},
+         ["2023-11-14T22:13:21.152922Z", 1073741823]],
+        [{"host": "f268435456", "type": "memory"}, ["2023-11-14T22:13:20.28823Z", 268435456]],
+        [{"host": "h2", "type": "memory", "type_instance": "used"},
+         ["2023-11-14T22:13:21Z", 123]]],
+    "interface_rx": [[{"host": "h1", "instance": "eth0", "type": "if_octets"},
+                      ["2023-11-14T22:13:20.576461Z", -5]]],
+    "interface_tx": [[{"host": "h1", "instance": "eth0", "type": "if_octets"},
+                      ["2023-11-14T22:13:20.576461Z", 7]]],
+    "cpu_value": [[{"host": "h1", "instance": "3", "type": "cpu", "type_instance": "idle"},
+                   ["2023-11-14T22:13:20.576461Z", 9223372036854776000]]],
+    "signed_value": [],
+}
+#: kapa-core converts high-resolution times exactly (docs/inputs.md): Kapacitor's time
+#: on the left, the packet's on the right.
+EXACT_TIMES = {"2023-11-14T22:13:20.576461Z": "2023-11-14T22:13:20.5Z",
+               "2023-11-14T22:13:20.28823Z": "2023-11-14T22:13:20.25Z",
+               "2023-11-14T22:13:21.152922Z": "2023-11-14T22:13:21Z"}
+
+
+@needs_collectd
+def test_the_points_kapacitor_gives(daemon: DaemonProcess, ports: dict[str, int]) -> None:
+    for measurement in KAPACITOR:
+        define(daemon, f"oracle_{measurement}", measurement)
+    for data in oracle_packets():
+        send(ports["collectd"], data)
+
+    def seen() -> dict[str, list]:
+        return {m: sorted(([s["tags"], s["values"][0]] for s in series(daemon, f"oracle_{m}")
+                           if s["tags"]["host"] != HOSTNAME), key=json.dumps)
+                for m in KAPACITOR}
+
+    expected = {m: [[tags, [EXACT_TIMES.get(t, t), v]] for tags, (t, v) in got]
+                for m, got in KAPACITOR.items()}
+    # a signature is skipped at security-level none (Kapacitor drops signed datagrams)
+    expected["signed_value"] = [[{"host": "h1", "type": "memory"},
+                                 ["2023-11-14T22:13:20.5Z", 1]]]
+    assert wait_until(seen, until=lambda s: s == expected, timeout=10,
+                      what="the points Kapacitor gives") == expected
 
 
 def test_bad_datagrams_are_counted_and_nothing_stalls(daemon: DaemonProcess,
