@@ -153,6 +153,32 @@ class H(Handler):
         raise ValueError("cannot take " + p.name)
 a = Agent(); a.handler = H(); a.start(); a.wait()
 ''',
+    # answers info and init, then writes bytes that are no message
+    "garbage": '''
+import sys
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        sys.stdout.buffer.write(b"\\x05\\xff\\xff\\xff\\xff\\xff"); sys.stdout.flush()
+a = Agent(); a.handler = H(); a.start(); a.wait()
+''',
+    # answers info and init, then stops answering anything, keepalives included
+    "silent": '''
+import time
+from kapa_core.udf.agent import Agent, Handler, udf_pb2
+class H(Handler):
+    def info(self):
+        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
+    def init(self, req):
+        r = udf_pb2.Response(); r.init.success = True; return r
+    def point(self, p):
+        time.sleep(3600)
+a = Agent(); a.handler = H(); a.start(); a.wait()
+''',
     # answers info and init, then exits on the first point
     "crashing": '''
 import os
@@ -178,6 +204,7 @@ class Function:
     program: str
     args: tuple[str, ...] = ()
     socket: bool = False
+    timeout: str = "10s"
 
 
 FUNCTIONS = [
@@ -194,6 +221,8 @@ FUNCTIONS = [
     Function("headers", "headers"),
     Function("failing", "failing"),
     Function("crashing", "crashing"),
+    Function("garbage", "garbage"),
+    Function("silent", "silent", timeout="1s"),
 ]
 
 
@@ -351,7 +380,8 @@ def _cases() -> list[Case]:
     for name, middle in defines.items():
         cases.append(Case(name, _stream(name, middle), until="define"))
     # errors while running
-    for name, fn in (("error_response", "failing"), ("crash", "crashing")):
+    for name, fn in (("error_response", "failing"), ("crash", "crashing"),
+                     ("malformed", "garbage"), ("keepalive", "silent")):
         cases.append(Case(name, _stream(name, f"    @{fn}()\n"), f"{name},host=a value=1 1",
                           until="error"))
     return cases
@@ -400,11 +430,11 @@ class Programs:
         out: dict[str, dict[str, Any]] = {}
         for fn in FUNCTIONS:
             if fn.socket:
-                out[fn.name] = {"socket": self.socket_path(fn), "timeout": "10s"}
+                out[fn.name] = {"socket": self.socket_path(fn), "timeout": fn.timeout}
             else:
                 out[fn.name] = {"prog": PYTHON,
                                 "args": ["-u", str(self.path(fn.program)), *fn.args],
-                                "timeout": "10s"}
+                                "timeout": fn.timeout}
         return out
 
     def toml(self) -> str:
@@ -503,6 +533,10 @@ DIFFERS = {
                       "kapa-core fails the task with the UDF's message",
     "crash": "Kapacitor leaves the task executing with no error until a keepalive timeout "
              "is logged; kapa-core fails the task with the exit status and stderr tail",
+    "malformed": "Kapacitor leaves the task executing with no error until a keepalive "
+                 "timeout is logged; kapa-core fails the task with the read error",
+    "keepalive": "Kapacitor logs the keepalive timeout and kills the process, leaving the "
+                 "task executing with no error; kapa-core fails the task with that message",
 }
 
 
@@ -607,6 +641,25 @@ def test_a_crash_fails_the_task_with_the_exit_status(
     assert got["task"]["executing"] is False
     assert got["task"]["error"].startswith("crashing2: "), got
     assert "exited with status 3" in got["task"]["error"], got
+
+
+def test_a_malformed_frame_fails_the_task_with_a_read_error(
+        kapa_answers: dict[str, dict[str, Any]], expected: dict[str, Any]) -> None:
+    assert expected["malformed"]["task"] == {"error": "", "executing": True}
+    got = kapa_answers["malformed"]["task"]
+    assert got["executing"] is False
+    assert got["error"].startswith("garbage2: read error: "), got
+
+
+def test_a_silent_udf_fails_the_task_after_its_timeout(
+        kapa_answers: dict[str, dict[str, Any]], expected: dict[str, Any]) -> None:
+    assert expected["keepalive"]["task"] == {"error": "", "executing": True}
+    got = kapa_answers["keepalive"]["task"]
+    assert got["executing"] is False
+    # Kapacitor's words (it logs them), then what became of the process
+    assert re.fullmatch(r"silent2: keepalive timedout, last keepalive received was: "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC"
+                        r" \(process killed by signal 9\)", got["error"]), got
 
 
 def test_a_process_and_a_socket_udf_give_the_same_output(
