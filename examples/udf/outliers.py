@@ -9,10 +9,11 @@ For each batch it receives, the function sends a batch holding only the points w
     lower = Q1 - scale * IQR        upper = Q3 + scale * IQR        IQR = Q3 - Q1
 
 The quartiles are found as Kapacitor's own outliers example finds them, so that both
-pick the same points: the values are sorted; Q1 is the median of the values up to the
-batch's median (included) and Q3 that of the values after it, where the median of an even
-count is the mean of its middle value and the one after it (``median([1, 2, 3, 4])`` is
-3.5). ``scale`` defaults to 1.5 and must be at least 1.0. A point without ``field`` (or
+pick the same points. The n values are sorted and m = n // 2: for an odd n, Q1 is the
+median of the m values below the middle one and Q3 that of the m values above it; for an
+even n, Q1 is the median of the first m + 1 values and Q3 that of the last m - 1. The
+median of an even count is the mean of the value at index count // 2 and the one after
+it (``median([1, 2, 3, 4])`` is 3.5, not 2.5). ``scale`` defaults to 1.5 and must be at least 1.0. A point without ``field`` (or
 with a non-numeric one) is left out; a batch of fewer than three values has no outliers.
 The function keeps no state between batches.
 
