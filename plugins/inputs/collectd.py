@@ -48,6 +48,7 @@ from kapa_core.plugin_api import (
 
 from .collectd_protocol import (
     SECURITY_LEVELS,
+    Parsed,
     Parser,
     TypesDBError,
     load_types_db,
@@ -215,7 +216,10 @@ class CollectdListener:
                     self.read_failed(err=str(exc))
                     break
                 stats.add("bytesRx", n)
-                parsed = parse(bytes(view[:n]))
+                try:
+                    parsed = parse(bytes(view[:n]))
+                except Exception as exc:  # a parser bug must not stop the listener
+                    parsed = Parsed(error=f"{type(exc).__name__}: {exc}")
                 if parsed.error:
                     stats.add("pointsParseFail")
                     self.parse_failed(err=parsed.error, bytes=n)
