@@ -1,7 +1,7 @@
 """Input listeners end to end: points/s into one receiving task, per transport.
 
     python benchmarks/bench_inputs.py [--points 200000] [--transports write collectd]
-                                      [--paced 0.8]
+                                      [--paced 0.8] [--kapacitord /opt/kbin/kapacitord]
 
 Starts ``kapa-core`` as a subprocess with every transport's listener on a free loopback
 port and one receiving task per transport (``stream|from().measurement(...)`` on the
@@ -37,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kapa_plugins.inputs import collectd_protocol as cp
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, to_toml
 
 TYPES_DB = "/usr/share/collectd/types.db"
 #: collectd's default MaxPacketSize: what collectd itself puts in one datagram.
@@ -265,6 +265,30 @@ def run(client: httpx.Client, pid: int, transport: Transport, address: tuple[str
                   cpu / got * 1e6 if got else 0.0)
 
 
+def measure(label: str, url: str, pid: int, chosen: list[Transport],
+            ports: dict[str, int], points: Points, paced: float) -> None:
+    """Define one receiving task per transport on the server at ``url`` (process
+    ``pid``) and print each transport's results."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        print(f"{label} at {url}; {points.count:,} points per run")
+        for t in chosen:
+            script = (f'dbrp "{t.database}"."autogen"\n'
+                      "stream|from().measurement('bench_value')\n")
+            response = client.post("/kapacitor/v1/tasks", json={
+                "id": f"bench_{t.name}", "type": "stream", "script": script,
+                "status": "enabled"})
+            assert response.status_code == 200, response.text
+        for t in chosen:
+            address = ("127.0.0.1", ports[t.name])
+            result = run(client, pid, t, address, points)
+            mode = "flat out" if t.datagrams else ""
+            print(f"{t.name:>10} {mode:>18}: {result}")
+            if t.datagrams and paced and result.rate:
+                target = result.rate * paced
+                again = run(client, pid, t, address, points, target)
+                print(f"{t.name:>10} {f'paced {target:,.0f}/s':>18}: {again}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000,
@@ -274,35 +298,30 @@ def main() -> None:
     parser.add_argument("--paced", type=float, default=0.8,
                         help="paced run of datagram transports at this fraction of "
                         "their flat-out rate (0: none; default 0.8)")
+    parser.add_argument("--kapacitord", metavar="PATH",
+                        help="also run the same on this Kapacitor 1.5.7 kapacitord")
     args = parser.parse_args()
     chosen = [TRANSPORTS[name] for name in args.transports]
     ports = {t.name: free_udp_port(t.tcp) for t in chosen}
-    config: dict[str, Any] = {"http": {"log-enabled": False, "max-body-size": 0},
-                              "logging": {"level": "WARN"}}
+    sections: dict[str, Any] = {}
     for t in chosen:
-        config.update(t.config(ports[t.name]))
+        sections.update(t.config(ports[t.name]))
+    config: dict[str, Any] = {"http": {"log-enabled": False, "max-body-size": 0},
+                              "logging": {"level": "WARN"}, **sections}
     points = Points(args.points)
-    with DaemonProcess(config) as daemon, httpx.Client(base_url=daemon.url,
-                                                       timeout=120) as client:
-        print(f"kapa-core at {daemon.url}; {points.count:,} points per run")
-        for t in chosen:
-            script = (f'dbrp "{t.database}"."autogen"\n'
-                      "stream|from().measurement('bench_value')\n")
-            response = client.post("/kapacitor/v1/tasks", json={
-                "id": f"bench_{t.name}", "type": "stream", "script": script,
-                "status": "enabled"})
-            assert response.status_code == 200, response.text
+    with DaemonProcess(config) as daemon:
         assert daemon.proc is not None
-        pid = daemon.proc.pid
-        for t in chosen:
-            address = ("127.0.0.1", ports[t.name])
-            result = run(client, pid, t, address, points)
-            mode = "flat out" if t.datagrams else ""
-            print(f"{t.name:>10} {mode:>18}: {result}")
-            if t.datagrams and args.paced and result.rate:
-                target = result.rate * args.paced
-                paced = run(client, pid, t, address, points, target)
-                print(f"{t.name:>10} {f'paced {target:,.0f}/s':>18}: {paced}")
+        measure("kapa-core", daemon.url, daemon.proc.pid, chosen, ports, points,
+                args.paced)
+    if args.kapacitord:
+        from tests.compat.oracle import Kapacitor  # the same listeners' config, as TOML
+
+        kapacitor = Kapacitor(args.kapacitord, extra_conf=to_toml(sections))
+        try:
+            measure("Kapacitor", kapacitor.url, kapacitor.proc.pid, chosen, ports, points,
+                    args.paced)
+        finally:
+            kapacitor.close()
 
 
 if __name__ == "__main__":
