@@ -357,6 +357,19 @@ def _cases() -> list[Case]:
                         ("batch_headers_name", ".groupBy(*).groupByMeasurement()")):
         cases.append(Case(m, _batch("SELECT value, host FROM \"udfdb\".\"autogen\".\"lat\"",
                                     group_by, "    @headers()\n"), kind="batch"))
+    # the examples against Kapacitor's own (see KAPACITOR_EXAMPLES): float values only,
+    # which Kapacitor's examples read
+    m = "example_avg"
+    cases.append(Case(m, _stream(m, "    @movingAvg().field('value').size(4).as('mean')\n"
+                                    + window10), "\n".join(
+        [f"{m},host={h} value={v} {t}" for h, vs in (("a", [3, 1.5, 8, -2, 7, 7, 0.25, 9]),
+                                                     ("b", [10, 20, 30, 40, 50]))
+         for t, v in enumerate(vs)] + [f"{m},host=a value=0 20", f"{m},host=b value=0 20"])))
+    m = "example_outliers"
+    cases.append(Case(m, _stream(m, "    |window().period(20s).every(20s)\n"
+                                    "    @outliers().field('value').scale(1.5)\n"),
+                      "\n".join(line.replace("i ", " ") for line in
+                                 _OUTLIER_POINTS.format(m=m).splitlines())))
     # errors at definition
     defines = {
         "init_refused": "    @movingAvg().field('value')\n",
@@ -388,6 +401,14 @@ def _cases() -> list[Case]:
 
 
 CASES = _cases()
+
+#: Cases also recorded with Kapacitor's own example in place of kapa-core's: case ->
+#: (function name, the example under Kapacitor's udf/agent/examples).
+KAPACITOR_EXAMPLES = {
+    "example_avg": ("kapacitorMovingAvg", "moving_avg/moving_avg.py"),
+    "example_outliers": ("kapacitorOutliers", "outliers/outliers.py"),
+}
+KAPACITOR_AGENT = Path("/opt/kgo/src/github.com/influxdata/kapacitor/udf/agent")
 
 
 # -- the harness: UDF programs, socket servers, one daemon of either kind -----------------------
@@ -681,8 +702,57 @@ def test_the_outliers_are_those_kapacitors_example_finds(
     assert series == {"a": [5, 6, 85, 90, 100], "b": [-40, 90]}
 
 
+def _rounded(answer: Any) -> Any:
+    """``answer`` with its floats rounded to 9 decimals (Kapacitor's moving average
+    updates its mean incrementally: the last digits differ)."""
+    if isinstance(answer, float):
+        return round(answer, 9)
+    if isinstance(answer, list):
+        return [_rounded(a) for a in answer]
+    if isinstance(answer, dict):
+        return {k: _rounded(v) for k, v in answer.items()}
+    return answer
+
+
+@pytest.mark.parametrize("case", sorted(KAPACITOR_EXAMPLES))
+def test_the_examples_answer_as_kapacitors_own_examples(case: str,
+                                                       expected: dict[str, Any]) -> None:
+    """On Kapacitor 1.5.7, moving_avg.py and outliers.py gave what Kapacitor's own
+    examples (with its own Python agent) gave."""
+    assert _rounded(expected[case]) == _rounded(expected[f"{case}@kapacitor_example"])
+
+
 # -- recording Kapacitor's answers ---------------------------------------------------------------
-def record(kapacitord: str) -> dict[str, Any]:
+def _own_agent(source: Path, directory: Path) -> str:
+    """``[udf.functions]`` TOML running Kapacitor's own examples with its own Python
+    agent (beside kapa-core's ``udf_pb2``: Kapacitor's generated one does not load with
+    today's protobuf; the messages are the same)."""
+    package = directory / "own" / "kapacitor" / "udf"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "agent.py").write_text((source / "py/kapacitor/udf/agent.py").read_text())
+    (package / "udf_pb2.py").write_text((ROOT / "kapa_core/udf/udf_pb2.py").read_text())
+    lines = []
+    for ours, (theirs, example) in KAPACITOR_EXAMPLES.items():
+        lines += [f"[udf.functions.{theirs}]", f"  prog = {json.dumps(PYTHON)}",
+                  f"  args = {json.dumps(['-u', str(source / 'examples' / example)])}",
+                  '  timeout = "10s"', f"  [udf.functions.{theirs}.env]",
+                  f"    PYTHONPATH = {json.dumps(str(directory / 'own'))}"]
+    return "\n".join(lines) + "\n"
+
+
+def _as_kapacitor_example(case: Case) -> Case:
+    """``case`` with Kapacitor's example in place of kapa-core's (and a task and
+    measurement of its own)."""
+    theirs = KAPACITOR_EXAMPLES[case.name][0]
+    ours = {"example_avg": "movingAvg", "example_outliers": "outliers"}[case.name]
+    name = f"{case.name}_kapacitor"
+    return Case(name, case.script.replace(f"@{ours}()", f"@{theirs}()")
+                .replace(case.name, name), case.points.replace(case.name, name))
+
+
+def record(kapacitord: str, source: Path) -> dict[str, Any]:
     from tests.compat.oracle import Kapacitor
 
     with tempfile.TemporaryDirectory(prefix="udfx-") as directory, \
@@ -692,13 +762,20 @@ def record(kapacitord: str) -> dict[str, Any]:
         server = None
         try:
             influx_url = stack.enter_context(influx_with_data())
-            server = Kapacitor(kapacitord, influx_url, extra_conf=progs.toml())
+            server = Kapacitor(kapacitord, influx_url, extra_conf=progs.toml()
+                               + _own_agent(source, Path(directory)))
             answers = {}
             for case in CASES:
                 answers[case.name] = _stable(server.url, case)
                 if case.name in DIFFERS:
                     answers[case.name]["kapa_core_differs"] = DIFFERS[case.name]
                 print(f"{case.name}: {json.dumps(answers[case.name])[:150]}", flush=True)
+            for name in KAPACITOR_EXAMPLES:
+                variant = _as_kapacitor_example(next(c for c in CASES if c.name == name))
+                answer = json.dumps(_stable(server.url, variant))
+                key = f"{name}@kapacitor_example"
+                answers[key] = json.loads(answer.replace(variant.name, name))
+                print(f"{key}: {json.dumps(answers[key])[:150]}", flush=True)
             return answers
         finally:
             if server is not None:
@@ -729,8 +806,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="record Kapacitor's answers to the UDF "
                                      "example cases")
     parser.add_argument("--kapacitord", required=True, help="a kapacitord 1.5.7 binary")
+    parser.add_argument("--kapacitor-agent", type=Path, default=KAPACITOR_AGENT,
+                        help="udf/agent of Kapacitor's v1.5.7 sources (default: %(default)s)")
     args = parser.parse_args(argv)
-    answers = record(args.kapacitord)
+    answers = record(args.kapacitord, args.kapacitor_agent)
     with contextlib.suppress(FileNotFoundError):
         kept = json.loads(EXPECTED_FILE.read_text())
         answers = {**kept.get("cases", {}), **answers}
