@@ -8,11 +8,13 @@ the same. Record them again (when a case changes) with::
 
     .venv/bin/python -m tests.integration.test_udf_examples --kapacitord /opt/kbin/kapacitord
 
-The UDF programs run with this interpreter (so they import ``kapa_core.udf.agent``);
-Kapacitor sees only the wire protocol. Besides the three examples, a few small programs
-(``PROGRAMS``) cover what Kapacitor's own UDF tests check: options of every value type,
-an option given twice, the node and task IDs in the init request, batch begin/end
-headers, an error response and a crash.
+(``--kapacitor-agent`` names Kapacitor's udf/agent sources, whose own examples are
+recorded too). The UDF programs run with this interpreter (so they import
+``kapa_core.udf.agent``); Kapacitor sees only the wire protocol. Besides the three
+examples, a few small programs (``PROGRAMS``) cover what Kapacitor's own UDF tests check:
+options of every value type, an option given twice, the node and task IDs in the init
+request, the group IDs, dimensions and batch headers a UDF receives, an error response, a
+crash, a malformed frame, a silent UDF. Batch tasks query a real InfluxDB (influxd).
 """
 
 from __future__ import annotations
