@@ -36,7 +36,7 @@ from __future__ import annotations
 import importlib
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -106,24 +106,26 @@ def _where(exc: BaseException) -> str:
 
 class InProcessAgent:
     """The agent an in-process handler is constructed with: it offers what the process
-    agent offers a handler (``write_response``, ``flush``)."""
+    agent offers a handler, ``write_response(response, flush=False)`` and ``flush()``.
 
-    __slots__ = ("_session",)
+    ``write_response`` hands ``response`` (a ``udf_pb2.Response``) to the node: a point,
+    begin or end goes on to the node's children at once; ``flush`` changes nothing here.
+    (It is the session's own method, bound: one call less per point.)
+    """
+
+    __slots__ = ("write_response",)
 
     def __init__(self, session: InProcessSession | None) -> None:
-        self._session = session
-
-    def write_response(self, response: Any, flush: bool = False) -> None:
-        """Hand ``response`` (a ``udf_pb2.Response``) to the node: a point, begin or end
-        goes on to the node's children at once; ``flush`` changes nothing here."""
-        session = self._session
-        if session is None:
-            raise UDFError("write_response called outside of a task (while asked for the "
-                           "function's info)")
-        session.respond(response)
+        self.write_response: Callable[..., None] = (
+            session.respond if session is not None else _no_session)
 
     def flush(self) -> None:
         """Nothing to flush: responses are handed on when written."""
+
+
+def _no_session(response: Any, flush: bool = False) -> None:
+    raise UDFError("write_response called outside of a task (while asked for the "
+                   "function's info)")
 
 
 def _check_response(kind: str, response: Any) -> Any:
@@ -279,8 +281,9 @@ class InProcessSession:
         self._closed = True
 
     # -- responses (from the handler) -----------------------------------------------------
-    def respond(self, response: Any) -> None:
-        """What the handler wrote: data goes on to the node's output."""
+    def respond(self, response: Any, flush: bool = False) -> None:
+        """What the handler wrote (``agent.write_response``): data goes on to the node's
+        output."""
         if response is None:
             raise ValueError("cannot write a None response")
         if threading.get_ident() != self._thread:
