@@ -315,7 +315,6 @@ class InProcessSession:
         else:
             raise UDFError(f"unexpected response message {kind}")
 
-
     def _respond_from_thread(self, response: Any) -> None:
         """A response written by a thread of the handler: handed on by the task's thread
         (waiting for it); a failure stops the task."""
