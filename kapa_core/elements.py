@@ -5,8 +5,9 @@ For every registered :class:`~kapa_core.inputs.InputListener` and
 in its service runner, named ``input:<name>`` or ``discovery:<name>``. The group calls
 the plugin's factory for every enabled element of the section (an element without an
 ``enabled`` key counts as enabled; a disabled one is not started), starts each in its
-own cancel scope and closes them together. A config override of the section re-opens
-the group: every element of that section, and nothing else, is rebuilt.
+own cancel scope and closes them together. A config override of the section rebuilds
+only the elements whose config changed (and starts new ones, stops removed ones); the
+other elements of the section, and every other section, keep running untouched.
 
 Failures, decided as Kapacitor does where it decides:
 
@@ -48,6 +49,8 @@ class Element:
 
     label: str
     build: Callable[[], tuple[Service, Callable[[], None]]]
+    #: the element's config: an element whose config did not change keeps running
+    config: Any = None
 
 
 class ElementGroup:
@@ -62,24 +65,47 @@ class ElementGroup:
         self.strict = strict
         #: labels of the elements running now
         self.running: list[str] = []
+        self._nursery: trio.Nursery | None = None
+        #: label -> (element, its cancel scope, set once it has stopped)
+        self._scopes: dict[str, tuple[Element, trio.CancelScope, trio.Event]] = {}
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        failures: list[str] = []
         async with trio.open_nursery() as nursery:
-            for element in self.elements:
-                try:
-                    service, release = element.build()
-                except Exception as exc:
-                    failures.append(self._failed(element, exc))
-                    continue
-                try:
-                    await nursery.start(self._supervise, element.label, service, release)
-                except Exception as exc:
-                    failures.append(self._failed(element, _single(exc)))
+            self._nursery = nursery
+            failures = await self._start(self.elements)
             if failures and self.strict:
                 raise ElementStartError("; ".join(failures))
             task_status.started(failures)
             await trio.sleep_forever()
+
+    async def _start(self, elements: list[Element]) -> list[str]:
+        assert self._nursery is not None
+        failures: list[str] = []
+        for element in elements:
+            try:
+                service, release = element.build()
+            except Exception as exc:
+                failures.append(self._failed(element, exc))
+                continue
+            try:
+                await self._nursery.start(self._supervise, element, service, release)
+            except Exception as exc:
+                failures.append(self._failed(element, _single(exc)))
+        return failures
+
+    async def update(self, elements: list[Element]) -> list[str]:
+        """Run ``elements`` from now on: those running with the same label and config
+        keep running, the others stop; new and changed ones start. Returns the
+        failures of those that could not start."""
+        wanted = {e.label: e for e in elements}
+        keep = [label for label, (element, _, _) in self._scopes.items()
+                if label in wanted and wanted[label].config == element.config]
+        for label in [label for label in self._scopes if label not in keep]:
+            _, scope, done = self._scopes.pop(label)
+            scope.cancel()
+            await done.wait()
+        self.elements = elements
+        return await self._start([e for e in elements if e.label not in keep])
 
     def _failed(self, element: Element, exc: BaseException) -> str:
         message = f"{self.family} {element.label}: {type(exc).__name__}: {exc}"
@@ -87,16 +113,21 @@ class ElementGroup:
                        element=element.label, err=f"{type(exc).__name__}: {exc}")
         return message
 
-    async def _supervise(self, label: str, service: Service, release: Callable[[], None],
-                         *, task_status: Any) -> None:
+    async def _supervise(self, element: Element, service: Service,
+                         release: Callable[[], None], *, task_status: Any) -> None:
+        label = element.label
         ready = False
+        done = trio.Event()
         try:
-            async with trio.open_nursery() as inner:
-                await inner.start(service.serve)
-                ready = True
-                self.running.append(label)
-                self.log.info(f"{self.family} started", section=self.section, element=label)
-                task_status.started()
+            with trio.CancelScope() as scope:
+                self._scopes[label] = (element, scope, done)
+                async with trio.open_nursery() as inner:
+                    await inner.start(service.serve)
+                    ready = True
+                    self.running.append(label)
+                    self.log.info(f"{self.family} started", section=self.section,
+                                  element=label)
+                    task_status.started()
         except Exception as exc:  # stopped with an error after it started: log it only
             if not ready:
                 raise _single(exc) from None
@@ -106,7 +137,11 @@ class ElementGroup:
         finally:
             if label in self.running:
                 self.running.remove(label)
+            current = self._scopes.get(label)
+            if current is not None and current[2] is done:
+                del self._scopes[label]
             release()
+            done.set()
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -180,7 +215,8 @@ class PluginElements:
                                                else self.kinds[name])
         section = self.sections[item.section]
         value = config.get(item.section)
-        elements = [Element(label, self._builder(family, item, element_name, element))
+        elements = [Element(label, self._builder(family, item, element_name, element),
+                            element)
                     for label, element_name, element in _elements_of(section, value)]
         return ElementGroup("input listener" if family == "input" else "discoverer",
                             item.section, elements, Logger(item.section), strict=strict)
@@ -230,8 +266,13 @@ class PluginElements:
         for name in self.names(section):
             self.log.info("configuration override applied, restarting service", name=name,
                           section=section)
+            group = self._group(name, config, strict=False)
+            running = runner.get(name)
             try:
-                failed = await runner.reopen(name, self._group(name, config, strict=False))
+                if isinstance(running, ElementGroup):
+                    failed = await running.update(group.elements)
+                else:
+                    failed = await runner.reopen(name, group)
             except Exception as exc:
                 failed = [f"{name}: {exc}"]
             failures += failed or []

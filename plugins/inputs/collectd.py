@@ -263,7 +263,7 @@ class CollectdListener:
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="collectd", schema=CollectdConfig, overridable=False,
+    return [Section(name="collectd", schema=CollectdConfig,
                     doc="Receive collectd metrics.")]
 
 

@@ -262,7 +262,7 @@ class GraphiteListener:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="graphite", schema=GraphiteConfig, multiple=True,
-                    element_key="bind-address", overridable=False,
+                    element_key="bind-address",
                     doc="Receive Graphite plaintext metrics.")]
 
 

@@ -621,7 +621,7 @@ async def _send(stream: trio.abc.Stream, h: h11.Connection, status: int,
 
 @hookimpl
 def kapa_config_sections() -> list[Section]:
-    return [Section(name="opentsdb", schema=OpenTSDBConfig, overridable=False,
+    return [Section(name="opentsdb", schema=OpenTSDBConfig,
                     doc="Receive OpenTSDB data.")]
 
 

@@ -191,7 +191,7 @@ class UDPListener:
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [Section(name="udp", schema=UDPConfig, multiple=True, element_key="bind-address",
-                    overridable=False, doc="Receive line protocol over UDP.")]
+                    doc="Receive line protocol over UDP.")]
 
 
 @hookimpl

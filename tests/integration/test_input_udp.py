@@ -145,3 +145,27 @@ def test_a_port_in_use_stops_startup_and_shutdown_closes_the_socket() -> None:
         assert daemon.stop() == 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
         again.bind(("127.0.0.1", port))  # free again
+
+
+def test_an_override_reopens_only_that_listener() -> None:
+    # A kapa-core addition: Kapacitor's listener sections cannot be overridden.
+    first, second = free_udp_port(), free_udp_port()
+    config = {"udp": [
+        {"enabled": True, "bind-address": f"127.0.0.1:{first}", "database": "one",
+         "retention-policy": "autogen"},
+        {"enabled": True, "bind-address": f"127.0.0.1:{second}", "database": "two",
+         "retention-policy": "autogen"}]}
+    with DaemonProcess(config) as daemon:
+        daemon.wait_for_log(rf'msg="started listening on UDP" .*address=127.0.0.1:{second}')
+        define(daemon, "moved", "moved", "cpu")
+        response = httpx.post(f"{daemon.url}{API}/config/udp/127.0.0.1:{first}",
+                              json={"set": {"database": "moved"}})
+        assert response.status_code == 204, response.text
+        daemon.wait_for_log(rf'msg="started listening on UDP" .*address=127.0.0.1:{first}',
+                            count=2)
+        send(first, b"cpu,host=a value=1 1000000000\n")
+        wait_until(lambda: series(daemon, "moved"), what="a point into the new database")
+        log = daemon.log()
+        assert log.count('msg="started listening on UDP"') == 3  # the other one stayed
+        view = httpx.get(f"{daemon.url}{API}/config/udp/127.0.0.1:{first}").json()
+        assert view["options"]["database"] == "moved"
