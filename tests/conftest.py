@@ -22,3 +22,33 @@ def _clean_kapacitor_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("KAPACITOR_"):
             monkeypatch.delenv(name)
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Captured output may hold lone surrogates (tests that log hostile input): a
+    pytest-xdist worker sends its reports as UTF-8, so there they are written as
+    ``\\udXXX`` escapes. Without workers the report is left as it is."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    report.sections = [(title, _encodable(text)) for title, text in report.sections]
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        if _encodable(text) != text:
+            report.longrepr = _encodable(text)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), each integration module runs
+    on one worker: its module-scoped daemons and servers start once, and its tests keep
+    their order. Compatibility cases and unit tests are spread one by one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module.startswith("tests/integration/"):
+            item.add_marker(pytest.mark.xdist_group(module))
