@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,14 +53,13 @@ from .collectd_protocol import (
     load_types_db,
     read_auth_file,
 )
+from .netinput import RateLimitedLog, bound_name, udp_socket
 
 #: The largest datagram read (a UDP payload's limit; collectd's MaxPacketSize at most).
 PACKET_SIZE = 65536
 #: Datagrams read from the socket in one go at most (about 6,000 points of collectd's
 #: 1452-byte packets: 20 ms or so before other tasks run again).
 BURST = 100
-#: Errors of one kind are logged at most once per this many seconds.
-LOG_EVERY = 10.0
 STATISTICS = ("pointsRx", "bytesRx", "pointsParseFail", "readFail", "batchesTx",
               "pointsTx", "batchesTxFail", "droppedPointsInvalid")
 
@@ -104,34 +102,6 @@ class CollectdConfig:
             raise ConfigError("auth-file", "must be set when security-level is sign")
 
 
-def _resolve(address: str) -> tuple[int, tuple[str, int]]:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not port.isdigit():
-        raise OSError(f"invalid port in bind-address {address!r}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return family, (host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), int(port))
-
-
-class RateLimitedLog:
-    """Logs an error at most once per ``LOG_EVERY`` seconds, with how many were not
-    logged in between."""
-
-    def __init__(self, log: Any, message: str) -> None:
-        self.log = log
-        self.message = message
-        self.last = -LOG_EVERY
-        self.skipped = 0
-
-    def __call__(self, **fields: Any) -> None:
-        now = time.monotonic()
-        if now - self.last < LOG_EVERY:
-            self.skipped += 1
-            return
-        self.log.error(self.message, **fields, suppressed=self.skipped or None)
-        self.last, self.skipped = now, 0
-
-
 class CollectdListener:
     def __init__(self, config: CollectdConfig, context: InputContext) -> None:
         # Empty keys mean their defaults, as InfluxDB's WithDefaults reads them.
@@ -171,15 +141,9 @@ class CollectdListener:
         # Failures here (types.db, auth-file, address in use...) reach the daemon before
         # started(): at start they stop it naming the section, as Kapacitor's Open does.
         self.parser = self._load()
-        family, address = _resolve(config.bind_address)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = udp_socket(config.bind_address, "", config.read_buffer)
         try:
-            if config.read_buffer:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
-            sock.bind(address)
-            sock.setblocking(False)
-            bound = sock.getsockname()
-            self.address = f"{bound[0]}:{bound[1]}"
+            self.address = bound_name(sock)
             self.stats = self.context.statistic("collectd", {"bind": self.address})
             for name in STATISTICS:  # InfluxDB publishes every field from the start
                 self.stats.set(name, 0)

@@ -1,4 +1,5 @@
-"""Pieces shared by the TCP/UDP text listeners (``[opentsdb]``, ``[[graphite]]``).
+"""Pieces shared by the input listeners (``[[udp]]``, ``[collectd]``, ``[opentsdb]``,
+``[[graphite]]``).
 
 * :class:`RateLimitedLog`: one log line per kind of error every ``LOG_EVERY`` seconds.
 * :func:`parse_address`: a ``host:port`` bind address (empty host: all interfaces).

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +34,11 @@ from kapa_core.plugin_api import (
     setting,
 )
 
+from .netinput import RateLimitedLog, bound_name, udp_socket
+
 #: The largest datagram read (Kapacitor's UDPPacketSize).
 PACKET_SIZE = 65536
 PRECISIONS = ("", "n", "ns", "u", "us", "ms", "s", "m", "h")
-#: Errors of one kind are logged at most once per this many seconds.
-LOG_EVERY = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,34 +66,6 @@ class UDPConfig:
             raise ConfigError("database", "must be set when enabled = true")
 
 
-def _resolve(address: str) -> tuple[int, tuple[str, int]]:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not port.isdigit():
-        raise OSError(f"invalid port in bind-address {address!r}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return family, (host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), int(port))
-
-
-class RateLimitedLog:
-    """Logs an error at most once per ``LOG_EVERY`` seconds, with how many were not
-    logged in between."""
-
-    def __init__(self, log: Any, message: str) -> None:
-        self.log = log
-        self.message = message
-        self.last = -LOG_EVERY
-        self.skipped = 0
-
-    def __call__(self, **fields: Any) -> None:
-        now = time.monotonic()
-        if now - self.last < LOG_EVERY:
-            self.skipped += 1
-            return
-        self.log.error(self.message, **fields, suppressed=self.skipped or None)
-        self.last, self.skipped = now, 0
-
-
 class UDPListener:
     def __init__(self, config: UDPConfig, context: InputContext) -> None:
         self.config = config
@@ -105,17 +76,11 @@ class UDPListener:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
-        family, address = _resolve(config.bind_address)
         # A failure here (address in use...) reaches the daemon before started(): at
         # start it stops the daemon naming this element, as Kapacitor's Open does.
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = udp_socket(config.bind_address, "", config.read_buffer)
         try:
-            if config.read_buffer:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
-            sock.bind(address)
-            sock.setblocking(False)
-            bound = sock.getsockname()
-            self.address = f"{bound[0]}:{bound[1]}"
+            self.address = bound_name(sock)
             self.stats = self.context.statistic("udp", {"bind": self.address})
             self.log.info("started listening on UDP", address=self.address)
             task_status.started(self.address)
