@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import kapa_core
@@ -59,22 +60,31 @@ def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
     return [node.module]
 
 
+@cache
+def _core_imports() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(package, file, the modules it imports) for every core file, parsed once a run:
+    the four tests below read the same sources."""
+    found = []
+    for path in sorted(CORE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = _type_checking_only(tree)
+        modules = tuple(module for node in ast.walk(tree)
+                        if isinstance(node, ast.Import | ast.ImportFrom)
+                        and id(node) not in skipped for module in _imported(node))
+        found.append((_package_of(path), str(path.relative_to(CORE)), modules))
+    return tuple(found)
+
+
 def import_graph() -> dict[str, dict[str, list[str]]]:
     """package -> imported package -> the files that import it."""
     graph: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(CORE.rglob("*.py")):
-        source = _package_of(path)
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = _type_checking_only(tree)
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in skipped:
-                continue
-            for module in _imported(node):
-                parts = module.split(".")
-                if parts[0] == "kapa_plugins":
-                    graph[source]["kapa_plugins"].append(str(path.relative_to(CORE)))
-                elif parts[0] == "kapa_core" and len(parts) > 1 and parts[1] != source:
-                    graph[source][parts[1]].append(str(path.relative_to(CORE)))
+    for source, file, modules in _core_imports():
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "kapa_plugins":
+                graph[source]["kapa_plugins"].append(file)
+            elif parts[0] == "kapa_core" and len(parts) > 1 and parts[1] != source:
+                graph[source][parts[1]].append(file)
     return graph
 
 
