@@ -43,12 +43,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), each integration module runs
-    on one worker: its module-scoped daemons and servers start once, and its tests keep
-    their order. Compatibility cases and unit tests are spread one by one."""
+    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), each test module runs on one
+    worker: its module-scoped daemons, servers and caches are made once, and its tests
+    keep their order. The compatibility cases (one module, most of the suite's waiting)
+    are spread one by one; each worker starts its own daemon for them."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
         module = item.nodeid.split("::", 1)[0]
-        if module.startswith("tests/integration/"):
+        if module != "tests/compat/test_compat.py":
             item.add_marker(pytest.mark.xdist_group(module))
