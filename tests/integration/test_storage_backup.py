@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 
 KAPACITOR_CLIENT = "/opt/kbin/kapacitor"
 # users are kept only with [auth] enabled; the API itself stays open (http auth off)
@@ -76,7 +76,7 @@ def write_load(url: str, stop: threading.Event, counts: dict[str, int]) -> None:
         assert c.post("/users", json={"name": f"u{n}", "password": "pw",
                                       "permissions": ["api"]}).status_code == 200
         n += 1
-    counts["written"] = n
+        counts["written"] = n
 
 
 @pytest.fixture()
@@ -129,6 +129,10 @@ def test_backup_under_load_restores_everything(tmp_path) -> None:
         writer = threading.Thread(target=write_load, args=(url, stop, counts))
         writer.start()
         try:
+            # the snapshots are taken once the load is under way (a loaded machine may
+            # run five backups before the writer's first round)
+            wait_until(lambda: counts.get("written", 0) > 0 or not writer.is_alive(),
+                       what="the writer's first round")
             backups = []
             while len(backups) < 5 and writer.is_alive():
                 r = c.get("/storage/backup")
@@ -140,7 +144,7 @@ def test_backup_under_load_restores_everything(tmp_path) -> None:
         finally:
             stop.set()
             writer.join(60)
-        assert counts["written"] > 0
+        assert counts.get("written", 0) > 0
         # each snapshot taken under load is a whole, intact database
         for i, data in enumerate(backups):
             path = tmp_path / f"mid{i}.db"
