@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -42,14 +43,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             report.longrepr = _encodable(text)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), each test module runs on one
+COMPAT_CASES = "tests/compat/test_compat.py"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist) each test module runs on one
     worker: its module-scoped daemons, servers and caches are made once, and its tests
     keep their order. The compatibility cases (one module, most of the suite's waiting)
-    are spread one by one; each worker starts its own daemon for them."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module != "tests/compat/test_compat.py":
-            item.add_marker(pytest.mark.xdist_group(module))
+    are spread one by one; each worker starts its own daemon for them. (pytest-xdist's
+    own xdist_group marks do not reach its scheduler under pytest 9: a scheduler that
+    splits by module is used instead.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module == COMPAT_CASES else module
+
+    return ModuleScheduling(config, log)
