@@ -787,7 +787,8 @@ class WebSocketBridge:
     def start(self) -> WebSocketBridge:
         self._server = serve(self._handle, "127.0.0.1", self.port, ssl=self.tls,
                              subprotocols=[Subprotocol("mqtt")], process_request=self._check,
-                             compression=None, ping_interval=None, close_timeout=1)
+                             compression=None, ping_interval=None, close_timeout=1,
+                             open_timeout=3)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
