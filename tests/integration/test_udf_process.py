@@ -281,10 +281,14 @@ def test_a_function_that_never_answers_its_info_is_left_out(daemon: DaemonProces
 
 
 def test_stderr_lines_are_logged_with_the_task_and_node(daemon: DaemonProcess) -> None:
-    daemon.wait_for_log(r'msg="UDF log" .*text="about to fail on crash"')
-    line = next(l for l in daemon.log().splitlines() if "about to fail on crash" in l
-                and "UDF log" in l)
-    assert "task=crash" in line and "node=crash2" in line
+    response = define(daemon, "stderrlog", "crash")
+    assert response.status_code == 200, response.text
+    write(daemon, "stderrlog", [1.0])
+    daemon.wait_for_log(r'msg="UDF log" .*text="about to fail on stderrlog"')
+    line = next(line for line in daemon.log().splitlines()
+                if "about to fail on stderrlog" in line and "UDF log" in line)
+    assert "task=stderrlog" in line and "node=crash2" in line
+    httpx.delete(f"{daemon.url}{API}/tasks/stderrlog")
 
 
 def test_no_udf_process_outlives_its_task(daemon: DaemonProcess) -> None:
