@@ -245,7 +245,7 @@ class Daemon:
             await runner.open("alert", self.alerts)
             # [udf.functions]: each function's info, asked through the bridge that runs
             # it (one that fails is logged and left out), current for every script this
-            # daemon evaluates. [udf] cannot be overridden (as in Kapacitor): once.
+            # daemon evaluates; a config override of [udf] loads them again (below).
             self.udf_functions = await udf.load_functions(
                 self.plugins.udf_bridges, config["udf"].functions, Logger("udf"))
             udf.install(self.udf_functions)
@@ -357,6 +357,13 @@ class Daemon:
         if self.elements is not None and self._runner is not None:
             # the section's input listeners and discoverers (APIError if one fails)
             await self.elements.section_changed(self._runner, name, config)
+        if name == "udf":  # every function asked for its info again; running tasks
+            # keep the sessions they opened, tasks started from now on use these
+            self.log.info("configuration override applied, reloading UDFs", section=name)
+            loaded = await udf.load_functions(self.plugins.udf_bridges,
+                                              config["udf"].functions, Logger("udf"))
+            self.udf_functions.functions = loaded.functions
+            return
         section = self.plugins.sections[name]
         if section.service is None or self._runner is None:
             return

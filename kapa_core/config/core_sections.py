@@ -309,5 +309,7 @@ CORE_SECTIONS: tuple[Section, ...] = (
     Section(name="deadman", schema=DeadmanConfig, overridable=False),
     Section(name="stats", schema=StatsConfig, overridable=False),
     Section(name="reporting", schema=ReportingConfig, overridable=False),
-    Section(name="udf", schema=UDFConfig, overridable=False),
+    # kapa-core: [udf] takes config overrides (Kapacitor's cannot be overridden); an
+    # override asks every function for its info again.
+    Section(name="udf", schema=UDFConfig),
 )

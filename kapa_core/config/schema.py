@@ -53,6 +53,8 @@ def _copy(value: Any) -> Any:
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_raw(value)  # a table of tables, e.g. [udf.functions.<name>]
     return value
 
 

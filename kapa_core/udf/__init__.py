@@ -250,9 +250,11 @@ class Available:
     info: UDFInfo
 
 
-@dataclass(frozen=True)
+@dataclass
 class UDFFunctions:
-    """One daemon's available functions, by name."""
+    """One daemon's available functions, by name. A config override of ``[udf]``
+    replaces ``functions`` in place: tasks started afterwards use the new ones, running
+    tasks keep the sessions they opened."""
 
     functions: Mapping[str, Available] = field(default_factory=dict)
 

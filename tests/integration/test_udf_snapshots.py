@@ -96,3 +96,25 @@ def test_a_changed_pipeline_or_a_deleted_task_starts_afresh(tmp_path: Path) -> N
         assert httpx.delete(daemon.url + API + "/tasks/avg").status_code == 204
         define(daemon)
         assert average_after(daemon, 70, 4) == 70
+
+
+def test_a_config_override_of_udf_loads_the_functions_again() -> None:
+    # A kapa-core addition: Kapacitor's [udf] cannot be overridden.
+    with DaemonProcess() as daemon:
+        refused = httpx.post(daemon.url + API + "/tasks", json={
+            "id": "avg", "type": "stream", "script": SCRIPT, "status": "enabled"})
+        assert refused.status_code == 400  # no such UDF yet
+        response = httpx.post(daemon.url + API + "/config/udf/", json={"set": {
+            "functions": CONFIG["udf"]["functions"]}})
+        assert response.status_code == 204, response.text
+        daemon.wait_for_log(r'msg="UDF available" .*udf=movingAvg')
+        define(daemon)
+        assert average_after(daemon, 10, 1) == 10
+        assert average_after(daemon, 20, 2) == 15
+        shown = httpx.get(daemon.url + API + "/config/udf/").json()
+        assert shown["options"]["functions"]["movingAvg"]["prog"] == sys.executable, shown
+        # a bad function is refused as any bad value is, and changes nothing
+        bad = httpx.post(daemon.url + API + "/config/udf/", json={"set": {
+            "functions": {"x": {"prog": "/bin/true", "socket": "/tmp/x.sock"}}}})
+        assert bad.status_code == 400, bad.text
+        assert average_after(daemon, 30, 3) == 20
