@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.udf_programs import GARBAGE, SILENT, stream_udf
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,56 +146,17 @@ class H(Handler):
 a = Agent(); a.handler = H(a); a.start(); a.wait()
 ''',
     # answers info and init, then an error response on the first point
-    "failing": '''
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        raise ValueError("cannot take " + p.name)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "failing": stream_udf('''
+    raise ValueError("cannot take " + p.name)
+'''),
     # answers info and init, then writes bytes that are no message
-    "garbage": '''
-import sys
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        sys.stdout.buffer.write(b"\\x05\\xff\\xff\\xff\\xff\\xff"); sys.stdout.flush()
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "garbage": GARBAGE,
     # answers info and init, then stops answering anything, keepalives included
-    "silent": '''
-import time
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        time.sleep(3600)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "silent": SILENT,
     # answers info and init, then exits on the first point
-    "crashing": '''
-import os
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        os._exit(3)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "crashing": stream_udf('''
+    os._exit(3)
+''', 'import os'),
 }
 
 

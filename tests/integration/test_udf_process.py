@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
+from tests.integration.udf_programs import GARBAGE, SILENT, stream_udf
 
 pytestmark = pytest.mark.integration
 
@@ -26,87 +27,31 @@ API = "/kapacitor/v1"
 #: Misbehaving UDF programs, each named for what it does.
 BAD = {
     # answers info, then crashes on the first point with a message on stderr
-    "crash": '''
-import sys
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        print("about to fail on", p.name, file=sys.stderr, flush=True)
-        import os; os._exit(3)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "crash": stream_udf('''
+    print("about to fail on", p.name, file=sys.stderr, flush=True)
+    import os; os._exit(3)
+''', 'import sys'),
     # answers info and init, then writes bytes that are no message
-    "garbage": '''
-import sys
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        sys.stdout.buffer.write(b"\\x05\\xff\\xff\\xff\\xff\\xff"); sys.stdout.flush()
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "garbage": GARBAGE,
     # answers info and init, then stops answering anything (keepalives included)
-    "silent": '''
-import time
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        time.sleep(3600)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "silent": SILENT,
     # never answers the info request
     "mute": "import time\ntime.sleep(3600)\n",
     # provides a stream but answers a point with a batch
-    "wrongedge": '''
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        r = udf_pb2.Response(); r.begin.name = p.name; a.write_response(r)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "wrongedge": stream_udf('''
+    r = udf_pb2.Response(); r.begin.name = p.name; a.write_response(r)
+'''),
     # closes its stdout and keeps running
-    "closer": '''
-import os, time
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        os.close(1); time.sleep(3600)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "closer": stream_udf('''
+    os.close(1); time.sleep(3600)
+''', 'import os, time'),
     # answers each point with 20,000 points as fast as it can
-    "flood": '''
-from kapa_core.udf.agent import Agent, Handler, udf_pb2
-class H(Handler):
-    def info(self):
-        r = udf_pb2.Response(); r.info.wants = r.info.provides = udf_pb2.STREAM; return r
-    def init(self, req):
-        r = udf_pb2.Response(); r.init.success = True; return r
-    def point(self, p):
-        r = udf_pb2.Response(); r.point.CopyFrom(p)
-        for i in range(20000):
-            r.point.time = p.time + i
-            a.write_response(r)
-a = Agent(); a.handler = H(); a.start(); a.wait()
-''',
+    "flood": stream_udf('''
+    r = udf_pb2.Response(); r.point.CopyFrom(p)
+    for i in range(20000):
+        r.point.time = p.time + i
+        a.write_response(r)
+'''),
 }
 
 
