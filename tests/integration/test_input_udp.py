@@ -169,3 +169,31 @@ def test_an_override_reopens_only_that_listener() -> None:
         assert log.count('msg="started listening on UDP"') == 3  # the other one stayed
         view = httpx.get(f"{daemon.url}{API}/config/udp/127.0.0.1:{first}").json()
         assert view["options"]["database"] == "moved"
+
+
+#: Three datagrams and what kapacitord 1.5.7 published for them in /debug/vars (taken
+#: from it): Kapacitor drops the datagram with a bad line whole; kapa-core keeps its good
+#: line, so it counts one point more received and sent.
+ORACLE_DATAGRAMS = (b"cpu,host=a value=1 1000000000\ncpu,host=b value=2 2000000000",
+                    b"cpu,host=a value=3 3000000000\n",
+                    b"mem,host=x value=oops 1\nmem,host=y value=7 7000000000\n")
+KAPACITOR_STATS = {"points_tx": 3, "points_rx": 3, "points_parse_fail": 1, "bytes_rx": 143}
+
+
+def test_statistics_as_kapacitor_publishes_them() -> None:
+    port = free_udp_port()
+    with DaemonProcess({"udp": [{"enabled": True, "bind-address": f"127.0.0.1:{port}",
+                                 "database": "udpdb", "retention-policy": "autogen"}]}
+                       ) as daemon:
+        daemon.wait_for_log("started listening on UDP")
+        for datagram in ORACLE_DATAGRAMS:  # one at a time: one burst each
+            send(port, datagram)
+            time.sleep(0.2)
+        got = wait_until(lambda: udp_stats(daemon)[f"127.0.0.1:{port}"],
+                         until=lambda v: v.get("points_tx") == 4, what="udp statistics")
+        stats = httpx.get(daemon.url + API + "/debug/vars").json()["kapacitor"]
+        [stat] = [s for s in stats.values() if s["name"] == "udp"]
+    assert set(stat["tags"]) == {"bind", "host", "cluster_id", "server_id"}
+    assert stat["tags"]["bind"] == f"127.0.0.1:{port}"
+    kept = 1  # the good line of the bad datagram
+    assert got == {**KAPACITOR_STATS, "points_tx": 3 + kept, "points_rx": 3 + kept}
