@@ -24,19 +24,33 @@ without groups, when the discoverer starts and goes when it stops.
 
 ``update`` must be called from the daemon's trio thread; a discoverer that works in a
 worker thread hands its groups over with ``trio.from_thread.run_sync(context.update,
-groups)``.
+groups)``. A discoverer calls ``update`` after each of its lookups, even when it found
+nothing (``update((), replace=True)``): the section's service test waits for that first
+answer.
+
+Service tests. Kapacitor offers ``POST /kapacitor/v1/service-tests/<section>`` with the
+options ``{"id": ""}`` for each discovery section: it runs a fresh discoverer for the
+enabled element of that id and succeeds once it publishes its first targets. A section
+gets the same test by naming ``discovery_test_service(factory)`` as its ``service``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
+from kapa_core.errors import KapaError
 from kapa_core.httpclients import HTTPClients, UsesHTTPClients
 from kapa_core.logs import Logger
-from kapa_core.services import DaemonFacts, Service
+from kapa_core.services import DaemonFacts, Service, ServiceContext
+
+#: how long a service test waits for a discoverer's first answer (as Kapacitor)
+TEST_TIMEOUT = 30.0
 
 #: ``callback(service, id, groups)``: an element's groups changed (``groups`` is None
 #: when its discoverer stopped).
@@ -215,5 +229,90 @@ class DiscoveryKind:
     doc: str = ""
 
 
-__all__ = ["Discovered", "DiscoveryContext", "DiscoveryKind", "DiscoveryRegistry",
+DiscovererFactory = Callable[[Any, DiscoveryContext], Service]
+
+
+class DiscoveryTestService:
+    """The service of a discovery section: nothing runs in it (the daemon runs each
+    element's discoverer); it answers the section's service test as Kapacitor does.
+
+    The test finds the enabled element named by ``id`` (the last one, as Kapacitor),
+    runs a new discoverer for it beside the daemon's, and succeeds when that discoverer
+    first calls ``update``. Kapacitor then gives up after 30 s; kapa-core also reports at
+    once a discoverer that fails or returns before answering, with its reason.
+    """
+
+    def __init__(self, context: ServiceContext, factory: DiscovererFactory) -> None:
+        self.context = context
+        self.factory = factory
+        config = context.config
+        self.elements: tuple[Any, ...] = tuple(config) if isinstance(
+            config, (tuple, list)) else (config,)
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def test_options(self) -> dict[str, Any]:
+        return {"id": ""}
+
+    def _element(self, id: str) -> Any:
+        found = None
+        for element in self.elements:
+            if getattr(element, "id", "") == id and getattr(element, "enabled", True):
+                found = element
+        return found
+
+    async def test(self, options: dict[str, Any], timeout: float = TEST_TIMEOUT) -> None:
+        id = str(options.get("id") or "")
+        quoted = json.dumps(id, ensure_ascii=False)
+        element = self._element(id)
+        if element is None:
+            raise KapaError(f"discoverer {quoted} is not enabled or does not exist")
+        answered = trio.Event()
+        registry = DiscoveryRegistry()
+        registry.subscribe(lambda service, id, groups: answered.set())
+        context = DiscoveryContext(
+            self.context.section, element, self.context.logger.with_(test=id), id=id,
+            check_outgoing=self.context.check_outgoing, daemon=self.context.daemon,
+            clients=self.context.clients, registry=registry)
+        context.open()
+        failure: list[str] = []
+
+        async def run() -> None:
+            try:
+                discoverer = self.factory(element, context)
+                await discoverer.serve()
+            except Exception as exc:  # reported as the test's answer
+                failure.append(f"discoverer {quoted} failed: {exc}")
+            else:
+                failure.append(f"discoverer {quoted} exited ")
+            answered.set()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                with trio.move_on_after(timeout):
+                    await answered.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            context.close()
+        if failure:
+            raise KapaError(failure[0])
+        if not answered.is_set():
+            raise KapaError(f"timeout waiting for discoverer {quoted} to return")
+
+
+def discovery_test_service(factory: DiscovererFactory) -> Callable[[ServiceContext],
+                                                                   DiscoveryTestService]:
+    """A ``Section.service`` that offers the discovery service test of Kapacitor for
+    elements whose discoverer ``factory`` builds (see :class:`DiscoveryTestService`)."""
+
+    def make(context: ServiceContext) -> DiscoveryTestService:
+        return DiscoveryTestService(context, factory)
+
+    return make
+
+
+__all__ = ["Discovered", "DiscoveryTestService", "discovery_test_service", "DiscoveryContext", "DiscoveryKind", "DiscoveryRegistry",
            "Subscriber", "TargetGroup"]

@@ -28,7 +28,13 @@ from kapa_core.alert.outbound import send
 from kapa_core.cloud import CloudError, K8sClient, SwarmClient, find_cluster
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
-from kapa_core.discovery import DiscoveryContext, DiscoveryKind, TargetGroup
+from kapa_core.discovery import (
+    DiscoveryContext,
+    DiscoveryKind,
+    DiscoveryTestService,
+    TargetGroup,
+    discovery_test_service,
+)
 from kapa_core.errors import APIError, ConfigError, HandlerError, KapaError, PluginError
 from kapa_core.gotemplate import GoTime, StringMap, Template, TemplateError
 from kapa_core.gotemplate import parse as parse_template
@@ -103,6 +109,7 @@ __all__ = [
     "DaemonFacts",
     "DiscoveryContext",
     "DiscoveryKind",
+    "DiscoveryTestService",
     "Duration",
     "EdgeType",
     "EndBatch",
@@ -147,6 +154,7 @@ __all__ = [
     "UDFSession",
     "ValueType",
     "WireFunction",
+    "discovery_test_service",
     "enabled_config",
     "find_cluster",
     "go_join_url",
