@@ -294,12 +294,13 @@ class DiscoveryTestService:
                 nursery.start_soon(run)
                 with trio.move_on_after(timeout):
                     await answered.wait()
+                in_time = answered.is_set()
                 nursery.cancel_scope.cancel()
         finally:
             context.close()
         if failure:
             raise KapaError(failure[0])
-        if not answered.is_set():
+        if not in_time:
             raise KapaError(f"timeout waiting for discoverer {quoted} to return")
 
 
