@@ -25,6 +25,7 @@ from kapa_core.alert.handler_kit import (
 from kapa_core.alert.levels import Level
 from kapa_core.alert.options import option
 from kapa_core.alert.outbound import send
+from kapa_core.aws import AutoScalingClient, AWSError, EC2Client, Instance
 from kapa_core.cloud import CloudError, K8sClient, SwarmClient, find_cluster
 from kapa_core.config.checks import one_default, require_choice, require_url, unique_elements
 from kapa_core.config.schema import Section, setting
@@ -102,6 +103,8 @@ class HandlerKind:
 __all__ = [
     "TLS",
     "APIError",
+    "AWSError",
+    "AutoScalingClient",
     "BeginBatch",
     "CloudError",
     "ConfigError",
@@ -110,6 +113,7 @@ __all__ = [
     "DiscoveryContext",
     "DiscoveryKind",
     "DiscoveryTestService",
+    "EC2Client",
     "Duration",
     "EdgeType",
     "EndBatch",
@@ -123,6 +127,7 @@ __all__ = [
     "HandlerError",
     "HandlerKind",
     "InProcessFunction",
+    "Instance",
     "InputContext",
     "InputListener",
     "K8sClient",

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("glob", "auth", "influxdb", "services"),
     ("alert", "udf"),
     ("pipeline",),
-    ("engine", "cloud"),
+    ("engine", "cloud", "aws"),
     ("inputs", "discovery", "elements", "service_tests", "plugin_api", "plugins"),
     ("http",),
     ("daemon", "cli", "testing"),
