@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 import trio
+from kapa_plugins.discovery import consul
+from kapa_plugins.discovery.consul import ConsulConfig, ConsulDiscoverer, service_groups
 
 from kapa_core.discovery import DiscoveryContext, DiscoveryRegistry, TargetGroup
 from kapa_core.errors import KapaError
 from kapa_core.logs import Logger
 from kapa_core.services import ServiceContext
-from kapa_plugins.discovery import consul
-from kapa_plugins.discovery.consul import ConsulConfig, ConsulDiscoverer, service_groups
 
 
 # -- a recording HTTP(S) server ---------------------------------------------------------
