@@ -13,6 +13,7 @@ import base64
 import json
 import re
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -46,6 +47,14 @@ class Request:
         return dict(urllib.parse.parse_qsl(self.query, keep_blank_values=True))
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # clients hanging up are expected
+            super().handle_error(request, client_address)
+
+
 class FakeAPI:
     """A threaded HTTP server on a free loopback port that records every request and
     answers with :meth:`answer` (overridden); HTTPS when given a server SSL context."""
@@ -73,12 +82,15 @@ class FakeAPI:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (a timeout, a cancelled discoverer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
