@@ -1,14 +1,49 @@
 """triton: the [[triton]] section, discovering Joyent Triton containers.
 
-Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``.
-Configuration only for now: the discovery service arrives with the scraping work.
+Each enabled element asks the Triton discovery service (Triton's cmon) for
+``GET https://<endpoint>:<port>/v<version>/discover`` at once and then every
+``refresh-interval``, presenting the client certificate of ``ssl-cert``/``ssl-key`` and
+trusting ``ssl-ca``, as the Prometheus Triton discovery Kapacitor 1.5.7 vendors does.
+The answer ``{"containers": [{"vm_uuid": ..., "vm_alias": ..., "vm_brand": ...,
+"vm_image_uuid": ..., "server_uuid": ...}, ...]}`` gives one target per container,
+``<vm_uuid>.<dns-suffix>:<port>``, with the labels ``__meta_triton_machine_id``
+(vm_uuid), ``__meta_triton_machine_alias``, ``__meta_triton_machine_brand``,
+``__meta_triton_machine_image`` (vm_image_uuid) and ``__meta_triton_server_id``
+(server_uuid). ``account`` is not sent (neither does the vendored code).
+
+Groups: Prometheus makes one group (source = the discovery URL) whose targets carry
+their own labels; kapa-core's groups share their labels, so each container is a group of
+its own named ``<discovery URL>:<index>``. A failed refresh is logged and keeps the
+previous groups. A non-2xx answer is an error in kapa-core (Kapacitor decodes whatever
+body comes back).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from kapa_core.plugin_api import ConfigError, Duration, Section, hookimpl, unique_elements
+import trio
+
+from kapa_core.plugin_api import (
+    TLS,
+    ConfigError,
+    DiscoveryContext,
+    DiscoveryKind,
+    Duration,
+    Section,
+    TargetGroup,
+    discovery_test_service,
+    hookimpl,
+    unique_elements,
+)
+
+META = "__meta_triton_"
+#: label name -> the container field it comes from
+LABELS = {"machine_id": "vm_uuid", "machine_alias": "vm_alias", "machine_brand": "vm_brand",
+          "machine_image": "vm_image_uuid", "server_id": "server_uuid"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +72,98 @@ class TritonConfig:
                 raise ConfigError(key.replace("_", "-"), "must be set")
 
 
+class TritonError(Exception):
+    """An answer that cannot be turned into containers."""
+
+
+def go_field(obj: Mapping[str, Any], name: str) -> Any:
+    """``obj[name]`` matched as Go's encoding/json matches struct fields (exact key,
+    else the first key equal ignoring case); None when absent."""
+    if name in obj:
+        return obj[name]
+    folded = name.casefold()
+    for key, value in obj.items():
+        if key.casefold() == folded:
+            return value
+    return None
+
+
+def discovery_url(config: TritonConfig) -> str:
+    return f"https://{config.endpoint}:{config.port}/v{config.version}/discover"
+
+
+def container_groups(body: Any, config: TritonConfig) -> list[TargetGroup]:
+    """The groups of a ``/discover`` answer (decoded JSON); TritonError when its shape
+    is not the one the vendored discovery decodes."""
+    if body is None:
+        return []
+    if not isinstance(body, dict):
+        raise TritonError(f"expected an object, got {type(body).__name__}")
+    containers = go_field(body, "containers")
+    if containers is None:
+        return []
+    if not isinstance(containers, list):
+        raise TritonError(f"containers: expected an array, got {type(containers).__name__}")
+    source = discovery_url(config)
+    groups: list[TargetGroup] = []
+    for index, container in enumerate(containers):
+        if container is None:
+            container = {}
+        if not isinstance(container, dict):
+            raise TritonError(f"containers[{index}]: expected an object, got "
+                              f"{type(container).__name__}")
+        labels: dict[str, str] = {}
+        for label, key in LABELS.items():
+            value = go_field(container, key)
+            if value is not None and not isinstance(value, str):
+                raise TritonError(f"containers[{index}].{key}: expected a string, got "
+                                  f"{type(value).__name__}")
+            labels[META + label] = value or ""
+        target = f"{labels[META + 'machine_id']}.{config.dns_suffix}:{config.port}"
+        groups.append(TargetGroup((target,), labels, source=f"{source}:{index}"))
+    return groups
+
+
+class TritonDiscoverer:
+    """One ``[[triton]]`` element: asks for the containers every ``refresh-interval``."""
+
+    def __init__(self, config: TritonConfig, context: DiscoveryContext) -> None:
+        self.config = config
+        self.context = context
+        self.tls = TLS.of(config)
+
+    async def refresh(self) -> list[TargetGroup]:
+        """One lookup; raises on failure."""
+        config = self.config
+        url = discovery_url(config)
+        self.context.check_outgoing(url)
+        extensions = {"sni_hostname": config.ssl_server_name} \
+            if config.ssl_server_name else None
+        response = await self.context.http_client(self.tls).get(url, extensions=extensions)
+        if not 200 <= response.status_code < 300:
+            raise TritonError(f"{url}: unexpected response code {response.status_code}: "
+                              f"{response.text[:200]}")
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise TritonError(f"an error occurred unmarshaling the discovery response "
+                              f"json: {exc}") from None
+        return container_groups(body, config)
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        interval = int(self.config.refresh_interval) / 1e9 or 60.0
+        while True:
+            try:
+                groups = await self.refresh()
+            except Exception as exc:  # logged; the previous groups stay
+                self.context.log.error("refreshing Triton targets failed",
+                                       err=str(exc) or type(exc).__name__)
+            else:
+                self.context.update(groups, replace=True)
+            await trio.sleep(interval)
+
+
 @hookimpl
 def kapa_config_sections() -> list[Section]:
     return [
@@ -46,6 +173,13 @@ def kapa_config_sections() -> list[Section]:
             multiple=True,
             element_key="id",
             check=unique_elements("id"),
+            service=discovery_test_service(TritonDiscoverer),
             doc="Discover Joyent Triton containers.",
         )
     ]
+
+
+@hookimpl
+def kapa_discovery_kinds() -> list[DiscoveryKind]:
+    return [DiscoveryKind(name="triton", section="triton", factory=TritonDiscoverer,
+                          doc="Joyent Triton containers through the cmon discovery API.")]
