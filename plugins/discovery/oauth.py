@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 
 from kapa_core.plugin_api import KapaError
 
@@ -352,6 +353,7 @@ class AzureCredentials:
     authority: str = AZURE_AUTHORITY
     resource: str = AZURE_RESOURCE_MANAGER
     _cache: _Cached = field(default_factory=_Cached, repr=False)
+    _lock: trio.Lock = field(default_factory=trio.Lock, repr=False)
 
     @property
     def token_url(self) -> str:
@@ -359,8 +361,12 @@ class AzureCredentials:
                         f"{self.tenant_id}/oauth2/token?api-version={AZURE_AD_API_VERSION}")
 
     async def token(self, client: httpx.AsyncClient, check: Check) -> str:
-        if self._cache.valid():
+        async with self._lock:  # concurrent requests wait for one fetch
+            if not self._cache.valid():
+                await self._fetch(client, check)
             return self._cache.token
+
+    async def _fetch(self, client: httpx.AsyncClient, check: Check) -> None:
         url = self.token_url
         check(url)
         response = await client.post(url, data={
@@ -378,12 +384,13 @@ class AzureCredentials:
             raise TokenError(f"{where}: {exc}") from None
         if not token:
             raise TokenError(f"{where}: no access_token in the answer")
-        until = float("inf")
-        for key, base in (("expires_on", 0.0), ("expires_in", time.time())):
+        now, until = time.time(), float("inf")
+        for key, base in (("expires_on", 0.0), ("expires_in", now)):
             try:
-                until = base + float(answer[key]) - AZURE_EXPIRY_MARGIN
-                break
+                expires = base + float(answer[key])
             except (KeyError, TypeError, ValueError):
                 continue
+            # a short-lived token is still used for the first half of its life
+            until = expires - min(AZURE_EXPIRY_MARGIN, max(expires - now, 0) / 2)
+            break
         self._cache = _Cached(token, until)
-        return token
