@@ -41,6 +41,7 @@ differently (caching, NXDOMAIN handling, retries).
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,7 +237,8 @@ def ip_text(address: str) -> str:
 def answer_targets(response: dns.message.Message, port: int,
                    warn: Callable[[str], None] | None = None) -> list[str]:
     """The targets of an answer's records, in order; other records are skipped (and
-    ``warn(record_text)`` called), as Prometheus does."""
+    ``warn(record_text)`` called, the record as miekg/dns writes it), as Prometheus
+    does."""
     targets: list[str] = []
     for rrset in response.answer:
         for rdata in rrset:
@@ -246,8 +248,8 @@ def answer_targets(response: dns.message.Message, port: int,
             elif rdata.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 targets.append(join_host_port(ip_text(rdata.address), port))
             elif warn is not None:
-                warn(f"{rrset.name} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
-                     f"{dns.rdatatype.to_text(rdata.rdtype)} {rdata.to_text()}")
+                warn(f"{rrset.name}\t{rrset.ttl}\t{dns.rdataclass.to_text(rrset.rdclass)}\t"
+                     f"{dns.rdatatype.to_text(rdata.rdtype)}\t{rdata.to_text()}")
     return targets
 
 
@@ -302,7 +304,7 @@ class DNSDiscoverer:
                 await self.refresh(name)
             except LookupFailed as exc:
                 errors.append(str(exc))
-                self.context.log.error("error refreshing DNS targets", name=name, err=str(exc))
+                self.context.log.error(f"Error refreshing DNS targets: {exc}", name=name)
 
         async with trio.open_nursery() as nursery:
             for name in self.config.record_names:
@@ -312,7 +314,7 @@ class DNSDiscoverer:
     async def refresh(self, name: str) -> TargetGroup:
         response = await self.lookup_all(name)
         targets = answer_targets(response, self.config.port, lambda record: self.context.log.warn(
-            "not a valid SRV record", record=record, name=name))
+            f"{json.dumps(record)} is not a valid SRV record", name=name))
         group = TargetGroup(tuple(targets), {NAME_LABEL: name}, source=name)
         self.context.update([group])
         return group
@@ -339,7 +341,7 @@ class DNSDiscoverer:
                     response = await self.exchange(qname, host, port)
                 except (OSError, KapaError, EOFError, ValueError,
                         dns.exception.DNSException) as exc:
-                    self.context.log.warn("DNS resolution failed", server=host, name=name,
+                    self.context.log.warn("DNS resolution failed.", server=host, name=name,
                                           reason=str(exc) or type(exc).__name__)
                     continue
                 if response.answer:

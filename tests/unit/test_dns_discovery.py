@@ -277,7 +277,7 @@ def test_other_records_are_skipped_with_a_warning() -> None:
     response = answer("alias.test.", "A", "alias.test. CNAME h.test.", "h.test. A 192.0.2.1")
     warned: list[str] = []
     assert answer_targets(response, 80, warned.append) == ["192.0.2.1:80"]
-    assert warned == ["alias.test. 60 IN CNAME h.test."]
+    assert warned == ["alias.test.\t60\tIN\tCNAME\th.test."]
 
 
 # -- lookups against dnsmasq -----------------------------------------------------------
@@ -335,8 +335,8 @@ async def test_failed_lookup_keeps_the_previous_group(dnsmasq: Dnsmasq) -> None:
     assert groups(ctx)["gone.example.test"] == (("192.0.2.99:80",),
                                                 {"__meta_dns_name": "gone.example.test"})
     assert groups(ctx)["node1.example.test"][0] == ("127.0.0.1:80",)
-    assert ("error", "error refreshing DNS targets",
-            {"name": "gone.example.test", "err": errors[0]}) in log.lines
+    assert ("error", f"Error refreshing DNS targets: {errors[0]}",
+            {"name": "gone.example.test"}) in log.lines
 
 
 @pytest.mark.integration
@@ -349,7 +349,7 @@ async def test_servers_are_asked_in_turn(dnsmasq: Dnsmasq) -> None:
     await DNSDiscoverer(config, ctx, timeout=0.3).refresh_all()
     assert groups(ctx)["node1.example.test"][0] == ("127.0.0.1:80",)
     assert [(kv["server"], kv["name"]) for level, msg, kv in log.lines
-            if msg == "DNS resolution failed"] == [("127.0.0.1", "node1.example.test")]
+            if msg == "DNS resolution failed."] == [("127.0.0.1", "node1.example.test")]
 
 
 @pytest.mark.integration
