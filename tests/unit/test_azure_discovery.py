@@ -96,7 +96,8 @@ class FakeAzure(RecordingHTTPServer):
         self.issued: list[str] = []
         self.token_lifetime = 3600
         self.failing_nic = ""
-        self.machines = [[WEB, STOPPED], [MULTI]]
+        #: pages of virtual machines by subscription
+        self.subscriptions = {SUB: [[WEB, STOPPED], [MULTI]]}
         self.nics = dict(NICS)
         super().__init__(respond=self.answer)
 
@@ -129,14 +130,17 @@ class FakeAzure(RecordingHTTPServer):
             return reply(401, {"error": {"code": "InvalidAuthenticationToken",
                                          "message": "The access token is invalid."}})
         route = request.route.removeprefix("/arm")
-        if route == f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines":
+        parts = route.split("/")
+        if len(parts) == 6 and parts[3:] == ["providers", "Microsoft.Compute",
+                                             "virtualMachines"] and \
+                parts[2] in self.subscriptions:
+            pages = self.subscriptions[parts[2]]
             page = int(request.query.get("$skiptoken", ["0"])[0])
-            body: dict[str, Any] = {"value": self.machines[page]}
-            if page + 1 < len(self.machines):
+            body: dict[str, Any] = {"value": pages[page]}
+            if page + 1 < len(pages):
                 body["nextLink"] = (f"{self.url}/arm{route}?api-version=2016-03-30"
                                     f"&%24skiptoken={page + 1}")
             return reply(200, body)
-        parts = route.split("/")
         if len(parts) == 9 and parts[5:8] == ["providers", "Microsoft.Network",
                                               "networkInterfaces"]:
             if parts[8] == self.failing_nic:
@@ -264,7 +268,7 @@ async def test_failed_interface_fails_the_refresh_and_keeps_targets(
         assert len(updates) <= 2 and list(context.groups()) == EXPECTED
         failed = len(updates)
         fake.failing_nic = ""
-        fake.machines = [[WEB]]
+        fake.subscriptions[SUB] = [[WEB]]
         await wait_for(updates, failed + 1)
         assert list(context.groups()) == EXPECTED[:1]
         nursery.cancel_scope.cancel()
@@ -293,7 +297,7 @@ async def test_bad_secret_is_a_failed_refresh(fake: FakeAzure,
 
 async def test_deny_list_is_asked_before_each_request(fake: FakeAzure) -> None:
     asked: list[str] = []
-    fake.machines = [[WEB]]
+    fake.subscriptions[SUB] = [[WEB]]
     context, updates = make_context(fake.config(), check=asked.append)
     await run_until(AzureDiscoverer(fake.config(), context, env=fake.env()), updates, 1)
     assert asked == [

@@ -126,14 +126,15 @@ def verify_rs256(jwt: str, key: RSAKey) -> tuple[dict[str, Any], dict[str, Any]]
 class FakeGoogle(RecordingHTTPServer):
     """The metadata server, a token endpoint (``/token``) and the Compute Engine API
     (``/compute/v1/``) on one loopback port. Tokens handed out are ``tok-1``,
-    ``tok-2``...; the API wants the latest one. ``failing`` makes the API answer 500."""
+    ``tok-2``...; the API takes any of them. ``failing`` makes the API answer 500."""
 
     PROJECT, ZONE = "acme", "europe-west1-b"
 
     def __init__(self) -> None:
         self.issued: list[str] = []
         self.failing = False
-        self.pages = {"": PAGE_1, "page-2": PAGE_2}
+        #: instances.list pages by zone, then by pageToken
+        self.zones: dict[str, dict[str, Any]] = {self.ZONE: {"": PAGE_1, "page-2": PAGE_2}}
         super().__init__(respond=self.answer)
 
     @property
@@ -160,16 +161,17 @@ class FakeGoogle(RecordingHTTPServer):
             return reply(200, self._token())
         if request.route == "/token" and request.method == "POST":
             return reply(200, self._token())
-        prefix = f"/compute/v1/projects/{self.PROJECT}/zones/{self.ZONE}/instances"
-        if request.route == prefix and request.method == "GET":
+        parts = request.route.split("/")  # /compute/v1/projects/<p>/zones/<z>/instances
+        if parts[:5] == ["", "compute", "v1", "projects", self.PROJECT] and \
+                parts[5:6] == ["zones"] and parts[7:] == ["instances"] and \
+                parts[6] in self.zones and request.method == "GET":
             if self.failing:
                 return reply(500, {"error": {"code": 500, "message": "backend error",
                                              "errors": [{"reason": "backendError"}]}})
-            if not self.issued or request.headers.get("authorization") != \
-                    f"Bearer {self.issued[-1]}":
+            if request.headers.get("authorization") not in {f"Bearer {t}" for t in self.issued}:
                 return reply(401, {"error": {"code": 401, "message": "Invalid Credentials",
                                              "errors": [{"reason": "authError"}]}})
-            page = self.pages.get(request.query.get("pageToken", [""])[0])
+            page = self.zones[parts[6]].get(request.query.get("pageToken", [""])[0])
             if page is None:
                 return reply(400, {"error": {"code": 400, "message": "bad page token"}})
             return reply(200, page)
@@ -391,7 +393,7 @@ async def test_failed_refresh_is_logged_and_keeps_targets(google: FakeGoogle,
 
 
 async def test_api_refusal_worded_as_googleapi(google: FakeGoogle) -> None:
-    google.pages = {}
+    google.zones[google.ZONE] = {}
     context, _ = make_context(element())
     discoverer = GCEDiscoverer(element(), context, env=google.env())
     discoverer.credentials = await find_google_credentials(
