@@ -12,8 +12,6 @@ the ``up`` points it wrote are the targets each element discovered (``KAPACITOR_
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,17 +20,19 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
-from tests.unit.test_dns_discovery import Dnsmasq, free_port
+from tests.integration.test_scrape_node_exporter import Exporter, check_load, scraper
+from tests.unit.test_dns_discovery import Dnsmasq
 
 pytestmark = pytest.mark.integration
 
 API = "/kapacitor/v1"
-EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
 
 
 def records(port: int) -> list[str]:
-    """The records Kapacitor was given, with the exporter's port (9100 there)."""
-    return [f"--srv-host=_node._tcp.example.test,127.0.0.1.,{port}",
+    """The records Kapacitor was given, with the exporter's port (9100 there), and an SRV
+    record naming the exporter alone."""
+    return [f"--srv-host=_exporter._tcp.example.test,127.0.0.1.,{port}",
+            f"--srv-host=_node._tcp.example.test,127.0.0.1.,{port}",
             f"--srv-host=_node._tcp.example.test,node2.example.test.,{port + 1}",
             "--host-record=exporter.example.test,127.0.0.1,::1",
             "--host-record=mapped.example.test,::ffff:127.0.0.1",
@@ -76,24 +76,18 @@ def kapacitor_targets(element: str, port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def exporter() -> Iterator[int]:
+def node_exporter() -> Iterator[Exporter]:
     """The real node exporter on a free loopback port (load average only)."""
-    port = free_port()
-    proc = subprocess.Popen([EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
-                             "--collector.disable-defaults", "--collector.loadavg"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    server = Exporter()
     try:
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200,
-                   what="the node exporter")
-        yield port
+        yield server.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def exporter(node_exporter: Exporter) -> int:
+    return int(node_exporter.address.rpartition(":")[2])
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +241,16 @@ def test_the_discovered_exporter_answers(daemon: DaemonProcess, exporter: int) -
     assert reachable == [f"127.0.0.1:{exporter}"]
     page = httpx.get(f"http://{reachable[0]}/metrics").text
     assert "\nnode_load1 " in page
+
+
+def test_node_load1_through_dns(node_exporter: Exporter, dnsmasq: Dnsmasq) -> None:
+    """The issue's end-to-end case: a [[scraper]] finds the node exporter through an SRV
+    record; a task receives node_load1 and its values are those the exporter served."""
+    config = {"dns": [element("node", "SRV", 0, ["_exporter._tcp.example.test"],
+                              dnsmasq.address, **{"refresh-interval": "30s"})],
+              "scraper": [scraper("node", "dns")]}
+    with DaemonProcess(config) as daemon:
+        check_load(daemon, node_exporter)
+        assert groups(daemon, "node") == {"_exporter._tcp.example.test": (
+            [node_exporter.address], {"__meta_dns_name": "_exporter._tcp.example.test"})}
+        assert daemon.stop() == 0
