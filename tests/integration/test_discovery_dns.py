@@ -254,3 +254,13 @@ def test_node_load1_through_dns(node_exporter: Exporter, dnsmasq: Dnsmasq) -> No
         assert groups(daemon, "node") == {"_exporter._tcp.example.test": (
             [node_exporter.address], {"__meta_dns_name": "_exporter._tcp.example.test"})}
         assert daemon.stop() == 0
+
+
+def test_the_deny_list_holds_for_dns_servers(dnsmasq: Dnsmasq) -> None:
+    config = {"dns": [element("denied", "A", 80, ["denied.example.test"], dnsmasq.address)]}
+    with DaemonProcess(config, args=["-blacklist-cidrs", "127.0.0.1/32"]) as daemon:
+        line = daemon.wait_for_log("DNS resolution failed.")
+        assert "server=127.0.0.1" in line and "denied.example.test" in line, line
+        daemon.wait_for_log("Error refreshing DNS targets: could not resolve "
+                            "denied.example.test: no server responded")
+    assert "denied.example.test" not in dnsmasq.log.read_text()  # never asked
