@@ -244,7 +244,8 @@ def fake() -> Iterator[FakeConsul]:
 
 
 def config(fake: FakeAPI, **kw: Any) -> ConsulConfig:
-    return ConsulConfig(enabled=True, id="c", address=f"127.0.0.1:{fake.port}", **kw)
+    kw.setdefault("address", f"127.0.0.1:{fake.port}")
+    return ConsulConfig(enabled=True, id="c", **kw)
 
 
 # -- catalog entries -> groups ----------------------------------------------------------
@@ -453,3 +454,29 @@ def test_the_kind_and_section_are_registered() -> None:
     [kind] = consul.kapa_discovery_kinds()
     assert (kind.name, kind.section, kind.factory) == ("consul", "consul", ConsulDiscoverer)
     assert TargetGroup  # the groups are kapa_core's own
+
+
+async def test_https_with_the_sections_tls_keys(tmp_path: Any) -> None:
+    # Kapacitor 1.5.7 loses these keys (its Consul client takes TLS settings from
+    # CONSUL_* variables instead); kapa-core uses them
+    from tests.unit.test_triton_discovery import make_certs, server_context
+
+    certs = make_certs(tmp_path)
+    services = {"web": [entry("n1", "10.0.0.1", "web", 80)]}
+    with FakeConsul(services, max_wait=2.0, tls=server_context(certs)) as fake:
+        async with trio.open_nursery() as nursery:
+            running = await start(nursery, "consul", config(
+                fake, address=f"https://localhost:{fake.port}", ssl_ca=certs.ca,
+                ssl_cert=certs.client_cert, ssl_key=certs.client_key,
+                ssl_server_name="cmon.test"), ConsulDiscoverer)
+            await running.until(lambda: running.targets() == ["10.0.0.1:80"])
+            nursery.cancel_scope.cancel()
+        await running.context.clients.aclose()
+        # without the client certificate the server refuses: nothing is published
+        async with trio.open_nursery() as nursery:
+            refused = await start(nursery, "consul", config(
+                fake, scheme="https", ssl_ca=certs.ca), ConsulDiscoverer)
+            await trio.sleep(0.5)
+            nursery.cancel_scope.cancel()
+        await refused.context.clients.aclose()
+        assert refused.updates == 0
