@@ -221,3 +221,22 @@ def test_a_scraper_scrapes_what_consul_names(daemon: DaemonProcess, metrics: Met
                               "kind": "x"}
     assert series["values"][0][1] == 42
     assert {r.path for r in metrics.seen()} == {"/metrics"}
+
+
+def test_config_overrides_restart_the_changed_element(
+        daemon: DaemonProcess, fakes: tuple[FakeConsul, FakeMarathon, FakeTriton]) -> None:
+    consul, marathon, triton = fakes
+    response = httpx.post(f"{daemon.url}{API}/config/consul/c",
+                          json={"set": {"services": ["other"], "tag-separator": "/"}})
+    assert response.status_code == 204, response.text
+    groups = wait_until(lambda: discovered(daemon, "consul", "c"),
+                        until=lambda g: sorted(g) == ["other:0"], what="overridden element")
+    assert groups["other:0"][1]["__meta_consul_tags"] == "//"
+    # the token stays redacted in the config API
+    element = httpx.get(f"{daemon.url}{API}/config/consul/c").json()
+    assert element["options"]["token"] is True and element["redacted"] == ["token", "password"]
+    response = httpx.post(f"{daemon.url}{API}/config/marathon",
+                          json={"add": {"id": "m2", "enabled": True,
+                                        "servers": [marathon.url]}})
+    assert response.status_code == 204, response.text
+    wait_until(lambda: discovered(daemon, "marathon", "m2"), what="the added element")
