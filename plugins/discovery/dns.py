@@ -29,6 +29,8 @@ kapa-core additions:
 - Config checks Kapacitor lacks: ``refresh-interval`` must be positive (Kapacitor
   panics), ``port`` of A/AAAA elements must be a TCP port, ``record-names`` must hold
   valid DNS names. ``type`` is case-insensitive as in Kapacitor.
+- A server that fails to answer is logged (``DNS resolution failed.``) and the next one
+  asked; kapacitord 1.5.7 crashes there (a nil pointer in its logging of that warning).
 
 Lookups use dnspython's asynchronous queries on its trio backend rather than blocking
 queries in worker threads: a lookup is cancelled at once when the element stops (a config
