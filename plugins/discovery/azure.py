@@ -195,11 +195,14 @@ class AzureDiscoverer:
             authority=env.get(AUTHORITY_ENV) or AZURE_AUTHORITY,
             resource=self.resource_manager)
 
-    async def _get(self, url: str, client_name: str) -> Any:
+    async def _get(self, url: str, client_name: str, *, json_type: bool = False) -> Any:
         client, check = self.context.http_client(), self.context.check_outgoing
         token = await self.credentials.token(client, check)
         check(url)
-        response = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}"}
+        if json_type:  # as go-autorest asks for a next page
+            headers["Content-Type"] = "application/json"
+        response = await client.get(url, headers=headers)
         if response.status_code != 200:
             raise _api_error(client_name, response)
         try:
@@ -222,9 +225,11 @@ class AzureDiscoverer:
 
     async def machines(self) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
-        url = self.machines_url()
+        url, next_page = self.machines_url(), False
         while url:
-            page = await self._get(url, "compute.VirtualMachinesClient#ListAll")
+            page = await self._get(url, "compute.VirtualMachinesClient#ListAll",
+                                   json_type=next_page)
+            next_page = True
             if not isinstance(page, Mapping):
                 raise AzureError("compute.VirtualMachinesClient#ListAll: not a list result")
             found.extend(vm for vm in page.get("value") or [] if isinstance(vm, Mapping))

@@ -19,8 +19,10 @@ import pytest
 from kapa_core.testing import DaemonProcess, wait_until
 from kapa_core.testing.http import RecordingHTTPServer
 from tests.unit.test_azure_discovery import EXPECTED as AZURE_EXPECTED
+from tests.unit.test_azure_discovery import KAPACITOR_1_5_7 as AZURE_KAPACITOR
 from tests.unit.test_azure_discovery import MULTI, SUB, FakeAzure, nic, vm
 from tests.unit.test_gce_discovery import EXPECTED as GCE_EXPECTED
+from tests.unit.test_gce_discovery import KAPACITOR_1_5_7 as GCE_KAPACITOR
 from tests.unit.test_gce_discovery import PAGE_2, FakeGoogle
 
 pytestmark = pytest.mark.integration
@@ -132,10 +134,10 @@ def test_service_tests_answer_as_kapacitor(daemon: DaemonProcess) -> None:
     listed = httpx.get(daemon.url + API + "/service-tests").json()["services"]
     options = {s["name"]: s["options"] for s in listed}
     assert options["gce"] == options["azure"] == {"id": ""}
-    for service in ("gce", "azure"):
+    for service, kapacitor in (("gce", GCE_KAPACITOR), ("azure", AZURE_KAPACITOR)):
         url = f"{daemon.url}{API}/service-tests/{service}"
         good = httpx.post(url, json={"id": "vms"}, timeout=40)
-        assert good.json() == {"success": True, "message": ""}, good.text
+        assert good.json() == kapacitor["service_test"], good.text
         unknown = httpx.post(url, json={"id": "off"}, timeout=40)
         assert unknown.json() == {"success": False, "message":
                                   'discoverer "off" is not enabled or does not exist'}
@@ -167,3 +169,162 @@ def test_config_override_moves_the_targets(daemon: DaemonProcess, azure: FakeAzu
     assert any(r.path.startswith(f"/arm/subscriptions/{SUB}/resourceGroups/rg-db/")
                for r in azure.arm_requests())
     assert MULTI["name"] == "db-1"
+
+
+# -- what Kapacitor 1.5.7 asks (recorded with record_kapacitor below) --------------------
+class InterceptingProxy:
+    """An HTTPS proxy on a free loopback port for recording what kapacitord sends to
+    Google's and Azure's public endpoints: it accepts CONNECT, ends TLS with a
+    certificate for those hosts signed by a throw-away CA (kapacitord trusts it through
+    SSL_CERT_FILE), keeps each request (host, method, path, headers, body) and answers it
+    with what ``fakes[host]`` answers for the same path under its prefix."""
+
+    HOSTS = ("www.googleapis.com", "login.microsoftonline.com", "management.azure.com")
+
+    def __init__(self, directory: Any, fakes: dict[str, tuple[str, str]]) -> None:
+        import socketserver
+        import ssl
+        import subprocess
+        import threading
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True,
+                           cwd=directory, timeout=60)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "/CN=oracle ca", "-keyout", "ca.key", "-out", "ca.pem")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=www.googleapis.com",
+                "-keyout", "leaf.key", "-out", "leaf.csr")
+        (directory / "san.cnf").write_text(
+            "subjectAltName=" + ",".join(f"DNS:{h}" for h in self.HOSTS) + "\n")
+        openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "leaf.pem")
+        self.ca = str(directory / "ca.pem")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
+        self.requests: list[dict[str, Any]] = []
+        proxy = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline().decode()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                host = line.split()[1].rsplit(":", 1)[0]
+                self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self.wfile.flush()
+                with tls.wrap_socket(self.connection, server_side=True) as conn:
+                    reader = conn.makefile("rb")
+                    while proxy._one(conn, reader, host):
+                        pass
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.fakes = fakes
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _one(self, conn: Any, reader: Any, host: str) -> bool:
+        request_line = reader.readline().decode()
+        if not request_line.strip():
+            return False
+        method, path, _ = request_line.split(" ", 2)
+        headers: dict[str, str] = {}
+        while (line := reader.readline().decode()) not in ("\r\n", "\n", ""):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers.get("content-length") or 0))
+        self.requests.append({"host": host, "method": method, "path": path,
+                              "headers": headers, "body": body.decode()})
+        base, prefix = self.fakes[host]
+        answer = httpx.request(method, base + prefix + path, content=body, headers={
+            k: v for k, v in headers.items() if k in ("authorization", "content-type")})
+        content = answer.content.replace(
+            (base + "/arm").encode(), b"https://management.azure.com")
+        conn.sendall(f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}\r\n"
+                     f"Content-Type: {answer.headers.get('content-type', 'text/plain')}\r\n"
+                     f"Content-Length: {len(content)}\r\n\r\n".encode() + content)
+        return True
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def record_kapacitor(binary: str) -> dict[str, Any]:
+    """Run kapacitord 1.5.7's [[gce]] and [[azure]] service tests against the fakes (the
+    metadata server through GCE_METADATA_HOST, the rest through the intercepting proxy)
+    and return what it asked and answered."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from tests.compat.oracle import Kapacitor
+
+    directory = Path(tempfile.mkdtemp(prefix="cloud-vms-oracle-"))
+    with FakeGoogle() as google, FakeAzure() as azure:
+        proxy = InterceptingProxy(directory, {
+            "www.googleapis.com": (google.url, ""),
+            "login.microsoftonline.com": (azure.url, ""),
+            "management.azure.com": (azure.url, "/arm")})
+        # kapacitord 1.5.7 panics on a tag without a value (Prometheus dereferences it)
+        web = next(m for m in azure.subscriptions[SUB][0] if m["name"] == "Web-1")
+        web["tags"] = {k: v for k, v in web["tags"].items() if v is not None}
+        sections = {"gce": f"""
+[[gce]]
+  enabled = true
+  id = "vms"
+  project = "acme"
+  zone = "{google.ZONE}"
+  filter = 'status = "RUNNING"'
+  port = 9100
+  refresh-interval = "1m"
+  tag-separator = ","
+""", "azure": f"""
+[[azure]]
+  enabled = true
+  id = "vms"
+  subscription-id = "{SUB}"
+  tenant-id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+  client-id = "{azure.CLIENT_ID}"
+  client-secret = "{azure.SECRET}"
+  port = 9100
+  refresh-interval = "5m"
+"""}
+        # Kapacitor 1.5.7 gives the elements of a config file no defaults: without
+        # refresh-interval its ticker panics, hence every key above.
+        answers = {}
+        saved = dict(os.environ)
+        try:
+            for service, extra in sections.items():
+                os.environ.update({"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": proxy.ca,
+                                   "GCE_METADATA_HOST": google.address,
+                                   "HOME": str(directory)})
+                try:
+                    kapacitor = Kapacitor(binary, extra_conf=extra)
+                finally:
+                    os.environ.clear()
+                    os.environ.update(saved)
+                try:
+                    answers[service] = httpx.post(
+                        f"{kapacitor.url}/kapacitor/v1/service-tests/{service}",
+                        json={"id": "vms"}, timeout=60).json()
+                finally:
+                    kapacitor.close()
+        finally:
+            proxy.close()
+        metadata = [{"method": r.method, "path": r.path,
+                     "metadata-flavor": r.headers.get("metadata-flavor")}
+                    for r in google.requests if r.route.startswith("/computeMetadata/")]
+    return {"service_tests": answers, "metadata": metadata, "requests": proxy.requests}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(record_kapacitor(sys.argv[1] if len(sys.argv) > 1
+                                      else "/opt/kbin/kapacitord"), indent=1))

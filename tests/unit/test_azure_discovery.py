@@ -339,3 +339,61 @@ async def test_service_test_unknown_and_good(fake: FakeAzure,
         await tester.test({"id": "nope"})
     await tester.test({"id": "az"}, timeout=10)
     assert fake.issued == ["eyJ-1"]
+
+
+# -- the same requests as Kapacitor 1.5.7 -------------------------------------------------
+#: What kapacitord 1.5.7 sent for an [[azure]] service test (id "vms", FakeAzure's
+#: subscription, tenant, client and secret) against FakeAzure through an intercepting
+#: HTTPS proxy, recorded with ``python -m tests.integration.test_discovery_cloud_vms
+#: /opt/kbin/kapacitord`` (interfaces are read concurrently: their order varies).
+KAPACITOR_1_5_7 = {
+    "requests": [
+        {"method": "POST", "url": f"https://login.microsoftonline.com/{TENANT}/oauth2/token"
+         "?api-version=1.0", "content-type": "application/x-www-form-urlencoded",
+         "form": {"client_id": "3e1c7a2f-app", "client_secret": "s3cr3t~value",
+                  "grant_type": "client_credentials",
+                  "resource": "https://management.azure.com/"}},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/providers/"
+         "Microsoft.Compute/virtualMachines?api-version=2016-03-30",
+         "authorization": "Bearer eyJ-1"},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/providers/"
+         "Microsoft.Compute/virtualMachines?api-version=2016-03-30&%24skiptoken=1",
+         "authorization": "Bearer eyJ-1", "content-type": "application/json"},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/"
+         "resourceGroups/rg-db/providers/Microsoft.Network/networkInterfaces/db-1-back"
+         "?api-version=2016-09-01", "authorization": "Bearer eyJ-1"},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/"
+         "resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/web-1-nic"
+         "?api-version=2016-09-01", "authorization": "Bearer eyJ-1"},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/"
+         "resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/old-1-nic"
+         "?api-version=2016-09-01", "authorization": "Bearer eyJ-1"},
+        {"method": "GET", "url": f"https://management.azure.com/subscriptions/{SUB}/"
+         "resourceGroups/rg-db/providers/Microsoft.Network/networkInterfaces/db-1-front"
+         "?api-version=2016-09-01", "authorization": "Bearer eyJ-1"}],
+    "service_test": {"success": True, "message": ""},
+}
+
+
+async def test_requests_equal_kapacitors(fake: FakeAzure) -> None:
+    context, updates = make_context(fake.config(id="vms"))
+    await run_until(AzureDiscoverer(fake.config(id="vms"), context, env=fake.env()), updates, 1)
+    arm = fake.url + "/arm/"
+
+    def seen(r: Recorded) -> dict[str, Any]:
+        host = "https://management.azure.com" if r.route.startswith("/arm/") else \
+            "https://login.microsoftonline.com"
+        out = {"method": r.method, "url": host + r.path.removeprefix("/arm"),
+               **{name: r.headers[name] for name in ("authorization", "content-type")
+                  if name in r.headers}}
+        if r.body:
+            out["form"] = {k: v[0].replace(arm, "https://management.azure.com/")
+                           for k, v in parse_qs(r.text()).items()}
+        return out
+
+    ours = [seen(r) for r in fake.requests]
+    theirs = KAPACITOR_1_5_7["requests"]
+    assert ours[:3] == theirs[:3]
+    assert sorted(ours[3:], key=str) == sorted(theirs[3:], key=str)  # type: ignore[arg-type]
+    back, front = (ours.index(r) for r in theirs[3::3])
+    assert back < front  # a machine's interfaces in turn

@@ -434,3 +434,40 @@ async def test_service_test_unknown_and_good(google: FakeGoogle,
         await tester.test({"id": "off"})
     await tester.test({"id": "g"}, timeout=10)
     assert len(google.api_requests()) == 2
+
+
+# -- the same requests as Kapacitor 1.5.7 -------------------------------------------------
+#: What kapacitord 1.5.7 sent for a [[gce]] service test (id "vms", project "acme", zone
+#: europe-west1-b, filter 'status = "RUNNING"') against FakeGoogle: the metadata server
+#: through GCE_METADATA_HOST, the API through an intercepting HTTPS proxy; recorded with
+#: ``python -m tests.integration.test_discovery_cloud_vms /opt/kbin/kapacitord``.
+KAPACITOR_1_5_7 = {
+    "metadata": [
+        {"method": "GET", "path": "/computeMetadata/v1/project/project-id",
+         "metadata-flavor": "Google"},
+        {"method": "GET", "path": "/computeMetadata/v1/instance/service-accounts/default/token",
+         "metadata-flavor": "Google"}],
+    "api": [
+        {"method": "GET", "url": "https://www.googleapis.com/compute/v1/projects/acme/zones/"
+         "europe-west1-b/instances?alt=json&filter=status+%3D+%22RUNNING%22",
+         "authorization": "Bearer tok-1"},
+        {"method": "GET", "url": "https://www.googleapis.com/compute/v1/projects/acme/zones/"
+         "europe-west1-b/instances?alt=json&filter=status+%3D+%22RUNNING%22&pageToken=page-2",
+         "authorization": "Bearer tok-1"}],
+    "service_test": {"success": True, "message": ""},
+}
+
+
+async def test_requests_equal_kapacitors(google: FakeGoogle) -> None:
+    config = element(id="vms", filter='status = "RUNNING"')
+    context, updates = make_context(config)
+    await run_until(GCEDiscoverer(config, context, env=google.env()), updates, 1)
+    metadata = [{"method": r.method, "path": r.path,
+                 "metadata-flavor": r.headers.get("metadata-flavor")}
+                for r in google.requests if r.route.startswith("/computeMetadata/")]
+    api = [{"method": r.method, "url": "https://www.googleapis.com" + r.path,
+            **{name: r.headers[name] for name in ("authorization", "content-type")
+               if name in r.headers}} for r in google.api_requests()]
+    assert api == KAPACITOR_1_5_7["api"]
+    # Go's credentials search also reads the project id, which nothing uses
+    assert metadata == KAPACITOR_1_5_7["metadata"][1:]
