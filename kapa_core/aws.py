@@ -403,6 +403,7 @@ class QueryClient:
         creds = await self.credentials.get(self.http)
         for attempt in range(MAX_RETRIES + 1):
             headers = sign("POST", self.url, {
+                "Content-Length": str(len(body)),
                 "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
                 body, creds, self.region, self.service)
             headers["User-Agent"] = USER_AGENT

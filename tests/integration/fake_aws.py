@@ -280,3 +280,132 @@ class FakeAWS:
             return [" ".join([r.service, *(f"{k}={v}" for k, v in sorted(r.params.items())
                                            if k != "Version")])
                     for r in self.requests]
+
+
+# -- pointing kapacitord at FakeAWS (to regenerate expected data) -----------------------
+# Kapacitor 1.5.7's AWS SDK has no endpoint override (and its requests ignore
+# HTTPS_PROXY), so kapacitord runs in a mount namespace of its own whose /etc/hosts names
+# 127.0.0.2 for the AWS hosts; a TLS relay there on port 443 answers with a certificate of
+# a throw-away CA (trusted through SSL_CERT_FILE) and passes the requests on to FakeAWS.
+# This needs root (unshare, port 443).
+
+AWS_HOSTS = ("ec2.us-east-1.amazonaws.com", "autoscaling.us-east-1.amazonaws.com")
+RELAY_ADDRESS = ("127.0.0.2", 443)
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def make_certificates(directory: str) -> tuple[str, str, str]:
+    """(CA file, server certificate, server key) for AWS_HOSTS, made with openssl."""
+    import subprocess
+    from pathlib import Path
+
+    d = Path(directory)
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"), "-subj", "/CN=kapa test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "srv.key"),
+        "-out", str(d / "srv.csr"), "-subj", "/CN=amazonaws.com")
+    (d / "ext").write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in AWS_HOSTS) +
+                           "\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
+        "-out", str(d / "srv.pem"), "-extfile", str(d / "ext"))
+    return str(d / "ca.pem"), str(d / "srv.pem"), str(d / "srv.key")
+
+
+def namespaced_binary(directory: str, binary: str, ca: str) -> str:
+    """A script that runs ``binary`` with its arguments in a mount namespace whose
+    /etc/hosts sends AWS_HOSTS to the relay and whose system CA bundle also holds
+    ``ca`` (Kapacitor's AWS client ignores SSL_CERT_FILE)."""
+    import os
+    import stat
+
+    hosts = os.path.join(directory, "hosts")
+    with open("/etc/hosts", encoding="utf-8") as f:
+        base = f.read()
+    with open(hosts, "w", encoding="utf-8") as f:
+        f.write(base + "".join(f"\n{RELAY_ADDRESS[0]} {h}" for h in AWS_HOSTS) + "\n")
+    bundle = os.path.join(directory, "ca-certificates.crt")
+    with open(SYSTEM_BUNDLE, encoding="utf-8") as f, open(ca, encoding="utf-8") as g, \
+            open(bundle, "w", encoding="utf-8") as out:
+        out.write(f.read() + "\n" + g.read())
+    script = os.path.join(directory, "kapacitord-ns")
+    with open(script, "w", encoding="utf-8") as f:
+        f.write("#!/bin/sh\nexec unshare -m --propagation private sh -c "
+                "'mount --bind \"$0\" /etc/hosts && mount --bind \"$1\" "
+                f"{SYSTEM_BUNDLE} && shift && exec \"$@\"' "
+                f"'{hosts}' '{bundle}' '{binary}' \"$@\"\n")
+    os.chmod(script, stat.S_IRWXU)
+    return script
+
+
+class TLSRelay:
+    """Ends TLS at ``address`` and relays each HTTP request to ``upstream`` (host,
+    port) in plain HTTP, keeping its Host header."""
+
+    def __init__(self, address: tuple[str, int], upstream: tuple[str, int], cert: str,
+                 key: str) -> None:
+        import socket
+        import ssl
+
+        self.upstream = upstream
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(cert, key)
+        self.sock = socket.create_server(address)
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: Any) -> None:
+        import http.client
+
+        try:
+            tls = self.tls.wrap_socket(conn, server_side=True)
+            reader = tls.makefile("rb")
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                method, target, _ = line.decode().split(" ", 2)
+                headers = []
+                while (h := reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = h.decode().partition(":")
+                    headers.append((name.strip(), value.strip()))
+                length = int(next((v for n, v in headers if n.lower() == "content-length"),
+                                  "0"))
+                body = reader.read(length) if length else b""
+                up = http.client.HTTPConnection(*self.upstream, timeout=30)
+                up.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    up.putheader(name, value)
+                up.endheaders(body)
+                answer = up.getresponse()
+                data = answer.read()
+                out = [f"HTTP/1.1 {answer.status} {answer.reason}\r\n".encode()]
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "connection",
+                                            "transfer-encoding"):
+                        out.append(f"{name}: {value}\r\n".encode())
+                out.append(f"Content-Length: {len(data)}\r\n\r\n".encode())
+                tls.sendall(b"".join(out) + data)
+                up.close()
+        except (OSError, ValueError):
+            return
+        finally:
+            conn.close()

@@ -234,7 +234,7 @@ async def test_describe_instances_every_page_signed(fake: FakeAWS) -> None:
         assert r.valid and r.access_key == ACCESS_KEY and r.path == "/"
         assert r.params["Version"] == "2016-11-15"
         assert r.content_type == "application/x-www-form-urlencoded; charset=utf-8"
-        assert r.signed_headers == "content-type;host;x-amz-date"
+        assert r.signed_headers == "content-length;content-type;host;x-amz-date"
 
 
 async def test_refused_request_as_the_sdk_words_it(fake: FakeAWS) -> None:
@@ -253,7 +253,7 @@ async def test_instance_role_credentials_sign_with_their_token(fake: FakeAWS) ->
         client = EC2Client(Element(access_key="", secret_key=""), http, env=fake.env())
         await client.describe_instances()
     assert all(r.valid and r.access_key == ROLE_KEY and r.token == ROLE_TOKEN
-               and r.signed_headers == "content-type;host;x-amz-date;x-amz-security-token"
+               and r.signed_headers == "content-length;content-type;host;x-amz-date;x-amz-security-token"
                for r in fake.requests)
 
 

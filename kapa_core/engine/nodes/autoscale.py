@@ -13,11 +13,13 @@ clients, in the same order and shape:
   the ``Bearer`` token, then a JSON patch of ``/spec/replicas`` sent to the scale's
   ``selfLink`` (setting a count reads the scale again first);
 * Docker Swarm (API v1.30): ``GET /v1.30/services/<id>``, then the service's spec with
-  the new count POSTed to ``/v1.30/services/<id>/update?version=<index>``.
+  the new count POSTed to ``/v1.30/services/<id>/update?version=<index>``;
+* EC2 Auto Scaling (kapa_core.aws, Query API 2011-01-01): ``DescribeAutoScalingGroups``
+  for the group's ``DesiredCapacity`` (0 for a group AWS does not list, as Kapacitor),
+  then ``SetDesiredCapacity`` with ``HonorCooldown=false``.
 
 The calls are made by the node's own trio task, in the order the points arrived, so a
-slow cloud API never blocks the task's other nodes. EC2 Auto Scaling is not available in
-kapa-core: a task with ``ec2Autoscale`` is refused when it starts.
+slow cloud API never blocks the task's other nodes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
+from kapa_core.aws import AutoScalingClient
 from kapa_core.cloud import (
     DEFAULT_NAMESPACE,
     CloudError,
@@ -259,7 +262,10 @@ class AutoscaleNode(Node):
         expr = self.exprs.get(group)
         if expr is None:
             expr = self.exprs[group] = self.expr.copy_reset()
-        value = expr.eval(t, scope, tags)
+        try:
+            value = expr.eval(t, scope, tags)
+        except Exception as exc:  # Kapacitor's words around the expression's error
+            raise CloudError(f"failed to evaluate the replicas expression: {exc}") from None
         if type(value) is not int:
             kind = "int" if type(value) is GoInt else type(value).__name__
             raise CloudError("failed to evaluate the replicas expression: expression "
@@ -348,12 +354,17 @@ class SwarmAutoscaleNode(AutoscaleNode):
 
 class Ec2AutoscaleNode(AutoscaleNode):
     spec_: Ec2AutoscaleSpec
+    SECTION = "ec2"
 
     def make_client(self, spec: Any, section: Any) -> Any:
         try:
-            find_cluster(section("ec2"), spec.cluster, "ec2", "region")
+            return AutoScalingClient(find_cluster(section("ec2"), spec.cluster, "ec2",
+                                                  "region"))
         except CloudError as exc:
             raise CloudError("cannot use the EC2Autoscale node, could not create ec2 "
                              f"client: {exc}") from None
-        raise CloudError("cannot use the EC2Autoscale node: EC2 Auto Scaling is not "
-                         "available in kapa-core")
+
+    def output_tags(self, rid: Any, tags: dict[str, str]) -> None:
+        tag = self.spec_.output_group_name_tag or self.spec_.group_name_tag
+        if tag:
+            tags[tag] = str(rid)
