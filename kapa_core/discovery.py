@@ -232,6 +232,12 @@ class DiscoveryKind:
 DiscovererFactory = Callable[[Any, DiscoveryContext], Service]
 
 
+class DiscoverySetupError(KapaError):
+    """A discoverer cannot be set up (no credentials, say). Kapacitor's service test
+    answers such an error with its message alone; raised by a factory or ``serve``, the
+    section's service test does the same."""
+
+
 class DiscoveryTestService:
     """The service of a discovery section: nothing runs in it (the daemon runs each
     element's discoverer); it answers the section's service test as Kapacitor does.
@@ -283,6 +289,8 @@ class DiscoveryTestService:
             try:
                 discoverer = self.factory(element, context)
                 await discoverer.serve()
+            except DiscoverySetupError as exc:
+                failure.append(str(exc))
             except Exception as exc:  # reported as the test's answer
                 failure.append(f"discoverer {quoted} failed: {exc}")
             else:
@@ -315,5 +323,5 @@ def discovery_test_service(factory: DiscovererFactory) -> Callable[[ServiceConte
     return make
 
 
-__all__ = ["Discovered", "DiscoveryTestService", "discovery_test_service", "DiscoveryContext", "DiscoveryKind", "DiscoveryRegistry",
+__all__ = ["Discovered", "DiscoverySetupError", "DiscoveryTestService", "discovery_test_service", "DiscoveryContext", "DiscoveryKind", "DiscoveryRegistry",
            "Subscriber", "TargetGroup"]

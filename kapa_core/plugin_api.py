@@ -32,6 +32,7 @@ from kapa_core.config.schema import Section, setting
 from kapa_core.discovery import (
     DiscoveryContext,
     DiscoveryKind,
+    DiscoverySetupError,
     DiscoveryTestService,
     TargetGroup,
     discovery_test_service,
@@ -112,6 +113,7 @@ __all__ = [
     "DaemonFacts",
     "DiscoveryContext",
     "DiscoveryKind",
+    "DiscoverySetupError",
     "DiscoveryTestService",
     "EC2Client",
     "Duration",
