@@ -41,6 +41,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     DiscoveryContext,
     DiscoveryKind,
+    DiscoverySetupError,
     Duration,
     KapaError,
     Section,
@@ -215,8 +216,8 @@ class GCEDiscoverer:
             self.credentials = await find_google_credentials(
                 self._client(), self.context.check_outgoing, self.env)
         except KapaError as exc:
-            raise GCEError(f"error setting up communication with GCE service: {exc}") \
-                from None
+            raise DiscoverySetupError("error setting up communication with GCE service: "
+                                      f"{exc}") from None
         self.context.log.debug("gce discovery credentials", origin=self.credentials.origin,
                                kind=self.credentials.kind)
         interval = self.config.refresh_interval / 1e9

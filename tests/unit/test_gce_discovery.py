@@ -455,6 +455,11 @@ KAPACITOR_1_5_7 = {
          "europe-west1-b/instances?alt=json&filter=status+%3D+%22RUNNING%22&pageToken=page-2",
          "authorization": "Bearer tok-1"}],
     "service_test": {"success": True, "message": ""},
+    #: its answer for an element when GOOGLE_APPLICATION_CREDENTIALS names no file
+    "service_test_missing_file": {
+        "success": False, "message": "error setting up communication with GCE service: "
+        "google: error getting credentials using GOOGLE_APPLICATION_CREDENTIALS environment "
+        "variable: open /nonexistent/adc.json: no such file or directory"},
 }
 
 
@@ -471,3 +476,11 @@ async def test_requests_equal_kapacitors(google: FakeGoogle) -> None:
     assert api == KAPACITOR_1_5_7["api"]
     # Go's credentials search also reads the project id, which nothing uses
     assert metadata == KAPACITOR_1_5_7["metadata"][1:]
+
+
+async def test_service_test_without_credentials_answers_as_kapacitor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")
+    with pytest.raises(KapaError) as caught:
+        await service((element(id="vms"),)).test({"id": "vms"}, timeout=10)
+    assert str(caught.value) == KAPACITOR_1_5_7["service_test_missing_file"]["message"]
