@@ -3,8 +3,9 @@ discovering Kubernetes API servers (k8sAutoscale and discovery).
 
 Each element is named by its ``id``, which a ``[[scraper]]`` names in ``discoverer-id``
 and a ``k8sAutoscale`` node in ``.cluster()``. The section's service offers Kapacitor's
-service test (``GET /api`` on the element's API servers); the discovery service arrives
-with the scraping work.
+service test (``GET /api`` on the element's API servers); every enabled element also runs
+a discoverer of the nodes, pods, services or endpoints its ``resource`` names
+(:mod:`kapa_plugins.discovery.kubernetes_discovery`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trio
 from kapa_core.plugin_api import (
     CloudError,
     ConfigError,
+    DiscoveryKind,
     K8sClient,
     Section,
     ServiceContext,
@@ -28,6 +30,8 @@ from kapa_core.plugin_api import (
     setting,
     unique_elements,
 )
+
+from .kubernetes_discovery import discoverer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,3 +122,10 @@ def kapa_config_sections() -> list[Section]:
             doc="Discover Kubernetes API servers (k8sAutoscale and discovery).",
         )
     ]
+
+
+@hookimpl
+def kapa_discovery_kinds() -> list[DiscoveryKind]:
+    return [DiscoveryKind(name="kubernetes", section="kubernetes", factory=discoverer,
+                          doc="Kubernetes nodes, pods, services or endpoints, listed and "
+                              "watched.")]
