@@ -49,6 +49,7 @@ from kapa_core.plugin_api import (
     ConfigError,
     DiscoveryContext,
     DiscoveryKind,
+    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
@@ -101,6 +102,17 @@ class ConsulConfig:
 
 class ConsulError(Exception):
     """A Consul answer that cannot be used."""
+
+def describe(exc: BaseException) -> str:
+    """A failure as a log line shows it: the library's exception type (an httpx error
+    often has no text of its own, then its cause's text), or our own message."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    while not text and cause is not None:  # the first cause that says something
+        text, cause = str(cause), cause.__cause__ or cause.__context__
+    if isinstance(exc, (ConsulError, KapaError)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 
 def base_url(config: ConsulConfig) -> str:
@@ -228,9 +240,12 @@ class ConsulDiscoverer:
         extensions = {"sni_hostname": config.ssl_server_name} \
             if config.ssl_server_name else None
         client = self.context.http_client(self.tls)
-        response = await client.get(
-            url, headers=headers, auth=httpx.BasicAuth(config.username, config.password),
-            timeout=WATCH_TIMEOUT + REQUEST_MARGIN, extensions=extensions)
+        try:
+            response = await client.get(
+                url, headers=headers, auth=httpx.BasicAuth(config.username, config.password),
+                timeout=WATCH_TIMEOUT + REQUEST_MARGIN, extensions=extensions)
+        except httpx.HTTPError as exc:
+            raise ConsulError(f"GET {url}: {describe(exc)}") from exc
         if response.status_code != 200:
             raise ConsulError(f"Unexpected response code: {response.status_code} "
                               f"({response.text[:200]})")
@@ -260,7 +275,7 @@ class ConsulDiscoverer:
         self.context.update(groups, replace=True)
 
     def failed(self, what: str, exc: Exception) -> None:
-        self.context.log.error(what, err=str(exc) or type(exc).__name__)
+        self.context.log.error(what, err=describe(exc))
 
     # -- running ------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.plugin_api import (
@@ -46,6 +47,7 @@ from kapa_core.plugin_api import (
     DiscoveryContext,
     DiscoveryKind,
     Duration,
+    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
@@ -85,6 +87,17 @@ class MarathonConfig:
 
 class MarathonError(Exception):
     """An answer that cannot be turned into apps."""
+
+def describe(exc: BaseException) -> str:
+    """A failure as a log line shows it: the library's exception type (an httpx error
+    often has no text of its own, then its cause's text), or our own message."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    while not text and cause is not None:  # the first cause that says something
+        text, cause = str(cause), cause.__cause__ or cause.__context__
+    if isinstance(exc, (MarathonError, KapaError)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 
 def sanitize_label_name(name: str) -> str:
@@ -213,7 +226,10 @@ class MarathonDiscoverer:
         extensions = {"sni_hostname": config.ssl_server_name} \
             if config.ssl_server_name else None
         client = self.context.http_client(self.tls, int(config.timeout) / 1e9)
-        response = await client.get(url, headers=headers, extensions=extensions)
+        try:
+            response = await client.get(url, headers=headers, extensions=extensions)
+        except httpx.HTTPError as exc:
+            raise MarathonError(f"GET {url}: {describe(exc)}") from exc
         if not 200 <= response.status_code < 300:
             raise MarathonError(f"{url}: unexpected response code {response.status_code}: "
                                 f"{response.text[:200]}")
@@ -231,7 +247,7 @@ class MarathonDiscoverer:
                 groups = await self.refresh()
             except Exception as exc:  # logged; the previous groups stay
                 self.context.log.error("error while updating Marathon services",
-                                       err=str(exc) or type(exc).__name__)
+                                       err=describe(exc))
             else:
                 self.context.update(groups, replace=True)
             await trio.sleep(interval)

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.plugin_api import (
@@ -33,6 +34,7 @@ from kapa_core.plugin_api import (
     DiscoveryContext,
     DiscoveryKind,
     Duration,
+    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
@@ -74,6 +76,17 @@ class TritonConfig:
 
 class TritonError(Exception):
     """An answer that cannot be turned into containers."""
+
+def describe(exc: BaseException) -> str:
+    """A failure as a log line shows it: the library's exception type (an httpx error
+    often has no text of its own, then its cause's text), or our own message."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    while not text and cause is not None:  # the first cause that says something
+        text, cause = str(cause), cause.__cause__ or cause.__context__
+    if isinstance(exc, (TritonError, KapaError)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 
 def go_field(obj: Mapping[str, Any], name: str) -> Any:
@@ -139,7 +152,10 @@ class TritonDiscoverer:
         self.context.check_outgoing(url)
         extensions = {"sni_hostname": config.ssl_server_name} \
             if config.ssl_server_name else None
-        response = await self.context.http_client(self.tls).get(url, extensions=extensions)
+        try:
+            response = await self.context.http_client(self.tls).get(url, extensions=extensions)
+        except httpx.HTTPError as exc:
+            raise TritonError(f"GET {url}: {describe(exc)}") from exc
         if not 200 <= response.status_code < 300:
             raise TritonError(f"{url}: unexpected response code {response.status_code}: "
                               f"{response.text[:200]}")
@@ -158,7 +174,7 @@ class TritonDiscoverer:
                 groups = await self.refresh()
             except Exception as exc:  # logged; the previous groups stay
                 self.context.log.error("refreshing Triton targets failed",
-                                       err=str(exc) or type(exc).__name__)
+                                       err=describe(exc))
             else:
                 self.context.update(groups, replace=True)
             await trio.sleep(interval)
