@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kapa_core.testing import DaemonProcess
+from kapa_core.testing import DaemonProcess, wait_until
 from tests.integration.fake_aws import (
     ACCESS_KEY,
     RELAY_ADDRESS,
@@ -421,3 +421,40 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_running_task_follows_new_keys(daemon: DaemonProcess, fake: FakeAWS) -> None:
+    """A config override of the element's keys reaches running ec2Autoscale tasks (a
+    kapa-core difference: Kapacitor 1.5.7's client keeps the keys it started with)."""
+    with fake.lock:
+        fake.requests.clear()
+        fake.groups = {"web": 3}
+        fake.secrets["AKIDSECOND"] = "second/secret"
+    url = daemon.url
+    script = SCENARIOS[2].script
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.delete("/kapacitor/v1/tasks/keys")
+        try:
+            r = c.post("/kapacitor/v1/tasks", json={"id": "keys", "type": "stream",
+                                                    "status": "enabled", "script": script,
+                                                    "dbrps": DBRP})
+            assert r.status_code == 200, r.text
+            c.post("/write?db=mydb&rp=myrp&precision=s",
+                   content=b"load,group=web want=4i 31536000").raise_for_status()
+            wait_until(lambda: fake.groups["web"] == 4, 10, "the first change")
+            r = c.post("/kapacitor/v1/config/ec2/prod", json={
+                "set": {"access-key": "AKIDSECOND", "secret-key": "second/secret"}})
+            assert r.status_code == 204, r.text
+            c.post("/write?db=mydb&rp=myrp&precision=s",
+                   content=b"load,group=web want=6i 31536001").raise_for_status()
+            wait_until(lambda: fake.groups["web"] == 6, 10, "the second change")
+        finally:
+            c.delete("/kapacitor/v1/tasks/keys")
+            c.post("/kapacitor/v1/config/ec2/prod", json={
+                "set": {"access-key": ACCESS_KEY, "secret-key": SECRET_KEY}})
+    with fake.lock:
+        used = [(r.params["Action"], r.access_key, r.valid) for r in fake.requests
+                if r.service == "autoscaling"]
+    assert used == [("DescribeAutoScalingGroups", ACCESS_KEY, True),
+                    ("SetDesiredCapacity", ACCESS_KEY, True),
+                    ("SetDesiredCapacity", "AKIDSECOND", True)]
