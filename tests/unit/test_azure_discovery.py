@@ -397,3 +397,13 @@ async def test_requests_equal_kapacitors(fake: FakeAzure) -> None:
     assert sorted(ours[3:], key=str) == sorted(theirs[3:], key=str)  # type: ignore[arg-type]
     back, front = (ours.index(r) for r in theirs[3::3])
     assert back < front  # a machine's interfaces in turn
+
+
+async def test_machine_without_primary_interface_is_left_out(fake: FakeAzure) -> None:
+    """kapacitord 1.5.7 never finishes such a refresh (its service test times out);
+    kapa-core publishes the other machines."""
+    fake.subscriptions[SUB] = [[vm("lone", "rg-x", ["lone-nic"]), WEB]]
+    fake.nics[("rg-x", "lone-nic")] = nic(False, ["10.9.9.9"])
+    context, updates = make_context(fake.config())
+    await run_until(AzureDiscoverer(fake.config(), context, env=fake.env()), updates, 1)
+    assert list(updates[0]) == EXPECTED[:1]
