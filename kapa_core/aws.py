@@ -42,6 +42,7 @@ import httpx
 import trio
 
 from kapa_core.cloud import CloudError, go_http_error, go_quote
+from kapa_core.errors import KapaError
 from kapa_core.tlsconfig import TLS, TLSFileError
 
 EC2_VERSION = "2016-11-15"
@@ -397,7 +398,11 @@ class QueryClient:
         """POST ``Action``/``Version`` and ``params``; the parsed answer."""
         assert self.http is not None
         if self.check_outgoing is not None:
-            self.check_outgoing(self.url)
+            try:
+                self.check_outgoing(self.url)
+            except KapaError as exc:  # the deny list refuses the endpoint
+                raise AWSError("RequestError", "send request failed",
+                               cause=str(exc)) from None
         body = urlencode(sorted([("Action", action), ("Version", self.version),
                                  *params])).encode()
         creds = await self.credentials.get(self.http)
@@ -477,13 +482,15 @@ class EC2Client(QueryClient):
     async def describe_instances(self) -> list[Instance]:
         found: list[Instance] = []
         token = ""
+        seen: set[str] = set()
         while True:
             page = await self.call("DescribeInstances",
                                    [("NextToken", token)] if token else [])
             found.extend(instances_of(page))
             token = text(page, "nextToken") or ""
-            if not token:
+            if not token or token in seen:  # the last page (or a server going round)
                 return found
+            seen.add(token)
 
 
 # -- Auto Scaling ------------------------------------------------------------------------

@@ -257,6 +257,19 @@ async def test_instance_role_credentials_sign_with_their_token(fake: FakeAWS) ->
                for r in fake.requests)
 
 
+async def test_deny_list_refusal_is_a_failed_request(fake: FakeAWS) -> None:
+    def deny(url: str) -> None:
+        raise KapaError(f"outgoing connection to {url} denied")
+
+    async with httpx.AsyncClient() as http:
+        client = EC2Client(Element(), http, env=fake.env(), check_outgoing=deny)
+        with pytest.raises(AWSError) as info:
+            await client.describe_instances()
+    assert str(info.value) == ("RequestError: send request failed\ncaused by: outgoing "
+                               f"connection to {fake.url}/ denied")
+    assert fake.requests == []
+
+
 # -- Auto Scaling ------------------------------------------------------------------------
 
 async def test_autoscaling_group_capacity_and_set(fake: FakeAWS) -> None:
