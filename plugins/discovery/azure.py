@@ -74,13 +74,14 @@ _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 @dataclass(frozen=True, kw_only=True)
 class AzureConfig:
     enabled: bool = False
-    id: str = ""
-    port: int = 80
-    subscription_id: str = ""
-    tenant_id: str = ""
-    client_id: str = ""
-    client_secret: str = setting("", redact=True)
-    refresh_interval: Duration = Duration(300 * 1_000_000_000)
+    id: str = setting("", doc="Names the element; a scraper's discoverer-id.")
+    port: int = setting(80, doc="Port added to each machine's private IP.")
+    subscription_id: str = setting("", doc="Subscription whose virtual machines are listed.")
+    tenant_id: str = setting("", doc="Azure AD tenant (directory) of the service principal.")
+    client_id: str = setting("", doc="Application (client) id of the service principal.")
+    client_secret: str = setting("", redact=True, doc="Secret of the service principal.")
+    refresh_interval: Duration = setting(Duration(300 * 1_000_000_000),
+                                         doc="How often the machines are listed.")
 
     def validate(self) -> None:
         if not self.enabled:

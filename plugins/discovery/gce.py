@@ -48,6 +48,7 @@ from kapa_core.plugin_api import (
     TargetGroup,
     discovery_test_service,
     hookimpl,
+    setting,
     unique_elements,
 )
 
@@ -68,13 +69,16 @@ def sanitize_label_name(name: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class GCEConfig:
     enabled: bool = False
-    id: str = ""
-    project: str = ""
-    zone: str = ""
-    filter: str = ""
-    refresh_interval: Duration = Duration(60 * 1_000_000_000)
-    port: int = 80
-    tag_separator: str = ","
+    id: str = setting("", doc="Names the element; a scraper's discoverer-id.")
+    project: str = setting("", doc="Google Cloud project whose instances are listed.")
+    zone: str = setting("", doc="Zone of the instances, e.g. europe-west1-b.")
+    filter: str = setting("", doc="Compute Engine API filter expression, e.g. "
+                          "'status = \"RUNNING\"'; empty: every instance.")
+    refresh_interval: Duration = setting(Duration(60 * 1_000_000_000),
+                                         doc="How often the instances are listed.")
+    port: int = setting(80, doc="Port added to each instance's private IP.")
+    tag_separator: str = setting(",", doc="Joins (and surrounds) the network tags in "
+                                 "__meta_gce_tags.")
 
     def validate(self) -> None:
         if not self.enabled:
