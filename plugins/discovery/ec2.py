@@ -46,13 +46,17 @@ MIN_REFRESH = 1.0
 @dataclass(frozen=True, kw_only=True)
 class EC2Config:
     enabled: bool = False
-    id: str = ""
-    region: str = ""
-    access_key: str = ""
-    secret_key: str = setting("", redact=True)
-    profile: str = ""
-    refresh_interval: Duration = Duration(60 * 1_000_000_000)
-    port: int = 80
+    id: str = setting("", doc="Names the element; a scraper's discoverer-id and an "
+                      "ec2Autoscale node's cluster.")
+    region: str = setting("", doc="AWS region whose instances are listed, e.g. us-east-1.")
+    access_key: str = setting("", doc="AWS access key id; empty (with secret-key): the "
+                              "AWS SDK's credential chain.")
+    secret_key: str = setting("", redact=True, doc="Secret of the access key.")
+    profile: str = setting("", doc="Shared credentials file profile used without keys; "
+                           "empty: $AWS_PROFILE, else default.")
+    refresh_interval: Duration = setting(Duration(60 * 1_000_000_000),
+                                         doc="How often the instances are listed.")
+    port: int = setting(80, doc="Port added to each instance's private IP.")
 
     def validate(self) -> None:
         if not self.enabled:
