@@ -65,6 +65,8 @@ COMPUTE_API_VERSION = "2016-03-30"
 NETWORK_API_VERSION = "2016-09-01"
 AUTHORITY_ENV = "AZURE_AUTHORITY_HOST"
 RESOURCE_MANAGER_ENV = "AZURE_RESOURCE_MANAGER_URL"
+#: what an answer of an unexpected shape raises while it is read
+GARBLED = (TypeError, AttributeError, ValueError, KeyError)
 LABEL = "__meta_azure_machine_"
 #: network interfaces read at once during a refresh
 CONCURRENT_REQUESTS = 8
@@ -264,7 +266,7 @@ class AzureDiscoverer:
     async def refresh(self) -> list[TargetGroup]:
         try:
             machines = await self.machines()
-        except (KapaError, httpx.HTTPError, OSError) as exc:
+        except (KapaError, httpx.HTTPError, OSError, *GARBLED) as exc:
             raise AzureError(f"could not list virtual machines: {exc}") from None
         self.context.log.debug("found virtual machines during Azure discovery",
                                count=len(machines))
@@ -276,7 +278,7 @@ class AzureDiscoverer:
             async with limiter:
                 try:
                     results[index] = await self.machine_target(vm)
-                except (KapaError, httpx.HTTPError, OSError) as exc:
+                except (KapaError, httpx.HTTPError, OSError, *GARBLED) as exc:
                     failures.append(exc)
 
         async with trio.open_nursery() as nursery:

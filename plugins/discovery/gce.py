@@ -57,6 +57,8 @@ from .oauth import GoogleCredentials, find_google_credentials
 COMPUTE_BASE = "https://www.googleapis.com/compute/v1/projects/"
 #: gcloud's property api_endpoint_overrides/compute as an environment variable
 COMPUTE_OVERRIDE_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"
+#: what an answer of an unexpected shape raises while it is read
+GARBLED = (TypeError, AttributeError, ValueError, KeyError)
 LABEL = "__meta_gce_"
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -211,7 +213,7 @@ class GCEDiscoverer:
     async def refresh(self) -> list[TargetGroup]:
         try:
             return instance_groups(await self.instances(), self.config)
-        except (KapaError, httpx.HTTPError, OSError) as exc:
+        except (KapaError, httpx.HTTPError, OSError, *GARBLED) as exc:
             raise GCEError(f"error retrieving refresh targets from gce: {exc}") from None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

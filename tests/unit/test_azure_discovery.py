@@ -407,3 +407,12 @@ async def test_machine_without_primary_interface_is_left_out(fake: FakeAzure) ->
     context, updates = make_context(fake.config())
     await run_until(AzureDiscoverer(fake.config(), context, env=fake.env()), updates, 1)
     assert list(updates[0]) == EXPECTED[:1]
+
+
+async def test_garbled_machine_is_a_failed_refresh(fake: FakeAzure) -> None:
+    fake.subscriptions[SUB] = [[{**WEB, "tags": ["not", "a", "map"]}]]
+    context, _ = make_context(fake.config())
+    discoverer = AzureDiscoverer(fake.config(), context, env=fake.env())
+    with pytest.raises(KapaError, match="^unable to complete Azure service discovery: "):
+        await discoverer.refresh()
+    await context.clients.aclose()

@@ -484,3 +484,14 @@ async def test_service_test_without_credentials_answers_as_kapacitor(
     with pytest.raises(KapaError) as caught:
         await service((element(id="vms"),)).test({"id": "vms"}, timeout=10)
     assert str(caught.value) == KAPACITOR_1_5_7["service_test_missing_file"]["message"]
+
+
+async def test_garbled_instance_list_is_a_failed_refresh(google: FakeGoogle) -> None:
+    google.zones[google.ZONE] = {"": {"items": [{"name": "x", "networkInterfaces": 3}]}}
+    context, _ = make_context(element())
+    discoverer = GCEDiscoverer(element(), context, env=google.env())
+    discoverer.credentials = await find_google_credentials(
+        context.http_client(), context.check_outgoing, google.env())
+    with pytest.raises(gce.GCEError, match="^error retrieving refresh targets from gce: "):
+        await discoverer.refresh()
+    await context.clients.aclose()
