@@ -540,3 +540,163 @@ async def test_pods_are_listed_then_watched_over_https_with_the_token(
         (f"Bearer {TOKEN}", "prometheus/discovery")}
     timeouts = {int(r["query"]["timeoutSeconds"][0]) for r in fake.requests if r["watch"]}
     assert all(300 <= t < 600 for t in timeouts)
+
+
+async def test_endpoints_follow_their_service_and_pods(fake: FakeKubernetes,
+                                                       pki: tuple[Path, Path, Path]) -> None:
+    from kapa_plugins.discovery.kubernetes_discovery import discoverer
+
+    fake.put("pods", pod("shop", "web-1", "10.2.0.5", labels={"v": "1"}))
+    fake.put("services", service("shop", "web", [("m", 9100, "TCP")], labels={"tier": "a"}))
+    fake.put("endpoints", endpoints("shop", "web", [{
+        "addresses": [address("10.2.0.5", "web-1", "shop")],
+        "ports": [{"name": "m", "port": 9100, "protocol": "TCP"}]}]))
+    config = element(api_servers=[fake.url], token=TOKEN, ca_path=str(pki[0]),
+                     resource="endpoint")
+    ctx = context(config)
+
+    def labels() -> dict[str, str]:
+        groups = ctx.groups()
+        return dict(groups[0].labels) if groups else {}
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(discoverer(config, ctx).serve)
+        await until(ctx, {"endpoints/shop/web:0": "10.2.0.5:9100"})
+        assert labels()[M + "service_label_tier"] == "a"
+        assert labels()[M + "pod_label_v"] == "1"
+        assert labels()[M + "pod_container_name"] == "app"
+        # a service or pod change reaches the endpoints' labels at once
+        fake.put("services", service("shop", "web", [("m", 9100, "TCP")], labels={"tier": "b"}))
+        fake.put("pods", pod("shop", "web-1", "10.2.0.5", labels={"v": "2"}))
+        with trio.fail_after(10):
+            while (labels().get(M + "service_label_tier"), labels().get(M + "pod_label_v")) \
+                    != ("b", "2"):
+                await trio.sleep(0.02)
+        # endpoints left without subsets lose their targets
+        fake.put("endpoints", endpoints("shop", "web", []))
+        await until(ctx, {})
+        fake.put("endpoints", endpoints("shop", "web", [{
+            "addresses": [address("10.2.0.7")], "ports": [{"port": 80}]}]))
+        await until(ctx, {"endpoints/shop/web:0": "10.2.0.7:80"})
+        fake.delete("endpoints", "shop", "web")
+        await until(ctx, {})
+        nursery.cancel_scope.cancel()
+    lists = fake.asked(watch=False)
+    assert lists == ["/api/v1/pods?resourceVersion=0", "/api/v1/services?resourceVersion=0",
+                     "/api/v1/endpoints?resourceVersion=0"]
+    assert sorted(fake.asked(watch=True)) == [
+        f"/api/v1/endpoints?resourceVersion=103&{WATCH}",
+        f"/api/v1/pods?resourceVersion=103&{WATCH}",
+        f"/api/v1/services?resourceVersion=103&{WATCH}"]
+
+
+async def test_in_cluster_uses_the_service_account_and_the_service_env(
+        fake: FakeKubernetes, pki: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapa_plugins.discovery import kubernetes_discovery
+    from kapa_plugins.discovery.kubernetes_discovery import discoverer
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(TOKEN)
+    (account / "ca.crt").write_bytes(pki[0].read_bytes())
+    (account / "namespace").write_text("default")
+    monkeypatch.setattr(kubernetes_discovery, "SERVICE_ACCOUNT", str(account))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.port))
+    fake.put("nodes", node("n1", [("InternalIP", "10.0.0.1")]))
+    config = element(in_cluster=True, resource="node")
+    ctx = context(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(discoverer(config, ctx).serve)
+        await until(ctx, {"node/n1:0": "10.0.0.1:10250"})
+        nursery.cancel_scope.cancel()
+    assert {r["auth"] for r in fake.requests} == {f"Bearer {TOKEN}"}
+
+
+async def test_elements_that_cannot_discover_log_why_and_ask_nothing(
+        fake: FakeKubernetes, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapa_plugins.discovery.kubernetes_discovery import discoverer
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    cases = [
+        # as Kapacitor: no resource is an unknown Prometheus role
+        (element(api_servers=[fake.url], resource=""),
+         'unknown Kubernetes discovery kind ""'),
+        (element(in_cluster=True, resource="pod"), "Cannot create Kubernetes discovery"),
+        (element(api_servers=[fake.url], resource="pod", ca_path="/nonexistent/ca.pem"),
+         "Cannot create Kubernetes discovery"),
+    ]
+    for config, message in cases:
+        caplog.clear()
+        ctx = context(config)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discoverer(config, ctx).serve)
+            await trio.sleep(0.2)
+            nursery.cancel_scope.cancel()
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [message]
+        assert ctx.groups() == ()
+    assert fake.requests == []
+
+
+async def test_failures_are_logged_and_retried(
+        fake: FakeKubernetes, pki: tuple[Path, Path, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from kapa_plugins.discovery import kubernetes_discovery
+    from kapa_plugins.discovery.kubernetes_discovery import discoverer
+
+    fake.put("pods", pod("default", "a", "10.0.0.1"))
+    config = element(api_servers=[fake.url], token="wrong", ca_path=str(pki[0]),
+                     resource="pod")
+    ctx = context(config)
+    denied: list[str] = []
+
+    def deny(url: str) -> None:
+        denied.append(url)
+        raise OSError(f"refused by the deny list: {url}")
+
+    kubernetes_discovery.RETRY, retry = 0.1, kubernetes_discovery.RETRY
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discoverer(config, ctx).serve)
+            with trio.fail_after(5):
+                while len(fake.requests) < 3:
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+        errors = [r.kv["err"] for r in caplog.records  # type: ignore[attr-defined]
+                  if r.levelname == "ERROR"]
+        assert errors == ["401 Unauthorized: Unauthorized"]  # once, though retried
+        config = element(api_servers=[fake.url], token=TOKEN, ca_path=str(pki[0]),
+                         resource="pod")
+        ctx = context(config)
+        ctx.check_outgoing = deny
+        n = len(fake.requests)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discoverer(config, ctx).serve)
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+        assert len(fake.requests) == n and denied[0] == fake.url + "/api/v1/pods"
+    finally:
+        kubernetes_discovery.RETRY = retry
+
+
+async def test_each_api_server_is_a_discoverer_of_its_own(
+        pki: tuple[Path, Path, Path]) -> None:
+    from kapa_plugins.discovery.kubernetes_discovery import discoverer
+
+    _, cert, key = pki
+    with FakeKubernetes(token=TOKEN, tls=(cert, key)) as one, \
+            FakeKubernetes(token=TOKEN, tls=(cert, key)) as two:
+        one.put("services", service("default", "web", [("http", 80, "TCP")]))
+        two.put("services", service("default", "web", [("http", 8080, "TCP")]))
+        config = element(api_servers=[one.url, two.url], token=TOKEN, ca_path=str(pki[0]),
+                         resource="service")
+        ctx = context(config)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discoverer(config, ctx).serve)
+            await until(ctx, {"kubernetes/0/svc/default/web:0": "web.default.svc:80",
+                              "kubernetes/1/svc/default/web:0": "web.default.svc:8080"})
+            two.delete("services", "default", "web")
+            await until(ctx, {"kubernetes/0/svc/default/web:0": "web.default.svc:80"})
+            nursery.cancel_scope.cancel()
