@@ -36,6 +36,7 @@ The walker and kazoo stop with :meth:`TreeWatcher.stop` (a blocking call: run it
 from __future__ import annotations
 
 import json
+import logging
 import math
 import queue
 import re
@@ -91,6 +92,32 @@ def server_list(servers: Iterable[str]) -> str:
     return ",".join(out)
 
 
+class _KazooLog(logging.Handler):
+    """Hands kazoo's own log records to ``note(level, message)``: its errors as
+    errors, the rest (connection attempts, drops) at debug level; the walker logs the
+    connection's state changes itself."""
+
+    def __init__(self, note: Callable[[str, str], None]) -> None:
+        super().__init__(logging.INFO)
+        self._note = note
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._note("error" if record.levelno >= logging.ERROR else "debug",
+                       record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def _kazoo_logger(name: str, note: Callable[[str, str], None]) -> logging.Logger:
+    """A logger of kazoo's own for one client, outside the logging tree (so nothing
+    reaches the root logger's handlers), writing through ``note``."""
+    # Not kazoo's debug lines: one per request, and the session password among them.
+    logger = logging.Logger(f"kazoo.{name}", logging.INFO)
+    logger.addHandler(_KazooLog(note))
+    return logger
+
+
 class _CheckedHandler(SequentialThreadingHandler):  # type: ignore[misc]
     """kazoo's threading handler whose connections are checked first by ``check``
     (the daemon's outgoing deny list), with the address kazoo resolved."""
@@ -120,12 +147,15 @@ class TreeWatcher:
 
     ``timeout`` (seconds) is the ZooKeeper session timeout. ``report`` receives the
     changes, ``note`` the log lines (both called from the walker thread);
-    ``check_outgoing`` is called with ``tcp://address:port`` before each connection.
+    ``check_outgoing`` is called with ``tcp://address:port`` before each connection;
+    ``kazoo_log(level, message)`` gets kazoo's own log lines (from any thread).
     """
 
     def __init__(self, servers: Sequence[str], paths: Sequence[str], timeout: float,
                  report: Report, note: Note, *, check_outgoing: Callable[[str], None]
-                 = lambda url: None, name: str = "zookeeper") -> None:
+                 = lambda url: None, name: str = "zookeeper",
+                 kazoo_log: Callable[[str, str], None] = lambda level, message: None
+                 ) -> None:
         self.hosts = server_list(servers)
         self.paths = list(dict.fromkeys(paths))
         self.report = report
@@ -134,7 +164,7 @@ class TreeWatcher:
         # A session timeout below ZooKeeper's minimum (2 ticks) is raised by the server.
         self.client = KazooClient(
             hosts=self.hosts, timeout=max(float(timeout), 0.1),
-            handler=_CheckedHandler(check_outgoing),
+            handler=_CheckedHandler(check_outgoing), logger=_kazoo_logger(name, kazoo_log),
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2,
                                         max_delay=RECONNECT_MAX_DELAY))
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -515,7 +545,7 @@ class ZooKeeperDiscoverer:
         watcher = self.watcher = TreeWatcher(
             config.servers, config.paths, timeout if math.isfinite(timeout) else 10.0,
             report, note, check_outgoing=self.context.check_outgoing,
-            name=f"{self.context.section}-{self.context.id}")
+            name=f"{self.context.section}-{self.context.id}", kazoo_log=self._kazoo_log)
         watcher.start()
         try:
             task_status.started()
@@ -523,6 +553,9 @@ class ZooKeeperDiscoverer:
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(watcher.stop)
+
+    def _kazoo_log(self, level: str, message: str) -> None:
+        getattr(self.context.log, level)(message, source="kazoo")
 
     def _log(self, level: str, message: str, fields: dict[str, object]) -> None:
         getattr(self.context.log, level)(message, **fields)
