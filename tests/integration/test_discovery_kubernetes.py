@@ -261,6 +261,21 @@ def test_the_service_test_asks_the_api_server(daemon: DaemonProcess) -> None:
     assert response.json() == {"success": True, "message": ""}
 
 
+def test_a_config_override_restarts_only_the_changed_element(
+        daemon: DaemonProcess, fakes: tuple[FakeKubernetes, FakeKubernetes],
+        metrics: RecordingHTTPServer) -> None:
+    nodes, services = fakes
+    before = len(services.requests)
+    response = httpx.post(f"{daemon.url}{API}/config/kubernetes/pods",
+                          json={"set": {"resource": "node"}})
+    assert response.status_code == 204, response.text
+    wait_until(lambda: set(discovered(daemon, "pods")) == {"node/n1:0"},
+               what="the element discovering nodes")
+    time.sleep(0.5)
+    assert len(services.requests) == before  # the other elements kept their watches
+    assert set(discovered(daemon, "services")) == {"svc/default/web:0"}
+
+
 def main(argv: list[str]) -> int:
     from kapa_core.testing import to_toml
     from tests.compat.oracle import Kapacitor
