@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import trio
 
-from kapa_core.plugin_api import TLS, DiscoveryContext, TargetGroup
+from kapa_core.plugin_api import TLS, DiscoveryContext, TargetGroup, TLSFileError
 
 #: Where a pod finds its service account (``in-cluster = true``).
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -432,10 +432,7 @@ class RoleWatcher:
             return
         group = self.build(obj)
         if group is None:
-            if self.role == "endpoint":
-                self._set(source, [], out)
-            # else: as Prometheus, an object without an address leaves its group be
-            return
+            return  # as Prometheus: a node or pod without an address leaves its group be
         self._set(source, target_groups(group, self.prefix), out)
 
     def publish(self, groups: list[TargetGroup]) -> None:
@@ -505,7 +502,7 @@ class RoleWatcher:
                     raise RequestFailed(f"Get {url}: {exc}") from None
             except httpx.HTTPError as exc:
                 raise RequestFailed(f"Get {url}: {exc or type(exc).__name__}") from None
-            except OSError as exc:
+            except (OSError, TLSFileError) as exc:
                 raise RequestFailed(str(exc)) from None
         doc = _json(response)
         if response.status_code != 200:
@@ -554,7 +551,7 @@ class RoleWatcher:
                 refused = isinstance(exc, httpx.ConnectError)
                 raise RequestFailed(f"Get {url}: {exc or type(exc).__name__}",
                                     refused=refused) from None
-            except OSError as exc:
+            except (OSError, TLSFileError) as exc:
                 raise RequestFailed(str(exc)) from None
             retried = False
             if events == 0 and time.monotonic() - started < 1.0:
