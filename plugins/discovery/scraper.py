@@ -55,7 +55,8 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .scrape_format import parse_samples, report_points, sample_points
+from .scrape_format import report_points, sample_points
+from .scrape_pool import ParserPool
 from .scrape_targets import Target, TargetError, make_target
 
 DISCOVERERS = (
@@ -154,6 +155,7 @@ class ScrapeLoops:
         self._client: httpx.AsyncClient | None = None
         self._nursery: trio.Nursery | None = None
         self._last_log: dict[tuple[int, str], float] = {}
+        self.parser = ParserPool(context.log)
 
     # -- lifecycle ----------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -172,6 +174,7 @@ class ScrapeLoops:
                 await trio.sleep_forever()
         finally:
             self._nursery = None
+            self.parser.close()
             if self._client is not None:
                 with trio.CancelScope(shield=True):
                     await self._client.aclose()
@@ -273,7 +276,7 @@ class ScrapeLoops:
         error = ""
         try:
             text = await self._fetch(target)
-            samples = parse_samples(text)
+            samples = await self.parser.parse(text)
         except _Failure as exc:
             error = str(exc)
         except ValueError as exc:

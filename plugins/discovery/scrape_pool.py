@@ -1,0 +1,119 @@
+"""Parsing large pages away from the daemon's thread.
+
+prometheus_client's parser is pure Python (about 110,000 samples/s on one core) and the
+daemon runs on one thread: parsing every page in it would cap a daemon's scraping at one
+core and stall everything else while a large page is parsed. A scraper element therefore
+parses pages of at least ``INLINE_BELOW`` characters in worker processes of its own
+(as many as the machine has cores less one, at most ``MAX_WORKERS``; none on a single
+core), started on first use and stopped with the element; the samples come back pickled
+(about 1 ms for 2,000). Small pages are parsed in place, where a round trip would cost
+more than the parse. A worker that dies is replaced; meanwhile pages are parsed in place.
+
+A worker exits by itself when the daemon that started it is gone (it watches its parent
+process), so a killed daemon leaves no parser behind. Workers are started with the
+``spawn`` method, which imports the main module of the process again: a program that
+runs scrapers itself (rather than through ``kapa-core``) keeps its start-up code under
+``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from kapa_core.plugin_api import Logger
+
+from .scrape_parse import Sample, parse_samples
+
+#: pages shorter than this (characters) are parsed in the daemon's thread
+INLINE_BELOW = 16_384
+MAX_WORKERS = 4
+
+
+def default_workers() -> int:
+    return max(0, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: ignore the terminal's Ctrl-C (the daemon handles it) and exit
+    once the daemon is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+class ParserPool:
+    """The parser processes of one scraper element."""
+
+    def __init__(self, log: Logger, workers: int | None = None) -> None:
+        self.log = log
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and self.workers > 0:
+            try:
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_watch_parent, initargs=(os.getpid(),))
+            except (OSError, ValueError) as exc:
+                self.log.error("cannot start the page parsers; parsing in place",
+                               err=str(exc))
+                self.workers = 0
+        return self._pool
+
+    def _broken(self) -> None:
+        self.log.warn("a page parser process died; starting another")
+        self.close()
+
+    async def parse(self, text: str) -> list[Sample]:
+        """The samples of ``text`` (ValueError when it does not parse)."""
+        pool = self._executor() if len(text) >= INLINE_BELOW else None
+        if pool is None:
+            return parse_samples(text)
+        try:
+            future: Future[list[Sample]] = pool.submit(parse_samples, text)
+        except (BrokenProcessPool, RuntimeError):
+            self._broken()
+            return parse_samples(text)
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+
+        def wake(_: Any) -> None:
+            try:
+                token.run_sync_soon(done.set)
+            except trio.RunFinishedError:
+                pass
+
+        future.add_done_callback(wake)
+        try:
+            await done.wait()
+        finally:
+            future.cancel()  # cancelled while waiting: not wanted any more
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._broken()
+            return parse_samples(text)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["INLINE_BELOW", "ParserPool", "default_workers"]
