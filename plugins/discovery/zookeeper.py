@@ -202,12 +202,6 @@ class TreeWatcher:
             if self._walker is not None:
                 self._walker.join(STOP_TIMEOUT)
 
-    def threads_alive(self) -> bool:
-        """Whether any thread of this watcher (kazoo's included) still runs."""
-        threads = [self._walker, *self.client.handler._workers,
-                   self.client._connection._connection_routine]
-        return any(t is not None and t.is_alive() for t in threads)
-
     # -- the walker ------------------------------------------------------------------
     def _walk(self) -> None:
         try:
@@ -546,8 +540,8 @@ class ZooKeeperDiscoverer:
             config.servers, config.paths, timeout if math.isfinite(timeout) else 10.0,
             report, note, check_outgoing=self.context.check_outgoing,
             name=f"{self.context.section}-{self.context.id}", kazoo_log=self._kazoo_log)
-        watcher.start()
         try:
+            watcher.start()
             task_status.started()
             await trio.sleep_forever()
         finally:

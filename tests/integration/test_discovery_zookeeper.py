@@ -377,6 +377,21 @@ def test_a_missing_path_is_watched_until_it_exists(daemon: DaemonProcess,
     assert [g.targets for g in found] == [("10.8.8.8:8",)] and left == []
 
 
+def test_a_config_override_rebinds_the_element(daemon: DaemonProcess, zk: KazooClient
+                                               ) -> None:
+    web = "/kapa/services/web/member_0000000001"
+    zk.create("/kapa/override/m", member("10.7.7.7", 7), makepath=True)
+    url = f"{daemon.url}{API}/config/serverset/scrape"
+    response = httpx.post(url, json={"set": {"paths": ["/kapa/override", "/kapa/services"]}})
+    assert response.status_code == 204, response.text
+    wait_groups(daemon, "serverset", "scrape", {
+        "/kapa/override/m": [["10.7.7.7:7"], serverset_labels("/kapa/override/m", "10.7.7.7", 7)],
+        web: [["127.0.0.1:9101"], serverset_labels(web, "127.0.0.1", 9101)]})
+    assert httpx.post(url, json={"delete": ["paths"]}).status_code == 204
+    wait_until(lambda: set(groups(daemon, "serverset", "scrape") or ()) == {"/kapa/scrape/m1"},
+               20, "the element back on its configured path")
+
+
 def test_zookeeper_restarted_under_running_discoverers(daemon: DaemonProcess,
                                                        zk_server: ZooKeeperServer,
                                                        zk: KazooClient) -> None:

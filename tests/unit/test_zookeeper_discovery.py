@@ -23,6 +23,7 @@ import pytest
 from kapa_plugins.discovery import nerve, serverset
 from kapa_plugins.discovery.zookeeper import (
     GoJSONError,
+    TreeWatcher,
     _find,
     _Node,
     join_host_port,
@@ -476,3 +477,37 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def test_connections_are_checked_against_the_deny_list_first() -> None:
+    """Every connection kazoo makes is offered to ``check_outgoing`` with the address it
+    resolved; a refusal (an OSError, as the deny list raises) is a failed attempt."""
+    import socket
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()  # would accept, were the address allowed
+        port = s.getsockname()[1]
+        checked: list[str] = []
+        refused = threading.Event()
+
+        def check(url: str) -> None:
+            checked.append(url)
+            refused.set()
+            raise OSError(f"connections to {url} are not allowed")
+
+        notes: list[tuple[str, str]] = []
+        watcher = TreeWatcher([f"localhost:{port}"], ["/x"], 5.0, lambda c, f: None,
+                              lambda level, message, fields: notes.append((level, message)),
+                              check_outgoing=check, name="deny-test")
+        watcher.start()
+        try:
+            assert refused.wait(10)
+            s.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                s.accept()
+        finally:
+            watcher.stop()
+    assert set(checked) <= {f"tcp://127.0.0.1:{port}", f"tcp://[::1]:{port}"} and checked
+    assert ("info", "connected to ZooKeeper") not in notes
