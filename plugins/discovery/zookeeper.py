@@ -157,7 +157,8 @@ class TreeWatcher:
                  kazoo_log: Callable[[str, str], None] = lambda level, message: None
                  ) -> None:
         self.hosts = server_list(servers)
-        self.paths = list(dict.fromkeys(paths))
+        # "/a/" is "/a" (Prometheus' tree cache would ask for "/a//child" and fail)
+        self.paths = list(dict.fromkeys(path.rstrip("/") or "/" for path in paths))
         self.report = report
         self.note = note
         self.name = name
@@ -295,6 +296,9 @@ class TreeWatcher:
                 raise Stopped from None
             self._note("warn", "reading ZooKeeper failed", path=path, error=repr(exc))
             return False
+        except ValueError as exc:  # kazoo refuses the path itself ("/a/./b")
+            self._note("error", "invalid ZooKeeper path", path=path, error=str(exc))
+            return True
 
     def _read_node(self, path: str, node: _Node, changes: list[Change],
                    refresh: bool) -> None:

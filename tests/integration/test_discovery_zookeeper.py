@@ -361,6 +361,16 @@ def test_the_discoverer_stops_with_all_its_threads(zk_server: ZooKeeperServer,
     assert stopped < 3 and left == []
 
 
+def test_odd_paths(zk_server: ZooKeeperServer, zk: KazooClient) -> None:
+    """A trailing '/' is dropped; a path kazoo refuses is logged and left alone, the
+    element's other paths are watched."""
+    zk.create("/kapa/odd/m", member("10.6.6.6", 6), makepath=True)
+    found, _, left = run_discoverer_until(zk_server.servers, ["/kapa/./x", "/kapa/odd/"],
+                                          bool)
+    assert [(g.source, g.targets) for g in found] == [("/kapa/odd/m", ("10.6.6.6:6",))]
+    assert left == []
+
+
 def test_a_missing_path_is_watched_until_it_exists(daemon: DaemonProcess,
                                                    zk_server: ZooKeeperServer,
                                                    zk: KazooClient) -> None:
