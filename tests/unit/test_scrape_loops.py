@@ -5,8 +5,11 @@ reported down and counted while the others keep being scraped; the blacklist."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from kapa_core.logs import Logger
 from kapa_core.models.duration import Duration
 from kapa_core.models.point import Point
 from kapa_core.testing.http import Recorded, RecordingHTTPServer
+from tests.integration.pki import self_signed
 
 PAGE = b"# TYPE temp gauge\ntemp{room=\"a\"} 21.5\ntemp{room=\"b\"} NaN\n"
 MS = 1_000_000
@@ -185,3 +189,58 @@ async def test_service_test_always_succeeds() -> None:
     service = ScraperTestService()
     assert service.test_options() == {"name": ""}
     assert await service.test({"name": "anything"}) is None
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_refused_connection_is_down() -> None:
+    h = Harness(config())
+    address = closed_port()
+    h.publish(TargetGroup((address,), {}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.loops.serve)
+        await until(lambda: len(h.up(address)) >= 1)
+        nursery.cancel_scope.cancel()
+    assert h.up(address)[0] == 0.0
+    assert h.stats()["scrape_errors"] >= 1
+
+
+async def test_proxy_url() -> None:
+    with RecordingHTTPServer(status=200, body=PAGE) as proxy:
+        h = Harness(config(proxy_url=proxy.url))
+        h.publish(TargetGroup(("metrics.invalid:9100",), {}))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.loops.serve)
+            await until(lambda: len(h.up("metrics.invalid:9100")) >= 1)
+            nursery.cancel_scope.cancel()
+    # an HTTP proxy gets the target's absolute URL
+    assert proxy.requests[0].path == "http://metrics.invalid:9100/metrics"
+    assert h.up("metrics.invalid:9100")[0] == 1.0
+
+
+async def test_https_with_ca_and_server_name(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, cn="metrics.example", san="DNS:metrics.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = RecordingHTTPServer(status=200, body=PAGE)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    with server:
+        checked = Harness(config(scheme="https", ssl_ca=str(cert),
+                                 ssl_server_name="metrics.example"))
+        wrong_name = Harness(config(scheme="https", ssl_ca=str(cert), name="other"))
+        skipped = Harness(config(scheme="https", insecure_skip_verify=True, name="skip"))
+        for h in (checked, wrong_name, skipped):
+            h.publish(TargetGroup((server.address,), {}))
+        async with trio.open_nursery() as nursery:
+            for h in (checked, wrong_name, skipped):
+                await nursery.start(h.loops.serve)
+            await until(lambda: all(h.up(server.address) for h in
+                                    (checked, wrong_name, skipped)))
+            nursery.cancel_scope.cancel()
+    assert checked.up(server.address)[0] == 1.0
+    assert wrong_name.up(server.address)[0] == 0.0  # the cert is not for 127.0.0.1
+    assert skipped.up(server.address)[0] == 1.0
