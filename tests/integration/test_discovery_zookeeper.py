@@ -178,8 +178,17 @@ def scraped() -> Iterator[RecordingHTTPServer]:
 
 
 @pytest.fixture(scope="module")
-def daemon(zk_server: ZooKeeperServer, zk: KazooClient, scraped: RecordingHTTPServer
-           ) -> Iterator[DaemonProcess]:
+def unscraped() -> Iterator[RecordingHTTPServer]:
+    """Named by a node whose data Go does not decode: never scraped."""
+
+    server = RecordingHTTPServer(status=200)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def daemon(zk_server: ZooKeeperServer, zk: KazooClient, scraped: RecordingHTTPServer,
+           unscraped: RecordingHTTPServer) -> Iterator[DaemonProcess]:
     zk.ensure_path("/kapa/services/web")
     zk.create("/kapa/services/web/member_0000000001", member("127.0.0.1", 9101))
     zk.ensure_path("/kapa/nerve/api")
@@ -187,6 +196,8 @@ def daemon(zk_server: ZooKeeperServer, zk: KazooClient, scraped: RecordingHTTPSe
     scraped_port = scraped.url.rsplit(":", 1)[1].rstrip("/")
     zk.ensure_path("/kapa/scrape")
     zk.create("/kapa/scrape/m1", member("127.0.0.1", int(scraped_port)))
+    zk.create("/kapa/scrape/bad", b'{"serviceEndpoint":{"host":"127.0.0.1","port":%d},'
+              b'"shard":1.0}' % unscraped.port)
     config = {
         "serverset": [
             {"enabled": True, "id": "web", "servers": [zk_server.servers],
@@ -271,11 +282,14 @@ def test_nerve_registrations_come_and_go(daemon: DaemonProcess, zk: KazooClient)
     wait_groups(daemon, "nerve", "api", expected)
 
 
-def test_a_scraper_scrapes_the_members(daemon: DaemonProcess,
-                                       scraped: RecordingHTTPServer) -> None:
+def test_a_scraper_scrapes_the_members(daemon: DaemonProcess, scraped: RecordingHTTPServer,
+                                       unscraped: RecordingHTTPServer) -> None:
+    """As kapacitord 1.5.7 did with the same nodes: the member is scraped, the node
+    whose shard is 1.0 is not."""
     requests = scraped.wait_for(2, timeout=20)
     assert {r.route for r in requests} == {"/metrics"}
     assert requests[0].headers["host"] == scraped.address
+    assert unscraped.requests == []
 
 
 # Taken from kapacitord 1.5.7 run on the same ZooKeeper trees, its elements given
