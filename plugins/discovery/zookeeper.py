@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import queue
 import re
 import threading
@@ -539,11 +538,12 @@ class ZooKeeperDiscoverer:
             in_trio(self._log, level, message, fields)
 
         config = self.config
-        timeout = int(config.timeout) / 1e9 if config.timeout else 10.0
+        # 0 (with which Kapacitor 1.5.7 never connects) is the default 10 s
+        timeout = int(config.timeout) / 1e9 if config.timeout > 0 else 10.0
         watcher = self.watcher = TreeWatcher(
-            config.servers, config.paths, timeout if math.isfinite(timeout) else 10.0,
-            report, note, check_outgoing=self.context.check_outgoing,
-            name=f"{self.context.section}-{self.context.id}", kazoo_log=self._kazoo_log)
+            config.servers, config.paths, timeout, report, note,
+            check_outgoing=self.context.check_outgoing, kazoo_log=self._kazoo_log,
+            name=f"{self.context.section}-{self.context.id}")
         try:
             watcher.start()
             task_status.started()
@@ -563,7 +563,9 @@ class ZooKeeperDiscoverer:
         for path, data in changes:
             target: tuple[str, ...] = ()
             labels: dict[str, str] = {}
-            if data is not None:
+            if data is None:
+                self._bad.pop(path, None)
+            else:
                 try:
                     address, labels = self.parse(data, path)
                     target = (address,)

@@ -253,6 +253,8 @@ def test_members_come_change_and_go(daemon: DaemonProcess, zk: KazooClient) -> N
     zk.set(second, b'{"serviceEndpoint":{"host":"10.0.0.2","port":"5433"}}')
     del expected[second]
     wait_groups(daemon, "serverset", "web", expected)
+    daemon.wait_for_log(rf'lvl=warn msg="ignoring ZooKeeper node" .*path={second} '
+                        r'error="error unmarshaling serverset member')
     zk.set(second, member("10.0.0.3", 1))
     expected[second] = [["10.0.0.3:1"], serverset_labels(second, "10.0.0.3", 1, "ALIVE")]
     wait_groups(daemon, "serverset", "web", expected)
