@@ -387,6 +387,20 @@ def test_odd_paths(zk_server: ZooKeeperServer, zk: KazooClient) -> None:
     assert left == []
 
 
+def test_every_node_of_the_tree_is_decoded(zk_server: ZooKeeperServer,
+                                           zk: KazooClient) -> None:
+    """As Prometheus' tree cache: the watched node itself and nodes with children are
+    decoded too, at any depth."""
+    zk.create("/kapa/tree", member("10.5.0.1", 1), makepath=True)
+    zk.create("/kapa/tree/a", member("10.5.0.2", 2))
+    zk.create("/kapa/tree/a/b/c", member("10.5.0.3", 3), makepath=True)
+    found, _, _ = run_discoverer_until(zk_server.servers, ["/kapa/tree"],
+                                       lambda groups: len(groups) == 3)
+    assert sorted((g.source, g.targets) for g in found) == [
+        ("/kapa/tree", ("10.5.0.1:1",)), ("/kapa/tree/a", ("10.5.0.2:2",)),
+        ("/kapa/tree/a/b/c", ("10.5.0.3:3",))]
+
+
 def test_a_missing_path_is_watched_until_it_exists(daemon: DaemonProcess,
                                                    zk_server: ZooKeeperServer,
                                                    zk: KazooClient) -> None:
