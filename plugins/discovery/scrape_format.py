@@ -39,22 +39,19 @@ def sample_points(samples: Sequence[Sample], target_labels: Sequence[tuple[str, 
     points: list[Point] = []
     append = points.append
     nan = 0
-    exported = [(name, value, "exported_" + name) for name, value in target_labels
-                if name != "job"]
-    job_clash = any(name == "job" for name, _ in target_labels)
+    over = {name: value for name, value in target_labels if name != "job"}
+    names = frozenset(over) | {"job"}
+    exported = [(name, "exported_" + name) for name in names]
     for name, tags, value, ms in samples:
         if value != value:  # NaN
             nan += 1
             continue
-        for label, target_value, exported_name in exported:
-            own = tags.get(label)
-            if own:
-                tags[exported_name] = own
-            tags[label] = target_value
-        if job_clash:
-            own = tags.pop("job", None)
-            if own:
-                tags["exported_job"] = own
+        if not names.isdisjoint(tags):  # a label the target sets: kept as exported_
+            for label, exported_name in exported:
+                own = tags.pop(label, None)
+                if own:
+                    tags[exported_name] = own
+        tags.update(over)
         tags["__name__"] = name
         append(Point(name, tags, {"value": value}, stamp if ms is None else ms * 1_000_000,
                      db, rp))

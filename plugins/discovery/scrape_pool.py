@@ -4,8 +4,9 @@ prometheus_client's parser is pure Python (about 110,000 samples/s on one core) 
 daemon runs on one thread: parsing every page in it would cap a daemon's scraping at one
 core and stall everything else while a large page is parsed. A scraper element therefore
 parses pages of at least ``INLINE_BELOW`` characters in worker processes of its own
-(as many as the machine has cores less one, at most ``MAX_WORKERS``; none on a single
-core), started on first use and stopped with the element; the samples come back pickled
+(as many as the machine has cores, at most ``MAX_WORKERS``: the daemon's thread needs
+about half as much CPU as the parsing, and the system shares the cores among them),
+started on first use and stopped with the element; the samples come back pickled
 (about 1 ms for 2,000). Small pages are parsed in place, where a round trip would cost
 more than the parse. A worker that dies is replaced; meanwhile pages are parsed in place.
 
@@ -40,7 +41,7 @@ MAX_WORKERS = 4
 
 
 def default_workers() -> int:
-    return max(0, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 def _watch_parent(parent: int) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import math
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -152,7 +153,10 @@ class ScrapeLoops:
                            if config.ssl_server_name else {})
         #: target hash -> (target, the cancel scope of its loop)
         self.loops: dict[int, tuple[Target, trio.CancelScope]] = {}
-        self._client: httpx.AsyncClient | None = None
+        #: target hash -> its HTTP client (one each: httpcore's pool scans all of its
+        #: connections on every request, which a pool of hundreds makes costly)
+        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._verify: ssl.SSLContext | None = None
         self._nursery: trio.Nursery | None = None
         self._last_log: dict[tuple[int, str], float] = {}
         self.parser = ParserPool(context.log)
@@ -175,9 +179,10 @@ class ScrapeLoops:
         finally:
             self._nursery = None
             self.parser.close()
-            if self._client is not None:
-                with trio.CancelScope(shield=True):
-                    await self._client.aclose()
+            clients, self._clients = list(self._clients.values()), {}
+            with trio.CancelScope(shield=True):
+                for client in clients:
+                    await client.aclose()
 
     def _changed(self, service: str, id: str, groups: tuple[TargetGroup, ...] | None) -> None:
         config = self.config
@@ -212,28 +217,37 @@ class ScrapeLoops:
     # -- scraping -----------------------------------------------------------------
     async def _loop(self, target: Target, scope: trio.CancelScope) -> None:
         interval = self.interval_ns / 1e9
-        with scope:
-            await trio.sleep(target.offset(self.interval_ns, time.time_ns()) / 1e9)
-            deadline = trio.current_time()
-            while True:
-                await self.scrape(target)
-                deadline += interval
-                now = trio.current_time()
-                if deadline < now:  # a slow scrape: the missed ticks are skipped
-                    deadline += math.ceil((now - deadline) / interval) * interval
-                await trio.sleep_until(deadline)
+        try:
+            with scope:
+                await trio.sleep(target.offset(self.interval_ns, time.time_ns()) / 1e9)
+                deadline = trio.current_time()
+                while True:
+                    await self.scrape(target)
+                    deadline += interval
+                    now = trio.current_time()
+                    if deadline < now:  # a slow scrape: the missed ticks are skipped
+                        deadline += math.ceil((now - deadline) / interval) * interval
+                    await trio.sleep_until(deadline)
+        finally:
+            client = self._clients.pop(target.hash, None)
+            if client is not None:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def client(self, target: Target) -> httpx.AsyncClient:
+        """The target's HTTP client (TLSFileError when a TLS file cannot be loaded)."""
+        client = self._clients.get(target.hash)
+        if client is None:
             config = self.config
-            self._client = httpx.AsyncClient(
-                verify=TLS.of(config).verify(), proxy=config.proxy_url or None,
+            if self._verify is None:  # one context for every target (httpx would load
+                self._verify = TLS.of(config).context()  # the CA store per client)
+            client = self._clients[target.hash] = httpx.AsyncClient(
+                verify=self._verify, proxy=config.proxy_url or None,
                 trust_env=False, follow_redirects=True,
                 timeout=httpx.Timeout(self.timeout), http2=False,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
                 cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
                 event_hooks={"request": [self._check_request]})
-        return self._client
+        return client
 
     async def _check_request(self, request: httpx.Request) -> None:
         # every request, a redirect's too, goes only where the deny list allows
@@ -246,7 +260,7 @@ class ScrapeLoops:
             self.stats.add("scrapes_refused")
             raise _Failure(f"refused: {exc}") from None
         try:
-            client = self.client()
+            client = self.client(target)
         except Exception as exc:  # a TLS file that cannot be loaded
             raise _Failure(f"cannot create the HTTP client: {exc}") from None
         with trio.move_on_after(self.timeout) as timer:
