@@ -81,8 +81,8 @@ def read_groups(path: str) -> list[TargetGroup]:
     try:
         if ext == ".json":
             data = json.loads(content)
-        else:
-            data = yaml.safe_load(content)
+        else:  # scalars as written: Go's yaml.v2 gives a label its text (port: 80)
+            data = yaml.load(content, Loader=yaml.BaseLoader)  # noqa: S506 (no objects)
     except (ValueError, yaml.YAMLError) as exc:
         raise FileError(str(exc).replace("\n", " ")) from None
     if data is None:

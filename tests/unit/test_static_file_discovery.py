@@ -77,9 +77,10 @@ def test_read_groups_json_and_yaml(tmp_path: Path) -> None:
         (f"{j}:0", ("h:1", "h:2"), {"env": "prod", "__meta_filepath": str(j)}),
         (f"{j}:1", (), {"__meta_filepath": str(j)})]
     y = tmp_path / "b.yml"
-    write(y, "- targets: ['y:1']\n  labels:\n    zone: a\n")
+    write(y, "- targets: ['y:1']\n  labels:\n    zone: a\n    port: 80\n    on: yes\n")
+    # scalars keep their text, as Go's yaml.v2 sets a string from them
     assert [(g.targets, g.labels) for g in read_groups(str(y))] == [
-        (("y:1",), {"zone": "a", "__meta_filepath": str(y)})]
+        (("y:1",), {"zone": "a", "port": "80", "on": "yes", "__meta_filepath": str(y)})]
     for bad in ("- targets: [1\n", "- targets: ['a:1']\n  other: x\n",
                 "- labels: {'bad-name': x}\n", "{}\n"):
         write(y, bad)
