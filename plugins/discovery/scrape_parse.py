@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-_COUNTER_TYPE = re.compile(r"^[ \t]*#[ \t]*TYPE[ \t]+(\S+)[ \t]+counter[ \t]*$", re.M)
+_TYPE_LINE = re.compile(r"^[ \t]*#[ \t]*TYPE[ \t]+(\S+)[ \t]+(\S+)[ \t]*$", re.M)
 
 
 def go_float(value: float) -> str:
@@ -60,18 +60,25 @@ Sample = tuple[str, dict[str, str], float, "int | None"]
 def parse_samples(text: str) -> list[Sample]:
     """The samples of a text-format page: (name, labels, value, time in ms or None).
     ValueError when the page cannot be parsed."""
-    counters = set(_COUNTER_TYPE.findall(text)) if "counter" in text else set()
+    counters: set[str] = set()
+    if "TYPE" in text:
+        declared = _TYPE_LINE.findall(text)
+        names = [name for name, _ in declared]
+        if len(set(names)) != len(names):  # Go's parser refuses the page
+            twice = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"second TYPE line for metric name {twice!r}")
+        counters = {name for name, kind in declared if kind == "counter"}
     out: list[Sample] = []
     append = out.append
     for family in text_string_to_metric_families(text):
         kind = family.type
         if kind == "counter":
             # "# TYPE x counter": the parser names x's samples "x_total"
-            declared = family.name if family.name in counters else None
+            typed = family.name if family.name in counters else None
             for s in family.samples:
                 name = s.name
-                if declared is not None and name == declared + "_total":
-                    name = declared
+                if typed is not None and name == typed + "_total":
+                    name = typed
                 ts = s.timestamp
                 append((name, s.labels, float(s.value),
                         None if ts is None else round(float(ts) * 1000)))
@@ -118,8 +125,7 @@ def _complex(name: str, kind: str, samples: Iterable[Any],
             entry.count = float(value)
         elif bound in labels:
             entry.buckets.append((go_bound(labels[bound]), float(value)))
-        else:
-            raise ValueError(f"{kind} {name}: sample {sname} without a {bound} label")
+        # else: a bucket or quantile without its label, which Go's parser leaves out
     bucket_name = name + "_bucket" if kind == "histogram" else name
     for entry in series.values():
         labels, ts = entry.labels, entry.ts
