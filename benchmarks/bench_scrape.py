@@ -8,8 +8,8 @@ pre-built answer: a Prometheus text page of ``--samples`` samples, 100 gauge fam
 labelled series, like an exporter's), then the daemon with a ``[[static-discovery]]``
 listing them and a ``[[scraper]]`` scraping them every ``--interval`` (timeout: the
 interval), and two tasks: one receiving every point (``stream|from()|httpOut``) and one
-posting the ``scrape_duration_seconds`` report samples once a second to a local server. After ``--warmup`` seconds it
-measures for ``--seconds`` and prints:
+posting the ``scrape_duration_seconds`` report samples once a second to a local server.
+After ``--warmup`` seconds it measures for ``--seconds`` and prints:
 
 * samples/s ingested (the scraper's ``samples`` and ``points_tx`` statistics over the
   window) against the offered load (targets x samples / interval);
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -34,8 +35,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kapa_core.testing import DaemonProcess  # noqa: E402
-from kapa_core.testing.http import RecordingHTTPServer  # noqa: E402
+from kapa_core.testing import DaemonProcess
+from kapa_core.testing.http import RecordingHTTPServer
 
 API = "/kapacitor/v1"
 FAMILIES = 100
@@ -110,10 +111,8 @@ def family_cpu(pid: int) -> tuple[float, float]:
     own = cpu_seconds(pid)
     kids = 0.0
     for child in children(pid):
-        try:
+        with contextlib.suppress(OSError):  # a child that just ended
             kids += cpu_seconds(child)
-        except OSError:
-            pass
     return own, kids
 
 

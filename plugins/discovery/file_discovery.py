@@ -79,10 +79,9 @@ def read_groups(path: str) -> list[TargetGroup]:
         content = f.read()
     ext = os.path.splitext(path)[1].lower()
     try:
-        if ext == ".json":
-            data = json.loads(content)
-        else:  # scalars as written: Go's yaml.v2 gives a label its text (port: 80)
-            data = yaml.load(content, Loader=yaml.BaseLoader)  # noqa: S506 (no objects)
+        # YAML scalars as written: Go's yaml.v2 gives a label its text (port: 80 is "80")
+        data = json.loads(content) if ext == ".json" else yaml.load(
+            content, Loader=yaml.BaseLoader)
     except (ValueError, yaml.YAMLError) as exc:
         raise FileError(str(exc).replace("\n", " ")) from None
     if data is None:

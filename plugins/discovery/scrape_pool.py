@@ -19,6 +19,7 @@ runs scrapers itself (rather than through ``kapa-core``) keeps its start-up code
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -95,10 +96,8 @@ class ParserPool:
         done = trio.Event()
 
         def wake(_: Any) -> None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):  # the daemon has ended
                 token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
 
         future.add_done_callback(wake)
         try:

@@ -138,7 +138,8 @@ def target_url(labels: Mapping[str, str], params: Mapping[str, Sequence[str]]) -
     path = labels.get(METRICS_PATH, "")
     if path and not path.startswith("/"):
         path = "/" + path
-    url = f"{labels.get(SCHEME, '')}://{labels.get(ADDRESS, '')}{quote(path, safe='/:@!$&()*+,;=-._~')}"
+    path = quote(path, safe="/:@!$&()*+,;=-._~")  # as Go's URL.EscapedPath keeps them
+    url = f"{labels.get(SCHEME, '')}://{labels.get(ADDRESS, '')}{path}"
     if query:
         url += "?" + urlencode([(k, v) for k in sorted(query) for v in query[k]])
     return url

@@ -93,9 +93,9 @@ class Harness:
                 if p.name == "up" and p.tags["instance"] == address]
 
 
-async def until(probe: Any, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not probe():
+async def until(probe: Any, seconds: float = 5.0) -> None:
+    with trio.fail_after(seconds):
+        while not probe():  # noqa: ASYNC110 - polling what the loops publish is the point
             await trio.sleep(0.02)
 
 

@@ -99,7 +99,7 @@ async def test_file_discovery_follows_the_files(tmp_path: Path) -> None:
 
     async def until(expected: dict[str, Any]) -> None:
         with trio.fail_after(5):
-            while groups(registry, "file-discovery", "f") != expected:
+            while groups(registry, "file-discovery", "f") != expected:  # noqa: ASYNC110
                 await trio.sleep(0.02)
 
     p1 = str(first)
