@@ -297,3 +297,21 @@ if __name__ == "__main__":
         sys.exit("usage: python -m tests.integration.test_scraper --kapacitord BIN")
     for point in take_from_kapacitor(sys.argv[2]):
         print(f"    {tuple(point)!r},")
+
+
+def test_blacklisted_instance_is_scraped_but_not_written() -> None:
+    # kapacitord 1.5.7 with the same two scrapers: the blacklisted target was requested
+    # every interval and none of its points (report points included) reached the task
+    a, b = (RecordingHTTPServer(status=200, body=b"m 1\n") for _ in range(2))
+    with a, b, RecordingHTTPServer(status=204) as sink:
+        config = {"static-discovery": [{"enabled": True, "id": "bl", "targets": [a.address]},
+                                       {"enabled": True, "id": "ok", "targets": [b.address]}],
+                  "scraper": [scraper("bl", "bl", blacklist=[a.address]), scraper("ok", "ok")]}
+        with DaemonProcess(config) as daemon:
+            define_post(daemon, "all", sink.url + "/")
+            wait_until(lambda: count(a) >= 2 and sum(1 for p in posted(sink) if p[0] == "up")
+                       >= 2, what="two scrapes of each target")
+            stats = scraper_stats(daemon)["bl"]["values"]
+        assert {p[1]["instance"] for p in posted(sink)} == {b.address}
+        assert stats["scrapes"] >= 2 and stats["points_dropped"] >= 2 * 5
+        assert "points_tx" not in stats
