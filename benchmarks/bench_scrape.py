@@ -15,6 +15,7 @@ After ``--warmup`` seconds it measures for ``--seconds`` and prints:
   window) against the offered load (targets x samples / interval);
 * scrapes/s done and failed;
 * scrape latency p50/p99/max (``scrape_duration_seconds``: request, answer and parse);
+* the API's round trip (``GET /kapacitor/v1/ping`` every 100 ms) meanwhile;
 * the daemon's CPU share (user+system from /proc over the window; 100% = one core):
   its own thread and its page parser processes; and the helper's.
 """
@@ -116,6 +117,20 @@ def family_cpu(pid: int) -> tuple[float, float]:
     return own, kids
 
 
+def ping_for(url: str, seconds: float) -> list[float]:
+    """Sorted round trips of ``GET /kapacitor/v1/ping``, one every 100 ms for ``seconds``:
+    how the API answers while the daemon scrapes."""
+    took = []
+    end = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            client.get(API + "/ping")
+            took.append(time.perf_counter() - started)
+            time.sleep(0.1)
+    return sorted(took)
+
+
 def scraper_values(client: httpx.Client) -> dict[str, Any]:
     stats = client.get(API + "/debug/vars").json()["kapacitor"]
     for stat in stats.values():
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_seconds(helper.pid)
             started = time.monotonic()
             posted = len(sink.requests)
-            time.sleep(args.seconds)
+            pings = ping_for(daemon.url, args.seconds)
             after, cpu1, helper1 = scraper_values(client), family_cpu(daemon.proc.pid), \
                 cpu_seconds(helper.pid)
             elapsed = time.monotonic() - started
@@ -200,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"latency      p50 {statistics.median(durations) * 1e3:,.1f} ms  "
                   f"p99 {p99 * 1e3:,.1f} ms  max {durations[-1] * 1e3:,.1f} ms  "
                   f"({len(durations)} scrapes)")
+        if pings:
+            print(f"API          GET /ping p50 {statistics.median(pings) * 1e3:,.1f} ms  "
+                  f"p99 {pings[min(len(pings) - 1, int(len(pings) * 0.99))] * 1e3:,.1f} ms "
+                  f"(while scraping)")
         own, parsers = (cpu1[0] - cpu0[0]) / elapsed, (cpu1[1] - cpu0[1]) / elapsed
         print(f"daemon CPU   {own + parsers:6.1%} of one core: its thread {own:.1%}, "
               f"page parsers {parsers:.1%}  (helper serving the pages: "
