@@ -2,8 +2,10 @@
 
 A discovery plugin returns :class:`DiscoveryKind` objects from ``kapa_discovery_kinds``.
 The daemon calls ``factory(element, context)`` once for every enabled element of the
-kind's section (each ``[[static-discovery]]`` table, say) and runs what it returns like
-any service: an object with ``async serve(*, task_status=trio.TASK_STATUS_IGNORED)``
+kind's section (each ``[[static-discovery]]`` table, say) that an enabled element of an
+input listener follows (a ``[[scraper]]`` naming it, see ``InputListener.follows``; as
+Kapacitor, a discoverer nobody scrapes does not run) and runs what it returns like any
+service: an object with ``async serve(*, task_status=trio.TASK_STATUS_IGNORED)``
 that calls ``task_status.started()`` once it runs and keeps discovering until it is
 cancelled (shutdown, or a config override of its section, after which the factory is
 called again with the new element).

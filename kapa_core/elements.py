@@ -9,6 +9,12 @@ own cancel scope and closes them together. A config override of the section rebu
 only the elements whose config changed (and starts new ones, stops removed ones); the
 other elements of the section, and every other section, keep running untouched.
 
+A discoverer element runs only while an enabled element of some listener follows it
+(:attr:`~kapa_core.inputs.InputListener.follows`: a ``[[scraper]]`` naming it), as
+Kapacitor runs a discoverer only for the scrapers that name it: an element kept enabled
+for another use (an ``[[ec2]]`` element for ``ec2Autoscale``) makes no discovery calls. A
+config override of a followed listener's section re-decides which discoverers run.
+
 Failures, decided as Kapacitor does where it decides:
 
 * At startup an element that cannot start (a port in use) stops the daemon with an
@@ -209,15 +215,32 @@ class PluginElements:
                 if section is None or item.section == section]
         return out
 
+    def _followed(self, config: Any) -> set[tuple[str, str]]:
+        """The discoverer elements (section, id) that enabled listener elements follow."""
+        out: set[tuple[str, str]] = set()
+        for item in self.listeners.values():
+            if item.follows is None:
+                continue
+            for _, _, element in _elements_of(self.sections[item.section],
+                                               config.get(item.section)):
+                followed = item.follows(element)
+                if followed is not None:
+                    out.add(followed)
+        return out
+
     def _group(self, runner_name: str, config: Any, *, strict: bool) -> ElementGroup:
         family, _, name = runner_name.partition(":")
         item: InputListener | DiscoveryKind = (self.listeners[name] if family == "input"
                                                else self.kinds[name])
         section = self.sections[item.section]
         value = config.get(item.section)
+        found = _elements_of(section, value)
+        if family == "discovery":  # only the elements some listener follows run
+            followed = self._followed(config)
+            found = [f for f in found if (item.section, f[1]) in followed]
         elements = [Element(label, self._builder(family, item, element_name, element),
                             element)
-                    for label, element_name, element in _elements_of(section, value)]
+                    for label, element_name, element in found]
         return ElementGroup("input listener" if family == "input" else "discoverer",
                             item.section, elements, Logger(item.section), strict=strict)
 
@@ -263,9 +286,16 @@ class PluginElements:
         """Re-open the elements fed by ``section``; APIError 500 naming those that could
         not start (the others run)."""
         failures: list[str] = []
-        for name in self.names(section):
-            self.log.info("configuration override applied, restarting service", name=name,
-                          section=section)
+        names = self.names(section)
+        if any(item.section == section and item.follows is not None
+               for item in self.listeners.values()):
+            # what the listeners follow may have changed: so may the discoverers that run
+            names += [n for n in self.names() if n.startswith("discovery:")
+                      and n not in names]
+        for name in names:
+            if name.startswith("input:") or self.kinds[name[10:]].section == section:
+                self.log.info("configuration override applied, restarting service",
+                              name=name, section=section)
             group = self._group(name, config, strict=False)
             running = runner.get(name)
             try:

@@ -63,7 +63,7 @@ def kapa_input_listeners() -> Sequence[InputListener]:
 @hookspec
 def kapa_discovery_kinds() -> Sequence[DiscoveryKind]:
     """Discovery services that produce scrape targets for ``[[scraper]]`` elements: for
-    every enabled element of its config section the daemon calls
+    every enabled element of its config section that a scraper names, the daemon calls
     ``factory(element, DiscoveryContext)`` and runs the returned discoverer, which
     publishes its target groups with ``context.update(groups)``; re-opened on a config
     override of the section, closed at shutdown (see :mod:`kapa_core.discovery`)."""

@@ -159,12 +159,19 @@ class InputListener:
 
     ``factory(element_config, context)`` returns the listener service for one enabled
     element (see the module docs). ``name`` identifies the listener among plugins.
+
+    ``follows(element_config)`` names the discoverer element, ``(section, id)``, whose
+    targets an element reads (a ``[[scraper]]``'s ``discoverer-service`` and
+    ``discoverer-id``), or None: the daemon runs a discoverer element only while an
+    enabled element of some listener follows it, as Kapacitor runs a discoverer only for
+    the scrapers that name it.
     """
 
     name: str
     section: str
     factory: Callable[[Any, InputContext], Service]
     doc: str = ""
+    follows: Callable[[Any], tuple[str, str] | None] | None = None
 
 
 def point_writer(write: Callable[[str, str, list[Any]], None],

@@ -60,22 +60,6 @@ from .scrape_format import report_points, sample_points
 from .scrape_pool import ParserPool
 from .scrape_targets import Target, TargetError, make_target
 
-DISCOVERERS = (
-    "azure",
-    "consul",
-    "dns",
-    "ec2",
-    "file-discovery",
-    "gce",
-    "kubernetes",
-    "marathon",
-    "nerve",
-    "serverset",
-    "static-discovery",
-    "triton",
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ScraperConfig:
     enabled: bool = False
@@ -114,8 +98,6 @@ class ScraperConfig:
             raise ConfigError("scrape-interval", "must be greater than 0")
         if self.scrape_timeout > self.scrape_interval:
             raise ConfigError("scrape-timeout", "must not be longer than scrape-interval")
-        if self.discoverer_service:
-            require_choice(self.discoverer_service, "discoverer-service", DISCOVERERS)
 
 
 #: the headers of every scrape request besides the timeout
@@ -382,4 +364,10 @@ def kapa_config_sections() -> list[Section]:
 @hookimpl
 def kapa_input_listeners() -> list[InputListener]:
     return [InputListener(name="scraper", section="scraper", factory=ScrapeLoops,
-                          doc="Prometheus metrics scraped from discovered targets.")]
+                          doc="Prometheus metrics scraped from discovered targets.",
+                          follows=_follows)]
+
+
+def _follows(config: ScraperConfig) -> tuple[str, str]:
+    """The discoverer element a scraper scrapes: the daemon runs only those."""
+    return (config.discoverer_service, config.discoverer_id)

@@ -24,6 +24,8 @@ class Listen:
     enabled: bool = False
     name: str = ""
     port: int = 0
+    #: the id of the "fixed" discoverer element it reads targets from
+    follows: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,11 +73,16 @@ def free_port() -> int:
         return port
 
 
+def follows(element: Listen) -> tuple[str, str] | None:
+    return ("fixed", element.follows) if element.follows else None
+
+
 def make() -> tuple[PluginElements, Statistics, DiscoveryRegistry, list[Any]]:
     written: list[Any] = []
     stats, registry = Statistics(), DiscoveryRegistry()
     elements = PluginElements(
-        SECTIONS, {"listen": InputListener(name="listen", section="listen", factory=TCPListener)},
+        SECTIONS, {"listen": InputListener(name="listen", section="listen", factory=TCPListener,
+                                           follows=follows)},
         {"fixed": DiscoveryKind(name="fixed", section="fixed", factory=FixedDiscoverer)},
         Plumbing(point_writer(lambda db, rp, pts: written.append((db, rp, pts)), lambda: "auto"),
                  lambda url: None, DaemonFacts, stats, registry))
@@ -88,7 +95,8 @@ def config(listen: list[Listen], fixed: list[Fixed]) -> dict[str, Any]:
 
 async def test_enabled_elements_start_and_close_with_their_statistics_and_groups() -> None:
     elements, stats, registry, _ = make()
-    cfg = config([Listen(enabled=True, name="a", port=free_port()), Listen(name="off")],
+    cfg = config([Listen(enabled=True, name="a", port=free_port(), follows="web"),
+                  Listen(name="off", follows="x")],
                  [Fixed(enabled=True, id="web", targets=["h:1", "h:2"]), Fixed(id="x")])
     async with trio.open_nursery() as nursery:
         runner = ServiceRunner(nursery, Logger("test"))
@@ -150,9 +158,9 @@ async def test_a_listener_reads_and_watches_discovered_targets_while_it_runs() -
         return TCPListener(config, context)
 
     elements.listeners["listen"] = InputListener(name="listen", section="listen",
-                                                 factory=factory)
-    cfg = config([Listen(enabled=True, name="a", port=free_port())],
-                 [Fixed(enabled=True, id="web", targets=["h:1"])])
+                                                 factory=factory, follows=follows)
+    listen = [Listen(enabled=True, name="a", port=free_port(), follows="web")]
+    cfg = config(listen, [Fixed(enabled=True, id="web", targets=["h:1"])])
     async with trio.open_nursery() as nursery:
         runner = ServiceRunner(nursery, Logger("test"))
         await elements.open_all(runner, cfg)  # listeners open before discoverers
@@ -161,11 +169,45 @@ async def test_a_listener_reads_and_watches_discovered_targets_while_it_runs() -
                                                                      "0"),)
         assert context.target_groups("fixed", "nope") is None
         await elements.section_changed(
-            runner, "fixed", config([], [Fixed(enabled=True, id="web", targets=["h:2"])]))
+            runner, "fixed", config(listen, [Fixed(enabled=True, id="web", targets=["h:2"])]))
         assert [(id, groups and groups[0].targets) for id, groups in seen] == [
             ("web", ("h:1",)), ("web", None), ("web", ("h:2",))]
         await runner.close("input:listen")
         assert registry._subscribers == []  # the watch ends with its listener
+        await runner.close_all()
+        nursery.cancel_scope.cancel()
+
+
+async def test_only_the_discoverers_an_enabled_listener_follows_run() -> None:
+    elements, _, registry, _ = make()
+    fixed = [Fixed(enabled=True, id="web", targets=["h:1"]),
+             Fixed(enabled=True, id="db", targets=["h:2"])]
+
+    def running() -> list[str]:
+        return [entry.id for entry in registry.entries()]
+
+    async with trio.open_nursery() as nursery:
+        runner = ServiceRunner(nursery, Logger("test"))
+        await elements.open_all(runner, config([Listen(name="off", follows="web")], fixed))
+        assert running() == []  # a disabled listener follows nothing
+        # an override of the listeners' section starts and stops discoverers
+        await elements.section_changed(runner, "listen", config(
+            [Listen(enabled=True, name="a", port=free_port(), follows="web")], fixed))
+        assert running() == ["web"]
+        web = registry.get("fixed", "web")
+        await elements.section_changed(runner, "listen", config(
+            [Listen(enabled=True, name="a", port=free_port(), follows="web"),
+             Listen(enabled=True, name="b", port=free_port(), follows="db")], fixed))
+        assert running() == ["db", "web"]
+        assert registry.get("fixed", "web") is web  # the running one was left alone
+        await elements.section_changed(runner, "listen", config(
+            [Listen(enabled=True, name="b", port=free_port(), follows="db")], fixed))
+        assert running() == ["db"]
+        # a followed element of the discoverers' section that is disabled does not run
+        await elements.section_changed(runner, "fixed", config(
+            [Listen(enabled=True, name="b", port=free_port(), follows="db")],
+            [Fixed(id="db", targets=["h:2"])]))
+        assert running() == []
         await runner.close_all()
         nursery.cancel_scope.cancel()
 

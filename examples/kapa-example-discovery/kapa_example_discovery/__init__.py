@@ -1,8 +1,9 @@
 """An example kapa-core discovery plugin: ``[[example-discovery]]`` elements list fixed targets.
 
 Each enabled element publishes one target group: its ``targets`` with its ``labels``,
-named by the source ``example-discovery/<id>``. A ``[[scraper]]`` element would name it
-with ``discoverer-service = "example-discovery"`` and ``discoverer-id = "<id>"``;
+named by the source ``example-discovery/<id>``. A ``[[scraper]]`` element names it with
+``discoverer-service = "example-discovery"`` and ``discoverer-id = "<id>"`` (the daemon
+runs only the elements a scraper names);
 ``GET /kapacitor/v1/discovery`` shows what it publishes. A config override of the
 section re-creates the discoverers, which publish the new list.
 
