@@ -60,6 +60,7 @@ from .scrape_format import report_points, sample_points
 from .scrape_pool import ParserPool
 from .scrape_targets import Target, TargetError, make_target
 
+
 @dataclass(frozen=True, kw_only=True)
 class ScraperConfig:
     enabled: bool = False
