@@ -2,11 +2,12 @@
 
 prometheus_client's parser is pure Python (about 110,000 samples/s on one core) and the
 daemon runs on one thread: parsing every page in it would cap a daemon's scraping at one
-core and stall everything else while a large page is parsed. A scraper element therefore
-parses pages of at least ``INLINE_BELOW`` characters in worker processes of its own
-(as many as the machine has cores, at most ``MAX_WORKERS``: the daemon's thread needs
-about half as much CPU as the parsing, and the system shares the cores among them),
-started on first use and stopped with the element; the samples come back pickled
+core and stall everything else while a large page is parsed. Pages of at least
+``INLINE_BELOW`` characters are therefore parsed in worker processes (as many as the
+machine has cores, at most ``MAX_WORKERS``: the daemon's thread needs about half as much
+CPU as the parsing, and the system shares the cores among them), which all the scraper
+elements of a daemon share: started on first use, stopped with the last element that
+used them, so many scrapers do not mean many processes. The samples come back pickled
 (about 1 ms for 2,000). Small pages are parsed in place, where a round trip would cost
 more than the parse. A worker that dies is replaced; meanwhile pages are parsed in place.
 
@@ -58,8 +59,44 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+class _Shared:
+    """The parser processes of one daemon, by number of workers, with how many scraper
+    elements use them."""
+
+    def __init__(self) -> None:
+        self.executors: dict[int, tuple[ProcessPoolExecutor, int]] = {}
+
+    def acquire(self, workers: int) -> ProcessPoolExecutor:
+        executor, users = self.executors.get(workers, (None, 0))
+        if executor is None:
+            executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_watch_parent, initargs=(os.getpid(),))
+        self.executors[workers] = (executor, users + 1)
+        return executor
+
+    def release(self, executor: ProcessPoolExecutor) -> None:
+        for workers, (held, users) in list(self.executors.items()):
+            if held is executor:
+                if users > 1:
+                    self.executors[workers] = (held, users - 1)
+                    return
+                del self.executors[workers]
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def discard(self, executor: ProcessPoolExecutor) -> None:
+        """A broken executor: every user gets a new one on its next large page."""
+        for workers, (held, _) in list(self.executors.items()):
+            if held is executor:
+                del self.executors[workers]
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+_SHARED = _Shared()
+
+
 class ParserPool:
-    """The parser processes of one scraper element."""
+    """One scraper element's use of the daemon's parser processes."""
 
     def __init__(self, log: Logger, workers: int | None = None) -> None:
         self.log = log
@@ -69,9 +106,7 @@ class ParserPool:
     def _executor(self) -> ProcessPoolExecutor | None:
         if self._pool is None and self.workers > 0:
             try:
-                self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_watch_parent, initargs=(os.getpid(),))
+                self._pool = _SHARED.acquire(self.workers)
             except (OSError, ValueError) as exc:
                 self.log.error("cannot start the page parsers; parsing in place",
                                err=str(exc))
@@ -79,8 +114,10 @@ class ParserPool:
         return self._pool
 
     def _broken(self) -> None:
-        self.log.warn("a page parser process died; starting another")
-        self.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self.log.warn("a page parser process died; starting another")
+            _SHARED.discard(pool)
 
     async def parse(self, text: str) -> list[Sample]:
         """The samples of ``text`` (ValueError when it does not parse)."""
@@ -113,7 +150,7 @@ class ParserPool:
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _SHARED.release(pool)
 
 
 __all__ = ["INLINE_BELOW", "ParserPool", "default_workers"]

@@ -48,6 +48,26 @@ async def test_small_pages_and_no_workers_parse_in_place() -> None:
     assert none._pool is None
 
 
+async def test_the_scrapers_of_a_daemon_share_their_workers() -> None:
+    first, second = ParserPool(Logger("a"), workers=1), ParserPool(Logger("b"), workers=1)
+    try:
+        assert await first.parse(BIG) == await second.parse(BIG) == parse_samples(BIG)
+        assert first._pool is second._pool is not None
+        shared = first._pool
+        first.close()  # still used by the second
+        assert await second.parse(BIG) == parse_samples(BIG)
+        second.close()  # the last user: the processes stop
+        with pytest.raises(RuntimeError):
+            shared.submit(parse_samples, "a 1\n")
+        again = ParserPool(Logger("c"), workers=1)
+        assert await again.parse(BIG) == parse_samples(BIG)
+        assert again._pool is not shared
+        again.close()
+    finally:
+        first.close()
+        second.close()
+
+
 PARENT = """
 import sys, time, trio
 from kapa_core.logs import Logger
