@@ -1,7 +1,10 @@
 """``[[dns]]`` through the real daemon, against a real DNS server (Debian's dnsmasq on a
 free loopback port, named by the kapa-core ``resolvers`` key): what
 ``GET /kapacitor/v1/discovery`` shows for SRV, A and AAAA elements, records changed
-between refreshes, failed lookups, the section's service test and config overrides.
+between refreshes, failed lookups, the section's service test and config overrides. As in
+Kapacitor, an element runs only while an enabled ``[[scraper]]`` names it: each element
+here has one (scraping once an hour, so none of them fetches during the tests, and
+``-blacklist-cidrs`` refuses every address outside 127.0.0.0/8 should one do so).
 
 Expected answers were taken from kapacitord 1.5.7. It has no resolver option, so it ran
 in a network and mount namespace of its own (``unshare -n -m``) where dnsmasq served the
@@ -26,6 +29,12 @@ from tests.unit.test_dns_discovery import Dnsmasq
 pytestmark = pytest.mark.integration
 
 API = "/kapacitor/v1"
+
+#: every address range but 127.0.0.0/8: what the discoverers find (192.0.2.x, ::1, a host
+#: name the system resolver would answer) is never scraped
+NOT_LOOPBACK = ("0.0.0.0/2,64.0.0.0/3,96.0.0.0/4,112.0.0.0/5,120.0.0.0/6,124.0.0.0/7,"
+                "126.0.0.0/8,128.0.0.0/1,::/0")
+DENY = ["-blacklist-cidrs", NOT_LOOPBACK]
 
 
 def records(port: int) -> list[str]:
@@ -112,6 +121,12 @@ def element(id: str, type: str, port: int, names: list[str], resolver: str,
     return config
 
 
+def idle_scraper(id: str) -> dict[str, Any]:
+    """A [[scraper]] naming the element ``id``: the daemon runs only named elements."""
+    return {"enabled": True, "name": f"dns-{id}", "db": "db", "rp": "autogen",
+            "scrape-interval": "1h", "discoverer-service": "dns", "discoverer-id": id}
+
+
 @pytest.fixture(scope="module")
 def daemon(exporter: int, dnsmasq: Dnsmasq, changing: Dnsmasq) -> Iterator[DaemonProcess]:
     elements = [element(id, type, exporter if port < 0 else port, names, dnsmasq.address)
@@ -120,8 +135,12 @@ def daemon(exporter: int, dnsmasq: Dnsmasq, changing: Dnsmasq) -> Iterator[Daemo
         {"enabled": False, "id": "off", "type": "SRV", "record-names": ["x.test"]},
         element("changing", "A", 80, ["web.example.test"], changing.address),
         element("override", "A", 80, ["exporter.example.test"], dnsmasq.address),
+        # enabled, but named by no scraper until test_an_element_runs_once_a_scraper_names_it
+        element("lone", "A", 80, ["exporter.example.test"], dnsmasq.address),
     ]
-    with DaemonProcess({"dns": elements}) as process:
+    named = [e["id"] for e in elements if e["id"] != "lone"]  # "off" too: disabled
+    config = {"dns": elements, "scraper": [idle_scraper(id) for id in named]}
+    with DaemonProcess(config, args=DENY) as process:
         yield process
 
 
@@ -228,6 +247,26 @@ def test_a_config_override_re_binds_the_element(daemon: DaemonProcess, exporter:
     assert "resolvers[0]: invalid resolver 'dns.example.test'" in refused.json()["error"]
 
 
+def test_an_element_runs_once_a_scraper_names_it(daemon: DaemonProcess) -> None:
+    """As Kapacitor: an enabled element no [[scraper]] names makes no lookups and is not
+    shown; a scraper naming it, added by a config override, starts it."""
+    wait_until(lambda: targets(daemon, "override"), what="the other elements running")
+    missing = httpx.get(f"{daemon.url}{API}/discovery/dns/lone")
+    assert missing.status_code == 404, missing.text
+    listed = httpx.get(f"{daemon.url}{API}/discovery/dns").json()["discoverers"]
+    assert "lone" not in [e["id"] for e in listed]
+    started = daemon.log().count('msg="discoverer started"')
+    response = httpx.post(f"{daemon.url}{API}/config/scraper", json={"add": idle_scraper("lone")})
+    assert response.status_code == 204, response.text
+    wait_until(lambda: groups(daemon, "lone"), until=lambda g: g == {
+        "exporter.example.test": (["127.0.0.1:80"], {"__meta_dns_name": "exporter.example.test"})},
+        what="the named element's groups")
+    listed = httpx.get(f"{daemon.url}{API}/discovery/dns").json()["discoverers"]
+    assert "lone" in [e["id"] for e in listed]
+    # it alone is started; the running elements are left alone
+    assert daemon.log().count('msg="discoverer started"') == started + 1
+
+
 def daemon_resolver(daemon: DaemonProcess, id: str) -> str:
     view = httpx.get(f"{daemon.url}{API}/config/dns/{id}").json()["options"]
     resolvers: list[str] = view["resolvers"]
@@ -249,7 +288,7 @@ def test_node_load1_through_dns(node_exporter: Exporter, dnsmasq: Dnsmasq) -> No
     config = {"dns": [element("node", "SRV", 0, ["_exporter._tcp.example.test"],
                               dnsmasq.address, **{"refresh-interval": "30s"})],
               "scraper": [scraper("node", "dns")]}
-    with DaemonProcess(config) as daemon:
+    with DaemonProcess(config, args=DENY) as daemon:
         check_load(daemon, node_exporter)
         assert groups(daemon, "node") == {"_exporter._tcp.example.test": (
             [node_exporter.address], {"__meta_dns_name": "_exporter._tcp.example.test"})}
@@ -257,7 +296,8 @@ def test_node_load1_through_dns(node_exporter: Exporter, dnsmasq: Dnsmasq) -> No
 
 
 def test_the_deny_list_holds_for_dns_servers(dnsmasq: Dnsmasq) -> None:
-    config = {"dns": [element("denied", "A", 80, ["denied.example.test"], dnsmasq.address)]}
+    config = {"dns": [element("denied", "A", 80, ["denied.example.test"], dnsmasq.address)],
+              "scraper": [idle_scraper("denied")]}
     with DaemonProcess(config, args=["-blacklist-cidrs", "127.0.0.1/32"]) as daemon:
         line = daemon.wait_for_log("DNS resolution failed.")
         assert "server=127.0.0.1" in line and "denied.example.test" in line, line
