@@ -5,7 +5,12 @@ manager) APIs document, reached through the documented endpoint variables
 AZURE_RESOURCE_MANAGER_URL): ``GET /kapacitor/v1/discovery`` shows the instances and
 machines with Prometheus' labels, a config override moves the targets, the service tests
 answer as Kapacitor's, and a ``[[scraper]]`` scrapes an instance and a machine found this
-way."""
+way. An element runs only while a ``[[scraper]]`` names it: one no scraper names asks
+nothing until a config override adds a scraper naming it.
+
+The instances and machines of the ``vms`` elements have private 10.x addresses: the
+daemon's outgoing deny list (``-blacklist-cidrs 10.0.0.0/8``) makes the scrapers naming
+them refuse those targets before any connection."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ pytestmark = pytest.mark.integration
 API = "/kapacitor/v1"
 SCRAPE_ZONE = "scrape-zone"
 SCRAPE_SUB = "scrape-subscription"
+SPARE_ZONE = "spare-zone"  # the zone of a [[gce]] element no scraper names at first
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +53,9 @@ def google() -> Iterator[FakeGoogle]:
         instance["name"] = "exporter"
         instance["networkInterfaces"][0]["networkIP"] = "127.0.0.1"
         fake.zones[SCRAPE_ZONE] = {"": {"items": [instance]}}
+        spare = copy.deepcopy(instance)
+        spare["name"] = "spare"
+        fake.zones[SPARE_ZONE] = {"": {"items": [spare]}}
         yield fake
 
 
@@ -56,6 +65,13 @@ def azure() -> Iterator[FakeAzure]:
         fake.subscriptions[SCRAPE_SUB] = [[vm("exporter", "rg-x", ["exporter-nic"])]]
         fake.nics[("rg-x", "exporter-nic")] = nic(True, ["127.0.0.1"])
         yield fake
+
+
+def naming(service: str, id: str) -> dict[str, Any]:
+    """A scraper that names the element ``id`` only to have it run (scrapes hourly)."""
+    return {"enabled": True, "name": f"{service}_{id}", "db": f"{service}_{id}",
+            "rp": "autogen", "scrape-interval": "1h", "discoverer-service": service,
+            "discoverer-id": id}
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +85,19 @@ def daemon(google: FakeGoogle, azure: FakeAzure,
     config = {
         "gce": [{**gce, "id": "vms"},
                 {**gce, "id": "scrape", "zone": SCRAPE_ZONE, "port": metrics.port},
-                {**gce, "id": "off", "enabled": False}],
+                {**gce, "id": "off", "enabled": False},
+                {**gce, "id": "spare", "zone": SPARE_ZONE, "port": metrics.port}],
         "azure": [{**az, "id": "vms", "subscription-id": SUB},
                   {**az, "id": "scrape", "subscription-id": SCRAPE_SUB,
                    "port": metrics.port}],
         "scraper": [{**scrape, "name": "gcescrape", "db": "gcedb",
                      "discoverer-service": "gce", "discoverer-id": "scrape"},
                     {**scrape, "name": "azscrape", "db": "azdb",
-                     "discoverer-service": "azure", "discoverer-id": "scrape"}],
+                     "discoverer-service": "azure", "discoverer-id": "scrape"},
+                    naming("gce", "vms"), naming("azure", "vms")],
     }
-    with DaemonProcess(config, env={**google.env(), **azure.env()}) as process:
+    with DaemonProcess(config, env={**google.env(), **azure.env()},
+                       args=["-blacklist-cidrs", "10.0.0.0/8"]) as process:
         for db in ("gcedb", "azdb"):
             script = (f'dbrp "{db}"."autogen"\nstream|from().measurement(\'node_load1\')'
                       "|httpOut('out')")
@@ -169,6 +188,33 @@ def test_config_override_moves_the_targets(daemon: DaemonProcess, azure: FakeAzu
     assert any(r.path.startswith(f"/arm/subscriptions/{SUB}/resourceGroups/rg-db/")
                for r in azure.arm_requests())
     assert MULTI["name"] == "db-1"
+
+
+def test_element_runs_only_while_a_scraper_names_it(daemon: DaemonProcess,
+                                                    google: FakeGoogle,
+                                                    metrics: RecordingHTTPServer) -> None:
+    """As in Kapacitor, an enabled element no [[scraper]] names lists nothing and is not
+    shown; a scraper added by a config override starts it."""
+    def spare_pages() -> list[Any]:
+        return [r for r in google.api_requests() if f"/zones/{SPARE_ZONE}/" in r.route]
+
+    # the daemon has run: the named elements have listed their zones
+    wait_shown(daemon, "gce", "vms", expected_json(GCE_EXPECTED))
+    wait_until(lambda: [r for r in google.api_requests()
+                        if f"/zones/{SCRAPE_ZONE}/" in r.route], 20, "the scrape zone listed")
+    assert shown(daemon, "gce", "spare") is None
+    listed = httpx.get(f"{daemon.url}{API}/discovery").json()
+    assert ("gce", "spare") not in {(d["service"], d["id"]) for d in listed["discoverers"]}
+    assert spare_pages() == []
+    response = httpx.post(f"{daemon.url}{API}/config/scraper",
+                          json={"add": naming("gce", "spare")})
+    assert response.status_code == 204, response.text
+    wait_until(lambda: shown(daemon, "gce", "spare"), 20, "gce/spare groups")
+    groups = shown(daemon, "gce", "spare")
+    assert groups is not None and [g["targets"] for g in groups] == [
+        [f"127.0.0.1:{metrics.port}"]]
+    assert groups[0]["labels"]["__meta_gce_instance_name"] == "spare"
+    assert spare_pages()
 
 
 # -- what Kapacitor 1.5.7 asks (recorded with record_kapacitor below) --------------------

@@ -4,7 +4,9 @@ DescribeInstances (two pages) and the instance metadata service
 AWS_EC2_METADATA_SERVICE_ENDPOINT: ``GET /kapacitor/v1/discovery`` shows the instances
 with Prometheus' labels, the service test answers as Kapacitor's, a ``[[scraper]]``
 scrapes the instances found, credentials come from the instance role when the element
-has no keys, and a config override moves the targets.
+has no keys, and a config override moves the targets. An element runs only while a
+``[[scraper]]`` names it: one no scraper names makes no DescribeInstances call until a
+config override adds a scraper naming it.
 
 KAPACITOR_1_5_7 below was taken from kapacitord 1.5.7 run on the same config and fake
 answers (in a mount namespace whose /etc/hosts sends ec2.us-east-1.amazonaws.com to a
@@ -48,6 +50,8 @@ pytestmark = pytest.mark.integration
 
 API = "/kapacitor/v1"
 METRICS = b"# TYPE node_load1 gauge\nnode_load1 0.42\n"
+# the keys of an element no scraper names at first
+SPARE_KEY, SPARE_SECRET = "AKIDSPAREEXAMPLE", "spare/secret/EXAMPLEKEY"
 
 
 class Exporters:
@@ -146,7 +150,8 @@ def first_lookup(fake: FakeAWS) -> dict[str, Any]:
     """The distinct DescribeInstances requests made with the section's keys (lookups may
     run side by side) and how they were signed."""
     with fake.lock:
-        requests = [r for r in fake.requests if r.service == "ec2" and r.access_key != ROLE_KEY]
+        requests = [r for r in fake.requests if r.service == "ec2"
+                    and r.access_key not in (ROLE_KEY, SPARE_KEY)]
     return {"requests": sorted({" ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
                                 for r in requests}),
             "signing": sorted({f"{r.signed_headers} valid={r.valid} key={r.access_key} "
@@ -172,6 +177,12 @@ def scraper_element() -> dict[str, Any]:
             "scrape-interval": "1s", "scrape-timeout": "1s"}
 
 
+def naming(id: str) -> dict[str, Any]:
+    """A scraper that names the element ``id`` only to have it run (scrapes hourly)."""
+    return {"enabled": True, "name": f"{id}scrape", "db": f"{id}db", "rp": "autogen",
+            "discoverer-service": "ec2", "discoverer-id": id, "scrape-interval": "1h"}
+
+
 @pytest.fixture(scope="module")
 def exporters() -> Iterator[Exporters]:
     server = Exporters()
@@ -182,6 +193,7 @@ def exporters() -> Iterator[Exporters]:
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeAWS]:
     with FakeAWS(pages=pages()) as server:
+        server.secrets[SPARE_KEY] = SPARE_SECRET
         yield server
 
 
@@ -193,8 +205,10 @@ def daemon(fake: FakeAWS, exporters: Exporters) -> Iterator[DaemonProcess]:
               "ec2": [{**element, "id": "prod", "access-key": ACCESS_KEY,
                        "secret-key": SECRET_KEY},
                       {**element, "id": "role"},
-                      {**element, "id": "off", "enabled": False}],
-              "scraper": [scraper_element()]}
+                      {**element, "id": "off", "enabled": False},
+                      {**element, "id": "spare", "access-key": SPARE_KEY,
+                       "secret-key": SPARE_SECRET}],
+              "scraper": [scraper_element(), naming("role")]}
     with DaemonProcess(config, env=fake.env()) as process:
         scrape_task(process.url)
         yield process
@@ -260,6 +274,29 @@ def test_config_override_moves_the_targets(daemon: DaemonProcess,
         group["targets"] = [t.replace(f":{exporters.port}", ":9200") for t in group["targets"]]
     wait_until(lambda: shown(daemon, "role") == moved, 20, "ec2/role moved to port 9200")
     assert shown(daemon, "prod") == expected_groups(exporters.port)
+
+
+def test_element_runs_only_while_a_scraper_names_it(daemon: DaemonProcess, fake: FakeAWS,
+                                                    exporters: Exporters) -> None:
+    """As in Kapacitor, an enabled element no [[scraper]] names looks nothing up (its
+    keys sign no request) and is not shown; a scraper added by a config override starts
+    it."""
+    def by_spare() -> list[Any]:
+        with fake.lock:
+            return [r for r in fake.requests if r.access_key == SPARE_KEY]
+
+    wait_until(lambda: shown(daemon, "prod") == expected_groups(exporters.port), 20,
+               "ec2/prod groups")
+    time.sleep(1.5)  # the other elements (refresh-interval 1s) have looked up again
+    assert shown(daemon, "spare") is None
+    assert by_spare() == []
+    response = httpx.post(f"{daemon.url}{API}/config/scraper", json={"add": naming("spare")})
+    assert response.status_code == 204, response.text
+    wait_until(lambda: shown(daemon, "spare") == expected_groups(exporters.port), 20,
+               f"ec2/spare groups, have {shown(daemon, 'spare')}")
+    requests = by_spare()
+    assert requests and all(r.valid and r.params["Action"] == "DescribeInstances"
+                            for r in requests)
 
 
 def record_kapacitor(binary: str) -> dict[str, Any]:

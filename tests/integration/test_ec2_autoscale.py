@@ -366,6 +366,18 @@ def daemon(fake: FakeAWS) -> Iterator[DaemonProcess]:
         yield d
 
 
+def test_element_for_autoscale_only_makes_no_discovery_calls(daemon: DaemonProcess,
+                                                             fake: FakeAWS) -> None:
+    """The [[ec2]] element no [[scraper]] names serves ec2Autoscale only: as in Kapacitor
+    no discoverer runs for it, so no DescribeInstances is asked and GET
+    /kapacitor/v1/discovery does not show it (the first lookup of a running discoverer
+    would be made at once)."""
+    time.sleep(1.0)
+    with fake.lock:
+        assert [r.params.get("Action") for r in fake.requests if r.service == "ec2"] == []
+    assert httpx.get(f"{daemon.url}/kapacitor/v1/discovery/ec2/prod").status_code == 404
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_ec2_autoscale_like_kapacitor(daemon: DaemonProcess, fake: FakeAWS,
                                       scenario: Scenario) -> None:
