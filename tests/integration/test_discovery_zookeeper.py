@@ -5,6 +5,11 @@ Through the daemon: members registered before and after it starts, changed, remo
 ``GET /kapacitor/v1/discovery``; a ``[[scraper]]`` scraping what a serverset names; the
 service tests; ZooKeeper restarted under running discoverers. In the test process: the
 discoverer's threads (kazoo's and its own) all end when it stops.
+
+As in Kapacitor, the daemon runs an element only while an enabled ``[[scraper]]`` names
+it: the elements the tests watch are named by scrapers that scrape once an hour, and the
+daemon refuses every address outside 127.0.0.0/8 (the members' 10.x addresses are never
+scraped).
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ pytestmark = pytest.mark.integration
 
 API = "/kapacitor/v1"
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
+
+#: every address range but 127.0.0.0/8, for -blacklist-cidrs
+NOT_LOOPBACK = ("0.0.0.0/2,64.0.0.0/3,96.0.0.0/4,112.0.0.0/5,120.0.0.0/6,124.0.0.0/7,"
+                "126.0.0.0/8,128.0.0.0/1,::/0")
 
 
 def free_port() -> int:
@@ -186,6 +195,12 @@ def unscraped() -> Iterator[RecordingHTTPServer]:
         yield server
 
 
+def idle_scraper(service: str, id: str) -> dict[str, Any]:
+    """A [[scraper]] naming the element ``id`` of ``service``, scraping once an hour."""
+    return {"enabled": True, "name": f"{service}-{id}", "discoverer-service": service,
+            "discoverer-id": id, "db": "zkdb", "rp": "autogen", "scrape-interval": "1h"}
+
+
 @pytest.fixture(scope="module")
 def daemon(zk_server: ZooKeeperServer, zk: KazooClient, scraped: RecordingHTTPServer,
            unscraped: RecordingHTTPServer) -> Iterator[DaemonProcess]:
@@ -206,14 +221,19 @@ def daemon(zk_server: ZooKeeperServer, zk: KazooClient, scraped: RecordingHTTPSe
              "paths": ["/kapa/scrape"]},
             {"enabled": False, "id": "off", "servers": [zk_server.servers],
              "paths": ["/kapa/services"]},
+            # enabled, but named by no scraper until test_an_element_runs_once_named
+            {"enabled": True, "id": "lone", "servers": [zk_server.servers],
+             "paths": ["/kapa/lone"]},
         ],
         "nerve": [{"enabled": True, "id": "api", "servers": [zk_server.servers],
                    "paths": ["/kapa/nerve"]}],
         "scraper": [{"enabled": True, "name": "zkscrape", "discoverer-service": "serverset",
                      "discoverer-id": "scrape", "db": "zkdb", "rp": "autogen",
-                     "scrape-interval": "1s", "scrape-timeout": "1s"}],
+                     "scrape-interval": "1s", "scrape-timeout": "1s"},
+                    idle_scraper("serverset", "web"), idle_scraper("serverset", "off"),
+                    idle_scraper("nerve", "api")],
     }
-    with DaemonProcess(config) as process:
+    with DaemonProcess(config, args=["-blacklist-cidrs", NOT_LOOPBACK]) as process:
         yield process
         process.stop()
 
@@ -230,6 +250,26 @@ def test_members_registered_before_the_daemon_started(daemon: DaemonProcess) -> 
     assert [(e["service"], e["id"]) for e in listed
             if e["service"] in ("nerve", "serverset")] == [
         ("nerve", "api"), ("serverset", "scrape"), ("serverset", "web")]
+
+
+def test_an_element_runs_once_named(daemon: DaemonProcess, zk: KazooClient) -> None:
+    """An enabled element no [[scraper]] names does not run (no ZooKeeper session, not
+    shown); a scraper naming it, added by a config override, starts it alone."""
+    zk.create("/kapa/lone/m", member("127.0.0.1", 9102), makepath=True)
+    web = "/kapa/services/web/member_0000000001"
+    wait_groups(daemon, "serverset", "web", {web: [["127.0.0.1:9101"],
+                                                   serverset_labels(web, "127.0.0.1", 9101)]})
+    assert groups(daemon, "serverset", "lone") is None
+    assert "element=lone" not in daemon.log()
+    started = daemon.log().count('msg="discoverer started"')
+    response = httpx.post(f"{daemon.url}{API}/config/scraper",
+                          json={"add": idle_scraper("serverset", "lone")})
+    assert response.status_code == 204, response.text
+    wait_groups(daemon, "serverset", "lone", {"/kapa/lone/m": [
+        ["127.0.0.1:9102"], serverset_labels("/kapa/lone/m", "127.0.0.1", 9102)]})
+    daemon.wait_for_log(r'msg="connected to ZooKeeper".*element=lone')
+    assert daemon.log().count('msg="discoverer started"') == started + 1
+    assert daemon.log().count('msg="connected to ZooKeeper"') == 4  # web, scrape, api, lone
 
 
 def test_members_come_change_and_go(daemon: DaemonProcess, zk: KazooClient) -> None:
