@@ -255,6 +255,9 @@ def test_an_element_runs_once_a_scraper_names_it(daemon: DaemonProcess) -> None:
     assert missing.status_code == 404, missing.text
     listed = httpx.get(f"{daemon.url}{API}/discovery/dns").json()["discoverers"]
     assert "lone" not in [e["id"] for e in listed]
+    # its service test runs a discoverer of its own, named or not (as Kapacitor's Test)
+    response = httpx.post(f"{daemon.url}{API}/service-tests/dns", json={"id": "lone"})
+    assert response.json() == {"success": True, "message": ""}
     started = daemon.log().count('msg="discoverer started"')
     response = httpx.post(f"{daemon.url}{API}/config/scraper", json={"add": idle_scraper("lone")})
     assert response.status_code == 204, response.text
