@@ -3,6 +3,12 @@ answering as those services' HTTP APIs document (the fakes of the unit tests):
 ``GET /kapacitor/v1/discovery`` shows the groups and follows changes, the section
 service tests answer as Kapacitor's, and the requests the daemon makes are those
 kapacitord 1.5.7 made against the same fakes (recorded below as data).
+
+As in Kapacitor, a discoverer element runs only while an enabled ``[[scraper]]`` names
+it: each element the tests expect to run has one. The fakes name 10.x addresses, which
+``-blacklist-cidrs 10.0.0.0/8`` refuses before any connection; triton's targets are host
+names under ``dns-suffix``, which its scraper could only ask through ``proxy-url``, a
+loopback server: no scrape leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
+from kapa_core.testing.http import RecordingHTTPServer
 from tests.unit.test_consul_discovery import FakeAPI, FakeConsul, Request, entry
 from tests.unit.test_marathon_discovery import FakeMarathon, app
 from tests.unit.test_triton_discovery import CONTAINERS, Certs, FakeTriton, make_certs
@@ -79,15 +86,39 @@ def fakes(certs: Certs, metrics: Metrics
 
 
 @pytest.fixture(scope="module")
-def daemon(fakes: tuple[FakeConsul, FakeMarathon, FakeTriton], certs: Certs
-           ) -> Iterator[DaemonProcess]:
+def lone() -> Iterator[FakeConsul]:
+    """The consul of an element no scraper names at first."""
+    with FakeConsul({"lone": [entry("n9", "127.0.0.1", "lone", 1)]}, max_wait=5.0) as consul:
+        yield consul
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[RecordingHTTPServer]:
+    """The proxy of triton's scraper: a loopback server refusing every request."""
+    with RecordingHTTPServer(status=502) as server:
+        yield server
+
+
+def scraper(service: str, id: str, **options: Any) -> dict[str, Any]:
+    """An enabled scraper following the ``service`` element ``id``; it scrapes once an
+    hour unless ``options`` say otherwise."""
+    return {"enabled": True, "name": f"sc-{service}-{id}", "type": "prometheus",
+            "db": "prom", "rp": "autogen", "discoverer-service": service,
+            "discoverer-id": id, "scrape-interval": "1h", **options}
+
+
+@pytest.fixture(scope="module")
+def daemon(fakes: tuple[FakeConsul, FakeMarathon, FakeTriton], certs: Certs,
+           lone: FakeConsul, proxy: RecordingHTTPServer) -> Iterator[DaemonProcess]:
     consul, marathon, triton = fakes
     config: dict[str, Any] = {
         "consul": [{"enabled": True, "id": "c", "address": f"127.0.0.1:{consul.port}",
                     "token": "s3cret", "services": ["web", "db"], "tag-separator": ";"},
                    {"enabled": True, "id": "s", "address": f"127.0.0.1:{consul.port}",
                     "services": ["metrics"]},
-                   {"enabled": False, "id": "off", "address": "127.0.0.1:1"}],
+                   {"enabled": False, "id": "off", "address": "127.0.0.1:1"},
+                   {"enabled": True, "id": "lone", "address": f"127.0.0.1:{lone.port}",
+                    "services": ["lone"]}],
         "marathon": [{"enabled": True, "id": "m", "servers": [marathon.url],
                       "bearer-token": "tok", "refresh-interval": "300ms", "timeout": "2s"}],
         "triton": [{"enabled": True, "id": "t", "account": "testuser",
@@ -97,9 +128,12 @@ def daemon(fakes: tuple[FakeConsul, FakeMarathon, FakeTriton], certs: Certs
         "scraper": [{"enabled": True, "name": "sc", "discoverer-service": "consul",
                      "discoverer-id": "s", "db": "prom", "rp": "autogen",
                      "type": "prometheus", "scrape-interval": "500ms",
-                     "scrape-timeout": "400ms"}],
+                     "scrape-timeout": "400ms"},
+                    scraper("consul", "c"), scraper("consul", "off"),
+                    scraper("marathon", "m"), scraper("marathon", "m2"),
+                    scraper("triton", "t", **{"proxy-url": proxy.url})],
     }
-    with DaemonProcess(config) as process:
+    with DaemonProcess(config, args=["-blacklist-cidrs", "10.0.0.0/8"]) as process:
         yield process
         process.stop()
 
@@ -138,7 +172,8 @@ def test_the_groups_appear_in_the_discovery_api(
     assert [(d["service"], d["id"]) for d in listed
             if d["service"] in ("consul", "marathon", "triton")] == [
         ("consul", "c"), ("consul", "s"), ("marathon", "m"), ("triton", "t")]
-    # "off" is not running
+    # "off" is not running though a scraper names it; "lone" is enabled but no scraper
+    # names it
 
 
 def test_the_requests_are_those_kapacitor_makes(
@@ -240,3 +275,29 @@ def test_config_overrides_restart_the_changed_element(
                                         "servers": [marathon.url]}})
     assert response.status_code == 204, response.text
     wait_until(lambda: discovered(daemon, "marathon", "m2"), what="the added element")
+
+
+def test_an_element_runs_once_a_scraper_names_it(daemon: DaemonProcess,
+                                                  lone: FakeConsul) -> None:
+    # enabled since the start, no scraper names it: not running, nothing asked
+    response = httpx.get(f"{daemon.url}{API}/discovery/consul/lone")
+    assert response.status_code == 404, response.text
+    listed = httpx.get(f"{daemon.url}{API}/discovery").json()["discoverers"]
+    assert ("consul", "lone") not in [(d["service"], d["id"]) for d in listed]
+    assert lone.seen() == []
+    response = httpx.post(f"{daemon.url}{API}/config/scraper",
+                          json={"add": scraper("consul", "lone")})
+    assert response.status_code == 204, response.text
+    assert wait_until(lambda: discovered(daemon, "consul", "lone"), what="lone groups") == {
+        "lone:0": (["127.0.0.1:1"], {
+            "__meta_consul_address": "127.0.0.1", "__meta_consul_dc": "dc1",
+            "__meta_consul_node": "n9", "__meta_consul_service": "lone",
+            "__meta_consul_service_address": "", "__meta_consul_service_id": "lone",
+            "__meta_consul_service_port": "1", "__meta_consul_tags": ",,"})}
+    assert [r.path for r in lone.seen()][:2] == ["/v1/catalog/services", "/v1/agent/self"]
+    # removing the scraper stops it again
+    response = httpx.post(f"{daemon.url}{API}/config/scraper",
+                          json={"remove": ["sc-consul-lone"]})
+    assert response.status_code == 204, response.text
+    response = httpx.get(f"{daemon.url}{API}/discovery/consul/lone")
+    assert response.status_code == 404, response.text

@@ -6,6 +6,13 @@ a ``[[scraper]]`` scrapes what the node role names, and the requests are those
 kapacitord 1.5.7 made of the same fakes with the same sections (recorded below as data;
 regenerate with ``python -m tests.integration.test_discovery_kubernetes --kapacitord
 BIN``).
+
+As in Kapacitor, a discoverer element runs only while an enabled ``[[scraper]]`` names
+it: each element the tests expect to run has one, and one that no scraper names starts
+once a scraper naming it is added. The daemon refuses 10.0.0.0/8 (``-blacklist-cidrs``:
+the fakes' nodes and pods there are never connected to) and the services' scraper asks
+its targets (host names such as ``web.default.svc``) through ``proxy-url``, a loopback
+server: no scrape leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -180,15 +187,43 @@ def fakes(pki: tuple[Path, Path, Path], metrics: RecordingHTTPServer
 
 
 @pytest.fixture(scope="module")
-def daemon(fakes: tuple[FakeKubernetes, FakeKubernetes], pki: tuple[Path, Path, Path]
-           ) -> Iterator[DaemonProcess]:
+def idle() -> Iterator[FakeKubernetes]:
+    """The API server of an element no scraper names at first."""
+    with FakeKubernetes() as server:
+        server.put("nodes", kubelet(1, "n9"))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[RecordingHTTPServer]:
+    """The proxy of the services' scraper: a loopback server refusing every request."""
+    with RecordingHTTPServer(status=502) as server:
+        yield server
+
+
+def scraper(id: str) -> dict[str, Any]:
+    """An enabled scraper following the kubernetes element ``id``, once an hour."""
+    return {"enabled": True, "name": f"s-{id}", "type": "prometheus", "db": "prom",
+            "rp": "autogen", "discoverer-service": "kubernetes", "discoverer-id": id,
+            "scrape-interval": "1h"}
+
+
+@pytest.fixture(scope="module")
+def daemon(fakes: tuple[FakeKubernetes, FakeKubernetes], pki: tuple[Path, Path, Path],
+           idle: FakeKubernetes, proxy: RecordingHTTPServer) -> Iterator[DaemonProcess]:
     nodes, services = fakes
     config = sections(nodes, services, pki[0])
+    for element in config["scraper"]:
+        if element["discoverer-id"] == "services":
+            element["proxy-url"] = proxy.url
     # a pod element beside them, on the nodes' API server (kapa-core only: Kapacitor
-    # 1.5.7 panics on pods)
-    config["kubernetes"].append({"enabled": True, "id": "pods", "api-servers": [nodes.url],
-                                 "token": TOKEN, "ca-path": str(pki[0]), "resource": "pod"})
-    with DaemonProcess(config) as process:
+    # 1.5.7 panics on pods), and one no scraper names
+    config["kubernetes"] += [
+        {"enabled": True, "id": "pods", "api-servers": [nodes.url], "token": TOKEN,
+         "ca-path": str(pki[0]), "resource": "pod"},
+        {"enabled": True, "id": "idle", "api-servers": [idle.url], "resource": "node"}]
+    config["scraper"].append(scraper("pods"))
+    with DaemonProcess(config, args=["-blacklist-cidrs", "10.0.0.0/8"]) as process:
         yield process
         process.stop()
 
@@ -201,7 +236,7 @@ def discovered(daemon: DaemonProcess, id: str) -> dict[str, tuple[list[str], dic
 
 def test_the_requests_and_scrapes_are_those_of_kapacitor(
         daemon: DaemonProcess, fakes: tuple[FakeKubernetes, FakeKubernetes],
-        metrics: RecordingHTTPServer) -> None:
+        metrics: RecordingHTTPServer, proxy: RecordingHTTPServer) -> None:
     nodes, services = fakes
     seen: dict[str, Any] = {}
 
@@ -214,6 +249,9 @@ def test_the_requests_and_scrapes_are_those_of_kapacitor(
     got["headers"] = [list(h) for h in got["headers"]]
     assert got == KAPACITOR
     assert metrics.requests and metrics.requests[0].path == "/metrics"
+    # the services' target was asked of the loopback proxy, and only of it
+    assert proxy.requests and {r.path for r in proxy.requests} == {
+        "http://web.default.svc/metrics"}
     # the discovery API followed: n2 came with the list after the expired watch, and went
     assert set(seen["nodes: watch from an expired version (ERROR event)"]) == {
         "node/n1:0", "node/n2:0"}
@@ -274,6 +312,29 @@ def test_a_config_override_restarts_only_the_changed_element(
     time.sleep(0.5)
     assert len(services.requests) == before  # the other elements kept their watches
     assert set(discovered(daemon, "services")) == {"svc/default/web:0"}
+
+
+def test_an_element_runs_once_a_scraper_names_it(
+        daemon: DaemonProcess, fakes: tuple[FakeKubernetes, FakeKubernetes],
+        idle: FakeKubernetes) -> None:
+    nodes, services = fakes
+    # enabled since the start, no scraper names it: not running, nothing asked
+    response = httpx.get(f"{daemon.url}{API}/discovery/kubernetes/idle")
+    assert response.status_code == 404, response.text
+    listed = httpx.get(f"{daemon.url}{API}/discovery").json()["discoverers"]
+    assert ("kubernetes", "idle") not in [(d["service"], d["id"]) for d in listed]
+    assert idle.requests == []
+    before = len(services.requests)
+    response = httpx.post(f"{daemon.url}{API}/config/scraper", json={"add": scraper("idle")})
+    assert response.status_code == 204, response.text
+    assert wait_until(lambda: discovered(daemon, "idle"), what="the idle element") == {
+        "node/n9:0": (["127.0.0.1:1"], {
+            M + "node_name": "n9", M + "node_label_kubernetes_io_hostname": "n9",
+            M + "node_address_Hostname": "n9", M + "node_address_InternalIP": "127.0.0.1",
+            "instance": "n9"})}
+    assert idle.asked()[:1] == ["/api/v1/nodes?resourceVersion=0"]
+    time.sleep(0.5)
+    assert len(services.requests) == before  # the other elements kept their watches
 
 
 def main(argv: list[str]) -> int:
