@@ -35,7 +35,6 @@ refresh's log names the reason (Prometheus' says ``<nil>``).
 from __future__ import annotations
 
 import os
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from kapa_core.plugin_api import (
 )
 
 from .oauth import AZURE_AUTHORITY, AZURE_RESOURCE_MANAGER, AzureCredentials, join_url
+from .prometheus_sd import join_host_port, sanitize_label_name
 
 #: the api-versions of the azure-sdk-for-go clients Prometheus' discoverer uses
 COMPUTE_API_VERSION = "2016-03-30"
@@ -70,7 +70,6 @@ GARBLED = (TypeError, AttributeError, ValueError, KeyError)
 LABEL = "__meta_azure_machine_"
 #: network interfaces read at once during a refresh
 CONCURRENT_REQUESTS = 8
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +143,7 @@ def machine_labels(vm: Mapping[str, Any]) -> dict[str, str]:
     }
     for key, value in (vm.get("tags") or {}).items():
         if value is not None:
-            labels[LABEL + "tag_" + _INVALID_LABEL_CHARS.sub("_", str(key))] = str(value)
+            labels[LABEL + "tag_" + sanitize_label_name(str(key))] = str(value)
     return labels
 
 
@@ -176,10 +175,6 @@ def interface_address(nic: Mapping[str, Any], vm_name: str) -> str:
             return str(address)
         raise AzureError(f"unable to find a private IP for VM {vm_name}")
     return Decision.NEXT
-
-
-def join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class AzureDiscoverer:

@@ -49,7 +49,6 @@ from kapa_core.plugin_api import (
     ConfigError,
     DiscoveryContext,
     DiscoveryKind,
-    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
@@ -58,6 +57,9 @@ from kapa_core.plugin_api import (
     setting,
     unique_elements,
 )
+
+from .prometheus_sd import describe as _describe
+from .prometheus_sd import go_field, join_host_port
 
 #: how long Consul may hold a blocking query, sent as ``wait`` (Prometheus' watchTimeout)
 WATCH_TIMEOUT = 30.0
@@ -103,16 +105,11 @@ class ConsulConfig:
 class ConsulError(Exception):
     """A Consul answer that cannot be used."""
 
-def describe(exc: BaseException) -> str:
-    """A failure as a log line shows it: the library's exception type (an httpx error
-    often has no text of its own, then its cause's text), or our own message."""
-    text, cause = str(exc), exc.__cause__ or exc.__context__
-    while not text and cause is not None:  # the first cause that says something
-        text, cause = str(cause), cause.__cause__ or cause.__context__
-    if isinstance(exc, (ConsulError, KapaError)):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
+
+def describe(exc: BaseException) -> str:
+    """A failure as a log line shows it (see ``prometheus_sd.describe``)."""
+    return _describe(exc, ConsulError)
 
 
 def base_url(config: ConsulConfig) -> str:
@@ -127,23 +124,6 @@ def base_url(config: ConsulConfig) -> str:
             raise ConsulError(f"Unknown protocol scheme: {prefix}")
         address = rest
     return f"{scheme}://{address}"
-
-
-def go_field(obj: dict[str, Any], name: str) -> Any:
-    """``obj[name]`` matched as Go's encoding/json matches struct fields (exact key,
-    else the first key equal ignoring case); None when absent."""
-    if name in obj:
-        return obj[name]
-    folded = name.casefold()
-    for key, value in obj.items():
-        if key.casefold() == folded:
-            return value
-    return None
-
-
-def join_host_port(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _string(value: Any, what: str) -> str:

@@ -72,6 +72,8 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
+from .prometheus_sd import join_host_port
+
 RESOLV_CONF = "/etc/resolv.conf"
 
 #: the label naming the record name a target came from (Prometheus's)
@@ -222,11 +224,6 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ClientConfig:
 
 
 # -- answers to targets ----------------------------------------------------------------
-
-def join_host_port(host: str, port: int) -> str:
-    """Go's net.JoinHostPort: brackets around a host holding a colon."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
 
 def ip_text(address: str) -> str:
     """An address as Go's net.IP.String writes it (IPv4-mapped IPv6 as IPv4)."""

@@ -15,7 +15,6 @@ section's service test is Kapacitor's: it runs a discoverer for the element name
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,8 @@ from kapa_core.plugin_api import (
     setting,
     unique_elements,
 )
+
+from .prometheus_sd import join_host_port, sanitize_label_name
 
 META = "__meta_ec2_"
 #: the shortest refresh interval (Kapacitor's discoverer panics on zero or less)
@@ -67,16 +68,6 @@ class EC2Config:
             raise ConfigError("region", "must be set")
 
 
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def sanitize_label_name(name: str) -> str:
-    """A tag key as a label name: every character outside [a-zA-Z0-9_] becomes ``_``."""
-    return _INVALID_LABEL_CHARS.sub("_", name)
-
-
-def join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def instance_labels(inst: Instance) -> dict[str, str]:

@@ -28,7 +28,6 @@ addition).
 from __future__ import annotations
 
 import os
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from kapa_core.plugin_api import (
 )
 
 from .oauth import GoogleCredentials, find_google_credentials
+from .prometheus_sd import sanitize_label_name
 
 COMPUTE_BASE = "https://www.googleapis.com/compute/v1/projects/"
 #: gcloud's property api_endpoint_overrides/compute as an environment variable
@@ -60,12 +60,6 @@ COMPUTE_OVERRIDE_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"
 #: what an answer of an unexpected shape raises while it is read
 GARBLED = (TypeError, AttributeError, ValueError, KeyError)
 LABEL = "__meta_gce_"
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def sanitize_label_name(name: str) -> str:
-    """Prometheus' strutil.SanitizeLabelName."""
-    return _INVALID_LABEL_CHARS.sub("_", name)
 
 
 @dataclass(frozen=True, kw_only=True)

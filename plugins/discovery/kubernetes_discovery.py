@@ -42,7 +42,6 @@ import json
 import math
 import os
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +51,8 @@ import httpx
 import trio
 
 from kapa_core.plugin_api import TLS, DiscoveryContext, TargetGroup, TLSFileError
+
+from .prometheus_sd import join_host_port, sanitize_label_name
 
 #: Where a pod finds its service account (``in-cluster = true``).
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -75,20 +76,9 @@ _ATTEMPTS = (0, 1)
 
 META = "__meta_kubernetes_"
 NAMESPACE = META + "namespace"
-_INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
-
-
-def sanitize(name: str) -> str:
-    """A label name as Prometheus' strutil.SanitizeLabelName makes it."""
-    return _INVALID.sub("_", name)
-
-
-def join_host_port(host: str, port: object) -> str:
-    """Go's net.JoinHostPort."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -135,7 +125,7 @@ def _port(value: Any) -> str:
 def _mapped(prefix: str, values: Any) -> dict[str, str]:
     if not isinstance(values, dict):
         return {}
-    return {sanitize(prefix + str(k)): _str(v) for k, v in values.items()}
+    return {sanitize_label_name(prefix + str(k)): _str(v) for k, v in values.items()}
 
 
 def key_of(obj: Obj) -> Key:
@@ -171,7 +161,7 @@ def node_group(node: Obj) -> PromGroup | None:
     port = _port(kubelet.get("Port") if isinstance(kubelet, dict) else 0)
     target = {"__address__": join_host_port(host, port), "instance": name}
     for kind, address in addresses.items():
-        target[sanitize(META + "node_address_" + kind)] = address
+        target[sanitize_label_name(META + "node_address_" + kind)] = address
     return PromGroup(node_source(("", name)), labels, [target])
 
 

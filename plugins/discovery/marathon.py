@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +45,6 @@ from kapa_core.plugin_api import (
     DiscoveryContext,
     DiscoveryKind,
     Duration,
-    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
@@ -56,10 +53,12 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
+from .prometheus_sd import describe as _describe
+from .prometheus_sd import go_field, join_host_port, sanitize_label_name
+
 #: the path and query every request asks for (as the vendored discovery)
 APPS_PATH = "/v2/apps/?embed=apps.tasks"
 META = "__meta_marathon_"
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,33 +87,11 @@ class MarathonConfig:
 class MarathonError(Exception):
     """An answer that cannot be turned into apps."""
 
+
+
 def describe(exc: BaseException) -> str:
-    """A failure as a log line shows it: the library's exception type (an httpx error
-    often has no text of its own, then its cause's text), or our own message."""
-    text, cause = str(exc), exc.__cause__ or exc.__context__
-    while not text and cause is not None:  # the first cause that says something
-        text, cause = str(cause), cause.__cause__ or cause.__context__
-    if isinstance(exc, (MarathonError, KapaError)):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-
-def sanitize_label_name(name: str) -> str:
-    """Prometheus' ``strutil.SanitizeLabelName``."""
-    return _INVALID_LABEL_CHARS.sub("_", name)
-
-
-def go_field(obj: Mapping[str, Any], name: str) -> Any:
-    """``obj[name]`` matched as Go's encoding/json matches struct fields: the exact key,
-    else the first key equal ignoring case; None when absent."""
-    if name in obj:
-        return obj[name]
-    folded = name.casefold()
-    for key, value in obj.items():
-        if key.casefold() == folded:
-            return value
-    return None
+    """A failure as a log line shows it (see ``prometheus_sd.describe``)."""
+    return _describe(exc, MarathonError)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -150,11 +127,6 @@ def _port(value: Any, what: str) -> int:
             or not 0 <= value <= 0xFFFFFFFF:
         raise MarathonError(f"{what}: {value!r} is not a port number")
     return int(value)
-
-
-def join_host_port(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``: brackets around a host holding a colon."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def app_groups(body: Any) -> list[TargetGroup]:

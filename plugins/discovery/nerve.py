@@ -29,7 +29,8 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .zookeeper import ZooKeeperDiscoverer, decode_member, join_host_port
+from .prometheus_sd import join_host_port
+from .zookeeper import ZooKeeperDiscoverer, decode_member
 
 PREFIX = "__meta_nerve_"
 #: Prometheus' nerveMember struct: field name -> kind

@@ -34,11 +34,10 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
+from .prometheus_sd import join_host_port, sanitize_label_name
 from .zookeeper import (
     ZooKeeperDiscoverer,
     decode_member,
-    join_host_port,
-    sanitize_label_name,
 )
 
 PREFIX = "__meta_serverset_"

@@ -21,7 +21,6 @@ body comes back).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +33,15 @@ from kapa_core.plugin_api import (
     DiscoveryContext,
     DiscoveryKind,
     Duration,
-    KapaError,
     Section,
     TargetGroup,
     discovery_test_service,
     hookimpl,
     unique_elements,
 )
+
+from .prometheus_sd import describe as _describe
+from .prometheus_sd import go_field
 
 META = "__meta_triton_"
 #: label name -> the container field it comes from
@@ -77,28 +78,11 @@ class TritonConfig:
 class TritonError(Exception):
     """An answer that cannot be turned into containers."""
 
+
+
 def describe(exc: BaseException) -> str:
-    """A failure as a log line shows it: the library's exception type (an httpx error
-    often has no text of its own, then its cause's text), or our own message."""
-    text, cause = str(exc), exc.__cause__ or exc.__context__
-    while not text and cause is not None:  # the first cause that says something
-        text, cause = str(cause), cause.__cause__ or cause.__context__
-    if isinstance(exc, (TritonError, KapaError)):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-
-def go_field(obj: Mapping[str, Any], name: str) -> Any:
-    """``obj[name]`` matched as Go's encoding/json matches struct fields (exact key,
-    else the first key equal ignoring case); None when absent."""
-    if name in obj:
-        return obj[name]
-    folded = name.casefold()
-    for key, value in obj.items():
-        if key.casefold() == folded:
-            return value
-    return None
+    """A failure as a log line shows it (see ``prometheus_sd.describe``)."""
+    return _describe(exc, TritonError)
 
 
 def discovery_url(config: TritonConfig) -> str:

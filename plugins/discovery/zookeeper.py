@@ -487,17 +487,6 @@ def decode_member(data: bytes, fields: Mapping[str, Any], what: str) -> dict[str
     return member
 
 
-def join_host_port(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``: a host holding ``:`` is bracketed."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-_LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def sanitize_label_name(name: str) -> str:
-    """Prometheus' ``strutil.SanitizeLabelName``: every other character is ``_``."""
-    return _LABEL_INVALID.sub("_", name)
 
 
 # -- the discoverer ------------------------------------------------------------------

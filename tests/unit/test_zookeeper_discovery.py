@@ -21,13 +21,12 @@ from typing import Any
 
 import pytest
 from kapa_plugins.discovery import nerve, serverset
+from kapa_plugins.discovery.prometheus_sd import join_host_port, sanitize_label_name
 from kapa_plugins.discovery.zookeeper import (
     GoJSONError,
     TreeWatcher,
     _find,
     _Node,
-    join_host_port,
-    sanitize_label_name,
     server_list,
 )
 

@@ -1,0 +1,51 @@
+"""What the discoverers share with Prometheus' service discovery code, which they follow:
+addresses as Go joins them, label names as Prometheus sanitizes them, JSON fields as Go
+matches them, and failures as the logs show them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kapa_core.plugin_api import KapaError
+
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def join_host_port(host: str, port: object) -> str:
+    """Go's ``net.JoinHostPort``: brackets around a host holding a colon."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def sanitize_label_name(name: str) -> str:
+    """Prometheus' ``strutil.SanitizeLabelName``: every character other than a letter,
+    a digit or ``_`` becomes ``_``."""
+    return _INVALID_LABEL_CHARS.sub("_", name)
+
+
+def go_field(obj: Mapping[str, Any], name: str) -> Any:
+    """``obj[name]`` matched as Go's encoding/json matches struct fields: the exact key,
+    else the first key equal ignoring case; None when absent."""
+    if name in obj:
+        return obj[name]
+    folded = name.casefold()
+    for key, value in obj.items():
+        if key.casefold() == folded:
+            return value
+    return None
+
+
+def describe(exc: BaseException, *own: type[BaseException]) -> str:
+    """A failure as a log line shows it: our own errors (``own`` and KapaError) by their
+    message, the library's by exception type and text (an httpx error often has no text
+    of its own: then its first cause that has)."""
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    while not text and cause is not None:
+        text, cause = str(cause), cause.__cause__ or cause.__context__
+    if isinstance(exc, (KapaError, *own)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = ["describe", "go_field", "join_host_port", "sanitize_label_name"]
