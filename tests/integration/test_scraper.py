@@ -73,9 +73,15 @@ def daemon(servers: dict[str, RecordingHTTPServer]) -> Iterator[DaemonProcess]:
     targets = [servers[n].address for n in ("good", "slow", "garbage", "denied")]
     config = {"static-discovery": [{"enabled": True, "id": "local", "targets": targets,
                                     "labels": GROUP_LABELS}],
-              "scraper": [scraper("myscraper", "local")]}
+              "scraper": [scraper("myscraper", "local")],
+              "stats": {"enabled": True, "stats-interval": "1s"}}
     with DaemonProcess(config, args=["-blacklist-cidrs", f"{DENIED_HOST}/32"]) as process:
         define_post(process, "all", servers["sink"].url + "/")
+        script = ('dbrp "_kapacitor"."autogen"\n'
+                  "stream|from().measurement('scraper').groupBy(*)|httpOut('out')")
+        response = httpx.post(process.url + API + "/tasks", json={
+            "id": "stats", "type": "stream", "script": script, "status": "enabled"})
+        assert response.status_code == 200, response.text
         yield process
 
 
@@ -169,6 +175,13 @@ def test_statistics(daemon: DaemonProcess) -> None:
     assert values["scrape_errors"] >= 5 and values["scrapes_refused"] >= 1
     assert values["samples"] >= 24 and values["points_tx"] >= 27
     assert values["points_dropped"] >= 1  # the NaN sample
+    # the same statistic in the _kapacitor stream
+    published = wait_until(
+        lambda: httpx.get(daemon.url + API + "/tasks/stats/out").json().get("series"),
+        what="the scraper statistic in _kapacitor")
+    assert published[0]["tags"]["name"] == "myscraper"
+    assert {"targets", "scrapes", "scrape_errors", "samples", "points_tx"} <= set(
+        published[0]["columns"])
 
 
 def test_discovery_endpoint_and_service_tests(daemon: DaemonProcess,
