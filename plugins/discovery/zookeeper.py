@@ -117,6 +117,7 @@ def _kazoo_logger(name: str, note: Callable[[str, str], None]) -> logging.Logger
     return logger
 
 
+# kazoo ships no type information: the base class is Any to mypy
 class _CheckedHandler(SequentialThreadingHandler):  # type: ignore[misc]
     """kazoo's threading handler whose connections are checked first by ``check``
     (the daemon's outgoing deny list), with the address kazoo resolved."""
