@@ -19,69 +19,37 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (
+    DAEMON_CONFIG,
+    DONE_NODE,
+    SHAPES,
+    WRITE,
+    define_tasks,
+    peak_rss_mb,
+    shape_bodies,
+    wait_counter,
+)
+
 from kapa_core.testing import DaemonProcess
-
-SHAPES = {
-    "bare": "stream|from().measurement('m1')",
-    "count": "stream|from().measurement('m1')|window().period(100s).every(100s)"
-             "|count('value')",
-    "join": "var m1 = stream|from().measurement('m1')\n"
-            "var m2 = stream|from().measurement('m2')\n"
-            "m1|join(m2).as('m1', 'm2').tolerance(1s)"
-            "|eval(lambda: \"m1.value\" * \"m2.value\").as('v')",
-    "alert": "stream|from().measurement('m1')"
-             "|alert().id('{{ .Name }}_{{ .TaskName }}')"
-             ".info(lambda: \"value\" > 10).warn(lambda: \"value\" > 20)"
-             ".crit(lambda: \"value\" > 30)",
-    # Not one of Kapacitor's shapes: the same alert publishing to a named topic, so every
-    # event's state (message and details rendered) is recorded and persisted.
-    "alert_topic": "stream|from().measurement('m1')"
-                   "|alert().id('{{ .Name }}_{{ .TaskName }}')"
-                   ".info(lambda: \"value\" > 10).warn(lambda: \"value\" > 20)"
-                   ".crit(lambda: \"value\" > 30).topic('bench')",
-}
-MEASUREMENTS = {"bare": ("m1",), "count": ("m1",), "join": ("m1", "m2"), "alert": ("m1",),
-                "alert_topic": ("m1",)}
-#: the node that must have collected every point; the alert shape is timed to its end
-DONE_NODE = {"alert": "alert2", "alert_topic": "alert2"}
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run(shape: str, tasks: int, points: int) -> None:
-    config = {"http": {"log-enabled": False, "max-body-size": 0},
-              "logging": {"level": "WARN"}}
-    with DaemonProcess(config) as daemon, httpx.Client(base_url=daemon.url,
-                                                       timeout=600) as client:
-        for i in range(tasks):
-            response = client.post("/kapacitor/v1/tasks", json={
-                "id": f"{shape}{i}", "type": "stream", "status": "enabled",
-                "dbrps": [{"db": "bench", "rp": "autogen"}], "script": SHAPES[shape]})
-            assert response.status_code == 200, response.text
-        bodies = ["\n".join(f"{m} value={i} {i}" for i in range(points)).encode()
-                  for m in MEASUREMENTS[shape]]
+    with DaemonProcess(DAEMON_CONFIG) as daemon, httpx.Client(base_url=daemon.url,
+                                                              timeout=600) as client:
+        ids = define_tasks(client, shape, tasks)
+        bodies = shape_bodies(shape, points)
         points *= len(bodies)
         started = time.perf_counter()
         for body in bodies:
-            response = client.post("/write?db=bench&rp=autogen&precision=s", content=body)
+            response = client.post(WRITE, content=body)
             assert response.status_code == 204, response.text
-        while True:
-            listing = client.get("/kapacitor/v1/tasks", params={"fields": "stats"}).json()
-            node = DONE_NODE.get(shape, "stream0")
-            done = sum(t["stats"]["node-stats"].get(node, {}).get("collected", 0)
-                       for t in listing["tasks"])
-            if done >= points * tasks:
-                break
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - started
+        elapsed, stats = wait_counter(client, ids, DONE_NODE.get(shape, "stream0"),
+                                      points * tasks, started, timeout=3600)
+        assert elapsed is not None
         assert daemon.proc is not None
         rss = peak_rss_mb(daemon.proc.pid)
-        dropped = sum(t["stats"]["task-stats"]["points_dropped"] for t in listing["tasks"])
+        dropped = sum(s["task-stats"]["points_dropped"] for s in stats)
         print(f"{shape:<6} {tasks:>4} tasks x {points:>7,} points: "
               f"{points * tasks / elapsed:>12,.0f} deliveries/s  {elapsed:6.2f} s  "
               f"peak RSS {rss:6.0f} MB  dropped {dropped}")

@@ -19,13 +19,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import line_body
+
 from kapa_core.testing import DaemonProcess
 
 TASK = "dbrp \"bench\".\"autogen\"\nstream|from().measurement('m1')\n"
-
-
-def body(n: int, offset: int) -> bytes:
-    return "\n".join(f"m1 value={i} {offset + i}" for i in range(n)).encode()
 
 
 def main() -> None:
@@ -45,7 +44,7 @@ def main() -> None:
             "task API is not available in this build)"
         print(f"kapa-core at {daemon.url}, {receiving}")
         for n in args.points:
-            bodies = [body(n, k * n) for k in range(args.bodies)]
+            bodies = [line_body(n, k * n) for k in range(args.bodies)]
             rates = []
             for data in bodies:
                 started = time.perf_counter()
