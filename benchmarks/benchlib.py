@@ -7,8 +7,11 @@ the same against kapa-core and against Kapacitor 1.5.7.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +162,15 @@ class Load:
     def __init__(self, pid: int | None = None) -> None:
         self.pid = pid
         self.cores = os.cpu_count() or 1
+        self.restart()
+
+    def restart(self) -> Load:
+        """Count from now on (a case calls it when its timed part begins)."""
         self._machine = machine_jiffies()
-        self._process = cpu_seconds(pid) if pid else 0.0
+        self._process = cpu_seconds(self.pid) if self.pid else 0.0
         self._wall = time.perf_counter()
         self.machine = self.process = 0.0
+        return self
 
     def stop(self) -> Load:
         busy, total = machine_jiffies()
@@ -175,3 +183,79 @@ class Load:
             except OSError:  # the process has ended
                 self.process = 0.0
         return self
+
+
+# -- an HTTP receiver that records when each request arrived ---------------------------
+
+class _Recorder(asyncio.Protocol):
+    """A minimal HTTP/1.1 server side: answers every request 200 at once (keep-alive)
+    and records ``(time.monotonic_ns() when its last byte arrived, body)``."""
+
+    def __init__(self, arrivals: list[tuple[int, bytes]]) -> None:
+        self.arrivals = arrivals
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            rest = self.buffer[end + 4:]
+            if b"transfer-encoding: chunked" in head:
+                body, used = _dechunk(rest)
+                if used < 0:
+                    return
+            else:
+                found = re.search(rb"content-length:\s*(\d+)", head)
+                size = int(found.group(1)) if found else 0
+                if len(rest) < size:
+                    return
+                body, used = rest[:size], size
+            self.buffer = rest[used:]
+            self.arrivals.append((now, body))
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def _dechunk(data: bytes) -> tuple[bytes, int]:
+    """The body of a chunked request and the bytes it took, or (b"", -1) if incomplete."""
+    body, at = b"", 0
+    while (eol := data.find(b"\r\n", at)) >= 0:
+        size = int(data[at:eol].split(b";")[0], 16)
+        if len(data) < eol + 2 + size + 2:
+            return b"", -1
+        if size == 0:
+            end = data.find(b"\r\n\r\n", eol)  # trailers, if any, end with a blank line
+            return (body, end + 4) if end >= 0 else (b"", -1)
+        body += data[eol + 2:eol + 2 + size]
+        at = eol + 2 + size + 2
+    return b"", -1
+
+
+def receiver_main(conn: Connection) -> None:
+    """Run in its own process (its own interpreter lock, so that neither the writer's
+    timing nor the arrivals' wait on the other): sends its port, then answers ``"count"``
+    with the number of requests so far and ``"stop"`` with every ``(arrival_ns, body)``.
+    ``time.monotonic_ns()`` is CLOCK_MONOTONIC, one clock for every process of the
+    machine, so arrivals compare with the writer's own readings."""
+    asyncio.run(_receive(conn))
+
+
+async def _receive(conn: Connection) -> None:
+    arrivals: list[tuple[int, bytes]] = []
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Recorder(arrivals), "127.0.0.1", 0)
+    conn.send(server.sockets[0].getsockname()[1])
+    while True:
+        message = await loop.run_in_executor(None, conn.recv)
+        if message == "count":
+            conn.send(len(arrivals))
+        else:
+            server.close()
+            conn.send(arrivals)
+            return
