@@ -44,6 +44,7 @@ import os
 import pstats
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -85,6 +86,21 @@ def body(points: int, offset: int) -> bytes:
     return "\n".join(f"m1 value={i} {offset + i}" for i in range(points)).encode()
 
 
+def parsed_twice(data: bytes) -> int:
+    """How many of ``data``'s lines the write handler parses twice: a body larger than
+    ``THREAD_PARSE_BYTES`` is checked piece by piece and only the points of the first
+    ``KEEP_POINTS`` lines are kept; the other pieces are parsed again to be routed."""
+    if len(data) <= write_api.THREAD_PARSE_BYTES:
+        return 0
+    good = twice = 0
+    for start, end, _ in lineprotocol.pieces(data, write_api.THREAD_PARSE_BYTES):
+        lines = data.count(b"\n", start, end) + (end == len(data) and data[-1:] != b"\n")
+        good += lines
+        if good > write_api.KEEP_POINTS:
+            twice += lines
+    return twice
+
+
 def load() -> str:
     """The machine's load averages and CPU count, to print beside every figure."""
     one, five, fifteen = os.getloadavg()
@@ -108,11 +124,19 @@ def short(frame: str) -> str:
 
 
 def table(title: str, rows: Iterable[tuple[str, float]], total: float, unit: str,
-          top: int) -> str:
-    out = [f"**{title}**", "", f"| function | {unit} | share |", "|---|---:|---:|"]
+          top: int, calls: dict[str, tuple[int, float]] | None = None) -> str:
+    """A Markdown table of the ``top`` rows; ``calls`` adds each function's calls and
+    calls per delivered point."""
+    more = " calls | calls per point |" if calls is not None else ""
+    out = [f"**{title}**", "", f"| function | {unit} | share |{more}",
+           "|---|---:|---:|" + ("---:|---:|" if calls is not None else "")]
     for name, value in sorted(rows, key=lambda r: -r[1])[:top]:
         shown = f"{value:,.0f}" if unit == "samples" else f"{value:.3f}"
-        out.append(f"| `{name}` | {shown} | {100 * value / total:.1f}% |")
+        line = f"| `{name}` | {shown} | {100 * value / total:.1f}% |"
+        if calls is not None:
+            n, per_point = calls[name]
+            line += f" {n:,} | {per_point:.2f} |"
+        out.append(line)
     return "\n".join(out) + "\n"
 
 
@@ -159,20 +183,29 @@ def collapsed_tables(path: Path, top: int) -> str:
     return "\n".join(out)
 
 
-def pstats_tables(stats: pstats.Stats, top: int) -> str:
+def pstats_tables(stats: pstats.Stats, top: int, deliveries: int) -> str:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    # The trio thread waiting in epoll while a worker thread parses is not work.
+    raw = {k: v for k, v in raw.items() if "select.epoll" not in k[2]
+           and "_io_epoll.py" not in k[0]}
     total = sum(tt for _, _, tt, _, _ in raw.values())
     rows_self = []
     rows_cum = []
-    for (filename, line, name), (_, _, tt, ct, _) in raw.items():
+    calls: dict[str, tuple[int, float]] = {}
+    all_calls = 0
+    for (filename, line, name), (_, nc, tt, ct, _) in raw.items():
         label = short(f"{name} ({filename}:{line})") if filename != "~" else name
+        calls[label] = (nc, nc / deliveries)
+        all_calls += nc
         rows_self.append((label, tt))
         if not any(marker in label for marker in PLUMBING + CPROFILE_PLUMBING):
             rows_cum.append((label, ct))
-    return "\n".join([f"{total:.3f} s of profiled CPU time in all\n",
-                      table("Self (tottime)", rows_self, total, "seconds", top),
+    return "\n".join([f"{total:.3f} s of profiled CPU time in all (waits in epoll left "
+                      f"out); {all_calls:,} calls, "
+                      f"{all_calls / deliveries:.1f} per delivered point\n",
+                      table("Self (tottime)", rows_self, total, "seconds", top, calls),
                       table("Cumulative (cumtime; trio's run loop, generator sends and "
-                            "contexts left out)", rows_cum, total, "seconds", top)])
+                            "contexts left out)", rows_cum, total, "seconds", top, calls)])
 
 
 # -- py-spy against the daemon ----------------------------------------------------------
@@ -213,7 +246,9 @@ def profile_daemon(args: argparse.Namespace, spy: str) -> None:
         assert daemon.proc is not None
         define_tasks(client, SCRIPTS[args.row], args.tasks)
         bodies = [body(args.points, k * args.points) for k in range(args.repeat + 1)]
-        print(f"{args.row}: {args.tasks} task(s) x {args.points:,} points; {load()}")
+        print(f"{args.row}: {args.tasks} task(s) x {args.points:,} points "
+              f"({len(bodies[0]):,} bytes per body, {parsed_twice(bodies[0]):,} of its "
+              f"lines parsed twice by the write handler); {load()}")
         elapsed = timed_write(client, bodies[0], args.points * args.tasks)
         print(f"without profiler: {elapsed:.3f} s, "
               f"{args.points * args.tasks / elapsed:,.0f} deliveries/s")
@@ -249,8 +284,11 @@ def profile_in_process(args: argparse.Namespace) -> None:
     worker_profiles: list[cProfile.Profile] = []
     real_parse = write_api._parse
 
+    profiling = threading.Event()
+
     def profiled_parse(*a: Any) -> lineprotocol.ParseResult:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() or \
+                not profiling.is_set():
             return real_parse(*a)  # the trio thread's profiler sees it already
         profiler = cProfile.Profile()
         profiler.enable()
@@ -261,6 +299,8 @@ def profile_in_process(args: argparse.Namespace) -> None:
             worker_profiles.append(profiler)
 
     write_api._parse = profiled_parse  # type: ignore[assignment]
+    if args.keep_points is not None:  # what if the checking pass kept more points
+        write_api.KEEP_POINTS = args.keep_points
     main_profile = cProfile.Profile()
     bodies = [body(args.points, k * args.points) for k in range(args.repeat + 1)]
     timings: list[float] = []
@@ -276,7 +316,8 @@ def profile_in_process(args: argparse.Namespace) -> None:
             tasks = [await master.start(f"t{i}", pipeline, [DBRP])
                      for i in range(args.tasks)]
             for k, data in enumerate(bodies):
-                if k == 1:
+                if k == 1 and not args.timing_only:
+                    profiling.set()
                     main_profile.enable()
                 request = Request("POST", "/write", query={
                     "db": [DBRP[0]], "rp": [DBRP[1]], "precision": ["s"]}, body=data)
@@ -290,11 +331,18 @@ def profile_in_process(args: argparse.Namespace) -> None:
             main_profile.disable()
             nursery.cancel_scope.cancel()
 
-    print(f"{args.row}: {args.tasks} task(s) x {args.points:,} points, in process; "
-          f"{load()}")
+    print(f"{args.row}: {args.tasks} task(s) x {args.points:,} points, in process "
+          f"(KEEP_POINTS {write_api.KEEP_POINTS:,}, {parsed_twice(bodies[0]):,} lines "
+          f"parsed twice); {load()}")
     trio.run(run)
     write_api._parse = real_parse
     n = args.points * args.tasks
+    if args.timing_only:
+        rates = sorted(n / t for t in timings[1:])
+        print(f"{args.repeat} writes after the first, without profiler: median "
+              f"{statistics.median(rates):,.0f} deliveries/s (min {rates[0]:,.0f}, max "
+              f"{rates[-1]:,.0f})")
+        return
     print(f"without profiler: {timings[0]:.3f} s, {n / timings[0]:,.0f} deliveries/s")
     profiled = sum(timings[1:])
     print(f"under cProfile: {args.repeat} writes in {profiled:.3f} s, "
@@ -306,7 +354,7 @@ def profile_in_process(args: argparse.Namespace) -> None:
     path = out / f"{args.row}-cprofile.pstats"
     stats.dump_stats(str(path))
     print(f"pstats file: {path}\n")
-    print(pstats_tables(stats, args.top))
+    print(pstats_tables(stats, args.top, args.repeat * n))
 
 
 # -- memory -----------------------------------------------------------------------------
@@ -464,7 +512,8 @@ def memory_daemon(args: argparse.Namespace) -> None:
             assert response.status_code == 204, response.text
         while True:
             stats = client.get("/kapacitor/v1/tasks/t0").json()["stats"]["node-stats"]
-            if stats["window2"]["collected"] >= args.points:
+            window = next(v for k, v in stats.items() if k.startswith("window"))
+            if window["collected"] >= args.points:
                 break
             time.sleep(0.05)
         after = rss()
@@ -496,6 +545,13 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20, help="rows per table (20)")
     parser.add_argument("--out", default="/tmp/kapa-profile",
                         help="where raw profiles go (default /tmp/kapa-profile)")
+    parser.add_argument("--keep-points", type=int,
+                        help="cprofile: the write handler's KEEP_POINTS (default as in "
+                             "kapa_core/http/write_api.py); a large value parses no line "
+                             "twice")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="cprofile: no profiler, only the median rate of the writes "
+                             "after the first (to try a setting such as --keep-points)")
     parser.add_argument("--series", type=int, default=10_000, help="memory: series")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="memory: also list allocation sites")
