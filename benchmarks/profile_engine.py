@@ -13,11 +13,12 @@ task's ``stream0`` has collected every point, as the benchmark times it.
 With ``--profiler py-spy`` (the default when ``py-spy`` is on the PATH or beside this
 Python) the real daemon runs as a subprocess: one write is timed without a profiler,
 then ``py-spy record`` attaches (``--function --threads --gil --format raw``,
-``--native`` on request: only the thread holding the GIL is sampled, as the GIL is what
-the work is serialised on) while ``--repeat`` more bodies (later timestamps) go through it. With
-``--profiler cprofile`` the same write handler, router and tasks run in this process
-(no HTTP server: the body is handed to the handler) under cProfile, the worker threads
-that parse the body each with their own profiler, merged at the end.
+``--native`` on request; only the thread holding the GIL is sampled, as the GIL is what
+the work is serialised on) while ``--repeat`` more bodies (later timestamps) go through
+it. With ``--profiler cprofile`` the same write handler, router and tasks run in this
+process (no HTTP server: the body is handed to the handler) under cProfile, the worker
+threads that parse the body each with their own profiler, merged at the end; there
+``--timing-only`` times the writes without a profiler, e.g. to try ``--keep-points``.
 
 Both print two tables in Markdown: the functions with the most samples (time) on top of
 the stack ("self") and anywhere in it ("cumulative"), with their share of all samples,
