@@ -438,12 +438,17 @@ def memory_in_process(args: argparse.Namespace) -> None:
     traced_before = tracemalloc.get_traced_memory()[0] if args.tracemalloc else 0
     snapshot_before = tracemalloc.take_snapshot() if args.tracemalloc else None
     piece = 50_000  # lines per parse, about what the write handler parses at a time
+    shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     started = time.perf_counter()
     for start in range(0, args.points, piece):
         data = memory_lines(args.points, args.series, start, min(piece, args.points - start))
         result = lineprotocol.parse(data, precision="n", database=DBRP[0],
                                     retention_policy=DBRP[1])
         assert not result.errors, result.errors[:3]
+        if args.intern_tags:  # what if the parser shared one tags dict per series
+            for p in result.points:
+                key = tuple(p.tags.items())
+                p.tags = shared_tags.setdefault(key, p.tags)
         for p in result.points:  # as RunningTask._consume: straight to the children
             for child in source.children:
                 child.receive_point(p)
@@ -557,6 +562,8 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true",
                         help="memory: also list allocation sites")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames (1)")
+    parser.add_argument("--intern-tags", action="store_true",
+                        help="memory: share one tags dict per series (a what-if)")
     parser.add_argument("--daemon", action="store_true",
                         help="memory: measure a real daemon's RSS instead")
     args = parser.parse_args()
