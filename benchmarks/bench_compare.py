@@ -221,6 +221,7 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
         interval = batch * 1_000_000_000 // args.latency_rate
         acks: list[tuple[int, int]] = []  # per write: (sent, answered), monotonic ns
         late = 0
+        receiving = Load(receiver.pid)
         server.load.restart()
         first = time.monotonic_ns() + 50_000_000
         for k, body in enumerate(bodies):
@@ -237,15 +238,21 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
             acks.append((sent, answered))
         spent = (time.monotonic_ns() - first) / 1e9
         server.load.stop()
+        receiving.stop()
         total = writes * batch
+        # wait for every point, or until nothing has arrived for 5 s
         deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
+        count, changed = -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - changed < 5:
             ours.send("count")
-            if ours.recv() >= total:
+            now = ours.recv()
+            if now >= total:
                 break
+            if now != count:
+                count, changed = now, time.monotonic()
             time.sleep(0.1)
         ours.send("stop")
-        arrivals: list[tuple[int, bytes]] = ours.recv()
+        arrivals, connections = ours.recv()
     finally:
         delete_tasks(client, ids)
         receiver.join(5)
@@ -264,7 +271,7 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
             from_send.append((at - acks[k][0]) / 1e6)
     missing = total - len(seen)
     if not from_ack:
-        print(f"    nothing delivered ({missing} missing)", end="")
+        print(f"    nothing delivered ({missing} missing; {connections})", end="")
         return {"p50": None, "p99": None}
     answer = statistics.median((a - s) / 1e6 for s, a in acks)
     print(f"    {total / spent:,.0f} points/s offered in {writes} writes ({late} late), "
@@ -272,7 +279,9 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
           f"duplicates; median /write answer {answer:.2f} ms; from the send: "
           f"p50 {percentile(from_send, 0.5):.2f} p99 {percentile(from_send, 0.99):.2f} ms; "
           f"from the 204: max {max(from_ack):.2f} ms, "
-          f"{sum(1 for v in from_ack if v < 0)} negative", end="")
+          f"{sum(1 for v in from_ack if v < 0)} negative; the receiver saw "
+          f"{connections['connections']:,} connections, at most {connections['most open']:,} "
+          f"open at once and used {receiving.process:.2f} cores", end="")
     return {"p50": percentile(from_ack, 0.5), "p99": percentile(from_ack, 0.99)}
 
 

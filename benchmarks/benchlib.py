@@ -8,6 +8,7 @@ the same against kapa-core and against Kapacitor 1.5.7.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -191,17 +192,28 @@ class _Recorder(asyncio.Protocol):
     """A minimal HTTP/1.1 server side: answers every request 200 at once (keep-alive)
     and records ``(time.monotonic_ns() when its last byte arrived, body)``."""
 
-    def __init__(self, arrivals: list[tuple[int, bytes]]) -> None:
+    def __init__(self, arrivals: list[tuple[int, bytes]], counts: dict[str, int]) -> None:
         self.arrivals = arrivals
+        self.counts = counts
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.counts["connections"] += 1
+        self.counts["open"] += 1
+        self.counts["most open"] = max(self.counts["most open"], self.counts["open"])
+        self.last = time.monotonic()
+        _OPEN.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.counts["open"] -= 1
+        _OPEN.discard(self)
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
+        self.last = now / 1e9
         self.buffer += data
         while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
             head = self.buffer[:end].lower()
@@ -222,6 +234,23 @@ class _Recorder(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
+_OPEN: set[_Recorder] = set()
+#: a kept-alive connection idle this long is closed, as servers do (Kapacitor 1.5.7's post
+#: handler opens a connection per request and leaves it open: without this it would use
+#: up the receiver's file descriptors)
+IDLE_TIMEOUT = 1.0
+
+
+async def _close_idle() -> None:
+    while True:
+        await asyncio.sleep(IDLE_TIMEOUT / 4)
+        now = time.monotonic()
+        for recorder in list(_OPEN):
+            if now - recorder.last > IDLE_TIMEOUT and recorder.transport is not None:
+                recorder.transport.close()
+                _OPEN.discard(recorder)
+
+
 def _dechunk(data: bytes) -> tuple[bytes, int]:
     """The body of a chunked request and the bytes it took, or (b"", -1) if incomplete."""
     body, at = b"", 0
@@ -240,22 +269,30 @@ def _dechunk(data: bytes) -> tuple[bytes, int]:
 def receiver_main(conn: Connection) -> None:
     """Run in its own process (its own interpreter lock, so that neither the writer's
     timing nor the arrivals' wait on the other): sends its port, then answers ``"count"``
-    with the number of requests so far and ``"stop"`` with every ``(arrival_ns, body)``.
+    with the number of requests so far and ``"stop"`` with every ``(arrival_ns, body)`` and
+    the connection counts.
     ``time.monotonic_ns()`` is CLOCK_MONOTONIC, one clock for every process of the
     machine, so arrivals compare with the writer's own readings."""
+    # Past the descriptor limit asyncio logs every failed accept(); the missing arrivals
+    # say it already.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     asyncio.run(_receive(conn))
 
 
 async def _receive(conn: Connection) -> None:
     arrivals: list[tuple[int, bytes]] = []
+    counts = {"connections": 0, "open": 0, "most open": 0}
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Recorder(arrivals), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: _Recorder(arrivals, counts), "127.0.0.1", 0,
+                                      backlog=1024)
     conn.send(server.sockets[0].getsockname()[1])
+    closer = asyncio.create_task(_close_idle())
     while True:
         message = await loop.run_in_executor(None, conn.recv)
         if message == "count":
             conn.send(len(arrivals))
         else:
+            closer.cancel()
             server.close()
-            conn.send(arrivals)
+            conn.send((arrivals, counts))
             return
