@@ -58,7 +58,7 @@ from kapa_core.plugin_api import (
 )
 
 from .oauth import AZURE_AUTHORITY, AZURE_RESOURCE_MANAGER, AzureCredentials, join_url
-from .prometheus_sd import join_host_port, sanitize_label_name
+from .prometheus_sd import join_host_port, refresh_every, sanitize_label_name
 
 #: the api-versions of the azure-sdk-for-go clients Prometheus' discoverer uses
 COMPUTE_API_VERSION = "2016-03-30"
@@ -285,18 +285,8 @@ class AzureDiscoverer:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        interval = self.config.refresh_interval / 1e9
-        next_run = trio.current_time()
-        while True:
-            try:
-                groups = await self.refresh()
-            except AzureError as exc:
-                self.context.log.error("unable to refresh during Azure discovery",
-                                       err=str(exc))
-            else:
-                self.context.update(groups, replace=True)
-            next_run += interval
-            await trio.sleep_until(max(next_run, trio.current_time()))
+        await refresh_every(self.context, self.refresh, self.config.refresh_interval / 1e9,
+                            "unable to refresh during Azure discovery", (AzureError,))
 
 
 @hookimpl

@@ -37,7 +37,7 @@ from kapa_core.plugin_api import (
     unique_elements,
 )
 
-from .prometheus_sd import join_host_port, sanitize_label_name
+from .prometheus_sd import join_host_port, refresh_every, sanitize_label_name
 
 META = "__meta_ec2_"
 #: the shortest refresh interval (Kapacitor's discoverer panics on zero or less)
@@ -117,15 +117,9 @@ class EC2Discoverer:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        interval = max(self.config.refresh_interval / 1e9, MIN_REFRESH)
-        while True:
-            try:
-                groups = await self.refresh()
-            except CloudError as exc:
-                self.context.log.error("ec2 discovery failed", err=str(exc))
-            else:
-                self.context.update(groups, replace=True)
-            await trio.sleep(interval)
+        await refresh_every(self.context, self.refresh,
+                            max(self.config.refresh_interval / 1e9, MIN_REFRESH),
+                            "ec2 discovery failed", (CloudError,))
 
 
 @hookimpl

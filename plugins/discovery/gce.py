@@ -52,7 +52,7 @@ from kapa_core.plugin_api import (
 )
 
 from .oauth import GoogleCredentials, find_google_credentials
-from .prometheus_sd import sanitize_label_name
+from .prometheus_sd import refresh_every, sanitize_label_name
 
 COMPUTE_BASE = "https://www.googleapis.com/compute/v1/projects/"
 #: gcloud's property api_endpoint_overrides/compute as an environment variable
@@ -220,17 +220,8 @@ class GCEDiscoverer:
                                       f"{exc}") from None
         self.context.log.debug("gce discovery credentials", origin=self.credentials.origin,
                                kind=self.credentials.kind)
-        interval = self.config.refresh_interval / 1e9
-        next_run = trio.current_time()
-        while True:
-            try:
-                groups = await self.refresh()
-            except GCEError as exc:
-                self.context.log.error("gce discovery refresh failed", err=str(exc))
-            else:
-                self.context.update(groups, replace=True)
-            next_run += interval
-            await trio.sleep_until(max(next_run, trio.current_time()))
+        await refresh_every(self.context, self.refresh, self.config.refresh_interval / 1e9,
+                            "gce discovery refresh failed", (GCEError,))
 
 
 @hookimpl

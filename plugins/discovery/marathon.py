@@ -54,7 +54,7 @@ from kapa_core.plugin_api import (
 )
 
 from .prometheus_sd import describe as _describe
-from .prometheus_sd import go_field, join_host_port, sanitize_label_name
+from .prometheus_sd import go_field, join_host_port, refresh_every, sanitize_label_name
 
 #: the path and query every request asks for (as the vendored discovery)
 APPS_PATH = "/v2/apps/?embed=apps.tasks"
@@ -213,16 +213,9 @@ class MarathonDiscoverer:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        interval = int(self.config.refresh_interval) / 1e9 or 30.0
-        while True:
-            try:
-                groups = await self.refresh()
-            except Exception as exc:  # logged; the previous groups stay
-                self.context.log.error("error while updating Marathon services",
-                                       err=describe(exc))
-            else:
-                self.context.update(groups, replace=True)
-            await trio.sleep(interval)
+        await refresh_every(self.context, self.refresh,
+                            int(self.config.refresh_interval) / 1e9 or 30.0,
+                            "error while updating Marathon services", text=describe)
 
 
 @hookimpl

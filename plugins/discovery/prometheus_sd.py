@@ -4,11 +4,14 @@ matches them, and failures as the logs show them."""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from kapa_core.plugin_api import KapaError
+import trio
+
+from kapa_core.plugin_api import DiscoveryContext, KapaError, TargetGroup
 
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -48,4 +51,30 @@ def describe(exc: BaseException, *own: type[BaseException]) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-__all__ = ["describe", "go_field", "join_host_port", "sanitize_label_name"]
+async def refresh_every(context: DiscoveryContext,
+                        refresh: Callable[[], Awaitable[Iterable[TargetGroup]]],
+                        interval: float, failure: str,
+                        errors: tuple[type[Exception], ...] = (Exception,),
+                        text: Callable[[BaseException], str] = str) -> None:
+    """Prometheus' refresh loop: ``refresh()`` at once and then at every tick of
+    ``interval`` seconds, its groups published in place of the previous ones; ticks a
+    slow refresh missed are dropped, as Go's ticker drops them (a failing API is not
+    asked again back to back). A refresh failing with one of ``errors`` is logged as
+    ``failure`` (``text(exc)`` as its ``err``) and the previous groups stay."""
+    next_run = trio.current_time()
+    while True:
+        try:
+            groups = await refresh()
+        except errors as exc:
+            context.log.error(failure, err=text(exc))
+        else:
+            context.update(groups, replace=True)
+        next_run += interval
+        now = trio.current_time()
+        if next_run <= now:
+            next_run += math.floor((now - next_run) / interval + 1) * interval
+        await trio.sleep_until(next_run)
+
+
+__all__ = ["describe", "go_field", "join_host_port", "refresh_every",
+           "sanitize_label_name"]

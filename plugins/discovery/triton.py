@@ -41,7 +41,7 @@ from kapa_core.plugin_api import (
 )
 
 from .prometheus_sd import describe as _describe
-from .prometheus_sd import go_field
+from .prometheus_sd import go_field, refresh_every
 
 META = "__meta_triton_"
 #: label name -> the container field it comes from
@@ -152,16 +152,9 @@ class TritonDiscoverer:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        interval = int(self.config.refresh_interval) / 1e9 or 60.0
-        while True:
-            try:
-                groups = await self.refresh()
-            except Exception as exc:  # logged; the previous groups stay
-                self.context.log.error("refreshing Triton targets failed",
-                                       err=describe(exc))
-            else:
-                self.context.update(groups, replace=True)
-            await trio.sleep(interval)
+        await refresh_every(self.context, self.refresh,
+                            int(self.config.refresh_interval) / 1e9 or 60.0,
+                            "refreshing Triton targets failed", text=describe)
 
 
 @hookimpl

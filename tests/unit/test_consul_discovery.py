@@ -67,6 +67,7 @@ class FakeAPI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 10  # a client that never finishes its request is let go
 
             def do_GET(self) -> None:  # noqa: N802
                 path, _, query = self.path.partition("?")
@@ -93,7 +94,10 @@ class FakeAPI:
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            # the handshake happens in the request's own thread (on its first read), so
+            # a client cancelled halfway through one cannot hold up accepting the next
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
         self.scheme = "https" if tls else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
