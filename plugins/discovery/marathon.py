@@ -31,12 +31,10 @@ written as JSON drops every target).
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import trio
 
 from kapa_core.plugin_api import (
@@ -54,7 +52,7 @@ from kapa_core.plugin_api import (
 )
 
 from .prometheus_sd import describe as _describe
-from .prometheus_sd import go_field, join_host_port, refresh_every, sanitize_label_name
+from .prometheus_sd import get_json, go_field, join_host_port, refresh_every, sanitize_label_name
 
 #: the path and query every request asks for (as the vendored discovery)
 APPS_PATH = "/v2/apps/?embed=apps.tasks"
@@ -195,20 +193,9 @@ class MarathonDiscoverer:
         self.context.check_outgoing(url)
         headers = {"Authorization": f"token={config.bearer_token}"} \
             if config.bearer_token else {}
-        extensions = {"sni_hostname": config.ssl_server_name} \
-            if config.ssl_server_name else None
         client = self.context.http_client(self.tls, int(config.timeout) / 1e9)
-        try:
-            response = await client.get(url, headers=headers, extensions=extensions)
-        except httpx.HTTPError as exc:
-            raise MarathonError(f"GET {url}: {describe(exc)}") from exc
-        if not 200 <= response.status_code < 300:
-            raise MarathonError(f"{url}: unexpected response code {response.status_code}: "
-                                f"{response.text[:200]}")
-        try:
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise MarathonError(f"{url}: the answer is not JSON: {exc}") from None
+        body = await get_json(client, url, MarathonError, headers=headers,
+                              server_name=config.ssl_server_name)
         return app_groups(body)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

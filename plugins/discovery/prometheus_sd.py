@@ -4,11 +4,13 @@ matches them, and failures as the logs show them."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.plugin_api import DiscoveryContext, KapaError, TargetGroup
@@ -51,6 +53,26 @@ def describe(exc: BaseException, *own: type[BaseException]) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+async def get_json(client: httpx.AsyncClient, url: str, error: type[Exception], *,
+                   headers: Mapping[str, str] | None = None, server_name: str = "",
+                   not_json: str = "") -> Any:
+    """The decoded JSON answer to a GET of ``url`` (SNI ``server_name`` when set);
+    ``error`` naming the URL when the request fails or the status is not 2xx, and with
+    ``not_json`` (default ``<url>: the answer is not JSON``) when the body is no JSON."""
+    extensions = {"sni_hostname": server_name} if server_name else None
+    try:
+        response = await client.get(url, headers=headers, extensions=extensions)
+    except httpx.HTTPError as exc:
+        raise error(f"GET {url}: {describe(exc, error)}") from exc
+    if not 200 <= response.status_code < 300:
+        raise error(f"{url}: unexpected response code {response.status_code}: "
+                    f"{response.text[:200]}")
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise error(f"{not_json or url + ': the answer is not JSON'}: {exc}") from None
+
+
 async def refresh_every(context: DiscoveryContext,
                         refresh: Callable[[], Awaitable[Iterable[TargetGroup]]],
                         interval: float, failure: str,
@@ -76,5 +98,5 @@ async def refresh_every(context: DiscoveryContext,
         await trio.sleep_until(next_run)
 
 
-__all__ = ["describe", "go_field", "join_host_port", "refresh_every",
+__all__ = ["describe", "get_json", "go_field", "join_host_port", "refresh_every",
            "sanitize_label_name"]

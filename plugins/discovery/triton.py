@@ -20,11 +20,9 @@ body comes back).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import trio
 
 from kapa_core.plugin_api import (
@@ -41,7 +39,7 @@ from kapa_core.plugin_api import (
 )
 
 from .prometheus_sd import describe as _describe
-from .prometheus_sd import go_field, refresh_every
+from .prometheus_sd import get_json, go_field, refresh_every
 
 META = "__meta_triton_"
 #: label name -> the container field it comes from
@@ -134,20 +132,10 @@ class TritonDiscoverer:
         config = self.config
         url = discovery_url(config)
         self.context.check_outgoing(url)
-        extensions = {"sni_hostname": config.ssl_server_name} \
-            if config.ssl_server_name else None
-        try:
-            response = await self.context.http_client(self.tls).get(url, extensions=extensions)
-        except httpx.HTTPError as exc:
-            raise TritonError(f"GET {url}: {describe(exc)}") from exc
-        if not 200 <= response.status_code < 300:
-            raise TritonError(f"{url}: unexpected response code {response.status_code}: "
-                              f"{response.text[:200]}")
-        try:
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise TritonError(f"an error occurred unmarshaling the discovery response "
-                              f"json: {exc}") from None
+        body = await get_json(self.context.http_client(self.tls), url, TritonError,
+                              server_name=config.ssl_server_name,
+                              not_json="an error occurred unmarshaling the discovery "
+                                       "response json")
         return container_groups(body, config)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
