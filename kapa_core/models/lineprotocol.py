@@ -20,11 +20,27 @@ every bad line at once.
 
 Speed: lines without backslashes or double quotes (nearly all real traffic) take a fast
 path built on ``str.split``; the rest go through a careful character scanner.
+
+Compiled fast path
+------------------
+When the C extension ``_lineparse`` is built (``pip install -e .`` builds it where a C
+compiler exists) and ``KAPA_CORE_PURE_PYTHON`` is unset, empty or ``0``, :func:`parse`
+hands the body's UTF-8 bytes to it: it turns every plain line into a :class:`Point`
+and stops at the first line it is not sure about; that line is parsed here by the same
+code as :func:`parse_pure` (which stays the reference: both give equal results, errors
+included), then C goes on from the next line. :func:`implementation` says which path
+runs and why. :func:`check` answers "is every line good?" with the GIL released while
+C scans, and :func:`parse_range` parses part of a body without copying it.
+
+Points of one series parsed by C share one name string and one tags dict (and field
+keys share their strings), which keeps buffered points small. This relies on nothing
+changing a point's tags dict in place: code that changes tags makes a new dict.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sys
 import time as _time
@@ -92,7 +108,28 @@ def parse(body: bytes | bytearray | memoryview | str, *, precision: str = "n",
     ``first_line`` is the number of the body's first line (a piece of a larger body,
     see :func:`pieces`); at most ``max_errors`` bad lines are kept as :class:`LineError`
     (``bad_lines`` counts them all), so a body of a million bad lines costs no memory.
+    Compiled or not (:data:`COMPILED`), the result is that of :func:`parse_pure`.
     """
+    if COMPILED:
+        if isinstance(body, str):
+            try:
+                body = body.encode()
+            except UnicodeEncodeError:  # lone surrogates: each is an error for its line
+                return parse_pure(body, precision=precision, now_ns=now_ns,
+                                  database=database, retention_policy=retention_policy,
+                                  first_line=first_line, max_errors=max_errors)
+        return parse_range(body, 0, None, precision=precision, now_ns=now_ns,
+                           database=database, retention_policy=retention_policy,
+                           first_line=first_line, max_errors=max_errors)
+    return parse_pure(body, precision=precision, now_ns=now_ns, database=database,
+                      retention_policy=retention_policy, first_line=first_line,
+                      max_errors=max_errors)
+
+
+def parse_pure(body: bytes | bytearray | memoryview | str, *, precision: str = "n",
+               now_ns: int | None = None, database: str = "", retention_policy: str = "",
+               first_line: int = 1, max_errors: int | None = None) -> ParseResult:
+    """:func:`parse` in pure Python: the reference the compiled path is tested against."""
     scale = precision_scale(precision)
     if now_ns is None:
         now_ns = _time.time_ns()
@@ -138,6 +175,209 @@ def pieces(body: bytes, size: int) -> Iterator[tuple[int, int, int]]:
         yield start, end, line
         line += body.count(b"\n", start, end)
         start = end
+
+
+# -- the compiled fast path ------------------------------------------------------------------
+
+#: What the compiled path shares between points: series key bytes -> (name, tags) and
+#: key bytes -> str. C empties each past 100,000 entries.
+_SERIES: dict[bytes, tuple[str, dict[str, str]]] = {}
+_STRINGS: dict[bytes, str] = {}
+#: Physical lines read at once (then twice as many...) for a line a quote or a backslash
+#: may carry on onto the next ones.
+_WINDOW = 8
+
+try:
+    from kapa_core.models import _lineparse
+except ImportError as exc:  # no C compiler where it was installed
+    _WHY = f"the extension is not built: {exc}"
+else:
+    _WHY = ""
+
+
+def _load() -> bool:
+    global _WHY
+    flag = os.environ.get("KAPA_CORE_PURE_PYTHON", "")
+    if flag not in ("", "0"):
+        _WHY = f"KAPA_CORE_PURE_PYTHON={flag}"
+    if _WHY:
+        return False
+    try:
+        _lineparse.setup(Point, _SERIES, _STRINGS)
+    except TypeError as exc:  # Point changed shape: making points in C would be unsafe
+        _WHY = f"the extension cannot fill Point: {exc}"
+        return False
+    return True
+
+
+#: True when :func:`parse` takes the compiled fast path.
+COMPILED: bool = _load()
+
+
+def implementation() -> str:
+    """``"compiled"`` or ``"pure Python (<why>)"``, for the daemon's start-up log."""
+    return "compiled" if COMPILED else f"pure Python ({_WHY or 'switched off'})"
+
+
+def parse_range(body: bytes | bytearray | memoryview, start: int = 0, end: int | None = None,
+                *, precision: str = "n", now_ns: int | None = None, database: str = "",
+                retention_policy: str = "", first_line: int = 1,
+                max_errors: int | None = None) -> ParseResult:
+    """:func:`parse` of ``body[start:end]`` without copying that piece first (``start``
+    should be 0 or just after a newline, see :func:`pieces`). Holds the GIL: it makes
+    the points."""
+    end = _size(body) if end is None else end
+    if not COMPILED:
+        return parse_pure(body[start:end], precision=precision, now_ns=now_ns,
+                          database=database, retention_policy=retention_policy,
+                          first_line=first_line, max_errors=max_errors)
+    scale = precision_scale(precision)
+    if now_ns is None:
+        now_ns = _time.time_ns()
+    now_ns -= now_ns % scale
+    result = ParseResult()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result.bad_lines = _parse_compiled(body, start, end, scale, now_ns, database,
+                                           retention_policy, result, first_line,
+                                           max_errors)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return result
+
+
+def check(body: bytes | bytearray | memoryview, start: int = 0, end: int | None = None,
+          *, precision: str = "n") -> int:
+    """The offset of the first line of ``body[start:end]`` that :func:`parse` reports as
+    bad, or -1 when there is none; makes no points.
+
+    Compiled, the GIL is released while C scans, so a worker thread can check a large
+    body while the trio thread runs (the few lines C leaves to Python hold it). The
+    verdict is :func:`parse`'s: -1 exactly when ``parse(body[start:end]).bad_lines`` is 0.
+    """
+    scale = precision_scale(precision)
+    end = _size(body) if end is None else end
+    if not COMPILED:
+        piece = bytes(body[start:end])
+        result = parse_pure(piece, precision=precision, now_ns=0, max_errors=1)
+        if not result.bad_lines:
+            return -1
+        offset = 0
+        for _ in range(result.errors[0].line - 1):
+            offset = piece.index(b"\n", offset) + 1
+        return start + offset
+    pos = start
+    while True:
+        pos, _ = _lineparse.scan(body, pos, end, scale, 0, "", "", None)
+        if pos >= end:
+            return -1
+        _, exc, _, after, _ = _python_line(body, pos, end, scale, 0)
+        if exc is not None:
+            return pos
+        pos = after
+
+
+def _size(body: bytes | bytearray | memoryview) -> int:
+    return body.nbytes if isinstance(body, memoryview) else len(body)
+
+
+def _parse_compiled(body: bytes | bytearray | memoryview, pos: int, end: int, scale: int,
+                    now_ns: int, database: str, retention_policy: str, result: ParseResult,
+                    number: int, max_errors: int | None) -> int:
+    """C parses what it can; each line it stops at is parsed here. Returns the count of
+    bad lines; ``number`` is the line number at ``pos``."""
+    bad = 0
+    points = result.points
+    errors = result.errors
+    scan = _lineparse.scan
+    while True:
+        pos, newlines = scan(body, pos, end, scale, now_ns, database, retention_policy,
+                             points)
+        if pos >= end:
+            return bad
+        number += newlines
+        point, exc, line, pos, used = _python_line(body, pos, end, scale, now_ns)
+        if point is not None:
+            point.database = database
+            point.retention_policy = retention_policy
+            points.append(point)
+        elif exc is not None:
+            bad += 1
+            if max_errors is None or len(errors) < max_errors:
+                errors.append(LineError(number, _shown(line), str(exc)))
+        number += used
+
+
+def _python_line(body: bytes | bytearray | memoryview, pos: int, end: int, scale: int,
+                 now_ns: int) -> tuple[Point | None, _Bad | None, str, int, int]:
+    """The line at ``pos`` read by Python, with the lines after it that belong to it:
+    (point, error, its text, the offset after it, how many physical lines it took)."""
+    ends = [_lineparse.line_end(body, pos, end)]
+    first = bytes(body[pos:ends[0]])
+    plain = b'"' not in first and b"\\" not in first  # then it never takes the next line
+    window = _WINDOW
+    while True:
+        while not plain and len(ends) < window and ends[-1] < end:
+            ends.append(_lineparse.line_end(body, ends[-1] + 1, end))
+        lines = _decode(first if plain else body[pos:ends[-1]]).split("\n")
+        point, exc, line, used = _one_line(lines, scale, now_ns)
+        # A line that took every line read may go on further: read twice as many.
+        if plain or used < len(lines) or ends[-1] >= end:
+            break
+        window *= 2
+    last = ends[used - 1]
+    return point, exc, line, last + 1 if last < end else end, used
+
+
+def _decode(raw: bytes | bytearray | memoryview) -> str:
+    """As :func:`parse_pure` decodes a body (a newline is never part of a UTF-8 sequence,
+    so a line decodes as it does inside the whole body)."""
+    try:
+        return str(raw, "utf-8")
+    except UnicodeDecodeError:
+        return _STRAY_BYTE.sub("\ufffd", str(raw, "utf-8", "surrogateescape"))
+
+
+def _one_line(lines: list[str], scale: int, now_ns: int
+              ) -> tuple[Point | None, _Bad | None, str, int]:
+    """What one turn of :func:`_parse_lines`'s loop does with ``lines[0]`` (of a body
+    given as bytes, so without lone surrogates): (point, error, the line as shown, how
+    many of ``lines`` it took)."""
+    line = lines[0]
+    index = 1
+    if not line:
+        return None, None, line, index
+    quotes = '"' in line
+    escapes = "\\" in line
+    if escapes or quotes and (line[0] == "#" or line[0] in " \t\0" and
+                              line.lstrip(" \t\0")[:1] == "#"):
+        line, index = _join(line, lines, index)
+        escapes = quotes = True
+    if line[0] in " \t\0":
+        line = line.lstrip(" \t\0")
+        if not line:
+            return None, None, line, index
+    if line[0] == "#":
+        return None, None, line, index
+    try:
+        try:
+            if escapes:
+                point = _parse_slow(line, scale, now_ns)
+            elif quotes:
+                point = _parse_quoted(line, scale, now_ns)
+            else:
+                point = _parse_fast(line, scale, now_ns)
+        except _Bad:
+            if quotes and not escapes:
+                line, index = _join(line, lines, index)
+                if line[0] in " \t\0":
+                    line = line.lstrip(" \t\0")
+            point = _parse_slow(line, scale, now_ns)
+    except _Bad as exc:
+        return None, exc, line, index
+    return point, None, line, index
 
 
 def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
