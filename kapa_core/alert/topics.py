@@ -3,7 +3,15 @@
 An alert node publishes synchronously (``Topics.publish`` never waits): the topic records
 the event's state, then hands the event to each handler's bounded queue. Every handler
 runs in its own trio task, so a slow or failing handler never blocks the task that
-raised the alert nor the other handlers; a full queue drops the event and counts it.
+raised the alert nor the other handlers; a full queue drops the event and counts it, as
+Kapacitor's handler buffer does (``alert/topics.go``: 5,000 events by default,
+``[alert] topic-buffer-length``, a full one refuses the event).
+
+A handler takes its events one at a time, in order. One that can do better with
+several at once (the post handler pipelines its requests on one connection) has an
+``async handle_batch(events)`` returning one outcome per event (None, or the exception
+``handle`` would have raised): its runner hands it what has queued up since the last
+call (up to :data:`BATCH`), and counts and logs each outcome as it would for ``handle``.
 
 With ``[alert] persist-topics`` the per-ID states are written to storage by a background
 flusher (a task must not wait on a disk sync per event) and restored at start.
@@ -11,7 +19,7 @@ flusher (a task must not wait on a disk sync per event) and restored at start.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -24,6 +32,8 @@ from kapa_core.logs import Logger
 from kapa_core.storage import TOPIC_STATES, Store
 
 FLUSH_INTERVAL = 0.5
+#: The most queued events one handler is given at once through its ``handle_batch``
+BATCH = 256
 
 
 @dataclass
@@ -60,23 +70,68 @@ class HandlerRunner:
     async def run(self) -> None:
         async with self.receive:
             async for event in self.receive:
-                if self.match is not None:
+                batch = [event]
+                while len(batch) < BATCH:
                     try:
-                        if not self.match(event):
-                            continue
-                    except Exception as exc:
-                        self.stats.errors += 1
-                        self.log.error("handler match expression failed", topic=self.topic,
-                                       handler=self.id, alert=event.id, err=str(exc))
-                        continue
+                        batch.append(self.receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                matched = [e for e in batch if self._matches(e)]
+                many = self._batch_method() if len(matched) > 1 else None
+                if many is None:
+                    for one in matched:
+                        await self._handle_one(one)
+                    continue
                 try:
-                    await self.handler.handle(event)
-                    self.stats.handled += 1
+                    outcomes = await many(matched)
                 except Exception as exc:
-                    self.stats.errors += 1
-                    self.log.error("alert handler failed", topic=self.topic,
-                                   handler=self.id, kind=self.kind, alert=event.id,
-                                   err=str(exc) or type(exc).__name__)
+                    outcomes = [exc] * len(matched)
+                for one, outcome in zip(matched, outcomes, strict=True):
+                    self._count(one, outcome)
+
+    def _matches(self, event: Event) -> bool:
+        if self.match is None:
+            return True
+        try:
+            return self.match(event)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.log.error("handler match expression failed", topic=self.topic,
+                           handler=self.id, alert=event.id, err=str(exc))
+            return False
+
+    def _batch_method(self) -> Callable[[list[Event]], Awaitable[Sequence[Exception | None]]
+                                        ] | None:
+        """The handler's ``handle_batch`` when it has one. The alert service wraps a
+        plugin's handler in a proxy whose ``current()`` is the handler to use now (made
+        again after a config change); a proxy that cannot make it answers None here and
+        the events go one by one through ``handle``, which reports why for each."""
+        handler = self.handler
+        current = getattr(handler, "current", None)
+        if current is not None:
+            try:
+                handler = current()
+            except Exception:
+                return None
+        many = getattr(handler, "handle_batch", None)
+        return many if callable(many) else None
+
+    async def _handle_one(self, event: Event) -> None:
+        try:
+            await self.handler.handle(event)
+        except Exception as exc:
+            self._count(event, exc)
+        else:
+            self._count(event, None)
+
+    def _count(self, event: Event, outcome: Exception | None) -> None:
+        if outcome is None:
+            self.stats.handled += 1
+            return
+        self.stats.errors += 1
+        self.log.error("alert handler failed", topic=self.topic,
+                       handler=self.id, kind=self.kind, alert=event.id,
+                       err=str(outcome) or type(outcome).__name__)
 
     def close(self) -> None:
         self.send.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -23,6 +24,8 @@ from kapa_core.plugin_api import (
     setting,
     unique_elements,
 )
+
+from . import http11
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,32 +115,99 @@ class PostHandler:
                     text = f.read()
             if text:
                 self.body_template = parse_template(text, "alert-template")
+        #: the URL when it is a plain text (no template action): nothing to render
+        self.url = url if "{{" not in url else None
+        self.headers = {"Content-Type": "application/json"}
+        self.auth: tuple[str, str] | None = None
+        if self.endpoint is not None:
+            self.headers.update(self.endpoint.headers)
+            if self.endpoint.basic_auth.username:
+                self.auth = (self.endpoint.basic_auth.username,
+                             self.endpoint.basic_auth.password)
+        self.headers.update(options.headers)
+        self.http11 = http11.Client11()
 
     async def handle(self, event: Event) -> None:
-        data = event.alert_template_data()  # Kapacitor's alert.Data, for URL and body
-        url = self.url_template.execute(data)
+        (outcome,) = await self.handle_batch([event])
+        if outcome is not None:
+            raise outcome
+
+    async def handle_batch(self, events: Sequence[Event]) -> list[Exception | None]:
+        """POST each event, in order, one request each; one outcome per event (None:
+        delivered). Plain-HTTP requests to one origin are pipelined on a kept-alive
+        connection (http11); the others go through httpx one at a time."""
+        outcomes: list[Exception | None] = [None] * len(events)
+        timeout = self.options.timeout / 1e9 or 30.0
+        direct = not http11.proxied()
+        run: list[tuple[int, str, bytes]] = []  # (index, url, wire) for one origin
+        origin: tuple[str, int] | None = None
+        for index, event in enumerate(events):
+            try:
+                url, headers, auth, body = self._request(event)
+            except Exception as exc:  # a template or the deny list refused it
+                outcomes[index] = exc
+                continue
+            prepared = http11.prepare(url, headers, body, auth) if direct else None
+            if run and (prepared is None or prepared.origin != origin):
+                await self._pipeline(origin, run, timeout, outcomes)
+                run = []
+            if prepared is None:
+                outcomes[index] = await self._send(url, headers, auth, body, timeout)
+            else:
+                origin = prepared.origin
+                run.append((index, url, prepared.wire))
+        if run:
+            await self._pipeline(origin, run, timeout, outcomes)
+        return outcomes
+
+    def _request(self, event: Event
+                 ) -> tuple[str, dict[str, str], tuple[str, str] | None, bytes]:
+        """URL, headers, basic auth and body of the event's POST (the URL checked
+        against the deny list)."""
+        data = None
+        if self.url is None or self.body_template is not None:
+            data = event.alert_template_data()  # Kapacitor's alert.Data, URL and body
+        url = self.url if self.url is not None else self.url_template.execute(data)
         self.context.check_outgoing(url)
-        headers = {"Content-Type": "application/json"}
-        auth = None
-        if self.endpoint is not None:
-            headers.update(self.endpoint.headers)
-            if self.endpoint.basic_auth.username:
-                auth = (self.endpoint.basic_auth.username, self.endpoint.basic_auth.password)
-        headers.update(self.options.headers)
         # The alert JSON ends with a newline, as Go's json.Encoder writes it; a template's
         # output is sent as it is.
         body = self.body_template.execute(data) if self.body_template else \
             event.json() + "\n"
-        timeout = self.options.timeout / 1e9 or 30.0
-        client = self.context.http_client(self.tls, timeout)
+        return url, self.headers, self.auth, body.encode()
+
+    async def _pipeline(self, origin: tuple[str, int] | None,
+                        run: list[tuple[int, str, bytes]], timeout: float,  # noqa: ASYNC109
+                        outcomes: list[Exception | None]) -> None:
+        assert origin is not None
+        answers = await self.http11.pipeline(origin, [wire for _, _, wire in run], timeout)
+        for (index, url, _), answer in zip(run, answers, strict=True):
+            if isinstance(answer, http11.HTTP11Error):
+                outcomes[index] = HandlerError(f"post: {url}: {answer}")
+            elif answer.is_error:
+                outcomes[index] = self._refused(url, answer.status, answer.text)
+
+    async def _send(self, url: str, headers: dict[str, str],
+                    auth: tuple[str, str] | None, body: bytes,
+                    timeout: float) -> Exception | None:  # noqa: ASYNC109
+        """One POST through the shared httpx client: TLS, proxies and unusual URLs."""
         try:
-            response = await client.request("POST", url, content=body.encode(),
-                                            headers=headers, auth=auth)
+            client = self.context.http_client(self.tls, timeout)
+            response = await client.request("POST", url, content=body, headers=headers,
+                                            auth=auth)
         except httpx.HTTPError as exc:
-            raise HandlerError(f"post: {url}: {exc}") from None
+            return HandlerError(f"post: {url}: {exc}")
+        except Exception as exc:  # a TLS file that cannot be loaded, the service stopping
+            return exc
         if response.is_error:
-            detail = f": {response.text[:500]}" if self.options.capture_response else ""
-            raise HandlerError(f"post: {url} answered {response.status_code}{detail}")
+            return self._refused(url, response.status_code, response.text)
+        return None
+
+    def _refused(self, url: str, status: int, text: str) -> HandlerError:
+        detail = f": {text[:500]}" if self.options.capture_response else ""
+        return HandlerError(f"post: {url} answered {status}{detail}")
+
+    def close(self) -> None:
+        self.http11.close()
 
 
 @hookimpl
