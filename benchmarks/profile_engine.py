@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from kapa_core.engine.build import build_nodes  # noqa: E402
 from kapa_core.engine.router import StreamRouter  # noqa: E402
-from kapa_core.engine.task_master import TaskMaster  # noqa: E402
+from kapa_core.engine.task_master import CHUNK, TaskMaster  # noqa: E402
 from kapa_core.http import write_api  # noqa: E402
 from kapa_core.http.messages import Request  # noqa: E402
 from kapa_core.logs import Logger  # noqa: E402
@@ -402,6 +402,14 @@ def account(window_node: Any) -> tuple[Accounting, int]:
         acc.add("per-series window object (_TimeWindow)", window)
         acc.add("per-series window tags dict", window.tags)
         acc.add("ring buffer (list, incl. spare capacity)", window.window)
+        if getattr(window, "values", None) is not None:  # compact: two arrays
+            buffered += window.size
+            acc.add("compact ring: times (int64 array, incl. spare capacity)",
+                    window.times)
+            acc.add("compact ring: values (float64 array, incl. spare capacity)",
+                    window.values)
+            acc.add("compact ring: the series' tags dict", window.ptags)
+            continue
         for p in window.window:
             if p is None:
                 continue
@@ -449,9 +457,10 @@ def memory_in_process(args: argparse.Namespace) -> None:
             for p in result.points:
                 key = tuple(p.tags.items())
                 p.tags = shared_tags.setdefault(key, p.tags)
-        for p in result.points:  # as RunningTask._consume: straight to the children
+        for at in range(0, len(result.points), CHUNK):  # as RunningTask._consume
+            chunk = result.points[at:at + CHUNK]
             for child in source.children:
-                child.receive_point(p)
+                child.receive_points(chunk)
         del data, result
     elapsed = time.perf_counter() - started
     gc.collect()

@@ -195,7 +195,7 @@ class _StreamRecorder:
     def wants(self, database: str, retention_policy: str) -> bool:
         return (database, retention_policy) in self.dbrps
 
-    def deliver(self, points: list[Any]) -> None:
+    def deliver(self, points: list[Any], present: frozenset[str] | None = None) -> None:
         writer = self.writer
         if writer is None:
             return

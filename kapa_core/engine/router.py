@@ -17,7 +17,8 @@ from typing import Any, Protocol
 class Consumer(Protocol):
     def wants(self, database: str, retention_policy: str) -> bool: ...
 
-    def deliver(self, points: list[Any]) -> None: ...
+    def deliver(self, points: list[Any], names: frozenset[str] | None = None) -> None:
+        """Take ``points``; ``names``, when given, are the measurements among them."""
 
 
 class StreamRouter:
@@ -44,6 +45,7 @@ class StreamRouter:
         self.points_received += len(points)
         ingress = self._ingress
         name = points[0].name
+        names = {name}
         run = 0
         for p in points:
             if p.name == name:
@@ -52,12 +54,14 @@ class StreamRouter:
             key = (database, retention_policy, name)
             ingress[key] = ingress.get(key, 0) + run
             name = p.name
+            names.add(name)
             run = 1
         key = (database, retention_policy, name)
         ingress[key] = ingress.get(key, 0) + run
+        present = frozenset(names)
         for consumer in self._consumers:
             if consumer.wants(database, retention_policy):
-                consumer.deliver(points)
+                consumer.deliver(points, present)
 
     def ingress(self) -> Iterable[tuple[tuple[str, str, str], int]]:
         """((database, retention policy, measurement), points received) pairs."""

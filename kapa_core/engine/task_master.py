@@ -21,6 +21,7 @@ import trio.lowlevel
 
 from kapa_core.engine.build import build_nodes
 from kapa_core.engine.node import DEFAULT_TIMING, Node, TaskStopped, Timing
+from kapa_core.engine.nodes.basic import FromNode
 from kapa_core.engine.nodes.enrich import SideloadSources
 from kapa_core.engine.nodes.io import NodeContext
 from kapa_core.engine.nodes.output import HTTPOutNode
@@ -70,6 +71,10 @@ class RunningTask:
         # one from() without a measurement takes them all (None: no filter).
         names = [getattr(n, "measurement", "") for n in pipeline.nodes if n.kind == "from"]
         self.measurements = None if not names or "" in names else frozenset(names)
+        if self.measurements is not None and len(self.measurements) == 1:
+            for node in self.nodes:  # deliver() keeps their one measurement only
+                if isinstance(node, FromNode):
+                    node.name_checked = True
         self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)
         self.points_dropped = 0
         self.points_received = 0
@@ -88,9 +93,13 @@ class RunningTask:
         return (self.pipeline.task_type != "batch"
                 and (database, retention_policy) in self.dbrps)
 
-    def deliver(self, points: list[Any]) -> None:
+    def deliver(self, points: list[Any], present: frozenset[str] | None = None) -> None:
+        """Queue the points of a write this task's from() nodes may want (``present``:
+        the write's measurements, when the router counted them)."""
         names = self.measurements
-        if names is not None:
+        if names is not None and (present is None or not present <= names):
+            if present is not None and present.isdisjoint(names):
+                return
             points = [p for p in points if p.name in names]
             if not points:
                 return
@@ -170,29 +179,22 @@ class RunningTask:
             await close_senders(drained)
 
     async def _consume(self) -> None:
-        # The source node only passes points on: count them in bulk and hand each point
-        # straight to its children (one method call less per point). A write goes through
+        # The source node only passes points on: count them in bulk and hand each chunk
+        # straight to its children (see "Runs of points" in node.py). A write goes through
         # the script's first branch, then the next: in Kapacitor each branch is a
         # goroutine fed by its own buffered edge and the first one usually drains a
         # write before the next gets going, which decides the order messages of
         # several branches meet in a join (the order of its .on() series).
         source = self.source
         children = source.children
-        single = children[0].receive_point if len(children) == 1 else None
         async for points in self.receive:
             self.points_received += len(points)
             for start in range(0, len(points), CHUNK):
                 chunk = points[start:start + CHUNK] if len(points) > CHUNK else points
                 source.collected += len(chunk)
                 source.emitted += len(chunk)
-                if single is not None:
-                    for p in chunk:
-                        single(p)
-                else:
-                    for child in children:
-                        receive = child.receive_point
-                        for p in chunk:
-                            receive(p)
+                for child in children:
+                    child.receive_points(chunk)
                 if len(points) > CHUNK:
                     await trio.lowlevel.checkpoint()
 

@@ -20,6 +20,36 @@ def group_id(name: str, tags: dict[str, str], dims: tuple[str, ...], by_name: bo
     return f"{name}\n{body}" if by_name else body
 
 
+class GroupIds:
+    """The group IDs of one set of dimensions, made once per distinct tag values and
+    shared by every point of the group (a string per point would be ~60 bytes of each
+    buffered point, and building it costs more than looking it up)."""
+
+    __slots__ = ("dims", "ids", "one")
+
+    #: Distinct IDs kept before the cache starts again (a bound on its memory).
+    LIMIT = 100_000
+
+    def __init__(self, dims: tuple[str, ...]) -> None:
+        self.dims = dims
+        self.one = dims[0] if len(dims) == 1 else None
+        self.ids: dict[Any, str] = {}
+
+    def of(self, name: str, tags: dict[str, str], by_name: bool) -> str:
+        one = self.one
+        key: Any
+        if one is not None and not by_name:
+            key = tags.get(one, "")
+        else:
+            key = (name if by_name else "", by_name, *[tags.get(d, "") for d in self.dims])
+        gid = self.ids.get(key)
+        if gid is None:
+            if len(self.ids) >= self.LIMIT:
+                self.ids.clear()
+            gid = self.ids[key] = group_id(name, tags, self.dims, by_name)
+        return gid
+
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ABSENT = object()
 

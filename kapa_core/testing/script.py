@@ -418,12 +418,17 @@ def _record_outputs(nodes: list[Node], into: dict[str, list[Point | Batch]]) -> 
     """Keep what each node emits (without a child of its own, so its stats are exact)."""
     for node in nodes:
         kept: list[Point | Batch] = into.setdefault(node.name, [])
-        point, batch = node.emit_point, node.emit_batch
+        point, run, batch = node.emit_point, node.emit_points, node.emit_batch
 
         def emit_point(p: Point, kept: list[Point | Batch] = kept,
                        send: Callable[[Point], None] = point) -> None:
             kept.append(p)
             send(p)
+
+        def emit_points(points: list[Point], kept: list[Point | Batch] = kept,
+                        send: Callable[[list[Point]], None] = run) -> None:
+            kept.extend(points)
+            send(points)
 
         def emit_batch(b: Batch, kept: list[Point | Batch] = kept,
                        send: Callable[[Batch], None] = batch) -> None:
@@ -433,6 +438,7 @@ def _record_outputs(nodes: list[Node], into: dict[str, list[Point | Batch]]) -> 
         # Wrapped on the instance, not by a recording child: a child would count in
         # the node's emitted statistics and cost every other node a check per point.
         node.emit_point = emit_point  # type: ignore[method-assign]  # see above
+        node.emit_points = emit_points  # type: ignore[method-assign]  # see above
         node.emit_batch = emit_batch  # type: ignore[method-assign]  # see above
 
 
@@ -542,8 +548,7 @@ async def _drive(run: ScriptRun, writes: list[list[Point]] | None,
                     source.emitted += len(chunk)
                     emitted.extend(chunk)
                     for child in source.children:
-                        for p in chunk:
-                            child.receive_point(p)
+                        child.receive_points(chunk)
                     await trio.lowlevel.checkpoint()
         except TaskStopped as exc:
             run.error = str(exc)

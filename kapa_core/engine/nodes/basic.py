@@ -3,6 +3,7 @@ shift, sample, default, delete, log, union (the computing ones are in transform.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ from kapa_core.logs import Logger
 from kapa_core.models.batch import (
     Batch,
     BatchPoint,
+    GroupIds,
     format_time,
     go_round,
     go_truncate,
@@ -54,6 +56,51 @@ class FromNode(Node):
         self.by_name = spec.group_by_measurement
         self.truncate = int(spec.truncate)
         self.round = int(spec.round)
+        #: Nothing to do per point but the measurement/database/retention policy checks:
+        #: a run is filtered and handed on whole (points from the stream router carry no
+        #: group, so none needs a new one).
+        self.plain = not (self.wheres or self.star or self.static_dims or self.by_name
+                          or self.truncate or self.round)
+        self.ids = GroupIds(self.static_dims)
+        #: Set by the running task when its ingest already keeps only this from()'s
+        #: measurement (see ``RunningTask.deliver``).
+        self.name_checked = False
+
+    def receive_points(self, points: list[Point]) -> None:
+        if self.wheres or self.star:
+            super().receive_points(points)
+            return
+        started = time.perf_counter_ns()
+        count = len(points)
+        self.collected += count
+        name = "" if self.name_checked else self.measurement
+        db, rp = self.db, self.rp
+        if name and not db and not rp:
+            points = [p for p in points if p.name == name]
+        elif name or db or rp:
+            points = [p for p in points if (not name or p.name == name)
+                      and (not db or p.database == db)
+                      and (not rp or p.retention_policy == rp)]
+        if not self.plain and points:
+            dims, of, by_name = self.static_dims, self.ids.of, self.by_name
+            if self.truncate or self.round:
+                points = [Point(p.name, p.tags, p.fields, self._time(p.time), p.database,
+                                p.retention_policy, of(p.name, p.tags, by_name), dims)
+                          for p in points]
+            else:
+                points = [Point(p.name, p.tags, p.fields, p.time, p.database,
+                                p.retention_policy, of(p.name, p.tags, by_name), dims)
+                          for p in points]
+        if points:
+            self.emit_points(points)
+        self._time_run(started, count)
+
+    def _time(self, t: int) -> int:
+        if self.truncate:
+            t = go_truncate(t, self.truncate)
+        if self.round:
+            t = go_round(t, self.round)
+        return t
 
     def point(self, p: Point) -> None:
         if self.measurement and p.name != self.measurement:
@@ -69,15 +116,14 @@ class FromNode(Node):
             except Exception as exc:  # dropped, counted as an error of the node
                 _eval_error(self, "failed to evaluate WHERE expression", exc)
                 return
-        dims = tuple(sorted(p.tags)) if self.star else self.static_dims
-        t = p.time
-        if self.truncate:
-            t = go_truncate(t, self.truncate)
-        if self.round:
-            t = go_round(t, self.round)
-        if dims or self.by_name or t != p.time or p.group:
+        t = self._time(p.time)
+        if self.star:
+            dims = tuple(sorted(p.tags))
             p = Point(p.name, p.tags, p.fields, t, p.database, p.retention_policy,
                       group_id(p.name, p.tags, dims, self.by_name), dims)
+        elif not self.plain or p.group:
+            p = Point(p.name, p.tags, p.fields, t, p.database, p.retention_policy,
+                      self.ids.of(p.name, p.tags, self.by_name), self.static_dims)
         self.emit_point(p)
 
 
@@ -139,6 +185,7 @@ class GroupByNode(Node):
                                  if d not in spec.excludes) if not self.star else ()
         self.groups: dict[str, Batch] = {}
         self.last_time: int | None = None
+        self.ids = GroupIds(self.static_dims)
 
     def _dims_of(self, tags: dict[str, str]) -> tuple[str, ...]:
         if self.star:
@@ -148,12 +195,31 @@ class GroupByNode(Node):
     def cardinality(self) -> int:
         return len(self.groups)
 
+    def _group_id(self, name: str, tags: dict[str, str], dims: tuple[str, ...],
+                  by_name: bool) -> str:
+        if self.star:
+            return group_id(name, tags, dims, by_name)
+        return self.ids.of(name, tags, by_name)
+
     def point(self, p: Point) -> None:
         dims = self._dims_of(p.tags)
         by_name = self.by_name or _by_name(p.group, p.dims)
         self.emit_point(Point(p.name, p.tags, p.fields, p.time, p.database,
-                              p.retention_policy, group_id(p.name, p.tags, dims, by_name),
-                              dims))
+                              p.retention_policy, self._group_id(p.name, p.tags, dims,
+                                                                 by_name), dims))
+
+    def receive_points(self, points: list[Point]) -> None:
+        if self.star:
+            super().receive_points(points)
+            return
+        started = time.perf_counter_ns()
+        self.collected += len(points)
+        dims, of, own = self.static_dims, self.ids.of, self.by_name
+        self.emit_points([Point(p.name, p.tags, p.fields, p.time, p.database,
+                                p.retention_policy,
+                                of(p.name, p.tags, own or _by_name(p.group, p.dims)), dims)
+                          for p in points])
+        self._time_run(started, len(points))
 
     def _flush(self, t: int) -> None:
         if t == self.last_time:
@@ -173,7 +239,7 @@ class GroupByNode(Node):
         groups = self.groups
         for bp in b.points:
             dims = self._dims_of(bp.tags)
-            gid = group_id(b.name, bp.tags, dims, by_name)
+            gid = self._group_id(b.name, bp.tags, dims, by_name)
             out = groups.get(gid)
             if out is None:
                 out = groups[gid] = Batch(b.name, gid, {d: bp.tags.get(d, "") for d in dims},

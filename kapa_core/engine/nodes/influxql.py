@@ -57,6 +57,10 @@ def _kind(value: Any) -> str | None:
     return None
 
 
+#: The Python type of each kind's values (``type(v) is`` keeps bool apart from int).
+_PY_TYPE: dict[str, type] = {"float": float, "int": int, "string": str, "bool": bool}
+
+
 def _wrap(n: int) -> int:
     """An int64 result as Go computes it: overflow wraps around."""
     if -(1 << 63) <= n < (1 << 63):
@@ -564,14 +568,23 @@ class InfluxQLNode(Node):
                                   points))
             return
         entries: list[Entry] = []
+        first = 0  # the first point whose field realizes the reducer
         for bp in b.points:
-            if kind is None:
-                kind = self._realize(bp.fields)
-                if kind is None:
-                    continue
-            value = self._entry_value(kind, bp.fields)
-            if value is not None:
-                entries.append((bp.time, value, bp.tags, bp.fields))
+            kind = self._realize(bp.fields)
+            if kind is not None:
+                break
+            first += 1
+        if kind is not None:
+            field, want = self.field, _PY_TYPE[kind]
+            append = entries.append
+            for bp in islice(b.points, first, None) if first else b.points:
+                fields = bp.fields
+                value = fields.get(field, _MISSING)
+                if type(value) is not want:  # missing or of another type: logged
+                    value = self._entry_value(kind, fields)
+                    if value is None:
+                        continue
+                append((bp.time, value, bp.tags, fields))
         if kind is None:
             if self.method not in EMPTY_OK:
                 return

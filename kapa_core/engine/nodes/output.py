@@ -111,6 +111,16 @@ class GroupCounts:
             entry[0] += 1
         self.child.receive_point(p)
 
+    def receive_points(self, points: list[Point]) -> None:
+        counts = self.counts
+        for p in points:
+            entry = counts.get(p.group)
+            if entry is None:
+                counts[p.group] = [1, {d: p.tags.get(d, "") for d in p.dims}, p.dims]
+            else:
+                entry[0] += 1
+        self.child.receive_points(points)
+
     def receive_batch(self, b: Batch) -> None:
         entry = self.counts.get(b.group)
         if entry is None:

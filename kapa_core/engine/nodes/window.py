@@ -18,6 +18,8 @@ It is Kapacitor's ring buffer, quirks included.
 
 from __future__ import annotations
 
+import time
+from array import array
 from collections import deque
 from typing import Any
 
@@ -27,6 +29,10 @@ from kapa_core.models.batch import Batch, BatchPoint, go_truncate
 from kapa_core.models.point import Point
 from kapa_core.pipeline.nodes import WindowSpec
 
+#: Whether time windows may keep their points in arrays (see :class:`_TimeWindow`); off,
+#: every window keeps objects, the reference the compact storage is tested against.
+COMPACT = True
+
 
 class _TimeWindow:
     """One group's points and the time its current window ends.
@@ -34,10 +40,17 @@ class _TimeWindow:
     The points are kept as Kapacitor's ring buffer keeps them, step for step (how it
     grows, wraps and drops from the front): its quirks decide what some windows hold,
     e.g. a buffer emptied right at its end keeps what comes next from being dropped.
+
+    Compact storage: while every point of the group has the same tags and one float
+    field of the same name (the usual series), the ring holds two arrays, the times
+    (``times``, int64) and the values (``values``, float64), 16 bytes a point instead
+    of a point object, its fields dict, an int and a float (~340 bytes). The first point
+    that does not fit turns the ring into a list of :class:`BatchPoint` (``window``),
+    the same slots in the same places, and the group stays that way.
     """
 
-    __slots__ = ("by_name", "cap", "dims", "name", "next_emit", "size", "start", "stop",
-                 "tags", "window")
+    __slots__ = ("by_name", "cap", "dims", "key", "name", "next_emit", "ptags", "size",
+                 "start", "stop", "tags", "times", "values", "window")
 
     def __init__(self, p: Point, node: WindowNode) -> None:
         self.name = p.name
@@ -45,8 +58,18 @@ class _TimeWindow:
         self.tags = {d: p.tags.get(d, "") for d in p.dims}
         self.by_name = bool(p.group) and (not p.dims or "\n" in p.group)
         self.window: list[Any] = []
-        self.cap = 0  # the capacity of Go's slice; len(self.window) is its length
+        self.cap = 0  # the capacity of Go's slice; the length of the ring is its length
         self.start = self.stop = self.size = 0
+        fields = p.fields
+        self.key = ""
+        self.values: array[float] | None = None
+        self.times: array[int] = array("q")
+        self.ptags = p.tags
+        if len(fields) == 1 and COMPACT:
+            ((key, value),) = fields.items()
+            if type(value) is float:
+                self.key = key
+                self.values = array("d")
         period, every = node.period, node.every
         if node.fill_period:
             nxt = p.time + period
@@ -62,6 +85,16 @@ class _TimeWindow:
         self.next_emit = nxt
 
     def insert(self, p: Point) -> None:
+        values = self.values
+        if values is not None:
+            fields = p.fields
+            value = fields.get(self.key)
+            tags = p.tags
+            if (type(value) is float and len(fields) == 1
+                    and (tags is self.ptags or tags == self.ptags)):
+                self._insert_compact(p.time, value)
+                return
+            self._to_objects()
         w = self.window
         if self.size == self.cap:  # full: a new slice of twice the size, in order
             size = self.size
@@ -76,62 +109,125 @@ class _TimeWindow:
             self.cap = 2 * (size + 1)
             self.start = 0
             self.stop = size
+        q = BatchPoint(p.time, p.fields, p.tags)
         if self.stop == len(w):
             if len(w) == self.cap:
                 self.stop = 0
-                w[0] = p
+                w[0] = q
             else:
-                w.append(p)
+                w.append(q)
         else:
-            w[self.stop] = p
+            w[self.stop] = q
         self.size += 1
         self.stop += 1
+
+    def _insert_compact(self, t: int, value: float) -> None:
+        """:meth:`insert` on the two arrays, the same steps."""
+        times = self.times
+        values = self.values
+        assert values is not None
+        if self.size == self.cap:
+            size, start, stop = self.size, self.start, self.stop
+            if size == 0:
+                times, values = array("q"), array("d")
+            elif stop > start:
+                times, values = times[start:stop], values[start:stop]
+            else:
+                times = times[start:] + times[:stop]
+                values = values[start:] + values[:stop]
+            times.append(0)
+            values.append(0.0)
+            self.times, self.values = times, values
+            self.cap = 2 * (size + 1)
+            self.start = 0
+            self.stop = size
+        stop = self.stop
+        if stop == len(times):
+            if stop == self.cap:
+                stop = 0
+                times[0] = t
+                values[0] = value
+            else:
+                times.append(t)
+                values.append(value)
+        else:
+            times[stop] = t
+            values[stop] = value
+        self.size += 1
+        self.stop = stop + 1
+
+    def _to_objects(self) -> None:
+        """Leave compact storage: each slot of the arrays becomes a BatchPoint."""
+        values = self.values
+        assert values is not None
+        key, tags = self.key, self.ptags
+        self.window = [BatchPoint(t, {key: v}, tags) for t, v in zip(self.times, values)]
+        self.times = array("q")
+        self.values = None
 
     def purge(self, oldest: int, inclusive: bool) -> None:
         """Drop points from the front while they are older than ``oldest`` (not newer
         than it unless ``inclusive``), as Kapacitor's buffer does."""
-        w = self.window
+        if self.values is not None:
+            w: Any = self.times
+        else:
+            w = [q.time for q in self.window] if self.window else []
         n = len(w)
         if n == 0:
             return
         start, stop = self.start, self.stop
         if inclusive:
             if start < stop:
-                while start < stop and w[start].time < oldest:
+                while start < stop and w[start] < oldest:
                     start += 1
                 self.size = stop - start
-            elif w[n - 1].time >= oldest:
-                while start < n and w[start].time < oldest:
+            elif w[n - 1] >= oldest:
+                while start < n and w[start] < oldest:
                     start += 1
                 self.size = n - start + stop
             else:
                 start = 0
-                while start < stop and w[start].time < oldest:
+                while start < stop and w[start] < oldest:
                     start += 1
                 self.size = stop - start
         elif start < stop:
-            while start < stop and w[start].time <= oldest:
+            while start < stop and w[start] <= oldest:
                 start += 1
             self.size = stop - start
-        elif w[n - 1].time > oldest:
-            while start < n and w[start].time <= oldest:
+        elif w[n - 1] > oldest:
+            while start < n and w[start] <= oldest:
                 start += 1
             self.size = n - start + stop
         else:
             start = 0
-            while start < stop and w[start].time <= oldest:
+            while start < stop and w[start] <= oldest:
                 start += 1
             self.size = stop - start
         self.start = start
 
     def batch(self, group: str, tmax: int) -> Batch:
-        if self.size == 0:
-            kept: list[Point] = []
-        elif self.stop > self.start:
-            kept = self.window[self.start:self.stop]
+        start, stop = self.start, self.stop
+        values = self.values
+        if values is not None:
+            times = self.times
+            if self.size == 0:
+                points: list[BatchPoint] = []
+            else:
+                if stop > start:
+                    ts, vs = times[start:stop], values[start:stop]
+                else:
+                    ts = times[start:] + times[:stop]
+                    vs = values[start:] + values[:stop]
+                key, tags = self.key, self.ptags
+                points = [BatchPoint(t, {key: v}, tags) for t, v in zip(ts, vs)]
+        elif self.size == 0:
+            points = []
         else:
-            kept = self.window[self.start:] + self.window[:self.stop]
-        points = [BatchPoint(q.time, q.fields, q.tags) for q in kept]
+            w = self.window
+            kept = w[start:stop] if stop > start else w[start:] + w[:stop]
+            # Fresh objects: a batch's points may be changed downstream, and a point
+            # can be in several (overlapping) windows.
+            points = [BatchPoint(q.time, q.fields, q.tags) for q in kept]
         return Batch(self.name, group, self.tags, self.dims, self.by_name, tmax, points)
 
 
@@ -210,6 +306,55 @@ class WindowNode(Node):
                 self._advance(window, group, t)
             except Exception as exc:
                 self.fail(exc)
+
+    def receive_points(self, points: list[Point]) -> None:
+        """A run of points into time windows (``every`` set): the loop of :meth:`point`
+        without a call per point; an error on one point is counted and the run goes on
+        with the next."""
+        if self.period_count or self.every == 0:
+            super().receive_points(points)
+            return
+        started = time.perf_counter_ns()
+        self.collected += len(points)
+        windows = self.windows
+        remaining = iter(points)
+        while True:
+            try:
+                for p in remaining:
+                    group = p.group
+                    window = windows.get(group)
+                    if window is None:
+                        window = windows[group] = _TimeWindow(p, self)
+                    t = p.time
+                    if t >= window.next_emit:
+                        self._advance(window, group, t)
+                    values = window.values
+                    if values is not None and window.size != window.cap:
+                        # _TimeWindow.insert's commonest case, inline: compact, room
+                        # left, the series' one float field
+                        fields = p.fields
+                        value = fields.get(window.key)
+                        tags = p.tags
+                        if (type(value) is float and len(fields) == 1
+                                and (tags is window.ptags or tags == window.ptags)):
+                            stop = window.stop
+                            if stop != len(values):
+                                window.times[stop] = t
+                                values[stop] = value
+                            elif stop != window.cap:
+                                window.times.append(t)
+                                values.append(value)
+                            else:
+                                window.insert(p)
+                                continue
+                            window.size += 1
+                            window.stop = stop + 1
+                            continue
+                    window.insert(p)
+                break
+            except Exception as exc:  # that point is lost, the others go on
+                self.fail(exc)
+        self._time_run(started, len(points))
 
     def point(self, p: Point) -> None:
         window = self.windows.get(p.group)
