@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kapa_core.models import lineprotocol
 from kapa_core.models.lineprotocol import parse, pieces
 from kapa_core.models.point import Point, to_line
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pure Python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both paths (the compiled one when the extension is built)."""
+    if request.param == "compiled" and not lineprotocol.COMPILED:
+        pytest.skip(lineprotocol.implementation())
+    monkeypatch.setattr(lineprotocol, "COMPILED", request.param == "compiled")
+    return str(request.param)
 
 
 def one(line: str, **kwargs) -> Point:
