@@ -295,7 +295,8 @@ class Topics:
     def inhibited(self, category: str, tags: dict[str, str]) -> bool:
         # the empty category is one like any other: `.inhibit('', ...)` matches alerts
         # without a category
-        return any(i.inhibits(category, tags) for i in self.inhibitors)
+        inhibitors = self.inhibitors
+        return bool(inhibitors) and any(i.inhibits(category, tags) for i in inhibitors)
 
     def publish(self, event: Event) -> None:
         """Record ``event`` in its topic and queue it for the topic's handlers."""

@@ -64,7 +64,7 @@ try:
     from importlib.metadata import version as _version
 
     USER_AGENT = f"python-httpx/{_version('httpx')}"
-except Exception:  # noqa: BLE001  # metadata missing (a vendored httpx): a plain name
+except Exception:  # metadata missing (a vendored httpx): a plain name
     USER_AGENT = "python-httpx"
 
 #: Header names the client writes itself: a handler that sets one goes through httpx,
@@ -239,7 +239,7 @@ def _parse_head(raw: bytes) -> _Head:
 class _Reader:
     """Answers off one stream, in order, each within ``timeout`` seconds."""
 
-    def __init__(self, stream: trio.SocketStream, timeout: float) -> None:  # noqa: ASYNC109
+    def __init__(self, stream: trio.SocketStream, timeout: float) -> None:
         self.stream = stream
         self.timeout = timeout
         self.buffer = bytearray()
@@ -341,7 +341,7 @@ class _Writer:
     """Writes the requests in windows of :data:`WINDOW`, counting what has gone out."""
 
     def __init__(self, stream: trio.SocketStream, wires: Sequence[bytes],
-                 timeout: float) -> None:  # noqa: ASYNC109
+                 timeout: float) -> None:
         self.stream = stream
         self.wires = wires
         self.timeout = timeout
