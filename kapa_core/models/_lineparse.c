@@ -17,7 +17,10 @@
  *     the whole line is valid UTF-8 (as strict as Python's decoder);
  *   value: a float -?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? whose decimal exponent is below 308
  *     (so it cannot overflow) and of at most 63 characters, -?\d+i within int64, \d+u
- *     within uint64, or one of t T true True TRUE f F false False FALSE.
+ *     within uint64, one of t T true True TRUE f F false False FALSE, or a string: "..."
+ *     closed on the same line, without a backslash, followed by ',', ' ' or the end
+ *     (what _parse_quoted reads; a line with quotes is never joined to the next one
+ *     when that reading succeeds).
  *   The timestamp times the precision's scale lies within [MIN_TIME, MAX_TIME].
  *
  * Two modes share that one scanner (so they accept exactly the same lines):
@@ -52,7 +55,8 @@
 static const int64_t MIN_TIME = -INT64_MAX + 1; /* -9223372036854775806 */
 static const int64_t MAX_TIME = INT64_MAX - 1;  /*  9223372036854775806 */
 
-enum { F_FLOAT, F_INT, F_UINT, F_BOOL };
+/* F_FLOAT: d holds the value when exact is set, else text goes to PyOS_string_to_double */
+enum { F_FLOAT, F_INT, F_UINT, F_BOOL, F_STRING };
 
 typedef struct {
     Py_ssize_t start, len;
@@ -65,8 +69,10 @@ typedef struct {
 typedef struct {
     Span key, text;
     int kind;
+    int exact;
     int64_t i;
     uint64_t u;
+    double d;
 } Field;
 
 typedef struct {
@@ -171,6 +177,39 @@ magnitude(const unsigned char *s, Py_ssize_t p, Py_ssize_t q, uint64_t *out)
     return 1;
 }
 
+static const double POW10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The double of a decimal with at most 15 digits and a power of ten within 10^±22, the
+   way strtod's own fast path computes it: both factors are exact doubles, so the one
+   multiplication or division rounds correctly (SSE2 arithmetic, no extended precision).
+   0 when the number is outside that case (PyOS_string_to_double reads it then). */
+static int
+exact_double(const unsigned char *s, Py_ssize_t sign_at, Py_ssize_t int_start,
+             Py_ssize_t int_digits, Py_ssize_t frac_start, Py_ssize_t frac_digits,
+             int64_t exponent, double *out)
+{
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0
+    return 0;  /* extended-precision intermediates could round twice */
+#else
+    if (int_digits + frac_digits > 15)
+        return 0;
+    uint64_t m = 0;
+    for (Py_ssize_t k = int_start; k < int_start + int_digits; k++)
+        m = m * 10 + (uint64_t)(s[k] - '0');
+    for (Py_ssize_t k = frac_start; k < frac_start + frac_digits; k++)
+        m = m * 10 + (uint64_t)(s[k] - '0');
+    int64_t e = exponent - (int64_t)frac_digits;
+    if (e < -22 || e > 22)
+        return 0;
+    double d = (double)m;
+    d = e >= 0 ? d * POW10[e] : d / POW10[-e];
+    *out = s[sign_at] == '-' ? -d : d;
+    return 1;
+#endif
+}
+
 static const char *const BOOL_WORDS[10] = {
     "t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"};
 
@@ -247,6 +286,8 @@ scan_value(const unsigned char *s, Py_ssize_t p, Py_ssize_t q, Field *f)
         f->kind = F_FLOAT;
         f->text.start = p;
         f->text.len = n;
+        f->exact = exact_double(s, p, int_start, int_digits, frac_start, frac_digits,
+                                exponent, &f->d);
         return 1;
     }
     if (last == 'i') {
@@ -409,10 +450,28 @@ scan_line(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, int64_t scale, Lin
         f->key.len = i - k;
         i++;
         Py_ssize_t v = i;
-        while (i < b && s[i] != ',' && s[i] != ' ')
+        if (i < b && s[i] == '"') {
+            /* a string without backslashes: up to the next quote, in this line */
+            for (i++; i < b && s[i] != '"'; i++) {
+                if (s[i] == '\\')
+                    return -1;
+                high |= s[i] & 0x80;
+            }
+            if (i >= b)
+                return -1;  /* it may go on on the next line: Python joins them */
+            f->kind = F_STRING;
+            f->text.start = v + 1;
+            f->text.len = i - v - 1;
             i++;
-        if (!scan_value(s, v, i, f))
-            return -1;
+            if (i < b && s[i] != ',' && s[i] != ' ')
+                return -1;
+        }
+        else {
+            while (i < b && s[i] != ',' && s[i] != ' ')
+                i++;
+            if (!scan_value(s, v, i, f))
+                return -1;
+        }
         if (i >= b || s[i] == ' ')
             break;
     }
@@ -586,7 +645,11 @@ field_value(const unsigned char *s, const Field *f)
         return PyLong_FromUnsignedLongLong(f->u);
     case F_BOOL:
         return Py_NewRef(f->i ? Py_True : Py_False);
+    case F_STRING:
+        return PyUnicode_DecodeUTF8((const char *)s + f->text.start, f->text.len, NULL);
     default: {
+        if (f->exact)
+            return PyFloat_FromDouble(f->d);
         char text[MAX_NUMBER + 1];
         char *end;
         memcpy(text, s + f->text.start, (size_t)f->text.len);

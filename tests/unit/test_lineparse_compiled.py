@@ -116,9 +116,12 @@ def value_text() -> st.SearchStrategy[str]:
     good = st.one_of(
         st.floats(allow_nan=False, allow_infinity=False).map(repr),
         st.integers(-(10**30), 10**30).map(str), ints.map(lambda n: f"{n}i"),
-        uints.map(lambda n: f"{n}u"), st.sampled_from(BOOLS[:10]))
+        uints.map(lambda n: f"{n}u"), st.sampled_from(BOOLS[:10]),
+        st.text(st.characters(blacklist_characters='"\\\n', codec="utf-8"), max_size=8).map(
+            lambda t: f'"{t}"'))
     odd = st.one_of(st.sampled_from(FLOAT_TEXTS), st.sampled_from(BOOLS[10:]),
-                    st.sampled_from(['"s"', '"a b,c=d"', '""', '"x\\"y"', "1x", "+1"]))
+                    st.sampled_from(['"x\\"y"', '"a\\\\"', '"open', 'a"b"', '"a""b"',
+                                     '"a"b', '"a"xk=1', '"a\nb"', "1x", "+1"]))
     return st.integers(0, 9).flatmap(lambda k: odd if k == 0 else good)
 
 
@@ -152,7 +155,7 @@ def line_shaped(draw: st.DrawFn) -> tuple[bytes, str]:
     return (body + draw(st.sampled_from(["", "\n"]))).encode(), precision
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=line_shaped())
 def test_line_shaped_bodies_parse_alike(case: tuple[bytes, str]) -> None:
     body, precision = case
@@ -195,6 +198,8 @@ def test_pieces_and_check_agree_with_the_whole(case: tuple[bytes, str], size: in
     b"m v=-0,w=-0.0,x=.0,y=0.", b"m v=1 -0", b"m v=1 007", b"m=x v=1", b",m v=1",
     b"m, v=1", b"m,a v=1", b"m,a= v=1", b"m,=a v=1", b"m v=", b"m =1", b"m v=1,", b"m v",
     b"m v=1  1", b"m v=1 1 ", b"m  v=1", b"m v=1 1 2", b"m v=1\n\xff\nm v=2",
+    b'm s="a"xk=1', b'm s="a"b', b'm s="a""b"', b'm s="a" 5', b'm s="a",t="" 5',
+    b'm s="\xc3\xa9 \xff" 5', b'm s="a\\"b" 5', b'm s="open\nm v=1 2\n',
 ])
 def test_edge_bodies(body: bytes) -> None:
     for precision in ("n", "s", "h"):
