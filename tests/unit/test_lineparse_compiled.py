@@ -10,6 +10,8 @@ has: shared series objects, the GIL-free ``check``, the guards around ``setup`` 
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import subprocess
 import sys
 import threading
@@ -213,6 +215,35 @@ def test_very_long_lines() -> None:
     body = b"m " + b",".join(b"f%d=%di" % (i, i) for i in range(10_000)) + b" 5\n"
     assert len(body) > 65536
     assert len(both(body).points[0].fields) == 10_000  # more fields than C reads: Python
+
+
+def test_nothing_past_the_end_is_read() -> None:
+    """A body cut anywhere parses as the bytes before the cut; and a body ending right
+    before a page the process may not read (a read past its end would crash) parses."""
+    body = b'm,t=a v=1.5,s="x y",i=3i,b=true 12345\n# c\ncpu v=-2.5e3 9\n\nm v=1'
+    for k in range(len(body) + 1):
+        assert_same(parse_range(body, 0, k, now_ns=3), parse_pure(body[:k], now_ns=3))
+        assert check(body, 0, k) == check(body[:k])
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = mmap.PAGESIZE
+    region = mmap.mmap(-1, 2 * page)
+    anchor = ctypes.c_char.from_buffer(region)
+    guard = ctypes.addressof(anchor) + page
+    assert libc.mprotect(guard, page, 0) == 0  # PROT_NONE
+    try:
+        for piece in (body, b"m v=1", b"m v=12i", b"m v=1 1", b'm s="ab"', b"#", b"m"):
+            start = page - len(piece)
+            region[start:page] = piece
+            with memoryview(region) as view, view[start:page] as data:
+                assert_same(parse_range(data, now_ns=3), parse_pure(piece, now_ns=3))
+                assert check(data) == check(piece)
+    finally:
+        assert libc.mprotect(guard, page, 3) == 0  # PROT_READ | PROT_WRITE
+        del anchor
+        region.close()
 
 
 def test_ten_million_lines_are_checked_without_points() -> None:
