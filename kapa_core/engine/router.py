@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import trio
+import trio.lowlevel
+
 
 class Consumer(Protocol):
     def wants(self, database: str, retention_policy: str) -> bool: ...
@@ -62,6 +65,23 @@ class StreamRouter:
         for consumer in self._consumers:
             if consumer.wants(database, retention_policy):
                 consumer.deliver(points, present)
+
+    def backlog(self) -> int:
+        """The most points any consumer has been handed and not yet processed: a writer
+        that produces faster than the tasks consume (a large body parsed piece by piece)
+        waits for this to come down, so what it has parsed never piles up in memory."""
+        return max((getattr(c, "backlog", 0) for c in self._consumers), default=0)
+
+    async def settle(self, limit: int) -> None:
+        """Yield to the tasks until :meth:`backlog` is at most ``limit`` points, or it
+        stops going down (a task that no longer consumes never holds a writer up)."""
+        stalled = 0
+        backlog = self.backlog()
+        while backlog > limit and stalled < 100:
+            await trio.lowlevel.checkpoint()
+            now = self.backlog()
+            stalled = stalled + 1 if now >= backlog else 0
+            backlog = now
 
     def ingress(self) -> Iterable[tuple[tuple[str, str, str], int]]:
         """((database, retention policy, measurement), points received) pairs."""

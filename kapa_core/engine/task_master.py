@@ -78,6 +78,9 @@ class RunningTask:
         self.send, self.receive = trio.open_memory_channel[list[Any]](CHANNEL_CAPACITY)
         self.points_dropped = 0
         self.points_received = 0
+        #: Points queued on the channel or in the chunk being processed (see
+        #: ``StreamRouter.backlog``).
+        self.backlog = 0
         self.started = time.monotonic()
         self.scope: trio.CancelScope | None = None
         self.error = ""
@@ -105,6 +108,7 @@ class RunningTask:
                 return
         try:
             self.send.send_nowait(points)
+            self.backlog += len(points)
         except trio.WouldBlock:
             self.points_dropped += len(points)
             if self.points_dropped == len(points) or self.points_dropped % 100_000 < len(
@@ -193,8 +197,11 @@ class RunningTask:
                 chunk = points[start:start + CHUNK] if len(points) > CHUNK else points
                 source.collected += len(chunk)
                 source.emitted += len(chunk)
-                for child in children:
-                    child.receive_points(chunk)
+                try:
+                    for child in children:
+                        child.receive_points(chunk)
+                finally:
+                    self.backlog -= len(chunk)
                 if len(points) > CHUNK:
                     await trio.lowlevel.checkpoint()
 

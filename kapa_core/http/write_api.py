@@ -6,13 +6,21 @@ writes them. A body with malformed lines is refused whole, as Kapacitor refuses 
 with its line number and reason, and none of the body's points are written.
 
 Memory: a point costs 50-80 times its line of text, so a large body is never held as
-points all at once. It is parsed in pieces of ``THREAD_PARSE_BYTES`` (cut after a
-newline, line numbers counted over the whole body) in a worker thread; this checking pass
-keeps the points of the first ``KEEP_POINTS`` lines only and at most ``MAX_ERRORS_SHOWN``
-errors. When every line is good, the pieces are routed in order and the ones whose
-points were dropped are parsed again. A 20 MB body of ``m v=1`` lines now adds ~75 MiB to
-the daemon's peak memory instead of ~1.5 GiB, for about 1.5x the CPU time of one parse
-(``benchmarks/bench_write_memory.py``).
+points all at once: it is checked whole, then parsed and routed a piece of
+``THREAD_PARSE_BYTES`` at a time (pieces cut after a newline, line numbers counted over
+the whole body).
+
+- With the compiled parser (:data:`kapa_core.models.lineprotocol.COMPILED`), the check
+  is :func:`~kapa_core.models.lineprotocol.check` in a worker thread: C scans the body
+  without the GIL and makes no points (~50M lines/s), so each line is parsed into points
+  once, when its piece is routed. Only a body with a bad line is parsed in full a second
+  time, to list its errors.
+- In pure Python, the checking pass parses the pieces in a worker thread and keeps the
+  points of the first ``KEEP_POINTS`` lines only and at most ``MAX_ERRORS_SHOWN`` errors;
+  when every line is good, the pieces are routed in order and the ones whose points were
+  dropped are parsed again. A 20 MB body of ``m v=1`` lines adds ~75 MiB to the daemon's
+  peak memory instead of ~1.5 GiB, for about 1.5x the CPU time of one parse
+  (``benchmarks/bench_write_memory.py``).
 
 A principal limited to some databases (an InfluxDB subscription token, see
 :mod:`kapa_core.auth.subscription_tokens`) writing elsewhere gets Kapacitor's 401
@@ -26,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
+import trio.lowlevel
 
 from kapa_core.auth.permissions import go_quote
 from kapa_core.engine.router import StreamRouter
@@ -47,6 +56,10 @@ MAX_ERRORS_SHOWN = 10
 #: line (``m v=1`` becomes ~370 bytes of Point, dicts and float), so keeping every point
 #: of a 20 MB body of short lines until it is known to be valid took over 1 GB.
 KEEP_POINTS = 50_000
+#: Points of a large body routed but not yet processed by a task when the next piece is
+#: parsed: beyond it the handler waits for the tasks (``StreamRouter.settle``), so the
+#: parsed points of a body never pile up faster than the tasks take them.
+BACKLOG_POINTS = 50_000
 #: The precisions ``/write`` knows. Kapacitor reads the timestamps of a write with any
 #: other precision (``ns``, ``us``, ``rfc3339``, a typo...) as nanoseconds, so kapa-core
 #: does too rather than refusing the write.
@@ -125,6 +138,13 @@ class WriteAPI:
         multiple of its size; :meth:`_route` parses the other pieces again.
         """
         checked = _Checked()
+        if lineprotocol.COMPILED and len(body) > THREAD_PARSE_BYTES:
+            bad_at = await trio.to_thread.run_sync(_check_compiled, body, precision)
+            if bad_at < 0:  # every line is good: each piece is parsed when it is routed
+                checked.pieces = [_Piece(start, end, first, None) for start, end, first
+                                  in lineprotocol.pieces(body, THREAD_PARSE_BYTES)]
+                return checked
+            # A bad line: the full pass below lists the errors.
         if len(body) <= THREAD_PARSE_BYTES:
             result = _parse(body, 0, len(body), 1, precision, now, db, rp)
             checked.pieces.append(_Piece(0, len(body), 1, result.points))
@@ -132,8 +152,9 @@ class WriteAPI:
             checked.good_lines = len(result.points)
             return checked
         view = memoryview(body)
+        parse = _parse if not lineprotocol.COMPILED else _parse_pure  # see _parse_pure
         for start, end, first in lineprotocol.pieces(body, THREAD_PARSE_BYTES):
-            result = await trio.to_thread.run_sync(_parse, view, start, end, first,
+            result = await trio.to_thread.run_sync(parse, view, start, end, first,
                                                    precision, now, db, rp)
             room = MAX_ERRORS_SHOWN - len(checked.errors)
             checked.errors.extend(result.errors[:room])
@@ -151,15 +172,35 @@ class WriteAPI:
             points = piece.points
             piece.points = None
             if points is None:
-                result = await trio.to_thread.run_sync(_parse, view, piece.start, piece.end,
-                                                       piece.first_line, precision, now,
-                                                       db, rp)
-                points = result.points
+                if lineprotocol.COMPILED:  # ~3 ms a piece, holding the GIL: no thread
+                    points = _parse(view, piece.start, piece.end, piece.first_line,
+                                    precision, now, db, rp).points
+                    await trio.lowlevel.checkpoint()
+                else:
+                    result = await trio.to_thread.run_sync(_parse, view, piece.start,
+                                                           piece.end, piece.first_line,
+                                                           precision, now, db, rp)
+                    points = result.points
             self.router.write(db, rp, points)
+            if len(checked.pieces) > 1:  # let the tasks catch up before the next piece
+                await self.router.settle(BACKLOG_POINTS)
 
 
 def _parse(body: bytes | memoryview, start: int, end: int, first_line: int, precision: str,
            now: int, db: str, rp: str) -> lineprotocol.ParseResult:
-    return lineprotocol.parse(body[start:end], precision=precision, now_ns=now, database=db,
-                              retention_policy=rp, first_line=first_line,
-                              max_errors=MAX_ERRORS_SHOWN)
+    return lineprotocol.parse_range(body, start, end, precision=precision, now_ns=now,
+                                    database=db, retention_policy=rp,
+                                    first_line=first_line, max_errors=MAX_ERRORS_SHOWN)
+
+
+def _parse_pure(body: bytes | memoryview, start: int, end: int, first_line: int,
+                precision: str, now: int, db: str, rp: str) -> lineprotocol.ParseResult:
+    """The pass that lists a refused body's errors, with the compiled parser present:
+    pure Python reads a body of bad lines faster than C handing each of them back."""
+    return lineprotocol.parse_pure(body[start:end], precision=precision, now_ns=now,
+                                   database=db, retention_policy=rp, first_line=first_line,
+                                   max_errors=MAX_ERRORS_SHOWN)
+
+
+def _check_compiled(body: bytes, precision: str) -> int:
+    return lineprotocol.check(body, precision=precision)
