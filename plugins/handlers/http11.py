@@ -68,11 +68,11 @@ except Exception:  # metadata missing (a vendored httpx): a plain name
     USER_AGENT = "python-httpx"
 
 #: Header names the client writes itself: a handler that sets one goes through httpx,
-#: which merges them as it always did.
+#: which merges them as it always did (so does an Authorization header beside basic
+#: auth: httpx lets the auth win).
 _TRANSPORT = frozenset({"host", "content-length", "transfer-encoding", "connection",
                         "user-agent", "accept", "accept-encoding", "te", "upgrade",
-                        "expect", "keep-alive", "proxy-connection", "trailer",
-                        "authorization"})
+                        "expect", "keep-alive", "proxy-connection", "trailer"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: path and query characters sent as they are (RFC 3986 unreserved, sub-delims, ':@/?%')
@@ -190,10 +190,12 @@ def prepare(url: str, headers: dict[str, str], body: bytes,
         return None
     lines = [target.head]
     for name, value in headers.items():
-        if name.lower() in _TRANSPORT or not _TOKEN.fullmatch(name) \
-                or _BAD_VALUE.search(value) or not value.isascii():
-            return None
-        lines.append(f"{name}: {value.strip()}\r\n".encode("ascii"))
+        lower = name.lower()
+        if lower in _TRANSPORT or (auth is not None and lower == "authorization") \
+                or not _TOKEN.fullmatch(name) \
+                or _BAD_VALUE.search(value) or not value.isascii() or value != value.strip():
+            return None  # httpx sends it, or refuses it as it always did
+        lines.append(f"{name}: {value}\r\n".encode("ascii"))
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
         lines.append(f"Authorization: Basic {token}\r\n".encode("ascii"))

@@ -249,7 +249,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(server: Ser
 
 
 def test_only_plain_requests_are_prepared() -> None:
-    prepared = http11.prepare("http://Example.COM:8080/p/a%20b?q=1&r=;x", {"X-A": " v "},
+    prepared = http11.prepare("http://Example.COM:8080/p/a%20b?q=1&r=;x", {"X-A": "v"},
                               b"body", ("user", "pä:ss"))
     assert prepared is not None and prepared.origin == ("example.com", 8080)
     token = base64.b64encode("user:pä:ss".encode()).decode()
@@ -267,8 +267,13 @@ def test_only_plain_requests_are_prepared() -> None:
         assert http11.prepare(url, {}, b"") is None, url
     for headers in ({"Host": "h"}, {"content-length": "1"}, {"Connection": "close"},
                     {"X-Bad": "a\r\nInjected: 1"}, {"Bad Name": "v"}, {"X-U": "ü"},
-                    {"Authorization": "Token t"}, {"Accept-Encoding": "gzip"}):
+                    {"X-S": " v"}, {"Accept-Encoding": "gzip"}):
         assert http11.prepare("http://example.com/", headers, b"") is None, headers
+    # an Authorization header is sent as it is, unless basic auth is to replace it
+    token = http11.prepare("http://example.com/", {"Authorization": "Token t"}, b"")
+    assert token is not None and b"\r\nAuthorization: Token t\r\n" in token.wire
+    assert http11.prepare("http://example.com/", {"Authorization": "Token t"}, b"",
+                          ("u", "p")) is None
 
 
 def test_a_proxy_in_the_environment_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
