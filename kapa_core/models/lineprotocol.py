@@ -187,19 +187,21 @@ _STRINGS: dict[bytes, str] = {}
 #: may carry on onto the next ones.
 _WINDOW = 8
 
-try:
-    from kapa_core.models import _lineparse
-except ImportError as exc:  # no C compiler where it was installed
-    _WHY = f"the extension is not built: {exc}"
+# The switch is read first, so that it also keeps a broken extension from being loaded.
+_FLAG = os.environ.get("KAPA_CORE_PURE_PYTHON", "")
+if _FLAG not in ("", "0"):
+    _WHY = f"KAPA_CORE_PURE_PYTHON={_FLAG}"
 else:
-    _WHY = ""
+    try:
+        from kapa_core.models import _lineparse
+    except ImportError as exc:  # no C compiler where it was installed
+        _WHY = f"the extension is not built: {exc}"
+    else:
+        _WHY = ""
 
 
 def _load() -> bool:
     global _WHY
-    flag = os.environ.get("KAPA_CORE_PURE_PYTHON", "")
-    if flag not in ("", "0"):
-        _WHY = f"KAPA_CORE_PURE_PYTHON={flag}"
     if _WHY:
         return False
     try:
