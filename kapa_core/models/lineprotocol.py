@@ -317,20 +317,30 @@ def _python_line(body: bytes | bytearray | memoryview, pos: int, end: int, scale
     """The line at ``pos`` read by Python, with the lines after it that belong to it:
     (point, error, its text, the offset after it, how many physical lines it took)."""
     ends = [_lineparse.line_end(body, pos, end)]
-    first = bytes(body[pos:ends[0]])
-    plain = b'"' not in first and b"\\" not in first  # then it never takes the next line
-    window = _WINDOW
+    lines = [_decode(body[pos:ends[0]])]
+    window = 1 if _alone(lines[0]) else _WINDOW
     while True:
-        while not plain and len(ends) < window and ends[-1] < end:
+        while len(ends) < window and ends[-1] < end:
             ends.append(_lineparse.line_end(body, ends[-1] + 1, end))
-        lines = _decode(first if plain else body[pos:ends[-1]]).split("\n")
+        if len(ends) > len(lines):
+            lines = _decode(body[pos:ends[-1]]).split("\n")
         point, exc, line, used = _one_line(lines, scale, now_ns)
         # A line that took every line read may go on further: read twice as many.
-        if plain or used < len(lines) or ends[-1] >= end:
+        if used < len(lines) or ends[-1] >= end or window == 1:
             break
         window *= 2
     last = ends[used - 1]
     return point, exc, line, last + 1 if last < end else end, used
+
+
+def _alone(line: str) -> bool:
+    """Whether :func:`_join` leaves ``line`` as it is, stripped of leading blanks or not
+    (the two ways :func:`_parse_lines` may hand it over)."""
+    if '"' not in line and "\\" not in line:
+        return True
+    stripped = line.lstrip(" \t\0")
+    return (not line or _continues(line, None) is None) and \
+        (not stripped or _continues(stripped, None) is None)
 
 
 def _decode(raw: bytes | bytearray | memoryview) -> str:
