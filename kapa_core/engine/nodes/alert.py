@@ -36,6 +36,8 @@ from kapa_core.models.point import Point
 from kapa_core.pipeline.alert import DEFAULT_DETAILS, DEFAULT_MESSAGE, AlertSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kapa_core.engine.nodes.io import Alerts, NodeContext
 
 MAX_WEIGHT = 1.2
@@ -367,10 +369,16 @@ class AlertNode(Node):
                series: Any, previous: Level) -> Event:
         tags, fields = dict(tags), dict(fields)  # the event's own: later nodes may change
         text = _EventText(self, event_id, name, group, tags, fields, level, t, duration)
+        message: str | Callable[[], str] = text.message
+        details: str | Callable[[], str] = text.details
         if self.render_now:
             text.render(self.render_details)
-        return Event("", EventState(event_id, text.message, text.details, t, duration,
-                                    level),
+            # rendered: the state holds the texts, not the template data (an event
+            # waiting in a handler's queue then keeps a few objects, not dozens)
+            message = text.message()
+            if self.render_details:
+                details = text.details()
+        return Event("", EventState(event_id, message, details, t, duration, level),
                      previous, name, self.task_id, self.category, group, tags,
                      fields, series, not self.no_recoveries)
 
@@ -385,10 +393,13 @@ class AlertNode(Node):
         if self.log.enabled("debug"):
             self.log.debug("alert triggered", level=str(event.level), id=event.id,
                            message=event.state.message)
-        if self.anon_topic:
-            self.alerts.publish(event.for_topic(self.anon_topic))
-        if self.topic:
-            self.alerts.publish(event.for_topic(self.topic))
+        anon, topic = self.anon_topic, self.topic
+        if anon and topic:
+            self.alerts.publish(event.for_topic(anon))
+            self.alerts.publish(event.for_topic(topic))
+        elif anon or topic:  # one topic: the event itself goes (nothing else holds it)
+            event.topic = anon or topic
+            self.alerts.publish(event)
 
     def _annotate(self, tags: dict[str, str], fields: dict[str, Any], state: EventState
                   ) -> tuple[dict[str, str], dict[str, Any]]:
