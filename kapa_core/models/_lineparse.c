@@ -98,6 +98,9 @@ static PyObject *empty_tuple = NULL;
 static PyObject *memo_series_key = NULL;    /* bytes */
 static PyObject *memo_series_value = NULL;  /* (name, tags) */
 static PyObject *memo_field_keys[MEMO_FIELDS];
+/* The last timestamp: the lines of one batch often share theirs. */
+static int64_t memo_time_value;
+static PyObject *memo_time = NULL;
 
 /* -- scanning (no Python objects: runs without the GIL in check mode) ------------------ */
 
@@ -688,7 +691,18 @@ build(const unsigned char *s, const Line *ln, PyObject *now, PyObject *database,
         Py_DECREF(key);
         Py_DECREF(value);
     }
-    time = ln->has_time ? PyLong_FromLongLong(ln->time) : Py_NewRef(now);
+    if (!ln->has_time) {
+        time = Py_NewRef(now);
+    }
+    else if (memo_time != NULL && memo_time_value == ln->time) {
+        time = Py_NewRef(memo_time);
+    }
+    else if ((time = PyLong_FromLongLong(ln->time)) != NULL) {
+        PyObject *old = memo_time;
+        memo_time = Py_NewRef(time);
+        memo_time_value = ln->time;
+        Py_XDECREF(old);
+    }
     if (time == NULL || series(s, ln, &name, &tags) < 0)
         goto error;
     /* Every value exists: allocate and fill the point with nothing in between. */

@@ -269,9 +269,12 @@ def test_str_bodies_take_the_same_path() -> None:
 # -- what only the compiled path does --------------------------------------------------------
 
 def test_points_of_one_series_share_name_tags_and_field_keys() -> None:
-    body = b"cpu,host=a,dc=x v=1,w=2i 1\nmem v=3 2\ncpu,host=a,dc=x v=4,w=5i 3\n"
+    body = (b"cpu,host=a,dc=x v=1,w=2i 1700000000000000001\n"
+            b"cpu,host=b v=3 1700000000000000001\n"
+            b"cpu,host=a,dc=x v=4,w=5i 1700000000000000002\n")
     p1, p2, p3 = parse(body).points
     assert p1.tags is p3.tags and p1.name is p3.name
+    assert p1.time is p2.time  # one batch's timestamp, one int
     assert list(p1.tags) == ["dc", "host"]
     k1, k3 = list(p1.fields), list(p3.fields)
     assert k1[0] is k3[0] and k1[1] is k3[1]
