@@ -228,6 +228,7 @@ def parse_range(body: bytes | bytearray | memoryview, start: int = 0, end: int |
     """:func:`parse` of ``body[start:end]`` without copying that piece first (``start``
     should be 0 or just after a newline, see :func:`pieces`). Holds the GIL: it makes
     the points."""
+    body = _bytes_view(body)
     end = _size(body) if end is None else end
     if not COMPILED:
         return parse_pure(body[start:end], precision=precision, now_ns=now_ns,
@@ -260,6 +261,7 @@ def check(body: bytes | bytearray | memoryview, start: int = 0, end: int | None 
     verdict is :func:`parse`'s: -1 exactly when ``parse(body[start:end]).bad_lines`` is 0.
     """
     scale = precision_scale(precision)
+    body = _bytes_view(body)
     end = _size(body) if end is None else end
     if not COMPILED:
         piece = bytes(body[start:end])
@@ -283,6 +285,14 @@ def check(body: bytes | bytearray | memoryview, start: int = 0, end: int | None 
 
 def _size(body: bytes | bytearray | memoryview) -> int:
     return body.nbytes if isinstance(body, memoryview) else len(body)
+
+
+def _bytes_view(body: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """``body`` indexed by byte (a memoryview of wider items or more dimensions is cast:
+    offsets and slices are bytes here, as C reads the buffer)."""
+    if isinstance(body, memoryview) and (body.itemsize != 1 or body.ndim != 1):
+        return body.cast("B")
+    return body
 
 
 def _parse_compiled(body: bytes | bytearray | memoryview, pos: int, end: int, scale: int,

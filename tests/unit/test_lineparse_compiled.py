@@ -246,6 +246,14 @@ def test_nothing_past_the_end_is_read() -> None:
         region.close()
 
 
+def test_a_memoryview_of_wider_items_is_read_by_byte() -> None:
+    body = b"m v=1 1\nm v=2 2\n"  # 16 bytes: four 4-byte items, or a 2 x 8 view
+    for view in (memoryview(body).cast("I"), memoryview(body).cast("B", (2, 8))):
+        assert_same(parse_range(view, now_ns=0), parse_pure(body, now_ns=0))
+        assert_same(parse_range(view, 8, 16, now_ns=0), parse_pure(body[8:], now_ns=0))
+        assert check(view) == -1
+
+
 def test_ten_million_lines_are_checked_without_points() -> None:
     body = b"m v=1 1\n" * 10_000_000
     assert check(body) == -1
