@@ -49,6 +49,8 @@ import trio
 #: A kept-alive connection idle longer than this is closed rather than reused (Go's
 #: http.DefaultTransport closes idle connections after 90 s).
 IDLE_SECONDS = 90.0
+#: Idle connections kept (one per origin), the least recently used closed first.
+MAX_IDLE = 16
 #: Requests written before the writer lets the reader catch up: bounds the bytes in
 #: flight so that neither side's buffers fill while the other waits.
 WINDOW = 64
@@ -386,11 +388,12 @@ class _Connection:
         sent something unasked: either way it cannot carry the next request)."""
         if time.monotonic() - self.idle_since > IDLE_SECONDS:
             return False
+        poller = select.poll()  # not select(): descriptors past 1024 are common here
         try:
-            readable, _, _ = select.select([self.stream.socket.fileno()], [], [], 0)
+            poller.register(self.stream.socket.fileno(), select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
     def close(self) -> None:
         self.stream.socket.close()
@@ -420,6 +423,9 @@ class Client11:
             if answered:
                 connection.idle_since = time.monotonic()
                 self._idle[origin] = connection
+                if len(self._idle) > MAX_IDLE:  # a URL template naming many hosts
+                    oldest = min(self._idle, key=lambda o: self._idle[o].idle_since)
+                    self._idle.pop(oldest).close()
             else:
                 connection.close()
         return outcomes

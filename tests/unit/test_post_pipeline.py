@@ -248,6 +248,20 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(server: Ser
     client.close()
 
 
+async def test_idle_connections_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http11, "MAX_IDLE", 2)
+    servers = [Server() for _ in range(3)]
+    client = http11.Client11()
+    for s in servers:
+        await client.pipeline(origin(s), wires(s.url, 1), 5)
+    assert sorted(client._idle) == sorted(origin(s) for s in servers[1:])
+    await client.pipeline(origin(servers[0]), wires(servers[0].url, 1), 5)
+    assert servers[0].connections == 2  # its first connection was closed, not reused
+    client.close()
+    for s in servers:
+        s.close()
+
+
 def test_only_plain_requests_are_prepared() -> None:
     prepared = http11.prepare("http://Example.COM:8080/p/a%20b?q=1&r=;x", {"X-A": "v"},
                               b"body", ("user", "pä:ss"))
