@@ -10,7 +10,7 @@
  * only answer to a doubt, and the rules below are a strict subset of the Python ones.
  *
  * The accepted grammar (bytes; a line is what lies between two '\n'):
- *   empty line                        skipped
+ *   empty line                        skipped (spaces, tabs and NULs first are skipped)
  *   '#' ... without '"' or '\\'       a comment, skipped
  *   name[,tkey=tval...] fkey=value[,fkey=value...][ -?digits]
  *     where names and keys are one or more bytes above ' ' other than , = " \ DEL, and
@@ -374,11 +374,11 @@ sort_tags(const unsigned char *s, Line *ln)
 static int
 scan_line(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, int64_t scale, Line *ln)
 {
+    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\0'))
+        a++;  /* Python strips these first, then reads the rest as a line of its own */
     if (a >= b)
         return 0;
     unsigned char c = s[a];
-    if (c == ' ' || c == '\t' || c == '\0')
-        return -1;
     if (c == '#') {
         for (Py_ssize_t i = a; i < b; i++) {
             if (s[i] == '"' || s[i] == '\\')

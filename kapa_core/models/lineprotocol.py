@@ -277,8 +277,8 @@ def check(body: bytes | bytearray | memoryview, start: int = 0, end: int | None 
         pos, _ = _lineparse.scan(body, pos, end, scale, 0, "", "", None)
         if pos >= end:
             return -1
-        _, exc, _, after, _ = _python_line(body, pos, end, scale, 0)
-        if exc is not None:
+        _, reason, _, after, _ = _python_line(body, pos, end, scale, 0)
+        if reason is not None:
             return pos
         pos = after
 
@@ -310,22 +310,23 @@ def _parse_compiled(body: bytes | bytearray | memoryview, pos: int, end: int, sc
         if pos >= end:
             return bad
         number += newlines
-        point, exc, line, pos, used = _python_line(body, pos, end, scale, now_ns)
+        point, reason, line, pos, used = _python_line(body, pos, end, scale, now_ns)
         if point is not None:
             point.database = database
             point.retention_policy = retention_policy
             points.append(point)
-        elif exc is not None:
+        elif reason is not None:
             bad += 1
             if max_errors is None or len(errors) < max_errors:
-                errors.append(LineError(number, _shown(line), str(exc)))
+                errors.append(LineError(number, _shown(line), reason))
         number += used
 
 
 def _python_line(body: bytes | bytearray | memoryview, pos: int, end: int, scale: int,
-                 now_ns: int) -> tuple[Point | None, _Bad | None, str, int, int]:
+                 now_ns: int) -> tuple[Point | None, str | None, str, int, int]:
     """The line at ``pos`` read by Python, with the lines after it that belong to it:
-    (point, error, its text, the offset after it, how many physical lines it took)."""
+    (point, why it is bad, its text, the offset after it, how many physical lines it
+    took)."""
     ends = [_lineparse.line_end(body, pos, end)]
     lines = [_decode(body[pos:ends[0]])]
     window = 1 if _alone(lines[0]) else _WINDOW
@@ -334,13 +335,13 @@ def _python_line(body: bytes | bytearray | memoryview, pos: int, end: int, scale
             ends.append(_lineparse.line_end(body, ends[-1] + 1, end))
         if len(ends) > len(lines):
             lines = _decode(body[pos:ends[-1]]).split("\n")
-        point, exc, line, used = _one_line(lines, scale, now_ns)
+        point, reason, line, used = _one_line(lines, scale, now_ns)
         # A line that took every line read may go on further: read twice as many.
         if used < len(lines) or ends[-1] >= end or window == 1:
             break
         window *= 2
     last = ends[used - 1]
-    return point, exc, line, last + 1 if last < end else end, used
+    return point, reason, line, last + 1 if last < end else end, used
 
 
 def _alone(line: str) -> bool:
@@ -363,10 +364,12 @@ def _decode(raw: bytes | bytearray | memoryview) -> str:
 
 
 def _one_line(lines: list[str], scale: int, now_ns: int
-              ) -> tuple[Point | None, _Bad | None, str, int]:
+              ) -> tuple[Point | None, str | None, str, int]:
     """What one turn of :func:`_parse_lines`'s loop does with ``lines[0]`` (of a body
-    given as bytes, so without lone surrogates): (point, error, the line as shown, how
-    many of ``lines`` it took)."""
+    given as bytes, so without lone surrogates): (point, why it is bad, the line as
+    shown, how many of ``lines`` it took). The reason is returned as text: the exception
+    itself would hold this frame through its traceback, a cycle per bad line that only
+    the (disabled) cyclic collector would free."""
     line = lines[0]
     index = 1
     if not line:
@@ -398,7 +401,7 @@ def _one_line(lines: list[str], scale: int, now_ns: int
                     line = line.lstrip(" \t\0")
             point = _parse_slow(line, scale, now_ns)
     except _Bad as exc:
-        return None, exc, line, index
+        return None, str(exc), line, index
     return point, None, line, index
 
 

@@ -141,7 +141,8 @@ def line_shaped(draw: st.DrawFn) -> tuple[bytes, str]:
     precision = draw(st.sampled_from(PRECISIONS))
     lines = []
     for _ in range(draw(st.integers(1, 6))):
-        key = draw(mostly(["m", "cpu", "é€", "m_1"], ["m=x", "#c", ",m", "", "m\0"]))
+        key = draw(mostly(["m", "cpu", "é€", "m_1"], ["m=x", "#c", ",m", "", "m\0",
+                                                      "  m", "\t\0m", " #c", " "]))
         for _ in range(draw(st.integers(0, 3))):
             key += f",{draw(mostly(GOOD_KEYS, ODD_KEYS))}=" \
                    f"{draw(mostly(['1', 'v', 'ü', 'h-1.x'], ['', '=', 'a b']))}"
