@@ -201,6 +201,8 @@ else:
 
 
 def _load() -> bool:
+    """Hand C the Point class and the caches; False (why in ``_WHY``) when the compiled
+    path cannot be used, so that :func:`parse` stays on pure Python."""
     global _WHY
     if _WHY:
         return False
