@@ -24,12 +24,14 @@ Cases
               write) for ``--latency-seconds``. Latency of a point = its arrival at the
               receiver minus the 204 of the write that carried it; p50 and p99 are over
               every point after the first second. To keep it sound: writes follow a fixed
-              schedule (open loop: a slow answer does not lower the offered rate; late
-              sends are counted), bodies are built beforehand, the receiver is a separate
-              process (its own interpreter lock) that answers at once on kept-alive
-              connections and stamps each request when its last byte arrives, both sides
-              read CLOCK_MONOTONIC (one clock for the whole machine), and every arrival is
-              matched to its point by ``seq`` (missing ones are reported). A negative
+              schedule (open loop: ``--latency-writers`` threads, each on its own
+              kept-alive connection, so a slow answer does not lower the offered rate;
+              sends over an interval late are counted), bodies are built beforehand,
+              the receiver is a separate process (its own interpreter lock) that answers
+              at once on kept-alive connections and stamps each request when its last
+              byte arrives, both sides read CLOCK_MONOTONIC (one clock for the whole
+              machine), and every arrival is matched to its point by ``seq`` (missing
+              ones are reported). A negative
               figure means the alert was delivered before the write was answered.
   memory      (``--memory``) 1,000,000 points over 10,000 series (``host`` tag) within one
               minute through ``groupBy('host')|window().period(1m).every(1m)|mean('v')``:
@@ -53,8 +55,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,23 +223,11 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
                              for s in range(k * batch, (k + 1) * batch))
                   for k in range(writes)]
         interval = batch * 1_000_000_000 // args.latency_rate
-        acks: list[tuple[int, int]] = []  # per write: (sent, answered), monotonic ns
-        late = 0
         receiving = Load(receiver.pid)
         server.load.restart()
         first = time.monotonic_ns() + 50_000_000
-        for k, body in enumerate(bodies):
-            due = first + k * interval
-            now = time.monotonic_ns()
-            if now < due:
-                time.sleep((due - now) / 1e9)
-            elif now - due > interval:
-                late += 1
-            sent = time.monotonic_ns()
-            response = client.post("/write?db=bench&rp=autogen", content=body)
-            answered = time.monotonic_ns()
-            assert response.status_code == 204, response.text
-            acks.append((sent, answered))
+        acks, late = open_loop_writes(str(client.base_url), bodies, first, interval,
+                                      args.latency_writers, args.timeout)
         spent = (time.monotonic_ns() - first) / 1e9
         server.load.stop()
         receiving.stop()
@@ -283,6 +275,45 @@ def latency(client: httpx.Client, server: Server, args: argparse.Namespace) -> F
           f"{connections['connections']:,} connections, at most {connections['most open']:,} "
           f"open at once and used {receiving.process:.2f} cores", end="")
     return {"p50": percentile(from_ack, 0.5), "p99": percentile(from_ack, 0.99)}
+
+
+def open_loop_writes(url: str, bodies: list[bytes], first: int, interval: int,
+                     writers: int, timeout: float) -> tuple[list[tuple[int, int]], int]:
+    """POST ``bodies[k]`` to ``url``/write at ``first + k * interval`` (monotonic ns)
+    from up to ``writers`` threads, each with its own kept-alive connection, so that a
+    slow answer does not hold back the next write (open loop). Returns each write's
+    (sent, answered) and how many were sent over an interval late (every writer busy,
+    or this process descheduled)."""
+    acks: list[tuple[int, int]] = [(0, 0)] * len(bodies)
+    delays = [0] * len(bodies)  # per write: sent - due
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def write(k: int, due: int) -> None:
+        own = getattr(local, "client", None)
+        if own is None:
+            own = local.client = httpx.Client(base_url=url, timeout=timeout)
+            clients.append(own)
+        sent = time.monotonic_ns()
+        response = own.post("/write?db=bench&rp=autogen", content=bodies[k])
+        acks[k], delays[k] = (sent, time.monotonic_ns()), sent - due
+        assert response.status_code == 204, response.text
+
+    try:
+        with ThreadPoolExecutor(max_workers=writers) as pool:
+            futures = []
+            for k in range(len(bodies)):
+                due = first + k * interval
+                now = time.monotonic_ns()
+                if now < due:
+                    time.sleep((due - now) / 1e9)
+                futures.append(pool.submit(write, k, due))
+            for future in futures:
+                future.result()
+    finally:
+        for own in clients:
+            own.close()
+    return acks, sum(1 for d in delays if d > interval)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -466,6 +497,9 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=int, default=10_000, help="points/s")
     parser.add_argument("--latency-batch", type=int, default=100, help="points per write")
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--latency-writers", type=int, default=4,
+                        help="threads writing, so that a slow answer does not delay the "
+                             "next write (default 4)")
     parser.add_argument("--memory", action="store_true", help="add the memory case")
     parser.add_argument("--memory-points", type=int, default=1_000_000)
     parser.add_argument("--memory-series", type=int, default=10_000)
