@@ -408,6 +408,7 @@ class Client11:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], _Connection] = {}
+        self._closed = False  # a batch still under way then closes its connection
 
     async def pipeline(self, origin: tuple[str, int], wires: Sequence[bytes],
                        timeout: float) -> list[Outcome]:  # noqa: ASYNC109
@@ -418,9 +419,9 @@ class Client11:
             connection = await self._connection(origin, timeout, outcomes, len(wires))
             if connection is None:
                 break
-            answered = await self._exchange(connection, wires[len(outcomes):], timeout,
+            reusable = await self._exchange(connection, wires[len(outcomes):], timeout,
                                             outcomes)
-            if answered:
+            if reusable and not self._closed:
                 connection.idle_since = time.monotonic()
                 self._idle[origin] = connection
                 if len(self._idle) > MAX_IDLE:  # a URL template naming many hosts
@@ -487,6 +488,7 @@ class Client11:
         return reusable and writer.done and not reader.buffer
 
     def close(self) -> None:
+        self._closed = True
         idle, self._idle = list(self._idle.values()), {}
         for connection in idle:
             connection.close()

@@ -262,6 +262,20 @@ async def test_idle_connections_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
         s.close()
 
 
+async def test_a_client_closed_during_a_batch_keeps_no_connection(server: Server) -> None:
+    def slow(index: int, seen: Seen) -> bytes:
+        time.sleep(0.2)
+        return OK
+
+    server.answer = slow
+    client = http11.Client11()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.pipeline, origin(server), wires(server.url, 1), 5)
+        await trio.sleep(0.05)
+        client.close()  # the handler was replaced while its batch was under way
+    assert client._idle == {}
+
+
 def test_only_plain_requests_are_prepared() -> None:
     prepared = http11.prepare("http://Example.COM:8080/p/a%20b?q=1&r=;x", {"X-A": "v"},
                               b"body", ("user", "pä:ss"))
