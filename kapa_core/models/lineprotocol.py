@@ -40,13 +40,14 @@ changing a point's tags dict in place: code that changes tags makes a new dict.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import re
 import sys
 import time as _time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kapa_core.models.point import FieldValue, Point
 
@@ -187,13 +188,28 @@ _STRINGS: dict[bytes, str] = {}
 #: may carry on onto the next ones.
 _WINDOW = 8
 
+
+class _Extension(Protocol):
+    """What ``_lineparse.c`` offers (its functions' docstrings say more)."""
+
+    def setup(self, point_type: type[Point],
+              series_cache: dict[bytes, tuple[str, dict[str, str]]],
+              strings_cache: dict[bytes, str], /) -> None: ...
+
+    def scan(self, body: bytes | bytearray | memoryview, start: int, end: int, scale: int,
+             now: int, database: str, retention_policy: str, points: list[Point] | None, /
+             ) -> tuple[int, int]: ...
+
+    def line_end(self, body: bytes | bytearray | memoryview, pos: int, end: int, /) -> int: ...
+
+
 # The switch is read first, so that it also keeps a broken extension from being loaded.
 _FLAG = os.environ.get("KAPA_CORE_PURE_PYTHON", "")
 if _FLAG not in ("", "0"):
     _WHY = f"KAPA_CORE_PURE_PYTHON={_FLAG}"
 else:
     try:
-        from kapa_core.models import _lineparse
+        _lineparse = cast(_Extension, importlib.import_module("kapa_core.models._lineparse"))
     except ImportError as exc:  # no C compiler where it was installed
         _WHY = f"the extension is not built: {exc}"
     else:
