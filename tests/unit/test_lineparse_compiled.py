@@ -11,6 +11,7 @@ has: shared series objects, the GIL-free ``check``, the guards around ``setup`` 
 from __future__ import annotations
 
 import ctypes
+import gc
 import mmap
 import subprocess
 import sys
@@ -291,6 +292,16 @@ def test_points_of_one_series_share_name_tags_and_field_keys() -> None:
     assert p4.tags is p1.tags
     pure = parse_pure(body).points
     assert pure[0].tags is not pure[2].tags
+
+
+def test_parsed_points_are_left_out_of_the_cyclic_collector() -> None:
+    compiled, line_for_python = parse(b"m,h=a v=1,s=\"x\" 1\nm,h=a\\ b v=2 2\n").points
+    assert not gc.is_tracked(compiled)  # the collector never walks a body's points
+    assert gc.is_tracked(line_for_python)  # made by Point(): tracked, as any object
+    assert compiled.fields == {"v": 1.0, "s": "x"} and compiled.tags == {"h": "a"}
+    del line_for_python
+    gc.collect()  # and nothing is lost or freed early by it
+    assert compiled.fields["s"] == "x" and compiled.time == 1
 
 
 def test_series_cache_stays_bounded() -> None:
