@@ -11,6 +11,7 @@ in reverse order and the pid file is removed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import ipaddress
 import os
 import resource
@@ -287,6 +288,12 @@ class Daemon:
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(config, self.facts()))
             addr = f"{self.address[0]}:{self.address[1]}"
+            # What start-up made (modules, plugins, tasks, config) lives as long as the
+            # daemon: moved out of the cyclic collector's generations, every full
+            # collection stops walking it (9-66 ms each, the p99 of alert latency at
+            # 1,000 points/s, before).
+            gc.collect()
+            gc.freeze()
             self.log.info("kapa-core ready", addr=addr)
             scheme = "https" if self.config["http"].https_enabled else "http"
             # One line on stdout whatever the log level, as kapacitord prints its banner.

@@ -147,8 +147,12 @@ def _target(url: str) -> _Target | None:
     return found
 
 
+#: httpx refuses longer URLs ("URL too long"); such a URL goes to it, to be refused as before.
+_MAX_URL = 65536
+
+
 def _parse_target(url: str) -> _Target | None:
-    if not url.isascii():
+    if not url.isascii() or len(url) > _MAX_URL:
         return None
     try:
         parts = urlsplit(url)
