@@ -118,9 +118,11 @@ class Node:
             receive(p)
 
     def _time_run(self, started: int, count: int) -> None:
-        """Record the time a run of ``count`` points took as that many timings' mean
-        (one sample per run: the run's cost spread over its points)."""
-        if count:
+        """After a run of ``count`` points (already counted in ``collected``): when the
+        run holds a point that :meth:`receive_point` would have timed (every
+        ``every``-th), record the run's time per point as one timing."""
+        every = self._every
+        if count and self.collected // every > (self.collected - count) // every:
             self._timing((time.perf_counter_ns() - started) // count)
 
     def receive_batch(self, b: Batch) -> None:
