@@ -379,6 +379,17 @@ def interrupt(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+def stopped_cleanly(code: int, err: str) -> bool:
+    """Whether ``kapacitor logs``/``watch`` ended cleanly on SIGINT. Kapacitor 1.5.7's
+    client closes its line channel on SIGINT while its reader may still be sending a
+    line, and then panics (``client/v1/client.go:730``, in ``Logs.func1``), about one
+    run in eight here, against kapa-core or anything else: that race is the client's,
+    not an answer of the server's, so it counts as a clean stop."""
+    return (code, err) == (0, "") or (
+        code == 2 and err.startswith("panic: send on closed channel")
+        and "client/v1.(*Client).Logs.func1" in err)
+
+
 @needs_client
 def test_kapacitor_logs_and_watch_follow_kapa_core(daemon: DaemonProcess) -> None:
     define(daemon.url, "watched", "watched")
@@ -393,10 +404,10 @@ def test_kapacitor_logs_and_watch_follow_kapa_core(daemon: DaemonProcess) -> Non
     finally:
         logs_code, logs_out, logs_err = interrupt(logs)
         watch_code, watch_out, watch_err = interrupt(watch)
-    assert (logs_code, logs_err) == (0, "")
+    assert stopped_cleanly(logs_code, logs_err), (logs_code, logs_err)
     assert "uri=/kapacitor/v1/ping" in logs_out and all(
         "service=http" in line for line in logs_out.splitlines())
-    assert (watch_code, watch_err) == (0, "")
+    assert stopped_cleanly(watch_code, watch_err), (watch_code, watch_err)
     lines = watch_out.splitlines()
     assert lines and all("task=watched" in line and "node=log2" in line for line in lines)
     assert any("value=7" in line for line in lines)
@@ -432,7 +443,7 @@ def test_kapa_logs_and_watch_follow_until_interrupted(daemon: DaemonProcess) -> 
         logs_code, logs_out, logs_err = interrupt(logs)
         watch.send_signal(signal.SIGTERM)  # SIGTERM ends it as quietly as Ctrl-C
         watch_out, watch_err = watch.communicate(timeout=10)
-    assert (logs_code, logs_err) == (0, "")
+    assert stopped_cleanly(logs_code, logs_err), (logs_code, logs_err)
     assert "uri=/kapacitor/v1/ping" in logs_out and all(
         "service=http" in line for line in logs_out.splitlines())
     assert (watch.returncode, watch_err) == (0, "")
