@@ -353,7 +353,7 @@ def _python_line(body: bytes | bytearray | memoryview, pos: int, end: int, scale
             ends.append(_lineparse.line_end(body, ends[-1] + 1, end))
         if len(ends) > len(lines):
             lines = _decode(body[pos:ends[-1]]).split("\n")
-        point, reason, line, used = _one_line(lines, scale, now_ns)
+        point, reason, line, used = _read_line(lines, 0, scale, now_ns, False)
         # A line that took every line read may go on further: read twice as many.
         if used < len(lines) or ends[-1] >= end or window == 1:
             break
@@ -381,22 +381,31 @@ def _decode(raw: bytes | bytearray | memoryview) -> str:
         return _STRAY_BYTE.sub("\ufffd", str(raw, "utf-8", "surrogateescape"))
 
 
-def _one_line(lines: list[str], scale: int, now_ns: int
-              ) -> tuple[Point | None, str | None, str, int]:
-    """What one turn of :func:`_parse_lines`'s loop does with ``lines[0]`` (of a body
-    given as bytes, so without lone surrogates): (point, why it is bad, the line as
-    shown, how many of ``lines`` it took). The reason is returned as text: the exception
-    itself would hold this frame through its traceback, a cycle per bad line that only
-    the (disabled) cyclic collector would free."""
-    line = lines[0]
-    index = 1
+def _read_line(lines: list[str], index: int, scale: int, now_ns: int, bad_utf8: bool
+               ) -> tuple[Point | None, str | None, str, int]:
+    """One line of a body, ``lines[index]``, with the lines after it that InfluxDB reads
+    as part of it: (its point, or why it is bad, or neither for a blank line or a
+    comment; the line as shown in an error; the index of the next line). The one reading
+    of a line, for :func:`_parse_lines` and for the lines C hands back.
+
+    Lines are cut as InfluxDB's ``scanLine`` cuts them: a newline inside a quoted string
+    value or right after a backslash belongs to the line (see :func:`_continues`). A
+    ``\\r`` before a newline is part of the line, as in Kapacitor (``m v=1 1\\r`` is a
+    bad timestamp). Leading spaces, tabs and NULs are skipped; a line starting with
+    ``#`` is a comment. ``bad_utf8``: the text may hold lone surrogates (undecodable
+    bytes of a str body), each an error for its line. The reason is returned as text:
+    the exception would hold this frame through its traceback, a cycle per bad line
+    that only the (paused) cyclic collector would free.
+    """
+    line = lines[index]
+    index += 1
     if not line:
         return None, None, line, index
     quotes = '"' in line
     escapes = "\\" in line
     if escapes or quotes and (line[0] == "#" or line[0] in " \t\0" and
                               line.lstrip(" \t\0")[:1] == "#"):
-        line, index = _join(line, lines, index)
+        line, index = _join(line, lines, index)  # a newline may be escaped or quoted
         escapes = quotes = True
     if line[0] in " \t\0":
         line = line.lstrip(" \t\0")
@@ -405,6 +414,8 @@ def _one_line(lines: list[str], scale: int, now_ns: int
     if line[0] == "#":
         return None, None, line, index
     try:
+        if bad_utf8 and any("\udc80" <= c <= "\udcff" for c in line):
+            raise _Bad("invalid UTF-8")
         try:
             if escapes:
                 point = _parse_slow(line, scale, now_ns)
@@ -412,8 +423,8 @@ def _one_line(lines: list[str], scale: int, now_ns: int
                 point = _parse_quoted(line, scale, now_ns)
             else:
                 point = _parse_fast(line, scale, now_ns)
-        except _Bad:
-            if quotes and not escapes:
+        except _Bad:  # the scanner gives InfluxDB's reason
+            if quotes and not escapes:  # a quoted value may go on on the next line
                 line, index = _join(line, lines, index)
                 if line[0] in " \t\0":
                     line = line.lstrip(" \t\0")
@@ -426,60 +437,23 @@ def _one_line(lines: list[str], scale: int, now_ns: int
 def _parse_lines(text: str, scale: int, now_ns: int, database: str, retention_policy: str,
                  append: Any, errors: list[LineError], bad_utf8: bool, first_line: int,
                  max_errors: int | None) -> int:
-    """Parse every line of ``text``; returns how many were bad.
-
-    Lines are cut as InfluxDB's ``scanLine`` cuts them: a newline inside a quoted string
-    value or right after a backslash belongs to the line (see :func:`_continues`). A
-    ``\\r`` before a newline is part of the line, as in Kapacitor (``m v=1 1\\r`` is a
-    bad timestamp). Leading spaces, tabs and NULs are skipped; a line starting with
-    ``#`` is a comment.
-    """
+    """Parse every line of ``text`` (see :func:`_read_line`); returns how many were
+    bad."""
     bad = 0
     lines = text.split("\n")
     count = len(lines)
     index = 0
     while index < count:
-        line = lines[index]
         number = first_line + index
-        index += 1
-        if not line:
-            continue
-        quotes = '"' in line
-        escapes = "\\" in line
-        if escapes or quotes and (line[0] == "#" or line[0] in " \t\0" and
-                                  line.lstrip(" \t\0")[:1] == "#"):
-            line, index = _join(line, lines, index)  # a newline may be escaped or quoted
-            escapes = quotes = True
-        if line[0] in " \t\0":
-            line = line.lstrip(" \t\0")
-            if not line:
-                continue
-        if line[0] == "#":
-            continue
-        try:
-            if bad_utf8 and any("\udc80" <= c <= "\udcff" for c in line):
-                raise _Bad("invalid UTF-8")
-            try:
-                if escapes:
-                    point = _parse_slow(line, scale, now_ns)
-                elif quotes:
-                    point = _parse_quoted(line, scale, now_ns)
-                else:
-                    point = _parse_fast(line, scale, now_ns)
-            except _Bad:  # the scanner gives InfluxDB's reason
-                if quotes and not escapes:  # a quoted value may go on on the next line
-                    line, index = _join(line, lines, index)
-                    if line[0] in " \t\0":
-                        line = line.lstrip(" \t\0")
-                point = _parse_slow(line, scale, now_ns)
-        except _Bad as exc:
+        point, reason, line, index = _read_line(lines, index, scale, now_ns, bad_utf8)
+        if point is not None:
+            point.database = database
+            point.retention_policy = retention_policy
+            append(point)
+        elif reason is not None:
             bad += 1
             if max_errors is None or len(errors) < max_errors:
-                errors.append(LineError(number, _shown(line), str(exc)))
-            continue
-        point.database = database
-        point.retention_policy = retention_policy
-        append(point)
+                errors.append(LineError(number, _shown(line), reason))
     return bad
 
 
