@@ -41,12 +41,13 @@ class _TimeWindow:
     grows, wraps and drops from the front): its quirks decide what some windows hold,
     e.g. a buffer emptied right at its end keeps what comes next from being dropped.
 
-    Compact storage: while every point of the group has the same tags and one float
-    field of the same name (the usual series), the ring holds two arrays, the times
-    (``times``, int64) and the values (``values``, float64), 16 bytes a point instead
-    of a point object, its fields dict, an int and a float (~340 bytes). The first point
-    that does not fit turns the ring into a list of :class:`BatchPoint` (``window``),
-    the same slots in the same places, and the group stays that way.
+    The ring is two parallel columns with the same slots: the times (``times``, an int64
+    array, which purging reads) and the points' data. While every point of the group
+    has the same tags and one float field of the same name (the usual series), the data
+    column is a float64 array (``values``): 16 bytes a point instead of a point object,
+    its fields dict, an int and a float (~340 bytes). The first point that does not fit
+    turns it into a list of :class:`BatchPoint` (``window``), slot for slot, and the
+    group stays that way.
     """
 
     __slots__ = ("by_name", "cap", "dims", "key", "name", "next_emit", "ptags", "size",
@@ -57,14 +58,14 @@ class _TimeWindow:
         self.dims = p.dims
         self.tags = {d: p.tags.get(d, "") for d in p.dims}
         self.by_name = bool(p.group) and (not p.dims or "\n" in p.group)
-        self.window: list[Any] = []
-        self.cap = 0  # the capacity of Go's slice; the length of the ring is its length
+        self.cap = 0  # the capacity of Go's slice; the length of the columns is its length
         self.start = self.stop = self.size = 0
+        self.times: array[int] = array("q")
         fields = p.fields
         self.key = ""
-        self.values: array[float] | None = None
-        self.times: array[int] = array("q")
         self.ptags = p.tags
+        self.values: array[float] | None = None
+        self.window: list[Any] = []
         if len(fields) == 1 and COMPACT:
             ((key, value),) = fields.items()
             if type(value) is float:
@@ -92,86 +93,60 @@ class _TimeWindow:
             tags = p.tags
             if (type(value) is float and len(fields) == 1
                     and (tags is self.ptags or tags == self.ptags)):
-                self._insert_compact(p.time, value)
+                self._put(p.time, values, value)
                 return
             self._to_objects()
-        w = self.window
-        if self.size == self.cap:  # full: a new slice of twice the size, in order
-            size = self.size
-            if size == 0:
-                w = []
-            elif self.stop > self.start:
-                w = w[self.start:self.stop]
-            else:
-                w = w[self.start:] + w[:self.stop]
-            w.append(None)
-            self.window = w
-            self.cap = 2 * (size + 1)
-            self.start = 0
-            self.stop = size
-        q = BatchPoint(p.time, p.fields, p.tags)
-        if self.stop == len(w):
-            if len(w) == self.cap:
-                self.stop = 0
-                w[0] = q
-            else:
-                w.append(q)
-        else:
-            w[self.stop] = q
-        self.size += 1
-        self.stop += 1
+        self._put(p.time, self.window, BatchPoint(p.time, p.fields, p.tags))
 
-    def _insert_compact(self, t: int, value: float) -> None:
-        """:meth:`insert` on the two arrays, the same steps."""
-        times = self.times
-        values = self.values
-        assert values is not None
-        if self.size == self.cap:
+    def _put(self, t: int, data: Any, item: Any) -> None:
+        """Add one point: ``t`` to the times, ``item`` to ``data`` (the data column)."""
+        if self.size == self.cap:  # full: a new slice of twice the size, in order
             size, start, stop = self.size, self.start, self.stop
+            times = self.times
             if size == 0:
-                times, values = array("q"), array("d")
+                times, data = array("q"), data[:0]
             elif stop > start:
-                times, values = times[start:stop], values[start:stop]
+                times, data = times[start:stop], data[start:stop]
             else:
-                times = times[start:] + times[:stop]
-                values = values[start:] + values[:stop]
+                times, data = times[start:] + times[:stop], data[start:] + data[:stop]
             times.append(0)
-            values.append(0.0)
-            self.times, self.values = times, values
+            data.append(item)  # a placeholder, overwritten below
+            self.times = times
+            if self.values is not None:
+                self.values = data
+            else:
+                self.window = data
             self.cap = 2 * (size + 1)
             self.start = 0
             self.stop = size
+        times = self.times
         stop = self.stop
         if stop == len(times):
             if stop == self.cap:
                 stop = 0
                 times[0] = t
-                values[0] = value
+                data[0] = item
             else:
                 times.append(t)
-                values.append(value)
+                data.append(item)
         else:
             times[stop] = t
-            values[stop] = value
+            data[stop] = item
         self.size += 1
         self.stop = stop + 1
 
     def _to_objects(self) -> None:
-        """Leave compact storage: each slot of the arrays becomes a BatchPoint."""
+        """Leave compact storage: each slot of the values becomes a BatchPoint."""
         values = self.values
         assert values is not None
         key, tags = self.key, self.ptags
         self.window = [BatchPoint(t, {key: v}, tags) for t, v in zip(self.times, values)]
-        self.times = array("q")
         self.values = None
 
     def purge(self, oldest: int, inclusive: bool) -> None:
         """Drop points from the front while they are older than ``oldest`` (not newer
         than it unless ``inclusive``), as Kapacitor's buffer does."""
-        if self.values is not None:
-            w: Any = self.times
-        else:
-            w = [q.time for q in self.window] if self.window else []
+        w = self.times
         n = len(w)
         if n == 0:
             return
@@ -208,20 +183,18 @@ class _TimeWindow:
     def batch(self, group: str, tmax: int) -> Batch:
         start, stop = self.start, self.stop
         values = self.values
-        if values is not None:
-            times = self.times
-            if self.size == 0:
-                points: list[BatchPoint] = []
-            else:
-                if stop > start:
-                    ts, vs = times[start:stop], values[start:stop]
-                else:
-                    ts = times[start:] + times[:stop]
-                    vs = values[start:] + values[:stop]
-                key, tags = self.key, self.ptags
-                points = [BatchPoint(t, {key: v}, tags) for t, v in zip(ts, vs)]
-        elif self.size == 0:
+        points: list[BatchPoint]
+        if self.size == 0:
             points = []
+        elif values is not None:
+            times = self.times
+            if stop > start:
+                ts, vs = times[start:stop], values[start:stop]
+            else:
+                ts = times[start:] + times[:stop]
+                vs = values[start:] + values[:stop]
+            key, tags = self.key, self.ptags
+            points = [BatchPoint(t, {key: v}, tags) for t, v in zip(ts, vs)]
         else:
             w = self.window
             kept = w[start:stop] if stop > start else w[start:] + w[:stop]
