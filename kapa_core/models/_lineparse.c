@@ -737,22 +737,28 @@ error:
 
 /* -- module functions ---------------------------------------------------------------- */
 
+/* Take the buffer of args[0] and the byte range args[1]:args[2] inside it; on success
+ * the caller releases the view, on failure nothing is held. */
 static int
-get_range(PyObject *start_obj, PyObject *end_obj, Py_ssize_t length, Py_ssize_t *start,
-          Py_ssize_t *end)
+open_range(PyObject *const *args, Py_buffer *view, Py_ssize_t *start, Py_ssize_t *end)
 {
-    *start = PyLong_AsSsize_t(start_obj);
+    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0)
+        return -1;
+    *start = PyLong_AsSsize_t(args[1]);
     if (*start == -1 && PyErr_Occurred())
-        return -1;
-    *end = PyLong_AsSsize_t(end_obj);
+        goto error;
+    *end = PyLong_AsSsize_t(args[2]);
     if (*end == -1 && PyErr_Occurred())
-        return -1;
-    if (*start < 0 || *end < *start || *end > length) {
+        goto error;
+    if (*start < 0 || *end < *start || *end > view->len) {
         PyErr_Format(PyExc_ValueError, "range %zd:%zd outside a body of %zd bytes", *start,
-                     *end, length);
-        return -1;
+                     *end, view->len);
+        goto error;
     }
     return 0;
+error:
+    PyBuffer_Release(view);
+    return -1;
 }
 
 PyDoc_STRVAR(scan_doc,
@@ -795,13 +801,9 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
     Py_ssize_t start, end;
-    if (get_range(args[1], args[2], view.len, &start, &end) < 0) {
-        PyBuffer_Release(&view);
+    if (open_range(args, &view, &start, &end) < 0)
         return NULL;
-    }
     Line *ln = PyMem_RawMalloc(sizeof(Line));
     if (ln == NULL) {
         PyBuffer_Release(&view);
@@ -856,13 +858,9 @@ line_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
     Py_ssize_t pos, end;
-    if (get_range(args[1], args[2], view.len, &pos, &end) < 0) {
-        PyBuffer_Release(&view);
+    if (open_range(args, &view, &pos, &end) < 0)
         return NULL;
-    }
     const char *s = view.buf;
     const char *nl = pos < end ? memchr(s + pos, '\n', (size_t)(end - pos)) : NULL;
     Py_ssize_t found = nl == NULL ? end : nl - s;
