@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kapa_core.alert.gojson import Struct, dumps, go_float
+from kapa_core.alert.gojson import Struct, dumps
 from kapa_core.alert.levels import Level
 from kapa_core.models.batch import format_time
 from kapa_core.models.duration import Duration, format_go
@@ -139,28 +139,16 @@ class GoDuration(Duration):
         return str(self)
 
 
-def _value_json(value: Any) -> str:
-    """One value of a row as :func:`dumps` writes it, the common types first."""
-    kind = type(value)
-    if kind is str:
-        return _string(value)
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return go_float(value)
-    return dumps(value)
-
-
 def _row_json(row: dict[str, Any]) -> str:
     """``dumps(Struct(row))``: a series row in its own key order, its ``values`` (lists
     of scalars) written without the generic encoder's dispatch."""
     parts = []
     for key, value in row.items():
         if key == "values" and type(value) is list and all(type(v) is list for v in value):
-            text = "[" + ",".join("[" + ",".join(map(_value_json, v)) + "]"
+            text = "[" + ",".join("[" + ",".join(map(dumps, v)) + "]"
                                   for v in value) + "]"
         elif key == "columns" and type(value) is list:
-            text = "[" + ",".join(map(_value_json, value)) + "]"
+            text = "[" + ",".join(map(dumps, value)) + "]"
         else:
             text = dumps(value)
         parts.append(_string(str(key)) + ":" + text)

@@ -31,6 +31,8 @@ def dumps(value: Any) -> str:
         return _string(value)
     if kind is float:
         return go_float(value)
+    if kind is int:  # plain ints before the checks for bool and subclasses below
+        return str(value)
     if value is None:
         return "null"
     if value is True:
