@@ -9,6 +9,8 @@ and its queue overflowed (docs/performance.md). Here a request is a few byte str
 joined, and a batch of them is written with one ``send_all`` while a reader takes the
 answers back in the same order: the server still gets one POST per event, in order,
 and answers them one at a time, as HTTP/1.1 pipelining defines (RFC 9112 §9.3.2).
+(h11, which the daemon's server uses, cannot do this: its client side waits for each
+answer before the next request, as its documentation says.)
 
 Only the plain case is handled here: ``http://`` URLs without userinfo, whose path and
 query need no percent-encoding, no proxy in the environment, and headers that leave
