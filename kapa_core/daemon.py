@@ -56,6 +56,7 @@ from kapa_core.http.pprof_api import PprofAPI
 from kapa_core.http.recordings_api import RecordingsAPI
 from kapa_core.http.replays_api import ReplaysAPI
 from kapa_core.http.router import Router
+from kapa_core.http.scripts_api import ScriptsAPI
 from kapa_core.http.server import HTTPServer
 from kapa_core.http.server_api import ServerAPI
 from kapa_core.http.service_tests_api import ServiceTestsAPI
@@ -413,6 +414,7 @@ class Daemon:
         assert self.store is not None
         StorageAPI(self.store).register(router)
         LogsAPI(logs.LogBroadcast(owner=self)).register(router)  # /v1preview/logs
+        ScriptsAPI(self.task_service).register(router)  # /scripts/check, /scripts/try
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)
