@@ -11,6 +11,7 @@ in reverse order and the pid file is removed.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import ipaddress
 import os
@@ -49,6 +50,7 @@ from kapa_core.http.alerts_api import AlertsAPI
 from kapa_core.http.auth_setup import check_config as check_auth
 from kapa_core.http.auth_setup import install as install_auth
 from kapa_core.http.config_api import ConfigAPI
+from kapa_core.http.console_api import ConsoleAPI
 from kapa_core.http.deny import DenyClients
 from kapa_core.http.discovery_api import DiscoveryAPI
 from kapa_core.http.logs_api import LogsAPI
@@ -148,6 +150,7 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
+        self.started = dt.datetime.now(dt.UTC)
         #: this daemon's input listeners and discoverers (started in _serve), the
         #: statistics the listeners publish and the target groups discoverers find
         self.elements: PluginElements | None = None
@@ -343,6 +346,22 @@ class Daemon:
                                       self.store, Logger("load"), self.alerts)
         self.load_errors += failed
 
+    def about(self) -> dict[str, Any]:
+        """``GET /kapacitor/v1/about`` (what the console's daemon page shows)."""
+        return {"version": self.version, "kapacitor_version": KAPACITOR_COMPAT_VERSION,
+                "hostname": self.config.root.hostname, "cluster_id": self.cluster_id,
+                "server_id": self.server_id,
+                "started": self.started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "uptime": (dt.datetime.now(dt.UTC) - self.started).total_seconds(),
+                "line_protocol_parser": lineprotocol.implementation(),
+                "auth_enabled": self.config["http"].auth_enabled,
+                "plugins": [{"name": p.name, "module": p.module, "distribution":
+                             p.distribution, "version": p.version, "hooks": list(p.hooks)}
+                            for p in self.plugins.infos],
+                "broken_plugins": [{"name": b.name, "value": b.value, "distribution":
+                                    b.distribution, "reason": b.reason}
+                                   for b in self.plugins.broken]}
+
     def facts(self) -> DaemonFacts:
         """What plugins may know about this daemon (see ``kapa_core.services``)."""
         http = self.config["http"]
@@ -415,6 +434,7 @@ class Daemon:
         StorageAPI(self.store).register(router)
         LogsAPI(logs.LogBroadcast(owner=self)).register(router)  # /v1preview/logs
         ScriptsAPI(self.task_service).register(router)  # /scripts/check, /scripts/try
+        ConsoleAPI(self.about).register(router)  # /console/, /me, /about
         auth_middleware = install_auth(router, self.config, self.store,
                                        subscription_tokens=self.subscription_tokens)
         host, port = split_bind(http.bind_address)

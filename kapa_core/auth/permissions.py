@@ -19,7 +19,8 @@ none          nothing
 
 so the permission a path needs is found from its first segment under the API root:
 ``config`` -> config_api, ``write`` -> write_points, ``ping`` -> any of the three, every
-other path (tasks, templates, alerts, service-tests, users, debug/vars, the route list,
+``me`` (kapa-core's ``/kapacitor/v1/me``, what the console asks) -> any authenticated
+user, every other path (tasks, templates, alerts, service-tests, users, debug/vars, the route list,
 unknown paths...) -> api. A request with no privilege (HEAD) is allowed to every
 authenticated user, and admin users are allowed everything.
 
@@ -49,6 +50,8 @@ SEGMENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "config": (CONFIG_API,),
     "write": (WRITE_POINTS,),
     "ping": (API, CONFIG_API, WRITE_POINTS),
+    # kapa-core's ``/kapacitor/v1/me``: any authenticated user may ask who they are
+    "me": (),
 }
 DEFAULT_PERMISSIONS: tuple[str, ...] = (API,)
 
@@ -121,7 +124,7 @@ def authorize(principal: Principal, method: str, path: str) -> str | None:
     if needed == "none" or principal.admin:
         return None
     for choices in required_permissions(path):
-        if not any(principal.allows(p) for p in choices):
+        if choices and not any(principal.allows(p) for p in choices):
             return (f'user {principal.name} does not have "{needed}" privilege for API '
                     f"endpoint {go_quote(api_path(path))}")
     return None

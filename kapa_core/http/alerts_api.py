@@ -15,8 +15,11 @@ from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import Request, Response, decode_json
 from kapa_core.http.router import Router
+from kapa_core.models.govalues import yaml_object
 
 BASE = "/kapacitor/v1/alerts/topics"
+#: request content types read as a handler YAML file (kapa-core addition)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
 def _min_level(request: Request) -> Level:
@@ -110,6 +113,20 @@ class AlertsAPI:
 
     @staticmethod
     def _body(request: Request) -> Any:
+        """JSON, as in Kapacitor; kapa-core also takes the YAML file that ``kapacitor
+        define-topic-handler`` reads (``Content-Type: application/yaml``), converted as
+        that command converts it. Its ``topic`` key, when given, must name this topic."""
+        kind = (request.header("content-type") or "").split(";")[0].strip().lower()
+        if kind in YAML_TYPES:
+            try:
+                body: dict[str, Any] = yaml_object(request.body)
+            except ValueError as exc:
+                raise APIError(400, f"invalid handler yaml: {exc}") from None
+            topic = body.pop("topic", None)
+            if topic not in (None, "", request.params["topic"]):
+                raise APIError(400, f"invalid handler yaml: topic {go_quote(str(topic))} "
+                               f"is not this topic {go_quote(request.params['topic'])}")
+            return body
         try:
             return decode_json(request.body or b"null")
         except ValueError as exc:

@@ -4,7 +4,8 @@ Every request needs credentials (see :mod:`kapa_core.auth.credentials`), as in
 Kapacitor: the ping endpoint and unknown paths too. Only CORS preflight ``OPTIONS``
 requests, which the server answers before any middleware, and, with ``[http]
 pprof-enabled = true``, ``/kapacitor/v1/debug/vars`` and ``/kapacitor/v1/debug/pprof/...``
-are open. A request with a method the API does not serve gets the plain 404.
+are open, and so are ``GET`` requests for the web console's static files under
+``/console/`` (:mod:`kapa_core.http.console_api`). A request with a method the API does not serve gets the plain 404.
 
 Username and password are offered to each authenticator in turn (the internal users
 first, then e.g. the InfluxDB Enterprise meta API); the first :class:`Principal` wins.
@@ -38,6 +39,7 @@ from kapa_core.auth.credentials import (
 from kapa_core.auth.permissions import METHOD_PRIVILEGES, api_path, authorize, go_quote
 from kapa_core.auth.principal import Authenticator, Principal
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
+from kapa_core.http.console_api import is_console_path
 from kapa_core.http.messages import JSON_TYPE, Request, Response, without_surrogates
 from kapa_core.logs import Logger
 
@@ -73,7 +75,10 @@ class AuthMiddleware:
         self.failures = 0  # Kapacitor's httpd ``auth_fail`` statistic
 
     def bypass(self, request: Request) -> bool:
-        """The profiling endpoints left open by ``[http] pprof-enabled``."""
+        """The console's static files (no data in them; the page must load to show its
+        login form), and the profiling endpoints left open by ``[http] pprof-enabled``."""
+        if request.method in ("GET", "HEAD") and is_console_path(request.path):
+            return True
         if not self.pprof_enabled or request.method != "GET":
             return False
         path = api_path(request.path)

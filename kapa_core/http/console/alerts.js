@@ -1,0 +1,111 @@
+// Alerts: the topics with their level, one topic's events (newest first) and handlers,
+// and a handler defined from YAML (the file `kapacitor define-topic-handler` reads).
+
+import * as api from "./api.js";
+import { h, clear, confirmDialog, notice, unescapeHTML } from "./dom.js";
+
+const BASE = "/alerts/topics";
+const HANDLER_EXAMPLE = `id: log-cpu
+kind: log
+options:
+  path: /tmp/cpu-alerts.log
+`;
+
+function poll(fn, ms) {
+  let stopped = false, timer = null;
+  const tick = async () => {
+    if (stopped) return;
+    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+const level = (name) => h("span", { class: "level level-" + String(name).toLowerCase(), text: name });
+
+export function topicsView() {
+  return async (main) => {
+    const body = h("tbody");
+    main.append(h("div", { class: "bar" }, h("h2", { text: "Alert topics" })),
+      h("div", { class: "scroll" }, h("table", { id: "topic-list", class: "list" },
+        h("thead", {}, h("tr", {}, ["Topic", "Level", "Events collected", "Handlers"].map((t) => h("th", { text: t })))), body)));
+    return poll(async () => {
+      const { topics } = await api.get(BASE);
+      const handlers = await Promise.all(topics.map((t) =>
+        api.get(`${BASE}/${encodeURIComponent(t.id)}/handlers`).then((x) => x.handlers, () => [])));
+      clear(body).append(...topics.map((t, i) => h("tr", { "data-topic": t.id },
+        h("td", {}, h("a", { href: `#/alerts/${encodeURIComponent(t.id)}`, text: t.id })),
+        h("td", {}, level(t.level)), h("td", { class: "num", text: t.collected }),
+        h("td", { text: handlers[i].map((x) => `${x.id} (${x.kind})`).join(", ") }))));
+      if (!topics.length) body.append(h("tr", {}, h("td", { colspan: 4, class: "muted", text: "No topics yet: they appear when an alert node or a handler names one." })));
+    }, 2000);
+  };
+}
+
+export function topicView(topic) {
+  return async (main) => {
+    const path = `${BASE}/${encodeURIComponent(topic)}`;
+    const levelBox = h("span", { id: "topic-level" });
+    const events = h("tbody");
+    const handlers = h("tbody");
+    const yaml = h("textarea", { id: "handler-yaml", class: "code plain", rows: 7, spellcheck: "false", wrap: "off",
+      "aria-label": "handler YAML" });
+    yaml.value = HANDLER_EXAMPLE;
+    const save = h("button", { id: "handler-save", class: "primary", text: "Save handler" });
+    const yamlError = h("p", { id: "handler-error", class: "error" });
+    main.append(
+      h("div", { class: "bar" }, h("h2", {}, "Topic ", h("span", { id: "topic-id", text: topic })), levelBox,
+        h("button", { class: "danger", "data-action": "delete-topic", text: "Delete topic", onclick: async () => {
+          if (!await confirmDialog(`Delete topic "${topic}" with its events and handlers?`)) return;
+          await api.del(path);
+          location.hash = "#/alerts";
+        } })),
+      h("h3", { text: "Events" }),
+      h("div", { class: "scroll" }, h("table", { id: "events", class: "list" },
+        h("thead", {}, h("tr", {}, ["Event", "Level", "Message", "Time", "Duration", "Details"].map((t) => h("th", { text: t })))), events)),
+      h("h3", { text: "Handlers" }),
+      h("div", { class: "scroll" }, h("table", { id: "handlers", class: "list" },
+        h("thead", {}, h("tr", {}, ["ID", "Kind", "Match", "Options", ""].map((t) => h("th", { text: t })))), handlers)),
+      h("h3", { text: "Define a handler (YAML)" }),
+      h("p", { class: "muted", text: "The file kapacitor define-topic-handler takes: id, kind, match, options. A handler with the same ID is replaced." }),
+      yaml, h("div", { class: "bar" }, save), yamlError);
+
+    const refresh = async () => {
+      const [t, ev, hs] = await Promise.all([api.get(path), api.get(`${path}/events?min-level=OK`), api.get(`${path}/handlers`)]);
+      clear(levelBox).append(level(t.level));
+      const sorted = [...ev.events].sort((a, b) => String(b.state.time).localeCompare(String(a.state.time)));
+      clear(events).append(...sorted.map((e) => h("tr", { "data-event": e.id },
+        h("td", { class: "mono", text: e.id }), h("td", {}, level(e.state.level)),
+        h("td", { class: "message", text: e.state.message }), h("td", { class: "mono", text: e.state.time }),
+        h("td", { text: e.state.duration }),
+        h("td", {}, h("details", {}, h("summary", { text: "details" }), h("pre", { class: "details", text: unescapeHTML(e.state.details) }))))));
+      if (!sorted.length) events.append(h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No events." })));
+      clear(handlers).append(...hs.handlers.map((x) => h("tr", { "data-handler": x.id },
+        h("td", { class: "mono", text: x.id }), h("td", { text: x.kind }), h("td", { class: "mono", text: x.match || "" }),
+        h("td", {}, h("pre", { class: "options", text: JSON.stringify(x.options || {}, null, 1) })),
+        h("td", { class: "actions" }, h("button", { class: "danger", "data-action": "delete-handler", text: "Delete", onclick: async () => {
+          if (!await confirmDialog(`Delete handler "${x.id}" of topic "${topic}"?`)) return;
+          await api.del(`${path}/handlers/${encodeURIComponent(x.id)}`);
+          notice(`handler ${x.id} deleted`);
+          refresh();
+        } })))));
+      if (!hs.handlers.length) handlers.append(h("tr", {}, h("td", { colspan: 5, class: "muted", text: "No handlers." })));
+    };
+    save.addEventListener("click", async () => {
+      yamlError.textContent = "";
+      const id = (yaml.value.match(/^id:\s*["']?([^"'\n]+?)["']?\s*$/m) || [])[1];
+      try {
+        let exists = false;
+        if (id) exists = await api.get(`${path}/handlers/${encodeURIComponent(id)}`).then(() => true, () => false);
+        if (exists) await api.call("PUT", `${path}/handlers/${encodeURIComponent(id)}`, yaml.value, "application/yaml");
+        else await api.post(`${path}/handlers`, yaml.value, "application/yaml");
+        notice("handler saved");
+        await refresh();
+      } catch (err) {
+        yamlError.textContent = err.message;
+      }
+    });
+    return poll(refresh, 2000);
+  };
+}

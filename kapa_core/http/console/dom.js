@@ -1,0 +1,94 @@
+// Small DOM helpers: elements are built with h(), never from HTML strings, so no value
+// from the daemon is ever parsed as markup.
+
+export function h(tag, attrs, ...children) {
+  const svg = tag.startsWith("svg:");
+  const el = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag.slice(4))
+                 : document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "text") el.textContent = value;
+    else if (key === "value" && !svg) el.value = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+export function $(selector, root = document) { return root.querySelector(selector); }
+
+export function fmtNumber(n) {
+  if (typeof n !== "number" || !isFinite(n)) return String(n ?? "");
+  if (Math.abs(n) >= 1e6) return (n / 1e6).toFixed(2) + "M";
+  if (Math.abs(n) >= 1e4) return (n / 1e3).toFixed(1) + "k";
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+}
+
+export function fmtDuration(seconds) {
+  const s = Math.floor(seconds);
+  const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600);
+  const mm = Math.floor(s % 3600 / 60), ss = s % 60;
+  return (d ? d + "d " : "") + (d || hh ? hh + "h " : "") + (d || hh || mm ? mm + "m " : "") + ss + "s";
+}
+
+export function fmtNanos(ns) {
+  if (typeof ns !== "number") return String(ns ?? "");
+  if (ns >= 1e9) return (ns / 1e9).toFixed(2) + "s";
+  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + "ms";
+  if (ns >= 1e3) return (ns / 1e3).toFixed(1) + "µs";
+  return ns + "ns";
+}
+
+// Alert details come HTML-escaped, as Kapacitor stores them; shown as text.
+export function unescapeHTML(text) {
+  return String(text).replace(/&#34;|&#39;|&lt;|&gt;|&quot;|&amp;/g, (m) => (
+    { "&#34;": "\"", "&#39;": "'", "&lt;": "<", "&gt;": ">", "&quot;": "\"", "&amp;": "&" }[m]));
+}
+
+// A modal question; resolves true when confirmed.
+export function confirmDialog(message) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = message;
+  return new Promise((resolve) => {
+    const done = (answer) => () => { dialog.close(); cleanup(); resolve(answer); };
+    const yes = done(true), no = done(false);
+    const cleanup = () => {
+      $("#confirm-yes").removeEventListener("click", yes);
+      $("#confirm-no").removeEventListener("click", no);
+      dialog.removeEventListener("cancel", no);
+    };
+    $("#confirm-yes").addEventListener("click", yes);
+    $("#confirm-no").addEventListener("click", no);
+    dialog.addEventListener("cancel", no);
+    dialog.showModal();
+  });
+}
+
+export function notice(text, kind = "info") {
+  const box = $("#notice");
+  box.textContent = text;
+  box.className = "notice " + kind;
+  box.hidden = false;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { box.hidden = true; }, kind === "error" ? 8000 : 3000);
+}
+
+// Debounce: call fn once input has been quiet for `ms`.
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}

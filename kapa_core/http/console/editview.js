@@ -1,0 +1,299 @@
+// The editor: create or change a task or a template. The daemon checks the script as
+// you type (POST /kapacitor/v1/scripts/check, debounced): errors appear at their line and
+// column and the graph of the script is drawn before it is saved. "Try it" runs the
+// script on points you type, in the daemon, without creating anything
+// (POST /kapacitor/v1/scripts/try), and shows what each node emitted.
+
+import * as api from "./api.js";
+import { h, clear, debounce, notice } from "./dom.js";
+import { drawGraph } from "./graph.js";
+import { ScriptEditor } from "./editor.js";
+
+const CHECK_DELAY_MS = 350;
+const EXAMPLE = `stream
+    |from()
+        .measurement('cpu')
+    |window()
+        .period(10s)
+        .every(10s)
+    |mean('usage_user')
+    |alert()
+        .crit(lambda: "mean" > 80)
+        .topic('cpu')
+`;
+const EXAMPLE_POINTS = `cpu,host=a usage_user=85 0
+cpu,host=a usage_user=90 5
+cpu,host=a usage_user=20 12
+`;
+
+export function parseDbrps(text) {
+  const out = [];
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = part.match(/^"([^"]*)"\."([^"]*)"$/) || part.match(/^([^."]+)\.([^."]+)$/);
+    if (!m) throw new Error(`bad DBRP ${part}: write "db"."rp" or db.rp, separated by commas`);
+    out.push({ db: m[1], rp: m[2] });
+  }
+  return out;
+}
+
+const dbrpText = (dbrps) => (dbrps || []).map((d) => `"${d.db}"."${d.rp}"`).join(", ");
+
+// A var's text from the form as the API's typed value.
+function typedValue(type, text) {
+  switch (type) {
+    case "int": {
+      if (!/^-?\d+$/.test(text.trim())) throw new Error(`"${text}" is not an int`);
+      return parseInt(text, 10);
+    }
+    case "float": {
+      const v = Number(text);
+      if (text.trim() === "" || !isFinite(v)) throw new Error(`"${text}" is not a float`);
+      return v;
+    }
+    case "bool": return text.trim().toLowerCase() === "true";
+    case "list": return text.split(",").map((s) => s.trim()).filter(Boolean).map((value) => ({ type: "string", value }));
+    default: return text;
+  }
+}
+
+function shownValue(v) {
+  if (!v) return "";
+  if (v.type === "list" && Array.isArray(v.value)) return v.value.map((x) => x.value).join(", ");
+  return v.value === undefined || v.value === null ? "" : String(v.value);
+}
+
+export function editorView(kind, id) {
+  return async (main) => {
+    const editing = Boolean(kind);
+    let existing = null;
+    if (editing) existing = await api.get(`/${kind}s/${encodeURIComponent(id)}`);
+    const templates = (await api.get("/templates?fields=type&fields=vars&fields=script")).templates;
+
+    const kindSelect = h("select", { id: "kind", disabled: editing },
+      h("option", { value: "task", text: "Task" }), h("option", { value: "template", text: "Template" }));
+    kindSelect.value = kind || "task";
+    const idInput = h("input", { id: "task-id", placeholder: "cpu_alert", required: true, value: id || "", readonly: editing });
+    const typeSelect = h("select", { id: "task-type" },
+      h("option", { value: "stream", text: "stream" }), h("option", { value: "batch", text: "batch" }));
+    typeSelect.value = existing?.type || "stream";
+    const dbrpInput = h("input", { id: "task-dbrps", placeholder: "\"telegraf\".\"autogen\"",
+      value: existing ? dbrpText(existing.dbrps) : "\"telegraf\".\"autogen\"" });
+    const templateSelect = h("select", { id: "task-template" }, h("option", { value: "", text: "(none: own script)" }),
+      templates.map((t) => h("option", { value: t.id, text: t.id })));
+    templateSelect.value = existing?.["template-id"] || "";
+    const enableBox = h("input", { id: "task-enable", type: "checkbox", checked: !editing || existing?.status === "enabled" });
+    const checkStatus = h("span", { id: "check-status", class: "muted" });
+    const errorList = h("ul", { id: "script-errors", class: "errors" });
+    const varsBox = h("div", { id: "vars" });
+    const graphBox = h("div", { id: "editor-graph", class: "graph-box small" });
+    const saveButton = h("button", { id: "save", class: "primary", text: "Save" });
+    const editor = new ScriptEditor("script", { value: existing?.script ?? EXAMPLE, onChange: () => check() });
+
+    const taskOnly = [];
+    const field = (label, input, forTask = false) => {
+      const el = h("label", { class: "field" }, label, input);
+      if (forTask) taskOnly.push(el);
+      return el;
+    };
+    main.append(
+      h("div", { class: "bar" }, h("h2", { text: editing ? `Edit ${kind} ${id}` : "New task or template" })),
+      h("div", { class: "form-row" }, field("Kind", kindSelect), field("ID", idInput), field("Type", typeSelect),
+        field("DBRPs", dbrpInput, true), field("Template", templateSelect, true),
+        field("Enabled", enableBox, true)),
+      editor.el,
+      h("div", { class: "bar" }, checkStatus, saveButton),
+      errorList,
+      h("h3", { text: "Vars" }), varsBox,
+      h("h3", { text: "Graph" }), graphBox);
+
+    let lastVars = {};
+    const varInputs = new Map();
+    const showVars = (vars, values) => {
+      clear(varsBox);
+      varInputs.clear();
+      const names = Object.keys(vars || {});
+      if (!names.length) { varsBox.append(h("p", { class: "muted", text: "The script declares no vars." })); return; }
+      const template = kindSelect.value === "template";
+      varsBox.append(h("table", { class: "list vars" },
+        h("thead", {}, h("tr", {}, ["Name", "Type", template ? "Default" : "Value", "Description"].map((t) => h("th", { text: t })))),
+        h("tbody", {}, names.map((name) => {
+          const v = vars[name];
+          const input = h("input", { "data-var": name, "data-type": v.type, placeholder: shownValue(v),
+            value: values && values[name] ? shownValue(values[name]) : "", readonly: template });
+          varInputs.set(name, input);
+          return h("tr", {}, h("td", { class: "mono", text: name }), h("td", { class: "type", text: v.type }),
+            h("td", {}, input), h("td", { class: "muted", text: v.description || "" }));
+        }))));
+    };
+    const formVars = () => {
+      const out = {};
+      for (const [name, input] of varInputs) {
+        if (input.value.trim() === "" || input.readOnly) continue;
+        const type = input.dataset.type;
+        out[name] = { type, value: typedValue(type, input.value) };
+      }
+      return out;
+    };
+
+    const syncKind = () => {
+      const template = kindSelect.value === "template";
+      taskOnly.forEach((el) => { el.hidden = template; });
+      const fromTemplate = !template && templateSelect.value;
+      editor.readOnly = Boolean(fromTemplate);
+      if (fromTemplate) {
+        const t = templates.find((x) => x.id === templateSelect.value);
+        if (t) { editor.value = t.script; typeSelect.value = t.type; }
+      }
+    };
+    kindSelect.addEventListener("change", () => { syncKind(); check(); });
+    templateSelect.addEventListener("change", () => { syncKind(); check(); });
+    typeSelect.addEventListener("change", () => check());
+
+    let checking = 0;
+    const runCheck = async () => {
+      const mine = ++checking;
+      let dbrps = [];
+      try { dbrps = kindSelect.value === "task" ? parseDbrps(dbrpInput.value) : []; } catch (_) { dbrps = []; }
+      let result;
+      try {
+        result = await api.post("/scripts/check", { script: editor.value, type: typeSelect.value, dbrps,
+                                                    template: kindSelect.value === "template" });
+      } catch (err) {
+        if (mine === checking) { checkStatus.textContent = "check failed: " + err.message; }
+        return;
+      }
+      if (mine !== checking) return; // a newer check is on its way
+      editor.setErrors(result.errors);
+      clear(errorList).append(...(result.errors || []).map((e) => h("li", { "data-line": e.line || 0, "data-column": e.column || 0 },
+        e.line ? h("a", { href: "#", class: "where", text: `line ${e.line}, column ${e.column}`, onclick: (ev) => { ev.preventDefault(); jumpTo(e.line, e.column); } }) : null,
+        e.line ? ": " : "", e.message)));
+      checkStatus.textContent = result.ok ? "✓ the script is valid" : `✗ ${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`;
+      checkStatus.className = result.ok ? "ok" : "error";
+      if (result.ok || (result.nodes || []).length) {
+        const graph = { nodes: (result.nodes || []).map((n) => ({ id: n.id, attrs: {} })), edges: (result.edges || []).map((e) => ({ ...e, attrs: {} })) };
+        const positions = Object.fromEntries((result.nodes || []).map((n) => [n.id, n]));
+        drawGraph(graphBox, graph, { counts: false, positions });
+      }
+      const vars = result.vars || {};
+      const key = JSON.stringify(vars);
+      if (key !== JSON.stringify(lastVars)) {
+        const values = existing?.vars || {};
+        showVars(vars, values);
+        lastVars = vars;
+      }
+    };
+    const check = debounce(runCheck, CHECK_DELAY_MS);
+
+    const jumpTo = (line, column) => {
+      const lines = editor.value.split("\n");
+      let offset = 0;
+      for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
+      offset += Math.max(0, (column || 1) - 1);
+      editor.textarea.focus();
+      editor.textarea.setSelectionRange(offset, offset);
+    };
+
+    saveButton.addEventListener("click", async () => {
+      const theId = idInput.value.trim();
+      if (!theId) { notice("give the task an ID", "error"); idInput.focus(); return; }
+      try {
+        if (kindSelect.value === "template") {
+          const body = { id: theId, type: typeSelect.value, script: editor.value };
+          if (editing) await api.patch(`/templates/${encodeURIComponent(theId)}`, body);
+          else await api.post("/templates", body);
+          notice(`template ${theId} saved`);
+          location.hash = "#/tasks";
+          return;
+        }
+        const body = { id: theId, type: typeSelect.value, dbrps: parseDbrps(dbrpInput.value),
+                       vars: formVars(), status: enableBox.checked ? "enabled" : "disabled" };
+        if (templateSelect.value) body["template-id"] = templateSelect.value;
+        else body.script = editor.value;
+        if (editing) await api.patch(`/tasks/${encodeURIComponent(theId)}`, body);
+        else await api.post("/tasks", body);
+        notice(`task ${theId} saved`);
+        location.hash = `#/tasks/${encodeURIComponent(theId)}`;
+      } catch (err) {
+        notice("not saved: " + err.message, "error");
+      }
+    });
+
+    main.append(tryPanel(() => ({ script: editor.value, type: typeSelect.value,
+      dbrps: (() => { try { return parseDbrps(dbrpInput.value); } catch (_) { return []; } })(),
+      vars: (() => { try { return formVars(); } catch (_) { return {}; } })() })));
+    syncKind();
+    runCheck();
+    return () => { checking = Infinity; };
+  };
+}
+
+function tryPanel(current) {
+  const points = h("textarea", { id: "try-points", class: "code plain", rows: 6, spellcheck: "false", wrap: "off",
+    "aria-label": "line protocol points" });
+  points.value = EXAMPLE_POINTS;
+  const db = h("input", { id: "try-db", placeholder: "database", value: "telegraf" });
+  const rp = h("input", { id: "try-rp", placeholder: "retention policy", value: "autogen" });
+  const precision = h("select", { id: "try-precision" },
+    ["s", "ms", "u", "n", "m", "h"].map((p) => h("option", { value: p, text: p })));
+  precision.value = "s";
+  const run = h("button", { id: "try-run", class: "primary", text: "Run" });
+  const result = h("div", { id: "try-result" });
+  run.addEventListener("click", async () => {
+    run.disabled = true;
+    clear(result).append(h("p", { class: "muted", text: "running…" }));
+    try {
+      const answer = await api.post("/scripts/try", { ...current(), points: points.value,
+        db: db.value, rp: rp.value, precision: precision.value });
+      showTry(result, answer);
+    } catch (err) {
+      clear(result).append(h("p", { class: "error", text: err.message }));
+    } finally {
+      run.disabled = false;
+    }
+  });
+  return h("section", { class: "try", id: "try" },
+    h("h3", { text: "Try it" }),
+    h("p", { class: "muted", text: "Runs the script above on these points in the daemon: nothing is stored, no alert is sent." }),
+    points,
+    h("div", { class: "form-row" }, h("label", { class: "field" }, "Database", db),
+      h("label", { class: "field" }, "Retention policy", rp), h("label", { class: "field" }, "Precision", precision), run),
+    result);
+}
+
+function seriesTable(series) {
+  const cols = series.columns || [];
+  return h("div", { class: "series" },
+    h("div", { class: "series-name" }, series.name || "", " ",
+      h("span", { class: "muted", text: Object.entries(series.tags || {}).map(([k, v]) => `${k}=${v}`).join(",") })),
+    h("div", { class: "scroll" }, h("table", { class: "list compact" },
+      h("thead", {}, h("tr", {}, cols.map((c) => h("th", { text: c })))),
+      h("tbody", {}, (series.values || []).map((row) => h("tr", {}, row.map((v) => h("td", { text: v === null ? "" : String(v) }))))))));
+}
+
+function showTry(result, answer) {
+  clear(result);
+  if ((answer.errors || []).length) {
+    result.append(h("ul", { id: "try-errors", class: "errors" }, answer.errors.map((e) =>
+      h("li", { "data-line": e.line || 0 }, e.line ? `line ${e.line}${e.column ? ", column " + e.column : ""}: ` : "", e.message))));
+  }
+  const nodes = answer.nodes || [];
+  if (!nodes.length) return;
+  const graphBox = h("div", { class: "graph-box small", id: "try-graph" });
+  result.append(graphBox);
+  const drawn = drawGraph(graphBox, { nodes: nodes.map((n) => ({ id: n.id, attrs: {} })),
+                                      edges: (answer.edges || []).map((e) => ({ ...e, attrs: {} })) });
+  drawn.update(Object.fromEntries(nodes.map((n) => [n.id, n])), []);
+  const outputs = h("div", { id: "try-output" });
+  for (const n of nodes) {
+    const items = n.output || [];
+    const alerts = n.alerts || [];
+    outputs.append(h("details", { class: "node-output", "data-node": n.id, open: items.length > 0 || alerts.length > 0 },
+      h("summary", {}, h("span", { class: "mono", text: n.id }), ` · in ${n.collected ?? 0} · out ${n.emitted ?? 0}`,
+        n.errors ? h("span", { class: "error", text: ` · ${n.errors} errors` }) : null,
+        n.truncated ? h("span", { class: "muted", text: " · output cut" }) : null),
+      items.map(seriesTable),
+      alerts.length ? h("ul", { class: "alerts" }, alerts.map((a) => h("li", { class: "alert level-" + String(a.level || "").toLowerCase() },
+        h("b", { text: a.level }), " ", a.message || a.id || "", " ", h("span", { class: "muted", text: a.time || "" })))) : null));
+  }
+  result.append(outputs);
+}

@@ -1,0 +1,129 @@
+// Tasks: the list (status, dbrps, throughput; enable, disable, delete) and one task's
+// page (its graph with live per-node counts, its error, its script).
+
+import * as api from "./api.js";
+import { h, clear, fmtNumber, confirmDialog, notice } from "./dom.js";
+import { parseDot, drawGraph } from "./graph.js";
+import { ScriptEditor } from "./editor.js";
+
+const POLL_MS = 1000;
+
+function poll(fn, ms) {
+  let stopped = false, timer = null;
+  const tick = async () => {
+    if (stopped) return;
+    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+const dbrpText = (dbrps) => (dbrps || []).map((d) => `"${d.db}"."${d.rp}"`).join(", ");
+
+async function setStatus(id, status) {
+  await api.patch(`/tasks/${encodeURIComponent(id)}`, { status });
+  notice(`task ${id} ${status}`);
+}
+
+async function deleteTask(id) {
+  if (!await confirmDialog(`Delete task "${id}"? Its definition and state are removed.`)) return false;
+  await api.del(`/tasks/${encodeURIComponent(id)}`);
+  notice(`task ${id} deleted`);
+  return true;
+}
+
+function actions(task, refresh) {
+  const enabled = task.status === "enabled";
+  return h("td", { class: "actions" },
+    h("button", { "data-action": enabled ? "disable" : "enable", text: enabled ? "Disable" : "Enable",
+      onclick: async () => { await setStatus(task.id, enabled ? "disabled" : "enabled"); refresh(); } }),
+    h("a", { class: "button", href: `#/editor/task/${encodeURIComponent(task.id)}`, "data-action": "edit", text: "Edit" }),
+    h("button", { "data-action": "delete", class: "danger", text: "Delete",
+      onclick: async () => { if (await deleteTask(task.id)) refresh(); } }));
+}
+
+export function tasksView() {
+  return async (main) => {
+    const body = h("tbody");
+    const templates = h("tbody");
+    main.append(
+      h("div", { class: "bar" }, h("h2", { text: "Tasks" }),
+        h("a", { class: "button primary", href: "#/editor", id: "new-task", text: "New task" })),
+      h("div", { class: "scroll" }, h("table", { id: "task-list", class: "list" },
+        h("thead", {}, h("tr", {}, ["ID", "Type", "Status", "Executing", "DBRPs", "Throughput", ""].map((t) => h("th", { text: t })))),
+        body)),
+      h("h2", { text: "Templates" }),
+      h("div", { class: "scroll" }, h("table", { id: "template-list", class: "list" },
+        h("thead", {}, h("tr", {}, ["ID", "Type", "Vars", ""].map((t) => h("th", { text: t })))), templates)));
+    const refresh = async () => {
+      const [{ tasks }, { templates: tpl }] = await Promise.all([
+        api.get("/tasks"),
+        api.get("/templates?fields=type&fields=vars"),
+      ]);
+      clear(body).append(...tasks.map((t) => h("tr", { "data-task": t.id, class: t.error ? "failed" : "" },
+        h("td", {}, h("a", { href: `#/tasks/${encodeURIComponent(t.id)}`, text: t.id }),
+          t.error ? h("div", { class: "error small", text: t.error }) : null),
+        h("td", { class: "type", text: t.type }),
+        h("td", { class: "status " + t.status, text: t.status }),
+        h("td", { class: "executing", text: t.executing ? "yes" : "no" }),
+        h("td", { class: "dbrps", text: dbrpText(t.dbrps) }),
+        h("td", { class: "throughput num", text: fmtNumber(t.stats?.["task-stats"]?.throughput ?? 0) + " pts/s" }),
+        actions(t, refresh))));
+      if (!tasks.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted", text: "No tasks yet: create one with New task." })));
+      clear(templates).append(...tpl.map((t) => h("tr", { "data-template": t.id },
+        h("td", { text: t.id }), h("td", { text: t.type }),
+        h("td", { text: Object.keys(t.vars || {}).join(", ") }),
+        h("td", { class: "actions" },
+          h("a", { class: "button", href: `#/editor/template/${encodeURIComponent(t.id)}`, text: "Edit" }),
+          h("button", { class: "danger", text: "Delete", onclick: async () => {
+            if (!await confirmDialog(`Delete template "${t.id}"?`)) return;
+            await api.del(`/templates/${encodeURIComponent(t.id)}`);
+            refresh();
+          } })))));
+      if (!tpl.length) templates.append(h("tr", {}, h("td", { colspan: 4, class: "muted", text: "No templates." })));
+    };
+    return poll(refresh, 2000);
+  };
+}
+
+export function taskView(id) {
+  return async (main) => {
+    const path = `/tasks/${encodeURIComponent(id)}`;
+    let task = await api.get(path);
+    const status = h("span", { id: "task-status", class: "status" });
+    const error = h("p", { id: "task-error", class: "error", hidden: true });
+    const graphBox = h("div", { id: "task-graph", class: "graph-box" });
+    const throughput = h("span", { id: "task-throughput", class: "muted" });
+    const buttons = h("span", { class: "actions" });
+    const script = new ScriptEditor("task-script", { value: task.script });
+    script.readOnly = true;
+    main.append(
+      h("div", { class: "bar" }, h("h2", {}, "Task ", h("span", { id: "task-id", text: id })), status, throughput, buttons),
+      error,
+      h("p", { class: "muted", text: `${task.type} · ${dbrpText(task.dbrps)}${task["template-id"] ? " · template " + task["template-id"] : ""}` }),
+      graphBox,
+      h("details", { class: "script" }, h("summary", { text: "TICKscript" }), script.el));
+    let drawn = null, shape = "";
+    const render = () => {
+      status.textContent = task.status + (task.executing ? " · executing" : "");
+      status.className = "status " + task.status;
+      throughput.textContent = fmtNumber(task.stats?.["task-stats"]?.throughput ?? 0) + " points/s";
+      error.hidden = !task.error;
+      error.textContent = task.error ? "Error: " + task.error : "";
+      const graph = parseDot(task.dot);
+      const key = graph.nodes.map((n) => n.id).join() + "|" + graph.edges.map((e) => e.from + ">" + e.to).join();
+      if (key !== shape) { drawn = drawGraph(graphBox, graph); shape = key; }
+      drawn.update(task.stats?.["node-stats"], graph.edges);
+      const enabled = task.status === "enabled";
+      clear(buttons).append(
+        h("button", { "data-action": enabled ? "disable" : "enable", text: enabled ? "Disable" : "Enable",
+          onclick: async () => { await setStatus(id, enabled ? "disabled" : "enabled"); task = await api.get(path); render(); } }),
+        h("a", { class: "button", href: `#/editor/task/${encodeURIComponent(id)}`, text: "Edit" }),
+        h("button", { "data-action": "delete", class: "danger", text: "Delete",
+          onclick: async () => { if (await deleteTask(id)) location.hash = "#/tasks"; } }));
+    };
+    render();
+    return poll(async () => { task = await api.get(path); render(); }, POLL_MS);
+  };
+}
