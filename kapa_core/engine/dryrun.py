@@ -53,10 +53,10 @@ from kapa_core.models.batch import Batch, BatchPoint
 from kapa_core.models.point import Point
 from kapa_core.pipeline.base import NodeSpec
 
-#: Precisions of the points' timestamps, as ``/write`` names them (``ns``/``us``: the
-#: names InfluxDB's clients also send).
-PRECISIONS = {"n": "n", "ns": "n", "u": "u", "us": "u", "ms": "ms", "s": "s", "m": "m",
-              "h": "h"}
+#: Precisions of the points' timestamps, as ``/write`` names them, and ``ns`` (the
+#: default). Any other is refused: ``/write`` reads an unknown one (``us`` too) as
+#: nanoseconds, as Kapacitor does, which a user trying a script would not expect.
+PRECISIONS = {"n": "n", "ns": "n", "u": "u", "ms": "ms", "s": "s", "m": "m", "h": "h"}
 #: Points pushed between two looks at the clock (and two checkpoints of the event loop,
 #: so the daemon goes on serving while a run goes on).
 CHUNK = 500
