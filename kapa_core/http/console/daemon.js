@@ -48,9 +48,14 @@ function aboutSection(stops) {
   const tickUptime = () => { if (about) uptime.textContent = fmtDuration(about.uptime + (performance.now() - fetchedAt) / 1000); };
   const timer = setInterval(tickUptime, 1000);
   stops.push(() => clearInterval(timer));
-  return { el: h("section", {}, h("h3", { text: "Daemon" }), dl,
-    h("h3", { text: "Plugins" }), table("plugins", ["Plugin", "Package", "Version", "Module"], plugins)),
-  load: async () => { await load(); tickUptime(); } };
+  const summary = h("summary", { id: "plugins-summary", text: "Plugins" });
+  const pluginsBox = h("details", { class: "plugins" }, summary, table("plugins", ["Plugin", "Package", "Version", "Module"], plugins));
+  const facts = h("section", {}, dl);
+  const setSummary = () => {
+    summary.textContent = `Plugins: ${about.plugins.length} loaded` + (about.broken_plugins.length ? `, ${about.broken_plugins.length} failed` : "");
+  };
+  return { el: facts, plugins: h("section", {}, h("h3", { text: "Plugins" }), pluginsBox), setSummary,
+  load: async () => { await load(); tickUptime(); setSummary(); } };
 }
 
 function ingressSection(stops) {
@@ -165,14 +170,13 @@ export function daemonView() {
       const about = aboutSection(stops);
       main.append(about.el);
       await about.load();
-      main.append(ingressSection(stops));
+      main.append(ingressSection(stops), logSection(stops), about.plugins);
     }
     if (can("config_api")) {
       const config = configSection();
       main.append(config.el);
       config.load().catch((err) => config.el.append(h("p", { class: "error", text: err.message })));
     }
-    if (can("api")) main.append(logSection(stops));
     if (!can("api") && !can("config_api")) {
       main.append(h("p", { class: "denied", text: "This user may only write points." }));
     }

@@ -100,13 +100,12 @@ export function editorView(kind, id) {
       h("div", { class: "form-row" }, field("Kind", kindSelect), field("ID", idInput), field("Type", typeSelect),
         field("DBRPs", dbrpInput, true), field("Template", templateSelect, true),
         field("Enabled", enableBox, true)),
-      editor.el,
-      h("div", { class: "bar" }, checkStatus, saveButton),
-      errorList,
-      h("h3", { text: "Vars" }), varsBox,
-      h("h3", { text: "Graph" }), graphBox);
+      h("div", { class: "editor-grid" },
+        h("div", {}, editor.el, h("div", { class: "bar" }, checkStatus, saveButton), errorList,
+          h("h3", { text: "Vars" }), varsBox),
+        h("div", {}, h("h3", { class: "first", text: "Graph" }), graphBox)));
 
-    let lastVars = {};
+    let lastVars = null;
     const varInputs = new Map();
     const showVars = (vars, values) => {
       clear(varsBox);
@@ -169,6 +168,7 @@ export function editorView(kind, id) {
         e.line ? ": " : "", e.message)));
       checkStatus.textContent = result.ok ? "✓ the script is valid" : `✗ ${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`;
       checkStatus.className = result.ok ? "ok" : "error";
+      graphBox.classList.toggle("stale", !result.ok);
       if (result.ok || (result.nodes || []).length) {
         const graph = { nodes: (result.nodes || []).map((n) => ({ id: n.id, attrs: {} })), edges: (result.edges || []).map((e) => ({ ...e, attrs: {} })) };
         const positions = Object.fromEntries((result.nodes || []).map((n) => [n.id, n]));
@@ -287,13 +287,14 @@ function showTry(result, answer) {
   for (const n of nodes) {
     const items = n.output || [];
     const alerts = n.alerts || [];
-    outputs.append(h("details", { class: "node-output", "data-node": n.id, open: items.length > 0 || alerts.length > 0 },
+    outputs.append(h("details", { class: "node-output", "data-node": n.id, open: alerts.length > 0 || (items.length > 0 && !["stream", "from"].includes(n.kind)) },
       h("summary", {}, h("span", { class: "mono", text: n.id }), ` · in ${n.collected ?? 0} · out ${n.emitted ?? 0}`,
         n.errors ? h("span", { class: "error", text: ` · ${n.errors} errors` }) : null,
         n.truncated ? h("span", { class: "muted", text: " · output cut" }) : null),
       items.map(seriesTable),
-      alerts.length ? h("ul", { class: "alerts" }, alerts.map((a) => h("li", { class: "alert level-" + String(a.level || "").toLowerCase() },
-        h("b", { text: a.level }), " ", a.message || a.id || "", " ", h("span", { class: "muted", text: a.time || "" })))) : null));
+      alerts.length ? h("ul", { class: "alerts" }, alerts.map((a) => h("li", { class: "alert-event", "data-level": a.level },
+        h("span", { class: "level level-" + String(a.level || "").toLowerCase(), text: a.level }), " ",
+        a.message || a.id || "", " ", h("span", { class: "muted", text: a.time || "" })))) : null));
   }
   result.append(outputs);
 }

@@ -5,7 +5,7 @@
 
 import { h, clear, fmtNumber, fmtNanos } from "./dom.js";
 
-const W = 190, H = 84, GAP_X = 28, GAP_Y = 44, PAD = 12, SPARK = 16, SPARK_W = 80;
+const W = 190, H_FULL = 84, H_SMALL = 40, GAP_X = 28, GAP_Y = 44, PAD = 12, SPARK = 16, SPARK_W = 80;
 
 export function parseDot(dot) {
   const nodes = new Map(), edges = [];
@@ -35,7 +35,7 @@ export function parseDot(dot) {
 // The kind of a node from its DOT name: "window2" -> "window".
 export function kindOf(id) { return id.replace(/\d+$/, ""); }
 
-export function layout(graph) {
+export function layout(graph, H = H_FULL) {
   const parents = new Map(graph.nodes.map((n) => [n.id, []]));
   const children = new Map(graph.nodes.map((n) => [n.id, []]));
   for (const e of graph.edges) {
@@ -81,7 +81,7 @@ export function layout(graph) {
   return { at, width, height: layers.length * H + (layers.length - 1) * GAP_Y + 2 * PAD };
 }
 
-function edgePath(a, b) {
+function edgePath(a, b, H) {
   const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y - 4;
   const my = (y1 + y2) / 2;
   return `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
@@ -94,7 +94,8 @@ export function drawGraph(container, graph, { counts = true, positions = {} } = 
     container.append(h("p", { class: "muted", text: "no graph" }));
     return { update() {}, svg: null };
   }
-  const { at, width, height } = layout(graph);
+  const H = counts ? H_FULL : H_SMALL;
+  const { at, width, height } = layout(graph, H);
   const svg = h("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height,
                              class: "graph", role: "img", "aria-label": "task graph" });
   svg.append(h("svg:defs", {}, h("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
@@ -104,7 +105,7 @@ export function drawGraph(container, graph, { counts = true, positions = {} } = 
   for (const e of graph.edges) {
     const a = at.get(e.from), b = at.get(e.to);
     if (!a || !b) continue;
-    svg.append(h("svg:path", { d: edgePath(a, b), class: "edge", "marker-end": "url(#arrow)",
+    svg.append(h("svg:path", { d: edgePath(a, b, H), class: "edge", "marker-end": "url(#arrow)",
                                "data-edge": `${e.from}->${e.to}` }));
     const label = h("svg:text", { x: (a.x + b.x) / 2 + W / 2 + 6, y: (a.y + H + b.y) / 2 + 4,
                                   class: "edge-label" }, e.attrs.processed ?? "");
@@ -118,8 +119,8 @@ export function drawGraph(container, graph, { counts = true, positions = {} } = 
     const g = h("svg:g", { class: "node kind-" + kindOf(n.id), "data-node": n.id,
                            transform: `translate(${p.x},${p.y})` });
     g.append(h("svg:rect", { width: W, height: H, rx: 6, class: "box" }));
-    g.append(h("svg:text", { x: 8, y: 17, class: "node-name" }, n.id,
-      where && where.line ? h("svg:tspan", { class: "node-pos", dx: 6 }, `line ${where.line}`) : null));
+    g.append(h("svg:text", { x: 8, y: 17, class: "node-name" }, n.id));
+    if (where && where.line) g.append(h("svg:text", { x: 8, y: 33, class: "node-pos" }, `line ${where.line}, column ${where.column}`));
     const cell = {};
     if (counts) {
       const row = (y, pairs) => pairs.forEach(([label, cls, x]) => {
