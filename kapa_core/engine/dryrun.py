@@ -28,6 +28,7 @@ limit after which the run stops where it is (``truncated`` on the answer).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ import trio.lowlevel
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.topics import Topics
 from kapa_core.engine.build import build_nodes
+from kapa_core.engine.dryrun_batch import query_answers
 from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
@@ -60,9 +62,6 @@ PRECISIONS = {"n": "n", "ns": "n", "u": "u", "ms": "ms", "s": "s", "m": "m", "h"
 #: Points pushed between two looks at the clock (and two checkpoints of the event loop,
 #: so the daemon goes on serving while a run goes on).
 CHUNK = 500
-#: The answer to a batch script: its data comes from queries, which a dry run has not.
-BATCH_REFUSED = ("a dry run takes stream scripts only: try a batch script's nodes on a "
-                 "stream script, or replay recorded data (POST /kapacitor/v1/replays)")
 #: Bad lines of line protocol listed (more are counted in one last error).
 MAX_LINE_ERRORS = 10
 
@@ -163,6 +162,15 @@ class _Alerts:
         kept.alerts.append(json.loads(event.json()))
 
 
+@dataclass
+class _DryContext(NodeContext):
+    """What the run's nodes get: the daemon's context, marked as a replay's (query
+    nodes are answered, never scheduled, and do not check their dbrps against the
+    task's: the points stand for the answer)."""
+
+    replay: bool = True
+
+
 def _discard(database: str, retention_policy: str, points: list[Any]) -> None:
     """Where the run's kapacitorLoopback writes go."""
 
@@ -256,8 +264,6 @@ async def dry_run(checked: Checked, points: list[Point], context: NodeContext, *
     pipeline = checked.pipeline
     if pipeline is None or not checked.ok:
         return out  # the check's errors say why it cannot run
-    if pipeline.task_type != "stream":
-        raise APIError(400, BATCH_REFUSED)
     for spec in pipeline.walk():
         if spec.kind == "udf":
             out.errors.append(ScriptError(f"{spec.name}: UDFs do not run in a dry run (it "
@@ -266,6 +272,8 @@ async def dry_run(checked: Checked, points: list[Point], context: NodeContext, *
         return out
     log = (log or Logger("dryrun")).with_(task=checked.name)
     alerts = _Alerts(context.alerts, checked.name, log, out.kept.get, bounds)
+    context = _DryContext(**{f.name: getattr(context, f.name)
+                             for f in dataclasses.fields(NodeContext)})
     context = dataclasses.replace(context, task_id=checked.name, alerts=alerts,
                                   write_points=_discard)
     try:
@@ -282,7 +290,9 @@ async def dry_run(checked: Checked, points: list[Point], context: NodeContext, *
             if isinstance(node, HTTPOutNode) and refused:
                 out.errors.append(ScriptError(f"{node.name}: {refused}", *node.spec.position))
                 return out
-        await _push(nodes, points, out, bounds)
+        steps = (_batch_steps(nodes, points) if pipeline.task_type == "batch"
+                 else _stream_steps(nodes, points, out, bounds))
+        await _push(nodes, steps, out, bounds)
     finally:
         for node in nodes:
             try:
@@ -327,29 +337,51 @@ def _record(node: Node, kept: _Kept, run: DryRun, bounds: Bounds) -> None:
     node.fail = fail  # type: ignore[method-assign]  # errors kept, not logged
 
 
-async def _push(nodes: list[Node], points: list[Point], run: DryRun, bounds: Bounds
-                ) -> None:
-    """Push ``points`` through the source as a task's ingest pushes one write, a chunk
-    at a time, until the end, a node's error that stops the task, or the time limit."""
+Step = tuple[int, Callable[[], None]]
+
+
+def _stream_steps(nodes: list[Node], points: list[Point], run: DryRun, bounds: Bounds
+                  ) -> list[Step]:
+    """The points through the source, as a task's ingest pushes one write: a chunk at
+    a time, each through the script's first branch, then the next."""
     source = nodes[0]
     kept = run.kept[source.name]
+
+    def push(chunk: list[Point]) -> None:
+        source.collected += len(chunk)
+        source.emitted += len(chunk)
+        for p in chunk:
+            kept.add(p, bounds)
+        for child in source.children:
+            child.receive_points(chunk)
+
+    return [(len(chunk), functools.partial(push, chunk))
+            for chunk in (points[i:i + CHUNK] for i in range(0, len(points), CHUNK))]
+
+
+def _batch_steps(nodes: list[Node], points: list[Point]) -> list[Step]:
+    """The points as the answer of each query node, a batch at a time."""
+    return [(len(batch.points), functools.partial(query.receive_batch, batch))
+            for query, batch in query_answers(nodes, points)]
+
+
+async def _push(nodes: list[Node], steps: list[Step], run: DryRun, bounds: Bounds
+                ) -> None:
+    """Take the steps until the end, a node's error that stops the task, or the time
+    limit; the event loop runs between two steps."""
     outbound = [run.kept[n.name] for n in nodes if _outbound(n)]
     deadline = time.monotonic() + bounds.seconds
+    done, total = 0, sum(size for size, _ in steps)
     try:
-        for start in range(0, len(points), CHUNK):
+        for size, step in steps:
             if time.monotonic() > deadline:
                 run.truncated = True
                 run.errors.append(ScriptError(
-                    f"the dry run stopped after {bounds.seconds:g}s, at point {start + 1} "
-                    f"of {len(points)}"))
+                    f"the dry run stopped after {bounds.seconds:g}s, at point {done + 1} "
+                    f"of {total}"))
                 return
-            chunk = points[start:start + CHUNK]
-            source.collected += len(chunk)
-            source.emitted += len(chunk)
-            for p in chunk:
-                kept.add(p, bounds)
-            for child in source.children:
-                child.receive_points(chunk)
+            step()
+            done += size
             _withhold(outbound)
             await trio.lowlevel.checkpoint()
     except TaskStopped as exc:

@@ -6,7 +6,8 @@ default; the script's chains decide, as for a task), ``dbrps``, ``vars`` (the ta
 API's typed vars), and ``template`` (true: check it as a template, a var without a
 value is fine); ``id`` names the graph and the task the alert templates see
 (``script`` by default). ``try`` also takes ``points`` (line protocol), ``db``/``rp``
-(where the points are written: by default the task's first dbrp) and ``precision``.
+(where the points are written: by default the task's first dbrp; a batch script takes
+them as its queries' answer) and ``precision``.
 
 A problem of the script (or of the points) is an answer like any other, 200 with
 ``ok: false`` and the errors at their line and column; a request that is not one
@@ -117,15 +118,14 @@ class ScriptsAPI:
         precision = _string(body, "precision", "n")
         db, rp = _string(body, "db"), _string(body, "rp")
         checked = await self._check(given)
-        if checked.pipeline is not None and checked.pipeline.task_type == "batch":
-            raise APIError(400, dryrun.BATCH_REFUSED)
         if not db and checked.dbrps:
             db, rp = checked.dbrps[0] if not rp else (checked.dbrps[0][0], rp)
         elif db and "rp" not in body:  # the rp the task has for that database
             rp = next((r for d, r in checked.dbrps if d == db), "")
         points, errors = dryrun.parse_points(text, precision, db, rp, self.bounds)
         run = dryrun.DryRun(checked, errors)
-        if checked.ok and checked.dbrps and (db, rp) not in checked.dbrps:
+        stream = checked.pipeline is not None and checked.pipeline.task_type == "stream"
+        if stream and checked.ok and checked.dbrps and (db, rp) not in checked.dbrps:
             wanted = ", ".join(f'"{d}"."{r}"' for d, r in checked.dbrps)
             run.errors.append(ScriptError(
                 f'the points are written to "{db}"."{rp}", which the task does not read '

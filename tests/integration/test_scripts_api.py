@@ -154,6 +154,16 @@ def test_try_does_not_write_or_post(daemon, receiver) -> None:
     assert receiver.requests == []
 
 
+def test_try_of_a_batch_script_answers_its_query_with_the_points(daemon) -> None:
+    script = ("batch\n    |query('SELECT max(v) AS v FROM \"db\".\"autogen\".m')\n"
+              "        .period(1m).every(1m).groupBy('h')\n    |httpOut('out')\n")
+    answer = post(daemon, "try", {"script": script, "points": "m,h=x v=1 1\nm,h=y v=2 2",
+                                  "dbrps": [{"db": "db", "rp": "autogen"}]}).json()
+    assert answer["ok"] is True, answer["errors"]
+    out = node(answer, "http_out2")
+    assert [(b["tags"]["h"], b["values"][0][1]) for b in out["output"]] == [("x", 1), ("y", 2)]
+
+
 def test_try_reports_bad_lines_of_points_at_their_line(daemon) -> None:
     answer = post(daemon, "try", {"script": "stream|from()|log()",
                                   "points": "m v=1 1\nm v= 2\nm v=3 3"}).json()
@@ -203,7 +213,6 @@ def test_node_errors_are_reported_at_the_node(daemon) -> None:
     ("try", {"script": "stream|from()", "points": 3}, "invalid points"),
     ("try", {"script": "stream|from()", "points": "m v=1", "precision": "d"},
      "invalid precision"),
-    ("try", {"script": "batch|query('select 1 from m')", "points": ""}, "stream scripts"),
     ("try", {"script": "stream|from()",
              "points": "\n".join(f"m v=1 {i}" for i in range(10_001))}, "too many points"),
 ])

@@ -214,10 +214,36 @@ async def test_events_never_reach_the_daemons_alert_service() -> None:
     assert alerts.published == []
 
 
-async def test_a_batch_script_is_refused() -> None:
-    result = checked("batch|query('SELECT v FROM m')|log()")
-    with pytest.raises(APIError, match="stream scripts only"):
-        await dryrun.dry_run(result, [], NodeContext())
+BATCH = """batch
+    |query('SELECT mean(usage) AS usage FROM "telegraf"."autogen".cpu')
+        .period(1m)
+        .every(1m)
+        .groupBy(time(10s), 'host')
+    |alert()
+        .crit(lambda: "usage" > 80)
+"""
+
+
+async def test_a_batch_script_takes_the_points_as_its_query_answer() -> None:
+    points = "cpu,host=a usage=90 60\ncpu,host=b usage=10 50\ncpu,host=a usage=50 0\n" \
+             "cpu,host=b usage=20 40"
+    answer = await run(BATCH, points, dbrps=[("telegraf", "autogen")])
+    assert answer["ok"] is True, answer["errors"]
+    query = node(answer, "query1")
+    # one batch per host (the time dimension groups nothing), points in time order
+    assert [(b["tags"], [v[0][-3:] for v in b["values"]]) for b in query["output"]] == [
+        ({"host": "a"}, ["00Z", "00Z"]), ({"host": "b"}, ["40Z", "50Z"])]
+    assert query["output"][0]["values"] == [["1970-01-01T00:00:00Z", 50.0],
+                                            ["1970-01-01T00:01:00Z", 90.0]]
+    alert = node(answer, "alert2")
+    assert [(e["id"], e["level"]) for e in alert["alerts"]] == [("cpu:host=a", "CRITICAL")]
+    assert [n["id"] for n in answer["nodes"]] == ["query1", "alert2"]
+
+
+async def test_a_batch_script_without_points_emits_nothing() -> None:
+    answer = await run(BATCH, "", dbrps=[("telegraf", "autogen")])
+    assert answer["ok"] is True
+    assert node(answer, "query1")["emitted"] == 0
 
 
 def test_bad_lines_of_points_have_their_line() -> None:
