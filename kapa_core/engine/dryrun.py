@@ -1,5 +1,5 @@
-"""A dry run: a stream script run on a few points inside the daemon, with no task, no
-storage and no side effect (what ``POST /kapacitor/v1/scripts/try`` answers).
+"""A dry run: a script run on a few points inside the daemon, with no task, no storage
+and no side effect (what ``POST /kapacitor/v1/scripts/try`` answers).
 
 The script's nodes are built as a running task builds them
 (:func:`kapa_core.engine.build.build_nodes`), with the daemon's node context but:
@@ -13,14 +13,15 @@ The script's nodes are built as a running task builds them
   autoscale nodes call no API, ``influxDBOut`` writes nothing (what they would have sent
   is counted as ``withheld``), ``stats`` nodes never tick. ``httpPost`` still passes its
   data on (with ``.codeField()`` it passes nothing: there is no response);
-- ``kapacitorLoopback`` writes go nowhere;
+- ``kapacitorLoopback`` writes go nowhere; query nodes run no query (see below);
 - UDF nodes are not run (that would start the function's process or open its socket):
   a script with one is answered with an error at its position.
 
 As in a task, time is the points' time: a window emits when a later point crosses its
-edge, and what is still open when the points end is not emitted. The points are one
-write, in the order given, pushed through the task's source node as the task's ingest
-pushes a write. The work is bounded (:class:`Bounds`): at most so many points, output
+edge, and what is still open when the points end is not emitted. For a stream script
+the points are one write, in the order given, pushed through the task's source node as
+the task's ingest pushes a write; for a batch script they are its queries' answer
+(:mod:`kapa_core.engine.dryrun_batch`). The work is bounded (:class:`Bounds`): at most so many points, output
 rows and alert events kept per node (``truncated`` on the node beyond), and a time
 limit after which the run stops where it is (``truncated`` on the answer).
 """
