@@ -91,13 +91,16 @@ class _Kept:
     row_count: int = 0
     alerts: list[Any] = field(default_factory=list)
     truncated: bool = False
+    rows_full: bool = False
     #: what an outbound node (httpPost, autoscale) queued for its I/O task, never sent
     withheld: int = 0
 
     def add(self, item: Point | Batch, bounds: Bounds) -> None:
+        """Keep ``item`` unless that would pass the bound on rows; once one is left
+        out, so are all that follow (the output is a beginning, without holes)."""
         size = len(item.points) if isinstance(item, Batch) else 1
-        if self.row_count + size > bounds.rows:
-            self.truncated = True
+        if self.rows_full or self.row_count + size > bounds.rows:
+            self.rows_full = self.truncated = True
             return
         self.row_count += size
         self.rows.append(_row(item))

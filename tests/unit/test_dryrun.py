@@ -147,6 +147,17 @@ async def test_rows_beyond_the_bound_are_cut() -> None:
     assert "truncated" not in node(answer, "stream0") or node(answer, "stream0")["truncated"]
 
 
+async def test_output_is_cut_without_holes() -> None:
+    # batches of 10, 10 and 2 points: the third would fit, but follows one left out
+    times = [*range(20), 20, 21, 30]
+    points = "\n".join(f"m v={t} {t}" for t in times)
+    answer = await run("stream|from()|window().period(10s).every(10s)", points,
+                       bounds=dryrun.Bounds(rows=15))
+    window = node(answer, "window2")
+    assert window["emitted"] == 3
+    assert [len(b["values"]) for b in window["output"]] == [10]
+
+
 async def test_alert_events_beyond_the_bound_are_cut() -> None:
     points = "\n".join(f"m v={t % 2} {t}" for t in range(10))
     answer = await run("stream|from()|alert().crit(lambda: \"v\" > 0)", points,
