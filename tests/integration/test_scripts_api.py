@@ -135,6 +135,24 @@ def test_try_runs_window_and_alert_without_sending_or_storing(daemon, receiver) 
     assert not any("cpu" in t["id"] for t in topics)
 
 
+def test_the_same_script_as_a_task_does_post(daemon, receiver) -> None:
+    """The control of the test above: the receiver does get the alert from a task."""
+    script = ALERT_SCRIPT.replace("{url}", f"{receiver.url}/alert")
+    points = cpu_points({"a": [10.0] * 10 + [90.0] * 10 + [10.0] * 11})
+    body = {"id": "control", "type": "stream", "script": script, "status": "enabled"}
+    response = httpx.post(f"{daemon.url}{API}/tasks", json=body)
+    assert response.status_code == 200, response.text
+    try:
+        before = len(receiver.requests)
+        write = httpx.post(f"{daemon.url}/write?db=telegraf&rp=autogen", content=points)
+        assert write.status_code == 204, write.text
+        arrived = receiver.wait_for(before + 2)
+        assert [r.json()["level"] for r in arrived[before:]] == ["CRITICAL", "OK"]
+    finally:
+        httpx.delete(f"{daemon.url}{API}/tasks/control")
+    receiver.requests.clear()
+
+
 def test_try_does_not_write_or_post(daemon, receiver) -> None:
     script = f"""stream
     |from().measurement('m')
