@@ -111,6 +111,7 @@ class ScriptsAPI:
     async def try_(self, request: Request) -> Response:
         body = json_body(request)
         given = script_input(body)
+        given.template = False  # a run needs a value for every var, template or not
         text = _string(body, "points")
         if len(text) > MAX_POINTS_CHARS:
             raise APIError(400, f"points too large: {len(text)} characters (at most "

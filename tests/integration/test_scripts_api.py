@@ -102,6 +102,12 @@ def test_check_of_a_template_leaves_vars_unset(daemon) -> None:
     given = post(daemon, "check", {"script": script,
                                    "vars": {"crit": {"type": "float", "value": 9}}}).json()
     assert given["ok"] is True
+    # a dry run needs every value, template or not
+    tried = post(daemon, "try", {"script": script, "template": True, "points": "m v=1"}).json()
+    assert "missing value for var" in tried["errors"][0]["message"]
+    tried = post(daemon, "try", {"script": script, "points": "m v=10 1", "vars": {
+        "crit": {"type": "float", "value": 9}}}).json()
+    assert [e["level"] for e in node(tried, "alert2")["alerts"]] == ["CRITICAL"]
 
 
 def test_try_runs_window_and_alert_without_sending_or_storing(daemon, receiver) -> None:

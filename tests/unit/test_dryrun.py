@@ -266,6 +266,14 @@ def test_bad_lines_of_points_have_their_line() -> None:
     assert (points[0].database, points[0].retention_policy) == ("db", "rp")
 
 
+def test_both_endpoints_need_the_api_permission() -> None:
+    from kapa_core.auth.permissions import privilege, required_permissions
+
+    for path in ("/kapacitor/v1/scripts/check", "/kapacitor/v1preview/scripts/try"):
+        assert required_permissions(path) == [("api",)]
+    assert privilege("POST") == "write"
+
+
 def test_too_many_points_and_an_unknown_precision_are_refused() -> None:
     with pytest.raises(APIError, match="too many points"):
         dryrun.parse_points("m v=1 1\nm v=1 2", "s", "", "", dryrun.Bounds(points=1))
