@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.topics import Topics
 from kapa_core.engine.build import build_nodes
 from kapa_core.engine.dryrun_batch import query_answers
+from kapa_core.engine.dryrun_log import RunLog, describe
 from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.alert import AlertNode
 from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
@@ -65,6 +67,10 @@ PRECISIONS = {"n": "n", "ns": "n", "u": "u", "ms": "ms", "s": "s", "m": "m", "h"
 CHUNK = 500
 #: Bad lines of line protocol listed (more are counted in one last error).
 MAX_LINE_ERRORS = 10
+
+
+#: The node a build error names, at its end: ``... (window2)``.
+_NAMED = re.compile(r"\((\w+)\)$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ class _Kept:
     alerts: list[Any] = field(default_factory=list)
     truncated: bool = False
     rows_full: bool = False
+    #: distinct error messages of the node seen so far (the first few are kept)
+    messages: int = 0
     #: what an outbound node (httpPost, autoscale) queued for its I/O task, never sent
     withheld: int = 0
 
@@ -188,6 +196,19 @@ class DryRun:
     kept: dict[str, _Kept] = field(default_factory=dict)
     truncated: bool = False
 
+    def node_error(self, name: str, message: str, bounds: Bounds) -> None:
+        """An error of node ``name`` as points pass: the first few are kept, at the
+        node's position."""
+        kept = self.kept.get(name)
+        if kept is None:
+            return
+        error = ScriptError(f"{name}: {message}", *kept.node.spec.position)
+        if error in self.errors:  # the same on every point: once is enough
+            return
+        kept.messages += 1
+        if kept.messages <= bounds.errors:
+            self.errors.append(error)
+
     def to_json(self) -> dict[str, Any]:
         errors = [*self.checked.errors, *self.errors]
         out: dict[str, Any] = {"ok": not errors, "errors": [e.to_json() for e in errors],
@@ -275,15 +296,18 @@ async def dry_run(checked: Checked, points: list[Point], context: NodeContext, *
     if out.errors:
         return out
     log = (log or Logger("dryrun")).with_(task=checked.name)
-    alerts = _Alerts(context.alerts, checked.name, log, out.kept.get, bounds)
+    quiet = frozenset(spec.name for spec in pipeline.walk() if spec.kind == "log")
+    run_log = RunLog(lambda node, msg, kv: out.node_error(node, describe(msg, kv), bounds),
+                     quiet, task=checked.name)
+    alerts = _Alerts(context.alerts, checked.name, run_log, out.kept.get, bounds)
     context = _DryContext(**{f.name: getattr(context, f.name)
                              for f in dataclasses.fields(NodeContext)})
     context = dataclasses.replace(context, task_id=checked.name, alerts=alerts,
                                   write_points=_discard)
     try:
-        nodes = build_nodes(pipeline, log, context)
+        nodes = build_nodes(pipeline, run_log, context)
     except (KapaError, ValueError) as exc:  # the task would not start
-        out.errors.append(ScriptError(str(exc)))
+        out.errors.append(_build_error(str(exc), pipeline.nodes))
         return out
     try:
         for node in nodes:
@@ -306,11 +330,22 @@ async def dry_run(checked: Checked, points: list[Point], context: NodeContext, *
     return out
 
 
+def _build_error(message: str, specs: list[NodeSpec]) -> ScriptError:
+    """Why the nodes could not be built, at the node the message names: last, as
+    ``... (window2)``, or first by its kind (``window node must have...``) when the
+    script has one node of that kind; else without a position."""
+    match = _NAMED.search(message)
+    named = [s for s in specs if match and s.name == match.group(1)]
+    if not named:
+        kind = message.split(" ", 1)[0]
+        named = [s for s in specs if s.kind == kind]
+    return ScriptError(message, *(named[0].position if len(named) == 1 else (0, 0)))
+
+
 def _record(node: Node, kept: _Kept, run: DryRun, bounds: Bounds) -> None:
     """Keep what ``node`` emits and the messages of its errors (which are not logged: a
     dry run's mistakes are the answer, not the daemon's news)."""
     send_point, send_points, send_batch = node.emit_point, node.emit_points, node.emit_batch
-    messages = 0
 
     def emit_point(p: Point) -> None:
         kept.add(p, bounds)
@@ -326,12 +361,8 @@ def _record(node: Node, kept: _Kept, run: DryRun, bounds: Bounds) -> None:
         send_batch(b)
 
     def fail(exc: BaseException) -> None:
-        nonlocal messages
         node.errors += 1
-        messages += 1
-        if messages <= bounds.errors:
-            run.errors.append(ScriptError(f"{node.name}: {str(exc) or type(exc).__name__}",
-                                          *node.spec.position))
+        run.node_error(node.name, str(exc) or type(exc).__name__, bounds)
 
     # On the instance, not by a recording child: a child would change the node's
     # emitted count and how it hands runs of points on.

@@ -187,6 +187,23 @@ async def test_an_error_that_stops_the_task_ends_the_run_at_its_node() -> None:
     assert node(answer, "alert2")["collected"] == 1  # the second point never came
 
 
+async def test_errors_nodes_only_log_are_the_runs_and_said_once() -> None:
+    script = "stream\n  |from()\n    .where(lambda: \"x\" > 1)\n  |log().level('ERROR')\n"
+    answer = await run(script, "m v=1 1\nm v=2 2\nm x=2 3")
+    assert node(answer, "from1")["errors"] == 2
+    assert node(answer, "log2")["collected"] == 1  # its ERROR lines are no errors
+    (error,) = answer["errors"]
+    assert error["message"].startswith("from1: failed to evaluate WHERE expression: ")
+    assert (error["line"], error["column"]) == (2, 4)
+
+
+async def test_a_node_that_cannot_be_built_is_an_error_at_its_position() -> None:
+    answer = await run("stream\n  |from()\n  |window()\n", "m v=1 1")
+    (error,) = answer["errors"]
+    assert "non zero period" in error["message"]
+    assert (error["line"], error["column"]) == (3, 4)
+
+
 async def test_a_duplicate_http_out_endpoint_is_an_error() -> None:
     answer = await run("stream|from()|httpOut('x')|httpOut('x')", "m v=1 1")
     assert "multiple registrations" in answer["errors"][0]["message"]
