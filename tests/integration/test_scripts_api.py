@@ -227,6 +227,9 @@ def test_node_errors_are_reported_at_the_node(daemon) -> None:
 
 @pytest.mark.parametrize(("what", "body", "words"), [
     ("check", b"{not json", "invalid JSON"),
+    ("check", b"[" * 100_000, "invalid JSON"),
+    ("try", b'{"a":' * 100_000, "invalid JSON"),
+    ("try", b"[]", "invalid JSON"),
     ("check", {"type": "stream"}, "must provide TICKscript"),
     ("check", {"script": 5}, "must be a string"),
     ("check", {"script": "stream", "type": "neither"}, "invalid type"),
