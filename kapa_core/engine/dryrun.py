@@ -21,9 +21,10 @@ As in a task, time is the points' time: a window emits when a later point crosse
 edge, and what is still open when the points end is not emitted. For a stream script
 the points are one write, in the order given, pushed through the task's source node as
 the task's ingest pushes a write; for a batch script they are its queries' answer
-(:mod:`kapa_core.engine.dryrun_batch`). The work is bounded (:class:`Bounds`): at most so many points, output
-rows and alert events kept per node (``truncated`` on the node beyond), and a time
-limit after which the run stops where it is (``truncated`` on the answer).
+(:mod:`kapa_core.engine.dryrun_batch`). The work is bounded (:class:`Bounds`): at most
+so many points, output rows and alert events kept per node (``truncated`` on the node
+beyond), and a time limit after which the run stops where it is (``truncated`` on the
+answer).
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def node(answer: dict[str, Any], node_id: str) -> dict[str, Any]:
 
 
 def test_check_reports_an_error_at_its_line_and_column(daemon) -> None:
-    script = "stream\n    |from()\n        .measurement('cpu')\n    |window()\n        .perod(10s)\n"
+    script = ("stream\n    |from()\n        .measurement('cpu')\n    |window()\n"
+              "        .perod(10s)\n")
     answer = post(daemon, "check", {"script": script}).json()
     assert answer["ok"] is False
     (error,) = answer["errors"]

@@ -13,12 +13,14 @@ from kapa_core.engine.script_check import Checked, ScriptInput, check
 from kapa_core.errors import APIError
 from kapa_core.pipeline.evaluate import Var
 
+DEFAULT_BOUNDS = dryrun.Bounds()
+
 
 def checked(script: str, **given: Any) -> Checked:
     return check(ScriptInput(script, **given))
 
 
-async def run(script: str, points: str, *, bounds: dryrun.Bounds = dryrun.Bounds(),
+async def run(script: str, points: str, *, bounds: dryrun.Bounds = DEFAULT_BOUNDS,
               context: NodeContext | None = None, **given: Any) -> dict[str, Any]:
     result = checked(script, **given)
     parsed, errors = dryrun.parse_points(points, "s", "db", "autogen", bounds)
