@@ -47,8 +47,16 @@ FORM = """<!doctype html>
   <button id="check" type="submit">Check</button>
 </form>
 <pre id="out"></pre>
+<button id="delete" type="button">Delete</button><p id="deleted"></p>
 <p id="wide">wide layout</p><p id="narrow">narrow layout</p>
 <script>
+  let inputs = 0;
+  document.getElementById('script').addEventListener('input', () => {
+    document.body.dataset.inputs = ++inputs;
+  });
+  document.getElementById('delete').addEventListener('click', () => {
+    document.getElementById('deleted').textContent = String(confirm('Delete cpu?'));
+  });
   document.getElementById('form').addEventListener('submit', (event) => {
     event.preventDefault();
     const name = document.getElementById('name').value;
@@ -146,8 +154,26 @@ def test_special_keys_edit_what_was_typed(browser: Browser, site: str) -> None:
     name.send_keys("cpu-alertx" + Keys.BACKSPACE + Keys.HOME + ">")
     assert name.value == ">cpu-alert"
     textarea = browser.find("#script")
+    textarea.send_keys("caf\u00e9 \U0001f600 {x}\n\U0001f525")  # emoji: beyond the BMP
+    assert textarea.value == "caf\u00e9 \U0001f600 {x}\n\U0001f525"
+    textarea.clear()
     textarea.set_value(SCRIPT)
     assert textarea.value == SCRIPT
+    inputs = int(browser.execute("return document.body.dataset.inputs"))
+    textarea.insert_text("\n" + SCRIPT)  # at the end, with input events
+    assert textarea.value == SCRIPT + "\n" + SCRIPT
+    assert int(browser.execute("return document.body.dataset.inputs")) > inputs
+
+
+def test_a_confirmation_dialog_is_answered(browser: Browser, site: str) -> None:
+    browser.get(f"{site}/form")
+    browser.find("#delete").click()
+    assert browser.alert_text() == "Delete cpu?"
+    browser.accept_alert()
+    assert browser.find("#deleted").text == "true"
+    browser.find("#delete").click()
+    browser.dismiss_alert()
+    assert browser.find("#deleted").text == "false"
 
 
 def test_elements_answer_for_their_attributes_and_visibility(browser: Browser,

@@ -141,9 +141,27 @@ class Element:
         return text
 
     def send_keys(self, text: str) -> None:
-        """Types ``text`` key by key into the element (focusing it first). ``\\n`` is
-        Enter; characters from :class:`Keys` press those keys. About 0.5 ms a character."""
-        self._command("POST", "/value", {"text": text})
+        """Types ``text`` key by key into the element (focusing it first, the caret at
+        the end). ``\\n`` is Enter, ``\\t`` is Tab (which moves the focus on, out of a
+        textarea), characters from :class:`Keys` press those keys. chromedriver cannot
+        type characters beyond the BMP (emoji): those are inserted as an input method
+        would. About 1 ms a character: for long text where typing is not the point,
+        see :meth:`insert_text` and :meth:`set_value`."""
+        for position, (typed, run) in enumerate(_typing_runs(text)):
+            if typed:
+                self._command("POST", "/value", {"text": run})
+            else:
+                if position == 0:
+                    self._browser.execute(_FOCUS_AT_END_JS, self)
+                self._browser.cdp("Input.insertText", text=run)
+
+    def insert_text(self, text: str) -> None:
+        """Puts ``text`` at the end of the element's content (an input, a textarea or
+        an editable element) in one go, as an input method would: ``input`` events (a
+        line and a line break each get one) but no key events; any length, any
+        character, milliseconds for a long script."""
+        self._browser.execute(_FOCUS_AT_END_JS, self)
+        self._browser.cdp("Input.insertText", text=text)
 
     def clear(self) -> None:
         """Empties an input, a textarea or an editable element."""
@@ -182,6 +200,33 @@ class Element:
     def find_all(self, css: str) -> list[Element]:
         return self._browser._find_all(css, f"/element/{self.id}/elements")
 
+
+def _typing_runs(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into runs chromedriver can type (True) and runs beyond the BMP."""
+    runs: list[tuple[bool, str]] = []
+    for char in text:
+        typed = ord(char) <= 0xFFFF
+        if runs and runs[-1][0] == typed:
+            runs[-1] = (typed, runs[-1][1] + char)
+        else:
+            runs.append((typed, char))
+    return runs
+
+
+# Runs in the page: focuses the element with the caret after its content.
+_FOCUS_AT_END_JS = """
+const el = arguments[0];
+el.focus();
+try {
+  el.setSelectionRange(el.value.length, el.value.length);
+} catch (notTextField) {  // an editable element (or an input without a caret)
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  range.collapse(false);
+  getSelection().removeAllRanges();
+  getSelection().addRange(range);
+}
+"""
 
 # Runs in the page: the first element matching the selector that is shown (when asked)
 # and holds the text (when given), else null. One round trip a poll.
@@ -415,6 +460,21 @@ class Browser:
             if errors:
                 lines += ["console errors:", *(f"  {entry}" for entry in errors)]
         return "\n".join(lines)
+
+    # -- dialogs (alert, confirm, prompt) ---------------------------------------------
+
+    def alert_text(self) -> str:
+        """The message of the open dialog. A dialog left open is dismissed by the next
+        other command, which then fails with ``unexpected alert open``."""
+        text: str = self.command("GET", "/alert/text")
+        return text
+
+    def accept_alert(self) -> None:
+        """Presses OK on the open dialog (``confirm()`` returns true)."""
+        self.command("POST", "/alert/accept", {})
+
+    def dismiss_alert(self) -> None:
+        self.command("POST", "/alert/dismiss", {})
 
     # -- viewport and screenshots -------------------------------------------------
 
