@@ -101,7 +101,7 @@ class DriverProcess:
         """Polls ``GET /status`` until chromedriver reports ready; False if it exited."""
         assert self._process is not None
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, trust_env=False) as client:  # loopback, no proxy
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
                     return False

@@ -290,6 +290,28 @@ def test_close_ends_every_process_even_after_a_crash() -> None:
         crashed.get("data:text/html,<p>closed</p>")
 
 
+def test_a_browser_that_cannot_start_says_why_and_leaves_nothing() -> None:
+    before = _children("chromedriver")  # the module's browser may be running
+    with pytest.raises(WebDriverError, match="no chrome binary at /nonexistent/chromium"):
+        Browser(chromium=Path("/nonexistent/chromium"))
+    assert _children("chromedriver") == before
+
+
+def _children(name: str) -> list[int]:
+    """This process's children called ``name`` that are still running."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        state, ppid = text.rsplit(")", 1)[1].split()[:2]
+        if comm == name and int(ppid) == os.getpid() and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -60,6 +60,10 @@ POLL_INTERVAL = 0.05
 CHROMIUM_ARGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # Shared memory in /tmp, not /dev/shm: a container's 64 MB /dev/shm crashes renderers
+    # on big pages. Debian's /usr/bin/chromium means to add this when /dev/shm is small,
+    # but its check breaks where findmnt lists /dev/shm twice (as on this machine).
+    "--disable-dev-shm-usage",
 )
 #: Errors that mean "not there yet" while polling: the page is still being built.
 TRANSIENT_ERRORS = frozenset({"no such element", "stale element reference"})
@@ -259,7 +263,9 @@ class Browser:
                  chromedriver: Path = CHROMEDRIVER, command_timeout: float = 60.0) -> None:
         started = time.monotonic()
         self._driver = DriverProcess(chromedriver=chromedriver)
-        self._client = httpx.Client(base_url=self._driver.url, timeout=command_timeout)
+        # trust_env=False: an HTTP_PROXY meant for the outside must not carry loopback
+        self._client = httpx.Client(base_url=self._driver.url, timeout=command_timeout,
+                                    trust_env=False)
         self._session: str | None = None
         self._log: list[LogEntry] = []
         self.chromium_pid = 0
