@@ -5,7 +5,8 @@ Kapacitor: the ping endpoint and unknown paths too. Only CORS preflight ``OPTION
 requests, which the server answers before any middleware, and, with ``[http]
 pprof-enabled = true``, ``/kapacitor/v1/debug/vars`` and ``/kapacitor/v1/debug/pprof/...``
 are open, and so are ``GET`` requests for the web console's static files under
-``/console/`` (:mod:`kapa_core.http.console_api`). A request with a method the API does not serve gets the plain 404.
+``/console/`` (:mod:`kapa_core.http.console_api`); ``/kapacitor/v1/me`` asked without
+any credentials answers that nobody is logged in. A request with a method the API does not serve gets the plain 404.
 
 Username and password are offered to each authenticator in turn (the internal users
 first, then e.g. the InfluxDB Enterprise meta API); the first :class:`Principal` wins.
@@ -39,12 +40,17 @@ from kapa_core.auth.credentials import (
 from kapa_core.auth.permissions import METHOD_PRIVILEGES, api_path, authorize, go_quote
 from kapa_core.auth.principal import Authenticator, Principal
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
-from kapa_core.http.console_api import is_console_path
+from kapa_core.http.console_api import ME_PATH, is_console_path
 from kapa_core.http.messages import JSON_TYPE, Request, Response, without_surrogates
 from kapa_core.logs import Logger
 
 PPROF_PREFIX = "/kapacitor/v1/debug/pprof"
 VARS_PATH = "/kapacitor/v1/debug/vars"
+
+
+def _offers_credentials(request: Request) -> bool:
+    return (request.header("authorization") is not None or "u" in request.query
+            or "p" in request.query)
 
 
 class AuthFailed(Exception):
@@ -89,6 +95,11 @@ class AuthMiddleware:
         if request.method not in METHOD_PRIVILEGES:
             return Response.error(404, "Not Found")
         if self.bypass(request):
+            return await call_next(request)
+        if api_path(request.path) == ME_PATH and not _offers_credentials(request):
+            # the console asks who it is before it has asked for a password: "nobody",
+            # rather than a 401 (which a browser logs as a failed load)
+            request.context["anonymous"] = True
             return await call_next(request)
         try:
             principal = await self.authenticate(request)

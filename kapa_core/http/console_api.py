@@ -15,7 +15,9 @@ small endpoints it reads besides Kapacitor's own API.
   no external host), and forbids framing.
 - ``GET /kapacitor/v1/me``: who the request is authenticated as and what they may do,
   so the page offers only what the API would allow (the API enforces it regardless).
-  Any authenticated user may ask (see :mod:`kapa_core.auth.permissions`).
+  Any authenticated user may ask (see :mod:`kapa_core.auth.permissions`); asked with no
+  credentials at all while authentication is on, it answers ``"authenticated": false``
+  (the page then shows its login form).
 - ``GET /kapacitor/v1/about``: version, start time, uptime, identity, the line-protocol
   parser in use and the loaded plugins with their versions (``api`` permission).
 """
@@ -73,12 +75,18 @@ def load_assets(package: str = "kapa_core.http", folder: str = "console") -> dic
     return out
 
 
-def principal_json(principal: Principal | None) -> dict[str, Any]:
-    """``/me``'s answer: with authentication off everyone may do everything."""
+def principal_json(principal: Principal | None, *, anonymous: bool = False
+                   ) -> dict[str, Any]:
+    """``/me``'s answer: with authentication off everyone may do everything; with it on
+    and no credentials given, nobody is logged in (and may do nothing)."""
+    if anonymous:
+        return {"auth": True, "authenticated": False, "username": "", "admin": False,
+                "permissions": []}
     if principal is None:
-        return {"auth": False, "username": "", "admin": True, "permissions": ["all"]}
-    return {"auth": True, "username": principal.name, "admin": principal.admin,
-            "permissions": sorted(principal.permissions)}
+        return {"auth": False, "authenticated": False, "username": "", "admin": True,
+                "permissions": ["all"]}
+    return {"auth": True, "authenticated": True, "username": principal.name,
+            "admin": principal.admin, "permissions": sorted(principal.permissions)}
 
 
 class ConsoleAPI:
@@ -111,8 +119,9 @@ class ConsoleAPI:
 
     async def me(self, request: Request) -> Response:
         principal = request.context.get("principal")
-        return Response.json(principal_json(principal if isinstance(principal, Principal)
-                                            else None))
+        return Response.json(principal_json(
+            principal if isinstance(principal, Principal) else None,
+            anonymous=bool(request.context.get("anonymous"))))
 
     async def about(self, request: Request) -> Response:
         return Response.json(self.about_json())

@@ -71,6 +71,7 @@ export function topicView(topic) {
       h("p", { class: "muted", text: "The file kapacitor define-topic-handler takes: id, kind, match, options. A handler with the same ID is replaced." }),
       yaml, h("div", { class: "bar" }, save), yamlError);
 
+    let known = new Set();
     const refresh = async () => {
       const [t, ev, hs] = await Promise.all([api.get(path), api.get(`${path}/events?min-level=OK`), api.get(`${path}/handlers`)]);
       clear(levelBox).append(level(t.level));
@@ -81,6 +82,7 @@ export function topicView(topic) {
         h("td", { text: e.state.duration }),
         h("td", {}, h("details", {}, h("summary", { text: "details" }), h("pre", { class: "details", text: unescapeHTML(e.state.details) }))))));
       if (!sorted.length) events.append(h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No events." })));
+      known = new Set(hs.handlers.map((x) => x.id));
       clear(handlers).append(...hs.handlers.map((x) => h("tr", { "data-handler": x.id },
         h("td", { class: "mono", text: x.id }), h("td", { text: x.kind }), h("td", { class: "mono", text: x.match || "" }),
         h("td", {}, h("pre", { class: "options", text: JSON.stringify(x.options || {}, null, 1) })),
@@ -96,9 +98,7 @@ export function topicView(topic) {
       yamlError.textContent = "";
       const id = (yaml.value.match(/^id:\s*["']?([^"'\n]+?)["']?\s*$/m) || [])[1];
       try {
-        let exists = false;
-        if (id) exists = await api.get(`${path}/handlers/${encodeURIComponent(id)}`).then(() => true, () => false);
-        if (exists) await api.call("PUT", `${path}/handlers/${encodeURIComponent(id)}`, yaml.value, "application/yaml");
+        if (id && known.has(id)) await api.call("PUT", `${path}/handlers/${encodeURIComponent(id)}`, yaml.value, "application/yaml");
         else await api.post(`${path}/handlers`, yaml.value, "application/yaml");
         notice("handler saved");
         await refresh();

@@ -86,6 +86,11 @@ async function start() {
     return;
   }
   const me = session.me;
+  if (me.auth && !me.authenticated) {
+    session.me = null;
+    showLogin("");
+    return;
+  }
   $("#nav").hidden = false;
   for (const link of document.querySelectorAll("nav a[data-nav]")) {
     const needs = link.dataset.needs;

@@ -65,7 +65,8 @@ function ingressSection(stops) {
   stops.push(poll(async () => {
     const vars = await api.get("/debug/vars");
     const now = performance.now();
-    const rows = Object.values(vars).filter((v) => v && v.name === "ingress" && v.tags && v.tags.task_master === "main")
+    // the statistics sit under "kapacitor", as in Kapacitor's expvar output
+    const rows = Object.values(vars.kapacitor || {}).filter((v) => v && v.name === "ingress" && v.tags && v.tags.task_master === "main")
       .sort((a, b) => (a.tags.database + a.tags.retention_policy + a.tags.measurement)
         .localeCompare(b.tags.database + b.tags.retention_policy + b.tags.measurement));
     clear(body).append(...rows.map((v) => {

@@ -56,8 +56,25 @@ function typedValue(type, text) {
   }
 }
 
+// Nanoseconds as Go writes a duration: 90000000000 -> "1m30s".
+export function goDuration(ns) {
+  if (ns === 0) return "0s";
+  const sign = ns < 0 ? "-" : "";
+  let rest = Math.abs(ns);
+  if (rest < 1e3) return sign + rest + "ns";
+  if (rest < 1e6) return sign + +(rest / 1e3).toFixed(3) + "µs";
+  if (rest < 1e9) return sign + +(rest / 1e6).toFixed(6) + "ms";
+  let out = "";
+  const hours = Math.floor(rest / 3.6e12);
+  if (hours) { out += hours + "h"; rest -= hours * 3.6e12; }
+  const minutes = Math.floor(rest / 6e10);
+  if (hours || minutes) { out += minutes + "m"; rest -= minutes * 6e10; }
+  return sign + out + +(rest / 1e9).toFixed(9) + "s";
+}
+
 function shownValue(v) {
   if (!v) return "";
+  if (v.type === "duration" && typeof v.value === "number") return goDuration(v.value);
   if (v.type === "list" && Array.isArray(v.value)) return v.value.map((x) => x.value).join(", ");
   return v.value === undefined || v.value === null ? "" : String(v.value);
 }
@@ -155,8 +172,9 @@ export function editorView(kind, id) {
       try { dbrps = kindSelect.value === "task" ? parseDbrps(dbrpInput.value) : []; } catch (_) { dbrps = []; }
       let result;
       try {
+        // a template's script, or a task's from a template, may leave vars without values
         result = await api.post("/scripts/check", { script: editor.value, type: typeSelect.value, dbrps,
-                                                    template: kindSelect.value === "template" });
+          template: kindSelect.value === "template" || Boolean(templateSelect.value) });
       } catch (err) {
         if (mine === checking) { checkStatus.textContent = "check failed: " + err.message; }
         return;
