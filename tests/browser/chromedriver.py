@@ -11,7 +11,9 @@ when it is terminated (the browser outlives it, reparented to init), and Chromiu
 handlers (``chrome_crashpad_handler``) detach into sessions of their own. So chromedriver
 starts in a new session whose process group Chromium and its helpers inherit, the group
 is signalled as a whole, and any process still naming the temporary directory on its
-command line (the crash handlers: ``--database=<HOME>/...``) is ended too.
+command line (the crash handlers: ``--database=<HOME>/...``) is ended too. A watchdog
+process does the same if the test process dies without cleaning up (killed by a CI
+timeout, say), so that no Chromium outlives the run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ import httpx
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+# Waits for its standard input to end, which happens when the process that started it
+# dies, however it dies (even SIGKILL, when no atexit or finally runs), and then ends
+# chromedriver's process group and removes the temporary directory. A clean stop ends
+# the watchdog first. (/bin/sh is dash here, whose kill takes no "--".)
+_WATCHDOG = 'read -r _; kill -TERM "-$1"; sleep 2; kill -KILL "-$1"; rm -rf "$2"'
 
 
 class DriverStartError(RuntimeError):
@@ -64,6 +73,7 @@ class DriverProcess:
         home.mkdir()
         self.log_path = self.root / "chromedriver.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.pid = 0
         env = {**os.environ, "HOME": str(home)}
         atexit.register(self.stop)
@@ -76,6 +86,10 @@ class DriverProcess:
                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 #: chromedriver's process id, also its process group's (kept after stop)
                 self.pid = self._process.pid
+                self._watchdog = subprocess.Popen(
+                    ["/bin/sh", "-c", _WATCHDOG, "kapa-core-browser-watchdog", str(self.pid),
+                     str(self.root)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
                 if self._wait_ready(ready_timeout):
                     break
                 self._end_processes()
@@ -137,6 +151,12 @@ class DriverProcess:
         return found
 
     def _end_processes(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # ended first: on its own it would end the group
+            watchdog.kill()
+            watchdog.wait()
+            assert watchdog.stdin is not None
+            watchdog.stdin.close()
         process = self._process
         if process is None:
             return

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -288,6 +289,29 @@ def test_close_ends_every_process_even_after_a_crash() -> None:
     crashed.close()  # a second close does nothing
     with pytest.raises(WebDriverError, match="the browser is closed"):
         crashed.get("data:text/html,<p>closed</p>")
+
+
+KILLED_HOLDER = """
+import os, signal
+from tests.browser.webdriver import Browser
+browser = Browser()
+browser.get("data:text/html,<p>hi</p>")
+print(browser.driver_pid, browser.chromium_pid, browser._driver.root, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no finally, no atexit
+"""
+
+
+def test_the_browser_ends_when_the_process_holding_it_is_killed() -> None:
+    result = subprocess.run([sys.executable, "-c", KILLED_HOLDER], cwd=ROOT, timeout=60,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    driver, chromium, root = result.stdout.split()
+    deadline = time.monotonic() + 10
+    while (_alive(int(driver)) or _alive(int(chromium)) or Path(root).exists()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(int(driver)) and not _alive(int(chromium)), "the browser outlived it"
+    assert not Path(root).exists(), f"{root} was left behind"
 
 
 def test_a_browser_that_cannot_start_says_why_and_leaves_nothing() -> None:
