@@ -39,7 +39,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # dies, however it dies (even SIGKILL, when no atexit or finally runs), and then ends
 # chromedriver's process group and removes the temporary directory. A clean stop ends
 # the watchdog first. (/bin/sh is dash here, whose kill takes no "--".)
-_WATCHDOG = 'read -r _; kill -TERM "-$1"; sleep 2; kill -KILL "-$1"; rm -rf "$2"'
+_WATCHDOG = 'read -r _; kill -TERM "-$1"; sleep 1; kill -KILL "-$1"; rm -rf "$2"'
 
 
 class DriverStartError(RuntimeError):

@@ -7,7 +7,9 @@
 - The console stays clean: a test that uses ``browser`` fails when the page logged a
   SEVERE entry (``console.error``, an uncaught exception, a failed load) during it or
   its setup, listing them. ``@pytest.mark.allow_console_errors(r"regex", ...)`` lets
-  matching entries through; with no pattern, all of them.
+  matching entries through; with no pattern, all of them. Chromium logs every 4xx or 5xx
+  answer to the page's own requests (fetch, XHR, assets, the favicon it asks for by
+  itself) as a SEVERE "Failed to load resource" entry.
 - ``artifacts``: where screenshots go: ``$KAPA_CORE_ARTIFACTS`` if set, else a directory
   under pytest's temporary directory (pytest keeps the last three runs'). Its path is
   printed at the end of the run. A failing test leaves a screenshot and the page's text
