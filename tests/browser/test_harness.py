@@ -192,6 +192,7 @@ def test_elements_answer_for_their_attributes_and_visibility(browser: Browser,
     assert browser.execute("return arguments[0].id", name) == "name"
     assert browser.execute("return document.querySelector('#name')") == name
     assert browser.find_all(".nothing") == []
+    assert (browser.text_of("#wide"), browser.text_of(".nothing")) == ("wide layout", None)
     with pytest.raises(WebDriverError, match=r"no element matches '\.nothing'"):
         browser.find(".nothing")
 
