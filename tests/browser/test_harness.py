@@ -26,6 +26,8 @@ from tests.browser.webdriver import (
     WebDriverError,
 )
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FORM = """<!doctype html>
@@ -360,6 +362,11 @@ def test_the_fixtures_fail_a_test_on_console_errors_and_keep_screenshots(
         "@pytest.mark.allow_console_errors('inner boom')\n"
         "def test_allowed(browser):\n"
         "    browser.get(\"data:text/html,<script>console.error('inner boom')</script>\")\n"
+        "@pytest.fixture\n"
+        "def page(browser):\n"
+        "    return browser\n"
+        "def test_logs_an_error_through_another_fixture(page):\n"
+        "    page.get(\"data:text/html,<script>console.error('inner boom')</script>\")\n"
         "def test_clean(browser):\n"
         "    browser.get('data:text/html,<p>clean</p>')\n"
         "def test_fails(browser):\n"
@@ -372,7 +379,8 @@ def test_the_fixtures_fail_a_test_on_console_errors_and_keep_screenshots(
          "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     output = result.stdout + result.stderr
-    assert "2 failed, 2 passed" in output, output
+    assert "3 failed, 2 passed" in output, output
+    assert "test_logs_an_error_through_another_fixture" in output, output
     assert "FAILED" in output and "test_logs_an_error" in output, output
     assert "the page logged console errors:" in output and "inner boom" in output, output
     assert f"browser test artifacts (screenshots): {artifacts}" in output, output
@@ -380,7 +388,10 @@ def test_the_fixtures_fail_a_test_on_console_errors_and_keep_screenshots(
     assert failed == ["failed-test_inner.py_test_fails.png",
                       "failed-test_inner.py_test_fails.txt",
                       "failed-test_inner.py_test_logs_an_error.png",
-                      "failed-test_inner.py_test_logs_an_error.txt"], failed
+                      "failed-test_inner.py_test_logs_an_error.txt",
+                      "failed-test_inner.py_test_logs_an_error_through_another_fixture.png",
+                      "failed-test_inner.py_test_logs_an_error_through_another_fixture.txt",
+                      ], failed
     assert "the page at the failure" in (
         artifacts / "failed-test_inner.py_test_fails.txt").read_text()
     assert f"screenshot: {artifacts}/failed-test_inner.py_test_fails.png" in output, output
