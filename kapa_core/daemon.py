@@ -300,8 +300,11 @@ class Daemon:
             gc.freeze()
             self.log.info("kapa-core ready", addr=addr)
             scheme = "https" if self.config["http"].https_enabled else "http"
+            console = f"{scheme}://{_browsable(self.address)}/console/"
+            self.log.info("web console", url=console)
             # One line on stdout whatever the log level, as kapacitord prints its banner.
-            print(f"kapa-core {self.version} ready: API on {scheme}://{addr}", flush=True)
+            print(f"kapa-core {self.version} ready: API on {scheme}://{addr} "
+                  f"(web console: {console})", flush=True)
             task_status.started(self.address)
             await self._stop.wait()
             self.log.info("signal received, shutting down gracefully")
@@ -501,3 +504,12 @@ def raise_open_files_limit(log: Logger) -> int:
         return soft
     log.debug("raised the open files limit", old=soft, new=hard)
     return hard
+
+
+def _browsable(address: tuple[str, int]) -> str:
+    """``host:port`` a browser on this machine can open: a wildcard bind (every
+    interface) is reached as localhost."""
+    host, port = address[0], address[1]
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -8,7 +8,6 @@ Each test leaves screenshots of what it checked in the ``artifacts`` directory."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -350,22 +349,3 @@ def test_first_view_is_light(browser: Browser, daemon: DaemonProcess) -> None:
     hosts = browser.execute(
         "return performance.getEntriesByType('resource').map(r => new URL(r.name).host)")
     assert set(hosts) == {daemon.url.removeprefix("http://")}
-
-
-def test_console_files_are_served_with_policy_and_validators(daemon: DaemonProcess) -> None:
-    page = httpx.get(f"{daemon.url}/console/")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    policy = page.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
-    assert page.headers["cache-control"] == "no-cache"
-    again = httpx.get(f"{daemon.url}/console/", headers={"if-none-match": page.headers["etag"]})
-    assert (again.status_code, again.content) == (304, b"")
-    scripts = re.findall(r'src="([^"]+)"', page.text)
-    assert "app.js" in scripts
-    script = httpx.get(f"{daemon.url}/console/app.js")
-    assert script.headers["content-type"].startswith("text/javascript")
-    assert httpx.get(f"{daemon.url}/console/../kapacitor.conf").status_code == 404
-    assert httpx.get(f"{daemon.url}/console/nothing.js").status_code == 404
-    moved = httpx.get(f"{daemon.url}/console")
-    assert (moved.status_code, moved.headers["location"]) == (301, "/console/")
-    assert json.loads(httpx.get(api(daemon, "/me")).content)["auth"] is False
