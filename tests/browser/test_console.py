@@ -161,6 +161,33 @@ def test_alert_event_on_its_topic_and_handler_from_yaml(
     assert httpx.get(api(daemon, "/alerts/topics/cpu/handlers")).json()["handlers"] == []
 
 
+def test_edit_a_task(browser: Browser, daemon: DaemonProcess) -> None:
+    open_view(browser, daemon, "#/tasks/cpu_alert")
+    browser.wait_for('#task-graph g.node[data-node="alert4"]')
+    browser.find('.bar a.button[href="#/editor/task/cpu_alert"]').click()
+    browser.wait_for("#check-status", text="valid")
+    assert browser.find("#task-id").dom_property("readOnly") is True
+    assert browser.find("#task-dbrps").value == '"telegraf"."autogen"'
+    assert browser.find("#script").value == SCRIPT
+    changed = SCRIPT.replace("> 80", "> 95")
+    browser.find("#script").set_value(changed)
+    browser.find("#task-dbrps").set_value('"telegraf"."autogen", "other"."weekly"')
+    browser.find("#save").click()
+    browser.wait_for("#task-id", text="cpu_alert")
+    task = httpx.get(api(daemon, "/tasks/cpu_alert")).json()
+    assert task["script"] == changed and task["status"] == "enabled"
+    assert task["dbrps"] == [{"db": "telegraf", "rp": "autogen"},
+                             {"db": "other", "rp": "weekly"}]
+    # a bad DBRP keeps the form as it is and says why
+    browser.find('.bar a.button[href="#/editor/task/cpu_alert"]').click()
+    browser.wait_for("#check-status", text="valid")
+    browser.find("#task-dbrps").set_value("telegraf")
+    browser.find("#save").click()
+    browser.wait_for("#notice", text="bad DBRP telegraf")
+    assert browser.find("#task-dbrps").value == "telegraf"
+    assert httpx.get(api(daemon, "/tasks/cpu_alert")).json()["dbrps"] == task["dbrps"]
+
+
 def test_try_it_runs_the_script_without_a_task(browser: Browser, daemon: DaemonProcess,
                                               artifacts: Path) -> None:
     before = [t["id"] for t in httpx.get(api(daemon, "/tasks")).json()["tasks"]]
@@ -274,6 +301,11 @@ def test_daemon_page(browser: Browser, daemon: DaemonProcess, artifacts: Path) -
     httpx.get(api(daemon, "/ping"), params={"marker": "console-log-check"})
     browser.wait_until(lambda: "console-log-check" in browser.find("#log-tail").text,
                        message="the new request's log line appears in the tail")
+    browser.find("#log-filter").send_keys("marker=console-log-check")
+    shown = [line.text for line in browser.find_all("#log-tail .log-line")
+             if line.is_displayed()]
+    assert len(shown) == 1 and "/kapacitor/v1/ping?marker=console-log-check" in shown[0]
+    browser.find("#log-filter").clear()
 
     # a configuration change through the form goes through the config API
     section = browser.find('details[data-section="smtp"]')

@@ -145,6 +145,10 @@ function configSection() {
 
 function logSection(stops) {
   const pre = h("pre", { id: "log-tail", class: "log" });
+  const filter = h("input", { id: "log-filter", type: "search", placeholder: "show lines containing…",
+    "aria-label": "filter log lines" });
+  const matches = (line) => !filter.value || line.textContent.toLowerCase().includes(filter.value.toLowerCase());
+  filter.addEventListener("input", () => { for (const line of lines) line.hidden = !matches(line); });
   const controller = new AbortController();
   stops.push(() => controller.abort());
   const lines = [];
@@ -152,6 +156,7 @@ function logSection(stops) {
     const { ts, lvl, msg, ...rest } = entry;
     const text = `${ts || ""} ${lvl || ""} ${msg || ""} ${Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" && /\s/.test(v) ? JSON.stringify(v) : v}`).join(" ")}`;
     const line = h("div", { class: "log-line lvl-" + (lvl || "info") }, text);
+    line.hidden = !matches(line);
     lines.push(line);
     pre.append(line);
     while (lines.length > MAX_LOG_LINES) lines.shift().remove();
@@ -160,7 +165,7 @@ function logSection(stops) {
   api.followLogs(add, controller.signal).catch((err) => {
     if (err.name !== "AbortError") add({ lvl: "error", msg: "log stream ended: " + err.message });
   });
-  return h("section", {}, h("h3", { text: "Log (live)" }), pre);
+  return h("section", {}, h("div", { class: "bar" }, h("h3", { text: "Log (live)" }), filter), pre);
 }
 
 export function daemonView() {
