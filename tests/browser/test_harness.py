@@ -199,6 +199,18 @@ def test_elements_answer_for_their_attributes_and_visibility(browser: Browser,
         browser.find(".nothing")
 
 
+def test_any_string_crosses_with_execute_json(browser: Browser, site: str) -> None:
+    browser.get(f"{site}/form")
+    odd = "a\ud800b\udfff \U0001f600 \u00e9\n{}\"\\"
+    assert browser.execute_json(
+        "return [arguments[0], arguments[0].length, arguments[1]]", odd, {"n": [1, None]}
+    ) == [odd, len(odd.encode("utf-16-le", "surrogatepass")) // 2, {"n": [1, None]}]
+    assert browser.execute_json("return Promise.resolve(arguments[0] + 1)", 41) == 42
+    assert browser.execute_json("document.title = 'x'") is None
+    with pytest.raises(WebDriverError, match=r"lone surrogate.*execute_json"):
+        browser.execute("return arguments[0]", odd)
+
+
 def test_waits_for_what_appears_later_and_says_what_was_there(browser: Browser,
                                                              site: str) -> None:
     browser.get(f"{site}/late")
