@@ -56,20 +56,26 @@ function typedValue(type, text) {
   }
 }
 
-// Nanoseconds as Go writes a duration: 90000000000 -> "1m30s".
+// Nanoseconds as Go writes a duration: 90000000000 -> "1m30s", 1500000 -> "1.5ms".
 export function goDuration(ns) {
+  if (!Number.isSafeInteger(ns)) return String(ns);
   if (ns === 0) return "0s";
   const sign = ns < 0 ? "-" : "";
   let rest = Math.abs(ns);
-  if (rest < 1e3) return sign + rest + "ns";
-  if (rest < 1e6) return sign + +(rest / 1e3).toFixed(3) + "µs";
-  if (rest < 1e9) return sign + +(rest / 1e6).toFixed(6) + "ms";
+  const fixed = (value, unit, digits) => {  // value/unit with the fraction's zeros cut
+    const whole = Math.floor(value / unit);
+    const frac = String(value % unit).padStart(digits, "0").replace(/0+$/, "");
+    return frac ? `${whole}.${frac}` : String(whole);
+  };
+  if (rest < 1e3) return `${sign}${rest}ns`;
+  if (rest < 1e6) return `${sign}${fixed(rest, 1e3, 3)}µs`;
+  if (rest < 1e9) return `${sign}${fixed(rest, 1e6, 6)}ms`;
   let out = "";
   const hours = Math.floor(rest / 3.6e12);
   if (hours) { out += hours + "h"; rest -= hours * 3.6e12; }
   const minutes = Math.floor(rest / 6e10);
   if (hours || minutes) { out += minutes + "m"; rest -= minutes * 6e10; }
-  return sign + out + +(rest / 1e9).toFixed(9) + "s";
+  return `${sign}${out}${fixed(rest, 1e9, 9)}s`;
 }
 
 function shownValue(v) {

@@ -35,6 +35,9 @@ export function parseDot(dot) {
 // The kind of a node from its DOT name: "window2" -> "window".
 export function kindOf(id) { return id.replace(/\d+$/, ""); }
 
+// The number Kapacitor gives a node in its pipeline ("from2" -> 2): ties go in script order.
+const serial = (id) => Number((id.match(/\d+$/) || ["0"])[0]);
+
 export function layout(graph, H = H_FULL) {
   const parents = new Map(graph.nodes.map((n) => [n.id, []]));
   const children = new Map(graph.nodes.map((n) => [n.id, []]));
@@ -57,6 +60,7 @@ export function layout(graph, H = H_FULL) {
   graph.nodes.forEach((n) => depthOf(n.id));
   const layers = [];
   for (const n of graph.nodes) (layers[depth.get(n.id)] ||= []).push(n.id);
+  layers.forEach((layer) => layer.sort((a, b) => serial(a) - serial(b)));
   const pos = new Map();
   const order = () => layers.forEach((layer) => layer.forEach((id, i) => pos.set(id, i)));
   order();
@@ -66,7 +70,7 @@ export function layout(graph, H = H_FULL) {
     const seq = down ? layers.slice(1) : layers.slice(0, -1).reverse();
     for (const layer of seq) {
       const key = new Map(layer.map((id) => [id, mean(down ? parents.get(id) : children.get(id)) ?? pos.get(id)]));
-      layer.sort((a, b) => key.get(a) - key.get(b));
+      layer.sort((a, b) => key.get(a) - key.get(b) || serial(a) - serial(b));
       order();
     }
   }
@@ -160,8 +164,10 @@ export function drawGraph(container, graph, { counts = true, positions = {} } = 
         if (history.length > 31) history.shift();
         const rates = history.slice(1).map((v, i) => Math.max(0, v - history[i]));
         const top = Math.max(1, ...rates);
+        // newest at the right edge, one step per poll
+        const x0 = SPARK_W - (rates.length - 1) * SPARK_W / 29;
         cell.spark.setAttribute("points", rates.map((r, i) =>
-          `${(i * SPARK_W / 29).toFixed(1)},${(SPARK - r / top * SPARK).toFixed(1)}`).join(" "));
+          `${(x0 + i * SPARK_W / 29).toFixed(1)},${(SPARK - r / top * SPARK).toFixed(1)}`).join(" "));
       }
       for (const e of edges || []) {
         const label = edgeLabels.get(`${e.from}->${e.to}`);
