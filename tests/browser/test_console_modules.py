@@ -598,6 +598,23 @@ def test_parse_dbrps_reads_what_the_cli_reads(page: Browser, pairs: list[tuple[s
         assert answer["value"] == [cli_dbrp(p) for p in parts], noise
 
 
+@pytest.mark.xfail(strict=True, reason="editview.js shows a task's DBRPs as \"db\".\"rp\" "
+                   "joined by ', ' (no escaping), and parseDbrps splits at every comma and "
+                   "takes no escaped quote: a DBRP with a comma or a quote cannot be edited")
+def test_parse_dbrps_reads_back_what_the_editor_shows(page: Browser,
+                                                      daemon: DaemonProcess) -> None:
+    # InfluxDB names may hold commas and quotes; the daemon (as Kapacitor) takes them
+    dbrps = [{"db": "a,b", "rp": "autogen"}, {"db": "x", "rp": 'say "hi"'}]
+    answer = httpx.post(api(daemon, "/tasks"), json={
+        "id": "odd_dbrps", "type": "stream", "dbrps": dbrps, "status": "disabled",
+        "script": "stream\n    |from()\n        .measurement('m')\n"})
+    assert answer.status_code == 200, answer.text
+    page.get(f"{daemon.url}/console/#/editor/task/odd_dbrps")
+    shown = page.wait_until(lambda: page.wait_for("#task-dbrps").value,
+                            message="the editor shows the task's DBRPs")
+    assert parse_dbrps(page, shown) == {"value": dbrps}
+
+
 # -- unescapeHTML, on the details of an alert that fired ---------------------------------
 
 # characters html/template escapes in a tag value (Go's JSON has already made < > &
@@ -659,3 +676,26 @@ def test_unescape_html_of_real_alert_details_gives_the_events_json(
 def test_unescape_html_of_details_with_a_plus(
         page: Browser, fired: dict[str, dict[str, Any]]) -> None:
     assert_details_unescape_to_the_event(page, fired[PLUS_HOST], ("&#43;",))
+
+
+# -- acting on what an ID names ----------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="alerts.js deletes a handler at .../handlers/<id>; "
+                   "for the ID '..' (valid in Kapacitor) the browser rewrites that URL to "
+                   "the topic's (.../topics/dots/), which answers 404: the handler stays")
+def test_deleting_the_handler_dot_dot_deletes_only_it(page: Browser,
+                                                      daemon: DaemonProcess) -> None:
+    handlers = api(daemon, "/alerts/topics/dots/handlers")
+    for handler_id in ("..", "keep"):
+        answer = httpx.post(handlers, json={"id": handler_id, "kind": "log",
+                                            "options": {"path": "/dev/null"}})
+        assert answer.status_code == 200, answer.text
+    page.get(f"{daemon.url}/console/#/alerts/dots")
+    page.wait_for('#handlers tr[data-handler=".."] button[data-action="delete-handler"]'
+                  ).click()
+    page.wait_for("#confirm-yes").click()
+    page.wait_until(lambda: not page.find_all('#handlers tr[data-handler=".."]')
+                    or page.find("#notice").is_displayed(),
+                    message="the handler's row goes, or an error is shown")
+    left = [h["id"] for h in httpx.get(handlers).json()["handlers"]]
+    assert left == ["keep"]
