@@ -16,6 +16,11 @@ one exists:
 - ``parseDbrps`` against the ``kapacitor define -dbrp`` flag's parser, and
   ``unescapeHTML`` against Python's ``html.unescape`` on the details of an alert that
   really fired.
+
+A few tests at the end go through the page where a module's result is used (the DBRPs
+and vars the editor saves back, a delete by ID). Tests marked ``xfail(strict=True)`` show
+a bug in a module, named in their reason: they fail once it is fixed, and the marker
+then goes.
 """
 
 from __future__ import annotations
