@@ -113,7 +113,10 @@ def parse_vars(raw: Any) -> dict[str, Var]:
                 except re.error as exc:
                     raise ValueError(f"invalid regex /{value}/: {exc}") from None
             elif kind == "list":
-                value = [item.get("value") if isinstance(item, dict) else item
+                # a star item is None here (its value, if any, means nothing, as in
+                # Kapacitor): the evaluator reads it as *, the API lists it as a star
+                value = [None if isinstance(item, dict) and item.get("type") == "star"
+                         else item.get("value") if isinstance(item, dict) else item
                          for item in (value or [])]
         except (TypeError, ValueError) as exc:
             raise APIError(400, f"invalid value for var {name!r} of type {kind}: {exc}"

@@ -273,6 +273,8 @@ class Evaluator:
             return compile_regex(var.value)
         if var.type == "star":
             return STAR
+        if var.type == "list" and isinstance(var.value, list):
+            return [STAR if item is None else item for item in var.value]  # star items
         return var.value
 
     # -- expressions --------------------------------------------------------------------

@@ -18,9 +18,7 @@ one exists:
   really fired.
 
 A few tests at the end go through the page where a module's result is used (the DBRPs
-and vars the editor saves back, a delete by ID). Tests marked ``xfail(strict=True)`` show
-a bug in a module, named in their reason: they fail once it is fixed, and the marker
-then goes.
+and vars the editor saves back, a delete by ID).
 """
 
 from __future__ import annotations
@@ -405,12 +403,9 @@ def tokenize_in_page(page: Browser, texts: list[str]) -> list[dict[str, Any]]:
     return tokens
 
 
-def expected_kinds(script: str) -> Iterator[tuple[int, str, str, bool]]:
-    """(offset in UTF-16 units, kind, text, known to be wrong) that the highlighter should
-    give each token the project's lexer reads, up to where that lexer stops (an error).
-
-    Known to be wrong: a regex right after ``=`` (``var r = /x/``), which the highlighter
-    reads as operators and words (test_a_regex_assigned_to_a_var_is_a_regex)."""
+def expected_kinds(script: str) -> Iterator[tuple[int, str, str]]:
+    """(offset in UTF-16 units, kind, text) that the highlighter should give each token
+    the project's lexer reads, up to where that lexer stops (an error)."""
     previous: T | None = None
     for token in tick_tokens(script):
         if token.type in (T.EOF, T.ERROR):
@@ -420,7 +415,6 @@ def expected_kinds(script: str) -> Iterator[tuple[int, str, str, bool]]:
                 T.VAR: "keyword", T.DBRP: "keyword", T.TRUE: "keyword", T.FALSE: "keyword",
                 T.AND: "keyword", T.OR: "keyword"}.get(token.type, "operator")
         text = token.raw
-        known = token.type is T.REGEX and previous is T.ASSIGN
         if token.type is T.LAMBDA or token.raw == "lambda":  # var f lambda: a type name
             kind, text = "keyword", "lambda"
         elif token.type is T.IDENT:
@@ -436,7 +430,7 @@ def expected_kinds(script: str) -> Iterator[tuple[int, str, str, bool]]:
             text = script[token.pos:].split("\n", 1)[0]  # the highlighter's is one line
         if token.type is not T.COMMENT:
             previous = token.type
-        yield len(script[:token.pos].encode("utf-16-le")) // 2, kind, text, known
+        yield len(script[:token.pos].encode("utf-16-le")) // 2, kind, text
 
 
 def with_text(script: str, tokens: list[list[Any]]) -> list[tuple[int, str, str]]:
@@ -451,14 +445,11 @@ def with_text(script: str, tokens: list[list[Any]]) -> list[tuple[int, str, str]
     return out
 
 
-def mismatches(script: str, tokens: list[list[Any]], *, known: bool = False) -> list[str]:
-    """Where the highlighter's tokens differ from the lexer's (kind or extent); with
-    ``known``, also where they are known to."""
+def mismatches(script: str, tokens: list[list[Any]]) -> list[str]:
+    """Where the highlighter's tokens differ from the lexer's (kind or extent)."""
     at = {offset: (kind, text) for offset, kind, text in with_text(script, tokens)}
     wrong = []
-    for offset, kind, text, known_wrong in expected_kinds(script):
-        if known_wrong and not known:
-            continue
+    for offset, kind, text in expected_kinds(script):
         got = at.get(offset)
         if got != (kind, text):
             line = script.encode("utf-16-le")[:2 * offset].count("\n".encode("utf-16-le")) + 1
@@ -508,7 +499,7 @@ def test_known_tokens_have_their_kinds(page: Browser) -> None:
               "        .field('v')\n")
     (tokenized,) = tokenize_in_page(page, [script])
     assert tokenized["whole"]
-    assert mismatches(script, tokenized["tokens"], known=True) == []
+    assert mismatches(script, tokenized["tokens"]) == []
     significant = [(kind, text) for _, kind, text in with_text(script, tokenized["tokens"])
                    if kind != "space"]
     for expected in [("keyword", "var"), ("duration", "5m"), ("type", "stream"),
@@ -522,14 +513,12 @@ def test_known_tokens_have_their_kinds(page: Browser) -> None:
         assert expected in significant, expected
 
 
-@pytest.mark.xfail(strict=True, reason="tick.js reads a '/' as a regex only after =~ !~ ( "
-                   "and ',', not after '=' as Kapacitor's lexer does")
 def test_a_regex_assigned_to_a_var_is_a_regex(page: Browser) -> None:
     script = "var r = /web[0-9]+/\nstream|from().where(lambda: \"host\" =~ r)\n"
     (tokenized,) = tokenize_in_page(page, [script])
     assert ("regex", "/web[0-9]+/") in [(kind, text) for _, kind, text
                                          in with_text(script, tokenized["tokens"])]
-    assert mismatches(script, tokenized["tokens"], known=True) == []
+    assert mismatches(script, tokenized["tokens"]) == []
 
 
 TICK_ALPHABET = st.sampled_from(list(string.ascii_letters[:8] + string.digits[:4] +
@@ -605,9 +594,6 @@ def test_parse_dbrps_reads_what_the_cli_reads(page: Browser, pairs: list[tuple[s
         assert answer["value"] == [cli_dbrp(p) for p in parts], noise
 
 
-@pytest.mark.xfail(strict=True, reason="editview.js shows a task's DBRPs as \"db\".\"rp\" "
-                   "joined by ', ' (no escaping), and parseDbrps splits at every comma and "
-                   "takes no escaped quote: a DBRP with a comma or a quote cannot be edited")
 def test_parse_dbrps_reads_back_what_the_editor_shows(page: Browser,
                                                       daemon: DaemonProcess) -> None:
     # InfluxDB names may hold commas and quotes; the daemon (as Kapacitor) takes them
@@ -678,8 +664,6 @@ def test_unescape_html_of_real_alert_details_gives_the_events_json(
     assert_details_unescape_to_the_event(page, fired[TRICKY_HOST], ("&#39;", "&#34;"))
 
 
-@pytest.mark.xfail(strict=True, reason="dom.js unescapeHTML leaves &#43; (html/template's "
-                   "'+') as it is: the details of an alert with a '+' show '&#43;'")
 def test_unescape_html_of_details_with_a_plus(
         page: Browser, fired: dict[str, dict[str, Any]]) -> None:
     assert_details_unescape_to_the_event(page, fired[PLUS_HOST], ("&#43;",))
@@ -687,11 +671,10 @@ def test_unescape_html_of_details_with_a_plus(
 
 # -- acting on what an ID names ----------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="alerts.js deletes a handler at .../handlers/<id>; "
-                   "for the ID '..' (valid in Kapacitor) the browser rewrites that URL to "
-                   "the topic's (.../topics/dots/), which answers 404: the handler stays")
-def test_deleting_the_handler_dot_dot_deletes_only_it(page: Browser,
-                                                      daemon: DaemonProcess) -> None:
+def test_the_handler_dot_dot_is_refused_with_a_reason(page: Browser,
+                                                     daemon: DaemonProcess) -> None:
+    # A browser resolves a ".." segment (also written %2E%2E) before sending the URL, so
+    # .../handlers/.. would reach the topic itself: the console refuses and says why.
     handlers = api(daemon, "/alerts/topics/dots/handlers")
     for handler_id in ("..", "keep"):
         answer = httpx.post(handlers, json={"id": handler_id, "kind": "log",
@@ -701,16 +684,12 @@ def test_deleting_the_handler_dot_dot_deletes_only_it(page: Browser,
     page.wait_for('#handlers tr[data-handler=".."] button[data-action="delete-handler"]'
                   ).click()
     page.wait_for("#confirm-yes").click()
-    page.wait_until(lambda: not page.find_all('#handlers tr[data-handler=".."]')
-                    or page.find("#notice").is_displayed(),
-                    message="the handler's row goes, or an error is shown")
-    left = [h["id"] for h in httpx.get(handlers).json()["handlers"]]
-    assert left == ["keep"]
+    page.wait_for("#notice", text='the ID ".." cannot be used from a browser')
+    left = sorted(h["id"] for h in httpx.get(handlers).json()["handlers"])
+    assert left == ["..", "keep"]
+    assert httpx.get(api(daemon, "/alerts/topics/dots")).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="editview.js shows a list var's items by their value "
-                   "(a star's is null, so the field is empty) and saves only non-empty "
-                   "fields: saving an edited task drops a var such as groupBy's [*]")
 def test_saving_an_edited_task_keeps_its_vars(page: Browser, daemon: DaemonProcess) -> None:
     task = api(daemon, "/tasks/with_vars")
     answer = httpx.post(api(daemon, "/tasks"), json={

@@ -592,3 +592,27 @@ def test_the_script_decides_the_task_type(daemon) -> None:
     httpx.delete(url + "/typed")
     untyped = httpx.post(url, json={"id": "untyped", "dbrps": dbrps, "script": "var x = 5"})
     assert untyped.json() == {"error": "invalid task type: invalid"}
+
+
+def test_a_star_in_a_list_var_survives_a_round_trip(daemon) -> None:
+    """A list var's star item comes back from GET as {"type": "star", "value": null}
+    (as from Kapacitor); sent back as it came (what the console's editor does), it is
+    still a star: groupBy(groups) groups by every tag, not by a tag named "*"."""
+    script = ("var groups = [*]\nstream\n    |from()\n        .measurement('m')\n"
+              "        .groupBy(groups)\n    |window()\n        .period(10s)\n"
+              "        .every(10s)\n    |count('v')\n    |httpOut('out')\n")
+    task_id = define(daemon, script, vars={
+        "groups": {"type": "list", "value": [{"type": "star", "value": "*"}]}})
+    url = f"{daemon.url}/kapacitor/v1/tasks/{task_id}"
+    stored = httpx.get(url).json()["vars"]["groups"]
+    assert stored["value"] == [{"type": "star", "value": None, "description": ""}]
+    answer = httpx.patch(url, json={"vars": {"groups": stored}})
+    assert answer.status_code == 200, answer.text
+    write(daemon, "m,host=a v=1 0\nm,host=b v=1 1\nm,host=b v=1 2\nm,host=a v=1 11\n"
+                  "m,host=b v=1 12")
+
+    def groups() -> list[tuple[str, int]]:
+        body = httpx.get(f"{url}/out").json()
+        return sorted((s["tags"]["host"], s["values"][0][1]) for s in body.get("series", []))
+
+    assert wait_until(groups, until=lambda g: len(g) == 2) == [("a", 1), ("b", 2)]

@@ -2,7 +2,7 @@
 // and a handler defined from YAML (the file `kapacitor define-topic-handler` reads).
 
 import * as api from "./api.js";
-import { h, clear, confirmDialog, notice, unescapeHTML } from "./dom.js";
+import { h, clear, confirmDialog, notice, unescapeHTML, poll } from "./dom.js";
 
 const BASE = "/alerts/topics";
 const HANDLER_EXAMPLE = `id: log-cpu
@@ -11,15 +11,16 @@ options:
   path: /tmp/cpu-alerts.log
 `;
 
-function poll(fn, ms) {
-  let stopped = false, timer = null;
-  const tick = async () => {
-    if (stopped) return;
-    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
-    if (!stopped) timer = setTimeout(tick, ms);
-  };
-  tick();
-  return () => { stopped = true; clearTimeout(timer); };
+// RFC 3339 times with up to nine fractional digits, compared as instants (as text,
+// "…:00Z" would sort before "…:00.5Z").
+function instant(text) {
+  const m = String(text).match(/^(.*?:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/);
+  if (!m) return [Date.parse(text) || 0, 0];
+  return [Date.parse(m[1] + m[3]), Number((m[2] || "").padEnd(9, "0").slice(0, 9))];
+}
+export function compareTimes(a, b) {
+  const [sa, na] = instant(a), [sb, nb] = instant(b);
+  return sa - sb || na - nb;
 }
 
 const level = (name) => h("span", { class: "level level-" + String(name).toLowerCase(), text: name });
@@ -33,11 +34,13 @@ export function topicsView() {
     return poll(async () => {
       const { topics } = await api.get(BASE);
       const handlers = await Promise.all(topics.map((t) =>
-        api.get(`${BASE}/${encodeURIComponent(t.id)}/handlers`).then((x) => x.handlers, () => [])));
+        api.get(`${BASE}/${encodeURIComponent(t.id)}/handlers`).then((x) => x.handlers, (err) => err)));
       clear(body).append(...topics.map((t, i) => h("tr", { "data-topic": t.id },
         h("td", {}, h("a", { href: `#/alerts/${encodeURIComponent(t.id)}`, text: t.id })),
         h("td", {}, level(t.level)), h("td", { class: "num", text: t.collected }),
-        h("td", { text: handlers[i].map((x) => `${x.id} (${x.kind})`).join(", ") }))));
+        handlers[i] instanceof Error
+          ? h("td", { class: "error", text: "handlers not read: " + handlers[i].message })
+          : h("td", { text: handlers[i].map((x) => `${x.id} (${x.kind})`).join(", ") }))));
       if (!topics.length) body.append(h("tr", {}, h("td", { colspan: 4, class: "muted", text: "No topics yet: they appear when an alert node or a handler names one." })));
     }, 2000);
   };
@@ -75,7 +78,7 @@ export function topicView(topic) {
     const refresh = async () => {
       const [t, ev, hs] = await Promise.all([api.get(path), api.get(`${path}/events?min-level=OK`), api.get(`${path}/handlers`)]);
       clear(levelBox).append(level(t.level));
-      const sorted = [...ev.events].sort((a, b) => String(b.state.time).localeCompare(String(a.state.time)));
+      const sorted = [...ev.events].sort((a, b) => compareTimes(b.state.time, a.state.time));
       clear(events).append(...sorted.map((e) => h("tr", { "data-event": e.id },
         h("td", { class: "mono", text: e.id }), h("td", {}, level(e.state.level)),
         h("td", { class: "message", text: e.state.message }), h("td", { class: "mono", text: e.state.time }),

@@ -26,7 +26,19 @@ function headers(extra) {
   return out;
 }
 
+// A browser resolves "." and ".." segments of a URL before it sends it (even written as
+// %2E), so an ID of "." or ".." cannot be addressed from the page: say so, rather than
+// act on the resource the resolved path names.
+function checkSegments(path) {
+  const dotted = path.split("?")[0].split("/").find((seg) => /^(\.|%2e){1,2}$/i.test(seg));
+  if (dotted !== undefined) {
+    throw new APIError(0, `the ID "${decodeURIComponent(dotted)}" cannot be used from a browser, ` +
+      "which reads it as a relative path: use the API directly (curl --path-as-is)");
+  }
+}
+
 export async function call(method, path, body, contentType = "application/json") {
+  checkSegments(path);
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": contentType }) };
   if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
   let response;
@@ -56,9 +68,16 @@ export const del = (path) => call("DELETE", path);
 
 // Follow the daemon's log: calls onLine(object) for each JSON line until signal aborts.
 export async function followLogs(onLine, signal) {
+  checkSegments("/kapacitor/v1preview/logs");
   const response = await fetch("/kapacitor/v1preview/logs", {
     headers: headers({ Accept: "application/json" }), signal });
-  if (!response.ok) throw new APIError(response.status, await response.text());
+  if (!response.ok) {
+    const text = await response.text();
+    let message = text;
+    try { message = JSON.parse(text).error || text; } catch (_) { /* plain text */ }
+    if (response.status === 401) onUnauthorized(message);
+    throw new APIError(response.status, message);
+  }
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let rest = "";

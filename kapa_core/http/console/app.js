@@ -29,10 +29,18 @@ function firstAllowed() {
   return "#/daemon";
 }
 
-async function route() {
-  const mine = ++routing;
+// Stop the view on show (its polling, its log stream) and empty the page. A view still
+// building keeps its own detached container, so nothing it adds later reaches the page.
+function stopView() {
+  routing++;
+  $("#notice").hidden = true;  // a message of the view left behind goes with it
   if (cleanup) { try { cleanup(); } catch (_) { /* the old view is gone anyway */ } cleanup = null; }
-  const main = clear($("#main"));
+  return clear($("#main"));
+}
+
+async function route() {
+  const main = stopView();
+  const mine = routing;
   if (!session.me) return;
   const hash = location.hash || firstAllowed();
   for (const [re, make, nav, permission] of ROUTES) {
@@ -45,11 +53,13 @@ async function route() {
       main.append(h("p", { class: "denied", text: `User ${session.me.username} does not have the "${permission}" permission this page needs.` }));
       return;
     }
+    const view = h("div", { class: "view" });
+    main.append(view);
     try {
-      const done = await make(m)(main) || null;
+      const done = await make(m)(view) || null;
       if (mine !== routing) { if (done) done(); } else cleanup = done;
     } catch (err) {
-      main.append(h("p", { class: "error", text: err.message }));
+      view.append(h("p", { class: "error", text: err.message }));
     }
     return;
   }
@@ -58,9 +68,9 @@ async function route() {
 
 function showLogin(message) {
   session.me = null;
+  const main = stopView();
   $("#nav").hidden = true;
   $("#user").textContent = "";
-  const main = clear($("#main"));
   const error = h("p", { class: "error", id: "login-error", text: message || "" });
   const form = h("form", { id: "login", class: "login" },
     h("h2", { text: "Log in to kapa-core" }),

@@ -3,21 +3,10 @@
 // through the config API), and the log, live.
 
 import * as api from "./api.js";
-import { h, clear, fmtNumber, fmtDuration, notice } from "./dom.js";
+import { h, clear, fmtNumber, fmtDuration, notice, poll } from "./dom.js";
 import { can } from "./session.js";
 
 const MAX_LOG_LINES = 300;
-
-function poll(fn, ms) {
-  let stopped = false, timer = null;
-  const tick = async () => {
-    if (stopped) return;
-    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
-    if (!stopped) timer = setTimeout(tick, ms);
-  };
-  tick();
-  return () => { stopped = true; clearTimeout(timer); };
-}
 
 const table = (id, headings, body) => h("div", { class: "scroll" }, h("table", { id, class: "list" },
   h("thead", {}, h("tr", {}, headings.map((t) => h("th", { text: t })))), body));
@@ -96,7 +85,10 @@ function optionInput(name, value, redacted) {
 
 function readOption(input, original) {
   if (input.type === "checkbox") return input.checked;
-  if (input.type === "number") return Number(input.value);
+  if (input.type === "number") {
+    if (input.value.trim() === "" || !isFinite(Number(input.value))) throw new Error(`${input.dataset.option} needs a number`);
+    return Number(input.value);
+  }
   if (input.dataset.kind === "list") return input.value.split(",").map((s) => s.trim()).filter(Boolean);
   if (input.dataset.kind === "json") return JSON.parse(input.value);
   return input.value;
@@ -162,9 +154,20 @@ function logSection(stops) {
     while (lines.length > MAX_LOG_LINES) lines.shift().remove();
     if (pre.scrollHeight - pre.scrollTop - pre.clientHeight < 60) pre.scrollTop = pre.scrollHeight;
   };
-  api.followLogs(add, controller.signal).catch((err) => {
-    if (err.name !== "AbortError") add({ lvl: "error", msg: "log stream ended: " + err.message });
-  });
+  // the stream ends when the daemon restarts or a proxy cuts it: follow it again
+  const follow = async () => {
+    while (!controller.signal.aborted) {
+      try {
+        await api.followLogs(add, controller.signal);
+        if (!controller.signal.aborted) add({ lvl: "warn", msg: "the log stream ended; following it again" });
+      } catch (err) {
+        if (controller.signal.aborted || err.name === "AbortError") return;
+        add({ lvl: "error", msg: "cannot follow the log: " + err.message });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  };
+  follow();
   return h("section", {}, h("div", { class: "bar" }, h("h3", { text: "Log (live)" }), filter), pre);
 }
 
@@ -175,7 +178,11 @@ export function daemonView() {
     if (can("api")) {
       const about = aboutSection(stops);
       main.append(about.el);
-      await about.load();
+      try {
+        await about.load();
+      } catch (err) {  // the rest of the page still works; its clean-up is still returned
+        about.el.append(h("p", { class: "error", text: err.message }));
+      }
       main.append(ingressSection(stops), logSection(stops), about.plugins);
     }
     if (can("config_api")) {

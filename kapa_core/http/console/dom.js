@@ -53,10 +53,15 @@ export function fmtNanos(ns) {
   return ns + "ns";
 }
 
-// Alert details come HTML-escaped, as Kapacitor stores them; shown as text.
+// Alert details come HTML-escaped, as Kapacitor stores them (Go's html/template: named
+// entities and numeric ones such as &#43; for "+"); shown as text.
+const NAMED = { lt: "<", gt: ">", amp: "&", quot: "\"", apos: "'" };
 export function unescapeHTML(text) {
-  return String(text).replace(/&#34;|&#39;|&lt;|&gt;|&quot;|&amp;/g, (m) => (
-    { "&#34;": "\"", "&#39;": "'", "&lt;": "<", "&gt;": ">", "&quot;": "\"", "&amp;": "&" }[m]));
+  return String(text).replace(/&(?:#(\d+)|#[xX]([0-9a-fA-F]+)|(lt|gt|amp|quot|apos));/g, (m, dec, hex, name) => {
+    if (name) return NAMED[name];
+    const code = dec !== undefined ? parseInt(dec, 10) : parseInt(hex, 16);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : m;
+  });
 }
 
 // A modal question; resolves true when confirmed.
@@ -90,5 +95,20 @@ export function notice(text, kind = "info") {
 // Debounce: call fn once input has been quiet for `ms`.
 export function debounce(fn, ms) {
   let timer;
-  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  const call = (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  call.cancel = () => clearTimeout(timer);
+  return call;
+}
+
+// Call fn now and then every `ms` after it finished, until the returned stop() is
+// called; a failure is shown and the polling goes on.
+export function poll(fn, ms) {
+  let stopped = false, timer = null;
+  const tick = async () => {
+    if (stopped) return;
+    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
 }

@@ -26,17 +26,58 @@ cpu,host=a usage_user=90 5
 cpu,host=a usage_user=20 12
 `;
 
+// DBRPs as the editor shows them, read as `kapacitor define -dbrp` reads one: "db"."rp"
+// (a quote inside written \") or db.rp, separated by commas (a comma inside quotes
+// belongs to the name). Stricter than the flag where it would guess: nothing may follow
+// a pair but a comma, and a bare name has no spaces around its dot and no second dot.
 export function parseDbrps(text) {
   const out = [];
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const m = part.match(/^"([^"]*)"\."([^"]*)"$/) || part.match(/^([^."]+)\.([^."]+)$/);
-    if (!m) throw new Error(`bad DBRP ${part}: write "db"."rp" or db.rp, separated by commas`);
-    out.push({ db: m[1], rp: m[2] });
+  const n = text.length;
+  let pos = 0;
+  const fail = (why) => {
+    throw new Error(`bad DBRP ${text.trim()}: ${why}; write "db"."rp" or db.rp, separated by commas`);
+  };
+  const skip = () => { while (pos < n && /\s/.test(text[pos])) pos++; };
+  const name = (last) => {
+    if (text[pos] === '"') {
+      let value = "";
+      pos++;
+      while (pos < n && text[pos] !== '"') {
+        if (text[pos] === "\\" && text[pos + 1] === '"') { value += '"'; pos += 2; continue; }
+        value += text[pos++];
+      }
+      if (pos >= n) fail("a quote is not closed");
+      pos++;
+      return value;
+    }
+    const start = pos;
+    while (pos < n && text[pos] !== "." && text[pos] !== ",") pos++;
+    let value = text.slice(start, pos);
+    if (last) value = value.replace(/\s+$/, "");  // spaces before the next comma
+    if (!value) fail("a name is missing");
+    if (value.includes('"') || value !== value.trim()) fail(`"${value}" is not a name`);
+    return value;
+  };
+  skip();
+  while (pos < n) {
+    if (text[pos] === ",") { pos++; skip(); continue; }  // an empty entry
+    const db = name(false);
+    if (text[pos] !== ".") fail("a retention policy is missing");
+    pos++;
+    const rp = name(true);
+    out.push({ db, rp });
+    skip();
+    if (pos < n) {
+      if (text[pos] !== ",") fail("expected a comma after a pair");
+      pos++;
+      skip();
+    }
   }
   return out;
 }
 
-const dbrpText = (dbrps) => (dbrps || []).map((d) => `"${d.db}"."${d.rp}"`).join(", ");
+const quoteName = (name) => `"${String(name).replace(/"/g, '\\"')}"`;
+const dbrpText = (dbrps) => (dbrps || []).map((d) => `${quoteName(d.db)}.${quoteName(d.rp)}`).join(", ");
 
 // A var's text from the form as the API's typed value.
 function typedValue(type, text) {
@@ -50,8 +91,13 @@ function typedValue(type, text) {
       if (text.trim() === "" || !isFinite(v)) throw new Error(`"${text}" is not a float`);
       return v;
     }
-    case "bool": return text.trim().toLowerCase() === "true";
-    case "list": return text.split(",").map((s) => s.trim()).filter(Boolean).map((value) => ({ type: "string", value }));
+    case "bool": {
+      const word = text.trim().toLowerCase();
+      if (word !== "true" && word !== "false") throw new Error(`"${text}" is not true or false`);
+      return word === "true";
+    }
+    case "list": return text.split(",").map((s) => s.trim()).filter(Boolean)
+      .map((value) => value === "*" ? { type: "star", value: null } : { type: "string", value });
     default: return text;
   }
 }
@@ -81,7 +127,7 @@ export function goDuration(ns) {
 function shownValue(v) {
   if (!v) return "";
   if (v.type === "duration" && typeof v.value === "number") return goDuration(v.value);
-  if (v.type === "list" && Array.isArray(v.value)) return v.value.map((x) => x.value).join(", ");
+  if (v.type === "list" && Array.isArray(v.value)) return v.value.map((x) => x.type === "star" ? "*" : x.value).join(", ");
   return v.value === undefined || v.value === null ? "" : String(v.value);
 }
 
@@ -130,9 +176,11 @@ export function editorView(kind, id) {
 
     let lastVars = null;
     const varInputs = new Map();
+    const originals = new Map();  // a var's value as stored, kept unless its field is edited
     const showVars = (vars, values) => {
       clear(varsBox);
       varInputs.clear();
+      originals.clear();
       const names = Object.keys(vars || {});
       if (!names.length) { varsBox.append(h("p", { class: "muted", text: "The script declares no vars." })); return; }
       const template = kindSelect.value === "template";
@@ -140,8 +188,11 @@ export function editorView(kind, id) {
         h("thead", {}, h("tr", {}, ["Name", "Type", template ? "Default" : "Value", "Description"].map((t) => h("th", { text: t })))),
         h("tbody", {}, names.map((name) => {
           const v = vars[name];
+          const stored = values && values[name];
           const input = h("input", { "data-var": name, "data-type": v.type, placeholder: shownValue(v),
-            value: values && values[name] ? shownValue(values[name]) : "", readonly: template });
+            value: stored ? shownValue(stored) : "", readonly: template });
+          input.dataset.initial = input.value;
+          if (stored) originals.set(name, { type: stored.type, value: stored.value });
           varInputs.set(name, input);
           return h("tr", {}, h("td", { class: "mono", text: name }), h("td", { class: "type", text: v.type }),
             h("td", {}, input), h("td", { class: "muted", text: v.description || "" }));
@@ -150,9 +201,18 @@ export function editorView(kind, id) {
     const formVars = () => {
       const out = {};
       for (const [name, input] of varInputs) {
-        if (input.value.trim() === "" || input.readOnly) continue;
+        if (input.readOnly) continue;
+        if (input.value === input.dataset.initial && originals.has(name)) {
+          out[name] = originals.get(name);  // untouched: saved back exactly as it was
+          continue;
+        }
+        if (input.value.trim() === "") continue;  // empty: the script's default
         const type = input.dataset.type;
-        out[name] = { type, value: typedValue(type, input.value) };
+        try {
+          out[name] = { type, value: typedValue(type, input.value) };
+        } catch (err) {
+          throw new Error(`var ${name}: ${err.message}`);
+        }
       }
       return out;
     };
@@ -171,8 +231,9 @@ export function editorView(kind, id) {
     templateSelect.addEventListener("change", () => { syncKind(); check(); });
     typeSelect.addEventListener("change", () => check());
 
-    let checking = 0;
+    let checking = 0, stopped = false;
     const runCheck = async () => {
+      if (stopped) return;
       const mine = ++checking;
       let dbrps = [];
       try { dbrps = kindSelect.value === "task" ? parseDbrps(dbrpInput.value) : []; } catch (_) { dbrps = []; }
@@ -185,7 +246,7 @@ export function editorView(kind, id) {
         if (mine === checking) { checkStatus.textContent = "check failed: " + err.message; }
         return;
       }
-      if (mine !== checking) return; // a newer check is on its way
+      if (mine !== checking || stopped) return; // a newer check is on its way, or the view closed
       editor.setErrors(result.errors);
       clear(errorList).append(...(result.errors || []).map((e) => h("li", { "data-line": e.line || 0, "data-column": e.column || 0 },
         e.line ? h("a", { href: "#", class: "where", text: `line ${e.line}, column ${e.column}`, onclick: (ev) => { ev.preventDefault(); jumpTo(e.line, e.column); } }) : null,
@@ -208,11 +269,13 @@ export function editorView(kind, id) {
     };
     const check = debounce(runCheck, CHECK_DELAY_MS);
 
+    // The daemon counts columns in characters (code points), a textarea in UTF-16 units.
     const jumpTo = (line, column) => {
       const lines = editor.value.split("\n");
       let offset = 0;
       for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
-      offset += Math.max(0, (column || 1) - 1);
+      const chars = [...(lines[line - 1] || "")].slice(0, Math.max(0, (column || 1) - 1));
+      offset += chars.join("").length;
       editor.textarea.focus();
       editor.textarea.setSelectionRange(offset, offset);
     };
@@ -242,12 +305,12 @@ export function editorView(kind, id) {
       }
     });
 
+    // a bad DBRP or var stops the run with its message (the try panel shows it)
     main.append(tryPanel(() => ({ script: editor.value, type: typeSelect.value,
-      dbrps: (() => { try { return parseDbrps(dbrpInput.value); } catch (_) { return []; } })(),
-      vars: (() => { try { return formVars(); } catch (_) { return {}; } })() })));
+      dbrps: kindSelect.value === "task" ? parseDbrps(dbrpInput.value) : [], vars: formVars() })));
     syncKind();
     runCheck();
-    return () => { checking = Infinity; };
+    return () => { stopped = true; check.cancel(); };
   };
 }
 

@@ -91,6 +91,8 @@ function edgePath(a, b, H) {
   return `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
 }
 
+let drawn = 0;
+
 // Draws the graph into `container`; returns { update(nodeStats, edges), svg }.
 export function drawGraph(container, graph, { counts = true, positions = {} } = {}) {
   clear(container);
@@ -100,16 +102,17 @@ export function drawGraph(container, graph, { counts = true, positions = {} } = 
   }
   const H = counts ? H_FULL : H_SMALL;
   const { at, width, height } = layout(graph, H);
+  const arrow = `arrow-${++drawn}`;  // each graph its own marker: ids are page-wide
   const svg = h("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height,
                              class: "graph", role: "img", "aria-label": "task graph" });
-  svg.append(h("svg:defs", {}, h("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
+  svg.append(h("svg:defs", {}, h("svg:marker", { id: arrow, viewBox: "0 0 10 10", refX: 9, refY: 5,
     markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
   h("svg:path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }))));
   const edgeLabels = new Map();
   for (const e of graph.edges) {
     const a = at.get(e.from), b = at.get(e.to);
     if (!a || !b) continue;
-    svg.append(h("svg:path", { d: edgePath(a, b, H), class: "edge", "marker-end": "url(#arrow)",
+    svg.append(h("svg:path", { d: edgePath(a, b, H), class: "edge", "marker-end": `url(#${arrow})`,
                                "data-edge": `${e.from}->${e.to}` }));
     const label = h("svg:text", { x: (a.x + b.x) / 2 + W / 2 + 6, y: (a.y + H + b.y) / 2 + 4,
                                   class: "edge-label" }, e.attrs.processed ?? "");

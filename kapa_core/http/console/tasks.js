@@ -2,22 +2,11 @@
 // page (its graph with live per-node counts, its error, its script).
 
 import * as api from "./api.js";
-import { h, clear, fmtNumber, confirmDialog, notice } from "./dom.js";
+import { h, clear, fmtNumber, confirmDialog, notice, poll } from "./dom.js";
 import { parseDot, drawGraph } from "./graph.js";
 import { ScriptEditor } from "./editor.js";
 
 const POLL_MS = 1000;
-
-function poll(fn, ms) {
-  let stopped = false, timer = null;
-  const tick = async () => {
-    if (stopped) return;
-    try { await fn(); } catch (err) { if (!stopped) notice(err.message, "error"); }
-    if (!stopped) timer = setTimeout(tick, ms);
-  };
-  tick();
-  return () => { stopped = true; clearTimeout(timer); };
-}
 
 const dbrpText = (dbrps) => (dbrps || []).map((d) => `"${d.db}"."${d.rp}"`).join(", ");
 
@@ -124,6 +113,19 @@ export function taskView(id) {
           onclick: async () => { if (await deleteTask(id)) location.hash = "#/tasks"; } }));
     };
     render();
-    return poll(async () => { task = await api.get(path); render(); }, POLL_MS);
+    let stop = null;
+    stop = poll(async () => {
+      try {
+        task = await api.get(path);
+      } catch (err) {
+        if (err.status !== 404) throw err;
+        stop();  // deleted meanwhile: say so once, stop asking
+        error.hidden = false;
+        error.textContent = `Task ${id} no longer exists.`;
+        return;
+      }
+      render();
+    }, POLL_MS);
+    return () => stop();
   };
 }
