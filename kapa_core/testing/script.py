@@ -54,6 +54,7 @@ from kapa_core.alert import kinds as registry
 from kapa_core.alert.event import Event, EventState
 from kapa_core.alert.topics import Topics
 from kapa_core.engine.build import build_nodes
+from kapa_core.engine.dryrun_batch import batches
 from kapa_core.engine.node import Node, TaskStopped
 from kapa_core.engine.nodes.influxdb_out import InfluxDBOutNode
 from kapa_core.engine.nodes.io import HTTPPostNode, NodeContext
@@ -64,7 +65,7 @@ from kapa_core.errors import TickError
 from kapa_core.influxdb.config import InfluxDBConfig
 from kapa_core.logs import Logger
 from kapa_core.models import gojson
-from kapa_core.models.batch import Batch, BatchPoint, group_id
+from kapa_core.models.batch import Batch
 from kapa_core.models.duration import Duration
 from kapa_core.models.lineprotocol import parse as parse_lines
 from kapa_core.models.point import Point
@@ -332,18 +333,8 @@ def batches_of(text: str | Iterable[Point], dims: Sequence[str] = (), *,
     with these points: one per measurement and group, in the order of their group ids;
     each point keeps its group's tags. ``tmax`` defaults to the last point's time."""
     points = parse_points(text) if isinstance(text, str) else list(text)
-    groups: dict[tuple[str, str], Batch] = {}
-    for p in points:
-        names = tuple(sorted(p.tags)) if "*" in dims else tuple(sorted(dims))
-        tags = {d: p.tags[d] for d in names if d in p.tags}
-        gid = group_id(p.name, tags, names, by_name)
-        batch = groups.get((p.name, gid))
-        if batch is None:
-            batch = groups[p.name, gid] = Batch(p.name, gid, tags, names, by_name, 0, [])
-        batch.points.append(BatchPoint(p.time, dict(p.fields), dict(tags)))
-    out = [groups[key] for key in sorted(groups)]
+    out = batches(points, list(dims), by_name, 0)
     for batch in out:
-        batch.points.sort(key=lambda bp: bp.time)
         batch.tmax = tmax if tmax is not None else batch.points[-1].time
     return out
 
