@@ -8,6 +8,7 @@ Each test leaves screenshots of what it checked in the ``artifacts`` directory."
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def test_new_task_shows_error_at_its_line_then_saves_and_counts_points(
     browser.find("#new-task").click()
     editor = browser.wait_for("#script")
     browser.find("#task-id").send_keys("cpu_alert")
+    # a syntax error: where the daemon's parser stops, the page shows it
+    unclosed = SCRIPT.replace(".every(10s)", ".every(10s")
+    expected = httpx.post(api(daemon, "/scripts/check"), json={"script": unclosed}).json()
+    (parse_error,) = expected["errors"]
+    assert parse_error["message"].startswith("parser: ")
+    editor.set_value(unclosed)
+    shown = browser.wait_for(f'#script-errors li[data-line="{parse_error["line"]}"]')
+    assert shown.attribute("data-column") == str(parse_error["column"])
+    assert parse_error["message"] in shown.text
+    assert browser.find_all(f'.gutter .ln.error[data-line="{parse_error["line"]}"]')
+    browser.screenshot(artifacts / "editor-syntax-error.png")
+
+    # a misspelled property: found when the script is evaluated, shown at its place
     editor.set_value(SCRIPT_WITH_ERROR)
     error = browser.wait_for('#script-errors li[data-line="3"]', text="measurment")
     assert error.attribute("data-column") == "10"
@@ -227,9 +241,16 @@ def test_task_actions_ask_before_deleting(browser: Browser, daemon: DaemonProces
     row = browser.wait_for('#task-list tr[data-task="spare"]')
     assert "enabled" in row.find(".status").text
     row.find('button[data-action="disable"]').click()
+    assert "Disable task \"spare\"?" in browser.wait_for("#confirm-text").text
+    browser.find("#confirm-no").click()
+    assert httpx.get(api(daemon, "/tasks/spare")).json()["status"] == "enabled"
+    browser.find('#task-list tr[data-task="spare"] button[data-action="disable"]').click()
+    browser.wait_for("#confirm-yes").click()
     browser.wait_for('#task-list tr[data-task="spare"] .status', text="disabled")
     assert httpx.get(api(daemon, "/tasks/spare")).json()["status"] == "disabled"
     browser.find('#task-list tr[data-task="spare"] button[data-action="enable"]').click()
+    assert "Enable task \"spare\"?" in browser.wait_for("#confirm-text").text
+    browser.find("#confirm-yes").click()
     browser.wait_for('#task-list tr[data-task="spare"] .status', text="enabled")
     assert httpx.get(api(daemon, "/tasks/spare")).json()["executing"] is True
     browser.screenshot(artifacts / "tasks.png")
@@ -381,3 +402,23 @@ def test_first_view_is_light(browser: Browser, daemon: DaemonProcess) -> None:
     hosts = browser.execute(
         "return performance.getEntriesByType('resource').map(r => new URL(r.name).host)")
     assert set(hosts) == {daemon.url.removeprefix("http://")}
+
+
+def test_console_of_a_daemon_on_its_embedded_defaults(tmp_path: Path, artifacts: Path) -> None:
+    """As `scripts/run` starts it: `kapa-core run` without a configuration file (only
+    the port moved, through the environment, to a free one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with DaemonProcess(use_config_flag=False, env={
+            "KAPACITOR_HTTP_BIND_ADDRESS": f"127.0.0.1:{port}"}) as running, \
+            Browser() as fresh:
+        assert running.stdout_lines[-1].endswith(
+            f"(web console: http://127.0.0.1:{port}/console/)")
+        fresh.get(f"http://127.0.0.1:{port}/console/")
+        fresh.wait_for("#task-list", text="No tasks yet")
+        fresh.find('nav a[data-nav="daemon"]').click()
+        assert "Authentication\noff" in fresh.wait_for("#about").text
+        fresh.wait_for('#config-sections details[data-section="smtp"]')
+        fresh.screenshot(artifacts / "defaults-daemon.png")
+        fresh.assert_no_console_errors()

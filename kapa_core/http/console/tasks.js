@@ -10,9 +10,16 @@ const POLL_MS = 1000;
 
 const dbrpText = (dbrps) => (dbrps || []).map((d) => `"${d.db}"."${d.rp}"`).join(", ");
 
+// Asks first: disabling stops the task and drops its state (windows, alert levels);
+// enabling starts it on the points that arrive from then on. False when not confirmed.
 async function setStatus(id, status) {
+  const question = status === "enabled"
+    ? `Enable task "${id}"? It starts processing the points that arrive from now on.`
+    : `Disable task "${id}"? It stops, and its windows and alert state are dropped.`;
+  if (!await confirmDialog(question)) return false;
   await api.patch(`/tasks/${encodeURIComponent(id)}`, { status });
   notice(`task ${id} ${status}`);
+  return true;
 }
 
 async function deleteTask(id) {
@@ -26,7 +33,7 @@ function actions(task, refresh) {
   const enabled = task.status === "enabled";
   return h("td", { class: "actions" },
     h("button", { "data-action": enabled ? "disable" : "enable", text: enabled ? "Disable" : "Enable",
-      onclick: async () => { await setStatus(task.id, enabled ? "disabled" : "enabled"); refresh(); } }),
+      onclick: async () => { if (await setStatus(task.id, enabled ? "disabled" : "enabled")) refresh(); } }),
     h("a", { class: "button", href: `#/editor/task/${encodeURIComponent(task.id)}`, "data-action": "edit", text: "Edit" }),
     h("button", { "data-action": "delete", class: "danger", text: "Delete",
       onclick: async () => { if (await deleteTask(task.id)) refresh(); } }));
@@ -107,7 +114,11 @@ export function taskView(id) {
       const enabled = task.status === "enabled";
       clear(buttons).append(
         h("button", { "data-action": enabled ? "disable" : "enable", text: enabled ? "Disable" : "Enable",
-          onclick: async () => { await setStatus(id, enabled ? "disabled" : "enabled"); task = await api.get(path); render(); } }),
+          onclick: async () => {
+            if (!await setStatus(id, enabled ? "disabled" : "enabled")) return;
+            task = await api.get(path);
+            render();
+          } }),
         h("a", { class: "button", href: `#/editor/task/${encodeURIComponent(id)}`, text: "Edit" }),
         h("button", { "data-action": "delete", class: "danger", text: "Delete",
           onclick: async () => { if (await deleteTask(id)) location.hash = "#/tasks"; } }));
