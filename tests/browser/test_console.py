@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_new_task_shows_error_at_its_line_then_saves_and_counts_points(
     browser.screenshot(artifacts / "editor.png")
 
     browser.find("#save").click()
-    browser.wait_for("#task-id", text="cpu_alert")
+    browser.wait_for("#task-title", text="cpu_alert")
     task = httpx.get(api(daemon, "/tasks/cpu_alert")).json()
     assert task["script"] == SCRIPT and task["status"] == "enabled"
     assert task["dbrps"] == [{"db": "telegraf", "rp": "autogen"}]
@@ -187,7 +188,7 @@ def test_edit_a_task(browser: Browser, daemon: DaemonProcess) -> None:
     browser.find("#script").set_value(changed)
     browser.find("#task-dbrps").set_value('"telegraf"."autogen", "other"."weekly"')
     browser.find("#save").click()
-    browser.wait_for("#task-id", text="cpu_alert")
+    browser.wait_for("#task-title", text="cpu_alert")
     task = httpx.get(api(daemon, "/tasks/cpu_alert")).json()
     assert task["script"] == changed and task["status"] == "enabled"
     assert task["dbrps"] == [{"db": "telegraf", "rp": "autogen"},
@@ -240,7 +241,9 @@ def test_task_actions_ask_before_deleting(browser: Browser, daemon: DaemonProces
     open_view(browser, daemon, "#/tasks")
     row = browser.wait_for('#task-list tr[data-task="spare"]')
     assert "enabled" in row.find(".status").text
-    row.find('button[data-action="disable"]').click()
+    disable = row.find('button[data-action="disable"]')
+    time.sleep(2.5)  # the list is read again every 2 s: unchanged cells stay as they are
+    disable.click()
     assert "Disable task \"spare\"?" in browser.wait_for("#confirm-text").text
     browser.find("#confirm-no").click()
     assert httpx.get(api(daemon, "/tasks/spare")).json()["status"] == "enabled"
@@ -369,7 +372,7 @@ def test_template_vars_as_a_form(browser: Browser, daemon: DaemonProcess) -> Non
     browser.find('#vars input[data-var="measurement"]').send_keys("mem")
     browser.find('#vars input[data-var="limit"]').send_keys("95.5")
     browser.find("#save").click()
-    browser.wait_for("#task-id", text="from_template")
+    browser.wait_for("#task-title", text="from_template")
     task = httpx.get(api(daemon, "/tasks/from_template")).json()
     assert task["template-id"] == "threshold"
     typed = {name: (v["type"], v["value"]) for name, v in task["vars"].items()}

@@ -2,7 +2,7 @@
 // and a handler defined from YAML (the file `kapacitor define-topic-handler` reads).
 
 import * as api from "./api.js";
-import { h, clear, confirmDialog, notice, unescapeHTML, poll } from "./dom.js";
+import { h, clear, confirmDialog, notice, unescapeHTML, poll, syncRows } from "./dom.js";
 
 const BASE = "/alerts/topics";
 const HANDLER_EXAMPLE = `id: log-cpu
@@ -35,7 +35,7 @@ export function topicsView() {
       const { topics } = await api.get(BASE);
       const handlers = await Promise.all(topics.map((t) =>
         api.get(`${BASE}/${encodeURIComponent(t.id)}/handlers`).then((x) => x.handlers, (err) => err)));
-      clear(body).append(...topics.map((t, i) => h("tr", { "data-topic": t.id },
+      syncRows(body, topics.map((t, i) => h("tr", { "data-key": t.id, "data-topic": t.id },
         h("td", {}, h("a", { href: `#/alerts/${encodeURIComponent(t.id)}`, text: t.id })),
         h("td", {}, level(t.level)), h("td", { class: "num", text: t.collected }),
         handlers[i] instanceof Error
@@ -79,14 +79,14 @@ export function topicView(topic) {
       const [t, ev, hs] = await Promise.all([api.get(path), api.get(`${path}/events?min-level=OK`), api.get(`${path}/handlers`)]);
       clear(levelBox).append(level(t.level));
       const sorted = [...ev.events].sort((a, b) => compareTimes(b.state.time, a.state.time));
-      clear(events).append(...sorted.map((e) => h("tr", { "data-event": e.id },
+      syncRows(events, sorted.map((e) => h("tr", { "data-key": e.id, "data-event": e.id },
         h("td", { class: "mono", text: e.id }), h("td", {}, level(e.state.level)),
         h("td", { class: "message", text: e.state.message }), h("td", { class: "mono", text: e.state.time }),
         h("td", { text: e.state.duration }),
         h("td", {}, h("details", {}, h("summary", { text: "details" }), h("pre", { class: "details", text: unescapeHTML(e.state.details) }))))));
       if (!sorted.length) events.append(h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No events." })));
       known = new Set(hs.handlers.map((x) => x.id));
-      clear(handlers).append(...hs.handlers.map((x) => h("tr", { "data-handler": x.id },
+      syncRows(handlers, hs.handlers.map((x) => h("tr", { "data-key": x.id, "data-handler": x.id },
         h("td", { class: "mono", text: x.id }), h("td", { text: x.kind }), h("td", { class: "mono", text: x.match || "" }),
         h("td", {}, h("pre", { class: "options", text: JSON.stringify(x.options || {}, null, 1) })),
         h("td", { class: "actions" }, h("button", { class: "danger", "data-action": "delete-handler", text: "Delete", onclick: async () => {

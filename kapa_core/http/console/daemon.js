@@ -3,7 +3,7 @@
 // through the config API), and the log, live.
 
 import * as api from "./api.js";
-import { h, clear, fmtNumber, fmtDuration, notice, poll } from "./dom.js";
+import { h, clear, fmtNumber, fmtDuration, notice, poll, syncRows } from "./dom.js";
 import { can } from "./session.js";
 
 const MAX_LOG_LINES = 300;
@@ -58,12 +58,12 @@ function ingressSection(stops) {
     const rows = Object.values(vars.kapacitor || {}).filter((v) => v && v.name === "ingress" && v.tags && v.tags.task_master === "main")
       .sort((a, b) => (a.tags.database + a.tags.retention_policy + a.tags.measurement)
         .localeCompare(b.tags.database + b.tags.retention_policy + b.tags.measurement));
-    clear(body).append(...rows.map((v) => {
+    syncRows(body, rows.map((v) => {
       const key = `${v.tags.database}.${v.tags.retention_policy}.${v.tags.measurement}`;
       const points = v.values.points_received || 0;
       const rate = last.has(key) && lastAt ? (points - last.get(key)) / ((now - lastAt) / 1000) : null;
       last.set(key, points);
-      return h("tr", { "data-ingress": key }, h("td", { text: v.tags.database }), h("td", { text: v.tags.retention_policy }),
+      return h("tr", { "data-key": key, "data-ingress": key }, h("td", { text: v.tags.database }), h("td", { text: v.tags.retention_policy }),
         h("td", { text: v.tags.measurement }), h("td", { class: "num points", text: fmtNumber(points) }),
         h("td", { class: "num", text: rate === null ? "" : fmtNumber(Math.max(0, rate)) + "/s" }));
     }));

@@ -112,3 +112,22 @@ export function poll(fn, ms) {
   tick();
   return () => { stopped = true; clearTimeout(timer); };
 }
+
+// Put `rows` (each with a data-key) into tbody, keeping every cell whose content did not
+// change: a polled table then does not replace the button under the user's pointer, and
+// what a test or a screen reader holds stays in the page.
+const same = (cell) => cell.outerHTML.replace(/ open=""/g, "");  // a <details> the user opened stays open
+
+export function syncRows(tbody, rows) {
+  const old = new Map([...tbody.children].filter((r) => r.dataset.key !== undefined)
+    .map((r) => [r.dataset.key, r]));
+  const kept = rows.map((row) => {
+    const prev = old.get(row.dataset.key);
+    if (prev === undefined || prev.children.length !== row.children.length) return row;
+    const cells = [...row.children];
+    [...prev.children].forEach((was, i) => { if (same(was) !== same(cells[i])) was.replaceWith(cells[i]); });
+    for (const { name, value } of [...row.attributes]) prev.setAttribute(name, value);
+    return prev;
+  });
+  tbody.replaceChildren(...kept);
+}

@@ -2,7 +2,7 @@
 // page (its graph with live per-node counts, its error, its script).
 
 import * as api from "./api.js";
-import { h, clear, fmtNumber, confirmDialog, notice, poll } from "./dom.js";
+import { h, clear, fmtNumber, confirmDialog, notice, poll, syncRows } from "./dom.js";
 import { parseDot, drawGraph } from "./graph.js";
 import { ScriptEditor } from "./editor.js";
 
@@ -57,7 +57,7 @@ export function tasksView() {
         api.get("/tasks"),
         api.get("/templates?fields=type&fields=vars"),
       ]);
-      clear(body).append(...tasks.map((t) => h("tr", { "data-task": t.id, class: t.error ? "failed" : "" },
+      syncRows(body, tasks.map((t) => h("tr", { "data-key": t.id, "data-task": t.id, class: t.error ? "failed" : "" },
         h("td", {}, h("a", { href: `#/tasks/${encodeURIComponent(t.id)}`, text: t.id }),
           t.error ? h("div", { class: "error small", text: t.error }) : null),
         h("td", { class: "type", text: t.type }),
@@ -67,7 +67,7 @@ export function tasksView() {
         h("td", { class: "throughput num", text: fmtNumber(t.stats?.["task-stats"]?.throughput ?? 0) + " pts/s" }),
         actions(t, refresh))));
       if (!tasks.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted", text: "No tasks yet: create one with New task." })));
-      clear(templates).append(...tpl.map((t) => h("tr", { "data-template": t.id },
+      syncRows(templates, tpl.map((t) => h("tr", { "data-key": t.id, "data-template": t.id },
         h("td", { text: t.id }), h("td", { text: t.type }),
         h("td", { text: Object.keys(t.vars || {}).join(", ") }),
         h("td", { class: "actions" },
@@ -95,7 +95,7 @@ export function taskView(id) {
     const script = new ScriptEditor("task-script", { value: task.script });
     script.readOnly = true;
     main.append(
-      h("div", { class: "bar" }, h("h2", {}, "Task ", h("span", { id: "task-id", text: id })), status, throughput, buttons),
+      h("div", { class: "bar" }, h("h2", {}, "Task ", h("span", { id: "task-title", text: id })), status, throughput, buttons),
       error,
       h("p", { class: "muted", text: `${task.type} · ${dbrpText(task.dbrps)}${task["template-id"] ? " · template " + task["template-id"] : ""}` }),
       graphBox,
@@ -112,6 +112,8 @@ export function taskView(id) {
       if (key !== shape) { drawn = drawGraph(graphBox, graph); shape = key; }
       drawn.update(task.stats?.["node-stats"], graph.edges);
       const enabled = task.status === "enabled";
+      if (buttons.dataset.status === task.status) return;  // unchanged: keep the buttons
+      buttons.dataset.status = task.status;
       clear(buttons).append(
         h("button", { "data-action": enabled ? "disable" : "enable", text: enabled ? "Disable" : "Enable",
           onclick: async () => {
