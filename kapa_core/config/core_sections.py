@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from kapa_core.config.cluster_section import SECTION as CLUSTER
 from kapa_core.config.schema import Section, setting
 from kapa_core.errors import ConfigError
 from kapa_core.models.duration import MILLISECOND, SECOND, Duration
@@ -312,4 +313,5 @@ CORE_SECTIONS: tuple[Section, ...] = (
     # kapa-core: [udf] takes config overrides (Kapacitor's cannot be overridden); an
     # override asks every function for its info again.
     Section(name="udf", schema=UDFConfig),
+    CLUSTER,  # kapa-core: scale-out on NATS JetStream (docs/cluster.md)
 )
