@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("alert", "udf"),
     ("pipeline",),
     ("engine", "cloud", "aws"),
-    ("inputs", "discovery", "elements", "service_tests", "plugin_api", "plugins"),
+    ("inputs", "discovery", "cluster", "elements", "service_tests", "plugin_api", "plugins"),
     ("http",),
     ("daemon", "cli", "testing"),
 )

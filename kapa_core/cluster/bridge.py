@@ -1,0 +1,738 @@
+"""The official NATS client, asyncio-based, used from kapa-core's trio core.
+
+``nats-py`` runs on an asyncio event loop of its own in a daemon thread; every public
+method here is a trio coroutine that submits one asyncio coroutine to that loop and waits
+for its result without blocking trio (a trio token callback wakes the waiting task, so no
+worker thread is held per call). A cancelled trio call cancels its asyncio task::
+
+    async with NatsBridge.connect(["nats://127.0.0.1:4222"], name="member-1") as nats:
+        await nats.ensure_stream("POINTS", ["points.>"], replicas=3)
+        ack = await nats.publish("points.db.rp.cpu", payload)    # stored when this returns
+        consumer = await nats.pull_consumer("POINTS", "task-cpu", ["points.db.rp.cpu"])
+        for message in await consumer.fetch(100, timeout=1.0):
+            ...; await message.ack()
+        tasks = await nats.kv("tasks", history=5, replicas=3)
+        revision = await tasks.put("cpu", b"...")
+        async with tasks.watch(">") as changes:
+            async for change in changes: ...
+
+Why a thread rather than trio-asyncio or a client of our own: the client is the one NATS
+maintains (JetStream, key-value and reconnection included), and a loop thread keeps the two
+event loops from knowing about each other; the cost is one cross-thread hop per call
+(tens of microseconds), small beside a JetStream round trip.
+
+Every failure reaches the caller as :class:`~kapa_core.cluster.ClusterError` naming the
+operation, the stream/consumer/bucket and the server; a lost compare-and-set on a bucket
+is its subclass :class:`~kapa_core.cluster.ConflictError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+import trio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue, StopIterSentinel
+from nats.nuid import NUID
+
+from kapa_core.cluster import ClusterError, ConflictError
+from kapa_core.logs import Logger
+
+_T = TypeVar("_T")
+_log = Logger("cluster")
+
+#: Errors after which the same request may succeed when tried again: no answer in time,
+#: no stream leader yet (no responders), the connection being re-established.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
+    nats.errors.OutboundBufferLimitError, nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError)
+#: Errors this module turns into ClusterError; anything else is a bug and propagates.
+_CLIENT_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.Error, TimeoutError, OSError, ValueError, concurrent.futures.CancelledError)
+_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's err_codes for a failed CAS
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, nats.js.errors.APIError):  # 503: JetStream not ready, no leader
+        return getattr(exc, "code", None) in (503, 408)
+    return isinstance(exc, _TRANSIENT)
+
+
+def _describe(exc: BaseException) -> str:
+    if _is_conflict(exc):
+        return f"another write came first ({getattr(exc, 'description', None) or exc})"
+    if isinstance(exc, nats.js.errors.APIError):
+        # some subclasses skip APIError.__init__, so the attributes may be missing
+        code, err_code = getattr(exc, "code", None), getattr(exc, "err_code", None)
+        return f"{exc.description or 'error'} (status {code}, code {err_code})"
+    if isinstance(exc, nats.js.errors.NoStreamResponseError):
+        return "no stream takes this subject (or its stream has no leader yet)"
+    if isinstance(exc, nats.js.errors.InvalidKeyError):
+        return "not a valid key (dot-separated tokens of letters, digits, '-', '_', '/', '=')"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, concurrent.futures.CancelledError):
+        return "the connection was closed"
+    return str(exc) or type(exc).__name__
+
+
+# -- the loop thread -----------------------------------------------------------------------
+
+class _LoopThread:
+    """An asyncio event loop running forever in a daemon thread until ``stop()``."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=f"nats-{name}", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise ClusterError("the NATS connection is closed") from None
+
+    async def stop(self) -> None:
+        """Stop the loop (its tasks are cancelled) and wait for the thread to end."""
+        with suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        await trio.to_thread.run_sync(self._thread.join, 10.0, abandon_on_cancel=True)
+
+
+async def _wait(future: concurrent.futures.Future[_T]) -> _T:
+    """The future's result, waited for in trio; cancelling the wait cancels the future."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: object) -> None:
+        with suppress(trio.RunFinishedError):
+            token.run_sync_soon(done.set)
+
+    future.add_done_callback(wake)
+    try:
+        await done.wait()
+    except BaseException:
+        future.cancel()
+        raise
+    return future.result()
+
+
+# -- results -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PubAck:
+    """JetStream's acknowledgement: the message is stored as ``seq`` of ``stream``
+    (``duplicate``: it already was, from an earlier try with the same message id)."""
+
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class StreamState:
+    name: str
+    subjects: tuple[str, ...]
+    replicas: int
+    messages: int
+    first_seq: int
+    last_seq: int
+    leader: str | None  # the server leading the stream's replicas (None: single server)
+
+
+@dataclass(frozen=True)
+class KvEntry:
+    key: str
+    value: bytes
+    revision: int
+
+
+@dataclass(frozen=True)
+class KvChange:
+    """One change a watch delivers; ``value`` is None when the key was deleted/purged."""
+
+    key: str
+    value: bytes | None
+    revision: int
+    operation: Literal["PUT", "DEL", "PURGE"]
+
+
+# -- the bridge ----------------------------------------------------------------------------
+
+class NatsBridge:
+    """A NATS connection (with JetStream) on its own asyncio loop thread, used from trio.
+
+    Made by :meth:`connect` only. The client reconnects by itself (to any of the URLs or
+    the servers the cluster advertises) for as long as the bridge is open; calls made
+    meanwhile wait, and :meth:`publish` retries until its timeout.
+    """
+
+    def __init__(self, thread: _LoopThread, nc: Client, urls: Sequence[str],
+                 events: _Events) -> None:
+        self._thread = thread
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self._events = events
+        self._nuid = NUID()  # message ids for publish; used from the trio thread only
+        self.urls = tuple(urls)
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the client has reconnected since :meth:`connect`."""
+        return self._events.reconnects
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, urls: Sequence[str], *, name: str = "kapa-core",
+                      user: str | None = None, password: str | None = None,
+                      token: str | None = None, creds: str | None = None,
+                      tls: ssl.SSLContext | None = None, connect_timeout: float = 5.0,
+                      reconnect_wait: float = 0.5) -> AsyncIterator[NatsBridge]:
+        """Connect to the first server of ``urls`` that answers; close on exit.
+
+        ``creds`` is a NATS credentials file (JWT and NKey seed). Connecting gives up
+        after ``connect_timeout`` seconds with the last error the client met (refused,
+        authorization violation...); later disconnections are retried forever, every
+        ``reconnect_wait`` seconds per server.
+        """
+        if not urls:
+            raise ClusterError("no NATS server URLs to connect to")
+        thread = _LoopThread(name)
+        events = _Events()
+        bridge: NatsBridge | None = None
+        try:
+            nc = await _wait(thread.submit(_open(
+                list(urls), events, within=connect_timeout, name=name, user=user,
+                password=password, token=token, user_credentials=creds, tls=tls,
+                reconnect_time_wait=reconnect_wait)))
+            bridge = cls(thread, nc, urls, events)
+            yield bridge
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                if bridge is not None:
+                    events.closing = True
+                    with suppress(ClusterError):
+                        await bridge._call("close", bridge._nc.close())
+                await thread.stop()
+
+    # -- calling into the loop ---------------------------------------------------------
+
+    @property
+    def server(self) -> str:
+        """The server the client is connected to now (``host:port``), or ``none``."""
+        url = self._nc.connected_url
+        return url.netloc if url is not None and self._nc.is_connected else "none"
+
+    @property
+    def server_version(self) -> tuple[int, int, int]:
+        version = self._nc.connected_server_version
+        return version.major, version.minor, version.patch
+
+    def _error(self, what: str, exc: BaseException) -> ClusterError:
+        kind = ConflictError if _is_conflict(exc) else ClusterError
+        return kind(f"{what} failed on NATS server {self.server}: {_describe(exc)}")
+
+    async def _call(self, what: str, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coro`` on the loop thread and return its result, errors as ClusterError
+        (``what`` says what was being done, e.g. "publish to 'points.db'")."""
+        future = self._thread.submit(coro)
+        try:
+            return await _wait(future)
+        except ClusterError:
+            raise
+        except _CLIENT_ERRORS as exc:
+            raise self._error(what, exc) from exc
+
+    async def _retrying(self, attempt: Callable[[float], Coroutine[Any, Any, _T]],
+                        within: float, attempt_timeout: float) -> _T:
+        """On the loop: ``attempt(seconds)`` again after transient errors for ``within``
+        seconds (short pauses, growing to half a second), then the last error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pause = 0.02
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                return await attempt(max(0.001, min(remaining, attempt_timeout)))
+            except Exception as exc:
+                remaining = deadline - loop.time()
+                if not _transient(exc) or remaining <= 0:
+                    raise
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.5)
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def ensure_stream(self, name: str, subjects: Sequence[str], *, replicas: int = 1,
+                            max_age: float | None = None,
+                            storage: Literal["file", "memory"] = "file",
+                            duplicate_window: float | None = None) -> StreamState:
+        """Create the stream, or update it to these subjects, replicas and limits.
+
+        ``max_age`` (seconds, None: forever) bounds how long messages are kept;
+        ``duplicate_window`` (seconds, default 2 minutes) is how long a message id is
+        remembered to drop a re-published duplicate. The storage of an existing stream
+        cannot change (JetStream refuses), which is reported as an error.
+        """
+        return await self._call(f"ensure stream {name!r}", self._ensure_stream(
+            name, list(subjects), replicas, max_age or 0.0, storage, duplicate_window))
+
+    async def _ensure_stream(self, name: str, subjects: list[str], replicas: int,
+                             max_age: float, storage: str,
+                             duplicate_window: float | None) -> StreamState:
+        wanted: dict[str, Any] = {"subjects": subjects, "num_replicas": replicas,
+                                  "max_age": max_age}
+        if duplicate_window is not None:
+            wanted["duplicate_window"] = duplicate_window
+        try:
+            info = await self._js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            info = await self._js.add_stream(api.StreamConfig(
+                name=name, storage=api.StorageType(storage), **wanted))
+            return _stream_state(info)
+        config = info.config
+        # the client leaves the server's answer a plain string here, not a StorageType
+        current_storage = getattr(config.storage, "value", config.storage) or "file"
+        if current_storage != storage:
+            raise ClusterError(f"stream {name!r} exists with {current_storage} storage, "
+                               f"which cannot change to {storage}")
+        current = {"subjects": config.subjects or [], "num_replicas": config.num_replicas or 1,
+                   "max_age": config.max_age or 0.0,
+                   "duplicate_window": config.duplicate_window}
+        if duplicate_window is None and max_age and config.duplicate_window > max_age:
+            wanted["duplicate_window"] = max_age  # JetStream wants it within max_age
+        if any(current[key] != value for key, value in wanted.items()):
+            info = await self._js.update_stream(config.evolve(**wanted))
+        return _stream_state(info)
+
+    async def stream_state(self, name: str) -> StreamState:
+        return await self._call(f"read stream {name!r}", self._stream_info(name))
+
+    async def _stream_info(self, name: str) -> StreamState:
+        return _stream_state(await self._js.stream_info(name))
+
+    async def delete_stream(self, name: str) -> None:
+        await self._call(f"delete stream {name!r}", self._js.delete_stream(name))
+
+    # The timeouts here and below are the client's and the server's (a retry deadline, a
+    # pull request's expiry), which a trio cancel scope around the call could not set.
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str | None = None,
+                      headers: dict[str, str] | None = None,
+                      timeout: float = 10.0,  # noqa: ASYNC109
+                      attempt_timeout: float = 2.0) -> PubAck:
+        """Publish to JetStream and return once it is stored (replicated to a quorum).
+
+        Retries through reconnects and leader elections until ``timeout``. Every try
+        carries the same ``Nats-Msg-Id`` (``msg_id``, or one made here), so a try whose
+        acknowledgement was lost is not stored twice (within the stream's duplicate
+        window): the ack then says ``duplicate``. Raises ClusterError when no server
+        acknowledged in time, or at once for a permanent error (no stream for the
+        subject, message too large...).
+        """
+        all_headers = dict(headers or {})
+        all_headers["Nats-Msg-Id"] = msg_id or self._nuid.next().decode()
+
+        async def attempt(seconds: float) -> api.PubAck:
+            return await self._js.publish(subject, payload, timeout=seconds,
+                                          headers=dict(all_headers))
+
+        ack = await self._call(f"publish to {subject!r}",
+                               self._retrying(attempt, timeout, attempt_timeout))
+        return PubAck(ack.stream, ack.seq, bool(ack.duplicate))
+
+    # -- consumers ---------------------------------------------------------------------
+
+    async def pull_consumer(self, stream: str, durable: str,
+                            filter_subjects: Sequence[str] = (), *, ack_wait: float = 30.0,
+                            max_deliver: int = -1, max_ack_pending: int = 10_000,
+                            deliver_policy: Literal["all", "new", "last"] = "all",
+                            ) -> PullConsumer:
+        """Create (or update) the durable pull consumer ``durable`` on ``stream`` and bind
+        to it. Its position survives this bridge, reconnections and server restarts: a
+        new binding resumes after the last acknowledged message.
+
+        ``ack_wait``: seconds before an unacknowledged message is delivered again.
+        Several ``filter_subjects`` need nats-server 2.10 or later; 2.9 accepts the
+        request but silently ignores the filter (the consumer would see every subject),
+        so it is refused here.
+        """
+        what = f"consumer {durable!r} on stream {stream!r}"
+        subjects = list(filter_subjects)
+        if len(subjects) > 1 and self.server_version < (2, 10, 0):
+            raise ClusterError(f"{what}: several filter subjects need nats-server 2.10 or "
+                               f"later; {self.server} runs "
+                               + ".".join(map(str, self.server_version)))
+        config = api.ConsumerConfig(
+            durable_name=durable, name=durable, ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=max_ack_pending,
+            deliver_policy=api.DeliverPolicy(deliver_policy))
+        if len(subjects) == 1:
+            config.filter_subject = subjects[0]
+        elif subjects:
+            config.filter_subjects = subjects
+        sub = await self._call(what, self._pull_consumer(stream, durable, config))
+        return PullConsumer(self, sub, stream, durable)
+
+    async def _pull_consumer(self, stream: str, durable: str, config: api.ConsumerConfig,
+                             ) -> JetStreamContext.PullSubscription:
+        await self._js.add_consumer(stream, config)
+        return await self._js.pull_subscribe_bind(durable=durable, stream=stream)
+
+    async def delete_consumer(self, stream: str, durable: str) -> None:
+        await self._call(f"delete consumer {durable!r} on stream {stream!r}",
+                         self._js.delete_consumer(stream, durable))
+
+    # -- key-value ---------------------------------------------------------------------
+
+    async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None,
+                 replicas: int = 1, storage: Literal["file", "memory"] = "file") -> KvBucket:
+        """Bind to the key-value bucket, creating it (or updating its history, TTL and
+        replicas to these) as needed. ``ttl``: seconds a value lives after its last
+        write (None: forever); JetStream 2.9 removes expired keys without a delete marker,
+        so watches do not see them go."""
+        what = f"key-value bucket {bucket!r}"
+        kv = await self._call(what, self._kv(bucket, history, ttl or 0.0, replicas, storage))
+        return KvBucket(self, kv, bucket)
+
+    async def _kv(self, bucket: str, history: int, ttl: float, replicas: int,
+                  storage: str) -> KeyValue:
+        try:
+            kv = await self._js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return await self._js.create_key_value(api.KeyValueConfig(
+                bucket=bucket, history=history, ttl=ttl, replicas=replicas,
+                storage=api.StorageType(storage)))
+        info = await self._js.stream_info(f"KV_{bucket}")
+        config = info.config
+        wanted: dict[str, Any] = {"max_msgs_per_subject": history, "num_replicas": replicas,
+                                  "max_age": ttl}
+        current = {"max_msgs_per_subject": config.max_msgs_per_subject,
+                   "num_replicas": config.num_replicas or 1, "max_age": config.max_age or 0.0}
+        if current != wanted:
+            if ttl:
+                wanted["duplicate_window"] = min(ttl, 120.0)
+            await self._js.update_stream(config.evolve(**wanted))
+        return kv
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return (isinstance(exc, nats.js.errors.KeyWrongLastSequenceError)
+            or (isinstance(exc, nats.js.errors.APIError)
+                and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE))
+
+
+def _stream_state(info: api.StreamInfo) -> StreamState:
+    config, state = info.config, info.state
+    leader = info.cluster.leader if info.cluster is not None else None
+    return StreamState(config.name or "", tuple(config.subjects or ()),
+                       config.num_replicas or 1, state.messages, state.first_seq,
+                       state.last_seq, leader)
+
+
+class _Events:
+    """The client's callbacks (run on the loop thread): logged, and counted."""
+
+    def __init__(self) -> None:
+        self.reconnects = 0
+        self.last_error: BaseException | None = None
+        self.nc: Client | None = None
+        self.closing = False  # the bridge is closing: a disconnection is expected
+
+    def _server(self) -> str:
+        url = self.nc.connected_url if self.nc is not None else None
+        return url.netloc if url is not None else "none"
+
+    async def error(self, exc: Exception) -> None:
+        self.last_error = exc
+        _log.warn("NATS client error", server=self._server(), error=_describe(exc))
+
+    async def disconnected(self) -> None:
+        if not self.closing:
+            _log.warn("disconnected from NATS", server=self._server())
+
+    async def reconnected(self) -> None:
+        self.reconnects += 1
+        _log.info("reconnected to NATS", server=self._server())
+
+
+async def _open(servers: list[str], events: _Events, *, within: float,
+                **options: Any) -> Client:
+    """Connect within ``within`` seconds; the client reconnects forever afterwards."""
+    nc = events.nc = Client()
+    try:
+        await asyncio.wait_for(nc.connect(
+            servers=servers, error_cb=events.error, disconnected_cb=events.disconnected,
+            reconnected_cb=events.reconnected, max_reconnect_attempts=-1,
+            connect_timeout=math.ceil(within), **options), within)
+    except Exception as exc:
+        with suppress(Exception):
+            await nc.close()
+        last = events.last_error or exc
+        raise ClusterError(f"cannot connect to NATS at {', '.join(servers)} within "
+                           f"{within:g}s: {_describe(last)}") from last
+    return nc
+
+
+# -- pull consumers ------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Message:
+    """A message a pull consumer fetched. ``seq`` is its stream sequence, ``delivered``
+    how many times it has been delivered (more than 1: redelivered). Acknowledge it with
+    :meth:`ack` once processed; without an ack it comes back after the ``ack_wait``."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    seq: int
+    delivered: int
+    pending: int  # messages left for the consumer after this one
+    _msg: Msg
+    _consumer: PullConsumer
+
+    async def ack(self) -> None:
+        """Acknowledge, and wait until the server confirms it (so a member that dies right
+        after does not get this message again)."""
+        await self._consumer._settle(self, self._msg.ack_sync(), "ack")
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Ask for redelivery, now or after ``delay`` seconds."""
+        await self._consumer._settle(self, self._msg.nak(delay), "nak")
+
+    async def in_progress(self) -> None:
+        """Still working on it: restart the ``ack_wait`` clock."""
+        await self._consumer._settle(self, self._msg.in_progress(), "in-progress")
+
+    async def term(self) -> None:
+        """Never deliver this message again (e.g. it cannot be decoded)."""
+        await self._consumer._settle(self, self._msg.term(), "term")
+
+
+class PullConsumer:
+    """A bound durable pull consumer; see :meth:`NatsBridge.pull_consumer`."""
+
+    def __init__(self, bridge: NatsBridge, sub: JetStreamContext.PullSubscription,
+                 stream: str, durable: str) -> None:
+        self._bridge = bridge
+        self._sub = sub
+        self.stream = stream
+        self.durable = durable
+
+    def __repr__(self) -> str:
+        return f"PullConsumer({self.stream!r}, {self.durable!r})"
+
+    async def fetch(self, batch: int = 1,
+                    timeout: float = 5.0) -> list[Message]:  # noqa: ASYNC109 (the server's)
+        """Up to ``batch`` messages, waiting at most ``timeout`` seconds for the first;
+        an empty list when none came."""
+        msgs = await self._bridge._call(f"fetch from {self._what()}",
+                                        self._fetch(batch, timeout))
+        return [self._message(msg) for msg in msgs]
+
+    async def _fetch(self, batch: int, expires: float) -> list[Msg]:
+        try:
+            return await self._sub.fetch(batch, expires)
+        except nats.errors.TimeoutError:
+            return []
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        """Acknowledge several messages in one go, waiting for the server's confirmations."""
+        async def ack_all() -> None:
+            await asyncio.gather(*(message._msg.ack_sync() for message in messages))
+        await self._bridge._call(f"ack on {self._what()}", ack_all())
+
+    async def close(self) -> None:
+        """Stop receiving (the durable consumer stays on the server)."""
+        await self._bridge._call(f"unsubscribe {self._what()}", self._sub.unsubscribe())
+
+    def _what(self) -> str:
+        return f"consumer {self.durable!r} on stream {self.stream!r}"
+
+    def _message(self, msg: Msg) -> Message:
+        meta = msg.metadata
+        return Message(msg.subject, msg.data, dict(msg.headers or {}), meta.sequence.stream,
+                       meta.num_delivered, meta.num_pending, msg, self)
+
+    async def _settle(self, message: Message, coro: Coroutine[Any, Any, object],
+                      verb: str) -> None:
+        await self._bridge._call(f"{verb} of message {message.seq} on {self._what()}", coro)
+
+
+# -- key-value buckets ---------------------------------------------------------------------
+
+class KvBucket:
+    """A JetStream key-value bucket; see :meth:`NatsBridge.kv`. Keys are NATS subject
+    tokens joined by dots (``tasks.cpu``); a watch pattern may use ``*`` and ``>``."""
+
+    def __init__(self, bridge: NatsBridge, kv: KeyValue, name: str) -> None:
+        self._bridge = bridge
+        self._kv = kv
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"KvBucket({self.name!r})"
+
+    def _what(self, verb: str, key: str) -> str:
+        return f"{verb} {key!r} in bucket {self.name!r}"
+
+    async def get(self, key: str) -> KvEntry | None:
+        """The key's current value, or None if it has none (never set, deleted, expired)."""
+        return await self._bridge._call(self._what("get", key), self._get(key))
+
+    async def _get(self, key: str) -> KvEntry | None:
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return KvEntry(key, entry.value or b"", entry.revision or 0)
+
+    async def put(self, key: str, value: bytes, *,
+                  timeout: float = 10.0) -> int:  # noqa: ASYNC109 (a retry deadline)
+        """Set the key whatever it holds; its new revision. Retried through reconnects
+        until ``timeout`` (harmless: the same value twice)."""
+        async def attempt(seconds: float) -> int:
+            return await asyncio.wait_for(self._kv.put(key, value), seconds)
+        return await self._bridge._call(self._what("put", key),
+                                        self._bridge._retrying(attempt, timeout, 2.0))
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Set the key only if it has no value; ConflictError if it has one."""
+        return await self._bridge._call(self._what("create", key),
+                                        self._kv.create(key, value))
+
+    async def update(self, key: str, value: bytes, last_revision: int) -> int:
+        """Set the key only if its revision is still ``last_revision`` (compare-and-set);
+        ConflictError otherwise. The new revision."""
+        return await self._bridge._call(self._what("update", key),
+                                        self._kv.update(key, value, last=last_revision))
+
+    async def delete(self, key: str, last_revision: int | None = None) -> None:
+        """Delete the key (a delete marker watchers see); with ``last_revision``, only if
+        the key is still at that revision (ConflictError otherwise)."""
+        await self._bridge._call(self._what("delete", key),
+                                 self._kv.delete(key, last=last_revision))
+
+    async def keys(self, pattern: str = ">") -> list[str]:
+        """The keys matching ``pattern`` that have a value, in the order last written."""
+        return await self._bridge._call(self._what("list keys", pattern), self._keys(pattern))
+
+    async def _keys(self, pattern: str) -> list[str]:
+        watcher = await self._kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        keys: list[str] = []
+        try:
+            while (entry := await watcher.updates(timeout=None)) is not None:
+                if isinstance(entry, StopIterSentinel):
+                    break
+                keys.append(entry.key)
+        finally:
+            await watcher.stop()
+        return keys
+
+    @asynccontextmanager
+    async def watch(self, pattern: str = ">", *, include_history: bool = False,
+                    buffer: int = 256) -> AsyncIterator[KvWatch]:
+        """Changes of the keys matching ``pattern``: first each key's current value (or
+        every stored revision with ``include_history``), then every change as it happens,
+        in revision order. Iterate the :class:`KvWatch` this yields; it ends when the
+        block does. A background trio task moves changes from the client into a memory
+        channel of ``buffer`` changes; when it is full the client waits (back-pressure).
+        """
+        what = self._what("watch", pattern)
+        watcher = await self._bridge._call(what, self._kv.watch(
+            pattern, include_history=include_history))
+        send, receive = trio.open_memory_channel[KvChange](buffer)
+        watch = KvWatch(receive)
+        try:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._pump, watcher, send, watch, what)
+                    try:
+                        yield watch
+                    finally:
+                        nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # The pump never raises (its errors go to the reader), so the group holds
+                # what the caller's block raised: give it back as it was raised.
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5), suppress(ClusterError):
+                await self._bridge._call(what, watcher.stop())
+
+    async def _pump(self, watcher: KeyValue.KeyWatcher,
+                    send: trio.MemorySendChannel[KvChange], watch: KvWatch, what: str) -> None:
+        async with send:
+            while True:
+                try:
+                    entry = await self._bridge._call(what, watcher.updates(timeout=None))
+                except ClusterError as exc:  # handed to the reader, not to the nursery
+                    watch.error = exc
+                    return
+                if isinstance(entry, StopIterSentinel):
+                    return
+                if entry is None:  # the client's marker: the current values are all out
+                    watch.caught_up.set()
+                    continue
+                operation = entry.operation or "PUT"
+                deleted = operation in ("DEL", "PURGE")
+                await send.send(KvChange(entry.key, None if deleted else entry.value or b"",
+                                         entry.revision or 0,
+                                         "DEL" if operation == "DEL" else
+                                         "PURGE" if operation == "PURGE" else "PUT"))
+
+
+class KvWatch:
+    """The changes of a :meth:`KvBucket.watch`, as an async iterator of :class:`KvChange`.
+
+    ``caught_up`` is set once every value the bucket held when the watch began has been
+    queued (those come first); waiting on it tells a starting member it has the whole
+    state.
+    """
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[KvChange]) -> None:
+        self._receive = receive
+        self.caught_up = trio.Event()
+        self.error: ClusterError | None = None
+
+    def __aiter__(self) -> KvWatch:
+        return self
+
+    async def __anext__(self) -> KvChange:
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            if self.error is not None:
+                raise self.error from None
+            raise StopAsyncIteration from None
+
+
+__all__ = ["KvBucket", "KvChange", "KvEntry", "KvWatch", "Message", "NatsBridge", "PubAck",
+           "PullConsumer", "StreamState"]
