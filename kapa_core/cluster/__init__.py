@@ -2,7 +2,9 @@
 
 * :mod:`kapa_core.cluster.bridge`: :class:`~kapa_core.cluster.bridge.NatsBridge`, the
   official NATS client (asyncio, ``nats-py``) run on a loop thread of its own and called
-  from trio: JetStream streams, publishing, durable pull consumers, key-value buckets.
+  from trio: JetStream streams, publishing, durable pull consumers
+  (:mod:`~kapa_core.cluster.pull_consumer`), key-value buckets
+  (:mod:`~kapa_core.cluster.kv_bucket`).
 
 The errors live here rather than in the bridge so that code which only configures or
 reasons about the cluster can catch them without importing the NATS client.

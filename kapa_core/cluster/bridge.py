@@ -24,6 +24,10 @@ event loops from knowing about each other; the cost is one cross-thread hop per 
 Every failure reaches the caller as :class:`~kapa_core.cluster.ClusterError` naming the
 operation, the stream/consumer/bucket and the server; a lost compare-and-set on a bucket
 is its subclass :class:`~kapa_core.cluster.ConflictError`.
+
+Consumers (:mod:`kapa_core.cluster.pull_consumer`) and key-value buckets
+(:mod:`kapa_core.cluster.kv_bucket`) live beside this module and call back into the loop
+through :meth:`NatsBridge._call`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import os
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -43,12 +48,13 @@ import nats.errors
 import nats.js.errors
 import trio
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.kv import KeyValue, StopIterSentinel
+from nats.js.kv import KeyValue
 from nats.nuid import NUID
 
 from kapa_core.cluster import ClusterError, ConflictError
+from kapa_core.cluster.kv_bucket import KvBucket, KvChange, KvEntry, KvWatch
+from kapa_core.cluster.pull_consumer import Message, PullConsumer
 from kapa_core.logs import Logger
 
 _T = TypeVar("_T")
@@ -85,6 +91,8 @@ def _describe(exc: BaseException) -> str:
         return "not a valid key (dot-separated tokens of letters, digits, '-', '_', '/', '=')"
     if isinstance(exc, TimeoutError):
         return "no answer in time"
+    if isinstance(exc, OSError) and exc.errno:  # "Connect call failed": say why
+        return f"{os.strerror(exc.errno).lower()} ({exc})"
     if isinstance(exc, concurrent.futures.CancelledError):
         return "the connection was closed"
     return str(exc) or type(exc).__name__
@@ -167,23 +175,6 @@ class StreamState:
     leader: str | None  # the server leading the stream's replicas (None: single server)
 
 
-@dataclass(frozen=True)
-class KvEntry:
-    key: str
-    value: bytes
-    revision: int
-
-
-@dataclass(frozen=True)
-class KvChange:
-    """One change a watch delivers; ``value`` is None when the key was deleted/purged."""
-
-    key: str
-    value: bytes | None
-    revision: int
-    operation: Literal["PUT", "DEL", "PURGE"]
-
-
 # -- the bridge ----------------------------------------------------------------------------
 
 class NatsBridge:
@@ -202,6 +193,16 @@ class NatsBridge:
         self._events = events
         self._nuid = NUID()  # message ids for publish; used from the trio thread only
         self.urls = tuple(urls)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the bridge is closing or closed: its calls fail from then on."""
+        return self._events.closing or self._nc.is_closed
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected now (False while it reconnects)."""
+        return self._nc.is_connected
 
     @property
     def reconnects(self) -> int:
@@ -462,6 +463,9 @@ class _Events:
     def __init__(self) -> None:
         self.reconnects = 0
         self.last_error: BaseException | None = None
+        # A refused login is the error worth reporting, even when the retries after it
+        # only meet closed connections.
+        self.auth_error: BaseException | None = None
         self.nc: Client | None = None
         self.closing = False  # the bridge is closing: a disconnection is expected
 
@@ -471,6 +475,8 @@ class _Events:
 
     async def error(self, exc: Exception) -> None:
         self.last_error = exc
+        if isinstance(exc, nats.errors.AuthorizationError) or "authoriz" in str(exc).lower():
+            self.auth_error = exc
         _log.warn("NATS client error", server=self._server(), error=_describe(exc))
 
     async def disconnected(self) -> None:
@@ -494,245 +500,13 @@ async def _open(servers: list[str], events: _Events, *, within: float,
     except Exception as exc:
         with suppress(Exception):
             await nc.close()
-        last = events.last_error or exc
+        last = events.auth_error or events.last_error or exc
         raise ClusterError(f"cannot connect to NATS at {', '.join(servers)} within "
                            f"{within:g}s: {_describe(last)}") from last
     return nc
 
 
-# -- pull consumers ------------------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class Message:
-    """A message a pull consumer fetched. ``seq`` is its stream sequence, ``delivered``
-    how many times it has been delivered (more than 1: redelivered). Acknowledge it with
-    :meth:`ack` once processed; without an ack it comes back after the ``ack_wait``."""
-
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    seq: int
-    delivered: int
-    pending: int  # messages left for the consumer after this one
-    _msg: Msg
-    _consumer: PullConsumer
-
-    async def ack(self) -> None:
-        """Acknowledge, and wait until the server confirms it (so a member that dies right
-        after does not get this message again)."""
-        await self._consumer._settle(self, self._msg.ack_sync(), "ack")
-
-    async def nak(self, delay: float | None = None) -> None:
-        """Ask for redelivery, now or after ``delay`` seconds."""
-        await self._consumer._settle(self, self._msg.nak(delay), "nak")
-
-    async def in_progress(self) -> None:
-        """Still working on it: restart the ``ack_wait`` clock."""
-        await self._consumer._settle(self, self._msg.in_progress(), "in-progress")
-
-    async def term(self) -> None:
-        """Never deliver this message again (e.g. it cannot be decoded)."""
-        await self._consumer._settle(self, self._msg.term(), "term")
-
-
-class PullConsumer:
-    """A bound durable pull consumer; see :meth:`NatsBridge.pull_consumer`."""
-
-    def __init__(self, bridge: NatsBridge, sub: JetStreamContext.PullSubscription,
-                 stream: str, durable: str) -> None:
-        self._bridge = bridge
-        self._sub = sub
-        self.stream = stream
-        self.durable = durable
-
-    def __repr__(self) -> str:
-        return f"PullConsumer({self.stream!r}, {self.durable!r})"
-
-    async def fetch(self, batch: int = 1,
-                    timeout: float = 5.0) -> list[Message]:  # noqa: ASYNC109 (the server's)
-        """Up to ``batch`` messages, waiting at most ``timeout`` seconds for the first;
-        an empty list when none came."""
-        msgs = await self._bridge._call(f"fetch from {self._what()}",
-                                        self._fetch(batch, timeout))
-        return [self._message(msg) for msg in msgs]
-
-    async def _fetch(self, batch: int, expires: float) -> list[Msg]:
-        try:
-            return await self._sub.fetch(batch, expires)
-        except nats.errors.TimeoutError:
-            return []
-
-    async def ack(self, messages: Sequence[Message]) -> None:
-        """Acknowledge several messages in one go, waiting for the server's confirmations."""
-        async def ack_all() -> None:
-            await asyncio.gather(*(message._msg.ack_sync() for message in messages))
-        await self._bridge._call(f"ack on {self._what()}", ack_all())
-
-    async def close(self) -> None:
-        """Stop receiving (the durable consumer stays on the server)."""
-        await self._bridge._call(f"unsubscribe {self._what()}", self._sub.unsubscribe())
-
-    def _what(self) -> str:
-        return f"consumer {self.durable!r} on stream {self.stream!r}"
-
-    def _message(self, msg: Msg) -> Message:
-        meta = msg.metadata
-        return Message(msg.subject, msg.data, dict(msg.headers or {}), meta.sequence.stream,
-                       meta.num_delivered, meta.num_pending, msg, self)
-
-    async def _settle(self, message: Message, coro: Coroutine[Any, Any, object],
-                      verb: str) -> None:
-        await self._bridge._call(f"{verb} of message {message.seq} on {self._what()}", coro)
-
-
-# -- key-value buckets ---------------------------------------------------------------------
-
-class KvBucket:
-    """A JetStream key-value bucket; see :meth:`NatsBridge.kv`. Keys are NATS subject
-    tokens joined by dots (``tasks.cpu``); a watch pattern may use ``*`` and ``>``."""
-
-    def __init__(self, bridge: NatsBridge, kv: KeyValue, name: str) -> None:
-        self._bridge = bridge
-        self._kv = kv
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"KvBucket({self.name!r})"
-
-    def _what(self, verb: str, key: str) -> str:
-        return f"{verb} {key!r} in bucket {self.name!r}"
-
-    async def get(self, key: str) -> KvEntry | None:
-        """The key's current value, or None if it has none (never set, deleted, expired)."""
-        return await self._bridge._call(self._what("get", key), self._get(key))
-
-    async def _get(self, key: str) -> KvEntry | None:
-        try:
-            entry = await self._kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return KvEntry(key, entry.value or b"", entry.revision or 0)
-
-    async def put(self, key: str, value: bytes, *,
-                  timeout: float = 10.0) -> int:  # noqa: ASYNC109 (a retry deadline)
-        """Set the key whatever it holds; its new revision. Retried through reconnects
-        until ``timeout`` (harmless: the same value twice)."""
-        async def attempt(seconds: float) -> int:
-            return await asyncio.wait_for(self._kv.put(key, value), seconds)
-        return await self._bridge._call(self._what("put", key),
-                                        self._bridge._retrying(attempt, timeout, 2.0))
-
-    async def create(self, key: str, value: bytes) -> int:
-        """Set the key only if it has no value; ConflictError if it has one."""
-        return await self._bridge._call(self._what("create", key),
-                                        self._kv.create(key, value))
-
-    async def update(self, key: str, value: bytes, last_revision: int) -> int:
-        """Set the key only if its revision is still ``last_revision`` (compare-and-set);
-        ConflictError otherwise. The new revision."""
-        return await self._bridge._call(self._what("update", key),
-                                        self._kv.update(key, value, last=last_revision))
-
-    async def delete(self, key: str, last_revision: int | None = None) -> None:
-        """Delete the key (a delete marker watchers see); with ``last_revision``, only if
-        the key is still at that revision (ConflictError otherwise)."""
-        await self._bridge._call(self._what("delete", key),
-                                 self._kv.delete(key, last=last_revision))
-
-    async def keys(self, pattern: str = ">") -> list[str]:
-        """The keys matching ``pattern`` that have a value, in the order last written."""
-        return await self._bridge._call(self._what("list keys", pattern), self._keys(pattern))
-
-    async def _keys(self, pattern: str) -> list[str]:
-        watcher = await self._kv.watch(pattern, ignore_deletes=True, meta_only=True)
-        keys: list[str] = []
-        try:
-            while (entry := await watcher.updates(timeout=None)) is not None:
-                if isinstance(entry, StopIterSentinel):
-                    break
-                keys.append(entry.key)
-        finally:
-            await watcher.stop()
-        return keys
-
-    @asynccontextmanager
-    async def watch(self, pattern: str = ">", *, include_history: bool = False,
-                    buffer: int = 256) -> AsyncIterator[KvWatch]:
-        """Changes of the keys matching ``pattern``: first each key's current value (or
-        every stored revision with ``include_history``), then every change as it happens,
-        in revision order. Iterate the :class:`KvWatch` this yields; it ends when the
-        block does. A background trio task moves changes from the client into a memory
-        channel of ``buffer`` changes; when it is full the client waits (back-pressure).
-        """
-        what = self._what("watch", pattern)
-        watcher = await self._bridge._call(what, self._kv.watch(
-            pattern, include_history=include_history))
-        send, receive = trio.open_memory_channel[KvChange](buffer)
-        watch = KvWatch(receive)
-        try:
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._pump, watcher, send, watch, what)
-                    try:
-                        yield watch
-                    finally:
-                        nursery.cancel_scope.cancel()
-            except BaseExceptionGroup as group:
-                # The pump never raises (its errors go to the reader), so the group holds
-                # what the caller's block raised: give it back as it was raised.
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
-                raise
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5), suppress(ClusterError):
-                await self._bridge._call(what, watcher.stop())
-
-    async def _pump(self, watcher: KeyValue.KeyWatcher,
-                    send: trio.MemorySendChannel[KvChange], watch: KvWatch, what: str) -> None:
-        async with send:
-            while True:
-                try:
-                    entry = await self._bridge._call(what, watcher.updates(timeout=None))
-                except ClusterError as exc:  # handed to the reader, not to the nursery
-                    watch.error = exc
-                    return
-                if isinstance(entry, StopIterSentinel):
-                    return
-                if entry is None:  # the client's marker: the current values are all out
-                    watch.caught_up.set()
-                    continue
-                operation = entry.operation or "PUT"
-                deleted = operation in ("DEL", "PURGE")
-                await send.send(KvChange(entry.key, None if deleted else entry.value or b"",
-                                         entry.revision or 0,
-                                         "DEL" if operation == "DEL" else
-                                         "PURGE" if operation == "PURGE" else "PUT"))
-
-
-class KvWatch:
-    """The changes of a :meth:`KvBucket.watch`, as an async iterator of :class:`KvChange`.
-
-    ``caught_up`` is set once every value the bucket held when the watch began has been
-    queued (those come first); waiting on it tells a starting member it has the whole
-    state.
-    """
-
-    def __init__(self, receive: trio.MemoryReceiveChannel[KvChange]) -> None:
-        self._receive = receive
-        self.caught_up = trio.Event()
-        self.error: ClusterError | None = None
-
-    def __aiter__(self) -> KvWatch:
-        return self
-
-    async def __anext__(self) -> KvChange:
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            if self.error is not None:
-                raise self.error from None
-            raise StopAsyncIteration from None
-
-
+# The consumer and bucket types are defined beside this module and exported here too, so
+# that one import gives the whole bridge.
 __all__ = ["KvBucket", "KvChange", "KvEntry", "KvWatch", "Message", "NatsBridge", "PubAck",
            "PullConsumer", "StreamState"]

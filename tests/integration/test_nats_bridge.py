@@ -8,6 +8,7 @@ returned an acknowledgement must be found in the stream afterwards.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -162,6 +163,38 @@ async def test_key_value_writes_are_seen_in_order_by_another_connection() -> Non
                 await same.get("bad key")
 
 
+async def test_a_watch_goes_on_after_the_server_restarts() -> None:
+    with NatsServer() as server:
+        async with NatsBridge.connect([server.url], reconnect_wait=0.1) as writer, \
+                NatsBridge.connect([server.url], reconnect_wait=0.1) as reader:
+            bucket = await writer.kv("catalog")
+            await bucket.put("a", b"1")
+            await bucket.put("b", b"1")
+            async with (await reader.kv("catalog")).watch() as watch:
+                assert [c.key for c in await changes(watch, 2)] == ["a", "b"]
+                await trio.to_thread.run_sync(server.restart)
+                await bucket.put("a", b"2")
+                await bucket.put("a", b"3")
+                await bucket.delete("b")
+                await bucket.put("c", b"1")
+                # within seconds, not the ~20 s the client takes to notice on its own
+                seen: list[KvChange] = []
+                with trio.fail_after(5):
+                    async for change in watch:
+                        seen.append(change)
+                        if change.key == "c":
+                            break
+                # Whether "a"'s first write after the restart shows depends on when the
+                # watch started again (then only the last write of each key shows); either
+                # way in order, nothing repeated and every key's last state there.
+                written = [("a", b"2"), ("a", b"3"), ("b", None), ("c", b"1")]
+                got = [(c.key, c.value) for c in seen]
+                assert got in (written, written[1:]), got
+                revisions = [c.revision for c in seen]
+                assert revisions == sorted(set(revisions)) and revisions[0] > 2
+                assert reader.reconnects == 1 and writer.reconnects == 1
+
+
 async def test_a_bucket_with_a_ttl_forgets_its_keys() -> None:
     with NatsServer() as server:
         async with NatsBridge.connect([server.url]) as nats:
@@ -189,7 +222,10 @@ async def test_connecting_fails_with_a_clear_error() -> None:
             async with NatsBridge.connect([server.url], connect_timeout=1.0):
                 pass
         async with NatsBridge.connect([server.url], token="s3cret") as nats:
-            assert nats.server == server.url.removeprefix("nats://")
+            assert nats.server == server.url.removeprefix("nats://") and nats.connected
+        assert nats.closed
+        # the loop thread is gone with the bridge
+        assert not [t for t in threading.enumerate() if t.name.startswith("nats-")]
     with pytest.raises(ClusterError, match=r"cannot connect to NATS at .* connection refused"):
         async with NatsBridge.connect([server.url], token="s3cret", connect_timeout=1.0):
             pass
