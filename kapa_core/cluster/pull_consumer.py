@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -33,8 +33,8 @@ class Message:
     seq: int
     delivered: int
     pending: int  # messages left for the consumer after this one
-    _msg: Msg
-    _consumer: PullConsumer
+    _msg: Msg = field(repr=False)
+    _consumer: PullConsumer = field(repr=False)
 
     async def ack(self) -> None:
         """Acknowledge, and wait until the server confirms it (so a member that dies right

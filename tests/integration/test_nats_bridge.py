@@ -88,6 +88,20 @@ async def test_published_messages_come_back_through_a_durable_consumer() -> None
             with pytest.raises(ClusterError, match="'POINTS' exists with file storage"):
                 await nats.ensure_stream("POINTS", ["points.>"], storage="memory")
 
+            # in_progress holds a message past ack_wait; nak returns it at once; term ends it
+            await nats.publish("points.2", b"slow")
+            slow = await nats.pull_consumer("POINTS", "task-two", ["points.2"], ack_wait=1.0)
+            [message] = await slow.fetch(1, timeout=1.0)
+            for _ in range(3):
+                await trio.sleep(0.5)
+                await message.in_progress()
+            assert await slow.fetch(1, timeout=0.3) == []
+            await message.nak()
+            [message] = await slow.fetch(1, timeout=0.5)
+            assert (message.data, message.delivered) == (b"slow", 2)
+            await message.term()
+            assert await slow.fetch(1, timeout=1.5) == []
+
 
 async def test_a_durable_consumer_resumes_after_reconnecting() -> None:
     with NatsServer() as server:
