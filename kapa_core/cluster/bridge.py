@@ -91,7 +91,8 @@ def _describe(exc: BaseException) -> str:
         return "not a valid key (dot-separated tokens of letters, digits, '-', '_', '/', '=')"
     if isinstance(exc, TimeoutError):
         return "no answer in time"
-    if isinstance(exc, OSError) and exc.errno:  # "Connect call failed": say why
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError):
+        # "Connect call failed": say why (an SSL error's errno is the library's own)
         return f"{os.strerror(exc.errno).lower()} ({exc})"
     if isinstance(exc, concurrent.futures.CancelledError):
         return "the connection was closed"
@@ -105,6 +106,9 @@ class _LoopThread:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
+        # Set by stop(): a coroutine submitted after it might never run, leaving its
+        # caller waiting forever. submit() and stop() are both called from trio's thread.
+        self.stopping = False
         self._thread = threading.Thread(target=self._main, name=f"nats-{name}", daemon=True)
         self._thread.start()
 
@@ -121,14 +125,15 @@ class _LoopThread:
             self.loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
-        try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop)
-        except RuntimeError:  # the loop is closed
-            coro.close()
-            raise ClusterError("the NATS connection is closed") from None
+        if not self.stopping:
+            with suppress(RuntimeError):  # the loop is closed
+                return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        coro.close()
+        raise ClusterError("the NATS connection is closed")
 
     async def stop(self) -> None:
         """Stop the loop (its tasks are cancelled) and wait for the thread to end."""
+        self.stopping = True
         with suppress(RuntimeError):  # already closed
             self.loop.call_soon_threadsafe(self.loop.stop)
         await trio.to_thread.run_sync(self._thread.join, 10.0, abandon_on_cancel=True)
@@ -216,7 +221,8 @@ class NatsBridge:
                       token: str | None = None, creds: str | None = None,
                       tls: ssl.SSLContext | None = None, connect_timeout: float = 5.0,
                       reconnect_wait: float = 0.5) -> AsyncIterator[NatsBridge]:
-        """Connect to the first server of ``urls`` that answers; close on exit.
+        """Connect to one of ``urls`` (tried in random order, which spreads members over
+        the servers); close on exit.
 
         ``creds`` is a NATS credentials file (JWT and NKey seed). Connecting gives up
         after ``connect_timeout`` seconds with the last error the client met (refused,

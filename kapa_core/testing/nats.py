@@ -87,13 +87,15 @@ class NatsServer:
 
     ``port``/``monitor_port`` 0 pick free ports once; ``restart()`` reuses them and the
     store, so clients reconnect to the same URL and find their streams. ``user`` and
-    ``password`` (or ``token``) make the server require them from clients.
+    ``password`` (or ``token``) make the server require them from clients; ``tls_cert``
+    and ``tls_key`` (PEM files) make it require TLS.
     """
 
     def __init__(self, *, server_name: str = "kapa-nats", store_dir: str | Path | None = None,
                  port: int = 0, monitor_port: int = 0, cluster: ClusterRoutes | None = None,
                  user: str | None = None, password: str | None = None,
-                 token: str | None = None, binary: str | None = None,
+                 token: str | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None, binary: str | None = None,
                  max_file_store: str = "1G", max_memory_store: str = "256M") -> None:
         self.server_name = server_name
         self.binary = binary or find_nats_server()
@@ -108,6 +110,7 @@ class NatsServer:
         self.monitor_port = monitor_port
         self.cluster = cluster
         self.user, self.password, self.token = user, password, token
+        self.tls_cert, self.tls_key = tls_cert, tls_key
         self.max_file_store, self.max_memory_store = max_file_store, max_memory_store
         self.url = f"nats://127.0.0.1:{port}"
         self.monitor_url = f"http://127.0.0.1:{monitor_port}"
@@ -135,6 +138,9 @@ class NatsServer:
         elif self.user is not None:
             lines.append(f"authorization {{ user: {_quote(self.user)}, "
                          f"password: {_quote(self.password or '')} }}")
+        if self.tls_cert is not None:
+            lines.append(f"tls {{ cert_file: {_quote(str(self.tls_cert))}, "
+                         f"key_file: {_quote(str(self.tls_key))} }}")
         if self.cluster is not None:
             routes = ", ".join(f"\"nats-route://127.0.0.1:{p}\"" for p in self.cluster.routes)
             lines += [

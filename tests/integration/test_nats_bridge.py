@@ -8,9 +8,11 @@ returned an acknowledgement must be found in the stream afterwards.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,6 +20,7 @@ import trio
 from kapa_core.cluster import ClusterError, ConflictError
 from kapa_core.cluster.bridge import KvChange, KvWatch, NatsBridge, PullConsumer
 from kapa_core.testing.nats import NatsCluster, NatsServer
+from tests.integration import pki
 
 pytestmark = pytest.mark.integration
 
@@ -243,6 +246,25 @@ async def test_connecting_fails_with_a_clear_error() -> None:
     with pytest.raises(ClusterError, match=r"cannot connect to NATS at .* connection refused"):
         async with NatsBridge.connect([server.url], token="s3cret", connect_timeout=1.0):
             pass
+
+
+async def test_user_password_and_tls_reach_the_server(tmp_path: Path) -> None:
+    ca, cert, key = pki.ca_and_server(tmp_path)
+    with NatsServer(user="kapa", password="pw", tls_cert=cert, tls_key=key) as server:
+        trusting = ssl.create_default_context(cafile=str(ca))
+        async with NatsBridge.connect([server.url], user="kapa", password="pw",
+                                      tls=trusting) as nats:
+            bucket = await nats.kv("secure")
+            assert await bucket.put("k", b"v") == 1
+        with pytest.raises(ClusterError, match=r"[Aa]uthorization"):
+            async with NatsBridge.connect([server.url], user="kapa", password="wrong",
+                                          tls=trusting, connect_timeout=1.0):
+                pass
+        with pytest.raises(ClusterError, match=r"cannot connect.*certificate verify failed"):
+            async with NatsBridge.connect([server.url], user="kapa", password="pw",
+                                          tls=ssl.create_default_context(),  # not the CA
+                                          connect_timeout=1.0):
+                pass
 
 
 async def publish_while(nats: NatsBridge, disturb: Callable[[], None], tag: str,
