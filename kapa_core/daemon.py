@@ -29,6 +29,8 @@ from kapa_core import KAPACITOR_COMPAT_VERSION, __version__, logs, udf
 from kapa_core.alert import kinds
 from kapa_core.alert.service import AlertService
 from kapa_core.auth.subscription_tokens import SubscriptionTokens
+from kapa_core.cluster.member import ClusterMember
+from kapa_core.cluster.router import ClusterRouter
 from kapa_core.config.loader import Config, ConfigLayers
 from kapa_core.config.service import ConfigService
 from kapa_core.denylist import DenyList
@@ -132,7 +134,13 @@ class Daemon:
     def __post_init__(self) -> None:
         self.version = __version__
         self.log = Logger("server")
-        self.stream = StreamRouter()
+        # The base configuration, validated before anything starts.
+        self.config: Config = self.layers.build(self.layers.effective_raw())
+        cluster = self.config["cluster"]
+        #: where accepted points go: the tasks here, or (a cluster member) JetStream
+        self.stream: StreamRouter | ClusterRouter = StreamRouter() if not cluster.enabled \
+            else ClusterRouter(cluster.name, publish_timeout=cluster.publish_timeout / 1e9,
+                               replicas=cluster.replicas, retention=cluster.retention / 1e9)
         self.blacklist = DenyList(parse_cidrs(self.options.blacklist_cidrs),
                                   Logger("denylist"))
         self.disabled_handlers = frozenset(h.strip() for h in self.options.disable_handlers
@@ -162,8 +170,12 @@ class Daemon:
         #: per section: state its service keeps across re-opens (CoreServiceContext.state)
         self._section_state: dict[str, dict[str, Any]] = {}
         self.udf_functions = udf.NONE
-        # The base configuration, validated before anything starts.
-        self.config: Config = self.layers.build(self.layers.effective_raw())
+
+    def write_points(self, database: str, retention_policy: str, points: list[Any]) -> None:
+        """Where the daemon's own writers (input listeners, the stats stream, loopback
+        nodes) put points: a cluster member publishes them without waiting for
+        JetStream (their sources, unlike /write, answer no one)."""
+        self.stream.write(database, retention_policy, points)
 
     # -- task counts (the engine registers itself here) ------------------------------
     def num_tasks(self) -> int:
@@ -261,9 +273,13 @@ class Daemon:
                 self.plugins.udf_bridges, config["udf"].functions, Logger("udf"))
             udf.install(self.udf_functions)
             self.task_master.context = self._node_context()
+            if isinstance(self.stream, ClusterRouter):  # [cluster]: the stream first
+                await runner.open("cluster", ClusterMember(
+                    config["cluster"], self.stream,
+                    config["cluster"].member_id or self.server_id))
             await runner.open("task_master", self.task_master)
             await runner.open("stats", StatsService(config["stats"], daemon=self,
-                                                    write_points=self.stream.write,
+                                                    write_points=self.write_points,
                                                     logger=Logger("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
@@ -283,7 +299,7 @@ class Daemon:
             self.elements = PluginElements(
                 self.plugins.sections, self.plugins.input_listeners,
                 self.plugins.discovery_kinds, Plumbing(
-                    point_writer(self.stream.write,
+                    point_writer(self.write_points,
                                  lambda: self.config.root.default_retention_policy),
                     self.check_outgoing, self.facts, self.plugin_statistics,
                     self.discovery, self.http_clients))
@@ -330,7 +346,7 @@ class Daemon:
     def _node_context(self) -> NodeContext:
         endpoints = {e.endpoint: e for e in self.config.get("httppost", ())}
         return self.task_master.node_context(
-            write_points=self.stream.write, httppost=endpoints, allowed=self.check_outgoing,
+            write_points=self.write_points, httppost=endpoints, allowed=self.check_outgoing,
             alerts=self.alerts, hostname=self.config.root.hostname,
             cluster_id=self.cluster_id, server_id=self.server_id,
             influxdb=lambda: self._runner.get("influxdb") if self._runner else None,
@@ -377,9 +393,9 @@ class Daemon:
     def _context(self, name: str) -> ServiceContext:
         config, root, logger = self.config[name], self.config.root, Logger(name)
         if name not in CORE_SERVICE_SECTIONS:
-            return ServiceContext(name, config, root, logger, self.stream.write,
+            return ServiceContext(name, config, root, logger, self.write_points,
                                   self.check_outgoing, self.facts(), self.http_clients)
-        return CoreServiceContext(name, config, root, logger, self.stream.write,
+        return CoreServiceContext(name, config, root, logger, self.write_points,
                                   self.check_outgoing, self.facts(), self.http_clients,
                                   deny_list=self.blacklist,
                                   shared_secret=self.config["http"].shared_secret,

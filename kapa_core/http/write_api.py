@@ -37,7 +37,10 @@ import trio
 import trio.lowlevel
 
 from kapa_core.auth.permissions import go_quote
+from kapa_core.cluster import ClusterError
+from kapa_core.cluster.router import ClusterRouter
 from kapa_core.engine.router import StreamRouter
+from kapa_core.errors import APIError
 from kapa_core.http.auth_middleware import error_response
 from kapa_core.http.messages import Request, Response
 from kapa_core.http.router import Router
@@ -83,7 +86,7 @@ class _Checked:
 
 
 class WriteAPI:
-    def __init__(self, router: StreamRouter, *, default_rp: Callable[[], str],
+    def __init__(self, router: StreamRouter | ClusterRouter, *, default_rp: Callable[[], str],
                  logger: Logger, tracing: bool = False) -> None:
         self.router = router
         self.default_rp = default_rp
@@ -181,8 +184,13 @@ class WriteAPI:
                                                            piece.end, piece.first_line,
                                                            precision, now, db, rp)
                     points = result.points
-            self.router.write(db, rp, points)
-            if len(checked.pieces) > 1:  # let the tasks catch up before the next piece
+            ticket = self.router.write(db, rp, points)
+            if ticket is not None:  # a cluster member: stored by JetStream, or a 500
+                try:
+                    await ticket.wait()
+                except ClusterError as exc:
+                    raise APIError(500, f"points not stored: {exc}") from None
+            elif len(checked.pieces) > 1:  # let the tasks catch up before the next piece
                 await self.router.settle(BACKLOG_POINTS)
 
 

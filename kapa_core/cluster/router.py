@@ -1,0 +1,220 @@
+"""The stream router of a cluster member: every accepted point goes through JetStream.
+
+It stands where :class:`kapa_core.engine.router.StreamRouter` stands in a single daemon
+(the write endpoint, input listeners, the stats stream and ``kapacitorLoopback`` write
+into it; the task master subscribes its running tasks to it), with two differences
+(docs/cluster.md, "Ingest"):
+
+- :meth:`write` queues the points for publishing and returns a :class:`Ticket`; the
+  points are published in order, one message per database, retention policy and
+  measurement, by one publisher task. The write endpoint awaits its tickets before it
+  answers ``204``: a ticket is done when JetStream has stored every message of it, and
+  fails (a ``500``) when it could not within ``publish-timeout``. A message's ID is a
+  hash of its subject and body, so a client that retries a failed write is stored once
+  for what had gone through (JetStream's duplicate window).
+- a subscribed task is fed from the stream, not from the writes: one durable pull
+  consumer per database and retention policy of the task, named after the task, reads
+  in stream order from where the task last acknowledged. A batch of messages is
+  acknowledged once the task has processed every point of it, so the points of a member
+  that dies are read again by the next run of the task, never lost.
+
+A task's consumers keep their position on the servers: a task stopped and started again,
+here or on a restarted daemon, resumes after the last acknowledged message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from kapa_core.cluster import ClusterError, codec
+from kapa_core.logs import Logger
+from kapa_core.models.point import Point
+
+#: Messages fetched at once by a task's consumer, and how long a fetch waits for one.
+FETCH_BATCH = 64
+FETCH_WAIT = 1.0
+#: Seconds before a message fetched and not acknowledged is delivered again.
+ACK_WAIT = 30.0
+#: Points waiting to be published before writers are held back.
+QUEUE_POINTS = 200_000
+
+
+class Feedable(Protocol):
+    """A running task as the router feeds it (:class:`kapa_core.engine.task_master.RunningTask`)."""
+
+    id: str
+    backlog: int
+    done: trio.Event
+
+    def wants(self, database: str, retention_policy: str) -> bool: ...
+
+    def deliver(self, points: list[Any], present: frozenset[str] | None = None) -> None: ...
+
+
+@dataclass
+class Ticket:
+    """The publishing of one write: done once JetStream stored all of it."""
+
+    pending: int = 0
+    error: str = ""
+    done: trio.Event = field(default_factory=trio.Event)
+
+    def _finished(self, error: str = "") -> None:
+        if error and not self.error:
+            self.error = error
+        self.pending -= 1
+        if self.pending <= 0 or self.error:
+            self.done.set()
+
+    async def wait(self) -> None:
+        """Return once stored; ClusterError when it could not be."""
+        if self.pending > 0:
+            await self.done.wait()
+        if self.error:
+            raise ClusterError(self.error)
+
+
+class ClusterRouter:
+    """``bridge``: a connected :class:`kapa_core.cluster.bridge.NatsBridge` (given by
+    :meth:`open` once the daemon has connected); ``cluster``: the cluster's name."""
+
+    def __init__(self, cluster: str, *, publish_timeout: float, replicas: int,
+                 retention: float, log: Logger | None = None) -> None:
+        self.cluster = cluster
+        self.stream = f"{cluster}_points"
+        self.publish_timeout = publish_timeout
+        self.replicas = replicas
+        self.retention = retention
+        self.log = log or Logger("cluster")
+        self.bridge: Any = None
+        self._nursery: trio.Nursery | None = None
+        self._send, self._receive = trio.open_memory_channel[tuple[str, bytes, Ticket]](
+            QUEUE_POINTS)
+        self._queued = 0
+        self._feeds: dict[int, trio.CancelScope] = {}
+        self._ingress: dict[tuple[str, str, str], int] = {}
+        self.points_received = 0
+        self.writes = 0
+        self.published = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def open(self, bridge: Any, nursery: trio.Nursery) -> None:
+        """Make sure the stream exists, then start publishing."""
+        self.bridge = bridge
+        await bridge.ensure_stream(self.stream, [f"{self.cluster}.points.>"],
+                                   replicas=self.replicas, max_age=self.retention)
+        self._nursery = nursery
+        nursery.start_soon(self._publisher)
+
+    # -- ingest -------------------------------------------------------------------------
+    def write(self, database: str, retention_policy: str, points: list[Point]) -> Ticket:
+        """Queue ``points`` (all of ``database``.``retention_policy``) for the stream."""
+        ticket = Ticket()
+        if not points:
+            ticket.done.set()
+            return ticket
+        self.writes += 1
+        self.points_received += len(points)
+        for p in points:
+            p.database, p.retention_policy = database, retention_policy
+        for run in codec.split(points):
+            key = (database, retention_policy, run[0].name)
+            self._ingress[key] = self._ingress.get(key, 0) + len(run)
+            subject = codec.subject(self.cluster, database, retention_policy, run[0].name)
+            ticket.pending += 1
+            try:
+                self._send.send_nowait((subject, codec.encode(run), ticket))
+            except trio.WouldBlock:
+                ticket._finished(f"the cluster's publishing queue is full ({QUEUE_POINTS} "
+                                 "messages): JetStream is not keeping up")
+        return ticket
+
+    async def _publisher(self) -> None:
+        async for subject, body, ticket in self._receive:
+            if ticket.error:  # an earlier message of the write failed: the write failed
+                ticket._finished()
+                continue
+            msg_id = hashlib.blake2b(subject.encode() + b"\0" + body, digest_size=16).hexdigest()
+            try:
+                await self.bridge.publish(subject, body, msg_id=msg_id,
+                                          timeout=self.publish_timeout)
+            except ClusterError as exc:
+                self.log.error("points not stored in the cluster's stream", subject=subject,
+                               err=str(exc))
+                ticket._finished(str(exc))
+                continue
+            self.published += 1
+            ticket._finished()
+
+    # -- the task master's side ---------------------------------------------------------
+    def subscribe(self, task: Feedable) -> None:
+        if self._nursery is None:
+            raise ClusterError("the cluster router is not open")
+        scope = self._feeds.setdefault(id(task), trio.CancelScope())
+        for database, rp in sorted(getattr(task, "dbrps", ())):
+            if task.wants(database, rp):  # a batch task reads its queries, not the stream
+                self._nursery.start_soon(self._feed, task, database, rp, scope)
+
+    def unsubscribe(self, task: Feedable) -> None:
+        scope = self._feeds.pop(id(task), None)
+        if scope is not None:
+            scope.cancel()
+
+    def consumer_name(self, task_id: str, database: str, retention_policy: str) -> str:
+        """The durable consumer of a task and DBRP (a NATS name: no dots or spaces)."""
+        digest = hashlib.blake2b(f"{task_id}\0{database}\0{retention_policy}".encode(),
+                                 digest_size=8).hexdigest()
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)[:40]
+        return f"{self.cluster}_task_{safe}_{digest}"
+
+    async def _feed(self, task: Feedable, database: str, rp: str,
+                    scope: trio.CancelScope) -> None:
+        durable = self.consumer_name(task.id, database, rp)
+        with scope:
+            while not task.done.is_set():
+                try:
+                    consumer = await self.bridge.pull_consumer(
+                        self.stream, durable, [codec.dbrp_filter(self.cluster, database, rp)],
+                        ack_wait=ACK_WAIT)
+                    await self._consume(task, consumer)
+                except ClusterError as exc:
+                    self.log.error("task cannot read the cluster's stream; trying again",
+                                   task=task.id, consumer=durable, err=str(exc))
+                    await trio.sleep(1.0)
+
+    async def _consume(self, task: Feedable, consumer: Any) -> None:
+        while not task.done.is_set():
+            messages = await consumer.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
+            if not messages:
+                continue
+            taken = []
+            for message in messages:
+                try:
+                    points = codec.decode(message.data)
+                except codec.CodecError as exc:
+                    self.log.error("message dropped from the cluster's stream", task=task.id,
+                                   seq=message.seq, err=str(exc))
+                    await message.term()
+                    continue
+                taken.append(message)
+                if points:
+                    task.deliver(points, frozenset((points[0].name,)))
+            while task.backlog > 0 and not task.done.is_set():
+                await trio.sleep(0.001)  # the task's own consumer processes what it got
+            if taken and not task.done.is_set():
+                await consumer.ack(taken)
+
+    # -- the StreamRouter interface the rest of the daemon uses -------------------------
+    def backlog(self) -> int:
+        return self._queued
+
+    async def settle(self, limit: int) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def ingress(self) -> Iterable[tuple[tuple[str, str, str], int]]:
+        return list(self._ingress.items())
