@@ -86,7 +86,7 @@ def _describe(exc: BaseException) -> str:
         code, err_code = getattr(exc, "code", None), getattr(exc, "err_code", None)
         return f"{exc.description or 'error'} (status {code}, code {err_code})"
     if isinstance(exc, nats.js.errors.NoStreamResponseError):
-        return "no stream takes this subject (or its stream has no leader yet)"
+        return "its stream does not answer (no leader elected yet?)"
     if isinstance(exc, nats.js.errors.InvalidKeyError):
         return "not a valid key (dot-separated tokens of letters, digits, '-', '_', '/', '=')"
     if isinstance(exc, TimeoutError):
@@ -365,14 +365,35 @@ class NatsBridge:
         """
         all_headers = dict(headers or {})
         all_headers["Nats-Msg-Id"] = msg_id or self._nuid.next().decode()
+        looked_up = False
 
         async def attempt(seconds: float) -> api.PubAck:
-            return await self._js.publish(subject, payload, timeout=seconds,
-                                          headers=dict(all_headers))
+            nonlocal looked_up
+            try:
+                return await self._js.publish(subject, payload, timeout=seconds,
+                                              headers=dict(all_headers))
+            except nats.js.errors.NoStreamResponseError:
+                # No responder: either no stream takes the subject (permanent) or its
+                # leader is being elected (seconds after a server dies): ask once which.
+                if not looked_up:
+                    looked_up = True
+                    await self._stream_of(subject, seconds)
+                raise
 
         ack = await self._call(f"publish to {subject!r}",
                                self._retrying(attempt, timeout, attempt_timeout))
         return PubAck(ack.stream, ack.seq, bool(ack.duplicate))
+
+    async def _stream_of(self, subject: str, seconds: float) -> None:
+        """Raise a permanent error if no stream takes ``subject``; if the question cannot
+        be answered now, assume one does."""
+        try:
+            await asyncio.wait_for(self._js.find_stream_name_by_subject(subject), seconds)
+        except nats.js.errors.NotFoundError:
+            raise ClusterError(f"publish to {subject!r} failed on NATS server "
+                               f"{self.server}: no stream takes this subject") from None
+        except Exception:  # unanswered: the publish is tried again
+            pass
 
     # -- consumers ---------------------------------------------------------------------
 
