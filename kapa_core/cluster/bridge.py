@@ -495,6 +495,7 @@ class _Events:
         self.auth_error: BaseException | None = None
         self.nc: Client | None = None
         self.closing = False  # the bridge is closing: a disconnection is expected
+        self.retrying = False  # errors seen since the connection was lost
 
     def _server(self) -> str:
         url = self.nc.connected_url if self.nc is not None else None
@@ -504,7 +505,11 @@ class _Events:
         self.last_error = exc
         if isinstance(exc, nats.errors.AuthorizationError) or "authoriz" in str(exc).lower():
             self.auth_error = exc
-        _log.warn("NATS client error", server=self._server(), error=_describe(exc))
+        # While disconnected the client meets an error per attempt (every reconnect_wait
+        # per server): the first is worth a warning, the rest only repeat it.
+        log = _log.debug if self.retrying else _log.warn
+        log("NATS client error", server=self._server(), error=_describe(exc))
+        self.retrying = self.nc is None or not self.nc.is_connected
 
     async def disconnected(self) -> None:
         if not self.closing:
@@ -512,6 +517,7 @@ class _Events:
 
     async def reconnected(self) -> None:
         self.reconnects += 1
+        self.retrying = False
         _log.info("reconnected to NATS", server=self._server())
 
 
