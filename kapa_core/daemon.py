@@ -273,16 +273,21 @@ class Daemon:
                 self.plugins.udf_bridges, config["udf"].functions, Logger("udf"))
             udf.install(self.udf_functions)
             self.task_master.context = self._node_context()
+            member: ClusterMember | None = None
             if isinstance(self.stream, ClusterRouter):  # [cluster]: the stream first
-                await runner.open("cluster", ClusterMember(
-                    config["cluster"], self.stream,
-                    config["cluster"].member_id or self.server_id))
+                member = ClusterMember(config["cluster"], self.stream,
+                                       config["cluster"].member_id or self.server_id,
+                                       info=lambda: {"api": self._api_url(),
+                                                     "version": self.version})
+                await runner.open("cluster", member)
             await runner.open("task_master", self.task_master)
             await runner.open("stats", StatsService(config["stats"], daemon=self,
                                                     write_points=self.write_points,
                                                     logger=Logger("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
+            if member is not None:
+                member.tasks = self.task_service  # placement starts and stops its tasks
             self.task_master.snapshots = Snapshots(self.store, config["task"].snapshot_interval,
                                                    Logger("task_master"))
             self.template_service = TemplateService(self.store, self.task_service)
@@ -364,6 +369,15 @@ class Daemon:
         failed = await load_directory(load.dir, self.task_service, self.template_service,
                                       self.store, Logger("load"), self.alerts)
         self.load_errors += failed
+
+    def _api_url(self) -> str:
+        """This daemon's API as another machine reaches it (empty until it listens)."""
+        if self.address is None:
+            return ""
+        scheme = "https" if self.config["http"].https_enabled else "http"
+        host = self.config.root.hostname if self.address[0] in ("", "0.0.0.0", "::") \
+            else self.address[0]
+        return f"{scheme}://{host}:{self.address[1]}"
 
     def about(self) -> dict[str, Any]:
         """``GET /kapacitor/v1/about`` (what the console's daemon page shows)."""

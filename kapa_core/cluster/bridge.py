@@ -33,6 +33,7 @@ through :meth:`NatsBridge._call`.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import concurrent.futures
 import math
 import os
@@ -401,12 +402,16 @@ class NatsBridge:
                             filter_subjects: Sequence[str] = (), *, ack_wait: float = 30.0,
                             max_deliver: int = -1, max_ack_pending: int = 10_000,
                             deliver_policy: Literal["all", "new", "last"] = "all",
+                            start_time: float | None = None,
                             ) -> PullConsumer:
         """Create (or update) the durable pull consumer ``durable`` on ``stream`` and bind
         to it. Its position survives this bridge, reconnections and server restarts: a
         new binding resumes after the last acknowledged message.
 
         ``ack_wait``: seconds before an unacknowledged message is delivered again.
+        ``start_time`` (seconds since the epoch): a new consumer starts with the first
+        message stored at or after it (JetStream's ``by_start_time``), whatever
+        ``deliver_policy`` says; an existing one keeps its position.
         Several ``filter_subjects`` need nats-server 2.10 or later; 2.9 accepts the
         request but silently ignores the filter (the consumer would see every subject),
         so it is refused here.
@@ -421,6 +426,9 @@ class NatsBridge:
             durable_name=durable, name=durable, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=max_ack_pending,
             deliver_policy=api.DeliverPolicy(deliver_policy))
+        if start_time is not None:
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = datetime.datetime.fromtimestamp(start_time, datetime.UTC)
         if len(subjects) == 1:
             config.filter_subject = subjects[0]
         elif subjects:

@@ -6,17 +6,27 @@ TLS), keeps the connection while the daemon runs (the client reconnects by itsel
 opens the cluster router (:mod:`kapa_core.cluster.router`) on it. Connecting fails the
 start, as an unreachable InfluxDB does not but a bad listener does: a member that cannot
 reach the cluster must not accept writes it could not store.
+
+Then it beats (:mod:`.membership`) and, after each heartbeat, places the enabled tasks
+(:mod:`.placement`): it runs exactly those it owns, each once it holds its lease
+(:mod:`.leases`), so a task never runs on two members at once. On a clean stop it stops
+its tasks, frees their leases and removes its heartbeat, so the others take its tasks at
+once; killed, its heartbeat expires after ``member-timeout`` and its leases are taken.
 """
 
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
 from kapa_core.cluster import ClusterError
 from kapa_core.cluster.bridge import NatsBridge
+from kapa_core.cluster.leases import Lease, Leases
+from kapa_core.cluster.membership import Membership
+from kapa_core.cluster.placement import Member, owner
 from kapa_core.cluster.router import ClusterRouter
 from kapa_core.config.cluster_section import ClusterConfig
 from kapa_core.logs import Logger
@@ -36,16 +46,79 @@ def tls_context(config: ClusterConfig) -> ssl.SSLContext | None:
     return context
 
 
+class Tasks(Protocol):
+    """The daemon's tasks as placement moves them (the task service)."""
+
+    def enabled(self) -> list[str]: ...
+
+    def running(self, task_id: str) -> bool: ...
+
+    async def start(self, task_id: str) -> None: ...
+
+    async def stop(self, task_id: str) -> None: ...
+
+
 class ClusterMember:
-    """``member_id``: the section's ``member-id``, else the daemon's server ID."""
+    """``member_id``: the section's ``member-id``, else the daemon's server ID;
+    ``tasks``: set by the daemon once its task service exists; ``info``: what the
+    heartbeat tells the others (the API address)."""
 
     def __init__(self, config: ClusterConfig, router: ClusterRouter, member_id: str,
-                 log: Logger | None = None) -> None:
+                 log: Logger | None = None,
+                 info: Callable[[], dict[str, Any]] = lambda: {}) -> None:
         self.config = config
         self.router = router
         self.member_id = member_id
         self.log = log or Logger("cluster")
+        self.info = info
         self.bridge: NatsBridge | None = None
+        self.tasks: Tasks | None = None
+        self.membership: Membership | None = None
+        self.leases: Leases | None = None
+        #: the leases this member holds: the tasks it runs
+        self.held: dict[str, Lease] = {}
+        router.may_run = self.held.__contains__
+
+    async def _members_changed(self, live: frozenset[str]) -> None:
+        pass  # placement is reconciled after every heartbeat (see _keep_placement)
+
+    async def reconcile(self) -> None:
+        """Run the enabled tasks this member owns, and only those: take the lease of a
+        task placement gives us (then start it), stop a task it gives another (then free
+        its lease), free the leases of tasks no longer enabled."""
+        if self.tasks is None or self.membership is None or self.leases is None:
+            return
+        members = [Member(m) for m in self.membership.live]
+        enabled = set(self.tasks.enabled())
+        for task_id in sorted(enabled):
+            found = owner(task_id, members)
+            mine = found is not None and found.id == self.member_id
+            if mine and task_id not in self.held:
+                lease = await self.leases.acquire(task_id)
+                if lease is None:
+                    continue  # its former owner still holds it: next time
+                self.held[task_id] = lease
+                self.log.info("task placed here", task=task_id)
+                await self.tasks.start(task_id)
+            elif not mine and task_id in self.held:
+                self.log.info("task placed on another member", task=task_id,
+                              owner=found.id if found else None)
+                await self.tasks.stop(task_id)
+                await self.leases.release(self.held.pop(task_id))
+        for task_id in [t for t in self.held if t not in enabled]:
+            if self.tasks.running(task_id):
+                await self.tasks.stop(task_id)
+            await self.leases.release(self.held.pop(task_id))
+
+    async def _keep_placement(self) -> None:
+        assert self.membership is not None
+        while True:
+            try:
+                await self.membership.beat()
+                await self.reconcile()
+            except ClusterError as exc:
+                self.log.error("cluster heartbeat or placement failed", err=str(exc))
+            await trio.sleep(self.config.heartbeat_interval / 1e9)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -60,10 +133,25 @@ class ClusterMember:
                 tls=tls) as bridge, trio.open_nursery() as nursery:
             self.bridge = bridge
             await self.router.open(bridge, nursery)
+            self.membership = Membership(
+                bridge, config.name, self.member_id,
+                interval=config.heartbeat_interval / 1e9,
+                timeout=config.member_timeout / 1e9, replicas=config.replicas,
+                info=self.info, on_change=self._members_changed, log=self.log)
+            await self.membership.open()
+            leases = await bridge.kv(f"{config.name}_leases", replicas=config.replicas)
+            self.leases = Leases(leases, self.member_id, self.membership.alive)
             self.log.info("joined the cluster", cluster=config.name, member=self.member_id,
                           server=bridge.server, stream=self.router.stream)
+            nursery.start_soon(self._keep_placement)
             task_status.started(self)
             try:
                 await trio.sleep_forever()
             finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    for task_id, lease in list(self.held.items()):
+                        if self.tasks is not None and self.tasks.running(task_id):
+                            await self.tasks.stop(task_id)
+                        await self.leases.release(lease)
+                    await self.membership.leave()
                 nursery.cancel_scope.cancel()

@@ -25,7 +25,7 @@ here or on a restarted daemon, resumes after the last acknowledged message.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -101,6 +101,8 @@ class ClusterRouter:
         self.points_received = 0
         self.writes = 0
         self.published = 0
+        #: whether a task may run here: the member's placement (it holds the task's lease)
+        self.may_run: Callable[[str], bool] = lambda task_id: False
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self, bridge: Any, nursery: trio.Nursery) -> None:
@@ -165,22 +167,27 @@ class ClusterRouter:
         if scope is not None:
             scope.cancel()
 
-    def consumer_name(self, task_id: str, database: str, retention_policy: str) -> str:
-        """The durable consumer of a task and DBRP (a NATS name: no dots or spaces)."""
-        digest = hashlib.blake2b(f"{task_id}\0{database}\0{retention_policy}".encode(),
-                                 digest_size=8).hexdigest()
+    def consumer_name(self, task_id: str, database: str, retention_policy: str,
+                      since: float | None = None) -> str:
+        """The durable consumer of a task, DBRP and enablement (a NATS name: no dots or
+        spaces). A task enabled again reads from its new enable time, with a new
+        consumer; a task moved to another member keeps its consumer, and so its place."""
+        key = f"{task_id}\0{database}\0{retention_policy}\0{since or 0:.6f}"
+        digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)[:40]
         return f"{self.cluster}_task_{safe}_{digest}"
 
     async def _feed(self, task: Feedable, database: str, rp: str,
                     scope: trio.CancelScope) -> None:
-        durable = self.consumer_name(task.id, database, rp)
+        durable = self.consumer_name(task.id, database, rp, getattr(task, "since", None))
         with scope:
             while not task.done.is_set():
                 try:
+                    # a task reads what was written from when it was enabled on
+                    # (a new consumer; an existing one resumes where it acknowledged)
                     consumer = await self.bridge.pull_consumer(
                         self.stream, durable, [codec.dbrp_filter(self.cluster, database, rp)],
-                        ack_wait=ACK_WAIT)
+                        ack_wait=ACK_WAIT, start_time=getattr(task, "since", None))
                     await self._consume(task, consumer)
                 except ClusterError as exc:
                     self.log.error("task cannot read the cluster's stream; trying again",

@@ -33,6 +33,10 @@ class StreamRouter:
         self.points_received = 0
         self.writes = 0
 
+    def may_run(self, task_id: str) -> bool:
+        """Every task runs here (a cluster member's router says which)."""
+        return True
+
     def subscribe(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
 

@@ -89,6 +89,8 @@ class RunningTask:
         #: Called once when the task ends by itself (a node's error), at once.
         self.on_stop: Callable[[], None] | None = None
         self.detached = False  # set by the master when it let go of the ended task
+        #: when the task was enabled (seconds since the epoch; None: unknown)
+        self.since: float | None = None
 
     # -- the router's consumer interface ----------------------------------------------------
     def wants(self, database: str, retention_policy: str) -> bool:
@@ -285,10 +287,14 @@ class TaskMaster:
             await trio.sleep_forever()
 
     async def start(self, task_id: str, pipeline: Pipeline,
-                    dbrps: list[tuple[str, str]]) -> RunningTask:
+                    dbrps: list[tuple[str, str]], *, since: float | None = None
+                    ) -> RunningTask:
+        """Start the task (again); ``since``: when it was enabled (seconds since the
+        epoch), for a router that reads the points written from then on (a cluster's)."""
         assert self._nursery is not None, "the task master is not running"
         await self.stop(task_id)
         running = RunningTask(task_id, pipeline, dbrps, self.log, self.context)
+        running.since = since
         running.on_stop = functools.partial(self._detach, running)
         snapshots = self.snapshots
         if snapshots is not None and running.has_state():

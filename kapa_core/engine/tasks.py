@@ -53,6 +53,16 @@ def now() -> str:
     return f"{text}.{digits}Z" if digits else text + "Z"
 
 
+def epoch(text: str) -> float | None:
+    """Seconds since the epoch of a time :func:`now` wrote; None when empty or not one."""
+    try:
+        whole, _, fraction = text.rstrip("Z").partition(".")
+        seconds = dt.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+        return seconds.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+    except ValueError:
+        return None
+
+
 @dataclass
 class TaskDef:
     id: str
@@ -180,6 +190,28 @@ class TaskService:
                     task.error = str(exc)
                     self.log.error("failed to start task", task=task.id, err=str(exc))
 
+    # -- what cluster placement moves (kapa_core.cluster.member.Tasks) -----------------
+    def enabled(self) -> list[str]:
+        return [t.id for t in self.tasks.values() if t.status == "enabled"]
+
+    def running(self, task_id: str) -> bool:
+        return self.master.get(task_id) is not None
+
+    async def start(self, task_id: str) -> None:
+        """Start an enabled task that is not running (placement gave it to this member)."""
+        task = self.tasks.get(task_id)
+        if task is None or task.status != "enabled" or self.running(task_id):
+            return
+        try:
+            await self._enable(task)
+        except KapaError as exc:
+            task.error = str(exc)
+            self.log.error("failed to start task", task=task.id, err=str(exc))
+
+    async def stop(self, task_id: str) -> None:
+        """Stop a running task that stays enabled (placement gave it to another member)."""
+        await self.master.stop(task_id)
+
     def evaluate(self, task: TaskDef, program: Any = None, *, notify: bool = True
                  ) -> Evaluated:
         """``task``'s pipeline; ``program`` is its script already parsed, if at hand.
@@ -199,7 +231,10 @@ class TaskService:
         if evaluated.start_error:  # Kapacitor finds it as it builds the nodes
             raise StartRefused(evaluated.start_error)
         self._check_handlers(evaluated)
-        running = await self.master.start(task.id, evaluated.pipeline, task.dbrps)
+        if not self.master.router.may_run(task.id):
+            return  # a cluster member: another member runs it (docs/cluster.md)
+        running = await self.master.start(task.id, evaluated.pipeline, task.dbrps,
+                                          since=epoch(task.last_enabled))
         task.error = running.error  # "" unless a node stopped it already
 
     def _check_handlers(self, evaluated: Evaluated) -> None:

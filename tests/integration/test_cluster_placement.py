@@ -1,0 +1,161 @@
+"""Three kapa-core members on one JetStream: each task runs on exactly the member
+placement names, a write to any member reaches it, and when its member is killed with
+SIGKILL the task moves to another within a bounded time and no acknowledged point of it
+is lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kapa_core.cluster.placement import Member, owner
+from kapa_core.testing import DaemonProcess, wait_until
+from kapa_core.testing.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+MEMBERS = ("alpha", "bravo", "charlie")
+TIMEOUT = 1.5  # member-timeout, seconds
+
+
+def tasks_spread_over(members: tuple[str, ...], per_member: int) -> list[str]:
+    """Task IDs placement gives ``per_member`` of to each member."""
+    chosen: dict[str, list[str]] = defaultdict(list)
+    n = 0
+    while any(len(chosen[m]) < per_member for m in members):
+        task_id = f"task{n}"
+        n += 1
+        found = owner(task_id, [Member(m) for m in members])
+        assert found is not None
+        if len(chosen[found.id]) < per_member:
+            chosen[found.id].append(task_id)
+    return sorted(t for ids in chosen.values() for t in ids)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Keeps what each task's httpPost sent, by path (the task's ID)."""
+
+    received: dict[str, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            for row in doc["series"][0]["values"]:
+                self.received[self.path.strip("/")].append(int(row[1]))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, dict[str, list[int]]]]:
+    Recorder.received = defaultdict(list)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", Recorder.received
+    finally:
+        server.shutdown()
+
+
+def start_member(nats: NatsServer, member_id: str, data_dir: Path) -> DaemonProcess:
+    return DaemonProcess({"cluster": {
+        "enabled": True, "urls": [nats.url], "name": "spread", "member-id": member_id,
+        "heartbeat-interval": "300ms", "member-timeout": f"{TIMEOUT}s"}},
+        data_dir=str(data_dir / member_id)).start()
+
+
+def executing_on(members: dict[str, DaemonProcess], task_id: str) -> list[str]:
+    return sorted(name for name, daemon in members.items() if daemon.proc is not None
+                  and daemon.proc.poll() is None and httpx.get(
+                      f"{daemon.url}/kapacitor/v1/tasks/{task_id}").json()["executing"])
+
+
+def received_values(received: dict[str, list[int]], task_id: str) -> set[int]:
+    with Recorder.lock:
+        return set(received[task_id])
+
+
+def test_tasks_spread_move_and_lose_nothing(tmp_path: Path,
+                                            recorder: tuple[str, dict[str, list[int]]]
+                                            ) -> None:
+    url, received = recorder
+    task_ids = tasks_spread_over(MEMBERS, 2)
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        members = {m: start_member(nats, m, tmp_path) for m in MEMBERS}
+        try:
+            for daemon in members.values():  # every member knows every task
+                for task_id in task_ids:
+                    answer = httpx.post(f"{daemon.url}/kapacitor/v1/tasks", json={
+                        "id": task_id, "type": "stream", "status": "enabled",
+                        "dbrps": [{"db": "db", "rp": "rp"}],
+                        "script": f"stream\n    |from()\n        .measurement('{task_id}')\n"
+                                  f"    |httpPost('{url}/{task_id}')\n"})
+                    assert answer.status_code == 200, answer.text
+            expected = {t: owner(t, [Member(m) for m in MEMBERS]).id  # type: ignore[union-attr]  # noqa: E501
+                        for t in task_ids}
+            for task_id in task_ids:
+                wait_until(lambda t=task_id: executing_on(members, t),
+                           until=lambda on, t=task_id: on == [expected[t]], timeout=20,
+                           what=f"{task_id} running on {expected[task_id]} only")
+
+            # writes through any member reach the owner of each task, once
+            acknowledged: dict[str, list[int]] = defaultdict(list)
+            names = list(MEMBERS)
+            for n in range(60):
+                daemon = members[names[n % 3]]
+                body = "\n".join(f"{t} v={n}i {n + 1}" for t in task_ids)
+                assert httpx.post(f"{daemon.url}/write", params={
+                    "db": "db", "rp": "rp", "precision": "s"}, content=body).status_code == 204
+                for t in task_ids:
+                    acknowledged[t].append(n)
+            for t in task_ids:
+                wait_until(lambda t=t: received_values(received, t),
+                           until=lambda got, t=t: got == set(acknowledged[t]), timeout=20,
+                           what=f"{t} got every point")
+                with Recorder.lock:
+                    assert sorted(received[t]) == acknowledged[t]  # each once
+
+            # kill the owner of a task: its tasks move, nothing acknowledged is lost
+            victim = expected[task_ids[0]]
+            moved = [t for t in task_ids if expected[t] == victim]
+            members[victim].kill()
+            killed_at = time.monotonic()
+            survivors = {m: d for m, d in members.items() if m != victim}
+            left = [Member(m) for m in survivors]
+            for t in moved:
+                new_owner = owner(t, left)
+                assert new_owner is not None
+                wait_until(lambda t=t: executing_on(survivors, t),
+                           until=lambda on, who=new_owner.id: on == [who], timeout=30,
+                           what=f"{t} moved to {new_owner.id}")
+            took = time.monotonic() - killed_at
+            assert took < TIMEOUT + 10, f"the tasks took {took:.1f}s to move"
+            names = list(survivors)
+            for n in range(60, 120):
+                daemon = survivors[names[n % 2]]
+                body = "\n".join(f"{t} v={n}i {n + 1}" for t in task_ids)
+                if httpx.post(f"{daemon.url}/write", params={
+                        "db": "db", "rp": "rp", "precision": "s"},
+                        content=body).status_code == 204:
+                    for t in task_ids:
+                        acknowledged[t].append(n)
+            for t in task_ids:
+                wait_until(lambda t=t: set(acknowledged[t]) - received_values(received, t),
+                           until=lambda missing: not missing, timeout=30,
+                           what=f"every acknowledged point of {t} posted")
+        finally:
+            for daemon in members.values():
+                daemon.close()
