@@ -33,8 +33,8 @@ through :meth:`NatsBridge._call`.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import concurrent.futures
+import datetime
 import math
 import os
 import ssl

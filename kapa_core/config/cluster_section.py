@@ -56,9 +56,9 @@ class ClusterConfig:
     checkpoint_interval: Duration = setting(Duration(1 * SECOND), doc="How often an owner "
                                             "saves its tasks' state and acknowledges what "
                                             "they processed.")
-    publish_timeout: Duration = setting(Duration(15 * SECOND), doc="How long a write waits "
-                                        "for JetStream's acknowledgement before it fails (a stream "
-                                        "leader killed takes JetStream 5 to 7 s to replace).")
+    publish_timeout: Duration = setting(
+        Duration(15 * SECOND), doc="How long a write waits for JetStream's acknowledgement "
+        "before it fails (a killed stream leader takes JetStream 5 to 7 s to replace).")
 
     def validate(self) -> None:
         if not NAME.match(self.name):
