@@ -17,13 +17,14 @@ once; killed, its heartbeat expires after ``member-timeout`` and its leases are 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
 
 from kapa_core.cluster import ClusterError
 from kapa_core.cluster.bridge import NatsBridge
+from kapa_core.cluster.catalog import Catalog, TaskStore
 from kapa_core.cluster.leases import Lease, Leases
 from kapa_core.cluster.membership import Membership
 from kapa_core.cluster.placement import Member, owner
@@ -46,8 +47,12 @@ def tls_context(config: ClusterConfig) -> ssl.SSLContext | None:
     return context
 
 
-class Tasks(Protocol):
-    """The daemon's tasks as placement moves them (the task service)."""
+class Tasks(TaskStore, Protocol):
+    """The daemon's tasks as placement moves them and the catalog shares them (the task
+    service)."""
+
+    on_saved: Callable[[str, dict[str, Any]], Awaitable[None]] | None
+    on_deleted: Callable[[str], Awaitable[None]] | None
 
     def enabled(self) -> list[str]: ...
 
@@ -72,12 +77,29 @@ class ClusterMember:
         self.log = log or Logger("cluster")
         self.info = info
         self.bridge: NatsBridge | None = None
-        self.tasks: Tasks | None = None
+        self._tasks: Tasks | None = None
+        self.catalog: Catalog | None = None
         self.membership: Membership | None = None
         self.leases: Leases | None = None
         #: the leases this member holds: the tasks it runs
         self.held: dict[str, Lease] = {}
+        self._nursery: trio.Nursery | None = None
         router.may_run = self.held.__contains__
+
+    @property
+    def tasks(self) -> Tasks | None:
+        return self._tasks
+
+    @tasks.setter
+    def tasks(self, tasks: Tasks | None) -> None:
+        """The daemon's task service, once it exists: shared through the catalog from
+        then on, its tasks placed."""
+        self._tasks = tasks
+        if tasks is not None and self.catalog is not None and self._nursery is not None:
+            tasks.on_saved = self.catalog.task_saved
+            tasks.on_deleted = self.catalog.task_deleted
+            self.catalog.tasks = tasks
+            self._nursery.start_soon(self.catalog.run)
 
     async def _members_changed(self, live: frozenset[str]) -> None:
         pass  # placement is reconciled after every heartbeat (see _keep_placement)
@@ -88,6 +110,8 @@ class ClusterMember:
         its lease), free the leases of tasks no longer enabled."""
         if self.tasks is None or self.membership is None or self.leases is None:
             return
+        if self.catalog is not None and not self.catalog.synced.is_set():
+            return  # the cluster's tasks are not all known yet
         members = [Member(m) for m in self.membership.live]
         enabled = set(self.tasks.enabled())
         for task_id in sorted(enabled):
@@ -139,6 +163,10 @@ class ClusterMember:
                 timeout=config.member_timeout / 1e9, replicas=config.replicas,
                 info=self.info, on_change=self._members_changed, log=self.log)
             await self.membership.open()
+            self.catalog = Catalog(bridge, config.name, replicas=config.replicas,
+                                   log=self.log)
+            await self.catalog.open()
+            self._nursery = nursery
             leases = await bridge.kv(f"{config.name}_leases", replicas=config.replicas)
             self.leases = Leases(leases, self.member_id, self.membership.alive)
             self.log.info("joined the cluster", cluster=config.name, member=self.member_id,

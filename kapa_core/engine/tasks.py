@@ -11,7 +11,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -158,6 +158,10 @@ class TaskService:
         #: keeps the last pipelines, so that drawing a task just checked does not
         #: evaluate it again).
         self.on_evaluated: Callable[[TaskDef, Evaluated], None] | None = None
+        #: A cluster member's catalog: told of every task this member saves or deletes
+        #: (kapa_core.cluster.catalog), which applies other members' with apply_remote.
+        self.on_saved: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+        self.on_deleted: Callable[[str], Awaitable[None]] | None = None
         #: Large scripts are parsed, checked and drawn in worker threads, at most this
         #: many at once: each can take a few hundred MB while it is parsed, so concurrent
         #: requests queue here instead of adding up.
@@ -271,7 +275,48 @@ class TaskService:
                                        "an endpoint is not specified")
 
     async def save(self, task: TaskDef) -> None:
-        await self.store.aput_json(TASKS, task.id, task.to_json())
+        data = task.to_json()
+        await self.store.aput_json(TASKS, task.id, data)
+        if self.on_saved is not None:
+            await self._shared(self.on_saved(task.id, data))
+
+    async def _shared(self, done: Awaitable[None]) -> None:
+        try:
+            await done
+        except KapaError as exc:  # kept here, not known to the other members yet
+            raise APIError(500, f"saved on this member but not shared with the cluster: "
+                           f"{exc}") from None
+
+    # -- a cluster's catalog (kapa_core.cluster.catalog.TaskStore) ------------------------
+    def local(self) -> dict[str, dict[str, Any]]:
+        return {task_id: task.to_json() for task_id, task in self.tasks.items()}
+
+    async def apply_remote(self, task_id: str, data: dict[str, Any] | None) -> None:
+        """Take a task as another member wrote it (None: it deleted it). A running task
+        whose status, script, DBRPs or enablement changed is stopped: placement starts
+        it again on the member it belongs to, with its new definition."""
+        existing = self.tasks.get(task_id)
+        if data is None:
+            if existing is not None:
+                await self.master.stop(task_id)
+                del self.tasks[task_id]
+                await self.store.adelete(TASKS, task_id)
+                self.log.info("task deleted by another member", task=task_id)
+            return
+        try:
+            task = TaskDef.from_json(data)
+        except (TypeError, KeyError) as exc:
+            self.log.error("task from the cluster's catalog is unreadable; skipped",
+                           task=task_id, err=str(exc))
+            return
+        self.tasks[task_id] = task
+        await self.store.aput_json(TASKS, task_id, data)
+        changed = existing is None or any(getattr(existing, f) != getattr(task, f) for f in (
+            "status", "script", "dbrps", "vars", "last_enabled", "template_id", "type"))
+        if changed and self.running(task_id):
+            await self.master.stop(task_id)
+        if changed:
+            self.log.info("task changed by another member", task=task_id, status=task.status)
 
     # -- API operations -------------------------------------------------------------------
     async def _checked(self, body: dict[str, Any], existing: TaskDef | None
@@ -391,6 +436,8 @@ class TaskService:
             await self.master.stop(task_id)
             del self.tasks[task_id]
             await self.store.adelete(TASKS, task_id)
+            if self.on_deleted is not None:
+                await self._shared(self.on_deleted(task_id))
         task.id = new_id
         task.error = existing.error  # kept until the task starts again, as in Kapacitor
         was_enabled = existing.status == "enabled"
@@ -430,6 +477,8 @@ class TaskService:
         if self.tasks.pop(task_id, None) is not None:
             await self.store.adelete(TASKS, task_id)
             await self.store.adelete(SNAPSHOTS, task_id)  # its saved node state too
+            if self.on_deleted is not None:
+                await self._shared(self.on_deleted(task_id))
             alerts = getattr(self.master.context, "alerts", None)
             if alerts is not None:  # the task's anonymous topics go with it, as in Kapacitor
                 for topic in list(alerts.topics.topics):

@@ -96,14 +96,19 @@ def test_tasks_spread_move_and_lose_nothing(tmp_path: Path,
     with NatsServer(store_dir=tmp_path / "nats") as nats:
         members = {m: start_member(nats, m, tmp_path) for m in MEMBERS}
         try:
-            for daemon in members.values():  # every member knows every task
-                for task_id in task_ids:
-                    answer = httpx.post(f"{daemon.url}/kapacitor/v1/tasks", json={
-                        "id": task_id, "type": "stream", "status": "enabled",
-                        "dbrps": [{"db": "db", "rp": "rp"}],
-                        "script": f"stream\n    |from()\n        .measurement('{task_id}')\n"
-                                  f"    |httpPost('{url}/{task_id}')\n"})
-                    assert answer.status_code == 200, answer.text
+            # defined through one member: the catalog tells the others
+            for n, task_id in enumerate(task_ids):
+                daemon = members[MEMBERS[n % 3]]
+                answer = httpx.post(f"{daemon.url}/kapacitor/v1/tasks", json={
+                    "id": task_id, "type": "stream", "status": "enabled",
+                    "dbrps": [{"db": "db", "rp": "rp"}],
+                    "script": f"stream\n    |from()\n        .measurement('{task_id}')\n"
+                              f"    |httpPost('{url}/{task_id}')\n"})
+                assert answer.status_code == 200, answer.text
+            for daemon in members.values():
+                wait_until(lambda d=daemon: sorted(t["id"] for t in httpx.get(
+                    f"{d.url}/kapacitor/v1/tasks").json()["tasks"]),
+                    until=lambda ids: ids == task_ids, what="every member knows every task")
             expected = {t: owner(t, [Member(m) for m in MEMBERS]).id  # type: ignore[union-attr]  # noqa: E501
                         for t in task_ids}
             for task_id in task_ids:
@@ -156,6 +161,36 @@ def test_tasks_spread_move_and_lose_nothing(tmp_path: Path,
                 wait_until(lambda t=t: set(acknowledged[t]) - received_values(received, t),
                            until=lambda missing: not missing, timeout=30,
                            what=f"every acknowledged point of {t} posted")
+        finally:
+            for daemon in members.values():
+                daemon.close()
+
+
+def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        members = {m: start_member(nats, m, tmp_path) for m in MEMBERS[:2]}
+        try:
+            a, b = members["alpha"], members["bravo"]
+            script = "stream\n    |from()\n        .measurement('m')\n    |httpOut('out')\n"
+            assert httpx.post(f"{a.url}/kapacitor/v1/tasks", json={
+                "id": "shared", "type": "stream", "status": "enabled", "script": script,
+                "dbrps": [{"db": "db", "rp": "rp"}]}).status_code == 200
+            seen = wait_until(lambda: httpx.get(f"{b.url}/kapacitor/v1/tasks/shared"),
+                              until=lambda r: r.status_code == 200, what="bravo knows it")
+            assert seen.json()["script"] == script
+            wait_until(lambda: executing_on(members, "shared"),
+                       until=lambda on: len(on) == 1, what="it runs on one member")
+            # disabled through bravo: stopped wherever it ran
+            assert httpx.patch(f"{b.url}/kapacitor/v1/tasks/shared",
+                               json={"status": "disabled"}).status_code == 200
+            wait_until(lambda: executing_on(members, "shared"), until=lambda on: on == [],
+                       what="it stops everywhere")
+            assert httpx.get(f"{a.url}/kapacitor/v1/tasks/shared").json()["status"] == \
+                "disabled"
+            # deleted through bravo: gone from alpha too
+            assert httpx.delete(f"{b.url}/kapacitor/v1/tasks/shared").status_code == 204
+            wait_until(lambda: httpx.get(f"{a.url}/kapacitor/v1/tasks/shared").status_code,
+                       until=lambda status: status == 404, what="alpha forgets it")
         finally:
             for daemon in members.values():
                 daemon.close()
