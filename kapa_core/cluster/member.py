@@ -16,6 +16,7 @@ once; killed, its heartbeat expires after ``member-timeout`` and its leases are 
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -53,6 +54,7 @@ class Tasks(TaskStore, Protocol):
 
     on_saved: Callable[[str, dict[str, Any]], Awaitable[None]] | None
     on_deleted: Callable[[str], Awaitable[None]] | None
+    cluster: Any
 
     def enabled(self) -> list[str]: ...
 
@@ -96,10 +98,31 @@ class ClusterMember:
         then on, its tasks placed."""
         self._tasks = tasks
         if tasks is not None and self.catalog is not None and self._nursery is not None:
+            tasks.cluster = self
             tasks.on_saved = self.catalog.task_saved
             tasks.on_deleted = self.catalog.task_deleted
             self.catalog.tasks = tasks
             self._nursery.start_soon(self.catalog.run)
+
+    # -- what the API shows (kapa_core.engine.tasks.ClusterView) ------------------------
+    def owner_of(self, task_id: str) -> str | None:
+        if self.membership is None:
+            return None
+        found = owner(task_id, [Member(m) for m in self.membership.live])
+        return found.id if found else None
+
+    async def api_of(self, task_id: str) -> str | None:
+        """The API address of the task's lease holder, from its heartbeat."""
+        if self.leases is None or self.membership is None:
+            return None
+        lease = await self.leases.holder(task_id)
+        if lease is None or not self.membership.alive(lease.holder):
+            return None
+        entry = await self.membership.bucket.get(lease.holder)
+        if entry is None:
+            return None
+        api = json.loads(entry.value).get("api")
+        return api if isinstance(api, str) and api else None
 
     async def _members_changed(self, live: frozenset[str]) -> None:
         pass  # placement is reconciled after every heartbeat (see _keep_placement)

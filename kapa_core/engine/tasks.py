@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import trio
 
@@ -61,6 +61,16 @@ def epoch(text: str) -> float | None:
         return seconds.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
     except ValueError:
         return None
+
+
+class ClusterView(Protocol):
+    """What the API shows of a cluster member's placement (kapa_core.cluster.member)."""
+
+    def owner_of(self, task_id: str) -> str | None:
+        """The member that owns the task (by placement over the live members)."""
+
+    async def api_of(self, task_id: str) -> str | None:
+        """The API address of the member running the task (None: none now)."""
 
 
 @dataclass
@@ -162,6 +172,8 @@ class TaskService:
         #: (kapa_core.cluster.catalog), which applies other members' with apply_remote.
         self.on_saved: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
         self.on_deleted: Callable[[str], Awaitable[None]] | None = None
+        #: A cluster member's view of who runs each task (None: a single daemon).
+        self.cluster: ClusterView | None = None
         #: Large scripts are parsed, checked and drawn in worker threads, at most this
         #: many at once: each can take a few hundred MB while it is parsed, so concurrent
         #: requests queue here instead of adding up.

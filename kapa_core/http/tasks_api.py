@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+import httpx
 import trio
 
 from kapa_core.alert import kinds
@@ -30,6 +31,8 @@ from kapa_core.pipeline.evaluate import Evaluated
 from kapa_core.pipeline.pipeline import Pipeline
 
 BASE = "/kapacitor/v1/tasks"
+#: Set on a request one cluster member makes to another for a task's data.
+PROXIED = "x-kapa-core-proxied"
 FIELDS = ("id", "link", "type", "dbrps", "script", "executing", "dot", "stats", "error",
           "status", "created", "modified", "last-enabled", "vars", "template-id")
 #: What a task list can show: everything but template-id, which Kapacitor lists only
@@ -230,6 +233,8 @@ class TasksAPI:
             out["status"] = task.status
         if "executing" in fields:
             out["executing"] = running is not None and not running.done.is_set()
+        if self.service.cluster is not None:  # kapa-core's cluster: who runs it
+            out["owner"] = self.service.cluster.owner_of(task.id)
         if "error" in fields:
             out["error"] = task.error or (running.error if running else "")
         if "stats" in fields:
@@ -242,6 +247,23 @@ class TasksAPI:
             if name in fields:
                 out[name] = getattr(task, attr) or "0001-01-01T00:00:00Z"
         return out
+
+    async def _from_owner(self, request: Request) -> Response:
+        """Ask the member that runs the task (kapa-core's cluster, docs/cluster.md)."""
+        cluster = self.service.cluster
+        assert cluster is not None
+        url = await cluster.api_of(request.params["id"])
+        if not url:
+            raise APIError(503, f"task {request.params['id']} runs on no live member now")
+        headers = {k: v for k, v in request.headers if k in ("authorization",)}
+        headers[PROXIED] = "1"
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.get(url + request.raw_target, headers=headers)
+        except httpx.HTTPError as exc:
+            raise APIError(502, f"the member running the task did not answer: {exc}") from None
+        return Response.raw(answer.status_code, answer.content,
+                            answer.headers.get("content-type", JSON_TYPE))
 
     async def views(self, tasks: list[TaskDef], fields: tuple[str, ...] = FIELDS,
                     form: str = "formatted", view: str = "attributes", *,
@@ -308,6 +330,11 @@ class TasksAPI:
     async def http_out(self, request: Request) -> Response:
         running = self.service.master.get(request.params["id"])
         node = running.http_out(request.params["endpoint"]) if running else None
+        if node is None and running is None and self.service.cluster is not None \
+                and request.params["id"] in self.service.tasks \
+                and request.header(PROXIED) is None:  # asked by a member: no second hop
+            # a cluster member: the task runs on another member, which serves its data
+            return await self._from_owner(request)
         if node is None:  # Kapacitor reads <id>/<endpoint> as a task ID it does not have
             raise APIError(404, "no task exists")
         # Kapacitor writes this body with Go's json.Marshal: no newline, Go's floats.

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from kapa_core.testing import DaemonProcess, wait_until
-from kapa_core.testing.nats import NatsServer
+from kapa_core.testing.nats import NatsCluster, NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -146,5 +146,40 @@ def test_a_killed_member_loses_no_acknowledged_point(nats: NatsServer, tmp_path:
             assert len(acknowledged) >= 390  # the restart took at most a few writes
         finally:
             daemon.close()
+    finally:
+        server.shutdown()
+
+
+def test_a_nats_server_restarted_under_load_loses_no_acknowledged_point(
+        tmp_path: Path) -> None:
+    received: list[Any] = []
+    recorder_class = type("Recorder", (_Recorder,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), recorder_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = ("stream\n    |from()\n        .measurement('seq')\n"
+              f"    |httpPost('http://127.0.0.1:{server.server_address[1]}/')\n")
+    acknowledged: list[int] = []
+    try:
+        with NatsCluster(3) as nats, DaemonProcess({
+                "cluster": {"enabled": True, "urls": nats.urls, "name": "ha",
+                            "replicas": 3}, "stats": {"enabled": False}}) as daemon:
+            define(daemon, "seq", script)
+            for n in range(300):
+                if n == 100:
+                    nats.restart(0)  # a clean restart
+                if n == 200:
+                    nats.restart(1, kill=True)  # SIGKILL, then started again
+                if write(daemon, f"seq n={n}i {n + 1}").status_code == 204:
+                    acknowledged.append(n)
+
+            def seen() -> set[int]:
+                with _Recorder.lock:
+                    return {int(row[1]) for doc in received
+                            for row in doc["series"][0]["values"]}
+
+            missing = wait_until(lambda: set(acknowledged) - seen(), until=lambda m: not m,
+                                 timeout=60, what="every acknowledged point posted")
+            assert not missing
+            assert len(acknowledged) >= 280, len(acknowledged)
     finally:
         server.shutdown()

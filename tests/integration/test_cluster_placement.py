@@ -178,8 +178,21 @@ def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
             seen = wait_until(lambda: httpx.get(f"{b.url}/kapacitor/v1/tasks/shared"),
                               until=lambda r: r.status_code == 200, what="bravo knows it")
             assert seen.json()["script"] == script
-            wait_until(lambda: executing_on(members, "shared"),
-                       until=lambda on: len(on) == 1, what="it runs on one member")
+            running = wait_until(lambda: executing_on(members, "shared"),
+                                 until=lambda on: len(on) == 1, what="it runs on one member")
+            # every member names the same owner, and serves its httpOut (the owner's)
+            owners = {m: httpx.get(f"{d.url}/kapacitor/v1/tasks/shared").json()["owner"]
+                      for m, d in members.items()}
+            assert set(owners.values()) == set(running)
+            for daemon in members.values():
+                assert httpx.post(f"{daemon.url}/write", params={"db": "db", "rp": "rp"},
+                                  content="m v=7i 1000000000").status_code == 204
+            for daemon in members.values():
+                out = wait_until(lambda d=daemon: httpx.get(
+                    f"{d.url}/kapacitor/v1/tasks/shared/out"),
+                    until=lambda r: r.status_code == 200 and r.json().get("series"),
+                    what="httpOut through any member")
+                assert out.json()["series"][0]["values"] == [["1970-01-01T00:00:01Z", 7]]
             # disabled through bravo: stopped wherever it ran
             assert httpx.patch(f"{b.url}/kapacitor/v1/tasks/shared",
                                json={"status": "disabled"}).status_code == 200
