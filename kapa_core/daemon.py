@@ -158,6 +158,8 @@ class Daemon:
         self.task_service: TaskService | None = None
         self.alerts: AlertService | None = None
         self.load_errors = 0
+        #: this daemon as a member of a [cluster] (None: a single daemon)
+        self.cluster_member: ClusterMember | None = None
         self.started = dt.datetime.now(dt.UTC)
         #: this daemon's input listeners and discoverers (started in _serve), the
         #: statistics the listeners publish and the target groups discoverers find
@@ -280,6 +282,7 @@ class Daemon:
                                        info=lambda: {"api": self._api_url(),
                                                      "version": self.version})
                 await runner.open("cluster", member)
+                self.cluster_member = member
             await runner.open("task_master", self.task_master)
             await runner.open("stats", StatsService(config["stats"], daemon=self,
                                                     write_points=self.write_points,
@@ -455,7 +458,9 @@ class Daemon:
         TemplatesAPI(self.template_service).register(router)
         ReplaysAPI(self.replay_service).register(router)
         RecordingsAPI(self.replay_service.recordings).register(router)
-        AlertsAPI(self.alerts).register(router)
+        alerts_api = AlertsAPI(self.alerts)
+        alerts_api.cluster = self.cluster_member  # a member lists every member's topics
+        alerts_api.register(router)
         assert self._runner is not None
         runner = self._runner
         ServiceTestsAPI(ServiceTests(self.alerts, runner.get, lambda: runner.names)

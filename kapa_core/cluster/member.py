@@ -124,6 +124,18 @@ class ClusterMember:
         api = json.loads(entry.value).get("api")
         return api if isinstance(api, str) and api else None
 
+    async def peers(self) -> list[str]:
+        """The API addresses of the other live members, from their heartbeats."""
+        if self.membership is None:
+            return []
+        out = []
+        for member_id in sorted(self.membership.live - {self.member_id}):
+            entry = await self.membership.bucket.get(member_id)
+            api = json.loads(entry.value).get("api") if entry is not None else None
+            if isinstance(api, str) and api:
+                out.append(api)
+        return out
+
     async def _members_changed(self, live: frozenset[str]) -> None:
         pass  # placement is reconciled after every heartbeat (see _keep_placement)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Protocol
+
+import httpx
+import trio
 
 from kapa_core.alert import kinds as registry
 from kapa_core.alert.levels import Level
@@ -15,11 +18,41 @@ from kapa_core.errors import APIError
 from kapa_core.glob import filter_names
 from kapa_core.http.messages import Request, Response, decode_json
 from kapa_core.http.router import Router
+from kapa_core.http.tasks_api import PROXIED
 from kapa_core.models.govalues import yaml_object
 
 BASE = "/kapacitor/v1/alerts/topics"
 #: request content types read as a handler YAML file (kapa-core addition)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+class Peers(Protocol):
+    async def peers(self) -> list[str]:
+        """The API addresses of the other live members."""
+
+
+def _merge_topics(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One view per topic ID, sorted: the worst level, the events collected everywhere."""
+    merged: dict[str, dict[str, Any]] = {}
+    for view in views:
+        seen = merged.get(view["id"])
+        if seen is None:
+            merged[view["id"]] = dict(view)
+            continue
+        seen["collected"] += view["collected"]
+        if Level.parse(view["level"]) > Level.parse(seen["level"]):
+            seen["level"] = view["level"]
+    return [merged[k] for k in sorted(merged)]
+
+
+def _merge_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One event per ID, the newest state of it, sorted by ID."""
+    merged: dict[str, dict[str, Any]] = {}
+    for event in events:
+        seen = merged.get(event["id"])
+        if seen is None or event["state"]["time"] > seen["state"]["time"]:
+            merged[event["id"]] = event
+    return [merged[k] for k in sorted(merged)]
 
 
 def _min_level(request: Request) -> Level:
@@ -37,6 +70,9 @@ def _pattern(request: Request) -> str:
 
 
 class AlertsAPI:
+    #: A cluster member's peers (kapa_core.cluster.member): their topics are listed too.
+    cluster: Peers | None = None
+
     def __init__(self, alerts: AlertService | None) -> None:
         assert alerts is not None
         self.alerts = alerts
@@ -72,11 +108,42 @@ class AlertsAPI:
 
     async def list_topics(self, request: Request) -> Response:
         topics = self.alerts.topics.matching(_pattern(request), _min_level(request))
+        views = [self.topic_json(t) for t in topics]
+        for answer in await self._peers(request):  # a cluster member: everyone's topics
+            views.extend(answer.get("topics", []))
         return Response.json({"link": {"rel": "self", "href": BASE},
-                              "topics": [self.topic_json(t) for t in topics]})
+                              "topics": _merge_topics(views)})
 
     async def get_topic(self, request: Request) -> Response:
-        return Response.json(self.topic_json(self._topic(request)))
+        topic = self.alerts.topics.topics.get(request.params["topic"])
+        views = [self.topic_json(topic)] if topic is not None else []
+        views.extend(a for a in await self._peers(request) if "id" in a)
+        if not views:
+            raise APIError(404, f'unknown topic: "{request.params["topic"]}"')
+        return Response.json(_merge_topics(views)[0])
+
+    async def _peers(self, request: Request) -> list[dict[str, Any]]:
+        """The same request's answers from the other live members of a cluster (kapa-core,
+        docs/cluster.md): a task's alerts are in the member that runs it. None asked for
+        a single daemon, or for a request a member made (one hop at most)."""
+        if self.cluster is None or request.header(PROXIED) is not None:
+            return []
+        headers = {k: v for k, v in request.headers if k == "authorization"}
+        headers[PROXIED] = "1"
+        answers: list[dict[str, Any]] = []
+
+        async def ask(client: httpx.AsyncClient, url: str) -> None:
+            try:
+                answer = await client.get(url + request.raw_target, headers=headers)
+                if answer.status_code == 200:
+                    answers.append(answer.json())
+            except (httpx.HTTPError, ValueError):
+                pass  # a member going away: its topics are gone with it until it is back
+
+        async with httpx.AsyncClient(timeout=5) as client, trio.open_nursery() as nursery:
+            for url in await self.cluster.peers():
+                nursery.start_soon(ask, client, url)
+        return answers
 
     async def delete_topic(self, request: Request) -> Response:
         self.alerts.delete_topic(request.params["topic"])
@@ -89,17 +156,26 @@ class AlertsAPI:
                 "id": state.id, "state": state.to_json()}
 
     async def list_events(self, request: Request) -> Response:
-        topic = self._topic(request)
+        topic_id = request.params["topic"]
+        topic = self.alerts.topics.topics.get(topic_id)
+        peers = [a for a in await self._peers(request) if "events" in a]
+        if topic is None and not peers:
+            raise APIError(404, f'unknown topic: "{topic_id}"')
         minimum = _min_level(request)
-        events = [self.event_json(topic.id, s) for _, s in sorted(topic.events.items())
-                  if s.level >= minimum]
-        return Response.json({"link": {"rel": "self", "href": f"{BASE}/{topic.id}/events"},
-                              "topic": topic.id, "events": events})
+        events = [self.event_json(topic_id, s) for _, s in sorted(topic.events.items())
+                  if s.level >= minimum] if topic is not None else []
+        for answer in peers:
+            events.extend(answer["events"])
+        return Response.json({"link": {"rel": "self", "href": f"{BASE}/{topic_id}/events"},
+                              "topic": topic_id, "events": _merge_events(events)})
 
     async def get_event(self, request: Request) -> Response:
         topic_id, event_id = request.params["topic"], request.params["event"]
         state = self.alerts.topics.state(topic_id, event_id)
         if state is None:
+            found = [a for a in await self._peers(request) if "state" in a]
+            if found:
+                return Response.json(_merge_events(found)[0])
             raise APIError(404, f'unknown event "{event_id}" in topic "{topic_id}"')
         return Response.json(self.event_json(topic_id, state))
 

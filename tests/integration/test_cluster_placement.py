@@ -207,3 +207,39 @@ def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
         finally:
             for daemon in members.values():
                 daemon.close()
+
+
+def test_an_alert_fires_once_and_every_member_lists_it(tmp_path: Path) -> None:
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        members = {m: start_member(nats, m, tmp_path) for m in MEMBERS}
+        try:
+            log = tmp_path / "alerts.log"
+            script = ("stream\n    |from()\n        .measurement('load')\n    |alert()\n"
+                      "        .crit(lambda: \"v\" > 10)\n        .topic('load')\n"
+                      f"        .log('{log}')\n")
+            a = members["alpha"]
+            assert httpx.post(f"{a.url}/kapacitor/v1/tasks", json={
+                "id": "load", "type": "stream", "status": "enabled", "script": script,
+                "dbrps": [{"db": "db", "rp": "rp"}]}).status_code == 200
+            runs_on = wait_until(lambda: executing_on(members, "load"),
+                                 until=lambda on: len(on) == 1, what="it runs somewhere")
+            for n, daemon in enumerate(members.values()):  # through every member
+                assert httpx.post(f"{daemon.url}/write", params={
+                    "db": "db", "rp": "rp", "precision": "s"},
+                    content=f"load v={20 + n} {n + 1}").status_code == 204
+            wait_until(lambda: log.read_text().count("\n") if log.exists() else 0,
+                       until=lambda lines: lines >= 3, what="the alerts logged")
+            time.sleep(1.0)  # were they fired by several members, the others would be in
+            times = [json.loads(line)["time"] for line in log.read_text().splitlines()]
+            assert sorted(times) == [f"1970-01-01T00:00:0{n}Z" for n in (1, 2, 3)]
+            for name, daemon in members.items():
+                topics = httpx.get(f"{daemon.url}/kapacitor/v1/alerts/topics").json()["topics"]
+                assert [(t["id"], t["level"], t["collected"]) for t in topics] == [
+                    ("load", "CRITICAL", 3), ("main:load:alert2", "CRITICAL", 3)], (
+                    name, runs_on)  # its own topic, and the task's anonymous one
+                events = httpx.get(
+                    f"{daemon.url}/kapacitor/v1/alerts/topics/load/events").json()["events"]
+                assert [e["state"]["level"] for e in events] == ["CRITICAL"], name
+        finally:
+            for daemon in members.values():
+                daemon.close()
