@@ -104,6 +104,21 @@ class ClusterMember:
             self.catalog.tasks = tasks
             self._nursery.start_soon(self.catalog.run)
 
+    async def _hand_over(self) -> None:
+        """A clean stop: our tasks stopped, their leases and our heartbeat gone, so the
+        others take the tasks at once rather than after ``member-timeout``."""
+        for task_id, lease in list(self.held.items()):
+            try:
+                if self.tasks is not None and self.tasks.running(task_id):
+                    await self.tasks.stop(task_id)
+                if self.leases is not None:
+                    await self.leases.release(lease)
+            except ClusterError as exc:
+                self.log.error("task lease not freed", task=task_id, err=str(exc))
+            self.held.pop(task_id, None)
+        if self.membership is not None:
+            await self.membership.leave()
+
     # -- what the API shows (kapa_core.engine.tasks.ClusterView) ------------------------
     def owner_of(self, task_id: str) -> str | None:
         if self.membership is None:
@@ -212,9 +227,5 @@ class ClusterMember:
                 await trio.sleep_forever()
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    for task_id, lease in list(self.held.items()):
-                        if self.tasks is not None and self.tasks.running(task_id):
-                            await self.tasks.stop(task_id)
-                        await self.leases.release(lease)
-                    await self.membership.leave()
+                    await self._hand_over()
                 nursery.cancel_scope.cancel()

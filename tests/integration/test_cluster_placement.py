@@ -70,10 +70,11 @@ def recorder() -> Iterator[tuple[str, dict[str, list[int]]]]:
         server.shutdown()
 
 
-def start_member(nats: NatsServer, member_id: str, data_dir: Path) -> DaemonProcess:
+def start_member(nats: NatsServer, member_id: str, data_dir: Path,
+                 timeout: float = TIMEOUT) -> DaemonProcess:
     return DaemonProcess({"cluster": {
         "enabled": True, "urls": [nats.url], "name": "spread", "member-id": member_id,
-        "heartbeat-interval": "300ms", "member-timeout": f"{TIMEOUT}s"}},
+        "heartbeat-interval": "300ms", "member-timeout": f"{timeout}s"}},
         data_dir=str(data_dir / member_id)).start()
 
 
@@ -240,6 +241,36 @@ def test_an_alert_fires_once_and_every_member_lists_it(tmp_path: Path) -> None:
                 events = httpx.get(
                     f"{daemon.url}/kapacitor/v1/alerts/topics/load/events").json()["events"]
                 assert [e["state"]["level"] for e in events] == ["CRITICAL"], name
+        finally:
+            for daemon in members.values():
+                daemon.close()
+
+
+def test_a_member_stopped_cleanly_hands_its_tasks_over_at_once(tmp_path: Path) -> None:
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        members = {m: start_member(nats, m, tmp_path, timeout=8.0) for m in MEMBERS[:2]}
+        try:
+            task_ids = tasks_spread_over(MEMBERS[:2], 1)
+            a = members["alpha"]
+            for task_id in task_ids:
+                assert httpx.post(f"{a.url}/kapacitor/v1/tasks", json={
+                    "id": task_id, "type": "stream", "status": "enabled",
+                    "dbrps": [{"db": "db", "rp": "rp"}],
+                    "script": "stream\n    |from()\n    |httpOut('out')\n"}).status_code == 200
+            on_bravo = [t for t in task_ids
+                        if owner(t, [Member(m) for m in MEMBERS[:2]]).id == "bravo"]  # type: ignore[union-attr]  # noqa: E501
+            for t in task_ids:
+                wait_until(lambda t=t: executing_on(members, t), until=lambda on: len(on) == 1,
+                           what=f"{t} running")
+            assert members["bravo"].stop() == 0  # SIGTERM: a clean stop
+            stopped_at = time.monotonic()
+            alive = {"alpha": a}
+            for t in on_bravo:
+                wait_until(lambda t=t: executing_on(alive, t), until=lambda on: on == ["alpha"],
+                           timeout=8, what=f"{t} taken over by alpha")
+            took = time.monotonic() - stopped_at
+            assert took < 4.0, f"{took:.1f}s: the member-timeout (8s) was waited for"
+            assert "cluster: could not say goodbye" not in members["bravo"].log()
         finally:
             for daemon in members.values():
                 daemon.close()
