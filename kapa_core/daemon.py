@@ -290,6 +290,7 @@ class Daemon:
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
             if member is not None:
+                member.alerts = self.alerts  # topic handlers shared through the catalog
                 member.tasks = self.task_service  # placement starts and stops its tasks
             self.task_master.snapshots = Snapshots(self.store, config["task"].snapshot_interval,
                                                    Logger("task_master"))

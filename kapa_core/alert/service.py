@@ -123,6 +123,9 @@ class AlertService:
         #: The handlers' long-lived HTTP clients, closed when the service stops
         self.clients = HTTPClients("the alert service")
         self.specs: dict[tuple[str, str], HandlerSpec] = {}
+        #: A cluster member's catalog: told of each handler saved or removed here (topic,
+        #: id, its JSON or None), to share it with the other members.
+        self.on_change: Callable[[str, str, dict[str, Any] | None], None] | None = None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for _, raw in self.store.items_json(HANDLER_SPECS):
@@ -248,19 +251,48 @@ class AlertService:
         self.topics.attach(spec.topic, spec.id, spec.kind, handler, match)
         self.specs[spec.topic, spec.id] = spec
 
-    def save(self, spec: HandlerSpec) -> None:
-        self.store.put_json(HANDLER_SPECS, f"{spec.topic}\x00{spec.id}",
-                            {"topic": spec.topic, "id": spec.id, "kind": spec.kind,
-                             "options": spec.options, "match": spec.match})
+    def save(self, spec: HandlerSpec, *, share: bool = True) -> None:
+        data = spec_json(spec)
+        self.store.put_json(HANDLER_SPECS, f"{spec.topic}\x00{spec.id}", data)
         self._attach(spec)
+        if share and self.on_change is not None:
+            self.on_change(spec.topic, spec.id, data)
 
-    def remove(self, topic: str, handler_id: str) -> bool:
+    def remove(self, topic: str, handler_id: str, *, share: bool = True) -> bool:
         found = self.specs.pop((topic, handler_id), None) is not None
         self.store.delete(HANDLER_SPECS, f"{topic}\x00{handler_id}")
         self.topics.detach(topic, handler_id)
+        if found and share and self.on_change is not None:
+            self.on_change(topic, handler_id, None)
         return found
+
+    # -- a cluster's catalog (kapa_core.cluster.catalog) ----------------------------------
+    def local_handlers(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {key: spec_json(spec) for key, spec in self.specs.items()}
+
+    def apply_remote_handler(self, topic: str, handler_id: str,
+                             data: dict[str, Any] | None) -> None:
+        """Take a topic handler as another member wrote it (None: it deleted it)."""
+        if data is None:
+            self.remove(topic, handler_id, share=False)
+            return
+        try:
+            spec = self.parse_spec(topic, data, handler_id)
+        except APIError as exc:  # a kind this member lacks (a plugin not installed here)
+            self.log.error("topic handler from the cluster's catalog not usable here",
+                           topic=topic, handler=handler_id, err=exc.message)
+            return
+        if (topic, handler_id) in self.specs:
+            self.topics.detach(topic, handler_id)
+        self.save(spec, share=False)
 
     def delete_topic(self, topic: str) -> None:
         for key in [k for k in self.specs if k[0] == topic]:
             self.remove(*key)
         self.topics.delete(topic)
+
+
+def spec_json(spec: HandlerSpec) -> dict[str, Any]:
+    """A topic handler as it is stored (and shared in a cluster's catalog)."""
+    return {"topic": spec.topic, "id": spec.id, "kind": spec.kind,
+            "options": spec.options, "match": spec.match}

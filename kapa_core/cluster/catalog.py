@@ -12,14 +12,16 @@ skipped. At start, the bucket's content is the truth: tasks it holds replace the
 ones; a local task the bucket does not hold (a daemon joining a cluster with tasks of its
 own) is written to it, unless another member wrote that ID first.
 
-Two members changing one task at the same moment: the last write wins, and both end up
-with it. (Templates, topic handlers, users and configuration overrides are to follow the
-same way.)
+Topic handlers are shared the same way, under ``handlers.<hex of topic NUL id>`` (topic
+names hold characters a key cannot). Two members changing one item at the same moment:
+the last write wins, and both end up with it. (Templates, users and configuration
+overrides are to follow the same way.)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
@@ -28,6 +30,27 @@ from kapa_core.cluster import ClusterError, ConflictError
 from kapa_core.logs import Logger
 
 PREFIX = "tasks."
+HANDLERS = "handlers."
+
+
+class HandlerStore(Protocol):
+    """The alert service as the catalog drives it."""
+
+    on_change: Callable[[str, str, dict[str, Any] | None], None] | None
+
+    def local_handlers(self) -> dict[tuple[str, str], dict[str, Any]]: ...
+
+    def apply_remote_handler(self, topic: str, handler_id: str,
+                             data: dict[str, Any] | None) -> None: ...
+
+
+def handler_key(topic: str, handler_id: str) -> str:
+    return HANDLERS + f"{topic}\0{handler_id}".encode().hex()
+
+
+def handler_of(key: str) -> tuple[str, str]:
+    topic, _, handler_id = bytes.fromhex(key[len(HANDLERS):]).decode().partition("\0")
+    return topic, handler_id
 
 
 class TaskStore(Protocol):
@@ -49,7 +72,10 @@ class Catalog:
         self.log = log or Logger("cluster")
         self.bucket: Any = None
         self.tasks: TaskStore | None = None
+        self.handlers: HandlerStore | None = None
         self.synced = trio.Event()
+        self._outgoing, self._queued = trio.open_memory_channel[tuple[str, bytes | None]](
+            10_000)
 
     async def open(self) -> None:
         self.bucket = await self.bridge.kv(self.bucket_name, history=5, replicas=self.replicas)
@@ -61,45 +87,78 @@ class Catalog:
     async def task_deleted(self, task_id: str) -> None:
         await self.bucket.delete(PREFIX + task_id)
 
+    def handler_changed(self, topic: str, handler_id: str,
+                        data: dict[str, Any] | None) -> None:
+        """The alert service's hook (it is not async): queued, written in order."""
+        try:
+            self._outgoing.send_nowait((handler_key(topic, handler_id),
+                                        None if data is None else _encode(data)))
+        except trio.WouldBlock:
+            self.log.error("topic handler not shared: the catalog's queue is full",
+                           topic=topic, handler=handler_id)
+
+    async def _write_queued(self) -> None:
+        async for key, value in self._queued:
+            try:
+                if value is None:
+                    await self.bucket.delete(key)
+                else:
+                    await self.bucket.put(key, value)
+            except ClusterError as exc:
+                self.log.error("topic handler not shared with the cluster", key=key,
+                               err=str(exc))
+
     # -- everyone's changes -------------------------------------------------------------
     async def run(self) -> None:
-        """Apply the bucket to the task service, then follow it (until cancelled)."""
+        """Apply the bucket to the task service (and the alert service's topic handlers),
+        then follow it (until cancelled)."""
         assert self.tasks is not None
-        while True:
-            try:
-                await self._follow(self.tasks)
-            except ClusterError as exc:
-                self.log.error("cannot follow the cluster's catalog; trying again",
-                               err=str(exc))
-                await trio.sleep(1.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_queued)
+            while True:
+                try:
+                    await self._follow(self.tasks)
+                except ClusterError as exc:
+                    self.log.error("cannot follow the cluster's catalog; trying again",
+                                   err=str(exc))
+                    await trio.sleep(1.0)
 
     async def _follow(self, tasks: TaskStore) -> None:
-        # what the bucket holds now, then the tasks only this member had, then changes
-        keys = await self.bucket.keys(PREFIX + ">")
+        # what the bucket holds now, then what only this member had, then changes
+        keys = await self.bucket.keys(">")
         for key in keys:
             entry = await self.bucket.get(key)
             await self._apply(tasks, key, None if entry is None else entry.value)
         if not self.synced.is_set():
-            await self._publish_local_only(tasks, {k[len(PREFIX):] for k in keys})
-        async with self.bucket.watch(PREFIX + ">") as changes:
+            await self._publish_local_only(tasks, set(keys))
+        async with self.bucket.watch(">") as changes:
             async for change in changes:
                 await self._apply(tasks, change.key, change.value)
         # the watch ended (the bridge gave up on it): read the bucket again
 
     async def _apply(self, tasks: TaskStore, key: str, value: bytes | None) -> None:
-        task_id = key[len(PREFIX):]
         data = None if value is None else json.loads(value)
-        if data != tasks.local().get(task_id):
-            await tasks.apply_remote(task_id, data)
+        if key.startswith(PREFIX):
+            task_id = key[len(PREFIX):]
+            if data != tasks.local().get(task_id):
+                await tasks.apply_remote(task_id, data)
+        elif key.startswith(HANDLERS) and self.handlers is not None:
+            topic, handler_id = handler_of(key)
+            if data != self.handlers.local_handlers().get((topic, handler_id)):
+                self.handlers.apply_remote_handler(topic, handler_id, data)
 
     async def _publish_local_only(self, tasks: TaskStore, seen: set[str]) -> None:
-        """Tasks this member had before it joined and the bucket lacks: shared now."""
-        for task_id, data in tasks.local().items():
-            if task_id in seen:
+        """What this member had before it joined and the bucket lacks: shared now."""
+        mine = {PREFIX + task_id: data for task_id, data in tasks.local().items()}
+        if self.handlers is not None:
+            mine.update({handler_key(*key): data
+                         for key, data in self.handlers.local_handlers().items()})
+        for key, data in mine.items():
+            if key in seen:
                 continue
             try:
-                await self.bucket.create(PREFIX + task_id, _encode(data))
-                self.log.info("local task shared with the cluster", task=task_id)
+                await self.bucket.create(key, _encode(data))
+                self.log.info("shared with the cluster", key=key)
             except ConflictError:
                 pass  # another member wrote it meanwhile: its version comes through
         self.synced.set()

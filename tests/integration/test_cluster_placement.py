@@ -210,20 +210,28 @@ def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
                 daemon.close()
 
 
-def test_an_alert_fires_once_and_every_member_lists_it(tmp_path: Path) -> None:
+def test_a_handler_defined_anywhere_fires_once_and_every_member_lists_the_topic(tmp_path: Path) -> None:
     with NatsServer(store_dir=tmp_path / "nats") as nats:
         members = {m: start_member(nats, m, tmp_path) for m in MEMBERS}
         try:
             log = tmp_path / "alerts.log"
             script = ("stream\n    |from()\n        .measurement('load')\n    |alert()\n"
-                      "        .crit(lambda: \"v\" > 10)\n        .topic('load')\n"
-                      f"        .log('{log}')\n")
+                      "        .crit(lambda: \"v\" > 10)\n        .topic('load')\n")
             a = members["alpha"]
             assert httpx.post(f"{a.url}/kapacitor/v1/tasks", json={
                 "id": "load", "type": "stream", "status": "enabled", "script": script,
                 "dbrps": [{"db": "db", "rp": "rp"}]}).status_code == 200
             runs_on = wait_until(lambda: executing_on(members, "load"),
                                  until=lambda on: len(on) == 1, what="it runs somewhere")
+            # the topic's handler, defined through a member the task does not run on
+            other = members[next(m for m in MEMBERS if m not in runs_on)]
+            assert httpx.post(f"{other.url}/kapacitor/v1/alerts/topics/load/handlers", json={
+                "id": "to-log", "kind": "log", "options": {"path": str(log)}}
+            ).status_code == 200
+            for daemon in members.values():
+                wait_until(lambda d=daemon: httpx.get(
+                    f"{d.url}/kapacitor/v1/alerts/topics/load/handlers/to-log").status_code,
+                    until=lambda status: status == 200, what="every member has the handler")
             for n, daemon in enumerate(members.values()):  # through every member
                 assert httpx.post(f"{daemon.url}/write", params={
                     "db": "db", "rp": "rp", "precision": "s"},
@@ -235,9 +243,10 @@ def test_an_alert_fires_once_and_every_member_lists_it(tmp_path: Path) -> None:
             assert sorted(times) == [f"1970-01-01T00:00:0{n}Z" for n in (1, 2, 3)]
             for name, daemon in members.items():
                 topics = httpx.get(f"{daemon.url}/kapacitor/v1/alerts/topics").json()["topics"]
+                # collected on the task's member; an empty topic on the others (the
+                # handler defined there)
                 assert [(t["id"], t["level"], t["collected"]) for t in topics] == [
-                    ("load", "CRITICAL", 3), ("main:load:alert2", "CRITICAL", 3)], (
-                    name, runs_on)  # its own topic, and the task's anonymous one
+                    ("load", "CRITICAL", 3)], (name, runs_on)
                 events = httpx.get(
                     f"{daemon.url}/kapacitor/v1/alerts/topics/load/events").json()["events"]
                 assert [e["state"]["level"] for e in events] == ["CRITICAL"], name
