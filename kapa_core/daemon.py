@@ -289,12 +289,13 @@ class Daemon:
                                                     logger=Logger("stats")))
             assert self.store is not None
             self.task_service = TaskService(self.store, self.task_master, Logger("task_store"))
-            if member is not None:
-                member.alerts = self.alerts  # topic handlers shared through the catalog
+            self.template_service = TemplateService(self.store, self.task_service)
+            if member is not None:  # shared through the catalog: handlers, templates, tasks
+                member.alerts = self.alerts
+                member.templates = self.template_service
                 member.tasks = self.task_service  # placement starts and stops its tasks
             self.task_master.snapshots = Snapshots(self.store, config["task"].snapshot_interval,
                                                    Logger("task_master"))
-            self.template_service = TemplateService(self.store, self.task_service)
             self.replay_service = ReplayService(self.store, self.task_service,
                                                 lambda: self.task_master.context,
                                                 Logger("replay"),

@@ -12,16 +12,16 @@ skipped. At start, the bucket's content is the truth: tasks it holds replace the
 ones; a local task the bucket does not hold (a daemon joining a cluster with tasks of its
 own) is written to it, unless another member wrote that ID first.
 
-Topic handlers are shared the same way, under ``handlers.<hex of topic NUL id>`` (topic
+Templates are shared the same way under ``templates.<id>``, and topic handlers under ``handlers.<hex of topic NUL id>`` (topic
 names hold characters a key cannot). Two members changing one item at the same moment:
-the last write wins, and both end up with it. (Templates, users and configuration
-overrides are to follow the same way.)
+the last write wins, and both end up with it. (Users and configuration overrides are to
+follow the same way.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
@@ -31,6 +31,18 @@ from kapa_core.logs import Logger
 
 PREFIX = "tasks."
 HANDLERS = "handlers."
+TEMPLATES = "templates."
+
+
+class TemplateStore(Protocol):
+    """The template service as the catalog drives it."""
+
+    on_change: Callable[[str, dict[str, Any] | None], Awaitable[None]] | None
+
+    def local_templates(self) -> dict[str, dict[str, Any]]: ...
+
+    async def apply_remote_template(self, template_id: str,
+                                    data: dict[str, Any] | None) -> None: ...
 
 
 class HandlerStore(Protocol):
@@ -73,6 +85,7 @@ class Catalog:
         self.bucket: Any = None
         self.tasks: TaskStore | None = None
         self.handlers: HandlerStore | None = None
+        self.templates: TemplateStore | None = None
         self.synced = trio.Event()
         self._outgoing, self._queued = trio.open_memory_channel[tuple[str, bytes | None]](
             10_000)
@@ -86,6 +99,12 @@ class Catalog:
 
     async def task_deleted(self, task_id: str) -> None:
         await self.bucket.delete(PREFIX + task_id)
+
+    async def template_changed(self, template_id: str, data: dict[str, Any] | None) -> None:
+        if data is None:
+            await self.bucket.delete(TEMPLATES + template_id)
+        else:
+            await self.bucket.put(TEMPLATES + template_id, _encode(data))
 
     def handler_changed(self, topic: str, handler_id: str,
                         data: dict[str, Any] | None) -> None:
@@ -142,6 +161,10 @@ class Catalog:
             task_id = key[len(PREFIX):]
             if data != tasks.local().get(task_id):
                 await tasks.apply_remote(task_id, data)
+        elif key.startswith(TEMPLATES) and self.templates is not None:
+            template_id = key[len(TEMPLATES):]
+            if data != self.templates.local_templates().get(template_id):
+                await self.templates.apply_remote_template(template_id, data)
         elif key.startswith(HANDLERS) and self.handlers is not None:
             topic, handler_id = handler_of(key)
             if data != self.handlers.local_handlers().get((topic, handler_id)):
@@ -150,6 +173,9 @@ class Catalog:
     async def _publish_local_only(self, tasks: TaskStore, seen: set[str]) -> None:
         """What this member had before it joined and the bucket lacks: shared now."""
         mine = {PREFIX + task_id: data for task_id, data in tasks.local().items()}
+        if self.templates is not None:
+            mine.update({TEMPLATES + key: data
+                         for key, data in self.templates.local_templates().items()})
         if self.handlers is not None:
             mine.update({handler_key(*key): data
                          for key, data in self.handlers.local_handlers().items()})

@@ -25,7 +25,7 @@ import trio
 
 from kapa_core.cluster import ClusterError
 from kapa_core.cluster.bridge import NatsBridge
-from kapa_core.cluster.catalog import Catalog, HandlerStore, TaskStore
+from kapa_core.cluster.catalog import Catalog, HandlerStore, TaskStore, TemplateStore
 from kapa_core.cluster.leases import Lease, Leases
 from kapa_core.cluster.membership import Membership
 from kapa_core.cluster.placement import Member, owner
@@ -82,6 +82,7 @@ class ClusterMember:
         self._tasks: Tasks | None = None
         #: the daemon's alert service, set before ``tasks`` (its handlers are shared too)
         self.alerts: HandlerStore | None = None
+        self.templates: TemplateStore | None = None
         self.catalog: Catalog | None = None
         self.membership: Membership | None = None
         self.leases: Leases | None = None
@@ -104,6 +105,9 @@ class ClusterMember:
             tasks.on_saved = self.catalog.task_saved
             tasks.on_deleted = self.catalog.task_deleted
             self.catalog.tasks = tasks
+            if self.templates is not None:  # templates too
+                self.templates.on_change = self.catalog.template_changed
+                self.catalog.templates = self.templates
             if self.alerts is not None:  # topic handlers too
                 self.alerts.on_change = self.catalog.handler_changed
                 self.catalog.handlers = self.alerts

@@ -9,7 +9,7 @@ enabled ones are reloaded.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,6 +108,33 @@ class TemplateService:
         #: API keeps the last one, so that drawing a template just checked does not
         #: evaluate it again).
         self.on_evaluated: Callable[[TemplateDef, Evaluated], None] | None = None
+        #: A cluster member's catalog: told of each template saved or deleted here (its
+        #: JSON, or None), to share it with the other members.
+        self.on_change: Callable[[str, dict[str, Any] | None], Awaitable[None]] | None = None
+
+    async def _save(self, template: TemplateDef) -> None:
+        data = template.to_json()
+        await self.store.aput_json(TEMPLATES, template.id, data)
+        if self.on_change is not None:
+            await self.tasks._shared(self.on_change(template.id, data))
+
+    # -- a cluster's catalog (kapa_core.cluster.catalog) ----------------------------------
+    def local_templates(self) -> dict[str, dict[str, Any]]:
+        return {key: template.to_json() for key, template in self.templates.items()}
+
+    async def apply_remote_template(self, template_id: str,
+                                    data: dict[str, Any] | None) -> None:
+        """Take a template as another member wrote it (None: deleted). Its tasks come
+        through the catalog on their own (the member that changed it saved them)."""
+        if data is None:
+            if self.templates.pop(template_id, None) is not None:
+                await self.store.adelete(TEMPLATES, template_id)
+            return
+        try:
+            self.templates[template_id] = TemplateDef(**data)
+        except TypeError:
+            return
+        await self.store.aput_json(TEMPLATES, template_id, data)
 
     def evaluate(self, template: TemplateDef, program: Any = None, *,
                  notify: bool = True) -> Evaluated:
@@ -168,7 +195,7 @@ class TemplateService:
             raise APIError(400, f"template {template_id} already exists")
         template.id = template_id
         self.templates[template_id] = template
-        await self.store.aput_json(TEMPLATES, template_id, template.to_json())
+        await self._save(template)
         return template
 
     async def update(self, template_id: str, body: dict[str, Any]) -> TemplateDef:
@@ -197,7 +224,7 @@ class TemplateService:
             raise APIError(409, f"template {template_id} was changed or deleted meanwhile; "
                            "retry")
         self.templates[template_id] = template
-        await self.store.aput_json(TEMPLATES, template_id, template.to_json())
+        await self._save(template)
         for task in users:
             task.script, task.type, task.modified = template.script, template.type, now()
             if task.status == "enabled":
@@ -209,3 +236,5 @@ class TemplateService:
     async def delete(self, template_id: str) -> None:
         if self.templates.pop(template_id, None) is not None:
             await self.store.adelete(TEMPLATES, template_id)
+            if self.on_change is not None:
+                await self.tasks._shared(self.on_change(template_id, None))

@@ -201,6 +201,14 @@ def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
                        what="it stops everywhere")
             assert httpx.get(f"{a.url}/kapacitor/v1/tasks/shared").json()["status"] == \
                 "disabled"
+            # a template made through alpha is on bravo, and goes when deleted there
+            assert httpx.post(f"{a.url}/kapacitor/v1/templates", json={
+                "id": "tpl", "type": "stream", "script": script}).status_code == 200
+            wait_until(lambda: httpx.get(f"{b.url}/kapacitor/v1/templates/tpl").status_code,
+                       until=lambda status: status == 200, what="bravo knows the template")
+            assert httpx.delete(f"{b.url}/kapacitor/v1/templates/tpl").status_code == 204
+            wait_until(lambda: httpx.get(f"{a.url}/kapacitor/v1/templates/tpl").status_code,
+                       until=lambda status: status == 404, what="alpha forgets the template")
             # deleted through bravo: gone from alpha too
             assert httpx.delete(f"{b.url}/kapacitor/v1/tasks/shared").status_code == 204
             wait_until(lambda: httpx.get(f"{a.url}/kapacitor/v1/tasks/shared").status_code,
