@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -114,72 +115,69 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_killed_member_loses_no_acknowledged_point(nats: NatsServer, tmp_path: Path) -> None:
+@dataclass
+class Sequence:
+    """A task posting each ``seq`` point to a local server, and the points it posted."""
+
+    script: str
+    received: list[Any]
+
+    def seen(self) -> set[int]:
+        with _Recorder.lock:
+            return {int(row[1]) for doc in self.received for row in doc["series"][0]["values"]}
+
+    def wait_for(self, acknowledged: list[int]) -> None:
+        missing = wait_until(lambda: set(acknowledged) - self.seen(), until=lambda m: not m,
+                             timeout=60, what="every acknowledged point posted")
+        assert not missing
+
+
+@pytest.fixture
+def sequence() -> Iterator[Sequence]:
     received: list[Any] = []
-    recorder_class = type("Recorder", (_Recorder,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), recorder_class)
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 type("Recorder", (_Recorder,), {"received": received}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    script = ("stream\n    |from()\n        .measurement('seq')\n"
-              f"    |httpPost('http://127.0.0.1:{server.server_address[1]}/')\n")
-    acknowledged: list[int] = []
-    data_dir = str(tmp_path / "member")
     try:
-        daemon = member(nats, data_dir=data_dir).start()
-        try:
-            define(daemon, "seq", script)
-            for n in range(400):
-                if n == 200:
-                    daemon.kill()  # SIGKILL, whatever it had fetched and not acknowledged
-                    daemon = member(nats, data_dir=data_dir).start()
-                answer = write(daemon, f"seq n={n}i {n + 1}")
-                if answer.status_code == 204:
-                    acknowledged.append(n)
-
-            def seen() -> set[int]:
-                with _Recorder.lock:
-                    return {int(row[1]) for doc in received
-                            for row in doc["series"][0]["values"]}
-
-            missing = wait_until(lambda: set(acknowledged) - seen(), until=lambda m: not m,
-                                 timeout=60, what="every acknowledged point posted")
-            assert not missing
-            assert len(acknowledged) >= 390  # the restart took at most a few writes
-        finally:
-            daemon.close()
+        yield Sequence("stream\n    |from()\n        .measurement('seq')\n"
+                       f"    |httpPost('http://127.0.0.1:{server.server_address[1]}/')\n",
+                       received)
     finally:
         server.shutdown()
+
+
+def test_a_killed_member_loses_no_acknowledged_point(nats: NatsServer, tmp_path: Path,
+                                                     sequence: Sequence) -> None:
+    acknowledged: list[int] = []
+    data_dir = str(tmp_path / "member")
+    daemon = member(nats, data_dir=data_dir).start()
+    try:
+        define(daemon, "seq", sequence.script)
+        for n in range(400):
+            if n == 200:
+                daemon.kill()  # SIGKILL, whatever it had fetched and not acknowledged
+                daemon = member(nats, data_dir=data_dir).start()
+            if write(daemon, f"seq n={n}i {n + 1}").status_code == 204:
+                acknowledged.append(n)
+        sequence.wait_for(acknowledged)
+        assert len(acknowledged) >= 390  # the restart took at most a few writes
+    finally:
+        daemon.close()
 
 
 def test_a_nats_server_restarted_under_load_loses_no_acknowledged_point(
-        tmp_path: Path) -> None:
-    received: list[Any] = []
-    recorder_class = type("Recorder", (_Recorder,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), recorder_class)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    script = ("stream\n    |from()\n        .measurement('seq')\n"
-              f"    |httpPost('http://127.0.0.1:{server.server_address[1]}/')\n")
+        sequence: Sequence) -> None:
     acknowledged: list[int] = []
-    try:
-        with NatsCluster(3) as nats, DaemonProcess({
-                "cluster": {"enabled": True, "urls": nats.urls, "name": "ha",
-                            "replicas": 3}, "stats": {"enabled": False}}) as daemon:
-            define(daemon, "seq", script)
-            for n in range(300):
-                if n == 100:
-                    nats.restart(0)  # a clean restart
-                if n == 200:
-                    nats.restart(1, kill=True)  # SIGKILL, then started again
-                if write(daemon, f"seq n={n}i {n + 1}").status_code == 204:
-                    acknowledged.append(n)
-
-            def seen() -> set[int]:
-                with _Recorder.lock:
-                    return {int(row[1]) for doc in received
-                            for row in doc["series"][0]["values"]}
-
-            missing = wait_until(lambda: set(acknowledged) - seen(), until=lambda m: not m,
-                                 timeout=60, what="every acknowledged point posted")
-            assert not missing
-            assert len(acknowledged) >= 280, len(acknowledged)
-    finally:
-        server.shutdown()
+    with NatsCluster(3) as nats, DaemonProcess({
+            "cluster": {"enabled": True, "urls": nats.urls, "name": "ha", "replicas": 3},
+            "stats": {"enabled": False}}) as daemon:
+        define(daemon, "seq", sequence.script)
+        for n in range(300):
+            if n == 100:
+                nats.restart(0)  # a clean restart
+            if n == 200:
+                nats.restart(1, kill=True)  # SIGKILL, then started again
+            if write(daemon, f"seq n={n}i {n + 1}").status_code == 204:
+                acknowledged.append(n)
+        sequence.wait_for(acknowledged)
+        assert len(acknowledged) >= 280, len(acknowledged)
