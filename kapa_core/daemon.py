@@ -315,6 +315,8 @@ class Daemon:
                     self.discovery, self.http_clients))
             await self.elements.open_all(runner, config)
             self._http = self._http_server()
+            if self.cluster_member is not None:
+                self.cluster_member.start_sharing()
             self.address = await runner.open("http", self._http)
             self.plugins.hook.kapa_startup(context=StartupContext(config, self.facts()))
             addr = f"{self.address[0]}:{self.address[1]}"
@@ -475,8 +477,10 @@ class Daemon:
         LogsAPI(logs.LogBroadcast(owner=self)).register(router)  # /v1preview/logs
         ScriptsAPI(self.task_service).register(router)  # /scripts/check, /scripts/try
         ConsoleAPI(self.about).register(router)  # /console/, /me, /about
+        catalog = self.cluster_member.catalog if self.cluster_member else None
         auth_middleware = install_auth(router, self.config, self.store,
-                                       subscription_tokens=self.subscription_tokens)
+                                       subscription_tokens=self.subscription_tokens,
+                                       on_users=catalog.share_users if catalog else None)
         host, port = split_bind(http.bind_address)
         return HTTPServer(router, host=host, port=port, version=KAPACITOR_COMPAT_VERSION,
                           logger=Logger("http"), max_body_size=http.max_body_size,

@@ -204,6 +204,21 @@ class UserStore:
         for listener in self.listeners:
             listener(name)
 
+    # -- a cluster's catalog (kapa_core.cluster.catalog) ----------------------------------
+    def local_users(self) -> dict[str, dict[str, Any]]:
+        return {name: raw for name, raw in self.store.items_json(USERS)}
+
+    async def apply_remote_user(self, name: str, data: dict[str, Any] | None) -> None:
+        """Take a user as another member wrote it (None: deleted); the caches that know
+        the user forget it (the listeners), the catalog's own among them, which finds
+        the user as the bucket has it and writes nothing."""
+        async with self._lock:
+            if data is None:
+                await self.store.adelete(USERS, name)
+            else:
+                await self.store.aput_json(USERS, name, data)
+        self._changed(name)
+
 
 def parse_limit(request_value: str, name: str, default: int) -> int:
     """An ``offset``/``limit`` query value, with Kapacitor's error text."""

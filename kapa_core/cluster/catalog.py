@@ -12,10 +12,12 @@ skipped. At start, the bucket's content is the truth: tasks it holds replace the
 ones; a local task the bucket does not hold (a daemon joining a cluster with tasks of its
 own) is written to it, unless another member wrote that ID first.
 
-Templates are shared the same way under ``templates.<id>``, and topic handlers under ``handlers.<hex of topic NUL id>`` (topic
+Templates are shared the same way under ``templates.<id>``, the users of ``[auth]``
+under ``users.<hex of name>`` (with their bcrypt hashes, as the local store keeps them),
+and topic handlers under ``handlers.<hex of topic NUL id>`` (topic
 names hold characters a key cannot). Two members changing one item at the same moment:
-the last write wins, and both end up with it. (Users and configuration overrides are to
-follow the same way.)
+the last write wins, and both end up with it. (Configuration overrides are to follow the
+same way.)
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ from kapa_core.logs import Logger
 PREFIX = "tasks."
 HANDLERS = "handlers."
 TEMPLATES = "templates."
+USERS = "users."
+
+
+class UserStore(Protocol):
+    """The users of ``[auth]`` (kapa_core.auth.users.UserStore) as the catalog shares them."""
+
+    listeners: list[Callable[[str], None]]
+
+    def local_users(self) -> dict[str, dict[str, Any]]: ...
+
+    async def apply_remote_user(self, name: str, data: dict[str, Any] | None) -> None: ...
 
 
 class TemplateStore(Protocol):
@@ -86,6 +99,7 @@ class Catalog:
         self.tasks: TaskStore | None = None
         self.handlers: HandlerStore | None = None
         self.templates: TemplateStore | None = None
+        self.users: UserStore | None = None
         self.synced = trio.Event()
         self._outgoing, self._queued = trio.open_memory_channel[tuple[str, bytes | None]](
             10_000)
@@ -105,6 +119,22 @@ class Catalog:
             await self.bucket.delete(TEMPLATES + template_id)
         else:
             await self.bucket.put(TEMPLATES + template_id, _encode(data))
+
+    def share_users(self, users: UserStore) -> None:
+        """Share ``users``: told of each user changed here, applying the others'."""
+        self.users = users
+        users.listeners.append(self.user_changed)
+
+    def user_changed(self, name: str) -> None:
+        """The user store's listener: the user as it is now (None: deleted), queued."""
+        if self.users is None:
+            return
+        data = self.users.local_users().get(name)
+        try:
+            self._outgoing.send_nowait((USERS + name.encode().hex(),
+                                        None if data is None else _encode(data)))
+        except trio.WouldBlock:
+            self.log.error("user not shared: the catalog's queue is full", user=name)
 
     def handler_changed(self, topic: str, handler_id: str,
                         data: dict[str, Any] | None) -> None:
@@ -165,6 +195,10 @@ class Catalog:
             template_id = key[len(TEMPLATES):]
             if data != self.templates.local_templates().get(template_id):
                 await self.templates.apply_remote_template(template_id, data)
+        elif key.startswith(USERS) and self.users is not None:
+            name = bytes.fromhex(key[len(USERS):]).decode()
+            if data != self.users.local_users().get(name):
+                await self.users.apply_remote_user(name, data)
         elif key.startswith(HANDLERS) and self.handlers is not None:
             topic, handler_id = handler_of(key)
             if data != self.handlers.local_handlers().get((topic, handler_id)):
@@ -176,6 +210,9 @@ class Catalog:
         if self.templates is not None:
             mine.update({TEMPLATES + key: data
                          for key, data in self.templates.local_templates().items()})
+        if self.users is not None:
+            mine.update({USERS + name.encode().hex(): data
+                         for name, data in self.users.local_users().items()})
         if self.handlers is not None:
             mine.update({handler_key(*key): data
                          for key, data in self.handlers.local_handlers().items()})

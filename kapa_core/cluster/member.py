@@ -97,8 +97,8 @@ class ClusterMember:
 
     @tasks.setter
     def tasks(self, tasks: Tasks | None) -> None:
-        """The daemon's task service, once it exists: shared through the catalog from
-        then on, its tasks placed."""
+        """The daemon's task service, once it exists: shared through the catalog (see
+        :meth:`start_sharing`), its tasks placed."""
         self._tasks = tasks
         if tasks is not None and self.catalog is not None and self._nursery is not None:
             tasks.cluster = self
@@ -111,6 +111,12 @@ class ClusterMember:
             if self.alerts is not None:  # topic handlers too
                 self.alerts.on_change = self.catalog.handler_changed
                 self.catalog.handlers = self.alerts
+
+    def start_sharing(self) -> None:
+        """Read the catalog and follow it, once everything it shares is wired (the users
+        come with the HTTP API)."""
+        if self.catalog is not None and self._nursery is not None \
+                and self.catalog.tasks is not None:
             self._nursery.start_soon(self.catalog.run)
 
     async def _hand_over(self) -> None:

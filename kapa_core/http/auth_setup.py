@@ -15,6 +15,8 @@ backend; kapa-core refuses to start instead, since no request could be checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kapa_core.auth.internal import InternalAuthenticator
 from kapa_core.auth.meta import MetaAuthenticator
 from kapa_core.auth.principal import Authenticator
@@ -50,7 +52,8 @@ def check_config(config: Config) -> None:
 
 
 def install(router: Router, config: Config, store: Store, log: Logger | None = None,
-            subscription_tokens: SubscriptionTokens | None = None) -> list[Middleware]:
+            subscription_tokens: SubscriptionTokens | None = None,
+            on_users: Callable[[UserStore], None] | None = None) -> list[Middleware]:
     """Register the users API (``[auth] enabled``) on ``router``; the middleware the
     server must run (empty unless ``[http] auth-enabled``). ``subscription_tokens`` are
     the tokens granted to InfluxDB subscriptions (user ``~subscriber``)."""
@@ -60,6 +63,8 @@ def install(router: Router, config: Config, store: Store, log: Logger | None = N
     if auth.enabled:
         users = UserStore(store, auth.bcrypt_cost)
         UsersAPI(users).register(router)
+        if on_users is not None:  # a cluster member shares them (kapa_core.cluster.catalog)
+            on_users(users)
     backends = authenticators(config, users)
     if not http.auth_enabled:
         if auth.enabled:

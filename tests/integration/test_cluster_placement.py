@@ -291,3 +291,31 @@ def test_a_member_stopped_cleanly_hands_its_tasks_over_at_once(tmp_path: Path) -
         finally:
             for daemon in members.values():
                 daemon.close()
+
+
+def test_a_user_made_through_one_member_is_on_all(tmp_path: Path) -> None:
+    auth = {"enabled": True, "bcrypt-cost": 4, "meta-addr": ""}
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        config = {"cluster": {"enabled": True, "urls": [nats.url], "name": "users",
+                              "heartbeat-interval": "300ms", "member-timeout": "1.5s"},
+                  "auth": auth}
+        members = [DaemonProcess(config, data_dir=str(tmp_path / name)).start()
+                   for name in ("alpha", "bravo")]
+        try:
+            a, b = members
+            assert httpx.post(f"{a.url}/kapacitor/v1/users", json={
+                "name": "ops", "password": "pw-1", "permissions": ["api"]}).status_code == 200
+            seen = wait_until(lambda: httpx.get(f"{b.url}/kapacitor/v1/users/ops"),
+                              until=lambda r: r.status_code == 200, what="bravo has the user")
+            assert seen.json()["permissions"] == ["api"]
+            assert httpx.patch(f"{b.url}/kapacitor/v1/users/ops",
+                               json={"permissions": ["config_api"]}).status_code == 200
+            wait_until(lambda: httpx.get(f"{a.url}/kapacitor/v1/users/ops").json(),
+                       until=lambda u: u.get("permissions") == ["config_api"],
+                       what="alpha has the change")
+            assert httpx.delete(f"{b.url}/kapacitor/v1/users/ops").status_code == 204
+            wait_until(lambda: httpx.get(f"{a.url}/kapacitor/v1/users/ops").status_code,
+                       until=lambda status: status == 404, what="alpha forgets the user")
+        finally:
+            for daemon in members:
+                daemon.close()
