@@ -53,7 +53,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,9 +420,26 @@ def hop_cost(results: Results, setups: list[str]) -> None:
                          f"({1e6 / single:.1f} -> {1e6 / clustered:.1f} µs/point)")
         p50 = results.median("p50", name)
         if single_p50 is not None and p50 is not None:
-            parts.append(f"{1e3 * (p50 - single_p50):+,.0f} µs of p50 latency")
+            extra = p50 - single_p50  # ms
+            parts.append(f"{1e3 * extra:+,.0f} µs of p50 latency" if abs(extra) < 10
+                         else f"{extra:+,.0f} ms of p50 latency (the path is saturated)")
         if parts:
             print(f"  {name}: " + "; ".join(parts))
+
+
+def guarded(running: Setup, case: Callable[[], Figures], keys: list[str]) -> Figures:
+    """A case's figures, or none when it failed: said with the members' last errors,
+    and the benchmark goes on with the next case."""
+    try:
+        return case()
+    except (RuntimeError, AssertionError, httpx.HTTPError) as exc:
+        print(f"    failed: {exc}")
+        for n, member in enumerate(running.members):
+            errors = [line for line in member.log().splitlines() if "lvl=error" in line]
+            for line in errors[-3:]:
+                print(f"    member {n + 1}: {line[:300]}")
+        sys.stdout.flush()
+        return dict.fromkeys(keys)
 
 
 def main() -> int:
@@ -486,7 +503,9 @@ def main() -> int:
                     kind = "interleaved" if interleaved else "grouped"
                     print(f"throughput ({kind}) on {running.name}, run {run + 1}:",
                           flush=True)
-                    figures = throughput(running, args, ids, n, interleaved, offset)
+                    figures = guarded(running, lambda: throughput(
+                        running, args, ids, n, interleaved, offset),
+                        ["acked", "processed"])
                     offset += n
                     for key, value in figures.items():
                         results.add(key + ("_mixed" if interleaved else ""), running.name,
@@ -494,7 +513,8 @@ def main() -> int:
             if members in latency_on:
                 for run in range(args.runs):
                     print(f"latency on {running.name}, run {run + 1}:", flush=True)
-                    for key, value in latency(running, args, run).items():
+                    for key, value in guarded(running, lambda: latency(running, args, run),
+                                              ["p50", "p99"]).items():
                         results.add(key, running.name, value)
 
     rate = f"{args.latency_rate:,} pts/s"
