@@ -74,9 +74,9 @@ class ClusterConfig:
                                   "(nats://host:port, tls://, ws:// or wss://)")
         if not 1 <= self.replicas <= 5:
             raise ConfigError("replicas", f"{self.replicas}: JetStream keeps 1 to 5 copies")
-        if self.token and (self.username or self.password):
+        if self.enabled and self.token and (self.username or self.password):
             raise ConfigError("token", "give a token or a username and password, not both")
-        if bool(self.ssl_cert) != bool(self.ssl_key):
+        if self.enabled and bool(self.ssl_cert) != bool(self.ssl_key):
             raise ConfigError("ssl-cert", "a client certificate needs its key (ssl-key)")
         for key, value in (("heartbeat-interval", self.heartbeat_interval),
                            ("checkpoint-interval", self.checkpoint_interval),

@@ -42,8 +42,8 @@ def test_file_and_environment() -> None:
     ({"urls": ["http://x:4222"]}, "urls", "not a NATS URL"),
     ({"replicas": 0}, "replicas", "1 to 5"),
     ({"replicas": 7}, "replicas", "1 to 5"),
-    ({"token": "t", "username": "u"}, "token", "not both"),
-    ({"ssl-cert": "/c.pem"}, "ssl-cert", "needs its key"),
+    ({"enabled": True, "token": "t", "username": "u"}, "token", "not both"),
+    ({"enabled": True, "ssl-cert": "/c.pem"}, "ssl-cert", "needs its key"),
     ({"heartbeat-interval": "1ms"}, "heartbeat-interval", "too short"),
     ({"heartbeat-interval": "3s", "member-timeout": "5s"}, "member-timeout", "twice"),
 ])
@@ -51,6 +51,12 @@ def test_bad_values_say_what_is_wrong(section: dict, key: str, words: str) -> No
     with pytest.raises(ConfigError) as info:
         build({"cluster": section})
     assert f"cluster.{key}" in str(info.value) and words in str(info.value)
+
+
+def test_credentials_of_a_disabled_section_are_not_checked() -> None:
+    """Checked when the cluster is used: a file may keep them while it is off."""
+    cluster = build({"cluster": {"token": "t", "username": "u", "ssl-key": "/k.pem"}})
+    assert cluster.enabled is False and cluster.token == "t"
 
 
 def test_secrets_are_redacted() -> None:
