@@ -179,14 +179,23 @@ class ClusterMember:
             return  # the cluster's tasks are not all known yet
         members = [Member(m) for m in self.membership.live]
         enabled = set(self.tasks.enabled())
+        # fencing: a lease another member took (it thought us gone, during a pause of
+        # ours longer than member-timeout) means the task runs there now: stop it here
+        for task_id, held in list(self.held.items()):
+            if not await self.leases.still_held(held):
+                self.log.warn("task lease taken by another member; stopping the task here",
+                              task=task_id)
+                self.held.pop(task_id)
+                if self.tasks.running(task_id):
+                    await self.tasks.stop(task_id)
         for task_id in sorted(enabled):
             found = owner(task_id, members)
             mine = found is not None and found.id == self.member_id
             if mine and task_id not in self.held:
-                lease = await self.leases.acquire(task_id)
-                if lease is None:
+                taken = await self.leases.acquire(task_id)
+                if taken is None:
                     continue  # its former owner still holds it: next time
-                self.held[task_id] = lease
+                self.held[task_id] = taken
                 self.log.info("task placed here", task=task_id)
                 await self.tasks.start(task_id)
             elif not mine and task_id in self.held:

@@ -9,9 +9,9 @@ into it; the task master subscribes its running tasks to it), with two differenc
   points are published in order, one message per database, retention policy and
   measurement, by one publisher task. The write endpoint awaits its tickets before it
   answers ``204``: a ticket is done when JetStream has stored every message of it, and
-  fails (a ``500``) when it could not within ``publish-timeout``. A message's ID is a
-  hash of its subject and body, so a client that retries a failed write is stored once
-  for what had gone through (JetStream's duplicate window).
+  fails (a ``500``) when it could not within ``publish-timeout``. Every try of one
+  message carries the same message ID, so a try whose acknowledgement was lost is not
+  stored twice (JetStream's duplicate window).
 - a subscribed task is fed from the stream, not from the writes: one durable pull
   consumer per database and retention policy of the task, named after the task, reads
   in stream order from where the task last acknowledged. A batch of messages is
@@ -141,10 +141,11 @@ class ClusterRouter:
             if ticket.error:  # an earlier message of the write failed: the write failed
                 ticket._finished()
                 continue
-            msg_id = hashlib.blake2b(subject.encode() + b"\0" + body, digest_size=16).hexdigest()
             try:
-                await self.bridge.publish(subject, body, msg_id=msg_id,
-                                          timeout=self.publish_timeout)
+                # one message ID per message, the same for every try of it (the bridge's):
+                # a try whose acknowledgement was lost is stored once, while two writes of
+                # the same points are two messages, as a single daemon sees them twice
+                await self.bridge.publish(subject, body, timeout=self.publish_timeout)
             except ClusterError as exc:
                 self.log.error("points not stored in the cluster's stream", subject=subject,
                                err=str(exc))

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
+from kapa_core.cluster.bridge import NatsBridge
 from kapa_core.cluster.placement import Member, owner
 from kapa_core.testing import DaemonProcess, wait_until
 from kapa_core.testing.nats import NatsServer
@@ -319,3 +321,32 @@ def test_a_user_made_through_one_member_is_on_all(tmp_path: Path) -> None:
         finally:
             for daemon in members:
                 daemon.close()
+
+
+def test_a_member_whose_lease_was_taken_stops_the_task(tmp_path: Path) -> None:
+    """Fencing: a member paused past member-timeout finds its lease taken and stops the
+    task (here the lease is taken by hand); the task then goes where placement says."""
+    with NatsServer(store_dir=tmp_path / "nats") as nats:
+        alpha = start_member(nats, "alpha", tmp_path, timeout=8.0)
+        try:
+            assert httpx.post(f"{alpha.url}/kapacitor/v1/tasks", json={
+                "id": "fenced", "type": "stream", "status": "enabled",
+                "dbrps": [{"db": "db", "rp": "rp"}],
+                "script": "stream\n    |from()\n    |httpOut('out')\n"}).status_code == 200
+            wait_until(lambda: executing_on({"alpha": alpha}, "fenced"),
+                       until=lambda on: on == ["alpha"], what="fenced running")
+
+            async def take_the_lease() -> None:
+                async with NatsBridge.connect([nats.url], name="intruder") as bridge:
+                    leases = await bridge.kv("spread_leases")
+                    await leases.put("task.fenced", b"intruder")
+
+            trio.run(take_the_lease)
+            alpha.wait_for_text("task lease taken by another member", timeout=10)
+            # the intruder is no member: placement gives the task back to alpha
+            alpha.wait_for_text('msg="task placed here" service=cluster task=fenced',
+                                count=2, timeout=10)
+            wait_until(lambda: executing_on({"alpha": alpha}, "fenced"),
+                       until=lambda on: on == ["alpha"], what="fenced running again")
+        finally:
+            alpha.close()
