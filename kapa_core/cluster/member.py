@@ -167,7 +167,7 @@ class ClusterMember:
         return out
 
     async def _members_changed(self, live: frozenset[str]) -> None:
-        pass  # placement is reconciled after every heartbeat (see _keep_placement)
+        pass  # placement is reconciled after each heartbeat (see _keep_placement)
 
     async def reconcile(self) -> None:
         """Run the enabled tasks this member owns, and only those: take the lease of a
@@ -209,14 +209,32 @@ class ClusterMember:
             await self.leases.release(self.held.pop(task_id))
 
     async def _keep_placement(self) -> None:
+        """Beat on time whatever placement costs (starting or stopping many tasks takes
+        longer than an interval; a late heartbeat would make the others take our tasks),
+        and place the tasks after each heartbeat that got through."""
         assert self.membership is not None
-        while True:
-            try:
-                await self.membership.beat()
-                await self.reconcile()
-            except ClusterError as exc:
-                self.log.error("cluster heartbeat or placement failed", err=str(exc))
-            await trio.sleep(self.config.heartbeat_interval / 1e9)
+        membership = self.membership
+        beaten = trio.Event()
+
+        async def beat() -> None:
+            nonlocal beaten
+            while True:
+                try:
+                    await membership.beat()
+                    beaten.set()
+                except ClusterError as exc:
+                    self.log.error("cluster heartbeat failed", err=str(exc))
+                await trio.sleep(self.config.heartbeat_interval / 1e9)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(beat)
+            while True:
+                await beaten.wait()
+                beaten = trio.Event()
+                try:
+                    await self.reconcile()
+                except ClusterError as exc:
+                    self.log.error("cluster placement failed", err=str(exc))
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config

@@ -15,8 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
-
 from kapa_core.cluster import ClusterError
 from kapa_core.logs import Logger
 
@@ -57,16 +55,6 @@ class Membership:
             self.log.info("cluster members changed", members=len(live),
                           joined=",".join(joined) or None, left=",".join(left) or None)
             await self.on_change(live)
-
-    async def run(self) -> None:
-        """Beat until cancelled; a failed beat is logged and tried again (the member is
-        presumed dead by the others if it stays silent past the timeout)."""
-        while True:
-            try:
-                await self.beat()
-            except ClusterError as exc:
-                self.log.error("cluster heartbeat failed", err=str(exc))
-            await trio.sleep(self.interval)
 
     async def leave(self) -> None:
         """Remove our key at once (a clean stop): the others move our tasks now rather
