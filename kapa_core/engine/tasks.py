@@ -305,8 +305,8 @@ class TaskService:
 
     async def apply_remote(self, task_id: str, data: dict[str, Any] | None) -> None:
         """Take a task as another member wrote it (None: it deleted it). A running task
-        whose status, script, DBRPs or enablement changed is stopped: placement starts
-        it again on the member it belongs to, with its new definition."""
+        whose status, script, DBRPs or enablement changed is started again with its new
+        definition (or stays stopped: disabled, or placed on another member)."""
         existing = self.tasks.get(task_id)
         if data is None:
             if existing is not None:
@@ -325,10 +325,12 @@ class TaskService:
         await self.store.aput_json(TASKS, task_id, data)
         changed = existing is None or any(getattr(existing, f) != getattr(task, f) for f in (
             "status", "script", "dbrps", "vars", "last_enabled", "template_id", "type"))
-        if changed and self.running(task_id):
+        if not changed:
+            return
+        self.log.info("task changed by another member", task=task_id, status=task.status)
+        if self.running(task_id):
             await self.master.stop(task_id)
-        if changed:
-            self.log.info("task changed by another member", task=task_id, status=task.status)
+            await self.start(task_id)  # again, as changed, if it still runs here
 
     # -- API operations -------------------------------------------------------------------
     async def _checked(self, body: dict[str, Any], existing: TaskDef | None

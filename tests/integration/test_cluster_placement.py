@@ -196,6 +196,18 @@ def test_changes_through_one_member_are_seen_by_all(tmp_path: Path) -> None:
                     until=lambda r: r.status_code == 200 and r.json().get("series"),
                     what="httpOut through any member")
                 assert out.json()["series"][0]["values"] == [["1970-01-01T00:00:01Z", 7]]
+            # a new script through the member the task does not run on: the owner
+            # runs it at once
+            other = next(m for m in members if m not in running)
+            changed = script.replace("httpOut('out')", "httpOut('out2')")
+            assert httpx.patch(f"{members[other].url}/kapacitor/v1/tasks/shared",
+                               json={"script": changed}).status_code == 200
+            owner_url = members[running[0]].url
+            wait_until(lambda: httpx.get(f"{owner_url}/kapacitor/v1/tasks/shared/out2"),
+                       until=lambda r: r.status_code == 200,
+                       what="the owner runs the new script (its endpoint out2)")
+            assert httpx.get(f"{owner_url}/kapacitor/v1/tasks/shared").json()["script"] == \
+                changed
             # disabled through bravo: stopped wherever it ran
             assert httpx.patch(f"{b.url}/kapacitor/v1/tasks/shared",
                                json={"status": "disabled"}).status_code == 200
