@@ -364,6 +364,39 @@ class NatsBridge:
         acknowledged in time, or at once for a permanent error (no stream for the
         subject, message too large...).
         """
+        attempt = self._publish_attempt(subject, payload, msg_id, headers)
+        ack = await self._call(f"publish to {subject!r}",
+                               self._retrying(attempt, timeout, attempt_timeout))
+        return PubAck(ack.stream, ack.seq, bool(ack.duplicate))
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]], *,
+                           timeout: float = 10.0,  # noqa: ASYNC109
+                           attempt_timeout: float = 2.0) -> list[PubAck | ClusterError]:
+        """Publish ``messages`` (subject, payload) together: sent in this order on the one
+        connection, so JetStream stores each subject's in this order, and acknowledged
+        together (one round trip for all, where :meth:`publish` takes one each). Each
+        message is retried as :meth:`publish` retries one; its result is its PubAck, or
+        the ClusterError saying why it was not stored. A retried message may land after
+        a later one (only after a failure)."""
+        async def all_of() -> list[PubAck | ClusterError]:
+            futures = [asyncio.ensure_future(self._retrying(
+                self._publish_attempt(subject, payload, None, None), timeout,
+                attempt_timeout)) for subject, payload in messages]
+            done = await asyncio.gather(*futures, return_exceptions=True)
+            out: list[PubAck | ClusterError] = []
+            for (subject, _), result in zip(messages, done, strict=True):
+                if isinstance(result, BaseException):
+                    out.append(result if isinstance(result, ClusterError)
+                               else self._error(f"publish to {subject!r}", result))
+                else:
+                    out.append(PubAck(result.stream, result.seq, bool(result.duplicate)))
+            return out
+        return await self._call(f"publish {len(messages)} messages", all_of())
+
+    def _publish_attempt(self, subject: str, payload: bytes, msg_id: str | None,
+                         headers: dict[str, str] | None
+                         ) -> Callable[[float], Coroutine[Any, Any, api.PubAck]]:
+        """One try of a publish, with the message ID every try of it carries."""
         all_headers = dict(headers or {})
         all_headers["Nats-Msg-Id"] = msg_id or self._nuid.next().decode()
         looked_up = False
@@ -380,10 +413,7 @@ class NatsBridge:
                     looked_up = True
                     await self._stream_of(subject, seconds)
                 raise
-
-        ack = await self._call(f"publish to {subject!r}",
-                               self._retrying(attempt, timeout, attempt_timeout))
-        return PubAck(ack.stream, ack.seq, bool(ack.duplicate))
+        return attempt
 
     async def _stream_of(self, subject: str, seconds: float) -> None:
         """Raise a permanent error if no stream takes ``subject``; if the question cannot

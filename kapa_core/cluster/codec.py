@@ -67,18 +67,19 @@ def dbrp_filter(cluster: str, database: str, retention_policy: str) -> str:
 
 
 def split(points: Iterable[Point]) -> Iterator[list[Point]]:
-    """Runs of points of one database, retention policy and measurement, in order."""
-    run: list[Point] = []
-    key: tuple[str, str, str] | None = None
+    """The points of each database, retention policy and measurement, in the order they
+    first appear, each group in its own order: one message per measurement of a write,
+    however its lines alternate (a task reads one measurement in the order written; the
+    order between measurements of one write is not kept)."""
+    groups: dict[tuple[str, str, str], list[Point]] = {}
     for p in points:
-        here = (p.database, p.retention_policy, p.name)
-        if here != key and run:
-            yield run
-            run = []
-        key = here
-        run.append(p)
-    if run:
-        yield run
+        key = (p.database, p.retention_policy, p.name)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [p]
+        else:
+            group.append(p)
+    yield from groups.values()
 
 
 def encode(points: list[Point]) -> bytes:

@@ -7,7 +7,8 @@ into it; the task master subscribes its running tasks to it), with two differenc
 
 - :meth:`write` queues the points for publishing and returns a :class:`Ticket`; the
   points are published in order, one message per database, retention policy and
-  measurement, by one publisher task. The write endpoint awaits its tickets before it
+  measurement of the write, by one publisher task, which sends whatever has queued up
+  together. The write endpoint awaits its tickets before it
   answers ``204``: a ticket is done when JetStream has stored every message of it, and
   fails (a ``500``) when it could not within ``publish-timeout``. Every try of one
   message carries the same message ID, so a try whose acknowledgement was lost is not
@@ -40,8 +41,10 @@ FETCH_BATCH = 64
 FETCH_WAIT = 1.0
 #: Seconds before a message fetched and not acknowledged is delivered again.
 ACK_WAIT = 30.0
-#: Points waiting to be published before writers are held back.
+#: Messages waiting to be published before writes are refused.
 QUEUE_POINTS = 200_000
+#: Messages published together at most (one round trip for all).
+PUBLISH_BATCH = 256
 
 
 class Feedable(Protocol):
@@ -137,22 +140,39 @@ class ClusterRouter:
         return ticket
 
     async def _publisher(self) -> None:
-        async for subject, body, ticket in self._receive:
-            if ticket.error:  # an earlier message of the write failed: the write failed
-                ticket._finished()
+        """Publish what is queued, in order: whatever has queued up meanwhile goes out
+        together (one round trip for all, :meth:`NatsBridge.publish_many`), so many
+        writers share the wait for JetStream. Each message has its own ID, the same for
+        every try of it: a try whose acknowledgement was lost is stored once, while two
+        writes of the same points are two messages, as a single daemon sees them twice."""
+        async for first in self._receive:
+            batch = [first]
+            while len(batch) < PUBLISH_BATCH:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            live = [(subject, body, ticket) for subject, body, ticket in batch
+                    if not ticket.error]  # a message of a write that failed: not sent
+            for _subject, _body, ticket in batch:
+                if ticket.error:
+                    ticket._finished()
+            if not live:
                 continue
             try:
-                # one message ID per message, the same for every try of it (the bridge's):
-                # a try whose acknowledgement was lost is stored once, while two writes of
-                # the same points are two messages, as a single daemon sees them twice
-                await self.bridge.publish(subject, body, timeout=self.publish_timeout)
+                results = await self.bridge.publish_many(
+                    [(subject, body) for subject, body, _ in live],
+                    timeout=self.publish_timeout)
             except ClusterError as exc:
-                self.log.error("points not stored in the cluster's stream", subject=subject,
-                               err=str(exc))
-                ticket._finished(str(exc))
-                continue
-            self.published += 1
-            ticket._finished()
+                results = [exc] * len(live)
+            for (subject, _body, ticket), result in zip(live, results, strict=True):
+                if isinstance(result, ClusterError):
+                    self.log.error("points not stored in the cluster's stream",
+                                   subject=subject, err=str(result))
+                    ticket._finished(str(result))
+                else:
+                    self.published += 1
+                    ticket._finished()
 
     # -- the task master's side ---------------------------------------------------------
     def subscribe(self, task: Feedable) -> None:

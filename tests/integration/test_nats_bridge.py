@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from kapa_core.cluster import ClusterError, ConflictError
-from kapa_core.cluster.bridge import KvChange, KvWatch, NatsBridge, PullConsumer
+from kapa_core.cluster.bridge import KvChange, KvWatch, NatsBridge, PubAck, PullConsumer
 from kapa_core.testing.nats import NatsCluster, NatsServer
 from tests.integration import pki
 
@@ -106,6 +106,25 @@ async def test_published_messages_come_back_through_a_durable_consumer() -> None
             assert (message.data, message.delivered) == (b"slow", 2)
             await message.term()
             assert await slow.fetch(1, timeout=1.5) == []
+
+
+async def test_messages_published_together_keep_their_order() -> None:
+    with NatsServer() as server:
+        async with NatsBridge.connect([server.url], name="test") as nats:
+            await nats.ensure_stream("POINTS", ["points.>"])
+            sent = [(f"points.{i % 3}", b"m%d" % i) for i in range(300)]
+            results = await nats.publish_many(sent)
+            assert all(isinstance(r, PubAck) for r in results)
+            assert sorted(r.seq for r in results if isinstance(r, PubAck)) == \
+                list(range(1, 301))
+            consumer = await nats.pull_consumer("POINTS", "all")
+            got = await fetch_all(consumer, 300)
+            assert [data for _seq, data in got] == [payload for _, payload in sent]  # in order
+            # a subject no stream takes: that message's error, the others stored
+            mixed = await nats.publish_many([("points.9", b"ok"), ("elsewhere", b"no")],
+                                            timeout=2.0)
+            assert isinstance(mixed[0], PubAck)
+            assert isinstance(mixed[1], ClusterError) and "no stream" in str(mixed[1])
 
 
 async def test_a_durable_consumer_resumes_after_reconnecting() -> None:

@@ -45,10 +45,11 @@ def test_bodies_round_trip(rows: list, db: str, rp: str, name: str) -> None:
         assert (a.database, a.retention_policy, a.name) == (db, rp, name)
 
 
-def test_split_keeps_order_and_groups_runs() -> None:
+def test_split_groups_each_measurement_in_its_order() -> None:
     p = [Point("cpu", {}, {"v": 1}, 1, "db", "rp"), Point("cpu", {}, {"v": 2}, 2, "db", "rp"),
-         Point("mem", {}, {"v": 3}, 3, "db", "rp"), Point("cpu", {}, {"v": 4}, 4, "db", "rp")]
-    assert [[q.fields["v"] for q in run] for run in codec.split(p)] == [[1, 2], [3], [4]]
+         Point("mem", {}, {"v": 3}, 3, "db", "rp"), Point("cpu", {}, {"v": 4}, 4, "db", "rp"),
+         Point("cpu", {}, {"v": 5}, 5, "db", "other")]
+    assert [[q.fields["v"] for q in run] for run in codec.split(p)] == [[1, 2, 4], [3], [5]]
 
 
 @pytest.mark.parametrize("body", [b"", b"\xc1", msgpack.packb([2, "a", "b", "c", []]),
