@@ -54,7 +54,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_compare import describe_machine, percentile
+from bench_compare import describe_machine, paced, percentile
 from benchlib import DAEMON_CONFIG, Load, receiver_main
 
 from kapa_core.testing import DaemonProcess
@@ -318,16 +317,7 @@ def _latency(setup_: Setup, args: argparse.Namespace, conn: Any) -> Figures:
     setup_.start_load()
     first = time.monotonic_ns() + 50_000_000
     try:
-        with ThreadPoolExecutor(max_workers=args.writers) as pool:
-            futures = []
-            for k in range(writes):
-                due = first + k * interval
-                now = time.monotonic_ns()
-                if now < due:
-                    time.sleep((due - now) / 1e9)
-                futures.append(pool.submit(write, k, due))
-            for future in futures:
-                future.result()
+        paced(write, writes, first, interval, args.writers)
     finally:
         for client in clients:
             client.close()

@@ -61,6 +61,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -300,20 +301,27 @@ def open_loop_writes(url: str, bodies: list[bytes], first: int, interval: int,
         assert response.status_code == 204, response.text
 
     try:
-        with ThreadPoolExecutor(max_workers=writers) as pool:
-            futures = []
-            for k in range(len(bodies)):
-                due = first + k * interval
-                now = time.monotonic_ns()
-                if now < due:
-                    time.sleep((due - now) / 1e9)
-                futures.append(pool.submit(write, k, due))
-            for future in futures:
-                future.result()
+        paced(write, len(bodies), first, interval, writers)
     finally:
         for own in clients:
             own.close()
     return acks, sum(1 for d in delays if d > interval)
+
+
+def paced(write: Callable[[int, int], Any], count: int, first: int, interval: int,
+          workers: int) -> None:
+    """Call ``write(k, due)`` for k in 0..count-1 on ``workers`` threads, the k-th at
+    ``due = first + k * interval`` (monotonic ns), whatever the earlier ones took."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+        for k in range(count):
+            due = first + k * interval
+            now = time.monotonic_ns()
+            if now < due:
+                time.sleep((due - now) / 1e9)
+            futures.append(pool.submit(write, k, due))
+        for future in futures:
+            future.result()
 
 
 def percentile(values: list[float], q: float) -> float:
