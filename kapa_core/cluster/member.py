@@ -166,9 +166,6 @@ class ClusterMember:
                 out.append(api)
         return out
 
-    async def _members_changed(self, live: frozenset[str]) -> None:
-        pass  # placement is reconciled after each heartbeat (see _keep_placement)
-
     async def reconcile(self) -> None:
         """Run the enabled tasks this member owns, and only those: take the lease of a
         task placement gives us (then start it), stop a task it gives another (then free
@@ -253,7 +250,7 @@ class ClusterMember:
                 bridge, config.name, self.member_id,
                 interval=config.heartbeat_interval / 1e9,
                 timeout=config.member_timeout / 1e9, replicas=config.replicas,
-                info=self.info, on_change=self._members_changed, log=self.log)
+                info=self.info, log=self.log)
             await self.membership.open()
             self.catalog = Catalog(bridge, config.name, replicas=config.replicas,
                                    log=self.log)

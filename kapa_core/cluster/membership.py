@@ -4,15 +4,15 @@ Every ``heartbeat-interval`` a member writes its key (its ID) in ``<cluster>_mem
 with what others need to reach it (its API address, version, start time). The bucket's
 TTL is ``member-timeout``: the key of a member silent that long is gone. JetStream 2.9
 removes expired keys without telling watchers, so the live list is read again after
-each heartbeat (listing the keys of a small bucket is one request); a change calls
-``on_change`` with the new list, the same on every member up to one interval.
+each heartbeat (listing the keys of a small bucket is one request); every member sees
+the same list up to one interval, and a change is logged.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from kapa_core.cluster import ClusterError
@@ -22,7 +22,6 @@ from kapa_core.logs import Logger
 class Membership:
     def __init__(self, bridge: Any, cluster: str, member_id: str, *, interval: float,
                  timeout: float, replicas: int, info: Callable[[], dict[str, Any]],
-                 on_change: Callable[[frozenset[str]], Awaitable[None]],
                  log: Logger | None = None) -> None:
         self.bridge = bridge
         self.bucket_name = f"{cluster}_members"
@@ -31,7 +30,6 @@ class Membership:
         self.timeout = timeout
         self.replicas = replicas
         self.info = info
-        self.on_change = on_change
         self.log = log or Logger("cluster")
         self.live: frozenset[str] = frozenset()
         self.bucket: Any = None
@@ -45,7 +43,7 @@ class Membership:
                                            replicas=self.replicas)
 
     async def beat(self) -> None:
-        """One heartbeat, then the live list read again (``on_change`` if it moved)."""
+        """One heartbeat, then the live list read again."""
         doc = {"id": self.member_id, "started": self.started, **self.info()}
         await self.bucket.put(self.member_id, json.dumps(doc).encode())
         live = frozenset(await self.bucket.keys())
@@ -54,7 +52,6 @@ class Membership:
             self.live = live
             self.log.info("cluster members changed", members=len(live),
                           joined=",".join(joined) or None, left=",".join(left) or None)
-            await self.on_change(live)
 
     async def leave(self) -> None:
         """Remove our key at once (a clean stop): the others move our tasks now rather
